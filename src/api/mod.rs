@@ -1,0 +1,161 @@
+//! The gRPC surface: `strongroom.v1.Sys`, `strongroom.v1.Kv`, gRPC health and
+//! reflection. Services translate between protobuf and the core; they hold no
+//! state of their own.
+
+mod kv;
+mod sys;
+
+use std::sync::Arc;
+
+use tonic::service::Routes;
+use tonic::{Request, Status};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::core::{Core, CoreError, Phase};
+use crate::proto::kv_server::KvServer;
+use crate::proto::sys_server::SysServer;
+
+pub use kv::KvService;
+pub use sys::SysService;
+
+/// The encoded descriptors of strongroom's protos, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/strongroom_descriptor.bin"));
+
+/// Health service name that is SERVING whenever the process runs (liveness).
+pub const LIVENESS_SERVICE: &str = "strongroom.v1.Sys";
+
+/// The services a listener serves, with a per-listener request size limit.
+pub fn routes(core: &Arc<Core>, health: &HealthReporter, max_request_size: usize) -> Routes {
+    let sys = SysServer::new(SysService::new(Arc::clone(core)))
+        .max_decoding_message_size(max_request_size);
+    let kv =
+        KvServer::new(KvService::new(Arc::clone(core))).max_decoding_message_size(max_request_size);
+    let health = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(health.clone()),
+    );
+    let mut routes = Routes::new(sys).add_service(kv).add_service(health);
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    match (reflection().build_v1(), reflection().build_v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => {
+            routes = routes.add_service(v1).add_service(v1alpha);
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            // Only a malformed built-in descriptor set could cause this.
+            tracing::error!(error = %e, "gRPC reflection is unavailable");
+        }
+    }
+    routes
+}
+
+/// Keeps gRPC health in step with the seal state: the overall service `""`
+/// is SERVING only while unsealed (readiness); [`LIVENESS_SERVICE`] is
+/// SERVING while the process runs, so a liveness probe never kills a daemon
+/// that is sealed and waiting for its operators.
+pub async fn track_health(core: Arc<Core>, health: HealthReporter) {
+    health
+        .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+        .await;
+    let mut phases = core.subscribe();
+    loop {
+        let phase = *phases.borrow_and_update();
+        let readiness = if phase == Phase::Unsealed {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set_service_status("", readiness).await;
+        if phases.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The token from `authorization: Bearer <token>`, if any.
+fn bearer<T>(request: &Request<T>) -> Option<&str> {
+    let value = request
+        .metadata()
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .trim();
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => value,
+    };
+    (!token.is_empty()).then_some(token)
+}
+
+/// Maps a core error to its gRPC status, with the error's sentence as message.
+fn status(err: CoreError) -> Status {
+    let message = err.to_string();
+    match err {
+        CoreError::InvalidArgument(_) => Status::invalid_argument(message),
+        CoreError::Unauthenticated(_) => Status::unauthenticated(message),
+        CoreError::PermissionDenied(_) => Status::permission_denied(message),
+        CoreError::Sealed => Status::unavailable(message),
+        CoreError::NotInitialized | CoreError::AlreadyInitialized => {
+            Status::failed_precondition(message)
+        }
+        CoreError::NotFound(_) => Status::not_found(message),
+        CoreError::Internal(_) => {
+            tracing::error!(error = %message, "request failed");
+            Status::internal(message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_extracted() {
+        let mut request = Request::new(());
+        assert_eq!(bearer(&request), None);
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer sr.abc".parse().unwrap());
+        assert_eq!(bearer(&request), Some("sr.abc"));
+        request
+            .metadata_mut()
+            .insert("authorization", "bearer  sr.x ".parse().unwrap());
+        assert_eq!(bearer(&request), Some("sr.x"));
+        request
+            .metadata_mut()
+            .insert("authorization", "sr.raw".parse().unwrap());
+        assert_eq!(bearer(&request), Some("sr.raw"));
+    }
+
+    #[test]
+    fn core_errors_map_to_documented_codes() {
+        use tonic::Code;
+        let cases = [
+            (
+                CoreError::InvalidArgument("x".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                CoreError::Unauthenticated("x".into()),
+                Code::Unauthenticated,
+            ),
+            (
+                CoreError::PermissionDenied("x".into()),
+                Code::PermissionDenied,
+            ),
+            (CoreError::Sealed, Code::Unavailable),
+            (CoreError::NotInitialized, Code::FailedPrecondition),
+            (CoreError::AlreadyInitialized, Code::FailedPrecondition),
+            (CoreError::NotFound("x".into()), Code::NotFound),
+            (CoreError::Internal("x".into()), Code::Internal),
+        ];
+        for (err, code) in cases {
+            assert_eq!(status(err).code(), code);
+        }
+    }
+}

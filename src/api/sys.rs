@@ -1,0 +1,119 @@
+//! `strongroom.v1.Sys`: init, status, unseal, seal.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tonic::{Request, Response, Status};
+
+use super::{bearer, status};
+use crate::core::{self, Core};
+use crate::proto::{self, sys_server::Sys};
+
+/// The Sys service.
+pub struct SysService {
+    core: Arc<Core>,
+}
+
+impl SysService {
+    /// Serves `core`.
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
+
+impl From<core::Status> for proto::StatusResponse {
+    fn from(s: core::Status) -> Self {
+        Self {
+            r#type: s.seal_type.into(),
+            initialized: s.initialized,
+            sealed: s.sealed,
+            threshold: s.threshold,
+            shares: s.shares,
+            progress: s.progress,
+            nonce: s.nonce,
+            version: s.version.into(),
+            storage_type: s.storage_type.into(),
+            cluster_name: s.cluster_name,
+            cluster_id: s.cluster_id,
+            recovery_seal: false,
+            recovery_seal_type: String::new(),
+            migration: false,
+            auto_unseal: None,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Sys for SysService {
+    async fn init(
+        &self,
+        request: Request<proto::InitRequest>,
+    ) -> Result<Response<proto::InitResponse>, Status> {
+        let request = request.into_inner();
+        let result = self
+            .core
+            .init(request.key_shares, request.key_threshold)
+            .await
+            .map_err(status)?;
+        // The response is the one place the shares and token leave the daemon;
+        // tonic encodes and frees these strings as it sends them.
+        Ok(Response::new(proto::InitResponse {
+            keys: result
+                .shares
+                .iter()
+                .map(|s| hex::encode(s.expose()))
+                .collect(),
+            keys_base64: result
+                .shares
+                .iter()
+                .map(|s| STANDARD.encode(s.expose()))
+                .collect(),
+            root_token: result.root_token.expose().to_string(),
+            shares: u32::try_from(result.shares.len()).unwrap_or(u32::MAX),
+            threshold: result.threshold,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        Ok(Response::new(self.core.status().into()))
+    }
+
+    async fn unseal(
+        &self,
+        request: Request<proto::UnsealRequest>,
+    ) -> Result<Response<proto::UnsealResponse>, Status> {
+        let request = request.into_inner();
+        if request.migrate {
+            return Err(Status::invalid_argument(
+                "no seal migration is pending; enter the key without migrate",
+            ));
+        }
+        if request.reset {
+            let status = self.core.reset_unseal().await;
+            return Ok(Response::new(proto::UnsealResponse {
+                status: Some(status.into()),
+                duplicate: false,
+            }));
+        }
+        // The request (and so the share) is dropped at the end of this call;
+        // the core copies the decoded share into zeroizing memory.
+        let key = zeroize::Zeroizing::new(request.key);
+        let outcome = self.core.unseal(&key).await.map_err(status)?;
+        Ok(Response::new(proto::UnsealResponse {
+            status: Some(outcome.status.into()),
+            duplicate: outcome.duplicate,
+        }))
+    }
+
+    async fn seal(
+        &self,
+        request: Request<proto::SealRequest>,
+    ) -> Result<Response<proto::SealResponse>, Status> {
+        self.core.seal(bearer(&request)).await.map_err(status)?;
+        Ok(Response::new(proto::SealResponse {}))
+    }
+}

@@ -1,0 +1,330 @@
+//! The admin commands. Each returns the exit code or a [`CliError`].
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal};
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::client::{self, ClientArgs};
+use super::{CliError, EXIT_OK, EXIT_SEALED, Format};
+use crate::proto::{self, kv_client::KvClient, sys_client::SysClient};
+
+/// `bao status -format=json`, field for field where strongroom has the field.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    #[serde(rename = "type")]
+    seal_type: &'a str,
+    initialized: bool,
+    sealed: bool,
+    t: u32,
+    n: u32,
+    progress: u32,
+    nonce: &'a str,
+    version: &'a str,
+    migration: bool,
+    cluster_name: &'a str,
+    cluster_id: &'a str,
+    recovery_seal: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    recovery_seal_type: &'a str,
+    storage_type: &'a str,
+    ha_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auto_unseal: Option<AutoUnsealJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct AutoUnsealJson<'a> {
+    state: &'a str,
+    attempts: u32,
+    last_error: &'a str,
+    next_attempt_unix_ms: u64,
+}
+
+/// `bao operator init -format=json`.
+#[derive(Serialize)]
+struct InitJson<'a> {
+    unseal_keys_b64: &'a [String],
+    unseal_keys_hex: &'a [String],
+    unseal_shares: u32,
+    unseal_threshold: u32,
+    recovery_keys_b64: &'a [String],
+    recovery_keys_hex: &'a [String],
+    recovery_keys_shares: u32,
+    recovery_keys_threshold: u32,
+    root_token: &'a str,
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Failed(format!("cannot format JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn print_table(rows: &[(&str, String)]) {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(3).max(3);
+    println!("{:width$}    Value", "Key");
+    println!("{:width$}    -----", "---");
+    for (key, value) in rows {
+        println!("{key:width$}    {value}");
+    }
+}
+
+fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), CliError> {
+    if format == Format::Json {
+        return print_json(&StatusJson {
+            seal_type: &status.r#type,
+            initialized: status.initialized,
+            sealed: status.sealed,
+            t: status.threshold,
+            n: status.shares,
+            progress: status.progress,
+            nonce: &status.nonce,
+            version: &status.version,
+            migration: status.migration,
+            cluster_name: &status.cluster_name,
+            cluster_id: &status.cluster_id,
+            recovery_seal: status.recovery_seal,
+            recovery_seal_type: &status.recovery_seal_type,
+            storage_type: &status.storage_type,
+            ha_enabled: false,
+            auto_unseal: status.auto_unseal.as_ref().map(|a| AutoUnsealJson {
+                state: &a.state,
+                attempts: a.attempts,
+                last_error: &a.last_error,
+                next_attempt_unix_ms: a.next_attempt_unix_ms,
+            }),
+        });
+    }
+    let mut rows = vec![
+        ("Seal Type", status.r#type.clone()),
+        ("Initialized", status.initialized.to_string()),
+        ("Sealed", status.sealed.to_string()),
+        ("Total Shares", status.shares.to_string()),
+        ("Threshold", status.threshold.to_string()),
+    ];
+    if status.initialized && status.sealed {
+        rows.push((
+            "Unseal Progress",
+            format!("{}/{}", status.progress, status.threshold),
+        ));
+        rows.push(("Unseal Nonce", status.nonce.clone()));
+    }
+    rows.push(("Version", status.version.clone()));
+    rows.push(("Storage Type", status.storage_type.clone()));
+    if status.initialized {
+        rows.push(("Cluster Name", status.cluster_name.clone()));
+        rows.push(("Cluster ID", status.cluster_id.clone()));
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+pub async fn init(
+    args: &ClientArgs,
+    shares: Option<u32>,
+    threshold: Option<u32>,
+    format: Format,
+) -> Result<u8, CliError> {
+    let mut sys = SysClient::new(client::connect(args).await?);
+    let request = proto::InitRequest {
+        key_shares: shares,
+        key_threshold: threshold,
+    };
+    let response = sys
+        .init(client::request(request, None)?)
+        .await
+        .map_err(|s| client::failed(s, false))?
+        .into_inner();
+    if format == Format::Json {
+        print_json(&InitJson {
+            unseal_keys_b64: &response.keys_base64,
+            unseal_keys_hex: &response.keys,
+            unseal_shares: response.shares,
+            unseal_threshold: response.threshold,
+            recovery_keys_b64: &[],
+            recovery_keys_hex: &[],
+            recovery_keys_shares: 0,
+            recovery_keys_threshold: 0,
+            root_token: &response.root_token,
+        })?;
+        return Ok(EXIT_OK);
+    }
+    for (i, key) in response.keys_base64.iter().enumerate() {
+        println!("Unseal Key {}: {key}", i + 1);
+    }
+    println!("\nInitial Root Token: {}\n", response.root_token);
+    println!(
+        "strongroom initialized with {} key shares and a key threshold of {}. Give each\n\
+         key to a different trusted operator; any {} of them unseal the store after every\n\
+         restart. strongroom does not keep these keys: lose more than {} and the data is\n\
+         gone for good. The daemon is sealed now: unseal it with `strongroom unseal`.",
+        response.shares,
+        response.threshold,
+        response.threshold,
+        response.shares - response.threshold,
+    );
+    Ok(EXIT_OK)
+}
+
+pub async fn status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
+    let mut sys = SysClient::new(client::connect(args).await?);
+    let status = sys
+        .status(proto::StatusRequest {})
+        .await
+        .map_err(|s| client::failed(s, false))?
+        .into_inner();
+    print_status(&status, format)?;
+    Ok(if status.initialized && !status.sealed {
+        EXIT_OK
+    } else {
+        EXIT_SEALED
+    })
+}
+
+/// Reads a key without echo from a terminal, or one line from piped stdin.
+fn read_key() -> Result<Zeroizing<String>, CliError> {
+    let stdin = std::io::stdin();
+    let key = if stdin.is_terminal() {
+        rpassword::prompt_password("Unseal Key (will be hidden): ")
+            .map_err(|e| CliError::Failed(format!("cannot read the key from the terminal: {e}")))?
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Failed(format!("cannot read the key from stdin: {e}")))?;
+        line
+    };
+    Ok(Zeroizing::new(key))
+}
+
+pub async fn unseal(
+    args: &ClientArgs,
+    key: Option<String>,
+    reset: bool,
+    format: Format,
+) -> Result<u8, CliError> {
+    let key = match (key, reset) {
+        (_, true) => Zeroizing::new(String::new()),
+        (Some(key), false) => Zeroizing::new(key),
+        (None, false) => read_key()?,
+    };
+    let mut sys = SysClient::new(client::connect(args).await?);
+    let request = proto::UnsealRequest {
+        key: key.trim().to_string(),
+        reset,
+        migrate: false,
+    };
+    let response = sys.unseal(request).await;
+    let response = response.map_err(|s| client::failed(s, false))?.into_inner();
+    if response.duplicate {
+        eprintln!("note: this unseal key had already been entered; progress is unchanged");
+    }
+    if let Some(status) = &response.status {
+        print_status(status, format)?;
+    }
+    Ok(EXIT_OK)
+}
+
+pub async fn seal(args: &ClientArgs) -> Result<u8, CliError> {
+    let token = client::token(args)?;
+    let mut sys = SysClient::new(client::connect(args).await?);
+    sys.seal(client::request(proto::SealRequest {}, token.as_ref())?)
+        .await
+        .map_err(|s| client::failed(s, token.is_some()))?;
+    println!("Success! strongroom is sealed.");
+    Ok(EXIT_OK)
+}
+
+async fn kv(
+    args: &ClientArgs,
+) -> Result<
+    (
+        KvClient<tonic::transport::Channel>,
+        Option<crate::secret::SecretString>,
+    ),
+    CliError,
+> {
+    let token = client::token(args)?;
+    Ok((KvClient::new(client::connect(args).await?), token))
+}
+
+pub async fn kv_put(args: &ClientArgs, path: String, fields: Vec<String>) -> Result<u8, CliError> {
+    let mut data = std::collections::HashMap::new();
+    for field in fields {
+        let Some((name, value)) = field.split_once('=') else {
+            return Err(CliError::Usage(format!("{field:?} is not NAME=VALUE")));
+        };
+        data.insert(name.to_string(), value.to_string());
+    }
+    let (mut kv, token) = kv(args).await?;
+    kv.put(client::request(
+        proto::PutRequest {
+            path: path.clone(),
+            data,
+        },
+        token.as_ref(),
+    )?)
+    .await
+    .map_err(|s| client::failed(s, token.is_some()))?;
+    println!("Success! Data written to: {path}");
+    Ok(EXIT_OK)
+}
+
+pub async fn kv_get(args: &ClientArgs, path: String, format: Format) -> Result<u8, CliError> {
+    let (mut kv, token) = kv(args).await?;
+    let response = kv
+        .get(client::request(proto::GetRequest { path }, token.as_ref())?)
+        .await
+        .map_err(|s| client::failed(s, token.is_some()))?
+        .into_inner();
+    let data: BTreeMap<String, String> = response.data.into_iter().collect();
+    if format == Format::Json {
+        #[derive(Serialize)]
+        struct Secret {
+            data: BTreeMap<String, String>,
+        }
+        print_json(&Secret { data })?;
+    } else {
+        let rows: Vec<(&str, String)> = data.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        print_table(&rows);
+    }
+    Ok(EXIT_OK)
+}
+
+pub async fn kv_delete(args: &ClientArgs, path: String) -> Result<u8, CliError> {
+    let (mut kv, token) = kv(args).await?;
+    kv.delete(client::request(
+        proto::DeleteRequest { path: path.clone() },
+        token.as_ref(),
+    )?)
+    .await
+    .map_err(|s| client::failed(s, token.is_some()))?;
+    println!("Success! Data deleted (if it existed) at: {path}");
+    Ok(EXIT_OK)
+}
+
+pub async fn kv_list(args: &ClientArgs, prefix: String, format: Format) -> Result<u8, CliError> {
+    let (mut kv, token) = kv(args).await?;
+    let keys = kv
+        .list(client::request(
+            proto::ListRequest { prefix },
+            token.as_ref(),
+        )?)
+        .await
+        .map_err(|s| client::failed(s, token.is_some()))?
+        .into_inner()
+        .keys;
+    if format == Format::Json {
+        print_json(&keys)?;
+    } else {
+        println!("Keys\n----");
+        for key in keys {
+            println!("{key}");
+        }
+    }
+    Ok(EXIT_OK)
+}

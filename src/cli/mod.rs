@@ -1,0 +1,213 @@
+//! The `strongroom` command: the daemon (`server`) and the admin commands,
+//! which are gRPC clients of a running daemon.
+//!
+//! Exit codes, for every command: 0 success (for `unseal`, the key was
+//! accepted even if the daemon is still sealed); 1 error; 2 sealed or
+//! uninitialized (`status` only); 64 usage or configuration error.
+
+mod client;
+mod commands;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use client::ClientArgs;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the command failed.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: `status` found the daemon sealed or uninitialized.
+pub const EXIT_SEALED: u8 = 2;
+/// Exit code: bad usage or a configuration error (sysexits' EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+
+/// A command's failure, as one sentence.
+#[derive(Debug)]
+pub enum CliError {
+    /// The command line or config is wrong: exit 64.
+    Usage(String),
+    /// The operation failed: exit 1.
+    Failed(String),
+}
+
+impl CliError {
+    fn exit(self) -> ExitCode {
+        let (message, code) = match self {
+            CliError::Usage(m) => (m, EXIT_USAGE),
+            CliError::Failed(m) => (m, EXIT_ERROR),
+        };
+        eprintln!("error: {message}");
+        ExitCode::from(code)
+    }
+}
+
+/// strongroom keeps a secret store's root key sealed behind Shamir unseal
+/// keys and serves init, status and unseal over gRPC.
+#[derive(Parser, Debug)]
+#[command(name = "strongroom", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format of commands that print data.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned text for people.
+    #[default]
+    Table,
+    /// JSON with the field names of the OpenBao/Vault CLI.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon.
+    Server(server::ServerArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The admin commands: gRPC clients of a running daemon.
+#[derive(Subcommand, Debug)]
+enum ClientCommand {
+    /// Initialize a new store: make the root key and the unseal keys.
+    Init {
+        /// Number of unseal keys to make (1-255).
+        #[arg(long)]
+        key_shares: Option<u32>,
+        /// Unseal keys needed to unseal (at least 2 when there are several).
+        #[arg(long)]
+        key_threshold: Option<u32>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show the seal status (exit 2 when sealed or uninitialized).
+    Status {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Enter one unseal key. Without KEY it is read from a hidden prompt or stdin.
+    Unseal {
+        /// The unseal key, hex or base64. Leave it out to keep it out of shell history.
+        key: Option<String>,
+        /// Throw away the unseal keys entered so far.
+        #[arg(long)]
+        reset: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Seal the daemon: drop the keys from memory (needs a root token).
+    Seal,
+    /// Read and write secrets (needs a root token).
+    #[command(subcommand)]
+    Kv(KvCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum KvCommand {
+    /// Write a secret: `kv put app/db user=admin password=…`.
+    Put {
+        /// Secret path.
+        path: String,
+        /// Fields as NAME=VALUE.
+        #[arg(required = true, value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+    },
+    /// Read a secret.
+    Get {
+        /// Secret path.
+        path: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Delete a secret.
+    Delete {
+        /// Secret path.
+        path: String,
+    },
+    /// List the names under a folder.
+    List {
+        /// Folder, such as `app/`; the top when left out.
+        #[arg(default_value = "")]
+        prefix: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => EXIT_OK,
+                _ => EXIT_USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Server(args) => server::run(args),
+        Command::Client(command) => run_client(&cli.client, command),
+    }
+}
+
+fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return CliError::Failed(format!("cannot start the async runtime: {e}")).exit(),
+    };
+    let result = runtime.block_on(async {
+        match command {
+            ClientCommand::Init {
+                key_shares,
+                key_threshold,
+                format,
+            } => commands::init(client, key_shares, key_threshold, format).await,
+            ClientCommand::Status { format } => commands::status(client, format).await,
+            ClientCommand::Unseal { key, reset, format } => {
+                commands::unseal(client, key, reset, format).await
+            }
+            ClientCommand::Seal => commands::seal(client).await,
+            ClientCommand::Kv(KvCommand::Put { path, fields }) => {
+                commands::kv_put(client, path, fields).await
+            }
+            ClientCommand::Kv(KvCommand::Get { path, format }) => {
+                commands::kv_get(client, path, format).await
+            }
+            ClientCommand::Kv(KvCommand::Delete { path }) => {
+                commands::kv_delete(client, path).await
+            }
+            ClientCommand::Kv(KvCommand::List { prefix, format }) => {
+                commands::kv_list(client, prefix, format).await
+            }
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => e.exit(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

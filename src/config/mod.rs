@@ -1,0 +1,475 @@
+//! The daemon's configuration: an HCL file, with `STRONGROOM_*` environment
+//! variables overriding its top-level keys.
+//!
+//! Every setting remembers where it came from ([`Source`]) so the log can say
+//! so, and every error names the file, the line and the key.
+
+mod parse;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use parse::parse;
+
+/// Default and documented limit on one gRPC request.
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 4 * 1024 * 1024;
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Not set anywhere; the built-in default.
+    Default,
+    /// The config file, at this line.
+    File {
+        /// One-based line number.
+        line: usize,
+    },
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag such as `--dev`.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File { line } => write!(f, "config file line {line}"),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A value with its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    /// The effective value.
+    pub value: T,
+    /// Where it came from.
+    pub source: Source,
+}
+
+impl<T> Setting<T> {
+    /// A built-in default.
+    pub fn default_value(value: T) -> Self {
+        Self {
+            value,
+            source: Source::Default,
+        }
+    }
+}
+
+/// The log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Diagnostics.
+    Debug,
+    /// Normal operation (the default).
+    Info,
+    /// Problems that do not stop the daemon.
+    Warn,
+    /// Failures.
+    Error,
+}
+
+impl LogLevel {
+    /// Parses Vault's spellings too (`warning`, `err`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "trace" => Self::Trace,
+            "debug" => Self::Debug,
+            "info" => Self::Info,
+            "warn" | "warning" => Self::Warn,
+            "error" | "err" => Self::Error,
+            _ => return None,
+        })
+    }
+
+    /// The canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text` or `json`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" | "standard" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// The canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// Which storage backend to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// The embedded store in a directory (absolute once loaded).
+    File {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// Memory only; lost at exit.
+    Inmem,
+}
+
+impl StorageConfig {
+    /// The backend's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::File { .. } => "file",
+            Self::Inmem => "inmem",
+        }
+    }
+}
+
+/// Certificate files of a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM bundle of CAs whose client certificates are accepted; turns on mutual TLS.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A `listener "tcp"` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpListener {
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// TLS certificate files; `None` serves plaintext (loopback, or `tls_disable = true`).
+    pub tls: Option<TlsFiles>,
+    /// Largest accepted request, in bytes.
+    pub max_request_size: usize,
+    /// Line of the block, for messages.
+    pub line: usize,
+}
+
+/// A `listener "unix"` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixListener {
+    /// Socket path (absolute once loaded).
+    pub path: PathBuf,
+    /// Permission bits for the socket file.
+    pub mode: Option<u32>,
+    /// Owner of the socket file (numeric uid, resolved when loading).
+    pub uid: Option<u32>,
+    /// Group of the socket file (numeric gid, resolved when loading).
+    pub gid: Option<u32>,
+    /// Largest accepted request, in bytes.
+    pub max_request_size: usize,
+    /// Line of the block, for messages.
+    pub line: usize,
+}
+
+/// One listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listener {
+    /// gRPC over TCP, with or without TLS.
+    Tcp(TcpListener),
+    /// gRPC over a unix socket, for sidecars on the host.
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Largest accepted request, in bytes.
+    pub fn max_request_size(&self) -> usize {
+        match self {
+            Self::Tcp(l) => l.max_request_size,
+            Self::Unix(l) => l.max_request_size,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it was read from; `None` for `--dev`.
+    pub file: Option<PathBuf>,
+    /// Name shown by Status; when unset, the name recorded at init.
+    pub cluster_name: Setting<Option<String>>,
+    /// Skip `mlockall` (key material may then reach swap).
+    pub disable_mlock: Setting<bool>,
+    /// Log verbosity.
+    pub log_level: Setting<LogLevel>,
+    /// Log format.
+    pub log_format: Setting<LogFormat>,
+    /// The storage backend.
+    pub storage: Setting<StorageConfig>,
+    /// At least one listener.
+    pub listeners: Vec<Listener>,
+}
+
+impl Config {
+    /// The `--dev` configuration: in-memory storage, one plaintext loopback
+    /// listener, no mlock (a developer laptop rarely grants CAP_IPC_LOCK).
+    pub fn dev(address: SocketAddr) -> Self {
+        Self {
+            file: None,
+            cluster_name: Setting::default_value(None),
+            disable_mlock: Setting {
+                value: true,
+                source: Source::Flag("--dev"),
+            },
+            log_level: Setting::default_value(LogLevel::Info),
+            log_format: Setting::default_value(LogFormat::Text),
+            storage: Setting {
+                value: StorageConfig::Inmem,
+                source: Source::Flag("--dev"),
+            },
+            listeners: vec![Listener::Tcp(TcpListener {
+                address,
+                tls: None,
+                max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+                line: 0,
+            })],
+        }
+    }
+}
+
+/// Where a config error is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A line of a file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// One-based line.
+        line: usize,
+    },
+    /// An environment variable.
+    Env(&'static str),
+}
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where it is.
+    pub location: Location,
+    /// The key (`listener.tcp.address`), or the block.
+    pub key: String,
+    /// What is wrong, as one sentence.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Location::File { path, line: 0 } => write!(f, "{}: {}", path.display(), self.message),
+            Location::File { path, line } => {
+                write!(
+                    f,
+                    "{}:{line}: {}: {}",
+                    path.display(),
+                    self.key,
+                    self.message
+                )
+            }
+            Location::Env(var) => write!(f, "{var}: {}", self.message),
+        }
+    }
+}
+
+/// Every problem found, so an operator fixes them in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `path`, then applies the `STRONGROOM_*` overrides from `env`.
+pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            location: Location::File {
+                path: path.to_path_buf(),
+                line: 0,
+            },
+            key: "file".into(),
+            message: format!("cannot read the config file: {e}"),
+        }])
+    })?;
+    let mut config = parse(&source, path)?;
+    apply_env(&mut config, env)?;
+    Ok(config)
+}
+
+/// Applies `STRONGROOM_CLUSTER_NAME`, `STRONGROOM_DISABLE_MLOCK`,
+/// `STRONGROOM_LOG_LEVEL` and `STRONGROOM_LOG_FORMAT`.
+pub fn apply_env(
+    config: &mut Config,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut bad = |var: &'static str, message: String| {
+        errors.push(ConfigError {
+            location: Location::Env(var),
+            key: var.into(),
+            message,
+        })
+    };
+
+    const CLUSTER_NAME: &str = "STRONGROOM_CLUSTER_NAME";
+    if let Some(value) = env(CLUSTER_NAME) {
+        config.cluster_name = Setting {
+            value: Some(value),
+            source: Source::Env(CLUSTER_NAME),
+        };
+    }
+    const DISABLE_MLOCK: &str = "STRONGROOM_DISABLE_MLOCK";
+    if let Some(value) = env(DISABLE_MLOCK) {
+        match parse_bool(&value) {
+            Some(b) => {
+                config.disable_mlock = Setting {
+                    value: b,
+                    source: Source::Env(DISABLE_MLOCK),
+                }
+            }
+            None => bad(
+                DISABLE_MLOCK,
+                format!("expected true or false, got {value:?}"),
+            ),
+        }
+    }
+    const LOG_LEVEL: &str = "STRONGROOM_LOG_LEVEL";
+    if let Some(value) = env(LOG_LEVEL) {
+        match LogLevel::parse(&value) {
+            Some(level) => {
+                config.log_level = Setting {
+                    value: level,
+                    source: Source::Env(LOG_LEVEL),
+                }
+            }
+            None => bad(
+                LOG_LEVEL,
+                format!("expected one of trace, debug, info, warn, error; got {value:?}"),
+            ),
+        }
+    }
+    const LOG_FORMAT: &str = "STRONGROOM_LOG_FORMAT";
+    if let Some(value) = env(LOG_FORMAT) {
+        match LogFormat::parse(&value) {
+            Some(format) => {
+                config.log_format = Setting {
+                    value: format,
+                    source: Source::Env(LOG_FORMAT),
+                }
+            }
+            None => bad(LOG_FORMAT, format!("expected text or json, got {value:?}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Booleans as Vault's parser takes them: `true`/`false`, `1`/`0`, `t`/`f`, any case.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" => Some(true),
+        "false" | "f" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\n",
+            Path::new("t.hcl"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn env_overrides_top_level_keys_and_records_the_source() {
+        let mut config = base();
+        apply_env(&mut config, |var| match var {
+            "STRONGROOM_LOG_LEVEL" => Some("debug".into()),
+            "STRONGROOM_DISABLE_MLOCK" => Some("1".into()),
+            "STRONGROOM_CLUSTER_NAME" => Some("prod".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.log_level.value, LogLevel::Debug);
+        assert_eq!(config.log_level.source, Source::Env("STRONGROOM_LOG_LEVEL"));
+        assert!(config.disable_mlock.value);
+        assert_eq!(config.cluster_name.value.as_deref(), Some("prod"));
+        assert_eq!(config.log_format.source, Source::Default);
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let mut config = base();
+        let errors = apply_env(&mut config, |var| match var {
+            "STRONGROOM_LOG_FORMAT" => Some("xml".into()),
+            "STRONGROOM_DISABLE_MLOCK" => Some("maybe".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        let text = errors.to_string();
+        assert!(
+            text.contains("STRONGROOM_LOG_FORMAT: expected text or json"),
+            "{text}"
+        );
+        assert!(
+            text.contains("STRONGROOM_DISABLE_MLOCK: expected true or false"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn vault_boolean_forms() {
+        for t in ["true", "TRUE", "1", "t"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["false", "0", "F"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        assert_eq!(parse_bool("yes"), None);
+    }
+}

@@ -1,0 +1,316 @@
+//! The state machine: `uninitialized → sealed ⇄ unsealed`.
+//!
+//! [`Core`] owns the seal state and the unsealed [`Barrier`]. Status reads
+//! only memory (a read lock and a few copies), so it stays cheap under load.
+//! Init, unseal and seal are serialised by one async lifecycle lock; the state
+//! lock is never held across an await.
+
+mod error;
+mod init;
+pub mod kv;
+pub mod seal_config;
+pub mod token;
+mod unseal;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::sync::{Mutex, watch};
+
+pub use error::CoreError;
+pub use init::InitResult;
+pub use seal_config::SealConfig;
+pub use unseal::UnsealOutcome;
+
+use crate::barrier::Barrier;
+use crate::secret::SecretBytes;
+use crate::storage::Backend;
+use seal_config::SEAL_CONFIG_PATH;
+use token::TokenEntry;
+
+/// The coarse seal state, published to health checks and systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Init has not run.
+    Uninitialized,
+    /// Initialized, keys not in memory.
+    Sealed,
+    /// The barrier is open.
+    Unsealed,
+}
+
+impl Phase {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Uninitialized => "uninitialized",
+            Phase::Sealed => "sealed",
+            Phase::Unsealed => "unsealed",
+        }
+    }
+}
+
+/// What Status reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Seal type.
+    pub seal_type: &'static str,
+    /// Init has run.
+    pub initialized: bool,
+    /// Keys are not in memory.
+    pub sealed: bool,
+    /// Shares needed.
+    pub threshold: u32,
+    /// Shares issued.
+    pub shares: u32,
+    /// Shares entered so far.
+    pub progress: u32,
+    /// Identifies the unseal attempt under way; empty when none.
+    pub nonce: String,
+    /// strongroom's version.
+    pub version: &'static str,
+    /// Storage backend name.
+    pub storage_type: &'static str,
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Cluster id, made at init.
+    pub cluster_id: String,
+}
+
+/// Shares entered towards the threshold, and the attempt's nonce.
+#[derive(Default)]
+struct Progress {
+    shares: Vec<SecretBytes>,
+    nonce: String,
+}
+
+enum State {
+    Uninitialized,
+    Sealed {
+        config: Arc<SealConfig>,
+        progress: Progress,
+    },
+    Unsealed {
+        config: Arc<SealConfig>,
+        barrier: Arc<Barrier>,
+    },
+}
+
+/// The daemon's core.
+pub struct Core {
+    storage: Arc<dyn Backend>,
+    cluster_name: Option<String>,
+    state: RwLock<State>,
+    lifecycle: Mutex<()>,
+    phase: watch::Sender<Phase>,
+}
+
+impl Core {
+    /// Reads the seal config from `storage` to learn whether init has run.
+    /// `cluster_name` from the config overrides the name recorded at init.
+    pub async fn open(
+        storage: Arc<dyn Backend>,
+        cluster_name: Option<String>,
+    ) -> Result<Arc<Self>, CoreError> {
+        let state = match storage.get(SEAL_CONFIG_PATH).await? {
+            None => State::Uninitialized,
+            Some(bytes) => State::Sealed {
+                config: Arc::new(SealConfig::decode(&bytes).map_err(CoreError::Internal)?),
+                progress: Progress::default(),
+            },
+        };
+        let phase = match state {
+            State::Uninitialized => Phase::Uninitialized,
+            _ => Phase::Sealed,
+        };
+        Ok(Arc::new(Self {
+            storage,
+            cluster_name,
+            state: RwLock::new(state),
+            lifecycle: Mutex::new(()),
+            phase: watch::Sender::new(phase),
+        }))
+    }
+
+    /// Follows the seal state as it changes.
+    pub fn subscribe(&self) -> watch::Receiver<Phase> {
+        self.phase.subscribe()
+    }
+
+    /// The current seal state.
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// The storage backend's name.
+    pub fn storage_type(&self) -> &'static str {
+        self.storage.kind()
+    }
+
+    // A poisoned lock means a thread panicked while holding it; the state it
+    // guards is still a valid enum value, so carry on with it.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set_state(&self, state: State) {
+        let phase = match &state {
+            State::Uninitialized => Phase::Uninitialized,
+            State::Sealed { .. } => Phase::Sealed,
+            State::Unsealed { .. } => Phase::Unsealed,
+        };
+        *self.write() = state;
+        self.phase.send_replace(phase);
+    }
+
+    /// The seal status. Reads memory only.
+    pub fn status(&self) -> Status {
+        let state = self.read();
+        let mut status = Status {
+            seal_type: "shamir",
+            initialized: false,
+            sealed: true,
+            threshold: 0,
+            shares: 0,
+            progress: 0,
+            nonce: String::new(),
+            version: env!("CARGO_PKG_VERSION"),
+            storage_type: self.storage.kind(),
+            cluster_name: self.cluster_name.clone().unwrap_or_default(),
+            cluster_id: String::new(),
+        };
+        let config = match &*state {
+            State::Uninitialized => return status,
+            State::Sealed { config, progress } => {
+                status.progress = u32::try_from(progress.shares.len()).unwrap_or(u32::MAX);
+                status.nonce.clone_from(&progress.nonce);
+                config
+            }
+            State::Unsealed { config, .. } => {
+                status.sealed = false;
+                config
+            }
+        };
+        status.initialized = true;
+        status.threshold = config.secret_threshold;
+        status.shares = config.secret_shares;
+        status.cluster_id.clone_from(&config.cluster_id);
+        if status.cluster_name.is_empty() {
+            status.cluster_name.clone_from(&config.cluster_name);
+        }
+        status
+    }
+
+    /// The open barrier, or the reason there is none.
+    pub fn barrier(&self) -> Result<Arc<Barrier>, CoreError> {
+        match &*self.read() {
+            State::Unsealed { barrier, .. } => Ok(Arc::clone(barrier)),
+            State::Sealed { .. } => Err(CoreError::Sealed),
+            State::Uninitialized => Err(CoreError::NotInitialized),
+        }
+    }
+
+    /// Checks `token` and returns its entry; needs the barrier unsealed.
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(Arc<Barrier>, TokenEntry), CoreError> {
+        let barrier = self.barrier()?;
+        let entry = token::lookup(&barrier, token).await?;
+        Ok((barrier, entry))
+    }
+
+    /// Checks that `token` is a root token; returns the open barrier.
+    pub async fn authorize_root(
+        &self,
+        token: Option<&str>,
+        action: &str,
+    ) -> Result<Arc<Barrier>, CoreError> {
+        let (barrier, entry) = self.authenticate(token).await?;
+        if !entry.is_root() {
+            return Err(CoreError::PermissionDenied(format!(
+                "{action} needs a root token"
+            )));
+        }
+        Ok(barrier)
+    }
+
+    /// Seals: drops the barrier, so the root key and keyring are zeroed once
+    /// in-flight requests holding them finish. Needs a root token.
+    pub async fn seal(&self, token: Option<&str>) -> Result<(), CoreError> {
+        self.authorize_root(token, "sealing").await?;
+        let _lifecycle = self.lifecycle.lock().await;
+        self.seal_now();
+        Ok(())
+    }
+
+    /// Seals without a token check: the shutdown path.
+    pub fn seal_now(&self) {
+        let config = match &*self.read() {
+            State::Unsealed { config, .. } => Arc::clone(config),
+            _ => return,
+        };
+        self.set_state(State::Sealed {
+            config,
+            progress: Progress::default(),
+        });
+        tracing::info!("sealed: root key and keyring dropped from memory");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::InmemBackend;
+
+    async fn core() -> Arc<Core> {
+        Core::open(Arc::new(InmemBackend::new()), None)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_store_is_uninitialized() {
+        let core = core().await;
+        let status = core.status();
+        assert!(!status.initialized);
+        assert!(status.sealed);
+        assert_eq!(core.phase(), Phase::Uninitialized);
+        assert_eq!(core.barrier().err(), Some(CoreError::NotInitialized));
+    }
+
+    #[tokio::test]
+    async fn init_unseal_seal_cycle() {
+        let core = core().await;
+        let init = core.init(Some(5), Some(3)).await.unwrap();
+        assert_eq!(init.shares.len(), 5);
+        assert_eq!(core.phase(), Phase::Sealed);
+        assert_eq!(
+            core.init(None, None).await.err(),
+            Some(CoreError::AlreadyInitialized)
+        );
+
+        for (i, share) in init.shares.iter().take(3).enumerate() {
+            let outcome = core.unseal(&hex::encode(share.expose())).await.unwrap();
+            assert!(!outcome.duplicate);
+            assert_eq!(outcome.status.sealed, i < 2);
+        }
+        assert_eq!(core.phase(), Phase::Unsealed);
+        let token = init.root_token.expose().to_string();
+        assert!(core.authorize_root(Some(&token), "test").await.is_ok());
+        assert!(matches!(
+            core.seal(None).await,
+            Err(CoreError::Unauthenticated(_))
+        ));
+        core.seal(Some(&token)).await.unwrap();
+        assert_eq!(core.phase(), Phase::Sealed);
+        assert_eq!(core.barrier().err(), Some(CoreError::Sealed));
+    }
+}

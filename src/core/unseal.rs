@@ -1,0 +1,253 @@
+//! Unseal: gather shares until the threshold, then open the barrier.
+//!
+//! Unlike Vault, a share is checked against the salted hashes recorded at
+//! init the moment it is entered, so a mistyped or foreign share is refused
+//! at once and the shares already entered are kept.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+
+use super::init::random_uuid;
+use super::seal_config::ROOT_KEY_PATH;
+use super::{Core, CoreError, Progress, State, Status};
+use crate::barrier::{Barrier, entry};
+use crate::seal::shamir;
+use crate::secret::{SecretBytes, SecretKey};
+
+/// The result of entering one share.
+pub struct UnsealOutcome {
+    /// Status after the share.
+    pub status: Status,
+    /// The share had already been entered; progress is unchanged.
+    pub duplicate: bool,
+}
+
+/// Decodes a share typed as hex or base64 into zeroizing memory.
+fn decode_share(key: &str, expected_len: usize) -> Result<SecretBytes, CoreError> {
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(CoreError::InvalidArgument("no unseal key was given".into()));
+    }
+    let is_hex = key.len() % 2 == 0 && key.bytes().all(|b| b.is_ascii_hexdigit());
+    let decoded = if is_hex {
+        hex::decode(key).ok()
+    } else {
+        STANDARD
+            .decode(key)
+            .or_else(|_| STANDARD_NO_PAD.decode(key))
+            .ok()
+    };
+    let share = SecretBytes::new(decoded.ok_or_else(|| {
+        CoreError::InvalidArgument("the unseal key is neither hex nor base64".into())
+    })?);
+    if share.len() != expected_len {
+        return Err(CoreError::InvalidArgument(format!(
+            "the unseal key is {} bytes long, but this store's unseal keys are {expected_len} bytes",
+            share.len()
+        )));
+    }
+    Ok(share)
+}
+
+impl Core {
+    /// Enters one share. Bad input changes nothing; at the threshold the
+    /// root key and keyring are decrypted and the daemon is unsealed.
+    pub async fn unseal(&self, key: &str) -> Result<UnsealOutcome, CoreError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        let config = match &*self.read() {
+            State::Uninitialized => return Err(CoreError::NotInitialized),
+            State::Unsealed { .. } => None,
+            State::Sealed { config, .. } => Some(Arc::clone(config)),
+        };
+        let Some(config) = config else {
+            return Ok(UnsealOutcome {
+                status: self.status(),
+                duplicate: false,
+            });
+        };
+
+        let share = decode_share(key, shamir::share_len(config.secret_shares))?;
+        if !config.share_check.is_issued(share.expose()) {
+            return Err(CoreError::InvalidArgument(format!(
+                "this unseal key was never issued for this store: it matches none of the {} keys made at init",
+                config.secret_shares
+            )));
+        }
+
+        let quorum = {
+            let mut state = self.write();
+            let State::Sealed { progress, .. } = &mut *state else {
+                return Err(CoreError::Internal(
+                    "the seal state changed while the unseal key was checked".into(),
+                ));
+            };
+            if progress
+                .shares
+                .iter()
+                .any(|entered| entered.ct_eq(share.expose()))
+            {
+                drop(state);
+                return Ok(UnsealOutcome {
+                    status: self.status(),
+                    duplicate: true,
+                });
+            }
+            if progress.shares.is_empty() {
+                progress.nonce = random_uuid();
+            }
+            progress.shares.push(share);
+            if progress.shares.len() < config.secret_threshold as usize {
+                None
+            } else {
+                Some(std::mem::take(progress))
+            }
+        };
+
+        if let Some(quorum) = quorum {
+            let barrier = self.open_barrier(&quorum.shares).await?;
+            self.set_state(State::Unsealed {
+                config,
+                barrier: Arc::new(barrier),
+            });
+            tracing::info!("unsealed");
+        } else {
+            tracing::info!(
+                progress = self.status().progress,
+                threshold = config.secret_threshold,
+                "unseal key accepted"
+            );
+        }
+        Ok(UnsealOutcome {
+            status: self.status(),
+            duplicate: false,
+        })
+    }
+
+    /// Throws away the shares entered so far.
+    pub async fn reset_unseal(&self) -> Status {
+        let _lifecycle = self.lifecycle.lock().await;
+        if let State::Sealed { progress, .. } = &mut *self.write() {
+            *progress = Progress::default();
+        }
+        self.status()
+    }
+
+    /// Combines the shares and opens the root key and keyring.
+    async fn open_barrier(&self, shares: &[SecretBytes]) -> Result<Barrier, CoreError> {
+        let damaged = |what: &str| {
+            CoreError::Internal(format!(
+                "the unseal keys combined, but {what}; the stored seal data may be damaged"
+            ))
+        };
+        let unseal_key = shamir::combine(shares).map_err(|_| damaged("they did not form a key"))?;
+        let blob = self
+            .storage
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or_else(|| damaged("storage has no root key"))?;
+        let root_key = entry::open(&unseal_key, ROOT_KEY_PATH, &blob)
+            .map_err(|_| damaged("the result did not open the stored root key"))?;
+        let root_key = SecretKey::from_slice(root_key.expose())
+            .ok_or_else(|| damaged("the root key has the wrong length"))?;
+        Ok(Barrier::unlock(Arc::clone(&self.storage), root_key).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::InmemBackend;
+
+    #[test]
+    fn shares_decode_from_hex_and_base64() {
+        let bytes: Vec<u8> = (0..33).collect();
+        assert_eq!(
+            decode_share(&hex::encode(&bytes), 33).unwrap().expose(),
+            &bytes[..]
+        );
+        assert_eq!(
+            decode_share(&STANDARD.encode(&bytes), 33).unwrap().expose(),
+            &bytes[..]
+        );
+        assert_eq!(
+            decode_share(&format!("  {}\n", hex::encode(&bytes)), 33)
+                .unwrap()
+                .expose(),
+            &bytes[..]
+        );
+        let err = decode_share("zz!!", 33).err().unwrap();
+        assert_eq!(err.to_string(), "the unseal key is neither hex nor base64");
+        let err = decode_share(&hex::encode(&bytes[..32]), 33).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "the unseal key is 32 bytes long, but this store's unseal keys are 33 bytes"
+        );
+        assert_eq!(
+            decode_share(" ", 33).err().unwrap().to_string(),
+            "no unseal key was given"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_shares_keep_progress_and_duplicates_are_flagged() {
+        let core = Core::open(Arc::new(InmemBackend::new()), None)
+            .await
+            .unwrap();
+        let init = core.init(Some(5), Some(3)).await.unwrap();
+        let first = hex::encode(init.shares[0].expose());
+        assert_eq!(core.unseal(&first).await.unwrap().status.progress, 1);
+        let nonce = core.status().nonce;
+        assert!(!nonce.is_empty());
+
+        let outcome = core.unseal(&first).await.unwrap();
+        assert!(outcome.duplicate);
+        assert_eq!(outcome.status.progress, 1);
+
+        let mut foreign = init.shares[1].expose().to_vec();
+        foreign[5] ^= 0xff;
+        let err = core.unseal(&hex::encode(&foreign)).await.err().unwrap();
+        assert!(err.to_string().contains("never issued"), "{err}");
+        assert!(matches!(
+            core.unseal("nope").await,
+            Err(CoreError::InvalidArgument(_))
+        ));
+        assert_eq!(core.status().progress, 1);
+        assert_eq!(core.status().nonce, nonce);
+
+        assert_eq!(core.reset_unseal().await.progress, 0);
+        for share in &init.shares[2..5] {
+            core.unseal(&STANDARD.encode(share.expose())).await.unwrap();
+        }
+        assert!(!core.status().sealed);
+        // Entering a share while unsealed is harmless.
+        assert!(!core.unseal(&first).await.unwrap().status.sealed);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_root_key_is_reported_and_progress_reset() {
+        let storage = Arc::new(InmemBackend::new());
+        let core = Core::open(storage.clone(), None).await.unwrap();
+        let init = core.init(Some(3), Some(2)).await.unwrap();
+        let mut batch = crate::storage::Batch::new();
+        batch.put(ROOT_KEY_PATH, vec![0u8; 80]);
+        crate::storage::Backend::write(storage.as_ref(), batch)
+            .await
+            .unwrap();
+        core.unseal(&hex::encode(init.shares[0].expose()))
+            .await
+            .unwrap();
+        let err = core
+            .unseal(&hex::encode(init.shares[1].expose()))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("did not open the stored root key"),
+            "{err}"
+        );
+        assert!(core.status().sealed);
+        assert_eq!(core.status().progress, 0);
+    }
+}

@@ -1,0 +1,206 @@
+//! Binding listeners and turning them into streams of connections for tonic.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::tls::{self, TlsError};
+use crate::config;
+
+/// A slow or stalled client gets this long to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    /// bind(2) or socket setup failed.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// Address or socket path.
+        address: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The socket path is taken.
+    #[error("cannot listen on {0}: another process is already serving on that socket")]
+    SocketInUse(String),
+    /// Something other than a socket is at the path.
+    #[error("cannot listen on {0}: the path exists and is not a socket")]
+    NotASocket(String),
+    /// The TLS files are unusable.
+    #[error("listener on {address}: {source}")]
+    Tls {
+        /// The listener's address.
+        address: String,
+        /// What is wrong.
+        source: TlsError,
+    },
+}
+
+/// A TLS configuration that SIGHUP can replace.
+pub type TlsHandle = Arc<ArcSwap<ServerConfig>>;
+
+/// A bound listener, ready to serve.
+pub enum Bound {
+    /// TCP, with TLS when `tls` is set.
+    Tcp {
+        /// The socket.
+        listener: TcpListener,
+        /// Current TLS settings.
+        tls: Option<TlsHandle>,
+        /// The address actually bound (the port is real even if 0 was asked for).
+        address: SocketAddr,
+        /// Request size limit.
+        max_request_size: usize,
+    },
+    /// A unix socket.
+    Unix {
+        /// The socket.
+        listener: UnixListener,
+        /// Its path, removed at shutdown.
+        path: PathBuf,
+        /// Request size limit.
+        max_request_size: usize,
+    },
+}
+
+impl Bound {
+    /// Request size limit of this listener.
+    pub fn max_request_size(&self) -> usize {
+        match self {
+            Bound::Tcp {
+                max_request_size, ..
+            }
+            | Bound::Unix {
+                max_request_size, ..
+            } => *max_request_size,
+        }
+    }
+}
+
+/// Binds one configured listener.
+pub async fn bind(listener: &config::Listener) -> Result<Bound, ListenerError> {
+    match listener {
+        config::Listener::Tcp(tcp) => {
+            let tls = match &tcp.tls {
+                Some(files) => Some(Arc::new(ArcSwap::new(tls::server_config(files).map_err(
+                    |source| ListenerError::Tls {
+                        address: tcp.address.to_string(),
+                        source,
+                    },
+                )?))),
+                None => None,
+            };
+            let socket =
+                TcpListener::bind(tcp.address)
+                    .await
+                    .map_err(|source| ListenerError::Bind {
+                        address: tcp.address.to_string(),
+                        source,
+                    })?;
+            let address = socket.local_addr().map_err(|source| ListenerError::Bind {
+                address: tcp.address.to_string(),
+                source,
+            })?;
+            Ok(Bound::Tcp {
+                listener: socket,
+                tls,
+                address,
+                max_request_size: tcp.max_request_size,
+            })
+        }
+        config::Listener::Unix(unix) => Ok(Bound::Unix {
+            listener: bind_unix(unix)?,
+            path: unix.path.clone(),
+            max_request_size: unix.max_request_size,
+        }),
+    }
+}
+
+/// Binds a unix socket, replacing a stale socket file left by a crash but
+/// never one that a live process still answers on.
+fn bind_unix(config: &config::UnixListener) -> Result<UnixListener, ListenerError> {
+    let path = &config.path;
+    let shown = path.display().to_string();
+    let bind_error = |source| ListenerError::Bind {
+        address: shown.clone(),
+        source,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(ListenerError::NotASocket(shown));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ListenerError::SocketInUse(shown));
+        }
+        std::fs::remove_file(path).map_err(bind_error)?;
+    }
+    let listener = UnixListener::bind(path).map_err(bind_error)?;
+    if let Some(mode) = config.mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(bind_error)?;
+    }
+    if config.uid.is_some() || config.gid.is_some() {
+        std::os::unix::fs::chown(path, config.uid, config.gid).map_err(bind_error)?;
+    }
+    Ok(listener)
+}
+
+/// Removes a unix socket file at shutdown.
+pub fn remove_socket(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::debug!(path = %path.display(), error = %e, "could not remove the socket file");
+    }
+}
+
+/// Accepts TCP connections and completes TLS handshakes concurrently (one
+/// slow client cannot hold up the others), yielding finished TLS streams.
+/// The accept loop ends when the server drops the stream.
+pub fn tls_incoming(
+    listener: TcpListener,
+    tls: TlsHandle,
+) -> impl Stream<Item = io::Result<TlsStream<TcpStream>>> {
+    let (ready, incoming) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = ready.closed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(connection) => connection,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = TlsAcceptor::from(tls.load_full());
+            let ready = ready.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = ready.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(incoming)
+}

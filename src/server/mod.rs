@@ -1,0 +1,315 @@
+//! The daemon process: storage, core, listeners, signals and systemd.
+//!
+//! [`run`] does the start-up work and then [`serve`]s until a shutdown
+//! future resolves, so the serving loop can be driven with any listeners and
+//! any shutdown trigger (mini-redis's `run(listener, shutdown)` shape).
+
+pub mod hardening;
+mod listener;
+pub mod logging;
+mod notify;
+mod tls;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::server::HealthReporter;
+
+pub use listener::{Bound, ListenerError};
+
+use crate::api;
+use crate::config::{self, Config, Listener, StorageConfig};
+use crate::core::{Core, CoreError, Phase};
+use crate::storage::{self, OpenError};
+use logging::LogLevelHandle;
+use notify::Notifier;
+
+/// How long in-flight requests get to finish after SIGTERM before the
+/// process exits anyway.
+const DRAIN_DEADLINE: Duration = Duration::from_millis(500);
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Storage could not be opened.
+    #[error(transparent)]
+    Storage(#[from] OpenError),
+    /// The stored seal data could not be read, or dev init failed.
+    #[error("{0}")]
+    Core(#[from] CoreError),
+    /// A listener could not start.
+    #[error(transparent)]
+    Listener(#[from] ListenerError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Starts the daemon described by `config` and serves until SIGTERM or SIGINT.
+/// With `dev`, initialises with one share and unseals at once, printing the
+/// share and root token.
+pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result<(), ServerError> {
+    log_settings(&config);
+    if let StorageConfig::File { path } = &config.storage.value {
+        tracing::info!(path = %path.display(), "storage: file");
+    }
+    let storage = storage::open(&config.storage.value)?;
+    let core = Core::open(storage, config.cluster_name.value.clone()).await?;
+    if dev {
+        dev_init(&core).await?;
+    }
+
+    let mut bound = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        bound.push(listener::bind(listener).await?);
+    }
+    log_listeners(&config.listeners, &bound);
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServerError::Signals)?;
+
+    let notifier = Arc::new(Notifier::from_env());
+    tokio::spawn(track_systemd_status(
+        Arc::clone(&core),
+        Arc::clone(&notifier),
+    ));
+
+    let reload = Reloader {
+        file: config.file.clone(),
+        log_level,
+        tls: bound
+            .iter()
+            .filter_map(|b| match b {
+                Bound::Tcp {
+                    tls: Some(handle),
+                    address,
+                    ..
+                } => Some((*address, Arc::clone(handle))),
+                _ => None,
+            })
+            .collect(),
+    };
+    let shutdown = async move {
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => break "SIGTERM",
+                _ = interrupt.recv() => break "SIGINT",
+                _ = hangup.recv() => reload.reload(),
+            }
+        }
+    };
+    // The sockets are listening: connections queue until serve() accepts them.
+    notifier.notify(&format!("READY=1\nSTATUS={}", systemd_status(&core)));
+    let result = serve(Arc::clone(&core), bound, shutdown).await;
+    notifier.notify("STOPPING=1");
+    result
+}
+
+/// Serves `listeners` until `shutdown` resolves, then seals and drains:
+/// in-flight requests get [`DRAIN_DEADLINE`] to finish.
+pub async fn serve(
+    core: Arc<Core>,
+    listeners: Vec<Bound>,
+    shutdown: impl Future<Output = &'static str>,
+) -> Result<(), ServerError> {
+    let health = HealthReporter::new();
+    tokio::spawn(api::track_health(Arc::clone(&core), health.clone()));
+
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    let mut sockets = Vec::new();
+    for bound in listeners {
+        let routes = api::routes(&core, &health, bound.max_request_size());
+        let router = Server::builder().add_routes(routes);
+        let mut stopped = stopped.clone();
+        let signal = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        match bound {
+            Bound::Tcp {
+                listener,
+                tls: None,
+                ..
+            } => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                servers.spawn(router.serve_with_incoming_shutdown(incoming, signal));
+            }
+            Bound::Tcp {
+                listener,
+                tls: Some(tls),
+                ..
+            } => {
+                let incoming = listener::tls_incoming(listener, tls);
+                servers.spawn(router.serve_with_incoming_shutdown(incoming, signal));
+            }
+            Bound::Unix { listener, path, .. } => {
+                sockets.push(path);
+                let incoming = UnixListenerStream::new(listener);
+                servers.spawn(router.serve_with_incoming_shutdown(incoming, signal));
+            }
+        }
+    }
+
+    let failed = tokio::select! {
+        signal = shutdown => {
+            tracing::info!(signal, "shutting down");
+            None
+        }
+        Some(result) = servers.join_next() => Some(result),
+    };
+    // Keys go first, before waiting on anything.
+    core.seal_now();
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("requests still running after {DRAIN_DEADLINE:?}; exiting anyway");
+    }
+    for path in &sockets {
+        listener::remove_socket(path);
+    }
+    match failed {
+        Some(Ok(Err(e))) => tracing::error!(error = %e, "a listener stopped"),
+        Some(Err(e)) => tracing::error!(error = %e, "a listener task failed"),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `--dev`: init with one share and unseal with it, then print both.
+async fn dev_init(core: &Core) -> Result<(), ServerError> {
+    let init = core.init(Some(1), Some(1)).await?;
+    let key = STANDARD.encode(init.shares[0].expose());
+    core.unseal(&key).await?;
+    println!(
+        "\n\
+         WARNING! dev mode is enabled. strongroom keeps everything in memory, is already\n\
+         initialized and unsealed, and prints its only unseal key and its root token\n\
+         below. Everything is lost when it stops. Never use dev mode for real secrets.\n\
+         \n\
+         Unseal Key: {key}\n\
+         Root Token: {}\n",
+        init.root_token.expose()
+    );
+    Ok(())
+}
+
+fn log_settings(config: &Config) {
+    let file = config
+        .file
+        .as_deref()
+        .map_or_else(|| "(none: dev mode)".into(), |f| f.display().to_string());
+    let cluster_name = config
+        .cluster_name
+        .value
+        .as_deref()
+        .unwrap_or("(from init)");
+    tracing::info!(config = %file, version = env!("CARGO_PKG_VERSION"), "starting strongroom");
+    tracing::info!(setting = "cluster_name", value = cluster_name, source = %config.cluster_name.source, "setting");
+    tracing::info!(setting = "disable_mlock", value = config.disable_mlock.value, source = %config.disable_mlock.source, "setting");
+    tracing::info!(setting = "log_level", value = config.log_level.value.as_str(), source = %config.log_level.source, "setting");
+    tracing::info!(setting = "log_format", value = config.log_format.value.as_str(), source = %config.log_format.source, "setting");
+    tracing::info!(setting = "storage", value = config.storage.value.kind(), source = %config.storage.source, "setting");
+}
+
+fn log_listeners(configured: &[Listener], bound: &[Bound]) {
+    for (listener, bound) in configured.iter().zip(bound) {
+        match (listener, bound) {
+            (Listener::Tcp(tcp), Bound::Tcp { address, .. }) => {
+                let tls = match &tcp.tls {
+                    None => "off",
+                    Some(files) if files.client_ca.is_some() => "mutual",
+                    Some(_) => "on",
+                };
+                tracing::info!(transport = "tcp", address = %address, tls, "listening");
+            }
+            (_, Bound::Unix { path, .. }) => {
+                tracing::info!(transport = "unix", address = %path.display(), "listening");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn systemd_status(core: &Core) -> String {
+    let status = core.status();
+    match core.phase() {
+        Phase::Uninitialized => "uninitialized; waiting for init".into(),
+        Phase::Sealed => format!(
+            "sealed; {}/{} unseal keys entered",
+            status.progress, status.threshold
+        ),
+        Phase::Unsealed => "unsealed".into(),
+    }
+}
+
+/// Keeps systemd's STATUS= line in step with the seal state.
+async fn track_systemd_status(core: Arc<Core>, notifier: Arc<Notifier>) {
+    let mut phases = core.subscribe();
+    while phases.changed().await.is_ok() {
+        notifier.notify(&format!("STATUS={}", systemd_status(&core)));
+    }
+}
+
+/// What SIGHUP reloads: the log level and TLS certificates.
+struct Reloader {
+    file: Option<PathBuf>,
+    log_level: LogLevelHandle,
+    tls: Vec<(std::net::SocketAddr, listener::TlsHandle)>,
+}
+
+impl Reloader {
+    fn reload(&self) {
+        let Some(file) = &self.file else {
+            tracing::info!("SIGHUP: no config file to reload (dev mode)");
+            return;
+        };
+        tracing::info!(config = %file.display(), "SIGHUP: reloading the config file");
+        let config = match config::load(file, |var| std::env::var(var).ok()) {
+            Ok(config) => config,
+            Err(errors) => {
+                tracing::error!(errors = %errors, "reload failed; the running settings stay in force");
+                return;
+            }
+        };
+        self.log_level.set(config.log_level.value);
+        tracing::info!(level = config.log_level.value.as_str(), source = %config.log_level.source, "log level set");
+        for listener in &config.listeners {
+            let Listener::Tcp(tcp) = listener else {
+                continue;
+            };
+            let running = self.tls.iter().find(|(address, _)| {
+                address == &tcp.address
+                    || (tcp.address.port() == 0 && address.ip() == tcp.address.ip())
+            });
+            match (running, &tcp.tls) {
+                (Some((address, handle)), Some(files)) => match tls::server_config(files) {
+                    Ok(new) => {
+                        handle.store(new);
+                        tracing::info!(address = %address, "TLS certificate reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(address = %address, error = %e, "TLS reload failed; the old certificate stays in use")
+                    }
+                },
+                (None, None) => {}
+                _ => {
+                    tracing::warn!(address = %tcp.address, "TLS was turned on or off for this listener; that takes a restart")
+                }
+            }
+        }
+    }
+}

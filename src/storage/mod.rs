@@ -1,0 +1,202 @@
+//! Physical storage: an async key/value interface with atomic multi-entry writes.
+//!
+//! Backends know nothing of encryption; the barrier sits above them. Every
+//! change that touches several entries (init, and later rekey, rotation and
+//! migration) is one [`Batch`], which a backend applies entirely or not at all.
+
+mod file;
+mod inmem;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use file::FileBackend;
+pub use inmem::InmemBackend;
+
+use crate::config::StorageConfig;
+
+/// One change inside a [`Batch`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Write `value` at `key`, replacing what was there.
+    Put {
+        /// Storage key (a logical path such as `core/keyring`).
+        key: String,
+        /// Bytes to store.
+        value: Vec<u8>,
+    },
+    /// Remove `key`; removing a missing key is not an error.
+    Delete {
+        /// Storage key.
+        key: String,
+    },
+    /// Fail the whole batch with [`StorageError::Conflict`] if `key` exists.
+    RequireAbsent {
+        /// Storage key.
+        key: String,
+    },
+}
+
+/// A group of changes applied atomically: after a crash either all of them
+/// are visible or none is.
+#[derive(Clone, Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a write.
+    pub fn put(&mut self, key: impl Into<String>, value: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value,
+        });
+        self
+    }
+
+    /// Adds a removal.
+    pub fn delete(&mut self, key: impl Into<String>) -> &mut Self {
+        self.ops.push(Op::Delete { key: key.into() });
+        self
+    }
+
+    /// Makes the batch conditional on `key` not existing yet.
+    pub fn require_absent(&mut self, key: impl Into<String>) -> &mut Self {
+        self.ops.push(Op::RequireAbsent { key: key.into() });
+        self
+    }
+
+    /// The changes, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// True when the batch has no changes.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A [`Op::RequireAbsent`] precondition did not hold; nothing was written.
+    #[error("storage key {0} already exists")]
+    Conflict(String),
+    /// The backend failed (I/O error, corrupt file, closed database).
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+/// Why a backend could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process holds the directory lock.
+    #[error("storage directory {path} is in use by another strongroom process (pid {pid})")]
+    Locked {
+        /// The storage directory.
+        path: PathBuf,
+        /// The process holding the lock, as it recorded itself.
+        pid: String,
+    },
+    /// The data was written by a newer strongroom.
+    #[error(
+        "storage at {path} was written by a newer strongroom (storage format {found}; this build reads format {supported} and older)"
+    )]
+    NewerFormat {
+        /// The data file.
+        path: PathBuf,
+        /// Format version found on disk.
+        found: u32,
+        /// Newest format this build understands.
+        supported: u32,
+    },
+    /// The directory or database could not be opened.
+    #[error("cannot open storage at {path}: {reason}")]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A storage backend.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The backend's name as Status reports it (`file`, `inmem`).
+    fn kind(&self) -> &'static str;
+
+    /// Reads one entry.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Every key that starts with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+
+    /// Applies `batch` atomically and durably.
+    async fn write(&self, batch: Batch) -> Result<(), StorageError>;
+}
+
+/// Opens the backend the config names.
+pub fn open(config: &StorageConfig) -> Result<Arc<dyn Backend>, OpenError> {
+    Ok(match config {
+        StorageConfig::Inmem => Arc::new(InmemBackend::new()),
+        StorageConfig::File { path } => Arc::new(FileBackend::open(path)?),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! Behaviour every backend must have, run against each of them.
+
+    use super::*;
+
+    pub async fn check(backend: &dyn Backend) {
+        assert_eq!(backend.get("a").await.unwrap(), None);
+
+        let mut batch = Batch::new();
+        batch
+            .put("core/a", b"1".to_vec())
+            .put("core/b", b"2".to_vec())
+            .put("kv/x", b"3".to_vec());
+        backend.write(batch).await.unwrap();
+        assert_eq!(
+            backend.get("core/a").await.unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(
+            backend.list("core/").await.unwrap(),
+            vec!["core/a", "core/b"]
+        );
+        assert_eq!(backend.list("").await.unwrap().len(), 3);
+
+        // A failed precondition writes nothing, not even the ops before it.
+        let mut batch = Batch::new();
+        batch
+            .put("core/c", b"new".to_vec())
+            .require_absent("core/a");
+        assert!(
+            matches!(backend.write(batch).await, Err(StorageError::Conflict(k)) if k == "core/a")
+        );
+        assert_eq!(backend.get("core/c").await.unwrap(), None);
+
+        let mut batch = Batch::new();
+        batch
+            .delete("core/a")
+            .delete("missing")
+            .put("core/b", b"22".to_vec());
+        backend.write(batch).await.unwrap();
+        assert_eq!(backend.get("core/a").await.unwrap(), None);
+        assert_eq!(
+            backend.get("core/b").await.unwrap().as_deref(),
+            Some(&b"22"[..])
+        );
+    }
+}
