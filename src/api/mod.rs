@@ -7,6 +7,7 @@ mod sys;
 
 use std::sync::Arc;
 
+use tonic::codegen::http;
 use tonic::service::Routes;
 use tonic::{Request, Status};
 use tonic_health::ServingStatus;
@@ -89,6 +90,33 @@ fn bearer<T>(request: &Request<T>) -> Option<&str> {
         _ => value,
     };
     (!token.is_empty()).then_some(token)
+}
+
+/// tonic refuses an oversized request with OUT_OF_RANGE; gRPC's convention
+/// (and strongroom's contract) is RESOURCE_EXHAUSTED. strongroom's services
+/// never return OUT_OF_RANGE themselves, so every such response is this one,
+/// and is rewritten with a sentence naming the limit.
+pub fn size_limit_status<B>(
+    max_request_size: usize,
+) -> impl Fn(http::Response<B>) -> http::Response<B> + Clone {
+    move |mut response| {
+        let headers = response.headers_mut();
+        let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+        if headers
+            .get("grpc-status")
+            .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
+        {
+            let code = (tonic::Code::ResourceExhausted as i32).to_string();
+            let message = format!(
+                "the request is larger than this listener's max_request_size of {max_request_size} bytes"
+            );
+            if let (Ok(code), Ok(message)) = (code.parse(), message.parse()) {
+                headers.insert("grpc-status", code);
+                headers.insert("grpc-message", message);
+            }
+        }
+        response
+    }
 }
 
 /// Maps a core error to its gRPC status, with the error's sentence as message.

@@ -24,6 +24,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
+use tower::util::MapResponseLayer;
 
 pub use listener::{Bound, ListenerError};
 
@@ -130,8 +131,13 @@ pub async fn serve(
     let mut servers = JoinSet::new();
     let mut sockets = Vec::new();
     for bound in listeners {
-        let routes = api::routes(&core, &health, bound.max_request_size());
-        let router = Server::builder().add_routes(routes);
+        let max_request_size = bound.max_request_size();
+        let routes = api::routes(&core, &health, max_request_size);
+        let router = Server::builder()
+            .layer(MapResponseLayer::new(api::size_limit_status(
+                max_request_size,
+            )))
+            .add_routes(routes);
         let mut stopped = stopped.clone();
         let signal = async move {
             let _ = stopped.wait_for(|stop| *stop).await;

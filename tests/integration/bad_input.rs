@@ -1,0 +1,290 @@
+//! Every refusal: a clear sentence, the documented code, and nothing changed.
+
+use std::collections::HashMap;
+
+use strongroom::proto::{self, kv_client::KvClient, sys_client::SysClient};
+use tonic::Code;
+
+use crate::harness::{Cli, Daemon, config, init, status, tempdir, with_token};
+
+async fn sys(daemon: &Daemon) -> SysClient<tonic::transport::Channel> {
+    SysClient::connect(daemon.addr.clone()).await.unwrap()
+}
+
+#[test]
+fn bad_unseal_keys_are_refused_at_once_and_progress_is_kept() {
+    let dir = tempdir();
+    let daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
+    let keys = init(&daemon, &[]);
+    daemon.cli().run(&["unseal", &keys.keys_hex[0]]).ok();
+    let nonce = status(&daemon)["nonce"].as_str().unwrap().to_string();
+
+    // Not hex or base64.
+    daemon
+        .cli()
+        .run(&["unseal", "not a key!"])
+        .code(1)
+        .error_says("the unseal key is neither hex nor base64");
+    // Wrong length.
+    daemon
+        .cli()
+        .run(&["unseal", &keys.keys_hex[1][..64]])
+        .code(1)
+        .error_says("the unseal key is 32 bytes long, but this store's unseal keys are 33 bytes");
+    // A well-formed share that was never issued: a typo in one character.
+    let mut typo = keys.keys_hex[1].clone().into_bytes();
+    typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    daemon
+        .cli()
+        .run(&["unseal", &typo])
+        .code(1)
+        .error_says("this unseal key was never issued for this store");
+    // A share of another store.
+    let other_dir = tempdir();
+    let other = Daemon::start(other_dir.path(), &config(other_dir.path(), ""));
+    let foreign = init(&other, &[]);
+    daemon
+        .cli()
+        .run(&["unseal", &foreign.keys_b64[1]])
+        .code(1)
+        .error_says("never issued");
+    // A duplicate: accepted as harmless, flagged, progress unchanged.
+    let dup = daemon
+        .cli()
+        .run(&["unseal", &keys.keys_b64[0], "--format", "json"])
+        .ok();
+    assert!(
+        dup.stderr.contains("already been entered"),
+        "{}",
+        dup.stderr
+    );
+    assert_eq!(dup.json()["progress"], 1);
+
+    let now = status(&daemon);
+    assert_eq!(now["progress"], 1, "progress changed: {now}");
+    assert_eq!(now["nonce"], nonce.as_str(), "the attempt was restarted");
+    // The quorum still completes with the real keys.
+    daemon.cli().run(&["unseal", &keys.keys_hex[1]]).ok();
+    daemon.cli().run(&["unseal", &keys.keys_hex[2]]).ok();
+    assert_eq!(status(&daemon)["sealed"], false);
+}
+
+#[test]
+fn grpc_codes_match_the_contract() {
+    let dir = tempdir();
+    let daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut sys = sys(&daemon).await;
+        // Uninitialized: unseal and kv are FAILED_PRECONDITION.
+        let err = sys
+            .unseal(proto::UnsealRequest {
+                key: "00".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        assert_eq!(
+            err.message(),
+            "strongroom is not initialized; run `strongroom init` first"
+        );
+        let mut kv = KvClient::connect(daemon.addr.clone()).await.unwrap();
+        let err = kv
+            .get(proto::GetRequest { path: "a".into() })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+
+        // Invalid init parameters change nothing.
+        for (shares, threshold) in [(0, 0), (5, 6), (256, 3), (3, 1)] {
+            let err = sys
+                .init(proto::InitRequest {
+                    key_shares: Some(shares),
+                    key_threshold: Some(threshold),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{shares}/{threshold}");
+            assert!(
+                err.message().contains("is not possible"),
+                "{}",
+                err.message()
+            );
+        }
+        assert!(
+            !sys.status(proto::StatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .initialized
+        );
+
+        let init = sys
+            .init(proto::InitRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((init.shares, init.threshold), (5, 3));
+        let err = sys.init(proto::InitRequest::default()).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        assert_eq!(err.message(), "strongroom is already initialized");
+
+        // Sealed: kv is UNAVAILABLE, seal is UNAVAILABLE.
+        let err = kv
+            .get(proto::GetRequest { path: "a".into() })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+        let err = sys.seal(proto::SealRequest {}).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+
+        let err = sys
+            .unseal(proto::UnsealRequest {
+                key: init.keys[0].clone(),
+                migrate: true,
+                reset: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("no seal migration is pending"));
+        let err = sys
+            .unseal(proto::UnsealRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (Code::InvalidArgument, "no unseal key was given")
+        );
+
+        for key in &init.keys[..3] {
+            sys.unseal(proto::UnsealRequest {
+                key: key.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+
+        // Unsealed: tokens.
+        let put = |path: &str| proto::PutRequest {
+            path: path.into(),
+            data: HashMap::from([("k".to_string(), "v".to_string())]),
+        };
+        let err = kv.put(put("a")).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        let err = kv.put(with_token(put("a"), "garbage")).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        assert!(err.message().contains("malformed"), "{}", err.message());
+        let err = kv
+            .put(with_token(put("a"), "sr.0000000000000000000000000000000A"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (
+                Code::Unauthenticated,
+                "the token is not valid (unknown or revoked)"
+            )
+        );
+
+        // Bad paths.
+        for path in ["", "/abs", "a//b", "a/../b", "trailing/"] {
+            let err = kv
+                .put(with_token(put(path), &init.root_token))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{path:?}");
+        }
+        let err = kv
+            .get(with_token(
+                proto::GetRequest {
+                    path: "missing".into(),
+                },
+                &init.root_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+
+        // Over max_request_size (4 MiB by default): RESOURCE_EXHAUSTED.
+        let big = proto::PutRequest {
+            path: "big".into(),
+            data: HashMap::from([("k".to_string(), "x".repeat(5 * 1024 * 1024))]),
+        };
+        let err = kv.put(with_token(big, &init.root_token)).await.unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+        assert_eq!(
+            err.message(),
+            "the request is larger than this listener's max_request_size of 4194304 bytes"
+        );
+        // The daemon is still fine.
+        kv.put(with_token(put("small"), &init.root_token))
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_smaller_max_request_size_is_enforced_per_listener() {
+    let dir = tempdir();
+    let text = config(dir.path(), "").replace(
+        "address = \"127.0.0.1:0\"",
+        "address = \"127.0.0.1:0\"\n  max_request_size = 1024",
+    );
+    let daemon = Daemon::start(dir.path(), &text);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut sys = sys(&daemon).await;
+        let err = sys
+            .unseal(proto::UnsealRequest {
+                key: "a".repeat(2000),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        // Under the limit it is an ordinary (refused) request.
+        let err = sys
+            .unseal(proto::UnsealRequest {
+                key: "a".repeat(100),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+    });
+}
+
+#[test]
+fn usage_errors_exit_64_and_runtime_errors_exit_1() {
+    let run = Cli::new().run(&["frobnicate"]);
+    assert_eq!(run.code, 64, "{run:?}");
+    let run = Cli::new().run(&["init", "--key-shares", "many"]);
+    assert_eq!(run.code, 64, "{run:?}");
+    let run = Cli::new().run(&[]);
+    assert_eq!(run.code, 64, "{run:?}");
+    Cli::new().run(&["--help"]).ok();
+    Cli::new().run(&["--version"]).ok();
+    Cli::new()
+        .run(&["kv", "put", "path", "novalue"])
+        .code(64)
+        .error_says("\"novalue\" is not NAME=VALUE");
+    Cli::new()
+        .run(&["status", "--address", "ftp://x"])
+        .code(64)
+        .error_says("must start with http://, https:// or unix://");
+
+    // Nothing listens on this port: one sentence, exit 1.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("http://127.0.0.1:{port}");
+    let run = Cli::new().run(&["status", "--address", &address]).code(1);
+    let run = run.error_says(&format!("cannot reach strongroom at {address}"));
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+}

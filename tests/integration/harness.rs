@@ -1,0 +1,450 @@
+//! Runs the real `strongroom` binary as an operator would: a config file in a
+//! temporary directory, listeners on port 0 and a unix socket, the CLI for
+//! every command, and the JSON log read back to learn the bound addresses.
+
+#![allow(dead_code)] // each test module uses a different part of the harness
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Lines a process wrote, kept as they arrive.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    /// Collects the lines of `stream` in a background thread.
+    pub fn follow(self, stream: impl std::io::Read + Send + 'static) -> Self {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.0.lock().unwrap().push(line);
+            }
+        });
+        self
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn text(&self) -> String {
+        self.all().join("\n")
+    }
+
+    /// Waits until some line satisfies `found`, returning it.
+    pub fn wait_for(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(line) = self.all().into_iter().find(|l| found(l)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; output so far:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The JSON log events, parsed.
+    pub fn events(&self) -> Vec<Value> {
+        self.all()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// A config for a test daemon: file storage in `dir/data`, a TCP listener on
+/// a free loopback port and a unix socket, JSON logs, mlock off.
+pub fn config(dir: &Path, extra: &str) -> String {
+    format!(
+        r#"
+storage "file" {{
+  path = "{data}"
+}}
+
+listener "tcp" {{
+  address = "127.0.0.1:0"
+}}
+
+listener "unix" {{
+  path = "{socket}"
+  socket_mode = "0660"
+}}
+
+log_format    = "json"
+disable_mlock = true
+{extra}
+"#,
+        data = dir.join("data").display(),
+        socket = dir.join("strongroom.sock").display(),
+    )
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Option<Child>,
+    pub config_path: PathBuf,
+    /// `http://127.0.0.1:PORT` (or https) of the first TCP listener.
+    pub addr: String,
+    /// Unix socket path, if there is a unix listener.
+    pub socket: Option<PathBuf>,
+    pub stderr: Lines,
+    pub stdout: Lines,
+    pub env: HashMap<String, String>,
+}
+
+impl Daemon {
+    /// Writes `config_text` to `dir/strongroom.hcl` and starts the daemon on it.
+    pub fn start(dir: &Path, config_text: &str) -> Self {
+        Self::start_with(dir, config_text, &[])
+    }
+
+    pub fn start_with(dir: &Path, config_text: &str, env: &[(&str, &str)]) -> Self {
+        let config_path = dir.join("strongroom.hcl");
+        std::fs::write(&config_path, config_text).unwrap();
+        let mut daemon = Self::spawn(&config_path, env);
+        daemon.wait_listening();
+        daemon
+    }
+
+    /// Starts the daemon on an existing config, without waiting.
+    pub fn spawn(config_path: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .args(["server", "--config"])
+            .arg(config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("NOTIFY_SOCKET");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start strongroom");
+        let stderr = Lines::default().follow(child.stderr.take().unwrap());
+        let stdout = Lines::default().follow(child.stdout.take().unwrap());
+        Self {
+            child: Some(child),
+            config_path: config_path.to_path_buf(),
+            addr: String::new(),
+            socket: None,
+            stderr,
+            stdout,
+            env: HashMap::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Waits for the "listening" events and records the addresses.
+    fn wait_listening(&mut self) {
+        let config = std::fs::read_to_string(&self.config_path).unwrap();
+        let expected = config.matches("listener \"").count();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let listening: Vec<Value> = self
+                .stderr
+                .events()
+                .into_iter()
+                .filter(|e| e["message"] == "listening")
+                .collect();
+            if listening.len() >= expected {
+                for event in listening {
+                    let address = event["address"].as_str().unwrap().to_string();
+                    match event["transport"].as_str().unwrap() {
+                        "tcp" if self.addr.is_empty() => {
+                            let scheme = if event["tls"] == "off" {
+                                "http"
+                            } else {
+                                "https"
+                            };
+                            self.addr = format!("{scheme}://{address}");
+                        }
+                        "unix" => self.socket = Some(PathBuf::from(address)),
+                        _ => {}
+                    }
+                }
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "strongroom exited with {status} before listening:\n{}",
+                    self.stderr.text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "strongroom did not start:\n{}",
+                self.stderr.text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The CLI, pointed at this daemon's TCP listener.
+    pub fn cli(&self) -> Cli {
+        let mut cli = Cli::new();
+        cli.env("STRONGROOM_ADDR", &self.addr);
+        for (k, v) in &self.env {
+            cli.env(k, v);
+        }
+        cli
+    }
+
+    /// The CLI, pointed at this daemon's unix socket.
+    pub fn cli_unix(&self) -> Cli {
+        let mut cli = Cli::new();
+        let socket = self.socket.as_ref().expect("a unix listener");
+        cli.env("STRONGROOM_ADDR", &format!("unix://{}", socket.display()));
+        cli
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid() as i32), signal).unwrap();
+    }
+
+    /// Waits for the process to exit on its own, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// SIGTERM, then waits; panics if it takes over 5 s.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(Signal::SIGTERM);
+        self.wait_exit(Duration::from_secs(5))
+            .expect("strongroom did not stop within 5 s of SIGTERM")
+    }
+
+    /// Stops and starts the daemon again on the same config.
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "exit status {status}");
+        let env = std::mem::take(&mut self.env);
+        let mut next = Self::spawn(&self.config_path, &[]);
+        next.wait_listening();
+        next.env = env;
+        // Keep earlier logs too, so log checks see the whole run.
+        let earlier = self.stderr.all();
+        next.stderr.0.lock().unwrap().splice(0..0, earlier);
+        *self = next;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A CLI invocation.
+pub struct Cli {
+    command: Command,
+}
+
+/// What a CLI run printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the exit code and returns self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        self.code(0)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// Asserts stderr is exactly one `error: …` line containing `text`.
+    #[track_caller]
+    pub fn error_says(self, text: &str) -> Self {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one error line, got:\n{}",
+            self.stderr
+        );
+        assert!(lines[0].starts_with("error: "), "{}", self.stderr);
+        assert!(
+            lines[0].contains(text),
+            "expected {text:?} in:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Cli {
+    pub fn new() -> Self {
+        let mut command = Command::new(BIN);
+        for var in [
+            "STRONGROOM_ADDR",
+            "STRONGROOM_TOKEN",
+            "STRONGROOM_CACERT",
+            "STRONGROOM_CLIENT_CERT",
+            "STRONGROOM_CLIENT_KEY",
+        ] {
+            command.env_remove(var);
+        }
+        command.stdin(Stdio::null());
+        Self { command }
+    }
+
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn token(&mut self, token: &str) -> &mut Self {
+        self.env("STRONGROOM_TOKEN", token)
+    }
+
+    pub fn run(&mut self, args: &[&str]) -> Run {
+        Run::from(self.command.args(args).output().unwrap())
+    }
+
+    /// Runs with `input` on stdin.
+    pub fn run_stdin(&mut self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        Run::from(child.wait_with_output().unwrap())
+    }
+}
+
+/// What `strongroom init --format json` printed.
+pub struct Init {
+    pub keys_hex: Vec<String>,
+    pub keys_b64: Vec<String>,
+    pub root_token: String,
+}
+
+pub fn init(daemon: &Daemon, args: &[&str]) -> Init {
+    let mut full = vec!["init", "--format", "json"];
+    full.extend_from_slice(args);
+    let out = daemon.cli().run(&full).ok().json();
+    let strings = |key: &str| -> Vec<String> {
+        out[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    Init {
+        keys_hex: strings("unseal_keys_hex"),
+        keys_b64: strings("unseal_keys_b64"),
+        root_token: out["root_token"].as_str().unwrap().to_string(),
+    }
+}
+
+/// `strongroom status --format json`.
+pub fn status(daemon: &Daemon) -> Value {
+    daemon.cli().run(&["status", "--format", "json"]).json()
+}
+
+/// Enters `keys` one by one and asserts the daemon ends unsealed.
+pub fn unseal(daemon: &Daemon, keys: &[&String]) {
+    for key in keys {
+        daemon.cli().run(&["unseal", key]).ok();
+    }
+    assert_eq!(
+        status(daemon)["sealed"],
+        false,
+        "still sealed after {} keys",
+        keys.len()
+    );
+}
+
+/// A connection to `addr` for generated gRPC clients.
+pub async fn channel(addr: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(addr.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A request carrying `token` as a bearer token.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("strongroom-test-")
+        .tempdir()
+        .unwrap()
+}

@@ -1,0 +1,17 @@
+//! Integration tests: the real `strongroom` binary, driven through its CLI
+//! and over gRPC, as an operator or a sidecar would.
+//!
+//! One test binary (ripgrep's layout) keeps link time down; tests run in
+//! parallel, each daemon in its own temporary directory on port 0.
+
+mod bad_input;
+mod config;
+mod golden;
+mod grpc;
+mod harness;
+mod lifecycle;
+mod python;
+mod secrets;
+mod storage;
+mod systemd;
+mod tls;

@@ -1,0 +1,121 @@
+//! Secrets never reach the log, and never reach the disk in the clear.
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{Daemon, config, init, status, tempdir};
+
+/// Every form in which a secret could be written: as typed, and the bytes it
+/// stands for in hex and base64.
+fn forms(hex_share: &str) -> Vec<String> {
+    use base64::Engine;
+    let bytes = hex::decode(hex_share).unwrap();
+    vec![
+        hex_share.to_string(),
+        hex_share.to_uppercase(),
+        base64::engine::general_purpose::STANDARD.encode(&bytes),
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
+    ]
+}
+
+#[test]
+fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
+    let dir = tempdir();
+    let mut daemon = Daemon::start(dir.path(), &config(dir.path(), "log_level = \"trace\""));
+    let keys = init(&daemon, &[]);
+    let token = keys.root_token.clone();
+
+    // Unseal with hex and base64, a duplicate, a typo, and a wrong-length key.
+    daemon.cli().run(&["unseal", &keys.keys_hex[0]]).ok();
+    daemon.cli().run(&["unseal", &keys.keys_b64[0]]).ok();
+    let mut typo = keys.keys_hex[1].clone().into_bytes();
+    typo[30] = if typo[30] == b'0' { b'1' } else { b'0' };
+    let typo = String::from_utf8(typo).unwrap();
+    daemon.cli().run(&["unseal", &typo]).code(1);
+    daemon
+        .cli()
+        .run(&["unseal", &keys.keys_hex[1][..40]])
+        .code(1);
+    daemon.cli().run_stdin(&["unseal"], &keys.keys_b64[1]).ok();
+    daemon.cli().run(&["unseal", &keys.keys_hex[2]]).ok();
+    assert_eq!(status(&daemon)["sealed"], false);
+
+    let secret_value = "correct-horse-battery-staple-4711";
+    daemon
+        .cli()
+        .token(&token)
+        .run(&["kv", "put", "app/db", &format!("password={secret_value}")])
+        .ok();
+    daemon
+        .cli()
+        .token(&token)
+        .run(&["kv", "get", "app/db"])
+        .ok();
+    let wrong_token = "sr.WrongWrongWrongWrongWrongWrong1";
+    daemon
+        .cli()
+        .token(wrong_token)
+        .run(&["kv", "get", "app/db"])
+        .code(1);
+    daemon.cli().token(&token).run(&["seal"]).ok();
+    daemon.signal(Signal::SIGHUP);
+    daemon
+        .stderr
+        .wait_for("the reload", |l| l.contains("log level set"));
+    daemon.restart();
+    for key in [&keys.keys_b64[3], &keys.keys_hex[4], &keys.keys_b64[2]] {
+        daemon.cli().run(&["unseal", key]).ok();
+    }
+    daemon
+        .cli()
+        .token(&token)
+        .run(&["kv", "get", "app/db"])
+        .ok();
+    assert!(daemon.stop().success());
+
+    let log = format!("{}\n{}", daemon.stderr.text(), daemon.stdout.text());
+    assert!(
+        log.lines().count() > 50,
+        "trace logging produced too little to be a meaningful check:\n{log}"
+    );
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    for (i, share) in keys.keys_hex.iter().enumerate() {
+        for form in forms(share) {
+            secrets.push((format!("unseal key {}", i + 1), form));
+        }
+    }
+    for form in forms(&typo) {
+        secrets.push(("mistyped unseal key".into(), form));
+    }
+    secrets.push(("root token".into(), token.clone()));
+    secrets.push(("root token body".into(), token["sr.".len()..].to_string()));
+    secrets.push(("wrong token".into(), wrong_token.to_string()));
+    secrets.push(("kv value".into(), secret_value.to_string()));
+    for (what, secret) in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log contains the {what}"
+        );
+    }
+    // The accessor is not secret and is logged at init, so operators can find the token later.
+    assert!(log.contains("root_token_accessor"));
+
+    // On disk: neither the token, a share, nor the secret value in the clear.
+    let mut disk = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        disk.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    for (what, secret) in &secrets {
+        assert!(
+            !disk.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the data directory contains the {what}"
+        );
+    }
+    for share in &keys.keys_hex {
+        let raw = hex::decode(share).unwrap();
+        assert!(
+            !disk.windows(raw.len()).any(|w| w == raw.as_slice()),
+            "a raw share is on disk"
+        );
+    }
+}
