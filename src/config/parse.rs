@@ -440,18 +440,17 @@ impl<'a> Ctx<'a> {
                 "is true, but TLS files are also set: remove one or the other",
             );
         }
-        if let Some(address) = address {
-            if tls.is_none()
-                && !tls_disable
-                && !address.ip().is_loopback()
-                && self.errors.len() == errors_before
-            {
-                self.error(
-                    line,
-                    qualified(name, "tls_disable"),
-                    format!("listener on {address} has no TLS certificate; serving plaintext on a non-loopback address needs tls_disable = true"),
-                );
-            }
+        if let Some(address) = address
+            && tls.is_none()
+            && !tls_disable
+            && !address.ip().is_loopback()
+            && self.errors.len() == errors_before
+        {
+            self.error(
+                line,
+                qualified(name, "tls_disable"),
+                format!("listener on {address} has no TLS certificate; serving plaintext on a non-loopback address needs tls_disable = true"),
+            );
         }
         if self.errors.len() > errors_before {
             return None;

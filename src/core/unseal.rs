@@ -30,7 +30,7 @@ fn decode_share(key: &str, expected_len: usize) -> Result<SecretBytes, CoreError
     if key.is_empty() {
         return Err(CoreError::InvalidArgument("no unseal key was given".into()));
     }
-    let is_hex = key.len() % 2 == 0 && key.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_hex = key.len().is_multiple_of(2) && key.bytes().all(|b| b.is_ascii_hexdigit());
     let decoded = if is_hex {
         hex::decode(key).ok()
     } else {

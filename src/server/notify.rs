@@ -31,10 +31,10 @@ impl Notifier {
 
     /// Sends `message` (such as `READY=1\nSTATUS=sealed`); failures are logged, not fatal.
     pub fn notify(&self, message: &str) {
-        if let Some((socket, address)) = &self.target {
-            if let Err(e) = socket.send_to_addr(message.as_bytes(), address) {
-                tracing::warn!(error = %e, "systemd notify failed");
-            }
+        if let Some((socket, address)) = &self.target
+            && let Err(e) = socket.send_to_addr(message.as_bytes(), address)
+        {
+            tracing::warn!(error = %e, "systemd notify failed");
         }
     }
 }

@@ -52,10 +52,10 @@ impl Backend for InmemBackend {
     async fn write(&self, batch: Batch) -> Result<(), StorageError> {
         let mut entries = self.entries.write().map_err(|_| poisoned())?;
         for op in batch.ops() {
-            if let Op::RequireAbsent { key } = op {
-                if entries.contains_key(key) {
-                    return Err(StorageError::Conflict(key.clone()));
-                }
+            if let Op::RequireAbsent { key } = op
+                && entries.contains_key(key)
+            {
+                return Err(StorageError::Conflict(key.clone()));
             }
         }
         for op in batch.ops() {
