@@ -164,7 +164,7 @@ pub async fn init(
         response.shares,
         response.threshold,
         response.threshold,
-        response.shares - response.threshold,
+        response.shares.saturating_sub(response.threshold),
     );
     Ok(EXIT_OK)
 }

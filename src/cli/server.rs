@@ -15,7 +15,7 @@ pub struct ServerArgs {
     /// The HCL config file.
     #[arg(long, value_name = "FILE", required_unless_present = "dev")]
     config: Option<PathBuf>,
-    /// Validate the config file and exit: 0 when valid, 64 with the errors.
+    /// Validate the config file (and load its TLS files) and exit: 0 when valid, 64 with the errors.
     #[arg(long, requires = "config")]
     check: bool,
     /// In-memory store, initialized with one key and unsealed at start. Never for real secrets.
@@ -41,6 +41,13 @@ pub fn run(args: ServerArgs) -> ExitCode {
         }
     };
     if args.check {
+        let problems = server::check(&config);
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        if !problems.is_empty() {
+            return ExitCode::from(EXIT_USAGE);
+        }
         if let Some(file) = &config.file {
             println!("{}: the configuration is valid", file.display());
         }

@@ -1,6 +1,8 @@
 //! Logging to stderr (journald picks it up), text or JSON, with a level that
 //! SIGHUP can change.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -38,7 +40,13 @@ pub fn init(level: LogLevel, format: LogFormat) -> LogLevelHandle {
     // Another subscriber may already be installed (tests); keep it then.
     let _ = match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    // Colour only on a terminal: journald and files get plain text.
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

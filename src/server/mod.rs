@@ -50,10 +50,36 @@ pub enum ServerError {
     Core(#[from] CoreError),
     /// A listener could not start.
     #[error(transparent)]
-    Listener(#[from] ListenerError),
+    Bind(#[from] ListenerError),
+    /// A listener stopped while serving; the daemon sealed and exited.
+    #[error("{0}")]
+    Listener(String),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+}
+
+/// What `server --check` verifies beyond parsing: that every TLS listener's
+/// certificate, key and client CA files load. Returns one sentence per problem.
+pub fn check(config: &Config) -> Vec<String> {
+    let file = config
+        .file
+        .as_deref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_default();
+    config
+        .listeners
+        .iter()
+        .filter_map(|listener| match listener {
+            Listener::Tcp(tcp) => tcp.tls.as_ref().map(|files| (tcp, files)),
+            Listener::Unix(_) => None,
+        })
+        .filter_map(|(tcp, files)| {
+            tls::server_config(files)
+                .err()
+                .map(|e| format!("{file}:{}: listener.tcp: {e}", tcp.line))
+        })
+        .collect()
 }
 
 /// Starts the daemon described by `config` and serves until SIGTERM or SIGINT.
@@ -188,11 +214,15 @@ pub async fn serve(
         listener::remove_socket(path);
     }
     match failed {
-        Some(Ok(Err(e))) => tracing::error!(error = %e, "a listener stopped"),
-        Some(Err(e)) => tracing::error!(error = %e, "a listener task failed"),
-        _ => {}
+        None => Ok(()),
+        Some(Ok(Ok(()))) => Err(ServerError::Listener(
+            "a listener stopped unexpectedly".into(),
+        )),
+        Some(Ok(Err(e))) => Err(ServerError::Listener(format!("a listener failed: {e}"))),
+        Some(Err(e)) => Err(ServerError::Listener(format!(
+            "a listener task failed: {e}"
+        ))),
     }
-    Ok(())
 }
 
 /// `--dev`: init with one share and unseal with it, then print both.

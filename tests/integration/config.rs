@@ -206,3 +206,32 @@ fn a_relative_storage_path_resolves_from_the_working_directory() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn check_loads_the_tls_files() {
+    let dir = tempdir();
+    let text = config(dir.path(), "").replace(
+        "address = \"127.0.0.1:0\"",
+        "address = \"127.0.0.1:0\"\n  tls_cert_file = \"/nonexistent/server.crt\"\n  tls_key_file = \"/nonexistent/server.key\"",
+    );
+    let path = dir.path().join("tls.hcl");
+    std::fs::write(&path, &text).unwrap();
+    let out = server(
+        &["server", "--config", path.to_str().unwrap(), "--check"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("listener \"tcp\""))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:{line}: listener.tcp: /nonexistent/server.crt: ",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
