@@ -4,6 +4,7 @@
 //! future resolves, so the serving loop can be driven with any listeners and
 //! any shutdown trigger (mini-redis's `run(listener, shutdown)` shape).
 
+mod drain;
 pub mod hardening;
 mod listener;
 pub mod logging;
@@ -38,6 +39,9 @@ use notify::Notifier;
 /// How long in-flight requests get to finish after SIGTERM before the
 /// process exits anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_millis(500);
+/// After the last request finished, how long connections get to flush
+/// responses and close before the process exits without them.
+const CLOSE_GRACE: Duration = Duration::from_millis(20);
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +148,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
 }
 
 /// Serves `listeners` until `shutdown` resolves, then seals and drains:
-/// in-flight requests get [`DRAIN_DEADLINE`] to finish.
+/// in-flight strongroom requests get [`DRAIN_DEADLINE`] to finish.
 pub async fn serve(
     core: Arc<Core>,
     listeners: Vec<Bound>,
@@ -154,12 +158,14 @@ pub async fn serve(
     tokio::spawn(api::track_health(Arc::clone(&core), health.clone()));
 
     let (stop, stopped) = watch::channel(false);
+    let in_flight = drain::InFlight::default();
     let mut servers = JoinSet::new();
     let mut sockets = Vec::new();
     for bound in listeners {
         let max_request_size = bound.max_request_size();
         let routes = api::routes(&core, &health, max_request_size);
         let router = Server::builder()
+            .layer(in_flight.layer())
             .layer(MapResponseLayer::new(api::size_limit_status(
                 max_request_size,
             )))
@@ -203,13 +209,19 @@ pub async fn serve(
     // Keys go first, before waiting on anything.
     core.seal_now();
     let _ = stop.send(true);
-    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+    let running = in_flight.settle(DRAIN_DEADLINE).await;
+    if running > 0 {
+        tracing::warn!(
+            running,
+            "requests still running after {DRAIN_DEADLINE:?}; exiting anyway"
+        );
+    }
+    // Connections that close promptly are waited for; idle ones that do not
+    // answer GOAWAY are dropped with the process.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
         while servers.join_next().await.is_some() {}
     })
     .await;
-    if drained.is_err() {
-        tracing::warn!("requests still running after {DRAIN_DEADLINE:?}; exiting anyway");
-    }
     for path in &sockets {
         listener::remove_socket(path);
     }

@@ -81,3 +81,84 @@ fn storage_from_a_newer_format_is_refused() {
         "{stderr}"
     );
 }
+
+/// Writes race a SIGTERM: every write the daemon acknowledged is there after
+/// a restart (the drain waits for in-flight requests; commits are durable).
+#[test]
+fn writes_acknowledged_before_sigterm_survive_the_restart() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use strongroom::proto::{GetRequest, PutRequest, kv_client::KvClient};
+
+    let dir = tempdir();
+    let mut daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
+    let keys = init(&daemon, &["--key-shares", "1"]);
+    daemon.cli().run(&["unseal", &keys.keys_hex[0]]).ok();
+    let token = keys.root_token.clone();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let acknowledged = runtime.block_on(async {
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut writers = Vec::new();
+        for writer in 0..8 {
+            let channel = crate::harness::channel(&daemon.addr).await;
+            let (done, token) = (Arc::clone(&done), token.clone());
+            writers.push(tokio::spawn(async move {
+                let mut kv = KvClient::new(channel);
+                let mut acknowledged = Vec::new();
+                for i in 0..10_000 {
+                    let path = format!("race/{writer}/{i}");
+                    let put = PutRequest {
+                        path: path.clone(),
+                        data: [("i".to_string(), i.to_string())].into(),
+                    };
+                    match kv.put(crate::harness::with_token(put, &token)).await {
+                        Ok(_) => {
+                            acknowledged.push(path);
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                acknowledged
+            }));
+        }
+        while done.load(Ordering::Relaxed) < 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        daemon.signal(nix::sys::signal::Signal::SIGTERM);
+        let mut all = Vec::new();
+        for writer in writers {
+            all.extend(writer.await.unwrap());
+        }
+        all
+    });
+    assert!(
+        daemon
+            .wait_exit(std::time::Duration::from_secs(5))
+            .unwrap()
+            .success()
+    );
+    assert!(acknowledged.len() >= 200);
+
+    let text = std::fs::read_to_string(&daemon.config_path).unwrap();
+    let daemon = Daemon::start(dir.path(), &text);
+    daemon.cli().run(&["unseal", &keys.keys_hex[0]]).ok();
+    runtime.block_on(async {
+        let mut kv = KvClient::new(crate::harness::channel(&daemon.addr).await);
+        for path in &acknowledged {
+            let got = kv
+                .get(crate::harness::with_token(
+                    GetRequest { path: path.clone() },
+                    &token,
+                ))
+                .await;
+            assert!(
+                got.is_ok(),
+                "acknowledged write {path} was lost: {:?}",
+                got.err()
+            );
+        }
+    });
+}
