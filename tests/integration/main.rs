@@ -8,6 +8,7 @@ mod bad_input;
 mod config;
 mod golden;
 mod grpc;
+mod hardening;
 mod harness;
 mod lifecycle;
 mod python;
