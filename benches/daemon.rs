@@ -270,6 +270,7 @@ fn main() {
         sys.init(InitRequest {
             key_shares: Some(5),
             key_threshold: Some(3),
+            ..Default::default()
         })
         .await
         .expect("init")
@@ -423,6 +424,7 @@ fn main() {
                 .init(InitRequest {
                     key_shares: Some(1),
                     key_threshold: Some(1),
+                    ..Default::default()
                 })
                 .await
                 .expect("init")

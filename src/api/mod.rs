@@ -131,6 +131,8 @@ fn status(err: CoreError) -> Status {
             Status::failed_precondition(message)
         }
         CoreError::NotFound(_) => Status::not_found(message),
+        CoreError::KmsUnavailable(_) => Status::unavailable(message),
+        CoreError::KmsRefused(_) => Status::failed_precondition(message),
         CoreError::Internal(_) => {
             tracing::error!(error = %message, "request failed");
             Status::internal(message)
@@ -181,6 +183,8 @@ mod tests {
             (CoreError::AlreadyInitialized, Code::FailedPrecondition),
             (CoreError::NotFound("x".into()), Code::NotFound),
             (CoreError::Internal("x".into()), Code::Internal),
+            (CoreError::KmsUnavailable("x".into()), Code::Unavailable),
+            (CoreError::KmsRefused("x".into()), Code::FailedPrecondition),
         ];
         for (err, code) in cases {
             assert_eq!(status(err).code(), code);

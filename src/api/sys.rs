@@ -36,10 +36,21 @@ impl From<core::Status> for proto::StatusResponse {
             storage_type: s.storage_type.into(),
             cluster_name: s.cluster_name,
             cluster_id: s.cluster_id,
-            recovery_seal: false,
-            recovery_seal_type: String::new(),
+            recovery_seal: s.recovery_seal,
+            recovery_seal_type: if s.recovery_seal {
+                "shamir".into()
+            } else {
+                String::new()
+            },
             migration: false,
-            auto_unseal: None,
+            auto_unseal: s.auto_unseal.map(|a| proto::AutoUnseal {
+                state: a.state.as_str().into(),
+                attempts: a.attempts,
+                last_error: a.last_error,
+                next_attempt_unix_ms: a.next_attempt_unix_ms,
+            }),
+            kms_key_arn: s.kms_key_arn,
+            warnings: s.warnings,
         }
     }
 }
@@ -53,26 +64,40 @@ impl Sys for SysService {
         let request = request.into_inner();
         let result = self
             .core
-            .init(request.key_shares, request.key_threshold)
+            .init(core::InitParams {
+                key_shares: request.key_shares,
+                key_threshold: request.key_threshold,
+                recovery_shares: request.recovery_shares,
+                recovery_threshold: request.recovery_threshold,
+            })
             .await
             .map_err(status)?;
         // The response is the one place the shares and token leave the daemon;
         // tonic encodes and frees these strings as it sends them.
-        Ok(Response::new(proto::InitResponse {
-            keys: result
-                .shares
-                .iter()
-                .map(|s| hex::encode(s.expose()))
-                .collect(),
-            keys_base64: result
-                .shares
-                .iter()
-                .map(|s| STANDARD.encode(s.expose()))
-                .collect(),
+        let hex: Vec<String> = result
+            .shares
+            .iter()
+            .map(|s| hex::encode(s.expose()))
+            .collect();
+        let base64: Vec<String> = result
+            .shares
+            .iter()
+            .map(|s| STANDARD.encode(s.expose()))
+            .collect();
+        let mut response = proto::InitResponse {
             root_token: result.root_token.expose().to_string(),
             shares: u32::try_from(result.shares.len()).unwrap_or(u32::MAX),
             threshold: result.threshold,
-        }))
+            ..proto::InitResponse::default()
+        };
+        if result.recovery {
+            response.recovery_keys = hex;
+            response.recovery_keys_base64 = base64;
+        } else {
+            response.keys = hex;
+            response.keys_base64 = base64;
+        }
+        Ok(Response::new(response))
     }
 
     async fn status(

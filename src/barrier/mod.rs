@@ -79,6 +79,11 @@ impl Barrier {
         Ok(Self::new(storage, root_key, keyring))
     }
 
+    /// The root key, for wrapping it again under a new seal key.
+    pub fn root_key(&self) -> &SecretKey {
+        &self.root_key
+    }
+
     /// The keyring encrypted by the root key, for storage at [`KEYRING_PATH`].
     pub fn sealed_keyring(&self) -> Vec<u8> {
         entry::seal(

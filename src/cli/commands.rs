@@ -32,6 +32,10 @@ struct StatusJson<'a> {
     ha_enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     auto_unseal: Option<AutoUnsealJson<'a>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    kms_key_arn: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -96,6 +100,8 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
                 last_error: &a.last_error,
                 next_attempt_unix_ms: a.next_attempt_unix_ms,
             }),
+            kms_key_arn: &status.kms_key_arn,
+            warnings: &status.warnings,
         });
     }
     let mut rows = vec![
@@ -112,11 +118,39 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
         ));
         rows.push(("Unseal Nonce", status.nonce.clone()));
     }
+    if status.recovery_seal {
+        rows.push(("Recovery Seal Type", status.recovery_seal_type.clone()));
+    }
+    if !status.kms_key_arn.is_empty() {
+        rows.push(("KMS Key", status.kms_key_arn.clone()));
+    }
+    if let Some(auto) = &status.auto_unseal {
+        rows.push(("Auto-Unseal", auto.state.clone()));
+        if auto.attempts > 0 {
+            rows.push(("Auto-Unseal Attempts", auto.attempts.to_string()));
+        }
+        if !auto.last_error.is_empty() {
+            rows.push(("Auto-Unseal Error", auto.last_error.clone()));
+        }
+        if auto.next_attempt_unix_ms > 0 {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let wait = u128::from(auto.next_attempt_unix_ms).saturating_sub(now);
+            rows.push((
+                "Auto-Unseal Next Attempt",
+                format!("in {:.1} s", wait as f64 / 1000.0),
+            ));
+        }
+    }
     rows.push(("Version", status.version.clone()));
     rows.push(("Storage Type", status.storage_type.clone()));
     if status.initialized {
         rows.push(("Cluster Name", status.cluster_name.clone()));
         rows.push(("Cluster ID", status.cluster_id.clone()));
+    }
+    for warning in &status.warnings {
+        rows.push(("Warning", warning.clone()));
     }
     print_table(&rows);
     Ok(())
@@ -124,32 +158,50 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
 
 pub async fn init(
     args: &ClientArgs,
-    shares: Option<u32>,
-    threshold: Option<u32>,
+    request: proto::InitRequest,
     format: Format,
 ) -> Result<u8, CliError> {
     let mut sys = SysClient::new(client::connect(args).await?);
-    let request = proto::InitRequest {
-        key_shares: shares,
-        key_threshold: threshold,
-    };
     let response = sys
         .init(client::request(request, None)?)
         .await
         .map_err(|s| client::failed(s, false))?
         .into_inner();
+    let recovery = !response.recovery_keys.is_empty();
     if format == Format::Json {
+        // `bao operator init -format=json` prints both sets, the unused one
+        // empty with zero shares and threshold.
+        let (unseal, recovery_counts) = if recovery {
+            ((0, 0), (response.shares, response.threshold))
+        } else {
+            ((response.shares, response.threshold), (0, 0))
+        };
         print_json(&InitJson {
             unseal_keys_b64: &response.keys_base64,
             unseal_keys_hex: &response.keys,
-            unseal_shares: response.shares,
-            unseal_threshold: response.threshold,
-            recovery_keys_b64: &[],
-            recovery_keys_hex: &[],
-            recovery_keys_shares: 0,
-            recovery_keys_threshold: 0,
+            unseal_shares: unseal.0,
+            unseal_threshold: unseal.1,
+            recovery_keys_b64: &response.recovery_keys_base64,
+            recovery_keys_hex: &response.recovery_keys,
+            recovery_keys_shares: recovery_counts.0,
+            recovery_keys_threshold: recovery_counts.1,
             root_token: &response.root_token,
         })?;
+        return Ok(EXIT_OK);
+    }
+    if recovery {
+        for (i, key) in response.recovery_keys_base64.iter().enumerate() {
+            println!("Recovery Key {}: {key}", i + 1);
+        }
+        println!("\nInitial Root Token: {}\n", response.root_token);
+        println!(
+            "strongroom initialized with {} recovery key shares and a recovery key threshold\n\
+             of {}. The root key is wrapped by AWS KMS and the daemon is unsealed: it unseals\n\
+             itself after every restart. Recovery keys never unseal it at start; any {} of\n\
+             them authorize the operations that need a quorum, and unseal it after a manual\n\
+             `strongroom seal`. Give each to a different trusted operator.",
+            response.shares, response.threshold, response.threshold,
+        );
         return Ok(EXIT_OK);
     }
     for (i, key) in response.keys_base64.iter().enumerate() {

@@ -78,12 +78,18 @@ enum Command {
 enum ClientCommand {
     /// Initialize a new store: make the root key and the unseal keys.
     Init {
-        /// Number of unseal keys to make (1-255).
+        /// Number of unseal keys to make (1-255; Shamir seal).
         #[arg(long)]
         key_shares: Option<u32>,
         /// Unseal keys needed to unseal (at least 2 when there are several).
         #[arg(long)]
         key_threshold: Option<u32>,
+        /// Number of recovery keys to make (1-255; awskms seal).
+        #[arg(long)]
+        recovery_shares: Option<u32>,
+        /// Recovery keys needed for a quorum (at least 2 when there are several).
+        #[arg(long)]
+        recovery_threshold: Option<u32>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -174,8 +180,18 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
             ClientCommand::Init {
                 key_shares,
                 key_threshold,
+                recovery_shares,
+                recovery_threshold,
                 format,
-            } => commands::init(client, key_shares, key_threshold, format).await,
+            } => {
+                let request = crate::proto::InitRequest {
+                    key_shares,
+                    key_threshold,
+                    recovery_shares,
+                    recovery_threshold,
+                };
+                commands::init(client, request, format).await
+            }
             ClientCommand::Status { format } => commands::status(client, format).await,
             ClientCommand::Unseal { key, reset, format } => {
                 commands::unseal(client, key, reset, format).await

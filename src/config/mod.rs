@@ -9,8 +9,11 @@ mod parse;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use parse::parse;
+
+use crate::secret::SecretString;
 
 /// Default and documented limit on one gRPC request.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 4 * 1024 * 1024;
@@ -211,6 +214,91 @@ impl Listener {
     }
 }
 
+/// How often the `awskms` seal checks its key's state while unsealed, by default.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Credentials and role settings of a `seal "awskms"` block. Everything left
+/// unset falls back to the standard AWS chain. `Debug` leaves the secrets out.
+#[derive(Clone, Default)]
+pub struct AwsCredentialSettings {
+    /// Static access key id.
+    pub access_key: Option<String>,
+    /// Static secret access key.
+    pub secret_key: Option<SecretString>,
+    /// Session token that goes with temporary static keys.
+    pub session_token: Option<SecretString>,
+    /// A shared credentials file other than `~/.aws/credentials`.
+    pub shared_creds_filename: Option<PathBuf>,
+    /// The profile to read from the shared files.
+    pub shared_creds_profile: Option<String>,
+    /// A role to assume (with web identity when a token file is set).
+    pub role_arn: Option<String>,
+    /// The web identity token file (IRSA and the like), with `role_arn`.
+    pub web_identity_token_file: Option<PathBuf>,
+    /// Session name for the assumed role.
+    pub role_session_name: Option<String>,
+}
+
+impl fmt::Debug for AwsCredentialSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsCredentialSettings")
+            .field("access_key", &self.access_key)
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("shared_creds_filename", &self.shared_creds_filename)
+            .field("shared_creds_profile", &self.shared_creds_profile)
+            .field("role_arn", &self.role_arn)
+            .field("web_identity_token_file", &self.web_identity_token_file)
+            .field("role_session_name", &self.role_session_name)
+            .finish()
+    }
+}
+
+impl PartialEq for AwsCredentialSettings {
+    fn eq(&self, other: &Self) -> bool {
+        let secret = |a: &Option<SecretString>, b: &Option<SecretString>| match (a, b) {
+            (Some(a), Some(b)) => {
+                crate::secret::ct_eq(a.expose().as_bytes(), b.expose().as_bytes())
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        self.access_key == other.access_key
+            && secret(&self.secret_key, &other.secret_key)
+            && secret(&self.session_token, &other.session_token)
+            && self.shared_creds_filename == other.shared_creds_filename
+            && self.shared_creds_profile == other.shared_creds_profile
+            && self.role_arn == other.role_arn
+            && self.web_identity_token_file == other.web_identity_token_file
+            && self.role_session_name == other.role_session_name
+    }
+}
+
+impl Eq for AwsCredentialSettings {}
+
+/// A `seal "awskms"` block: the root key is wrapped by this KMS key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsKmsSeal {
+    /// Key id, key ARN or `alias/…`.
+    pub kms_key_id: Setting<String>,
+    /// Region; `None` leaves it to `AWS_REGION` and the rest of the AWS chain.
+    pub region: Option<Setting<String>>,
+    /// Endpoint URL; `None` leaves it to `AWS_ENDPOINT_URL_KMS` or AWS's default.
+    pub endpoint: Option<Setting<String>>,
+    /// Credentials; unset parts come from the AWS chain.
+    pub credentials: AwsCredentialSettings,
+    /// How often to check the key's state while unsealed; zero turns it off.
+    pub health_check_interval: Duration,
+    /// Line of the block, for messages.
+    pub line: usize,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -228,6 +316,8 @@ pub struct Config {
     pub storage: Setting<StorageConfig>,
     /// At least one listener.
     pub listeners: Vec<Listener>,
+    /// The `awskms` seal; `None` is the Shamir seal.
+    pub seal: Option<AwsKmsSeal>,
 }
 
 impl Config {
@@ -253,6 +343,7 @@ impl Config {
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
                 line: 0,
             })],
+            seal: None,
         }
     }
 }
@@ -334,7 +425,8 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
 }
 
 /// Applies `STRONGROOM_CLUSTER_NAME`, `STRONGROOM_DISABLE_MLOCK`,
-/// `STRONGROOM_LOG_LEVEL` and `STRONGROOM_LOG_FORMAT`.
+/// `STRONGROOM_LOG_LEVEL`, `STRONGROOM_LOG_FORMAT`, and for the `awskms`
+/// seal `STRONGROOM_AWSKMS_KEY_ID` and `STRONGROOM_AWSKMS_ENDPOINT`.
 pub fn apply_env(
     config: &mut Config,
     env: impl Fn(&str) -> Option<String>,
@@ -397,12 +489,54 @@ pub fn apply_env(
             None => bad(LOG_FORMAT, format!("expected text or json, got {value:?}")),
         }
     }
+    for (var, setting) in [(AWSKMS_KEY_ID, true), (AWSKMS_ENDPOINT, false)] {
+        let Some(value) = env(var) else { continue };
+        let Some(seal) = config.seal.as_mut() else {
+            bad(
+                var,
+                "is set, but the config has no seal \"awskms\" block".into(),
+            );
+            continue;
+        };
+        if value.trim().is_empty() {
+            bad(var, "is set but empty".into());
+            continue;
+        }
+        let value = Setting {
+            value,
+            source: Source::Env(var),
+        };
+        if setting {
+            seal.kms_key_id = value;
+        } else {
+            seal.endpoint = Some(value);
+        }
+    }
+    if let (Some(seal), Some(file)) = (&config.seal, &config.file)
+        && seal.kms_key_id.value.is_empty()
+    {
+        errors.push(ConfigError {
+            location: Location::File {
+                path: file.clone(),
+                line: seal.line,
+            },
+            key: "seal.awskms.kms_key_id".into(),
+            message: format!(
+                "is required: the KMS key (id, ARN or alias/…) that wraps the root key, here or in {AWSKMS_KEY_ID}"
+            ),
+        });
+    }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(ConfigErrors(errors))
     }
 }
+
+/// Overrides `kms_key_id` of the `awskms` seal.
+pub const AWSKMS_KEY_ID: &str = "STRONGROOM_AWSKMS_KEY_ID";
+/// Overrides `endpoint` of the `awskms` seal.
+pub const AWSKMS_ENDPOINT: &str = "STRONGROOM_AWSKMS_ENDPOINT";
 
 /// Booleans as Vault's parser takes them: `true`/`false`, `1`/`0`, `t`/`f`, any case.
 pub fn parse_bool(s: &str) -> Option<bool> {
@@ -459,6 +593,40 @@ mod tests {
         assert!(
             text.contains("STRONGROOM_DISABLE_MLOCK: expected true or false"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn awskms_env_overrides_win_and_a_key_is_required() {
+        let hcl = "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nseal \"awskms\" {\n  region = \"eu-west-1\"\n}\n";
+        let mut config = parse(hcl, Path::new("t.hcl")).unwrap();
+        let errors = apply_env(&mut config.clone(), |_| None).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .starts_with("t.hcl:3: seal.awskms.kms_key_id: is required"),
+            "{errors}"
+        );
+        apply_env(&mut config, |var| match var {
+            AWSKMS_KEY_ID => Some("alias/from-env".into()),
+            AWSKMS_ENDPOINT => Some("http://127.0.0.1:9".into()),
+            _ => None,
+        })
+        .unwrap();
+        let seal = config.seal.unwrap();
+        assert_eq!(seal.kms_key_id.value, "alias/from-env");
+        assert_eq!(seal.kms_key_id.source, Source::Env(AWSKMS_KEY_ID));
+        assert_eq!(seal.endpoint.unwrap().source, Source::Env(AWSKMS_ENDPOINT));
+
+        let errors = apply_env(&mut base(), |var| {
+            (var == AWSKMS_KEY_ID).then(|| "k".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("STRONGROOM_AWSKMS_KEY_ID: is set, but the config has no seal"),
+            "{errors}"
         );
     }
 

@@ -8,15 +8,18 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hcl_edit::Span;
 use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Attribute, Block, Body};
 
 use super::{
-    Config, ConfigError, ConfigErrors, DEFAULT_MAX_REQUEST_SIZE, Listener, Location, LogFormat,
+    AwsCredentialSettings, AwsKmsSeal, Config, ConfigError, ConfigErrors,
+    DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_REQUEST_SIZE, Listener, Location, LogFormat,
     LogLevel, Setting, Source, StorageConfig, TcpListener, TlsFiles, UnixListener, parse_bool,
 };
+use crate::secret::SecretString;
 
 const DEFAULT_ADDRESS: &str = "127.0.0.1:8400";
 
@@ -150,7 +153,7 @@ impl<'a> Ctx<'a> {
 
     fn config(&mut self, body: &Body) -> Option<Config> {
         let top_keys = ["cluster_name", "disable_mlock", "log_level", "log_format"];
-        let (top, blocks) = self.section(body, "", &top_keys, &["storage", "listener"]);
+        let (top, blocks) = self.section(body, "", &top_keys, &["storage", "listener", "seal"]);
 
         let cluster_name = match self.string(&top, "cluster_name") {
             Some((name, line)) => Setting {
@@ -176,6 +179,7 @@ impl<'a> Ctx<'a> {
 
         let mut storage = None;
         let mut listeners = Vec::new();
+        let mut seal: Option<AwsKmsSeal> = None;
         for block in blocks {
             let line = self.line(block.span());
             let ident = block.ident.as_str();
@@ -197,6 +201,20 @@ impl<'a> Ctx<'a> {
                     if let Some(config) = self.storage(block, kind, line) {
                         storage = Some((config, line));
                     }
+                }
+                "seal" => {
+                    if let Some(first) = &seal {
+                        self.error(
+                            line,
+                            "seal",
+                            format!(
+                                "only one seal block is allowed (the first is on line {})",
+                                first.line
+                            ),
+                        );
+                        continue;
+                    }
+                    seal = self.seal(block, kind, line);
                 }
                 _ => {
                     if let Some(listener) = self.listener(block, kind, line) {
@@ -224,6 +242,7 @@ impl<'a> Ctx<'a> {
                 source: Source::File { line: storage_line },
             },
             listeners,
+            seal,
         })
     }
 
@@ -328,6 +347,132 @@ impl<'a> Ctx<'a> {
                 None
             }
         }
+    }
+
+    fn seal(&mut self, block: &Block, kind: &str, line: usize) -> Option<AwsKmsSeal> {
+        if kind != "awskms" {
+            self.error(
+                line,
+                "seal",
+                format!(
+                    "unknown seal type {kind:?} (strongroom has \"awskms\"; leave the seal block out for Shamir unseal keys)"
+                ),
+            );
+            return None;
+        }
+        let name = "seal.awskms";
+        let keys = [
+            "region",
+            "kms_key_id",
+            "endpoint",
+            "access_key",
+            "secret_key",
+            "session_token",
+            "shared_creds_filename",
+            "shared_creds_profile",
+            "role_arn",
+            "web_identity_token_file",
+            "role_session_name",
+            "disabled",
+            "health_check_interval",
+        ];
+        let (section, _) = self.section(&block.body, name, &keys, &[]);
+        let errors_before = self.errors.len();
+        let text = |ctx: &mut Self, key: &str| -> Option<(String, usize)> {
+            let (value, at) = ctx.string(&section, key)?;
+            if value.trim().is_empty() {
+                ctx.error(
+                    at,
+                    qualified(name, key),
+                    "must not be empty; leave the key out instead",
+                );
+                return None;
+            }
+            Some((value, at))
+        };
+        let setting = |(value, line): (String, usize)| Setting {
+            value,
+            source: Source::File { line },
+        };
+        let kms_key_id = text(self, "kms_key_id")
+            .map(setting)
+            .unwrap_or_else(|| Setting::default_value(String::new()));
+        let region = text(self, "region").map(setting);
+        let endpoint = text(self, "endpoint").map(setting);
+        if let Some(endpoint) = &endpoint
+            && !(endpoint.value.starts_with("https://") || endpoint.value.starts_with("http://"))
+        {
+            let at = match endpoint.source {
+                Source::File { line } => line,
+                _ => line,
+            };
+            self.error(
+                at,
+                qualified(name, "endpoint"),
+                format!(
+                    "expected a URL starting with https:// (or http:// for a local KMS), got {:?}",
+                    endpoint.value
+                ),
+            );
+        }
+        let access_key = text(self, "access_key").map(|(v, _)| v);
+        let secret_key = text(self, "secret_key").map(|(v, _)| SecretString::new(v));
+        let session_token = text(self, "session_token").map(|(v, _)| SecretString::new(v));
+        if access_key.is_some() != secret_key.is_some() {
+            self.error(
+                line,
+                qualified(name, if access_key.is_some() { "secret_key" } else { "access_key" }),
+                "access_key and secret_key go together: set both, or neither to use the AWS credential chain",
+            );
+        }
+        let path = |ctx: &mut Self, key: &str| {
+            let (value, at) = text(ctx, key)?;
+            ctx.absolute(&value, at, &qualified(name, key))
+        };
+        let shared_creds_filename = path(self, "shared_creds_filename");
+        let web_identity_token_file = path(self, "web_identity_token_file");
+        let shared_creds_profile = text(self, "shared_creds_profile").map(|(v, _)| v);
+        let role_arn = text(self, "role_arn").map(|(v, _)| v);
+        let role_session_name = text(self, "role_session_name").map(|(v, _)| v);
+        if web_identity_token_file.is_some() && role_arn.is_none() {
+            self.error(
+                line,
+                qualified(name, "role_arn"),
+                "is required with web_identity_token_file: the role to assume with the token",
+            );
+        }
+        if let Some((true, at)) = self.boolean(&section, "disabled") {
+            self.error(
+                at,
+                qualified(name, "disabled"),
+                "disabled = true marks a seal being migrated away from, and this version of strongroom cannot migrate seals yet",
+            );
+        }
+        let health_check_interval = match self.value(&section, "health_check_interval", as_duration)
+        {
+            Some((interval, _)) => interval,
+            None => DEFAULT_HEALTH_CHECK_INTERVAL,
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(AwsKmsSeal {
+            kms_key_id,
+            region,
+            endpoint,
+            credentials: AwsCredentialSettings {
+                access_key,
+                secret_key,
+                session_token,
+                shared_creds_filename,
+                shared_creds_profile,
+                role_arn,
+                web_identity_token_file,
+                role_session_name,
+            },
+            health_check_interval,
+            line,
+        })
     }
 
     fn max_request_size(&mut self, section: &Section<'_>) -> Option<usize> {
@@ -629,6 +774,54 @@ fn as_bool(expr: &Expression) -> Result<bool, String> {
         _ => None,
     };
     parsed.ok_or_else(|| format!("expected true or false, got {}", describe(expr)))
+}
+
+/// A duration as Vault writes them: `"10m"`, `"1h30m"`, `"45s"`, `"500ms"`,
+/// or a whole number of seconds. `"0"` is zero.
+fn as_duration(expr: &Expression) -> Result<Duration, String> {
+    let text = match expr {
+        Expression::Number(n) => n.value().to_string(),
+        Expression::String(s) => s.value().trim().to_string(),
+        other => {
+            return Err(format!(
+                "expected a duration such as \"10m\", got {}",
+                kind_of(other)
+            ));
+        }
+    };
+    parse_duration(&text).ok_or_else(|| {
+        format!("expected a duration such as \"10m\", \"30s\" or \"0\", got {text:?}")
+    })
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let (number, tail) = rest.split_at(digits);
+        let number: u64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.checked_mul(60)?),
+            "h" => Duration::from_secs(number.checked_mul(3600)?),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+        rest = tail;
+    }
+    Some(total)
 }
 
 fn as_u64(expr: &Expression) -> Result<u64, String> {
@@ -940,6 +1133,86 @@ listener "unix" {
             errs[0].starts_with("test.hcl:3: syntax: invalid HCL"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn awskms_seal_parses_with_vault_key_names() {
+        let config = parse(
+            &format!(
+                r#"{MINIMAL}
+seal "awskms" {{
+  region     = "eu-west-1"
+  kms_key_id = "alias/strongroom-unseal"
+  endpoint   = "http://127.0.0.1:4566"
+  access_key = "AKIDEXAMPLE"
+  secret_key = "very-secret"
+  disabled   = "false"
+  health_check_interval = "1h30m"
+}}
+"#
+            ),
+            Path::new("test.hcl"),
+        )
+        .unwrap();
+        let seal = config.seal.unwrap();
+        assert_eq!(seal.kms_key_id.value, "alias/strongroom-unseal");
+        assert_eq!(seal.kms_key_id.source, Source::File { line: 6 });
+        assert_eq!(seal.region.unwrap().value, "eu-west-1");
+        assert_eq!(seal.health_check_interval, Duration::from_secs(5400));
+        assert_eq!(seal.credentials.access_key.as_deref(), Some("AKIDEXAMPLE"));
+        let debug = format!("{:?}", seal.credentials);
+        assert!(!debug.contains("very-secret"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn awskms_seal_errors_name_line_and_key() {
+        let errs = errors(&format!(
+            "{MINIMAL}seal \"awskms\" {{\n  kms_key_id = \"k\"\n  health_check_interval = \"10 minutes\"\n  access_key = \"a\"\n  disabled = true\n  endpoint = \"kms.local\"\n  regoin = \"x\"\n}}\n"
+        ));
+        let text = errs.join("\n");
+        for expected in [
+            "test.hcl:3: seal.awskms.secret_key: access_key and secret_key go together",
+            "test.hcl:5: seal.awskms.health_check_interval: expected a duration",
+            "test.hcl:7: seal.awskms.disabled: disabled = true marks a seal being migrated away from",
+            "test.hcl:8: seal.awskms.endpoint: expected a URL starting with https://",
+            "test.hcl:9: seal.awskms.regoin: unknown key \"regoin\" (did you mean \"region\"?)",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        let errs = errors(&format!("{MINIMAL}seal \"gcpckms\" {{}}\n"));
+        assert!(
+            errs[0].contains("unknown seal type \"gcpckms\""),
+            "{errs:?}"
+        );
+        let errs = errors(&format!(
+            "{MINIMAL}seal \"awskms\" {{ kms_key_id = \"a\" }}\nseal \"awskms\" {{ kms_key_id = \"b\" }}\n"
+        ));
+        assert!(
+            errs[0].contains("only one seal block is allowed (the first is on line 3)"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn durations_read_like_vaults() {
+        for (text, secs) in [
+            ("0", 0),
+            ("45", 45),
+            ("10m", 600),
+            ("1h30m", 5400),
+            ("90s", 90),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        for bad in ["", "m", "10x", "1.5h", "-1s", "10 m"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The one error type of the core, mapped to a gRPC status by the API layer.
 
 use crate::barrier::BarrierError;
+use crate::seal::envelope::EnvelopeError;
+use crate::seal::kms::{KmsError, KmsErrorKind};
 use crate::storage::StorageError;
 
 /// Why a core operation was refused or failed. Every message is one plain
@@ -17,7 +19,7 @@ pub enum CoreError {
     #[error("{0}")]
     PermissionDenied(String),
     /// The barrier is sealed.
-    #[error("strongroom is sealed; unseal it with a quorum of unseal keys first")]
+    #[error("strongroom is sealed; `strongroom status` shows what unsealing waits for")]
     Sealed,
     /// Init has not run yet.
     #[error("strongroom is not initialized; run `strongroom init` first")]
@@ -28,6 +30,12 @@ pub enum CoreError {
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// KMS could not be reached, timed out or is throttling; nothing changed.
+    #[error("{0}")]
+    KmsUnavailable(String),
+    /// KMS refused: key disabled, permission missing, ciphertext refused; nothing changed.
+    #[error("{0}")]
+    KmsRefused(String),
     /// Storage or stored data failed; the operator has to look.
     #[error("{0}")]
     Internal(String),
@@ -44,6 +52,26 @@ impl From<BarrierError> for CoreError {
         match err {
             BarrierError::Storage(e) => e.into(),
             other => CoreError::Internal(format!("stored data could not be read: {other}")),
+        }
+    }
+}
+
+impl From<EnvelopeError> for CoreError {
+    fn from(err: EnvelopeError) -> Self {
+        match err {
+            EnvelopeError::Kms(e) => e.into(),
+            other => CoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<KmsError> for CoreError {
+    fn from(err: KmsError) -> Self {
+        match err.kind {
+            KmsErrorKind::Unavailable | KmsErrorKind::Throttled => {
+                CoreError::KmsUnavailable(err.message)
+            }
+            _ => CoreError::KmsRefused(err.message),
         }
     }
 }

@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
-use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SEAL_CONFIG_VERSION, SealConfig};
+use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
+use super::seal_config::{self, RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use super::{Core, CoreError, Progress, State, token};
 use crate::barrier::keyring::now_unix;
 use crate::barrier::{Barrier, KEYRING_PATH, Keyring, entry};
+use crate::seal::Seal;
+use crate::seal::envelope::{Envelope, Purpose};
+use crate::seal::kms::Kms;
 use crate::seal::shamir::{self, ShareCheck};
 use crate::secret::{SecretBytes, SecretKey, SecretString, random_bytes};
 use crate::storage::{Batch, StorageError};
@@ -15,14 +19,66 @@ pub const DEFAULT_SHARES: u32 = 5;
 /// Threshold when the request leaves it unset.
 pub const DEFAULT_THRESHOLD: u32 = 3;
 
+/// What init is asked for. Unset values take the defaults (5 shares,
+/// threshold 3, or 1/1 for a single share).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InitParams {
+    /// Unseal shares (Shamir seal only).
+    pub key_shares: Option<u32>,
+    /// Unseal threshold (Shamir seal only).
+    pub key_threshold: Option<u32>,
+    /// Recovery shares (auto-unseal seals only).
+    pub recovery_shares: Option<u32>,
+    /// Recovery threshold (auto-unseal seals only).
+    pub recovery_threshold: Option<u32>,
+}
+
+impl InitParams {
+    /// Shamir init with `shares` and `threshold`.
+    pub fn shamir(shares: u32, threshold: u32) -> Self {
+        Self {
+            key_shares: Some(shares),
+            key_threshold: Some(threshold),
+            ..Self::default()
+        }
+    }
+
+    /// Recovery-key init with `shares` and `threshold`.
+    pub fn recovery(shares: u32, threshold: u32) -> Self {
+        Self {
+            recovery_shares: Some(shares),
+            recovery_threshold: Some(threshold),
+            ..Self::default()
+        }
+    }
+}
+
 /// What init hands back, once: the shares and the root token.
 pub struct InitResult {
-    /// The unseal shares (or the unseal key itself when there is one share).
+    /// The unseal shares (or the unseal key itself when there is one share),
+    /// or the recovery shares when `recovery` is set.
     pub shares: Vec<SecretBytes>,
+    /// The shares are recovery shares (awskms); the daemon is unsealed.
+    pub recovery: bool,
     /// The initial root token.
     pub root_token: SecretString,
     /// The threshold the shares were made for.
     pub threshold: u32,
+}
+
+/// Applies the defaults and checks shares/threshold.
+fn shares_and_threshold(
+    shares: Option<u32>,
+    threshold: Option<u32>,
+) -> Result<(u32, u32), CoreError> {
+    let shares = shares.unwrap_or(DEFAULT_SHARES);
+    let threshold = threshold.unwrap_or(if shares == 1 {
+        1
+    } else {
+        DEFAULT_THRESHOLD.min(shares)
+    });
+    shamir::validate(shares, threshold).map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
+    Ok((shares, threshold))
 }
 
 /// A random identifier in the 8-4-4-4-12 hex form of a UUID (version 4).
@@ -42,22 +98,30 @@ pub(crate) fn random_uuid() -> String {
 }
 
 impl Core {
-    /// Creates the root key, keyring, unseal shares and root token, and
-    /// writes the seal config, the encrypted root key, the encrypted keyring
-    /// and the token entries in one atomic batch. The daemon stays sealed.
-    pub async fn init(
-        &self,
-        shares: Option<u32>,
-        threshold: Option<u32>,
-    ) -> Result<InitResult, CoreError> {
-        let shares = shares.unwrap_or(DEFAULT_SHARES);
-        let threshold = threshold.unwrap_or(if shares == 1 {
-            1
-        } else {
-            DEFAULT_THRESHOLD.min(shares)
-        });
-        shamir::validate(shares, threshold)
-            .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
+    /// Creates the root key, keyring, shares and root token, and writes
+    /// everything in one atomic batch. With the Shamir seal the daemon stays
+    /// sealed; with awskms every KMS call happens before the first storage
+    /// write (so a KMS refusal leaves storage untouched) and the daemon ends
+    /// unsealed.
+    pub async fn init(&self, params: InitParams) -> Result<InitResult, CoreError> {
+        let (shares, threshold) = match &self.seal {
+            Seal::Shamir => {
+                if params.recovery_shares.is_some() || params.recovery_threshold.is_some() {
+                    return Err(CoreError::InvalidArgument(
+                        "recovery keys exist only with an auto-unseal seal, and this daemon uses Shamir unseal keys: use --key-shares and --key-threshold".into(),
+                    ));
+                }
+                shares_and_threshold(params.key_shares, params.key_threshold)?
+            }
+            Seal::AwsKms(_) => {
+                if params.key_shares.is_some() || params.key_threshold.is_some() {
+                    return Err(CoreError::InvalidArgument(
+                        "this daemon unseals itself with AWS KMS, so it has no unseal keys: use --recovery-shares and --recovery-threshold (recovery keys authorize quorum operations and unseal after a manual seal, never by themselves at start)".into(),
+                    ));
+                }
+                shares_and_threshold(params.recovery_shares, params.recovery_threshold)?
+            }
+        };
 
         let _lifecycle = self.lifecycle.lock().await;
         if !matches!(&*self.read(), State::Uninitialized) {
@@ -65,20 +129,21 @@ impl Core {
         }
 
         let root_key = SecretKey::generate();
-        let unseal_key = SecretKey::generate();
-        let unseal_shares = shamir::split(&unseal_key, shares, threshold)
+        let share_key = SecretKey::generate();
+        let issued = shamir::split(&share_key, shares, threshold)
             .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
         let cluster_id = random_uuid();
         let cluster_name = self
             .cluster_name
             .clone()
             .unwrap_or_else(|| format!("strongroom-cluster-{}", &cluster_id[..8]));
+        let seal_type = self.seal.name();
         let config = SealConfig {
-            format_version: SEAL_CONFIG_VERSION,
-            seal_type: "shamir".into(),
+            format_version: seal_config::format_for(seal_type),
+            seal_type: seal_type.into(),
             secret_shares: shares,
             secret_threshold: threshold,
-            share_check: ShareCheck::new(&unseal_shares),
+            share_check: ShareCheck::new(&issued),
             cluster_id,
             cluster_name,
             initialized_unix: now_unix(),
@@ -93,16 +158,29 @@ impl Core {
         batch
             .require_absent(SEAL_CONFIG_PATH)
             .put(SEAL_CONFIG_PATH, config.encode())
-            .put(
-                ROOT_KEY_PATH,
-                entry::seal(
-                    &unseal_key,
-                    entry::TERM_KEY_ENCRYPTION,
-                    ROOT_KEY_PATH,
-                    root_key.expose(),
-                ),
-            )
             .put(KEYRING_PATH, barrier.sealed_keyring());
+        let kms_key_arn = match &self.seal {
+            Seal::Shamir => {
+                batch.put(
+                    ROOT_KEY_PATH,
+                    entry::seal(
+                        &share_key,
+                        entry::TERM_KEY_ENCRYPTION,
+                        ROOT_KEY_PATH,
+                        root_key.expose(),
+                    ),
+                );
+                None
+            }
+            Seal::AwsKms(kms) => {
+                let (root, recovery) =
+                    wrap_for_kms(kms.as_ref(), &config.cluster_id, &root_key, &share_key).await?;
+                batch
+                    .put(ROOT_KEY_PATH, root.encode())
+                    .put(RECOVERY_KEY_PATH, recovery.encode());
+                Some(root.key_arn)
+            }
+        };
         let (root_token, token_entry) =
             token::create(&barrier, &mut batch, vec![token::ROOT_POLICY.into()]);
         match self.storage.write(batch).await {
@@ -111,23 +189,72 @@ impl Core {
             Err(e) => return Err(e.into()),
         }
 
-        tracing::info!(
-            shares,
-            threshold,
-            cluster_id = %config.cluster_id,
-            root_token_accessor = %token_entry.accessor,
-            "initialized; the daemon is sealed until a quorum of unseal keys is entered"
-        );
-        self.set_state(State::Sealed {
-            config: Arc::new(config),
-            progress: Progress::default(),
-        });
+        let config = Arc::new(config);
+        let recovery = kms_key_arn.is_some();
+        if let Some(arn) = kms_key_arn {
+            tracing::info!(
+                recovery_shares = shares,
+                recovery_threshold = threshold,
+                cluster_id = %config.cluster_id,
+                kms_key_arn = %arn,
+                root_token_accessor = %token_entry.accessor,
+                "initialized; the root key is wrapped by KMS and the daemon is unsealed"
+            );
+            {
+                let mut report = self.report();
+                report.key_arn = arn;
+                report.auto_unseal = AutoUnsealStatus {
+                    state: AutoUnsealState::Unsealed,
+                    ..AutoUnsealStatus::default()
+                };
+            }
+            self.set_state(State::Unsealed {
+                config,
+                barrier: Arc::new(barrier),
+            });
+        } else {
+            tracing::info!(
+                shares,
+                threshold,
+                cluster_id = %config.cluster_id,
+                root_token_accessor = %token_entry.accessor,
+                "initialized; the daemon is sealed until a quorum of unseal keys is entered"
+            );
+            self.set_state(State::Sealed {
+                config,
+                progress: Progress::default(),
+            });
+        }
         Ok(InitResult {
-            shares: unseal_shares,
+            shares: issued,
+            recovery,
             root_token,
             threshold,
         })
     }
+}
+
+/// Wraps the root key and the recovery key under the configured KMS key (two
+/// Encrypts, in parallel), then opens the root-key envelope again (one
+/// Decrypt), so a key policy without kms:Decrypt fails init now rather than
+/// the next start.
+async fn wrap_for_kms(
+    kms: &dyn Kms,
+    cluster_id: &str,
+    root_key: &SecretKey,
+    recovery_key: &SecretKey,
+) -> Result<(Envelope, Envelope), CoreError> {
+    let (root, recovery) = tokio::try_join!(
+        Envelope::seal(kms, Purpose::RootKey, cluster_id, root_key),
+        Envelope::seal(kms, Purpose::RecoveryKey, cluster_id, recovery_key),
+    )?;
+    let reopened = root.open(kms, Purpose::RootKey, cluster_id).await?;
+    if !crate::secret::ct_eq(reopened.expose(), root_key.expose()) {
+        return Err(CoreError::Internal(
+            "KMS returned a different root key than it was given; init wrote nothing".into(),
+        ));
+    }
+    Ok((root, recovery))
 }
 
 #[cfg(test)]
@@ -146,10 +273,12 @@ mod tests {
     #[tokio::test]
     async fn bad_parameters_change_nothing() {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-        let core = Core::open(Arc::clone(&storage), None).await.unwrap();
+        let core = Core::open(Arc::clone(&storage), Seal::Shamir, None)
+            .await
+            .unwrap();
         for (n, t) in [(0, 0), (5, 6), (256, 2), (3, 1)] {
             assert!(matches!(
-                core.init(Some(n), Some(t)).await,
+                core.init(InitParams::shamir(n, t)).await,
                 Err(CoreError::InvalidArgument(_))
             ));
         }
@@ -160,10 +289,10 @@ mod tests {
     #[tokio::test]
     async fn init_writes_everything_and_no_plaintext_keys() {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-        let core = Core::open(Arc::clone(&storage), Some("prod".into()))
+        let core = Core::open(Arc::clone(&storage), Seal::Shamir, Some("prod".into()))
             .await
             .unwrap();
-        let init = core.init(None, None).await.unwrap();
+        let init = core.init(InitParams::default()).await.unwrap();
         assert_eq!(init.shares.len(), 5);
         assert_eq!(init.threshold, 3);
         let keys = storage.list("").await.unwrap();
@@ -198,10 +327,16 @@ mod tests {
 
     #[tokio::test]
     async fn one_share_defaults_to_threshold_one() {
-        let core = Core::open(Arc::new(InmemBackend::new()), None)
+        let core = Core::open(Arc::new(InmemBackend::new()), Seal::Shamir, None)
             .await
             .unwrap();
-        let init = core.init(Some(1), None).await.unwrap();
+        let init = core
+            .init(InitParams {
+                key_shares: Some(1),
+                ..InitParams::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(init.shares.len(), 1);
         assert_eq!(init.shares[0].len(), 32);
         assert_eq!(init.threshold, 1);

@@ -5,6 +5,7 @@
 //! Init, unseal and seal are serialised by one async lifecycle lock; the state
 //! lock is never held across an await.
 
+mod auto_unseal;
 mod error;
 mod init;
 pub mod kv;
@@ -16,15 +17,18 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{Mutex, watch};
 
+pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use error::CoreError;
-pub use init::InitResult;
+pub use init::{InitParams, InitResult};
 pub use seal_config::SealConfig;
 pub use unseal::UnsealOutcome;
 
 use crate::barrier::Barrier;
+use crate::seal::Seal;
+use crate::seal::envelope::{Envelope, Purpose};
 use crate::secret::SecretBytes;
 use crate::storage::Backend;
-use seal_config::SEAL_CONFIG_PATH;
+use seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH};
 use token::TokenEntry;
 
 /// The coarse seal state, published to health checks and systemd.
@@ -74,6 +78,14 @@ pub struct Status {
     pub cluster_name: String,
     /// Cluster id, made at init.
     pub cluster_id: String,
+    /// The shares are recovery shares (an auto-unseal seal).
+    pub recovery_seal: bool,
+    /// The ARN of the KMS key that wraps the stored keys (awskms, once known).
+    pub kms_key_arn: String,
+    /// Auto-unseal progress (awskms only).
+    pub auto_unseal: Option<AutoUnsealStatus>,
+    /// Conditions an operator should act on while the daemon still works.
+    pub warnings: Vec<String>,
 }
 
 /// Shares entered towards the threshold, and the attempt's nonce.
@@ -95,40 +107,82 @@ enum State {
     },
 }
 
+/// What the awskms seal reports beside the seal state.
+#[derive(Default)]
+struct KmsReport {
+    auto_unseal: AutoUnsealStatus,
+    /// ARN of the key that wraps the stored keys.
+    key_arn: String,
+    /// The wrapping key is disabled or pending deletion, or its check failed.
+    key_health: Option<String>,
+    /// The configured key is in another account or region than the stored one.
+    key_move: Option<String>,
+}
+
 /// The daemon's core.
 pub struct Core {
     storage: Arc<dyn Backend>,
+    seal: Seal,
     cluster_name: Option<String>,
     state: RwLock<State>,
     lifecycle: Mutex<()>,
     phase: watch::Sender<Phase>,
+    kms_report: std::sync::Mutex<KmsReport>,
 }
 
 impl Core {
     /// Reads the seal config from `storage` to learn whether init has run.
     /// `cluster_name` from the config overrides the name recorded at init.
+    /// Refuses storage initialized under another seal type than `seal`.
     pub async fn open(
         storage: Arc<dyn Backend>,
+        seal: Seal,
         cluster_name: Option<String>,
     ) -> Result<Arc<Self>, CoreError> {
+        let mut report = KmsReport::default();
         let state = match storage.get(SEAL_CONFIG_PATH).await? {
             None => State::Uninitialized,
-            Some(bytes) => State::Sealed {
-                config: Arc::new(SealConfig::decode(&bytes).map_err(CoreError::Internal)?),
-                progress: Progress::default(),
-            },
+            Some(bytes) => {
+                let config = SealConfig::decode(&bytes).map_err(CoreError::Internal)?;
+                check_seal_type(&config, &seal)?;
+                if config.is_recovery() {
+                    let blob = storage.get(ROOT_KEY_PATH).await?.ok_or_else(|| {
+                        CoreError::Internal(format!(
+                            "storage has a seal config but no {ROOT_KEY_PATH}; the stored seal data is damaged"
+                        ))
+                    })?;
+                    report.key_arn = Envelope::decode(Purpose::RootKey, &blob)
+                        .map_err(|e| CoreError::Internal(e.to_string()))?
+                        .key_arn;
+                }
+                State::Sealed {
+                    config: Arc::new(config),
+                    progress: Progress::default(),
+                }
+            }
         };
         let phase = match state {
             State::Uninitialized => Phase::Uninitialized,
             _ => Phase::Sealed,
         };
+        if matches!(seal, Seal::AwsKms(_)) && phase == Phase::Sealed {
+            report.auto_unseal.state = AutoUnsealState::InProgress;
+        }
         Ok(Arc::new(Self {
             storage,
+            seal,
             cluster_name,
             state: RwLock::new(state),
             lifecycle: Mutex::new(()),
             phase: watch::Sender::new(phase),
+            kms_report: std::sync::Mutex::new(report),
         }))
+    }
+
+    fn report(&self) -> std::sync::MutexGuard<'_, KmsReport> {
+        self.kms_report
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Follows the seal state as it changes.
@@ -174,7 +228,7 @@ impl Core {
     pub fn status(&self) -> Status {
         let state = self.read();
         let mut status = Status {
-            seal_type: "shamir",
+            seal_type: self.seal.name(),
             initialized: false,
             sealed: true,
             threshold: 0,
@@ -185,7 +239,21 @@ impl Core {
             storage_type: self.storage.kind(),
             cluster_name: self.cluster_name.clone().unwrap_or_default(),
             cluster_id: String::new(),
+            recovery_seal: matches!(self.seal, Seal::AwsKms(_)),
+            kms_key_arn: String::new(),
+            auto_unseal: None,
+            warnings: Vec::new(),
         };
+        if matches!(self.seal, Seal::AwsKms(_)) {
+            let report = self.report();
+            status.auto_unseal = Some(report.auto_unseal.clone());
+            status.kms_key_arn.clone_from(&report.key_arn);
+            status.warnings = [&report.key_health, &report.key_move]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+        }
         let config = match &*state {
             State::Uninitialized => return status,
             State::Sealed { config, progress } => {
@@ -251,7 +319,8 @@ impl Core {
         Ok(())
     }
 
-    /// Seals without a token check: the shutdown path.
+    /// Seals without a token check: the shutdown path. An awskms daemon
+    /// stays sealed until a quorum of recovery shares or a restart.
     pub fn seal_now(&self) {
         let config = match &*self.read() {
             State::Unsealed { config, .. } => Arc::clone(config),
@@ -261,8 +330,27 @@ impl Core {
             config,
             progress: Progress::default(),
         });
+        if matches!(self.seal, Seal::AwsKms(_)) {
+            self.report().auto_unseal = AutoUnsealStatus::stopped();
+        }
         tracing::info!("sealed: root key and keyring dropped from memory");
     }
+}
+
+/// Refuses to run storage made under one seal type with a config for another:
+/// moving between them is a seal migration.
+fn check_seal_type(config: &SealConfig, seal: &Seal) -> Result<(), CoreError> {
+    if config.seal_type == seal.name() {
+        return Ok(());
+    }
+    let configured = match seal {
+        Seal::Shamir => "has no seal \"awskms\" block (Shamir unseal keys)".to_string(),
+        Seal::AwsKms(_) => "has a seal \"awskms\" block".to_string(),
+    };
+    Err(CoreError::Internal(format!(
+        "storage was initialized with the {} seal, but the config {configured}; moving between seals needs a seal migration, which this version of strongroom cannot do yet",
+        config.seal_type
+    )))
 }
 
 #[cfg(test)]
@@ -271,7 +359,7 @@ mod tests {
     use crate::storage::InmemBackend;
 
     async fn core() -> Arc<Core> {
-        Core::open(Arc::new(InmemBackend::new()), None)
+        Core::open(Arc::new(InmemBackend::new()), Seal::Shamir, None)
             .await
             .unwrap()
     }
@@ -289,11 +377,11 @@ mod tests {
     #[tokio::test]
     async fn init_unseal_seal_cycle() {
         let core = core().await;
-        let init = core.init(Some(5), Some(3)).await.unwrap();
+        let init = core.init(InitParams::shamir(5, 3)).await.unwrap();
         assert_eq!(init.shares.len(), 5);
         assert_eq!(core.phase(), Phase::Sealed);
         assert_eq!(
-            core.init(None, None).await.err(),
+            core.init(InitParams::default()).await.err(),
             Some(CoreError::AlreadyInitialized)
         );
 

@@ -7,22 +7,38 @@ use crate::seal::shamir::ShareCheck;
 
 /// Where the seal config is stored.
 pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
-/// Where the root key is stored, encrypted by the unseal key.
+/// Where the root key is stored: encrypted by the unseal key (Shamir), or an
+/// envelope wrapped by KMS (awskms).
 pub const ROOT_KEY_PATH: &str = "core/root-key";
-/// The seal config format this build writes and the newest it reads.
-pub const SEAL_CONFIG_VERSION: u32 = 1;
+/// Where the recovery key is stored (awskms only): an envelope wrapped by KMS.
+pub const RECOVERY_KEY_PATH: &str = "core/recovery-key";
+/// The newest seal config format this build reads. Format 1 is the Shamir
+/// seal; format 2 adds the awskms seal, whose shares are recovery shares.
+/// Each record is written with the oldest format that describes it, so a
+/// build that knows only format 1 refuses an awskms store instead of
+/// mistaking its recovery shares for unseal keys.
+pub const SEAL_CONFIG_VERSION: u32 = 2;
+
+/// The format a record of `seal_type` is written with.
+pub fn format_for(seal_type: &str) -> u32 {
+    if seal_type == crate::seal::SHAMIR {
+        1
+    } else {
+        2
+    }
+}
 
 /// The seal's parameters, as written by init.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealConfig {
     /// Format of this record.
     pub format_version: u32,
-    /// Seal type: `shamir`.
+    /// Seal type: `shamir` or `awskms`.
     #[serde(rename = "type")]
     pub seal_type: String,
-    /// Unseal shares issued.
+    /// Shares issued: unseal shares (shamir) or recovery shares (awskms).
     pub secret_shares: u32,
-    /// Unseal shares needed.
+    /// Shares needed: of unseal shares (shamir) or recovery shares (awskms).
     pub secret_threshold: u32,
     /// Hashes of the issued shares, to refuse never-issued ones early.
     pub share_check: ShareCheck,
@@ -51,6 +67,11 @@ impl SealConfig {
         }
         serde_json::from_slice(bytes)
             .map_err(|e| format!("the seal config at {SEAL_CONFIG_PATH} is not readable: {e}"))
+    }
+
+    /// Whether the shares are recovery shares (an auto-unseal seal).
+    pub fn is_recovery(&self) -> bool {
+        self.seal_type != crate::seal::SHAMIR
     }
 
     /// The stored form.

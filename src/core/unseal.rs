@@ -9,12 +9,16 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 
+use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::init::random_uuid;
-use super::seal_config::ROOT_KEY_PATH;
+use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SealConfig};
 use super::{Core, CoreError, Progress, State, Status};
 use crate::barrier::{Barrier, entry};
+use crate::seal::Seal;
+use crate::seal::envelope::Purpose;
+use crate::seal::kms::Kms;
 use crate::seal::shamir;
-use crate::secret::{SecretBytes, SecretKey};
+use crate::secret::{SecretBytes, SecretKey, ct_eq};
 
 /// The result of entering one share.
 pub struct UnsealOutcome {
@@ -24,11 +28,12 @@ pub struct UnsealOutcome {
     pub duplicate: bool,
 }
 
-/// Decodes a share typed as hex or base64 into zeroizing memory.
-fn decode_share(key: &str, expected_len: usize) -> Result<SecretBytes, CoreError> {
+/// Decodes a share typed as hex or base64 into zeroizing memory. `noun` is
+/// "unseal key" or "recovery key", for the messages.
+fn decode_share(key: &str, expected_len: usize, noun: &str) -> Result<SecretBytes, CoreError> {
     let key = key.trim();
     if key.is_empty() {
-        return Err(CoreError::InvalidArgument("no unseal key was given".into()));
+        return Err(CoreError::InvalidArgument(format!("no {noun} was given")));
     }
     let is_hex = key.len().is_multiple_of(2) && key.bytes().all(|b| b.is_ascii_hexdigit());
     let decoded = if is_hex {
@@ -40,11 +45,11 @@ fn decode_share(key: &str, expected_len: usize) -> Result<SecretBytes, CoreError
             .ok()
     };
     let share = SecretBytes::new(decoded.ok_or_else(|| {
-        CoreError::InvalidArgument("the unseal key is neither hex nor base64".into())
+        CoreError::InvalidArgument(format!("the {noun} is neither hex nor base64"))
     })?);
     if share.len() != expected_len {
         return Err(CoreError::InvalidArgument(format!(
-            "the unseal key is {} bytes long, but this store's unseal keys are {expected_len} bytes",
+            "the {noun} is {} bytes long, but this store's {noun}s are {expected_len} bytes",
             share.len()
         )));
     }
@@ -68,10 +73,15 @@ impl Core {
             });
         };
 
-        let share = decode_share(key, shamir::share_len(config.secret_shares))?;
+        let noun = if config.is_recovery() {
+            "recovery key"
+        } else {
+            "unseal key"
+        };
+        let share = decode_share(key, shamir::share_len(config.secret_shares), noun)?;
         if !config.share_check.is_issued(share.expose()) {
             return Err(CoreError::InvalidArgument(format!(
-                "this unseal key was never issued for this store: it matches none of the {} keys made at init",
+                "this {noun} was never issued for this store: it matches none of the {} keys made at init",
                 config.secret_shares
             )));
         }
@@ -106,17 +116,31 @@ impl Core {
         };
 
         if let Some(quorum) = quorum {
-            let barrier = self.open_barrier(&quorum.shares).await?;
+            let barrier = match &self.seal {
+                Seal::Shamir => self.open_barrier(&quorum.shares).await?,
+                Seal::AwsKms(kms) => {
+                    self.open_with_recovery(kms.as_ref(), &config, &quorum.shares)
+                        .await?
+                }
+            };
             self.set_state(State::Unsealed {
                 config,
                 barrier: Arc::new(barrier),
             });
-            tracing::info!("unsealed");
+            if matches!(self.seal, Seal::AwsKms(_)) {
+                self.report().auto_unseal = AutoUnsealStatus {
+                    state: AutoUnsealState::Unsealed,
+                    ..AutoUnsealStatus::default()
+                };
+                tracing::info!("unsealed with a quorum of recovery keys");
+            } else {
+                tracing::info!("unsealed");
+            }
         } else {
             tracing::info!(
                 progress = self.status().progress,
                 threshold = config.secret_threshold,
-                "unseal key accepted"
+                "{noun} accepted"
             );
         }
         Ok(UnsealOutcome {
@@ -132,6 +156,38 @@ impl Core {
             *progress = Progress::default();
         }
         self.status()
+    }
+
+    /// Combines recovery shares, checks them against the stored recovery key
+    /// (one KMS Decrypt), then opens the root key (one more Decrypt). The
+    /// shares entered are discarded when this fails; they are entered again.
+    async fn open_with_recovery(
+        &self,
+        kms: &dyn Kms,
+        config: &SealConfig,
+        shares: &[SecretBytes],
+    ) -> Result<Barrier, CoreError> {
+        let recovery_key = shamir::combine(shares).map_err(|_| {
+            CoreError::Internal(
+                "the recovery keys did not combine; the stored seal data may be damaged".into(),
+            )
+        })?;
+        let stored = self
+            .stored_envelope(RECOVERY_KEY_PATH, Purpose::RecoveryKey)
+            .await?
+            .open(kms, Purpose::RecoveryKey, &config.cluster_id)
+            .await?;
+        if !ct_eq(stored.expose(), recovery_key.expose()) {
+            return Err(CoreError::Internal(
+                "the recovery keys combined, but not into the stored recovery key; the stored seal data may be damaged".into(),
+            ));
+        }
+        let root_key = self
+            .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
+            .await?
+            .open(kms, Purpose::RootKey, &config.cluster_id)
+            .await?;
+        Ok(Barrier::unlock(Arc::clone(&self.storage), root_key).await?)
     }
 
     /// Combines the shares and opens the root key and keyring.
@@ -164,38 +220,50 @@ mod tests {
     fn shares_decode_from_hex_and_base64() {
         let bytes: Vec<u8> = (0..33).collect();
         assert_eq!(
-            decode_share(&hex::encode(&bytes), 33).unwrap().expose(),
-            &bytes[..]
-        );
-        assert_eq!(
-            decode_share(&STANDARD.encode(&bytes), 33).unwrap().expose(),
-            &bytes[..]
-        );
-        assert_eq!(
-            decode_share(&format!("  {}\n", hex::encode(&bytes)), 33)
+            decode_share(&hex::encode(&bytes), 33, "unseal key")
                 .unwrap()
                 .expose(),
             &bytes[..]
         );
-        let err = decode_share("zz!!", 33).err().unwrap();
+        assert_eq!(
+            decode_share(&STANDARD.encode(&bytes), 33, "unseal key")
+                .unwrap()
+                .expose(),
+            &bytes[..]
+        );
+        assert_eq!(
+            decode_share(&format!("  {}\n", hex::encode(&bytes)), 33, "unseal key")
+                .unwrap()
+                .expose(),
+            &bytes[..]
+        );
+        let err = decode_share("zz!!", 33, "unseal key").err().unwrap();
         assert_eq!(err.to_string(), "the unseal key is neither hex nor base64");
-        let err = decode_share(&hex::encode(&bytes[..32]), 33).err().unwrap();
+        let err = decode_share(&hex::encode(&bytes[..32]), 33, "unseal key")
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "the unseal key is 32 bytes long, but this store's unseal keys are 33 bytes"
         );
         assert_eq!(
-            decode_share(" ", 33).err().unwrap().to_string(),
+            decode_share(" ", 33, "unseal key")
+                .err()
+                .unwrap()
+                .to_string(),
             "no unseal key was given"
         );
     }
 
     #[tokio::test]
     async fn bad_shares_keep_progress_and_duplicates_are_flagged() {
-        let core = Core::open(Arc::new(InmemBackend::new()), None)
+        let core = Core::open(Arc::new(InmemBackend::new()), Seal::Shamir, None)
             .await
             .unwrap();
-        let init = core.init(Some(5), Some(3)).await.unwrap();
+        let init = core
+            .init(crate::core::InitParams::shamir(5, 3))
+            .await
+            .unwrap();
         let first = hex::encode(init.shares[0].expose());
         assert_eq!(core.unseal(&first).await.unwrap().status.progress, 1);
         let nonce = core.status().nonce;
@@ -228,8 +296,13 @@ mod tests {
     #[tokio::test]
     async fn a_damaged_root_key_is_reported_and_progress_reset() {
         let storage = Arc::new(InmemBackend::new());
-        let core = Core::open(storage.clone(), None).await.unwrap();
-        let init = core.init(Some(3), Some(2)).await.unwrap();
+        let core = Core::open(storage.clone(), Seal::Shamir, None)
+            .await
+            .unwrap();
+        let init = core
+            .init(crate::core::InitParams::shamir(3, 2))
+            .await
+            .unwrap();
         let mut batch = crate::storage::Batch::new();
         batch.put(ROOT_KEY_PATH, vec![0u8; 80]);
         crate::storage::Backend::write(storage.as_ref(), batch)

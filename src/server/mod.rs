@@ -31,7 +31,9 @@ pub use listener::{Bound, ListenerError};
 
 use crate::api;
 use crate::config::{self, Config, Listener, StorageConfig};
-use crate::core::{Core, CoreError, Phase};
+use crate::core::{AutoUnsealState, Core, CoreError, InitParams, Phase};
+use crate::seal::Seal;
+use crate::seal::awskms::AwsKms;
 use crate::storage::{self, OpenError};
 use logging::LogLevelHandle;
 use notify::Notifier;
@@ -95,10 +97,25 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         tracing::info!(path = %path.display(), "storage: file");
     }
     let storage = storage::open(&config.storage.value)?;
-    let core = Core::open(storage, config.cluster_name.value.clone()).await?;
+    let seal = match &config.seal {
+        None => Seal::Shamir,
+        Some(settings) => {
+            let kms = AwsKms::new(settings.clone());
+            kms.log_settings(|var| std::env::var(var).ok());
+            Seal::AwsKms(Arc::new(kms))
+        }
+    };
+    let core = Core::open(storage, seal, config.cluster_name.value.clone()).await?;
     if dev {
         dev_init(&core).await?;
     }
+    // Auto-unseal runs beside the listeners: Status answers at once,
+    // "sealed, auto-unseal in progress", while KMS is asked.
+    let health_check_interval = config
+        .seal
+        .as_ref()
+        .map_or(Duration::ZERO, |s| s.health_check_interval);
+    tokio::spawn(Arc::clone(&core).drive_auto_unseal(health_check_interval));
 
     let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
@@ -239,7 +256,7 @@ pub async fn serve(
 
 /// `--dev`: init with one share and unseal with it, then print both.
 async fn dev_init(core: &Core) -> Result<(), ServerError> {
-    let init = core.init(Some(1), Some(1)).await?;
+    let init = core.init(InitParams::shamir(1, 1)).await?;
     let key = STANDARD.encode(init.shares[0].expose());
     core.unseal(&key).await?;
     println!(
@@ -296,10 +313,17 @@ fn systemd_status(core: &Core) -> String {
     let status = core.status();
     match core.phase() {
         Phase::Uninitialized => "uninitialized; waiting for init".into(),
-        Phase::Sealed => format!(
-            "sealed; {}/{} unseal keys entered",
-            status.progress, status.threshold
-        ),
+        Phase::Sealed => match status.auto_unseal {
+            Some(auto) if auto.state == AutoUnsealState::Stopped => format!(
+                "sealed by an operator; {}/{} recovery keys entered",
+                status.progress, status.threshold
+            ),
+            Some(_) => "sealed; auto-unseal in progress".into(),
+            None => format!(
+                "sealed; {}/{} unseal keys entered",
+                status.progress, status.threshold
+            ),
+        },
         Phase::Unsealed => "unsealed".into(),
     }
 }

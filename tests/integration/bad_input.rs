@@ -103,6 +103,7 @@ fn grpc_codes_match_the_contract() {
                 .init(proto::InitRequest {
                     key_shares: Some(shares),
                     key_threshold: Some(threshold),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err();

@@ -1,0 +1,567 @@
+//! The awskms seal at work: unseal at start with one KMS Decrypt, retry with
+//! backoff while KMS cannot answer (never exit), then keep an eye on the key.
+//!
+//! The path to unsealed is: read `core/root-key`, one KMS Decrypt, AES-GCM,
+//! open the keyring. Everything else (DescribeKey, rewrap, health checks)
+//! happens after the daemon is unsealed.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH};
+use super::{Core, CoreError, Phase, State};
+use crate::barrier::Barrier;
+use crate::seal::Seal;
+use crate::seal::awskms::arn_scope;
+use crate::seal::envelope::{Envelope, EnvelopeError, Purpose};
+use crate::seal::kms::{KeyState, Kms};
+use crate::secret::random_bytes;
+use crate::storage::Batch;
+
+/// First retry delay after a transient failure.
+pub const BACKOFF_START: Duration = Duration::from_millis(250);
+/// Longest delay between retries after transient failures.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// Delay between retries after a failure that retrying is not expected to
+/// fix (a blob KMS decrypted but that failed authentication, no region):
+/// long enough never to loop hot, short enough to notice a fix.
+pub const PERMANENT_FAILURE_DELAY: Duration = Duration::from_secs(300);
+
+/// Where automatic unsealing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoUnsealState {
+    /// Nothing to do yet: the store is not initialized.
+    #[default]
+    Idle,
+    /// Trying, or waiting to retry after a transient failure.
+    InProgress,
+    /// Unsealed by KMS (or by init).
+    Unsealed,
+    /// Refused for a reason retrying will not fix; retried rarely.
+    Failed,
+    /// Sealed by an operator: stays sealed until a quorum of recovery shares or a restart.
+    Stopped,
+}
+
+impl AutoUnsealState {
+    /// The name Status reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::InProgress => "in_progress",
+            Self::Unsealed => "unsealed",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// Auto-unseal progress, as Status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AutoUnsealStatus {
+    /// Where it stands.
+    pub state: AutoUnsealState,
+    /// Attempts made since start.
+    pub attempts: u32,
+    /// Why the last attempt failed, in one sentence; empty after success.
+    pub last_error: String,
+    /// When the next attempt is due, ms since the Unix epoch; 0 when none is planned.
+    pub next_attempt_unix_ms: u64,
+}
+
+impl AutoUnsealStatus {
+    /// After an operator sealed the daemon.
+    pub fn stopped() -> Self {
+        Self {
+            state: AutoUnsealState::Stopped,
+            ..Self::default()
+        }
+    }
+}
+
+/// The delay before retry number `attempt` (1-based): exponential from
+/// [`BACKOFF_START`], capped at [`BACKOFF_CAP`], with ±25 % jitter so a
+/// fleet restarted together does not hit KMS in lockstep.
+pub fn backoff(attempt: u32, transient: bool) -> Duration {
+    let base = if transient {
+        BACKOFF_START
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(BACKOFF_CAP)
+    } else {
+        PERMANENT_FAILURE_DELAY
+    };
+    let random = random_bytes(2);
+    let unit = f64::from(u16::from_be_bytes([random[0], random[1]])) / f64::from(u16::MAX);
+    let jittered = base.mul_f64(0.75 + unit / 2.0);
+    if transient {
+        jittered.min(BACKOFF_CAP)
+    } else {
+        jittered
+    }
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Why one auto-unseal attempt failed.
+struct AttemptError {
+    message: String,
+    transient: bool,
+}
+
+impl From<EnvelopeError> for AttemptError {
+    fn from(e: EnvelopeError) -> Self {
+        Self {
+            transient: e.is_transient(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<CoreError> for AttemptError {
+    fn from(e: CoreError) -> Self {
+        Self {
+            // KMS errors that reach here are about the key or the service;
+            // an operator can fix those without restarting strongroom.
+            transient: !matches!(e, CoreError::Internal(_)),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Core {
+    /// Runs the awskms seal's background work for the life of the process:
+    /// auto-unseal with backoff, then the key check and rewrap after each
+    /// unseal, then periodic health checks while unsealed. Returns at once
+    /// for the Shamir seal.
+    pub async fn drive_auto_unseal(self: Arc<Self>, health_check_interval: Duration) {
+        let Seal::AwsKms(kms) = &self.seal else {
+            return;
+        };
+        let kms = Arc::clone(kms);
+        let mut phase = self.subscribe();
+        if phase
+            .wait_for(|p| *p != Phase::Uninitialized)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        // Init under the configured key leaves nothing to check.
+        let mut key_checked = self.phase() == Phase::Unsealed;
+        let mut attempts = 0u32;
+        while self.phase() == Phase::Sealed {
+            attempts += 1;
+            self.report().auto_unseal.attempts = attempts;
+            let Err(e) = self.auto_unseal_once(kms.as_ref()).await else {
+                break;
+            };
+            let delay = backoff(attempts, e.transient);
+            let state = if e.transient {
+                AutoUnsealState::InProgress
+            } else {
+                AutoUnsealState::Failed
+            };
+            tracing::warn!(
+                attempt = attempts,
+                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                error = %e.message,
+                "auto-unseal failed; staying up sealed and retrying"
+            );
+            {
+                let mut report = self.report();
+                report.auto_unseal.state = state;
+                report.auto_unseal.last_error = e.message;
+                report.auto_unseal.next_attempt_unix_ms = unix_ms(SystemTime::now() + delay);
+            }
+            // A quorum of recovery shares may unseal meanwhile.
+            let _ = tokio::time::timeout(delay, phase.wait_for(|p| *p == Phase::Unsealed)).await;
+        }
+
+        loop {
+            if phase.wait_for(|p| *p == Phase::Unsealed).await.is_err() {
+                return;
+            }
+            if !key_checked {
+                key_checked = self.check_configured_key(kms.as_ref()).await;
+            }
+            if health_check_interval.is_zero() {
+                let _ = phase.wait_for(|p| *p != Phase::Unsealed).await;
+                continue;
+            }
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(health_check_interval) => {
+                        self.check_key_health(kms.as_ref()).await;
+                        if !key_checked {
+                            key_checked = self.check_configured_key(kms.as_ref()).await;
+                        }
+                    }
+                    closed = async { phase.wait_for(|p| *p != Phase::Unsealed).await.is_err() } => {
+                        if closed {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt: read the stored root key, one KMS Decrypt, open the keyring.
+    async fn auto_unseal_once(&self, kms: &dyn Kms) -> Result<(), AttemptError> {
+        let config = match &*self.read() {
+            State::Sealed { config, .. } => Arc::clone(config),
+            _ => return Ok(()),
+        };
+        let envelope = self
+            .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
+            .await?;
+        let root_key = envelope
+            .open(kms, Purpose::RootKey, &config.cluster_id)
+            .await?;
+        let barrier = Barrier::unlock(Arc::clone(&self.storage), root_key)
+            .await
+            .map_err(|e| AttemptError {
+                message: format!(
+                    "KMS decrypted the root key, but it does not open the keyring: {e}"
+                ),
+                transient: false,
+            })?;
+        let _lifecycle = self.lifecycle.lock().await;
+        // A quorum of recovery shares may have unsealed meanwhile.
+        if !matches!(&*self.read(), State::Sealed { .. }) {
+            return Ok(());
+        }
+        self.set_state(State::Unsealed {
+            config,
+            barrier: Arc::new(barrier),
+        });
+        {
+            let mut report = self.report();
+            report.auto_unseal.state = AutoUnsealState::Unsealed;
+            report.auto_unseal.last_error.clear();
+            report.auto_unseal.next_attempt_unix_ms = 0;
+        }
+        tracing::info!(kms_key_arn = %envelope.key_arn, "unsealed by KMS");
+        Ok(())
+    }
+
+    /// Reads and parses a stored envelope.
+    pub(super) async fn stored_envelope(
+        &self,
+        path: &str,
+        purpose: Purpose,
+    ) -> Result<Envelope, CoreError> {
+        let blob = self.storage.get(path).await?.ok_or_else(|| {
+            CoreError::Internal(format!(
+                "storage has no {path}; the stored seal data is damaged"
+            ))
+        })?;
+        Envelope::decode(purpose, &blob).map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// After unsealing: DescribeKey the configured key. When it resolves to
+    /// another key in the same account and region than the stored blobs (key
+    /// replaced, alias moved), rewrap the root and recovery keys under it.
+    /// Returns whether the check completed (false: try again later).
+    async fn check_configured_key(&self, kms: &dyn Kms) -> bool {
+        let configured = match kms.describe_key(kms.key_id()).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the configured KMS key; will retry at the next health check");
+                return false;
+            }
+        };
+        let stored = self.report().key_arn.clone();
+        if configured.arn == stored {
+            self.report().key_move = None;
+            self.record_key_state(&stored, &configured.state);
+            return true;
+        }
+        if arn_scope(&configured.arn).is_none() || arn_scope(&configured.arn) != arn_scope(&stored)
+        {
+            let message = format!(
+                "the configured KMS key {} is in another account, region or partition than {stored}, which wraps the stored keys; moving between them needs a seal migration",
+                configured.arn
+            );
+            tracing::warn!("{message}");
+            self.report().key_move = Some(message);
+            return true;
+        }
+        match self.rewrap(kms).await {
+            Ok(arn) => {
+                tracing::info!(
+                    from = %stored,
+                    to = %arn,
+                    "rewrapped the root key and recovery key under the configured KMS key"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not rewrap the stored keys under the configured KMS key; will retry at the next health check");
+                false
+            }
+        }
+    }
+
+    /// Wraps the root key and recovery key under the configured key and
+    /// writes both in one atomic batch. Returns the new key's ARN.
+    async fn rewrap(&self, kms: &dyn Kms) -> Result<String, CoreError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        let (config, barrier) = match &*self.read() {
+            State::Unsealed { config, barrier } => (Arc::clone(config), Arc::clone(barrier)),
+            _ => return Err(CoreError::Sealed),
+        };
+        let cluster_id = &config.cluster_id;
+        let recovery_key = self
+            .stored_envelope(RECOVERY_KEY_PATH, Purpose::RecoveryKey)
+            .await?
+            .open(kms, Purpose::RecoveryKey, cluster_id)
+            .await?;
+        let (root, recovery) = tokio::try_join!(
+            Envelope::seal(kms, Purpose::RootKey, cluster_id, barrier.root_key()),
+            Envelope::seal(kms, Purpose::RecoveryKey, cluster_id, &recovery_key),
+        )?;
+        let mut batch = Batch::new();
+        batch
+            .put(ROOT_KEY_PATH, root.encode())
+            .put(RECOVERY_KEY_PATH, recovery.encode());
+        self.storage.write(batch).await?;
+        let mut report = self.report();
+        report.key_arn.clone_from(&root.key_arn);
+        report.key_move = None;
+        Ok(root.key_arn)
+    }
+
+    /// DescribeKey the key that wraps the stored keys; warn while it is unusable.
+    async fn check_key_health(&self, kms: &dyn Kms) {
+        let arn = self.report().key_arn.clone();
+        match kms.describe_key(&arn).await {
+            Ok(info) => self.record_key_state(&arn, &info.state),
+            Err(e) => {
+                let message = format!("the health check of KMS key {arn} failed: {e}");
+                tracing::warn!("{message}");
+                self.report().key_health = Some(message);
+            }
+        }
+    }
+
+    fn record_key_state(&self, arn: &str, state: &KeyState) {
+        let problem = match state {
+            KeyState::Enabled => None,
+            KeyState::Disabled => Some(format!(
+                "KMS key {arn} is disabled: strongroom is still unsealed, but it will not unseal after a restart until the key is enabled again"
+            )),
+            KeyState::PendingDeletion => Some(format!(
+                "KMS key {arn} is pending deletion: cancel the deletion now, or strongroom will not unseal after a restart and its data will be lost with the key"
+            )),
+            KeyState::Other(other) => Some(format!(
+                "KMS key {arn} is in state {other}: strongroom may not unseal after a restart"
+            )),
+        };
+        let mut report = self.report();
+        match (&problem, &report.key_health) {
+            (Some(message), _) => tracing::error!("{message}"),
+            (None, Some(_)) => tracing::info!(kms_key_arn = %arn, "KMS key is usable again"),
+            (None, None) => {}
+        }
+        report.key_health = problem;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::InitParams;
+    use crate::seal::kms::testing::FakeKms;
+    use crate::seal::kms::{KmsError, KmsErrorKind};
+    use crate::storage::{Backend, InmemBackend};
+
+    async fn open(storage: &Arc<dyn Backend>, kms: &Arc<FakeKms>) -> Arc<Core> {
+        let kms: Arc<dyn Kms> = Arc::clone(kms) as Arc<dyn Kms>;
+        Core::open(Arc::clone(storage), Seal::AwsKms(kms), None)
+            .await
+            .unwrap()
+    }
+
+    /// An initialized store and its KMS, with the calls of init forgotten.
+    async fn initialized() -> (Arc<dyn Backend>, Arc<FakeKms>, crate::core::InitResult) {
+        let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let kms = Arc::new(FakeKms::new());
+        let core = open(&storage, &kms).await;
+        let init = core.init(InitParams::recovery(5, 3)).await.unwrap();
+        (storage, kms, init)
+    }
+
+    #[tokio::test]
+    async fn init_wraps_with_kms_first_and_ends_unsealed() {
+        let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let kms = Arc::new(FakeKms::new());
+        let core = open(&storage, &kms).await;
+        let refused = core.init(InitParams::shamir(5, 3)).await.err().unwrap();
+        assert!(
+            refused.to_string().contains("--recovery-shares"),
+            "{refused}"
+        );
+
+        kms.fail_next(KmsError::new(
+            KmsErrorKind::Denied,
+            "KMS denied Encrypt on key k: no kms:Encrypt",
+        ));
+        let err = core.init(InitParams::default()).await.err().unwrap();
+        assert_eq!(
+            err,
+            CoreError::KmsRefused("KMS denied Encrypt on key k: no kms:Encrypt".into())
+        );
+        assert!(
+            storage.list("").await.unwrap().is_empty(),
+            "storage touched"
+        );
+        assert_eq!(core.phase(), Phase::Uninitialized);
+
+        let before = kms.calls().len();
+        let init = core.init(InitParams::default()).await.unwrap();
+        assert!(init.recovery);
+        assert_eq!((init.shares.len(), init.threshold), (5, 3));
+        assert_eq!(kms.calls()[before..], ["Encrypt", "Encrypt", "Decrypt"]);
+        assert_eq!(core.phase(), Phase::Unsealed);
+        let status = core.status();
+        assert_eq!((status.seal_type, status.recovery_seal), ("awskms", true));
+        assert_eq!((status.shares, status.threshold), (5, 3));
+        assert_eq!(status.kms_key_arn, kms.current_arn());
+        assert_eq!(status.auto_unseal.unwrap().state, AutoUnsealState::Unsealed);
+        for path in [ROOT_KEY_PATH, RECOVERY_KEY_PATH] {
+            assert!(storage.get(path).await.unwrap().is_some(), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_unseals_with_exactly_one_decrypt() {
+        let (storage, kms, _) = initialized().await;
+        let core = open(&storage, &kms).await;
+        assert_eq!(core.phase(), Phase::Sealed);
+        assert_eq!(
+            core.status().auto_unseal.unwrap().state,
+            AutoUnsealState::InProgress
+        );
+        let before = kms.calls().len();
+        tokio::spawn(Arc::clone(&core).drive_auto_unseal(Duration::ZERO));
+        let mut phase = core.subscribe();
+        phase.wait_for(|p| *p == Phase::Unsealed).await.unwrap();
+        assert_eq!(kms.calls()[before], "Decrypt");
+        let status = core.status();
+        assert_eq!(status.auto_unseal.unwrap().attempts, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn kms_failures_are_retried_with_the_reason_in_status() {
+        let (storage, kms, _) = initialized().await;
+        let core = open(&storage, &kms).await;
+        let arn = kms.current_arn();
+        kms.set_state(&arn, KeyState::Disabled);
+        tokio::spawn(Arc::clone(&core).drive_auto_unseal(Duration::ZERO));
+        // Paused time: the retries sleep on a virtual clock.
+        for _ in 0..4 {
+            tokio::time::sleep(BACKOFF_START).await;
+        }
+        let auto = core.status().auto_unseal.unwrap();
+        assert_eq!(auto.state, AutoUnsealState::InProgress);
+        assert!(auto.attempts >= 2, "{auto:?}");
+        assert_eq!(auto.last_error, format!("KMS key {arn} is disabled"));
+        assert!(auto.next_attempt_unix_ms > 0);
+        assert_eq!(core.phase(), Phase::Sealed);
+
+        kms.set_state(&arn, KeyState::Enabled);
+        let mut phase = core.subscribe();
+        tokio::time::timeout(BACKOFF_CAP, phase.wait_for(|p| *p == Phase::Unsealed))
+            .await
+            .unwrap()
+            .unwrap();
+        let auto = core.status().auto_unseal.unwrap();
+        assert_eq!(
+            (auto.state, auto.last_error.as_str()),
+            (AutoUnsealState::Unsealed, "")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_operator_seal_sticks_until_recovery_keys() {
+        let (storage, kms, init) = initialized().await;
+        let core = open(&storage, &kms).await;
+        tokio::spawn(Arc::clone(&core).drive_auto_unseal(Duration::ZERO));
+        core.subscribe()
+            .wait_for(|p| *p == Phase::Unsealed)
+            .await
+            .unwrap();
+        core.seal_now();
+        tokio::time::sleep(BACKOFF_START * 2).await;
+        assert_eq!(core.phase(), Phase::Sealed);
+        assert_eq!(
+            core.status().auto_unseal.unwrap().state,
+            AutoUnsealState::Stopped
+        );
+
+        let err = core.unseal("00").await.err().unwrap();
+        assert!(err.to_string().contains("recovery key"), "{err}");
+        for share in &init.shares[1..4] {
+            core.unseal(&hex::encode(share.expose())).await.unwrap();
+        }
+        assert_eq!(core.phase(), Phase::Unsealed);
+        assert_eq!(
+            core.status().auto_unseal.unwrap().state,
+            AutoUnsealState::Unsealed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_moved_alias_is_rewrapped_and_a_foreign_account_is_not() {
+        let (storage, kms, _) = initialized().await;
+        let old = kms.current_arn();
+        kms.switch_to_new_key();
+        let core = open(&storage, &kms).await;
+        tokio::spawn(Arc::clone(&core).drive_auto_unseal(Duration::ZERO));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while core.status().kms_key_arn == old {
+            assert!(tokio::time::Instant::now() < deadline, "not rewrapped");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(core.status().kms_key_arn, kms.current_arn());
+        // The old key can go: a restart needs only the new one.
+        kms.set_state(&old, KeyState::PendingDeletion);
+        let restarted = open(&storage, &kms).await;
+        assert_eq!(restarted.status().kms_key_arn, kms.current_arn());
+        restarted.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        assert_eq!(restarted.phase(), Phase::Unsealed);
+    }
+
+    #[tokio::test]
+    async fn health_checks_warn_while_the_key_is_unusable() {
+        let (storage, kms, _) = initialized().await;
+        let core = open(&storage, &kms).await;
+        core.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        let arn = kms.current_arn();
+        kms.set_state(&arn, KeyState::PendingDeletion);
+        core.check_key_health(kms.as_ref()).await;
+        let warnings = core.status().warnings;
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("is pending deletion"), "{warnings:?}");
+        kms.set_state(&arn, KeyState::Enabled);
+        core.check_key_health(kms.as_ref()).await;
+        assert!(core.status().warnings.is_empty());
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let first = backoff(1, true);
+        assert!(first >= BACKOFF_START.mul_f64(0.75) && first <= BACKOFF_START.mul_f64(1.25));
+        let tenth = backoff(10, true);
+        assert!(tenth <= BACKOFF_CAP && tenth >= BACKOFF_CAP.mul_f64(0.75));
+        assert!(backoff(u32::MAX, true) <= BACKOFF_CAP);
+        assert!(backoff(1, false) >= PERMANENT_FAILURE_DELAY.mul_f64(0.75));
+        let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(3, true)).collect();
+        assert!(samples.len() > 1, "no jitter");
+    }
+}

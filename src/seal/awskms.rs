@@ -1,0 +1,488 @@
+//! AWS KMS through `aws-sdk-kms`: the [`Kms`] the `awskms` seal uses in production.
+//!
+//! The client is built on first use, not at start-up, so the listeners are up
+//! before anything talks to AWS. Settings resolve in this order (the log says
+//! which one won): `STRONGROOM_AWSKMS_*` variables > the seal block > `AWS_*`
+//! variables > the rest of the AWS chain (shared files, web identity, ECS and
+//! EC2 instance roles). The HTTPS client is rustls on ring, the same TLS stack
+//! as strongroom's listeners.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::web_identity_token::{StaticConfiguration, WebIdentityTokenCredentialsProvider};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_kms::Client;
+use aws_sdk_kms::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::primitives::Blob;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use tokio::sync::OnceCell;
+
+use super::kms::{
+    EncryptionContext, KeyInfo, KeyState, Kms, KmsError, KmsErrorKind, Unwrapped, Wrapped,
+};
+use crate::config::AwsKmsSeal;
+use crate::secret::SecretBytes;
+
+/// How long to wait for a TCP (and TLS) connection to KMS.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one attempt of a KMS call may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a KMS call may take with its retries.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+/// Attempts per KMS call: throttling, 5xx and connection errors are retried
+/// with the SDK's jittered exponential backoff.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The `awskms` seal's KMS client.
+pub struct AwsKms {
+    settings: AwsKmsSeal,
+    client: OnceCell<Client>,
+}
+
+impl AwsKms {
+    /// A client for the key in `settings`. Nothing is contacted until the first call.
+    pub fn new(settings: AwsKmsSeal) -> Self {
+        Self {
+            settings,
+            client: OnceCell::new(),
+        }
+    }
+
+    /// Logs the effective key, region, endpoint and credential source, and
+    /// where each came from. Never logs a secret.
+    pub fn log_settings(&self, env: impl Fn(&str) -> Option<String>) {
+        let s = &self.settings;
+        let (region, region_source) = match &s.region {
+            Some(region) => (region.value.clone(), region.source.to_string()),
+            None => ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .into_iter()
+                .find_map(|var| env(var).map(|v| (v, format!("environment variable {var}"))))
+                .unwrap_or_else(|| {
+                    (
+                        "(from the AWS chain)".into(),
+                        "shared config file or instance metadata".into(),
+                    )
+                }),
+        };
+        let (endpoint, endpoint_source) = match &s.endpoint {
+            Some(endpoint) => (endpoint.value.clone(), endpoint.source.to_string()),
+            None => ["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"]
+                .into_iter()
+                .find_map(|var| env(var).map(|v| (v, format!("environment variable {var}"))))
+                .unwrap_or_else(|| ("AWS's regional endpoint".into(), "default".into())),
+        };
+        tracing::info!(
+            kms_key_id = %s.kms_key_id.value,
+            kms_key_id_source = %s.kms_key_id.source,
+            region = %region,
+            region_source = %region_source,
+            endpoint = %endpoint,
+            endpoint_source = %endpoint_source,
+            credentials = %self.credential_source(),
+            "seal: awskms"
+        );
+    }
+
+    fn credential_source(&self) -> String {
+        let c = &self.settings.credentials;
+        let base = if c.access_key.is_some() {
+            "static keys from the seal block".to_string()
+        } else if let (Some(role), Some(file)) = (&c.role_arn, &c.web_identity_token_file) {
+            format!("web identity token {} for role {role}", file.display())
+        } else if c.shared_creds_filename.is_some() || c.shared_creds_profile.is_some() {
+            format!(
+                "shared credentials file {} profile {}",
+                c.shared_creds_filename
+                    .as_ref()
+                    .map_or("~/.aws/credentials".into(), |f| f.display().to_string()),
+                c.shared_creds_profile.as_deref().unwrap_or("default")
+            )
+        } else {
+            "the AWS credential chain (environment, shared files, web identity, ECS, EC2)"
+                .to_string()
+        };
+        match (&c.role_arn, &c.web_identity_token_file) {
+            (Some(role), None) => format!("{base}, assuming role {role}"),
+            _ => base,
+        }
+    }
+
+    fn endpoint_label(&self) -> String {
+        self.settings
+            .endpoint
+            .as_ref()
+            .map_or_else(|| "KMS".to_string(), |e| format!("KMS at {}", e.value))
+    }
+
+    async fn client(&self) -> Result<&Client, KmsError> {
+        self.client.get_or_try_init(|| self.build_client()).await
+    }
+
+    async fn build_client(&self) -> Result<Client, KmsError> {
+        let s = &self.settings;
+        let c = &s.credentials;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build();
+        let retries = RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(Duration::from_millis(50))
+            .with_max_backoff(Duration::from_secs(2));
+
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http.clone())
+            .timeout_config(timeouts.clone())
+            .retry_config(retries.clone());
+        if let Some(region) = &s.region {
+            loader = loader.region(Region::new(region.value.clone()));
+        }
+        if let Some(file) = &c.shared_creds_filename {
+            loader = loader.profile_files(credentials_file(file));
+        }
+        if let Some(profile) = &c.shared_creds_profile {
+            loader = loader.profile_name(profile);
+        }
+        if let (Some(access_key), Some(secret_key)) = (&c.access_key, &c.secret_key) {
+            loader = loader.credentials_provider(Credentials::new(
+                access_key,
+                secret_key.expose(),
+                c.session_token.as_ref().map(|t| t.expose().to_string()),
+                None,
+                "strongroom-seal-block",
+            ));
+        }
+        let mut sdk_config: SdkConfig = loader.load().await;
+        if sdk_config.region().is_none() {
+            return Err(KmsError::new(
+                KmsErrorKind::Config,
+                "no AWS region is configured: set region in the seal \"awskms\" block or AWS_REGION",
+            ));
+        }
+
+        let session_name = c
+            .role_session_name
+            .clone()
+            .unwrap_or_else(|| "strongroom".to_string());
+        if let (Some(role_arn), Some(token_file)) = (&c.role_arn, &c.web_identity_token_file) {
+            let provider_config = ProviderConfig::default()
+                .with_http_client(http)
+                .with_region(sdk_config.region().cloned())
+                .with_timeout_config(timeouts)
+                .with_retry_config(retries);
+            let provider = WebIdentityTokenCredentialsProvider::builder()
+                .static_configuration(StaticConfiguration {
+                    web_identity_token_file: token_file.clone(),
+                    role_arn: role_arn.clone(),
+                    session_name,
+                })
+                .configure(&provider_config)
+                .build();
+            sdk_config = sdk_config
+                .into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build();
+        } else if let Some(role_arn) = &c.role_arn {
+            let provider = AssumeRoleProvider::builder(role_arn)
+                .session_name(session_name)
+                .configure(&sdk_config)
+                .build()
+                .await;
+            sdk_config = sdk_config
+                .into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build();
+        }
+
+        let mut kms_config = aws_sdk_kms::config::Builder::from(&sdk_config);
+        if let Some(endpoint) = &s.endpoint {
+            kms_config = kms_config.endpoint_url(&endpoint.value);
+        }
+        Ok(Client::from_conf(kms_config.build()))
+    }
+
+    fn error<E>(
+        &self,
+        action: &str,
+        key: &str,
+        err: SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
+    ) -> KmsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let at = self.endpoint_label();
+        match &err {
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().unwrap_or("");
+                let message = service.err().message().unwrap_or("no reason given");
+                classify(action, key, status, code, message)
+            }
+            SdkError::TimeoutError(_) => KmsError::new(
+                KmsErrorKind::Unavailable,
+                format!("{at} did not answer {action} in time"),
+            ),
+            SdkError::DispatchFailure(_) => KmsError::new(
+                KmsErrorKind::Unavailable,
+                format!("{at} is unreachable: {}", DisplayErrorContext(&err)),
+            ),
+            SdkError::ResponseError(_) => KmsError::new(
+                KmsErrorKind::Unavailable,
+                format!("{at} sent an unreadable answer to {action}"),
+            ),
+            _ => KmsError::new(
+                KmsErrorKind::Denied,
+                format!(
+                    "the {action} request to {at} could not be made: {}",
+                    DisplayErrorContext(&err)
+                ),
+            ),
+        }
+    }
+}
+
+/// The default shared config file plus `file` as the credentials file.
+// aws-config's loader takes its own (deprecated) alias of aws-runtime's type;
+// naming the alias spares a direct dependency on aws-runtime.
+#[allow(deprecated)]
+fn credentials_file(file: &std::path::Path) -> aws_config::profile::profile_file::ProfileFiles {
+    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    ProfileFiles::builder()
+        .include_default_config_file(true)
+        .with_file(ProfileFileKind::Credentials, file)
+        .build()
+}
+
+/// Turns a KMS error answer into a kind and one plain sentence.
+fn classify(action: &str, key: &str, status: u16, code: &str, message: &str) -> KmsError {
+    use KmsErrorKind::*;
+    let (kind, text) = match code {
+        "DisabledException" => (KeyUnusable, format!("KMS key {key} is disabled")),
+        "KMSInvalidStateException" if message.contains("pending deletion") => {
+            (KeyUnusable, format!("KMS key {key} is pending deletion"))
+        }
+        "KMSInvalidStateException" => (
+            KeyUnusable,
+            format!("KMS key {key} cannot be used in its current state: {message}"),
+        ),
+        "NotFoundException" => (
+            KeyUnusable,
+            format!("KMS key {key} was not found: {message}"),
+        ),
+        "KeyUnavailableException" => (
+            Unavailable,
+            format!("KMS key {key} is unavailable: {message}"),
+        ),
+        "ThrottlingException"
+        | "Throttling"
+        | "RequestLimitExceeded"
+        | "LimitExceededException" => (
+            Throttled,
+            format!("KMS is throttling {action} requests: {message}"),
+        ),
+        "AccessDeniedException" => (
+            Denied,
+            format!("KMS denied {action} on key {key}: {message}"),
+        ),
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "ExpiredTokenException"
+        | "IncompleteSignature"
+        | "InvalidClientTokenId" => (
+            Denied,
+            format!("KMS refused the credentials for {action}: {code}: {message}"),
+        ),
+        "InvalidCiphertextException" | "IncorrectKeyException" => (
+            Rejected,
+            format!("KMS refused to decrypt the stored data key under {key}: {code}: {message}"),
+        ),
+        _ if status >= 500 => (
+            Unavailable,
+            format!("KMS answered {action} with HTTP {status}: {code} {message}"),
+        ),
+        _ => (
+            Denied,
+            format!("KMS refused {action} on key {key}: {code}: {message}"),
+        ),
+    };
+    KmsError::new(kind, text)
+}
+
+fn state_of(state: Option<&aws_sdk_kms::types::KeyState>) -> KeyState {
+    use aws_sdk_kms::types::KeyState as Aws;
+    match state {
+        Some(Aws::Enabled) => KeyState::Enabled,
+        Some(Aws::Disabled) => KeyState::Disabled,
+        Some(Aws::PendingDeletion) => KeyState::PendingDeletion,
+        Some(other) => KeyState::Other(other.as_str().to_string()),
+        None => KeyState::Other("unknown".into()),
+    }
+}
+
+#[async_trait]
+impl Kms for AwsKms {
+    fn key_id(&self) -> &str {
+        &self.settings.kms_key_id.value
+    }
+
+    async fn encrypt(
+        &self,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Wrapped, KmsError> {
+        let key = self.key_id();
+        let mut request = self
+            .client()
+            .await?
+            .encrypt()
+            .key_id(key)
+            .plaintext(Blob::new(plaintext));
+        for (k, v) in context.pairs() {
+            request = request.encryption_context(k, v);
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| self.error("Encrypt", key, e))?;
+        let incomplete = || {
+            KmsError::new(
+                KmsErrorKind::Unavailable,
+                "KMS answered Encrypt without a ciphertext or key ARN",
+            )
+        };
+        Ok(Wrapped {
+            key_arn: output.key_id.ok_or_else(incomplete)?,
+            ciphertext: output.ciphertext_blob.ok_or_else(incomplete)?.into_inner(),
+        })
+    }
+
+    async fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        key_arn: &str,
+    ) -> Result<Unwrapped, KmsError> {
+        // No KeyId: the ciphertext names its key (see the trait).
+        let mut request = self
+            .client()
+            .await?
+            .decrypt()
+            .ciphertext_blob(Blob::new(ciphertext));
+        for (k, v) in context.pairs() {
+            request = request.encryption_context(k, v);
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| self.error("Decrypt", key_arn, e))?;
+        let incomplete = || {
+            KmsError::new(
+                KmsErrorKind::Unavailable,
+                "KMS answered Decrypt without a plaintext or key ARN",
+            )
+        };
+        Ok(Unwrapped {
+            plaintext: SecretBytes::new(output.plaintext.ok_or_else(incomplete)?.into_inner()),
+            key_arn: output.key_id.ok_or_else(incomplete)?,
+        })
+    }
+
+    async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+        let output = self
+            .client()
+            .await?
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeKey", key_id, e))?;
+        let metadata = output.key_metadata.ok_or_else(|| {
+            KmsError::new(
+                KmsErrorKind::Unavailable,
+                "KMS answered DescribeKey without key metadata",
+            )
+        })?;
+        Ok(KeyInfo {
+            arn: metadata.arn.clone().unwrap_or_default(),
+            state: state_of(metadata.key_state.as_ref()),
+        })
+    }
+}
+
+/// The ARN's `(partition, region, account)`, to tell a key replaced in the
+/// same account and region from a move that needs a seal migration.
+pub fn arn_scope(arn: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("kms"), Some(region), Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    Some((partition, region, account))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_and_name_the_key() {
+        let key = "arn:aws:kms:eu-west-1:111122223333:key/k";
+        let e = classify("Decrypt", key, 400, "DisabledException", "x");
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                KmsErrorKind::KeyUnusable,
+                "KMS key arn:aws:kms:eu-west-1:111122223333:key/k is disabled"
+            )
+        );
+        let e = classify(
+            "Decrypt",
+            key,
+            400,
+            "KMSInvalidStateException",
+            "arn:… is pending deletion.",
+        );
+        assert_eq!(e.message, format!("KMS key {key} is pending deletion"));
+        assert!(e.is_transient());
+        let e = classify("Encrypt", key, 400, "ThrottlingException", "Rate exceeded");
+        assert_eq!(e.kind, KmsErrorKind::Throttled);
+        let e = classify(
+            "Encrypt",
+            key,
+            400,
+            "AccessDeniedException",
+            "no kms:Encrypt",
+        );
+        assert_eq!(e.kind, KmsErrorKind::Denied);
+        assert!(e.message.contains("no kms:Encrypt"));
+        let e = classify("Decrypt", key, 400, "InvalidCiphertextException", "");
+        assert!(!e.is_transient());
+        let e = classify("Decrypt", key, 503, "", "busy");
+        assert_eq!(e.kind, KmsErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn arn_scope_reads_partition_region_account() {
+        assert_eq!(
+            arn_scope("arn:aws:kms:eu-west-1:111122223333:key/abc"),
+            Some(("aws", "eu-west-1", "111122223333"))
+        );
+        assert_eq!(arn_scope("alias/x"), None);
+        assert_eq!(arn_scope("arn:aws:s3:::bucket"), None);
+    }
+}
