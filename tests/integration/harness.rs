@@ -104,7 +104,10 @@ pub struct Daemon {
     pub socket: Option<PathBuf>,
     pub stderr: Lines,
     pub stdout: Lines,
+    /// Environment for CLI runs against this daemon.
     pub env: HashMap<String, String>,
+    /// Environment the daemon was started with, kept for restarts.
+    spawn_env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -121,7 +124,9 @@ impl Daemon {
         daemon
     }
 
-    /// Starts the daemon on an existing config, without waiting.
+    /// Starts the daemon on an existing config, without waiting. No AWS
+    /// setting leaks in from the caller's environment, and the AWS SDK never
+    /// probes instance metadata off loopback.
     pub fn spawn(config_path: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(BIN);
         command
@@ -131,6 +136,12 @@ impl Daemon {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_remove("NOTIFY_SOCKET");
+        for (var, _) in std::env::vars() {
+            if var.starts_with("AWS_") || var.starts_with("STRONGROOM_AWSKMS_") {
+                command.env_remove(var);
+            }
+        }
+        command.env("AWS_EC2_METADATA_DISABLED", "true");
         for (k, v) in env {
             command.env(k, v);
         }
@@ -145,6 +156,10 @@ impl Daemon {
             stderr,
             stdout,
             env: HashMap::new(),
+            spawn_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -247,7 +262,12 @@ impl Daemon {
         let status = self.stop();
         assert!(status.success(), "exit status {status}");
         let env = std::mem::take(&mut self.env);
-        let mut next = Self::spawn(&self.config_path, &[]);
+        let spawn_env: Vec<(&str, &str)> = self
+            .spawn_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut next = Self::spawn(&self.config_path, &spawn_env);
         next.wait_listening();
         next.env = env;
         // Keep earlier logs too, so log checks see the whole run.

@@ -4,12 +4,14 @@
 //! One test binary (ripgrep's layout) keeps link time down; tests run in
 //! parallel, each daemon in its own temporary directory on port 0.
 
+mod awskms;
 mod bad_input;
 mod config;
 mod golden;
 mod grpc;
 mod hardening;
 mod harness;
+mod kms;
 mod lifecycle;
 mod python;
 mod secrets;

@@ -6,7 +6,7 @@ use crate::harness::{Daemon, config, init, status, tempdir};
 
 /// Every form in which a secret could be written: as typed, and the bytes it
 /// stands for in hex and base64.
-fn forms(hex_share: &str) -> Vec<String> {
+pub fn forms(hex_share: &str) -> Vec<String> {
     use base64::Engine;
     let bytes = hex::decode(hex_share).unwrap();
     vec![

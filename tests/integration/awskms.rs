@@ -1,0 +1,532 @@
+//! The `awskms` seal against a real KMS implementation (moto), through the
+//! fault-injecting proxy: init with recovery keys, auto-unseal on every
+//! restart, KMS outages and key states, rewrap, and recovery-key unseal.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Daemon, config, status, tempdir};
+use crate::kms::{Fault, KmsProxy, Moto, eventually, free_port, key_id};
+use crate::secrets::forms;
+
+const ALIAS: &str = "alias/strongroom-unseal";
+/// Generous bound for state changes that normally take milliseconds.
+const SOON: Duration = Duration::from_secs(10);
+
+/// moto with one key behind [`ALIAS`], and the proxy in front of it.
+struct Kms {
+    moto: Moto,
+    proxy: KmsProxy,
+    key: String,
+}
+
+fn kms() -> Kms {
+    let moto = Moto::start();
+    let key = moto.create_key();
+    moto.alias(ALIAS, &key);
+    let proxy = KmsProxy::start(&moto.addr);
+    Kms { moto, proxy, key }
+}
+
+fn seal_block(endpoint: &str, extra: &str) -> String {
+    format!(
+        r#"
+seal "awskms" {{
+  region     = "us-east-1"
+  kms_key_id = "{ALIAS}"
+  endpoint   = "{endpoint}"
+  access_key = "test"
+  secret_key = "test"
+  {extra}
+}}
+"#
+    )
+}
+
+/// Starts a daemon sealed by the key behind [`ALIAS`]; `extra` goes into the seal block.
+fn start(dir: &Path, endpoint: &str, extra: &str) -> Daemon {
+    Daemon::start(dir, &config(dir, &seal_block(endpoint, extra)))
+}
+
+/// What `strongroom init --format json` printed for an awskms daemon.
+struct RecoveryInit {
+    keys_hex: Vec<String>,
+    keys_b64: Vec<String>,
+    root_token: String,
+}
+
+fn init_recovery(daemon: &Daemon) -> RecoveryInit {
+    let out = daemon
+        .cli()
+        .run(&[
+            "init",
+            "--recovery-shares",
+            "5",
+            "--recovery-threshold",
+            "3",
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["unseal_keys_hex"], json!([]));
+    assert_eq!(
+        (
+            &out["recovery_keys_shares"],
+            &out["recovery_keys_threshold"]
+        ),
+        (&json!(5), &json!(3))
+    );
+    let strings = |key: &str| -> Vec<String> {
+        out[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    RecoveryInit {
+        keys_hex: strings("recovery_keys_hex"),
+        keys_b64: strings("recovery_keys_b64"),
+        root_token: out["root_token"].as_str().unwrap().to_string(),
+    }
+}
+
+fn wait_unsealed(daemon: &Daemon) -> Value {
+    let mut last = Value::Null;
+    eventually("unsealed", SOON, || {
+        last = status(daemon);
+        last["sealed"] == false
+    });
+    last
+}
+
+fn auto_unseal(daemon: &Daemon) -> Value {
+    status(daemon)["auto_unseal"].clone()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn init_then_every_restart_unseals_with_one_decrypt() {
+    let kms = kms();
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let before = status(&daemon);
+    assert_eq!(
+        (
+            &before["type"],
+            &before["initialized"],
+            &before["recovery_seal"]
+        ),
+        (&json!("awskms"), &json!(false), &json!(true))
+    );
+    assert_eq!(before["auto_unseal"]["state"], "idle");
+
+    daemon
+        .cli()
+        .run(&["init", "--key-shares", "3"])
+        .code(1)
+        .error_says("has no unseal keys: use --recovery-shares and --recovery-threshold");
+    assert!(kms.proxy.requests().is_empty(), "a refused init called KMS");
+
+    let init = init_recovery(&daemon);
+    assert_eq!(init.keys_hex.len(), 5);
+    let mut calls = kms.proxy.requests();
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["Decrypt", "Encrypt", "Encrypt"],
+        "KMS calls of init"
+    );
+
+    let after = status(&daemon);
+    assert_eq!(
+        after["sealed"], false,
+        "init leaves an awskms daemon unsealed"
+    );
+    assert_eq!((&after["t"], &after["n"]), (&json!(3), &json!(5)));
+    assert_eq!(after["recovery_seal_type"], "shamir");
+    assert_eq!(after["kms_key_arn"], kms.key.as_str());
+    assert_eq!(after["auto_unseal"]["state"], "unsealed");
+    daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "put", "app/db", "password=hunter2"])
+        .ok();
+
+    for restart in 0..20 {
+        if restart > 0 {
+            // The previous start's key check comes after unsealed; let it land.
+            eventually("the post-unseal key check", SOON, || {
+                kms.proxy.requests().iter().any(|c| c == "DescribeKey")
+            });
+        }
+        kms.proxy.clear_requests();
+        daemon.restart();
+        let unsealed = wait_unsealed(&daemon);
+        assert_eq!(unsealed["auto_unseal"]["attempts"], 1, "restart {restart}");
+        let calls = kms.proxy.requests();
+        assert_eq!(
+            calls.first().map(String::as_str),
+            Some("Decrypt"),
+            "restart {restart}: {calls:?}"
+        );
+        assert!(
+            calls[1..].iter().all(|c| c == "DescribeKey"),
+            "restart {restart}: only the post-unseal key check may follow: {calls:?}"
+        );
+    }
+    let out = daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "get", "app/db", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(out["data"]["password"], "hunter2");
+    assert!(
+        daemon
+            .stderr
+            .text()
+            .contains("\"message\":\"seal: awskms\""),
+        "the effective KMS settings are logged"
+    );
+}
+
+#[test]
+fn a_kms_outage_at_start_keeps_the_daemon_up_until_kms_returns() {
+    let moto = Moto::start();
+    let key = moto.create_key();
+    moto.alias(ALIAS, &key);
+    let port = free_port();
+    let proxy = KmsProxy::start_on(&moto.addr, port);
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &proxy.endpoint(), "");
+    init_recovery(&daemon);
+    drop(proxy);
+
+    daemon.restart();
+    eventually("two failed attempts", SOON, || {
+        auto_unseal(&daemon)["attempts"].as_u64().unwrap_or(0) >= 2
+    });
+    let sealed = status(&daemon);
+    assert_eq!(sealed["sealed"], true);
+    assert_eq!(sealed["auto_unseal"]["state"], "in_progress");
+    let error = sealed["auto_unseal"]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("KMS at http://127.0.0.1:{port} is unreachable")),
+        "{error}"
+    );
+    assert!(
+        sealed["auto_unseal"]["next_attempt_unix_ms"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        daemon.wait_exit(Duration::ZERO).is_none(),
+        "the daemon exited"
+    );
+
+    // KMS comes back on the same address.
+    // The old listener closes a moment after the drop.
+    let proxy = loop {
+        match KmsProxy::try_start_on(&moto.addr, port) {
+            Ok(proxy) => break proxy,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let next = auto_unseal(&daemon)["next_attempt_unix_ms"]
+        .as_u64()
+        .unwrap();
+    let interval = Duration::from_millis(next.saturating_sub(now_ms()));
+    let took = eventually("unsealed after KMS returned", SOON, || {
+        status(&daemon)["sealed"] == false
+    });
+    assert!(
+        took <= interval + Duration::from_secs(1),
+        "unsealed {took:?} after KMS returned; the pending backoff was {interval:?}"
+    );
+    assert_eq!(auto_unseal(&daemon)["last_error"], "");
+    assert_eq!(
+        proxy.requests().first().map(String::as_str),
+        Some("Decrypt")
+    );
+}
+
+#[test]
+fn a_disabled_or_deleted_key_is_reported_and_unseals_once_usable() {
+    let kms = kms();
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    init_recovery(&daemon);
+    let key = kms.key.as_str();
+
+    kms.moto.call("DisableKey", json!({"KeyId": key_id(&key)}));
+    kms.proxy.disable(key);
+    daemon.restart();
+    let expected = format!("KMS key {key} is disabled");
+    eventually("the disabled key in Status", SOON, || {
+        auto_unseal(&daemon)["last_error"] == expected.as_str()
+    });
+    assert_eq!(status(&daemon)["sealed"], true);
+    kms.moto.call("EnableKey", json!({"KeyId": key_id(&key)}));
+    kms.proxy.enable(key);
+    wait_unsealed(&daemon);
+
+    kms.moto.call(
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key_id(&key), "PendingWindowInDays": 7}),
+    );
+    kms.proxy.pending_deletion(key);
+    daemon.restart();
+    let expected = format!("KMS key {key} is pending deletion");
+    eventually("the pending deletion in Status", SOON, || {
+        auto_unseal(&daemon)["last_error"] == expected.as_str()
+    });
+    kms.moto
+        .call("CancelKeyDeletion", json!({"KeyId": key_id(&key)}));
+    kms.moto.call("EnableKey", json!({"KeyId": key_id(&key)}));
+    kms.proxy.enable(key);
+    wait_unsealed(&daemon);
+}
+
+#[test]
+fn the_health_check_warns_while_still_unsealed() {
+    let kms = kms();
+    let dir = tempdir();
+    let daemon = start(
+        dir.path(),
+        &kms.proxy.endpoint(),
+        "health_check_interval = \"1s\"",
+    );
+    init_recovery(&daemon);
+    let key = kms.key.as_str();
+    kms.moto.call(
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key_id(&key), "PendingWindowInDays": 7}),
+    );
+    eventually("a warning in Status", SOON, || {
+        status(&daemon)["warnings"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|w| w.as_str().unwrap().contains("is pending deletion"))
+        })
+    });
+    assert_eq!(status(&daemon)["sealed"], false);
+    assert!(
+        daemon.stderr.events().iter().any(|e| e["level"] == "ERROR"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("is pending deletion")),
+        "the warning is logged loudly"
+    );
+    kms.moto
+        .call("CancelKeyDeletion", json!({"KeyId": key_id(&key)}));
+    kms.moto.call("EnableKey", json!({"KeyId": key_id(&key)}));
+    eventually("the warning cleared", SOON, || {
+        status(&daemon).get("warnings").is_none()
+    });
+}
+
+#[test]
+fn a_moved_alias_is_rewrapped_and_the_old_key_is_not_needed_after() {
+    let kms = kms();
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let init = init_recovery(&daemon);
+    let old = kms.key.clone();
+    let new = kms.moto.create_key();
+    kms.moto.alias(ALIAS, &new);
+
+    daemon.restart();
+    wait_unsealed(&daemon);
+    eventually("the rewrap under the new key", SOON, || {
+        status(&daemon)["kms_key_arn"] == new.as_str()
+    });
+    assert!(
+        daemon.stderr.events().iter().any(|e| e["message"]
+            == "rewrapped the root key and recovery key under the configured KMS key"
+            && e["from"] == old.as_str()
+            && e["to"] == new.as_str()),
+        "the rewrap is logged"
+    );
+
+    // The old key can go: the next start needs only the new one, and so
+    // do the recovery keys.
+    kms.moto.call("DisableKey", json!({"KeyId": key_id(&old)}));
+    kms.proxy.disable(&old);
+    kms.proxy.clear_requests();
+    daemon.restart();
+    wait_unsealed(&daemon);
+    daemon.cli().token(&init.root_token).run(&["seal"]).ok();
+    for key in &init.keys_hex[..3] {
+        daemon.cli().run(&["unseal", key]).ok();
+    }
+    assert_eq!(status(&daemon)["sealed"], false);
+}
+
+#[test]
+fn a_decrypt_answer_naming_another_key_is_refused_without_a_hot_loop() {
+    let kms = kms();
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    init_recovery(&daemon);
+    let other = kms.moto.create_key();
+    kms.proxy.rewrite_decrypt_key_id(Some(&other));
+    daemon.restart();
+    eventually("the refusal in Status", SOON, || {
+        auto_unseal(&daemon)["state"] == "failed"
+    });
+    let auto = auto_unseal(&daemon);
+    let error = auto["last_error"].as_str().unwrap();
+    assert!(error.contains(&format!("with key {other}")), "{error}");
+    assert!(error.contains("the blob is refused"), "{error}");
+    let next_in = auto["next_attempt_unix_ms"].as_u64().unwrap() - now_ms();
+    assert!(
+        next_in > 60_000,
+        "a refused blob is retried after {next_in} ms"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(auto_unseal(&daemon)["attempts"], 1);
+    assert_eq!(status(&daemon)["sealed"], true);
+}
+
+#[test]
+fn init_that_kms_refuses_writes_nothing_and_can_be_run_again() {
+    let kms = kms();
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    kms.proxy
+        .fault(Some("Encrypt"), Fault::access_denied("Encrypt"));
+    daemon
+        .cli()
+        .run(&["init"])
+        .code(1)
+        .error_says("KMS denied Encrypt on key alias/strongroom-unseal: User: arn:aws:iam::123456789012:user/strongroom is not authorized to perform: kms:Encrypt");
+    kms.proxy.clear_fault();
+    kms.proxy.disable(&kms.key);
+    daemon
+        .cli()
+        .run(&["init"])
+        .code(1)
+        .error_says("is disabled");
+    kms.proxy.enable(&kms.key);
+
+    // Nothing was written: a restart still finds an uninitialized store.
+    daemon.restart();
+    assert_eq!(status(&daemon)["initialized"], false);
+    init_recovery(&daemon);
+    assert_eq!(status(&daemon)["sealed"], false);
+}
+
+#[test]
+fn after_seal_only_a_quorum_of_recovery_keys_unseals_and_no_secret_is_logged() {
+    let kms = kms();
+    let dir = tempdir();
+    let text = config(
+        dir.path(),
+        &format!(
+            "log_level = \"trace\"\n{}",
+            seal_block(&kms.proxy.endpoint(), "")
+        ),
+    );
+    let daemon = Daemon::start(dir.path(), &text);
+    let init = init_recovery(&daemon);
+    daemon.cli().run(&["seal"]).code(1);
+    daemon.cli().token(&init.root_token).run(&["seal"]).ok();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sealed = status(&daemon);
+    assert_eq!(sealed["sealed"], true, "auto-unseal undid an operator seal");
+    assert_eq!(sealed["auto_unseal"]["state"], "stopped");
+
+    daemon
+        .cli()
+        .run(&["unseal", "not-a-key!"])
+        .code(1)
+        .error_says("the recovery key is neither hex nor base64");
+    let foreign = hex::encode([7u8; 33]);
+    daemon
+        .cli()
+        .run(&["unseal", &foreign])
+        .code(1)
+        .error_says("this recovery key was never issued for this store");
+    daemon.cli().run(&["unseal", &init.keys_hex[0]]).ok();
+    let again = daemon
+        .cli()
+        .run(&["unseal", &init.keys_b64[0], "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(again["progress"], 1, "a duplicate does not count");
+    daemon.cli().run(&["unseal", &foreign]).code(1);
+    assert_eq!(
+        status(&daemon)["progress"],
+        1,
+        "a refused key keeps progress"
+    );
+    kms.proxy.clear_requests();
+    daemon.cli().run(&["unseal", &init.keys_hex[3]]).ok();
+    daemon.cli().run_stdin(&["unseal"], &init.keys_b64[4]).ok();
+    let unsealed = status(&daemon);
+    assert_eq!(unsealed["sealed"], false);
+    assert_eq!(unsealed["auto_unseal"]["state"], "unsealed");
+    assert_eq!(
+        kms.proxy.requests(),
+        ["Decrypt", "Decrypt"],
+        "recovery key check, then the root key"
+    );
+
+    let log = daemon.stderr.text() + &daemon.stdout.text();
+    for key in &init.keys_hex {
+        for form in forms(key) {
+            assert!(!log.contains(&form), "a recovery key reached the log");
+        }
+    }
+    assert!(
+        !log.contains(&init.root_token),
+        "the root token reached the log"
+    );
+    assert!(
+        !log.contains(&init.root_token[3..]),
+        "the root token reached the log"
+    );
+}
+
+#[test]
+fn throttling_server_errors_and_dropped_connections_are_retried() {
+    let kms = kms();
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    init_recovery(&daemon);
+    kms.proxy.fault(Some("Decrypt"), Fault::throttling());
+    daemon.restart();
+    eventually("throttling in Status", SOON, || {
+        auto_unseal(&daemon)["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("KMS is throttling Decrypt requests: Rate exceeded"))
+    });
+    kms.proxy.fault(Some("Decrypt"), Fault::server_error());
+    eventually("the 5xx in Status", SOON, || {
+        auto_unseal(&daemon)["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 500"))
+    });
+    kms.proxy.fault(Some("Decrypt"), Fault::Drop);
+    eventually("the dropped connection in Status", SOON, || {
+        auto_unseal(&daemon)["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("KMS at http://127.0.0.1:"))
+    });
+    assert_eq!(status(&daemon)["sealed"], true);
+    kms.proxy
+        .fault(Some("Decrypt"), Fault::Delay(Duration::from_millis(300)));
+    let unsealed = wait_unsealed(&daemon);
+    assert!(unsealed["auto_unseal"]["attempts"].as_u64().unwrap() >= 3);
+}
