@@ -269,7 +269,7 @@ fn a_disabled_or_deleted_key_is_reported_and_unseals_once_usable() {
     init_recovery(&daemon);
     let key = kms.key.as_str();
 
-    kms.moto.call("DisableKey", json!({"KeyId": key_id(&key)}));
+    kms.moto.call("DisableKey", json!({"KeyId": key_id(key)}));
     kms.proxy.disable(key);
     daemon.restart();
     let expected = format!("KMS key {key} is disabled");
@@ -277,13 +277,13 @@ fn a_disabled_or_deleted_key_is_reported_and_unseals_once_usable() {
         auto_unseal(&daemon)["last_error"] == expected.as_str()
     });
     assert_eq!(status(&daemon)["sealed"], true);
-    kms.moto.call("EnableKey", json!({"KeyId": key_id(&key)}));
+    kms.moto.call("EnableKey", json!({"KeyId": key_id(key)}));
     kms.proxy.enable(key);
     wait_unsealed(&daemon);
 
     kms.moto.call(
         "ScheduleKeyDeletion",
-        json!({"KeyId": key_id(&key), "PendingWindowInDays": 7}),
+        json!({"KeyId": key_id(key), "PendingWindowInDays": 7}),
     );
     kms.proxy.pending_deletion(key);
     daemon.restart();
@@ -292,8 +292,8 @@ fn a_disabled_or_deleted_key_is_reported_and_unseals_once_usable() {
         auto_unseal(&daemon)["last_error"] == expected.as_str()
     });
     kms.moto
-        .call("CancelKeyDeletion", json!({"KeyId": key_id(&key)}));
-    kms.moto.call("EnableKey", json!({"KeyId": key_id(&key)}));
+        .call("CancelKeyDeletion", json!({"KeyId": key_id(key)}));
+    kms.moto.call("EnableKey", json!({"KeyId": key_id(key)}));
     kms.proxy.enable(key);
     wait_unsealed(&daemon);
 }
@@ -311,7 +311,7 @@ fn the_health_check_warns_while_still_unsealed() {
     let key = kms.key.as_str();
     kms.moto.call(
         "ScheduleKeyDeletion",
-        json!({"KeyId": key_id(&key), "PendingWindowInDays": 7}),
+        json!({"KeyId": key_id(key), "PendingWindowInDays": 7}),
     );
     eventually("a warning in Status", SOON, || {
         status(&daemon)["warnings"].as_array().is_some_and(|w| {
@@ -329,8 +329,8 @@ fn the_health_check_warns_while_still_unsealed() {
         "the warning is logged loudly"
     );
     kms.moto
-        .call("CancelKeyDeletion", json!({"KeyId": key_id(&key)}));
-    kms.moto.call("EnableKey", json!({"KeyId": key_id(&key)}));
+        .call("CancelKeyDeletion", json!({"KeyId": key_id(key)}));
+    kms.moto.call("EnableKey", json!({"KeyId": key_id(key)}));
     eventually("the warning cleared", SOON, || {
         status(&daemon).get("warnings").is_none()
     });

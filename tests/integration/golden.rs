@@ -89,3 +89,236 @@ fn the_v1_data_directory_unseals_and_reads_back() {
         .json();
     assert_eq!(secret["data"]["password"], "vector-v1");
 }
+
+/// The awskms vectors (tests/golden/awskms-v1): envelopes of the root key and
+/// recovery key made by a real KMS (moto), the keyring, the seal config, and
+/// what KMS answered to each Decrypt of a wrapped data key. A recorded KMS
+/// replays those answers, so the envelope format is checked without a KMS.
+mod awskms {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
+    use strongroom::barrier;
+    use strongroom::core::SealConfig;
+    use strongroom::seal::envelope::{Envelope, Purpose};
+    use strongroom::seal::kms::{
+        EncryptionContext, KeyInfo, Kms, KmsError, KmsErrorKind, Unwrapped, Wrapped,
+    };
+    use strongroom::seal::shamir;
+    use strongroom::secret::SecretBytes;
+
+    fn dir() -> std::path::PathBuf {
+        super::golden().parent().unwrap().join("awskms-v1")
+    }
+
+    fn read(name: &str) -> Vec<u8> {
+        std::fs::read(dir().join(name)).unwrap()
+    }
+
+    /// Answers Decrypt from the recorded KMS answers; refuses anything else.
+    struct RecordedKms(Vec<Value>);
+
+    #[async_trait::async_trait]
+    impl Kms for RecordedKms {
+        fn key_id(&self) -> &str {
+            "alias/strongroom-golden"
+        }
+        async fn encrypt(&self, _: &[u8], _: &EncryptionContext) -> Result<Wrapped, KmsError> {
+            Err(KmsError::new(
+                KmsErrorKind::Denied,
+                "recorded KMS: no Encrypt",
+            ))
+        }
+        async fn decrypt(
+            &self,
+            ciphertext: &[u8],
+            context: &EncryptionContext,
+            _: &str,
+        ) -> Result<Unwrapped, KmsError> {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(ciphertext);
+            let answer = self
+                .0
+                .iter()
+                .find(|a| a["ciphertext"] == b64.as_str())
+                .ok_or_else(|| {
+                    KmsError::new(KmsErrorKind::Rejected, "not a recorded ciphertext")
+                })?;
+            if answer["context"]
+                != json!({"purpose": context.purpose, "cluster_id": context.cluster_id})
+            {
+                return Err(KmsError::new(
+                    KmsErrorKind::Rejected,
+                    "InvalidCiphertextException",
+                ));
+            }
+            Ok(Unwrapped {
+                plaintext: SecretBytes::new(
+                    hex::decode(answer["plaintext_hex"].as_str().unwrap()).unwrap(),
+                ),
+                key_arn: answer["key_arn"].as_str().unwrap().to_string(),
+            })
+        }
+        async fn describe_key(&self, _: &str) -> Result<KeyInfo, KmsError> {
+            Err(KmsError::new(
+                KmsErrorKind::Denied,
+                "recorded KMS: no DescribeKey",
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_awskms_v1_envelopes_open() {
+        let answers: Vec<Value> = serde_json::from_slice(&read("kms-decrypts.json")).unwrap();
+        let kms = RecordedKms(answers);
+        let config = SealConfig::decode(&read("seal-config.json")).unwrap();
+        assert_eq!(config.seal_type, "awskms");
+        assert_eq!((config.secret_shares, config.secret_threshold), (3, 2));
+
+        let root = Envelope::decode(Purpose::RootKey, &read("root-key.bin")).unwrap();
+        assert!(
+            root.key_arn
+                .starts_with("arn:aws:kms:us-east-1:123456789012:key/")
+        );
+        let root_key = root
+            .open(&kms, Purpose::RootKey, &config.cluster_id)
+            .await
+            .unwrap();
+        barrier::open_keyring(&root_key, &read("keyring.bin")).unwrap();
+
+        let recovery = Envelope::decode(Purpose::RecoveryKey, &read("recovery-key.bin")).unwrap();
+        let recovery_key = recovery
+            .open(&kms, Purpose::RecoveryKey, &config.cluster_id)
+            .await
+            .unwrap();
+        let keys: Value = serde_json::from_slice(&read("keys.json")).unwrap();
+        let shares: Vec<SecretBytes> = [0, 2]
+            .iter()
+            .map(|&i| {
+                SecretBytes::new(
+                    hex::decode(keys["recovery_keys_hex"][i].as_str().unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        for share in &shares {
+            assert!(config.share_check.is_issued(share.expose()));
+        }
+        assert_eq!(
+            shamir::combine(&shares).unwrap().expose(),
+            recovery_key.expose()
+        );
+
+        // The purposes are bound: a root-key blob does not pass as a recovery key.
+        assert!(
+            Envelope::decode(Purpose::RecoveryKey, &read("root-key.bin"))
+                .unwrap()
+                .open(&kms, Purpose::RecoveryKey, &config.cluster_id)
+                .await
+                .is_err()
+        );
+    }
+
+    /// Records every Decrypt answer of a real KMS.
+    struct Recorder {
+        inner: Arc<dyn Kms>,
+        log: Mutex<Vec<Value>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Kms for Recorder {
+        fn key_id(&self) -> &str {
+            self.inner.key_id()
+        }
+        async fn encrypt(&self, p: &[u8], c: &EncryptionContext) -> Result<Wrapped, KmsError> {
+            self.inner.encrypt(p, c).await
+        }
+        async fn decrypt(
+            &self,
+            ciphertext: &[u8],
+            context: &EncryptionContext,
+            arn: &str,
+        ) -> Result<Unwrapped, KmsError> {
+            use base64::Engine;
+            let answer = self.inner.decrypt(ciphertext, context, arn).await?;
+            self.log.lock().unwrap().push(json!({
+                "ciphertext": base64::engine::general_purpose::STANDARD.encode(ciphertext),
+                "context": {"purpose": context.purpose, "cluster_id": context.cluster_id},
+                "plaintext_hex": hex::encode(answer.plaintext.expose()),
+                "key_arn": answer.key_arn,
+            }));
+            Ok(answer)
+        }
+        async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+            self.inner.describe_key(key_id).await
+        }
+    }
+
+    /// Writes tests/golden/awskms-v1 from a real init against moto. Run by
+    /// hand, once per new format: `cargo test --test integration regenerate_awskms_golden -- --ignored`.
+    #[tokio::test]
+    #[ignore = "writes the golden vectors; run by hand"]
+    async fn regenerate_awskms_golden() {
+        use strongroom::config;
+        use strongroom::core::{Core, InitParams};
+        use strongroom::seal::Seal;
+        use strongroom::seal::awskms::AwsKms;
+        use strongroom::storage::{Backend, InmemBackend};
+
+        let moto = crate::kms::Moto::start();
+        let arn = moto.create_key();
+        let hcl = format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{ address = \"127.0.0.1:0\" }}\nseal \"awskms\" {{\n  region = \"us-east-1\"\n  kms_key_id = \"{arn}\"\n  endpoint = \"http://{}\"\n  access_key = \"test\"\n  secret_key = \"test\"\n}}\n",
+            moto.addr
+        );
+        let settings = config::parse(&hcl, std::path::Path::new("golden.hcl"))
+            .unwrap()
+            .seal
+            .unwrap();
+        let recorder = Arc::new(Recorder {
+            inner: Arc::new(AwsKms::new(settings)),
+            log: Mutex::new(Vec::new()),
+        });
+        let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let core = Core::open(
+            Arc::clone(&storage),
+            Seal::AwsKms(recorder.clone()),
+            Some("golden".into()),
+        )
+        .await
+        .unwrap();
+        let init = core.init(InitParams::recovery(3, 2)).await.unwrap();
+        let config =
+            SealConfig::decode(&storage.get("core/seal-config").await.unwrap().unwrap()).unwrap();
+        let recovery = storage.get("core/recovery-key").await.unwrap().unwrap();
+        Envelope::decode(Purpose::RecoveryKey, &recovery)
+            .unwrap()
+            .open(recorder.as_ref(), Purpose::RecoveryKey, &config.cluster_id)
+            .await
+            .unwrap();
+
+        let out = dir();
+        std::fs::create_dir_all(&out).unwrap();
+        for (name, path) in [
+            ("seal-config.json", "core/seal-config"),
+            ("root-key.bin", "core/root-key"),
+            ("recovery-key.bin", "core/recovery-key"),
+            ("keyring.bin", "core/keyring"),
+        ] {
+            std::fs::write(out.join(name), storage.get(path).await.unwrap().unwrap()).unwrap();
+        }
+        let log = recorder.log.lock().unwrap().clone();
+        std::fs::write(
+            out.join("kms-decrypts.json"),
+            serde_json::to_vec_pretty(&log).unwrap(),
+        )
+        .unwrap();
+        let keys = json!({
+            "recovery_keys_hex": init.shares.iter().map(|s| hex::encode(s.expose())).collect::<Vec<_>>(),
+        });
+        std::fs::write(
+            out.join("keys.json"),
+            serde_json::to_vec_pretty(&keys).unwrap(),
+        )
+        .unwrap();
+    }
+}
