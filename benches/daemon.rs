@@ -7,7 +7,12 @@
 //!   TCP and the unix socket, the server pinned to CPU 0 and this load
 //!   generator to CPU 1;
 //! - idle RSS 5 s after unseal with mlock off and on, peak RSS after load;
-//! - SIGTERM to exit; binary size.
+//! - SIGTERM to exit; binary size;
+//! - awskms against moto on loopback (from the project's `.venv`, as the tests
+//!   use it), through the tests' counting proxy: init time and KMS requests per
+//!   init, restart to unsealed (Status polled every 200 µs on one connection)
+//!   and KMS requests per restart, and the KMS Decrypt round trip on its own.
+//!   Skipped with a note when `.venv/bin/moto_server` is missing.
 //!
 //! `cargo bench --bench daemon` prints a Markdown table (and writes
 //! target/bench/daemon.json). Options: `--runs N` (restarts per timing,
@@ -23,6 +28,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use strongroom::proto::{InitRequest, StatusRequest, UnsealRequest, sys_client::SysClient};
 use tonic::transport::{Channel, Endpoint};
+
+#[path = "../tests/integration/kms.rs"]
+mod kms;
 
 const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
 const SERVER_CPU: usize = 0;
@@ -252,6 +260,170 @@ async fn status_load(channels: Vec<Channel>, seconds: u64, server_pid: u32) -> L
     }
 }
 
+/// Median and p90 of `values` (sorted here), as a table row and a JSON entry.
+fn timing(
+    name: &str,
+    values: &mut [f64],
+    rows: &mut Vec<Row>,
+    json: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let (median, p90) = (percentile(values, 0.5), percentile(values, 0.9));
+    rows.push(Row {
+        scenario: name.into(),
+        value: format!(
+            "median {median:.2} ms, p90 {p90:.2} ms ({} runs)",
+            values.len()
+        ),
+    });
+    json.insert(
+        name.into(),
+        serde_json::json!({"median_ms": median, "p90_ms": p90, "runs": values.len()}),
+    );
+}
+
+/// Counts of each action, as `Decrypt 1, DescribeKey 1`.
+fn count_actions(requests: &[String]) -> String {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for r in requests {
+        *counts.entry(r.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(action, n)| format!("{action} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The awskms scenarios against moto through the counting proxy.
+fn awskms(
+    runtime: &tokio::runtime::Runtime,
+    runs: usize,
+    rows: &mut Vec<Row>,
+    json: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let moto_server = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    if !moto_server.exists() {
+        rows.push(Row {
+            scenario: "awskms scenarios".into(),
+            value: "not measured: run scripts/test first (it installs moto into .venv)".into(),
+        });
+        return;
+    }
+    let moto = kms::Moto::start();
+    let key = moto.create_key();
+    let proxy = kms::KmsProxy::start(&moto.addr);
+    let seal = format!(
+        "seal \"awskms\" {{\n  region = \"us-east-1\"\n  kms_key_id = \"{key}\"\n  endpoint = \"{}\"\n  access_key = \"bench\"\n  secret_key = \"bench\"\n}}\n",
+        proxy.endpoint()
+    );
+    let setup = setup(false);
+    let text = std::fs::read_to_string(&setup.config).expect("config") + &seal;
+    std::fs::write(&setup.config, text).expect("write config");
+
+    let child = spawn(&setup);
+    let init = runtime.block_on(async {
+        let (channel, _) = until_answering(&setup.addr, Instant::now()).await;
+        let mut sys = SysClient::new(channel);
+        let t = Instant::now();
+        sys.init(InitRequest::default()).await.expect("init");
+        t.elapsed()
+    });
+    let init_requests = count_actions(&proxy.requests());
+    stop(child);
+    rows.push(Row {
+        scenario: "awskms init, 5/3 recovery shares".into(),
+        value: format!("{:.2} ms; KMS requests: {init_requests}", ms(init)),
+    });
+    json.insert(
+        "awskms_init".into(),
+        serde_json::json!({"ms": ms(init), "kms_requests": init_requests}),
+    );
+
+    let mut restarts = Vec::new();
+    let mut on_path = Vec::new();
+    let mut per_start = String::new();
+    for _ in 0..runs {
+        proxy.clear_requests();
+        let spawned = Instant::now();
+        let child = spawn(&setup);
+        let unsealed = runtime.block_on(async {
+            let (channel, _) = until_answering(&setup.addr, spawned).await;
+            let mut sys = SysClient::new(channel);
+            loop {
+                let status = sys
+                    .status(StatusRequest {})
+                    .await
+                    .expect("status")
+                    .into_inner();
+                if !status.sealed {
+                    return spawned.elapsed();
+                }
+                assert!(spawned.elapsed() < Duration::from_secs(20), "not unsealed");
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        });
+        // The key check is sent only after the state is unsealed, so what
+        // precedes the first DescribeKey is the path to unsealed.
+        let requests = proxy.requests();
+        on_path.push(requests.iter().take_while(|r| *r != "DescribeKey").count());
+        restarts.push(ms(unsealed));
+        // Let the post-unseal key check land before counting and stopping.
+        let settle = Instant::now();
+        while !proxy.requests().iter().any(|r| r == "DescribeKey")
+            && settle.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        per_start = count_actions(&proxy.requests());
+        stop(child);
+    }
+    timing(
+        "awskms restart to unsealed (moto on loopback)",
+        &mut restarts,
+        rows,
+        json,
+    );
+    let max_on_path = on_path.iter().copied().max().unwrap_or(0);
+    rows.push(Row {
+        scenario: "awskms KMS requests per restart".into(),
+        value: format!(
+            "at most {max_on_path} on the path to unsealed (Decrypt); in all: {per_start} (the key check runs after unsealed)"
+        ),
+    });
+    json.insert(
+        "awskms_requests_per_restart".into(),
+        serde_json::json!({"before_unsealed_max": max_on_path, "in_all": per_start}),
+    );
+
+    // The KMS round trip alone: strongroom's own client, warm, one Decrypt each.
+    let mut round_trips = runtime.block_on(async {
+        use strongroom::seal::envelope::{Envelope, Purpose};
+        let config = strongroom::config::load(&setup.config, |_| None).expect("config");
+        let kms = strongroom::seal::awskms::AwsKms::new(config.seal.expect("seal block"));
+        let secret = strongroom::secret::SecretKey::generate();
+        let envelope = Envelope::seal(&kms, Purpose::RootKey, "bench", &secret)
+            .await
+            .expect("encrypt");
+        let mut times = Vec::new();
+        for _ in 0..runs.max(20) {
+            let t = Instant::now();
+            envelope
+                .open(&kms, Purpose::RootKey, "bench")
+                .await
+                .expect("decrypt");
+            times.push(ms(t.elapsed()));
+        }
+        times
+    });
+    timing(
+        "KMS Decrypt round trip alone (moto via the proxy)",
+        &mut round_trips,
+        rows,
+        json,
+    );
+}
+
 fn main() {
     let options = options();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -309,20 +481,10 @@ fn main() {
         ("3 Unseal calls on one connection", &mut unseals),
         ("SIGTERM to exit (unsealed)", &mut sigterms),
     ] {
-        values.sort_by(|a, b| a.total_cmp(b));
-        let (median, p90) = (percentile(values, 0.5), percentile(values, 0.9));
-        rows.push(Row {
-            scenario: name.into(),
-            value: format!(
-                "median {median:.2} ms, p90 {p90:.2} ms ({} runs)",
-                values.len()
-            ),
-        });
-        json.insert(
-            name.into(),
-            serde_json::json!({"median_ms": median, "p90_ms": p90, "runs": values.len()}),
-        );
+        timing(name, values, &mut rows, &mut json);
     }
+
+    awskms(&runtime, options.runs, &mut rows, &mut json);
 
     // Idle RSS, then Status load with the server and this process on separate cores.
     let child = spawn(&plain);

@@ -7,6 +7,11 @@
 //! proxy answers those calls as AWS does (`DisabledException`,
 //! `KMSInvalidStateException`), and injects delays, 5xx, throttling and
 //! dropped connections on demand. It also counts requests by action.
+//!
+//! Self-contained, so `benches/daemon.rs` includes it too (`#[path]`) to
+//! count KMS requests per start and per init.
+
+#![allow(dead_code)] // the bench uses a part of it
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -18,8 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
-use crate::harness::Lines;
 
 /// The moto server installed by `scripts/test` into the project's virtualenv.
 fn moto_server() -> PathBuf {
@@ -48,15 +51,20 @@ impl Moto {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start moto_server");
-        let output = Lines::default().follow(child.stderr.take().unwrap());
-        let line = output.wait_for("moto to listen", |l| l.contains("Running on http://"));
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .unwrap()
-            .trim()
-            .trim_end_matches('/')
-            .to_string();
+        // Read moto's log to learn its port, and keep draining it so moto
+        // never blocks on a full pipe.
+        let stderr = child.stderr.take().unwrap();
+        let (found, address) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("Running on http://").nth(1) {
+                    let _ = found.send(rest.trim().trim_end_matches('/').to_string());
+                }
+            }
+        });
+        let addr = address
+            .recv_timeout(Duration::from_secs(30))
+            .expect("moto_server did not start within 30 s");
         Self { child, addr }
     }
 
@@ -96,6 +104,7 @@ impl Drop for Moto {
 pub fn kms_request(addr: &str, action: &str, body: &Value) -> (u16, Value) {
     let body = serde_json::to_vec(body).unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -151,8 +160,11 @@ impl Message {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str(&format!("Content-Length: {}\r\n\r\n", self.body.len()));
-        out.write_all(head.as_bytes())?;
-        out.write_all(&self.body)?;
+        // One write: with Nagle's algorithm, a second small write would wait
+        // for the peer's delayed ACK (40 ms on Linux).
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        out.write_all(&bytes)?;
         out.flush()
     }
 }
@@ -362,6 +374,7 @@ fn error_answer(status: u16, kind: &str, message: &str) -> Message {
 
 /// Serves one client connection, request after request (keep-alive).
 fn serve(client: TcpStream, upstream: &str, state: &Mutex<ProxyState>, stop: &AtomicBool) {
+    let _ = client.set_nodelay(true);
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut writer = client;
     while let Ok(Some(request)) = read_message(&mut reader, false) {
@@ -419,8 +432,10 @@ fn forward(request: &Message, upstream: &str, action: &str, state: &Mutex<ProxyS
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
         request.body.len()
     ));
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(&request.body).unwrap();
+    let _ = stream.set_nodelay(true);
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&request.body);
+    stream.write_all(&bytes).unwrap();
     let mut answer = read_message(&mut BufReader::new(stream), true)
         .unwrap()
         .expect("moto answered");
