@@ -535,6 +535,19 @@ mod tests {
         assert_eq!(restarted.status().kms_key_arn, kms.current_arn());
         restarted.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
         assert_eq!(restarted.phase(), Phase::Unsealed);
+
+        // A key in another account is not adopted: that is a seal migration.
+        let stored = kms.current_arn();
+        kms.switch_to_key_in("444455556666");
+        assert!(restarted.check_configured_key(kms.as_ref()).await);
+        let status = restarted.status();
+        assert_eq!(status.kms_key_arn, stored);
+        assert_eq!(status.warnings.len(), 1);
+        assert!(
+            status.warnings[0].contains("needs a seal migration"),
+            "{:?}",
+            status.warnings
+        );
     }
 
     #[tokio::test]

@@ -164,9 +164,14 @@ pub(crate) mod testing {
 
         /// Creates a key and points the configured key at it (an alias moved).
         pub(crate) fn switch_to_new_key(&self) {
+            self.switch_to_key_in("111122223333");
+        }
+
+        /// Like [`Self::switch_to_new_key`], with the new key in `account`.
+        pub(crate) fn switch_to_key_in(&self, account: &str) {
             let mut inner = self.0.lock().unwrap();
             let arn = format!(
-                "arn:aws:kms:eu-west-1:111122223333:key/{}",
+                "arn:aws:kms:eu-west-1:{account}:key/{}",
                 inner.keys.len() + 1
             );
             inner

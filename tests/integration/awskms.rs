@@ -12,6 +12,8 @@ use crate::kms::{Fault, KmsProxy, Moto, eventually, free_port, key_id};
 use crate::secrets::forms;
 
 const ALIAS: &str = "alias/strongroom-unseal";
+/// The seal block's static secret key: it must never reach a log.
+const SECRET_KEY: &str = "sr-test-aws-secret-key-4711";
 /// Generous bound for state changes that normally take milliseconds.
 const SOON: Duration = Duration::from_secs(10);
 
@@ -37,8 +39,8 @@ seal "awskms" {{
   region     = "us-east-1"
   kms_key_id = "{ALIAS}"
   endpoint   = "{endpoint}"
-  access_key = "test"
-  secret_key = "test"
+  access_key = "AKIDSTRONGROOMTEST"
+  secret_key = "{SECRET_KEY}"
   {extra}
 }}
 "#
@@ -374,6 +376,47 @@ fn a_moved_alias_is_rewrapped_and_the_old_key_is_not_needed_after() {
 }
 
 #[test]
+fn strongroom_awskms_key_id_overrides_the_block_and_moves_the_store_to_that_key() {
+    let kms = kms();
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    init_recovery(&daemon);
+    daemon.stop();
+
+    let new = kms.moto.create_key();
+    let text = std::fs::read_to_string(dir.path().join("strongroom.hcl")).unwrap();
+    let mut daemon = Daemon::start_with(dir.path(), &text, &[("STRONGROOM_AWSKMS_KEY_ID", &new)]);
+    let settings = daemon
+        .stderr
+        .events()
+        .into_iter()
+        .find(|e| e["message"] == "seal: awskms")
+        .expect("the seal settings are logged");
+    assert_eq!(settings["kms_key_id"], new.as_str());
+    assert_eq!(
+        settings["kms_key_id_source"],
+        "environment variable STRONGROOM_AWSKMS_KEY_ID"
+    );
+    assert_eq!(settings["region_source"], "config file line 19");
+    assert!(
+        settings["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    wait_unsealed(&daemon);
+    eventually(
+        "the rewrap under the key from the environment",
+        SOON,
+        || status(&daemon)["kms_key_arn"] == new.as_str(),
+    );
+    // The key in the block is no longer needed.
+    kms.proxy.disable(&kms.key);
+    daemon.restart();
+    wait_unsealed(&daemon);
+}
+
+#[test]
 fn a_decrypt_answer_naming_another_key_is_refused_without_a_hot_loop() {
     let kms = kms();
     let dir = tempdir();
@@ -484,6 +527,10 @@ fn after_seal_only_a_quorum_of_recovery_keys_unseals_and_no_secret_is_logged() {
     );
 
     let log = daemon.stderr.text() + &daemon.stdout.text();
+    assert!(
+        log.contains("aws_smithy_runtime"),
+        "the AWS SDK's own trace lines are part of what is searched"
+    );
     for key in &init.keys_hex {
         for form in forms(key) {
             assert!(!log.contains(&form), "a recovery key reached the log");
@@ -529,4 +576,31 @@ fn throttling_server_errors_and_dropped_connections_are_retried() {
         .fault(Some("Decrypt"), Fault::Delay(Duration::from_millis(300)));
     let unsealed = wait_unsealed(&daemon);
     assert!(unsealed["auto_unseal"]["attempts"].as_u64().unwrap() >= 3);
+}
+
+#[test]
+fn a_store_made_under_one_seal_refuses_a_config_for_the_other() {
+    let dir = tempdir();
+    let mut daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
+    crate::harness::init(&daemon, &[]);
+    daemon.stop();
+
+    let path = dir.path().join("strongroom.hcl");
+    std::fs::write(
+        &path,
+        config(dir.path(), &seal_block("http://127.0.0.1:9", "")),
+    )
+    .unwrap();
+    let mut refused = Daemon::spawn(&path, &[]);
+    let exit = refused
+        .wait_exit(SOON)
+        .expect("strongroom exits on a seal mismatch");
+    assert_eq!(exit.code(), Some(1));
+    assert!(
+        refused.stderr.text().contains(
+            "storage was initialized with the shamir seal, but the config has a seal \\\"awskms\\\" block; moving between seals needs a seal migration"
+        ),
+        "{}",
+        refused.stderr.text()
+    );
 }
