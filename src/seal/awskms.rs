@@ -120,6 +120,15 @@ impl AwsKms {
             .map_or_else(|| "KMS".to_string(), |e| format!("KMS at {}", e.value))
     }
 
+    /// Builds the client ahead of the first call, so the first Decrypt does
+    /// not wait for it. After a failure the first call builds it again and
+    /// reports why.
+    pub async fn warm_up(&self) {
+        if let Err(e) = self.client().await {
+            tracing::debug!(error = %e, "the KMS client could not be built yet");
+        }
+    }
+
     async fn client(&self) -> Result<&Client, KmsError> {
         self.client.get_or_try_init(|| self.build_client()).await
     }

@@ -96,15 +96,21 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
     if let StorageConfig::File { path } = &config.storage.value {
         tracing::info!(path = %path.display(), "storage: file");
     }
-    let storage = storage::open(&config.storage.value)?;
     let seal = match &config.seal {
         None => Seal::Shamir,
         Some(settings) => {
-            let kms = AwsKms::new(settings.clone());
+            let kms = Arc::new(AwsKms::new(settings.clone()));
             kms.log_settings(|var| std::env::var(var).ok());
-            Seal::AwsKms(Arc::new(kms))
+            // Building the client (the AWS config chain, the system trust
+            // store: ≈ 5 ms) overlaps opening storage and binding listeners.
+            tokio::spawn({
+                let kms = Arc::clone(&kms);
+                async move { kms.warm_up().await }
+            });
+            Seal::AwsKms(kms)
         }
     };
+    let storage = storage::open(&config.storage.value)?;
     let core = Core::open(storage, seal, config.cluster_name.value.clone()).await?;
     if dev {
         dev_init(&core).await?;
