@@ -260,6 +260,36 @@ async fn status_load(channels: Vec<Channel>, seconds: u64, server_pid: u32) -> L
     }
 }
 
+/// Enters `keys` one by one on one connection.
+async fn unseal_all(channel: Channel, keys: &[String]) {
+    let mut sys = SysClient::new(channel);
+    for key in keys {
+        sys.unseal(UnsealRequest {
+            key: key.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("unseal");
+    }
+}
+
+/// Lets the daemon settle for 5 s, then records its resident memory.
+fn idle_rss(
+    pid: u32,
+    scenario: &str,
+    key: &str,
+    rows: &mut Vec<Row>,
+    json: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    std::thread::sleep(Duration::from_secs(5));
+    let rss = rss_kib(pid, "VmRSS:");
+    rows.push(Row {
+        scenario: scenario.into(),
+        value: format!("{:.1} MiB", rss as f64 / 1024.0),
+    });
+    json.insert(key.into(), rss.into());
+}
+
 /// Median and p90 of `values` (sorted here), as a table row and a JSON entry.
 fn timing(
     name: &str,
@@ -461,16 +491,8 @@ fn main() {
         let (channel, answered) = runtime.block_on(until_answering(&plain.addr, spawned));
         starts.push(ms(answered));
         let unseal = runtime.block_on(async {
-            let mut sys = SysClient::new(channel);
             let t = Instant::now();
-            for key in &keys[..3] {
-                sys.unseal(UnsealRequest {
-                    key: key.clone(),
-                    ..Default::default()
-                })
-                .await
-                .expect("unseal");
-            }
+            unseal_all(channel, &keys[..3]).await;
             t.elapsed()
         });
         unseals.push(ms(unseal));
@@ -493,23 +515,15 @@ fn main() {
     pin(Pid::from_raw(0), CLIENT_CPU);
     runtime.block_on(async {
         let (channel, _) = until_answering(&plain.addr, Instant::now()).await;
-        let mut sys = SysClient::new(channel);
-        for key in &keys[..3] {
-            sys.unseal(UnsealRequest {
-                key: key.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("unseal");
-        }
+        unseal_all(channel, &keys[..3]).await;
     });
-    std::thread::sleep(Duration::from_secs(5));
-    let idle = rss_kib(server_pid, "VmRSS:");
-    rows.push(Row {
-        scenario: "idle RSS 5 s after unseal, mlock off".into(),
-        value: format!("{:.1} MiB", idle as f64 / 1024.0),
-    });
-    json.insert("idle_rss_kib_mlock_off".into(), idle.into());
+    idle_rss(
+        server_pid,
+        "idle RSS 5 s after unseal, mlock off",
+        "idle_rss_kib_mlock_off",
+        &mut rows,
+        &mut json,
+    );
 
     for (transport, clients) in [
         ("tcp", 1),
@@ -581,7 +595,7 @@ fn main() {
                 .connect()
                 .await
                 .expect("connect");
-            let mut sys = SysClient::new(channel);
+            let mut sys = SysClient::new(channel.clone());
             let keys = sys
                 .init(InitRequest {
                     key_shares: Some(1),
@@ -592,20 +606,15 @@ fn main() {
                 .expect("init")
                 .into_inner()
                 .keys;
-            sys.unseal(UnsealRequest {
-                key: keys[0].clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("unseal");
+            unseal_all(channel, &keys).await;
         });
-        std::thread::sleep(Duration::from_secs(5));
-        let rss = rss_kib(pid, "VmRSS:");
-        rows.push(Row {
-            scenario: "idle RSS 5 s after unseal, mlock on".into(),
-            value: format!("{:.1} MiB", rss as f64 / 1024.0),
-        });
-        json.insert("idle_rss_kib_mlock_on".into(), rss.into());
+        idle_rss(
+            pid,
+            "idle RSS 5 s after unseal, mlock on",
+            "idle_rss_kib_mlock_on",
+            &mut rows,
+            &mut json,
+        );
     } else {
         rows.push(Row {
             scenario: "idle RSS, mlock on".into(),

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, config, status, tempdir};
+use crate::harness::{Daemon, Init, config, init, status, tempdir};
 use crate::kms::{Fault, KmsProxy, Moto, eventually, free_port, key_id};
 use crate::secrets::forms;
 
@@ -52,48 +52,21 @@ fn start(dir: &Path, endpoint: &str, extra: &str) -> Daemon {
     Daemon::start(dir, &config(dir, &seal_block(endpoint, extra)))
 }
 
-/// What `strongroom init --format json` printed for an awskms daemon.
-struct RecoveryInit {
-    keys_hex: Vec<String>,
-    keys_b64: Vec<String>,
-    root_token: String,
-}
-
-fn init_recovery(daemon: &Daemon) -> RecoveryInit {
-    let out = daemon
-        .cli()
-        .run(&[
-            "init",
-            "--recovery-shares",
-            "5",
-            "--recovery-threshold",
-            "3",
-            "--format",
-            "json",
-        ])
-        .ok()
-        .json();
-    assert_eq!(out["unseal_keys_hex"], json!([]));
+/// `strongroom init` with 5/3 recovery keys on an awskms daemon.
+fn init_recovery(daemon: &Daemon) -> Init {
+    let init = init(
+        daemon,
+        &["--recovery-shares", "5", "--recovery-threshold", "3"],
+    );
+    assert_eq!(init.json["unseal_keys_hex"], json!([]));
     assert_eq!(
         (
-            &out["recovery_keys_shares"],
-            &out["recovery_keys_threshold"]
+            &init.json["recovery_keys_shares"],
+            &init.json["recovery_keys_threshold"]
         ),
         (&json!(5), &json!(3))
     );
-    let strings = |key: &str| -> Vec<String> {
-        out[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect()
-    };
-    RecoveryInit {
-        keys_hex: strings("recovery_keys_hex"),
-        keys_b64: strings("recovery_keys_b64"),
-        root_token: out["root_token"].as_str().unwrap().to_string(),
-    }
+    init
 }
 
 fn wait_unsealed(daemon: &Daemon) -> Value {
@@ -140,7 +113,7 @@ fn init_then_every_restart_unseals_with_one_decrypt() {
     assert!(kms.proxy.requests().is_empty(), "a refused init called KMS");
 
     let init = init_recovery(&daemon);
-    assert_eq!(init.keys_hex.len(), 5);
+    assert_eq!(init.recovery_hex.len(), 5);
     let mut calls = kms.proxy.requests();
     calls.sort();
     assert_eq!(
@@ -369,7 +342,7 @@ fn a_moved_alias_is_rewrapped_and_the_old_key_is_not_needed_after() {
     daemon.restart();
     wait_unsealed(&daemon);
     daemon.cli().token(&init.root_token).run(&["seal"]).ok();
-    for key in &init.keys_hex[..3] {
+    for key in &init.recovery_hex[..3] {
         daemon.cli().run(&["unseal", key]).ok();
     }
     assert_eq!(status(&daemon)["sealed"], false);
@@ -501,10 +474,10 @@ fn after_seal_only_a_quorum_of_recovery_keys_unseals_and_no_secret_is_logged() {
         .run(&["unseal", &foreign])
         .code(1)
         .error_says("this recovery key was never issued for this store");
-    daemon.cli().run(&["unseal", &init.keys_hex[0]]).ok();
+    daemon.cli().run(&["unseal", &init.recovery_hex[0]]).ok();
     let again = daemon
         .cli()
-        .run(&["unseal", &init.keys_b64[0], "--format", "json"])
+        .run(&["unseal", &init.recovery_b64[0], "--format", "json"])
         .ok()
         .json();
     assert_eq!(again["progress"], 1, "a duplicate does not count");
@@ -515,8 +488,11 @@ fn after_seal_only_a_quorum_of_recovery_keys_unseals_and_no_secret_is_logged() {
         "a refused key keeps progress"
     );
     kms.proxy.clear_requests();
-    daemon.cli().run(&["unseal", &init.keys_hex[3]]).ok();
-    daemon.cli().run_stdin(&["unseal"], &init.keys_b64[4]).ok();
+    daemon.cli().run(&["unseal", &init.recovery_hex[3]]).ok();
+    daemon
+        .cli()
+        .run_stdin(&["unseal"], &init.recovery_b64[4])
+        .ok();
     let unsealed = status(&daemon);
     assert_eq!(unsealed["sealed"], false);
     assert_eq!(unsealed["auto_unseal"]["state"], "unsealed");
@@ -531,7 +507,7 @@ fn after_seal_only_a_quorum_of_recovery_keys_unseals_and_no_secret_is_logged() {
         log.contains("aws_smithy_runtime"),
         "the AWS SDK's own trace lines are part of what is searched"
     );
-    for key in &init.keys_hex {
+    for key in &init.recovery_hex {
         for form in forms(key) {
             assert!(!log.contains(&form), "a recovery key reached the log");
         }
@@ -582,7 +558,7 @@ fn throttling_server_errors_and_dropped_connections_are_retried() {
 fn a_store_made_under_one_seal_refuses_a_config_for_the_other() {
     let dir = tempdir();
     let mut daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
-    crate::harness::init(&daemon, &[]);
+    init(&daemon, &[]);
     daemon.stop();
 
     let path = dir.path().join("strongroom.hcl");

@@ -403,7 +403,11 @@ impl Cli {
 pub struct Init {
     pub keys_hex: Vec<String>,
     pub keys_b64: Vec<String>,
+    pub recovery_hex: Vec<String>,
+    pub recovery_b64: Vec<String>,
     pub root_token: String,
+    /// The whole JSON answer.
+    pub json: Value,
 }
 
 pub fn init(daemon: &Daemon, args: &[&str]) -> Init {
@@ -421,7 +425,10 @@ pub fn init(daemon: &Daemon, args: &[&str]) -> Init {
     Init {
         keys_hex: strings("unseal_keys_hex"),
         keys_b64: strings("unseal_keys_b64"),
+        recovery_hex: strings("recovery_keys_hex"),
+        recovery_b64: strings("recovery_keys_b64"),
         root_token: out["root_token"].as_str().unwrap().to_string(),
+        json: out,
     }
 }
 
