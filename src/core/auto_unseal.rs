@@ -189,6 +189,8 @@ impl Core {
             }
             if health_check_interval.is_zero() {
                 let _ = phase.wait_for(|p| *p != Phase::Unsealed).await;
+                // Sealed by an operator: check the key again after the next unseal.
+                key_checked = false;
                 continue;
             }
             loop {
@@ -203,6 +205,7 @@ impl Core {
                         if closed {
                             return;
                         }
+                        key_checked = false;
                         break;
                     }
                 }

@@ -496,11 +496,19 @@ fn after_seal_only_a_quorum_of_recovery_keys_unseals_and_no_secret_is_logged() {
     let unsealed = status(&daemon);
     assert_eq!(unsealed["sealed"], false);
     assert_eq!(unsealed["auto_unseal"]["state"], "unsealed");
+    let calls = kms.proxy.requests();
     assert_eq!(
-        kms.proxy.requests(),
+        calls[..2],
         ["Decrypt", "Decrypt"],
         "recovery key check, then the root key"
     );
+    assert!(
+        calls[2..].iter().all(|c| c == "DescribeKey"),
+        "only the post-unseal key check may follow: {calls:?}"
+    );
+    eventually("the key check after a recovery unseal", SOON, || {
+        kms.proxy.requests().iter().any(|c| c == "DescribeKey")
+    });
 
     let log = daemon.stderr.text() + &daemon.stdout.text();
     assert!(
