@@ -1,25 +1,38 @@
-//! Compiles `proto/strongroom/v1/*.proto` with protox (a pure-Rust protobuf
-//! compiler), so building needs no system `protoc`. The encoded descriptor set
-//! is kept for gRPC reflection.
+//! Compiles every `proto/strongroom/v1/*.proto` with protox (a pure-Rust
+//! protobuf compiler), so building needs no system `protoc`. The encoded
+//! descriptor set is kept for gRPC reflection.
 
 use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
+/// Messages that carry shares, keys or tokens: they get no derived `Debug`
+/// (src/lib.rs gives them one that prints no field), so a secret cannot reach
+/// a log through `{:?}`. Keep in step with `redacted_debug!` in src/lib.rs.
+const SECRET_MESSAGES: &[&str] = &[
+    ".strongroom.v1.InitResponse",
+    ".strongroom.v1.UnsealRequest",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = [
-        "proto/strongroom/v1/sys.proto",
-        "proto/strongroom/v1/kv.proto",
-    ];
+    let dir = "proto/strongroom/v1";
+    println!("cargo:rerun-if-changed={dir}");
+    let mut protos: Vec<PathBuf> = fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    protos.retain(|path| path.extension().is_some_and(|ext| ext == "proto"));
+    protos.sort();
     for proto in &protos {
-        println!("cargo:rerun-if-changed={proto}");
+        println!("cargo:rerun-if-changed={}", proto.display());
     }
-    let descriptors = protox::compile(protos, ["proto"])?;
+    let descriptors = protox::compile(&protos, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
         out_dir.join("strongroom_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
-    tonic_prost_build::configure().compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        .skip_debug(SECRET_MESSAGES.iter().copied())
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -127,9 +127,9 @@ fn status(err: CoreError) -> Status {
         CoreError::Unauthenticated(_) => Status::unauthenticated(message),
         CoreError::PermissionDenied(_) => Status::permission_denied(message),
         CoreError::Sealed => Status::unavailable(message),
-        CoreError::NotInitialized | CoreError::AlreadyInitialized => {
-            Status::failed_precondition(message)
-        }
+        CoreError::NotInitialized
+        | CoreError::AlreadyInitialized
+        | CoreError::FailedPrecondition(_) => Status::failed_precondition(message),
         CoreError::NotFound(_) => Status::not_found(message),
         CoreError::KmsUnavailable(_) => Status::unavailable(message),
         CoreError::KmsRefused(_) => Status::failed_precondition(message),
@@ -181,6 +181,10 @@ mod tests {
             (CoreError::Sealed, Code::Unavailable),
             (CoreError::NotInitialized, Code::FailedPrecondition),
             (CoreError::AlreadyInitialized, Code::FailedPrecondition),
+            (
+                CoreError::FailedPrecondition("x".into()),
+                Code::FailedPrecondition,
+            ),
             (CoreError::NotFound("x".into()), Code::NotFound),
             (CoreError::Internal("x".into()), Code::Internal),
             (CoreError::KmsUnavailable("x".into()), Code::Unavailable),

@@ -216,6 +216,20 @@ impl Listener {
 
 /// How often the `awskms` seal checks its key's state while unsealed, by default.
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+/// The shortest health check interval accepted (other than zero, which turns
+/// the checks off): each check is a KMS request.
+pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checks a KMS endpoint URL, from the file or `STRONGROOM_AWSKMS_ENDPOINT`.
+pub fn check_endpoint(value: &str) -> Result<(), String> {
+    if value.starts_with("https://") || value.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a URL starting with https:// (or http:// for a local KMS), got {value:?}"
+        ))
+    }
+}
 
 /// Credentials and role settings of a `seal "awskms"` block. Everything left
 /// unset falls back to the standard AWS chain. `Debug` leaves the secrets out.
@@ -348,6 +362,56 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The settings that differ between `self` (running) and `new` (re-read on
+    /// SIGHUP) and that only a restart applies. The log level and the TLS
+    /// certificate files are reloaded in place, so they are not listed.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        // A listener as a restart sees it: TLS on or off, not which files.
+        fn shape(listeners: &[Listener]) -> Vec<Listener> {
+            listeners
+                .iter()
+                .map(|listener| match listener {
+                    Listener::Tcp(tcp) => Listener::Tcp(TcpListener {
+                        tls: tcp.tls.as_ref().map(|_| TlsFiles {
+                            cert: PathBuf::new(),
+                            key: PathBuf::new(),
+                            client_ca: None,
+                        }),
+                        line: 0,
+                        ..tcp.clone()
+                    }),
+                    Listener::Unix(unix) => Listener::Unix(UnixListener {
+                        line: 0,
+                        ..unix.clone()
+                    }),
+                })
+                .collect()
+        }
+        let seal = |c: &Config| c.seal.clone().map(|s| AwsKmsSeal { line: 0, ..s });
+        let mut changed = Vec::new();
+        for (name, differs) in [
+            (
+                "cluster_name",
+                self.cluster_name.value != new.cluster_name.value,
+            ),
+            (
+                "disable_mlock",
+                self.disable_mlock.value != new.disable_mlock.value,
+            ),
+            ("log_format", self.log_format.value != new.log_format.value),
+            ("storage", self.storage.value != new.storage.value),
+            ("listener", shape(&self.listeners) != shape(&new.listeners)),
+            ("seal", seal(self) != seal(new)),
+        ] {
+            if differs {
+                changed.push(name);
+            }
+        }
+        changed
+    }
+}
+
 /// Where a config error is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -442,10 +506,14 @@ pub fn apply_env(
 
     const CLUSTER_NAME: &str = "STRONGROOM_CLUSTER_NAME";
     if let Some(value) = env(CLUSTER_NAME) {
-        config.cluster_name = Setting {
-            value: Some(value),
-            source: Source::Env(CLUSTER_NAME),
-        };
+        if value.trim().is_empty() {
+            bad(CLUSTER_NAME, "is set but empty".into());
+        } else {
+            config.cluster_name = Setting {
+                value: Some(value),
+                source: Source::Env(CLUSTER_NAME),
+            };
+        }
     }
     const DISABLE_MLOCK: &str = "STRONGROOM_DISABLE_MLOCK";
     if let Some(value) = env(DISABLE_MLOCK) {
@@ -500,6 +568,10 @@ pub fn apply_env(
         };
         if value.trim().is_empty() {
             bad(var, "is set but empty".into());
+            continue;
+        }
+        if !setting && let Err(message) = check_endpoint(&value) {
+            bad(var, message);
             continue;
         }
         let value = Setting {
@@ -596,10 +668,14 @@ mod tests {
         );
     }
 
+    fn config_with_seal() -> Config {
+        let hcl = "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nseal \"awskms\" {\n  region = \"eu-west-1\"\n}\n";
+        parse(hcl, Path::new("t.hcl")).unwrap()
+    }
+
     #[test]
     fn awskms_env_overrides_win_and_a_key_is_required() {
-        let hcl = "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nseal \"awskms\" {\n  region = \"eu-west-1\"\n}\n";
-        let mut config = parse(hcl, Path::new("t.hcl")).unwrap();
+        let mut config = config_with_seal();
         let errors = apply_env(&mut config.clone(), |_| None).unwrap_err();
         assert!(
             errors
@@ -628,6 +704,35 @@ mod tests {
                 .contains("STRONGROOM_AWSKMS_KEY_ID: is set, but the config has no seal"),
             "{errors}"
         );
+        let errors = apply_env(&mut config_with_seal(), |var| {
+            (var == AWSKMS_ENDPOINT).then(|| "kms.local".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("STRONGROOM_AWSKMS_ENDPOINT: expected a URL starting with https://"),
+            "{errors}"
+        );
+        let errors = apply_env(&mut base(), |var| {
+            (var == "STRONGROOM_CLUSTER_NAME").then(String::new)
+        })
+        .unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("STRONGROOM_CLUSTER_NAME: is set but empty"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn a_reload_names_what_needs_a_restart() {
+        let running = base();
+        assert!(running.restart_needed(&running.clone()).is_empty());
+        let hcl = "log_level = \"debug\"\nlog_format = \"json\"\n\nstorage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nlistener \"unix\" { path = \"/tmp/x.sock\" }\n";
+        let new = parse(hcl, Path::new("t.hcl")).unwrap();
+        assert_eq!(running.restart_needed(&new), ["log_format", "listener"]);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use hcl_edit::structure::{Attribute, Block, Body};
 use super::{
     AwsCredentialSettings, AwsKmsSeal, Config, ConfigError, ConfigErrors,
     DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_REQUEST_SIZE, Listener, Location, LogFormat,
-    LogLevel, Setting, Source, StorageConfig, TcpListener, TlsFiles, UnixListener, parse_bool,
+    LogLevel, MIN_HEALTH_CHECK_INTERVAL, Setting, Source, StorageConfig, TcpListener, TlsFiles,
+    UnixListener, parse_bool,
 };
 use crate::secret::SecretString;
 
@@ -156,6 +157,14 @@ impl<'a> Ctx<'a> {
         let (top, blocks) = self.section(body, "", &top_keys, &["storage", "listener", "seal"]);
 
         let cluster_name = match self.string(&top, "cluster_name") {
+            Some((name, line)) if name.trim().is_empty() => {
+                self.error(
+                    line,
+                    "cluster_name",
+                    "is empty: give a name, or leave the key out to keep the one recorded at init",
+                );
+                Setting::default_value(None)
+            }
             Some((name, line)) => Setting {
                 value: Some(name),
                 source: Source::File { line },
@@ -400,28 +409,23 @@ impl<'a> Ctx<'a> {
         let region = text(self, "region").map(setting);
         let endpoint = text(self, "endpoint").map(setting);
         if let Some(endpoint) = &endpoint
-            && !(endpoint.value.starts_with("https://") || endpoint.value.starts_with("http://"))
+            && let Err(message) = super::check_endpoint(&endpoint.value)
         {
             let at = match endpoint.source {
                 Source::File { line } => line,
                 _ => line,
             };
-            self.error(
-                at,
-                qualified(name, "endpoint"),
-                format!(
-                    "expected a URL starting with https:// (or http:// for a local KMS), got {:?}",
-                    endpoint.value
-                ),
-            );
+            self.error(at, qualified(name, "endpoint"), message);
         }
         let access_key = text(self, "access_key").map(|(v, _)| v);
         let secret_key = text(self, "secret_key").map(|(v, _)| SecretString::new(v));
         let session_token = text(self, "session_token").map(|(v, _)| SecretString::new(v));
-        if access_key.is_some() != secret_key.is_some() {
+        // Presence, not a valid value: a mistyped value has its own error.
+        let has_access_key = section.attrs.contains_key("access_key");
+        if has_access_key != section.attrs.contains_key("secret_key") {
             self.error(
                 line,
-                qualified(name, if access_key.is_some() { "secret_key" } else { "access_key" }),
+                qualified(name, if has_access_key { "secret_key" } else { "access_key" }),
                 "access_key and secret_key go together: set both, or neither to use the AWS credential chain",
             );
         }
@@ -450,6 +454,17 @@ impl<'a> Ctx<'a> {
         }
         let health_check_interval = match self.value(&section, "health_check_interval", as_duration)
         {
+            Some((interval, at)) if !interval.is_zero() && interval < MIN_HEALTH_CHECK_INTERVAL => {
+                self.error(
+                    at,
+                    qualified(name, "health_check_interval"),
+                    format!(
+                        "must be \"0\" (off) or at least {} s: each check is one KMS DescribeKey",
+                        MIN_HEALTH_CHECK_INTERVAL.as_secs()
+                    ),
+                );
+                DEFAULT_HEALTH_CHECK_INTERVAL
+            }
             Some((interval, _)) => interval,
             None => DEFAULT_HEALTH_CHECK_INTERVAL,
         };
@@ -1180,6 +1195,22 @@ seal "awskms" {{
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
+        let errs = errors(&format!(
+            "{MINIMAL}seal \"awskms\" {{\n  kms_key_id = \"k\"\n  access_key = \"a\"\n  secret_key = 7\n  health_check_interval = \"1ms\"\n}}\n"
+        ));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].contains("test.hcl:6: seal.awskms.secret_key: expected a string"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains(
+                "test.hcl:7: seal.awskms.health_check_interval: must be \"0\" (off) or at least 1 s"
+            ),
+            "{errs:?}"
+        );
+        let errs = errors(&format!("{MINIMAL}cluster_name = \" \"\n"));
+        assert!(errs[0].contains("cluster_name: is empty"), "{errs:?}");
         let errs = errors(&format!("{MINIMAL}seal \"gcpckms\" {{}}\n"));
         assert!(
             errs[0].contains("unknown seal type \"gcpckms\""),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH};
+use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use super::{Core, CoreError, Phase, State};
 use crate::barrier::Barrier;
 use crate::seal::Seal;
@@ -152,7 +152,7 @@ impl Core {
         // Init under the configured key leaves nothing to check.
         let mut key_checked = self.phase() == Phase::Unsealed;
         let mut attempts = 0u32;
-        while self.phase() == Phase::Sealed {
+        while self.phase() == Phase::Sealed && !self.auto_unseal_stopped() {
             attempts += 1;
             self.report().auto_unseal.attempts = attempts;
             let Err(e) = self.auto_unseal_once(kms.as_ref()).await else {
@@ -172,6 +172,9 @@ impl Core {
             );
             {
                 let mut report = self.report();
+                if report.auto_unseal.state == AutoUnsealState::Stopped {
+                    break;
+                }
                 report.auto_unseal.state = state;
                 report.auto_unseal.last_error = e.message;
                 report.auto_unseal.next_attempt_unix_ms = unix_ms(SystemTime::now() + delay);
@@ -234,8 +237,9 @@ impl Core {
                 transient: false,
             })?;
         let _lifecycle = self.lifecycle.lock().await;
-        // A quorum of recovery shares may have unsealed meanwhile.
-        if !matches!(&*self.read(), State::Sealed { .. }) {
+        // A quorum of recovery shares may have unsealed meanwhile, or an
+        // operator (or SIGTERM) sealed: either way this result is not wanted.
+        if !matches!(&*self.read(), State::Sealed { .. }) || self.auto_unseal_stopped() {
             return Ok(());
         }
         self.set_state(State::Unsealed {
@@ -250,6 +254,11 @@ impl Core {
         }
         tracing::info!(kms_key_arn = %envelope.key_arn, "unsealed by KMS");
         Ok(())
+    }
+
+    /// An operator (or SIGTERM) sealed: only recovery keys or a restart unseal.
+    fn auto_unseal_stopped(&self) -> bool {
+        self.report().auto_unseal.state == AutoUnsealState::Stopped
     }
 
     /// Reads and parses a stored envelope.
@@ -279,15 +288,37 @@ impl Core {
             }
         };
         let stored = self.report().key_arn.clone();
+        let Some(config) = self.seal_config() else {
+            return false;
+        };
+        let endpoint = kms.endpoint();
         if configured.arn == stored {
             self.report().key_move = None;
             self.record_key_state(&stored, &configured.state);
+            if config.kms_endpoint.as_deref() != Some(endpoint.as_str()) {
+                // The same key through another endpoint (a VPC endpoint
+                // added, say): record it, so a later key change compares
+                // against the endpoint in use.
+                return self.record_endpoint(endpoint).await.is_ok();
+            }
             return true;
         }
-        if arn_scope(&configured.arn).is_none() || arn_scope(&configured.arn) != arn_scope(&stored)
+        let moved = if arn_scope(&configured.arn).is_none()
+            || arn_scope(&configured.arn) != arn_scope(&stored)
         {
+            Some("is in another account, region or partition than")
+        } else if config
+            .kms_endpoint
+            .as_deref()
+            .is_some_and(|recorded| recorded != endpoint)
+        {
+            Some("is reached through another KMS endpoint than")
+        } else {
+            None
+        };
+        if let Some(how) = moved {
             let message = format!(
-                "the configured KMS key {} is in another account, region or partition than {stored}, which wraps the stored keys; moving between them needs a seal migration",
+                "the configured KMS key {} {how} {stored}, which wraps the stored keys; moving between them needs a seal migration",
                 configured.arn
             );
             tracing::warn!("{message}");
@@ -328,15 +359,41 @@ impl Core {
             Envelope::seal(kms, Purpose::RootKey, cluster_id, barrier.root_key()),
             Envelope::seal(kms, Purpose::RecoveryKey, cluster_id, &recovery_key),
         )?;
+        let config = SealConfig {
+            kms_endpoint: Some(kms.endpoint()),
+            ..(*config).clone()
+        };
         let mut batch = Batch::new();
         batch
             .put(ROOT_KEY_PATH, root.encode())
-            .put(RECOVERY_KEY_PATH, recovery.encode());
+            .put(RECOVERY_KEY_PATH, recovery.encode())
+            .put(SEAL_CONFIG_PATH, config.encode());
         self.storage.write(batch).await?;
+        self.replace_seal_config(config);
         let mut report = self.report();
         report.key_arn.clone_from(&root.key_arn);
         report.key_move = None;
         Ok(root.key_arn)
+    }
+
+    /// Records the endpoint the stored keys are reached through.
+    async fn record_endpoint(&self, endpoint: String) -> Result<(), CoreError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        let Some(config) = self.seal_config() else {
+            return Err(CoreError::NotInitialized);
+        };
+        let config = SealConfig {
+            kms_endpoint: Some(endpoint),
+            ..(*config).clone()
+        };
+        let mut batch = Batch::new();
+        batch.put(SEAL_CONFIG_PATH, config.encode());
+        if let Err(e) = self.storage.write(batch).await {
+            tracing::warn!(error = %e, "could not record the KMS endpoint in the seal config; will retry at the next health check");
+            return Err(e.into());
+        }
+        self.replace_seal_config(config);
+        Ok(())
     }
 
     /// DescribeKey the key that wraps the stored keys; warn while it is unusable.
@@ -507,6 +564,11 @@ mod tests {
             AutoUnsealState::Stopped
         );
 
+        // An attempt that was in flight when the operator sealed finishes now:
+        // its result is dropped.
+        core.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        assert_eq!(core.phase(), Phase::Sealed);
+
         let err = core.unseal("00").await.err().unwrap();
         assert!(err.to_string().contains("recovery key"), "{err}");
         for share in &init.shares[1..4] {
@@ -548,6 +610,42 @@ mod tests {
         assert_eq!(status.warnings.len(), 1);
         assert!(
             status.warnings[0].contains("needs a seal migration"),
+            "{:?}",
+            status.warnings
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_change_through_another_endpoint_is_not_rewrapped() {
+        let (storage, kms, _) = initialized().await;
+        let core = open(&storage, &kms).await;
+        core.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        let stored = kms.current_arn();
+        assert_eq!(
+            core.seal_config().unwrap().kms_endpoint.as_deref(),
+            Some("")
+        );
+
+        // The same key through a VPC endpoint: recorded, nothing else.
+        kms.set_endpoint("https://vpce-1.kms.eu-west-1.vpce.amazonaws.com");
+        assert!(core.check_configured_key(kms.as_ref()).await);
+        assert!(core.status().warnings.is_empty());
+        let recorded = SealConfig::decode(&storage.get(SEAL_CONFIG_PATH).await.unwrap().unwrap())
+            .unwrap()
+            .kms_endpoint;
+        assert_eq!(
+            recorded.as_deref(),
+            Some("https://vpce-1.kms.eu-west-1.vpce.amazonaws.com")
+        );
+
+        // Another key through yet another endpoint: a warning, no rewrap.
+        kms.set_endpoint("http://127.0.0.1:4566");
+        kms.switch_to_new_key();
+        assert!(core.check_configured_key(kms.as_ref()).await);
+        let status = core.status();
+        assert_eq!(status.kms_key_arn, stored);
+        assert!(
+            status.warnings[0].contains("is reached through another KMS endpoint than"),
             "{:?}",
             status.warnings
         );

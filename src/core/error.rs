@@ -27,6 +27,10 @@ pub enum CoreError {
     /// Init has already run.
     #[error("strongroom is already initialized")]
     AlreadyInitialized,
+    /// The operation cannot run now: another one is under way, or none is
+    /// (a wrong state for this call). Nothing changed.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),

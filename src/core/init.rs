@@ -123,7 +123,14 @@ impl Core {
             }
         };
 
-        let _lifecycle = self.lifecycle.lock().await;
+        // A second init while one waits for KMS is refused, not queued.
+        let Ok(_lifecycle) = self.lifecycle.try_lock() else {
+            return Err(if self.phase() == super::Phase::Uninitialized {
+                CoreError::FailedPrecondition("init is already running".into())
+            } else {
+                CoreError::AlreadyInitialized
+            });
+        };
         if !matches!(&*self.read(), State::Uninitialized) {
             return Err(CoreError::AlreadyInitialized);
         }
@@ -147,6 +154,10 @@ impl Core {
             cluster_id,
             cluster_name,
             initialized_unix: now_unix(),
+            kms_endpoint: match &self.seal {
+                Seal::Shamir => None,
+                Seal::AwsKms(kms) => Some(kms.endpoint()),
+            },
         };
 
         let barrier = Barrier::new(

@@ -276,6 +276,26 @@ impl Core {
         status
     }
 
+    /// The seal config in force; `None` before init.
+    fn seal_config(&self) -> Option<Arc<SealConfig>> {
+        match &*self.read() {
+            State::Uninitialized => None,
+            State::Sealed { config, .. } | State::Unsealed { config, .. } => {
+                Some(Arc::clone(config))
+            }
+        }
+    }
+
+    /// Puts a seal config that was just written to storage in force.
+    fn replace_seal_config(&self, new: SealConfig) {
+        match &mut *self.write() {
+            State::Uninitialized => {}
+            State::Sealed { config, .. } | State::Unsealed { config, .. } => {
+                *config = Arc::new(new);
+            }
+        }
+    }
+
     /// The open barrier, or the reason there is none.
     pub fn barrier(&self) -> Result<Arc<Barrier>, CoreError> {
         match &*self.read() {
@@ -311,17 +331,23 @@ impl Core {
     }
 
     /// Seals: drops the barrier, so the root key and keyring are zeroed once
-    /// in-flight requests holding them finish. Needs a root token.
+    /// in-flight requests holding them finish. Needs a root token. Does not
+    /// wait for the lifecycle lock: sealing must never queue behind a KMS call.
     pub async fn seal(&self, token: Option<&str>) -> Result<(), CoreError> {
         self.authorize_root(token, "sealing").await?;
-        let _lifecycle = self.lifecycle.lock().await;
         self.seal_now();
         Ok(())
     }
 
     /// Seals without a token check: the shutdown path. An awskms daemon
-    /// stays sealed until a quorum of recovery shares or a restart.
+    /// stays sealed until a quorum of recovery shares or a restart, and an
+    /// auto-unseal attempt still in flight is told to drop its result.
     pub fn seal_now(&self) {
+        if matches!(self.seal, Seal::AwsKms(_)) {
+            // Before the state changes: an attempt that finishes in between
+            // sees either the barrier still open or this stop.
+            self.report().auto_unseal = AutoUnsealStatus::stopped();
+        }
         let config = match &*self.read() {
             State::Unsealed { config, .. } => Arc::clone(config),
             _ => return,
@@ -330,9 +356,6 @@ impl Core {
             config,
             progress: Progress::default(),
         });
-        if matches!(self.seal, Seal::AwsKms(_)) {
-            self.report().auto_unseal = AutoUnsealStatus::stopped();
-        }
         tracing::info!("sealed: root key and keyring dropped from memory");
     }
 }

@@ -48,6 +48,12 @@ pub struct SealConfig {
     pub cluster_name: String,
     /// When init ran, seconds since the Unix epoch.
     pub initialized_unix: u64,
+    /// awskms: the endpoint URL the stored keys were last wrapped through
+    /// (empty: AWS's regional endpoint). Absent in stores made before it was
+    /// recorded. A key change through another endpoint is not rewrapped
+    /// silently: it is a seal migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_endpoint: Option<String>,
 }
 
 impl SealConfig {

@@ -42,14 +42,24 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// The `awskms` seal's KMS client.
 pub struct AwsKms {
     settings: AwsKmsSeal,
+    /// The effective endpoint URL; empty for AWS's regional endpoint.
+    endpoint: String,
     client: OnceCell<Client>,
 }
 
 impl AwsKms {
     /// A client for the key in `settings`. Nothing is contacted until the first call.
     pub fn new(settings: AwsKmsSeal) -> Self {
+        let endpoint = match &settings.endpoint {
+            Some(endpoint) => endpoint.value.clone(),
+            None => ["AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL"]
+                .into_iter()
+                .find_map(|var| std::env::var(var).ok())
+                .unwrap_or_default(),
+        };
         Self {
             settings,
+            endpoint,
             client: OnceCell::new(),
         }
     }
@@ -172,11 +182,16 @@ impl AwsKms {
             ));
         }
         let mut sdk_config: SdkConfig = loader.load().await;
-        if sdk_config.region().is_none() {
+        let Some(region) = sdk_config.region() else {
             return Err(KmsError::new(
                 KmsErrorKind::Config,
                 "no AWS region is configured: set region in the seal \"awskms\" block or AWS_REGION",
             ));
+        };
+        if s.region.is_none() {
+            // The start-up line could not name a region found in a profile
+            // file or instance metadata; the resolved chain can.
+            tracing::info!(region = %region, "awskms: region resolved by the AWS chain");
         }
 
         let session_name = c
@@ -342,6 +357,10 @@ fn state_of(state: Option<&aws_sdk_kms::types::KeyState>) -> KeyState {
 impl Kms for AwsKms {
     fn key_id(&self) -> &str {
         &self.settings.kms_key_id.value
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.clone()
     }
 
     async fn encrypt(

@@ -232,6 +232,11 @@ impl Envelope {
         if key_arn.is_empty() || wrapped_key.is_empty() {
             return Err(malformed("its KMS key ARN or wrapped data key is empty"));
         }
+        if key_arn.len() > MAX_ARN_LEN || wrapped_key.len() > MAX_WRAPPED_LEN {
+            return Err(malformed(
+                "its KMS key ARN or wrapped data key is longer than AWS allows",
+            ));
+        }
         Ok(Self {
             key_arn,
             wrapped_key,
@@ -407,6 +412,19 @@ mod tests {
         let mut longer = good.clone();
         longer.push(0);
         assert!(Envelope::decode(Purpose::RootKey, &longer).is_err());
+        let oversized = Envelope {
+            key_arn: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
+            wrapped_key: vec![7; MAX_WRAPPED_LEN + 1],
+            nonce: [1; NONCE_LEN],
+            ciphertext: vec![2; KEY_LEN + TAG_LEN],
+        }
+        .encode();
+        assert!(
+            Envelope::decode(Purpose::RootKey, &oversized)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than AWS allows")
+        );
         let mut future = good;
         future[0] = 2;
         assert_eq!(

@@ -110,6 +110,9 @@ pub trait Kms: Send + Sync {
     /// The configured key: a key id, key ARN or `alias/…`.
     fn key_id(&self) -> &str;
 
+    /// The endpoint URL the calls go to; empty for AWS's regional endpoint.
+    fn endpoint(&self) -> String;
+
     /// Encrypts `plaintext` under the configured key.
     async fn encrypt(
         &self,
@@ -149,6 +152,7 @@ pub(crate) mod testing {
     struct Inner {
         keys: HashMap<String, (SecretKey, KeyState)>,
         current: String,
+        endpoint: String,
         calls: Vec<&'static str>,
         fail_next: Option<KmsError>,
     }
@@ -178,6 +182,11 @@ pub(crate) mod testing {
                 .keys
                 .insert(arn.clone(), (SecretKey::generate(), KeyState::Enabled));
             inner.current = arn;
+        }
+
+        /// Points the client at another endpoint URL.
+        pub(crate) fn set_endpoint(&self, endpoint: &str) {
+            self.0.lock().unwrap().endpoint = endpoint.to_string();
         }
 
         pub(crate) fn current_arn(&self) -> String {
@@ -224,6 +233,10 @@ pub(crate) mod testing {
     impl Kms for FakeKms {
         fn key_id(&self) -> &str {
             "alias/test"
+        }
+
+        fn endpoint(&self) -> String {
+            self.0.lock().unwrap().endpoint.clone()
         }
 
         async fn encrypt(

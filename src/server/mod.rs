@@ -12,7 +12,6 @@ mod notify;
 mod tls;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,7 +139,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
     ));
 
     let reload = Reloader {
-        file: config.file.clone(),
+        running: config.clone(),
         log_level,
         tls: bound
             .iter()
@@ -344,14 +343,15 @@ async fn track_systemd_status(core: Arc<Core>, notifier: Arc<Notifier>) {
 
 /// What SIGHUP reloads: the log level and TLS certificates.
 struct Reloader {
-    file: Option<PathBuf>,
+    /// The settings the daemon started with.
+    running: Config,
     log_level: LogLevelHandle,
     tls: Vec<(std::net::SocketAddr, listener::TlsHandle)>,
 }
 
 impl Reloader {
     fn reload(&self) {
-        let Some(file) = &self.file else {
+        let Some(file) = &self.running.file else {
             tracing::info!("SIGHUP: no config file to reload (dev mode)");
             return;
         };
@@ -363,6 +363,13 @@ impl Reloader {
                 return;
             }
         };
+        let changed = self.running.restart_needed(&config);
+        if !changed.is_empty() {
+            tracing::warn!(
+                settings = %changed.join(", "),
+                "SIGHUP: these settings changed in the file but take effect only after a restart"
+            );
+        }
         self.log_level.set(config.log_level.value);
         tracing::info!(level = config.log_level.value.as_str(), source = %config.log_level.source, "log level set");
         for listener in &config.listeners {

@@ -528,6 +528,14 @@ fn after_seal_only_a_quorum_of_recovery_keys_unseals_and_no_secret_is_logged() {
         !log.contains(&init.root_token[3..]),
         "the root token reached the log"
     );
+    assert!(
+        !log.contains(SECRET_KEY),
+        "the seal block's AWS secret key reached the log"
+    );
+    assert!(
+        !log.contains("\"Plaintext\""),
+        "a KMS request or response body with a plaintext data key reached the log"
+    );
 }
 
 #[test]

@@ -123,6 +123,9 @@ mod awskms {
         fn key_id(&self) -> &str {
             "alias/strongroom-golden"
         }
+        fn endpoint(&self) -> String {
+            String::new()
+        }
         async fn encrypt(&self, _: &[u8], _: &EncryptionContext) -> Result<Wrapped, KmsError> {
             Err(KmsError::new(
                 KmsErrorKind::Denied,
@@ -228,6 +231,9 @@ mod awskms {
     impl Kms for Recorder {
         fn key_id(&self) -> &str {
             self.inner.key_id()
+        }
+        fn endpoint(&self) -> String {
+            self.inner.endpoint()
         }
         async fn encrypt(&self, p: &[u8], c: &EncryptionContext) -> Result<Wrapped, KmsError> {
             self.inner.encrypt(p, c).await

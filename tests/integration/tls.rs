@@ -193,6 +193,25 @@ fn sighup_reloads_the_certificate_and_the_log_level() {
 
     cli(&daemon, &second_ca.pem_path).run(&["status"]).code(2);
     cli(&daemon, &first_ca.pem_path).run(&["status"]).code(1);
+    assert!(
+        !daemon
+            .stderr
+            .text()
+            .contains("take effect only after a restart"),
+        "a reload of reloadable settings warned of a restart"
+    );
+
+    // A setting that needs a restart is named, and not applied.
+    std::fs::write(
+        &daemon.config_path,
+        format!("{text}\nlog_level = \"debug\"\ncluster_name = \"renamed\"\n"),
+    )
+    .unwrap();
+    daemon.signal(Signal::SIGHUP);
+    let warning = daemon.stderr.wait_for("the restart warning", |l| {
+        l.contains("take effect only after a restart")
+    });
+    assert!(warning.contains("cluster_name"), "{warning}");
 
     // A broken config on reload keeps the running settings.
     std::fs::write(&daemon.config_path, "this is not HCL {").unwrap();
