@@ -23,6 +23,7 @@ pub mod barrier;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod failpoint;
 pub mod seal;
 pub mod secret;
 pub mod server;

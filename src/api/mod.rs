@@ -4,6 +4,7 @@
 
 mod kv;
 mod sys;
+mod token;
 
 use std::sync::Arc;
 
@@ -16,9 +17,11 @@ use tonic_health::server::HealthReporter;
 use crate::core::{Core, CoreError, Phase};
 use crate::proto::kv_server::KvServer;
 use crate::proto::sys_server::SysServer;
+use crate::proto::token_server::TokenServer;
 
 pub use kv::KvService;
 pub use sys::SysService;
+pub use token::TokenService;
 
 /// The encoded descriptors of strongroom's protos, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -33,10 +36,15 @@ pub fn routes(core: &Arc<Core>, health: &HealthReporter, max_request_size: usize
         .max_decoding_message_size(max_request_size);
     let kv =
         KvServer::new(KvService::new(Arc::clone(core))).max_decoding_message_size(max_request_size);
+    let token = TokenServer::new(TokenService::new(Arc::clone(core)))
+        .max_decoding_message_size(max_request_size);
     let health = tonic_health::pb::health_server::HealthServer::new(
         tonic_health::server::HealthService::from_health_reporter(health.clone()),
     );
-    let mut routes = Routes::new(sys).add_service(kv).add_service(health);
+    let mut routes = Routes::new(sys)
+        .add_service(kv)
+        .add_service(token)
+        .add_service(health);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)

@@ -1,14 +1,34 @@
-//! `strongroom.v1.Sys`: init, status, unseal, seal.
+//! `strongroom.v1.Sys`: the seal lifecycle (init, status, unseal, seal), the
+//! keyring (rotate, key status) and snapshots.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tonic::{Request, Response, Status};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::{bearer, status};
+use crate::barrier::TermUsage;
 use crate::core::{self, Core};
 use crate::proto::{self, sys_server::Sys};
+
+/// Snapshot bytes per streamed message.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// The largest snapshot a restore accepts.
+const MAX_SNAPSHOT: usize = 1 << 30;
+
+impl From<TermUsage> for proto::KeyTerm {
+    fn from(t: TermUsage) -> Self {
+        Self {
+            term: t.term,
+            installed_unix: t.installed_unix,
+            encryptions: t.encryptions,
+            active: t.active,
+        }
+    }
+}
 
 /// The Sys service.
 pub struct SysService {
@@ -57,6 +77,9 @@ impl From<core::Status> for proto::StatusResponse {
 
 #[tonic::async_trait]
 impl Sys for SysService {
+    type SnapshotSaveStream =
+        Pin<Box<dyn Stream<Item = Result<proto::SnapshotChunk, Status>> + Send + 'static>>;
+
     async fn init(
         &self,
         request: Request<proto::InitRequest>,
@@ -140,5 +163,85 @@ impl Sys for SysService {
     ) -> Result<Response<proto::SealResponse>, Status> {
         self.core.seal(bearer(&request)).await.map_err(status)?;
         Ok(Response::new(proto::SealResponse {}))
+    }
+
+    async fn rotate(
+        &self,
+        request: Request<proto::RotateRequest>,
+    ) -> Result<Response<proto::RotateResponse>, Status> {
+        let term = self.core.rotate(bearer(&request)).await.map_err(status)?;
+        Ok(Response::new(proto::RotateResponse {
+            term: Some(term.into()),
+        }))
+    }
+
+    async fn key_status(
+        &self,
+        request: Request<proto::KeyStatusRequest>,
+    ) -> Result<Response<proto::KeyStatusResponse>, Status> {
+        let key_status = self
+            .core
+            .key_status(bearer(&request))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::KeyStatusResponse {
+            terms: key_status.terms.into_iter().map(Into::into).collect(),
+            rotation_max_encryptions: key_status.policy.max_encryptions,
+            rotation_interval_seconds: key_status.policy.interval.map_or(0, |i| i.as_secs()),
+        }))
+    }
+
+    async fn snapshot_save(
+        &self,
+        request: Request<proto::SnapshotSaveRequest>,
+    ) -> Result<Response<Self::SnapshotSaveStream>, Status> {
+        let file = self
+            .core
+            .snapshot_save(bearer(&request))
+            .await
+            .map_err(status)?;
+        let chunks: Vec<_> = file
+            .chunks(SNAPSHOT_CHUNK)
+            .map(|data| {
+                Ok(proto::SnapshotChunk {
+                    data: data.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn snapshot_restore(
+        &self,
+        request: Request<Streaming<proto::SnapshotChunk>>,
+    ) -> Result<Response<proto::SnapshotRestoreResponse>, Status> {
+        let token = bearer(&request).map(str::to_string);
+        // Refuse before receiving a large upload.
+        self.core
+            .authorize_restore(token.as_deref())
+            .await
+            .map_err(status)?;
+        let mut chunks = request.into_inner();
+        let mut file = Vec::new();
+        while let Some(chunk) = chunks.message().await? {
+            if file.len() + chunk.data.len() > MAX_SNAPSHOT {
+                return Err(Status::resource_exhausted(format!(
+                    "the snapshot is larger than the {} MiB a restore accepts",
+                    MAX_SNAPSHOT >> 20
+                )));
+            }
+            file.extend_from_slice(&chunk.data);
+        }
+        let header = self
+            .core
+            .snapshot_restore(token.as_deref(), &file)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::SnapshotRestoreResponse {
+            entries: header.entries,
+            created_unix: header.created_unix,
+            cluster_id: header.cluster_id,
+            seal_type: header.seal_type,
+        }))
     }
 }

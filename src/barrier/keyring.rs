@@ -68,6 +68,29 @@ impl Keyring {
         (self.active, term)
     }
 
+    /// A copy with a fresh key in a new term, which becomes the active one.
+    /// Every earlier term stays, so everything written before still reads.
+    pub fn with_new_term(&self) -> Self {
+        let number = self.terms.keys().next_back().copied().unwrap_or(0) + 1;
+        let mut terms = self.terms.clone();
+        terms.insert(
+            number,
+            Term {
+                key: SecretKey::generate(),
+                installed_unix: now_unix(),
+            },
+        );
+        Self {
+            active: number,
+            terms,
+        }
+    }
+
+    /// Every term with its install time, oldest first (no key material).
+    pub fn installed(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.terms.iter().map(|(n, t)| (*n, t.installed_unix))
+    }
+
     /// The key of `term`, if the keyring has it.
     pub fn key(&self, term: u32) -> Option<&SecretKey> {
         self.terms.get(&term).map(|t| &t.key)
@@ -169,6 +192,27 @@ mod tests {
         assert_eq!(term, 1);
         assert_eq!(key.key.expose(), ring.active().1.key.expose());
         assert!(decoded.key(2).is_none());
+    }
+
+    #[test]
+    fn a_new_term_becomes_active_and_the_old_ones_stay() {
+        let ring = Keyring::generate();
+        let rotated = ring.with_new_term().with_new_term();
+        assert_eq!(rotated.active().0, 3);
+        assert_eq!(
+            rotated.key(1).unwrap().expose(),
+            ring.key(1).unwrap().expose()
+        );
+        assert_ne!(
+            rotated.key(3).unwrap().expose(),
+            rotated.key(2).unwrap().expose()
+        );
+        assert_eq!(
+            rotated.installed().map(|(n, _)| n).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        let decoded = Keyring::decode(&rotated.encode()).unwrap();
+        assert_eq!(decoded.active().0, 3);
     }
 
     #[test]

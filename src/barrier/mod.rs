@@ -8,7 +8,11 @@
 pub mod entry;
 pub mod keyring;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
 
 pub use entry::EntryError;
 pub use keyring::{Keyring, KeyringError};
@@ -18,6 +22,29 @@ use crate::storage::{Backend, Batch, StorageError};
 
 /// Where the keyring is stored, encrypted by the root key.
 pub const KEYRING_PATH: &str = "core/keyring";
+/// Where the encryption counts of the keyring's terms are stored (through the
+/// barrier). The active term's count is a reservation: the stored number is
+/// at least the encryptions made, so a crash can only overcount.
+pub const USAGE_PATH: &str = "core/keyring-usage";
+
+/// One term as `key-status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermUsage {
+    /// The term number.
+    pub term: u32,
+    /// When it was installed, Unix seconds.
+    pub installed_unix: u64,
+    /// Encryptions made under it (the active term: so far).
+    pub encryptions: u64,
+    /// It encrypts new writes.
+    pub active: bool,
+}
+
+/// The stored form of [`USAGE_PATH`]: encryptions per term.
+#[derive(Default, Serialize, Deserialize)]
+struct Usage {
+    terms: BTreeMap<u32, u64>,
+}
 
 /// Why a barrier operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +74,9 @@ pub enum BarrierError {
     /// There is no keyring in storage.
     #[error("storage has no keyring at {KEYRING_PATH}")]
     MissingKeyring,
+    /// The stored encryption counts could not be decoded.
+    #[error("the keyring usage record at {USAGE_PATH} is damaged: {0}")]
+    Usage(String),
 }
 
 /// The unsealed barrier: the root key, the keyring, and the storage they guard.
@@ -54,6 +84,11 @@ pub struct Barrier {
     storage: Arc<dyn Backend>,
     root_key: SecretKey,
     keyring: Keyring,
+    /// Encryptions under the active term. Shared by every `Barrier` value
+    /// with this keyring (a new root key keeps the count going).
+    encryptions: Arc<AtomicU64>,
+    /// Final encryption counts of the earlier terms.
+    retired: BTreeMap<u32, u64>,
 }
 
 impl Barrier {
@@ -63,10 +98,13 @@ impl Barrier {
             storage,
             root_key,
             keyring,
+            encryptions: Arc::new(AtomicU64::new(0)),
+            retired: BTreeMap::new(),
         }
     }
 
-    /// Reads the keyring from storage and opens it with the root key.
+    /// Reads the keyring from storage and opens it with the root key; the
+    /// active term's count resumes from its stored reservation.
     pub async fn unlock(
         storage: Arc<dyn Backend>,
         root_key: SecretKey,
@@ -76,7 +114,16 @@ impl Barrier {
             .await?
             .ok_or(BarrierError::MissingKeyring)?;
         let keyring = open_keyring(&root_key, &sealed)?;
-        Ok(Self::new(storage, root_key, keyring))
+        let mut barrier = Self::new(storage, root_key, keyring);
+        if let Some(stored) = barrier.get(USAGE_PATH).await? {
+            let mut usage: Usage = serde_json::from_slice(stored.expose())
+                .map_err(|e| BarrierError::Usage(e.to_string()))?;
+            let active = barrier.keyring.active().0;
+            let count = usage.terms.remove(&active).unwrap_or(0);
+            barrier.encryptions.fetch_add(count, Ordering::Relaxed);
+            barrier.retired = usage.terms;
+        }
+        Ok(barrier)
     }
 
     /// The root key, for wrapping it again under a new seal key.
@@ -94,8 +141,81 @@ impl Barrier {
         )
     }
 
+    /// The same keys with the keyring under a new root key: write
+    /// [`Barrier::sealed_keyring`] of the result to put it in force.
+    pub fn with_root_key(&self, root_key: SecretKey) -> Self {
+        Self {
+            storage: Arc::clone(&self.storage),
+            root_key,
+            keyring: self.keyring.clone(),
+            encryptions: Arc::clone(&self.encryptions),
+            retired: self.retired.clone(),
+        }
+    }
+
+    /// The same root key with a new keyring term that encrypts from now on.
+    /// The current term's count is retired with it.
+    pub fn with_new_term(&self) -> Self {
+        let mut retired = self.retired.clone();
+        retired.insert(self.keyring.active().0, self.encryptions());
+        Self {
+            storage: Arc::clone(&self.storage),
+            root_key: self.root_key.clone(),
+            keyring: self.keyring.with_new_term(),
+            encryptions: Arc::new(AtomicU64::new(0)),
+            retired,
+        }
+    }
+
+    /// The active term and when it was installed (Unix seconds).
+    pub fn active_term(&self) -> (u32, u64) {
+        let (term, key) = self.keyring.active();
+        (term, key.installed_unix)
+    }
+
+    /// Encryptions under the active term so far.
+    pub fn encryptions(&self) -> u64 {
+        self.encryptions.load(Ordering::Relaxed)
+    }
+
+    /// Every term with its install time and encryption count, oldest first.
+    pub fn term_usage(&self) -> Vec<TermUsage> {
+        let active = self.keyring.active().0;
+        self.keyring
+            .installed()
+            .map(|(term, installed_unix)| TermUsage {
+                term,
+                installed_unix,
+                encryptions: if term == active {
+                    self.encryptions()
+                } else {
+                    self.retired.get(&term).copied().unwrap_or(0)
+                },
+                active: term == active,
+            })
+            .collect()
+    }
+
+    /// Adds the usage record to `batch`, counting `reserve` encryptions
+    /// ahead for the active term (0 records the exact count). Returns the
+    /// count recorded for the active term.
+    pub fn record_usage(&self, batch: &mut Batch, reserve: u64) -> u64 {
+        let mut usage = Usage {
+            terms: self.retired.clone(),
+        };
+        // This entry's own encryption is counted before the record is made.
+        let encrypting = self.encryptions() + 1;
+        let recorded = encrypting.saturating_add(reserve);
+        usage.terms.insert(self.keyring.active().0, recorded);
+        // Serialising integers cannot fail.
+        let encoded = serde_json::to_vec(&usage).unwrap_or_default();
+        batch.put(USAGE_PATH, self.encrypt(USAGE_PATH, &encoded));
+        recorded
+    }
+
     /// Encrypts `plaintext` for `path` with the active term.
     pub fn encrypt(&self, path: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.encryptions.fetch_add(1, Ordering::Relaxed);
         let (term, key) = self.keyring.active();
         entry::seal(&key.key, term, path, plaintext)
     }
@@ -217,6 +337,74 @@ mod tests {
             barrier.decrypt("kv/a", &sealed),
             Err(BarrierError::UnknownTerm { term: 5, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_old_terms_readable_and_counts_persist() {
+        let barrier = barrier().await;
+        barrier.put("kv/old", b"one").await.unwrap();
+        let rotated = barrier.with_new_term();
+        assert_eq!(rotated.active_term().0, 2);
+        let mut batch = Batch::new();
+        batch.put(KEYRING_PATH, rotated.sealed_keyring());
+        rotated.record_usage(&mut batch, 0);
+        rotated.write(batch).await.unwrap();
+        rotated.put("kv/new", b"two").await.unwrap();
+        assert_eq!(
+            entry::term_of(&rotated.storage.get("kv/new").await.unwrap().unwrap()).unwrap(),
+            2
+        );
+
+        let root_key = rotated.root_key().clone();
+        let mut batch = Batch::new();
+        let recorded = rotated.record_usage(&mut batch, 100);
+        rotated.write(batch).await.unwrap();
+        assert_eq!(recorded, rotated.encryptions() + 100);
+
+        let reopened = Barrier::unlock(Arc::clone(&rotated.storage), root_key)
+            .await
+            .unwrap();
+        assert_eq!(
+            reopened.get("kv/old").await.unwrap().unwrap().expose(),
+            b"one"
+        );
+        assert_eq!(
+            reopened.get("kv/new").await.unwrap().unwrap().expose(),
+            b"two"
+        );
+        let usage = reopened.term_usage();
+        assert_eq!(usage.len(), 2);
+        // Term 1: the put of kv/old. Term 2: resumes from the reservation.
+        assert_eq!(
+            (usage[0].term, usage[0].encryptions, usage[0].active),
+            (1, 1, false)
+        );
+        assert_eq!(
+            (usage[1].term, usage[1].encryptions, usage[1].active),
+            (2, recorded, true)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_root_key_reencrypts_the_keyring_only() {
+        let barrier = barrier().await;
+        barrier.put("kv/a", b"x").await.unwrap();
+        let new_root = SecretKey::generate();
+        let moved = barrier.with_root_key(new_root.clone());
+        assert!(open_keyring(&barrier.root_key, &moved.sealed_keyring()).is_err());
+        let mut batch = Batch::new();
+        batch.put(KEYRING_PATH, moved.sealed_keyring());
+        moved.write(batch).await.unwrap();
+        let reopened = Barrier::unlock(Arc::clone(&moved.storage), new_root)
+            .await
+            .unwrap();
+        assert_eq!(reopened.get("kv/a").await.unwrap().unwrap().expose(), b"x");
+        moved.encrypt("kv/b", b"y");
+        assert_eq!(
+            barrier.encryptions(),
+            moved.encryptions(),
+            "the count is shared"
+        );
     }
 
     #[tokio::test]

@@ -60,14 +60,14 @@ struct InitJson<'a> {
     root_token: &'a str,
 }
 
-fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+pub(super) fn print_json(value: &impl Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::Failed(format!("cannot format JSON: {e}")))?;
     println!("{text}");
     Ok(())
 }
 
-fn print_table(rows: &[(&str, String)]) {
+pub(super) fn print_table(rows: &[(&str, String)]) {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(3).max(3);
     println!("{:width$}    Value", "Key");
     println!("{:width$}    -----", "---");

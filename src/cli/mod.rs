@@ -7,6 +7,7 @@
 
 mod client;
 mod commands;
+mod keys;
 mod server;
 
 use std::process::ExitCode;
@@ -113,6 +114,50 @@ enum ClientCommand {
     /// Read and write secrets (needs a root token).
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Start a new keyring term; new writes use it, old terms still read (root token).
+    Rotate {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show the keyring's terms: install time and encryptions (root token).
+    KeyStatus {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Save or restore a copy of the whole store (root token).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Find and revoke tokens by their accessors (root token).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SnapshotCommand {
+    /// Write a consistent copy of the store (still encrypted) to FILE, while serving.
+    Save {
+        /// Where to write it (created with mode 0600; an existing file is replaced).
+        file: std::path::PathBuf,
+    },
+    /// Replace the whole store with the snapshot in FILE; the daemon is sealed afterwards.
+    Restore {
+        /// A file written by `snapshot save`.
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// List the accessors of every root token.
+    ListAccessors {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Revoke the token behind ACCESSOR (a lost root token, say).
+    RevokeAccessor {
+        /// The token's accessor, from `token list-accessors`.
+        accessor: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,6 +253,20 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
             }
             ClientCommand::Kv(KvCommand::List { prefix, format }) => {
                 commands::kv_list(client, prefix, format).await
+            }
+            ClientCommand::Rotate { format } => keys::rotate(client, format).await,
+            ClientCommand::KeyStatus { format } => keys::key_status(client, format).await,
+            ClientCommand::Snapshot(SnapshotCommand::Save { file }) => {
+                keys::snapshot_save(client, &file).await
+            }
+            ClientCommand::Snapshot(SnapshotCommand::Restore { file }) => {
+                keys::snapshot_restore(client, &file).await
+            }
+            ClientCommand::Token(TokenCommand::ListAccessors { format }) => {
+                keys::list_accessors(client, format).await
+            }
+            ClientCommand::Token(TokenCommand::RevokeAccessor { accessor }) => {
+                keys::revoke_accessor(client, &accessor).await
             }
         }
     });

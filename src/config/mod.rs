@@ -313,6 +313,33 @@ pub struct AwsKmsSeal {
     pub line: usize,
 }
 
+/// The most encryptions per keyring term that may be configured: 90 % of
+/// 2^32, Vault's default and limit.
+pub const MAX_ROTATION_ENCRYPTIONS: u64 = 3_865_470_566;
+/// The shortest automatic rotation interval (Vault's minimum).
+pub const MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// The `barrier` block: when the keyring starts a new term by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BarrierConfig {
+    /// Rotate after this many encryptions under one term.
+    pub rotation_max_encryptions: u64,
+    /// Rotate when the active term is this old; `None`: never by age.
+    pub rotation_interval: Option<Duration>,
+    /// Line of the block, for messages (0: not in the file).
+    pub line: usize,
+}
+
+impl Default for BarrierConfig {
+    fn default() -> Self {
+        Self {
+            rotation_max_encryptions: MAX_ROTATION_ENCRYPTIONS,
+            rotation_interval: None,
+            line: 0,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -332,6 +359,8 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// The `awskms` seal; `None` is the Shamir seal.
     pub seal: Option<AwsKmsSeal>,
+    /// Keyring rotation policy.
+    pub barrier: BarrierConfig,
 }
 
 impl Config {
@@ -358,6 +387,7 @@ impl Config {
                 line: 0,
             })],
             seal: None,
+            barrier: BarrierConfig::default(),
         }
     }
 }

@@ -15,10 +15,10 @@ use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Attribute, Block, Body};
 
 use super::{
-    AwsCredentialSettings, AwsKmsSeal, Config, ConfigError, ConfigErrors,
+    AwsCredentialSettings, AwsKmsSeal, BarrierConfig, Config, ConfigError, ConfigErrors,
     DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_REQUEST_SIZE, Listener, Location, LogFormat,
-    LogLevel, MIN_HEALTH_CHECK_INTERVAL, Setting, Source, StorageConfig, TcpListener, TlsFiles,
-    UnixListener, parse_bool,
+    LogLevel, MAX_ROTATION_ENCRYPTIONS, MIN_HEALTH_CHECK_INTERVAL, MIN_ROTATION_INTERVAL, Setting,
+    Source, StorageConfig, TcpListener, TlsFiles, UnixListener, parse_bool,
 };
 use crate::secret::SecretString;
 
@@ -154,7 +154,12 @@ impl<'a> Ctx<'a> {
 
     fn config(&mut self, body: &Body) -> Option<Config> {
         let top_keys = ["cluster_name", "disable_mlock", "log_level", "log_format"];
-        let (top, blocks) = self.section(body, "", &top_keys, &["storage", "listener", "seal"]);
+        let (top, blocks) = self.section(
+            body,
+            "",
+            &top_keys,
+            &["storage", "listener", "seal", "barrier"],
+        );
 
         let cluster_name = match self.string(&top, "cluster_name") {
             Some((name, line)) if name.trim().is_empty() => {
@@ -189,9 +194,25 @@ impl<'a> Ctx<'a> {
         let mut storage = None;
         let mut listeners = Vec::new();
         let mut seal: Option<AwsKmsSeal> = None;
+        let mut barrier: Option<BarrierConfig> = None;
         for block in blocks {
             let line = self.line(block.span());
             let ident = block.ident.as_str();
+            if ident == "barrier" {
+                if let Some(first) = &barrier {
+                    self.error(
+                        line,
+                        "barrier",
+                        format!(
+                            "only one barrier block is allowed (the first is on line {})",
+                            first.line
+                        ),
+                    );
+                } else {
+                    barrier = self.barrier(block, line);
+                }
+                continue;
+            }
             let Some(kind) = self.single_label(block, line) else {
                 continue;
             };
@@ -252,7 +273,58 @@ impl<'a> Ctx<'a> {
             },
             listeners,
             seal,
+            barrier: barrier.unwrap_or_default(),
         })
+    }
+
+    /// `barrier { rotation_max_encryptions = N  rotation_interval = "…" }`.
+    fn barrier(&mut self, block: &Block, line: usize) -> Option<BarrierConfig> {
+        let name = "barrier";
+        if !block.labels.is_empty() {
+            self.error(
+                line,
+                name,
+                "the barrier block takes no label: barrier { … }",
+            );
+            return None;
+        }
+        let (section, _) = self.section(
+            &block.body,
+            name,
+            &["rotation_max_encryptions", "rotation_interval"],
+            &[],
+        );
+        let mut config = BarrierConfig {
+            line,
+            ..BarrierConfig::default()
+        };
+        if let Some((max, at)) = self.value(&section, "rotation_max_encryptions", as_u64) {
+            if (1..=MAX_ROTATION_ENCRYPTIONS).contains(&max) {
+                config.rotation_max_encryptions = max;
+            } else {
+                self.error(
+                    at,
+                    qualified(name, "rotation_max_encryptions"),
+                    format!(
+                        "must be between 1 and {MAX_ROTATION_ENCRYPTIONS} (AES-GCM with random nonces is safe for about 2^32 encryptions per key), got {max}"
+                    ),
+                );
+            }
+        }
+        if let Some((interval, at)) = self.value(&section, "rotation_interval", as_duration) {
+            if interval.is_zero() {
+                config.rotation_interval = None;
+            } else if interval < MIN_ROTATION_INTERVAL {
+                self.error(
+                    at,
+                    qualified(name, "rotation_interval"),
+                    "must be \"0\" (off) or at least 24h, as in Vault",
+                );
+            } else {
+                config.rotation_interval = Some(interval);
+            }
+        }
+        Some(config)
     }
 
     fn has_error_for(&self, prefix: &str) -> bool {
@@ -845,7 +917,7 @@ fn as_u64(expr: &Expression) -> Result<u64, String> {
         Expression::String(s) => s.value().trim().parse().ok(),
         _ => None,
     };
-    parsed.ok_or_else(|| format!("expected a whole number of bytes, got {}", describe(expr)))
+    parsed.ok_or_else(|| format!("expected a whole number, got {}", describe(expr)))
 }
 
 fn describe(expr: &Expression) -> String {
@@ -1039,7 +1111,7 @@ listener "unix" {
             vec![
                 "test.hcl:1: log_level: expected a string, got a number",
                 "test.hcl:3: storage.file.path: expected a string, got a boolean",
-                "test.hcl:6: listener.tcp.max_request_size: expected a whole number of bytes, got \"big\"",
+                "test.hcl:6: listener.tcp.max_request_size: expected a whole number, got \"big\"",
             ]
         );
     }
@@ -1221,6 +1293,50 @@ seal "awskms" {{
         ));
         assert!(
             errs[0].contains("only one seal block is allowed (the first is on line 3)"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn the_barrier_block_sets_the_rotation_policy() {
+        let config = parse(
+            &format!(
+                "{MINIMAL}barrier {{\n  rotation_max_encryptions = 1000000\n  rotation_interval = \"720h\"\n}}\n"
+            ),
+            Path::new("test.hcl"),
+        )
+        .unwrap();
+        assert_eq!(config.barrier.rotation_max_encryptions, 1_000_000);
+        assert_eq!(
+            config.barrier.rotation_interval,
+            Some(Duration::from_secs(720 * 3600))
+        );
+        let defaults = parse(MINIMAL, Path::new("test.hcl")).unwrap().barrier;
+        assert_eq!(defaults.rotation_max_encryptions, MAX_ROTATION_ENCRYPTIONS);
+        assert_eq!(defaults.rotation_interval, None);
+
+        let errs = errors(&format!(
+            "{MINIMAL}barrier {{\n  rotation_max_encryptions = 5000000000\n  rotation_interval = \"1h\"\n  rotate = 1\n}}\n"
+        ));
+        assert!(
+            errs[0].contains(
+                "test.hcl:4: barrier.rotation_max_encryptions: must be between 1 and 3865470566"
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains(
+                "test.hcl:5: barrier.rotation_interval: must be \"0\" (off) or at least 24h"
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].contains("test.hcl:6: barrier.rotate: unknown key"),
+            "{errs:?}"
+        );
+        let errs = errors(&format!("{MINIMAL}barrier \"x\" {{}}\n"));
+        assert!(
+            errs[0].contains("the barrier block takes no label"),
             "{errs:?}"
         );
     }

@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::watch;
+
 use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use super::{Core, CoreError, Phase, State};
 use crate::barrier::Barrier;
@@ -133,30 +135,69 @@ impl From<CoreError> for AttemptError {
 
 impl Core {
     /// Runs the awskms seal's background work for the life of the process:
-    /// auto-unseal with backoff, then the key check and rewrap after each
-    /// unseal, then periodic health checks while unsealed. Returns at once
-    /// for the Shamir seal.
+    /// auto-unseal with backoff whenever the daemon is sealed and armed (at
+    /// start, after a snapshot restore; not after an operator's seal), the
+    /// key check and rewrap after each unseal, and periodic health checks
+    /// while unsealed. Returns at once for the Shamir seal.
     pub async fn drive_auto_unseal(self: Arc<Self>, health_check_interval: Duration) {
         let Seal::AwsKms(kms) = &self.seal else {
             return;
         };
         let kms = Arc::clone(kms);
         let mut phase = self.subscribe();
-        if phase
-            .wait_for(|p| *p != Phase::Uninitialized)
-            .await
-            .is_err()
-        {
-            return;
+        let mut key_checked = false;
+        loop {
+            let current = *phase.borrow_and_update();
+            match current {
+                Phase::Uninitialized => {
+                    if phase.changed().await.is_err() {
+                        return;
+                    }
+                    // Init under the configured key leaves nothing to check.
+                    key_checked = self.phase() == Phase::Unsealed;
+                }
+                Phase::Sealed if self.auto_unseal_armed() => {
+                    self.auto_unseal_with_retries(kms.as_ref(), &mut phase)
+                        .await;
+                }
+                Phase::Sealed => {
+                    if phase.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Phase::Unsealed => {
+                    if !key_checked {
+                        key_checked = self.check_configured_key(kms.as_ref()).await;
+                    }
+                    let sealed = self
+                        .watch_key(
+                            kms.as_ref(),
+                            health_check_interval,
+                            &mut phase,
+                            &mut key_checked,
+                        )
+                        .await;
+                    if !sealed {
+                        return;
+                    }
+                    // Check the key again after the next unseal.
+                    key_checked = false;
+                }
+            }
         }
-        // Init under the configured key leaves nothing to check.
-        let mut key_checked = self.phase() == Phase::Unsealed;
-        let mut attempts = 0u32;
-        while self.phase() == Phase::Sealed && !self.auto_unseal_stopped() {
-            attempts += 1;
-            self.report().auto_unseal.attempts = attempts;
-            let Err(e) = self.auto_unseal_once(kms.as_ref()).await else {
-                break;
+    }
+
+    /// Tries to unseal until it works, the daemon is unsealed another way,
+    /// or an operator stops it; between attempts Status says why and when.
+    async fn auto_unseal_with_retries(&self, kms: &dyn Kms, phase: &mut watch::Receiver<Phase>) {
+        while self.phase() == Phase::Sealed && self.auto_unseal_armed() {
+            let attempts = {
+                let mut report = self.report();
+                report.auto_unseal.attempts += 1;
+                report.auto_unseal.attempts
+            };
+            let Err(e) = self.auto_unseal_once(kms).await else {
+                return;
             };
             let delay = backoff(attempts, e.transient);
             let state = if e.transient {
@@ -173,47 +214,55 @@ impl Core {
             {
                 let mut report = self.report();
                 if report.auto_unseal.state == AutoUnsealState::Stopped {
-                    break;
+                    return;
                 }
                 report.auto_unseal.state = state;
                 report.auto_unseal.last_error = e.message;
                 report.auto_unseal.next_attempt_unix_ms = unix_ms(SystemTime::now() + delay);
             }
-            // A quorum of recovery shares may unseal meanwhile.
-            let _ = tokio::time::timeout(delay, phase.wait_for(|p| *p == Phase::Unsealed)).await;
+            // A quorum of recovery shares or a restore may change things meanwhile.
+            let _ = tokio::time::timeout(delay, phase.changed()).await;
         }
+    }
 
+    /// While unsealed: health checks every `interval` (none when zero), and
+    /// the key check until it completes. Returns false when the process is
+    /// ending, true once sealed.
+    async fn watch_key(
+        &self,
+        kms: &dyn Kms,
+        interval: Duration,
+        phase: &mut watch::Receiver<Phase>,
+        key_checked: &mut bool,
+    ) -> bool {
         loop {
-            if phase.wait_for(|p| *p == Phase::Unsealed).await.is_err() {
-                return;
-            }
-            if !key_checked {
-                key_checked = self.check_configured_key(kms.as_ref()).await;
-            }
-            if health_check_interval.is_zero() {
-                let _ = phase.wait_for(|p| *p != Phase::Unsealed).await;
-                // Sealed by an operator: check the key again after the next unseal.
-                key_checked = false;
-                continue;
-            }
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(health_check_interval) => {
-                        self.check_key_health(kms.as_ref()).await;
-                        if !key_checked {
-                            key_checked = self.check_configured_key(kms.as_ref()).await;
-                        }
+            let tick = async {
+                if interval.is_zero() {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(interval).await;
+            };
+            tokio::select! {
+                () = tick => {
+                    self.check_key_health(kms).await;
+                    if !*key_checked {
+                        *key_checked = self.check_configured_key(kms).await;
                     }
-                    closed = async { phase.wait_for(|p| *p != Phase::Unsealed).await.is_err() } => {
-                        if closed {
-                            return;
-                        }
-                        key_checked = false;
-                        break;
-                    }
+                }
+                closed = async { phase.wait_for(|p| *p != Phase::Unsealed).await.is_err() } => {
+                    return !closed;
                 }
             }
         }
+    }
+
+    /// Whether auto-unseal should be trying: sealed at start or after a
+    /// restore, not stopped by an operator.
+    fn auto_unseal_armed(&self) -> bool {
+        matches!(
+            self.report().auto_unseal.state,
+            AutoUnsealState::InProgress | AutoUnsealState::Failed
+        )
     }
 
     /// One attempt: read the stored root key, one KMS Decrypt, open the keyring.
@@ -442,9 +491,13 @@ mod tests {
 
     async fn open(storage: &Arc<dyn Backend>, kms: &Arc<FakeKms>) -> Arc<Core> {
         let kms: Arc<dyn Kms> = Arc::clone(kms) as Arc<dyn Kms>;
-        Core::open(Arc::clone(storage), Seal::AwsKms(kms), None)
-            .await
-            .unwrap()
+        Core::open(
+            Arc::clone(storage),
+            Seal::AwsKms(kms),
+            crate::core::Options::default(),
+        )
+        .await
+        .unwrap()
     }
 
     /// An initialized store and its KMS, with the calls of init forgotten.

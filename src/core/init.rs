@@ -104,6 +104,10 @@ impl Core {
     /// write (so a KMS refusal leaves storage untouched) and the daemon ends
     /// unsealed.
     pub async fn init(&self, params: InitParams) -> Result<InitResult, CoreError> {
+        crate::failpoint::scope("init", self.init_inner(params)).await
+    }
+
+    async fn init_inner(&self, params: InitParams) -> Result<InitResult, CoreError> {
         let (shares, threshold) = match &self.seal {
             Seal::Shamir => {
                 if params.recovery_shares.is_some() || params.recovery_threshold.is_some() {
@@ -284,9 +288,13 @@ mod tests {
     #[tokio::test]
     async fn bad_parameters_change_nothing() {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-        let core = Core::open(Arc::clone(&storage), Seal::Shamir, None)
-            .await
-            .unwrap();
+        let core = Core::open(
+            Arc::clone(&storage),
+            Seal::Shamir,
+            crate::core::Options::default(),
+        )
+        .await
+        .unwrap();
         for (n, t) in [(0, 0), (5, 6), (256, 2), (3, 1)] {
             assert!(matches!(
                 core.init(InitParams::shamir(n, t)).await,
@@ -300,9 +308,16 @@ mod tests {
     #[tokio::test]
     async fn init_writes_everything_and_no_plaintext_keys() {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-        let core = Core::open(Arc::clone(&storage), Seal::Shamir, Some("prod".into()))
-            .await
-            .unwrap();
+        let core = Core::open(
+            Arc::clone(&storage),
+            Seal::Shamir,
+            crate::core::Options {
+                cluster_name: Some("prod".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let init = core.init(InitParams::default()).await.unwrap();
         assert_eq!(init.shares.len(), 5);
         assert_eq!(init.threshold, 3);
@@ -338,9 +353,13 @@ mod tests {
 
     #[tokio::test]
     async fn one_share_defaults_to_threshold_one() {
-        let core = Core::open(Arc::new(InmemBackend::new()), Seal::Shamir, None)
-            .await
-            .unwrap();
+        let core = Core::open(
+            Arc::new(InmemBackend::new()),
+            Seal::Shamir,
+            crate::core::Options::default(),
+        )
+        .await
+        .unwrap();
         let init = core
             .init(InitParams {
                 key_shares: Some(1),

@@ -8,11 +8,14 @@
 mod auto_unseal;
 mod error;
 mod init;
+mod keyring;
 pub mod kv;
 pub mod seal_config;
+mod snapshot;
 pub mod token;
 mod unseal;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{Mutex, watch};
@@ -20,7 +23,9 @@ use tokio::sync::{Mutex, watch};
 pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use error::CoreError;
 pub use init::{InitParams, InitResult};
+pub use keyring::{DEFAULT_MAX_ENCRYPTIONS, KeyStatus, RotationPolicy};
 pub use seal_config::SealConfig;
+pub use snapshot::SnapshotHeader;
 pub use unseal::UnsealOutcome;
 
 use crate::barrier::Barrier;
@@ -119,25 +124,38 @@ struct KmsReport {
     key_move: Option<String>,
 }
 
+/// What the config says beside the seal and storage.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Overrides the cluster name recorded at init.
+    pub cluster_name: Option<String>,
+    /// When the keyring rotates by itself.
+    pub rotation: RotationPolicy,
+}
+
 /// The daemon's core.
 pub struct Core {
     storage: Arc<dyn Backend>,
     seal: Seal,
     cluster_name: Option<String>,
+    rotation: RotationPolicy,
     state: RwLock<State>,
+    /// Serialises the operations that change keys or the seal state (init,
+    /// unseal, rotations, rekey, restore). Sealing never waits for it.
     lifecycle: Mutex<()>,
     phase: watch::Sender<Phase>,
     kms_report: std::sync::Mutex<KmsReport>,
+    /// The active term's encryption count as last stored (a reservation).
+    usage_recorded: AtomicU64,
 }
 
 impl Core {
     /// Reads the seal config from `storage` to learn whether init has run.
-    /// `cluster_name` from the config overrides the name recorded at init.
     /// Refuses storage initialized under another seal type than `seal`.
     pub async fn open(
         storage: Arc<dyn Backend>,
         seal: Seal,
-        cluster_name: Option<String>,
+        options: Options,
     ) -> Result<Arc<Self>, CoreError> {
         let mut report = KmsReport::default();
         let state = match storage.get(SEAL_CONFIG_PATH).await? {
@@ -171,11 +189,13 @@ impl Core {
         Ok(Arc::new(Self {
             storage,
             seal,
-            cluster_name,
+            cluster_name: options.cluster_name,
+            rotation: options.rotation,
             state: RwLock::new(state),
             lifecycle: Mutex::new(()),
             phase: watch::Sender::new(phase),
             kms_report: std::sync::Mutex::new(report),
+            usage_recorded: AtomicU64::new(0),
         }))
     }
 
@@ -335,7 +355,7 @@ impl Core {
     /// wait for the lifecycle lock: sealing must never queue behind a KMS call.
     pub async fn seal(&self, token: Option<&str>) -> Result<(), CoreError> {
         self.authorize_root(token, "sealing").await?;
-        self.seal_now();
+        self.seal_and_record().await;
         Ok(())
     }
 
@@ -382,9 +402,13 @@ mod tests {
     use crate::storage::InmemBackend;
 
     async fn core() -> Arc<Core> {
-        Core::open(Arc::new(InmemBackend::new()), Seal::Shamir, None)
-            .await
-            .unwrap()
+        Core::open(
+            Arc::new(InmemBackend::new()),
+            Seal::Shamir,
+            Options::default(),
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]

@@ -117,7 +117,83 @@ pub async fn lookup(barrier: &Barrier, token: Option<&str>) -> Result<TokenEntry
             "the token is not valid (unknown or revoked)".into(),
         ));
     };
-    serde_json::from_slice(stored.expose())
+    decode(stored.expose())
+}
+
+impl super::Core {
+    /// The accessors of every root token, with their creation times (needs
+    /// a root token): how an operator finds a lost root token to revoke.
+    pub async fn list_root_accessors(
+        &self,
+        token: Option<&str>,
+    ) -> Result<Vec<TokenEntry>, CoreError> {
+        let barrier = self
+            .authorize_root(token, "listing root token accessors")
+            .await?;
+        let mut entries = list(&barrier).await?;
+        entries.retain(TokenEntry::is_root);
+        Ok(entries)
+    }
+
+    /// Revokes the token behind `accessor` (needs a root token).
+    pub async fn revoke_accessor(
+        &self,
+        token: Option<&str>,
+        accessor: &str,
+    ) -> Result<TokenEntry, CoreError> {
+        let barrier = self.authorize_root(token, "revoking a token").await?;
+        let mut batch = Batch::new();
+        let entry = revoke_by_accessor(&barrier, &mut batch, accessor).await?;
+        barrier.write(batch).await?;
+        tracing::info!(accessor = %entry.accessor, "token revoked by its accessor");
+        Ok(entry)
+    }
+}
+
+/// Every token's accessor with its entry, sorted by accessor.
+pub async fn list(barrier: &Barrier) -> Result<Vec<TokenEntry>, CoreError> {
+    let mut entries = Vec::new();
+    for path in barrier.list(ACCESSOR_PREFIX).await? {
+        let Some(hashed) = barrier.get(&path).await? else {
+            continue;
+        };
+        let id_path = format!("{ID_PREFIX}{}", String::from_utf8_lossy(hashed.expose()));
+        if let Some(stored) = barrier.get(&id_path).await? {
+            entries.push(decode(stored.expose())?);
+        }
+    }
+    Ok(entries)
+}
+
+/// Adds the removal of the token behind `accessor` to `batch`; returns its
+/// entry, or NotFound.
+pub async fn revoke_by_accessor(
+    barrier: &Barrier,
+    batch: &mut Batch,
+    accessor: &str,
+) -> Result<TokenEntry, CoreError> {
+    let not_found = || CoreError::NotFound(format!("no token has the accessor {accessor:?}"));
+    if accessor.is_empty()
+        || accessor.len() > ACCESSOR_LEN
+        || !accessor.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(CoreError::InvalidArgument(format!(
+            "{accessor:?} is not an accessor: accessors are {ACCESSOR_LEN} letters and digits"
+        )));
+    }
+    let accessor_path = format!("{ACCESSOR_PREFIX}{accessor}");
+    let hashed = barrier.get(&accessor_path).await?.ok_or_else(not_found)?;
+    let id_path = format!("{ID_PREFIX}{}", String::from_utf8_lossy(hashed.expose()));
+    let entry = match barrier.get(&id_path).await? {
+        Some(stored) => decode(stored.expose())?,
+        None => return Err(not_found()),
+    };
+    batch.delete(id_path).delete(accessor_path);
+    Ok(entry)
+}
+
+fn decode(stored: &[u8]) -> Result<TokenEntry, CoreError> {
+    serde_json::from_slice(stored)
         .map_err(|e| CoreError::Internal(format!("the stored token entry is damaged: {e}")))
 }
 

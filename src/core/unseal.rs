@@ -257,9 +257,13 @@ mod tests {
 
     #[tokio::test]
     async fn bad_shares_keep_progress_and_duplicates_are_flagged() {
-        let core = Core::open(Arc::new(InmemBackend::new()), Seal::Shamir, None)
-            .await
-            .unwrap();
+        let core = Core::open(
+            Arc::new(InmemBackend::new()),
+            Seal::Shamir,
+            crate::core::Options::default(),
+        )
+        .await
+        .unwrap();
         let init = core
             .init(crate::core::InitParams::shamir(5, 3))
             .await
@@ -296,9 +300,13 @@ mod tests {
     #[tokio::test]
     async fn a_damaged_root_key_is_reported_and_progress_reset() {
         let storage = Arc::new(InmemBackend::new());
-        let core = Core::open(storage.clone(), Seal::Shamir, None)
-            .await
-            .unwrap();
+        let core = Core::open(
+            storage.clone(),
+            Seal::Shamir,
+            crate::core::Options::default(),
+        )
+        .await
+        .unwrap();
         let init = core
             .init(crate::core::InitParams::shamir(3, 2))
             .await

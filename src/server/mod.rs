@@ -106,11 +106,22 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
                 let kms = Arc::clone(&kms);
                 async move { kms.warm_up().await }
             });
+            #[cfg(feature = "failpoints")]
+            let kms = crate::failpoint::wrap_kms(kms);
             Seal::AwsKms(kms)
         }
     };
     let storage = storage::open(&config.storage.value)?;
-    let core = Core::open(storage, seal, config.cluster_name.value.clone()).await?;
+    #[cfg(feature = "failpoints")]
+    let storage = crate::failpoint::wrap_backend(storage);
+    let options = crate::core::Options {
+        cluster_name: config.cluster_name.value.clone(),
+        rotation: crate::core::RotationPolicy {
+            max_encryptions: config.barrier.rotation_max_encryptions,
+            interval: config.barrier.rotation_interval,
+        },
+    };
+    let core = Core::open(storage, seal, options).await?;
     if dev {
         dev_init(&core).await?;
     }
@@ -121,6 +132,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         .as_ref()
         .map_or(Duration::ZERO, |s| s.health_check_interval);
     tokio::spawn(Arc::clone(&core).drive_auto_unseal(health_check_interval));
+    tokio::spawn(Arc::clone(&core).drive_keyring());
 
     let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
@@ -228,8 +240,9 @@ pub async fn serve(
         }
         Some(result) = servers.join_next() => Some(result),
     };
-    // Keys go first, before waiting on anything.
-    core.seal_now();
+    // Keys go first, before waiting on anything; the encryption count is
+    // recorded with them (one small write).
+    core.seal_and_record().await;
     let _ = stop.send(true);
     let running = in_flight.settle(DRAIN_DEADLINE).await;
     if running > 0 {

@@ -255,6 +255,9 @@ fn commit_group(db: &Database, group: &[WriteJob]) -> Vec<Result<(), StorageErro
                         Op::Delete { key } => {
                             table.remove(key.as_str()).map_err(backend_error)?;
                         }
+                        Op::Clear => {
+                            table.retain(|_, _| false).map_err(backend_error)?;
+                        }
                         Op::RequireAbsent { .. } => {}
                     }
                 }
@@ -301,6 +304,19 @@ impl Backend for FileBackend {
             keys.push(key.to_string());
         }
         Ok(keys)
+    }
+
+    // One read transaction: the view of a single commit, whatever the
+    // writer does meanwhile.
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let txn = self.db.begin_read().map_err(backend_error)?;
+        let table = txn.open_table(ENTRIES).map_err(backend_error)?;
+        let mut entries = Vec::new();
+        for item in table.iter().map_err(backend_error)? {
+            let (key, value) = item.map_err(backend_error)?;
+            entries.push((key.value().to_string(), value.value().to_vec()));
+        }
+        Ok(entries)
     }
 
     async fn write(&self, batch: Batch) -> Result<(), StorageError> {

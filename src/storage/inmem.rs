@@ -66,10 +66,19 @@ impl Backend for InmemBackend {
                 Op::Delete { key } => {
                     entries.remove(key);
                 }
+                Op::Clear => entries.clear(),
                 Op::RequireAbsent { .. } => {}
             }
         }
         Ok(())
+    }
+
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let entries = self.entries.read().map_err(|_| poisoned())?;
+        Ok(entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 

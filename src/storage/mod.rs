@@ -37,6 +37,9 @@ pub enum Op {
         /// Storage key.
         key: String,
     },
+    /// Remove every entry (a snapshot restore clears the store, then puts
+    /// the snapshot's entries, in one batch).
+    Clear,
 }
 
 /// A group of changes applied atomically: after a crash either all of them
@@ -64,6 +67,12 @@ impl Batch {
     /// Adds a removal.
     pub fn delete(&mut self, key: impl Into<String>) -> &mut Self {
         self.ops.push(Op::Delete { key: key.into() });
+        self
+    }
+
+    /// Removes every entry; later operations of the batch apply after it.
+    pub fn clear(&mut self) -> &mut Self {
+        self.ops.push(Op::Clear);
         self
     }
 
@@ -142,6 +151,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Applies `batch` atomically and durably.
     async fn write(&self, batch: Batch) -> Result<(), StorageError>;
+
+    /// Every entry, sorted by key, as of one instant (a consistent view even
+    /// while writes continue): what a snapshot holds.
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
 }
 
 /// Opens the backend the config names.
@@ -197,6 +210,22 @@ pub(crate) mod contract {
         assert_eq!(
             backend.get("core/b").await.unwrap().as_deref(),
             Some(&b"22"[..])
+        );
+
+        assert_eq!(
+            backend.export().await.unwrap(),
+            vec![
+                ("core/b".to_string(), b"22".to_vec()),
+                ("kv/x".to_string(), b"3".to_vec())
+            ]
+        );
+        // Clear, then puts: the store holds exactly the puts.
+        let mut batch = Batch::new();
+        batch.clear().put("snap/1", b"s".to_vec());
+        backend.write(batch).await.unwrap();
+        assert_eq!(
+            backend.export().await.unwrap(),
+            vec![("snap/1".to_string(), b"s".to_vec())]
         );
     }
 }

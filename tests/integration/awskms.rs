@@ -596,3 +596,53 @@ fn a_store_made_under_one_seal_refuses_a_config_for_the_other() {
         refused.stderr.text()
     );
 }
+
+#[test]
+fn a_snapshot_restored_into_a_fresh_directory_unseals_itself_with_the_kms_key() {
+    let kms = kms();
+    let dir = tempdir();
+    let daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let init = init_recovery(&daemon);
+    let mut cli = daemon.cli();
+    cli.token(&init.root_token);
+    cli.run(&["kv", "put", "app/db", "password=hunter2"]).ok();
+    let file = dir.path().join("kms.snap");
+    let file = file.to_str().unwrap();
+    daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["snapshot", "save", file])
+        .ok();
+
+    // A Shamir daemon refuses it: the snapshot needs the KMS key.
+    let shamir_dir = tempdir();
+    let shamir = Daemon::start(shamir_dir.path(), &config(shamir_dir.path(), ""));
+    shamir
+        .cli()
+        .run(&["snapshot", "restore", file])
+        .code(1)
+        .error_says(
+            "the snapshot was taken under the awskms seal, but this daemon uses the shamir seal",
+        );
+    assert_eq!(status(&shamir)["initialized"], false);
+
+    let fresh_dir = tempdir();
+    let fresh = start(fresh_dir.path(), &kms.proxy.endpoint(), "");
+    fresh.cli().run(&["snapshot", "restore", file]).ok();
+    let unsealed = wait_unsealed(&fresh);
+    assert_eq!(unsealed["kms_key_arn"], kms.key.as_str());
+    let out = fresh
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "get", "app/db", "--format", "json"])
+        .ok();
+    assert_eq!(out.json()["data"]["password"], "hunter2");
+
+    // Restoring over a running awskms daemon seals it, then KMS unseals it.
+    fresh
+        .cli()
+        .token(&init.root_token)
+        .run(&["snapshot", "restore", file])
+        .ok();
+    wait_unsealed(&fresh);
+}

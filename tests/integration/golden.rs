@@ -288,7 +288,10 @@ mod awskms {
         let core = Core::open(
             Arc::clone(&storage),
             Seal::AwsKms(recorder.clone()),
-            Some("golden".into()),
+            strongroom::core::Options {
+                cluster_name: Some("golden".into()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();

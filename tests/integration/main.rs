@@ -11,6 +11,7 @@ mod golden;
 mod grpc;
 mod hardening;
 mod harness;
+mod keys;
 mod kms;
 mod lifecycle;
 mod python;

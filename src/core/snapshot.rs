@@ -1,0 +1,384 @@
+//! Snapshots: a consistent copy of the store as stored (every entry still
+//! encrypted), taken while serving, and its restore.
+//!
+//! ```text
+//! file   = magic "SRSNAP\0\x01" ‖ header length (u32 BE) ‖ header (JSON)
+//!        ‖ count × { key length (u32 BE) ‖ key ‖ value length (u32 BE) ‖ value }
+//!        ‖ SHA-256 of everything before it
+//! header = { format, created_unix, cluster_id, seal_type, entries, strongroom_version }
+//! ```
+//!
+//! A restored store unseals with the shares, or the KMS key, it was taken
+//! under. Restore is one storage transaction (clear, then every entry), so a
+//! crash leaves the old store or the restored one. The first unseal after a
+//! restore starts a new keyring term: the restored active term may have
+//! encrypted more after the snapshot was taken than its count says.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
+use super::keyring::RESTORED_PATH;
+use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
+use super::{Core, CoreError, KmsReport, Progress, State, check_seal_type};
+use crate::barrier::KEYRING_PATH;
+use crate::barrier::keyring::now_unix;
+use crate::failpoint;
+use crate::seal::Seal;
+use crate::seal::envelope::{Envelope, Purpose};
+use crate::storage::Batch;
+
+const MAGIC: &[u8; 8] = b"SRSNAP\0\x01";
+const FORMAT: u32 = 1;
+const DIGEST_LEN: usize = 32;
+/// How long a restore waits for requests that still hold the old keys.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a snapshot says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    /// Format of the file.
+    pub format: u32,
+    /// When it was taken, Unix seconds.
+    pub created_unix: u64,
+    /// The store's cluster id.
+    pub cluster_id: String,
+    /// The seal it was taken under.
+    pub seal_type: String,
+    /// Number of entries.
+    pub entries: u64,
+    /// The strongroom that took it.
+    pub strongroom_version: String,
+}
+
+/// A parsed, checked snapshot.
+struct Snapshot {
+    header: SnapshotHeader,
+    entries: Vec<(String, Vec<u8>)>,
+    config: SealConfig,
+}
+
+fn encode(header: &SnapshotHeader, entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    // Serialising plain strings and integers cannot fail.
+    let header = serde_json::to_vec(header).unwrap_or_default();
+    let size: usize = entries.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len() + size + DIGEST_LEN);
+    out.extend_from_slice(MAGIC);
+    push_prefixed(&mut out, &header);
+    for (key, value) in entries {
+        push_prefixed(&mut out, key.as_bytes());
+        push_prefixed(&mut out, value);
+    }
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+fn push_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Entries are bounded by the request size limit, far below 4 GiB.
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn decode(bytes: &[u8]) -> Result<Snapshot, CoreError> {
+    let bad = |reason: &str| {
+        CoreError::InvalidArgument(format!(
+            "the file is not a strongroom snapshot this build can restore: {reason}"
+        ))
+    };
+    let body_len = bytes
+        .len()
+        .checked_sub(DIGEST_LEN)
+        .filter(|&n| n >= MAGIC.len())
+        .ok_or_else(|| bad("it is too short"))?;
+    let (body, digest) = bytes.split_at(body_len);
+    if !body.starts_with(MAGIC) {
+        return Err(bad("it does not start with the snapshot marker"));
+    }
+    if Sha256::digest(body).as_slice() != digest {
+        return Err(bad(
+            "its checksum does not match (the file is truncated or damaged)",
+        ));
+    }
+    let mut rest = &body[MAGIC.len()..];
+    let mut take = |what: &str| -> Result<Option<&[u8]>, CoreError> {
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let truncated = || bad(&format!("{what} is truncated"));
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let (value, tail) = tail.split_at_checked(len).ok_or_else(truncated)?;
+        rest = tail;
+        Ok(Some(value))
+    };
+    let header = take("the header")?.ok_or_else(|| bad("it has no header"))?;
+    let header: SnapshotHeader = serde_json::from_slice(header)
+        .map_err(|e| bad(&format!("its header is not readable: {e}")))?;
+    if header.format != FORMAT {
+        return Err(bad(&format!(
+            "it has format {}, and this build reads format {FORMAT}",
+            header.format
+        )));
+    }
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    while let Some(key) = take("an entry")? {
+        let key = std::str::from_utf8(key)
+            .map_err(|_| bad("an entry's key is not UTF-8"))?
+            .to_string();
+        let value = take("an entry")?
+            .ok_or_else(|| bad("an entry is truncated"))?
+            .to_vec();
+        if entries.last().is_some_and(|(last, _)| *last >= key) {
+            return Err(bad("its entries are not in order"));
+        }
+        entries.push((key, value));
+    }
+    if entries.len() as u64 != header.entries {
+        return Err(bad("its entry count does not match its header"));
+    }
+    let find = |path: &str| {
+        entries
+            .binary_search_by(|(k, _)| k.as_str().cmp(path))
+            .ok()
+            .map(|i| entries[i].1.as_slice())
+    };
+    let config = find(SEAL_CONFIG_PATH)
+        .ok_or_else(|| bad("it has no seal config (it was taken before init?)"))?;
+    let config = SealConfig::decode(config).map_err(|e| bad(&e))?;
+    for path in [ROOT_KEY_PATH, KEYRING_PATH] {
+        if find(path).is_none() {
+            return Err(bad(&format!("it has no {path}")));
+        }
+    }
+    Ok(Snapshot {
+        header,
+        entries,
+        config,
+    })
+}
+
+impl Core {
+    /// A consistent copy of the whole store, still encrypted, taken while
+    /// serving (needs a root token).
+    pub async fn snapshot_save(&self, token: Option<&str>) -> Result<Vec<u8>, CoreError> {
+        self.authorize_root(token, "taking a snapshot").await?;
+        let config = self.seal_config().ok_or(CoreError::NotInitialized)?;
+        let entries = self.storage.export().await?;
+        let header = SnapshotHeader {
+            format: FORMAT,
+            created_unix: now_unix(),
+            cluster_id: config.cluster_id.clone(),
+            seal_type: config.seal_type.clone(),
+            entries: entries.len() as u64,
+            strongroom_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let file = encode(&header, &entries);
+        tracing::info!(
+            entries = header.entries,
+            bytes = file.len(),
+            "snapshot taken"
+        );
+        Ok(file)
+    }
+
+    /// Replaces the whole store with a snapshot; the daemon is sealed
+    /// afterwards and unseals with the snapshot's shares or KMS key. Needs a
+    /// root token, except on a daemon that is not initialized (which anyone
+    /// who can reach it could initialize anyway).
+    pub async fn snapshot_restore(
+        &self,
+        token: Option<&str>,
+        file: &[u8],
+    ) -> Result<SnapshotHeader, CoreError> {
+        let snapshot = decode(file)?;
+        check_seal_type(&snapshot.config, &self.seal).map_err(|_| {
+            CoreError::InvalidArgument(format!(
+                "the snapshot was taken under the {} seal, but this daemon uses the {} seal; restore it on a daemon configured like the one it came from",
+                snapshot.config.seal_type,
+                self.seal.name()
+            ))
+        })?;
+        let kms_key_arn = match &self.seal {
+            Seal::Shamir => String::new(),
+            Seal::AwsKms(_) => {
+                let blob = snapshot
+                    .entries
+                    .iter()
+                    .find(|(k, _)| k == ROOT_KEY_PATH)
+                    .map(|(_, v)| v.as_slice())
+                    .unwrap_or_default();
+                Envelope::decode(Purpose::RootKey, blob)
+                    .map_err(|e| CoreError::InvalidArgument(e.to_string()))?
+                    .key_arn
+            }
+        };
+        self.authorize_restore(token).await?;
+        let Ok(_lifecycle) = self.lifecycle.try_lock() else {
+            return Err(CoreError::FailedPrecondition(
+                "another key operation is running; restore when it has finished".into(),
+            ));
+        };
+        tracing::info!(
+            entries = snapshot.header.entries,
+            taken_unix = snapshot.header.created_unix,
+            cluster_id = %snapshot.header.cluster_id,
+            "snapshot restore: sealing and replacing the store"
+        );
+        self.seal_for_restore().await?;
+
+        let mut batch = Batch::new();
+        batch.clear();
+        for (key, value) in &snapshot.entries {
+            batch.put(key.clone(), value.clone());
+        }
+        batch.put(RESTORED_PATH, now_unix().to_string().into_bytes());
+        failpoint::scope("restore", self.storage.write(batch)).await?;
+
+        if let Seal::AwsKms(_) = self.seal {
+            *self.report() = KmsReport {
+                auto_unseal: AutoUnsealStatus {
+                    state: AutoUnsealState::InProgress,
+                    ..AutoUnsealStatus::default()
+                },
+                key_arn: kms_key_arn,
+                ..KmsReport::default()
+            };
+        }
+        self.set_state(State::Sealed {
+            config: Arc::new(snapshot.config),
+            progress: Progress::default(),
+        });
+        tracing::info!(
+            entries = snapshot.header.entries,
+            "snapshot restored; the daemon is sealed and unseals with the keys the snapshot was taken under"
+        );
+        Ok(snapshot.header)
+    }
+
+    /// Checks that `token` may restore a snapshot: a root token, or none on
+    /// a daemon that is not initialized. Callers check before receiving a
+    /// large upload.
+    pub async fn authorize_restore(&self, token: Option<&str>) -> Result<(), CoreError> {
+        if self.seal_config().is_some() {
+            self.authorize_root(token, "restoring a snapshot").await?;
+        }
+        Ok(())
+    }
+
+    /// Seals and waits until no request holds the old keys, so nothing is
+    /// written under them after the store is replaced.
+    async fn seal_for_restore(&self) -> Result<(), CoreError> {
+        let Ok(barrier) = self.barrier() else {
+            return Ok(());
+        };
+        self.seal_now();
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while Arc::strong_count(&barrier) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CoreError::FailedPrecondition(
+                    "requests that hold the keys were still running after 5 s; the daemon is sealed and nothing was restored".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{InitParams, Options, Phase};
+    use crate::storage::{Backend, InmemBackend};
+
+    async fn open_core() -> (Arc<Core>, Arc<dyn Backend>) {
+        let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let core = Core::open(Arc::clone(&storage), Seal::Shamir, Options::default())
+            .await
+            .unwrap();
+        (core, storage)
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_restores_into_a_new_store_and_unseals_with_its_keys() {
+        let (core, _) = open_core().await;
+        let init = core.init(InitParams::shamir(1, 1)).await.unwrap();
+        let key = hex::encode(init.shares[0].expose());
+        core.unseal(&key).await.unwrap();
+        let token = init.root_token.expose().to_string();
+        core.barrier().unwrap().put("kv/a", b"1").await.unwrap();
+        let file = core.snapshot_save(Some(&token)).await.unwrap();
+        core.barrier().unwrap().put("kv/b", b"later").await.unwrap();
+
+        let (fresh, storage) = open_core().await;
+        let header = fresh.snapshot_restore(None, &file).await.unwrap();
+        assert_eq!(header.seal_type, "shamir");
+        assert_eq!(fresh.phase(), Phase::Sealed);
+        assert!(storage.get(RESTORED_PATH).await.unwrap().is_some());
+        fresh.unseal(&key).await.unwrap();
+        let barrier = fresh.barrier().unwrap();
+        assert_eq!(barrier.get("kv/a").await.unwrap().unwrap().expose(), b"1");
+        assert!(barrier.get("kv/b").await.unwrap().is_none());
+        // A restore waits for every holder of the keys to let go.
+        drop(barrier);
+
+        // An initialized daemon needs the root token, and then is sealed.
+        assert!(matches!(
+            fresh.snapshot_restore(None, &file).await,
+            Err(CoreError::Unauthenticated(_))
+        ));
+        fresh.snapshot_restore(Some(&token), &file).await.unwrap();
+        assert_eq!(fresh.phase(), Phase::Sealed);
+    }
+
+    #[tokio::test]
+    async fn damaged_snapshots_are_refused_and_change_nothing() {
+        let (core, storage) = open_core().await;
+        let init = core.init(InitParams::shamir(1, 1)).await.unwrap();
+        core.unseal(&hex::encode(init.shares[0].expose()))
+            .await
+            .unwrap();
+        let token = init.root_token.expose().to_string();
+        let file = core.snapshot_save(Some(&token)).await.unwrap();
+        let before = storage.export().await.unwrap();
+
+        let mut flipped = file.clone();
+        flipped[20] ^= 1;
+        for (bad, says) in [
+            (&file[..file.len() - 1], "checksum"),
+            (&flipped[..], "checksum"),
+            (
+                &b"not a snapshot at all, just some text......"[..],
+                "marker",
+            ),
+            (&[][..], "too short"),
+        ] {
+            let err = core.snapshot_restore(Some(&token), bad).await.unwrap_err();
+            assert!(matches!(err, CoreError::InvalidArgument(_)), "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        assert_eq!(core.phase(), Phase::Unsealed);
+        assert_eq!(storage.export().await.unwrap(), before);
+
+        // A snapshot without init data, with a valid checksum.
+        let header = SnapshotHeader {
+            format: FORMAT,
+            created_unix: 0,
+            cluster_id: String::new(),
+            seal_type: "shamir".into(),
+            entries: 1,
+            strongroom_version: String::new(),
+        };
+        let empty = encode(&header, &[("kv/x".into(), b"y".to_vec())]);
+        let err = core
+            .snapshot_restore(Some(&token), &empty)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no seal config"), "{err}");
+    }
+}
