@@ -12,6 +12,13 @@ use prost::Message;
 const SECRET_MESSAGES: &[&str] = &[
     ".strongroom.v1.InitResponse",
     ".strongroom.v1.UnsealRequest",
+    ".strongroom.v1.RekeyUpdateRequest",
+    ".strongroom.v1.RekeyUpdateResponse",
+    ".strongroom.v1.RekeyVerifyUpdateRequest",
+    ".strongroom.v1.RotateRootUpdateRequest",
+    ".strongroom.v1.GenerateRootInitRequest",
+    ".strongroom.v1.GenerateRootUpdateRequest",
+    ".strongroom.v1.GenerateRootUpdateResponse",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

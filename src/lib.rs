@@ -45,7 +45,17 @@ pub mod proto {
             }
         )*};
     }
-    redacted_debug!(InitResponse, UnsealRequest);
+    redacted_debug!(
+        InitResponse,
+        UnsealRequest,
+        RekeyUpdateRequest,
+        RekeyUpdateResponse,
+        RekeyVerifyUpdateRequest,
+        RotateRootUpdateRequest,
+        GenerateRootInitRequest,
+        GenerateRootUpdateRequest,
+        GenerateRootUpdateResponse,
+    );
 }
 
 #[cfg(test)]

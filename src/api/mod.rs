@@ -3,6 +3,7 @@
 //! state of their own.
 
 mod kv;
+mod quorum;
 mod sys;
 mod token;
 

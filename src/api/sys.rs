@@ -9,9 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{bearer, status};
+use super::{bearer, quorum, status};
 use crate::barrier::TermUsage;
-use crate::core::{self, Core};
+use crate::core::{self, Core, Operation};
 use crate::proto::{self, sys_server::Sys};
 
 /// Snapshot bytes per streamed message.
@@ -243,5 +243,104 @@ impl Sys for SysService {
             cluster_id: header.cluster_id,
             seal_type: header.seal_type,
         }))
+    }
+
+    async fn rekey_init(
+        &self,
+        request: Request<proto::RekeyInitRequest>,
+    ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
+        quorum::rekey_init(&self.core, request).await
+    }
+
+    async fn rekey_update(
+        &self,
+        request: Request<proto::RekeyUpdateRequest>,
+    ) -> Result<Response<proto::RekeyUpdateResponse>, Status> {
+        quorum::rekey_update(&self.core, request).await
+    }
+
+    async fn rekey_cancel(
+        &self,
+        request: Request<proto::RekeyCancelRequest>,
+    ) -> Result<Response<proto::RekeyCancelResponse>, Status> {
+        let token = bearer(&request).map(str::to_string);
+        let nonce = request.into_inner().nonce;
+        quorum::cancel(&self.core, Operation::Rekey, token.as_deref(), &nonce).await?;
+        Ok(Response::new(proto::RekeyCancelResponse {}))
+    }
+
+    async fn rekey_status(
+        &self,
+        request: Request<proto::RekeyStatusRequest>,
+    ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
+        quorum::rekey_status_of(&self.core, request).await
+    }
+
+    async fn rekey_verify_update(
+        &self,
+        request: Request<proto::RekeyVerifyUpdateRequest>,
+    ) -> Result<Response<proto::RekeyVerifyUpdateResponse>, Status> {
+        quorum::rekey_verify_update(&self.core, request).await
+    }
+
+    async fn rotate_root_init(
+        &self,
+        request: Request<proto::RotateRootInitRequest>,
+    ) -> Result<Response<proto::QuorumStatus>, Status> {
+        quorum::rotate_root_init(&self.core, request).await
+    }
+
+    async fn rotate_root_update(
+        &self,
+        request: Request<proto::RotateRootUpdateRequest>,
+    ) -> Result<Response<proto::QuorumUpdateResponse>, Status> {
+        quorum::rotate_root_update(&self.core, request).await
+    }
+
+    async fn rotate_root_cancel(
+        &self,
+        request: Request<proto::RotateRootCancelRequest>,
+    ) -> Result<Response<proto::QuorumCancelResponse>, Status> {
+        let token = bearer(&request).map(str::to_string);
+        let nonce = request.into_inner().nonce;
+        quorum::cancel(&self.core, Operation::RotateRoot, token.as_deref(), &nonce).await?;
+        Ok(Response::new(proto::QuorumCancelResponse {}))
+    }
+
+    async fn rotate_root_status(
+        &self,
+        request: Request<proto::RotateRootStatusRequest>,
+    ) -> Result<Response<proto::QuorumStatus>, Status> {
+        quorum::status_of(&self.core, Operation::RotateRoot, bearer(&request)).await
+    }
+
+    async fn generate_root_init(
+        &self,
+        request: Request<proto::GenerateRootInitRequest>,
+    ) -> Result<Response<proto::QuorumStatus>, Status> {
+        quorum::generate_root_init(&self.core, request).await
+    }
+
+    async fn generate_root_update(
+        &self,
+        request: Request<proto::GenerateRootUpdateRequest>,
+    ) -> Result<Response<proto::GenerateRootUpdateResponse>, Status> {
+        quorum::generate_root_update(&self.core, request).await
+    }
+
+    async fn generate_root_cancel(
+        &self,
+        request: Request<proto::GenerateRootCancelRequest>,
+    ) -> Result<Response<proto::QuorumCancelResponse>, Status> {
+        let nonce = request.into_inner().nonce;
+        quorum::cancel(&self.core, Operation::GenerateRoot, None, &nonce).await?;
+        Ok(Response::new(proto::QuorumCancelResponse {}))
+    }
+
+    async fn generate_root_status(
+        &self,
+        request: Request<proto::GenerateRootStatusRequest>,
+    ) -> Result<Response<proto::QuorumStatus>, Status> {
+        quorum::status_of(&self.core, Operation::GenerateRoot, bearer(&request)).await
     }
 }

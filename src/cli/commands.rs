@@ -236,11 +236,12 @@ pub async fn status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
     })
 }
 
-/// Reads a key without echo from a terminal, or one line from piped stdin.
-fn read_key() -> Result<Zeroizing<String>, CliError> {
+/// Reads a key without echo from a terminal (asking with `prompt`), or one
+/// line from piped stdin.
+pub(super) fn read_key(prompt: &str) -> Result<Zeroizing<String>, CliError> {
     let stdin = std::io::stdin();
     let key = if stdin.is_terminal() {
-        rpassword::prompt_password("Unseal Key (will be hidden): ")
+        rpassword::prompt_password(format!("{prompt} (will be hidden): "))
             .map_err(|e| CliError::Failed(format!("cannot read the key from the terminal: {e}")))?
     } else {
         let mut line = String::new();
@@ -262,7 +263,7 @@ pub async fn unseal(
     let key = match (key, reset) {
         (_, true) => Zeroizing::new(String::new()),
         (Some(key), false) => Zeroizing::new(key),
-        (None, false) => read_key()?,
+        (None, false) => read_key("Unseal Key")?,
     };
     let mut sys = SysClient::new(client::connect(args).await?);
     let request = proto::UnsealRequest {

@@ -8,6 +8,7 @@
 mod client;
 mod commands;
 mod keys;
+mod quorum;
 mod server;
 
 use std::process::ExitCode;
@@ -130,6 +131,12 @@ enum ClientCommand {
     /// Find and revoke tokens by their accessors (root token).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Replace the unseal keys (or recovery keys) from a quorum of the current ones.
+    Rekey(quorum::RekeyArgs),
+    /// Replace the root key from a quorum of the keys; the keyring is re-encrypted.
+    RotateRoot(quorum::QuorumArgs),
+    /// Make a new root token from a quorum of the keys, without a token.
+    GenerateRoot(quorum::GenerateRootArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -268,6 +275,9 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
             ClientCommand::Token(TokenCommand::RevokeAccessor { accessor }) => {
                 keys::revoke_accessor(client, &accessor).await
             }
+            ClientCommand::Rekey(args) => quorum::rekey(client, args).await,
+            ClientCommand::RotateRoot(args) => quorum::rotate_root(client, args).await,
+            ClientCommand::GenerateRoot(args) => quorum::generate_root(client, args).await,
         }
     });
     match result {

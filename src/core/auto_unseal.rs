@@ -108,7 +108,7 @@ fn unix_ms(at: SystemTime) -> u64 {
 }
 
 /// Why one auto-unseal attempt failed.
-struct AttemptError {
+pub(super) struct AttemptError {
     message: String,
     transient: bool,
 }
@@ -266,7 +266,7 @@ impl Core {
     }
 
     /// One attempt: read the stored root key, one KMS Decrypt, open the keyring.
-    async fn auto_unseal_once(&self, kms: &dyn Kms) -> Result<(), AttemptError> {
+    pub(super) async fn auto_unseal_once(&self, kms: &dyn Kms) -> Result<(), AttemptError> {
         let config = match &*self.read() {
             State::Sealed { config, .. } => Arc::clone(config),
             _ => return Ok(()),

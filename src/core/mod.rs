@@ -10,6 +10,7 @@ mod error;
 mod init;
 mod keyring;
 pub mod kv;
+mod quorum;
 pub mod seal_config;
 mod snapshot;
 pub mod token;
@@ -24,6 +25,10 @@ pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use error::CoreError;
 pub use init::{InitParams, InitResult};
 pub use keyring::{DEFAULT_MAX_ENCRYPTIONS, KeyStatus, RotationPolicy};
+pub use quorum::{
+    Completed, OTP_LEN, Operation, QuorumOutcome, QuorumStatus, RekeyParams, RekeyStatus,
+    RekeyTarget, STALE_AFTER, decode_token, encode_token,
+};
 pub use seal_config::SealConfig;
 pub use snapshot::SnapshotHeader;
 pub use unseal::UnsealOutcome;
@@ -147,6 +152,8 @@ pub struct Core {
     kms_report: std::sync::Mutex<KmsReport>,
     /// The active term's encryption count as last stored (a reservation).
     usage_recorded: AtomicU64,
+    /// Quorum operations under way (rekey, rotate-root, generate-root).
+    attempts: std::sync::Mutex<quorum::Attempts>,
 }
 
 impl Core {
@@ -196,6 +203,7 @@ impl Core {
             phase: watch::Sender::new(phase),
             kms_report: std::sync::Mutex::new(report),
             usage_recorded: AtomicU64::new(0),
+            attempts: std::sync::Mutex::default(),
         }))
     }
 
@@ -372,6 +380,8 @@ impl Core {
             State::Unsealed { config, .. } => Arc::clone(config),
             _ => return,
         };
+        // Shares entered for quorum operations go with the keys.
+        self.attempts().clear();
         self.set_state(State::Sealed {
             config,
             progress: Progress::default(),

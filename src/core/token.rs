@@ -19,6 +19,8 @@ use super::CoreError;
 /// Every token starts with this.
 pub const TOKEN_PREFIX: &str = "sr.";
 const TOKEN_RANDOM_LEN: usize = 32;
+/// Length of a whole token, prefix included.
+pub const TOKEN_LEN: usize = TOKEN_PREFIX.len() + TOKEN_RANDOM_LEN;
 const ACCESSOR_LEN: usize = 24;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const ID_PREFIX: &str = "auth/token/id/";

@@ -28,9 +28,46 @@ pub struct UnsealOutcome {
     pub duplicate: bool,
 }
 
+/// "unseal key" or "recovery key": what the store's shares are called.
+pub(super) fn share_noun(config: &SealConfig) -> &'static str {
+    if config.is_recovery() {
+        "recovery key"
+    } else {
+        "unseal key"
+    }
+}
+
+/// Decodes `key` and refuses a share that was never issued for `config`
+/// (naming it so), before it counts towards anything.
+pub(super) fn issued_share(key: &str, config: &SealConfig) -> Result<SecretBytes, CoreError> {
+    let noun = share_noun(config);
+    let share = decode_share(key, shamir::share_len(config.secret_shares), noun)?;
+    if !config.share_check.is_issued(share.expose()) {
+        return Err(CoreError::InvalidArgument(format!(
+            "this {noun} was never issued for this store: it matches none of the {} keys in force",
+            config.secret_shares
+        )));
+    }
+    Ok(share)
+}
+
+/// Adds `share` to `entered` unless it is already there (compared in
+/// constant time). Returns false for a duplicate, which changes nothing.
+pub(super) fn add_share(entered: &mut Vec<SecretBytes>, share: SecretBytes) -> bool {
+    if entered.iter().any(|e| e.ct_eq(share.expose())) {
+        return false;
+    }
+    entered.push(share);
+    true
+}
+
 /// Decodes a share typed as hex or base64 into zeroizing memory. `noun` is
 /// "unseal key" or "recovery key", for the messages.
-fn decode_share(key: &str, expected_len: usize, noun: &str) -> Result<SecretBytes, CoreError> {
+pub(super) fn decode_share(
+    key: &str,
+    expected_len: usize,
+    noun: &str,
+) -> Result<SecretBytes, CoreError> {
     let key = key.trim();
     if key.is_empty() {
         return Err(CoreError::InvalidArgument(format!("no {noun} was given")));
@@ -73,18 +110,8 @@ impl Core {
             });
         };
 
-        let noun = if config.is_recovery() {
-            "recovery key"
-        } else {
-            "unseal key"
-        };
-        let share = decode_share(key, shamir::share_len(config.secret_shares), noun)?;
-        if !config.share_check.is_issued(share.expose()) {
-            return Err(CoreError::InvalidArgument(format!(
-                "this {noun} was never issued for this store: it matches none of the {} keys made at init",
-                config.secret_shares
-            )));
-        }
+        let noun = share_noun(&config);
+        let share = issued_share(key, &config)?;
 
         let quorum = {
             let mut state = self.write();
@@ -93,21 +120,17 @@ impl Core {
                     "the seal state changed while the unseal key was checked".into(),
                 ));
             };
-            if progress
-                .shares
-                .iter()
-                .any(|entered| entered.ct_eq(share.expose()))
-            {
+            let first = progress.shares.is_empty();
+            if !add_share(&mut progress.shares, share) {
                 drop(state);
                 return Ok(UnsealOutcome {
                     status: self.status(),
                     duplicate: true,
                 });
             }
-            if progress.shares.is_empty() {
+            if first {
                 progress.nonce = random_uuid();
             }
-            progress.shares.push(share);
             if progress.shares.len() < config.secret_threshold as usize {
                 None
             } else {
@@ -158,15 +181,14 @@ impl Core {
         self.status()
     }
 
-    /// Combines recovery shares, checks them against the stored recovery key
-    /// (one KMS Decrypt), then opens the root key (one more Decrypt). The
-    /// shares entered are discarded when this fails; they are entered again.
-    async fn open_with_recovery(
+    /// Combines recovery shares and checks the result against the stored
+    /// recovery key (one KMS Decrypt). Returns the recovery key.
+    pub(super) async fn check_recovery_quorum(
         &self,
         kms: &dyn Kms,
         config: &SealConfig,
         shares: &[SecretBytes],
-    ) -> Result<Barrier, CoreError> {
+    ) -> Result<SecretKey, CoreError> {
         let recovery_key = shamir::combine(shares).map_err(|_| {
             CoreError::Internal(
                 "the recovery keys did not combine; the stored seal data may be damaged".into(),
@@ -182,6 +204,19 @@ impl Core {
                 "the recovery keys combined, but not into the stored recovery key; the stored seal data may be damaged".into(),
             ));
         }
+        Ok(recovery_key)
+    }
+
+    /// Checks recovery shares against the stored recovery key (one KMS
+    /// Decrypt), then opens the root key (one more Decrypt). The shares
+    /// entered are discarded when this fails; they are entered again.
+    async fn open_with_recovery(
+        &self,
+        kms: &dyn Kms,
+        config: &SealConfig,
+        shares: &[SecretBytes],
+    ) -> Result<Barrier, CoreError> {
+        self.check_recovery_quorum(kms, config, shares).await?;
         let root_key = self
             .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
             .await?
@@ -192,6 +227,16 @@ impl Core {
 
     /// Combines the shares and opens the root key and keyring.
     async fn open_barrier(&self, shares: &[SecretBytes]) -> Result<Barrier, CoreError> {
+        let (_, root_key) = self.check_unseal_quorum(shares).await?;
+        Ok(Barrier::unlock(Arc::clone(&self.storage), root_key).await?)
+    }
+
+    /// Combines unseal shares into the unseal key and opens the stored root
+    /// key with it. Returns both.
+    pub(super) async fn check_unseal_quorum(
+        &self,
+        shares: &[SecretBytes],
+    ) -> Result<(SecretKey, SecretKey), CoreError> {
         let damaged = |what: &str| {
             CoreError::Internal(format!(
                 "the unseal keys combined, but {what}; the stored seal data may be damaged"
@@ -207,7 +252,7 @@ impl Core {
             .map_err(|_| damaged("the result did not open the stored root key"))?;
         let root_key = SecretKey::from_slice(root_key.expose())
             .ok_or_else(|| damaged("the root key has the wrong length"))?;
-        Ok(Barrier::unlock(Arc::clone(&self.storage), root_key).await?)
+        Ok((unseal_key, root_key))
     }
 }
 

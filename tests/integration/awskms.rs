@@ -646,3 +646,99 @@ fn a_snapshot_restored_into_a_fresh_directory_unseals_itself_with_the_kms_key() 
         .ok();
     wait_unsealed(&fresh);
 }
+
+#[test]
+fn recovery_keys_authorize_rekey_rotate_root_and_generate_root() {
+    use crate::quorum::{enter, start as start_operation};
+    let kms = kms();
+    let dir = tempdir();
+    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let init = init_recovery(&daemon);
+    daemon
+        .env
+        .insert("STRONGROOM_TOKEN".into(), init.root_token.clone());
+    daemon
+        .cli()
+        .run(&["kv", "put", "app/db", "password=hunter2"])
+        .ok();
+
+    daemon
+        .cli()
+        .run(&["rekey", "--init", "--target", "barrier"])
+        .code(1)
+        .error_says("has no unseal keys: rekey the recovery keys with --target recovery");
+    let (nonce, started) = start_operation(
+        &daemon,
+        "rekey",
+        &["--key-shares", "3", "--key-threshold", "2"],
+    );
+    assert_eq!(started["target"], "recovery");
+    assert_eq!(started["required"], 3);
+    kms.proxy.clear_requests();
+    let done = enter(
+        &daemon,
+        "rekey",
+        &nonce,
+        &[
+            &init.recovery_hex[0],
+            &init.recovery_hex[1],
+            &init.recovery_hex[2],
+        ],
+    );
+    let new: Vec<String> = done["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(new.len(), 3);
+    assert_eq!(
+        kms.proxy.requests(),
+        ["Decrypt", "Encrypt", "Decrypt"],
+        "check the quorum against the stored recovery key, wrap the new one, check it opens"
+    );
+    assert_eq!(
+        (status(&daemon)["t"].clone(), status(&daemon)["n"].clone()),
+        (json!(2), json!(3))
+    );
+
+    // The old recovery keys are refused; the new ones rotate the root key.
+    let (nonce, _) = start_operation(&daemon, "rotate-root", &[]);
+    daemon
+        .cli()
+        .run(&["rotate-root", "--nonce", &nonce, &init.recovery_hex[0]])
+        .code(1)
+        .error_says("this recovery key was never issued for this store");
+    let done = enter(&daemon, "rotate-root", &nonce, &[&new[0], &new[2]]);
+    assert_eq!(done["complete"], true);
+
+    // A restart unseals with KMS alone, under the new root key.
+    daemon.restart();
+    wait_unsealed(&daemon);
+    let out = daemon
+        .cli()
+        .run(&["kv", "get", "app/db", "--format", "json"])
+        .ok();
+    assert_eq!(out.json()["data"]["password"], "hunter2");
+
+    let otp = daemon
+        .cli()
+        .run(&["generate-root", "--generate-otp"])
+        .ok()
+        .stdout;
+    let otp = otp.trim().to_string();
+    let (nonce, _) = start_operation(&daemon, "generate-root", &["--otp", &otp]);
+    let done = enter(&daemon, "generate-root", &nonce, &[&new[1], &new[2]]);
+    let token = daemon
+        .cli()
+        .run(&[
+            "generate-root",
+            "--decode",
+            done["encoded_token"].as_str().unwrap(),
+            "--otp",
+            &otp,
+        ])
+        .ok()
+        .stdout;
+    daemon.cli().token(token.trim()).run(&["kv", "list"]).ok();
+}

@@ -15,6 +15,7 @@ mod keys;
 mod kms;
 mod lifecycle;
 mod python;
+mod quorum;
 mod secrets;
 mod storage;
 mod systemd;

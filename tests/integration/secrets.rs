@@ -3,6 +3,7 @@
 use nix::sys::signal::Signal;
 
 use crate::harness::{Daemon, config, init, status, tempdir};
+use crate::quorum::{enter, start};
 
 /// Every form in which a secret could be written: as typed, and the bytes it
 /// stands for in hex and base64.
@@ -71,6 +72,76 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
         .token(&token)
         .run(&["kv", "get", "app/db"])
         .ok();
+
+    // The key lifecycle: a verified rekey (with a mistyped verification), a
+    // root key rotation, a keyring rotation, generate-root and a snapshot.
+    daemon.env.insert("STRONGROOM_TOKEN".into(), token.clone());
+    let (nonce, _) = start(
+        &daemon,
+        "rekey",
+        &["--verify", "--key-shares", "3", "--key-threshold", "2"],
+    );
+    let done = enter(
+        &daemon,
+        "rekey",
+        &nonce,
+        &[&keys.keys_hex[0], &keys.keys_b64[1], &keys.keys_hex[4]],
+    );
+    let verification = done["verification_nonce"].as_str().unwrap().to_string();
+    let new_keys: Vec<String> = done["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let mut new_typo = new_keys[0].clone().into_bytes();
+    new_typo[10] = if new_typo[10] == b'a' { b'b' } else { b'a' };
+    let new_typo = String::from_utf8(new_typo).unwrap();
+    daemon
+        .cli()
+        .run(&["rekey", "--verify", "--nonce", &verification, &new_typo])
+        .code(1);
+    for key in &new_keys[..2] {
+        daemon
+            .cli()
+            .run(&["rekey", "--verify", "--nonce", &verification, key])
+            .ok();
+    }
+    let (nonce, _) = start(&daemon, "rotate-root", &[]);
+    enter(
+        &daemon,
+        "rotate-root",
+        &nonce,
+        &[&new_keys[2], &new_keys[1]],
+    );
+    daemon.cli().run(&["rotate"]).ok();
+    let otp = daemon
+        .cli()
+        .run(&["generate-root", "--generate-otp"])
+        .ok()
+        .stdout;
+    let otp = otp.trim().to_string();
+    let (nonce, _) = start(&daemon, "generate-root", &["--otp", &otp]);
+    let generated = enter(
+        &daemon,
+        "generate-root",
+        &nonce,
+        &[&new_keys[0], &new_keys[2]],
+    );
+    let encoded = generated["encoded_token"].as_str().unwrap().to_string();
+    let new_token = daemon
+        .cli()
+        .run(&["generate-root", "--decode", &encoded, "--otp", &otp])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let snapshot = dir.path().join("data").join("lifecycle.snap");
+    daemon
+        .cli()
+        .token(&new_token)
+        .run(&["snapshot", "save", snapshot.to_str().unwrap()])
+        .ok();
     assert!(daemon.stop().success());
 
     let log = format!("{}\n{}", daemon.stderr.text(), daemon.stdout.text());
@@ -91,6 +162,20 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
     secrets.push(("root token body".into(), token["sr.".len()..].to_string()));
     secrets.push(("wrong token".into(), wrong_token.to_string()));
     secrets.push(("kv value".into(), secret_value.to_string()));
+    for (i, share) in new_keys.iter().enumerate() {
+        for form in forms(share) {
+            secrets.push((format!("rekeyed unseal key {}", i + 1), form));
+        }
+    }
+    for form in forms(&new_typo) {
+        secrets.push(("mistyped new unseal key".into(), form));
+    }
+    secrets.push(("generated root token".into(), new_token.clone()));
+    secrets.push((
+        "generated root token body".into(),
+        new_token["sr.".len()..].to_string(),
+    ));
+    secrets.push(("one-time pad".into(), otp.clone()));
     for (what, secret) in &secrets {
         assert!(
             !log.contains(secret.as_str()),
@@ -111,7 +196,7 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
             "the data directory contains the {what}"
         );
     }
-    for share in &keys.keys_hex {
+    for share in keys.keys_hex.iter().chain(&new_keys) {
         let raw = hex::decode(share).unwrap();
         assert!(
             !disk.windows(raw.len()).any(|w| w == raw.as_slice()),
