@@ -62,7 +62,7 @@ impl From<core::Status> for proto::StatusResponse {
             } else {
                 String::new()
             },
-            migration: false,
+            migration: s.migration,
             auto_unseal: s.auto_unseal.map(|a| proto::AutoUnseal {
                 state: a.state.as_str().into(),
                 attempts: a.attempts,
@@ -135,11 +135,6 @@ impl Sys for SysService {
         request: Request<proto::UnsealRequest>,
     ) -> Result<Response<proto::UnsealResponse>, Status> {
         let request = request.into_inner();
-        if request.migrate {
-            return Err(Status::invalid_argument(
-                "no seal migration is pending; enter the key without migrate",
-            ));
-        }
         if request.reset {
             let status = self.core.reset_unseal().await;
             return Ok(Response::new(proto::UnsealResponse {
@@ -150,7 +145,12 @@ impl Sys for SysService {
         // The request (and so the share) is dropped at the end of this call;
         // the core copies the decoded share into zeroizing memory.
         let key = zeroize::Zeroizing::new(request.key);
-        let outcome = self.core.unseal(&key).await.map_err(status)?;
+        let outcome = if request.migrate {
+            self.core.unseal_migrate(&key).await
+        } else {
+            self.core.unseal(&key).await
+        }
+        .map_err(status)?;
         Ok(Response::new(proto::UnsealResponse {
             status: Some(outcome.status.into()),
             duplicate: outcome.duplicate,

@@ -121,6 +121,9 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
     if status.recovery_seal {
         rows.push(("Recovery Seal Type", status.recovery_seal_type.clone()));
     }
+    if status.migration {
+        rows.push(("Seal Migration in Progress", "true".into()));
+    }
     if !status.kms_key_arn.is_empty() {
         rows.push(("KMS Key", status.kms_key_arn.clone()));
     }
@@ -258,6 +261,7 @@ pub async fn unseal(
     args: &ClientArgs,
     key: Option<String>,
     reset: bool,
+    migrate: bool,
     format: Format,
 ) -> Result<u8, CliError> {
     let key = match (key, reset) {
@@ -269,7 +273,7 @@ pub async fn unseal(
     let request = proto::UnsealRequest {
         key: key.trim().to_string(),
         reset,
-        migrate: false,
+        migrate,
     };
     let response = sys.unseal(request).await;
     let response = response.map_err(|s| client::failed(s, false))?.into_inner();

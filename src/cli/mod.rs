@@ -107,6 +107,10 @@ enum ClientCommand {
         /// Throw away the unseal keys entered so far.
         #[arg(long)]
         reset: bool,
+        /// Enter the key for the pending seal migration (the old seal's
+        /// unseal or recovery key); at the threshold the migration runs.
+        #[arg(long, conflicts_with = "reset")]
+        migrate: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -245,9 +249,12 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
                 commands::init(client, request, format).await
             }
             ClientCommand::Status { format } => commands::status(client, format).await,
-            ClientCommand::Unseal { key, reset, format } => {
-                commands::unseal(client, key, reset, format).await
-            }
+            ClientCommand::Unseal {
+                key,
+                reset,
+                migrate,
+                format,
+            } => commands::unseal(client, key, reset, migrate, format).await,
             ClientCommand::Seal => commands::seal(client).await,
             ClientCommand::Kv(KvCommand::Put { path, fields }) => {
                 commands::kv_put(client, path, fields).await

@@ -357,8 +357,10 @@ pub struct Config {
     pub storage: Setting<StorageConfig>,
     /// At least one listener.
     pub listeners: Vec<Listener>,
-    /// The `awskms` seal; `None` is the Shamir seal.
+    /// The `awskms` seal in use; `None` is the Shamir seal.
     pub seal: Option<AwsKmsSeal>,
+    /// A seal block marked `disabled = true`: the seal a migration leaves.
+    pub disabled_seal: Option<AwsKmsSeal>,
     /// Keyring rotation policy.
     pub barrier: BarrierConfig,
 }
@@ -387,6 +389,7 @@ impl Config {
                 line: 0,
             })],
             seal: None,
+            disabled_seal: None,
             barrier: BarrierConfig::default(),
         }
     }
@@ -433,6 +436,16 @@ impl Config {
             ("storage", self.storage.value != new.storage.value),
             ("listener", shape(&self.listeners) != shape(&new.listeners)),
             ("seal", seal(self) != seal(new)),
+            (
+                "seal (disabled)",
+                self.disabled_seal
+                    .clone()
+                    .map(|s| AwsKmsSeal { line: 0, ..s })
+                    != new
+                        .disabled_seal
+                        .clone()
+                        .map(|s| AwsKmsSeal { line: 0, ..s }),
+            ),
         ] {
             if differs {
                 changed.push(name);
@@ -592,7 +605,7 @@ pub fn apply_env(
         let Some(seal) = config.seal.as_mut() else {
             bad(
                 var,
-                "is set, but the config has no seal \"awskms\" block".into(),
+                "is set, but the config has no seal \"awskms\" block in use (a block with disabled = true is not overridden)".into(),
             );
             continue;
         };
@@ -614,6 +627,7 @@ pub fn apply_env(
             seal.endpoint = Some(value);
         }
     }
+    // A disabled seal needs no key id: Decrypt names no key.
     if let (Some(seal), Some(file)) = (&config.seal, &config.file)
         && seal.kms_key_id.value.is_empty()
     {

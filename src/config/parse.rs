@@ -194,6 +194,7 @@ impl<'a> Ctx<'a> {
         let mut storage = None;
         let mut listeners = Vec::new();
         let mut seal: Option<AwsKmsSeal> = None;
+        let mut disabled_seal: Option<AwsKmsSeal> = None;
         let mut barrier: Option<BarrierConfig> = None;
         for block in blocks {
             let line = self.line(block.span());
@@ -233,18 +234,29 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 "seal" => {
-                    if let Some(first) = &seal {
+                    // One seal in use, and during a migration one more that
+                    // is marked disabled (the seal being left).
+                    let Some((parsed, disabled)) = self.seal(block, kind, line) else {
+                        continue;
+                    };
+                    let slot = if disabled {
+                        &mut disabled_seal
+                    } else {
+                        &mut seal
+                    };
+                    if let Some(first) = slot {
+                        let what = if disabled { "disabled " } else { "" };
                         self.error(
                             line,
                             "seal",
                             format!(
-                                "only one seal block is allowed (the first is on line {})",
+                                "only one {what}seal block is allowed (the first is on line {}); a seal migration has one seal in use and one with disabled = true",
                                 first.line
                             ),
                         );
                         continue;
                     }
-                    seal = self.seal(block, kind, line);
+                    *slot = Some(parsed);
                 }
                 _ => {
                     if let Some(listener) = self.listener(block, kind, line) {
@@ -273,6 +285,7 @@ impl<'a> Ctx<'a> {
             },
             listeners,
             seal,
+            disabled_seal,
             barrier: barrier.unwrap_or_default(),
         })
     }
@@ -430,7 +443,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn seal(&mut self, block: &Block, kind: &str, line: usize) -> Option<AwsKmsSeal> {
+    /// A seal block, and whether it is marked `disabled = true`.
+    fn seal(&mut self, block: &Block, kind: &str, line: usize) -> Option<(AwsKmsSeal, bool)> {
         if kind != "awskms" {
             self.error(
                 line,
@@ -517,13 +531,9 @@ impl<'a> Ctx<'a> {
                 "is required with web_identity_token_file: the role to assume with the token",
             );
         }
-        if let Some((true, at)) = self.boolean(&section, "disabled") {
-            self.error(
-                at,
-                qualified(name, "disabled"),
-                "disabled = true marks a seal being migrated away from, and this version of strongroom cannot migrate seals yet",
-            );
-        }
+        let disabled = self
+            .boolean(&section, "disabled")
+            .is_some_and(|(disabled, _)| disabled);
         let health_check_interval = match self.value(&section, "health_check_interval", as_duration)
         {
             Some((interval, at)) if !interval.is_zero() && interval < MIN_HEALTH_CHECK_INTERVAL => {
@@ -543,7 +553,7 @@ impl<'a> Ctx<'a> {
         if self.errors.len() > errors_before {
             return None;
         }
-        Some(AwsKmsSeal {
+        let seal = AwsKmsSeal {
             kms_key_id,
             region,
             endpoint,
@@ -559,7 +569,8 @@ impl<'a> Ctx<'a> {
             },
             health_check_interval,
             line,
-        })
+        };
+        Some((seal, disabled))
     }
 
     fn max_request_size(&mut self, section: &Section<'_>) -> Option<usize> {
@@ -1261,7 +1272,6 @@ seal "awskms" {{
         for expected in [
             "test.hcl:3: seal.awskms.secret_key: access_key and secret_key go together",
             "test.hcl:5: seal.awskms.health_check_interval: expected a duration",
-            "test.hcl:7: seal.awskms.disabled: disabled = true marks a seal being migrated away from",
             "test.hcl:8: seal.awskms.endpoint: expected a URL starting with https://",
             "test.hcl:9: seal.awskms.regoin: unknown key \"regoin\" (did you mean \"region\"?)",
         ] {
@@ -1293,6 +1303,23 @@ seal "awskms" {{
         ));
         assert!(
             errs[0].contains("only one seal block is allowed (the first is on line 3)"),
+            "{errs:?}"
+        );
+        // A migration: one seal in use, one disabled (only the first needs a key id).
+        let config = parse(
+            &format!(
+                "{MINIMAL}seal \"awskms\" {{\n  kms_key_id = \"new\"\n}}\nseal \"awskms\" {{\n  disabled = \"true\"\n  kms_key_id = \"old\"\n}}\n"
+            ),
+            Path::new("test.hcl"),
+        )
+        .unwrap();
+        assert_eq!(config.seal.unwrap().kms_key_id.value, "new");
+        assert_eq!(config.disabled_seal.unwrap().kms_key_id.value, "old");
+        let errs = errors(&format!(
+            "{MINIMAL}seal \"awskms\" {{\n disabled = true\n}}\nseal \"awskms\" {{\n disabled = true\n}}\n"
+        ));
+        assert!(
+            errs[0].contains("only one disabled seal block is allowed (the first is on line 3)"),
             "{errs:?}"
         );
     }

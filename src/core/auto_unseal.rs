@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Core, CoreError, Phase, State};
+use super::{Core, CoreError, Migration, Phase, State};
 use crate::barrier::Barrier;
 use crate::seal::Seal;
 use crate::seal::awskms::arn_scope;
@@ -43,6 +43,9 @@ pub enum AutoUnsealState {
     Failed,
     /// Sealed by an operator: stays sealed until a quorum of recovery shares or a restart.
     Stopped,
+    /// A seal migration is pending: a quorum of the old keys, entered with
+    /// `unseal --migrate`, performs it; nothing unseals by itself.
+    Migration,
 }
 
 impl AutoUnsealState {
@@ -54,6 +57,7 @@ impl AutoUnsealState {
             Self::Unsealed => "unsealed",
             Self::Failed => "failed",
             Self::Stopped => "stopped",
+            Self::Migration => "migration",
         }
     }
 }
@@ -146,6 +150,14 @@ impl Core {
         let kms = Arc::clone(kms);
         let mut phase = self.subscribe();
         let mut key_checked = false;
+        let mut attempt = 0;
+        while self.migration() == Some(Migration::AwsKmsToAwsKms)
+            && self.phase() == Phase::Sealed
+            && !self.settle_awskms_migration(kms.as_ref()).await
+        {
+            attempt += 1;
+            let _ = tokio::time::timeout(backoff(attempt, true), phase.changed()).await;
+        }
         loop {
             let current = *phase.borrow_and_update();
             match current {

@@ -10,6 +10,7 @@ mod error;
 mod init;
 mod keyring;
 pub mod kv;
+mod migrate;
 mod quorum;
 pub mod seal_config;
 mod snapshot;
@@ -25,6 +26,7 @@ pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use error::CoreError;
 pub use init::{InitParams, InitResult};
 pub use keyring::{DEFAULT_MAX_ENCRYPTIONS, KeyStatus, RotationPolicy};
+pub use migrate::Migration;
 pub use quorum::{
     Completed, OTP_LEN, Operation, QuorumOutcome, QuorumStatus, RekeyParams, RekeyStatus,
     RekeyTarget, STALE_AFTER, decode_token, encode_token,
@@ -96,6 +98,8 @@ pub struct Status {
     pub auto_unseal: Option<AutoUnsealStatus>,
     /// Conditions an operator should act on while the daemon still works.
     pub warnings: Vec<String>,
+    /// A seal migration is pending.
+    pub migration: bool,
 }
 
 /// Shares entered towards the threshold, and the attempt's nonce.
@@ -130,18 +134,38 @@ struct KmsReport {
 }
 
 /// What the config says beside the seal and storage.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Overrides the cluster name recorded at init.
     pub cluster_name: Option<String>,
     /// When the keyring rotates by itself.
     pub rotation: RotationPolicy,
+    /// The KMS of a seal block marked `disabled = true`: the seal a
+    /// migration leaves.
+    pub migrate_from: Option<Arc<dyn crate::seal::kms::Kms>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("cluster_name", &self.cluster_name)
+            .field("rotation", &self.rotation)
+            .field(
+                "migrate_from",
+                &self.migrate_from.as_ref().map(|k| k.key_id().to_string()),
+            )
+            .finish()
+    }
 }
 
 /// The daemon's core.
 pub struct Core {
     storage: Arc<dyn Backend>,
     seal: Seal,
+    /// The seal a migration leaves (a block with `disabled = true`).
+    old_kms: Option<Arc<dyn crate::seal::kms::Kms>>,
+    /// The migration pending, until a quorum of old shares performs it.
+    migration: std::sync::Mutex<Option<Migration>>,
     cluster_name: Option<String>,
     rotation: RotationPolicy,
     state: RwLock<State>,
@@ -165,11 +189,19 @@ impl Core {
         options: Options,
     ) -> Result<Arc<Self>, CoreError> {
         let mut report = KmsReport::default();
+        let mut migration = None;
         let state = match storage.get(SEAL_CONFIG_PATH).await? {
-            None => State::Uninitialized,
+            None => {
+                if options.migrate_from.is_some() {
+                    tracing::warn!(
+                        "the store is not initialized, so the seal block with disabled = true has nothing to migrate from; it is ignored"
+                    );
+                }
+                State::Uninitialized
+            }
             Some(bytes) => {
                 let config = SealConfig::decode(&bytes).map_err(CoreError::Internal)?;
-                check_seal_type(&config, &seal)?;
+                migration = migrate::decide(&config, &seal, options.migrate_from.is_some())?;
                 if config.is_recovery() {
                     let blob = storage.get(ROOT_KEY_PATH).await?.ok_or_else(|| {
                         CoreError::Internal(format!(
@@ -191,11 +223,23 @@ impl Core {
             _ => Phase::Sealed,
         };
         if matches!(seal, Seal::AwsKms(_)) && phase == Phase::Sealed {
-            report.auto_unseal.state = AutoUnsealState::InProgress;
+            report.auto_unseal.state = if migration.is_some() {
+                AutoUnsealState::Migration
+            } else {
+                AutoUnsealState::InProgress
+            };
+        }
+        if let Some(migration) = migration {
+            tracing::warn!(
+                migration = migration.describe(),
+                "a seal migration is pending: the daemon stays sealed until a quorum of the current keys is entered with `strongroom unseal --migrate`"
+            );
         }
         Ok(Arc::new(Self {
             storage,
             seal,
+            old_kms: options.migrate_from,
+            migration: std::sync::Mutex::new(migration),
             cluster_name: options.cluster_name,
             rotation: options.rotation,
             state: RwLock::new(state),
@@ -271,6 +315,7 @@ impl Core {
             kms_key_arn: String::new(),
             auto_unseal: None,
             warnings: Vec::new(),
+            migration: false,
         };
         if matches!(self.seal, Seal::AwsKms(_)) {
             let report = self.report();
@@ -297,6 +342,14 @@ impl Core {
         status.initialized = true;
         status.threshold = config.secret_threshold;
         status.shares = config.secret_shares;
+        if let Some(migration) = self.migration() {
+            // The shares to enter are the old seal's, whatever the new one is.
+            status.migration = true;
+            status.recovery_seal = config.is_recovery();
+            status
+                .warnings
+                .push(self.migration_warning(migration, unseal::share_noun(config)));
+        }
         status.cluster_id.clone_from(&config.cluster_id);
         if status.cluster_name.is_empty() {
             status.cluster_name.clone_from(&config.cluster_name);
@@ -388,22 +441,6 @@ impl Core {
         });
         tracing::info!("sealed: root key and keyring dropped from memory");
     }
-}
-
-/// Refuses to run storage made under one seal type with a config for another:
-/// moving between them is a seal migration.
-fn check_seal_type(config: &SealConfig, seal: &Seal) -> Result<(), CoreError> {
-    if config.seal_type == seal.name() {
-        return Ok(());
-    }
-    let configured = match seal {
-        Seal::Shamir => "has no seal \"awskms\" block (Shamir unseal keys)".to_string(),
-        Seal::AwsKms(_) => "has a seal \"awskms\" block".to_string(),
-    };
-    Err(CoreError::Internal(format!(
-        "storage was initialized with the {} seal, but the config {configured}; moving between seals needs a seal migration, which this version of strongroom cannot do yet",
-        config.seal_type
-    )))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::keyring::RESTORED_PATH;
 use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Core, CoreError, KmsReport, Progress, State, check_seal_type};
+use super::{Core, CoreError, KmsReport, Progress, State};
 use crate::barrier::KEYRING_PATH;
 use crate::barrier::keyring::now_unix;
 use crate::failpoint;
@@ -195,14 +195,20 @@ impl Core {
         token: Option<&str>,
         file: &[u8],
     ) -> Result<SnapshotHeader, CoreError> {
+        if let Some(migration) = self.migration() {
+            return Err(CoreError::FailedPrecondition(format!(
+                "a seal migration ({}) is pending; finish it (or take the old seal block out of the config) before restoring a snapshot",
+                migration.describe()
+            )));
+        }
         let snapshot = decode(file)?;
-        check_seal_type(&snapshot.config, &self.seal).map_err(|_| {
-            CoreError::InvalidArgument(format!(
+        if snapshot.config.seal_type != self.seal.name() {
+            return Err(CoreError::InvalidArgument(format!(
                 "the snapshot was taken under the {} seal, but this daemon uses the {} seal; restore it on a daemon configured like the one it came from",
                 snapshot.config.seal_type,
                 self.seal.name()
-            ))
-        })?;
+            )));
+        }
         let kms_key_arn = match &self.seal {
             Seal::Shamir => String::new(),
             Seal::AwsKms(_) => {

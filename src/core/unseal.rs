@@ -97,7 +97,33 @@ impl Core {
     /// Enters one share. Bad input changes nothing; at the threshold the
     /// root key and keyring are decrypted and the daemon is unsealed.
     pub async fn unseal(&self, key: &str) -> Result<UnsealOutcome, CoreError> {
+        self.enter_unseal_key(key, false).await
+    }
+
+    /// Enters one of the old seal's shares for the pending seal migration;
+    /// at the threshold the migration runs and the daemon is unsealed under
+    /// the new seal.
+    pub async fn unseal_migrate(&self, key: &str) -> Result<UnsealOutcome, CoreError> {
+        self.enter_unseal_key(key, true).await
+    }
+
+    async fn enter_unseal_key(&self, key: &str, migrate: bool) -> Result<UnsealOutcome, CoreError> {
         let _lifecycle = self.lifecycle.lock().await;
+        let migration = self.migration();
+        match (migration, migrate) {
+            (Some(m), false) => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "a seal migration ({}) is pending: enter the keys with `strongroom unseal --migrate`",
+                    m.describe()
+                )));
+            }
+            (None, true) => {
+                return Err(CoreError::InvalidArgument(
+                    "no seal migration is pending; enter the key without --migrate".into(),
+                ));
+            }
+            _ => {}
+        }
         let config = match &*self.read() {
             State::Uninitialized => return Err(CoreError::NotInitialized),
             State::Unsealed { .. } => None,
@@ -138,7 +164,17 @@ impl Core {
             }
         };
 
-        if let Some(quorum) = quorum {
+        if let (Some(quorum), Some(migration)) = (&quorum, migration) {
+            let migrated = crate::failpoint::scope(
+                "migrate",
+                self.migrate_with(migration, &config, &quorum.shares),
+            )
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "seal migration failed; nothing changed and the keys entered were discarded");
+            })?;
+            self.finish_migration(migration, migrated);
+        } else if let Some(quorum) = quorum {
             let barrier = match &self.seal {
                 Seal::Shamir => self.open_barrier(&quorum.shares).await?,
                 Seal::AwsKms(kms) => {

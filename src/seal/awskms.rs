@@ -66,7 +66,7 @@ impl AwsKms {
 
     /// Logs the effective key, region, endpoint and credential source, and
     /// where each came from. Never logs a secret.
-    pub fn log_settings(&self, env: impl Fn(&str) -> Option<String>) {
+    pub fn log_settings(&self, env: impl Fn(&str) -> Option<String>, label: &'static str) {
         let s = &self.settings;
         let (region, region_source) = match &s.region {
             Some(region) => (region.value.clone(), region.source.to_string()),
@@ -95,7 +95,7 @@ impl AwsKms {
             endpoint = %endpoint,
             endpoint_source = %endpoint_source,
             credentials = %self.credential_source(),
-            "seal: awskms"
+            "{label}"
         );
     }
 

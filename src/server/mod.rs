@@ -97,20 +97,14 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
     }
     let seal = match &config.seal {
         None => Seal::Shamir,
-        Some(settings) => {
-            let kms = Arc::new(AwsKms::new(settings.clone()));
-            kms.log_settings(|var| std::env::var(var).ok());
-            // Building the client (the AWS config chain, the system trust
-            // store: ≈ 5 ms) overlaps opening storage and binding listeners.
-            tokio::spawn({
-                let kms = Arc::clone(&kms);
-                async move { kms.warm_up().await }
-            });
-            #[cfg(feature = "failpoints")]
-            let kms = crate::failpoint::wrap_kms(kms);
-            Seal::AwsKms(kms)
-        }
+        Some(settings) => Seal::AwsKms(kms_client(settings, "seal: awskms")),
     };
+    let migrate_from = config.disabled_seal.as_ref().map(|settings| {
+        kms_client(
+            settings,
+            "seal: awskms, disabled (the seal a migration leaves)",
+        )
+    });
     let storage = storage::open(&config.storage.value)?;
     #[cfg(feature = "failpoints")]
     let storage = crate::failpoint::wrap_backend(storage);
@@ -120,6 +114,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
             max_encryptions: config.barrier.rotation_max_encryptions,
             interval: config.barrier.rotation_interval,
         },
+        migrate_from,
     };
     let core = Core::open(storage, seal, options).await?;
     if dev {
@@ -344,6 +339,24 @@ fn systemd_status(core: &Core) -> String {
         },
         Phase::Unsealed => "unsealed".into(),
     }
+}
+
+/// A KMS client for a seal block; its settings are logged under `label`.
+/// Building it (the AWS config chain, the system trust store: ≈ 5 ms)
+/// starts now and overlaps opening storage and binding listeners.
+fn kms_client(
+    settings: &config::AwsKmsSeal,
+    label: &'static str,
+) -> Arc<dyn crate::seal::kms::Kms> {
+    let kms = Arc::new(AwsKms::new(settings.clone()));
+    kms.log_settings(|var| std::env::var(var).ok(), label);
+    tokio::spawn({
+        let kms = Arc::clone(&kms);
+        async move { kms.warm_up().await }
+    });
+    #[cfg(feature = "failpoints")]
+    let kms = crate::failpoint::wrap_kms(kms);
+    kms
 }
 
 /// Keeps systemd's STATUS= line in step with the seal state.

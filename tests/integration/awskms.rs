@@ -18,13 +18,13 @@ const SECRET_KEY: &str = "sr-test-aws-secret-key-4711";
 const SOON: Duration = Duration::from_secs(10);
 
 /// moto with one key behind [`ALIAS`], and the proxy in front of it.
-struct Kms {
-    moto: Moto,
-    proxy: KmsProxy,
-    key: String,
+pub struct Kms {
+    pub moto: Moto,
+    pub proxy: KmsProxy,
+    pub key: String,
 }
 
-fn kms() -> Kms {
+pub fn kms() -> Kms {
     let moto = Moto::start();
     let key = moto.create_key();
     moto.alias(ALIAS, &key);
@@ -32,7 +32,7 @@ fn kms() -> Kms {
     Kms { moto, proxy, key }
 }
 
-fn seal_block(endpoint: &str, extra: &str) -> String {
+pub fn seal_block(endpoint: &str, extra: &str) -> String {
     format!(
         r#"
 seal "awskms" {{
@@ -48,12 +48,12 @@ seal "awskms" {{
 }
 
 /// Starts a daemon sealed by the key behind [`ALIAS`]; `extra` goes into the seal block.
-fn start(dir: &Path, endpoint: &str, extra: &str) -> Daemon {
+pub fn start(dir: &Path, endpoint: &str, extra: &str) -> Daemon {
     Daemon::start(dir, &config(dir, &seal_block(endpoint, extra)))
 }
 
 /// `strongroom init` with 5/3 recovery keys on an awskms daemon.
-fn init_recovery(daemon: &Daemon) -> Init {
+pub fn init_recovery(daemon: &Daemon) -> Init {
     let init = init(
         daemon,
         &["--recovery-shares", "5", "--recovery-threshold", "3"],
@@ -69,7 +69,7 @@ fn init_recovery(daemon: &Daemon) -> Init {
     init
 }
 
-fn wait_unsealed(daemon: &Daemon) -> Value {
+pub fn wait_unsealed(daemon: &Daemon) -> Value {
     let mut last = Value::Null;
     eventually("unsealed", SOON, || {
         last = status(daemon);
@@ -571,18 +571,20 @@ fn throttling_server_errors_and_dropped_connections_are_retried() {
 }
 
 #[test]
-fn a_store_made_under_one_seal_refuses_a_config_for_the_other() {
+fn a_config_that_cannot_be_a_seal_migration_is_refused_at_start() {
     let dir = tempdir();
     let mut daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
     init(&daemon, &[]);
     daemon.stop();
 
+    // A Shamir store with a disabled awskms block: nothing to migrate from.
     let path = dir.path().join("strongroom.hcl");
-    std::fs::write(
-        &path,
-        config(dir.path(), &seal_block("http://127.0.0.1:9", "")),
-    )
-    .unwrap();
+    let blocks = format!(
+        "{}{}",
+        seal_block("http://127.0.0.1:9", ""),
+        seal_block("http://127.0.0.1:9", "disabled = true")
+    );
+    std::fs::write(&path, config(dir.path(), &blocks)).unwrap();
     let mut refused = Daemon::spawn(&path, &[]);
     let exit = refused
         .wait_exit(SOON)
@@ -590,7 +592,7 @@ fn a_store_made_under_one_seal_refuses_a_config_for_the_other() {
     assert_eq!(exit.code(), Some(1));
     assert!(
         refused.stderr.text().contains(
-            "storage was initialized with the shamir seal, but the config has a seal \\\"awskms\\\" block; moving between seals needs a seal migration"
+            "the storage uses Shamir unseal keys, so the seal block with disabled = true has nothing to migrate from"
         ),
         "{}",
         refused.stderr.text()

@@ -14,6 +14,7 @@ mod harness;
 mod keys;
 mod kms;
 mod lifecycle;
+mod migration;
 mod python;
 mod quorum;
 mod secrets;
