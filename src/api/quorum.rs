@@ -62,6 +62,7 @@ pub async fn rekey_init(
         threshold: request.key_threshold,
         target: target(&request.target)?,
         verify: request.verify,
+        recipients: request.recipients,
     };
     let started = core
         .rekey_init(token.as_deref(), params)
@@ -92,14 +93,20 @@ pub async fn rekey_update(
     };
     if let Some(Completed::Rekey {
         shares,
+        armored,
         threshold,
         verification_nonce,
     }) = result
     {
         // The one place new shares leave the daemon.
         response.complete = true;
-        response.keys = shares.iter().map(|s| hex::encode(s.expose())).collect();
-        response.keys_base64 = shares.iter().map(|s| STANDARD.encode(s.expose())).collect();
+        match armored {
+            Some(armored) => response.keys_encrypted = armored,
+            None => {
+                response.keys = shares.iter().map(|s| hex::encode(s.expose())).collect();
+                response.keys_base64 = shares.iter().map(|s| STANDARD.encode(s.expose())).collect();
+            }
+        }
         response.threshold = threshold;
         response.verification_required = verification_nonce.is_some();
         response.verification_nonce = verification_nonce.unwrap_or_default();

@@ -92,11 +92,31 @@ impl Sys for SysService {
                 key_threshold: request.key_threshold,
                 recovery_shares: request.recovery_shares,
                 recovery_threshold: request.recovery_threshold,
+                recipients: request.recipients,
+                root_token_recipient: Some(request.root_token_recipient)
+                    .filter(|r| !r.trim().is_empty()),
             })
             .await
             .map_err(status)?;
         // The response is the one place the shares and token leave the daemon;
         // tonic encodes and frees these strings as it sends them.
+        let mut response = proto::InitResponse {
+            shares: u32::try_from(result.shares.len()).unwrap_or(u32::MAX),
+            threshold: result.threshold,
+            ..proto::InitResponse::default()
+        };
+        match result.armored_root_token {
+            Some(armored) => response.root_token_encrypted = armored,
+            None => response.root_token = result.root_token.expose().to_string(),
+        }
+        if let Some(armored) = result.armored_shares {
+            if result.recovery {
+                response.recovery_keys_encrypted = armored;
+            } else {
+                response.keys_encrypted = armored;
+            }
+            return Ok(Response::new(response));
+        }
         let hex: Vec<String> = result
             .shares
             .iter()
@@ -107,12 +127,6 @@ impl Sys for SysService {
             .iter()
             .map(|s| STANDARD.encode(s.expose()))
             .collect();
-        let mut response = proto::InitResponse {
-            root_token: result.root_token.expose().to_string(),
-            shares: u32::try_from(result.shares.len()).unwrap_or(u32::MAX),
-            threshold: result.threshold,
-            ..proto::InitResponse::default()
-        };
         if result.recovery {
             response.recovery_keys = hex;
             response.recovery_keys_base64 = base64;

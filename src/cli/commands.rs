@@ -164,13 +164,34 @@ pub async fn init(
     request: proto::InitRequest,
     format: Format,
 ) -> Result<u8, CliError> {
+    let recipients = request.recipients.clone();
+    let token_recipient = request.root_token_recipient.clone();
     let mut sys = SysClient::new(client::connect(args).await?);
     let response = sys
         .init(client::request(request, None)?)
         .await
         .map_err(|s| client::failed(s, false))?
         .into_inner();
-    let recovery = !response.recovery_keys.is_empty();
+    let recovery =
+        !response.recovery_keys.is_empty() || !response.recovery_keys_encrypted.is_empty();
+    // With recipients the shares are armored age files, shown where the
+    // base64 shares would be (as Vault shows PGP-encrypted shares).
+    let none = Vec::new();
+    let (unseal_b64, unseal_hex) = if response.keys_encrypted.is_empty() {
+        (&response.keys_base64, &response.keys)
+    } else {
+        (&response.keys_encrypted, &none)
+    };
+    let (recovery_b64, recovery_hex) = if response.recovery_keys_encrypted.is_empty() {
+        (&response.recovery_keys_base64, &response.recovery_keys)
+    } else {
+        (&response.recovery_keys_encrypted, &none)
+    };
+    let root_token = if response.root_token_encrypted.is_empty() {
+        &response.root_token
+    } else {
+        &response.root_token_encrypted
+    };
     if format == Format::Json {
         // `bao operator init -format=json` prints both sets, the unused one
         // empty with zero shares and threshold.
@@ -180,23 +201,41 @@ pub async fn init(
             ((response.shares, response.threshold), (0, 0))
         };
         print_json(&InitJson {
-            unseal_keys_b64: &response.keys_base64,
-            unseal_keys_hex: &response.keys,
+            unseal_keys_b64: unseal_b64,
+            unseal_keys_hex: unseal_hex,
             unseal_shares: unseal.0,
             unseal_threshold: unseal.1,
-            recovery_keys_b64: &response.recovery_keys_base64,
-            recovery_keys_hex: &response.recovery_keys,
+            recovery_keys_b64: recovery_b64,
+            recovery_keys_hex: recovery_hex,
             recovery_keys_shares: recovery_counts.0,
             recovery_keys_threshold: recovery_counts.1,
-            root_token: &response.root_token,
+            root_token,
         })?;
         return Ok(EXIT_OK);
     }
-    if recovery {
-        for (i, key) in response.recovery_keys_base64.iter().enumerate() {
-            println!("Recovery Key {}: {key}", i + 1);
+    let (noun, keys) = if recovery {
+        ("Recovery Key", recovery_b64)
+    } else {
+        ("Unseal Key", unseal_b64)
+    };
+    for (i, key) in keys.iter().enumerate() {
+        match recipients.get(i) {
+            Some(recipient) => println!("{noun} {} (for {recipient}):\n{key}", i + 1),
+            None => println!("{noun} {}: {key}", i + 1),
         }
-        println!("\nInitial Root Token: {}\n", response.root_token);
+    }
+    if response.root_token_encrypted.is_empty() {
+        println!("\nInitial Root Token: {root_token}\n");
+    } else {
+        println!("\nInitial Root Token (for {token_recipient}):\n{root_token}\n");
+    }
+    if !recipients.is_empty() {
+        println!(
+            "Each key above is encrypted to its holder. A holder saves their block as\n\
+             key.age and enters it with: age -d -i IDENTITY key.age | strongroom unseal\n"
+        );
+    }
+    if recovery {
         println!(
             "strongroom initialized with {} recovery key shares and a recovery key threshold\n\
              of {}. The root key is wrapped by AWS KMS and the daemon is unsealed: it unseals\n\
@@ -207,10 +246,6 @@ pub async fn init(
         );
         return Ok(EXIT_OK);
     }
-    for (i, key) in response.keys_base64.iter().enumerate() {
-        println!("Unseal Key {}: {key}", i + 1);
-    }
-    println!("\nInitial Root Token: {}\n", response.root_token);
     println!(
         "strongroom initialized with {} key shares and a key threshold of {}. Give each\n\
          key to a different trusted operator; any {} of them unseal the store after every\n\
@@ -222,6 +257,33 @@ pub async fn init(
         response.shares.saturating_sub(response.threshold),
     );
     Ok(EXIT_OK)
+}
+
+/// Recipients from `--recipients`: a file of them, one per line (blank lines
+/// and `#` comments skipped), or a comma-separated list.
+pub(super) fn read_recipients(arg: Option<&str>) -> Result<Vec<String>, CliError> {
+    let Some(arg) = arg else {
+        return Ok(Vec::new());
+    };
+    let path = std::path::Path::new(arg);
+    let text = if path.is_file() {
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("cannot read the recipients file {arg}: {e}")))?
+    } else {
+        arg.replace(',', "\n")
+    };
+    let list: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if list.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--recipients {arg:?} names no recipient"
+        )));
+    }
+    Ok(list)
 }
 
 pub async fn status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {

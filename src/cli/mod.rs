@@ -92,6 +92,13 @@ enum ClientCommand {
         /// Recovery keys needed for a quorum (at least 2 when there are several).
         #[arg(long)]
         recovery_threshold: Option<u32>,
+        /// One recipient per key (age1… or "ssh-ed25519 AAAA…"), comma-separated,
+        /// or a file of them one per line: key i is printed encrypted to recipient i.
+        #[arg(long, value_name = "LIST|FILE")]
+        recipients: Option<String>,
+        /// Print the root token encrypted to this recipient.
+        #[arg(long, value_name = "RECIPIENT")]
+        root_token_recipient: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -238,6 +245,8 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
                 key_threshold,
                 recovery_shares,
                 recovery_threshold,
+                recipients,
+                root_token_recipient,
                 format,
             } => {
                 let request = crate::proto::InitRequest {
@@ -245,6 +254,8 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
                     key_threshold,
                     recovery_shares,
                     recovery_threshold,
+                    recipients: commands::read_recipients(recipients.as_deref())?,
+                    root_token_recipient: root_token_recipient.unwrap_or_default(),
                 };
                 commands::init(client, request, format).await
             }

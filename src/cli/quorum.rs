@@ -9,7 +9,7 @@ use tonic::transport::Channel;
 use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
-use super::commands::{print_json, print_table, read_key};
+use super::commands::{print_json, print_table, read_key, read_recipients};
 use super::keys::format_unix;
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, sys_client::SysClient};
@@ -59,6 +59,10 @@ pub struct RekeyArgs {
     /// the new keys, typed back.
     #[arg(long)]
     verify: bool,
+    /// With --init: one recipient per new key (age1… or "ssh-ed25519 AAAA…"),
+    /// comma-separated, or a file of them: key i is printed encrypted to it.
+    #[arg(long, requires = "init", value_name = "LIST|FILE")]
+    recipients: Option<String>,
 }
 
 /// `strongroom generate-root`.
@@ -214,11 +218,13 @@ fn duplicate_note(duplicate: bool) {
 
 pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliError> {
     let verify = args.verify;
+    let recipients = read_recipients(args.recipients.as_deref())?;
     let init = proto::RekeyInitRequest {
         key_shares: args.key_shares,
         key_threshold: args.key_threshold,
         target: args.target.clone().unwrap_or_default(),
         verify,
+        recipients,
     };
     let (step, format) = step(args.quorum, "rekey")?;
     let (mut sys, token) = sys(client_args).await?;
@@ -326,19 +332,34 @@ fn print_new_keys(
             verification_required: bool,
             verification_nonce: &'a str,
         }
+        let encrypted = !response.keys_encrypted.is_empty();
         return print_json(&Complete {
             nonce,
             complete: true,
             keys: &response.keys,
-            keys_base64: &response.keys_base64,
+            keys_base64: if encrypted {
+                &response.keys_encrypted
+            } else {
+                &response.keys_base64
+            },
             t: response.threshold,
             verification_required: response.verification_required,
             verification_nonce: &response.verification_nonce,
         });
     }
-    for (i, key) in response.keys_base64.iter().enumerate() {
-        println!("Key {}: {key}", i + 1);
+    if response.keys_encrypted.is_empty() {
+        for (i, key) in response.keys_base64.iter().enumerate() {
+            println!("Key {}: {key}", i + 1);
+        }
+    } else {
+        for (i, key) in response.keys_encrypted.iter().enumerate() {
+            println!("Key {} (encrypted to recipient {}):\n{key}", i + 1, i + 1);
+        }
     }
+    let count = response
+        .keys_base64
+        .len()
+        .max(response.keys_encrypted.len());
     println!("\nOperation nonce: {nonce}\n");
     if response.verification_required {
         println!(
@@ -346,16 +367,13 @@ fn print_new_keys(
              work until a quorum of the new ones is typed back, so a mistake in handing\n\
              them out cannot lock anyone out. Each holder of a new key runs:\n  \
              strongroom rekey --verify --nonce {}",
-            response.keys_base64.len(),
-            response.threshold,
-            response.verification_nonce
+            count, response.threshold, response.verification_nonce
         );
     } else {
         println!(
             "Rekey complete: {} new keys with a threshold of {} are in force, and the old\n\
              keys are refused from now on. Give each key to a different trusted operator.",
-            response.keys_base64.len(),
-            response.threshold
+            count, response.threshold
         );
     }
     Ok(())

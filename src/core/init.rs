@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::seal_config::{self, RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Core, CoreError, Progress, State, token};
+use super::{Core, CoreError, Progress, State, recipients, token};
 use crate::barrier::keyring::now_unix;
 use crate::barrier::{Barrier, KEYRING_PATH, Keyring, entry};
 use crate::seal::Seal;
@@ -21,7 +21,7 @@ pub const DEFAULT_THRESHOLD: u32 = 3;
 
 /// What init is asked for. Unset values take the defaults (5 shares,
 /// threshold 3, or 1/1 for a single share).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InitParams {
     /// Unseal shares (Shamir seal only).
     pub key_shares: Option<u32>,
@@ -31,6 +31,11 @@ pub struct InitParams {
     pub recovery_shares: Option<u32>,
     /// Recovery threshold (auto-unseal seals only).
     pub recovery_threshold: Option<u32>,
+    /// One age or ssh-ed25519 recipient per share: share i is returned
+    /// encrypted to recipient i. Empty: the shares are returned in the clear.
+    pub recipients: Vec<String>,
+    /// A recipient the root token is returned encrypted to.
+    pub root_token_recipient: Option<String>,
 }
 
 impl InitParams {
@@ -64,6 +69,11 @@ pub struct InitResult {
     pub root_token: SecretString,
     /// The threshold the shares were made for.
     pub threshold: u32,
+    /// The shares encrypted to their recipients (armored age files), when
+    /// recipients were given; then only these leave the daemon.
+    pub armored_shares: Option<Vec<String>>,
+    /// The root token encrypted to its recipient, when one was given.
+    pub armored_root_token: Option<String>,
 }
 
 /// Applies the defaults and checks shares/threshold.
@@ -126,6 +136,19 @@ impl Core {
                 shares_and_threshold(params.recovery_shares, params.recovery_threshold)?
             }
         };
+
+        let noun = match self.seal {
+            Seal::Shamir => "unseal keys",
+            Seal::AwsKms(_) => "recovery keys",
+        };
+        let recipients = (!params.recipients.is_empty())
+            .then(|| recipients::parse_all(&params.recipients, shares, noun))
+            .transpose()?;
+        let token_recipient = params
+            .root_token_recipient
+            .as_deref()
+            .map(recipients::Recipient::parse)
+            .transpose()?;
 
         // A second init while one waits for KMS is refused, not queued.
         let Ok(_lifecycle) = self.lifecycle.try_lock() else {
@@ -198,6 +221,13 @@ impl Core {
         };
         let (root_token, token_entry) =
             token::create(&barrier, &mut batch, vec![token::ROOT_POLICY.into()]);
+        // Encrypted before anything is written, so a failure writes nothing.
+        let armored_shares = recipients
+            .map(|r| recipients::armor_shares(&r, &issued))
+            .transpose()?;
+        let armored_root_token = token_recipient
+            .map(|r| r.armor(format!("{}\n", root_token.expose()).as_bytes()))
+            .transpose()?;
         match self.storage.write(batch).await {
             Ok(()) => {}
             Err(StorageError::Conflict(_)) => return Err(CoreError::AlreadyInitialized),
@@ -245,6 +275,8 @@ impl Core {
             recovery,
             root_token,
             threshold,
+            armored_shares,
+            armored_root_token,
         })
     }
 }

@@ -12,6 +12,7 @@ mod keyring;
 pub mod kv;
 mod migrate;
 mod quorum;
+mod recipients;
 pub mod seal_config;
 mod snapshot;
 pub mod token;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::recipients::{self, Recipient};
 use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use super::unseal::{add_share, decode_share, issued_share, share_noun};
 use super::{Core, CoreError, State, token};
@@ -97,6 +98,8 @@ pub struct RekeyParams {
     pub target: Option<RekeyTarget>,
     /// The new shares take effect only once a quorum of them is typed back.
     pub verify: bool,
+    /// One recipient per new share; empty: the shares are returned in the clear.
+    pub recipients: Vec<String>,
 }
 
 /// Where an operation stands, as its Status call reports it.
@@ -152,6 +155,9 @@ pub enum Completed {
     Rekey {
         /// The new shares.
         shares: Vec<SecretBytes>,
+        /// The new shares encrypted to their recipients, when given; then
+        /// only these leave the daemon.
+        armored: Option<Vec<String>>,
         /// Their threshold.
         threshold: u32,
         /// Set when the shares wait for verification under this nonce.
@@ -190,6 +196,7 @@ struct RekeyPlan {
     threshold: u32,
     target: RekeyTarget,
     verify: bool,
+    recipients: Option<Vec<Recipient>>,
     verification: Option<Verification>,
 }
 
@@ -311,6 +318,9 @@ impl Core {
         });
         shamir::validate(shares, threshold)
             .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
+        let recipients = (!params.recipients.is_empty())
+            .then(|| recipients::parse_all(&params.recipients, shares, "new keys"))
+            .transpose()?;
         self.start(
             Operation::Rekey,
             Kind::Rekey(RekeyPlan {
@@ -318,6 +328,7 @@ impl Core {
                 threshold,
                 target,
                 verify: params.verify,
+                recipients,
                 verification: None,
             }),
         )
@@ -599,6 +610,12 @@ impl Core {
             .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
         let check = ShareCheck::new(&shares);
         let threshold = plan.threshold;
+        // Encrypted before anything is kept or written.
+        let armored = plan
+            .recipients
+            .as_deref()
+            .map(|r| recipients::armor_shares(r, &shares))
+            .transpose()?;
         if plan.verify {
             let verification_nonce = super::init::random_uuid();
             plan.verification = Some(Verification {
@@ -621,6 +638,7 @@ impl Core {
             );
             return Ok(Completed::Rekey {
                 shares,
+                armored,
                 threshold,
                 verification_nonce: Some(verification_nonce),
             });
@@ -629,6 +647,7 @@ impl Core {
             .await?;
         Ok(Completed::Rekey {
             shares,
+            armored,
             threshold,
             verification_nonce: None,
         })
@@ -966,6 +985,7 @@ mod tests {
             threshold: Some(3),
             target: None,
             verify: false,
+            recipients: Vec::new(),
         };
         assert!(matches!(
             core.rekey_init(None, params.clone()).await,
@@ -1016,6 +1036,7 @@ mod tests {
             shares,
             threshold,
             verification_nonce: None,
+            ..
         }) = done.result
         else {
             panic!("no new shares");
@@ -1047,6 +1068,7 @@ mod tests {
                     threshold: Some(2),
                     target: None,
                     verify: true,
+                    recipients: Vec::new(),
                 },
             )
             .await
@@ -1124,6 +1146,7 @@ mod tests {
             threshold: None,
             target: Some(RekeyTarget::Recovery),
             verify: true,
+            recipients: Vec::new(),
         };
         let err = core
             .rekey_init(Some(&store.token), params.clone())
@@ -1257,6 +1280,7 @@ mod tests {
                     threshold: None,
                     target: Some(RekeyTarget::Barrier),
                     verify: false,
+                    recipients: Vec::new(),
                 },
             )
             .await
@@ -1272,6 +1296,7 @@ mod tests {
                     threshold: Some(2),
                     target: None,
                     verify: false,
+                    recipients: Vec::new(),
                 },
             )
             .await

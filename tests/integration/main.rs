@@ -17,6 +17,7 @@ mod lifecycle;
 mod migration;
 mod python;
 mod quorum;
+mod recipients;
 mod secrets;
 mod storage;
 mod systemd;
