@@ -26,7 +26,10 @@ use hyper_util::rt::TokioIo;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use strongroom::proto::{InitRequest, StatusRequest, UnsealRequest, sys_client::SysClient};
+use strongroom::proto::{
+    InitConfirmRequest, InitRequest, InitResponse, StatusRequest, UnsealRequest,
+    sys_client::SysClient,
+};
 use tonic::transport::{Channel, Endpoint};
 
 #[path = "../tests/integration/kms.rs"]
@@ -260,6 +263,20 @@ async fn status_load(channels: Vec<Channel>, seconds: u64, server_pid: u32) -> L
     }
 }
 
+/// Init and its confirmation: the store is written by the second call.
+async fn init_confirmed(
+    sys: &mut SysClient<tonic::transport::Channel>,
+    request: InitRequest,
+) -> InitResponse {
+    let init = sys.init(request).await.expect("init").into_inner();
+    sys.init_confirm(InitConfirmRequest {
+        nonce: init.confirmation_nonce.clone(),
+    })
+    .await
+    .expect("init confirm");
+    init
+}
+
 /// Enters `keys` one by one on one connection.
 async fn unseal_all(channel: Channel, keys: &[String]) {
     let mut sys = SysClient::new(channel);
@@ -356,7 +373,7 @@ fn awskms(
         let (channel, _) = until_answering(&setup.addr, Instant::now()).await;
         let mut sys = SysClient::new(channel);
         let t = Instant::now();
-        sys.init(InitRequest::default()).await.expect("init");
+        init_confirmed(&mut sys, InitRequest::default()).await;
         t.elapsed()
     });
     let init_requests = count_actions(&proxy.requests());
@@ -469,14 +486,15 @@ fn main() {
     let keys = runtime.block_on(async {
         let (channel, _) = until_answering(&plain.addr, Instant::now()).await;
         let mut sys = SysClient::new(channel);
-        sys.init(InitRequest {
-            key_shares: Some(5),
-            key_threshold: Some(3),
-            ..Default::default()
-        })
+        init_confirmed(
+            &mut sys,
+            InitRequest {
+                key_shares: Some(5),
+                key_threshold: Some(3),
+                ..Default::default()
+            },
+        )
         .await
-        .expect("init")
-        .into_inner()
         .keys
     });
     stop(child);
@@ -596,16 +614,16 @@ fn main() {
                 .await
                 .expect("connect");
             let mut sys = SysClient::new(channel.clone());
-            let keys = sys
-                .init(InitRequest {
+            let keys = init_confirmed(
+                &mut sys,
+                InitRequest {
                     key_shares: Some(1),
                     key_threshold: Some(1),
                     ..Default::default()
-                })
-                .await
-                .expect("init")
-                .into_inner()
-                .keys;
+                },
+            )
+            .await
+            .keys;
             unseal_all(channel, &keys).await;
         });
         idle_rss(

@@ -9,6 +9,9 @@
 //! - `before-commit-N`, `after-commit-N`: around its N-th storage commit
 //!   (after `after-commit-N` the batch is durable).
 //!
+//! `STRONGROOM_FAILPOINT=list` aborts nowhere and prints `failpoint passed:
+//! <operation>:<point>` at every boundary, so a test can enumerate them.
+//!
 //! Operations name themselves with [`scope`] (`init`, `rekey`, `rotate`, …);
 //! the storage and KMS wrappers count the calls made inside the scope, so
 //! every boundary of every operation is reachable without naming each call
@@ -100,7 +103,9 @@ mod enabled {
 
     fn crash_if_target(operation: &str, side: &str, what: &str, n: u32) {
         let point = format!("{operation}:{side}-{what}-{n}");
-        if Some(point.as_str()) == target() {
+        if target() == Some("list") {
+            eprintln!("failpoint passed: {point}");
+        } else if Some(point.as_str()) == target() {
             eprintln!("failpoint {point}: aborting");
             std::process::abort();
         }

@@ -36,6 +36,7 @@ fn rekey_status(s: core::QuorumStatus) -> proto::RekeyStatusResponse {
         response.verification_required = r.verification_required;
         response.verification_nonce = r.verification_nonce;
         response.verification_progress = r.verification_progress;
+        response.confirmation_required = r.confirmation_required;
     }
     response
 }
@@ -96,6 +97,7 @@ pub async fn rekey_update(
         armored,
         threshold,
         verification_nonce,
+        confirmation_nonce,
     }) = result
     {
         // The one place new shares leave the daemon.
@@ -110,6 +112,7 @@ pub async fn rekey_update(
         response.threshold = threshold;
         response.verification_required = verification_nonce.is_some();
         response.verification_nonce = verification_nonce.unwrap_or_default();
+        response.confirmation_nonce = confirmation_nonce.unwrap_or_default();
     }
     Ok(Response::new(response))
 }
@@ -129,6 +132,16 @@ pub async fn rekey_verify_update(
         duplicate: outcome.duplicate,
         complete: matches!(outcome.result, Some(Completed::Verified)),
     }))
+}
+
+pub async fn rekey_confirm(
+    core: &Core,
+    request: Request<proto::RekeyConfirmRequest>,
+) -> Result<Response<proto::RekeyConfirmResponse>, Status> {
+    core.rekey_confirm(&request.into_inner().nonce)
+        .await
+        .map_err(status)?;
+    Ok(Response::new(proto::RekeyConfirmResponse {}))
 }
 
 pub async fn rekey_status_of(

@@ -103,6 +103,7 @@ impl Sys for SysService {
         let mut response = proto::InitResponse {
             shares: u32::try_from(result.shares.len()).unwrap_or(u32::MAX),
             threshold: result.threshold,
+            confirmation_nonce: result.confirmation_nonce.clone(),
             ..proto::InitResponse::default()
         };
         match result.armored_root_token {
@@ -135,6 +136,17 @@ impl Sys for SysService {
             response.keys_base64 = base64;
         }
         Ok(Response::new(response))
+    }
+
+    async fn init_confirm(
+        &self,
+        request: Request<proto::InitConfirmRequest>,
+    ) -> Result<Response<proto::InitConfirmResponse>, Status> {
+        self.core
+            .init_confirm(&request.into_inner().nonce)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::InitConfirmResponse {}))
     }
 
     async fn status(
@@ -271,6 +283,13 @@ impl Sys for SysService {
         request: Request<proto::RekeyUpdateRequest>,
     ) -> Result<Response<proto::RekeyUpdateResponse>, Status> {
         quorum::rekey_update(&self.core, request).await
+    }
+
+    async fn rekey_confirm(
+        &self,
+        request: Request<proto::RekeyConfirmRequest>,
+    ) -> Result<Response<proto::RekeyConfirmResponse>, Status> {
+        quorum::rekey_confirm(&self.core, request).await
     }
 
     async fn rekey_cancel(

@@ -172,6 +172,31 @@ pub async fn init(
         .await
         .map_err(|s| client::failed(s, false))?
         .into_inner();
+    print_init(&response, format, &recipients, &token_recipient)?;
+    // Confirmed only once printed: until then nothing is written, so a lost
+    // answer can never leave a store whose keys nobody has.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    sys.init_confirm(proto::InitConfirmRequest {
+        nonce: response.confirmation_nonce.clone(),
+    })
+    .await
+    .map_err(|s| {
+        CliError::Failed(format!(
+            "the keys above were printed, but confirming the init failed ({}); if `strongroom status` says initialized they are the store's keys, otherwise run init again",
+            s.message()
+        ))
+    })?;
+    Ok(EXIT_OK)
+}
+
+/// Prints init's keys and token, as `bao operator init` does.
+fn print_init(
+    response: &proto::InitResponse,
+    format: Format,
+    recipients: &[String],
+    token_recipient: &str,
+) -> Result<(), CliError> {
     let recovery =
         !response.recovery_keys.is_empty() || !response.recovery_keys_encrypted.is_empty();
     // With recipients the shares are armored age files, shown where the
@@ -211,7 +236,7 @@ pub async fn init(
             recovery_keys_threshold: recovery_counts.1,
             root_token,
         })?;
-        return Ok(EXIT_OK);
+        return Ok(());
     }
     let (noun, keys) = if recovery {
         ("Recovery Key", recovery_b64)
@@ -244,7 +269,7 @@ pub async fn init(
              `strongroom seal`. Give each to a different trusted operator.",
             response.shares, response.threshold, response.threshold,
         );
-        return Ok(EXIT_OK);
+        return Ok(());
     }
     println!(
         "strongroom initialized with {} key shares and a key threshold of {}. Give each\n\
@@ -256,7 +281,7 @@ pub async fn init(
         response.threshold,
         response.shares.saturating_sub(response.threshold),
     );
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// Recipients from `--recipients`: a file of them, one per line (blank lines

@@ -302,7 +302,29 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
                 .into_inner();
             duplicate_note(response.duplicate);
             if response.complete {
+                // Printed before confirming: once confirmed they are the only
+                // keys, so they must already be on the operator's screen.
                 print_new_keys(&nonce, &response, format)?;
+                if !response.confirmation_nonce.is_empty() {
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                    sys.rekey_confirm(proto::RekeyConfirmRequest {
+                        nonce: response.confirmation_nonce.clone(),
+                    })
+                    .await
+                    .map_err(|s| {
+                        CliError::Failed(format!(
+                            "the new keys above were printed, but confirming them failed ({}); keep both the old and the new keys until an unseal shows which are in force",
+                            s.message()
+                        ))
+                    })?;
+                    if format == Format::Table {
+                        println!(
+                            "Rekey complete: the new keys are in force, and the old keys are refused from now on.\n\
+                             Give each key to a different trusted operator."
+                        );
+                    }
+                }
             } else {
                 let status = response.status.unwrap_or_default();
                 print_status(
@@ -331,6 +353,9 @@ fn print_new_keys(
             t: u32,
             verification_required: bool,
             verification_nonce: &'a str,
+            /// Without verification the CLI confirms next; exit 0 means they
+            /// are in force.
+            confirmation_required: bool,
         }
         let encrypted = !response.keys_encrypted.is_empty();
         return print_json(&Complete {
@@ -345,6 +370,7 @@ fn print_new_keys(
             t: response.threshold,
             verification_required: response.verification_required,
             verification_nonce: &response.verification_nonce,
+            confirmation_required: !response.confirmation_nonce.is_empty(),
         });
     }
     if response.keys_encrypted.is_empty() {
@@ -371,8 +397,7 @@ fn print_new_keys(
         );
     } else {
         println!(
-            "Rekey complete: {} new keys with a threshold of {} are in force, and the old\n\
-             keys are refused from now on. Give each key to a different trusted operator.",
+            "{} new keys with a threshold of {}. Confirming that they reached this terminal…",
             count, response.threshold
         );
     }

@@ -386,7 +386,7 @@ impl Core {
             self.report().key_move = Some(message);
             return true;
         }
-        match self.rewrap(kms).await {
+        match crate::failpoint::scope("rewrap", self.rewrap(kms)).await {
             Ok(arn) => {
                 tracing::info!(
                     from = %stored,
@@ -517,7 +517,7 @@ mod tests {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
         let kms = Arc::new(FakeKms::new());
         let core = open(&storage, &kms).await;
-        let init = core.init(InitParams::recovery(5, 3)).await.unwrap();
+        let init = core.init_and_confirm(InitParams::recovery(5, 3)).await.unwrap();
         (storage, kms, init)
     }
 
@@ -526,7 +526,7 @@ mod tests {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
         let kms = Arc::new(FakeKms::new());
         let core = open(&storage, &kms).await;
-        let refused = core.init(InitParams::shamir(5, 3)).await.err().unwrap();
+        let refused = core.init_and_confirm(InitParams::shamir(5, 3)).await.err().unwrap();
         assert!(
             refused.to_string().contains("--recovery-shares"),
             "{refused}"
@@ -536,7 +536,7 @@ mod tests {
             KmsErrorKind::Denied,
             "KMS denied Encrypt on key k: no kms:Encrypt",
         ));
-        let err = core.init(InitParams::default()).await.err().unwrap();
+        let err = core.init_and_confirm(InitParams::default()).await.err().unwrap();
         assert_eq!(
             err,
             CoreError::KmsRefused("KMS denied Encrypt on key k: no kms:Encrypt".into())
@@ -548,7 +548,7 @@ mod tests {
         assert_eq!(core.phase(), Phase::Uninitialized);
 
         let before = kms.calls().len();
-        let init = core.init(InitParams::default()).await.unwrap();
+        let init = core.init_and_confirm(InitParams::default()).await.unwrap();
         assert!(init.recovery);
         assert_eq!((init.shares.len(), init.threshold), (5, 3));
         assert_eq!(kms.calls()[before..], ["Encrypt", "Encrypt", "Decrypt"]);

@@ -74,6 +74,20 @@ pub struct InitResult {
     pub armored_shares: Option<Vec<String>>,
     /// The root token encrypted to its recipient, when one was given.
     pub armored_root_token: Option<String>,
+    /// Nothing is written until the client that received the keys sends
+    /// this back ([`Core::init_confirm`]).
+    pub confirmation_nonce: String,
+}
+
+/// An init made and waiting for its receiver's confirmation: every KMS call
+/// is done and the one batch is ready; nothing is written.
+pub(super) struct PendingInit {
+    nonce: String,
+    batch: Batch,
+    config: SealConfig,
+    barrier: Barrier,
+    kms_key_arn: Option<String>,
+    accessor: String,
 }
 
 /// Applies the defaults and checks shares/threshold.
@@ -108,13 +122,102 @@ pub(crate) fn random_uuid() -> String {
 }
 
 impl Core {
-    /// Creates the root key, keyring, shares and root token, and writes
-    /// everything in one atomic batch. With the Shamir seal the daemon stays
-    /// sealed; with awskms every KMS call happens before the first storage
-    /// write (so a KMS refusal leaves storage untouched) and the daemon ends
-    /// unsealed.
+    /// Makes the root key, keyring, shares and root token, and with awskms
+    /// makes every KMS call, but writes nothing: the result is kept until
+    /// the client that received the keys confirms ([`Core::init_confirm`]),
+    /// so a lost answer or a crash can never leave an initialized store whose
+    /// keys nobody has. A new init replaces one that was not confirmed.
     pub async fn init(&self, params: InitParams) -> Result<InitResult, CoreError> {
         crate::failpoint::scope("init", self.init_inner(params)).await
+    }
+
+    /// Writes a made init in one atomic batch. With the Shamir seal the
+    /// daemon is then sealed; with awskms, unsealed.
+    pub async fn init_confirm(&self, nonce: &str) -> Result<(), CoreError> {
+        crate::failpoint::scope("init", self.init_commit(nonce)).await
+    }
+
+    fn pending_init(&self) -> std::sync::MutexGuard<'_, Option<PendingInit>> {
+        self.pending_init
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn init_commit(&self, nonce: &str) -> Result<(), CoreError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        if !matches!(&*self.read(), State::Uninitialized) {
+            return Err(CoreError::AlreadyInitialized);
+        }
+        let pending = {
+            let mut slot = self.pending_init();
+            match slot.as_ref() {
+                None => {
+                    return Err(CoreError::FailedPrecondition(
+                        "no init is waiting for confirmation; run init".into(),
+                    ));
+                }
+                Some(p) if !crate::secret::ct_eq(p.nonce.as_bytes(), nonce.trim().as_bytes()) => {
+                    return Err(CoreError::InvalidArgument(
+                        "the confirmation nonce does not match the init waiting for it (another init replaced it?)".into(),
+                    ));
+                }
+                Some(_) => slot.take(),
+            }
+        };
+        let Some(pending) = pending else {
+            return Err(CoreError::FailedPrecondition(
+                "no init is waiting for confirmation; run init".into(),
+            ));
+        };
+        match self.storage.write(pending.batch).await {
+            Ok(()) => {}
+            Err(StorageError::Conflict(_)) => return Err(CoreError::AlreadyInitialized),
+            Err(e) => return Err(e.into()),
+        }
+        let config = Arc::new(pending.config);
+        let (shares, threshold) = (config.secret_shares, config.secret_threshold);
+        if let Some(arn) = pending.kms_key_arn {
+            tracing::info!(
+                recovery_shares = shares,
+                recovery_threshold = threshold,
+                cluster_id = %config.cluster_id,
+                kms_key_arn = %arn,
+                root_token_accessor = %pending.accessor,
+                "initialized; the root key is wrapped by KMS and the daemon is unsealed"
+            );
+            {
+                let mut report = self.report();
+                report.key_arn = arn;
+                report.auto_unseal = AutoUnsealStatus {
+                    state: AutoUnsealState::Unsealed,
+                    ..AutoUnsealStatus::default()
+                };
+            }
+            self.set_state(State::Unsealed {
+                config,
+                barrier: Arc::new(pending.barrier),
+            });
+        } else {
+            tracing::info!(
+                shares,
+                threshold,
+                cluster_id = %config.cluster_id,
+                root_token_accessor = %pending.accessor,
+                "initialized; the daemon is sealed until a quorum of unseal keys is entered"
+            );
+            self.set_state(State::Sealed {
+                config,
+                progress: Progress::default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Init and its confirmation in one step, for `--dev` and tests.
+    pub async fn init_and_confirm(&self, params: InitParams) -> Result<InitResult, CoreError> {
+        let result = self.init(params).await?;
+        self.init_confirm(&result.confirmation_nonce).await?;
+        Ok(result)
     }
 
     async fn init_inner(&self, params: InitParams) -> Result<InitResult, CoreError> {
@@ -221,55 +324,30 @@ impl Core {
         };
         let (root_token, token_entry) =
             token::create(&barrier, &mut batch, vec![token::ROOT_POLICY.into()]);
-        // Encrypted before anything is written, so a failure writes nothing.
+        // Encrypted before anything is kept, so a failure leaves nothing.
         let armored_shares = recipients
             .map(|r| recipients::armor_shares(&r, &issued))
             .transpose()?;
         let armored_root_token = token_recipient
             .map(|r| r.armor(format!("{}\n", root_token.expose()).as_bytes()))
             .transpose()?;
-        match self.storage.write(batch).await {
-            Ok(()) => {}
-            Err(StorageError::Conflict(_)) => return Err(CoreError::AlreadyInitialized),
-            Err(e) => return Err(e.into()),
-        }
-
-        let config = Arc::new(config);
         let recovery = kms_key_arn.is_some();
-        if let Some(arn) = kms_key_arn {
-            tracing::info!(
-                recovery_shares = shares,
-                recovery_threshold = threshold,
-                cluster_id = %config.cluster_id,
-                kms_key_arn = %arn,
-                root_token_accessor = %token_entry.accessor,
-                "initialized; the root key is wrapped by KMS and the daemon is unsealed"
-            );
-            {
-                let mut report = self.report();
-                report.key_arn = arn;
-                report.auto_unseal = AutoUnsealStatus {
-                    state: AutoUnsealState::Unsealed,
-                    ..AutoUnsealStatus::default()
-                };
-            }
-            self.set_state(State::Unsealed {
+        let confirmation_nonce = random_uuid();
+        if self
+            .pending_init()
+            .replace(PendingInit {
+                nonce: confirmation_nonce.clone(),
+                batch,
                 config,
-                barrier: Arc::new(barrier),
-            });
-        } else {
-            tracing::info!(
-                shares,
-                threshold,
-                cluster_id = %config.cluster_id,
-                root_token_accessor = %token_entry.accessor,
-                "initialized; the daemon is sealed until a quorum of unseal keys is entered"
-            );
-            self.set_state(State::Sealed {
-                config,
-                progress: Progress::default(),
-            });
+                barrier,
+                kms_key_arn,
+                accessor: token_entry.accessor,
+            })
+            .is_some()
+        {
+            tracing::info!("an init that was never confirmed was replaced by a new one");
         }
+        tracing::info!("init made the keys; they are written once the client that received them confirms");
         Ok(InitResult {
             shares: issued,
             recovery,
@@ -277,6 +355,7 @@ impl Core {
             threshold,
             armored_shares,
             armored_root_token,
+            confirmation_nonce,
         })
     }
 }
@@ -350,7 +429,23 @@ mod tests {
         )
         .await
         .unwrap();
+        let first = core.init(InitParams::default()).await.unwrap();
+        assert!(
+            storage.list("").await.unwrap().is_empty(),
+            "written before the confirmation"
+        );
+        assert!(!core.status().initialized);
+        // Another init replaces one that was never confirmed.
         let init = core.init(InitParams::default()).await.unwrap();
+        assert!(matches!(
+            core.init_confirm(&first.confirmation_nonce).await,
+            Err(CoreError::InvalidArgument(_))
+        ));
+        core.init_confirm(&init.confirmation_nonce).await.unwrap();
+        assert!(matches!(
+            core.init_confirm(&init.confirmation_nonce).await,
+            Err(CoreError::AlreadyInitialized)
+        ));
         assert_eq!(init.shares.len(), 5);
         assert_eq!(init.threshold, 3);
         let keys = storage.list("").await.unwrap();

@@ -179,6 +179,8 @@ pub struct Core {
     usage_recorded: AtomicU64,
     /// Quorum operations under way (rekey, rotate-root, generate-root).
     attempts: std::sync::Mutex<quorum::Attempts>,
+    /// An init made and waiting for its receiver's confirmation.
+    pending_init: std::sync::Mutex<Option<init::PendingInit>>,
 }
 
 impl Core {
@@ -249,6 +251,7 @@ impl Core {
             kms_report: std::sync::Mutex::new(report),
             usage_recorded: AtomicU64::new(0),
             attempts: std::sync::Mutex::default(),
+            pending_init: std::sync::Mutex::default(),
         }))
     }
 
@@ -472,11 +475,11 @@ mod tests {
     #[tokio::test]
     async fn init_unseal_seal_cycle() {
         let core = core().await;
-        let init = core.init(InitParams::shamir(5, 3)).await.unwrap();
+        let init = core.init_and_confirm(InitParams::shamir(5, 3)).await.unwrap();
         assert_eq!(init.shares.len(), 5);
         assert_eq!(core.phase(), Phase::Sealed);
         assert_eq!(
-            core.init(InitParams::default()).await.err(),
+            core.init_and_confirm(InitParams::default()).await.err(),
             Some(CoreError::AlreadyInitialized)
         );
 

@@ -3,8 +3,12 @@
 //! together by a nonce, as `vault operator rekey` does:
 //!
 //! - **rekey**: new shares with a new count and threshold (the unseal keys, or
-//!   the recovery keys with awskms); with `verify`, the new shares take effect
-//!   only once a quorum of them has been typed back;
+//!   the recovery keys with awskms). The new shares take effect only once it
+//!   is known that someone holds them: the client that received them
+//!   confirms (`RekeyConfirm`, which the CLI sends as soon as it has printed
+//!   them), or, with `verify`, a quorum of them is typed back. A crash or a
+//!   lost answer before that leaves the old shares in force, so no rekey can
+//!   leave a store whose shares nobody has;
 //! - **rotate-root**: a new root key re-encrypts the keyring;
 //! - **generate-root**: a new root token, returned XORed with a one-time pad
 //!   the client made, so it never crosses the wire in the clear.
@@ -132,6 +136,9 @@ pub struct RekeyStatus {
     pub verify: bool,
     /// The new shares were issued and wait to be typed back.
     pub verification_required: bool,
+    /// The new shares were issued and wait for the receiving client's
+    /// confirmation.
+    pub confirmation_required: bool,
     /// The verification's nonce (root token only, and the last Update).
     pub verification_nonce: String,
     /// New shares typed back so far.
@@ -151,7 +158,8 @@ pub struct QuorumOutcome {
 
 /// What a completed quorum hands back, once.
 pub enum Completed {
-    /// New shares; in force now unless `verification_nonce` is set.
+    /// New shares, pending: in force once confirmed with
+    /// `confirmation_nonce`, or verified under `verification_nonce`.
     Rekey {
         /// The new shares.
         shares: Vec<SecretBytes>,
@@ -162,8 +170,12 @@ pub enum Completed {
         threshold: u32,
         /// Set when the shares wait for verification under this nonce.
         verification_nonce: Option<String>,
+        /// Set when the shares wait for the receiver's confirmation with
+        /// this nonce (a rekey without verification).
+        confirmation_nonce: Option<String>,
     },
-    /// A rekey's verification completed: the new shares are in force.
+    /// A rekey's verification or confirmation completed: the new shares are
+    /// in force.
     Verified,
     /// The root key was replaced.
     RotatedRoot,
@@ -200,12 +212,16 @@ struct RekeyPlan {
     verification: Option<Verification>,
 }
 
-/// New shares issued and waiting to be typed back.
+/// New shares issued and waiting to be typed back (`verify`) or confirmed
+/// by the client that received them.
 struct Verification {
     nonce: String,
     new_key: SecretKey,
     check: ShareCheck,
     entered: Vec<SecretBytes>,
+    /// A quorum of the new shares must be typed back; otherwise the
+    /// receiver's confirmation commits.
+    by_quorum: bool,
 }
 
 /// The operations under way, one slot per kind.
@@ -438,7 +454,14 @@ impl Core {
                     new_threshold: plan.threshold,
                     target: plan.target,
                     verify: plan.verify,
-                    verification_required: plan.verification.is_some(),
+                    verification_required: plan
+                        .verification
+                        .as_ref()
+                        .is_some_and(|v| v.by_quorum),
+                    confirmation_required: plan
+                        .verification
+                        .as_ref()
+                        .is_some_and(|v| !v.by_quorum),
                     verification_nonce: plan
                         .verification
                         .as_ref()
@@ -478,6 +501,7 @@ impl Core {
                 verification: Some(v),
                 ..
             }) = &attempt.kind
+                && v.by_quorum
             {
                 if let Ok(new_share) = decode_share(key, v.share_len(), "key")
                     && v.check.is_issued(new_share.expose())
@@ -488,6 +512,15 @@ impl Core {
                 }
                 return Err(CoreError::FailedPrecondition(
                     "the rekey has issued its new keys and waits for them to be verified: enter the new keys with `strongroom rekey --verify --nonce …`, or cancel the rekey".into(),
+                ));
+            }
+            if let Kind::Rekey(RekeyPlan {
+                verification: Some(_),
+                ..
+            }) = &attempt.kind
+            {
+                return Err(CoreError::FailedPrecondition(
+                    "the rekey has issued its new keys and waits for the client that received them to confirm; cancel it to start again".into(),
                 ));
             }
             issued_share(key, &config)?
@@ -587,7 +620,7 @@ impl Core {
         let attempt = taken.ok_or_else(|| none_under_way(op))?;
         match attempt.kind {
             Kind::Rekey(plan) => {
-                self.rekey_with(op, attempt.nonce, attempt.started_unix, plan, &current)
+                self.rekey_with(op, attempt.nonce, attempt.started_unix, plan)
                     .await
             }
             Kind::RotateRoot => self.rotate_root_with(&current, &barrier, &quorum_key).await,
@@ -595,62 +628,95 @@ impl Core {
         }
     }
 
-    /// Makes the new shares; commits them now, or keeps them pending
-    /// verification.
+    /// Makes the new shares and keeps them pending: they are committed when
+    /// the receiving client confirms, or when a quorum of them is verified.
     async fn rekey_with(
         &self,
         op: Operation,
         nonce: String,
         started_unix: u64,
         mut plan: RekeyPlan,
-        config: &SealConfig,
     ) -> Result<Completed, CoreError> {
         let new_key = SecretKey::generate();
         let shares = shamir::split(&new_key, plan.shares, plan.threshold)
             .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
         let check = ShareCheck::new(&shares);
         let threshold = plan.threshold;
-        // Encrypted before anything is kept or written.
+        // Encrypted before anything is kept.
         let armored = plan
             .recipients
             .as_deref()
             .map(|r| recipients::armor_shares(r, &shares))
             .transpose()?;
-        if plan.verify {
-            let verification_nonce = super::init::random_uuid();
-            plan.verification = Some(Verification {
-                nonce: verification_nonce.clone(),
-                new_key,
-                check,
-                entered: Vec::new(),
-            });
-            *self.attempts().slot(op) = Some(Attempt {
-                nonce,
-                started_unix,
-                last_progress: Instant::now(),
-                shares: Vec::new(),
-                kind: Kind::Rekey(plan),
-            });
-            tracing::info!(
-                shares = shares.len(),
-                threshold,
-                "rekey: new keys issued; they take effect once a quorum of them is verified"
-            );
-            return Ok(Completed::Rekey {
-                shares,
-                armored,
-                threshold,
-                verification_nonce: Some(verification_nonce),
-            });
-        }
-        self.commit_rekey(config, plan.shares, threshold, &new_key, check)
-            .await?;
+        let pending_nonce = super::init::random_uuid();
+        plan.verification = Some(Verification {
+            nonce: pending_nonce.clone(),
+            new_key,
+            check,
+            entered: Vec::new(),
+            by_quorum: plan.verify,
+        });
+        let by_quorum = plan.verify;
+        *self.attempts().slot(op) = Some(Attempt {
+            nonce,
+            started_unix,
+            last_progress: Instant::now(),
+            shares: Vec::new(),
+            kind: Kind::Rekey(plan),
+        });
+        tracing::info!(
+            shares = shares.len(),
+            threshold,
+            "rekey: new keys issued; they take effect once {}",
+            if by_quorum {
+                "a quorum of them is verified"
+            } else {
+                "the client that received them confirms"
+            }
+        );
+        let (verification_nonce, confirmation_nonce) = if by_quorum {
+            (Some(pending_nonce), None)
+        } else {
+            (None, Some(pending_nonce))
+        };
         Ok(Completed::Rekey {
             shares,
             armored,
             threshold,
-            verification_nonce: None,
+            verification_nonce,
+            confirmation_nonce,
         })
+    }
+
+    /// The client that received a rekey's new shares confirms it has them:
+    /// they take effect. Needs the confirmation nonce returned with them.
+    pub async fn rekey_confirm(&self, confirmation_nonce: &str) -> Result<(), CoreError> {
+        let (config, _) = self.unsealed()?;
+        {
+            let mut attempts = self.attempts();
+            let op = Operation::Rekey;
+            let attempt = attempts.slot(op).as_mut().ok_or_else(|| none_under_way(op))?;
+            let Kind::Rekey(RekeyPlan {
+                verification: Some(pending),
+                ..
+            }) = &attempt.kind
+            else {
+                return Err(CoreError::FailedPrecondition(
+                    "the rekey under way has not issued new keys yet".into(),
+                ));
+            };
+            if pending.by_quorum {
+                return Err(CoreError::FailedPrecondition(
+                    "this rekey was started with --verify: a quorum of its new keys must be typed back with `strongroom rekey --verify --nonce …`".into(),
+                ));
+            }
+            if !ct_eq(pending.nonce.as_bytes(), confirmation_nonce.trim().as_bytes()) {
+                return Err(CoreError::InvalidArgument(
+                    "the confirmation nonce does not match the rekey under way".into(),
+                ));
+            }
+        }
+        failpoint::scope("rekey-commit", self.commit_pending_rekey(&config, false)).await
     }
 
     /// Writes new shares' seal config with what the new key protects (the
@@ -726,9 +792,9 @@ impl Core {
                 return Err(none_under_way(op));
             };
             let threshold = plan.threshold;
-            let Some(verification) = plan.verification.as_mut() else {
+            let Some(verification) = plan.verification.as_mut().filter(|v| v.by_quorum) else {
                 return Err(CoreError::FailedPrecondition(
-                    "the rekey under way has not issued new keys to verify yet: it needs a quorum of the current keys first".into(),
+                    "the rekey under way has no new keys to verify: it needs a quorum of the current keys first, and --verify at its start".into(),
                 ));
             };
             if !ct_eq(
@@ -766,7 +832,7 @@ impl Core {
                 result: None,
             });
         }
-        failpoint::scope("rekey-verify", self.finish_verification(&config))
+        failpoint::scope("rekey-commit", self.commit_pending_rekey(&config, true))
             .await
             .map(|()| QuorumOutcome {
                 status: self.quorum_status(op, false),
@@ -775,7 +841,9 @@ impl Core {
             })
     }
 
-    async fn finish_verification(&self, config: &SealConfig) -> Result<(), CoreError> {
+    /// Commits a rekey's pending shares; `verified` when a quorum of them
+    /// was typed back (their combination must give the new key).
+    async fn commit_pending_rekey(&self, config: &SealConfig, verified: bool) -> Result<(), CoreError> {
         let _lifecycle = self.lifecycle.lock().await;
         let op = Operation::Rekey;
         let Some(attempt) = self.attempts().slot(op).take() else {
@@ -790,13 +858,15 @@ impl Core {
         else {
             return Err(none_under_way(op));
         };
-        let combined = shamir::combine(&verification.entered).map_err(|_| {
-            CoreError::Internal("the new keys did not combine; start the rekey again".into())
-        })?;
-        if !ct_eq(combined.expose(), verification.new_key.expose()) {
-            return Err(CoreError::Internal(
-                "the new keys combined into a different key than the rekey made; start the rekey again".into(),
-            ));
+        if verified {
+            let combined = shamir::combine(&verification.entered).map_err(|_| {
+                CoreError::Internal("the new keys did not combine; start the rekey again".into())
+            })?;
+            if !ct_eq(combined.expose(), verification.new_key.expose()) {
+                return Err(CoreError::Internal(
+                    "the new keys combined into a different key than the rekey made; start the rekey again".into(),
+                ));
+            }
         }
         self.commit_rekey(
             config,
@@ -938,7 +1008,7 @@ mod tests {
         let core = Core::open(storage, Seal::Shamir, Options::default())
             .await
             .unwrap();
-        let init = core.init(InitParams::shamir(n, t)).await.unwrap();
+        let init = core.init_and_confirm(InitParams::shamir(n, t)).await.unwrap();
         let shares: Vec<String> = init
             .shares
             .iter()
@@ -1036,14 +1106,27 @@ mod tests {
             shares,
             threshold,
             verification_nonce: None,
+            confirmation_nonce: Some(confirmation),
             ..
         }) = done.result
         else {
             panic!("no new shares");
         };
         assert_eq!((shares.len(), threshold), (5, 3));
-        assert!(!done.status.started, "the rekey is over");
+        assert!(done.status.rekey.unwrap().confirmation_required);
         let new: Vec<String> = shares.iter().map(|s| hex::encode(s.expose())).collect();
+        // Not in force until the receiver confirms.
+        assert_eq!(core.status().shares, 3);
+        assert!(matches!(
+            core.rekey_confirm("not-it").await,
+            Err(CoreError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            core.rekey_verify_update(&confirmation, &new[0]).await,
+            Err(CoreError::FailedPrecondition(_))
+        ));
+        core.rekey_confirm(&confirmation).await.unwrap();
+        assert!(!core.quorum_status_for(Operation::Rekey, None).await.started, "the rekey is over");
 
         // Old shares are refused from now on; three new ones unseal.
         core.seal(Some(&store.token)).await.unwrap();
@@ -1185,6 +1268,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unconfirmed_rekey_leaves_the_old_keys() {
+        let store = shamir(3, 2).await;
+        let core = &store.core;
+        let nonce = core
+            .rekey_init(
+                Some(&store.token),
+                RekeyParams {
+                    shares: Some(2),
+                    threshold: Some(2),
+                    target: None,
+                    verify: false,
+                    recipients: Vec::new(),
+                },
+            )
+            .await
+            .unwrap()
+            .nonce;
+        let done = enter(core, Operation::Rekey, &nonce, &store.shares[..2]).await;
+        assert!(matches!(done.result, Some(Completed::Rekey { .. })));
+        // The answer was lost: no confirmation. A seal forgets the rekey.
+        reseal_with(core, &store.token, &store.shares[1..3]).await.unwrap();
+        assert!(!core.quorum_status_for(Operation::Rekey, None).await.started);
+        assert_eq!(core.status().shares, 3);
+    }
+
+    #[tokio::test]
     async fn rotate_root_keeps_the_shares_and_the_data() {
         let store = shamir(3, 2).await;
         let core = &store.core;
@@ -1265,7 +1374,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let init = core.init(InitParams::recovery(3, 2)).await.unwrap();
+        let init = core.init_and_confirm(InitParams::recovery(3, 2)).await.unwrap();
         let token = init.root_token.expose().to_string();
         let recovery: Vec<String> = init
             .shares
@@ -1304,9 +1413,15 @@ mod tests {
             .nonce;
         let before = kms.calls().len();
         let done = enter(&core, Operation::Rekey, &nonce, &recovery[..2]).await;
-        let Some(Completed::Rekey { shares, .. }) = done.result else {
+        let Some(Completed::Rekey {
+            shares,
+            confirmation_nonce: Some(confirmation),
+            ..
+        }) = done.result
+        else {
             panic!("no new recovery keys");
         };
+        core.rekey_confirm(&confirmation).await.unwrap();
         assert_eq!(
             kms.calls()[before..],
             ["Decrypt", "Encrypt", "Decrypt"],

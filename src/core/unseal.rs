@@ -346,7 +346,7 @@ mod tests {
         .await
         .unwrap();
         let init = core
-            .init(crate::core::InitParams::shamir(5, 3))
+            .init_and_confirm(crate::core::InitParams::shamir(5, 3))
             .await
             .unwrap();
         let first = hex::encode(init.shares[0].expose());
@@ -389,7 +389,7 @@ mod tests {
         .await
         .unwrap();
         let init = core
-            .init(crate::core::InitParams::shamir(3, 2))
+            .init_and_confirm(crate::core::InitParams::shamir(3, 2))
             .await
             .unwrap();
         let mut batch = crate::storage::Batch::new();

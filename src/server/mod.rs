@@ -269,7 +269,7 @@ pub async fn serve(
 
 /// `--dev`: init with one share and unseal with it, then print both.
 async fn dev_init(core: &Core) -> Result<(), ServerError> {
-    let init = core.init(InitParams::shamir(1, 1)).await?;
+    let init = core.init_and_confirm(InitParams::shamir(1, 1)).await?;
     let key = STANDARD.encode(init.shares[0].expose());
     core.unseal(&key).await?;
     println!(

@@ -128,6 +128,21 @@ fn grpc_codes_match_the_contract() {
             .unwrap()
             .into_inner();
         assert_eq!((init.shares, init.threshold), (5, 3));
+        // Nothing is written until the receiver confirms.
+        let status = sys.status(proto::StatusRequest {}).await.unwrap().into_inner();
+        assert!(!status.initialized);
+        let err = sys
+            .init_confirm(proto::InitConfirmRequest {
+                nonce: "not-the-nonce".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        sys.init_confirm(proto::InitConfirmRequest {
+            nonce: init.confirmation_nonce.clone(),
+        })
+        .await
+        .unwrap();
         let err = sys.init(proto::InitRequest::default()).await.unwrap_err();
         assert_eq!(err.code(), Code::FailedPrecondition);
         assert_eq!(err.message(), "strongroom is already initialized");
