@@ -517,7 +517,10 @@ mod tests {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
         let kms = Arc::new(FakeKms::new());
         let core = open(&storage, &kms).await;
-        let init = core.init_and_confirm(InitParams::recovery(5, 3)).await.unwrap();
+        let init = core
+            .init_and_confirm(InitParams::recovery(5, 3))
+            .await
+            .unwrap();
         (storage, kms, init)
     }
 
@@ -526,7 +529,11 @@ mod tests {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
         let kms = Arc::new(FakeKms::new());
         let core = open(&storage, &kms).await;
-        let refused = core.init_and_confirm(InitParams::shamir(5, 3)).await.err().unwrap();
+        let refused = core
+            .init_and_confirm(InitParams::shamir(5, 3))
+            .await
+            .err()
+            .unwrap();
         assert!(
             refused.to_string().contains("--recovery-shares"),
             "{refused}"
@@ -536,7 +543,11 @@ mod tests {
             KmsErrorKind::Denied,
             "KMS denied Encrypt on key k: no kms:Encrypt",
         ));
-        let err = core.init_and_confirm(InitParams::default()).await.err().unwrap();
+        let err = core
+            .init_and_confirm(InitParams::default())
+            .await
+            .err()
+            .unwrap();
         assert_eq!(
             err,
             CoreError::KmsRefused("KMS denied Encrypt on key k: no kms:Encrypt".into())

@@ -347,7 +347,9 @@ impl Core {
         {
             tracing::info!("an init that was never confirmed was replaced by a new one");
         }
-        tracing::info!("init made the keys; they are written once the client that received them confirms");
+        tracing::info!(
+            "init made the keys; they are written once the client that received them confirms"
+        );
         Ok(InitResult {
             shares: issued,
             recovery,

@@ -247,7 +247,10 @@ mod tests {
         )
         .await
         .unwrap();
-        let init = core.init_and_confirm(InitParams::shamir(1, 1)).await.unwrap();
+        let init = core
+            .init_and_confirm(InitParams::shamir(1, 1))
+            .await
+            .unwrap();
         core.unseal(&hex::encode(init.shares[0].expose()))
             .await
             .unwrap();

@@ -320,7 +320,10 @@ mod tests {
     async fn shamir_to_awskms_turns_unseal_keys_into_recovery_keys() {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
         let shamir = open(&storage, Seal::Shamir, None).await;
-        let init = shamir.init_and_confirm(InitParams::shamir(3, 2)).await.unwrap();
+        let init = shamir
+            .init_and_confirm(InitParams::shamir(3, 2))
+            .await
+            .unwrap();
         let keys = hexes(&init.shares);
         for key in &keys[..2] {
             shamir.unseal(key).await.unwrap();
@@ -398,7 +401,10 @@ mod tests {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
         let old = Arc::new(FakeKms::new());
         let first = open(&storage, awskms(&old), None).await;
-        let init = first.init_and_confirm(InitParams::recovery(3, 2)).await.unwrap();
+        let init = first
+            .init_and_confirm(InitParams::recovery(3, 2))
+            .await
+            .unwrap();
         let recovery = hexes(&init.shares);
         first.barrier().unwrap().put("kv/a", b"kept").await.unwrap();
         drop(first);
@@ -449,7 +455,9 @@ mod tests {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
         let kms = Arc::new(FakeKms::new());
         let core = open(&storage, awskms(&kms), None).await;
-        core.init_and_confirm(InitParams::recovery(1, 1)).await.unwrap();
+        core.init_and_confirm(InitParams::recovery(1, 1))
+            .await
+            .unwrap();
         drop(core);
         let err = Core::open(Arc::clone(&storage), Seal::Shamir, Options::default())
             .await
@@ -459,7 +467,9 @@ mod tests {
 
         let shamir_store: Arc<dyn Backend> = Arc::new(InmemBackend::new());
         let core = open(&shamir_store, Seal::Shamir, None).await;
-        core.init_and_confirm(InitParams::shamir(1, 1)).await.unwrap();
+        core.init_and_confirm(InitParams::shamir(1, 1))
+            .await
+            .unwrap();
         drop(core);
         let err = Core::open(
             shamir_store,

@@ -475,7 +475,10 @@ mod tests {
     #[tokio::test]
     async fn init_unseal_seal_cycle() {
         let core = core().await;
-        let init = core.init_and_confirm(InitParams::shamir(5, 3)).await.unwrap();
+        let init = core
+            .init_and_confirm(InitParams::shamir(5, 3))
+            .await
+            .unwrap();
         assert_eq!(init.shares.len(), 5);
         assert_eq!(core.phase(), Phase::Sealed);
         assert_eq!(

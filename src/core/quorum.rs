@@ -454,14 +454,8 @@ impl Core {
                     new_threshold: plan.threshold,
                     target: plan.target,
                     verify: plan.verify,
-                    verification_required: plan
-                        .verification
-                        .as_ref()
-                        .is_some_and(|v| v.by_quorum),
-                    confirmation_required: plan
-                        .verification
-                        .as_ref()
-                        .is_some_and(|v| !v.by_quorum),
+                    verification_required: plan.verification.as_ref().is_some_and(|v| v.by_quorum),
+                    confirmation_required: plan.verification.as_ref().is_some_and(|v| !v.by_quorum),
                     verification_nonce: plan
                         .verification
                         .as_ref()
@@ -695,7 +689,10 @@ impl Core {
         {
             let mut attempts = self.attempts();
             let op = Operation::Rekey;
-            let attempt = attempts.slot(op).as_mut().ok_or_else(|| none_under_way(op))?;
+            let attempt = attempts
+                .slot(op)
+                .as_mut()
+                .ok_or_else(|| none_under_way(op))?;
             let Kind::Rekey(RekeyPlan {
                 verification: Some(pending),
                 ..
@@ -710,7 +707,10 @@ impl Core {
                     "this rekey was started with --verify: a quorum of its new keys must be typed back with `strongroom rekey --verify --nonce …`".into(),
                 ));
             }
-            if !ct_eq(pending.nonce.as_bytes(), confirmation_nonce.trim().as_bytes()) {
+            if !ct_eq(
+                pending.nonce.as_bytes(),
+                confirmation_nonce.trim().as_bytes(),
+            ) {
                 return Err(CoreError::InvalidArgument(
                     "the confirmation nonce does not match the rekey under way".into(),
                 ));
@@ -843,7 +843,11 @@ impl Core {
 
     /// Commits a rekey's pending shares; `verified` when a quorum of them
     /// was typed back (their combination must give the new key).
-    async fn commit_pending_rekey(&self, config: &SealConfig, verified: bool) -> Result<(), CoreError> {
+    async fn commit_pending_rekey(
+        &self,
+        config: &SealConfig,
+        verified: bool,
+    ) -> Result<(), CoreError> {
         let _lifecycle = self.lifecycle.lock().await;
         let op = Operation::Rekey;
         let Some(attempt) = self.attempts().slot(op).take() else {
@@ -1008,7 +1012,10 @@ mod tests {
         let core = Core::open(storage, Seal::Shamir, Options::default())
             .await
             .unwrap();
-        let init = core.init_and_confirm(InitParams::shamir(n, t)).await.unwrap();
+        let init = core
+            .init_and_confirm(InitParams::shamir(n, t))
+            .await
+            .unwrap();
         let shares: Vec<String> = init
             .shares
             .iter()
@@ -1126,7 +1133,10 @@ mod tests {
             Err(CoreError::FailedPrecondition(_))
         ));
         core.rekey_confirm(&confirmation).await.unwrap();
-        assert!(!core.quorum_status_for(Operation::Rekey, None).await.started, "the rekey is over");
+        assert!(
+            !core.quorum_status_for(Operation::Rekey, None).await.started,
+            "the rekey is over"
+        );
 
         // Old shares are refused from now on; three new ones unseal.
         core.seal(Some(&store.token)).await.unwrap();
@@ -1288,7 +1298,9 @@ mod tests {
         let done = enter(core, Operation::Rekey, &nonce, &store.shares[..2]).await;
         assert!(matches!(done.result, Some(Completed::Rekey { .. })));
         // The answer was lost: no confirmation. A seal forgets the rekey.
-        reseal_with(core, &store.token, &store.shares[1..3]).await.unwrap();
+        reseal_with(core, &store.token, &store.shares[1..3])
+            .await
+            .unwrap();
         assert!(!core.quorum_status_for(Operation::Rekey, None).await.started);
         assert_eq!(core.status().shares, 3);
     }
@@ -1374,7 +1386,10 @@ mod tests {
         )
         .await
         .unwrap();
-        let init = core.init_and_confirm(InitParams::recovery(3, 2)).await.unwrap();
+        let init = core
+            .init_and_confirm(InitParams::recovery(3, 2))
+            .await
+            .unwrap();
         let token = init.root_token.expose().to_string();
         let recovery: Vec<String> = init
             .shares

@@ -313,7 +313,10 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_restores_into_a_new_store_and_unseals_with_its_keys() {
         let (core, _) = open_core().await;
-        let init = core.init_and_confirm(InitParams::shamir(1, 1)).await.unwrap();
+        let init = core
+            .init_and_confirm(InitParams::shamir(1, 1))
+            .await
+            .unwrap();
         let key = hex::encode(init.shares[0].expose());
         core.unseal(&key).await.unwrap();
         let token = init.root_token.expose().to_string();
@@ -345,7 +348,10 @@ mod tests {
     #[tokio::test]
     async fn damaged_snapshots_are_refused_and_change_nothing() {
         let (core, storage) = open_core().await;
-        let init = core.init_and_confirm(InitParams::shamir(1, 1)).await.unwrap();
+        let init = core
+            .init_and_confirm(InitParams::shamir(1, 1))
+            .await
+            .unwrap();
         core.unseal(&hex::encode(init.shares[0].expose()))
             .await
             .unwrap();

@@ -129,7 +129,11 @@ fn grpc_codes_match_the_contract() {
             .into_inner();
         assert_eq!((init.shares, init.threshold), (5, 3));
         // Nothing is written until the receiver confirms.
-        let status = sys.status(proto::StatusRequest {}).await.unwrap().into_inner();
+        let status = sys
+            .status(proto::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
         assert!(!status.initialized);
         let err = sys
             .init_confirm(proto::InitConfirmRequest {

@@ -295,7 +295,10 @@ mod awskms {
         )
         .await
         .unwrap();
-        let init = core.init_and_confirm(InitParams::recovery(3, 2)).await.unwrap();
+        let init = core
+            .init_and_confirm(InitParams::recovery(3, 2))
+            .await
+            .unwrap();
         let config =
             SealConfig::decode(&storage.get("core/seal-config").await.unwrap().unwrap()).unwrap();
         let recovery = storage.get("core/recovery-key").await.unwrap().unwrap();

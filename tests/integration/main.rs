@@ -7,6 +7,7 @@
 mod awskms;
 mod bad_input;
 mod config;
+mod crash;
 mod golden;
 mod grpc;
 mod hardening;
