@@ -264,6 +264,7 @@ impl Core {
         if !matches!(&*self.read(), State::Uninitialized) {
             return Err(CoreError::AlreadyInitialized);
         }
+        tracing::info!(shares, threshold, "init started");
 
         let root_key = SecretKey::generate();
         let share_key = SecretKey::generate();

@@ -107,6 +107,7 @@ impl Core {
 
     async fn rotate_locked(&self, reason: &str) -> Result<TermUsage, CoreError> {
         let barrier = self.barrier()?;
+        tracing::info!(reason, "keyring rotation started");
         let rotated = barrier.with_new_term();
         let mut batch = Batch::new();
         batch.put(KEYRING_PATH, rotated.sealed_keyring());

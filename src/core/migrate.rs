@@ -154,6 +154,10 @@ impl Core {
         config: &SealConfig,
         shares: &[SecretBytes],
     ) -> Result<Migrated, CoreError> {
+        tracing::info!(
+            migration = migration.describe(),
+            "seal migration started: the quorum of old keys is complete"
+        );
         let old_kms = || {
             self.old_kms.clone().ok_or_else(|| {
                 CoreError::Internal("the migration needs the disabled seal block".into())

@@ -168,6 +168,7 @@ impl Core {
     pub async fn snapshot_save(&self, token: Option<&str>) -> Result<Vec<u8>, CoreError> {
         self.authorize_root(token, "taking a snapshot").await?;
         let config = self.seal_config().ok_or(CoreError::NotInitialized)?;
+        tracing::info!("snapshot started");
         let entries = self.storage.export().await?;
         let header = SnapshotHeader {
             format: FORMAT,

@@ -714,9 +714,28 @@ fn recovery_keys_authorize_rekey_rotate_root_and_generate_root() {
     let done = enter(&daemon, "rotate-root", &nonce, &[&new[0], &new[2]]);
     assert_eq!(done["complete"], true);
 
+    // A keyring rotation under awskms: token only, no KMS call.
+    kms.proxy.clear_requests();
+    let rotated = daemon
+        .cli()
+        .run(&["rotate", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(rotated["term"], 2);
+    assert!(
+        kms.proxy.requests().is_empty(),
+        "a keyring rotation called KMS"
+    );
+
     // A restart unseals with KMS alone, under the new root key.
     daemon.restart();
     wait_unsealed(&daemon);
+    let key_status = daemon
+        .cli()
+        .run(&["key-status", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(key_status["term"], 2);
     let out = daemon
         .cli()
         .run(&["kv", "get", "app/db", "--format", "json"])
