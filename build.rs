@@ -19,6 +19,14 @@ const SECRET_MESSAGES: &[&str] = &[
     ".strongroom.v1.GenerateRootInitRequest",
     ".strongroom.v1.GenerateRootUpdateRequest",
     ".strongroom.v1.GenerateRootUpdateResponse",
+    // Nonces: whoever holds one can confirm, verify or cancel an operation.
+    ".strongroom.v1.InitConfirmRequest",
+    ".strongroom.v1.RekeyConfirmRequest",
+    ".strongroom.v1.RekeyStatusResponse",
+    ".strongroom.v1.QuorumStatus",
+    ".strongroom.v1.RekeyCancelRequest",
+    ".strongroom.v1.RotateRootCancelRequest",
+    ".strongroom.v1.GenerateRootCancelRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -55,6 +55,13 @@ pub mod proto {
         GenerateRootInitRequest,
         GenerateRootUpdateRequest,
         GenerateRootUpdateResponse,
+        InitConfirmRequest,
+        RekeyConfirmRequest,
+        RekeyStatusResponse,
+        QuorumStatus,
+        RekeyCancelRequest,
+        RotateRootCancelRequest,
+        GenerateRootCancelRequest,
     );
 }
 

@@ -84,12 +84,10 @@ pub async fn rekey_update(
         .map_err(status)?;
     let QuorumOutcome {
         status: now,
-        duplicate,
         result,
     } = outcome;
     let mut response = proto::RekeyUpdateResponse {
         status: Some(rekey_status(now)),
-        duplicate,
         ..proto::RekeyUpdateResponse::default()
     };
     if let Some(Completed::Rekey {
@@ -129,7 +127,6 @@ pub async fn rekey_verify_update(
         .map_err(status)?;
     Ok(Response::new(proto::RekeyVerifyUpdateResponse {
         status: Some(rekey_status(outcome.status)),
-        duplicate: outcome.duplicate,
         complete: matches!(outcome.result, Some(Completed::Verified)),
     }))
 }
@@ -152,15 +149,6 @@ pub async fn rekey_status_of(
         .quorum_status_for(Operation::Rekey, bearer(&request))
         .await;
     Ok(Response::new(rekey_status(now)))
-}
-
-pub async fn cancel(
-    core: &Core,
-    op: Operation,
-    token: Option<&str>,
-    nonce: &str,
-) -> Result<(), Status> {
-    core.quorum_cancel(op, token, nonce).await.map_err(status)
 }
 
 pub async fn rotate_root_init(
@@ -186,7 +174,6 @@ pub async fn rotate_root_update(
         .map_err(status)?;
     Ok(Response::new(proto::QuorumUpdateResponse {
         status: Some(outcome.status.into()),
-        duplicate: outcome.duplicate,
         complete: matches!(outcome.result, Some(Completed::RotatedRoot)),
     }))
 }
@@ -222,7 +209,6 @@ pub async fn generate_root_update(
         .map_err(status)?;
     let mut response = proto::GenerateRootUpdateResponse {
         status: Some(outcome.status.into()),
-        duplicate: outcome.duplicate,
         ..proto::GenerateRootUpdateResponse::default()
     };
     if let Some(Completed::GeneratedRoot {

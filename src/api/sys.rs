@@ -298,7 +298,10 @@ impl Sys for SysService {
     ) -> Result<Response<proto::RekeyCancelResponse>, Status> {
         let token = bearer(&request).map(str::to_string);
         let nonce = request.into_inner().nonce;
-        quorum::cancel(&self.core, Operation::Rekey, token.as_deref(), &nonce).await?;
+        self.core
+            .quorum_cancel(Operation::Rekey, token.as_deref(), &nonce)
+            .await
+            .map_err(status)?;
         Ok(Response::new(proto::RekeyCancelResponse {}))
     }
 
@@ -336,7 +339,10 @@ impl Sys for SysService {
     ) -> Result<Response<proto::QuorumCancelResponse>, Status> {
         let token = bearer(&request).map(str::to_string);
         let nonce = request.into_inner().nonce;
-        quorum::cancel(&self.core, Operation::RotateRoot, token.as_deref(), &nonce).await?;
+        self.core
+            .quorum_cancel(Operation::RotateRoot, token.as_deref(), &nonce)
+            .await
+            .map_err(status)?;
         Ok(Response::new(proto::QuorumCancelResponse {}))
     }
 
@@ -366,7 +372,10 @@ impl Sys for SysService {
         request: Request<proto::GenerateRootCancelRequest>,
     ) -> Result<Response<proto::QuorumCancelResponse>, Status> {
         let nonce = request.into_inner().nonce;
-        quorum::cancel(&self.core, Operation::GenerateRoot, None, &nonce).await?;
+        self.core
+            .quorum_cancel(Operation::GenerateRoot, None, &nonce)
+            .await
+            .map_err(status)?;
         Ok(Response::new(proto::QuorumCancelResponse {}))
     }
 

@@ -16,6 +16,9 @@ use zeroize::Zeroizing;
 use crate::secret::{KEY_LEN, SecretKey};
 
 const FORMAT_VERSION: u8 = 1;
+/// How many encryptions one term may make: 90 % of 2^32, the bound for
+/// AES-GCM with random 96-bit nonces (and Vault's default).
+pub const SAFE_ENCRYPTIONS_PER_TERM: u64 = 3_865_470_566;
 const TERM_RECORD_LEN: usize = 4 + 8 + KEY_LEN;
 
 /// One term of the keyring.

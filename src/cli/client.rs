@@ -157,6 +157,16 @@ pub fn token(args: &ClientArgs) -> Result<Option<SecretString>, CliError> {
         .map(|t| SecretString::new(t.trim().to_string())))
 }
 
+/// A client of one service (`SysClient::new`, …) and the token to send with
+/// its calls.
+pub async fn authenticated<C>(
+    args: &ClientArgs,
+    service: impl FnOnce(Channel) -> C,
+) -> Result<(C, Option<SecretString>), CliError> {
+    let token = token(args)?;
+    Ok((service(connect(args).await?), token))
+}
+
 /// Wraps `message` in a request carrying the token, if there is one.
 pub fn request<T>(message: T, token: Option<&SecretString>) -> Result<Request<T>, CliError> {
     let mut request = Request::new(message);

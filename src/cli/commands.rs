@@ -383,19 +383,6 @@ pub async fn seal(args: &ClientArgs) -> Result<u8, CliError> {
     Ok(EXIT_OK)
 }
 
-async fn kv(
-    args: &ClientArgs,
-) -> Result<
-    (
-        KvClient<tonic::transport::Channel>,
-        Option<crate::secret::SecretString>,
-    ),
-    CliError,
-> {
-    let token = client::token(args)?;
-    Ok((KvClient::new(client::connect(args).await?), token))
-}
-
 pub async fn kv_put(args: &ClientArgs, path: String, fields: Vec<String>) -> Result<u8, CliError> {
     let mut data = std::collections::HashMap::new();
     for field in fields {
@@ -404,7 +391,7 @@ pub async fn kv_put(args: &ClientArgs, path: String, fields: Vec<String>) -> Res
         };
         data.insert(name.to_string(), value.to_string());
     }
-    let (mut kv, token) = kv(args).await?;
+    let (mut kv, token) = client::authenticated(args, KvClient::new).await?;
     kv.put(client::request(
         proto::PutRequest {
             path: path.clone(),
@@ -419,7 +406,7 @@ pub async fn kv_put(args: &ClientArgs, path: String, fields: Vec<String>) -> Res
 }
 
 pub async fn kv_get(args: &ClientArgs, path: String, format: Format) -> Result<u8, CliError> {
-    let (mut kv, token) = kv(args).await?;
+    let (mut kv, token) = client::authenticated(args, KvClient::new).await?;
     let response = kv
         .get(client::request(proto::GetRequest { path }, token.as_ref())?)
         .await
@@ -440,7 +427,7 @@ pub async fn kv_get(args: &ClientArgs, path: String, format: Format) -> Result<u
 }
 
 pub async fn kv_delete(args: &ClientArgs, path: String) -> Result<u8, CliError> {
-    let (mut kv, token) = kv(args).await?;
+    let (mut kv, token) = client::authenticated(args, KvClient::new).await?;
     kv.delete(client::request(
         proto::DeleteRequest { path: path.clone() },
         token.as_ref(),
@@ -452,7 +439,7 @@ pub async fn kv_delete(args: &ClientArgs, path: String) -> Result<u8, CliError> 
 }
 
 pub async fn kv_list(args: &ClientArgs, prefix: String, format: Format) -> Result<u8, CliError> {
-    let (mut kv, token) = kv(args).await?;
+    let (mut kv, token) = client::authenticated(args, KvClient::new).await?;
     let keys = kv
         .list(client::request(
             proto::ListRequest { prefix },

@@ -7,22 +7,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::Serialize;
-use tonic::transport::Channel;
 
 use super::client::{self, ClientArgs};
 use super::commands::{print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, sys_client::SysClient, token_client::TokenClient};
-use crate::secret::SecretString;
 
 /// Bytes per streamed message of a restore (well under the 4 MiB default
 /// request limit).
 const RESTORE_CHUNK: usize = 1 << 20;
-
-async fn sys(args: &ClientArgs) -> Result<(SysClient<Channel>, Option<SecretString>), CliError> {
-    let token = client::token(args)?;
-    Ok((SysClient::new(client::connect(args).await?), token))
-}
 
 /// `2026-11-24T20:00:37Z` for a Unix time in seconds.
 pub(super) fn format_unix(secs: u64) -> String {
@@ -66,7 +59,7 @@ impl From<&proto::KeyTerm> for TermJson {
 }
 
 pub async fn rotate(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
-    let (mut sys, token) = sys(args).await?;
+    let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
     let response = sys
         .rotate(client::request(proto::RotateRequest {}, token.as_ref())?)
         .await
@@ -86,7 +79,7 @@ pub async fn rotate(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
 }
 
 pub async fn key_status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
-    let (mut sys, token) = sys(args).await?;
+    let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
     let status = sys
         .key_status(client::request(proto::KeyStatusRequest {}, token.as_ref())?)
         .await
@@ -137,7 +130,7 @@ pub async fn key_status(args: &ClientArgs, format: Format) -> Result<u8, CliErro
 }
 
 pub async fn snapshot_save(args: &ClientArgs, file: &Path) -> Result<u8, CliError> {
-    let (mut sys, token) = sys(args).await?;
+    let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
     let mut chunks = sys
         .snapshot_save(client::request(
             proto::SnapshotSaveRequest {},
@@ -148,7 +141,9 @@ pub async fn snapshot_save(args: &ClientArgs, file: &Path) -> Result<u8, CliErro
         .into_inner();
     // Written beside the target and renamed over it once complete and
     // synced, so a failed save never leaves a truncated snapshot in place.
-    let partial = file.with_extension("partial");
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
     let cannot = |e: std::io::Error| {
         CliError::Failed(format!(
             "cannot write the snapshot to {}: {e}",
@@ -191,7 +186,7 @@ pub async fn snapshot_restore(args: &ClientArgs, file: &Path) -> Result<u8, CliE
     let bytes = std::fs::read(file).map_err(|e| {
         CliError::Usage(format!("cannot read the snapshot {}: {e}", file.display()))
     })?;
-    let (mut sys, token) = sys(args).await?;
+    let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
     let chunks: Vec<proto::SnapshotChunk> = bytes
         .chunks(RESTORE_CHUNK)
         .map(|c| proto::SnapshotChunk { data: c.to_vec() })
@@ -217,15 +212,8 @@ pub async fn snapshot_restore(args: &ClientArgs, file: &Path) -> Result<u8, CliE
     Ok(EXIT_OK)
 }
 
-async fn token_client(
-    args: &ClientArgs,
-) -> Result<(TokenClient<Channel>, Option<SecretString>), CliError> {
-    let token = client::token(args)?;
-    Ok((TokenClient::new(client::connect(args).await?), token))
-}
-
 pub async fn list_accessors(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
-    let (mut tokens, token) = token_client(args).await?;
+    let (mut tokens, token) = client::authenticated(args, TokenClient::new).await?;
     let accessors = tokens
         .list_accessors(client::request(
             proto::ListAccessorsRequest {},
@@ -261,7 +249,7 @@ pub async fn list_accessors(args: &ClientArgs, format: Format) -> Result<u8, Cli
 }
 
 pub async fn revoke_accessor(args: &ClientArgs, accessor: &str) -> Result<u8, CliError> {
-    let (mut tokens, token) = token_client(args).await?;
+    let (mut tokens, token) = client::authenticated(args, TokenClient::new).await?;
     tokens
         .revoke_accessor(client::request(
             proto::RevokeAccessorRequest {

@@ -46,9 +46,10 @@ impl CliError {
     }
 }
 
-/// strongroom keeps a secret store's root key sealed behind Shamir unseal
-/// keys and serves init, status and unseal over gRPC.
-#[derive(Parser, Debug)]
+/// strongroom keeps a secret store's root key sealed, behind Shamir unseal
+/// keys or an AWS KMS key, and serves its key lifecycle over gRPC.
+// The command-line types derive no Debug: they carry shares, pads and tokens.
+#[derive(Parser)]
 #[command(name = "strongroom", version, about, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
@@ -67,7 +68,7 @@ pub enum Format {
     Json,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum Command {
     /// Run the daemon.
     Server(server::ServerArgs),
@@ -76,7 +77,7 @@ enum Command {
 }
 
 /// The admin commands: gRPC clients of a running daemon.
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum ClientCommand {
     /// Initialize a new store: make the root key and the unseal keys.
     Init {
@@ -150,7 +151,7 @@ enum ClientCommand {
     GenerateRoot(quorum::GenerateRootArgs),
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum SnapshotCommand {
     /// Write a consistent copy of the store (still encrypted) to FILE, while serving.
     Save {
@@ -164,7 +165,7 @@ enum SnapshotCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum TokenCommand {
     /// List the accessors of every root token.
     ListAccessors {
@@ -178,7 +179,7 @@ enum TokenCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum KvCommand {
     /// Write a secret: `kv put app/db user=admin password=…`.
     Put {

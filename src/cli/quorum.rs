@@ -5,7 +5,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
-use tonic::transport::Channel;
 use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
@@ -13,10 +12,9 @@ use super::commands::{print_json, print_table, read_key, read_recipients};
 use super::keys::format_unix;
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, sys_client::SysClient};
-use crate::secret::SecretString;
 
 /// What every quorum command can be asked to do.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct QuorumArgs {
     /// Start the operation (prints its nonce).
     #[arg(long, conflicts_with_all = ["cancel", "status", "nonce"])]
@@ -39,7 +37,7 @@ pub struct QuorumArgs {
 }
 
 /// `strongroom rekey`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct RekeyArgs {
     #[command(flatten)]
     quorum: QuorumArgs,
@@ -66,12 +64,14 @@ pub struct RekeyArgs {
 }
 
 /// `strongroom generate-root`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct GenerateRootArgs {
     #[command(flatten)]
     quorum: QuorumArgs,
     /// With --init: the one-time pad to use (base64 of 35 bytes); made and
-    /// printed when left out. With --decode: the pad the attempt used.
+    /// printed when left out. With --decode: the pad the attempt used; `-`
+    /// reads it from a hidden prompt or stdin, so pad and encoded token are
+    /// never both in the shell history.
     #[arg(long, value_name = "OTP")]
     otp: Option<String>,
     /// Recover the token from the encoded token printed at the end (needs --otp).
@@ -117,11 +117,6 @@ fn step(args: QuorumArgs, command: &str) -> Result<(Step, Format), CliError> {
         )));
     };
     Ok((step, format))
-}
-
-async fn sys(args: &ClientArgs) -> Result<(SysClient<Channel>, Option<SecretString>), CliError> {
-    let token = client::token(args)?;
-    Ok((SysClient::new(client::connect(args).await?), token))
 }
 
 #[derive(Serialize)]
@@ -210,12 +205,6 @@ fn print_started(command: &str, quorum: &proto::QuorumStatus, format: Format) {
     }
 }
 
-fn duplicate_note(duplicate: bool) {
-    if duplicate {
-        eprintln!("note: this key had already been entered; progress is unchanged");
-    }
-}
-
 pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliError> {
     let verify = args.verify;
     let recipients = read_recipients(args.recipients.as_deref())?;
@@ -227,7 +216,7 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
         recipients,
     };
     let (step, format) = step(args.quorum, "rekey")?;
-    let (mut sys, token) = sys(client_args).await?;
+    let (mut sys, token) = client::authenticated(client_args, SysClient::new).await?;
     let failed = |s| client::failed(s, token.is_some());
     match step {
         Step::Status => {
@@ -273,7 +262,6 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
                 .await
                 .map_err(failed)?
                 .into_inner();
-            duplicate_note(response.duplicate);
             if response.complete {
                 if format == Format::Json {
                     print_json(&serde_json::json!({"complete": true}))?;
@@ -300,7 +288,6 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
                 .await
                 .map_err(failed)?
                 .into_inner();
-            duplicate_note(response.duplicate);
             if response.complete {
                 // Printed before confirming: once confirmed they are the only
                 // keys, so they must already be on the operator's screen.
@@ -406,7 +393,7 @@ fn print_new_keys(
 
 pub async fn rotate_root(client_args: &ClientArgs, args: QuorumArgs) -> Result<u8, CliError> {
     let (step, format) = step(args, "rotate-root")?;
-    let (mut sys, token) = sys(client_args).await?;
+    let (mut sys, token) = client::authenticated(client_args, SysClient::new).await?;
     let failed = |s| client::failed(s, token.is_some());
     match step {
         Step::Status => {
@@ -450,7 +437,6 @@ pub async fn rotate_root(client_args: &ClientArgs, args: QuorumArgs) -> Result<u
                 .await
                 .map_err(failed)?
                 .into_inner();
-            duplicate_note(response.duplicate);
             if response.complete {
                 if format == Format::Json {
                     print_json(&serde_json::json!({"complete": true}))?;
@@ -481,14 +467,19 @@ pub async fn generate_root(
         return Ok(EXIT_OK);
     }
     if let (Some(encoded), Some(otp)) = (&args.decode, &args.otp) {
-        let token =
-            crate::core::decode_token(encoded, otp).map_err(|e| CliError::Failed(e.to_string()))?;
+        let otp = if otp == "-" {
+            read_key("One-time pad")?
+        } else {
+            Zeroizing::new(otp.clone())
+        };
+        let token = crate::core::decode_token(encoded, &otp)
+            .map_err(|e| CliError::Failed(e.to_string()))?;
         println!("{}", token.expose());
         return Ok(EXIT_OK);
     }
     let otp_given = args.otp.clone().map(Zeroizing::new);
     let (step, format) = step(args.quorum, "generate-root")?;
-    let (mut sys, token) = sys(client_args).await?;
+    let (mut sys, token) = client::authenticated(client_args, SysClient::new).await?;
     let failed = |s| client::failed(s, token.is_some());
     match step {
         Step::Status => {
@@ -547,7 +538,6 @@ pub async fn generate_root(
                 .await
                 .map_err(failed)?
                 .into_inner();
-            duplicate_note(response.duplicate);
             if response.complete {
                 if format == Format::Json {
                     print_json(&serde_json::json!({

@@ -10,7 +10,7 @@ use crate::config::{self, Config};
 use crate::server::{self, hardening, logging};
 
 /// Arguments of `strongroom server`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct ServerArgs {
     /// The HCL config file.
     #[arg(long, value_name = "FILE", required_unless_present = "dev")]

@@ -313,9 +313,9 @@ pub struct AwsKmsSeal {
     pub line: usize,
 }
 
-/// The most encryptions per keyring term that may be configured: 90 % of
-/// 2^32, Vault's default and limit.
-pub const MAX_ROTATION_ENCRYPTIONS: u64 = 3_865_470_566;
+/// The most encryptions per keyring term that may be configured (the
+/// barrier's safe limit, also the default).
+pub use crate::barrier::keyring::SAFE_ENCRYPTIONS_PER_TERM as MAX_ROTATION_ENCRYPTIONS;
 /// The shortest automatic rotation interval (Vault's minimum).
 pub const MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
@@ -421,7 +421,12 @@ impl Config {
                 })
                 .collect()
         }
-        let seal = |c: &Config| c.seal.clone().map(|s| AwsKmsSeal { line: 0, ..s });
+        // Where a block stands in the file is not a setting.
+        let block = |seal: &Option<AwsKmsSeal>| seal.clone().map(|s| AwsKmsSeal { line: 0, ..s });
+        let barrier = |c: &Config| BarrierConfig {
+            line: 0,
+            ..c.barrier.clone()
+        };
         let mut changed = Vec::new();
         for (name, differs) in [
             (
@@ -435,17 +440,12 @@ impl Config {
             ("log_format", self.log_format.value != new.log_format.value),
             ("storage", self.storage.value != new.storage.value),
             ("listener", shape(&self.listeners) != shape(&new.listeners)),
-            ("seal", seal(self) != seal(new)),
+            ("seal", block(&self.seal) != block(&new.seal)),
             (
                 "seal (disabled)",
-                self.disabled_seal
-                    .clone()
-                    .map(|s| AwsKmsSeal { line: 0, ..s })
-                    != new
-                        .disabled_seal
-                        .clone()
-                        .map(|s| AwsKmsSeal { line: 0, ..s }),
+                block(&self.disabled_seal) != block(&new.disabled_seal),
             ),
+            ("barrier", barrier(self) != barrier(new)),
         ] {
             if differs {
                 changed.push(name);
@@ -777,6 +777,9 @@ mod tests {
         let hcl = "log_level = \"debug\"\nlog_format = \"json\"\n\nstorage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nlistener \"unix\" { path = \"/tmp/x.sock\" }\n";
         let new = parse(hcl, Path::new("t.hcl")).unwrap();
         assert_eq!(running.restart_needed(&new), ["log_format", "listener"]);
+        let mut rotated = running.clone();
+        rotated.barrier.rotation_max_encryptions = 1000;
+        assert_eq!(running.restart_needed(&rotated), ["barrier"]);
     }
 
     #[test]

@@ -4,12 +4,10 @@ use std::sync::Arc;
 
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::seal_config::{self, RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Core, CoreError, Progress, State, recipients, token};
+use super::{Core, CoreError, Progress, State, recipients, token, wrap};
 use crate::barrier::keyring::now_unix;
 use crate::barrier::{Barrier, KEYRING_PATH, Keyring, entry};
 use crate::seal::Seal;
-use crate::seal::envelope::{Envelope, Purpose};
-use crate::seal::kms::Kms;
 use crate::seal::shamir::{self, ShareCheck};
 use crate::secret::{SecretBytes, SecretKey, SecretString, random_bytes};
 use crate::storage::{Batch, StorageError};
@@ -250,7 +248,7 @@ impl Core {
         let token_recipient = params
             .root_token_recipient
             .as_deref()
-            .map(recipients::Recipient::parse)
+            .map(|r| recipients::Recipient::parse(r, "the root token recipient"))
             .transpose()?;
 
         // A second init while one waits for KMS is refused, not queued.
@@ -315,8 +313,13 @@ impl Core {
                 None
             }
             Seal::AwsKms(kms) => {
-                let (root, recovery) =
-                    wrap_for_kms(kms.as_ref(), &config.cluster_id, &root_key, &share_key).await?;
+                let (root, recovery) = wrap::wrap_root_and_recovery(
+                    kms.as_ref(),
+                    &config.cluster_id,
+                    &root_key,
+                    &share_key,
+                )
+                .await?;
                 batch
                     .put(ROOT_KEY_PATH, root.encode())
                     .put(RECOVERY_KEY_PATH, recovery.encode());
@@ -361,29 +364,6 @@ impl Core {
             confirmation_nonce,
         })
     }
-}
-
-/// Wraps the root key and the recovery key under the configured KMS key (two
-/// Encrypts, in parallel), then opens the root-key envelope again (one
-/// Decrypt), so a key policy without kms:Decrypt fails init now rather than
-/// the next start.
-async fn wrap_for_kms(
-    kms: &dyn Kms,
-    cluster_id: &str,
-    root_key: &SecretKey,
-    recovery_key: &SecretKey,
-) -> Result<(Envelope, Envelope), CoreError> {
-    let (root, recovery) = tokio::try_join!(
-        Envelope::seal(kms, Purpose::RootKey, cluster_id, root_key),
-        Envelope::seal(kms, Purpose::RecoveryKey, cluster_id, recovery_key),
-    )?;
-    let reopened = root.open(kms, Purpose::RootKey, cluster_id).await?;
-    if !crate::secret::ct_eq(reopened.expose(), root_key.expose()) {
-        return Err(CoreError::Internal(
-            "KMS returned a different root key than it was given; init wrote nothing".into(),
-        ));
-    }
-    Ok((root, recovery))
 }
 
 #[cfg(test)]

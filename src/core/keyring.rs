@@ -13,13 +13,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Core, CoreError, Phase, State};
-use crate::barrier::keyring::now_unix;
+use crate::barrier::keyring::{SAFE_ENCRYPTIONS_PER_TERM, now_unix};
 use crate::barrier::{Barrier, KEYRING_PATH, TermUsage};
 use crate::failpoint;
 use crate::storage::Batch;
 
-/// Vault's default and the safe limit: 90 % of 2^32 encryptions per key.
-pub const DEFAULT_MAX_ENCRYPTIONS: u64 = 3_865_470_566;
 /// How often the counts and the policy are looked at while unsealed.
 const TICK: Duration = Duration::from_secs(1);
 /// The reservation made when sealing, which in-flight requests may still use.
@@ -41,7 +39,7 @@ pub struct RotationPolicy {
 impl Default for RotationPolicy {
     fn default() -> Self {
         Self {
-            max_encryptions: DEFAULT_MAX_ENCRYPTIONS,
+            max_encryptions: SAFE_ENCRYPTIONS_PER_TERM,
             interval: None,
         }
     }
@@ -195,6 +193,9 @@ impl Core {
             let Ok(_lifecycle) = self.lifecycle.try_lock() else {
                 return;
             };
+            // Read again under the lock: a rotation may have committed a new
+            // term since, and recording the old one would drop its count.
+            let Ok(barrier) = self.barrier() else { return };
             if let Err(e) = self.record_usage(&barrier, window).await {
                 tracing::warn!(error = %e, "could not record the keyring's encryption count; will retry");
             }

@@ -19,14 +19,13 @@
 use std::sync::Arc;
 
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
-use super::quorum::seal_and_check;
 use super::seal_config::{self, RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Core, CoreError, KmsReport, State};
+use super::{Core, CoreError, KmsReport, State, wrap};
 use crate::barrier::{Barrier, entry};
-use crate::seal::envelope::{Envelope, Purpose};
+use crate::seal::envelope::Purpose;
 use crate::seal::kms::Kms;
 use crate::seal::{AWSKMS, SHAMIR, Seal};
-use crate::secret::{SecretBytes, SecretKey};
+use crate::secret::SecretBytes;
 use crate::storage::Batch;
 
 /// A seal migration the config asks for.
@@ -212,7 +211,7 @@ impl Core {
             }
             Migration::ShamirToAwsKms | Migration::AwsKmsToAwsKms => {
                 let kms = new_kms()?;
-                let (root, recovery) = wrap_under(
+                let (root, recovery) = wrap::wrap_root_and_recovery(
                     kms.as_ref(),
                     &config.cluster_id,
                     barrier.root_key(),
@@ -264,18 +263,6 @@ impl Core {
             "seal migration complete; the daemon is unsealed under the new seal. Remove the old seal block from the config"
         );
     }
-}
-
-/// Wraps the root key (checked by a Decrypt) and the recovery key under `kms`.
-async fn wrap_under(
-    kms: &dyn Kms,
-    cluster_id: &str,
-    root_key: &SecretKey,
-    recovery_key: &SecretKey,
-) -> Result<(Envelope, Envelope), CoreError> {
-    let root = seal_and_check(kms, Purpose::RootKey, cluster_id, root_key).await?;
-    let recovery = Envelope::seal(kms, Purpose::RecoveryKey, cluster_id, recovery_key).await?;
-    Ok((root, recovery))
 }
 
 fn refused_by_new_seal(e: &CoreError) -> CoreError {

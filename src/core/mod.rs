@@ -17,6 +17,7 @@ pub mod seal_config;
 mod snapshot;
 pub mod token;
 mod unseal;
+mod wrap;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -26,11 +27,11 @@ use tokio::sync::{Mutex, watch};
 pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use error::CoreError;
 pub use init::{InitParams, InitResult};
-pub use keyring::{DEFAULT_MAX_ENCRYPTIONS, KeyStatus, RotationPolicy};
+pub use keyring::{KeyStatus, RotationPolicy};
 pub use migrate::Migration;
 pub use quorum::{
-    Completed, OTP_LEN, Operation, QuorumOutcome, QuorumStatus, RekeyParams, RekeyStatus,
-    RekeyTarget, STALE_AFTER, decode_token, encode_token,
+    Completed, OTP_LEN, Operation, QuorumOutcome, QuorumStatus, RekeyParams, RekeyTarget,
+    decode_token,
 };
 pub use seal_config::SealConfig;
 pub use snapshot::SnapshotHeader;

@@ -32,13 +32,12 @@ use base64::engine::general_purpose::STANDARD;
 use super::recipients::{self, Recipient};
 use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use super::unseal::{add_share, decode_share, issued_share, share_noun};
-use super::{Core, CoreError, State, token};
+use super::{Core, CoreError, State, token, wrap};
 use crate::barrier::keyring::now_unix;
 use crate::barrier::{Barrier, KEYRING_PATH, entry};
 use crate::failpoint;
 use crate::seal::Seal;
-use crate::seal::envelope::{Envelope, Purpose};
-use crate::seal::kms::Kms;
+use crate::seal::envelope::Purpose;
 use crate::seal::shamir::{self, ShareCheck};
 use crate::secret::{SecretBytes, SecretKey, SecretString, ct_eq};
 use crate::storage::Batch;
@@ -46,7 +45,7 @@ use crate::storage::Batch;
 /// An operation that has seen no share for this long may be replaced by a
 /// new one (so a forgotten generate-root, whose nonce may be lost, cannot
 /// block the next one for ever).
-pub const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Length of a generate-root one-time pad: as long as a token.
 pub const OTP_LEN: usize = token::TOKEN_LEN;
 
@@ -149,8 +148,6 @@ pub struct RekeyStatus {
 pub struct QuorumOutcome {
     /// Status after the share.
     pub status: QuorumStatus,
-    /// The share had already been entered; nothing changed.
-    pub duplicate: bool,
     /// The operation finished (or, for a rekey with verification, issued the
     /// new shares and waits for them).
     pub result: Option<Completed>,
@@ -259,6 +256,13 @@ fn wrong_nonce(op: Operation) -> CoreError {
     ))
 }
 
+fn duplicate_share(op: Operation) -> CoreError {
+    CoreError::InvalidArgument(format!(
+        "this key was already entered for the {} under way; progress is unchanged",
+        op.command()
+    ))
+}
+
 fn none_under_way(op: Operation) -> CoreError {
     CoreError::FailedPrecondition(format!(
         "no {} is under way; start one with `strongroom {} --init`",
@@ -284,7 +288,7 @@ fn decode_otp(otp: &str) -> Result<SecretBytes, CoreError> {
 }
 
 /// `token XOR pad`, base64: what generate-root returns.
-pub fn encode_token(token: &[u8], otp: &[u8]) -> String {
+fn encode_token(token: &[u8], otp: &[u8]) -> String {
     let xored: Vec<u8> = token.iter().zip(otp).map(|(t, p)| t ^ p).collect();
     STANDARD.encode(xored)
 }
@@ -456,9 +460,12 @@ impl Core {
                     verify: plan.verify,
                     verification_required: plan.verification.as_ref().is_some_and(|v| v.by_quorum),
                     confirmation_required: plan.verification.as_ref().is_some_and(|v| !v.by_quorum),
+                    // The confirmation nonce is the receiver's alone: a
+                    // Status caller must not confirm shares it never saw.
                     verification_nonce: plan
                         .verification
                         .as_ref()
+                        .filter(|v| v.by_quorum)
                         .map(|v| hide(&v.nonce))
                         .unwrap_or_default(),
                     verification_progress: plan
@@ -492,13 +499,17 @@ impl Core {
                 return Err(wrong_nonce(op));
             }
             if let Kind::Rekey(RekeyPlan {
-                verification: Some(v),
+                verification: Some(pending),
                 ..
             }) = &attempt.kind
-                && v.by_quorum
             {
-                if let Ok(new_share) = decode_share(key, v.share_len(), "key")
-                    && v.check.is_issued(new_share.expose())
+                if !pending.by_quorum {
+                    return Err(CoreError::FailedPrecondition(
+                        "the rekey has issued its new keys and waits for the client that received them to confirm; cancel it to start again".into(),
+                    ));
+                }
+                if let Ok(new_share) = decode_share(key, pending.share_len(), "key")
+                    && pending.check.is_issued(new_share.expose())
                 {
                     return Err(CoreError::InvalidArgument(
                         "this is one of the new keys of the rekey under way: enter it with `strongroom rekey --verify --nonce …`".into(),
@@ -506,15 +517,6 @@ impl Core {
                 }
                 return Err(CoreError::FailedPrecondition(
                     "the rekey has issued its new keys and waits for them to be verified: enter the new keys with `strongroom rekey --verify --nonce …`, or cancel the rekey".into(),
-                ));
-            }
-            if let Kind::Rekey(RekeyPlan {
-                verification: Some(_),
-                ..
-            }) = &attempt.kind
-            {
-                return Err(CoreError::FailedPrecondition(
-                    "the rekey has issued its new keys and waits for the client that received them to confirm; cancel it to start again".into(),
                 ));
             }
             issued_share(key, &config)?
@@ -528,12 +530,7 @@ impl Core {
                 .filter(|a| nonce_matches(a, nonce))
                 .ok_or_else(|| none_under_way(op))?;
             if !add_share(&mut attempt.shares, share) {
-                drop(attempts);
-                return Ok(QuorumOutcome {
-                    status: self.quorum_status(op, false),
-                    duplicate: true,
-                    result: None,
-                });
+                return Err(duplicate_share(op));
             }
             attempt.last_progress = Instant::now();
             (attempt.shares.len() >= config.secret_threshold as usize)
@@ -549,7 +546,6 @@ impl Core {
             );
             return Ok(QuorumOutcome {
                 status: self.quorum_status(op, false),
-                duplicate: false,
                 result: None,
             });
         };
@@ -559,7 +555,6 @@ impl Core {
         match result {
             Ok(completed) => Ok(QuorumOutcome {
                 status,
-                duplicate: false,
                 result: Some(completed),
             }),
             Err(e) => {
@@ -716,7 +711,12 @@ impl Core {
                 ));
             }
         }
-        failpoint::scope("rekey-commit", self.commit_pending_rekey(&config, false)).await
+        failpoint::scope(
+            "rekey-commit",
+            self.commit_pending_rekey(&config, confirmation_nonce, false),
+        )
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "rekey confirmation failed; the current keys stay in force"))
     }
 
     /// Writes new shares' seal config with what the new key protects (the
@@ -752,11 +752,13 @@ impl Core {
                 );
             }
             Seal::AwsKms(kms) => {
-                let envelope = seal_and_check(
+                let stored_arn = self.report().key_arn.clone();
+                let envelope = wrap::seal_beside(
                     kms.as_ref(),
                     Purpose::RecoveryKey,
                     &config.cluster_id,
                     new_key,
+                    &stored_arn,
                 )
                 .await?;
                 batch.put(RECOVERY_KEY_PATH, envelope.encode());
@@ -815,12 +817,7 @@ impl Core {
                 }));
             }
             if !add_share(&mut verification.entered, share) {
-                drop(attempts);
-                return Ok(QuorumOutcome {
-                    status: self.quorum_status(op, false),
-                    duplicate: true,
-                    result: None,
-                });
+                return Err(duplicate_share(op));
             }
             attempt.last_progress = Instant::now();
             verification.entered.len() >= threshold as usize
@@ -828,29 +825,49 @@ impl Core {
         if !complete {
             return Ok(QuorumOutcome {
                 status: self.quorum_status(op, false),
-                duplicate: false,
                 result: None,
             });
         }
-        failpoint::scope("rekey-commit", self.commit_pending_rekey(&config, true))
-            .await
+        failpoint::scope(
+            "rekey-commit",
+            self.commit_pending_rekey(&config, verification_nonce, true),
+        )
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "rekey verification failed; the current keys stay in force"))
             .map(|()| QuorumOutcome {
                 status: self.quorum_status(op, false),
-                duplicate: false,
                 result: Some(Completed::Verified),
             })
     }
 
-    /// Commits a rekey's pending shares; `verified` when a quorum of them
-    /// was typed back (their combination must give the new key).
+    /// Commits the pending shares of the rekey whose pending nonce is
+    /// `nonce`; `verified` when a quorum of them was typed back (their
+    /// combination must give the new key). Checked again under the lifecycle
+    /// lock: the rekey may have been cancelled or replaced meanwhile.
     async fn commit_pending_rekey(
         &self,
         config: &SealConfig,
+        nonce: &str,
         verified: bool,
     ) -> Result<(), CoreError> {
         let _lifecycle = self.lifecycle.lock().await;
         let op = Operation::Rekey;
-        let Some(attempt) = self.attempts().slot(op).take() else {
+        let attempt = {
+            let mut attempts = self.attempts();
+            let slot = attempts.slot(op);
+            let matches = matches!(
+                slot.as_ref().map(|a| &a.kind),
+                Some(Kind::Rekey(RekeyPlan { verification: Some(v), .. }))
+                    if v.by_quorum == verified && ct_eq(v.nonce.as_bytes(), nonce.trim().as_bytes())
+            );
+            if !matches {
+                return Err(CoreError::FailedPrecondition(
+                    "the rekey was cancelled or replaced while its keys were being confirmed; nothing changed".into(),
+                ));
+            }
+            slot.take()
+        };
+        let Some(attempt) = attempt else {
             return Err(none_under_way(op));
         };
         let Kind::Rekey(RekeyPlan {
@@ -863,6 +880,7 @@ impl Core {
             return Err(none_under_way(op));
         };
         if verified {
+            // Every share passed the issued check; this guards the check itself.
             let combined = shamir::combine(&verification.entered).map_err(|_| {
                 CoreError::Internal("the new keys did not combine; start the rekey again".into())
             })?;
@@ -898,14 +916,18 @@ impl Core {
                 ROOT_KEY_PATH,
                 rotated.root_key().expose(),
             ),
-            Seal::AwsKms(kms) => seal_and_check(
-                kms.as_ref(),
-                Purpose::RootKey,
-                &config.cluster_id,
-                rotated.root_key(),
-            )
-            .await?
-            .encode(),
+            Seal::AwsKms(kms) => {
+                let stored_arn = self.report().key_arn.clone();
+                wrap::seal_beside(
+                    kms.as_ref(),
+                    Purpose::RootKey,
+                    &config.cluster_id,
+                    rotated.root_key(),
+                    &stored_arn,
+                )
+                .await?
+                .encode()
+            }
         };
         let mut batch = Batch::new();
         batch
@@ -938,25 +960,6 @@ impl Verification {
     fn share_len(&self) -> usize {
         shamir::share_len(self.check.len() as u32)
     }
-}
-
-/// Wraps `key` under the configured KMS key and opens it again (one Encrypt,
-/// one Decrypt), so a key policy without kms:Decrypt is found before the
-/// wrapped key replaces a working one.
-pub(super) async fn seal_and_check(
-    kms: &dyn Kms,
-    purpose: Purpose,
-    cluster_id: &str,
-    key: &SecretKey,
-) -> Result<Envelope, CoreError> {
-    let envelope = Envelope::seal(kms, purpose, cluster_id, key).await?;
-    let reopened = envelope.open(kms, purpose, cluster_id).await?;
-    if !ct_eq(reopened.expose(), key.expose()) {
-        return Err(CoreError::Internal(
-            "KMS returned a different key than it was given; nothing was written".into(),
-        ));
-    }
-    Ok(envelope)
 }
 
 /// Recovers a token from generate-root's answer and the pad.
@@ -998,6 +1001,7 @@ pub fn decode_token(encoded: &str, otp: &str) -> Result<SecretString, CoreError>
 mod tests {
     use super::*;
     use crate::core::{InitParams, Options, Phase};
+    use crate::seal::kms::Kms;
     use crate::seal::kms::testing::FakeKms;
     use crate::storage::{Backend, InmemBackend};
 
@@ -1104,9 +1108,19 @@ mod tests {
         assert!(err.to_string().contains("never issued"), "{err}");
         let first = enter(core, Operation::Rekey, &nonce, &store.shares[..1]).await;
         assert_eq!(first.status.progress, 1);
-        let again = enter(core, Operation::Rekey, &nonce, &store.shares[..1]).await;
-        assert!(again.duplicate);
-        assert_eq!(again.status.progress, 1);
+        let again = core
+            .quorum_update(Operation::Rekey, &nonce, &store.shares[0])
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(again, CoreError::InvalidArgument(_)), "{again}");
+        assert!(again.to_string().contains("already entered"), "{again}");
+        assert_eq!(
+            core.quorum_status_for(Operation::Rekey, None)
+                .await
+                .progress,
+            1
+        );
 
         let done = enter(core, Operation::Rekey, &nonce, &store.shares[1..2]).await;
         let Some(Completed::Rekey {
@@ -1367,7 +1381,6 @@ mod tests {
             panic!("no token");
         };
         let token = decode_token(&encoded_token, &pad).unwrap();
-        assert!(!encoded_token.contains(&token.expose()[3..]));
         core.authorize_root(Some(token.expose()), "test")
             .await
             .unwrap();

@@ -50,13 +50,19 @@ struct SshEd25519 {
 }
 
 impl Recipient {
-    /// Parses `age1…` or `ssh-ed25519 AAAA… [comment]`.
-    pub fn parse(text: &str) -> Result<Self, CoreError> {
+    /// Parses `age1…` or `ssh-ed25519 AAAA… [comment]`. `which` names it
+    /// in messages ("recipient 2"); the text itself is never repeated, in
+    /// case a secret key was pasted by mistake.
+    pub fn parse(text: &str, which: &str) -> Result<Self, CoreError> {
         let text = text.trim();
+        if text.starts_with("AGE-SECRET-KEY-") || text.contains("PRIVATE KEY") {
+            return Err(CoreError::InvalidArgument(format!(
+                "{which} is a secret key, not a recipient: give the public key (age1… from age-keygen, or the .pub file of an ssh-ed25519 key); a secret key must never leave its holder"
+            )));
+        }
         let bad = |why: &str| {
             CoreError::InvalidArgument(format!(
-                "{:?} is not a recipient strongroom can encrypt to ({why}); give age X25519 recipients (age1…) or ssh-ed25519 public keys",
-                shorten(text)
+                "{which} is not a recipient strongroom can encrypt to ({why}); give age X25519 recipients (age1…) or ssh-ed25519 public keys"
             ))
         };
         let key = if text.starts_with("age1") {
@@ -115,7 +121,10 @@ pub fn parse_all(list: &[String], expected: u32, what: &str) -> Result<Vec<Recip
             list.len()
         )));
     }
-    list.iter().map(|r| Recipient::parse(r)).collect()
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| Recipient::parse(r, &format!("recipient {}", i + 1)))
+        .collect()
 }
 
 /// Each share (as base64 text and a newline, what `unseal` reads) encrypted
@@ -203,7 +212,7 @@ mod tests {
     #[test]
     fn x25519_recipients_round_trip_through_age() {
         let identity = age::x25519::Identity::generate();
-        let recipient = Recipient::parse(&identity.to_public().to_string()).unwrap();
+        let recipient = Recipient::parse(&identity.to_public().to_string(), "recipient 1").unwrap();
         let armored = recipient.armor(b"the share\n").unwrap();
         assert!(armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
         let reader = age::armor::ArmoredReader::new(armored.as_bytes());
@@ -225,15 +234,25 @@ mod tests {
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5",
             "",
         ] {
-            let err = Recipient::parse(bad).err().unwrap();
+            let err = Recipient::parse(bad, "recipient 1").err().unwrap();
             assert!(
                 err.to_string()
-                    .contains("is not a recipient strongroom can encrypt to"),
+                    .starts_with("recipient 1 is not a recipient strongroom can encrypt to"),
                 "{bad}: {err}"
             );
         }
+        let secret = age::x25519::Identity::generate();
+        let err = Recipient::parse(secret.to_string().expose_secret(), "recipient 3")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("recipient 3 is a secret key, not a recipient"),
+            "{err}"
+        );
+        assert!(!err.contains("AGE-SECRET-KEY"), "the secret key was echoed");
         let ok = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@rust";
-        assert!(Recipient::parse(ok).is_ok());
+        assert!(Recipient::parse(ok, "recipient 1").is_ok());
         let err = parse_all(&[ok.to_string()], 3, "unseal keys")
             .err()
             .unwrap();

@@ -174,15 +174,22 @@ pub async fn revoke_by_accessor(
     batch: &mut Batch,
     accessor: &str,
 ) -> Result<TokenEntry, CoreError> {
-    let not_found = || CoreError::NotFound(format!("no token has the accessor {accessor:?}"));
+    // Only a well-formed accessor is repeated in a message: what was given
+    // instead may be a token pasted by mistake.
+    if accessor.starts_with(TOKEN_PREFIX) {
+        return Err(CoreError::InvalidArgument(
+            "that is a token, not its accessor: `strongroom token list-accessors` shows the accessors".into(),
+        ));
+    }
     if accessor.is_empty()
         || accessor.len() > ACCESSOR_LEN
         || !accessor.bytes().all(|b| b.is_ascii_alphanumeric())
     {
         return Err(CoreError::InvalidArgument(format!(
-            "{accessor:?} is not an accessor: accessors are {ACCESSOR_LEN} letters and digits"
+            "the accessor is malformed: accessors are {ACCESSOR_LEN} letters and digits"
         )));
     }
+    let not_found = || CoreError::NotFound(format!("no token has the accessor {accessor}"));
     let accessor_path = format!("{ACCESSOR_PREFIX}{accessor}");
     let hashed = barrier.get(&accessor_path).await?.ok_or_else(not_found)?;
     let id_path = format!("{ID_PREFIX}{}", String::from_utf8_lossy(hashed.expose()));

@@ -307,16 +307,22 @@ impl Backend for FileBackend {
     }
 
     // One read transaction: the view of a single commit, whatever the
-    // writer does meanwhile.
+    // writer does meanwhile. The whole store is read on a blocking thread,
+    // not on a runtime worker that serves requests.
     async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        let txn = self.db.begin_read().map_err(backend_error)?;
-        let table = txn.open_table(ENTRIES).map_err(backend_error)?;
-        let mut entries = Vec::new();
-        for item in table.iter().map_err(backend_error)? {
-            let (key, value) = item.map_err(backend_error)?;
-            entries.push((key.value().to_string(), value.value().to_vec()));
-        }
-        Ok(entries)
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(backend_error)?;
+            let table = txn.open_table(ENTRIES).map_err(backend_error)?;
+            let mut entries = Vec::new();
+            for item in table.iter().map_err(backend_error)? {
+                let (key, value) = item.map_err(backend_error)?;
+                entries.push((key.value().to_string(), value.value().to_vec()));
+            }
+            Ok(entries)
+        })
+        .await
+        .map_err(|e| StorageError::Backend(format!("the snapshot reader stopped: {e}")))?
     }
 
     async fn write(&self, batch: Batch) -> Result<(), StorageError> {

@@ -308,3 +308,135 @@ fn usage_errors_exit_64_and_runtime_errors_exit_1() {
     let run = run.error_says(&format!("cannot reach strongroom at {address}"));
     assert!(run.stderr.contains("refused"), "{}", run.stderr);
 }
+
+/// The code of a refusal.
+fn code<T>(result: Result<T, tonic::Status>) -> Code {
+    match result {
+        Ok(_) => panic!("expected a refusal"),
+        Err(status) => status.code(),
+    }
+}
+
+#[test]
+fn quorum_operations_answer_with_the_documented_codes() {
+    let dir = tempdir();
+    let daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
+    let keys = init(&daemon, &["--key-shares", "3", "--key-threshold", "2"]);
+    for key in &keys.keys_hex[..2] {
+        daemon.cli().run(&["unseal", key]).ok();
+    }
+    let token = keys.root_token.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut sys = sys(&daemon).await;
+
+        let init = || proto::RekeyInitRequest::default();
+        assert_eq!(code(sys.rekey_init(init()).await), Code::Unauthenticated);
+        let started = sys
+            .rekey_init(with_token(init(), &token))
+            .await
+            .unwrap()
+            .into_inner();
+        let nonce = started.quorum.unwrap().nonce;
+        assert_eq!(
+            code(sys.rekey_init(with_token(init(), &token)).await),
+            Code::FailedPrecondition
+        );
+        // Status shows the nonce to a root token only.
+        let public = sys
+            .rekey_status(proto::RekeyStatusRequest {})
+            .await
+            .unwrap();
+        assert_eq!(public.into_inner().quorum.unwrap().nonce, "");
+
+        let update = |nonce: &str, key: &str| proto::RekeyUpdateRequest {
+            nonce: nonce.into(),
+            key: key.into(),
+        };
+        assert_eq!(
+            code(sys.rekey_update(update("wrong", &keys.keys_hex[0])).await),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(
+                sys.rekey_update(update(&nonce, &hex::encode([5u8; 33])))
+                    .await
+            ),
+            Code::InvalidArgument
+        );
+        sys.rekey_update(update(&nonce, &keys.keys_hex[0]))
+            .await
+            .unwrap();
+        let duplicate = sys
+            .rekey_update(update(&nonce, &keys.keys_b64[0]))
+            .await
+            .unwrap_err();
+        assert_eq!(duplicate.code(), Code::InvalidArgument);
+        assert_eq!(
+            duplicate.message(),
+            "this key was already entered for the rekey under way; progress is unchanged"
+        );
+        let status = sys
+            .rekey_status(with_token(proto::RekeyStatusRequest {}, &token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status.quorum.unwrap().progress, 1, "refusals kept progress");
+        assert_eq!(
+            code(
+                sys.rekey_cancel(with_token(
+                    proto::RekeyCancelRequest {
+                        nonce: "wrong".into()
+                    },
+                    &token
+                ))
+                .await
+            ),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(
+                sys.rekey_confirm(proto::RekeyConfirmRequest {
+                    nonce: "anything".into()
+                })
+                .await
+            ),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(
+                sys.rotate_root_update(proto::RotateRootUpdateRequest {
+                    nonce: nonce.clone(),
+                    key: keys.keys_hex[1].clone(),
+                })
+                .await
+            ),
+            Code::FailedPrecondition,
+            "no rotate-root is under way"
+        );
+        let short_pad = sys
+            .generate_root_init(proto::GenerateRootInitRequest {
+                otp: "c2hvcnQ=".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(short_pad.code(), Code::InvalidArgument);
+
+        // Sealed: every quorum operation is UNAVAILABLE.
+        sys.seal(with_token(proto::SealRequest {}, &token))
+            .await
+            .unwrap();
+        assert_eq!(
+            code(sys.rekey_init(with_token(init(), &token)).await),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code(
+                sys.generate_root_init(proto::GenerateRootInitRequest { otp: String::new() })
+                    .await
+            ),
+            Code::InvalidArgument,
+            "a bad pad is refused before the seal state matters"
+        );
+    });
+}

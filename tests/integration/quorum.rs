@@ -104,14 +104,11 @@ fn rekey_then_restart_with_only_the_new_keys() {
         .error_says("the unseal key is neither hex nor base64");
     let one = enter(&daemon, "rekey", &nonce, &[&init.keys_hex[0]]);
     assert_eq!(one["progress"], 1);
-    let duplicate = daemon
+    daemon
         .cli()
-        .run(&["rekey", "--nonce", &nonce, &init.keys_b64[0]]);
-    assert!(
-        duplicate.stderr.contains("already been entered"),
-        "{}",
-        duplicate.stderr
-    );
+        .run(&["rekey", "--nonce", &nonce, &init.keys_b64[0]])
+        .code(1)
+        .error_says("this key was already entered for the rekey under way; progress is unchanged");
     // The last key comes from stdin, as from a holder's terminal.
     let done = daemon
         .cli()
@@ -321,9 +318,10 @@ fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
     let new_accessor = done["accessor"].as_str().unwrap();
     assert_ne!(new_accessor, old_accessor);
 
+    // The pad from stdin (a hidden prompt on a terminal), out of shell history.
     let decoded = daemon
         .cli()
-        .run(&["generate-root", "--decode", encoded, "--otp", otp])
+        .run_stdin(&["generate-root", "--decode", encoded, "--otp", "-"], otp)
         .ok()
         .stdout;
     let new_token = decoded.trim().to_string();
