@@ -1467,6 +1467,25 @@ mod tests {
         let done = enter(&core, Operation::RotateRoot, &nonce, &new[1..3]).await;
         assert!(matches!(done.result, Some(Completed::RotatedRoot)));
 
+        // The configured key moved before the rewrap: a rotation now would
+        // split the store across two keys, so it is refused and writes nothing.
+        let stored = kms.current_arn();
+        let before = storage.export().await.unwrap();
+        kms.switch_to_new_key();
+        let nonce = core.rotate_root_init(Some(&token)).await.unwrap().nonce;
+        core.quorum_update(Operation::RotateRoot, &nonce, &new[0])
+            .await
+            .unwrap();
+        let err = core
+            .quorum_update(Operation::RotateRoot, &nonce, &new[1])
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, CoreError::FailedPrecondition(_)), "{err}");
+        assert!(err.to_string().contains(&stored), "{err}");
+        assert_eq!(storage.export().await.unwrap(), before);
+        kms.switch_back_to(&stored);
+
         // A restart unseals with KMS alone, under the new root key.
         let restarted = Core::open(storage, Seal::AwsKms(kms.clone()), Options::default())
             .await

@@ -184,6 +184,11 @@ pub(crate) mod testing {
             inner.current = arn;
         }
 
+        /// Points the configured key back at an existing key.
+        pub(crate) fn switch_back_to(&self, arn: &str) {
+            self.0.lock().unwrap().current = arn.to_string();
+        }
+
         /// Points the client at another endpoint URL.
         pub(crate) fn set_endpoint(&self, endpoint: &str) {
             self.0.lock().unwrap().endpoint = endpoint.to_string();
