@@ -681,36 +681,6 @@ impl Core {
     /// they take effect. Needs the confirmation nonce returned with them.
     pub async fn rekey_confirm(&self, confirmation_nonce: &str) -> Result<(), CoreError> {
         let (config, _) = self.unsealed()?;
-        {
-            let mut attempts = self.attempts();
-            let op = Operation::Rekey;
-            let attempt = attempts
-                .slot(op)
-                .as_mut()
-                .ok_or_else(|| none_under_way(op))?;
-            let Kind::Rekey(RekeyPlan {
-                verification: Some(pending),
-                ..
-            }) = &attempt.kind
-            else {
-                return Err(CoreError::FailedPrecondition(
-                    "the rekey under way has not issued new keys yet".into(),
-                ));
-            };
-            if pending.by_quorum {
-                return Err(CoreError::FailedPrecondition(
-                    "this rekey was started with --verify: a quorum of its new keys must be typed back with `strongroom rekey --verify --nonce …`".into(),
-                ));
-            }
-            if !ct_eq(
-                pending.nonce.as_bytes(),
-                confirmation_nonce.trim().as_bytes(),
-            ) {
-                return Err(CoreError::InvalidArgument(
-                    "the confirmation nonce does not match the rekey under way".into(),
-                ));
-            }
-        }
         failpoint::scope(
             "rekey-commit",
             self.commit_pending_rekey(&config, confirmation_nonce, false),
@@ -855,14 +825,25 @@ impl Core {
         let attempt = {
             let mut attempts = self.attempts();
             let slot = attempts.slot(op);
-            let matches = matches!(
-                slot.as_ref().map(|a| &a.kind),
-                Some(Kind::Rekey(RekeyPlan { verification: Some(v), .. }))
-                    if v.by_quorum == verified && ct_eq(v.nonce.as_bytes(), nonce.trim().as_bytes())
-            );
-            if !matches {
+            let Some(Kind::Rekey(RekeyPlan {
+                verification: Some(pending),
+                ..
+            })) = slot.as_ref().map(|a| &a.kind)
+            else {
                 return Err(CoreError::FailedPrecondition(
-                    "the rekey was cancelled or replaced while its keys were being confirmed; nothing changed".into(),
+                    "no rekey is waiting for its new keys to be confirmed or verified; nothing changed".into(),
+                ));
+            };
+            if pending.by_quorum != verified {
+                return Err(CoreError::FailedPrecondition(if pending.by_quorum {
+                    "this rekey was started with --verify: a quorum of its new keys must be typed back with `strongroom rekey --verify --nonce …`"
+                } else {
+                    "this rekey was not started with --verify: the client that received its new keys confirms it"
+                }.into()));
+            }
+            if !ct_eq(pending.nonce.as_bytes(), nonce.trim().as_bytes()) {
+                return Err(CoreError::InvalidArgument(
+                    "the nonce does not match the rekey waiting for its new keys (was it cancelled or replaced?); nothing changed".into(),
                 ));
             }
             slot.take()
