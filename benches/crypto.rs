@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the hot pieces: barrier encryption, Shamir, config
+//! Micro-benchmarks of the hot pieces: barrier encryption, Shamir, the local
+//! part of the awskms envelope (everything but the KMS round trip), config
 //! parsing, and a durable storage commit (redb against write + fsync + rename).
 //!
 //! Run with `cargo bench --bench crypto`.
@@ -7,9 +8,14 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use divan::Bencher;
 use divan::counter::BytesCount;
 use strongroom::barrier::{Barrier, Keyring};
+use strongroom::seal::envelope::{Envelope, Purpose};
+use strongroom::seal::kms::{
+    EncryptionContext, KeyInfo, Kms, KmsError, KmsErrorKind, Unwrapped, Wrapped,
+};
 use strongroom::seal::shamir;
 use strongroom::secret::{SecretBytes, SecretKey};
 use strongroom::storage::{Backend, Batch, FileBackend, InmemBackend};
@@ -54,6 +60,78 @@ fn shamir_split_combine(bencher: Bencher<'_, '_>, (shares, threshold): (u32, u32
         let parts = shamir::split(&key, shares, threshold).map_err(|e| e.to_string())?;
         let quorum: Vec<SecretBytes> = parts.into_iter().take(threshold as usize).collect();
         shamir::combine(&quorum)
+            .map(|k| k.expose()[0])
+            .map_err(|e| e.to_string())
+    });
+}
+
+/// A KMS that answers at once, the data key standing for its own wrapped
+/// form: what remains is the envelope's local work (data key from the OS,
+/// AES-256-GCM, encoding).
+struct InstantKms;
+
+const BENCH_ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/bench";
+
+#[async_trait]
+impl Kms for InstantKms {
+    fn key_id(&self) -> &str {
+        BENCH_ARN
+    }
+    fn endpoint(&self) -> String {
+        String::new()
+    }
+    async fn encrypt(&self, plaintext: &[u8], _: &EncryptionContext) -> Result<Wrapped, KmsError> {
+        Ok(Wrapped {
+            ciphertext: plaintext.to_vec(),
+            key_arn: BENCH_ARN.into(),
+        })
+    }
+    async fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        _: &EncryptionContext,
+        _: &str,
+    ) -> Result<Unwrapped, KmsError> {
+        Ok(Unwrapped {
+            plaintext: SecretBytes::new(ciphertext.to_vec()),
+            key_arn: BENCH_ARN.into(),
+        })
+    }
+    async fn describe_key(&self, _: &str) -> Result<KeyInfo, KmsError> {
+        Err(KmsError::new(KmsErrorKind::Config, "not used"))
+    }
+}
+
+/// Wrap a 32-byte key in an envelope (the KMS Encrypt itself excluded).
+#[divan::bench]
+fn envelope_wrap_local(bencher: Bencher<'_, '_>) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    bencher.bench(|| {
+        runtime
+            .block_on(Envelope::seal(&InstantKms, Purpose::RootKey, "bench", &key))
+            .map(|e| e.encode().len())
+            .map_err(|e| e.to_string())
+    });
+}
+
+/// Open an envelope (the KMS Decrypt itself excluded).
+#[divan::bench]
+fn envelope_unwrap_local(bencher: Bencher<'_, '_>) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
+    let key = SecretKey::generate();
+    let Ok(envelope) =
+        runtime.block_on(Envelope::seal(&InstantKms, Purpose::RootKey, "bench", &key))
+    else {
+        return;
+    };
+    bencher.bench(|| {
+        runtime
+            .block_on(envelope.open(&InstantKms, Purpose::RootKey, "bench"))
             .map(|k| k.expose()[0])
             .map_err(|e| e.to_string())
     });

