@@ -20,7 +20,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Lines a process wrote, kept as they arrive.
 #[derive(Clone, Default)]
-pub struct Lines(Arc<Mutex<Vec<String>>>);
+pub struct Lines(Arc<Mutex<Vec<String>>>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Lines {
     /// Collects the lines of `stream` in a background thread.
@@ -30,8 +30,18 @@ impl Lines {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 lines.0.lock().unwrap().push(line);
             }
+            lines.1.store(true, std::sync::atomic::Ordering::Release);
         });
         self
+    }
+
+    /// Waits (bounded) until the stream ended: after the process exited,
+    /// every line it wrote is here.
+    pub fn wait_closed(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !self.1.load(std::sync::atomic::Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn all(&self) -> Vec<String> {
@@ -241,6 +251,9 @@ impl Daemon {
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 self.child = None;
+                // Everything the process wrote before it exited is read.
+                self.stderr.wait_closed();
+                self.stdout.wait_closed();
                 return Some(status);
             }
             if Instant::now() > deadline {

@@ -114,12 +114,11 @@ fn the_rotation_policy_rotates_by_itself() {
     let status = key_status(&daemon);
     assert_eq!(status["rotation_max_encryptions"], 20);
     assert!(status["terms"][0]["encryptions"].as_u64().unwrap() >= 20);
-    assert!(
-        daemon
-            .stderr
-            .text()
-            .contains("automatic: the active term made")
-    );
+    daemon
+        .stderr
+        .wait_for("the automatic rotation's log line", |l| {
+            l.contains("automatic: the active term made")
+        });
     let out = daemon
         .cli()
         .run(&["kv", "get", "app/0", "--format", "json"])

@@ -82,7 +82,9 @@ fn shamir_to_awskms_is_refused_while_kms_is_down_then_done_with_the_unseal_keys(
         (&false.into(), &false.into(), &"awskms".into())
     );
     assert_eq!(done["kms_key_arn"], kms.key.as_str());
-    assert!(daemon.stderr.text().contains("seal migration complete"));
+    daemon.stderr.wait_for("the migration's log line", |l| {
+        l.contains("seal migration complete")
+    });
     kv_reads_back(&daemon, &keys.root_token);
 
     // The config has only the new block: every restart unseals by itself,
@@ -114,14 +116,9 @@ fn awskms_to_shamir_turns_recovery_keys_into_unseal_keys() {
         .wait_exit(std::time::Duration::from_secs(10))
         .unwrap();
     assert_eq!(exit.code(), Some(1));
-    assert!(
-        refused
-            .stderr
-            .text()
-            .contains("keep the block and add disabled = true"),
-        "{}",
-        refused.stderr.text()
-    );
+    refused.stderr.wait_for("the refusal", |l| {
+        l.contains("keep the block and add disabled = true")
+    });
 
     let disabled = seal_block(&kms.proxy.endpoint(), "disabled = true");
     let mut daemon = Daemon::start(dir.path(), &config(dir.path(), &disabled));

@@ -243,7 +243,9 @@ fn rotate_root_keeps_the_keys_and_the_data() {
         &[&init.keys_hex[0], &init.keys_hex[1]],
     );
     assert_eq!(done["complete"], true);
-    assert!(daemon.stderr.text().contains("root key rotated"));
+    daemon.stderr.wait_for("the rotation's log line", |l| {
+        l.contains("root key rotated")
+    });
     daemon.cli().run(&["kv", "put", "app/b", "v=2"]).ok();
     daemon.restart();
     unseal(&daemon, &[&init.keys_hex[2], &init.keys_hex[0]]);
