@@ -117,6 +117,11 @@ fn die_with_parent(command: &mut Command) -> &mut Command {
 
 /// Runs `command` to completion within [`BOUND`], killing it past that.
 fn output_within(command: &mut Command) -> Option<Output> {
+    output_within_for(command, BOUND)
+}
+
+/// Runs `command` to completion within `limit`, killing it past that.
+fn output_within_for(command: &mut Command, limit: Duration) -> Option<Output> {
     let mut child = die_with_parent(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -137,7 +142,7 @@ fn output_within(command: &mut Command) -> Option<Output> {
         if let Ok(Some(status)) = child.try_wait() {
             break status;
         }
-        if start.elapsed() > BOUND {
+        if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             return None;
@@ -197,13 +202,7 @@ struct Instance {
 impl Instance {
     fn new(peer: Peer, binary: &Path, seal: Option<&KmsSeal>, mlock: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        // OpenBao also binds PORT+1 for its cluster listener.
-        let port = loop {
-            let port = free_port();
-            if std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-                break port;
-            }
-        };
+        let port = free_port();
         let data = dir.path().join("data");
         let socket = dir.path().join("strongroom.sock");
         let seal_block = seal.map_or(String::new(), |s| {
@@ -219,12 +218,13 @@ impl Instance {
                 socket.display(),
                 !mlock
             ),
-            // OpenBao has no mlock (it refuses disable_mlock) and no unix listener here.
+            // OpenBao has no mlock (it refuses disable_mlock) and no unix
+            // listener here. Single node on file storage, like strongroom:
+            // no cluster listener (with one, its every exit waits ≈ 500 ms
+            // for the listener to stop).
             Peer::OpenBao => format!(
-                "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"https://127.0.0.1:{}\"\nlog_level = \"warn\"\n{seal_block}",
+                "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ndisable_clustering = true\nlog_level = \"warn\"\n{seal_block}",
                 data.display(),
-                port + 1,
-                port + 1
             ),
         };
         let config = dir.path().join("config.hcl");
@@ -283,6 +283,12 @@ struct Proc(Option<Child>);
 impl Proc {
     fn pid(&self) -> u32 {
         self.0.as_ref().map_or(0, Child::id)
+    }
+
+    fn exited(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     /// SIGTERM, then the time until it exited (SIGKILL after [`BOUND`]).
@@ -528,11 +534,16 @@ fn start_unsealed(
     proc
 }
 
-/// Pins the calling thread (the load generator's) to `cpu`.
-fn pin_self(cpu: usize) {
+/// Pins the calling thread (the load generator's) to `cpu`, or lets it
+/// (and the daemons it starts, which inherit it) run on every CPU.
+fn pin_self(cpu: Option<usize>) {
     let mut set = CpuSet::new();
-    set.set(cpu).expect("a CPU number the set can hold");
-    sched_setaffinity(Pid::from_raw(0), &set).expect("pin the load generator");
+    match cpu {
+        Some(cpu) => set.set(cpu).expect("a CPU number the set can hold"),
+        // The kernel ignores the CPUs this machine does not have.
+        None => (0..CpuSet::count()).for_each(|c| set.set(c).expect("in range")),
+    }
+    sched_setaffinity(Pid::from_raw(0), &set).expect("set this thread's CPUs");
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -745,11 +756,20 @@ fn shamir_restarts(
             starts.push((instance.peer, ms(answered)));
             unseals.push((instance.peer, ms(unsealed)));
             if run % 2 == 0 {
-                let stopped = proc.stop();
-                drop(client);
+                // The client's runtime keeps running, as a live sidecar's
+                // does, so it can answer the server's goodbye.
+                let stopped = runtime.block_on(async {
+                    let stopped = tokio::task::spawn_blocking(move || proc.stop()).await;
+                    drop(client);
+                    stopped.expect("stop")
+                });
                 stops_open.push((instance.peer, ms(stopped)));
             } else {
-                drop(client);
+                // Closed, and given time to be seen closed by the server.
+                runtime.block_on(async {
+                    drop(client);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                });
                 stops_idle.push((instance.peer, ms(proc.stop())));
             }
         }
@@ -766,7 +786,7 @@ fn shamir_restarts(
     );
     results.timing(
         "sigterm_to_exit",
-        "SIGTERM to exit, unsealed, a client connection open",
+        "SIGTERM to exit, unsealed, a live client connected",
         &mut stops_open,
     );
     results.timing(
@@ -1027,7 +1047,8 @@ async fn grpc_load(
     let (client_before, server_before) = (rusage_seconds(self_), cpu_seconds(server_pid));
     let mut all = Vec::new();
     for task in tasks {
-        all.extend(bounded("the load", task).await.expect("a load task"));
+        let ran = tokio::time::timeout(BOUND + measure, task).await;
+        all.extend(ran.expect("the load ended in time").expect("a load task"));
     }
     let (client_after, server_after) = (rusage_seconds(self_), cpu_seconds(server_pid));
     all.sort_by(f64::total_cmp);
@@ -1047,12 +1068,14 @@ async fn grpc_load(
 fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32) -> Load {
     let url = format!("http://{addr}/v1/sys/seal-status");
     let run = |duration: u64| {
-        let out = output_within(
+        let limit = BOUND + Duration::from_secs(duration);
+        let out = output_within_for(
             Command::new("taskset")
                 .args(["-c", &CLIENT_CPU.to_string(), "wrk", "-t1"])
                 .arg(format!("-c{clients}"))
                 .arg(format!("-d{duration}s"))
                 .args(["--latency", &url]),
+            limit,
         )
         .expect("wrk ran and ended");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -1066,7 +1089,11 @@ fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32) -> Load {
     run(1);
     let children = nix::sys::resource::UsageWho::RUSAGE_CHILDREN;
     let (client_before, server_before) = (rusage_seconds(children), cpu_seconds(server_pid));
+    let started = Instant::now();
     let text = run(seconds);
+    // wrk's whole life (start-up and connecting too): its CPU and the
+    // server's are shares of this, not of the nominal duration.
+    let wall = started.elapsed().as_secs_f64();
     let (client_after, server_after) = (rusage_seconds(children), cpu_seconds(server_pid));
     let rps = text
         .lines()
@@ -1089,7 +1116,6 @@ fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32) -> Load {
             other => panic!("wrk latency unit {other:?}"),
         }
     };
-    let wall = seconds as f64;
     Load {
         rps,
         p50_ms: latency("50%"),
@@ -1099,8 +1125,9 @@ fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32) -> Load {
     }
 }
 
-/// Idle RSS, Status load and peak RSS, over [`LOAD_ROUNDS`] rounds: each
-/// peer alone in turn, its server under `taskset -c 0`, the load on CPU 1.
+/// Idle RSS, Status load and peak RSS, over [`LOAD_ROUNDS`] rounds, each
+/// peer alone in turn: idle RSS on an unpinned start (as deployed), then a
+/// start under `taskset -c 0` with the load on CPU 1, and its peak RSS.
 fn load_and_memory(
     runtime: &tokio::runtime::Runtime,
     stores: &[(Instance, Vec<String>)],
@@ -1108,9 +1135,6 @@ fn load_and_memory(
     wrk: bool,
     results: &mut Results,
 ) {
-    // This process's load generator runs on its main thread (a current-thread
-    // runtime), pinned here; wrk is started under taskset.
-    pin_self(CLIENT_CPU);
     let (mut idle, mut peak) = (Vec::new(), Vec::new());
     let mut tcp: Vec<(usize, Peer, Load)> = Vec::new();
     let mut unix: Vec<(usize, Peer, Load)> = Vec::new();
@@ -1119,9 +1143,16 @@ fn load_and_memory(
             if instance.peer == Peer::OpenBao && !wrk {
                 continue;
             }
-            let proc = start_unsealed(runtime, instance, keys, Some(SERVER_CPU));
+            pin_self(None);
+            let proc = start_unsealed(runtime, instance, keys, None);
             std::thread::sleep(Duration::from_secs(5));
             idle.push((instance.peer, proc_status_mib(proc.pid(), "VmRSS:")));
+            proc.stop();
+
+            // This process's load generator runs on its main thread (a
+            // current-thread runtime), pinned here; wrk under taskset.
+            pin_self(Some(CLIENT_CPU));
+            let proc = start_unsealed(runtime, instance, keys, Some(SERVER_CPU));
             for clients in [1usize, 16, 64] {
                 let load = match instance.peer {
                     Peer::Strongroom => {
@@ -1142,9 +1173,10 @@ fn load_and_memory(
             proc.stop();
         }
     }
+    pin_self(None);
     results.samples(
         "idle_rss_mlock_off",
-        "idle RSS 5 s after unseal, mlock off",
+        "idle RSS 5 s after unseal, mlock off (unpinned)",
         "MiB",
         &mut idle,
     );
@@ -1185,30 +1217,32 @@ fn load_and_memory(
 /// RLIMIT_MEMLOCK; skipped with a note otherwise).
 fn mlock_rss(runtime: &tokio::runtime::Runtime, results: &mut Results) {
     let instance = Instance::new(Peer::Strongroom, &strongroom_binary(), None, true);
-    let proc = instance.spawn();
-    let answered = runtime.block_on(async {
-        let wait = answering(&instance, Instant::now());
-        let Ok((mut client, _)) = tokio::time::timeout(Duration::from_secs(5), wait).await else {
-            return false;
-        };
+    let mut proc = instance.spawn();
+    // Refused mlock ends the daemon at start, before it listens.
+    let started = Instant::now();
+    while std::net::TcpStream::connect(instance.addr()).is_err() {
+        if proc.exited() {
+            results
+                .notes
+                .push("idle RSS with mlock on not measured: mlock is not permitted here".into());
+            return;
+        }
+        assert!(started.elapsed() < BOUND, "the mlock daemon did not start");
+        std::thread::sleep(POLL);
+    }
+    runtime.block_on(async {
+        let (mut client, _) = answering(&instance, Instant::now()).await;
         let keys = client.init(false).await;
         for key in &keys[..3] {
             client.unseal(key).await;
         }
         until_unsealed(&mut client, Instant::now()).await;
-        true
     });
-    if !answered {
-        results
-            .notes
-            .push("idle RSS with mlock on not measured: mlock is not permitted here".into());
-        return;
-    }
     std::thread::sleep(Duration::from_secs(5));
     let mut rss = vec![(Peer::Strongroom, proc_status_mib(proc.pid(), "VmRSS:"))];
     results.samples(
         "idle_rss_mlock_on",
-        "idle RSS 5 s after unseal, mlock on (strongroom; OpenBao has no mlock)",
+        "idle RSS 5 s after unseal, mlock on (unpinned; strongroom only, OpenBao has no mlock)",
         "MiB",
         &mut rss,
     );

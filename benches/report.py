@@ -168,8 +168,8 @@ def section(results):
         "project's raw-HTTP/2 generator in `benches/daemon.rs`), OpenBao answers "
         "`GET /v1/sys/seal-status` over HTTP/1.1 (load: `wrk`).",
         "",
-        "| scenario | strongroom req/s | p50 | p99 | server CPU | client CPU | OpenBao req/s | p50 | p99 | server CPU | client CPU | ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | strongroom req/s | p50 | p99 | server CPU | client CPU | OpenBao req/s | p50 | p99 | server CPU | client CPU | ratio | runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, sr, ob, r in load_rows(results):
         def cells(x):
@@ -178,7 +178,9 @@ def section(results):
                 return ["—"] * 5
             return [f'{x["rps"]:,.0f}', f'{x["p50_ms"]:.3f} ms', f'{x["p99_ms"]:.3f} ms',
                     f'{x["server_cpu"] * 100:.0f}%', f'{x["client_cpu"] * 100:.0f}%']
-        lines.append(f"| {name} | " + " | ".join(cells(sr) + cells(ob)) + f" | {fmt(r, 2) + '×' if r else '—'} |")
+        runs = f'{sr["runs"]}' + (f' / {ob["runs"]}' if ob else "")
+        lines.append(f"| {name} | " + " | ".join(cells(sr) + cells(ob))
+                     + f" | {fmt(r, 2) + '×' if r else '—'} | {runs} |")
     lines += ["", "| target | measured | |", "|---|---|---|"]
     for label, measured, met in targets(results):
         lines.append(f"| {label} | {measured} | {'met' if met else '**missed**'} |")
