@@ -647,7 +647,7 @@ fn a_snapshot_restored_into_a_fresh_directory_unseals_itself_with_the_kms_key() 
 
 #[test]
 fn recovery_keys_authorize_rekey_rotate_root_and_generate_root() {
-    use crate::quorum::{enter, start as start_operation};
+    use crate::quorum::{enter, fresh_otp, start as start_operation};
     let kms = kms();
     let dir = tempdir();
     let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
@@ -738,12 +738,7 @@ fn recovery_keys_authorize_rekey_rotate_root_and_generate_root() {
         .ok();
     assert_eq!(out.json()["data"]["password"], "hunter2");
 
-    let otp = daemon
-        .cli()
-        .run(&["generate-root", "--generate-otp"])
-        .ok()
-        .stdout;
-    let otp = otp.trim().to_string();
+    let otp = fresh_otp(&daemon);
     let (nonce, _) = start_operation(&daemon, "generate-root", &["--otp", &otp]);
     let done = enter(&daemon, "generate-root", &nonce, &[&new[1], &new[2]]);
     let token = daemon

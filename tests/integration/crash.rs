@@ -22,6 +22,7 @@ use tempfile::TempDir;
 
 use crate::awskms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
 use crate::harness::{Daemon, Init, Run, config, init, status, tempdir, unseal};
+use crate::quorum::{fresh_otp, start, start_as};
 
 const KV: [(&str, &str); 3] = [
     ("app/one", "first"),
@@ -338,13 +339,7 @@ fn shamir_rotate_root() {
         &store,
         |daemon, store| {
             unsealed(daemon, store);
-            let mut cli = daemon.cli();
-            cli.token(&store.token);
-            let started = cli
-                .run(&["rotate-root", "--init", "--format", "json"])
-                .ok()
-                .json();
-            let nonce = started["nonce"].as_str().unwrap().to_string();
+            let (nonce, _) = start_as(daemon.cli().token(&store.token), "rotate-root", &[]);
             daemon
                 .cli()
                 .run(&["rotate-root", "--nonce", &nonce, &store.keys[0]])
@@ -364,24 +359,8 @@ fn shamir_rotate_root() {
 /// A new root token from the first two keys.
 fn generate_root(daemon: &Daemon, store: &Store) -> Seen {
     unsealed(daemon, store);
-    let otp = daemon
-        .cli()
-        .run(&["generate-root", "--generate-otp"])
-        .ok()
-        .stdout;
-    let started = daemon
-        .cli()
-        .run(&[
-            "generate-root",
-            "--init",
-            "--otp",
-            otp.trim(),
-            "--format",
-            "json",
-        ])
-        .ok()
-        .json();
-    let nonce = started["nonce"].as_str().unwrap().to_string();
+    let otp = fresh_otp(daemon);
+    let (nonce, _) = start(daemon, "generate-root", &["--otp", &otp]);
     daemon
         .cli()
         .run(&["generate-root", "--nonce", &nonce, &store.keys[0]])
@@ -420,14 +399,7 @@ fn rekey_operation(verify: bool) -> impl Fn(&Daemon, &Store) -> Seen {
         if verify {
             args.push("--verify");
         }
-        let mut cli = daemon.cli();
-        cli.token(&store.token);
-        let mut init_args = vec!["rekey", "--init", "--format", "json"];
-        init_args.extend(args);
-        let nonce = cli.run(&init_args).ok().json()["nonce"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let (nonce, _) = start_as(daemon.cli().token(&store.token), "rekey", &args);
         daemon
             .cli()
             .run(&["rekey", "--nonce", &nonce, &store.keys[0]])
@@ -615,13 +587,7 @@ fn awskms_quorum_operations() {
         &store,
         |daemon, store| {
             wait_unsealed(daemon);
-            let mut cli = daemon.cli();
-            cli.token(&store.token);
-            let started = cli
-                .run(&["rotate-root", "--init", "--format", "json"])
-                .ok()
-                .json();
-            let nonce = started["nonce"].as_str().unwrap().to_string();
+            let (nonce, _) = start_as(daemon.cli().token(&store.token), "rotate-root", &[]);
             daemon
                 .cli()
                 .run(&["rotate-root", "--nonce", &nonce, &store.keys[1]])

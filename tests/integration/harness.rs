@@ -427,22 +427,24 @@ pub fn init(daemon: &Daemon, args: &[&str]) -> Init {
     let mut full = vec!["init", "--format", "json"];
     full.extend_from_slice(args);
     let out = daemon.cli().run(&full).ok().json();
-    let strings = |key: &str| -> Vec<String> {
-        out[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect()
-    };
     Init {
-        keys_hex: strings("unseal_keys_hex"),
-        keys_b64: strings("unseal_keys_b64"),
-        recovery_hex: strings("recovery_keys_hex"),
-        recovery_b64: strings("recovery_keys_b64"),
+        keys_hex: strings(&out["unseal_keys_hex"]),
+        keys_b64: strings(&out["unseal_keys_b64"]),
+        recovery_hex: strings(&out["recovery_keys_hex"]),
+        recovery_b64: strings(&out["recovery_keys_b64"]),
         root_token: out["root_token"].as_str().unwrap().to_string(),
         json: out,
     }
+}
+
+/// A JSON array of strings (keys, shares) as a vector.
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// `strongroom status --format json`.

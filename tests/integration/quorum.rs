@@ -4,17 +4,28 @@
 
 use serde_json::Value;
 
-use crate::harness::{Daemon, status, tempdir, unseal};
+use crate::harness::{Cli, Daemon, status, strings, tempdir, unseal};
 use crate::keys::unsealed_daemon;
 
 /// `strongroom rekey|rotate-root|generate-root --init …` and its nonce.
 pub fn start(daemon: &Daemon, command: &str, extra: &[&str]) -> (String, Value) {
+    start_as(&mut daemon.cli(), command, extra)
+}
+
+/// [`start`] through `cli` (another token, or none).
+pub fn start_as(cli: &mut Cli, command: &str, extra: &[&str]) -> (String, Value) {
     let mut args = vec![command, "--init", "--format", "json"];
     args.extend_from_slice(extra);
-    let started = daemon.cli().run(&args).ok().json();
+    let started = cli.run(&args).ok().json();
     let nonce = started["nonce"].as_str().unwrap().to_string();
     assert!(!nonce.is_empty(), "{started}");
     (nonce, started)
+}
+
+/// A one-time pad from `strongroom generate-root --generate-otp`.
+pub fn fresh_otp(daemon: &Daemon) -> String {
+    let out = daemon.cli().run(&["generate-root", "--generate-otp"]).ok();
+    out.stdout.trim().to_string()
 }
 
 /// Enters `keys` under `nonce`; returns the last answer.
@@ -28,15 +39,6 @@ pub fn enter(daemon: &Daemon, command: &str, nonce: &str, keys: &[&String]) -> V
             .json();
     }
     last
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -286,19 +288,10 @@ fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
         .run(&["generate-root", "--init", "--otp", "dG9vIHNob3J0"])
         .code(1)
         .error_says("the one-time pad is 9 bytes long, but it must be 35 (as long as a token)");
-    let otp = daemon
-        .cli()
-        .run(&["generate-root", "--generate-otp"])
-        .ok()
-        .stdout;
-    let otp = otp.trim();
-    let started = anonymous()
-        .run(&["generate-root", "--init", "--otp", otp, "--format", "json"])
-        .ok()
-        .json();
-    let nonce = started["nonce"].as_str().unwrap().to_string();
+    let otp = fresh_otp(&daemon);
+    let (nonce, _) = start_as(&mut anonymous(), "generate-root", &["--otp", &otp]);
     anonymous()
-        .run(&["generate-root", "--init", "--otp", otp])
+        .run(&["generate-root", "--init", "--otp", &otp])
         .code(1)
         .error_says("a generate-root is already under way");
     anonymous()
@@ -323,7 +316,7 @@ fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
     // The pad from stdin (a hidden prompt on a terminal), out of shell history.
     let decoded = daemon
         .cli()
-        .run_stdin(&["generate-root", "--decode", encoded, "--otp", "-"], otp)
+        .run_stdin(&["generate-root", "--decode", encoded, "--otp", "-"], &otp)
         .ok()
         .stdout;
     let new_token = decoded.trim().to_string();
@@ -359,32 +352,15 @@ fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
         !log.contains(&new_token[3..]),
         "the new token reached the log"
     );
-    assert!(!log.contains(otp), "the one-time pad reached the log");
+    assert!(!log.contains(&otp), "the one-time pad reached the log");
 }
 
 #[test]
 fn generate_root_can_be_cancelled_with_its_nonce_only() {
     let dir = tempdir();
     let (daemon, _) = unsealed_daemon(dir.path(), "");
-    let otp = daemon
-        .cli()
-        .run(&["generate-root", "--generate-otp"])
-        .ok()
-        .stdout;
-    let started = daemon
-        .cli()
-        .token("")
-        .run(&[
-            "generate-root",
-            "--init",
-            "--otp",
-            otp.trim(),
-            "--format",
-            "json",
-        ])
-        .ok()
-        .json();
-    let nonce = started["nonce"].as_str().unwrap();
+    let otp = fresh_otp(&daemon);
+    let (nonce, _) = start_as(daemon.cli().token(""), "generate-root", &["--otp", &otp]);
     daemon
         .cli()
         .token("")
@@ -394,7 +370,7 @@ fn generate_root_can_be_cancelled_with_its_nonce_only() {
     daemon
         .cli()
         .token("")
-        .run(&["generate-root", "--cancel", "--nonce", nonce])
+        .run(&["generate-root", "--cancel", "--nonce", &nonce])
         .ok();
     let after = daemon
         .cli()
@@ -407,7 +383,7 @@ fn generate_root_can_be_cancelled_with_its_nonce_only() {
     daemon
         .cli()
         .token("")
-        .run(&["generate-root", "--init", "--otp", otp.trim()])
+        .run(&["generate-root", "--init", "--otp", &otp])
         .code(1)
         .error_says("strongroom is sealed");
     assert_eq!(status(&daemon)["sealed"], true);

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Daemon, config, status, tempdir};
+use crate::harness::{Daemon, config, status, strings, tempdir};
 use crate::quorum::start;
 
 /// A share holder's key pair.
@@ -85,15 +85,6 @@ fn age_decrypt(holder: &Holder, armored: &str, dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn strings(value: &serde_json::Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]

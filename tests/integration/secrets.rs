@@ -3,7 +3,7 @@
 use nix::sys::signal::Signal;
 
 use crate::harness::{Daemon, config, init, status, tempdir};
-use crate::quorum::{enter, start};
+use crate::quorum::{enter, fresh_otp, start};
 
 /// Every form in which a secret could be written: as typed, and the bytes it
 /// stands for in hex and base64.
@@ -115,12 +115,7 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
         &[&new_keys[2], &new_keys[1]],
     );
     daemon.cli().run(&["rotate"]).ok();
-    let otp = daemon
-        .cli()
-        .run(&["generate-root", "--generate-otp"])
-        .ok()
-        .stdout;
-    let otp = otp.trim().to_string();
+    let otp = fresh_otp(&daemon);
     let (nonce, _) = start(&daemon, "generate-root", &["--otp", &otp]);
     let generated = enter(
         &daemon,
