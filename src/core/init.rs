@@ -369,6 +369,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::testing::open_shamir;
     use crate::storage::{Backend, InmemBackend};
 
     #[test]
@@ -382,13 +383,7 @@ mod tests {
     #[tokio::test]
     async fn bad_parameters_change_nothing() {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-        let core = Core::open(
-            Arc::clone(&storage),
-            Seal::Shamir,
-            crate::core::Options::default(),
-        )
-        .await
-        .unwrap();
+        let core = open_shamir(Arc::clone(&storage)).await;
         for (n, t) in [(0, 0), (5, 6), (256, 2), (3, 1)] {
             assert!(matches!(
                 core.init(InitParams::shamir(n, t)).await,
@@ -463,13 +458,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_share_defaults_to_threshold_one() {
-        let core = Core::open(
-            Arc::new(InmemBackend::new()),
-            Seal::Shamir,
-            crate::core::Options::default(),
-        )
-        .await
-        .unwrap();
+        let core = open_shamir(Arc::new(InmemBackend::new())).await;
         let init = core
             .init(InitParams {
                 key_shares: Some(1),

@@ -233,7 +233,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{InitParams, Options};
+    use crate::core::Options;
     use crate::seal::Seal;
     use crate::storage::{Backend, InmemBackend};
 
@@ -249,14 +249,8 @@ mod tests {
         )
         .await
         .unwrap();
-        let init = core
-            .init_and_confirm(InitParams::shamir(1, 1))
-            .await
-            .unwrap();
-        core.unseal(&hex::encode(init.shares[0].expose()))
-            .await
-            .unwrap();
-        (core, init.root_token.expose().to_string(), storage)
+        let (_, token) = crate::core::testing::unsealed_one_of_one(&core).await;
+        (core, token, storage)
     }
 
     #[test]

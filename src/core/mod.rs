@@ -19,6 +19,34 @@ pub mod token;
 mod unseal;
 mod wrap;
 
+/// Set-ups shared by the unit tests of the core's modules.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use super::{Core, InitParams, Options, Seal};
+    use crate::storage::Backend;
+
+    /// A Shamir-sealed core on `storage`, default options.
+    pub async fn open_shamir(storage: Arc<dyn Backend>) -> Arc<Core> {
+        Core::open(storage, Seal::Shamir, Options::default())
+            .await
+            .unwrap()
+    }
+
+    /// Inits `core` with one share and unseals it: (the share in hex, the
+    /// root token).
+    pub async fn unsealed_one_of_one(core: &Core) -> (String, String) {
+        let init = core
+            .init_and_confirm(InitParams::shamir(1, 1))
+            .await
+            .unwrap();
+        let key = hex::encode(init.shares[0].expose());
+        core.unseal(&key).await.unwrap();
+        (key, init.root_token.expose().to_string())
+    }
+}
+
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -454,13 +482,7 @@ mod tests {
     use crate::storage::InmemBackend;
 
     async fn core() -> Arc<Core> {
-        Core::open(
-            Arc::new(InmemBackend::new()),
-            Seal::Shamir,
-            Options::default(),
-        )
-        .await
-        .unwrap()
+        testing::open_shamir(Arc::new(InmemBackend::new())).await
     }
 
     #[tokio::test]

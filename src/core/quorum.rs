@@ -993,10 +993,7 @@ mod tests {
     }
 
     async fn shamir(n: u32, t: u32) -> Store {
-        let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-        let core = Core::open(storage, Seal::Shamir, Options::default())
-            .await
-            .unwrap();
+        let core = crate::core::testing::open_shamir(Arc::new(InmemBackend::new())).await;
         let init = core
             .init_and_confirm(InitParams::shamir(n, t))
             .await

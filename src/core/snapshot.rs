@@ -300,27 +300,18 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{InitParams, Options, Phase};
+    use crate::core::{Phase, testing};
     use crate::storage::{Backend, InmemBackend};
 
     async fn open_core() -> (Arc<Core>, Arc<dyn Backend>) {
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-        let core = Core::open(Arc::clone(&storage), Seal::Shamir, Options::default())
-            .await
-            .unwrap();
-        (core, storage)
+        (testing::open_shamir(Arc::clone(&storage)).await, storage)
     }
 
     #[tokio::test]
     async fn a_snapshot_restores_into_a_new_store_and_unseals_with_its_keys() {
         let (core, _) = open_core().await;
-        let init = core
-            .init_and_confirm(InitParams::shamir(1, 1))
-            .await
-            .unwrap();
-        let key = hex::encode(init.shares[0].expose());
-        core.unseal(&key).await.unwrap();
-        let token = init.root_token.expose().to_string();
+        let (key, token) = testing::unsealed_one_of_one(&core).await;
         core.barrier().unwrap().put("kv/a", b"1").await.unwrap();
         let file = core.snapshot_save(Some(&token)).await.unwrap();
         core.barrier().unwrap().put("kv/b", b"later").await.unwrap();
@@ -349,14 +340,7 @@ mod tests {
     #[tokio::test]
     async fn damaged_snapshots_are_refused_and_change_nothing() {
         let (core, storage) = open_core().await;
-        let init = core
-            .init_and_confirm(InitParams::shamir(1, 1))
-            .await
-            .unwrap();
-        core.unseal(&hex::encode(init.shares[0].expose()))
-            .await
-            .unwrap();
-        let token = init.root_token.expose().to_string();
+        let (_, token) = testing::unsealed_one_of_one(&core).await;
         let file = core.snapshot_save(Some(&token)).await.unwrap();
         let before = storage.export().await.unwrap();
 

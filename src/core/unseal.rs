@@ -295,6 +295,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::testing::open_shamir;
     use crate::storage::InmemBackend;
 
     #[test]
@@ -338,13 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_shares_keep_progress_and_duplicates_are_flagged() {
-        let core = Core::open(
-            Arc::new(InmemBackend::new()),
-            Seal::Shamir,
-            crate::core::Options::default(),
-        )
-        .await
-        .unwrap();
+        let core = open_shamir(Arc::new(InmemBackend::new())).await;
         let init = core
             .init_and_confirm(crate::core::InitParams::shamir(5, 3))
             .await
@@ -381,13 +376,7 @@ mod tests {
     #[tokio::test]
     async fn a_damaged_root_key_is_reported_and_progress_reset() {
         let storage = Arc::new(InmemBackend::new());
-        let core = Core::open(
-            storage.clone(),
-            Seal::Shamir,
-            crate::core::Options::default(),
-        )
-        .await
-        .unwrap();
+        let core = open_shamir(storage.clone()).await;
         let init = core
             .init_and_confirm(crate::core::InitParams::shamir(3, 2))
             .await
