@@ -27,6 +27,14 @@ const SECRET_MESSAGES: &[&str] = &[
     ".strongroom.v1.RekeyCancelRequest",
     ".strongroom.v1.RotateRootCancelRequest",
     ".strongroom.v1.GenerateRootCancelRequest",
+    // Tokens.
+    ".strongroom.v1.CreateTokenResponse",
+    ".strongroom.v1.LookupTokenRequest",
+    ".strongroom.v1.RenewTokenRequest",
+    ".strongroom.v1.RevokeTokenRequest",
+    // Secret values.
+    ".strongroom.v1.PutRequest",
+    ".strongroom.v1.GetResponse",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

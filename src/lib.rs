@@ -62,6 +62,12 @@ pub mod proto {
         RekeyCancelRequest,
         RotateRootCancelRequest,
         GenerateRootCancelRequest,
+        CreateTokenResponse,
+        LookupTokenRequest,
+        RenewTokenRequest,
+        RevokeTokenRequest,
+        PutRequest,
+        GetResponse,
     );
 }
 

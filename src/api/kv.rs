@@ -1,22 +1,25 @@
-//! `strongroom.v1.Kv`: the minimal secret store, root token only.
+//! `strongroom.v1.Kv`: versioned secrets.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{bearer, status};
-use crate::core::{Core, kv};
+use super::{Identities, status};
+use crate::core::Core;
+use crate::core::kv::Secret;
 use crate::proto::{self, kv_server::Kv};
+use crate::secret::SecretString;
 
 /// The Kv service.
 pub struct KvService {
     core: Arc<Core>,
+    identities: Identities,
 }
 
 impl KvService {
-    /// Serves `core`.
-    pub fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    /// Serves `core` on a listener with `identities`.
+    pub fn new(core: Arc<Core>, identities: Identities) -> Self {
+        Self { core, identities }
     }
 }
 
@@ -26,33 +29,40 @@ impl Kv for KvService {
         &self,
         request: Request<proto::PutRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
-        let barrier = self
-            .core
-            .authorize_root(bearer(&request), "kv put")
-            .await
-            .map_err(status)?;
+        let caller = self.identities.caller(&request);
         let request = request.into_inner();
-        let secret = request.data.into_iter().collect();
-        kv::put(&barrier, &request.path, &secret)
+        let secret: Secret = request
+            .data
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::new(v)))
+            .collect();
+        let version = self
+            .core
+            .kv_put(&caller, &request.path, &secret, request.cas)
             .await
             .map_err(status)?;
-        Ok(Response::new(proto::PutResponse {}))
+        Ok(Response::new(proto::PutResponse { version }))
     }
 
     async fn get(
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::GetResponse>, Status> {
-        let barrier = self
+        let caller = self.identities.caller(&request);
+        let request = request.get_ref();
+        let read = self
             .core
-            .authorize_root(bearer(&request), "kv get")
-            .await
-            .map_err(status)?;
-        let secret = kv::get(&barrier, &request.get_ref().path)
+            .kv_get(&caller, &request.path, request.version)
             .await
             .map_err(status)?;
         Ok(Response::new(proto::GetResponse {
-            data: secret.into_iter().collect(),
+            data: read
+                .data
+                .into_iter()
+                .map(|(k, v)| (k, v.expose().to_string()))
+                .collect(),
+            version: read.version,
+            created_unix: read.created_unix,
         }))
     }
 
@@ -60,29 +70,92 @@ impl Kv for KvService {
         &self,
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
-        let barrier = self
-            .core
-            .authorize_root(bearer(&request), "kv delete")
-            .await
-            .map_err(status)?;
-        kv::delete(&barrier, &request.get_ref().path)
+        let caller = self.identities.caller(&request);
+        let request = request.get_ref();
+        self.core
+            .kv_delete(&caller, &request.path, &request.versions)
             .await
             .map_err(status)?;
         Ok(Response::new(proto::DeleteResponse {}))
+    }
+
+    async fn undelete(
+        &self,
+        request: Request<proto::UndeleteRequest>,
+    ) -> Result<Response<proto::UndeleteResponse>, Status> {
+        let caller = self.identities.caller(&request);
+        let request = request.get_ref();
+        self.core
+            .kv_undelete(&caller, &request.path, &request.versions)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::UndeleteResponse {}))
+    }
+
+    async fn destroy(
+        &self,
+        request: Request<proto::DestroyRequest>,
+    ) -> Result<Response<proto::DestroyResponse>, Status> {
+        let caller = self.identities.caller(&request);
+        let request = request.get_ref();
+        self.core
+            .kv_destroy(&caller, &request.path, &request.versions)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::DestroyResponse {}))
     }
 
     async fn list(
         &self,
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::ListResponse>, Status> {
-        let barrier = self
+        let caller = self.identities.caller(&request);
+        let keys = self
             .core
-            .authorize_root(bearer(&request), "kv list")
-            .await
-            .map_err(status)?;
-        let keys = kv::list(&barrier, &request.get_ref().prefix)
+            .kv_list(&caller, &request.get_ref().prefix)
             .await
             .map_err(status)?;
         Ok(Response::new(proto::ListResponse { keys }))
+    }
+
+    async fn metadata(
+        &self,
+        request: Request<proto::MetadataRequest>,
+    ) -> Result<Response<proto::MetadataResponse>, Status> {
+        let caller = self.identities.caller(&request);
+        let meta = self
+            .core
+            .kv_metadata(&caller, &request.get_ref().path)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::MetadataResponse {
+            current_version: meta.current_version,
+            oldest_version: meta.oldest_version(),
+            created_unix: meta.created_unix,
+            updated_unix: meta.updated_unix,
+            max_versions: self.core.kv_settings().max_versions,
+            versions: meta
+                .versions
+                .into_iter()
+                .map(|(version, info)| proto::VersionMetadata {
+                    version,
+                    created_unix: info.created_unix,
+                    deleted_unix: info.deleted_unix,
+                    destroyed: info.destroyed,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn delete_metadata(
+        &self,
+        request: Request<proto::DeleteMetadataRequest>,
+    ) -> Result<Response<proto::DeleteMetadataResponse>, Status> {
+        let caller = self.identities.caller(&request);
+        self.core
+            .kv_delete_metadata(&caller, &request.get_ref().path)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::DeleteMetadataResponse {}))
     }
 }

@@ -1,26 +1,32 @@
-//! The gRPC surface: `strongroom.v1.Sys`, `strongroom.v1.Kv`, gRPC health and
-//! reflection. Services translate between protobuf and the core; they hold no
-//! state of their own.
+//! The gRPC surface: `strongroom.v1.Sys`, `Kv`, `Token`, `Policy`, gRPC
+//! health and reflection. Services translate between protobuf and the core;
+//! they hold no state of their own beyond their listener's identity blocks.
 
+mod identity;
 mod kv;
+mod policy;
 mod quorum;
 mod sys;
 mod token;
 
 use std::sync::Arc;
 
+use tonic::Status;
 use tonic::codegen::http;
 use tonic::service::Routes;
-use tonic::{Request, Status};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::config::IdentityRule;
 use crate::core::{Core, CoreError, Phase};
 use crate::proto::kv_server::KvServer;
+use crate::proto::policy_server::PolicyServer;
 use crate::proto::sys_server::SysServer;
 use crate::proto::token_server::TokenServer;
 
+pub use identity::Identities;
 pub use kv::KvService;
+pub use policy::PolicyService;
 pub use sys::SysService;
 pub use token::TokenService;
 
@@ -31,13 +37,22 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// Health service name that is SERVING whenever the process runs (liveness).
 pub const LIVENESS_SERVICE: &str = "strongroom.v1.Sys";
 
-/// The services a listener serves, with a per-listener request size limit.
-pub fn routes(core: &Arc<Core>, health: &HealthReporter, max_request_size: usize) -> Routes {
-    let sys = SysServer::new(SysService::new(Arc::clone(core)))
+/// The services a listener serves, with its request size limit and its
+/// identity blocks.
+pub fn routes(
+    core: &Arc<Core>,
+    health: &HealthReporter,
+    max_request_size: usize,
+    identities: &[IdentityRule],
+) -> Routes {
+    let identities = Identities::new(identities);
+    let sys = SysServer::new(SysService::new(Arc::clone(core), identities.clone()))
         .max_decoding_message_size(max_request_size);
-    let kv =
-        KvServer::new(KvService::new(Arc::clone(core))).max_decoding_message_size(max_request_size);
-    let token = TokenServer::new(TokenService::new(Arc::clone(core)))
+    let kv = KvServer::new(KvService::new(Arc::clone(core), identities.clone()))
+        .max_decoding_message_size(max_request_size);
+    let token = TokenServer::new(TokenService::new(Arc::clone(core), identities.clone()))
+        .max_decoding_message_size(max_request_size);
+    let policy = PolicyServer::new(PolicyService::new(Arc::clone(core), identities))
         .max_decoding_message_size(max_request_size);
     let health = tonic_health::pb::health_server::HealthServer::new(
         tonic_health::server::HealthService::from_health_reporter(health.clone()),
@@ -45,6 +60,7 @@ pub fn routes(core: &Arc<Core>, health: &HealthReporter, max_request_size: usize
     let mut routes = Routes::new(sys)
         .add_service(kv)
         .add_service(token)
+        .add_service(policy)
         .add_service(health);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -84,21 +100,6 @@ pub async fn track_health(core: Arc<Core>, health: HealthReporter) {
             return;
         }
     }
-}
-
-/// The token from `authorization: Bearer <token>`, if any.
-fn bearer<T>(request: &Request<T>) -> Option<&str> {
-    let value = request
-        .metadata()
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .trim();
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => value,
-    };
-    (!token.is_empty()).then_some(token)
 }
 
 /// tonic refuses an oversized request with OUT_OF_RANGE; gRPC's convention
@@ -152,24 +153,6 @@ fn status(err: CoreError) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_tokens_are_extracted() {
-        let mut request = Request::new(());
-        assert_eq!(bearer(&request), None);
-        request
-            .metadata_mut()
-            .insert("authorization", "Bearer sr.abc".parse().unwrap());
-        assert_eq!(bearer(&request), Some("sr.abc"));
-        request
-            .metadata_mut()
-            .insert("authorization", "bearer  sr.x ".parse().unwrap());
-        assert_eq!(bearer(&request), Some("sr.x"));
-        request
-            .metadata_mut()
-            .insert("authorization", "sr.raw".parse().unwrap());
-        assert_eq!(bearer(&request), Some("sr.raw"));
-    }
 
     #[test]
     fn core_errors_map_to_documented_codes() {

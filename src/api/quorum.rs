@@ -6,8 +6,10 @@ use base64::engine::general_purpose::STANDARD;
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
-use super::{bearer, status};
-use crate::core::{self, Completed, Core, Operation, QuorumOutcome, RekeyParams, RekeyTarget};
+use super::status;
+use crate::core::{
+    self, Caller, Completed, Core, Operation, QuorumOutcome, RekeyParams, RekeyTarget,
+};
 use crate::proto;
 
 impl From<core::QuorumStatus> for proto::QuorumStatus {
@@ -54,9 +56,9 @@ fn target(name: &str) -> Result<Option<RekeyTarget>, Status> {
 
 pub async fn rekey_init(
     core: &Core,
+    caller: &Caller,
     request: Request<proto::RekeyInitRequest>,
 ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
-    let token = bearer(&request).map(str::to_string);
     let request = request.into_inner();
     let params = RekeyParams {
         shares: request.key_shares,
@@ -65,10 +67,7 @@ pub async fn rekey_init(
         verify: request.verify,
         recipients: request.recipients,
     };
-    let started = core
-        .rekey_init(token.as_deref(), params)
-        .await
-        .map_err(status)?;
+    let started = core.rekey_init(caller, params).await.map_err(status)?;
     Ok(Response::new(rekey_status(started)))
 }
 
@@ -143,22 +142,17 @@ pub async fn rekey_confirm(
 
 pub async fn rekey_status_of(
     core: &Core,
-    request: Request<proto::RekeyStatusRequest>,
+    caller: &Caller,
 ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
-    let now = core
-        .quorum_status_for(Operation::Rekey, bearer(&request))
-        .await;
+    let now = core.quorum_status_for(Operation::Rekey, caller).await;
     Ok(Response::new(rekey_status(now)))
 }
 
 pub async fn rotate_root_init(
     core: &Core,
-    request: Request<proto::RotateRootInitRequest>,
+    caller: &Caller,
 ) -> Result<Response<proto::QuorumStatus>, Status> {
-    let started = core
-        .rotate_root_init(bearer(&request))
-        .await
-        .map_err(status)?;
+    let started = core.rotate_root_init(caller).await.map_err(status)?;
     Ok(Response::new(started.into()))
 }
 
@@ -181,10 +175,10 @@ pub async fn rotate_root_update(
 pub async fn status_of(
     core: &Core,
     op: Operation,
-    token: Option<&str>,
+    caller: &Caller,
 ) -> Result<Response<proto::QuorumStatus>, Status> {
     Ok(Response::new(
-        core.quorum_status_for(op, token).await.into(),
+        core.quorum_status_for(op, caller).await.into(),
     ))
 }
 

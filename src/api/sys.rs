@@ -9,9 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{bearer, quorum, status};
+use super::{Identities, quorum, status};
 use crate::barrier::TermUsage;
-use crate::core::{self, Core, Operation};
+use crate::core::{self, Caller, Core, Operation};
 use crate::proto::{self, sys_server::Sys};
 
 /// Snapshot bytes per streamed message.
@@ -33,12 +33,13 @@ impl From<TermUsage> for proto::KeyTerm {
 /// The Sys service.
 pub struct SysService {
     core: Arc<Core>,
+    identities: Identities,
 }
 
 impl SysService {
-    /// Serves `core`.
-    pub fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    /// Serves `core` on a listener with `identities`.
+    pub fn new(core: Arc<Core>, identities: Identities) -> Self {
+        Self { core, identities }
     }
 }
 
@@ -187,7 +188,10 @@ impl Sys for SysService {
         &self,
         request: Request<proto::SealRequest>,
     ) -> Result<Response<proto::SealResponse>, Status> {
-        self.core.seal(bearer(&request)).await.map_err(status)?;
+        self.core
+            .seal(&self.identities.caller(&request))
+            .await
+            .map_err(status)?;
         Ok(Response::new(proto::SealResponse {}))
     }
 
@@ -195,7 +199,11 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RotateRequest>,
     ) -> Result<Response<proto::RotateResponse>, Status> {
-        let term = self.core.rotate(bearer(&request)).await.map_err(status)?;
+        let term = self
+            .core
+            .rotate(&self.identities.caller(&request))
+            .await
+            .map_err(status)?;
         Ok(Response::new(proto::RotateResponse {
             term: Some(term.into()),
         }))
@@ -207,7 +215,7 @@ impl Sys for SysService {
     ) -> Result<Response<proto::KeyStatusResponse>, Status> {
         let key_status = self
             .core
-            .key_status(bearer(&request))
+            .key_status(&self.identities.caller(&request))
             .await
             .map_err(status)?;
         Ok(Response::new(proto::KeyStatusResponse {
@@ -223,7 +231,7 @@ impl Sys for SysService {
     ) -> Result<Response<Self::SnapshotSaveStream>, Status> {
         let file = self
             .core
-            .snapshot_save(bearer(&request))
+            .snapshot_save(&self.identities.caller(&request))
             .await
             .map_err(status)?;
         let chunks: Vec<_> = file
@@ -241,12 +249,9 @@ impl Sys for SysService {
         &self,
         request: Request<Streaming<proto::SnapshotChunk>>,
     ) -> Result<Response<proto::SnapshotRestoreResponse>, Status> {
-        let token = bearer(&request).map(str::to_string);
+        let caller = self.identities.caller(&request);
         // Refuse before receiving a large upload.
-        self.core
-            .authorize_restore(token.as_deref())
-            .await
-            .map_err(status)?;
+        self.core.authorize_restore(&caller).await.map_err(status)?;
         let mut chunks = request.into_inner();
         let mut file = Vec::new();
         while let Some(chunk) = chunks.message().await? {
@@ -260,7 +265,7 @@ impl Sys for SysService {
         }
         let header = self
             .core
-            .snapshot_restore(token.as_deref(), &file)
+            .snapshot_restore(&caller, &file)
             .await
             .map_err(status)?;
         Ok(Response::new(proto::SnapshotRestoreResponse {
@@ -275,7 +280,7 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RekeyInitRequest>,
     ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
-        quorum::rekey_init(&self.core, request).await
+        quorum::rekey_init(&self.core, &self.identities.caller(&request), request).await
     }
 
     async fn rekey_update(
@@ -296,10 +301,10 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RekeyCancelRequest>,
     ) -> Result<Response<proto::RekeyCancelResponse>, Status> {
-        let token = bearer(&request).map(str::to_string);
+        let caller = self.identities.caller(&request);
         let nonce = request.into_inner().nonce;
         self.core
-            .quorum_cancel(Operation::Rekey, token.as_deref(), &nonce)
+            .quorum_cancel(Operation::Rekey, &caller, &nonce)
             .await
             .map_err(status)?;
         Ok(Response::new(proto::RekeyCancelResponse {}))
@@ -309,7 +314,7 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RekeyStatusRequest>,
     ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
-        quorum::rekey_status_of(&self.core, request).await
+        quorum::rekey_status_of(&self.core, &self.identities.caller(&request)).await
     }
 
     async fn rekey_verify_update(
@@ -323,7 +328,7 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RotateRootInitRequest>,
     ) -> Result<Response<proto::QuorumStatus>, Status> {
-        quorum::rotate_root_init(&self.core, request).await
+        quorum::rotate_root_init(&self.core, &self.identities.caller(&request)).await
     }
 
     async fn rotate_root_update(
@@ -337,10 +342,10 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RotateRootCancelRequest>,
     ) -> Result<Response<proto::QuorumCancelResponse>, Status> {
-        let token = bearer(&request).map(str::to_string);
+        let caller = self.identities.caller(&request);
         let nonce = request.into_inner().nonce;
         self.core
-            .quorum_cancel(Operation::RotateRoot, token.as_deref(), &nonce)
+            .quorum_cancel(Operation::RotateRoot, &caller, &nonce)
             .await
             .map_err(status)?;
         Ok(Response::new(proto::QuorumCancelResponse {}))
@@ -350,7 +355,12 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RotateRootStatusRequest>,
     ) -> Result<Response<proto::QuorumStatus>, Status> {
-        quorum::status_of(&self.core, Operation::RotateRoot, bearer(&request)).await
+        quorum::status_of(
+            &self.core,
+            Operation::RotateRoot,
+            &self.identities.caller(&request),
+        )
+        .await
     }
 
     async fn generate_root_init(
@@ -373,7 +383,7 @@ impl Sys for SysService {
     ) -> Result<Response<proto::QuorumCancelResponse>, Status> {
         let nonce = request.into_inner().nonce;
         self.core
-            .quorum_cancel(Operation::GenerateRoot, None, &nonce)
+            .quorum_cancel(Operation::GenerateRoot, &Caller::default(), &nonce)
             .await
             .map_err(status)?;
         Ok(Response::new(proto::QuorumCancelResponse {}))
@@ -383,6 +393,11 @@ impl Sys for SysService {
         &self,
         request: Request<proto::GenerateRootStatusRequest>,
     ) -> Result<Response<proto::QuorumStatus>, Status> {
-        quorum::status_of(&self.core, Operation::GenerateRoot, bearer(&request)).await
+        quorum::status_of(
+            &self.core,
+            Operation::GenerateRoot,
+            &self.identities.caller(&request),
+        )
+        .await
     }
 }

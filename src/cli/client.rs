@@ -167,6 +167,21 @@ pub async fn authenticated<C>(
     Ok((service(connect(args).await?), token))
 }
 
+/// Calls one RPC with the caller's token and returns its answer, or the
+/// daemon's refusal as a [`CliError`](super::CliError):
+/// `call!(args, KvClient, get, proto::GetRequest { … })`.
+macro_rules! call {
+    ($args:expr, $client:ident, $method:ident, $message:expr) => {{
+        let (mut service, token) = $crate::cli::client::authenticated($args, $client::new).await?;
+        service
+            .$method($crate::cli::client::request($message, token.as_ref())?)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| $crate::cli::client::failed(s, token.is_some()))
+    }};
+}
+pub(super) use call;
+
 /// Wraps `message` in a request carrying the token, if there is one.
 pub fn request<T>(message: T, token: Option<&SecretString>) -> Result<Request<T>, CliError> {
     let mut request = Request::new(message);

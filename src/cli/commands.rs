@@ -1,6 +1,5 @@
 //! The admin commands. Each returns the exit code or a [`CliError`].
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};
 
 use serde::Serialize;
@@ -8,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
 use super::{CliError, EXIT_OK, EXIT_SEALED, Format};
-use crate::proto::{self, kv_client::KvClient, sys_client::SysClient};
+use crate::proto::{self, sys_client::SysClient};
 
 /// `bao status -format=json`, field for field where strongroom has the field.
 #[derive(Serialize)]
@@ -380,82 +379,5 @@ pub async fn seal(args: &ClientArgs) -> Result<u8, CliError> {
         .await
         .map_err(|s| client::failed(s, token.is_some()))?;
     println!("Success! strongroom is sealed.");
-    Ok(EXIT_OK)
-}
-
-pub async fn kv_put(args: &ClientArgs, path: String, fields: Vec<String>) -> Result<u8, CliError> {
-    let mut data = std::collections::HashMap::new();
-    for field in fields {
-        let Some((name, value)) = field.split_once('=') else {
-            return Err(CliError::Usage(format!("{field:?} is not NAME=VALUE")));
-        };
-        data.insert(name.to_string(), value.to_string());
-    }
-    let (mut kv, token) = client::authenticated(args, KvClient::new).await?;
-    kv.put(client::request(
-        proto::PutRequest {
-            path: path.clone(),
-            data,
-        },
-        token.as_ref(),
-    )?)
-    .await
-    .map_err(|s| client::failed(s, token.is_some()))?;
-    println!("Success! Data written to: {path}");
-    Ok(EXIT_OK)
-}
-
-pub async fn kv_get(args: &ClientArgs, path: String, format: Format) -> Result<u8, CliError> {
-    let (mut kv, token) = client::authenticated(args, KvClient::new).await?;
-    let response = kv
-        .get(client::request(proto::GetRequest { path }, token.as_ref())?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?
-        .into_inner();
-    let data: BTreeMap<String, String> = response.data.into_iter().collect();
-    if format == Format::Json {
-        #[derive(Serialize)]
-        struct Secret {
-            data: BTreeMap<String, String>,
-        }
-        print_json(&Secret { data })?;
-    } else {
-        let rows: Vec<(&str, String)> = data.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        print_table(&rows);
-    }
-    Ok(EXIT_OK)
-}
-
-pub async fn kv_delete(args: &ClientArgs, path: String) -> Result<u8, CliError> {
-    let (mut kv, token) = client::authenticated(args, KvClient::new).await?;
-    kv.delete(client::request(
-        proto::DeleteRequest { path: path.clone() },
-        token.as_ref(),
-    )?)
-    .await
-    .map_err(|s| client::failed(s, token.is_some()))?;
-    println!("Success! Data deleted (if it existed) at: {path}");
-    Ok(EXIT_OK)
-}
-
-pub async fn kv_list(args: &ClientArgs, prefix: String, format: Format) -> Result<u8, CliError> {
-    let (mut kv, token) = client::authenticated(args, KvClient::new).await?;
-    let keys = kv
-        .list(client::request(
-            proto::ListRequest { prefix },
-            token.as_ref(),
-        )?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?
-        .into_inner()
-        .keys;
-    if format == Format::Json {
-        print_json(&keys)?;
-    } else {
-        println!("Keys\n----");
-        for key in keys {
-            println!("{key}");
-        }
-    }
     Ok(EXIT_OK)
 }

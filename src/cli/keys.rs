@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::client::{self, ClientArgs};
 use super::commands::{print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
-use crate::proto::{self, sys_client::SysClient, token_client::TokenClient};
+use crate::proto::{self, sys_client::SysClient};
 
 /// Bytes per streamed message of a restore (well under the 4 MiB default
 /// request limit).
@@ -209,57 +209,6 @@ pub async fn snapshot_restore(args: &ClientArgs, file: &Path) -> Result<u8, CliE
             ""
         }
     );
-    Ok(EXIT_OK)
-}
-
-pub async fn list_accessors(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
-    let (mut tokens, token) = client::authenticated(args, TokenClient::new).await?;
-    let accessors = tokens
-        .list_accessors(client::request(
-            proto::ListAccessorsRequest {},
-            token.as_ref(),
-        )?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?
-        .into_inner()
-        .accessors;
-    if format == Format::Json {
-        #[derive(Serialize)]
-        struct AccessorJson<'a> {
-            accessor: &'a str,
-            policies: &'a [String],
-            creation_time: String,
-        }
-        let list: Vec<AccessorJson<'_>> = accessors
-            .iter()
-            .map(|a| AccessorJson {
-                accessor: &a.accessor,
-                policies: &a.policies,
-                creation_time: format_unix(a.created_unix),
-            })
-            .collect();
-        return print_json(&list).map(|()| EXIT_OK);
-    }
-    println!("{:24}    Created", "Accessor");
-    println!("{:24}    -------", "--------");
-    for a in &accessors {
-        println!("{:24}    {}", a.accessor, format_unix(a.created_unix));
-    }
-    Ok(EXIT_OK)
-}
-
-pub async fn revoke_accessor(args: &ClientArgs, accessor: &str) -> Result<u8, CliError> {
-    let (mut tokens, token) = client::authenticated(args, TokenClient::new).await?;
-    tokens
-        .revoke_accessor(client::request(
-            proto::RevokeAccessorRequest {
-                accessor: accessor.to_string(),
-            },
-            token.as_ref(),
-        )?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?;
-    println!("Success! Revoked the token with accessor {accessor}.");
     Ok(EXIT_OK)
 }
 

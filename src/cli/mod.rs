@@ -5,9 +5,11 @@
 //! accepted even if the daemon is still sealed); 1 error; 2 sealed or
 //! uninitialized (`status` only); 64 usage or configuration error.
 
+mod access;
 mod client;
 mod commands;
 mod keys;
+mod kv;
 mod quorum;
 mod server;
 
@@ -122,27 +124,30 @@ enum ClientCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// Seal the daemon: drop the keys from memory (needs a root token).
+    /// Seal the daemon: drop the keys from memory (sudo on sys/seal).
     Seal,
-    /// Read and write secrets (needs a root token).
+    /// Read and write versioned secrets.
     #[command(subcommand)]
-    Kv(KvCommand),
-    /// Start a new keyring term; new writes use it, old terms still read (root token).
+    Kv(kv::KvCommand),
+    /// Make, inspect, renew and revoke tokens.
+    #[command(subcommand)]
+    Token(access::TokenCommand),
+    /// Write, read, list and delete policies.
+    #[command(subcommand)]
+    Policy(access::PolicyCommand),
+    /// Start a new keyring term; new writes use it, old terms still read (sudo on sys/rotate).
     Rotate {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// Show the keyring's terms: install time and encryptions (root token).
+    /// Show the keyring's terms: install time and encryptions (read on sys/key-status).
     KeyStatus {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// Save or restore a copy of the whole store (root token).
+    /// Save or restore a copy of the whole store (sudo on sys/snapshot, sys/snapshot-restore).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
-    /// Find and revoke tokens by their accessors (root token).
-    #[command(subcommand)]
-    Token(TokenCommand),
     /// Replace the unseal keys (or recovery keys) from a quorum of the current ones.
     Rekey(quorum::RekeyArgs),
     /// Replace the root key from a quorum of the keys; the keyring is re-encrypted.
@@ -162,52 +167,6 @@ enum SnapshotCommand {
     Restore {
         /// A file written by `snapshot save`.
         file: std::path::PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// List the accessors of every root token.
-    ListAccessors {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Revoke the token behind ACCESSOR (a lost root token, say).
-    RevokeAccessor {
-        /// The token's accessor, from `token list-accessors`.
-        accessor: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum KvCommand {
-    /// Write a secret: `kv put app/db user=admin password=…`.
-    Put {
-        /// Secret path.
-        path: String,
-        /// Fields as NAME=VALUE.
-        #[arg(required = true, value_name = "NAME=VALUE")]
-        fields: Vec<String>,
-    },
-    /// Read a secret.
-    Get {
-        /// Secret path.
-        path: String,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
-    /// Delete a secret.
-    Delete {
-        /// Secret path.
-        path: String,
-    },
-    /// List the names under a folder.
-    List {
-        /// Folder, such as `app/`; the top when left out.
-        #[arg(default_value = "")]
-        prefix: String,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
     },
 }
 
@@ -268,18 +227,9 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
                 format,
             } => commands::unseal(client, key, reset, migrate, format).await,
             ClientCommand::Seal => commands::seal(client).await,
-            ClientCommand::Kv(KvCommand::Put { path, fields }) => {
-                commands::kv_put(client, path, fields).await
-            }
-            ClientCommand::Kv(KvCommand::Get { path, format }) => {
-                commands::kv_get(client, path, format).await
-            }
-            ClientCommand::Kv(KvCommand::Delete { path }) => {
-                commands::kv_delete(client, path).await
-            }
-            ClientCommand::Kv(KvCommand::List { prefix, format }) => {
-                commands::kv_list(client, prefix, format).await
-            }
+            ClientCommand::Kv(command) => kv::run(client, command).await,
+            ClientCommand::Token(command) => access::token(client, command).await,
+            ClientCommand::Policy(command) => access::policy(client, command).await,
             ClientCommand::Rotate { format } => keys::rotate(client, format).await,
             ClientCommand::KeyStatus { format } => keys::key_status(client, format).await,
             ClientCommand::Snapshot(SnapshotCommand::Save { file }) => {
@@ -287,12 +237,6 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
             }
             ClientCommand::Snapshot(SnapshotCommand::Restore { file }) => {
                 keys::snapshot_restore(client, &file).await
-            }
-            ClientCommand::Token(TokenCommand::ListAccessors { format }) => {
-                keys::list_accessors(client, format).await
-            }
-            ClientCommand::Token(TokenCommand::RevokeAccessor { accessor }) => {
-                keys::revoke_accessor(client, &accessor).await
             }
             ClientCommand::Rekey(args) => quorum::rekey(client, args).await,
             ClientCommand::RotateRoot(args) => quorum::rotate_root(client, args).await,

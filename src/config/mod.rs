@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use parse::parse;
+pub use parse::{parse, parse_duration};
 
 use crate::secret::SecretString;
 
@@ -165,6 +165,43 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
+/// What an `identity` block matches on a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySelector {
+    /// A unix peer whose SO_PEERCRED uid is this.
+    Uid(u32),
+    /// A unix peer whose SO_PEERCRED (primary) gid is this.
+    Gid(u32),
+    /// A client certificate with this URI or DNS subject alternative name.
+    CertSan(String),
+    /// A client certificate whose subject common name is this.
+    CertCn(String),
+}
+
+impl IdentitySelector {
+    /// How the identity is named in logs, errors and audit lines.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Uid(uid) => format!("unix:uid={uid}"),
+            Self::Gid(gid) => format!("unix:gid={gid}"),
+            Self::CertSan(san) => format!("tls:san={san}"),
+            Self::CertCn(cn) => format!("tls:cn={cn}"),
+        }
+    }
+}
+
+/// An `identity` block inside a listener: callers it recognises get its
+/// policies without a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRule {
+    /// What it matches.
+    pub selector: IdentitySelector,
+    /// The policies it grants.
+    pub policies: Vec<String>,
+    /// Line of the block, for messages.
+    pub line: usize,
+}
+
 /// A `listener "tcp"` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpListener {
@@ -174,6 +211,8 @@ pub struct TcpListener {
     pub tls: Option<TlsFiles>,
     /// Largest accepted request, in bytes.
     pub max_request_size: usize,
+    /// Client certificates mapped to policies (mutual TLS only).
+    pub identities: Vec<IdentityRule>,
     /// Line of the block, for messages.
     pub line: usize,
 }
@@ -191,6 +230,8 @@ pub struct UnixListener {
     pub gid: Option<u32>,
     /// Largest accepted request, in bytes.
     pub max_request_size: usize,
+    /// Peer uids and gids mapped to policies.
+    pub identities: Vec<IdentityRule>,
     /// Line of the block, for messages.
     pub line: usize,
 }
@@ -210,6 +251,14 @@ impl Listener {
         match self {
             Self::Tcp(l) => l.max_request_size,
             Self::Unix(l) => l.max_request_size,
+        }
+    }
+
+    /// The identity blocks of this listener.
+    pub fn identities(&self) -> &[IdentityRule] {
+        match self {
+            Self::Tcp(l) => &l.identities,
+            Self::Unix(l) => &l.identities,
         }
     }
 }
@@ -319,6 +368,10 @@ pub use crate::barrier::keyring::SAFE_ENCRYPTIONS_PER_TERM as MAX_ROTATION_ENCRY
 /// The shortest automatic rotation interval (Vault's minimum).
 pub const MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
+pub use crate::core::kv::KvSettings;
+/// The most versions per path `kv { max_versions }` accepts.
+pub const MAX_KV_VERSIONS: u32 = 10_000;
+
 /// The `barrier` block: when the keyring starts a new term by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BarrierConfig {
@@ -363,6 +416,8 @@ pub struct Config {
     pub disabled_seal: Option<AwsKmsSeal>,
     /// Keyring rotation policy.
     pub barrier: BarrierConfig,
+    /// Versioned secrets.
+    pub kv: KvSettings,
 }
 
 impl Config {
@@ -386,11 +441,13 @@ impl Config {
                 address,
                 tls: None,
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+                identities: Vec::new(),
                 line: 0,
             })],
             seal: None,
             disabled_seal: None,
             barrier: BarrierConfig::default(),
+            kv: KvSettings::default(),
         }
     }
 }
@@ -402,6 +459,15 @@ impl Config {
     pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
         // A listener as a restart sees it: TLS on or off, not which files.
         fn shape(listeners: &[Listener]) -> Vec<Listener> {
+            let unlined = |rules: &[IdentityRule]| {
+                rules
+                    .iter()
+                    .map(|r| IdentityRule {
+                        line: 0,
+                        ..r.clone()
+                    })
+                    .collect()
+            };
             listeners
                 .iter()
                 .map(|listener| match listener {
@@ -411,10 +477,12 @@ impl Config {
                             key: PathBuf::new(),
                             client_ca: None,
                         }),
+                        identities: unlined(&tcp.identities),
                         line: 0,
                         ..tcp.clone()
                     }),
                     Listener::Unix(unix) => Listener::Unix(UnixListener {
+                        identities: unlined(&unix.identities),
                         line: 0,
                         ..unix.clone()
                     }),
@@ -446,6 +514,7 @@ impl Config {
                 block(&self.disabled_seal) != block(&new.disabled_seal),
             ),
             ("barrier", barrier(self) != barrier(new)),
+            ("kv", self.kv != new.kv),
         ] {
             if differs {
                 changed.push(name);

@@ -16,9 +16,10 @@ use hcl_edit::structure::{Attribute, Block, Body};
 
 use super::{
     AwsCredentialSettings, AwsKmsSeal, BarrierConfig, Config, ConfigError, ConfigErrors,
-    DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_REQUEST_SIZE, Listener, Location, LogFormat,
-    LogLevel, MAX_ROTATION_ENCRYPTIONS, MIN_HEALTH_CHECK_INTERVAL, MIN_ROTATION_INTERVAL, Setting,
-    Source, StorageConfig, TcpListener, TlsFiles, UnixListener, parse_bool,
+    DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_REQUEST_SIZE, IdentityRule, IdentitySelector,
+    KvSettings, Listener, Location, LogFormat, LogLevel, MAX_KV_VERSIONS, MAX_ROTATION_ENCRYPTIONS,
+    MIN_HEALTH_CHECK_INTERVAL, MIN_ROTATION_INTERVAL, Setting, Source, StorageConfig, TcpListener,
+    TlsFiles, UnixListener, parse_bool,
 };
 use crate::secret::SecretString;
 
@@ -158,7 +159,7 @@ impl<'a> Ctx<'a> {
             body,
             "",
             &top_keys,
-            &["storage", "listener", "seal", "barrier"],
+            &["storage", "listener", "seal", "barrier", "kv"],
         );
 
         let cluster_name = match self.string(&top, "cluster_name") {
@@ -196,9 +197,22 @@ impl<'a> Ctx<'a> {
         let mut seal: Option<AwsKmsSeal> = None;
         let mut disabled_seal: Option<AwsKmsSeal> = None;
         let mut barrier: Option<BarrierConfig> = None;
+        let mut kv: Option<(KvSettings, usize)> = None;
         for block in blocks {
             let line = self.line(block.span());
             let ident = block.ident.as_str();
+            if ident == "kv" {
+                if let Some((_, first)) = &kv {
+                    self.error(
+                        line,
+                        "kv",
+                        format!("only one kv block is allowed (the first is on line {first})"),
+                    );
+                } else if let Some(settings) = self.kv(block, line) {
+                    kv = Some((settings, line));
+                }
+                continue;
+            }
             if ident == "barrier" {
                 if let Some(first) = &barrier {
                     self.error(
@@ -287,7 +301,41 @@ impl<'a> Ctx<'a> {
             seal,
             disabled_seal,
             barrier: barrier.unwrap_or_default(),
+            kv: kv.map(|(settings, _)| settings).unwrap_or_default(),
         })
+    }
+
+    /// `kv { max_versions = N  max_value_size = BYTES }`.
+    fn kv(&mut self, block: &Block, line: usize) -> Option<KvSettings> {
+        let name = "kv";
+        if !block.labels.is_empty() {
+            self.error(line, name, "the kv block takes no label: kv { … }");
+            return None;
+        }
+        let (section, _) =
+            self.section(&block.body, name, &["max_versions", "max_value_size"], &[]);
+        let mut settings = KvSettings::default();
+        if let Some((max, at)) = self.value(&section, "max_versions", as_u64) {
+            match u32::try_from(max) {
+                Ok(max) if (1..=MAX_KV_VERSIONS).contains(&max) => settings.max_versions = max,
+                _ => self.error(
+                    at,
+                    qualified(name, "max_versions"),
+                    format!("must be between 1 and {MAX_KV_VERSIONS}, got {max}"),
+                ),
+            }
+        }
+        if let Some((size, at)) = self.value(&section, "max_value_size", as_u64) {
+            match usize::try_from(size) {
+                Ok(size) if size >= 1 => settings.max_value_size = size,
+                _ => self.error(
+                    at,
+                    qualified(name, "max_value_size"),
+                    format!("must be a number of bytes of at least 1, got {size}"),
+                ),
+            }
+        }
+        Some(settings)
     }
 
     /// `barrier { rotation_max_encryptions = N  rotation_interval = "…" }`.
@@ -607,7 +655,7 @@ impl<'a> Ctx<'a> {
             "tls_disable",
             "max_request_size",
         ];
-        let (section, _) = self.section(&block.body, name, &keys, &[]);
+        let (section, blocks) = self.section(&block.body, name, &keys, &["identity"]);
         let errors_before = self.errors.len();
 
         let address = match self.string(&section, "address") {
@@ -637,6 +685,14 @@ impl<'a> Ctx<'a> {
             .map(|(b, _)| b)
             .unwrap_or(false);
         let max_request_size = self.max_request_size(&section);
+        let identities = self.identities(&blocks, name, &["cert_san", "cert_cn"]);
+        if !identities.is_empty() && client_ca.is_none() {
+            self.error(
+                line,
+                qualified(name, "identity"),
+                "needs tls_client_ca_file: identities come from verified client certificates",
+            );
+        }
 
         let tls = match (cert, key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
@@ -702,6 +758,7 @@ impl<'a> Ctx<'a> {
             address: address?,
             tls,
             max_request_size: max_request_size?,
+            identities,
             line,
         })
     }
@@ -714,7 +771,7 @@ impl<'a> Ctx<'a> {
             "socket_group",
             "max_request_size",
         ];
-        let (section, _) = self.section(&block.body, name, &keys, &[]);
+        let (section, blocks) = self.section(&block.body, name, &keys, &["identity"]);
         let errors_before = self.errors.len();
 
         let path = match self.string(&section, "path") {
@@ -742,6 +799,7 @@ impl<'a> Ctx<'a> {
         let uid = self.value(&section, "socket_user", |e| resolve_user(&as_string(e)?));
         let gid = self.value(&section, "socket_group", |e| resolve_group(&as_string(e)?));
         let max_request_size = self.max_request_size(&section);
+        let identities = self.identities(&blocks, name, &["uid", "gid"]);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -751,8 +809,87 @@ impl<'a> Ctx<'a> {
             uid: uid.map(|(u, _)| u),
             gid: gid.map(|(g, _)| g),
             max_request_size: max_request_size?,
+            identities,
             line,
         })
+    }
+
+    /// A listener's `identity` blocks; each has exactly one of `selectors`
+    /// and a non-empty `policies` list.
+    fn identities(
+        &mut self,
+        blocks: &[&Block],
+        listener: &str,
+        selectors: &[&str],
+    ) -> Vec<IdentityRule> {
+        let name = qualified(listener, "identity");
+        let mut keys = selectors.to_vec();
+        keys.push("policies");
+        let mut rules: Vec<IdentityRule> = Vec::new();
+        for block in blocks {
+            let line = self.line(block.span());
+            if !block.labels.is_empty() {
+                self.error(line, name.clone(), "takes no label: identity { … }");
+                continue;
+            }
+            let (section, _) = self.section(&block.body, &name, &keys, &[]);
+            let present: Vec<&str> = selectors
+                .iter()
+                .copied()
+                .filter(|k| section.attrs.contains_key(k))
+                .collect();
+            let selector = match present.as_slice() {
+                [key] => {
+                    let key = *key;
+                    self.value(&section, key, |e| match key {
+                        "uid" => resolve_user(&as_id(e)?).map(IdentitySelector::Uid),
+                        "gid" => resolve_group(&as_id(e)?).map(IdentitySelector::Gid),
+                        "cert_san" => nonempty(as_string(e)?).map(IdentitySelector::CertSan),
+                        _ => nonempty(as_string(e)?).map(IdentitySelector::CertCn),
+                    })
+                }
+                _ => {
+                    self.error(
+                        line,
+                        name.clone(),
+                        format!("needs exactly one of {}", selectors.join(" or ")),
+                    );
+                    None
+                }
+            };
+            let policies = match self.value(&section, "policies", as_policy_list) {
+                Some((policies, _)) => Some(policies),
+                None => {
+                    if !section.attrs.contains_key("policies") {
+                        self.error(
+                            line,
+                            qualified(&name, "policies"),
+                            "is required: the policies this identity gets, such as [\"app\"]",
+                        );
+                    }
+                    None
+                }
+            };
+            if let (Some((selector, _)), Some(policies)) = (selector, policies) {
+                if rules.iter().any(|r| r.selector == selector) {
+                    self.error(
+                        line,
+                        name.clone(),
+                        format!(
+                            "{} is matched by an earlier identity block",
+                            selector.label()
+                        ),
+                    );
+                    continue;
+                }
+                rules.push(IdentityRule {
+                    selector,
+                    policies,
+                    line,
+                });
+            }
+        }
+        rules
     }
 
     fn check_listeners_distinct(&mut self, listeners: &[Listener]) {
@@ -892,7 +1029,8 @@ fn as_duration(expr: &Expression) -> Result<Duration, String> {
     })
 }
 
-fn parse_duration(text: &str) -> Option<Duration> {
+/// A duration as Vault writes them: `90`, `30s`, `15m`, `1h30m`, `500ms`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -945,6 +1083,52 @@ fn parse_address(text: &str) -> Option<SocketAddr> {
     }
     let port = text.strip_prefix("localhost:")?.parse().ok()?;
     Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+}
+
+/// A uid or gid: a number, or a name to resolve.
+fn as_id(expr: &Expression) -> Result<String, String> {
+    match expr {
+        Expression::Number(n) => n
+            .value()
+            .as_u64()
+            .map(|n| n.to_string())
+            .ok_or_else(|| format!("expected a whole number or a name, got {}", describe(expr))),
+        other => as_string(other),
+    }
+}
+
+fn nonempty(text: String) -> Result<String, String> {
+    if text.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(text)
+    }
+}
+
+/// A non-empty list of valid policy names other than root.
+fn as_policy_list(expr: &Expression) -> Result<Vec<String>, String> {
+    let Expression::Array(items) = expr else {
+        return Err(format!(
+            "expected a list of policy names, got {}",
+            kind_of(expr)
+        ));
+    };
+    let mut names = Vec::new();
+    for item in items.iter() {
+        let name = as_string(item)?;
+        crate::core::acl::validate_name(&name).map_err(|e| e.to_string())?;
+        if name == crate::core::acl::ROOT_POLICY {
+            return Err(
+                "an identity may not be given the root policy; write a policy with what it needs"
+                    .into(),
+            );
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        return Err("the list is empty; name at least one policy".into());
+    }
+    Ok(names)
 }
 
 fn resolve_user(name: &str) -> Result<u32, String> {

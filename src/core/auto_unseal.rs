@@ -297,6 +297,12 @@ impl Core {
                 ),
                 transient: false,
             })?;
+        super::kv::upgrade_unversioned(&barrier)
+            .await
+            .map_err(|e| AttemptError {
+                message: format!("the store could not be upgraded: {e}"),
+                transient: true,
+            })?;
         let _lifecycle = self.lifecycle.lock().await;
         // A quorum of recovery shares may have unsealed meanwhile, or an
         // operator (or SIGTERM) sealed: either way this result is not wanted.

@@ -326,8 +326,7 @@ impl Core {
                 Some(root.key_arn)
             }
         };
-        let (root_token, token_entry) =
-            token::create(&barrier, &mut batch, vec![token::ROOT_POLICY.into()]);
+        let (root_token, token_entry) = token::create(&barrier, &mut batch, token::Spec::root());
         // Encrypted before anything is kept, so a failure leaves nothing.
         let armored_shares = recipients
             .map(|r| recipients::armor_shares(&r, &issued))

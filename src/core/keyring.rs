@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Core, CoreError, Phase, State};
+use super::{Caller, Capability, Core, CoreError, Phase, State};
 use crate::barrier::keyring::{SAFE_ENCRYPTIONS_PER_TERM, now_unix};
 use crate::barrier::{Barrier, KEYRING_PATH, TermUsage};
 use crate::failpoint;
@@ -82,14 +82,17 @@ pub struct KeyStatus {
 
 impl Core {
     /// Starts a new keyring term (needs a root token). Returns the new term.
-    pub async fn rotate(&self, token: Option<&str>) -> Result<TermUsage, CoreError> {
-        self.authorize_root(token, "rotating the keyring").await?;
+    pub async fn rotate(&self, caller: &Caller) -> Result<TermUsage, CoreError> {
+        self.authorize(caller, "sys/rotate", Capability::Sudo)
+            .await?;
         self.rotate_keyring("requested by an operator").await
     }
 
     /// The keyring's terms and the rotation policy (needs a root token).
-    pub async fn key_status(&self, token: Option<&str>) -> Result<KeyStatus, CoreError> {
-        let barrier = self.authorize_root(token, "reading the key status").await?;
+    pub async fn key_status(&self, caller: &Caller) -> Result<KeyStatus, CoreError> {
+        let (barrier, _) = self
+            .authorize(caller, "sys/key-status", Capability::Read)
+            .await?;
         Ok(KeyStatus {
             terms: barrier.term_usage(),
             policy: self.rotation,
@@ -275,16 +278,20 @@ mod tests {
     async fn rotate_needs_a_root_token_and_starts_a_term() {
         let (core, token, _) = unsealed(RotationPolicy::default()).await;
         assert!(matches!(
-            core.rotate(None).await,
+            core.rotate(&Caller::default()).await,
             Err(CoreError::Unauthenticated(_))
         ));
-        let term = core.rotate(Some(&token)).await.unwrap();
+        let term = core.rotate(&Caller::with_token(&token)).await.unwrap();
         assert_eq!((term.term, term.active), (2, true));
-        let status = core.key_status(Some(&token)).await.unwrap();
+        let status = core.key_status(&Caller::with_token(&token)).await.unwrap();
         assert_eq!(status.terms.len(), 2);
         assert!(status.terms[1].active);
         // The token was written under term 1 and still reads.
-        assert!(core.authorize_root(Some(&token), "test").await.is_ok());
+        assert!(
+            core.authorize(&Caller::with_token(&token), "sys/rotate", Capability::Sudo)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -299,7 +306,7 @@ mod tests {
             barrier.encrypt(&format!("kv/{i}"), b"x");
         }
         core.keyring_tick().await;
-        let status = core.key_status(Some(&token)).await.unwrap();
+        let status = core.key_status(&Caller::with_token(&token)).await.unwrap();
         assert_eq!(status.terms.len(), 2, "rotated at the limit");
         assert!(status.terms[0].encryptions >= 5);
 

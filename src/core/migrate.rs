@@ -53,7 +53,7 @@ impl Migration {
 /// A migration's result, written and ready to be put in force.
 pub(super) struct Migrated {
     config: SealConfig,
-    barrier: Barrier,
+    pub(super) barrier: Barrier,
     /// The new KMS key's ARN (to awskms).
     key_arn: Option<String>,
 }
@@ -322,7 +322,7 @@ mod tests {
         shamir
             .barrier()
             .unwrap()
-            .put("kv/a", b"kept")
+            .put("test/a", b"kept")
             .await
             .unwrap();
         drop(shamir);
@@ -376,7 +376,7 @@ mod tests {
         restarted.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
         let barrier = restarted.barrier().unwrap();
         assert_eq!(
-            barrier.get("kv/a").await.unwrap().unwrap().expose(),
+            barrier.get("test/a").await.unwrap().unwrap().expose(),
             b"kept"
         );
         drop(barrier);
@@ -397,7 +397,12 @@ mod tests {
             .await
             .unwrap();
         let recovery = hexes(&init.shares);
-        first.barrier().unwrap().put("kv/a", b"kept").await.unwrap();
+        first
+            .barrier()
+            .unwrap()
+            .put("test/a", b"kept")
+            .await
+            .unwrap();
         drop(first);
 
         // Another KMS (another account): the old block is marked disabled.
@@ -436,7 +441,7 @@ mod tests {
         shamir.unseal(&recovery[2]).await.unwrap();
         let barrier = shamir.barrier().unwrap();
         assert_eq!(
-            barrier.get("kv/a").await.unwrap().unwrap().expose(),
+            barrier.get("test/a").await.unwrap().unwrap().expose(),
             b"kept"
         );
     }

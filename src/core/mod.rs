@@ -5,12 +5,15 @@
 //! Init, unseal and seal are serialised by one async lifecycle lock; the state
 //! lock is never held across an await.
 
+pub mod acl;
+mod auth;
 mod auto_unseal;
 mod error;
 mod init;
 mod keyring;
 pub mod kv;
 mod migrate;
+mod policy;
 mod quorum;
 mod recipients;
 pub mod seal_config;
@@ -52,6 +55,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{Mutex, watch};
 
+pub use acl::Capability;
+pub use auth::{Caller, Identity, Subject};
 pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use error::CoreError;
 pub use init::{InitParams, InitResult};
@@ -71,7 +76,6 @@ use crate::seal::envelope::{Envelope, Purpose};
 use crate::secret::SecretBytes;
 use crate::storage::Backend;
 use seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH};
-use token::TokenEntry;
 
 /// The coarse seal state, published to health checks and systemd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +177,8 @@ pub struct Options {
     /// The KMS of a seal block marked `disabled = true`: the seal a
     /// migration leaves.
     pub migrate_from: Option<Arc<dyn crate::seal::kms::Kms>>,
+    /// The `kv` block.
+    pub kv: kv::KvSettings,
 }
 
 impl std::fmt::Debug for Options {
@@ -180,6 +186,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("cluster_name", &self.cluster_name)
             .field("rotation", &self.rotation)
+            .field("kv", &self.kv)
             .field(
                 "migrate_from",
                 &self.migrate_from.as_ref().map(|k| k.key_id().to_string()),
@@ -210,6 +217,17 @@ pub struct Core {
     attempts: std::sync::Mutex<quorum::Attempts>,
     /// An init made and waiting for its receiver's confirmation.
     pending_init: std::sync::Mutex<Option<init::PendingInit>>,
+    /// Parsed policies.
+    policy_cache: std::sync::Mutex<policy::PolicyCache>,
+    /// Serialises policy writes (create-or-update is read, then write).
+    policy_writes: Mutex<()>,
+    /// Serialises token changes: uses spent, renewals, revocations, and
+    /// children made while their parent might be revoked.
+    token_writes: Mutex<()>,
+    /// The `kv` block.
+    kv: kv::KvSettings,
+    /// Serialises the writers of each kv path.
+    kv_writes: kv::WriteLocks,
 }
 
 impl Core {
@@ -281,6 +299,11 @@ impl Core {
             usage_recorded: AtomicU64::new(0),
             attempts: std::sync::Mutex::default(),
             pending_init: std::sync::Mutex::default(),
+            policy_cache: std::sync::Mutex::default(),
+            policy_writes: Mutex::new(()),
+            token_writes: Mutex::new(()),
+            kv: options.kv,
+            kv_writes: kv::WriteLocks::default(),
         }))
     }
 
@@ -326,6 +349,7 @@ impl Core {
             State::Unsealed { .. } => Phase::Unsealed,
         };
         *self.write() = state;
+        self.policy_cache().clear();
         self.phase.send_replace(phase);
     }
 
@@ -419,36 +443,11 @@ impl Core {
         }
     }
 
-    /// Checks `token` and returns its entry; needs the barrier unsealed.
-    pub async fn authenticate(
-        &self,
-        token: Option<&str>,
-    ) -> Result<(Arc<Barrier>, TokenEntry), CoreError> {
-        let barrier = self.barrier()?;
-        let entry = token::lookup(&barrier, token).await?;
-        Ok((barrier, entry))
-    }
-
-    /// Checks that `token` is a root token; returns the open barrier.
-    pub async fn authorize_root(
-        &self,
-        token: Option<&str>,
-        action: &str,
-    ) -> Result<Arc<Barrier>, CoreError> {
-        let (barrier, entry) = self.authenticate(token).await?;
-        if !entry.is_root() {
-            return Err(CoreError::PermissionDenied(format!(
-                "{action} needs a root token"
-            )));
-        }
-        Ok(barrier)
-    }
-
     /// Seals: drops the barrier, so the root key and keyring are zeroed once
-    /// in-flight requests holding them finish. Needs a root token. Does not
+    /// in-flight requests holding them finish. Needs `sudo` on `sys/seal`. Does not
     /// wait for the lifecycle lock: sealing must never queue behind a KMS call.
-    pub async fn seal(&self, token: Option<&str>) -> Result<(), CoreError> {
-        self.authorize_root(token, "sealing").await?;
+    pub async fn seal(&self, caller: &Caller) -> Result<(), CoreError> {
+        self.authorize(caller, "sys/seal", Capability::Sudo).await?;
         self.seal_and_record().await;
         Ok(())
     }
@@ -516,12 +515,17 @@ mod tests {
         }
         assert_eq!(core.phase(), Phase::Unsealed);
         let token = init.root_token.expose().to_string();
-        assert!(core.authorize_root(Some(&token), "test").await.is_ok());
+        let caller = Caller::with_token(&token);
+        assert!(
+            core.authorize(&caller, "sys/seal", Capability::Sudo)
+                .await
+                .is_ok()
+        );
         assert!(matches!(
-            core.seal(None).await,
+            core.seal(&Caller::default()).await,
             Err(CoreError::Unauthenticated(_))
         ));
-        core.seal(Some(&token)).await.unwrap();
+        core.seal(&caller).await.unwrap();
         assert_eq!(core.phase(), Phase::Sealed);
         assert_eq!(core.barrier().err(), Some(CoreError::Sealed));
     }

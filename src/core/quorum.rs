@@ -32,7 +32,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::recipients::{self, Recipient};
 use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use super::unseal::{add_share, decode_share, issued_share, share_noun};
-use super::{Core, CoreError, State, token, wrap};
+use super::{Caller, Capability, Core, CoreError, State, token, wrap};
 use crate::barrier::keyring::now_unix;
 use crate::barrier::{Barrier, KEYRING_PATH, entry};
 use crate::failpoint;
@@ -67,6 +67,15 @@ impl Operation {
             Self::Rekey => "rekey",
             Self::RotateRoot => "rotate-root",
             Self::GenerateRoot => "generate-root",
+        }
+    }
+
+    /// The policy path whose `sudo` starts or cancels it.
+    pub fn policy_path(self) -> &'static str {
+        match self {
+            Self::Rekey => "sys/rekey",
+            Self::RotateRoot => "sys/rotate-root",
+            Self::GenerateRoot => "sys/generate-root",
         }
     }
 }
@@ -312,10 +321,11 @@ impl Core {
     /// Starts a rekey (needs a root token).
     pub async fn rekey_init(
         &self,
-        token: Option<&str>,
+        caller: &Caller,
         params: RekeyParams,
     ) -> Result<QuorumStatus, CoreError> {
-        self.authorize_root(token, "starting a rekey").await?;
+        self.authorize(caller, Operation::Rekey.policy_path(), Capability::Sudo)
+            .await?;
         let (config, _) = self.unsealed()?;
         let own = if config.is_recovery() {
             RekeyTarget::Recovery
@@ -355,9 +365,13 @@ impl Core {
     }
 
     /// Starts a root key rotation (needs a root token).
-    pub async fn rotate_root_init(&self, token: Option<&str>) -> Result<QuorumStatus, CoreError> {
-        self.authorize_root(token, "starting a root key rotation")
-            .await?;
+    pub async fn rotate_root_init(&self, caller: &Caller) -> Result<QuorumStatus, CoreError> {
+        self.authorize(
+            caller,
+            Operation::RotateRoot.policy_path(),
+            Capability::Sudo,
+        )
+        .await?;
         self.unsealed()?;
         self.start(Operation::RotateRoot, Kind::RotateRoot)
     }
@@ -403,11 +417,11 @@ impl Core {
     pub async fn quorum_cancel(
         &self,
         op: Operation,
-        token: Option<&str>,
+        caller: &Caller,
         nonce: &str,
     ) -> Result<(), CoreError> {
         if op != Operation::GenerateRoot {
-            self.authorize_root(token, &format!("cancelling a {}", op.command()))
+            self.authorize(caller, op.policy_path(), Capability::Sudo)
                 .await?;
         }
         let mut attempts = self.attempts();
@@ -422,11 +436,12 @@ impl Core {
     }
 
     /// Where an operation stands. The nonces are shown only with a root token.
-    pub async fn quorum_status_for(&self, op: Operation, token: Option<&str>) -> QuorumStatus {
-        let show_nonce = match token {
-            Some(_) => self.authorize_root(token, "").await.is_ok(),
-            None => false,
-        };
+    pub async fn quorum_status_for(&self, op: Operation, caller: &Caller) -> QuorumStatus {
+        let show_nonce = caller.token().is_some()
+            && self
+                .authorize(caller, op.policy_path(), Capability::Sudo)
+                .await
+                .is_ok();
         self.quorum_status(op, show_nonce)
     }
 
@@ -927,7 +942,7 @@ impl Core {
         otp: &SecretBytes,
     ) -> Result<Completed, CoreError> {
         let mut batch = Batch::new();
-        let (token, entry) = token::create(barrier, &mut batch, vec![token::ROOT_POLICY.into()]);
+        let (token, entry) = token::create(barrier, &mut batch, token::Spec::root());
         barrier.write(batch).await?;
         tracing::info!(accessor = %entry.accessor, "generate-root: a new root token was made");
         Ok(Completed::GeneratedRoot {
@@ -1027,7 +1042,7 @@ mod tests {
     }
 
     async fn reseal_with(core: &Core, token: &str, shares: &[String]) -> Result<(), CoreError> {
-        core.seal(Some(token)).await?;
+        core.seal(&Caller::with_token(token)).await?;
         for share in shares {
             core.unseal(share).await?;
         }
@@ -1047,27 +1062,30 @@ mod tests {
             recipients: Vec::new(),
         };
         assert!(matches!(
-            core.rekey_init(None, params.clone()).await,
+            core.rekey_init(&Caller::default(), params.clone()).await,
             Err(CoreError::Unauthenticated(_))
         ));
         let started = core
-            .rekey_init(Some(&store.token), params.clone())
+            .rekey_init(&Caller::with_token(&store.token), params.clone())
             .await
             .unwrap();
         assert!(started.started && !started.nonce.is_empty());
         assert_eq!(started.required, 2);
         assert!(matches!(
-            core.rekey_init(Some(&store.token), params).await,
+            core.rekey_init(&Caller::with_token(&store.token), params)
+                .await,
             Err(CoreError::FailedPrecondition(_))
         ));
         let nonce = started.nonce;
         // The nonce is shown only to a root token.
         assert_eq!(
-            core.quorum_status_for(Operation::Rekey, None).await.nonce,
+            core.quorum_status_for(Operation::Rekey, &Caller::default())
+                .await
+                .nonce,
             ""
         );
         assert_eq!(
-            core.quorum_status_for(Operation::Rekey, Some(&store.token))
+            core.quorum_status_for(Operation::Rekey, &Caller::with_token(&store.token))
                 .await
                 .nonce,
             nonce
@@ -1094,7 +1112,7 @@ mod tests {
         assert!(matches!(again, CoreError::InvalidArgument(_)), "{again}");
         assert!(again.to_string().contains("already entered"), "{again}");
         assert_eq!(
-            core.quorum_status_for(Operation::Rekey, None)
+            core.quorum_status_for(Operation::Rekey, &Caller::default())
                 .await
                 .progress,
             1
@@ -1126,12 +1144,15 @@ mod tests {
         ));
         core.rekey_confirm(&confirmation).await.unwrap();
         assert!(
-            !core.quorum_status_for(Operation::Rekey, None).await.started,
+            !core
+                .quorum_status_for(Operation::Rekey, &Caller::default())
+                .await
+                .started,
             "the rekey is over"
         );
 
         // Old shares are refused from now on; three new ones unseal.
-        core.seal(Some(&store.token)).await.unwrap();
+        core.seal(&Caller::with_token(&store.token)).await.unwrap();
         let err = core.unseal(&store.shares[0]).await.err().unwrap();
         assert!(err.to_string().contains("never issued"), "{err}");
         for share in &new[2..5] {
@@ -1147,7 +1168,7 @@ mod tests {
         let core = &store.core;
         let nonce = core
             .rekey_init(
-                Some(&store.token),
+                &Caller::with_token(&store.token),
                 RekeyParams {
                     shares: Some(3),
                     threshold: Some(2),
@@ -1171,7 +1192,7 @@ mod tests {
         let new: Vec<String> = shares.iter().map(|s| hex::encode(s.expose())).collect();
         // Not in force yet: the old keys still work.
         assert!(
-            core.quorum_status_for(Operation::Rekey, None)
+            core.quorum_status_for(Operation::Rekey, &Caller::default())
                 .await
                 .rekey
                 .unwrap()
@@ -1218,7 +1239,7 @@ mod tests {
             .unwrap();
         assert!(matches!(two.result, Some(Completed::Verified)));
         reseal_with(core, &store.token, &new[..2]).await.unwrap();
-        core.seal(Some(&store.token)).await.unwrap();
+        core.seal(&Caller::with_token(&store.token)).await.unwrap();
         assert!(core.unseal(&store.shares[1]).await.is_err());
     }
 
@@ -1234,14 +1255,14 @@ mod tests {
             recipients: Vec::new(),
         };
         let err = core
-            .rekey_init(Some(&store.token), params.clone())
+            .rekey_init(&Caller::with_token(&store.token), params.clone())
             .await
             .err()
             .unwrap();
         assert!(err.to_string().contains("has no recovery keys"), "{err}");
         let nonce = core
             .rekey_init(
-                Some(&store.token),
+                &Caller::with_token(&store.token),
                 RekeyParams {
                     target: None,
                     ..params
@@ -1252,18 +1273,24 @@ mod tests {
             .nonce;
         enter(core, Operation::Rekey, &nonce, &store.shares[..2]).await;
         assert!(matches!(
-            core.quorum_cancel(Operation::Rekey, Some(&store.token), "other")
+            core.quorum_cancel(Operation::Rekey, &Caller::with_token(&store.token), "other")
                 .await,
             Err(CoreError::InvalidArgument(_))
         ));
         assert!(matches!(
-            core.quorum_cancel(Operation::Rekey, None, &nonce).await,
+            core.quorum_cancel(Operation::Rekey, &Caller::default(), &nonce)
+                .await,
             Err(CoreError::Unauthenticated(_))
         ));
-        core.quorum_cancel(Operation::Rekey, Some(&store.token), &nonce)
+        core.quorum_cancel(Operation::Rekey, &Caller::with_token(&store.token), &nonce)
             .await
             .unwrap();
-        assert!(!core.quorum_status_for(Operation::Rekey, None).await.started);
+        assert!(
+            !core
+                .quorum_status_for(Operation::Rekey, &Caller::default())
+                .await
+                .started
+        );
         reseal_with(core, &store.token, &store.shares[1..3])
             .await
             .unwrap();
@@ -1275,7 +1302,7 @@ mod tests {
         let core = &store.core;
         let nonce = core
             .rekey_init(
-                Some(&store.token),
+                &Caller::with_token(&store.token),
                 RekeyParams {
                     shares: Some(2),
                     threshold: Some(2),
@@ -1293,7 +1320,12 @@ mod tests {
         reseal_with(core, &store.token, &store.shares[1..3])
             .await
             .unwrap();
-        assert!(!core.quorum_status_for(Operation::Rekey, None).await.started);
+        assert!(
+            !core
+                .quorum_status_for(Operation::Rekey, &Caller::default())
+                .await
+                .started
+        );
         assert_eq!(core.status().shares, 3);
     }
 
@@ -1301,10 +1333,10 @@ mod tests {
     async fn rotate_root_keeps_the_shares_and_the_data() {
         let store = shamir(3, 2).await;
         let core = &store.core;
-        core.barrier().unwrap().put("kv/a", b"x").await.unwrap();
+        core.barrier().unwrap().put("test/a", b"x").await.unwrap();
         let old_root = core.barrier().unwrap().root_key().clone();
         let nonce = core
-            .rotate_root_init(Some(&store.token))
+            .rotate_root_init(&Caller::with_token(&store.token))
             .await
             .unwrap()
             .nonce;
@@ -1320,7 +1352,7 @@ mod tests {
         assert_eq!(
             core.barrier()
                 .unwrap()
-                .get("kv/a")
+                .get("test/a")
                 .await
                 .unwrap()
                 .unwrap()
@@ -1359,9 +1391,13 @@ mod tests {
             panic!("no token");
         };
         let token = decode_token(&encoded_token, &pad).unwrap();
-        core.authorize_root(Some(token.expose()), "test")
-            .await
-            .unwrap();
+        core.authorize(
+            &Caller::with_token(token.expose()),
+            "sys/seal",
+            Capability::Sudo,
+        )
+        .await
+        .unwrap();
         assert_eq!(accessor.len(), 24);
         assert!(decode_token(&encoded_token, &otp()).is_err(), "another pad");
     }
@@ -1389,7 +1425,7 @@ mod tests {
             .collect();
         let err = core
             .rekey_init(
-                Some(&token),
+                &Caller::with_token(&token),
                 RekeyParams {
                     shares: None,
                     threshold: None,
@@ -1405,7 +1441,7 @@ mod tests {
 
         let nonce = core
             .rekey_init(
-                Some(&token),
+                &Caller::with_token(&token),
                 RekeyParams {
                     shares: Some(4),
                     threshold: Some(2),
@@ -1435,7 +1471,11 @@ mod tests {
         );
         let new: Vec<String> = shares.iter().map(|s| hex::encode(s.expose())).collect();
 
-        let nonce = core.rotate_root_init(Some(&token)).await.unwrap().nonce;
+        let nonce = core
+            .rotate_root_init(&Caller::with_token(&token))
+            .await
+            .unwrap()
+            .nonce;
         let err = core
             .quorum_update(Operation::RotateRoot, &nonce, &recovery[0])
             .await
@@ -1450,7 +1490,11 @@ mod tests {
         let stored = kms.current_arn();
         let before = storage.export().await.unwrap();
         kms.switch_to_new_key();
-        let nonce = core.rotate_root_init(Some(&token)).await.unwrap().nonce;
+        let nonce = core
+            .rotate_root_init(&Caller::with_token(&token))
+            .await
+            .unwrap()
+            .nonce;
         core.quorum_update(Operation::RotateRoot, &nonce, &new[0])
             .await
             .unwrap();
@@ -1470,7 +1514,7 @@ mod tests {
             .unwrap();
         restarted.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
         restarted
-            .authorize_root(Some(&token), "test")
+            .authorize(&Caller::with_token(&token), "sys/seal", Capability::Sudo)
             .await
             .unwrap();
     }

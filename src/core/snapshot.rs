@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::keyring::RESTORED_PATH;
 use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Core, CoreError, KmsReport, Progress, State};
+use super::{Caller, Capability, Core, CoreError, KmsReport, Progress, State};
 use crate::barrier::KEYRING_PATH;
 use crate::barrier::keyring::now_unix;
 use crate::failpoint;
@@ -164,9 +164,10 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, CoreError> {
 
 impl Core {
     /// A consistent copy of the whole store, still encrypted, taken while
-    /// serving (needs a root token).
-    pub async fn snapshot_save(&self, token: Option<&str>) -> Result<Vec<u8>, CoreError> {
-        self.authorize_root(token, "taking a snapshot").await?;
+    /// serving (needs `sudo` on `sys/snapshot`).
+    pub async fn snapshot_save(&self, caller: &Caller) -> Result<Vec<u8>, CoreError> {
+        self.authorize(caller, "sys/snapshot", Capability::Sudo)
+            .await?;
         let config = self.seal_config().ok_or(CoreError::NotInitialized)?;
         tracing::info!("snapshot started");
         let entries = self.storage.export().await?;
@@ -188,12 +189,12 @@ impl Core {
     }
 
     /// Replaces the whole store with a snapshot; the daemon is sealed
-    /// afterwards and unseals with the snapshot's shares or KMS key. Needs a
-    /// root token, except on a daemon that is not initialized (which anyone
+    /// afterwards and unseals with the snapshot's shares or KMS key. Needs
+    /// `sudo` on `sys/snapshot-restore`, except on a daemon that is not initialized (which anyone
     /// who can reach it could initialize anyway).
     pub async fn snapshot_restore(
         &self,
-        token: Option<&str>,
+        caller: &Caller,
         file: &[u8],
     ) -> Result<SnapshotHeader, CoreError> {
         if let Some(migration) = self.migration() {
@@ -224,7 +225,7 @@ impl Core {
                     .key_arn
             }
         };
-        self.authorize_restore(token).await?;
+        self.authorize_restore(caller).await?;
         let Ok(_lifecycle) = self.lifecycle.try_lock() else {
             return Err(CoreError::FailedPrecondition(
                 "another key operation is running; restore when it has finished".into(),
@@ -267,12 +268,13 @@ impl Core {
         Ok(snapshot.header)
     }
 
-    /// Checks that `token` may restore a snapshot: a root token, or none on
+    /// Checks that `caller` may restore a snapshot: `sudo` on `sys/snapshot-restore`, or none on
     /// a daemon that is not initialized. Callers check before receiving a
     /// large upload.
-    pub async fn authorize_restore(&self, token: Option<&str>) -> Result<(), CoreError> {
+    pub async fn authorize_restore(&self, caller: &Caller) -> Result<(), CoreError> {
         if self.seal_config().is_some() {
-            self.authorize_root(token, "restoring a snapshot").await?;
+            self.authorize(caller, "sys/snapshot-restore", Capability::Sudo)
+                .await?;
         }
         Ok(())
     }
@@ -312,28 +314,41 @@ mod tests {
     async fn a_snapshot_restores_into_a_new_store_and_unseals_with_its_keys() {
         let (core, _) = open_core().await;
         let (key, token) = testing::unsealed_one_of_one(&core).await;
-        core.barrier().unwrap().put("kv/a", b"1").await.unwrap();
-        let file = core.snapshot_save(Some(&token)).await.unwrap();
-        core.barrier().unwrap().put("kv/b", b"later").await.unwrap();
+        core.barrier().unwrap().put("test/a", b"1").await.unwrap();
+        let file = core
+            .snapshot_save(&Caller::with_token(&token))
+            .await
+            .unwrap();
+        core.barrier()
+            .unwrap()
+            .put("test/b", b"later")
+            .await
+            .unwrap();
 
         let (fresh, storage) = open_core().await;
-        let header = fresh.snapshot_restore(None, &file).await.unwrap();
+        let header = fresh
+            .snapshot_restore(&Caller::default(), &file)
+            .await
+            .unwrap();
         assert_eq!(header.seal_type, "shamir");
         assert_eq!(fresh.phase(), Phase::Sealed);
         assert!(storage.get(RESTORED_PATH).await.unwrap().is_some());
         fresh.unseal(&key).await.unwrap();
         let barrier = fresh.barrier().unwrap();
-        assert_eq!(barrier.get("kv/a").await.unwrap().unwrap().expose(), b"1");
-        assert!(barrier.get("kv/b").await.unwrap().is_none());
+        assert_eq!(barrier.get("test/a").await.unwrap().unwrap().expose(), b"1");
+        assert!(barrier.get("test/b").await.unwrap().is_none());
         // A restore waits for every holder of the keys to let go.
         drop(barrier);
 
         // An initialized daemon needs the root token, and then is sealed.
         assert!(matches!(
-            fresh.snapshot_restore(None, &file).await,
+            fresh.snapshot_restore(&Caller::default(), &file).await,
             Err(CoreError::Unauthenticated(_))
         ));
-        fresh.snapshot_restore(Some(&token), &file).await.unwrap();
+        fresh
+            .snapshot_restore(&Caller::with_token(&token), &file)
+            .await
+            .unwrap();
         assert_eq!(fresh.phase(), Phase::Sealed);
     }
 
@@ -341,7 +356,10 @@ mod tests {
     async fn damaged_snapshots_are_refused_and_change_nothing() {
         let (core, storage) = open_core().await;
         let (_, token) = testing::unsealed_one_of_one(&core).await;
-        let file = core.snapshot_save(Some(&token)).await.unwrap();
+        let file = core
+            .snapshot_save(&Caller::with_token(&token))
+            .await
+            .unwrap();
         let before = storage.export().await.unwrap();
 
         let mut flipped = file.clone();
@@ -355,7 +373,10 @@ mod tests {
             ),
             (&[][..], "too short"),
         ] {
-            let err = core.snapshot_restore(Some(&token), bad).await.unwrap_err();
+            let err = core
+                .snapshot_restore(&Caller::with_token(&token), bad)
+                .await
+                .unwrap_err();
             assert!(matches!(err, CoreError::InvalidArgument(_)), "{err}");
             assert!(err.to_string().contains(says), "{err}");
         }
@@ -373,7 +394,7 @@ mod tests {
         };
         let empty = encode(&header, &[("kv/x".into(), b"y".to_vec())]);
         let err = core
-            .snapshot_restore(Some(&token), &empty)
+            .snapshot_restore(&Caller::with_token(&token), &empty)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("no seal config"), "{err}");

@@ -5,6 +5,12 @@
 //! and audit) points to that hash from `auth/token/accessor/<accessor>`.
 //! Looking a token up by its hash means the token itself is never compared
 //! byte by byte against a stored value, so no timing depends on its content.
+//!
+//! A token made by another token is its child, recorded at
+//! `auth/token/parent/<parent accessor>/<child accessor>`; revoking a token
+//! revokes its descendants in the same transaction. A child never outlives
+//! its parent: its expiry is capped at the parent's when it is made and when
+//! it is renewed, so checking a token's own expiry is enough.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -15,6 +21,8 @@ use crate::secret::{SecretString, fill_random};
 use crate::storage::Batch;
 
 use super::CoreError;
+use super::acl::{self, Capability};
+use super::auth::{Caller, Subject};
 
 /// Every token starts with this.
 pub const TOKEN_PREFIX: &str = "sr.";
@@ -26,8 +34,13 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 const ID_PREFIX: &str = "auth/token/id/";
 const ACCESSOR_PREFIX: &str = "auth/token/accessor/";
 
+const PARENT_PREFIX: &str = "auth/token/parent/";
+
 /// The policy that may do everything.
-pub const ROOT_POLICY: &str = "root";
+pub use super::acl::ROOT_POLICY;
+/// The lifetime of a token made without a `ttl`, and the longest a token
+/// may live from its creation, renewals included: Vault's default of 32 days.
+pub const MAX_TTL_SECS: u64 = 768 * 3600;
 
 /// What is stored for a token (never the token itself).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,12 +51,62 @@ pub struct TokenEntry {
     pub policies: Vec<String>,
     /// Creation time, seconds since the Unix epoch.
     pub created_unix: u64,
+    /// When it stops working; 0: never.
+    #[serde(default)]
+    pub expire_unix: u64,
+    /// What a renewal without an increment extends it by.
+    #[serde(default)]
+    pub ttl_secs: u64,
+    /// Renewals may extend it (up to `max_expire_unix`).
+    #[serde(default)]
+    pub renewable: bool,
+    /// The latest expiry renewals may reach; 0: no expiry at all.
+    #[serde(default)]
+    pub max_expire_unix: u64,
+    /// Calls left before it is revoked; 0: unlimited.
+    #[serde(default)]
+    pub uses_left: u32,
+    /// The accessor of the token that made it; `None` for an orphan.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 impl TokenEntry {
     /// True for a root token.
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == ROOT_POLICY)
+    }
+
+    /// Seconds left before expiry; `None` if it never expires.
+    pub fn ttl_left(&self, now: u64) -> Option<u64> {
+        (self.expire_unix != 0).then(|| self.expire_unix.saturating_sub(now))
+    }
+}
+
+/// What a new token gets.
+pub struct Spec {
+    /// Its policies.
+    pub policies: Vec<String>,
+    /// Lifetime in seconds; 0: never expires.
+    pub ttl_secs: u64,
+    /// Renewals may extend it.
+    pub renewable: bool,
+    /// Calls allowed; 0: unlimited.
+    pub uses: u32,
+    /// The parent token, whose expiry caps the child's.
+    pub parent: Option<TokenEntry>,
+}
+
+impl Spec {
+    /// A root token that never expires (init, generate-root).
+    pub fn root() -> Self {
+        Self {
+            policies: vec![ROOT_POLICY.into()],
+            ttl_secs: 0,
+            renewable: false,
+            uses: 0,
+            parent: None,
+        }
     }
 }
 
@@ -75,33 +138,61 @@ fn well_formed(token: &str) -> bool {
     })
 }
 
-/// Makes a token with `policies`, adding its entries (encrypted) to `batch`.
-pub fn create(
-    barrier: &Barrier,
-    batch: &mut Batch,
-    policies: Vec<String>,
-) -> (SecretString, TokenEntry) {
+fn put_entry(barrier: &Barrier, batch: &mut Batch, hashed: &str, entry: &TokenEntry) {
+    let id_path = format!("{ID_PREFIX}{hashed}");
+    // Serialising plain strings and numbers cannot fail.
+    let encoded = serde_json::to_vec(entry).unwrap_or_default();
+    batch.put(id_path.clone(), barrier.encrypt(&id_path, &encoded));
+}
+
+/// Makes a token from `spec`, adding its entries (encrypted) to `batch`.
+pub fn create(barrier: &Barrier, batch: &mut Batch, spec: Spec) -> (SecretString, TokenEntry) {
     let token = SecretString::new(format!("{TOKEN_PREFIX}{}", random_base62(TOKEN_RANDOM_LEN)));
+    let now = now_unix();
+    let cap = |at: u64| match spec.parent.as_ref().map(|p| p.expire_unix) {
+        Some(parent) if parent != 0 && (at == 0 || parent < at) => parent,
+        _ => at,
+    };
+    let (expire_unix, max_expire_unix) = if spec.ttl_secs == 0 {
+        (cap(0), cap(0))
+    } else {
+        (cap(now + spec.ttl_secs), cap(now + MAX_TTL_SECS))
+    };
     let entry = TokenEntry {
         accessor: random_base62(ACCESSOR_LEN),
-        policies,
-        created_unix: now_unix(),
+        policies: spec.policies,
+        created_unix: now,
+        expire_unix,
+        ttl_secs: spec.ttl_secs,
+        renewable: spec.renewable,
+        max_expire_unix,
+        uses_left: spec.uses,
+        parent: spec.parent.map(|p| p.accessor),
     };
     let hashed = hash(token.expose());
-    let id_path = format!("{ID_PREFIX}{hashed}");
+    put_entry(barrier, batch, &hashed, &entry);
     let accessor_path = format!("{ACCESSOR_PREFIX}{}", entry.accessor);
-    // Serialising plain strings cannot fail.
-    let encoded = serde_json::to_vec(&entry).unwrap_or_default();
-    batch.put(id_path.clone(), barrier.encrypt(&id_path, &encoded));
     batch.put(
         accessor_path.clone(),
         barrier.encrypt(&accessor_path, hashed.as_bytes()),
     );
+    if let Some(parent) = &entry.parent {
+        let link = format!("{PARENT_PREFIX}{parent}/{}", entry.accessor);
+        batch.put(link.clone(), barrier.encrypt(&link, b""));
+    }
     (token, entry)
 }
 
-/// Finds the entry of a presented token.
-pub async fn lookup(barrier: &Barrier, token: Option<&str>) -> Result<TokenEntry, CoreError> {
+/// A token found in storage: its hash (the storage key) and entry.
+#[derive(Clone)]
+pub struct Found {
+    hashed: String,
+    /// The stored entry.
+    pub entry: TokenEntry,
+}
+
+/// Finds the entry of a presented token. An expired token is refused.
+pub async fn lookup(barrier: &Barrier, token: Option<&str>) -> Result<Found, CoreError> {
     let token = token.ok_or_else(|| {
         CoreError::Unauthenticated(
             "this call needs a token: send it as `authorization: Bearer sr.…`".into(),
@@ -113,69 +204,29 @@ pub async fn lookup(barrier: &Barrier, token: Option<&str>) -> Result<TokenEntry
                 .into(),
         ));
     }
-    let path = format!("{ID_PREFIX}{}", hash(token));
-    let Some(stored) = barrier.get(&path).await? else {
-        return Err(CoreError::Unauthenticated(
-            "the token is not valid (unknown or revoked)".into(),
-        ));
-    };
-    decode(stored.expose())
+    let hashed = hash(token);
+    let entry = read_entry(barrier, &hashed).await?.ok_or_else(|| {
+        CoreError::Unauthenticated("the token is not valid (unknown, expired or revoked)".into())
+    })?;
+    if entry.expire_unix != 0 && now_unix() >= entry.expire_unix {
+        return Err(CoreError::Unauthenticated(format!(
+            "the token expired {} seconds ago",
+            now_unix() - entry.expire_unix
+        )));
+    }
+    Ok(Found { hashed, entry })
 }
 
-impl super::Core {
-    /// The accessors of every root token, with their creation times (needs
-    /// a root token): how an operator finds a lost root token to revoke.
-    pub async fn list_root_accessors(
-        &self,
-        token: Option<&str>,
-    ) -> Result<Vec<TokenEntry>, CoreError> {
-        let barrier = self
-            .authorize_root(token, "listing root token accessors")
-            .await?;
-        let mut entries = list(&barrier).await?;
-        entries.retain(TokenEntry::is_root);
-        Ok(entries)
-    }
-
-    /// Revokes the token behind `accessor` (needs a root token).
-    pub async fn revoke_accessor(
-        &self,
-        token: Option<&str>,
-        accessor: &str,
-    ) -> Result<TokenEntry, CoreError> {
-        let barrier = self.authorize_root(token, "revoking a token").await?;
-        let mut batch = Batch::new();
-        let entry = revoke_by_accessor(&barrier, &mut batch, accessor).await?;
-        barrier.write(batch).await?;
-        tracing::info!(accessor = %entry.accessor, "token revoked by its accessor");
-        Ok(entry)
+async fn read_entry(barrier: &Barrier, hashed: &str) -> Result<Option<TokenEntry>, CoreError> {
+    match barrier.get(&format!("{ID_PREFIX}{hashed}")).await? {
+        Some(stored) => decode(stored.expose()).map(Some),
+        None => Ok(None),
     }
 }
 
-/// Every token's accessor with its entry, sorted by accessor.
-pub async fn list(barrier: &Barrier) -> Result<Vec<TokenEntry>, CoreError> {
-    let mut entries = Vec::new();
-    for path in barrier.list(ACCESSOR_PREFIX).await? {
-        let Some(hashed) = barrier.get(&path).await? else {
-            continue;
-        };
-        let id_path = format!("{ID_PREFIX}{}", String::from_utf8_lossy(hashed.expose()));
-        if let Some(stored) = barrier.get(&id_path).await? {
-            entries.push(decode(stored.expose())?);
-        }
-    }
-    Ok(entries)
-}
-
-/// Adds the removal of the token behind `accessor` to `batch`; returns its
-/// entry, or NotFound.
-pub async fn revoke_by_accessor(
-    barrier: &Barrier,
-    batch: &mut Batch,
-    accessor: &str,
-) -> Result<TokenEntry, CoreError> {
-    // Only a well-formed accessor is repeated in a message: what was given
-    // instead may be a token pasted by mistake.
+/// Checks an accessor's shape. Only a well-formed accessor is repeated in a
+/// message: what was given instead may be a token pasted by mistake.
+fn check_accessor(accessor: &str) -> Result<(), CoreError> {
     if accessor.starts_with(TOKEN_PREFIX) {
         return Err(CoreError::InvalidArgument(
             "that is a token, not its accessor: `strongroom token list-accessors` shows the accessors".into(),
@@ -189,16 +240,337 @@ pub async fn revoke_by_accessor(
             "the accessor is malformed: accessors are {ACCESSOR_LEN} letters and digits"
         )));
     }
+    Ok(())
+}
+
+/// Finds a token by its accessor; NotFound if none.
+pub async fn lookup_accessor(barrier: &Barrier, accessor: &str) -> Result<Found, CoreError> {
+    check_accessor(accessor)?;
     let not_found = || CoreError::NotFound(format!("no token has the accessor {accessor}"));
-    let accessor_path = format!("{ACCESSOR_PREFIX}{accessor}");
-    let hashed = barrier.get(&accessor_path).await?.ok_or_else(not_found)?;
-    let id_path = format!("{ID_PREFIX}{}", String::from_utf8_lossy(hashed.expose()));
-    let entry = match barrier.get(&id_path).await? {
-        Some(stored) => decode(stored.expose())?,
-        None => return Err(not_found()),
+    let hashed = barrier
+        .get(&format!("{ACCESSOR_PREFIX}{accessor}"))
+        .await?
+        .ok_or_else(not_found)?;
+    let hashed = String::from_utf8_lossy(hashed.expose()).into_owned();
+    let entry = read_entry(barrier, &hashed).await?.ok_or_else(not_found)?;
+    Ok(Found { hashed, entry })
+}
+
+/// Adds the removal of `found` and all its descendants to `batch`; returns
+/// how many tokens that is.
+pub async fn revoke_tree(
+    barrier: &Barrier,
+    batch: &mut Batch,
+    found: &Found,
+) -> Result<usize, CoreError> {
+    if let Some(parent) = &found.entry.parent {
+        batch.delete(format!("{PARENT_PREFIX}{parent}/{}", found.entry.accessor));
+    }
+    let mut pending = vec![(found.hashed.clone(), found.entry.accessor.clone())];
+    let mut revoked = 0;
+    while let Some((hashed, accessor)) = pending.pop() {
+        batch
+            .delete(format!("{ID_PREFIX}{hashed}"))
+            .delete(format!("{ACCESSOR_PREFIX}{accessor}"));
+        revoked += 1;
+        let children = format!("{PARENT_PREFIX}{accessor}/");
+        for link in barrier.list(&children).await? {
+            let child = link[children.len()..].to_string();
+            batch.delete(link);
+            if let Some(stored) = barrier.get(&format!("{ACCESSOR_PREFIX}{child}")).await? {
+                let child_hash = String::from_utf8_lossy(stored.expose()).into_owned();
+                pending.push((child_hash, child));
+            }
+        }
+    }
+    Ok(revoked)
+}
+
+/// Counts one use of a limited-use token: the entry is rewritten with one
+/// use fewer, or revoked with its descendants on its last use.
+pub async fn spend_use(barrier: &Barrier, found: &Found) -> Result<(), CoreError> {
+    let Some(mut entry) = read_entry(barrier, &found.hashed).await? else {
+        return Err(CoreError::Unauthenticated(
+            "the token is not valid (unknown, expired or revoked)".into(),
+        ));
     };
-    batch.delete(id_path).delete(accessor_path);
+    let mut batch = Batch::new();
+    match entry.uses_left {
+        0 => return Ok(()),
+        1 => {
+            let found = Found {
+                hashed: found.hashed.clone(),
+                entry,
+            };
+            revoke_tree(barrier, &mut batch, &found).await?;
+        }
+        n => {
+            entry.uses_left = n - 1;
+            put_entry(barrier, &mut batch, &found.hashed, &entry);
+        }
+    }
+    barrier.write(batch).await?;
+    Ok(())
+}
+
+/// Extends `found` by `increment` seconds (0: its own ttl) from now, capped
+/// at its maximum and at its parent's expiry; returns the new entry.
+pub async fn renew(
+    barrier: &Barrier,
+    found: &Found,
+    increment: u64,
+) -> Result<TokenEntry, CoreError> {
+    let mut entry = found.entry.clone();
+    if entry.expire_unix == 0 {
+        return Err(CoreError::FailedPrecondition(
+            "this token never expires, so there is nothing to renew".into(),
+        ));
+    }
+    if !entry.renewable {
+        return Err(CoreError::FailedPrecondition(
+            "this token is not renewable; it was made without renewable = true".into(),
+        ));
+    }
+    let increment = if increment == 0 {
+        entry.ttl_secs
+    } else {
+        increment
+    };
+    let mut expire = now_unix()
+        .saturating_add(increment)
+        .min(entry.max_expire_unix);
+    if let Some(parent) = &entry.parent
+        && let Ok(parent) = lookup_accessor(barrier, parent).await
+        && parent.entry.expire_unix != 0
+    {
+        expire = expire.min(parent.entry.expire_unix);
+    }
+    entry.expire_unix = expire.max(entry.expire_unix);
+    let mut batch = Batch::new();
+    put_entry(barrier, &mut batch, &found.hashed, &entry);
+    barrier.write(batch).await?;
     Ok(entry)
+}
+
+/// What `CreateToken` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct CreateParams {
+    /// Policies for the new token; empty: the creator's own.
+    pub policies: Vec<String>,
+    /// Lifetime in seconds; 0: the default (never, for a root token made by root).
+    pub ttl_secs: u64,
+    /// Renewals may extend it.
+    pub renewable: bool,
+    /// Calls allowed; 0: unlimited.
+    pub uses: u32,
+    /// No parent: it survives its creator's revocation (needs `sudo`).
+    pub orphan: bool,
+}
+
+const CREATE_PATH: &str = "auth/token/create";
+
+impl super::Core {
+    /// Makes a token. A caller that is not root may only hand out policies
+    /// it has itself, and its own expiry caps the new token's.
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        params: CreateParams,
+    ) -> Result<(SecretString, TokenEntry), CoreError> {
+        let (barrier, subject) = self
+            .authorize(caller, CREATE_PATH, Capability::Create)
+            .await?;
+        if params.ttl_secs > MAX_TTL_SECS {
+            return Err(CoreError::InvalidArgument(format!(
+                "ttl {}s is longer than the maximum of {MAX_TTL_SECS}s (768h)",
+                params.ttl_secs
+            )));
+        }
+        let mut policies = if params.policies.is_empty() {
+            subject.policy_names().to_vec()
+        } else {
+            params.policies
+        };
+        policies.sort();
+        policies.dedup();
+        for name in &policies {
+            acl::validate_name(name)?;
+            if !subject.is_root() && !subject.policy_names().contains(name) {
+                return Err(CoreError::PermissionDenied(format!(
+                    "permission denied: a token may only be given policies its creator has, and the creator lacks {name:?}"
+                )));
+            }
+        }
+        if params.orphan {
+            subject.require(CREATE_PATH, Capability::Sudo)?;
+        }
+        let root = policies.iter().any(|p| p == ROOT_POLICY);
+        let ttl_secs = match params.ttl_secs {
+            0 if root => 0,
+            0 => MAX_TTL_SECS,
+            ttl => ttl,
+        };
+        let parent = if params.orphan {
+            None
+        } else {
+            subject.entry().cloned()
+        };
+        // Under the lock, so a parent being revoked meanwhile cannot miss
+        // the new child.
+        let _guard = self.token_writes.lock().await;
+        if let Some(parent) = &parent {
+            lookup_accessor(&barrier, &parent.accessor)
+                .await
+                .map_err(|_| {
+                    CoreError::Unauthenticated(
+                        "the token is not valid (unknown, expired or revoked)".into(),
+                    )
+                })?;
+        }
+        let mut batch = Batch::new();
+        let spec = Spec {
+            policies,
+            ttl_secs,
+            renewable: params.renewable,
+            uses: params.uses,
+            parent,
+        };
+        let (token, entry) = create(&barrier, &mut batch, spec);
+        barrier.write(batch).await?;
+        tracing::info!(accessor = %entry.accessor, policies = ?entry.policies, "token created");
+        Ok((token, entry))
+    }
+
+    /// The entry of the caller's own token (any valid token may).
+    pub async fn lookup_self(&self, caller: &Caller) -> Result<TokenEntry, CoreError> {
+        let (_, subject) = self.authenticate(caller).await?;
+        own_token(&subject).map(|f| f.entry.clone())
+    }
+
+    /// The entry of another token, by the token or its accessor (`read` on
+    /// `auth/token/lookup`).
+    pub async fn lookup_token(
+        &self,
+        caller: &Caller,
+        target: Target<'_>,
+    ) -> Result<TokenEntry, CoreError> {
+        let (barrier, _) = self
+            .authorize(caller, "auth/token/lookup", Capability::Read)
+            .await?;
+        Ok(find(&barrier, target).await?.entry)
+    }
+
+    /// Renews a token: the caller's own (any valid token may), or another
+    /// (`update` on `auth/token/renew`).
+    pub async fn renew_token(
+        &self,
+        caller: &Caller,
+        target: Option<Target<'_>>,
+        increment: u64,
+    ) -> Result<TokenEntry, CoreError> {
+        let (barrier, subject) = self.authenticate(caller).await?;
+        let found = match target {
+            None => own_token(&subject)?.clone(),
+            Some(target) => {
+                subject.require("auth/token/renew", Capability::Update)?;
+                find(&barrier, target).await?
+            }
+        };
+        let _guard = self.token_writes.lock().await;
+        let entry = renew(&barrier, &found, increment).await?;
+        tracing::info!(accessor = %entry.accessor, "token renewed");
+        Ok(entry)
+    }
+
+    /// Revokes a token and its descendants: the caller's own (any valid
+    /// token may), or another (`update` on `auth/token/revoke`). Returns how
+    /// many tokens were revoked.
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        target: Option<Target<'_>>,
+    ) -> Result<usize, CoreError> {
+        let (barrier, subject) = self.authenticate(caller).await?;
+        let found = match target {
+            None => own_token(&subject)?.clone(),
+            Some(target) => {
+                let path = match target {
+                    Target::Accessor(_) => "auth/token/revoke-accessor",
+                    Target::Token(_) => "auth/token/revoke",
+                };
+                subject.require(path, Capability::Update)?;
+                find(&barrier, target).await?
+            }
+        };
+        let _guard = self.token_writes.lock().await;
+        let mut batch = Batch::new();
+        let revoked = revoke_tree(&barrier, &mut batch, &found).await?;
+        barrier.write(batch).await?;
+        tracing::info!(accessor = %found.entry.accessor, revoked, "token revoked with its descendants");
+        Ok(revoked)
+    }
+
+    /// The accessors of every root token, with their creation times (`sudo`
+    /// on `auth/token/accessors`): how an operator finds a lost root token.
+    pub async fn list_root_accessors(&self, caller: &Caller) -> Result<Vec<TokenEntry>, CoreError> {
+        let (barrier, _) = self
+            .authorize(caller, "auth/token/accessors", Capability::Sudo)
+            .await?;
+        let mut entries = list(&barrier).await?;
+        entries.retain(TokenEntry::is_root);
+        Ok(entries)
+    }
+}
+
+/// Which token an operation is about.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    /// The token itself.
+    Token(&'a str),
+    /// Its accessor.
+    Accessor(&'a str),
+}
+
+async fn find(barrier: &Barrier, target: Target<'_>) -> Result<Found, CoreError> {
+    match target {
+        Target::Accessor(accessor) => lookup_accessor(barrier, accessor).await,
+        Target::Token(token) => lookup(barrier, Some(token)).await.map_err(|_| {
+            CoreError::NotFound(
+                "no valid token matches the one given (unknown, expired or revoked)".into(),
+            )
+        }),
+    }
+}
+
+fn own_token(subject: &Subject) -> Result<&Found, CoreError> {
+    subject.token.as_ref().ok_or_else(|| {
+        CoreError::InvalidArgument(
+            "this call is about the caller's own token, and none was sent (the connection was identified by its listener identity)".into(),
+        )
+    })
+}
+
+/// Every token's entry, sorted by accessor.
+pub async fn list(barrier: &Barrier) -> Result<Vec<TokenEntry>, CoreError> {
+    let mut entries = Vec::new();
+    for path in barrier.list(ACCESSOR_PREFIX).await? {
+        if let Ok(found) = lookup_accessor(barrier, &path[ACCESSOR_PREFIX.len()..]).await {
+            entries.push(found.entry);
+        }
+    }
+    Ok(entries)
+}
+
+/// Adds the removal of the token behind `accessor` (and its descendants)
+/// to `batch`; returns its entry, or NotFound.
+pub async fn revoke_by_accessor(
+    barrier: &Barrier,
+    batch: &mut Batch,
+    accessor: &str,
+) -> Result<TokenEntry, CoreError> {
+    let found = lookup_accessor(barrier, accessor).await?;
+    revoke_tree(barrier, batch, &found).await?;
+    Ok(found.entry)
 }
 
 fn decode(stored: &[u8]) -> Result<TokenEntry, CoreError> {

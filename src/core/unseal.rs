@@ -173,6 +173,7 @@ impl Core {
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "seal migration failed; nothing changed and the keys entered were discarded");
             })?;
+            super::kv::upgrade_unversioned(&migrated.barrier).await?;
             self.finish_migration(migration, migrated);
         } else if let Some(quorum) = quorum {
             let barrier = match &self.seal {
@@ -182,6 +183,7 @@ impl Core {
                         .await?
                 }
             };
+            super::kv::upgrade_unversioned(&barrier).await?;
             self.set_state(State::Unsealed {
                 config,
                 barrier: Arc::new(barrier),

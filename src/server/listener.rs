@@ -64,6 +64,8 @@ pub enum Bound {
         address: SocketAddr,
         /// Request size limit.
         max_request_size: usize,
+        /// Client certificates mapped to policies.
+        identities: Vec<config::IdentityRule>,
     },
     /// A unix socket.
     Unix {
@@ -73,6 +75,8 @@ pub enum Bound {
         path: PathBuf,
         /// Request size limit.
         max_request_size: usize,
+        /// Peer uids and gids mapped to policies.
+        identities: Vec<config::IdentityRule>,
     },
 }
 
@@ -86,6 +90,13 @@ impl Bound {
             | Bound::Unix {
                 max_request_size, ..
             } => *max_request_size,
+        }
+    }
+
+    /// The listener's identity blocks.
+    pub fn identities(&self) -> &[config::IdentityRule] {
+        match self {
+            Bound::Tcp { identities, .. } | Bound::Unix { identities, .. } => identities,
         }
     }
 }
@@ -119,12 +130,14 @@ pub async fn bind(listener: &config::Listener) -> Result<Bound, ListenerError> {
                 tls,
                 address,
                 max_request_size: tcp.max_request_size,
+                identities: tcp.identities.clone(),
             })
         }
         config::Listener::Unix(unix) => Ok(Bound::Unix {
             listener: bind_unix(unix)?,
             path: unix.path.clone(),
             max_request_size: unix.max_request_size,
+            identities: unix.identities.clone(),
         }),
     }
 }

@@ -115,6 +115,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
             interval: config.barrier.rotation_interval,
         },
         migrate_from,
+        kv: config.kv,
     };
     let core = Core::open(storage, seal, options).await?;
     if dev {
@@ -192,7 +193,7 @@ pub async fn serve(
     let mut sockets = Vec::new();
     for bound in listeners {
         let max_request_size = bound.max_request_size();
-        let routes = api::routes(&core, &health, max_request_size);
+        let routes = api::routes(&core, &health, max_request_size, bound.identities());
         let router = Server::builder()
             .layer(in_flight.layer())
             .layer(MapResponseLayer::new(api::size_limit_status(

@@ -92,7 +92,10 @@ fn grpc_codes_match_the_contract() {
         );
         let mut kv = KvClient::connect(daemon.addr.clone()).await.unwrap();
         let err = kv
-            .get(proto::GetRequest { path: "a".into() })
+            .get(proto::GetRequest {
+                path: "a".into(),
+                version: 0,
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::FailedPrecondition);
@@ -153,7 +156,10 @@ fn grpc_codes_match_the_contract() {
 
         // Sealed: kv is UNAVAILABLE, seal is UNAVAILABLE.
         let err = kv
-            .get(proto::GetRequest { path: "a".into() })
+            .get(proto::GetRequest {
+                path: "a".into(),
+                version: 0,
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::Unavailable);
@@ -192,6 +198,7 @@ fn grpc_codes_match_the_contract() {
         let put = |path: &str| proto::PutRequest {
             path: path.into(),
             data: HashMap::from([("k".to_string(), "v".to_string())]),
+            cas: None,
         };
         let err = kv.put(put("a")).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
@@ -206,7 +213,7 @@ fn grpc_codes_match_the_contract() {
             (err.code(), err.message()),
             (
                 Code::Unauthenticated,
-                "the token is not valid (unknown or revoked)"
+                "the token is not valid (unknown, expired or revoked)"
             )
         );
 
@@ -222,6 +229,7 @@ fn grpc_codes_match_the_contract() {
             .get(with_token(
                 proto::GetRequest {
                     path: "missing".into(),
+                    version: 0,
                 },
                 &init.root_token,
             ))
@@ -233,6 +241,7 @@ fn grpc_codes_match_the_contract() {
         let big = proto::PutRequest {
             path: "big".into(),
             data: HashMap::from([("k".to_string(), "x".repeat(5 * 1024 * 1024))]),
+            cas: None,
         };
         let err = kv.put(with_token(big, &init.root_token)).await.unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
@@ -291,7 +300,7 @@ fn usage_errors_exit_64_and_runtime_errors_exit_1() {
     Cli::new()
         .run(&["kv", "put", "path", "novalue"])
         .code(64)
-        .error_says("\"novalue\" is not NAME=VALUE");
+        .error_says("each field must be NAME=VALUE");
     Cli::new()
         .run(&["status", "--address", "ftp://x"])
         .code(64)

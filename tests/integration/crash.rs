@@ -480,7 +480,7 @@ fn shamir_snapshot_restore() {
         daemon
             .cli()
             .token(&store.token)
-            .run(&["kv", "delete", KV[2].0])
+            .run(&["kv", "metadata", "delete", KV[2].0])
             .ok();
         daemon
             .cli()

@@ -287,7 +287,7 @@ fn root_tokens_are_listed_and_revoked_by_accessor() {
         .cli()
         .run(&["kv", "list"])
         .code(1)
-        .error_says("the token is not valid (unknown or revoked)");
+        .error_says("the token is not valid (unknown, expired or revoked)");
 }
 
 #[test]

@@ -136,6 +136,11 @@ fn init_unseal_restart_and_read_back() {
     kv(&daemon)
         .run(&["kv", "get", "top"])
         .code(1)
+        .error_says("version 1 of kv path \"top\" is deleted");
+    kv(&daemon).run(&["kv", "metadata", "delete", "top"]).ok();
+    kv(&daemon)
+        .run(&["kv", "get", "top"])
+        .code(1)
         .error_says("no secret at kv path \"top\"");
 
     // Seal: refused without a token, done with the root token.

@@ -337,7 +337,7 @@ fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
         .token(&init.root_token)
         .run(&["kv", "list"])
         .code(1)
-        .error_says("the token is not valid (unknown or revoked)");
+        .error_says("the token is not valid (unknown, expired or revoked)");
     daemon.cli().token(&new_token).run(&["kv", "list"]).ok();
     let accessors = daemon
         .cli()

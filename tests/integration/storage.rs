@@ -112,6 +112,7 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
                     let put = PutRequest {
                         path: path.clone(),
                         data: [("i".to_string(), i.to_string())].into(),
+                        cas: None,
                     };
                     match kv.put(crate::harness::with_token(put, &token)).await {
                         Ok(_) => {
@@ -150,7 +151,10 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
         for path in &acknowledged {
             let got = kv
                 .get(crate::harness::with_token(
-                    GetRequest { path: path.clone() },
+                    GetRequest {
+                        path: path.clone(),
+                        version: 0,
+                    },
                     &token,
                 ))
                 .await;
