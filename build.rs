@@ -35,6 +35,14 @@ const SECRET_MESSAGES: &[&str] = &[
     // Secret values.
     ".strongroom.v1.PutRequest",
     ".strongroom.v1.GetResponse",
+    // Plaintexts and data keys of the Keys service.
+    ".strongroom.v1.EncryptRequest",
+    ".strongroom.v1.DecryptResponse",
+    ".strongroom.v1.GenerateDataKeyResponse",
+    ".strongroom.v1.EncryptItem",
+    ".strongroom.v1.BatchEncryptRequest",
+    ".strongroom.v1.DecryptResult",
+    ".strongroom.v1.BatchDecryptResponse",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

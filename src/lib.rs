@@ -68,6 +68,13 @@ pub mod proto {
         RevokeTokenRequest,
         PutRequest,
         GetResponse,
+        EncryptRequest,
+        DecryptResponse,
+        GenerateDataKeyResponse,
+        EncryptItem,
+        BatchEncryptRequest,
+        DecryptResult,
+        BatchDecryptResponse,
     );
 }
 

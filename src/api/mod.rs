@@ -1,8 +1,9 @@
-//! The gRPC surface: `strongroom.v1.Sys`, `Kv`, `Token`, `Policy`, gRPC
+//! The gRPC surface: `strongroom.v1.Sys`, `Kv`, `Keys`, `Token`, `Policy`, gRPC
 //! health and reflection. Services translate between protobuf and the core;
 //! they hold no state of their own beyond their listener's identity blocks.
 
 mod identity;
+mod keys;
 mod kv;
 mod policy;
 mod quorum;
@@ -19,12 +20,14 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::IdentityRule;
 use crate::core::{Core, CoreError, Phase};
+use crate::proto::keys_server::KeysServer;
 use crate::proto::kv_server::KvServer;
 use crate::proto::policy_server::PolicyServer;
 use crate::proto::sys_server::SysServer;
 use crate::proto::token_server::TokenServer;
 
 pub use identity::Identities;
+pub use keys::KeysService;
 pub use kv::KvService;
 pub use policy::PolicyService;
 pub use sys::SysService;
@@ -52,7 +55,9 @@ pub fn routes(
         .max_decoding_message_size(max_request_size);
     let token = TokenServer::new(TokenService::new(Arc::clone(core), identities.clone()))
         .max_decoding_message_size(max_request_size);
-    let policy = PolicyServer::new(PolicyService::new(Arc::clone(core), identities))
+    let policy = PolicyServer::new(PolicyService::new(Arc::clone(core), identities.clone()))
+        .max_decoding_message_size(max_request_size);
+    let keys = KeysServer::new(KeysService::new(Arc::clone(core), identities))
         .max_decoding_message_size(max_request_size);
     let health = tonic_health::pb::health_server::HealthServer::new(
         tonic_health::server::HealthService::from_health_reporter(health.clone()),
@@ -61,6 +66,7 @@ pub fn routes(
         .add_service(kv)
         .add_service(token)
         .add_service(policy)
+        .add_service(keys)
         .add_service(health);
     let reflection = || {
         tonic_reflection::server::Builder::configure()

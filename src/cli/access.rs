@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::client::{ClientArgs, call};
 use super::commands::{print_json, print_table};
-use super::keys::format_unix;
+use super::keyring::format_unix;
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, policy_client::PolicyClient, token_client::TokenClient};
 

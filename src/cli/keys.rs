@@ -1,225 +1,313 @@
-//! Commands for the keys behind the barrier: keyring rotation and status,
-//! snapshots, and root tokens by accessor. Each needs a root token (a
-//! restore into a daemon that is not initialized does not).
+//! `strongroom keys …`: named encryption keys (the Keys service).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::io::{Read, Write};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use clap::Subcommand;
 use serde::Serialize;
+use zeroize::Zeroizing;
 
-use super::client::{self, ClientArgs};
+use super::client::{ClientArgs, call};
 use super::commands::{print_json, print_table};
+use super::keyring::format_unix;
 use super::{CliError, EXIT_OK, Format};
-use crate::proto::{self, sys_client::SysClient};
+use crate::proto::{self, keys_client::KeysClient};
 
-/// Bytes per streamed message of a restore (well under the 4 MiB default
-/// request limit).
-const RESTORE_CHUNK: usize = 1 << 20;
-
-/// `2026-11-24T20:00:37Z` for a Unix time in seconds.
-pub(super) fn format_unix(secs: u64) -> String {
-    // Howard Hinnant's civil-from-days, for the proleptic Gregorian calendar.
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Make key NAME (AES-256-GCM, version 1).
+    Create { name: String },
+    /// Show a key's versions and settings (never its material).
+    Read {
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// List the keys.
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Add a version; encryption uses it from now on.
+    Rotate { name: String },
+    /// Change a key's settings.
+    Config {
+        name: String,
+        /// Versions below this refuse to decrypt.
+        #[arg(long, value_name = "N")]
+        min_decryption_version: Option<u32>,
+        /// Allow `keys delete`.
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+        deletion_allowed: Option<bool>,
+    },
+    /// Delete a key and all its versions (needs deletion_allowed).
+    Delete { name: String },
+    /// Encrypt stdin (or --plaintext-file) and print the ciphertext.
+    Encrypt {
+        name: String,
+        /// Read the plaintext from this file instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        plaintext_file: Option<std::path::PathBuf>,
+        /// Authenticated data that decryption must repeat.
+        #[arg(long, default_value = "")]
+        context: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Decrypt CIPHERTEXT and write the plaintext to stdout.
+    Decrypt {
+        name: String,
+        ciphertext: String,
+        #[arg(long, default_value = "")]
+        context: String,
+        /// json prints {"plaintext": base64}.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Re-encrypt CIPHERTEXT under the newest version, without the plaintext.
+    Rewrap {
+        name: String,
+        ciphertext: String,
+        #[arg(long, default_value = "")]
+        context: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Make a data key: printed in plaintext (base64) and encrypted.
+    Datakey {
+        name: String,
+        /// 128, 256 or 512.
+        #[arg(long, default_value_t = 256)]
+        bits: u32,
+        #[arg(long, default_value = "")]
+        context: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
-#[derive(Serialize)]
-struct TermJson {
-    term: u32,
-    install_time: String,
-    encryptions: u64,
-    active: bool,
-}
-
-impl From<&proto::KeyTerm> for TermJson {
-    fn from(t: &proto::KeyTerm) -> Self {
-        Self {
-            term: t.term,
-            install_time: format_unix(t.installed_unix),
-            encryptions: t.encryptions,
-            active: t.active,
-        }
-    }
-}
-
-pub async fn rotate(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
-    let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
-    let response = sys
-        .rotate(client::request(proto::RotateRequest {}, token.as_ref())?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?
-        .into_inner();
-    let term = response.term.unwrap_or_default();
-    if format == Format::Json {
-        print_json(&TermJson::from(&term))?;
-    } else {
-        println!(
-            "Success! Rotated the keyring: term {} (installed {}) encrypts from now on.",
-            term.term,
-            format_unix(term.installed_unix)
-        );
-    }
-    Ok(EXIT_OK)
-}
-
-pub async fn key_status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
-    let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
-    let status = sys
-        .key_status(client::request(proto::KeyStatusRequest {}, token.as_ref())?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?
-        .into_inner();
-    let active = status
-        .terms
-        .iter()
-        .find(|t| t.active)
-        .cloned()
-        .unwrap_or_default();
+fn print_key(info: &proto::KeyInfo, format: Format) -> Result<(), CliError> {
     if format == Format::Json {
         #[derive(Serialize)]
-        struct KeyStatusJson {
-            term: u32,
-            install_time: String,
-            encryptions: u64,
-            rotation_max_encryptions: u64,
-            rotation_interval_seconds: u64,
-            terms: Vec<TermJson>,
+        struct KeyJson<'a> {
+            name: &'a str,
+            r#type: &'static str,
+            creation_time: String,
+            latest_version: u32,
+            min_decryption_version: u32,
+            deletion_allowed: bool,
+            keys: std::collections::BTreeMap<u32, String>,
         }
-        return print_json(&KeyStatusJson {
-            term: active.term,
-            install_time: format_unix(active.installed_unix),
-            encryptions: active.encryptions,
-            rotation_max_encryptions: status.rotation_max_encryptions,
-            rotation_interval_seconds: status.rotation_interval_seconds,
-            terms: status.terms.iter().map(TermJson::from).collect(),
-        })
-        .map(|()| EXIT_OK);
+        return print_json(&KeyJson {
+            name: &info.name,
+            r#type: "aes256-gcm96",
+            creation_time: format_unix(info.created_unix),
+            latest_version: info.latest_version,
+            min_decryption_version: info.min_decryption_version,
+            deletion_allowed: info.deletion_allowed,
+            keys: (1..)
+                .zip(&info.version_created_unix)
+                .map(|(v, t)| (v, format_unix(*t)))
+                .collect(),
+        });
     }
-    let interval = match status.rotation_interval_seconds {
-        0 => "off".to_string(),
-        secs => format!("{secs} s"),
-    };
     print_table(&[
-        ("Key Term", active.term.to_string()),
-        ("Install Time", format_unix(active.installed_unix)),
-        ("Encryption Count", active.encryptions.to_string()),
+        ("name", info.name.clone()),
+        ("type", "aes256-gcm96".into()),
+        ("creation_time", format_unix(info.created_unix)),
+        ("latest_version", info.latest_version.to_string()),
         (
-            "Rotate After Encryptions",
-            status.rotation_max_encryptions.to_string(),
+            "min_decryption_version",
+            info.min_decryption_version.to_string(),
         ),
-        ("Rotate After Interval", interval),
-        ("Terms", status.terms.len().to_string()),
+        ("deletion_allowed", info.deletion_allowed.to_string()),
     ]);
-    Ok(EXIT_OK)
+    Ok(())
 }
 
-pub async fn snapshot_save(args: &ClientArgs, file: &Path) -> Result<u8, CliError> {
-    let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
-    let mut chunks = sys
-        .snapshot_save(client::request(
-            proto::SnapshotSaveRequest {},
-            token.as_ref(),
-        )?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?
-        .into_inner();
-    // Written beside the target and renamed over it once complete and
-    // synced, so a failed save never leaves a truncated snapshot in place.
-    let mut partial = file.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = std::path::PathBuf::from(partial);
-    let cannot = |e: std::io::Error| {
-        CliError::Failed(format!(
-            "cannot write the snapshot to {}: {e}",
-            file.display()
-        ))
-    };
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(cannot)?;
-    let mut bytes = 0usize;
-    let received = async {
-        while let Some(chunk) = chunks
-            .message()
-            .await
-            .map_err(|s| client::failed(s, true))?
-        {
-            out.write_all(&chunk.data).map_err(cannot)?;
-            bytes += chunk.data.len();
+fn print_ciphertext(encrypted: &proto::EncryptResponse, format: Format) -> Result<(), CliError> {
+    if format == Format::Json {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            ciphertext: &'a str,
+            key_version: u32,
         }
-        out.sync_all().map_err(cannot)?;
-        std::fs::rename(&partial, file).map_err(cannot)
+        return print_json(&Json {
+            ciphertext: &encrypted.ciphertext,
+            key_version: encrypted.key_version,
+        });
     }
-    .await;
-    if let Err(e) = received {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e);
-    }
-    println!(
-        "Success! Snapshot of {bytes} bytes written to {}.",
-        file.display()
-    );
-    Ok(EXIT_OK)
+    println!("{}", encrypted.ciphertext);
+    Ok(())
 }
 
-pub async fn snapshot_restore(args: &ClientArgs, file: &Path) -> Result<u8, CliError> {
-    let bytes = std::fs::read(file).map_err(|e| {
-        CliError::Usage(format!("cannot read the snapshot {}: {e}", file.display()))
-    })?;
-    let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
-    let chunks: Vec<proto::SnapshotChunk> = bytes
-        .chunks(RESTORE_CHUNK)
-        .map(|c| proto::SnapshotChunk { data: c.to_vec() })
-        .collect();
-    let response = sys
-        .snapshot_restore(client::request(tokio_stream::iter(chunks), token.as_ref())?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?
-        .into_inner();
-    println!(
-        "Success! Restored {} entries from a snapshot taken {} (cluster {}, {} seal).\n\
-         strongroom is sealed: unseal it with the keys the snapshot was taken under{}.",
-        response.entries,
-        format_unix(response.created_unix),
-        response.cluster_id,
-        response.seal_type,
-        if response.seal_type == crate::seal::AWSKMS {
-            " (KMS unseals it by itself)"
-        } else {
-            ""
+/// Runs one `keys` command.
+pub async fn run(args: &ClientArgs, command: KeysCommand) -> Result<u8, CliError> {
+    match command {
+        KeysCommand::Create { name } => {
+            call!(
+                args,
+                KeysClient,
+                create_key,
+                proto::CreateKeyRequest { name: name.clone() }
+            )?;
+            println!("Success! Created key: {name}");
         }
-    );
-    Ok(EXIT_OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_unix;
-
-    #[test]
-    fn unix_times_print_as_utc() {
-        assert_eq!(format_unix(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_unix(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_unix(1_795_553_637), "2026-11-24T20:53:57Z");
+        KeysCommand::Read { name, format } => {
+            let info = call!(args, KeysClient, read_key, proto::ReadKeyRequest { name })?;
+            print_key(&info, format)?;
+        }
+        KeysCommand::List { format } => {
+            let names = call!(args, KeysClient, list_keys, proto::ListKeysRequest {})?.names;
+            if format == Format::Json {
+                print_json(&names)?;
+            } else {
+                println!("Keys\n----");
+                for name in names {
+                    println!("{name}");
+                }
+            }
+        }
+        KeysCommand::Rotate { name } => {
+            let info = call!(
+                args,
+                KeysClient,
+                rotate,
+                proto::RotateKeyRequest { name: name.clone() }
+            )?;
+            println!(
+                "Success! Rotated key {name}: version {} encrypts from now on.",
+                info.latest_version
+            );
+        }
+        KeysCommand::Config {
+            name,
+            min_decryption_version,
+            deletion_allowed,
+        } => {
+            let request = proto::UpdateKeyConfigRequest {
+                name: name.clone(),
+                min_decryption_version,
+                deletion_allowed,
+            };
+            call!(args, KeysClient, update_key_config, request)?;
+            println!("Success! Updated the configuration of key {name}.");
+        }
+        KeysCommand::Delete { name } => {
+            call!(
+                args,
+                KeysClient,
+                delete_key,
+                proto::DeleteKeyRequest { name: name.clone() }
+            )?;
+            println!("Success! Deleted key: {name}");
+        }
+        KeysCommand::Encrypt {
+            name,
+            plaintext_file,
+            context,
+            format,
+        } => {
+            let mut plaintext = Zeroizing::new(Vec::new());
+            match &plaintext_file {
+                Some(file) => {
+                    *plaintext = std::fs::read(file).map_err(|e| {
+                        CliError::Usage(format!(
+                            "cannot read the plaintext from {}: {e}",
+                            file.display()
+                        ))
+                    })?;
+                }
+                None => {
+                    std::io::stdin().read_to_end(&mut plaintext).map_err(|e| {
+                        CliError::Usage(format!("cannot read the plaintext from stdin: {e}"))
+                    })?;
+                }
+            }
+            let request = proto::EncryptRequest {
+                name,
+                plaintext: plaintext.to_vec(),
+                context: context.into_bytes(),
+            };
+            let encrypted = call!(args, KeysClient, encrypt, request)?;
+            print_ciphertext(&encrypted, format)?;
+        }
+        KeysCommand::Decrypt {
+            name,
+            ciphertext,
+            context,
+            format,
+        } => {
+            let request = proto::DecryptRequest {
+                name,
+                ciphertext,
+                context: context.into_bytes(),
+            };
+            let plaintext =
+                Zeroizing::new(call!(args, KeysClient, decrypt, request)?.plaintext.clone());
+            if format == Format::Json {
+                let encoded = Zeroizing::new(STANDARD.encode(plaintext.as_slice()));
+                #[derive(Serialize)]
+                struct Json<'a> {
+                    plaintext: &'a str,
+                }
+                print_json(&Json {
+                    plaintext: &encoded,
+                })?;
+            } else {
+                std::io::stdout()
+                    .write_all(&plaintext)
+                    .map_err(|e| CliError::Failed(format!("cannot write the plaintext: {e}")))?;
+            }
+        }
+        KeysCommand::Rewrap {
+            name,
+            ciphertext,
+            context,
+            format,
+        } => {
+            let request = proto::RewrapRequest {
+                name,
+                ciphertext,
+                context: context.into_bytes(),
+            };
+            let encrypted = call!(args, KeysClient, rewrap, request)?;
+            print_ciphertext(&encrypted, format)?;
+        }
+        KeysCommand::Datakey {
+            name,
+            bits,
+            context,
+            format,
+        } => {
+            let request = proto::GenerateDataKeyRequest {
+                name,
+                bits,
+                context: context.into_bytes(),
+            };
+            let response = call!(args, KeysClient, generate_data_key, request)?;
+            let plaintext = Zeroizing::new(STANDARD.encode(&response.plaintext));
+            if format == Format::Json {
+                #[derive(Serialize)]
+                struct Json<'a> {
+                    plaintext: &'a str,
+                    ciphertext: &'a str,
+                    key_version: u32,
+                }
+                print_json(&Json {
+                    plaintext: &plaintext,
+                    ciphertext: &response.ciphertext,
+                    key_version: response.key_version,
+                })?;
+            } else {
+                print_table(&[
+                    ("plaintext", plaintext.to_string()),
+                    ("ciphertext", response.ciphertext.clone()),
+                    ("key_version", response.key_version.to_string()),
+                ]);
+            }
+        }
     }
+    Ok(EXIT_OK)
 }

@@ -8,6 +8,7 @@
 mod access;
 mod client;
 mod commands;
+mod keyring;
 mod keys;
 mod kv;
 mod quorum;
@@ -129,6 +130,9 @@ enum ClientCommand {
     /// Read and write versioned secrets.
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// Named encryption keys: encrypt, decrypt, rewrap, data keys, rotation.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Make, inspect, renew and revoke tokens.
     #[command(subcommand)]
     Token(access::TokenCommand),
@@ -228,15 +232,16 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
             } => commands::unseal(client, key, reset, migrate, format).await,
             ClientCommand::Seal => commands::seal(client).await,
             ClientCommand::Kv(command) => kv::run(client, command).await,
+            ClientCommand::Keys(command) => keys::run(client, command).await,
             ClientCommand::Token(command) => access::token(client, command).await,
             ClientCommand::Policy(command) => access::policy(client, command).await,
-            ClientCommand::Rotate { format } => keys::rotate(client, format).await,
-            ClientCommand::KeyStatus { format } => keys::key_status(client, format).await,
+            ClientCommand::Rotate { format } => keyring::rotate(client, format).await,
+            ClientCommand::KeyStatus { format } => keyring::key_status(client, format).await,
             ClientCommand::Snapshot(SnapshotCommand::Save { file }) => {
-                keys::snapshot_save(client, &file).await
+                keyring::snapshot_save(client, &file).await
             }
             ClientCommand::Snapshot(SnapshotCommand::Restore { file }) => {
-                keys::snapshot_restore(client, &file).await
+                keyring::snapshot_restore(client, &file).await
             }
             ClientCommand::Rekey(args) => quorum::rekey(client, args).await,
             ClientCommand::RotateRoot(args) => quorum::rotate_root(client, args).await,

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
 use super::commands::{print_json, print_table, read_key, read_recipients};
-use super::keys::format_unix;
+use super::keyring::format_unix;
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, sys_client::SysClient};
 

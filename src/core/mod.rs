@@ -11,6 +11,7 @@ mod auto_unseal;
 mod error;
 mod init;
 mod keyring;
+pub mod keys;
 pub mod kv;
 mod migrate;
 mod policy;
@@ -228,6 +229,10 @@ pub struct Core {
     kv: kv::KvSettings,
     /// Serialises the writers of each kv path.
     kv_writes: kv::WriteLocks,
+    /// Named encryption keys, as read.
+    key_cache: std::sync::Mutex<keys::KeyCache>,
+    /// Serialises changes to named keys.
+    key_writes: Mutex<()>,
 }
 
 impl Core {
@@ -304,6 +309,8 @@ impl Core {
             token_writes: Mutex::new(()),
             kv: options.kv,
             kv_writes: kv::WriteLocks::default(),
+            key_cache: std::sync::Mutex::default(),
+            key_writes: Mutex::new(()),
         }))
     }
 
@@ -350,6 +357,7 @@ impl Core {
         };
         *self.write() = state;
         self.policy_cache().clear();
+        self.key_cache().clear();
         self.phase.send_replace(phase);
     }
 

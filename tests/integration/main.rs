@@ -8,6 +8,7 @@ mod awskms;
 mod bad_input;
 mod config;
 mod crash;
+mod envelope;
 mod golden;
 mod grpc;
 mod hardening;

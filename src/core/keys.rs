@@ -1,0 +1,655 @@
+//! Named encryption keys: envelope encryption as a service, the job AWS KMS
+//! does for AWS services (Vault's transit engine).
+//!
+//! A key has versions, each an AES-256-GCM key. Encrypt uses the newest;
+//! Decrypt uses the version the ciphertext names, if it is not below the
+//! key's `min_decryption_version`. Ciphertexts read
+//! `sr:v<N>:<base64(nonce ‖ ciphertext ‖ tag)>`; the authenticated data is
+//! the key's name, the version and the caller's `context`, so a ciphertext
+//! decrypts only under the key and version it names, with the same context.
+//!
+//! A key is stored at `keys/<name>` behind the barrier, material included,
+//! and cached in memory once read (emptied when the seal state changes). A
+//! key's material never leaves the daemon: ReadKey shows versions and times.
+
+use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::auth::Caller;
+use super::{Capability, Core, CoreError};
+use crate::barrier::Barrier;
+use crate::barrier::keyring::now_unix;
+use crate::secret::{SecretBytes, SecretKey, fill_random};
+
+const PREFIX: &str = "keys/";
+const CIPHERTEXT_PREFIX: &str = "sr:v";
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// Longest accepted key name.
+pub const MAX_NAME_LEN: usize = 128;
+/// Most versions a key may have (each rotation adds one).
+pub const MAX_VERSIONS: u32 = 10_000;
+
+/// One version's material, serialised as hex from zeroizing memory.
+struct Material(SecretKey);
+
+impl Serialize for Material {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(hex::encode(self.0.expose()));
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Material {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Material;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Material, E> {
+                let mut bytes = Zeroizing::new([0u8; 32]);
+                hex::decode_to_slice(text, bytes.as_mut())
+                    .map_err(|_| E::custom("key material is not 64 hex digits"))?;
+                SecretKey::from_slice(bytes.as_ref())
+                    .map(Material)
+                    .ok_or_else(|| E::custom("key material has the wrong length"))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredVersion {
+    created_unix: u64,
+    key: Material,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    created_unix: u64,
+    min_decryption_version: u32,
+    deletion_allowed: bool,
+    /// Version 1 first.
+    versions: Vec<StoredVersion>,
+}
+
+/// A key as served: ciphers ready for each version.
+struct NamedKey {
+    stored: StoredKey,
+    ciphers: Vec<Aes256Gcm>,
+}
+
+impl NamedKey {
+    fn new(stored: StoredKey) -> Self {
+        let ciphers = stored
+            .versions
+            .iter()
+            .map(|v| Aes256Gcm::new(v.key.0.expose().into()))
+            .collect();
+        Self { stored, ciphers }
+    }
+
+    fn latest(&self) -> u32 {
+        u32::try_from(self.stored.versions.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// What ReadKey shows: never key material.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key's name.
+    pub name: String,
+    /// When version 1 was made.
+    pub created_unix: u64,
+    /// The version Encrypt uses.
+    pub latest_version: u32,
+    /// Versions below this refuse to decrypt.
+    pub min_decryption_version: u32,
+    /// DeleteKey is allowed.
+    pub deletion_allowed: bool,
+    /// Each version's creation time, version 1 first.
+    pub versions: Vec<u64>,
+}
+
+/// The result of Encrypt and of each GenerateDataKey.
+pub struct Encrypted {
+    /// `sr:v<N>:<base64>`.
+    pub ciphertext: String,
+    /// The version that encrypted it.
+    pub version: u32,
+}
+
+/// A change to a key's configuration; `None` leaves a setting as it is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyConfig {
+    /// Versions below this refuse to decrypt.
+    pub min_decryption_version: Option<u32>,
+    /// DeleteKey is allowed.
+    pub deletion_allowed: Option<bool>,
+}
+
+/// Parsed keys by name.
+#[derive(Default)]
+pub(super) struct KeyCache {
+    generation: u64,
+    keys: HashMap<String, Arc<NamedKey>>,
+}
+
+impl KeyCache {
+    /// Forgets everything (the store may have changed under us).
+    pub(super) fn clear(&mut self) {
+        self.generation += 1;
+        self.keys.clear();
+    }
+}
+
+/// Checks a key name: 1 to 128 letters, digits, `-`, `_` or `.`.
+fn validate_name(name: &str) -> Result<(), CoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::InvalidArgument(format!(
+            "key name {name:?} is not valid: use 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn storage_path(name: &str) -> String {
+    format!("{PREFIX}{name}")
+}
+
+fn aad(name: &str, version: u32, context: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(name.len() + 5 + context.len());
+    aad.extend_from_slice(name.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad.extend_from_slice(context);
+    aad
+}
+
+fn not_found(name: &str) -> CoreError {
+    CoreError::NotFound(format!("no key is named {name:?}"))
+}
+
+fn encrypt_with(key: &NamedKey, name: &str, plaintext: &[u8], context: &[u8]) -> Encrypted {
+    let version = key.latest();
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce);
+    let mut body = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    body.extend_from_slice(&nonce);
+    body.extend_from_slice(plaintext);
+    let tag = key.ciphers[key.ciphers.len() - 1]
+        .encrypt_inout_detached(
+            &Nonce::from(nonce),
+            &aad(name, version, context),
+            body[NONCE_LEN..].as_mut().into(),
+        )
+        // AES-GCM refuses only plaintexts over 64 GiB; requests are far smaller.
+        .unwrap_or_else(|_| unreachable!("AES-GCM plaintext limit exceeded"));
+    body.extend_from_slice(&tag);
+    Encrypted {
+        ciphertext: format!("{CIPHERTEXT_PREFIX}{version}:{}", STANDARD.encode(&body)),
+        version,
+    }
+}
+
+fn decrypt_with(
+    key: &NamedKey,
+    name: &str,
+    ciphertext: &str,
+    context: &[u8],
+) -> Result<SecretBytes, CoreError> {
+    let malformed = || {
+        CoreError::InvalidArgument(
+            "the ciphertext is not a strongroom ciphertext: expected sr:v<N>:<base64>".into(),
+        )
+    };
+    let (version, encoded) = ciphertext
+        .strip_prefix(CIPHERTEXT_PREFIX)
+        .and_then(|rest| rest.split_once(':'))
+        .ok_or_else(malformed)?;
+    let version: u32 = version.parse().map_err(|_| malformed())?;
+    let body = STANDARD.decode(encoded).map_err(|_| malformed())?;
+    if body.len() < NONCE_LEN + TAG_LEN {
+        return Err(malformed());
+    }
+    if version == 0 || version > key.latest() {
+        return Err(CoreError::InvalidArgument(format!(
+            "the ciphertext names version {version} of key {name:?}, which has versions 1 to {}",
+            key.latest()
+        )));
+    }
+    if version < key.stored.min_decryption_version {
+        return Err(CoreError::FailedPrecondition(format!(
+            "version {version} of key {name:?} is below its min_decryption_version {}, so it no longer decrypts; lower the minimum, or rewrap ciphertexts before raising it",
+            key.stored.min_decryption_version
+        )));
+    }
+    let (nonce, rest) = body.split_at(NONCE_LEN);
+    let (sealed, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| malformed())?;
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| malformed())?;
+    let mut plaintext = SecretBytes::new(sealed.to_vec());
+    key.ciphers[version as usize - 1]
+        .decrypt_inout_detached(
+            &Nonce::from(nonce),
+            &aad(name, version, context),
+            plaintext.expose_mut().as_mut_slice().into(),
+            &Tag::from(tag),
+        )
+        .map_err(|_| {
+            CoreError::InvalidArgument(format!(
+                "the ciphertext does not decrypt under key {name:?}: it was altered, or the context differs from the one it was encrypted with"
+            ))
+        })?;
+    Ok(plaintext)
+}
+
+/// One item of a batch: its result or its error, as one sentence.
+pub type ItemResult<T> = Result<T, String>;
+
+impl Core {
+    pub(super) fn key_cache(&self) -> MutexGuard<'_, KeyCache> {
+        self.key_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Loads `name` (from the cache when it is there).
+    async fn load_key(&self, barrier: &Barrier, name: &str) -> Result<Arc<NamedKey>, CoreError> {
+        let generation = {
+            let cache = self.key_cache();
+            if let Some(key) = cache.keys.get(name) {
+                return Ok(Arc::clone(key));
+            }
+            cache.generation
+        };
+        let stored = barrier
+            .get(&storage_path(name))
+            .await?
+            .ok_or_else(|| not_found(name))?;
+        let stored: StoredKey = serde_json::from_slice(stored.expose())
+            .map_err(|e| CoreError::Internal(format!("the stored key {name:?} is damaged: {e}")))?;
+        let key = Arc::new(NamedKey::new(stored));
+        let mut cache = self.key_cache();
+        if cache.generation == generation {
+            cache.keys.insert(name.to_string(), Arc::clone(&key));
+        }
+        Ok(key)
+    }
+
+    /// Writes `stored` and puts it in the cache (`None`: deletes it).
+    async fn store_key(
+        &self,
+        barrier: &Barrier,
+        name: &str,
+        stored: Option<StoredKey>,
+    ) -> Result<(), CoreError> {
+        match &stored {
+            Some(stored) => {
+                // Serialising numbers and hex strings cannot fail.
+                let encoded = Zeroizing::new(serde_json::to_vec(stored).unwrap_or_default());
+                barrier.put(&storage_path(name), &encoded).await?;
+            }
+            None => barrier.delete(&storage_path(name)).await?,
+        }
+        let mut cache = self.key_cache();
+        cache.generation += 1;
+        match stored {
+            Some(stored) => {
+                cache
+                    .keys
+                    .insert(name.to_string(), Arc::new(NamedKey::new(stored)));
+            }
+            None => {
+                cache.keys.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the name and `capability` on `keys/<name>`, and loads the key.
+    async fn key_for(
+        &self,
+        caller: &Caller,
+        name: &str,
+        capability: Capability,
+    ) -> Result<(Arc<Barrier>, Arc<NamedKey>), CoreError> {
+        validate_name(name)?;
+        let (barrier, _) = self
+            .authorize(caller, &storage_path(name), capability)
+            .await?;
+        let key = self.load_key(&barrier, name).await?;
+        Ok((barrier, key))
+    }
+
+    /// Makes key `name` with one version (`create`).
+    pub async fn create_key(&self, caller: &Caller, name: &str) -> Result<KeyInfo, CoreError> {
+        validate_name(name)?;
+        let (barrier, _) = self
+            .authorize(caller, &storage_path(name), Capability::Create)
+            .await?;
+        let _guard = self.key_writes.lock().await;
+        if barrier.get(&storage_path(name)).await?.is_some() {
+            return Err(CoreError::FailedPrecondition(format!(
+                "a key named {name:?} already exists; `strongroom keys rotate {name}` adds a version"
+            )));
+        }
+        let now = now_unix();
+        let stored = StoredKey {
+            created_unix: now,
+            min_decryption_version: 1,
+            deletion_allowed: false,
+            versions: vec![StoredVersion {
+                created_unix: now,
+                key: Material(SecretKey::generate()),
+            }],
+        };
+        let info = info(name, &stored);
+        self.store_key(&barrier, name, Some(stored)).await?;
+        tracing::info!(key = name, "key created");
+        Ok(info)
+    }
+
+    /// Encrypts with the newest version (`encrypt`).
+    pub async fn key_encrypt(
+        &self,
+        caller: &Caller,
+        name: &str,
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<Encrypted, CoreError> {
+        let (_, key) = self.key_for(caller, name, Capability::Encrypt).await?;
+        Ok(encrypt_with(&key, name, plaintext, context))
+    }
+
+    /// Decrypts a ciphertext of this key (`decrypt`).
+    pub async fn key_decrypt(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ciphertext: &str,
+        context: &[u8],
+    ) -> Result<SecretBytes, CoreError> {
+        let (_, key) = self.key_for(caller, name, Capability::Decrypt).await?;
+        decrypt_with(&key, name, ciphertext, context)
+    }
+
+    /// Re-encrypts a ciphertext under the newest version without returning
+    /// the plaintext (`update`).
+    pub async fn key_rewrap(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ciphertext: &str,
+        context: &[u8],
+    ) -> Result<Encrypted, CoreError> {
+        let (_, key) = self.key_for(caller, name, Capability::Update).await?;
+        let plaintext = decrypt_with(&key, name, ciphertext, context)?;
+        Ok(encrypt_with(&key, name, plaintext.expose(), context))
+    }
+
+    /// A fresh data key of `bits` (128, 256 or 512), returned in plaintext
+    /// and encrypted under the newest version (`datakey`).
+    pub async fn key_data_key(
+        &self,
+        caller: &Caller,
+        name: &str,
+        bits: u32,
+        context: &[u8],
+    ) -> Result<(SecretBytes, Encrypted), CoreError> {
+        let bits = if bits == 0 { 256 } else { bits };
+        if ![128, 256, 512].contains(&bits) {
+            return Err(CoreError::InvalidArgument(format!(
+                "a data key has 128, 256 or 512 bits, not {bits}"
+            )));
+        }
+        let (_, key) = self.key_for(caller, name, Capability::Datakey).await?;
+        let mut data_key = SecretBytes::new(vec![0u8; bits as usize / 8]);
+        fill_random(data_key.expose_mut());
+        let wrapped = encrypt_with(&key, name, data_key.expose(), context);
+        Ok((data_key, wrapped))
+    }
+
+    /// Encrypts each item; one failure does not stop the others (`encrypt`).
+    pub async fn key_batch_encrypt(
+        &self,
+        caller: &Caller,
+        name: &str,
+        items: &[(SecretBytes, Vec<u8>)],
+    ) -> Result<Vec<ItemResult<Encrypted>>, CoreError> {
+        let (_, key) = self.key_for(caller, name, Capability::Encrypt).await?;
+        Ok(items
+            .iter()
+            .map(|(plaintext, context)| Ok(encrypt_with(&key, name, plaintext.expose(), context)))
+            .collect())
+    }
+
+    /// Decrypts each item; each failure is that item's error (`decrypt`).
+    pub async fn key_batch_decrypt(
+        &self,
+        caller: &Caller,
+        name: &str,
+        items: &[(String, Vec<u8>)],
+    ) -> Result<Vec<ItemResult<SecretBytes>>, CoreError> {
+        let (_, key) = self.key_for(caller, name, Capability::Decrypt).await?;
+        Ok(items
+            .iter()
+            .map(|(ciphertext, context)| {
+                decrypt_with(&key, name, ciphertext, context).map_err(|e| e.to_string())
+            })
+            .collect())
+    }
+
+    /// Adds a version; Encrypt uses it from now on (`rotate`).
+    pub async fn rotate_key(&self, caller: &Caller, name: &str) -> Result<KeyInfo, CoreError> {
+        self.change_key(caller, name, Capability::Rotate, |stored| {
+            if stored.versions.len() >= MAX_VERSIONS as usize {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "key {name:?} has {MAX_VERSIONS} versions, the most a key may have"
+                )));
+            }
+            stored.versions.push(StoredVersion {
+                created_unix: now_unix(),
+                key: Material(SecretKey::generate()),
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes `min_decryption_version` and `deletion_allowed` (`update`).
+    pub async fn update_key_config(
+        &self,
+        caller: &Caller,
+        name: &str,
+        config: KeyConfig,
+    ) -> Result<KeyInfo, CoreError> {
+        self.change_key(caller, name, Capability::Update, |stored| {
+            if let Some(min) = config.min_decryption_version {
+                let latest = u32::try_from(stored.versions.len()).unwrap_or(u32::MAX);
+                if min == 0 || min > latest {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "min_decryption_version must be between 1 and the latest version {latest}, got {min}"
+                    )));
+                }
+                stored.min_decryption_version = min;
+            }
+            if let Some(allowed) = config.deletion_allowed {
+                stored.deletion_allowed = allowed;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_key(
+        &self,
+        caller: &Caller,
+        name: &str,
+        capability: Capability,
+        change: impl FnOnce(&mut StoredKey) -> Result<(), CoreError>,
+    ) -> Result<KeyInfo, CoreError> {
+        validate_name(name)?;
+        let (barrier, _) = self
+            .authorize(caller, &storage_path(name), capability)
+            .await?;
+        let _guard = self.key_writes.lock().await;
+        let stored = barrier
+            .get(&storage_path(name))
+            .await?
+            .ok_or_else(|| not_found(name))?;
+        let mut stored: StoredKey = serde_json::from_slice(stored.expose())
+            .map_err(|e| CoreError::Internal(format!("the stored key {name:?} is damaged: {e}")))?;
+        change(&mut stored)?;
+        let info = info(name, &stored);
+        self.store_key(&barrier, name, Some(stored)).await?;
+        tracing::info!(
+            key = name,
+            latest_version = info.latest_version,
+            min_decryption_version = info.min_decryption_version,
+            "key changed"
+        );
+        Ok(info)
+    }
+
+    /// A key's versions and settings, never its material (`read`).
+    pub async fn read_key(&self, caller: &Caller, name: &str) -> Result<KeyInfo, CoreError> {
+        let (_, key) = self.key_for(caller, name, Capability::Read).await?;
+        Ok(info(name, &key.stored))
+    }
+
+    /// Every key name, sorted (`list` on `keys/`).
+    pub async fn list_keys(&self, caller: &Caller) -> Result<Vec<String>, CoreError> {
+        let (barrier, _) = self.authorize(caller, PREFIX, Capability::List).await?;
+        Ok(barrier
+            .list(PREFIX)
+            .await?
+            .into_iter()
+            .map(|p| p[PREFIX.len()..].to_string())
+            .collect())
+    }
+
+    /// Deletes a key and every version, when its config allows (`delete`).
+    pub async fn delete_key(&self, caller: &Caller, name: &str) -> Result<(), CoreError> {
+        let (barrier, key) = self.key_for(caller, name, Capability::Delete).await?;
+        if !key.stored.deletion_allowed {
+            return Err(CoreError::FailedPrecondition(format!(
+                "key {name:?} does not allow deletion; `strongroom keys config {name} --deletion-allowed true` allows it first"
+            )));
+        }
+        let _guard = self.key_writes.lock().await;
+        self.store_key(&barrier, name, None).await?;
+        tracing::info!(key = name, "key deleted");
+        Ok(())
+    }
+}
+
+fn info(name: &str, stored: &StoredKey) -> KeyInfo {
+    KeyInfo {
+        name: name.to_string(),
+        created_unix: stored.created_unix,
+        latest_version: u32::try_from(stored.versions.len()).unwrap_or(u32::MAX),
+        min_decryption_version: stored.min_decryption_version,
+        deletion_allowed: stored.deletion_allowed,
+        versions: stored.versions.iter().map(|v| v.created_unix).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::testing;
+    use crate::storage::InmemBackend;
+
+    #[tokio::test]
+    async fn encrypt_rotate_min_version_rewrap() {
+        let core = testing::open_shamir(Arc::new(InmemBackend::new())).await;
+        let (_, token) = testing::unsealed_one_of_one(&core).await;
+        let root = Caller::with_token(&token);
+        core.create_key(&root, "app").await.unwrap();
+        let old = core
+            .key_encrypt(&root, "app", b"hello", b"ctx")
+            .await
+            .unwrap();
+        assert!(old.ciphertext.starts_with("sr:v1:"), "{}", old.ciphertext);
+        core.rotate_key(&root, "app").await.unwrap();
+        let plain = core
+            .key_decrypt(&root, "app", &old.ciphertext, b"ctx")
+            .await
+            .unwrap();
+        assert_eq!(plain.expose(), b"hello");
+        let err = core
+            .key_decrypt(&root, "app", &old.ciphertext, b"other")
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("context differs"), "{err}");
+        core.update_key_config(
+            &root,
+            "app",
+            KeyConfig {
+                min_decryption_version: Some(2),
+                deletion_allowed: None,
+            },
+        )
+        .await
+        .unwrap();
+        let err = core
+            .key_decrypt(&root, "app", &old.ciphertext, b"ctx")
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, CoreError::FailedPrecondition(_)), "{err}");
+        assert!(
+            core.key_rewrap(&root, "app", &old.ciphertext, b"ctx")
+                .await
+                .is_err()
+        );
+        core.update_key_config(
+            &root,
+            "app",
+            KeyConfig {
+                min_decryption_version: Some(1),
+                deletion_allowed: None,
+            },
+        )
+        .await
+        .unwrap();
+        let new = core
+            .key_rewrap(&root, "app", &old.ciphertext, b"ctx")
+            .await
+            .unwrap();
+        assert_eq!(new.version, 2);
+        let plain = core
+            .key_decrypt(&root, "app", &new.ciphertext, b"ctx")
+            .await
+            .unwrap();
+        assert_eq!(plain.expose(), b"hello");
+        // A ciphertext relabelled with another version fails authentication.
+        let relabelled = new.ciphertext.replacen("sr:v2:", "sr:v1:", 1);
+        assert!(
+            core.key_decrypt(&root, "app", &relabelled, b"ctx")
+                .await
+                .is_err()
+        );
+        assert_eq!(core.read_key(&root, "app").await.unwrap().versions.len(), 2);
+    }
+}
