@@ -27,6 +27,7 @@ const SECRET_MESSAGES: &[&str] = &[
     ".strongroom.v1.RekeyCancelRequest",
     ".strongroom.v1.RotateRootCancelRequest",
     ".strongroom.v1.GenerateRootCancelRequest",
+    ".strongroom.v1.AuditHashRequest",
     // Tokens.
     ".strongroom.v1.CreateTokenResponse",
     ".strongroom.v1.LookupTokenRequest",

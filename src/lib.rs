@@ -19,6 +19,7 @@
 )]
 
 pub mod api;
+pub mod audit;
 pub mod barrier;
 pub mod cli;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod storage;
+pub mod time;
 
 /// The generated gRPC types and stubs of `proto/strongroom/v1`.
 #[allow(missing_docs, clippy::all)]
@@ -62,6 +64,7 @@ pub mod proto {
         RekeyCancelRequest,
         RotateRootCancelRequest,
         GenerateRootCancelRequest,
+        AuditHashRequest,
         CreateTokenResponse,
         LookupTokenRequest,
         RenewTokenRequest,

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Identities, status};
-use crate::core::Core;
+use super::Gate;
+use crate::audit::Field;
 use crate::core::keys::{Encrypted, KeyConfig, KeyInfo};
+use crate::core::{Core, CoreError};
 use crate::proto::{self, keys_server::Keys};
 use crate::secret::SecretBytes;
 
@@ -16,13 +17,13 @@ const MAX_BATCH: usize = 10_000;
 /// The Keys service.
 pub struct KeysService {
     core: Arc<Core>,
-    identities: Identities,
+    gate: Gate,
 }
 
 impl KeysService {
-    /// Serves `core` on a listener with `identities`.
-    pub fn new(core: Arc<Core>, identities: Identities) -> Self {
-        Self { core, identities }
+    /// Serves `core` through `gate`.
+    pub fn new(core: Arc<Core>, gate: Gate) -> Self {
+        Self { core, gate }
     }
 }
 
@@ -48,13 +49,35 @@ impl From<Encrypted> for proto::EncryptResponse {
     }
 }
 
-fn batch_size(len: usize) -> Result<(), Status> {
+fn batch_size(len: usize) -> Result<(), CoreError> {
     if len > MAX_BATCH {
-        return Err(Status::invalid_argument(format!(
+        return Err(CoreError::InvalidArgument(format!(
             "a batch has at most {MAX_BATCH} items, this one has {len}"
         )));
     }
     Ok(())
+}
+
+fn key_path(name: &str) -> String {
+    format!("keys/{name}")
+}
+
+fn version_of(info: &KeyInfo) -> Vec<(&'static str, Field)> {
+    vec![("latest_version", Field::Plain(info.latest_version.into()))]
+}
+
+fn encrypted_with(e: &Encrypted) -> Vec<(&'static str, Field)> {
+    vec![("key_version", Field::Plain(e.version.into()))]
+}
+
+fn secret(bytes: &SecretBytes) -> Field {
+    Field::Secret(zeroize::Zeroizing::new(bytes.expose().to_vec()))
+}
+
+/// How many items failed, for the response line.
+fn failures<T>(results: &[Result<T, String>]) -> Vec<(&'static str, Field)> {
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    vec![("failed_items", Field::Plain(failed.into()))]
 }
 
 #[tonic::async_trait]
@@ -63,12 +86,13 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::CreateKeyRequest>,
     ) -> Result<Response<proto::KeyInfo>, Status> {
-        let caller = self.identities.caller(&request);
-        let info = self
-            .core
-            .create_key(&caller, &request.get_ref().name)
-            .await
-            .map_err(status)?;
+        let name = &request.get_ref().name;
+        let call = self
+            .gate
+            .audit(&request, "keys.Create", key_path(name))
+            .start();
+        let result = self.core.create_key(call.caller(), name).await;
+        let info = call.finish(&self.core, result, version_of).await?;
         Ok(Response::new(info.into()))
     }
 
@@ -76,12 +100,13 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::ReadKeyRequest>,
     ) -> Result<Response<proto::KeyInfo>, Status> {
-        let caller = self.identities.caller(&request);
-        let info = self
-            .core
-            .read_key(&caller, &request.get_ref().name)
-            .await
-            .map_err(status)?;
+        let name = &request.get_ref().name;
+        let call = self
+            .gate
+            .audit(&request, "keys.Read", key_path(name))
+            .start();
+        let result = self.core.read_key(call.caller(), name).await;
+        let info = call.finish(&self.core, result, version_of).await?;
         Ok(Response::new(info.into()))
     }
 
@@ -89,11 +114,16 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::ListKeysRequest>,
     ) -> Result<Response<proto::ListKeysResponse>, Status> {
-        let names = self
-            .core
-            .list_keys(&self.identities.caller(&request))
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(&request, "keys.List", "keys/".into())
+            .start();
+        let result = self.core.list_keys(call.caller()).await;
+        let names = call
+            .finish(&self.core, result, |names| {
+                vec![("keys", Field::Plain(names.len().into()))]
+            })
+            .await?;
         Ok(Response::new(proto::ListKeysResponse { names }))
     }
 
@@ -101,12 +131,13 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::RotateKeyRequest>,
     ) -> Result<Response<proto::KeyInfo>, Status> {
-        let caller = self.identities.caller(&request);
-        let info = self
-            .core
-            .rotate_key(&caller, &request.get_ref().name)
-            .await
-            .map_err(status)?;
+        let name = &request.get_ref().name;
+        let call = self
+            .gate
+            .audit(&request, "keys.Rotate", key_path(name))
+            .start();
+        let result = self.core.rotate_key(call.caller(), name).await;
+        let info = call.finish(&self.core, result, version_of).await?;
         Ok(Response::new(info.into()))
     }
 
@@ -114,17 +145,22 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::UpdateKeyConfigRequest>,
     ) -> Result<Response<proto::KeyInfo>, Status> {
-        let caller = self.identities.caller(&request);
-        let request = request.get_ref();
+        let asked = request.get_ref();
+        let call = self
+            .gate
+            .audit(&request, "keys.UpdateConfig", key_path(&asked.name))
+            .plain("min_decryption_version", asked.min_decryption_version)
+            .plain("deletion_allowed", asked.deletion_allowed)
+            .start();
         let config = KeyConfig {
-            min_decryption_version: request.min_decryption_version,
-            deletion_allowed: request.deletion_allowed,
+            min_decryption_version: asked.min_decryption_version,
+            deletion_allowed: asked.deletion_allowed,
         };
-        let info = self
+        let result = self
             .core
-            .update_key_config(&caller, &request.name, config)
-            .await
-            .map_err(status)?;
+            .update_key_config(call.caller(), &asked.name, config)
+            .await;
+        let info = call.finish(&self.core, result, version_of).await?;
         Ok(Response::new(info.into()))
     }
 
@@ -132,11 +168,13 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::DeleteKeyRequest>,
     ) -> Result<Response<proto::DeleteKeyResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        self.core
-            .delete_key(&caller, &request.get_ref().name)
-            .await
-            .map_err(status)?;
+        let name = &request.get_ref().name;
+        let call = self
+            .gate
+            .audit(&request, "keys.Delete", key_path(name))
+            .start();
+        let result = self.core.delete_key(call.caller(), name).await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::DeleteKeyResponse {}))
     }
 
@@ -144,14 +182,25 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::EncryptRequest>,
     ) -> Result<Response<proto::EncryptResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let asked = request.get_ref();
+        let call = self
+            .gate
+            .audit(&request, "keys.Encrypt", key_path(&asked.name))
+            .secret("plaintext", &asked.plaintext)
+            .secret("context", &asked.context)
+            .start();
         let request = request.into_inner();
         let plaintext = SecretBytes::new(request.plaintext);
-        let encrypted = self
+        let result = self
             .core
-            .key_encrypt(&caller, &request.name, plaintext.expose(), &request.context)
-            .await
-            .map_err(status)?;
+            .key_encrypt(
+                call.caller(),
+                &request.name,
+                plaintext.expose(),
+                &request.context,
+            )
+            .await;
+        let encrypted = call.finish(&self.core, result, encrypted_with).await?;
         Ok(Response::new(encrypted.into()))
     }
 
@@ -159,18 +208,26 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::DecryptRequest>,
     ) -> Result<Response<proto::DecryptResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        let request = request.get_ref();
-        let plaintext = self
+        let asked = request.get_ref();
+        let call = self
+            .gate
+            .audit(&request, "keys.Decrypt", key_path(&asked.name))
+            .secret("context", &asked.context)
+            .start();
+        let result = self
             .core
             .key_decrypt(
-                &caller,
-                &request.name,
-                &request.ciphertext,
-                &request.context,
+                call.caller(),
+                &asked.name,
+                &asked.ciphertext,
+                &asked.context,
             )
-            .await
-            .map_err(status)?;
+            .await;
+        let plaintext = call
+            .finish(&self.core, result, |plaintext| {
+                vec![("plaintext", secret(plaintext))]
+            })
+            .await?;
         Ok(Response::new(proto::DecryptResponse {
             plaintext: plaintext.expose().to_vec(),
         }))
@@ -180,18 +237,22 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::RewrapRequest>,
     ) -> Result<Response<proto::EncryptResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        let request = request.get_ref();
-        let encrypted = self
+        let asked = request.get_ref();
+        let call = self
+            .gate
+            .audit(&request, "keys.Rewrap", key_path(&asked.name))
+            .secret("context", &asked.context)
+            .start();
+        let result = self
             .core
             .key_rewrap(
-                &caller,
-                &request.name,
-                &request.ciphertext,
-                &request.context,
+                call.caller(),
+                &asked.name,
+                &asked.ciphertext,
+                &asked.context,
             )
-            .await
-            .map_err(status)?;
+            .await;
+        let encrypted = call.finish(&self.core, result, encrypted_with).await?;
         Ok(Response::new(encrypted.into()))
     }
 
@@ -199,13 +260,24 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::GenerateDataKeyRequest>,
     ) -> Result<Response<proto::GenerateDataKeyResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        let request = request.get_ref();
-        let (plaintext, wrapped) = self
+        let asked = request.get_ref();
+        let call = self
+            .gate
+            .audit(&request, "keys.GenerateDataKey", key_path(&asked.name))
+            .plain("bits", asked.bits)
+            .secret("context", &asked.context)
+            .start();
+        let result = self
             .core
-            .key_data_key(&caller, &request.name, request.bits, &request.context)
-            .await
-            .map_err(status)?;
+            .key_data_key(call.caller(), &asked.name, asked.bits, &asked.context)
+            .await;
+        let (plaintext, wrapped) = call
+            .finish(&self.core, result, |(plaintext, wrapped)| {
+                let mut fields = encrypted_with(wrapped);
+                fields.push(("plaintext", secret(plaintext)));
+                fields
+            })
+            .await?;
         Ok(Response::new(proto::GenerateDataKeyResponse {
             plaintext: plaintext.expose().to_vec(),
             ciphertext: wrapped.ciphertext,
@@ -217,19 +289,30 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::BatchEncryptRequest>,
     ) -> Result<Response<proto::BatchEncryptResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "keys.BatchEncrypt",
+                key_path(&request.get_ref().name),
+            )
+            .plain("items", request.get_ref().items.len())
+            .start();
         let request = request.into_inner();
-        batch_size(request.items.len())?;
-        let items: Vec<(SecretBytes, Vec<u8>)> = request
-            .items
-            .into_iter()
-            .map(|item| (SecretBytes::new(item.plaintext), item.context))
-            .collect();
-        let results = self
-            .core
-            .key_batch_encrypt(&caller, &request.name, &items)
-            .await
-            .map_err(status)?;
+        let result = match batch_size(request.items.len()) {
+            Ok(()) => {
+                let items: Vec<(SecretBytes, Vec<u8>)> = request
+                    .items
+                    .into_iter()
+                    .map(|item| (SecretBytes::new(item.plaintext), item.context))
+                    .collect();
+                self.core
+                    .key_batch_encrypt(call.caller(), &request.name, &items)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let results = call.finish(&self.core, result, |r| failures(r)).await?;
         Ok(Response::new(proto::BatchEncryptResponse {
             results: results
                 .into_iter()
@@ -252,19 +335,30 @@ impl Keys for KeysService {
         &self,
         request: Request<proto::BatchDecryptRequest>,
     ) -> Result<Response<proto::BatchDecryptResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "keys.BatchDecrypt",
+                key_path(&request.get_ref().name),
+            )
+            .plain("items", request.get_ref().items.len())
+            .start();
         let request = request.into_inner();
-        batch_size(request.items.len())?;
-        let items: Vec<(String, Vec<u8>)> = request
-            .items
-            .into_iter()
-            .map(|item| (item.ciphertext, item.context))
-            .collect();
-        let results = self
-            .core
-            .key_batch_decrypt(&caller, &request.name, &items)
-            .await
-            .map_err(status)?;
+        let result = match batch_size(request.items.len()) {
+            Ok(()) => {
+                let items: Vec<(String, Vec<u8>)> = request
+                    .items
+                    .into_iter()
+                    .map(|item| (item.ciphertext, item.context))
+                    .collect();
+                self.core
+                    .key_batch_decrypt(call.caller(), &request.name, &items)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let results = call.finish(&self.core, result, |r| failures(r)).await?;
         Ok(Response::new(proto::BatchDecryptResponse {
             results: results
                 .into_iter()

@@ -4,22 +4,29 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Identities, status};
+use super::Gate;
+use crate::audit::Field;
 use crate::core::Core;
 use crate::core::kv::Secret;
 use crate::proto::{self, kv_server::Kv};
 use crate::secret::SecretString;
+use zeroize::Zeroizing;
+
+/// The policy path of a kv path, as audit lines show it.
+fn kv_path(path: &str) -> String {
+    format!("kv/{path}")
+}
 
 /// The Kv service.
 pub struct KvService {
     core: Arc<Core>,
-    identities: Identities,
+    gate: Gate,
 }
 
 impl KvService {
-    /// Serves `core` on a listener with `identities`.
-    pub fn new(core: Arc<Core>, identities: Identities) -> Self {
-        Self { core, identities }
+    /// Serves `core` through `gate`.
+    pub fn new(core: Arc<Core>, gate: Gate) -> Self {
+        Self { core, gate }
     }
 }
 
@@ -29,18 +36,27 @@ impl Kv for KvService {
         &self,
         request: Request<proto::PutRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "kv.Put", kv_path(&request.get_ref().path))
+            .secret_map("data", &request.get_ref().data)
+            .plain("cas", request.get_ref().cas)
+            .start();
         let request = request.into_inner();
         let secret: Secret = request
             .data
             .into_iter()
             .map(|(k, v)| (k, SecretString::new(v)))
             .collect();
-        let version = self
+        let result = self
             .core
-            .kv_put(&caller, &request.path, &secret, request.cas)
-            .await
-            .map_err(status)?;
+            .kv_put(call.caller(), &request.path, &secret, request.cas)
+            .await;
+        let version = call
+            .finish(&self.core, result, |v| {
+                vec![("version", Field::Plain((*v).into()))]
+            })
+            .await?;
         Ok(Response::new(proto::PutResponse { version }))
     }
 
@@ -48,13 +64,32 @@ impl Kv for KvService {
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::GetResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "kv.Get", kv_path(&request.get_ref().path))
+            .plain("version", request.get_ref().version)
+            .start();
         let request = request.get_ref();
-        let read = self
+        let result = self
             .core
-            .kv_get(&caller, &request.path, request.version)
-            .await
-            .map_err(status)?;
+            .kv_get(call.caller(), &request.path, request.version)
+            .await;
+        let read = call
+            .finish(&self.core, result, |read| {
+                vec![
+                    ("version", Field::Plain(read.version.into())),
+                    (
+                        "data",
+                        Field::SecretMap(
+                            read.data
+                                .iter()
+                                .map(|(k, v)| (k.clone(), Zeroizing::new(v.expose().to_string())))
+                                .collect(),
+                        ),
+                    ),
+                ]
+            })
+            .await?;
         Ok(Response::new(proto::GetResponse {
             data: read
                 .data
@@ -70,12 +105,17 @@ impl Kv for KvService {
         &self,
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "kv.Delete", kv_path(&request.get_ref().path))
+            .plain("versions", request.get_ref().versions.clone())
+            .start();
         let request = request.get_ref();
-        self.core
-            .kv_delete(&caller, &request.path, &request.versions)
-            .await
-            .map_err(status)?;
+        let result = self
+            .core
+            .kv_delete(call.caller(), &request.path, &request.versions)
+            .await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::DeleteResponse {}))
     }
 
@@ -83,12 +123,17 @@ impl Kv for KvService {
         &self,
         request: Request<proto::UndeleteRequest>,
     ) -> Result<Response<proto::UndeleteResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "kv.Undelete", kv_path(&request.get_ref().path))
+            .plain("versions", request.get_ref().versions.clone())
+            .start();
         let request = request.get_ref();
-        self.core
-            .kv_undelete(&caller, &request.path, &request.versions)
-            .await
-            .map_err(status)?;
+        let result = self
+            .core
+            .kv_undelete(call.caller(), &request.path, &request.versions)
+            .await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::UndeleteResponse {}))
     }
 
@@ -96,12 +141,17 @@ impl Kv for KvService {
         &self,
         request: Request<proto::DestroyRequest>,
     ) -> Result<Response<proto::DestroyResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "kv.Destroy", kv_path(&request.get_ref().path))
+            .plain("versions", request.get_ref().versions.clone())
+            .start();
         let request = request.get_ref();
-        self.core
-            .kv_destroy(&caller, &request.path, &request.versions)
-            .await
-            .map_err(status)?;
+        let result = self
+            .core
+            .kv_destroy(call.caller(), &request.path, &request.versions)
+            .await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::DestroyResponse {}))
     }
 
@@ -109,12 +159,19 @@ impl Kv for KvService {
         &self,
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::ListResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        let keys = self
+        let call = self
+            .gate
+            .audit(&request, "kv.List", kv_path(&request.get_ref().prefix))
+            .start();
+        let result = self
             .core
-            .kv_list(&caller, &request.get_ref().prefix)
-            .await
-            .map_err(status)?;
+            .kv_list(call.caller(), &request.get_ref().prefix)
+            .await;
+        let keys = call
+            .finish(&self.core, result, |keys| {
+                vec![("keys", Field::Plain(keys.len().into()))]
+            })
+            .await?;
         Ok(Response::new(proto::ListResponse { keys }))
     }
 
@@ -122,12 +179,19 @@ impl Kv for KvService {
         &self,
         request: Request<proto::MetadataRequest>,
     ) -> Result<Response<proto::MetadataResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        let meta = self
+        let call = self
+            .gate
+            .audit(&request, "kv.Metadata", kv_path(&request.get_ref().path))
+            .start();
+        let result = self
             .core
-            .kv_metadata(&caller, &request.get_ref().path)
-            .await
-            .map_err(status)?;
+            .kv_metadata(call.caller(), &request.get_ref().path)
+            .await;
+        let meta = call
+            .finish(&self.core, result, |meta| {
+                vec![("current_version", Field::Plain(meta.current_version.into()))]
+            })
+            .await?;
         Ok(Response::new(proto::MetadataResponse {
             current_version: meta.current_version,
             oldest_version: meta.oldest_version(),
@@ -151,11 +215,19 @@ impl Kv for KvService {
         &self,
         request: Request<proto::DeleteMetadataRequest>,
     ) -> Result<Response<proto::DeleteMetadataResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        self.core
-            .kv_delete_metadata(&caller, &request.get_ref().path)
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "kv.DeleteMetadata",
+                kv_path(&request.get_ref().path),
+            )
+            .start();
+        let result = self
+            .core
+            .kv_delete_metadata(call.caller(), &request.get_ref().path)
+            .await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::DeleteMetadataResponse {}))
     }
 }

@@ -2,7 +2,7 @@
 //! health and reflection. Services translate between protobuf and the core;
 //! they hold no state of their own beyond their listener's identity blocks.
 
-mod identity;
+mod gate;
 mod keys;
 mod kv;
 mod policy;
@@ -18,6 +18,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::audit::Auditor;
 use crate::config::IdentityRule;
 use crate::core::{Core, CoreError, Phase};
 use crate::proto::keys_server::KeysServer;
@@ -26,7 +27,7 @@ use crate::proto::policy_server::PolicyServer;
 use crate::proto::sys_server::SysServer;
 use crate::proto::token_server::TokenServer;
 
-pub use identity::Identities;
+pub use gate::Gate;
 pub use keys::KeysService;
 pub use kv::KvService;
 pub use policy::PolicyService;
@@ -40,15 +41,16 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// Health service name that is SERVING whenever the process runs (liveness).
 pub const LIVENESS_SERVICE: &str = "strongroom.v1.Sys";
 
-/// The services a listener serves, with its request size limit and its
-/// identity blocks.
+/// The services a listener serves, with its request size limit, its
+/// identity blocks and the audit devices.
 pub fn routes(
     core: &Arc<Core>,
     health: &HealthReporter,
     max_request_size: usize,
     identities: &[IdentityRule],
+    auditor: &Arc<Auditor>,
 ) -> Routes {
-    let identities = Identities::new(identities);
+    let identities = Gate::new(identities, Arc::clone(auditor));
     let sys = SysServer::new(SysService::new(Arc::clone(core), identities.clone()))
         .max_decoding_message_size(max_request_size);
     let kv = KvServer::new(KvService::new(Arc::clone(core), identities.clone()))
@@ -147,7 +149,9 @@ fn status(err: CoreError) -> Status {
         | CoreError::AlreadyInitialized
         | CoreError::FailedPrecondition(_) => Status::failed_precondition(message),
         CoreError::NotFound(_) => Status::not_found(message),
-        CoreError::KmsUnavailable(_) => Status::unavailable(message),
+        CoreError::KmsUnavailable(_) | CoreError::AuditUnavailable(_) => {
+            Status::unavailable(message)
+        }
         CoreError::KmsRefused(_) => Status::failed_precondition(message),
         CoreError::Internal(_) => {
             tracing::error!(error = %message, "request failed");
@@ -186,6 +190,7 @@ mod tests {
             (CoreError::NotFound("x".into()), Code::NotFound),
             (CoreError::Internal("x".into()), Code::Internal),
             (CoreError::KmsUnavailable("x".into()), Code::Unavailable),
+            (CoreError::AuditUnavailable("x".into()), Code::Unavailable),
             (CoreError::KmsRefused("x".into()), Code::FailedPrecondition),
         ];
         for (err, code) in cases {

@@ -4,21 +4,26 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Identities, status};
+use super::Gate;
+use crate::audit::Field;
 use crate::core::Core;
 use crate::proto::{self, policy_server::Policy};
 
 /// The Policy service.
 pub struct PolicyService {
     core: Arc<Core>,
-    identities: Identities,
+    gate: Gate,
 }
 
 impl PolicyService {
-    /// Serves `core` on a listener with `identities`.
-    pub fn new(core: Arc<Core>, identities: Identities) -> Self {
-        Self { core, identities }
+    /// Serves `core` through `gate`.
+    pub fn new(core: Arc<Core>, gate: Gate) -> Self {
+        Self { core, gate }
     }
+}
+
+fn policy_path(name: &str) -> String {
+    format!("sys/policy/{name}")
 }
 
 #[tonic::async_trait]
@@ -27,13 +32,21 @@ impl Policy for PolicyService {
         &self,
         request: Request<proto::PutPolicyRequest>,
     ) -> Result<Response<proto::PutPolicyResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "policy.Put", policy_path(&request.get_ref().name))
+            .plain("policy", request.get_ref().policy.clone())
+            .start();
         let request = request.get_ref();
-        let created = self
+        let result = self
             .core
-            .put_policy(&caller, &request.name, &request.policy)
-            .await
-            .map_err(status)?;
+            .put_policy(call.caller(), &request.name, &request.policy)
+            .await;
+        let created = call
+            .finish(&self.core, result, |created| {
+                vec![("created", Field::Plain((*created).into()))]
+            })
+            .await?;
         Ok(Response::new(proto::PutPolicyResponse { created }))
     }
 
@@ -41,12 +54,13 @@ impl Policy for PolicyService {
         &self,
         request: Request<proto::GetPolicyRequest>,
     ) -> Result<Response<proto::GetPolicyResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        let policy = self
-            .core
-            .get_policy(&caller, &request.get_ref().name)
-            .await
-            .map_err(status)?;
+        let name = &request.get_ref().name;
+        let call = self
+            .gate
+            .audit(&request, "policy.Get", policy_path(name))
+            .start();
+        let result = self.core.get_policy(call.caller(), name).await;
+        let policy = call.finish(&self.core, result, |_| Vec::new()).await?;
         Ok(Response::new(proto::GetPolicyResponse { policy }))
     }
 
@@ -54,11 +68,16 @@ impl Policy for PolicyService {
         &self,
         request: Request<proto::ListPoliciesRequest>,
     ) -> Result<Response<proto::ListPoliciesResponse>, Status> {
-        let names = self
-            .core
-            .list_policies(&self.identities.caller(&request))
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(&request, "policy.List", "sys/policy/".into())
+            .start();
+        let result = self.core.list_policies(call.caller()).await;
+        let names = call
+            .finish(&self.core, result, |names| {
+                vec![("names", Field::Plain(names.clone().into()))]
+            })
+            .await?;
         Ok(Response::new(proto::ListPoliciesResponse { names }))
     }
 
@@ -66,11 +85,13 @@ impl Policy for PolicyService {
         &self,
         request: Request<proto::DeletePolicyRequest>,
     ) -> Result<Response<proto::DeletePolicyResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        self.core
-            .delete_policy(&caller, &request.get_ref().name)
-            .await
-            .map_err(status)?;
+        let name = &request.get_ref().name;
+        let call = self
+            .gate
+            .audit(&request, "policy.Delete", policy_path(name))
+            .start();
+        let result = self.core.delete_policy(call.caller(), name).await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::DeletePolicyResponse {}))
     }
 }

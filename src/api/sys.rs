@@ -9,7 +9,8 @@ use base64::engine::general_purpose::STANDARD;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Identities, quorum, status};
+use super::{Gate, quorum};
+use crate::audit::Field;
 use crate::barrier::TermUsage;
 use crate::core::{self, Caller, Core, Operation};
 use crate::proto::{self, sys_server::Sys};
@@ -33,13 +34,13 @@ impl From<TermUsage> for proto::KeyTerm {
 /// The Sys service.
 pub struct SysService {
     core: Arc<Core>,
-    identities: Identities,
+    gate: Gate,
 }
 
 impl SysService {
-    /// Serves `core` on a listener with `identities`.
-    pub fn new(core: Arc<Core>, identities: Identities) -> Self {
-        Self { core, identities }
+    /// Serves `core` through `gate`.
+    pub fn new(core: Arc<Core>, gate: Gate) -> Self {
+        Self { core, gate }
     }
 }
 
@@ -85,6 +86,17 @@ impl Sys for SysService {
         &self,
         request: Request<proto::InitRequest>,
     ) -> Result<Response<proto::InitResponse>, Status> {
+        let asked = request.get_ref();
+        let call = self
+            .gate
+            .audit(&request, "sys.Init", "sys/init".into())
+            .plain("key_shares", asked.key_shares)
+            .plain("key_threshold", asked.key_threshold)
+            .plain("recovery_shares", asked.recovery_shares)
+            .plain("recovery_threshold", asked.recovery_threshold)
+            .plain("recipients", asked.recipients.len())
+            .start();
+        call.before_acting(&self.core).await?;
         let request = request.into_inner();
         let result = self
             .core
@@ -97,8 +109,17 @@ impl Sys for SysService {
                 root_token_recipient: Some(request.root_token_recipient)
                     .filter(|r| !r.trim().is_empty()),
             })
-            .await
-            .map_err(status)?;
+            .await;
+        // Neither the shares nor the root token reach the audit log.
+        let result = call
+            .finish(&self.core, result, |init| {
+                vec![
+                    ("shares", Field::Plain(init.shares.len().into())),
+                    ("threshold", Field::Plain(init.threshold.into())),
+                    ("recovery", Field::Plain(init.recovery.into())),
+                ]
+            })
+            .await?;
         // The response is the one place the shares and token leave the daemon;
         // tonic encodes and frees these strings as it sends them.
         let mut response = proto::InitResponse {
@@ -143,10 +164,13 @@ impl Sys for SysService {
         &self,
         request: Request<proto::InitConfirmRequest>,
     ) -> Result<Response<proto::InitConfirmResponse>, Status> {
-        self.core
-            .init_confirm(&request.into_inner().nonce)
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(&request, "sys.InitConfirm", "sys/init".into())
+            .start();
+        call.before_acting(&self.core).await?;
+        let result = self.core.init_confirm(&request.into_inner().nonce).await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::InitConfirmResponse {}))
     }
 
@@ -161,9 +185,22 @@ impl Sys for SysService {
         &self,
         request: Request<proto::UnsealRequest>,
     ) -> Result<Response<proto::UnsealResponse>, Status> {
+        // The key never reaches the audit log, in any form.
+        let call = self
+            .gate
+            .audit(&request, "sys.Unseal", "sys/unseal".into())
+            .plain("reset", request.get_ref().reset)
+            .plain("migrate", request.get_ref().migrate)
+            .start();
+        call.before_acting(&self.core).await?;
         let request = request.into_inner();
         if request.reset {
             let status = self.core.reset_unseal().await;
+            let status = call
+                .finish(&self.core, Ok(status), |s| {
+                    vec![("progress", Field::Plain(s.progress.into()))]
+                })
+                .await?;
             return Ok(Response::new(proto::UnsealResponse {
                 status: Some(status.into()),
                 duplicate: false,
@@ -176,8 +213,15 @@ impl Sys for SysService {
             self.core.unseal_migrate(&key).await
         } else {
             self.core.unseal(&key).await
-        }
-        .map_err(status)?;
+        };
+        let outcome = call
+            .finish(&self.core, outcome, |o| {
+                vec![
+                    ("sealed", Field::Plain(o.status.sealed.into())),
+                    ("progress", Field::Plain(o.status.progress.into())),
+                ]
+            })
+            .await?;
         Ok(Response::new(proto::UnsealResponse {
             status: Some(outcome.status.into()),
             duplicate: outcome.duplicate,
@@ -188,10 +232,12 @@ impl Sys for SysService {
         &self,
         request: Request<proto::SealRequest>,
     ) -> Result<Response<proto::SealResponse>, Status> {
-        self.core
-            .seal(&self.identities.caller(&request))
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(&request, "sys.Seal", "sys/seal".into())
+            .start();
+        let result = self.core.seal(call.caller()).await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::SealResponse {}))
     }
 
@@ -199,11 +245,16 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RotateRequest>,
     ) -> Result<Response<proto::RotateResponse>, Status> {
-        let term = self
-            .core
-            .rotate(&self.identities.caller(&request))
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(&request, "sys.Rotate", "sys/rotate".into())
+            .start();
+        let result = self.core.rotate(call.caller()).await;
+        let term = call
+            .finish(&self.core, result, |t| {
+                vec![("term", Field::Plain(t.term.into()))]
+            })
+            .await?;
         Ok(Response::new(proto::RotateResponse {
             term: Some(term.into()),
         }))
@@ -213,11 +264,12 @@ impl Sys for SysService {
         &self,
         request: Request<proto::KeyStatusRequest>,
     ) -> Result<Response<proto::KeyStatusResponse>, Status> {
-        let key_status = self
-            .core
-            .key_status(&self.identities.caller(&request))
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(&request, "sys.KeyStatus", "sys/key-status".into())
+            .start();
+        let result = self.core.key_status(call.caller()).await;
+        let key_status = call.finish(&self.core, result, |_| Vec::new()).await?;
         Ok(Response::new(proto::KeyStatusResponse {
             terms: key_status.terms.into_iter().map(Into::into).collect(),
             rotation_max_encryptions: key_status.policy.max_encryptions,
@@ -229,11 +281,16 @@ impl Sys for SysService {
         &self,
         request: Request<proto::SnapshotSaveRequest>,
     ) -> Result<Response<Self::SnapshotSaveStream>, Status> {
-        let file = self
-            .core
-            .snapshot_save(&self.identities.caller(&request))
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(&request, "sys.SnapshotSave", "sys/snapshot".into())
+            .start();
+        let result = self.core.snapshot_save(call.caller()).await;
+        let file = call
+            .finish(&self.core, result, |f| {
+                vec![("bytes", Field::Plain(f.len().into()))]
+            })
+            .await?;
         let chunks: Vec<_> = file
             .chunks(SNAPSHOT_CHUNK)
             .map(|data| {
@@ -249,25 +306,44 @@ impl Sys for SysService {
         &self,
         request: Request<Streaming<proto::SnapshotChunk>>,
     ) -> Result<Response<proto::SnapshotRestoreResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "sys.SnapshotRestore",
+                "sys/snapshot-restore".into(),
+            )
+            .start();
         // Refuse before receiving a large upload.
-        self.core.authorize_restore(&caller).await.map_err(status)?;
+        if let Err(e) = self.core.authorize_restore(call.caller()).await {
+            return Err(call.fail(&self.core, e).await);
+        }
+        // A daemon that is not initialized asks for no token: record it now.
+        call.before_acting(&self.core).await?;
         let mut chunks = request.into_inner();
         let mut file = Vec::new();
-        while let Some(chunk) = chunks.message().await? {
-            if file.len() + chunk.data.len() > MAX_SNAPSHOT {
-                return Err(Status::resource_exhausted(format!(
-                    "the snapshot is larger than the {} MiB a restore accepts",
-                    MAX_SNAPSHOT >> 20
-                )));
+        let received = loop {
+            match chunks.message().await {
+                Ok(Some(chunk)) if file.len() + chunk.data.len() > MAX_SNAPSHOT => {
+                    break Err(Status::resource_exhausted(format!(
+                        "the snapshot is larger than the {} MiB a restore accepts",
+                        MAX_SNAPSHOT >> 20
+                    )));
+                }
+                Ok(Some(chunk)) => file.extend_from_slice(&chunk.data),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
-            file.extend_from_slice(&chunk.data);
+        };
+        if let Err(e) = received {
+            return call.finish_status(&self.core, Err(e)).await;
         }
-        let header = self
-            .core
-            .snapshot_restore(&caller, &file)
-            .await
-            .map_err(status)?;
+        let result = self.core.snapshot_restore(call.caller(), &file).await;
+        let header = call
+            .finish(&self.core, result, |h| {
+                vec![("entries", Field::Plain(h.entries.into()))]
+            })
+            .await?;
         Ok(Response::new(proto::SnapshotRestoreResponse {
             entries: header.entries,
             created_unix: header.created_unix,
@@ -280,33 +356,56 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RekeyInitRequest>,
     ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
-        quorum::rekey_init(&self.core, &self.identities.caller(&request), request).await
+        let call = self
+            .gate
+            .audit(&request, "sys.RekeyInit", "sys/rekey".into())
+            .start();
+        let result = quorum::rekey_init(&self.core, call.caller(), request).await;
+        call.finish_status(&self.core, result).await
     }
 
     async fn rekey_update(
         &self,
         request: Request<proto::RekeyUpdateRequest>,
     ) -> Result<Response<proto::RekeyUpdateResponse>, Status> {
-        quorum::rekey_update(&self.core, request).await
+        // No share, key or pad reaches the audit log.
+        let call = self
+            .gate
+            .audit(&request, "sys.RekeyUpdate", "sys/rekey".into())
+            .start();
+        call.before_acting(&self.core).await?;
+        let result = quorum::rekey_update(&self.core, request).await;
+        call.finish_status(&self.core, result).await
     }
 
     async fn rekey_confirm(
         &self,
         request: Request<proto::RekeyConfirmRequest>,
     ) -> Result<Response<proto::RekeyConfirmResponse>, Status> {
-        quorum::rekey_confirm(&self.core, request).await
+        // No share, key or pad reaches the audit log.
+        let call = self
+            .gate
+            .audit(&request, "sys.RekeyConfirm", "sys/rekey".into())
+            .start();
+        call.before_acting(&self.core).await?;
+        let result = quorum::rekey_confirm(&self.core, request).await;
+        call.finish_status(&self.core, result).await
     }
 
     async fn rekey_cancel(
         &self,
         request: Request<proto::RekeyCancelRequest>,
     ) -> Result<Response<proto::RekeyCancelResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "sys.RekeyCancel", "sys/rekey".into())
+            .start();
         let nonce = request.into_inner().nonce;
-        self.core
-            .quorum_cancel(Operation::Rekey, &caller, &nonce)
-            .await
-            .map_err(status)?;
+        let result = self
+            .core
+            .quorum_cancel(Operation::Rekey, call.caller(), &nonce)
+            .await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::RekeyCancelResponse {}))
     }
 
@@ -314,40 +413,63 @@ impl Sys for SysService {
         &self,
         request: Request<proto::RekeyStatusRequest>,
     ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
-        quorum::rekey_status_of(&self.core, &self.identities.caller(&request)).await
+        quorum::rekey_status_of(&self.core, &self.gate.caller(&request)).await
     }
 
     async fn rekey_verify_update(
         &self,
         request: Request<proto::RekeyVerifyUpdateRequest>,
     ) -> Result<Response<proto::RekeyVerifyUpdateResponse>, Status> {
-        quorum::rekey_verify_update(&self.core, request).await
+        // No share, key or pad reaches the audit log.
+        let call = self
+            .gate
+            .audit(&request, "sys.RekeyVerifyUpdate", "sys/rekey".into())
+            .start();
+        call.before_acting(&self.core).await?;
+        let result = quorum::rekey_verify_update(&self.core, request).await;
+        call.finish_status(&self.core, result).await
     }
 
     async fn rotate_root_init(
         &self,
         request: Request<proto::RotateRootInitRequest>,
     ) -> Result<Response<proto::QuorumStatus>, Status> {
-        quorum::rotate_root_init(&self.core, &self.identities.caller(&request)).await
+        let call = self
+            .gate
+            .audit(&request, "sys.RotateRootInit", "sys/rotate-root".into())
+            .start();
+        let result = quorum::rotate_root_init(&self.core, call.caller()).await;
+        call.finish_status(&self.core, result).await
     }
 
     async fn rotate_root_update(
         &self,
         request: Request<proto::RotateRootUpdateRequest>,
     ) -> Result<Response<proto::QuorumUpdateResponse>, Status> {
-        quorum::rotate_root_update(&self.core, request).await
+        // No share, key or pad reaches the audit log.
+        let call = self
+            .gate
+            .audit(&request, "sys.RotateRootUpdate", "sys/rotate-root".into())
+            .start();
+        call.before_acting(&self.core).await?;
+        let result = quorum::rotate_root_update(&self.core, request).await;
+        call.finish_status(&self.core, result).await
     }
 
     async fn rotate_root_cancel(
         &self,
         request: Request<proto::RotateRootCancelRequest>,
     ) -> Result<Response<proto::QuorumCancelResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "sys.RotateRootCancel", "sys/rotate-root".into())
+            .start();
         let nonce = request.into_inner().nonce;
-        self.core
-            .quorum_cancel(Operation::RotateRoot, &caller, &nonce)
-            .await
-            .map_err(status)?;
+        let result = self
+            .core
+            .quorum_cancel(Operation::RotateRoot, call.caller(), &nonce)
+            .await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::QuorumCancelResponse {}))
     }
 
@@ -358,7 +480,7 @@ impl Sys for SysService {
         quorum::status_of(
             &self.core,
             Operation::RotateRoot,
-            &self.identities.caller(&request),
+            &self.gate.caller(&request),
         )
         .await
     }
@@ -367,26 +489,71 @@ impl Sys for SysService {
         &self,
         request: Request<proto::GenerateRootInitRequest>,
     ) -> Result<Response<proto::QuorumStatus>, Status> {
-        quorum::generate_root_init(&self.core, request).await
+        // No share, key or pad reaches the audit log.
+        let call = self
+            .gate
+            .audit(&request, "sys.GenerateRootInit", "sys/generate-root".into())
+            .start();
+        call.before_acting(&self.core).await?;
+        let result = quorum::generate_root_init(&self.core, request).await;
+        call.finish_status(&self.core, result).await
     }
 
     async fn generate_root_update(
         &self,
         request: Request<proto::GenerateRootUpdateRequest>,
     ) -> Result<Response<proto::GenerateRootUpdateResponse>, Status> {
-        quorum::generate_root_update(&self.core, request).await
+        // No share, key or pad reaches the audit log.
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "sys.GenerateRootUpdate",
+                "sys/generate-root".into(),
+            )
+            .start();
+        call.before_acting(&self.core).await?;
+        let result = quorum::generate_root_update(&self.core, request).await;
+        call.finish_status(&self.core, result).await
     }
 
     async fn generate_root_cancel(
         &self,
         request: Request<proto::GenerateRootCancelRequest>,
     ) -> Result<Response<proto::QuorumCancelResponse>, Status> {
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "sys.GenerateRootCancel",
+                "sys/generate-root".into(),
+            )
+            .start();
+        call.before_acting(&self.core).await?;
         let nonce = request.into_inner().nonce;
-        self.core
+        let result = self
+            .core
             .quorum_cancel(Operation::GenerateRoot, &Caller::default(), &nonce)
-            .await
-            .map_err(status)?;
+            .await;
+        call.finish(&self.core, result, |()| Vec::new()).await?;
         Ok(Response::new(proto::QuorumCancelResponse {}))
+    }
+
+    async fn audit_hash(
+        &self,
+        request: Request<proto::AuditHashRequest>,
+    ) -> Result<Response<proto::AuditHashResponse>, Status> {
+        let call = self
+            .gate
+            .audit(&request, "sys.AuditHash", "sys/audit-hash".into())
+            .secret("input", &request.get_ref().input)
+            .start();
+        let result = self
+            .core
+            .audit_hash(call.caller(), &request.get_ref().input)
+            .await;
+        let hash = call.finish(&self.core, result, |_| Vec::new()).await?;
+        Ok(Response::new(proto::AuditHashResponse { hash }))
     }
 
     async fn generate_root_status(
@@ -396,7 +563,7 @@ impl Sys for SysService {
         quorum::status_of(
             &self.core,
             Operation::GenerateRoot,
-            &self.identities.caller(&request),
+            &self.gate.caller(&request),
         )
         .await
     }

@@ -3,23 +3,25 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
 
-use super::{Identities, status};
+use super::Gate;
+use crate::audit::Field;
 use crate::barrier::keyring::now_unix;
-use crate::core::Core;
 use crate::core::token::{CreateParams, Target, TokenEntry};
+use crate::core::{Core, CoreError};
 use crate::proto::{self, token_server::Token};
 
 /// The Token service.
 pub struct TokenService {
     core: Arc<Core>,
-    identities: Identities,
+    gate: Gate,
 }
 
 impl TokenService {
-    /// Serves `core` on a listener with `identities`.
-    pub fn new(core: Arc<Core>, identities: Identities) -> Self {
-        Self { core, identities }
+    /// Serves `core` through `gate`.
+    pub fn new(core: Arc<Core>, gate: Gate) -> Self {
+        Self { core, gate }
     }
 }
 
@@ -45,13 +47,29 @@ fn count(revoked: usize) -> u32 {
     u32::try_from(revoked).unwrap_or(u32::MAX)
 }
 
+fn accessor_of(entry: &TokenEntry) -> Vec<(&'static str, Field)> {
+    vec![("accessor", Field::Plain(entry.accessor.clone().into()))]
+}
+
+fn revoked_count(revoked: &usize) -> Vec<(&'static str, Field)> {
+    vec![("revoked", Field::Plain((*revoked).into()))]
+}
+
 #[tonic::async_trait]
 impl Token for TokenService {
     async fn create_token(
         &self,
         request: Request<proto::CreateTokenRequest>,
     ) -> Result<Response<proto::CreateTokenResponse>, Status> {
-        let caller = self.identities.caller(&request);
+        let asked = request.get_ref();
+        let call = self
+            .gate
+            .audit(&request, "token.Create", "auth/token/create".into())
+            .plain("policies", asked.policies.clone())
+            .plain("ttl_seconds", asked.ttl_seconds)
+            .plain("num_uses", asked.num_uses)
+            .plain("orphan", asked.orphan)
+            .start();
         let request = request.into_inner();
         let params = CreateParams {
             policies: request.policies,
@@ -60,11 +78,18 @@ impl Token for TokenService {
             uses: request.num_uses,
             orphan: request.orphan,
         };
-        let (token, entry) = self
-            .core
-            .create_token(&caller, params)
-            .await
-            .map_err(status)?;
+        let result = self.core.create_token(call.caller(), params).await;
+        let (token, entry) = call
+            .finish(&self.core, result, |(token, entry)| {
+                vec![
+                    (
+                        "token",
+                        Field::Secret(Zeroizing::new(token.expose().as_bytes().to_vec())),
+                    ),
+                    ("accessor", Field::Plain(entry.accessor.clone().into())),
+                ]
+            })
+            .await?;
         Ok(Response::new(proto::CreateTokenResponse {
             token: token.expose().to_string(),
             info: Some(info(entry)),
@@ -75,22 +100,25 @@ impl Token for TokenService {
         &self,
         request: Request<proto::LookupTokenRequest>,
     ) -> Result<Response<proto::TokenInfo>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "token.Lookup", "auth/token/lookup".into())
+            .secret("token", request.get_ref().token.as_bytes())
+            .plain("accessor", request.get_ref().accessor.clone())
+            .start();
         let request = request.get_ref();
-        let target = match (request.token.is_empty(), request.accessor.is_empty()) {
-            (false, true) => Target::Token(&request.token),
-            (true, false) => Target::Accessor(&request.accessor),
-            _ => {
-                return Err(Status::invalid_argument(
-                    "give either a token or an accessor to look up, not both or neither",
-                ));
-            }
+        let result = match (request.token.is_empty(), request.accessor.is_empty()) {
+            (false, true) => Ok(Target::Token(&request.token)),
+            (true, false) => Ok(Target::Accessor(&request.accessor)),
+            _ => Err(CoreError::InvalidArgument(
+                "give either a token or an accessor to look up, not both or neither".into(),
+            )),
         };
-        let entry = self
-            .core
-            .lookup_token(&caller, target)
-            .await
-            .map_err(status)?;
+        let result = match result {
+            Ok(target) => self.core.lookup_token(call.caller(), target).await,
+            Err(e) => Err(e),
+        };
+        let entry = call.finish(&self.core, result, accessor_of).await?;
         Ok(Response::new(info(entry)))
     }
 
@@ -98,8 +126,16 @@ impl Token for TokenService {
         &self,
         request: Request<proto::LookupSelfRequest>,
     ) -> Result<Response<proto::TokenInfo>, Status> {
-        let caller = self.identities.caller(&request);
-        let entry = self.core.lookup_self(&caller).await.map_err(status)?;
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "token.LookupSelf",
+                "auth/token/lookup-self".into(),
+            )
+            .start();
+        let result = self.core.lookup_self(call.caller()).await;
+        let entry = call.finish(&self.core, result, accessor_of).await?;
         Ok(Response::new(info(entry)))
     }
 
@@ -107,17 +143,19 @@ impl Token for TokenService {
         &self,
         request: Request<proto::RenewTokenRequest>,
     ) -> Result<Response<proto::TokenInfo>, Status> {
-        let caller = self.identities.caller(&request);
+        let call = self
+            .gate
+            .audit(&request, "token.Renew", "auth/token/renew".into())
+            .secret("token", request.get_ref().token.as_bytes())
+            .plain("increment_seconds", request.get_ref().increment_seconds)
+            .start();
         let request = request.get_ref();
-        let entry = self
+        let target = other_token(&request.token);
+        let result = self
             .core
-            .renew_token(
-                &caller,
-                other_token(&request.token),
-                request.increment_seconds,
-            )
-            .await
-            .map_err(status)?;
+            .renew_token(call.caller(), target, request.increment_seconds)
+            .await;
+        let entry = call.finish(&self.core, result, accessor_of).await?;
         Ok(Response::new(info(entry)))
     }
 
@@ -125,12 +163,14 @@ impl Token for TokenService {
         &self,
         request: Request<proto::RevokeTokenRequest>,
     ) -> Result<Response<proto::RevokeTokenResponse>, Status> {
-        let caller = self.identities.caller(&request);
-        let revoked = self
-            .core
-            .revoke_token(&caller, other_token(&request.get_ref().token))
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(&request, "token.Revoke", "auth/token/revoke".into())
+            .secret("token", request.get_ref().token.as_bytes())
+            .start();
+        let target = other_token(&request.get_ref().token);
+        let result = self.core.revoke_token(call.caller(), target).await;
+        let revoked = call.finish(&self.core, result, revoked_count).await?;
         Ok(Response::new(proto::RevokeTokenResponse {
             revoked: count(revoked),
         }))
@@ -140,13 +180,21 @@ impl Token for TokenService {
         &self,
         request: Request<proto::RevokeAccessorRequest>,
     ) -> Result<Response<proto::RevokeAccessorResponse>, Status> {
-        let caller = self.identities.caller(&request);
         let accessor = &request.get_ref().accessor;
-        let revoked = self
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "token.RevokeAccessor",
+                "auth/token/revoke-accessor".into(),
+            )
+            .plain("accessor", accessor.clone())
+            .start();
+        let result = self
             .core
-            .revoke_token(&caller, Some(Target::Accessor(accessor)))
-            .await
-            .map_err(status)?;
+            .revoke_token(call.caller(), Some(Target::Accessor(accessor)))
+            .await;
+        let revoked = call.finish(&self.core, result, revoked_count).await?;
         Ok(Response::new(proto::RevokeAccessorResponse {
             revoked: count(revoked),
         }))
@@ -156,11 +204,20 @@ impl Token for TokenService {
         &self,
         request: Request<proto::ListAccessorsRequest>,
     ) -> Result<Response<proto::ListAccessorsResponse>, Status> {
-        let entries = self
-            .core
-            .list_root_accessors(&self.identities.caller(&request))
-            .await
-            .map_err(status)?;
+        let call = self
+            .gate
+            .audit(
+                &request,
+                "token.ListAccessors",
+                "auth/token/accessors".into(),
+            )
+            .start();
+        let result = self.core.list_root_accessors(call.caller()).await;
+        let entries = call
+            .finish(&self.core, result, |entries| {
+                vec![("accessors", Field::Plain(entries.len().into()))]
+            })
+            .await?;
         Ok(Response::new(proto::ListAccessorsResponse {
             accessors: entries
                 .into_iter()

@@ -10,7 +10,9 @@ use super::client::{ClientArgs, call};
 use super::commands::{print_json, print_table};
 use super::keyring::format_unix;
 use super::{CliError, EXIT_OK, Format};
-use crate::proto::{self, policy_client::PolicyClient, token_client::TokenClient};
+use crate::proto::{
+    self, policy_client::PolicyClient, sys_client::SysClient, token_client::TokenClient,
+};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -309,6 +311,26 @@ async fn list_accessors(args: &ClientArgs, format: Format) -> Result<u8, CliErro
     for a in &accessors {
         println!("{:24}    {}", a.accessor, format_unix(a.created_unix));
     }
+    Ok(EXIT_OK)
+}
+
+/// `strongroom audit-hash`: the HMAC of stdin as audit lines write it.
+pub async fn audit_hash(args: &ClientArgs) -> Result<u8, CliError> {
+    let mut input = Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(|e| CliError::Usage(format!("cannot read the value from stdin: {e}")))?;
+    if input.ends_with(b"\n") {
+        input.pop();
+        if input.ends_with(b"\r") {
+            input.pop();
+        }
+    }
+    let request = proto::AuditHashRequest {
+        input: input.to_vec(),
+    };
+    let hash = call!(args, SysClient, audit_hash, request)?.hash;
+    println!("{hash}");
     Ok(EXIT_OK)
 }
 

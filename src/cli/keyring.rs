@@ -17,27 +17,7 @@ use crate::proto::{self, sys_client::SysClient};
 /// request limit).
 const RESTORE_CHUNK: usize = 1 << 20;
 
-/// `2026-11-24T20:00:37Z` for a Unix time in seconds.
-pub(super) fn format_unix(secs: u64) -> String {
-    // Howard Hinnant's civil-from-days, for the proleptic Gregorian calendar.
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
+pub(super) use crate::time::format_unix;
 
 #[derive(Serialize)]
 struct TermJson {
@@ -210,16 +190,4 @@ pub async fn snapshot_restore(args: &ClientArgs, file: &Path) -> Result<u8, CliE
         }
     );
     Ok(EXIT_OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_unix;
-
-    #[test]
-    fn unix_times_print_as_utc() {
-        assert_eq!(format_unix(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_unix(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_unix(1_795_553_637), "2026-11-24T20:53:57Z");
-    }
 }

@@ -130,6 +130,9 @@ enum ClientCommand {
     /// Read and write versioned secrets.
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// Print the HMAC that audit lines write for the value on stdin (one
+    /// trailing newline is dropped), to find a known secret in the audit log.
+    AuditHash,
     /// Named encryption keys: encrypt, decrypt, rewrap, data keys, rotation.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -233,6 +236,7 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
             ClientCommand::Seal => commands::seal(client).await,
             ClientCommand::Kv(command) => kv::run(client, command).await,
             ClientCommand::Keys(command) => keys::run(client, command).await,
+            ClientCommand::AuditHash => access::audit_hash(client).await,
             ClientCommand::Token(command) => access::token(client, command).await,
             ClientCommand::Policy(command) => access::policy(client, command).await,
             ClientCommand::Rotate { format } => keyring::rotate(client, format).await,

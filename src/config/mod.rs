@@ -372,6 +372,20 @@ pub use crate::core::kv::KvSettings;
 /// The most versions per path `kv { max_versions }` accepts.
 pub const MAX_KV_VERSIONS: u32 = 10_000;
 
+/// An `audit` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditDevice {
+    /// `audit "file" { path = "…" }`: JSON lines appended to a file (0600),
+    /// reopened on SIGHUP.
+    File {
+        /// The file (absolute once loaded).
+        path: PathBuf,
+    },
+    /// `audit "stdout" {}`: JSON lines on standard output (the journal
+    /// under systemd).
+    Stdout,
+}
+
 /// The `barrier` block: when the keyring starts a new term by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BarrierConfig {
@@ -418,6 +432,8 @@ pub struct Config {
     pub barrier: BarrierConfig,
     /// Versioned secrets.
     pub kv: KvSettings,
+    /// Audit devices; none: no audit log.
+    pub audit: Vec<AuditDevice>,
 }
 
 impl Config {
@@ -448,6 +464,7 @@ impl Config {
             disabled_seal: None,
             barrier: BarrierConfig::default(),
             kv: KvSettings::default(),
+            audit: Vec::new(),
         }
     }
 }
@@ -515,6 +532,7 @@ impl Config {
             ),
             ("barrier", barrier(self) != barrier(new)),
             ("kv", self.kv != new.kv),
+            ("audit", self.audit != new.audit),
         ] {
             if differs {
                 changed.push(name);

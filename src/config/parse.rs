@@ -15,11 +15,11 @@ use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Attribute, Block, Body};
 
 use super::{
-    AwsCredentialSettings, AwsKmsSeal, BarrierConfig, Config, ConfigError, ConfigErrors,
-    DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_REQUEST_SIZE, IdentityRule, IdentitySelector,
-    KvSettings, Listener, Location, LogFormat, LogLevel, MAX_KV_VERSIONS, MAX_ROTATION_ENCRYPTIONS,
-    MIN_HEALTH_CHECK_INTERVAL, MIN_ROTATION_INTERVAL, Setting, Source, StorageConfig, TcpListener,
-    TlsFiles, UnixListener, parse_bool,
+    AuditDevice, AwsCredentialSettings, AwsKmsSeal, BarrierConfig, Config, ConfigError,
+    ConfigErrors, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_REQUEST_SIZE, IdentityRule,
+    IdentitySelector, KvSettings, Listener, Location, LogFormat, LogLevel, MAX_KV_VERSIONS,
+    MAX_ROTATION_ENCRYPTIONS, MIN_HEALTH_CHECK_INTERVAL, MIN_ROTATION_INTERVAL, Setting, Source,
+    StorageConfig, TcpListener, TlsFiles, UnixListener, parse_bool,
 };
 use crate::secret::SecretString;
 
@@ -159,7 +159,7 @@ impl<'a> Ctx<'a> {
             body,
             "",
             &top_keys,
-            &["storage", "listener", "seal", "barrier", "kv"],
+            &["storage", "listener", "seal", "barrier", "kv", "audit"],
         );
 
         let cluster_name = match self.string(&top, "cluster_name") {
@@ -198,6 +198,7 @@ impl<'a> Ctx<'a> {
         let mut disabled_seal: Option<AwsKmsSeal> = None;
         let mut barrier: Option<BarrierConfig> = None;
         let mut kv: Option<(KvSettings, usize)> = None;
+        let mut audit: Vec<AuditDevice> = Vec::new();
         for block in blocks {
             let line = self.line(block.span());
             let ident = block.ident.as_str();
@@ -245,6 +246,15 @@ impl<'a> Ctx<'a> {
                     }
                     if let Some(config) = self.storage(block, kind, line) {
                         storage = Some((config, line));
+                    }
+                }
+                "audit" => {
+                    if let Some(device) = self.audit(block, kind, line) {
+                        if audit.contains(&device) {
+                            self.error(line, "audit", "the same audit device is configured twice");
+                        } else {
+                            audit.push(device);
+                        }
                     }
                 }
                 "seal" => {
@@ -302,7 +312,47 @@ impl<'a> Ctx<'a> {
             disabled_seal,
             barrier: barrier.unwrap_or_default(),
             kv: kv.map(|(settings, _)| settings).unwrap_or_default(),
+            audit,
         })
+    }
+
+    /// `audit "file" { path = "…" }` or `audit "stdout" {}`.
+    fn audit(&mut self, block: &Block, kind: &str, line: usize) -> Option<AuditDevice> {
+        let name = format!("audit.{kind}");
+        match kind {
+            "file" => {
+                let (section, _) = self.section(&block.body, &name, &["path"], &[]);
+                match self.string(&section, "path") {
+                    Some((path, at)) => self
+                        .absolute(&path, at, &qualified(&name, "path"))
+                        .map(|path| AuditDevice::File { path }),
+                    None => {
+                        if !section.attrs.contains_key("path") {
+                            self.error(
+                                line,
+                                qualified(&name, "path"),
+                                "is required: the file to append audit lines to",
+                            );
+                        }
+                        None
+                    }
+                }
+            }
+            "stdout" => {
+                self.section(&block.body, &name, &[], &[]);
+                Some(AuditDevice::Stdout)
+            }
+            other => {
+                self.error(
+                    line,
+                    "audit",
+                    format!(
+                        "unknown audit device {other:?} (strongroom has \"file\" and \"stdout\")"
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// `kv { max_versions = N  max_value_size = BYTES }`.

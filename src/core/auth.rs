@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::acl::{self, Capabilities, Capability, Policy};
 use super::token::{self, Found, TokenEntry};
 use super::{Core, CoreError};
+use crate::audit;
 use crate::barrier::Barrier;
 use crate::secret::SecretString;
 
@@ -22,11 +23,13 @@ pub struct Identity {
     pub policies: Vec<String>,
 }
 
-/// The credentials a call arrived with. `Debug` leaves the token out.
+/// The credentials a call arrived with, and its audit record. `Debug`
+/// leaves the token out.
 #[derive(Clone, Default)]
 pub struct Caller {
     token: Option<SecretString>,
     identity: Option<Identity>,
+    audit: Option<Arc<audit::Call>>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -44,6 +47,15 @@ impl Caller {
         Self {
             token: token.map(|t| SecretString::new(t.to_string())),
             identity,
+            audit: None,
+        }
+    }
+
+    /// The same caller, whose authentication writes `call`'s request line.
+    pub fn audited(self, call: Arc<audit::Call>) -> Self {
+        Self {
+            audit: Some(call),
+            ..self
         }
     }
 
@@ -141,6 +153,15 @@ impl Core {
             }
         };
         let policies = self.load_policies(&barrier, &policy_names).await?;
+        if let Some(call) = &caller.audit {
+            let who = audit::Who {
+                accessor: found.as_ref().map(|f| f.entry.accessor.clone()),
+                identity: identity.clone(),
+            };
+            let salt = self.audit_salt().await;
+            call.request(who, salt.as_deref())
+                .map_err(|e| CoreError::AuditUnavailable(e.to_string()))?;
+        }
         Ok((
             barrier,
             Subject {

@@ -40,6 +40,9 @@ pub enum CoreError {
     /// KMS refused: key disabled, permission missing, ciphertext refused; nothing changed.
     #[error("{0}")]
     KmsRefused(String),
+    /// No audit device could record the request, so the call did not act.
+    #[error("{0}")]
+    AuditUnavailable(String),
     /// Storage or stored data failed; the operator has to look.
     #[error("{0}")]
     Internal(String),

@@ -258,7 +258,7 @@ fn chosen(path: &str, versions: &[u64], meta: &Metadata) -> Result<Vec<u64>, Cor
     let mut chosen = Vec::new();
     for &version in versions {
         if !meta.versions.contains_key(&version) {
-            return Err(CoreError::InvalidArgument(format!(
+            return Err(CoreError::NotFound(format!(
                 "kv path {path:?} has no version {version}{}",
                 kept(meta)
             )));
@@ -411,7 +411,7 @@ impl Core {
         }
         if info.deleted_unix != 0 {
             return Err(CoreError::NotFound(format!(
-                "version {version} of kv path {path:?} is deleted; `strongroom kv undelete -versions={version} {path}` restores it"
+                "version {version} of kv path {path:?} is deleted; `strongroom kv undelete --versions {version} {path}` restores it"
             )));
         }
         let stored = barrier

@@ -17,6 +17,7 @@ mod migrate;
 mod policy;
 mod quorum;
 mod recipients;
+mod salt;
 pub mod seal_config;
 mod snapshot;
 pub mod token;
@@ -60,6 +61,7 @@ pub use acl::Capability;
 pub use auth::{Caller, Identity, Subject};
 pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use error::CoreError;
+pub(crate) use init::random_uuid as random_id;
 pub use init::{InitParams, InitResult};
 pub use keyring::{KeyStatus, RotationPolicy};
 pub use migrate::Migration;
@@ -233,6 +235,10 @@ pub struct Core {
     key_cache: std::sync::Mutex<keys::KeyCache>,
     /// Serialises changes to named keys.
     key_writes: Mutex<()>,
+    /// The audit salt, once read after unseal.
+    audit_salt: std::sync::Mutex<Option<Arc<crate::secret::SecretKey>>>,
+    /// Serialises making the audit salt.
+    salt_init: Mutex<()>,
 }
 
 impl Core {
@@ -311,6 +317,8 @@ impl Core {
             kv_writes: kv::WriteLocks::default(),
             key_cache: std::sync::Mutex::default(),
             key_writes: Mutex::new(()),
+            audit_salt: std::sync::Mutex::default(),
+            salt_init: Mutex::new(()),
         }))
     }
 
@@ -358,6 +366,7 @@ impl Core {
         *self.write() = state;
         self.policy_cache().clear();
         self.key_cache().clear();
+        *self.salt_cache() = None;
         self.phase.send_replace(phase);
     }
 

@@ -208,7 +208,8 @@ pub async fn lookup(barrier: &Barrier, token: Option<&str>) -> Result<Found, Cor
     let entry = read_entry(barrier, &hashed).await?.ok_or_else(|| {
         CoreError::Unauthenticated("the token is not valid (unknown, expired or revoked)".into())
     })?;
-    if entry.expire_unix != 0 && now_unix() >= entry.expire_unix {
+    // Times are whole seconds: a token lives out its last second.
+    if entry.expire_unix != 0 && now_unix() > entry.expire_unix {
         return Err(CoreError::Unauthenticated(format!(
             "the token expired {} seconds ago",
             now_unix() - entry.expire_unix
@@ -403,6 +404,10 @@ impl super::Core {
         }
         if params.orphan {
             subject.require(CREATE_PATH, Capability::Sudo)?;
+        } else if subject.entry().is_some_and(|e| e.uses_left > 0) {
+            return Err(CoreError::FailedPrecondition(
+                "a token with a use limit cannot make child tokens: they would be revoked with it at its last use; make an orphan (--orphan, needs sudo) or use a token without a use limit".into(),
+            ));
         }
         let root = policies.iter().any(|p| p == ROOT_POLICY);
         let ttl_secs = match params.ttl_secs {

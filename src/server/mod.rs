@@ -29,6 +29,7 @@ use tower::util::MapResponseLayer;
 pub use listener::{Bound, ListenerError};
 
 use crate::api;
+use crate::audit::Auditor;
 use crate::config::{self, Config, Listener, StorageConfig};
 use crate::core::{AutoUnsealState, Core, CoreError, InitParams, Phase};
 use crate::seal::Seal;
@@ -62,6 +63,9 @@ pub enum ServerError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// An audit file could not be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// What `server --check` verifies beyond parsing: that every TLS listener's
@@ -105,6 +109,8 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
             "seal: awskms, disabled (the seal a migration leaves)",
         )
     });
+    // Before storage: a daemon that cannot audit must not serve.
+    let auditor = Arc::new(Auditor::open(&config.audit)?);
     let storage = storage::open(&config.storage.value)?;
     #[cfg(feature = "failpoints")]
     let storage = crate::failpoint::wrap_backend(storage);
@@ -148,6 +154,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
 
     let reload = Reloader {
         running: config.clone(),
+        auditor: Arc::clone(&auditor),
         log_level,
         tls: bound
             .iter()
@@ -172,7 +179,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
     };
     // The sockets are listening: connections queue until serve() accepts them.
     notifier.notify(&format!("READY=1\nSTATUS={}", systemd_status(&core)));
-    let result = serve(Arc::clone(&core), bound, shutdown).await;
+    let result = serve(Arc::clone(&core), auditor, bound, shutdown).await;
     notifier.notify("STOPPING=1");
     result
 }
@@ -181,6 +188,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
 /// in-flight strongroom requests get [`DRAIN_DEADLINE`] to finish.
 pub async fn serve(
     core: Arc<Core>,
+    auditor: Arc<Auditor>,
     listeners: Vec<Bound>,
     shutdown: impl Future<Output = &'static str>,
 ) -> Result<(), ServerError> {
@@ -193,7 +201,13 @@ pub async fn serve(
     let mut sockets = Vec::new();
     for bound in listeners {
         let max_request_size = bound.max_request_size();
-        let routes = api::routes(&core, &health, max_request_size, bound.identities());
+        let routes = api::routes(
+            &core,
+            &health,
+            max_request_size,
+            bound.identities(),
+            &auditor,
+        );
         let router = Server::builder()
             .layer(in_flight.layer())
             .layer(MapResponseLayer::new(api::size_limit_status(
@@ -368,16 +382,19 @@ async fn track_systemd_status(core: Arc<Core>, notifier: Arc<Notifier>) {
     }
 }
 
-/// What SIGHUP reloads: the log level and TLS certificates.
+/// What SIGHUP reloads: the log level and TLS certificates; it also
+/// reopens audit files (after logrotate moved them).
 struct Reloader {
     /// The settings the daemon started with.
     running: Config,
+    auditor: Arc<Auditor>,
     log_level: LogLevelHandle,
     tls: Vec<(std::net::SocketAddr, listener::TlsHandle)>,
 }
 
 impl Reloader {
     fn reload(&self) {
+        self.auditor.reopen();
         let Some(file) = &self.running.file else {
             tracing::info!("SIGHUP: no config file to reload (dev mode)");
             return;

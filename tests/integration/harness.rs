@@ -490,3 +490,44 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir()
         .unwrap()
 }
+
+impl Cli {
+    /// Runs the CLI as another user, as a sidecar under its own uid would
+    /// (the tests run as root; std drops the supplementary groups).
+    pub fn as_user(&mut self, uid: u32, gid: u32) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        self.command.uid(uid).gid(gid);
+        self
+    }
+}
+
+/// A gRPC connection over the unix socket at `path`, as the CLI opens one.
+pub async fn unix_channel(path: &Path) -> tonic::transport::Channel {
+    let path = path.to_path_buf();
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(hyper_util::rt::TokioIo::new)
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+/// Writes policy `name` with `text` (from stdin) through `cli`.
+pub fn write_policy(cli: &mut Cli, name: &str, text: &str) {
+    cli.run_stdin(&["policy", "write", name, "-"], text).ok();
+}
+
+/// Creates a token through `cli` (`token create --format json` with
+/// `args`); returns the token and its `auth` object.
+pub fn create_token(cli: &mut Cli, args: &[&str]) -> (String, Value) {
+    let mut full = vec!["token", "create", "--format", "json"];
+    full.extend_from_slice(args);
+    let auth = cli.run(&full).ok().json()["auth"].clone();
+    let token = auth["client_token"].as_str().unwrap().to_string();
+    (token, auth)
+}

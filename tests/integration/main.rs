@@ -4,6 +4,8 @@
 //! One test binary (ripgrep's layout) keeps link time down; tests run in
 //! parallel, each daemon in its own temporary directory on port 0.
 
+mod access;
+mod audit;
 mod awskms;
 mod bad_input;
 mod config;
@@ -15,6 +17,7 @@ mod hardening;
 mod harness;
 mod keys;
 mod kms;
+mod kv_versions;
 mod lifecycle;
 mod migration;
 mod python;

@@ -1,4 +1,5 @@
-//! Secrets never reach the log, and never reach the disk in the clear.
+//! Secrets never reach the log or the audit log, and never reach the disk
+//! in the clear.
 
 use nix::sys::signal::Signal;
 
@@ -22,7 +23,12 @@ pub fn forms(hex_share: &str) -> Vec<String> {
 #[test]
 fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
     let dir = tempdir();
-    let mut daemon = Daemon::start(dir.path(), &config(dir.path(), "log_level = \"trace\""));
+    let audit_log = dir.path().join("audit.log");
+    let extra = format!(
+        "log_level = \"trace\"\naudit \"file\" {{ path = \"{}\" }}",
+        audit_log.display()
+    );
+    let mut daemon = Daemon::start(dir.path(), &config(dir.path(), &extra));
     let keys = init(&daemon, &[]);
     let token = keys.root_token.clone();
 
@@ -52,6 +58,67 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
         .token(&token)
         .run(&["kv", "get", "app/db"])
         .ok();
+    // Tokens, named keys and their plaintexts.
+    let child_token = daemon
+        .cli()
+        .token(&token)
+        .run(&["token", "create", "--ttl", "1h", "--format", "json"])
+        .ok()
+        .json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    daemon
+        .cli()
+        .token(&child_token)
+        .run(&["token", "lookup"])
+        .ok();
+    daemon
+        .cli()
+        .token(&token)
+        .run(&["keys", "create", "cards"])
+        .ok();
+    let card = "card-number-4242-4242-4242-4242";
+    let ciphertext = daemon
+        .cli()
+        .token(&token)
+        .run_stdin(&["keys", "encrypt", "cards", "--context", "tenant-9"], card)
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let decrypted = daemon
+        .cli()
+        .token(&token)
+        .run(&[
+            "keys",
+            "decrypt",
+            "cards",
+            &ciphertext,
+            "--context",
+            "tenant-9",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(decrypted, card);
+    let data_key = daemon
+        .cli()
+        .token(&token)
+        .run(&["keys", "datakey", "cards", "--format", "json"])
+        .ok()
+        .json()["plaintext"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kv_hash = daemon
+        .cli()
+        .token(&token)
+        .run_stdin(&["audit-hash"], &format!("{secret_value}\n"))
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(kv_hash.starts_with("hmac-sha256:"), "{kv_hash}");
     let wrong_token = "sr.WrongWrongWrongWrongWrongWrong1";
     daemon
         .cli()
@@ -171,6 +238,21 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
         new_token["sr.".len()..].to_string(),
     ));
     secrets.push(("one-time pad".into(), otp.clone()));
+    secrets.push(("child token".into(), child_token.clone()));
+    secrets.push((
+        "child token body".into(),
+        child_token["sr.".len()..].to_string(),
+    ));
+    secrets.push(("keys plaintext".into(), card.to_string()));
+    secrets.push(("data key".into(), data_key.clone()));
+    secrets.push((
+        "data key (hex)".into(),
+        hex::encode(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &data_key).unwrap(),
+        ),
+    ));
+    secrets.push(("encryption context".into(), "tenant-9".into()));
+    secrets.push(("generate-root encoded token".into(), encoded.clone()));
     for (what, secret) in &secrets {
         assert!(
             !log.contains(secret.as_str()),
@@ -179,6 +261,105 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
     }
     // The accessor is not secret and is logged at init, so operators can find the token later.
     assert!(log.contains("root_token_accessor"));
+
+    // The audit log: every call but Status, a request and a response line
+    // each, with the fixed keys; no secret in any form, and the kv value
+    // findable by its HMAC.
+    let audit = std::fs::read_to_string(&audit_log).unwrap();
+    for (what, secret) in &secrets {
+        assert!(
+            !audit.contains(secret.as_str()),
+            "the audit log contains the {what}"
+        );
+    }
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() > 60, "{} audit lines", lines.len());
+    let keys_of = |line: &serde_json::Value| {
+        let mut keys: Vec<String> = line.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    for line in &lines {
+        assert_eq!(
+            keys_of(line),
+            [
+                "accessor",
+                "data",
+                "error",
+                "id",
+                "identity",
+                "operation",
+                "path",
+                "time",
+                "type"
+            ],
+            "{line}"
+        );
+        assert_ne!(line["operation"], "sys.Status");
+    }
+    let ids = |kind: &str| {
+        let mut ids: Vec<String> = lines
+            .iter()
+            .filter(|l| l["type"] == kind)
+            .map(|l| l["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids("request"),
+        ids("response"),
+        "every request has its response"
+    );
+    let operations: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|l| l["operation"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "sys.Init",
+        "sys.Unseal",
+        "sys.Seal",
+        "sys.RekeyUpdate",
+        "sys.RotateRootUpdate",
+        "sys.GenerateRootUpdate",
+        "sys.Rotate",
+        "sys.SnapshotSave",
+        "kv.Put",
+        "kv.Get",
+        "keys.Encrypt",
+        "keys.Decrypt",
+        "keys.GenerateDataKey",
+        "token.Create",
+        "token.LookupSelf",
+    ] {
+        assert!(
+            operations.contains(expected),
+            "no {expected} in {operations:?}"
+        );
+    }
+    let put = lines
+        .iter()
+        .find(|l| l["operation"] == "kv.Put" && l["type"] == "request")
+        .unwrap();
+    assert_eq!(put["data"]["data"]["password"], kv_hash.as_str(), "{put}");
+    assert_eq!(put["path"], "kv/app/db");
+    assert!(
+        put["accessor"].as_str().is_some_and(|a| a.len() == 24),
+        "{put}"
+    );
+    let refused = lines
+        .iter()
+        .find(|l| {
+            l["type"] == "response"
+                && l["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("the token is malformed"))
+        })
+        .expect("the wrong token's refusal is audited");
+    assert_eq!(refused["operation"], "kv.Get");
 
     // On disk: neither the token, a share, nor the secret value in the clear.
     let mut disk = Vec::new();
