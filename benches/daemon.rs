@@ -12,7 +12,11 @@
 //! exit; Status throughput and latency at 1, 16 and 64 clients with the
 //! server pinned to CPU 0 and the load generator to CPU 1 (strongroom: gRPC
 //! with the raw-HTTP/2 generator below; OpenBao: `GET /v1/sys/seal-status`
-//! with `wrk`); idle and peak RSS; binary size.
+//! with `wrk`); the data plane at 16 clients pinned the same way: KV read,
+//! KV write to distinct keys, encrypt and decrypt of the same 100 bytes
+//! (strongroom's Kv and Keys services; OpenBao's kv-v2 and transit engines,
+//! `wrk` with a Lua script), audit off on both; idle and peak RSS; binary
+//! size. `--only data` runs just the data plane.
 //!
 //! `cargo bench --bench daemon [-- --runs N --seconds S --out FILE]` prints
 //! a table and writes the raw numbers as JSON (default
@@ -62,6 +66,8 @@ struct Options {
     runs: usize,
     seconds: u64,
     out: PathBuf,
+    /// `--only data`: just the data-plane loads (for working on them).
+    only_data: bool,
 }
 
 fn options() -> Options {
@@ -69,6 +75,7 @@ fn options() -> Options {
         runs: 20,
         seconds: 5,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/results.json"),
+        only_data: false,
     };
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
@@ -76,6 +83,7 @@ fn options() -> Options {
             "--runs" => options.runs = pair[1].parse().unwrap_or(options.runs),
             "--seconds" => options.seconds = pair[1].parse().unwrap_or(options.seconds),
             "--out" => options.out = PathBuf::from(&pair[1]),
+            "--only" => options.only_data = pair[1] == "data",
             _ => {}
         }
     }
@@ -323,6 +331,8 @@ impl Drop for Proc {
 /// client: OpenBao answers these calls with a Content-Length).
 struct Http {
     reader: BufReader<TcpStream>,
+    /// Sent as X-Vault-Token when set.
+    token: Option<String>,
 }
 
 impl Http {
@@ -333,14 +343,20 @@ impl Http {
         stream.set_write_timeout(Some(BOUND))?;
         Ok(Self {
             reader: BufReader::new(stream),
+            token: None,
         })
     }
 
     /// One call; an answer other than 2xx is an error.
     fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<Value> {
         let body = body.map(Value::to_string).unwrap_or_default();
+        let token = self
+            .token
+            .as_ref()
+            .map(|t| format!("X-Vault-Token: {t}\r\n"))
+            .unwrap_or_default();
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{token}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.reader.get_mut().write_all(request.as_bytes())?;
@@ -374,6 +390,10 @@ impl Http {
                 "{method} {path}: HTTP {code}: {}",
                 String::from_utf8_lossy(&buf)
             )));
+        }
+        if buf.is_empty() {
+            // 204 No Content (a mount, a key made).
+            return Ok(Value::Null);
         }
         serde_json::from_slice(&buf).map_err(|e| std::io::Error::other(e.to_string()))
     }
@@ -940,6 +960,7 @@ fn awskms(
     );
 }
 
+#[derive(Clone, Copy)]
 struct Load {
     rps: f64,
     p50_ms: f64,
@@ -948,19 +969,23 @@ struct Load {
     server_cpu: f64,
 }
 
-/// One gRPC `Sys/Status` call on raw HTTP/2: the request is two frames
-/// built once (headers, and an empty message with its 5-byte gRPC prefix),
-/// the answer is read to its trailers. Leaner than a tonic client, so the
-/// load generator on its core costs less than the server on its own.
-async fn grpc_status(sender: &mut h2::client::SendRequest<bytes::Bytes>) -> Result<(), h2::Error> {
-    static EMPTY_MESSAGE: [u8; 5] = [0, 0, 0, 0, 0];
-    let request = http::Request::post("http://127.0.0.1/strongroom.v1.Sys/Status")
+/// One unary gRPC call on raw HTTP/2: two frames (headers, and the message
+/// with its 5-byte gRPC prefix), the answer read to its trailers. Leaner
+/// than a tonic client, so the load generator on its core costs less than
+/// the server on its own.
+async fn grpc_unary(
+    sender: &mut h2::client::SendRequest<bytes::Bytes>,
+    call: &Rpc,
+) -> Result<(), h2::Error> {
+    let mut request = http::Request::post(call.path)
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .expect("request");
+        .header("te", "trailers");
+    if let Some(token) = &call.token {
+        request = request.header("authorization", token.clone());
+    }
+    let request = request.body(()).expect("request");
     let (response, mut body) = sender.send_request(request, false)?;
-    body.send_data(bytes::Bytes::from_static(&EMPTY_MESSAGE), true)?;
+    body.send_data(call.message.clone(), true)?;
     let mut response = response.await?.into_body();
     while let Some(chunk) = response.data().await {
         let chunk = chunk?;
@@ -971,9 +996,44 @@ async fn grpc_status(sender: &mut h2::client::SendRequest<bytes::Bytes>) -> Resu
         .as_ref()
         .and_then(|t| t.get("grpc-status"))
         .is_some_and(|s| s == "0");
-    assert!(ok, "Status failed: {trailers:?}");
+    assert!(ok, "{} failed: {trailers:?}", call.path);
     Ok(())
 }
+
+/// A unary call for [`grpc_unary`]: its path, its token, and the message
+/// already framed (the 5-byte gRPC prefix, then the protobuf bytes).
+struct Rpc {
+    path: &'static str,
+    token: Option<http::HeaderValue>,
+    message: bytes::Bytes,
+}
+
+impl Rpc {
+    fn new(path: &'static str, token: Option<&str>, message: &impl prost::Message) -> Self {
+        let encoded = message.encode_to_vec();
+        let mut framed = Vec::with_capacity(5 + encoded.len());
+        framed.push(0);
+        framed.extend_from_slice(&u32::try_from(encoded.len()).expect("small").to_be_bytes());
+        framed.extend_from_slice(&encoded);
+        Self {
+            path,
+            token: token.map(|t| format!("Bearer {t}").parse().expect("a header value")),
+            message: framed.into(),
+        }
+    }
+
+    fn status() -> Self {
+        Self::new(
+            "http://127.0.0.1/strongroom.v1.Sys/Status",
+            None,
+            &StatusRequest {},
+        )
+    }
+}
+
+/// The call a load task makes next: `(task, n)` picks it (distinct keys
+/// for writes).
+type NextRpc = std::sync::Arc<dyn Fn(usize, u64) -> Rpc + Send + Sync>;
 
 /// An HTTP/2 connection for [`grpc_status`], over TCP or the unix socket.
 async fn h2_connection(instance: &Instance, unix: bool) -> h2::client::SendRequest<bytes::Bytes> {
@@ -1005,13 +1065,14 @@ async fn h2_connection(instance: &Instance, unix: bool) -> h2::client::SendReque
     }
 }
 
-/// strongroom: `clients` HTTP/2 connections, each with one Status in flight.
+/// strongroom: `clients` HTTP/2 connections, each with one call in flight.
 async fn grpc_load(
     instance: &Instance,
     unix: bool,
     clients: usize,
     seconds: u64,
     server_pid: u32,
+    next: NextRpc,
 ) -> Load {
     let mut senders = Vec::new();
     for _ in 0..clients {
@@ -1022,14 +1083,17 @@ async fn grpc_load(
     let start = Instant::now();
     let tasks: Vec<_> = senders
         .into_iter()
-        .map(|mut sender| {
+        .enumerate()
+        .map(|(task, mut sender)| {
+            let next = std::sync::Arc::clone(&next);
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(200_000);
-                loop {
+                for n in 0.. {
+                    let call = next(task, n);
                     let sent = Instant::now();
-                    bounded("a Status call", grpc_status(&mut sender))
+                    bounded("a gRPC call", grpc_unary(&mut sender, &call))
                         .await
-                        .expect("Status");
+                        .expect("the call");
                     let since_start = sent.duration_since(start);
                     if since_start >= warmup + measure {
                         break;
@@ -1062,22 +1126,30 @@ async fn grpc_load(
     }
 }
 
-/// OpenBao: `wrk` on CPU 1 against `GET /v1/sys/seal-status`, after a 1 s
-/// warm-up; its CPU is taken from this process's waited-for children. A run
-/// with a failed exit, non-2xx answers or socket errors stops the bench.
-fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32) -> Load {
-    let url = format!("http://{addr}/v1/sys/seal-status");
+/// What `wrk` asks OpenBao: a path, and a Lua script for anything but a
+/// plain GET (method, body, headers, distinct paths).
+struct WrkTarget {
+    path: String,
+    script: Option<PathBuf>,
+}
+
+/// OpenBao: `wrk` on CPU 1 against `target`, after a 1 s warm-up; its CPU is
+/// taken from this process's waited-for children. A run with a failed exit,
+/// non-2xx answers or socket errors stops the bench.
+fn wrk_load(addr: &str, clients: usize, seconds: u64, server_pid: u32, target: &WrkTarget) -> Load {
+    let url = format!("http://{addr}{}", target.path);
     let run = |duration: u64| {
         let limit = BOUND + Duration::from_secs(duration);
-        let out = output_within_for(
-            Command::new("taskset")
-                .args(["-c", &CLIENT_CPU.to_string(), "wrk", "-t1"])
-                .arg(format!("-c{clients}"))
-                .arg(format!("-d{duration}s"))
-                .args(["--latency", &url]),
-            limit,
-        )
-        .expect("wrk ran and ended");
+        let mut command = Command::new("taskset");
+        command
+            .args(["-c", &CLIENT_CPU.to_string(), "wrk", "-t1"])
+            .arg(format!("-c{clients}"))
+            .arg(format!("-d{duration}s"))
+            .arg("--latency");
+        if let Some(script) = &target.script {
+            command.arg("-s").arg(script);
+        }
+        let out = output_within_for(command.arg(&url), limit).expect("wrk ran and ended");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success() && !text.contains("Non-2xx") && !text.contains("Socket errors"),
@@ -1155,17 +1227,34 @@ fn load_and_memory(
             let proc = start_unsealed(runtime, instance, keys, Some(SERVER_CPU));
             for clients in [1usize, 16, 64] {
                 let load = match instance.peer {
-                    Peer::Strongroom => {
-                        runtime.block_on(grpc_load(instance, false, clients, seconds, proc.pid()))
+                    Peer::Strongroom => runtime.block_on(grpc_load(
+                        instance,
+                        false,
+                        clients,
+                        seconds,
+                        proc.pid(),
+                        std::sync::Arc::new(|_, _| Rpc::status()),
+                    )),
+                    Peer::OpenBao => {
+                        let target = WrkTarget {
+                            path: "/v1/sys/seal-status".into(),
+                            script: None,
+                        };
+                        wrk_load(&instance.addr(), clients, seconds, proc.pid(), &target)
                     }
-                    Peer::OpenBao => wrk_load(&instance.addr(), clients, seconds, proc.pid()),
                 };
                 tcp.push((clients, instance.peer, load));
             }
             if instance.peer == Peer::Strongroom {
                 for clients in [1usize, 16, 64] {
-                    let load =
-                        runtime.block_on(grpc_load(instance, true, clients, seconds, proc.pid()));
+                    let load = runtime.block_on(grpc_load(
+                        instance,
+                        true,
+                        clients,
+                        seconds,
+                        proc.pid(),
+                        std::sync::Arc::new(|_, _| Rpc::status()),
+                    ));
                     unix.push((clients, instance.peer, load));
                 }
             }
@@ -1211,6 +1300,352 @@ fn load_and_memory(
         "MiB",
         &mut peak,
     );
+}
+
+/// The data-plane operations measured side by side.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DataOp {
+    KvRead,
+    KvWrite,
+    Encrypt,
+    Decrypt,
+}
+
+impl DataOp {
+    const ALL: [DataOp; 4] = [
+        DataOp::KvRead,
+        DataOp::KvWrite,
+        DataOp::Encrypt,
+        DataOp::Decrypt,
+    ];
+
+    fn id(self) -> &'static str {
+        match self {
+            DataOp::KvRead => "kv_read_16",
+            DataOp::KvWrite => "kv_write_16",
+            DataOp::Encrypt => "encrypt_16",
+            DataOp::Decrypt => "decrypt_16",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            DataOp::KvRead => "KV read of a 100-byte value, 16 clients (OpenBao kv-v2)",
+            DataOp::KvWrite => {
+                "KV write of a 100-byte value to distinct keys, 16 clients (OpenBao kv-v2)"
+            }
+            DataOp::Encrypt => "encrypt 100 bytes, 16 clients (OpenBao transit)",
+            DataOp::Decrypt => "decrypt 100 bytes, 16 clients (OpenBao transit)",
+        }
+    }
+}
+
+/// The value both peers store and encrypt: 100 printable bytes.
+const VALUE: &str = "v7Qe2LmX9pRt4KzW1nBc8YhJ3sDf6GaU0oIl5VxMqTe2RwNy7CkZ4bHj9PuLd1SgFa8Xi3OmEv6QnT0rKp5WzYc2BhJ7DlMa";
+
+/// What the loads need from a prepared store.
+struct Prepared {
+    token: String,
+    ciphertext: String,
+}
+
+/// strongroom: init 1/1 and unseal, a key `bench`, the value at
+/// `bench/read`, and one ciphertext of it.
+async fn prepare_strongroom(instance: &Instance) -> Prepared {
+    use strongroom::proto::{
+        CreateKeyRequest, EncryptRequest, PutRequest, keys_client::KeysClient, kv_client::KvClient,
+    };
+    let (client, _) = answering(instance, Instant::now()).await;
+    let Client::Grpc(mut sys) = client else {
+        unreachable!("strongroom answers gRPC")
+    };
+    let init = bounded(
+        "Init",
+        sys.init(InitRequest {
+            key_shares: Some(1),
+            key_threshold: Some(1),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("init")
+    .into_inner();
+    let confirm = InitConfirmRequest {
+        nonce: init.confirmation_nonce.clone(),
+    };
+    bounded("InitConfirm", sys.init_confirm(confirm))
+        .await
+        .expect("confirm");
+    let unseal = UnsealRequest {
+        key: init.keys[0].clone(),
+        ..Default::default()
+    };
+    bounded("Unseal", sys.unseal(unseal)).await.expect("unseal");
+    let token = init.root_token.clone();
+    fn with<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        request
+    }
+    let channel = Endpoint::from_shared(format!("http://{}", instance.addr()))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut keys = KeysClient::new(channel.clone());
+    let mut kv = KvClient::new(channel);
+    let create = CreateKeyRequest {
+        name: "bench".into(),
+    };
+    bounded("CreateKey", keys.create_key(with(&token, create)))
+        .await
+        .expect("create key");
+    let put = PutRequest {
+        path: "bench/read".into(),
+        data: [("v".to_string(), VALUE.to_string())].into(),
+        cas: None,
+    };
+    bounded("Put", kv.put(with(&token, put)))
+        .await
+        .expect("put");
+    let encrypt = EncryptRequest {
+        name: "bench".into(),
+        plaintext: VALUE.as_bytes().to_vec(),
+        context: Vec::new(),
+    };
+    let ciphertext = bounded("Encrypt", keys.encrypt(with(&token, encrypt)))
+        .await
+        .expect("encrypt")
+        .into_inner()
+        .ciphertext;
+    Prepared { token, ciphertext }
+}
+
+/// OpenBao: init 1/1 and unseal, kv-v2 at `kvbench/`, transit at `transit/`
+/// with a key `bench`, the value at `kvbench/bench/read`, one ciphertext.
+fn prepare_openbao(instance: &Instance) -> Prepared {
+    use base64::Engine;
+    let mut http = Http::connect(&instance.addr()).expect("connect to OpenBao");
+    let init = http
+        .call(
+            "PUT",
+            "/v1/sys/init",
+            Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .expect("init");
+    let key = init["keys"][0].as_str().expect("a key").to_string();
+    let token = init["root_token"].as_str().expect("a token").to_string();
+    http.call("PUT", "/v1/sys/unseal", Some(&json!({"key": key})))
+        .expect("unseal");
+    http.token = Some(token.clone());
+    let deadline = Instant::now() + BOUND;
+    // Standby to active takes a moment after unseal.
+    // Retried: right after unseal OpenBao may still be becoming active.
+    while let Err(e) = http.call(
+        "POST",
+        "/v1/sys/mounts/kvbench",
+        Some(&json!({"type": "kv", "options": {"version": "2"}})),
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "OpenBao did not mount kv-v2: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    http.call(
+        "POST",
+        "/v1/sys/mounts/transit",
+        Some(&json!({"type": "transit"})),
+    )
+    .expect("mount transit");
+    http.call("POST", "/v1/transit/keys/bench", Some(&json!({})))
+        .expect("create a transit key");
+    // kv-v2 upgrades its new mount in the background; writes fail until then.
+    while let Err(e) = http.call(
+        "POST",
+        "/v1/kvbench/data/bench/read",
+        Some(&json!({"data": {"v": VALUE}})),
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "OpenBao's kv-v2 mount never took a write: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let plaintext = base64::engine::general_purpose::STANDARD.encode(VALUE);
+    let ciphertext = http
+        .call(
+            "POST",
+            "/v1/transit/encrypt/bench",
+            Some(&json!({"plaintext": plaintext})),
+        )
+        .expect("encrypt")["data"]["ciphertext"]
+        .as_str()
+        .expect("a ciphertext")
+        .to_string();
+    Prepared { token, ciphertext }
+}
+
+/// strongroom's call for `op`.
+fn strongroom_rpc(op: DataOp, prepared: &Prepared) -> NextRpc {
+    use strongroom::proto::{DecryptRequest, EncryptRequest, GetRequest, PutRequest};
+    let token = prepared.token.clone();
+    match op {
+        DataOp::KvRead => {
+            let get = GetRequest {
+                path: "bench/read".into(),
+                version: 0,
+            };
+            let call = Rpc::new("http://127.0.0.1/strongroom.v1.Kv/Get", Some(&token), &get);
+            let message = call.message.clone();
+            let header = call.token.clone();
+            std::sync::Arc::new(move |_, _| Rpc {
+                path: call.path,
+                token: header.clone(),
+                message: message.clone(),
+            })
+        }
+        DataOp::KvWrite => std::sync::Arc::new(move |task, n| {
+            let put = PutRequest {
+                path: format!("bench/write/{task}/{n}"),
+                data: [("v".to_string(), VALUE.to_string())].into(),
+                cas: None,
+            };
+            Rpc::new("http://127.0.0.1/strongroom.v1.Kv/Put", Some(&token), &put)
+        }),
+        DataOp::Encrypt => {
+            let encrypt = EncryptRequest {
+                name: "bench".into(),
+                plaintext: VALUE.as_bytes().to_vec(),
+                context: Vec::new(),
+            };
+            let call = Rpc::new(
+                "http://127.0.0.1/strongroom.v1.Keys/Encrypt",
+                Some(&token),
+                &encrypt,
+            );
+            std::sync::Arc::new(move |_, _| Rpc {
+                path: call.path,
+                token: call.token.clone(),
+                message: call.message.clone(),
+            })
+        }
+        DataOp::Decrypt => {
+            let decrypt = DecryptRequest {
+                name: "bench".into(),
+                ciphertext: prepared.ciphertext.clone(),
+                context: Vec::new(),
+            };
+            let call = Rpc::new(
+                "http://127.0.0.1/strongroom.v1.Keys/Decrypt",
+                Some(&token),
+                &decrypt,
+            );
+            std::sync::Arc::new(move |_, _| Rpc {
+                path: call.path,
+                token: call.token.clone(),
+                message: call.message.clone(),
+            })
+        }
+    }
+}
+
+/// OpenBao's `wrk` target for `op`, its Lua script written to `dir`.
+fn openbao_target(op: DataOp, prepared: &Prepared, dir: &Path) -> WrkTarget {
+    use base64::Engine;
+    let token = &prepared.token;
+    let (path, lua) = match op {
+        DataOp::KvRead => (
+            "/v1/kvbench/data/bench/read".to_string(),
+            format!("wrk.headers[\"X-Vault-Token\"] = \"{token}\"\n"),
+        ),
+        DataOp::KvWrite => (
+            "/v1/kvbench/data/bench/write".to_string(),
+            format!(
+                "wrk.method = \"POST\"\nwrk.headers[\"X-Vault-Token\"] = \"{token}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nlocal body = '{{\"data\":{{\"v\":\"{VALUE}\"}}}}'\nlocal n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, \"/v1/kvbench/data/bench/write/\" .. n, nil, body)\nend\n"
+            ),
+        ),
+        DataOp::Encrypt => (
+            "/v1/transit/encrypt/bench".to_string(),
+            format!(
+                "wrk.method = \"POST\"\nwrk.headers[\"X-Vault-Token\"] = \"{token}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{{\"plaintext\":\"{}\"}}'\n",
+                base64::engine::general_purpose::STANDARD.encode(VALUE)
+            ),
+        ),
+        DataOp::Decrypt => (
+            "/v1/transit/decrypt/bench".to_string(),
+            format!(
+                "wrk.method = \"POST\"\nwrk.headers[\"X-Vault-Token\"] = \"{token}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{{\"ciphertext\":\"{}\"}}'\n",
+                prepared.ciphertext
+            ),
+        ),
+    };
+    let script = dir.join(format!("{}.lua", op.id()));
+    std::fs::write(&script, lua).expect("write a wrk script");
+    WrkTarget {
+        path,
+        script: Some(script),
+    }
+}
+
+/// KV read, KV write to distinct keys, encrypt and decrypt of 100 bytes at
+/// 16 clients, server on CPU 0 and load on CPU 1, over [`LOAD_ROUNDS`]
+/// rounds with each peer alone on a fresh store; audit off on both.
+fn data_plane(
+    runtime: &tokio::runtime::Runtime,
+    peers: &[(Peer, PathBuf)],
+    seconds: u64,
+    wrk: bool,
+    results: &mut Results,
+) {
+    let mut loads: Vec<(DataOp, Peer, Load)> = Vec::new();
+    for _ in 0..LOAD_ROUNDS {
+        for (peer, binary) in peers {
+            if *peer == Peer::OpenBao && !wrk {
+                continue;
+            }
+            let instance = Instance::new(*peer, binary, None, false);
+            pin_self(Some(CLIENT_CPU));
+            let proc = instance.spawn_on(Some(SERVER_CPU));
+            let prepared = match peer {
+                Peer::Strongroom => runtime.block_on(prepare_strongroom(&instance)),
+                Peer::OpenBao => {
+                    runtime.block_on(answering(&instance, Instant::now()));
+                    prepare_openbao(&instance)
+                }
+            };
+            for op in DataOp::ALL {
+                let load = match peer {
+                    Peer::Strongroom => runtime.block_on(grpc_load(
+                        &instance,
+                        false,
+                        16,
+                        seconds,
+                        proc.pid(),
+                        strongroom_rpc(op, &prepared),
+                    )),
+                    Peer::OpenBao => {
+                        let target = openbao_target(op, &prepared, instance.dir.path());
+                        wrk_load(&instance.addr(), 16, seconds, proc.pid(), &target)
+                    }
+                };
+                loads.push((op, *peer, load));
+            }
+            proc.stop();
+        }
+    }
+    pin_self(None);
+    for op in DataOp::ALL {
+        let of: Vec<(Peer, Load)> = loads
+            .iter()
+            .filter(|(o, _, _)| *o == op)
+            .map(|(_, p, l)| (*p, Load { ..*l }))
+            .collect();
+        results.load(op.id(), op.name(), &of);
+    }
 }
 
 /// strongroom's idle RSS with mlock on (needs CAP_IPC_LOCK or an unlimited
@@ -1307,6 +1742,11 @@ fn main() {
             .push("OpenBao's Status throughput and memory not measured: wrk is missing".into());
     }
 
+    if options.only_data {
+        data_plane(&runtime, &peers, options.seconds, wrk, &mut results);
+        results.print();
+        return;
+    }
     let stores = shamir_restarts(&runtime, &peers, options.runs, &mut results);
     if moto.exists() {
         awskms(&runtime, &peers, options.runs, &mut results);
@@ -1316,6 +1756,7 @@ fn main() {
             .push("awskms scenarios not measured: scripts/test installs moto into .venv".into());
     }
     load_and_memory(&runtime, &stores, options.seconds, wrk, &mut results);
+    data_plane(&runtime, &peers, options.seconds, wrk, &mut results);
     mlock_rss(&runtime, &mut results);
 
     let mut sizes = vec![(Peer::Strongroom, stripped_size(&strongroom))];

@@ -1,11 +1,13 @@
 //! strongroom: a secret-store seal daemon.
 //!
 //! It keeps a root key that encrypts everything it stores, keeps that root key
-//! sealed at rest behind Shamir unseal keys, and serves init, status, unseal
-//! and seal (and a minimal secret store) over gRPC.
+//! sealed at rest behind Shamir unseal keys or an AWS KMS key, and serves the
+//! key lifecycle, versioned secrets, envelope-encryption keys, tokens and
+//! policies over gRPC, with an audit log.
 //!
 //! Data flows one way: [`api`] → [`core`] → [`barrier`] → [`storage`], and
-//! [`core`] → [`seal`]. Nothing below `core` knows about gRPC.
+//! [`core`] → [`seal`]; [`core`] writes audit lines through [`audit`].
+//! Nothing below `core` knows about gRPC.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms, unused_must_use)]

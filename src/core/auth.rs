@@ -131,8 +131,9 @@ impl Subject {
 }
 
 impl Core {
-    /// Checks the caller's credentials; needs the barrier unsealed. A token
-    /// with limited uses spends one here.
+    /// Checks the caller's credentials and writes the call's audit request
+    /// line; needs the barrier unsealed. A token with limited uses spends
+    /// one here.
     pub async fn authenticate(
         &self,
         caller: &Caller,
@@ -144,10 +145,6 @@ impl Core {
             }
             (token, _) => {
                 let found = token::lookup(&barrier, token).await?;
-                if found.entry.uses_left > 0 {
-                    let _guard = self.token_writes.lock().await;
-                    token::spend_use(&barrier, &found).await?;
-                }
                 let names = found.entry.policies.clone();
                 (Some(found), None, names)
             }
@@ -161,6 +158,12 @@ impl Core {
             let salt = self.audit_salt().await;
             call.request(who, salt.as_deref())
                 .map_err(|e| CoreError::AuditUnavailable(e.to_string()))?;
+        }
+        // After the request line: a call refused for want of an audit
+        // device spends nothing.
+        if let Some(found) = found.as_ref().filter(|f| f.entry.uses_left > 0) {
+            let _guard = self.token_writes.lock().await;
+            token::spend_use(&barrier, found).await?;
         }
         Ok((
             barrier,

@@ -81,14 +81,14 @@ pub struct KeyStatus {
 }
 
 impl Core {
-    /// Starts a new keyring term (needs a root token). Returns the new term.
+    /// Starts a new keyring term (needs `sudo` on `sys/rotate`). Returns the new term.
     pub async fn rotate(&self, caller: &Caller) -> Result<TermUsage, CoreError> {
         self.authorize(caller, "sys/rotate", Capability::Sudo)
             .await?;
         self.rotate_keyring("requested by an operator").await
     }
 
-    /// The keyring's terms and the rotation policy (needs a root token).
+    /// The keyring's terms and the rotation policy (needs `read` on `sys/key-status`).
     pub async fn key_status(&self, caller: &Caller) -> Result<KeyStatus, CoreError> {
         let (barrier, _) = self
             .authorize(caller, "sys/key-status", Capability::Read)

@@ -470,7 +470,7 @@ impl Core {
         validate_path(path)?;
         if versions.is_empty() && mark != Mark::Delete {
             return Err(CoreError::InvalidArgument(format!(
-                "name the versions to {}, such as -versions=1,2",
+                "name the versions to {}, such as --versions 1,2",
                 mark.verb()
             )));
         }

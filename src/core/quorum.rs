@@ -13,8 +13,8 @@
 //! - **generate-root**: a new root token, returned XORed with a one-time pad
 //!   the client made, so it never crosses the wire in the clear.
 //!
-//! Who may do what: rekey and rotate-root need a root token to start and to
-//! cancel (an unauthenticated start was a denial-of-service hole in Vault and
+//! Who may do what: rekey and rotate-root need `sudo` on `sys/rekey` or
+//! `sys/rotate-root` (a root token has it) to start and to cancel (an unauthenticated start was a denial-of-service hole in Vault and
 //! OpenBao, HCSEC-2026-08); entering a share needs only the nonce, as share
 //! holders often have no token. Generate-root needs no token at all (that is
 //! its point); its nonce is needed to cancel it. One operation of each kind
@@ -119,7 +119,7 @@ pub struct RekeyParams {
 pub struct QuorumStatus {
     /// An operation is under way.
     pub started: bool,
-    /// Its nonce; only shown to a root token (and to whoever started it).
+    /// Its nonce; only shown to a caller with `sudo` on its path (and to whoever started it).
     pub nonce: String,
     /// Shares entered towards the threshold.
     pub progress: u32,
@@ -147,7 +147,7 @@ pub struct RekeyStatus {
     /// The new shares were issued and wait for the receiving client's
     /// confirmation.
     pub confirmation_required: bool,
-    /// The verification's nonce (root token only, and the last Update).
+    /// The verification's nonce (`sudo` on `sys/rekey` only, and the last Update).
     pub verification_nonce: String,
     /// New shares typed back so far.
     pub verification_progress: u32,
@@ -259,7 +259,7 @@ fn nonce_matches(attempt: &Attempt, nonce: &str) -> bool {
 
 fn wrong_nonce(op: Operation) -> CoreError {
     CoreError::InvalidArgument(format!(
-        "the nonce does not match the {} under way; `strongroom {} --status` shows it to a root token",
+        "the nonce does not match the {} under way; `strongroom {} --status` shows it to a caller with sudo",
         op.command(),
         op.command()
     ))
@@ -318,7 +318,7 @@ impl Core {
         }
     }
 
-    /// Starts a rekey (needs a root token).
+    /// Starts a rekey (needs `sudo` on `sys/rekey`).
     pub async fn rekey_init(
         &self,
         caller: &Caller,
@@ -364,7 +364,7 @@ impl Core {
         )
     }
 
-    /// Starts a root key rotation (needs a root token).
+    /// Starts a root key rotation (needs `sudo` on `sys/rotate-root`).
     pub async fn rotate_root_init(&self, caller: &Caller) -> Result<QuorumStatus, CoreError> {
         self.authorize(
             caller,
@@ -412,7 +412,7 @@ impl Core {
         Ok(self.quorum_status(op, true))
     }
 
-    /// Ends an operation. Rekey and rotate-root need a root token and the
+    /// Ends an operation. Rekey and rotate-root need `sudo` and the
     /// nonce; generate-root needs the nonce.
     pub async fn quorum_cancel(
         &self,
@@ -435,7 +435,7 @@ impl Core {
         Ok(())
     }
 
-    /// Where an operation stands. The nonces are shown only with a root token.
+    /// Where an operation stands. The nonces are shown only to a caller with `sudo`.
     pub async fn quorum_status_for(&self, op: Operation, caller: &Caller) -> QuorumStatus {
         let show_nonce = caller.token().is_some()
             && self

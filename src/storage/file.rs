@@ -33,7 +33,12 @@ use tokio::sync::oneshot;
 use super::{Backend, Batch, Op, OpenError, StorageError};
 
 /// Storage format this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 1: the first release. 2: versioned KV (`kv-meta/`, `kv-data/`); a format 1
+/// store is raised to 2 when this build opens it (its unversioned secrets
+/// become version 1 at the first unseal), so an older build refuses it
+/// afterwards instead of finding no secrets.
+pub const FORMAT_VERSION: u32 = 2;
 
 const LOCK_FILE: &str = "strongroom.lock";
 const DATA_FILE: &str = "strongroom.redb";
@@ -168,7 +173,8 @@ fn lock_directory(dir: &Path) -> Result<Flock<File>, OpenError> {
     }
 }
 
-/// Records the format version in a new store; refuses one from a newer build.
+/// Records the format version in a new or older store; refuses one from a
+/// newer build.
 fn check_format(db: &Database, data: &Path) -> Result<(), OpenError> {
     let io = |err: &dyn std::fmt::Display| OpenError::Io {
         path: data.to_path_buf(),
@@ -186,8 +192,8 @@ fn check_format(db: &Database, data: &Path) -> Result<(), OpenError> {
                     supported: FORMAT_VERSION,
                 });
             }
-            Some(_) => {}
-            None => {
+            Some(found) if found == FORMAT_VERSION => {}
+            Some(_) | None => {
                 meta.insert(FORMAT_KEY, FORMAT_VERSION)
                     .map_err(|e| io(&e))?;
             }

@@ -77,7 +77,7 @@ fn storage_from_a_newer_format_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("was written by a newer strongroom (storage format 99; this build reads format 1 and older)"),
+        stderr.contains("was written by a newer strongroom (storage format 99; this build reads format 2 and older)"),
         "{stderr}"
     );
 }
