@@ -555,6 +555,76 @@ fn own_token(subject: &Subject) -> Result<&Found, CoreError> {
     })
 }
 
+/// How often expired tokens are removed from storage while unsealed.
+const TIDY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl super::Core {
+    /// Runs for the life of the process: after each unseal, and every hour
+    /// while unsealed, removes the entries of expired tokens (an expired
+    /// token is refused at once; this only reclaims its storage).
+    pub async fn drive_token_tidy(self: std::sync::Arc<Self>) {
+        let mut phase = self.subscribe();
+        loop {
+            if phase
+                .wait_for(|p| *p == super::Phase::Unsealed)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if let Ok(barrier) = self.barrier() {
+                let _guard = self.token_writes.lock().await;
+                match tidy(&barrier).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "expired tokens removed from storage"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expired tokens could not be removed; will retry")
+                    }
+                }
+            }
+            let sealed = phase.wait_for(|p| *p != super::Phase::Unsealed);
+            if let Ok(result) = tokio::time::timeout(TIDY_INTERVAL, sealed).await
+                && result.is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Removes every expired token (with its descendants, which expire no
+/// later) in one transaction; returns how many entries went.
+async fn tidy(barrier: &Barrier) -> Result<usize, CoreError> {
+    let now = now_unix();
+    let mut expired = Vec::new();
+    for path in barrier.list(ACCESSOR_PREFIX).await? {
+        let Ok(found) = lookup_accessor(barrier, &path[ACCESSOR_PREFIX.len()..]).await else {
+            continue;
+        };
+        if found.entry.expire_unix != 0 && now > found.entry.expire_unix {
+            expired.push(found);
+        }
+    }
+    // A child of an expired parent goes with the parent's tree.
+    let roots: std::collections::HashSet<String> =
+        expired.iter().map(|f| f.entry.accessor.clone()).collect();
+    let mut batch = Batch::new();
+    let mut removed = 0;
+    for found in &expired {
+        if found
+            .entry
+            .parent
+            .as_ref()
+            .is_some_and(|p| roots.contains(p))
+        {
+            continue;
+        }
+        removed += revoke_tree(barrier, &mut batch, found).await?;
+    }
+    barrier.write(batch).await?;
+    Ok(removed)
+}
+
 /// Every token's entry, sorted by accessor.
 pub async fn list(barrier: &Barrier) -> Result<Vec<TokenEntry>, CoreError> {
     let mut entries = Vec::new();
@@ -596,6 +666,42 @@ mod tests {
         assert!(!well_formed("sr.short"));
         assert!(!well_formed("hvs.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
         assert!(!well_formed("sr.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA-"));
+    }
+
+    #[tokio::test]
+    async fn tidy_removes_expired_tokens_and_their_children_only() {
+        use std::sync::Arc;
+        let core =
+            crate::core::testing::open_shamir(Arc::new(crate::storage::InmemBackend::new())).await;
+        crate::core::testing::unsealed_one_of_one(&core).await;
+        let barrier = core.barrier().unwrap();
+        let spec = |parent: Option<TokenEntry>| Spec {
+            policies: vec!["app".into()],
+            ttl_secs: 3600,
+            renewable: false,
+            uses: 0,
+            parent,
+        };
+        let mut batch = Batch::new();
+        let (parent_token, parent) = create(&barrier, &mut batch, spec(None));
+        let (_, child) = create(&barrier, &mut batch, spec(Some(parent.clone())));
+        let (_, alive) = create(&barrier, &mut batch, spec(None));
+        barrier.write(batch).await.unwrap();
+        // The parent and its child expired ten seconds ago.
+        for entry in [&parent, &child] {
+            let found = lookup_accessor(&barrier, &entry.accessor).await.unwrap();
+            let mut expired = found.entry.clone();
+            expired.expire_unix = now_unix() - 10;
+            let mut batch = Batch::new();
+            put_entry(&barrier, &mut batch, &found.hashed, &expired);
+            barrier.write(batch).await.unwrap();
+        }
+        assert!(lookup(&barrier, Some(parent_token.expose())).await.is_err());
+        assert_eq!(tidy(&barrier).await.unwrap(), 2);
+        assert!(lookup_accessor(&barrier, &parent.accessor).await.is_err());
+        assert!(lookup_accessor(&barrier, &child.accessor).await.is_err());
+        assert!(lookup_accessor(&barrier, &alive.accessor).await.is_ok());
+        assert_eq!(tidy(&barrier).await.unwrap(), 0);
     }
 
     #[test]

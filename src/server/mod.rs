@@ -135,6 +135,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         .map_or(Duration::ZERO, |s| s.health_check_interval);
     tokio::spawn(Arc::clone(&core).drive_auto_unseal(health_check_interval));
     tokio::spawn(Arc::clone(&core).drive_keyring());
+    tokio::spawn(Arc::clone(&core).drive_token_tidy());
 
     let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
