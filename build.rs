@@ -44,6 +44,14 @@ const SECRET_MESSAGES: &[&str] = &[
     ".strongroom.v1.BatchEncryptRequest",
     ".strongroom.v1.DecryptResult",
     ".strongroom.v1.BatchDecryptResponse",
+    // Contexts (authenticated data, often naming a tenant) and accessor
+    // fields, into which a token may be pasted by mistake.
+    ".strongroom.v1.DecryptRequest",
+    ".strongroom.v1.RewrapRequest",
+    ".strongroom.v1.GenerateDataKeyRequest",
+    ".strongroom.v1.DecryptItem",
+    ".strongroom.v1.BatchDecryptRequest",
+    ".strongroom.v1.RevokeAccessorRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,7 +6,9 @@
 //! policies over gRPC, with an audit log.
 //!
 //! Data flows one way: [`api`] → [`core`] → [`barrier`] → [`storage`], and
-//! [`core`] → [`seal`]; [`core`] writes audit lines through [`audit`].
+//! [`core`] → [`seal`]; the audit lines of a call go through [`audit`], from
+//! [`api`] (opening and closing the record) and [`core`] (the request line,
+//! once the caller is known).
 //! Nothing below `core` knows about gRPC.
 
 #![forbid(unsafe_code)]
@@ -80,6 +82,12 @@ pub mod proto {
         BatchEncryptRequest,
         DecryptResult,
         BatchDecryptResponse,
+        DecryptRequest,
+        RewrapRequest,
+        GenerateDataKeyRequest,
+        DecryptItem,
+        BatchDecryptRequest,
+        RevokeAccessorRequest,
     );
 }
 

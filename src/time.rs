@@ -24,6 +24,14 @@ pub fn format_unix(secs: u64) -> String {
     )
 }
 
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Now, with microseconds: `2026-11-24T20:00:37.123456Z` (audit lines).
 pub fn now_rfc3339() -> String {
     let now = SystemTime::now()

@@ -94,9 +94,22 @@ impl Audit {
         self.add(name, || Field::Plain(value.into()))
     }
 
-    /// A secret parameter, written as its HMAC.
+    /// A secret parameter, written as its HMAC (an empty one is left out).
     pub fn secret(self, name: &'static str, value: &[u8]) -> Self {
+        if value.is_empty() {
+            return self;
+        }
         self.add(name, || Field::Secret(Zeroizing::new(value.to_vec())))
+    }
+
+    /// An accessor the caller typed: as is when it has an accessor's shape,
+    /// else as a secret (it may be a token pasted in its place).
+    pub fn accessor(self, name: &'static str, value: &str) -> Self {
+        if crate::core::token::is_accessor(value) {
+            self.plain(name, value)
+        } else {
+            self.secret(name, value.as_bytes())
+        }
     }
 
     /// A map whose values are secret (a kv secret's fields).
@@ -251,18 +264,21 @@ impl Peer {
 }
 
 /// The token from `authorization: Bearer <token>`, if any.
+/// A header that is present but empty or not text yields `Some("")`: a
+/// token was sent, so the listener identity is not consulted, and the empty
+/// token is refused as malformed.
 fn bearer<T>(request: &Request<T>) -> Option<&str> {
-    let value = request
-        .metadata()
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .trim();
+    let header = request.metadata().get("authorization")?;
+    let Ok(value) = header.to_str() else {
+        return Some("");
+    };
+    let value = value.trim();
     let token = match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ if value.eq_ignore_ascii_case("bearer") => "",
         _ => value,
     };
-    (!token.is_empty()).then_some(token)
+    Some(token)
 }
 
 #[cfg(test)]
@@ -285,6 +301,11 @@ mod tests {
             .metadata_mut()
             .insert("authorization", "sr.raw".parse().unwrap());
         assert_eq!(bearer(&request), Some("sr.raw"));
+        // Sent but empty: a token was sent (and is refused), no fallback.
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer ".parse().unwrap());
+        assert_eq!(bearer(&request), Some(""));
     }
 
     #[test]

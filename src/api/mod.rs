@@ -41,35 +41,14 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// Health service name that is SERVING whenever the process runs (liveness).
 pub const LIVENESS_SERVICE: &str = "strongroom.v1.Sys";
 
-/// The services a listener serves, with its request size limit, its
-/// identity blocks and the audit devices.
-pub fn routes(
-    core: &Arc<Core>,
-    health: &HealthReporter,
-    max_request_size: usize,
-    identities: &[IdentityRule],
-    auditor: &Arc<Auditor>,
-) -> Routes {
-    let identities = Gate::new(identities, Arc::clone(auditor));
-    let sys = SysServer::new(SysService::new(Arc::clone(core), identities.clone()))
-        .max_decoding_message_size(max_request_size);
-    let kv = KvServer::new(KvService::new(Arc::clone(core), identities.clone()))
-        .max_decoding_message_size(max_request_size);
-    let token = TokenServer::new(TokenService::new(Arc::clone(core), identities.clone()))
-        .max_decoding_message_size(max_request_size);
-    let policy = PolicyServer::new(PolicyService::new(Arc::clone(core), identities.clone()))
-        .max_decoding_message_size(max_request_size);
-    let keys = KeysServer::new(KeysService::new(Arc::clone(core), identities))
-        .max_decoding_message_size(max_request_size);
+/// The services every listener shares, built once: gRPC health, and
+/// reflection (whose builder parses the whole descriptor set, a cost not to
+/// pay per listener on the path to the first answer).
+pub fn shared_routes(health: &HealthReporter) -> Routes {
     let health = tonic_health::pb::health_server::HealthServer::new(
         tonic_health::server::HealthService::from_health_reporter(health.clone()),
     );
-    let mut routes = Routes::new(sys)
-        .add_service(kv)
-        .add_service(token)
-        .add_service(policy)
-        .add_service(keys)
-        .add_service(health);
+    let mut routes = Routes::new(health);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -85,6 +64,36 @@ pub fn routes(
         }
     }
     routes
+}
+
+/// The services a listener serves: `shared` plus strongroom's own, with
+/// the listener's request size limit and identity blocks, and the audit
+/// devices.
+pub fn routes(
+    shared: &Routes,
+    core: &Arc<Core>,
+    max_request_size: usize,
+    identities: &[IdentityRule],
+    auditor: &Arc<Auditor>,
+) -> Routes {
+    let gate = Gate::new(identities, Arc::clone(auditor));
+    let sys = SysServer::new(SysService::new(Arc::clone(core), gate.clone()))
+        .max_decoding_message_size(max_request_size);
+    let kv = KvServer::new(KvService::new(Arc::clone(core), gate.clone()))
+        .max_decoding_message_size(max_request_size);
+    let token = TokenServer::new(TokenService::new(Arc::clone(core), gate.clone()))
+        .max_decoding_message_size(max_request_size);
+    let policy = PolicyServer::new(PolicyService::new(Arc::clone(core), gate.clone()))
+        .max_decoding_message_size(max_request_size);
+    let keys = KeysServer::new(KeysService::new(Arc::clone(core), gate))
+        .max_decoding_message_size(max_request_size);
+    shared
+        .clone()
+        .add_service(sys)
+        .add_service(kv)
+        .add_service(token)
+        .add_service(policy)
+        .add_service(keys)
 }
 
 /// Keeps gRPC health in step with the seal state: the overall service `""`

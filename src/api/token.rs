@@ -7,10 +7,10 @@ use zeroize::Zeroizing;
 
 use super::Gate;
 use crate::audit::Field;
-use crate::barrier::keyring::now_unix;
 use crate::core::token::{CreateParams, Target, TokenEntry};
 use crate::core::{Core, CoreError};
 use crate::proto::{self, token_server::Token};
+use crate::time::now_unix;
 
 /// The Token service.
 pub struct TokenService {
@@ -104,7 +104,7 @@ impl Token for TokenService {
             .gate
             .audit(&request, "token.Lookup", "auth/token/lookup".into())
             .secret("token", request.get_ref().token.as_bytes())
-            .plain("accessor", request.get_ref().accessor.clone())
+            .accessor("accessor", &request.get_ref().accessor)
             .start();
         let request = request.get_ref();
         let result = match (request.token.is_empty(), request.accessor.is_empty()) {
@@ -188,7 +188,7 @@ impl Token for TokenService {
                 "token.RevokeAccessor",
                 "auth/token/revoke-accessor".into(),
             )
-            .plain("accessor", accessor.clone())
+            .accessor("accessor", accessor)
             .start();
         let result = self
             .core

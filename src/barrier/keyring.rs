@@ -9,7 +9,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
@@ -175,13 +174,7 @@ fn take_u64(bytes: &[u8]) -> Result<(u64, &[u8]), KeyringError> {
     Ok((u64::from_be_bytes(*head), rest))
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::time::now_unix;
 
 #[cfg(test)]
 mod tests {

@@ -26,7 +26,7 @@ pub struct QuorumArgs {
     /// End the operation (needs --nonce).
     #[arg(long, requires = "nonce", conflicts_with = "status")]
     cancel: bool,
-    /// Show where the operation stands (the nonce only to a root token).
+    /// Show where the operation stands (the nonce only to a caller with sudo on its sys/ path).
     #[arg(long)]
     status: bool,
     /// The share to enter, hex or base64. Leave it out to keep it out of

@@ -131,13 +131,9 @@ impl Subject {
 }
 
 impl Core {
-    /// Checks the caller's credentials and writes the call's audit request
-    /// line; needs the barrier unsealed. A token with limited uses spends
-    /// one here.
-    pub async fn authenticate(
-        &self,
-        caller: &Caller,
-    ) -> Result<(Arc<Barrier>, Subject), CoreError> {
+    /// Who the caller is, without side effects: the token looked up (not
+    /// spent) or the identity taken, and the policies loaded.
+    async fn identify(&self, caller: &Caller) -> Result<(Arc<Barrier>, Subject), CoreError> {
         let barrier = self.barrier()?;
         let (found, identity, policy_names) = match (caller.token(), &caller.identity) {
             (None, Some(identity)) => {
@@ -150,21 +146,6 @@ impl Core {
             }
         };
         let policies = self.load_policies(&barrier, &policy_names).await?;
-        if let Some(call) = &caller.audit {
-            let who = audit::Who {
-                accessor: found.as_ref().map(|f| f.entry.accessor.clone()),
-                identity: identity.clone(),
-            };
-            let salt = self.audit_salt().await;
-            call.request(who, salt.as_deref())
-                .map_err(|e| CoreError::AuditUnavailable(e.to_string()))?;
-        }
-        // After the request line: a call refused for want of an audit
-        // device spends nothing.
-        if let Some(found) = found.as_ref().filter(|f| f.entry.uses_left > 0) {
-            let _guard = self.token_writes.lock().await;
-            token::spend_use(&barrier, found).await?;
-        }
         Ok((
             barrier,
             Subject {
@@ -174,6 +155,44 @@ impl Core {
                 policies,
             },
         ))
+    }
+
+    /// Checks the caller's credentials and writes the call's audit request
+    /// line; needs the barrier unsealed. A token with limited uses spends
+    /// one here, after the request line, so a call refused for want of an
+    /// audit device spends nothing.
+    pub async fn authenticate(
+        &self,
+        caller: &Caller,
+    ) -> Result<(Arc<Barrier>, Subject), CoreError> {
+        let (barrier, mut subject) = self.identify(caller).await?;
+        if let Some(call) = &caller.audit {
+            let who = audit::Who {
+                accessor: subject.accessor().map(str::to_string),
+                identity: subject.identity.clone(),
+            };
+            let salt = self.audit_salt().await;
+            call.request(who, salt.as_deref())
+                .map_err(|e| CoreError::AuditUnavailable(e.to_string()))?;
+        }
+        if let Some(found) = subject.token.as_mut().filter(|f| f.entry.uses_left > 0) {
+            let _guard = self.token_writes.lock().await;
+            found.entry = token::spend_use(&barrier, found).await?;
+        }
+        Ok((barrier, subject))
+    }
+
+    /// Whether the caller has `capability` on `path`, checked without
+    /// spending a use or writing audit lines: for what a read-only answer
+    /// shows (a quorum operation's nonce) or a refusal before a large upload.
+    pub async fn may(
+        &self,
+        caller: &Caller,
+        path: &str,
+        capability: Capability,
+    ) -> Result<(), CoreError> {
+        let (_, subject) = self.identify(caller).await?;
+        subject.require(path, capability)
     }
 
     /// Authenticates the caller and checks `capability` on `path`.

@@ -297,18 +297,18 @@ impl Core {
                 ),
                 transient: false,
             })?;
-        super::kv::upgrade_unversioned(&barrier)
-            .await
-            .map_err(|e| AttemptError {
-                message: format!("the store could not be upgraded: {e}"),
-                transient: true,
-            })?;
         let _lifecycle = self.lifecycle.lock().await;
         // A quorum of recovery shares may have unsealed meanwhile, or an
         // operator (or SIGTERM) sealed: either way this result is not wanted.
         if !matches!(&*self.read(), State::Sealed { .. }) || self.auto_unseal_stopped() {
             return Ok(());
         }
+        super::kv::upgrade_unversioned(&barrier)
+            .await
+            .map_err(|e| AttemptError {
+                message: format!("the store could not be upgraded: {e}"),
+                transient: true,
+            })?;
         self.set_state(State::Unsealed {
             config,
             barrier: Arc::new(barrier),

@@ -182,6 +182,22 @@ fn aad(name: &str, version: u32, context: &[u8]) -> Vec<u8> {
     aad
 }
 
+/// Reads and decodes key `name`; a key without versions is damaged.
+async fn read_stored(barrier: &Barrier, name: &str) -> Result<StoredKey, CoreError> {
+    let stored = barrier
+        .get(&storage_path(name))
+        .await?
+        .ok_or_else(|| not_found(name))?;
+    let stored: StoredKey = serde_json::from_slice(stored.expose())
+        .map_err(|e| CoreError::Internal(format!("the stored key {name:?} is damaged: {e}")))?;
+    if stored.versions.is_empty() {
+        return Err(CoreError::Internal(format!(
+            "the stored key {name:?} is damaged: it has no versions"
+        )));
+    }
+    Ok(stored)
+}
+
 fn not_found(name: &str) -> CoreError {
     CoreError::NotFound(format!("no key is named {name:?}"))
 }
@@ -223,6 +239,9 @@ fn decrypt_with(
         .strip_prefix(CIPHERTEXT_PREFIX)
         .and_then(|rest| rest.split_once(':'))
         .ok_or_else(malformed)?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed());
+    }
     let version: u32 = version.parse().map_err(|_| malformed())?;
     let body = STANDARD.decode(encoded).map_err(|_| malformed())?;
     if body.len() < NONCE_LEN + TAG_LEN {
@@ -279,13 +298,7 @@ impl Core {
             }
             cache.generation
         };
-        let stored = barrier
-            .get(&storage_path(name))
-            .await?
-            .ok_or_else(|| not_found(name))?;
-        let stored: StoredKey = serde_json::from_slice(stored.expose())
-            .map_err(|e| CoreError::Internal(format!("the stored key {name:?} is damaged: {e}")))?;
-        let key = Arc::new(NamedKey::new(stored));
+        let key = Arc::new(NamedKey::new(read_stored(barrier, name).await?));
         let mut cache = self.key_cache();
         if cache.generation == generation {
             cache.keys.insert(name.to_string(), Arc::clone(&key));
@@ -510,12 +523,7 @@ impl Core {
             .authorize(caller, &storage_path(name), capability)
             .await?;
         let _guard = self.key_writes.lock().await;
-        let stored = barrier
-            .get(&storage_path(name))
-            .await?
-            .ok_or_else(|| not_found(name))?;
-        let mut stored: StoredKey = serde_json::from_slice(stored.expose())
-            .map_err(|e| CoreError::Internal(format!("the stored key {name:?} is damaged: {e}")))?;
+        let mut stored = read_stored(&barrier, name).await?;
         change(&mut stored)?;
         let info = info(name, &stored);
         self.store_key(&barrier, name, Some(stored)).await?;
@@ -547,13 +555,18 @@ impl Core {
 
     /// Deletes a key and every version, when its config allows (`delete`).
     pub async fn delete_key(&self, caller: &Caller, name: &str) -> Result<(), CoreError> {
-        let (barrier, key) = self.key_for(caller, name, Capability::Delete).await?;
-        if !key.stored.deletion_allowed {
+        validate_name(name)?;
+        let (barrier, _) = self
+            .authorize(caller, &storage_path(name), Capability::Delete)
+            .await?;
+        let _guard = self.key_writes.lock().await;
+        // Read under the lock: a config change just before must count.
+        let stored = read_stored(&barrier, name).await?;
+        if !stored.deletion_allowed {
             return Err(CoreError::FailedPrecondition(format!(
                 "key {name:?} does not allow deletion; `strongroom keys config {name} --deletion-allowed true` allows it first"
             )));
         }
-        let _guard = self.key_writes.lock().await;
         self.store_key(&barrier, name, None).await?;
         tracing::info!(key = name, "key deleted");
         Ok(())

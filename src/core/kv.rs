@@ -223,6 +223,11 @@ pub(super) async fn upgrade_unversioned(barrier: &Barrier) -> Result<(), CoreErr
     let mut batch = Batch::new();
     for key in &keys {
         let path = &key[UNVERSIONED_PREFIX.len()..];
+        // Already versioned (an upgrade that raced this one): keep it.
+        if read_meta(barrier, path).await?.is_some() {
+            batch.delete(key.clone());
+            continue;
+        }
         let Some(stored) = barrier.get(key).await? else {
             continue;
         };

@@ -16,12 +16,14 @@ const PREFIX: &str = "sys/policy/";
 const ROOT_TEXT: &str =
     "# root is built in: every capability on every path. It cannot be changed or deleted.\n";
 
-/// Parsed policies by name. `generation` changes with every write, so a
-/// reader that loaded a policy before a write does not cache the old text.
+/// Parsed policies by name, and names known to have no policy (a token may
+/// name one deleted since): `None`. `generation` changes with every write,
+/// so a reader that loaded a policy before a write does not cache the old
+/// text.
 #[derive(Default)]
 pub(super) struct PolicyCache {
     generation: u64,
-    policies: HashMap<String, Arc<Policy>>,
+    policies: HashMap<String, Option<Arc<Policy>>>,
 }
 
 impl PolicyCache {
@@ -60,15 +62,27 @@ impl Core {
     ) -> Result<Vec<Arc<Policy>>, CoreError> {
         let mut loaded = Vec::with_capacity(names.len());
         for name in names {
+            // root is not a document; the subject knows it grants everything.
+            if name == ROOT_POLICY {
+                continue;
+            }
             let (cached, generation) = {
                 let cache = self.policy_cache();
                 (cache.policies.get(name).cloned(), cache.generation)
             };
-            if let Some(policy) = cached {
-                loaded.push(policy);
-                continue;
+            match cached {
+                Some(Some(policy)) => {
+                    loaded.push(policy);
+                    continue;
+                }
+                Some(None) => continue,
+                None => {}
             }
             let Some(text) = barrier.get(&path(name)).await? else {
+                let mut cache = self.policy_cache();
+                if cache.generation == generation {
+                    cache.policies.insert(name.clone(), None);
+                }
                 continue;
             };
             let text = String::from_utf8_lossy(text.expose());
@@ -77,7 +91,9 @@ impl Core {
             })?);
             let mut cache = self.policy_cache();
             if cache.generation == generation {
-                cache.policies.insert(name.clone(), Arc::clone(&policy));
+                cache
+                    .policies
+                    .insert(name.clone(), Some(Arc::clone(&policy)));
             }
             loaded.push(policy);
         }
@@ -107,7 +123,7 @@ impl Core {
         barrier.put(&path(name), text.as_bytes()).await?;
         let mut cache = self.policy_cache();
         cache.generation += 1;
-        cache.policies.insert(name.to_string(), policy);
+        cache.policies.insert(name.to_string(), Some(policy));
         tracing::info!(policy = name, "policy written");
         Ok(!exists)
     }
@@ -157,7 +173,7 @@ impl Core {
         barrier.delete(&path(name)).await?;
         let mut cache = self.policy_cache();
         cache.generation += 1;
-        cache.policies.remove(name);
+        cache.policies.insert(name.to_string(), None);
         tracing::info!(policy = name, "policy deleted");
         Ok(())
     }

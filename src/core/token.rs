@@ -225,6 +225,12 @@ async fn read_entry(barrier: &Barrier, hashed: &str) -> Result<Option<TokenEntry
     }
 }
 
+/// True if `text` has an accessor's shape (so it is not a token pasted in
+/// its place, and may be written to an audit line as it is).
+pub fn is_accessor(text: &str) -> bool {
+    text.len() == ACCESSOR_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// Checks an accessor's shape. Only a well-formed accessor is repeated in a
 /// message: what was given instead may be a token pasted by mistake.
 fn check_accessor(accessor: &str) -> Result<(), CoreError> {
@@ -289,7 +295,9 @@ pub async fn revoke_tree(
 
 /// Counts one use of a limited-use token: the entry is rewritten with one
 /// use fewer, or revoked with its descendants on its last use.
-pub async fn spend_use(barrier: &Barrier, found: &Found) -> Result<(), CoreError> {
+/// Call under the token lock; returns the entry as it is after the use (on
+/// the last use, as it was: it is gone from storage).
+pub async fn spend_use(barrier: &Barrier, found: &Found) -> Result<TokenEntry, CoreError> {
     let Some(mut entry) = read_entry(barrier, &found.hashed).await? else {
         return Err(CoreError::Unauthenticated(
             "the token is not valid (unknown, expired or revoked)".into(),
@@ -297,11 +305,11 @@ pub async fn spend_use(barrier: &Barrier, found: &Found) -> Result<(), CoreError
     };
     let mut batch = Batch::new();
     match entry.uses_left {
-        0 => return Ok(()),
+        0 => return Ok(entry),
         1 => {
             let found = Found {
                 hashed: found.hashed.clone(),
-                entry,
+                entry: entry.clone(),
             };
             revoke_tree(barrier, &mut batch, &found).await?;
         }
@@ -311,17 +319,23 @@ pub async fn spend_use(barrier: &Barrier, found: &Found) -> Result<(), CoreError
         }
     }
     barrier.write(batch).await?;
-    Ok(())
+    Ok(entry)
 }
 
 /// Extends `found` by `increment` seconds (0: its own ttl) from now, capped
-/// at its maximum and at its parent's expiry; returns the new entry.
+/// at its maximum and at its parent's expiry; returns the new entry. Call
+/// under the token lock: the entry is read again there, so a use spent or a
+/// revocation since `found` was read is not undone.
 pub async fn renew(
     barrier: &Barrier,
     found: &Found,
     increment: u64,
 ) -> Result<TokenEntry, CoreError> {
-    let mut entry = found.entry.clone();
+    let Some(mut entry) = read_entry(barrier, &found.hashed).await? else {
+        return Err(CoreError::NotFound(
+            "the token was revoked (or used up) before it could be renewed".into(),
+        ));
+    };
     if entry.expire_unix == 0 {
         return Err(CoreError::FailedPrecondition(
             "this token never expires, so there is nothing to renew".into(),
@@ -634,18 +648,6 @@ pub async fn list(barrier: &Barrier) -> Result<Vec<TokenEntry>, CoreError> {
         }
     }
     Ok(entries)
-}
-
-/// Adds the removal of the token behind `accessor` (and its descendants)
-/// to `batch`; returns its entry, or NotFound.
-pub async fn revoke_by_accessor(
-    barrier: &Barrier,
-    batch: &mut Batch,
-    accessor: &str,
-) -> Result<TokenEntry, CoreError> {
-    let found = lookup_accessor(barrier, accessor).await?;
-    revoke_tree(barrier, batch, &found).await?;
-    Ok(found.entry)
 }
 
 fn decode(stored: &[u8]) -> Result<TokenEntry, CoreError> {

@@ -200,11 +200,12 @@ pub async fn serve(
     let in_flight = drain::InFlight::default();
     let mut servers = JoinSet::new();
     let mut sockets = Vec::new();
+    let shared = api::shared_routes(&health);
     for bound in listeners {
         let max_request_size = bound.max_request_size();
         let routes = api::routes(
+            &shared,
             &core,
-            &health,
             max_request_size,
             bound.identities(),
             &auditor,

@@ -896,3 +896,53 @@ fn bad_policies_tokens_and_identities_are_refused() {
         started.stderr.text()
     );
 }
+
+#[test]
+fn renewing_never_brings_back_a_spent_or_revoked_token() {
+    let dir = tempdir();
+    let daemon = unsealed(dir.path());
+    write_policy(
+        &mut daemon.cli(),
+        "app",
+        r#"path "kv/app/*" { capabilities = ["read"] }"#,
+    );
+    daemon.cli().run(&["kv", "put", "app/db", "v=1"]).ok();
+
+    // Two uses: the renew is one, a read the other; then it is gone, and
+    // the renew did not write back the entry it read before spending.
+    let (two, _) = create_token(&mut daemon.cli(), &["--policy", "app", "--use-limit", "2"]);
+    let renewed = daemon
+        .cli()
+        .token(&two)
+        .run(&["token", "renew", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(renewed["num_uses"], 1, "{renewed}");
+    daemon.cli().token(&two).run(&["kv", "get", "app/db"]).ok();
+    refused(
+        daemon.cli().token(&two).run(&["kv", "get", "app/db"]),
+        "error: the token is not valid (unknown, expired or revoked)",
+    );
+
+    // One use, spent by the renew itself: the token is revoked, not renewed.
+    let (one, _) = create_token(&mut daemon.cli(), &["--policy", "app", "--use-limit", "1"]);
+    refused(
+        daemon.cli().token(&one).run(&["token", "renew"]),
+        "error: the token was revoked (or used up) before it could be renewed",
+    );
+    refused(
+        daemon.cli().token(&one).run(&["kv", "get", "app/db"]),
+        "error: the token is not valid (unknown, expired or revoked)",
+    );
+
+    // A child that renews itself is still revoked with its parent.
+    write_policy(&mut daemon.cli(), "maker", TOKENS_POLICY);
+    let (parent, _) = create_token(&mut daemon.cli(), &["--policy", "app", "--policy", "maker"]);
+    let (child, _) = create_token(daemon.cli().token(&parent), &["--policy", "app"]);
+    daemon.cli().token(&child).run(&["token", "renew"]).ok();
+    daemon.cli().run(&["token", "revoke", &parent]).ok();
+    refused(
+        daemon.cli().token(&child).run(&["kv", "get", "app/db"]),
+        "error: the token is not valid (unknown, expired or revoked)",
+    );
+}

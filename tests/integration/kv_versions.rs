@@ -376,3 +376,46 @@ fn a_value_over_max_value_size_is_refused_naming_the_field() {
     });
     assert_eq!(code, tonic::Code::InvalidArgument);
 }
+
+#[test]
+fn concurrent_writers_with_the_same_cas_have_exactly_one_winner() {
+    let dir = tempdir();
+    let (daemon, token) = unsealed(dir.path(), "");
+    daemon.cli().run(&["kv", "put", "app/db", "v=0"]).ok();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcomes = runtime.block_on(async {
+        let mut writers = Vec::new();
+        for writer in 0..8 {
+            let channel = crate::harness::channel(&daemon.addr).await;
+            let token = token.clone();
+            writers.push(tokio::spawn(async move {
+                let put = PutRequest {
+                    path: "app/db".into(),
+                    data: [("v".to_string(), format!("writer {writer}"))].into(),
+                    cas: Some(1),
+                };
+                KvClient::new(channel)
+                    .put(crate::harness::with_token(put, &token))
+                    .await
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for writer in writers {
+            outcomes.push(writer.await.unwrap());
+        }
+        outcomes
+    });
+    let won: Vec<_> = outcomes.iter().filter(|o| o.is_ok()).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    assert_eq!(won[0].as_ref().unwrap().get_ref().version, 2);
+    for lost in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert_eq!(lost.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            lost.message().contains("expected version 1")
+                && lost.message().contains("current version is 2"),
+            "{}",
+            lost.message()
+        );
+    }
+    assert_eq!(get(&daemon, "app/db", 0)["metadata"]["version"], 2);
+}

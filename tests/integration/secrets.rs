@@ -119,6 +119,20 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
         .trim()
         .to_string();
     assert!(kv_hash.starts_with("hmac-sha256:"), "{kv_hash}");
+    // A token pasted where an accessor belongs is refused and not logged.
+    daemon
+        .cli()
+        .token(&token)
+        .run(&["token", "revoke-accessor", &child_token])
+        .code(1)
+        .error_says("that is a token, not its accessor");
+    let unknown_token = "sr.UnknownUnknownUnknownUnknown1234";
+    daemon
+        .cli()
+        .token(unknown_token)
+        .run(&["kv", "get", "app/db"])
+        .code(1)
+        .error_says("the token is not valid");
     let wrong_token = "sr.WrongWrongWrongWrongWrongWrong1";
     daemon
         .cli()
@@ -223,6 +237,7 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
     secrets.push(("root token".into(), token.clone()));
     secrets.push(("root token body".into(), token["sr.".len()..].to_string()));
     secrets.push(("wrong token".into(), wrong_token.to_string()));
+    secrets.push(("unknown token".into(), unknown_token.to_string()));
     secrets.push(("kv value".into(), secret_value.to_string()));
     for (i, share) in new_keys.iter().enumerate() {
         for form in forms(share) {
