@@ -416,7 +416,11 @@ impl super::Core {
                 )));
             }
         }
-        if params.orphan {
+        // A caller known by its listener identity has no token to hang the
+        // new one from, so it makes an orphan, and needs sudo as any orphan
+        // maker does: a sidecar with nothing to leak should not hand out
+        // bearer tokens unless the operator says so.
+        if params.orphan || subject.entry().is_none() {
             subject.require(CREATE_PATH, Capability::Sudo)?;
         } else if subject.entry().is_some_and(|e| e.uses_left > 0) {
             return Err(CoreError::FailedPrecondition(

@@ -86,7 +86,7 @@ fn lines_name_the_identity_and_leave_secrets_out_while_sealed() {
         .token(&root)
         .run_stdin(
             &["policy", "write", "reader", "-"],
-            r#"path "kv/app/*" { capabilities = ["read"] }"#,
+            "path \"kv/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"create\"] }",
         )
         .ok();
     daemon
@@ -97,6 +97,13 @@ fn lines_name_the_identity_and_leave_secrets_out_while_sealed() {
     let mut sidecar = crate::harness::Cli::new();
     sidecar.env("STRONGROOM_ADDR", &format!("unix://{}", socket.display()));
     sidecar.run(&["kv", "get", "app/db"]).ok();
+    // Its tokens would be orphans: without sudo it mints none.
+    let mut sidecar_tokens = crate::harness::Cli::new();
+    sidecar_tokens.env("STRONGROOM_ADDR", &format!("unix://{}", socket.display()));
+    sidecar_tokens
+        .run(&["token", "create", "--policy", "reader"])
+        .code(1)
+        .error_says("auth/token/create needs the sudo capability");
 
     let written = lines(&audit_log);
     let get = written
