@@ -13,6 +13,7 @@
 //! key's material never leaves the daemon: ReadKey shows versions and times.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, MutexGuard};
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
@@ -36,6 +37,18 @@ const TAG_LEN: usize = 16;
 pub const MAX_NAME_LEN: usize = 128;
 /// Most versions a key may have (each rotation adds one).
 pub const MAX_VERSIONS: u32 = 10_000;
+/// Encryptions reserved per storage write.
+#[cfg(not(test))]
+const RESERVE_BLOCK: u64 = 1 << 20;
+#[cfg(test)]
+const RESERVE_BLOCK: u64 = 4;
+/// Encryptions one version makes before a new version takes over: 2^32
+/// (AES-GCM with random 96-bit nonces, NIST SP 800-38D), less a margin for
+/// the calls in flight while a reservation is written.
+#[cfg(not(test))]
+const ENCRYPTIONS_PER_VERSION: u64 = (1 << 32) - (1 << 24);
+#[cfg(test)]
+const ENCRYPTIONS_PER_VERSION: u64 = 10;
 
 /// One version's material, serialised as hex from zeroizing memory.
 struct Material(SecretKey);
@@ -72,6 +85,10 @@ impl<'de> Deserialize<'de> for Material {
 struct StoredVersion {
     created_unix: u64,
     key: Material,
+    /// Encryptions this version may have made: a reservation written ahead
+    /// of use, so a crash over-counts and never under-counts.
+    #[serde(default)]
+    reserved: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,16 +104,34 @@ struct StoredKey {
 struct NamedKey {
     stored: StoredKey,
     ciphers: Vec<Aes256Gcm>,
+    /// Encryptions by the newest version so far (at least).
+    encryptions: AtomicU64,
 }
 
 impl NamedKey {
+    /// A key as read from storage: its newest version is assumed to have
+    /// used its whole reservation.
     fn new(stored: StoredKey) -> Self {
+        let used = stored.versions.last().map_or(0, |v| v.reserved);
+        Self::counted(stored, used)
+    }
+
+    /// A key whose newest version has made `used` encryptions.
+    fn counted(stored: StoredKey, used: u64) -> Self {
         let ciphers = stored
             .versions
             .iter()
             .map(|v| Aes256Gcm::new(v.key.0.expose().into()))
             .collect();
-        Self { stored, ciphers }
+        Self {
+            stored,
+            ciphers,
+            encryptions: AtomicU64::new(used),
+        }
+    }
+
+    fn reserved(&self) -> u64 {
+        self.stored.versions.last().map_or(0, |v| v.reserved)
     }
 
     fn latest(&self) -> u32 {
@@ -351,6 +386,85 @@ impl Core {
         Ok((barrier, key))
     }
 
+    /// Counts `n` encryptions by `key`'s newest version; returns the key to
+    /// encrypt with. Past the reservation it writes a new one; past
+    /// [`ENCRYPTIONS_PER_VERSION`] it adds a version first (an automatic
+    /// rotation), so no version exceeds the AES-GCM random-nonce bound.
+    async fn count_encryptions(
+        &self,
+        barrier: &Barrier,
+        name: &str,
+        key: Arc<NamedKey>,
+        n: u64,
+    ) -> Result<Arc<NamedKey>, CoreError> {
+        let used = key.encryptions.fetch_add(n, Ordering::Relaxed) + n;
+        if used <= key.reserved() {
+            return Ok(key);
+        }
+        let _guard = self.key_writes.lock().await;
+        // Another call may have reserved (or rotated) meanwhile.
+        if let Some(current) = self.key_cache().keys.get(name).cloned()
+            && !Arc::ptr_eq(&current, &key)
+        {
+            let used = current.encryptions.fetch_add(n, Ordering::Relaxed) + n;
+            if used <= current.reserved() {
+                return Ok(current);
+            }
+        }
+        let mut stored = read_stored(barrier, name).await?;
+        let counted = stored.versions.last().map_or(0, |v| v.reserved).max(used);
+        let (counted, reason) = if counted.saturating_add(RESERVE_BLOCK) > ENCRYPTIONS_PER_VERSION {
+            if stored.versions.len() >= MAX_VERSIONS as usize {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "key {name:?} has made the most encryptions its {MAX_VERSIONS} versions may make; make a new key"
+                )));
+            }
+            stored.versions.push(StoredVersion {
+                created_unix: now_unix(),
+                key: Material(SecretKey::generate()),
+                reserved: 0,
+            });
+            (
+                n,
+                "automatic rotation: the newest version reached its encryption limit",
+            )
+        } else {
+            (counted, "")
+        };
+        if let Some(latest) = stored.versions.last_mut() {
+            latest.reserved = counted + RESERVE_BLOCK;
+        }
+        let version = stored.versions.len();
+        self.store_counted(barrier, name, stored, counted).await?;
+        if !reason.is_empty() {
+            tracing::warn!(key = name, version, reason, "key rotated");
+        }
+        self.key_cache()
+            .keys
+            .get(name)
+            .cloned()
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// Writes `stored` and caches it with its newest version at `used`.
+    async fn store_counted(
+        &self,
+        barrier: &Barrier,
+        name: &str,
+        stored: StoredKey,
+        used: u64,
+    ) -> Result<(), CoreError> {
+        // Serialising numbers and hex strings cannot fail.
+        let encoded = Zeroizing::new(serde_json::to_vec(&stored).unwrap_or_default());
+        barrier.put(&storage_path(name), &encoded).await?;
+        let mut cache = self.key_cache();
+        cache.generation += 1;
+        cache
+            .keys
+            .insert(name.to_string(), Arc::new(NamedKey::counted(stored, used)));
+        Ok(())
+    }
+
     /// Makes key `name` with one version (`create`).
     pub async fn create_key(&self, caller: &Caller, name: &str) -> Result<KeyInfo, CoreError> {
         validate_name(name)?;
@@ -371,6 +485,7 @@ impl Core {
             versions: vec![StoredVersion {
                 created_unix: now,
                 key: Material(SecretKey::generate()),
+                reserved: 0,
             }],
         };
         let info = info(name, &stored);
@@ -387,7 +502,8 @@ impl Core {
         plaintext: &[u8],
         context: &[u8],
     ) -> Result<Encrypted, CoreError> {
-        let (_, key) = self.key_for(caller, name, Capability::Encrypt).await?;
+        let (barrier, key) = self.key_for(caller, name, Capability::Encrypt).await?;
+        let key = self.count_encryptions(&barrier, name, key, 1).await?;
         Ok(encrypt_with(&key, name, plaintext, context))
     }
 
@@ -412,8 +528,9 @@ impl Core {
         ciphertext: &str,
         context: &[u8],
     ) -> Result<Encrypted, CoreError> {
-        let (_, key) = self.key_for(caller, name, Capability::Update).await?;
+        let (barrier, key) = self.key_for(caller, name, Capability::Update).await?;
         let plaintext = decrypt_with(&key, name, ciphertext, context)?;
+        let key = self.count_encryptions(&barrier, name, key, 1).await?;
         Ok(encrypt_with(&key, name, plaintext.expose(), context))
     }
 
@@ -432,7 +549,8 @@ impl Core {
                 "a data key has 128, 256 or 512 bits, not {bits}"
             )));
         }
-        let (_, key) = self.key_for(caller, name, Capability::Datakey).await?;
+        let (barrier, key) = self.key_for(caller, name, Capability::Datakey).await?;
+        let key = self.count_encryptions(&barrier, name, key, 1).await?;
         let mut data_key = SecretBytes::new(vec![0u8; bits as usize / 8]);
         fill_random(data_key.expose_mut());
         let wrapped = encrypt_with(&key, name, data_key.expose(), context);
@@ -446,7 +564,9 @@ impl Core {
         name: &str,
         items: &[(SecretBytes, Vec<u8>)],
     ) -> Result<Vec<ItemResult<Encrypted>>, CoreError> {
-        let (_, key) = self.key_for(caller, name, Capability::Encrypt).await?;
+        let (barrier, key) = self.key_for(caller, name, Capability::Encrypt).await?;
+        let n = u64::try_from(items.len()).unwrap_or(u64::MAX);
+        let key = self.count_encryptions(&barrier, name, key, n).await?;
         Ok(items
             .iter()
             .map(|(plaintext, context)| Ok(encrypt_with(&key, name, plaintext.expose(), context)))
@@ -480,6 +600,7 @@ impl Core {
             stored.versions.push(StoredVersion {
                 created_unix: now_unix(),
                 key: Material(SecretKey::generate()),
+                reserved: 0,
             });
             Ok(())
         })
@@ -591,6 +712,49 @@ mod tests {
     use super::*;
     use crate::core::testing;
     use crate::storage::InmemBackend;
+
+    #[tokio::test]
+    async fn a_version_that_reaches_its_encryption_limit_is_rotated() {
+        // In unit tests a version makes 10 encryptions, reserved 4 at a time.
+        let core = testing::open_shamir(Arc::new(InmemBackend::new())).await;
+        let (_, token) = testing::unsealed_one_of_one(&core).await;
+        let root = Caller::with_token(&token);
+        core.create_key(&root, "busy").await.unwrap();
+        let mut ciphertexts = Vec::new();
+        for i in 0..25u8 {
+            ciphertexts.push(core.key_encrypt(&root, "busy", &[i], b"").await.unwrap());
+        }
+        let versions: Vec<u32> = ciphertexts.iter().map(|c| c.version).collect();
+        assert_eq!(
+            versions.iter().filter(|v| **v == 1).count(),
+            10,
+            "{versions:?}"
+        );
+        assert_eq!(
+            versions.iter().filter(|v| **v == 2).count(),
+            10,
+            "{versions:?}"
+        );
+        assert_eq!(
+            core.read_key(&root, "busy").await.unwrap().latest_version,
+            3
+        );
+        for (i, c) in ciphertexts.iter().enumerate() {
+            let plain = core
+                .key_decrypt(&root, "busy", &c.ciphertext, b"")
+                .await
+                .unwrap();
+            assert_eq!(plain.expose(), &[u8::try_from(i).unwrap()]);
+        }
+        // Read again from storage (as after a restart), a version resumes
+        // from its reservation: over-counted, never under-counted.
+        let barrier = core.barrier().unwrap();
+        let reserved = read_stored(&barrier, "busy").await.unwrap().versions[2].reserved;
+        core.key_cache().clear();
+        core.key_encrypt(&root, "busy", b"x", b"").await.unwrap();
+        let after = read_stored(&barrier, "busy").await.unwrap().versions[2].reserved;
+        assert!(after > reserved, "{after} > {reserved}");
+    }
 
     #[tokio::test]
     async fn encrypt_rotate_min_version_rewrap() {
