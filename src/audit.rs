@@ -12,17 +12,21 @@
 //! audit log at all.
 //!
 //! A request line that no device could write fails the call before it acts.
+//! Each device writes from its own thread, so one that blocks delays only
+//! the calls waiting on it (at most 5 s), never the runtime's workers.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
+use tokio::sync::{Mutex, oneshot};
 use zeroize::Zeroizing;
 
 use crate::config::AuditDevice;
@@ -44,31 +48,82 @@ pub enum AuditError {
     Unwritable(String),
 }
 
-enum Device {
-    File { path: PathBuf, file: Mutex<File> },
+/// What a device's writer thread is asked to do.
+enum Job {
+    /// Write one line and say how it went.
+    Line(Arc<Vec<u8>>, oneshot::Sender<std::io::Result<()>>),
+    /// Reopen the file (SIGHUP).
+    Reopen,
+}
+
+/// Where a device's lines go; owned by its writer thread.
+enum Sink {
+    File { path: PathBuf, file: File },
     Stdout,
 }
 
-impl Device {
-    fn write(&self, line: &[u8]) -> std::io::Result<()> {
+impl Sink {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
         match self {
-            // One write(2) of the whole line on an O_APPEND file: lines from
-            // concurrent calls never interleave.
-            Device::File { file, .. } => file
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .write_all(line),
-            Device::Stdout => std::io::stdout().lock().write_all(line),
+            // One write(2) of the whole line on an O_APPEND file.
+            Sink::File { file, .. } => file.write_all(line),
+            Sink::Stdout => std::io::stdout().lock().write_all(line),
         }
     }
 
-    fn name(&self) -> String {
-        match self {
-            Device::File { path, .. } => format!("file {}", path.display()),
-            Device::Stdout => "stdout".into(),
+    fn reopen(&mut self) {
+        if let Sink::File { path, file } = self {
+            match open_file(path) {
+                Ok(new) => *file = new,
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the audit file was not reopened; lines go to the old file");
+                }
+            }
         }
     }
 }
+
+/// One device: a thread that writes its lines in order, so a device that
+/// blocks (a stalled journald pipe, a hung network filesystem) stalls
+/// neither the runtime's workers nor the other devices.
+struct Device {
+    name: String,
+    jobs: mpsc::SyncSender<Job>,
+}
+
+impl Device {
+    fn start(sink: Sink) -> Result<Self, AuditError> {
+        let name = match &sink {
+            Sink::File { path, .. } => format!("file {}", path.display()),
+            Sink::Stdout => "stdout".into(),
+        };
+        let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
+        let mut sink = sink;
+        // The thread ends when the Auditor (the sender) is dropped.
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        Job::Line(line, done) => {
+                            let _ = done.send(sink.write(&line));
+                        }
+                        Job::Reopen => sink.reopen(),
+                    }
+                }
+            })
+            .map_err(|e| AuditError::Open {
+                path: PathBuf::from(&name),
+                reason: format!("cannot start its writer thread: {e}"),
+            })?;
+        Ok(Self { name, jobs })
+    }
+}
+
+/// Lines queued per device before it counts as failed.
+const QUEUE: usize = 1024;
+/// How long a device may take to write a line before it counts as failed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn open_file(path: &PathBuf) -> Result<File, AuditError> {
     OpenOptions::new()
@@ -89,16 +144,18 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    /// Opens every device of the config.
+    /// Opens every device of the config and starts its writer thread.
     pub fn open(devices: &[AuditDevice]) -> Result<Self, AuditError> {
         let devices = devices
             .iter()
-            .map(|device| match device {
-                AuditDevice::File { path } => Ok(Device::File {
-                    path: path.clone(),
-                    file: Mutex::new(open_file(path)?),
-                }),
-                AuditDevice::Stdout => Ok(Device::Stdout),
+            .map(|device| {
+                Device::start(match device {
+                    AuditDevice::File { path } => Sink::File {
+                        path: path.clone(),
+                        file: open_file(path)?,
+                    },
+                    AuditDevice::Stdout => Sink::Stdout,
+                })
             })
             .collect::<Result<_, AuditError>>()?;
         Ok(Self { devices })
@@ -109,30 +166,46 @@ impl Auditor {
         !self.devices.is_empty()
     }
 
-    /// Reopens file devices (SIGHUP, after logrotate moved the file).
+    /// Reopens file devices (SIGHUP, after logrotate moved the file); each
+    /// does so after the lines queued before it.
     pub fn reopen(&self) {
         for device in &self.devices {
-            if let Device::File { path, file } = device {
-                match open_file(path) {
-                    Ok(new) => *file.lock().unwrap_or_else(|p| p.into_inner()) = new,
-                    Err(e) => {
-                        tracing::error!(error = %e, "SIGHUP: the audit file was not reopened; lines go to the old file")
-                    }
-                }
+            if device.jobs.try_send(Job::Reopen).is_err() {
+                tracing::error!(device = %device.name, "SIGHUP: the audit device is stalled; its file was not reopened");
             }
         }
     }
 
-    /// Writes `line` to every device; succeeds if at least one took it.
-    fn write(&self, line: &[u8]) -> Result<(), AuditError> {
+    /// Writes `line` to every device; succeeds if at least one wrote it
+    /// within [`WRITE_TIMEOUT`].
+    async fn write(&self, line: Vec<u8>) -> Result<(), AuditError> {
+        let line = Arc::new(line);
+        let mut waits = Vec::with_capacity(self.devices.len());
         let mut failures = Vec::new();
         for device in &self.devices {
-            if let Err(e) = device.write(line) {
-                tracing::error!(device = %device.name(), error = %e, "an audit device failed");
-                failures.push(format!("{}: {e}", device.name()));
+            let (done, written) = oneshot::channel();
+            match device.jobs.try_send(Job::Line(Arc::clone(&line), done)) {
+                Ok(()) => waits.push((device, written)),
+                Err(_) => failures.push(format!("{}: {QUEUE} lines waiting", device.name)),
             }
         }
-        if failures.len() == self.devices.len() {
+        let mut wrote = 0;
+        for (device, written) in waits {
+            match tokio::time::timeout(WRITE_TIMEOUT, written).await {
+                Ok(Ok(Ok(()))) => wrote += 1,
+                Ok(Ok(Err(e))) => failures.push(format!("{}: {e}", device.name)),
+                Ok(Err(_)) => failures.push(format!("{}: its writer stopped", device.name)),
+                Err(_) => failures.push(format!(
+                    "{}: no answer within {} s",
+                    device.name,
+                    WRITE_TIMEOUT.as_secs()
+                )),
+            }
+        }
+        for failure in &failures {
+            tracing::error!(device = %failure, "an audit device failed");
+        }
+        if wrote == 0 {
             return Err(AuditError::Unwritable(failures.join("; ")));
         }
         Ok(())
@@ -219,10 +292,6 @@ impl Call {
         self.fields.push((name, field));
     }
 
-    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
-        self.progress.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn line(&self, kind: &str, who: &Who, error: Option<&str>, data: Value) -> Vec<u8> {
         let line = serde_json::json!({
             "time": crate::time::now_rfc3339(),
@@ -242,13 +311,13 @@ impl Call {
 
     /// Writes the request line once, with the caller now known. An error
     /// means no device recorded it, and the call must not act.
-    pub fn request(&self, who: Who, salt: Option<&SecretKey>) -> Result<(), AuditError> {
-        let mut progress = self.progress();
+    pub async fn request(&self, who: Who, salt: Option<&SecretKey>) -> Result<(), AuditError> {
+        let mut progress = self.progress.lock().await;
         if progress.request_written {
             return Ok(());
         }
         let line = self.line("request", &who, None, render(&self.fields, salt));
-        self.auditor.write(&line)?;
+        self.auditor.write(line).await?;
         progress.request_written = true;
         progress.who = who;
         Ok(())
@@ -257,21 +326,20 @@ impl Call {
     /// Writes the response line (and the request line first if the call
     /// failed before it was written). A failure is logged: the call has
     /// already acted or failed, and its answer is not changed.
-    pub fn response(
+    pub async fn response(
         &self,
         outcome: Result<&[(&'static str, Field)], &str>,
         salt: Option<&SecretKey>,
     ) {
-        let written = self.progress().request_written;
-        if !written && let Err(e) = self.request(Who::default(), salt) {
+        if let Err(e) = self.request(Who::default(), salt).await {
             tracing::error!(error = %e, operation = self.operation, "audit request line lost");
         }
-        let who = self.progress().who.clone();
+        let who = self.progress.lock().await.who.clone();
         let line = match outcome {
             Ok(fields) => self.line("response", &who, None, render(fields, salt)),
             Err(error) => self.line("response", &who, Some(error), Value::Object(Map::new())),
         };
-        if let Err(e) = self.auditor.write(&line) {
+        if let Err(e) = self.auditor.write(line).await {
             tracing::error!(error = %e, operation = self.operation, "audit response line lost");
         }
     }

@@ -157,6 +157,7 @@ impl Audited {
         if let Some(call) = &self.call {
             let salt = core.audit_salt().await;
             call.request(audit::Who::default(), salt.as_deref())
+                .await
                 .map_err(|e| status(CoreError::AuditUnavailable(e.to_string())))?;
         }
         Ok(())
@@ -166,7 +167,7 @@ impl Audited {
     pub async fn fail(self, core: &Core, err: CoreError) -> Status {
         if let Some(call) = &self.call {
             let salt = core.audit_salt().await;
-            call.response(Err(&err.to_string()), salt.as_deref());
+            call.response(Err(&err.to_string()), salt.as_deref()).await;
         }
         status(err)
     }
@@ -181,8 +182,8 @@ impl Audited {
         if let Some(call) = &self.call {
             let salt = core.audit_salt().await;
             match &result {
-                Ok(_) => call.response(Ok(&[]), salt.as_deref()),
-                Err(status) => call.response(Err(status.message()), salt.as_deref()),
+                Ok(_) => call.response(Ok(&[]), salt.as_deref()).await,
+                Err(status) => call.response(Err(status.message()), salt.as_deref()).await,
             }
         }
         result
@@ -199,8 +200,8 @@ impl Audited {
         if let Some(call) = &self.call {
             let salt = core.audit_salt().await;
             match &result {
-                Ok(value) => call.response(Ok(&fields(value)), salt.as_deref()),
-                Err(e) => call.response(Err(&e.to_string()), salt.as_deref()),
+                Ok(value) => call.response(Ok(&fields(value)), salt.as_deref()).await,
+                Err(e) => call.response(Err(&e.to_string()), salt.as_deref()).await,
             }
         }
         result.map_err(status)

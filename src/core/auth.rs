@@ -173,6 +173,7 @@ impl Core {
             };
             let salt = self.audit_salt().await;
             call.request(who, salt.as_deref())
+                .await
                 .map_err(|e| CoreError::AuditUnavailable(e.to_string()))?;
         }
         if let Some(found) = subject.token.as_mut().filter(|f| f.entry.uses_left > 0) {
