@@ -1002,6 +1002,7 @@ async fn grpc_unary(
 
 /// A unary call for [`grpc_unary`]: its path, its token, and the message
 /// already framed (the 5-byte gRPC prefix, then the protobuf bytes).
+#[derive(Clone)]
 struct Rpc {
     path: &'static str,
     token: Option<http::HeaderValue>,
@@ -1034,6 +1035,11 @@ impl Rpc {
 /// The call a load task makes next: `(task, n)` picks it (distinct keys
 /// for writes).
 type NextRpc = std::sync::Arc<dyn Fn(usize, u64) -> Rpc + Send + Sync>;
+
+/// The same call every time.
+fn same(call: Rpc) -> NextRpc {
+    std::sync::Arc::new(move |_, _| call.clone())
+}
 
 /// An HTTP/2 connection for [`grpc_status`], over TCP or the unix socket.
 async fn h2_connection(instance: &Instance, unix: bool) -> h2::client::SendRequest<bytes::Bytes> {
@@ -1233,7 +1239,7 @@ fn load_and_memory(
                         clients,
                         seconds,
                         proc.pid(),
-                        std::sync::Arc::new(|_, _| Rpc::status()),
+                        same(Rpc::status()),
                     )),
                     Peer::OpenBao => {
                         let target = WrkTarget {
@@ -1253,7 +1259,7 @@ fn load_and_memory(
                         clients,
                         seconds,
                         proc.pid(),
-                        std::sync::Arc::new(|_, _| Rpc::status()),
+                        same(Rpc::status()),
                     ));
                     unix.push((clients, instance.peer, load));
                 }
@@ -1499,14 +1505,11 @@ fn strongroom_rpc(op: DataOp, prepared: &Prepared) -> NextRpc {
                 path: "bench/read".into(),
                 version: 0,
             };
-            let call = Rpc::new("http://127.0.0.1/strongroom.v1.Kv/Get", Some(&token), &get);
-            let message = call.message.clone();
-            let header = call.token.clone();
-            std::sync::Arc::new(move |_, _| Rpc {
-                path: call.path,
-                token: header.clone(),
-                message: message.clone(),
-            })
+            same(Rpc::new(
+                "http://127.0.0.1/strongroom.v1.Kv/Get",
+                Some(&token),
+                &get,
+            ))
         }
         DataOp::KvWrite => std::sync::Arc::new(move |task, n| {
             let put = PutRequest {
@@ -1522,16 +1525,11 @@ fn strongroom_rpc(op: DataOp, prepared: &Prepared) -> NextRpc {
                 plaintext: VALUE.as_bytes().to_vec(),
                 context: Vec::new(),
             };
-            let call = Rpc::new(
+            same(Rpc::new(
                 "http://127.0.0.1/strongroom.v1.Keys/Encrypt",
                 Some(&token),
                 &encrypt,
-            );
-            std::sync::Arc::new(move |_, _| Rpc {
-                path: call.path,
-                token: call.token.clone(),
-                message: call.message.clone(),
-            })
+            ))
         }
         DataOp::Decrypt => {
             let decrypt = DecryptRequest {
@@ -1539,16 +1537,11 @@ fn strongroom_rpc(op: DataOp, prepared: &Prepared) -> NextRpc {
                 ciphertext: prepared.ciphertext.clone(),
                 context: Vec::new(),
             };
-            let call = Rpc::new(
+            same(Rpc::new(
                 "http://127.0.0.1/strongroom.v1.Keys/Decrypt",
                 Some(&token),
                 &decrypt,
-            );
-            std::sync::Arc::new(move |_, _| Rpc {
-                path: call.path,
-                token: call.token.clone(),
-                message: call.message.clone(),
-            })
+            ))
         }
     }
 }

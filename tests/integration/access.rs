@@ -6,16 +6,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, SanType,
-};
+use rcgen::{ExtendedKeyUsagePurpose, SanType};
 use serde_json::json;
 
 use crate::harness::{
     BIN, Cli, Daemon, Run, config, create_token, init, status, tempdir, unix_channel, unseal,
     with_token, write_policy,
 };
+use crate::tls::Ca;
 use strongroom::proto::{GetRequest, kv_client::KvClient};
 
 /// Read under `kv/app/`, and list that folder.
@@ -238,51 +236,9 @@ fn a_sidecar_is_identified_by_its_uid_and_gid_on_the_unix_socket() {
     .error_says("the token is not valid (unknown, expired or revoked)");
 }
 
-/// A CA for the test, its certificate written to `dir/<name>.pem`.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    pem_path: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let pem_path = dir.join(format!("{name}.pem"));
-        std::fs::write(&pem_path, issuer.pem()).unwrap();
-        Self { issuer, pem_path }
-    }
-
-    /// Writes a leaf with common name `cn` and exactly `sans` to
-    /// `dir/<file>.{crt,key}`.
-    fn leaf(
-        &self,
-        dir: &Path,
-        file: &str,
-        cn: &str,
-        sans: Vec<SanType>,
-        purpose: ExtendedKeyUsagePurpose,
-    ) -> (PathBuf, PathBuf) {
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.subject_alt_names = sans;
-        params.extended_key_usages = vec![purpose];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (cert_path, key_path) = (
-            dir.join(format!("{file}.crt")),
-            dir.join(format!("{file}.key")),
-        );
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-
-    fn client(&self, dir: &Path, file: &str, cn: &str, sans: Vec<SanType>) -> (PathBuf, PathBuf) {
-        self.leaf(dir, file, cn, sans, ExtendedKeyUsagePurpose::ClientAuth)
-    }
+/// A client certificate with common name `cn` and exactly `sans`.
+fn client(ca: &Ca, dir: &Path, file: &str, cn: &str, sans: Vec<SanType>) -> (PathBuf, PathBuf) {
+    ca.leaf_with(dir, file, cn, sans, ExtendedKeyUsagePurpose::ClientAuth)
 }
 
 fn uri(text: &str) -> SanType {
@@ -294,36 +250,30 @@ fn an_mtls_client_is_identified_by_its_certificate_san_or_cn() {
     let dir = tempdir();
     let d = dir.path();
     let ca = Ca::new(d, "ca");
-    let (server_cert, server_key) = ca.leaf(
-        d,
-        "server",
-        "server",
-        vec![
-            SanType::DnsName("localhost".try_into().unwrap()),
-            SanType::IpAddress([127, 0, 0, 1].into()),
-        ],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
+    let (server_cert, server_key) = ca.leaf(d, "server", ExtendedKeyUsagePurpose::ServerAuth);
     let clients = Ca::new(d, "clients");
-    let (app_cert, app_key) = clients.client(
+    let (app_cert, app_key) = client(
+        &clients,
         d,
         "app",
         "app-workload",
         vec![uri("spiffe://example.org/app")],
     );
-    let (reporter_cert, reporter_key) = clients.client(
+    let (reporter_cert, reporter_key) = client(
+        &clients,
         d,
         "reporter",
         "reporter",
         vec![SanType::DnsName("reporter.internal".try_into().unwrap())],
     );
-    let (stranger_cert, stranger_key) = clients.client(
+    let (stranger_cert, stranger_key) = client(
+        &clients,
         d,
         "stranger",
         "stranger",
         vec![uri("spiffe://example.org/other")],
     );
-    let (admin_cert, admin_key) = clients.client(d, "admin", "admin", vec![]);
+    let (admin_cert, admin_key) = client(&clients, d, "admin", "admin", vec![]);
 
     let tls = format!(
         r#"address = "127.0.0.1:0"
