@@ -136,6 +136,23 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     bytes
 }
 
+/// A random identifier in the 8-4-4-4-12 hex form of a UUID (version 4):
+/// cluster ids, nonces, audit record ids.
+pub fn random_uuid() -> String {
+    let mut b = random_bytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +176,13 @@ mod tests {
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"abcd"));
         assert!(SecretBytes::new(b"xy".to_vec()).ct_eq(b"xy"));
+    }
+
+    #[test]
+    fn uuids_have_the_v4_shape() {
+        let id = random_uuid();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(random_uuid(), id);
     }
 }

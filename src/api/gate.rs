@@ -1,90 +1,113 @@
-//! The way into the services: recognising a caller (the bearer token, and
-//! the connection's identity under the listener's `identity` blocks:
-//! SO_PEERCRED of a unix peer, the verified client certificate of a
-//! mutual-TLS connection), and opening the call's audit record.
+//! The way into every operation, whatever the transport.
+//!
+//! A transport turns a request into a [`Call`]: the [`Action`] it asks for,
+//! the resource it names, the caller's credentials, and the parameters its
+//! audit record shows. [`Call::run`] then does, in this order:
+//!
+//! 1. the resource and argument checks (a malformed request is refused the
+//!    same way with or without a token);
+//! 2. for an action with a caller: the open barrier (UNAVAILABLE while
+//!    sealed), the caller's token or identity and policies (no side
+//!    effects yet);
+//! 3. the audit request line, which no device recording refuses the call;
+//! 4. a use of a use-limited token, then the action's capabilities;
+//! 5. the handler, with a [`Session`] (barrier, caller, policy path);
+//! 6. the audit response line, with the handler's result or error.
+//!
+//! The gRPC services (`grpc/`) and the HTTP API that comes next adapt their
+//! requests to this and nothing else, so both authorize and audit alike.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tonic::transport::server::UdsConnectInfo;
-use tonic::{Request, Status};
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
-use super::status;
-use crate::audit::{self, Auditor, Field};
-use crate::config::{IdentityRule, IdentitySelector};
-use crate::core::{Caller, Core, CoreError, Identity};
+use super::actions::{Action, Audited, Auth};
+use super::identity::Identities;
+use crate::access::{Caller, Capability, Session, token};
+use crate::audit::{Field, Record, Who};
+use crate::error::Error;
+use crate::node::Node;
+use crate::secret::SecretKey;
 
-/// A listener's identity blocks and the audit devices.
-#[derive(Clone, Default)]
+/// One listener's way in: the node it serves and its identity blocks.
+#[derive(Clone)]
 pub struct Gate {
-    identities: Arc<[IdentityRule]>,
-    auditor: Arc<Auditor>,
+    node: Arc<Node>,
+    identities: Identities,
 }
 
 impl Gate {
-    /// The way in of one listener.
-    pub fn new(rules: &[IdentityRule], auditor: Arc<Auditor>) -> Self {
-        Self {
-            identities: rules.into(),
-            auditor,
+    /// The way into `node` for a listener with `identities`.
+    pub fn new(node: Arc<Node>, identities: Identities) -> Self {
+        Self { node, identities }
+    }
+
+    /// The node behind the gate.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The listener's identity blocks, to recognise a request's caller.
+    pub fn identities(&self) -> &Identities {
+        &self.identities
+    }
+
+    /// A call of `action` about `resource` (empty for an action on a fixed
+    /// path) by `caller`; add its parameters, then [`Call::run`] it.
+    pub fn call(&self, action: &'static Action, resource: &str, caller: Caller) -> Call<'_> {
+        let path = action.policy_path(resource);
+        let audit_path = match &path {
+            Ok(path) => path.clone(),
+            Err(_) => format!("{}{resource}", action.path),
+        };
+        let record = match action.audited {
+            Audited::No => None,
+            Audited::Yes | Audited::BestEffort => self.node.audit.record(action.name, &audit_path),
+        };
+        Call {
+            gate: self,
+            action,
+            caller,
+            path,
+            record,
+            problem: None,
         }
     }
 
-    /// The caller of `request`: its bearer token, and the identity its
-    /// connection matches (every matching block's policies, merged).
-    pub fn caller<T>(&self, request: &Request<T>) -> Caller {
-        Caller::new(bearer(request), self.identify(request))
-    }
-
-    /// Opens the audit record of a call of `operation` on `path`; add its
-    /// parameters, then [`Audit::start`] it.
-    pub fn audit<T>(&self, request: &Request<T>, operation: &'static str, path: String) -> Audit {
-        Audit {
-            caller: self.caller(request),
-            call: self
-                .auditor
-                .enabled()
-                .then(|| audit::Call::new(Arc::clone(&self.auditor), operation, path)),
+    /// Whether `caller`'s policies grant `capability` on `path`, checked
+    /// without spending a use or writing audit lines: for what a read-only
+    /// answer shows (a quorum operation's nonce).
+    pub async fn grants(&self, caller: &Caller, path: &str, capability: Capability) -> bool {
+        let Ok(barrier) = self.node.lifecycle.barrier() else {
+            return false;
+        };
+        match self.node.access.identify(&barrier, caller).await {
+            Ok(subject) => subject.require(path, capability).is_ok(),
+            Err(_) => false,
         }
-    }
-
-    fn identify<T>(&self, request: &Request<T>) -> Option<Identity> {
-        if self.identities.is_empty() {
-            return None;
-        }
-        let peer = Peer::of(request);
-        let mut names = Vec::new();
-        let mut policies: Vec<String> = Vec::new();
-        for rule in self.identities.iter().filter(|r| peer.matches(&r.selector)) {
-            names.push(rule.selector.label());
-            policies.extend(rule.policies.iter().cloned());
-        }
-        if names.is_empty() {
-            return None;
-        }
-        policies.sort();
-        policies.dedup();
-        Some(Identity {
-            name: names.join(","),
-            policies,
-        })
     }
 }
 
-/// An audit record being filled in. Without audit devices it records nothing.
-pub struct Audit {
+/// A call on its way through the gate.
+pub struct Call<'g> {
+    gate: &'g Gate,
+    action: &'static Action,
     caller: Caller,
-    call: Option<audit::Call>,
+    /// The policy path, or why the resource is refused.
+    path: Result<String, Error>,
+    /// `None` without audit devices, or for an action not audited.
+    record: Option<Record>,
+    /// The first argument check that failed.
+    problem: Option<Error>,
 }
 
-impl Audit {
+impl Call<'_> {
     fn add(mut self, name: &'static str, field: impl FnOnce() -> Field) -> Self {
-        if let Some(call) = &mut self.call {
-            call.field(name, field());
+        if let Some(record) = &mut self.record {
+            record.field(name, field());
         }
         self
     }
@@ -105,7 +128,7 @@ impl Audit {
     /// An accessor the caller typed: as is when it has an accessor's shape,
     /// else as a secret (it may be a token pasted in its place).
     pub fn accessor(self, name: &'static str, value: &str) -> Self {
-        if crate::core::token::is_accessor(value) {
+        if token::is_accessor(value) {
             self.plain(name, value)
         } else {
             self.secret(name, value.as_bytes())
@@ -127,204 +150,335 @@ impl Audit {
         })
     }
 
-    /// The record is complete: the caller's authentication writes the
-    /// request line.
-    pub fn start(self) -> Audited {
-        let call = self.call.map(Arc::new);
-        let caller = match &call {
-            Some(call) => self.caller.audited(Arc::clone(call)),
-            None => self.caller,
-        };
-        Audited { caller, call }
-    }
-}
-
-/// A call whose request line is (or will be) written.
-pub struct Audited {
-    caller: Caller,
-    call: Option<Arc<audit::Call>>,
-}
-
-impl Audited {
-    /// The caller, carrying the record.
-    pub fn caller(&self) -> &Caller {
-        &self.caller
-    }
-
-    /// Writes the request line now, for a call that does not authenticate
-    /// (init, unseal, quorum keys): it must not act unrecorded.
-    pub async fn before_acting(&self, core: &Core) -> Result<(), Status> {
-        if let Some(call) = &self.call {
-            let salt = core.audit_salt().await;
-            call.request(audit::Who::default(), salt.as_deref())
-                .await
-                .map_err(|e| status(CoreError::AuditUnavailable(e.to_string())))?;
+    /// An argument check made before the caller is authenticated, so a
+    /// malformed request is refused alike with or without a token. The
+    /// first failed check refuses the call.
+    pub fn check(mut self, result: Result<(), Error>) -> Self {
+        if let Err(e) = result
+            && self.problem.is_none()
+        {
+            self.problem = Some(e);
         }
-        Ok(())
+        self
     }
 
-    /// Writes the response line of a call refused with `err`.
-    pub async fn fail(self, core: &Core, err: CoreError) -> Status {
-        if let Some(call) = &self.call {
-            let salt = core.audit_salt().await;
-            call.response(Err(&err.to_string()), salt.as_deref()).await;
-        }
-        status(err)
-    }
-
-    /// Writes the response line of a call answered by another module (its
-    /// gRPC status on failure, no fields on success).
-    pub async fn finish_status<T>(
+    /// Runs the call through the gate (the steps of the module's header)
+    /// and `handler`; `answer` picks the result's fields for the response
+    /// line. Returns the handler's result, or why the call was refused.
+    pub async fn run<T, F, Fut>(
         self,
-        core: &Core,
-        result: Result<T, Status>,
-    ) -> Result<T, Status> {
-        if let Some(call) = &self.call {
-            let salt = core.audit_salt().await;
+        handler: F,
+        answer: impl FnOnce(&T) -> Vec<(&'static str, Field)>,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Session) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let result = match self.enter().await {
+            Ok(session) => handler(session).await,
+            Err(e) => Err(e),
+        };
+        if let Some(record) = &self.record {
+            let salt = self.salt().await;
             match &result {
-                Ok(_) => call.response(Ok(&[]), salt.as_deref()).await,
-                Err(status) => call.response(Err(status.message()), salt.as_deref()).await,
+                Ok(value) => record.response(Ok(&answer(value)), salt.as_deref()).await,
+                Err(e) => record.response(Err(&e.to_string()), salt.as_deref()).await,
             }
         }
         result
     }
 
-    /// Writes the response line (`fields` of the result, or the error) and
-    /// turns the result into the gRPC answer.
-    pub async fn finish<T>(
-        self,
-        core: &Core,
-        result: Result<T, CoreError>,
-        fields: impl FnOnce(&T) -> Vec<(&'static str, Field)>,
-    ) -> Result<T, Status> {
-        if let Some(call) = &self.call {
-            let salt = core.audit_salt().await;
-            match &result {
-                Ok(value) => call.response(Ok(&fields(value)), salt.as_deref()).await,
-                Err(e) => call.response(Err(&e.to_string()), salt.as_deref()).await,
+    /// What [`Call::run`] would authorize, without side effects: the checks,
+    /// the caller and its capabilities, but no audit line and no use spent
+    /// (a refusal before a large upload is received).
+    pub async fn may(&self) -> Result<(), Error> {
+        let path = self.checked()?;
+        let Some(capabilities) = self.capabilities() else {
+            return Ok(());
+        };
+        let node = self.gate.node();
+        let barrier = node.lifecycle.barrier()?;
+        let subject = node.access.identify(&barrier, &self.caller).await?;
+        for capability in capabilities {
+            subject.require(path, *capability)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses the call before it ran (its upload failed, say): the audit
+    /// record gets its request and response lines. Returns `error`.
+    pub async fn refuse(self, error: Error) -> Error {
+        if let Some(record) = &self.record {
+            let salt = self.salt().await;
+            record
+                .response(Err(&error.to_string()), salt.as_deref())
+                .await;
+        }
+        error
+    }
+
+    /// The policy path, once the resource and arguments passed their checks.
+    fn checked(&self) -> Result<&str, Error> {
+        if let Some(problem) = &self.problem {
+            return Err(problem.clone());
+        }
+        self.path.as_deref().map_err(Clone::clone)
+    }
+
+    /// The capabilities to require, or `None` when the call has no caller
+    /// (an action without one, or a restore before init).
+    fn capabilities(&self) -> Option<&'static [Capability]> {
+        match self.action.auth {
+            Auth::None => None,
+            Auth::Caller => Some(&[]),
+            Auth::Require(capabilities) => Some(capabilities),
+            Auth::RequireOnceInitialized(capabilities) => self
+                .gate
+                .node()
+                .lifecycle
+                .is_initialized()
+                .then_some(capabilities),
+        }
+    }
+
+    /// Steps 1 to 4: the session the handler runs with.
+    async fn enter(&self) -> Result<Session, Error> {
+        let path = self.checked()?.to_string();
+        let Some(capabilities) = self.capabilities() else {
+            // Nobody to authenticate, but nothing acts unrecorded.
+            self.request_line(Who::default(), self.salt()).await?;
+            return Ok(Session::anonymous(path));
+        };
+        let node = self.gate.node();
+        let barrier = node.lifecycle.barrier()?;
+        let mut subject = node.access.identify(&barrier, &self.caller).await?;
+        let who = Who {
+            accessor: subject.accessor().map(str::to_string),
+            identity: subject.identity.clone(),
+        };
+        self.request_line(who, node.audit.salt(Some(&barrier)))
+            .await?;
+        // After the request line: a call refused for want of an audit
+        // device spends nothing.
+        node.access.spend_use(&barrier, &mut subject).await?;
+        for capability in capabilities {
+            subject.require(&path, *capability)?;
+        }
+        Ok(Session::new(barrier, subject, path))
+    }
+
+    /// Writes the request line, with secret values under the `salt` (read
+    /// only when there is a line to write). A call no device could record
+    /// does not act, unless its action says it must go on regardless.
+    async fn request_line(
+        &self,
+        who: Who,
+        salt: impl Future<Output = Option<Arc<SecretKey>>>,
+    ) -> Result<(), Error> {
+        let Some(record) = &self.record else {
+            return Ok(());
+        };
+        let salt = salt.await;
+        match record.request(who, salt.as_deref()).await {
+            Ok(()) => Ok(()),
+            Err(e) if self.action.audited == Audited::BestEffort => {
+                tracing::error!(error = %e, operation = self.action.name, "going on although no audit device could record the request: this operation is never refused for that");
+                Ok(())
             }
-        }
-        result.map_err(status)
-    }
-}
-
-/// What a connection tells about its peer.
-#[derive(Default)]
-struct Peer {
-    uid: Option<u32>,
-    gid: Option<u32>,
-    sans: Vec<String>,
-    common_names: Vec<String>,
-}
-
-impl Peer {
-    fn of<T>(request: &Request<T>) -> Self {
-        let mut peer = Peer::default();
-        if let Some(credentials) = request
-            .extensions()
-            .get::<UdsConnectInfo>()
-            .and_then(|info| info.peer_cred)
-        {
-            peer.uid = Some(credentials.uid());
-            peer.gid = Some(credentials.gid());
-        }
-        // tonic hands over the chain the TLS handshake verified against
-        // tls_client_ca_file; the leaf comes first.
-        if let Some(leaf) = request
-            .peer_certs()
-            .as_ref()
-            .and_then(|chain| chain.first().cloned())
-            && let Ok((_, cert)) = X509Certificate::from_der(leaf.as_ref())
-        {
-            if let Ok(Some(extension)) = cert.subject_alternative_name() {
-                for name in &extension.value.general_names {
-                    match name {
-                        GeneralName::URI(uri) => peer.sans.push((*uri).to_string()),
-                        GeneralName::DNSName(dns) => peer.sans.push((*dns).to_string()),
-                        _ => {}
-                    }
-                }
-            }
-            peer.common_names = cert
-                .subject()
-                .iter_common_name()
-                .filter_map(|cn| cn.as_str().ok().map(str::to_string))
-                .collect();
-        }
-        peer
-    }
-
-    fn matches(&self, selector: &IdentitySelector) -> bool {
-        match selector {
-            IdentitySelector::Uid(uid) => self.uid == Some(*uid),
-            IdentitySelector::Gid(gid) => self.gid == Some(*gid),
-            IdentitySelector::CertSan(san) => self.sans.iter().any(|s| s == san),
-            IdentitySelector::CertCn(cn) => self.common_names.iter().any(|c| c == cn),
+            Err(e) => Err(Error::AuditUnavailable(e.to_string())),
         }
     }
-}
 
-/// The token from `authorization: Bearer <token>`, if any.
-/// A header that is present but empty or not text yields `Some("")`: a
-/// token was sent, so the listener identity is not consulted, and the empty
-/// token is refused as malformed.
-fn bearer<T>(request: &Request<T>) -> Option<&str> {
-    let header = request.metadata().get("authorization")?;
-    let Ok(value) = header.to_str() else {
-        return Some("");
-    };
-    let value = value.trim();
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ if value.eq_ignore_ascii_case("bearer") => "",
-        _ => value,
-    };
-    Some(token)
+    /// The audit salt of the barrier open now, if any: a call may have
+    /// sealed or unsealed since it began.
+    async fn salt(&self) -> Option<Arc<SecretKey>> {
+        let node = self.gate.node();
+        let barrier = node.lifecycle.barrier().ok();
+        node.audit.salt(barrier.as_deref()).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::actions;
+    use crate::api::identity::Identities;
+    use crate::lifecycle::{Operation, Phase, RekeyParams};
+    use crate::node::testing;
 
-    #[test]
-    fn bearer_tokens_are_extracted() {
-        let mut request = Request::new(());
-        assert_eq!(bearer(&request), None);
-        request
-            .metadata_mut()
-            .insert("authorization", "Bearer sr.abc".parse().unwrap());
-        assert_eq!(bearer(&request), Some("sr.abc"));
-        request
-            .metadata_mut()
-            .insert("authorization", "bearer  sr.x ".parse().unwrap());
-        assert_eq!(bearer(&request), Some("sr.x"));
-        request
-            .metadata_mut()
-            .insert("authorization", "sr.raw".parse().unwrap());
-        assert_eq!(bearer(&request), Some("sr.raw"));
-        // Sent but empty: a token was sent (and is refused), no fallback.
-        request
-            .metadata_mut()
-            .insert("authorization", "Bearer ".parse().unwrap());
-        assert_eq!(bearer(&request), Some(""));
+    /// Runs `action` with a handler that does nothing, as `caller`.
+    async fn authorize(gate: &Gate, action: &'static Action, caller: Caller) -> Result<(), Error> {
+        gate.call(action, "", caller)
+            .run(|_| async { Ok(()) }, |()| Vec::new())
+            .await
     }
 
-    #[test]
-    fn selectors_match_their_own_kind_only() {
-        let peer = Peer {
-            uid: Some(1001),
-            gid: Some(50),
-            sans: vec!["spiffe://example.org/app".into()],
-            common_names: vec!["app".into()],
+    #[tokio::test]
+    async fn key_operations_need_the_root_token() {
+        let (node, root) = testing::unsealed().await;
+        let gate = Gate::new(Arc::clone(&node), Identities::default());
+        for action in [
+            &actions::SEAL,
+            &actions::ROTATE,
+            &actions::REKEY_INIT,
+            &actions::REKEY_CANCEL,
+            &actions::ROTATE_ROOT_INIT,
+            &actions::SNAPSHOT_SAVE,
+            &actions::SNAPSHOT_RESTORE,
+        ] {
+            assert!(
+                matches!(
+                    authorize(&gate, action, Caller::default()).await,
+                    Err(Error::Unauthenticated(_))
+                ),
+                "{}",
+                action.name
+            );
+            authorize(&gate, action, Caller::with_token(&root))
+                .await
+                .unwrap();
+        }
+        // A rotation leaves the token (written under the first term) working.
+        node.lifecycle.rotate().await.unwrap();
+        authorize(&gate, &actions::ROTATE, Caller::with_token(&root))
+            .await
+            .unwrap();
+        // Share holders need no token.
+        authorize(&gate, &actions::REKEY_UPDATE, Caller::default())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_root_token_seals_and_a_sealed_daemon_answers_unavailable() {
+        let (node, root) = testing::unsealed().await;
+        let gate = Gate::new(Arc::clone(&node), Identities::default());
+        let lifecycle = &node.lifecycle;
+        let seal = |caller| {
+            gate.call(&actions::SEAL, "", caller).run(
+                |_| async move {
+                    lifecycle.seal().await;
+                    Ok(())
+                },
+                |()| Vec::new(),
+            )
         };
-        assert!(peer.matches(&IdentitySelector::Uid(1001)));
-        assert!(!peer.matches(&IdentitySelector::Uid(50)));
-        assert!(peer.matches(&IdentitySelector::Gid(50)));
-        assert!(peer.matches(&IdentitySelector::CertSan(
-            "spiffe://example.org/app".into()
-        )));
-        assert!(!peer.matches(&IdentitySelector::CertSan("app".into())));
-        assert!(peer.matches(&IdentitySelector::CertCn("app".into())));
-        assert!(!Peer::default().matches(&IdentitySelector::Uid(0)));
+        assert!(matches!(
+            seal(Caller::default()).await,
+            Err(Error::Unauthenticated(_))
+        ));
+        seal(Caller::with_token(&root)).await.unwrap();
+        assert_eq!(lifecycle.phase(), Phase::Sealed);
+        assert_eq!(
+            seal(Caller::with_token(&root)).await.err(),
+            Some(Error::Sealed)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restore_needs_no_token_before_init_only() {
+        let (node, root) = testing::unsealed().await;
+        let gate = Gate::new(Arc::clone(&node), Identities::default());
+        let call = gate.call(&actions::SNAPSHOT_RESTORE, "", Caller::default());
+        assert!(matches!(call.may().await, Err(Error::Unauthenticated(_))));
+        let call = gate.call(&actions::SNAPSHOT_RESTORE, "", Caller::with_token(&root));
+        call.may().await.unwrap();
+
+        let fresh = crate::node::Node::open(
+            Arc::new(crate::storage::InmemBackend::new()),
+            crate::seal::Seal::Shamir,
+            crate::lifecycle::Options::default(),
+            Default::default(),
+            crate::audit::Auditor::default(),
+        )
+        .await
+        .unwrap();
+        let gate = Gate::new(fresh, Identities::default());
+        gate.call(&actions::SNAPSHOT_RESTORE, "", Caller::default())
+            .may()
+            .await
+            .unwrap();
+        authorize(&gate, &actions::SNAPSHOT_RESTORE, Caller::default())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn nonces_are_for_callers_with_sudo() {
+        let (node, root) = testing::unsealed().await;
+        let gate = Gate::new(Arc::clone(&node), Identities::default());
+        node.lifecycle
+            .rekey_init(RekeyParams {
+                shares: None,
+                threshold: None,
+                target: None,
+                verify: false,
+                recipients: Vec::new(),
+            })
+            .unwrap();
+        let path = actions::REKEY_STATUS.path;
+        assert!(
+            gate.grants(&Caller::with_token(&root), path, Capability::Sudo)
+                .await
+        );
+        assert!(
+            !gate
+                .grants(&Caller::default(), path, Capability::Sudo)
+                .await
+        );
+        assert!(
+            !gate
+                .grants(
+                    &Caller::with_token("sr.0000000000000000000000000000000A"),
+                    path,
+                    Capability::Sudo
+                )
+                .await
+        );
+        assert!(
+            node.lifecycle
+                .quorum_status(Operation::Rekey, false)
+                .started
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_request_is_refused_before_its_caller_is_asked() {
+        let (node, _) = testing::unsealed().await;
+        let gate = Gate::new(node, Identities::default());
+        let refused = gate
+            .call(&actions::KV_GET, "a//b", Caller::default())
+            .run(|_| async { Ok(()) }, |()| Vec::new())
+            .await;
+        assert!(matches!(refused, Err(Error::InvalidArgument(_))));
+        let refused = gate
+            .call(&actions::KV_GET, "a", Caller::default())
+            .check(Err(Error::InvalidArgument("bad".into())))
+            .run(|_| async { Ok(()) }, |()| Vec::new())
+            .await;
+        assert_eq!(refused, Err(Error::InvalidArgument("bad".into())));
+        let refused = gate
+            .call(&actions::KV_GET, "a", Caller::default())
+            .run(|_| async { Ok(()) }, |()| Vec::new())
+            .await;
+        assert!(matches!(refused, Err(Error::Unauthenticated(_))));
+    }
+
+    #[tokio::test]
+    async fn a_handler_checks_request_capabilities_on_the_actions_path() {
+        let (node, root) = testing::unsealed().await;
+        let gate = Gate::new(node, Identities::default());
+        let path = gate
+            .call(&actions::KV_PUT, "app/db", Caller::with_token(&root))
+            .run(
+                |session| async move {
+                    session.require(Capability::Update)?;
+                    Ok(session.path().to_string())
+                },
+                |_| Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(path, "kv/app/db");
     }
 }

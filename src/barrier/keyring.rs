@@ -13,11 +13,9 @@ use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
 use crate::secret::{KEY_LEN, SecretKey};
+use crate::time::now_unix;
 
 const FORMAT_VERSION: u8 = 1;
-/// How many encryptions one term may make: 90 % of 2^32, the bound for
-/// AES-GCM with random 96-bit nonces (and Vault's default).
-pub const SAFE_ENCRYPTIONS_PER_TERM: u64 = 3_865_470_566;
 const TERM_RECORD_LEN: usize = 4 + 8 + KEY_LEN;
 
 /// One term of the keyring.
@@ -173,8 +171,6 @@ fn take_u64(bytes: &[u8]) -> Result<(u64, &[u8]), KeyringError> {
         .ok_or(KeyringError::Malformed("truncated"))?;
     Ok((u64::from_be_bytes(*head), rest))
 }
-
-pub use crate::time::now_unix;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 //! and with it the root key and the keyring, whose memory is zeroed.
 
 pub mod entry;
+mod hooks;
 pub mod keyring;
 
 use std::collections::BTreeMap;
@@ -15,8 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 pub use entry::EntryError;
+pub use hooks::Hooks;
 pub use keyring::{Keyring, KeyringError};
 
+use crate::error::Error;
 use crate::secret::{SecretBytes, SecretKey};
 use crate::storage::{Backend, Batch, StorageError};
 
@@ -77,6 +80,15 @@ pub enum BarrierError {
     /// The stored encryption counts could not be decoded.
     #[error("the keyring usage record at {USAGE_PATH} is damaged: {0}")]
     Usage(String),
+}
+
+impl From<BarrierError> for Error {
+    fn from(err: BarrierError) -> Self {
+        match err {
+            BarrierError::Storage(e) => e.into(),
+            other => Error::Internal(format!("stored data could not be read: {other}")),
+        }
+    }
 }
 
 /// The unsealed barrier: the root key, the keyring, and the storage they guard.
@@ -278,6 +290,18 @@ pub fn open_keyring(root_key: &SecretKey, sealed: &[u8]) -> Result<Keyring, Barr
             source,
         })?;
     Ok(Keyring::decode(plaintext.expose())?)
+}
+
+#[cfg(test)]
+impl Barrier {
+    /// An open barrier over empty in-memory storage, for unit tests.
+    pub(crate) fn in_memory() -> Self {
+        Self::new(
+            Arc::new(crate::storage::InmemBackend::new()),
+            SecretKey::generate(),
+            Keyring::generate(),
+        )
+    }
 }
 
 #[cfg(test)]

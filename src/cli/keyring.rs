@@ -183,7 +183,8 @@ pub async fn snapshot_restore(args: &ClientArgs, file: &Path) -> Result<u8, CliE
         format_unix(response.created_unix),
         response.cluster_id,
         response.seal_type,
-        if response.seal_type == crate::seal::AWSKMS {
+        // The seal type as Status and the snapshot header name it.
+        if response.seal_type == "awskms" {
             " (KMS unseals it by itself)"
         } else {
             ""

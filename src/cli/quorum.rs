@@ -454,7 +454,7 @@ pub async fn rotate_root(client_args: &ClientArgs, args: QuorumArgs) -> Result<u
 }
 
 fn fresh_otp() -> Zeroizing<String> {
-    let pad = Zeroizing::new(crate::secret::random_bytes(crate::core::OTP_LEN));
+    let pad = Zeroizing::new(crate::secret::random_bytes(crate::pad::PAD_LEN));
     Zeroizing::new(STANDARD.encode(pad.as_slice()))
 }
 
@@ -472,8 +472,7 @@ pub async fn generate_root(
         } else {
             Zeroizing::new(otp.clone())
         };
-        let token = crate::core::decode_token(encoded, &otp)
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+        let token = crate::pad::remove(encoded, &otp).map_err(CliError::Failed)?;
         println!("{}", token.expose());
         return Ok(EXIT_OK);
     }
@@ -510,7 +509,7 @@ pub async fn generate_root(
                     "progress": status.progress,
                     "required": status.required,
                     "otp": if made { otp.as_str() } else { "" },
-                    "otp_length": crate::core::OTP_LEN,
+                    "otp_length": crate::pad::PAD_LEN,
                 }))?;
             } else {
                 print_status(&status, None, format)?;

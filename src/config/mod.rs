@@ -362,15 +362,38 @@ pub struct AwsKmsSeal {
     pub line: usize,
 }
 
-/// The most encryptions per keyring term that may be configured (the
-/// barrier's safe limit, also the default).
-pub use crate::barrier::keyring::SAFE_ENCRYPTIONS_PER_TERM as MAX_ROTATION_ENCRYPTIONS;
+/// The most encryptions per keyring term that may be configured, and the
+/// default: 90 % of 2^32, the bound for AES-GCM with random 96-bit nonces
+/// (Vault's default too).
+pub const MAX_ROTATION_ENCRYPTIONS: u64 = 3_865_470_566;
 /// The shortest automatic rotation interval (Vault's minimum).
 pub const MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-pub use crate::core::kv::KvSettings;
 /// The most versions per path `kv { max_versions }` accepts.
 pub const MAX_KV_VERSIONS: u32 = 10_000;
+/// Versions kept per path by default (Vault's default).
+pub const DEFAULT_KV_MAX_VERSIONS: u32 = 10;
+/// The largest value of one field by default, in bytes.
+pub const DEFAULT_KV_MAX_VALUE_SIZE: usize = 1024 * 1024;
+
+/// The `kv` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvSettings {
+    /// Versions kept per path; older ones are removed by the write that
+    /// goes past the limit.
+    pub max_versions: u32,
+    /// The largest value of one field, in bytes.
+    pub max_value_size: usize,
+}
+
+impl Default for KvSettings {
+    fn default() -> Self {
+        Self {
+            max_versions: DEFAULT_KV_MAX_VERSIONS,
+            max_value_size: DEFAULT_KV_MAX_VALUE_SIZE,
+        }
+    }
+}
 
 /// An `audit` block.
 #[derive(Debug, Clone, PartialEq, Eq)]

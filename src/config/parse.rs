@@ -21,6 +21,7 @@ use super::{
     MAX_ROTATION_ENCRYPTIONS, MIN_HEALTH_CHECK_INTERVAL, MIN_ROTATION_INTERVAL, Setting, Source,
     StorageConfig, TcpListener, TlsFiles, UnixListener, parse_bool,
 };
+use crate::names;
 use crate::secret::SecretString;
 
 const DEFAULT_ADDRESS: &str = "127.0.0.1:8400";
@@ -1166,8 +1167,8 @@ fn as_policy_list(expr: &Expression) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     for item in items.iter() {
         let name = as_string(item)?;
-        crate::core::acl::validate_name(&name).map_err(|e| e.to_string())?;
-        if name == crate::core::acl::ROOT_POLICY {
+        names::check_policy_name(&name)?;
+        if name == names::ROOT_POLICY {
             return Err(
                 "an identity may not be given the root policy; write a policy with what it needs"
                     .into(),

@@ -19,6 +19,7 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
 use super::kms::{EncryptionContext, Kms, KmsError, KmsErrorKind};
+use crate::error::Error;
 use crate::secret::{KEY_LEN, SecretKey, fill_random};
 
 /// The only envelope format so far.
@@ -83,6 +84,15 @@ pub enum EnvelopeError {
         /// What the blob protects.
         what: &'static str,
     },
+}
+
+impl From<EnvelopeError> for Error {
+    fn from(err: EnvelopeError) -> Self {
+        match err {
+            EnvelopeError::Kms(e) => e.into(),
+            other => Error::Internal(other.to_string()),
+        }
+    }
 }
 
 impl EnvelopeError {

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use crate::error::Error;
 use crate::secret::SecretBytes;
 
 /// The encryption context sent with every Encrypt and Decrypt: it shows in
@@ -87,6 +88,17 @@ pub struct KmsError {
     pub kind: KmsErrorKind,
     /// What happened.
     pub message: String,
+}
+
+impl From<KmsError> for Error {
+    fn from(err: KmsError) -> Self {
+        match err.kind {
+            KmsErrorKind::Unavailable | KmsErrorKind::Throttled => {
+                Error::KmsUnavailable(err.message)
+            }
+            _ => Error::KmsRefused(err.message),
+        }
+    }
 }
 
 impl KmsError {

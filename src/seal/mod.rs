@@ -6,12 +6,20 @@
 //!   the daemon unseals itself at start with one KMS Decrypt; operators hold
 //!   recovery shares (Shamir shares of a recovery key) instead.
 //!
+//! - [`recipients`]: shares encrypted to their holders' age or ssh-ed25519
+//!   keys; [`wrap`]: the KMS wrapping that init, migration, rekey and
+//!   root rotation share.
+//!
 //! Nothing outside this module knows about KMS or the AWS SDK.
 
 pub mod awskms;
 pub mod envelope;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
 pub mod kms;
+pub mod recipients;
 pub mod shamir;
+pub mod wrap;
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The daemon process: storage, core, listeners, signals and systemd.
+//! The daemon process: storage, the node, listeners, signals and systemd.
 //!
 //! [`run`] does the start-up work and then [`serve`]s until a shutdown
 //! future resolves, so the serving loop can be driven with any listeners and
@@ -28,10 +28,12 @@ use tower::util::MapResponseLayer;
 
 pub use listener::{Bound, ListenerError};
 
-use crate::api;
+use crate::api::{Identities, grpc};
 use crate::audit::Auditor;
 use crate::config::{self, Config, Listener, StorageConfig};
-use crate::core::{AutoUnsealState, Core, CoreError, InitParams, Phase};
+use crate::error::Error;
+use crate::lifecycle::{AutoUnsealState, InitParams, Lifecycle, Options, Phase, RotationPolicy};
+use crate::node::Node;
 use crate::seal::Seal;
 use crate::seal::awskms::AwsKms;
 use crate::storage::{self, OpenError};
@@ -53,7 +55,7 @@ pub enum ServerError {
     Storage(#[from] OpenError),
     /// The stored seal data could not be read, or dev init failed.
     #[error("{0}")]
-    Core(#[from] CoreError),
+    Start(#[from] Error),
     /// A listener could not start.
     #[error(transparent)]
     Bind(#[from] ListenerError),
@@ -110,22 +112,21 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         )
     });
     // Before storage: a daemon that cannot audit must not serve.
-    let auditor = Arc::new(Auditor::open(&config.audit)?);
+    let auditor = Auditor::open(&config.audit)?;
     let storage = storage::open(&config.storage.value)?;
     #[cfg(feature = "failpoints")]
-    let storage = crate::failpoint::wrap_backend(storage);
-    let options = crate::core::Options {
+    let storage = storage::failpoint::wrap(storage);
+    let options = Options {
         cluster_name: config.cluster_name.value.clone(),
-        rotation: crate::core::RotationPolicy {
+        rotation: RotationPolicy {
             max_encryptions: config.barrier.rotation_max_encryptions,
             interval: config.barrier.rotation_interval,
         },
         migrate_from,
-        kv: config.kv,
     };
-    let core = Core::open(storage, seal, options).await?;
+    let node = Node::open(storage, seal, options, config.kv, auditor).await?;
     if dev {
-        dev_init(&core).await?;
+        dev_init(&node.lifecycle).await?;
     }
     // Auto-unseal runs beside the listeners: Status answers at once,
     // "sealed, auto-unseal in progress", while KMS is asked.
@@ -133,9 +134,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         .seal
         .as_ref()
         .map_or(Duration::ZERO, |s| s.health_check_interval);
-    tokio::spawn(Arc::clone(&core).drive_auto_unseal(health_check_interval));
-    tokio::spawn(Arc::clone(&core).drive_keyring());
-    tokio::spawn(Arc::clone(&core).drive_token_tidy());
+    node.spawn_background(health_check_interval);
 
     let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
@@ -149,13 +148,13 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
 
     let notifier = Arc::new(Notifier::from_env());
     tokio::spawn(track_systemd_status(
-        Arc::clone(&core),
+        Arc::clone(&node.lifecycle),
         Arc::clone(&notifier),
     ));
 
     let reload = Reloader {
         running: config.clone(),
-        auditor: Arc::clone(&auditor),
+        node: Arc::clone(&node),
         log_level,
         tls: bound
             .iter()
@@ -179,40 +178,44 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         }
     };
     // The sockets are listening: connections queue until serve() accepts them.
-    notifier.notify(&format!("READY=1\nSTATUS={}", systemd_status(&core)));
-    let result = serve(Arc::clone(&core), auditor, bound, shutdown).await;
+    notifier.notify(&format!(
+        "READY=1\nSTATUS={}",
+        systemd_status(&node.lifecycle)
+    ));
+    let result = serve(node, bound, shutdown).await;
     notifier.notify("STOPPING=1");
     result
 }
 
 /// Serves `listeners` until `shutdown` resolves, then seals and drains:
-/// in-flight strongroom requests get [`DRAIN_DEADLINE`] to finish.
+/// in-flight strongroom requests get `DRAIN_DEADLINE` to finish.
 pub async fn serve(
-    core: Arc<Core>,
-    auditor: Arc<Auditor>,
+    node: Arc<Node>,
     listeners: Vec<Bound>,
     shutdown: impl Future<Output = &'static str>,
 ) -> Result<(), ServerError> {
     let health = HealthReporter::new();
-    tokio::spawn(api::track_health(Arc::clone(&core), health.clone()));
+    tokio::spawn(grpc::track_health(
+        Arc::clone(&node.lifecycle),
+        health.clone(),
+    ));
 
     let (stop, stopped) = watch::channel(false);
     let in_flight = drain::InFlight::default();
     let mut servers = JoinSet::new();
     let mut sockets = Vec::new();
-    let shared = api::shared_routes(&health);
+    let shared = grpc::shared_routes(&health);
     for bound in listeners {
         let max_request_size = bound.max_request_size();
-        let routes = api::routes(
+        let routes = grpc::routes(
             &shared,
-            &core,
+            &node,
             max_request_size,
-            bound.identities(),
-            &auditor,
+            Identities::new(bound.identities()),
         );
         let router = Server::builder()
             .layer(in_flight.layer())
-            .layer(MapResponseLayer::new(api::size_limit_status(
+            .layer(MapResponseLayer::new(grpc::size_limit_status(
                 max_request_size,
             )))
             .add_routes(routes);
@@ -254,7 +257,7 @@ pub async fn serve(
     };
     // Keys go first, before waiting on anything; the encryption count is
     // recorded with them (one small write).
-    core.seal_and_record().await;
+    node.lifecycle.seal().await;
     let _ = stop.send(true);
     let running = in_flight.settle(DRAIN_DEADLINE).await;
     if running > 0 {
@@ -285,10 +288,10 @@ pub async fn serve(
 }
 
 /// `--dev`: init with one share and unseal with it, then print both.
-async fn dev_init(core: &Core) -> Result<(), ServerError> {
-    let init = core.init_and_confirm(InitParams::shamir(1, 1)).await?;
+async fn dev_init(lifecycle: &Lifecycle) -> Result<(), ServerError> {
+    let init = lifecycle.init_and_confirm(InitParams::shamir(1, 1)).await?;
     let key = STANDARD.encode(init.shares[0].expose());
-    core.unseal(&key).await?;
+    lifecycle.unseal(&key).await?;
     println!(
         "\n\
          WARNING! dev mode is enabled. strongroom keeps everything in memory, is already\n\
@@ -339,9 +342,9 @@ fn log_listeners(configured: &[Listener], bound: &[Bound]) {
     }
 }
 
-fn systemd_status(core: &Core) -> String {
-    let status = core.status();
-    match core.phase() {
+fn systemd_status(lifecycle: &Lifecycle) -> String {
+    let status = lifecycle.status();
+    match lifecycle.phase() {
         Phase::Uninitialized => "uninitialized; waiting for init".into(),
         Phase::Sealed => match status.auto_unseal {
             Some(auto) if auto.state == AutoUnsealState::Stopped => format!(
@@ -372,15 +375,15 @@ fn kms_client(
         async move { kms.warm_up().await }
     });
     #[cfg(feature = "failpoints")]
-    let kms = crate::failpoint::wrap_kms(kms);
+    let kms = crate::seal::failpoint::wrap(kms);
     kms
 }
 
 /// Keeps systemd's STATUS= line in step with the seal state.
-async fn track_systemd_status(core: Arc<Core>, notifier: Arc<Notifier>) {
-    let mut phases = core.subscribe();
+async fn track_systemd_status(lifecycle: Arc<Lifecycle>, notifier: Arc<Notifier>) {
+    let mut phases = lifecycle.subscribe();
     while phases.changed().await.is_ok() {
-        notifier.notify(&format!("STATUS={}", systemd_status(&core)));
+        notifier.notify(&format!("STATUS={}", systemd_status(&lifecycle)));
     }
 }
 
@@ -389,14 +392,14 @@ async fn track_systemd_status(core: Arc<Core>, notifier: Arc<Notifier>) {
 struct Reloader {
     /// The settings the daemon started with.
     running: Config,
-    auditor: Arc<Auditor>,
+    node: Arc<Node>,
     log_level: LogLevelHandle,
     tls: Vec<(std::net::SocketAddr, listener::TlsHandle)>,
 }
 
 impl Reloader {
     fn reload(&self) {
-        self.auditor.reopen();
+        self.node.audit.reopen();
         let Some(file) = &self.running.file else {
             tracing::info!("SIGHUP: no config file to reload (dev mode)");
             return;

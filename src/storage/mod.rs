@@ -4,6 +4,8 @@
 //! change that touches several entries (init, and later rekey, rotation and
 //! migration) is one [`Batch`], which a backend applies entirely or not at all.
 
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
 mod file;
 mod inmem;
 
@@ -16,6 +18,7 @@ pub use file::FileBackend;
 pub use inmem::InmemBackend;
 
 use crate::config::StorageConfig;
+use crate::error::Error;
 
 /// One change inside a [`Batch`].
 #[derive(Clone, PartialEq, Eq)]
@@ -102,6 +105,12 @@ pub enum StorageError {
     /// The backend failed (I/O error, corrupt file, closed database).
     #[error("storage failed: {0}")]
     Backend(String),
+}
+
+impl From<StorageError> for Error {
+    fn from(err: StorageError) -> Self {
+        Error::Internal(err.to_string())
+    }
 }
 
 /// Why a backend could not be opened.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use strongroom::barrier::{self, entry};
-use strongroom::core::SealConfig;
+use strongroom::lifecycle::SealConfig;
 use strongroom::seal::shamir;
 use strongroom::secret::{SecretBytes, SecretKey};
 
@@ -99,7 +99,7 @@ mod awskms {
 
     use serde_json::{Value, json};
     use strongroom::barrier;
-    use strongroom::core::SealConfig;
+    use strongroom::lifecycle::SealConfig;
     use strongroom::seal::envelope::{Envelope, Purpose};
     use strongroom::seal::kms::{
         EncryptionContext, KeyInfo, Kms, KmsError, KmsErrorKind, Unwrapped, Wrapped,
@@ -265,7 +265,7 @@ mod awskms {
     #[ignore = "writes the golden vectors; run by hand"]
     async fn regenerate_awskms_golden() {
         use strongroom::config;
-        use strongroom::core::{Core, InitParams};
+        use strongroom::lifecycle::{InitParams, Lifecycle};
         use strongroom::seal::Seal;
         use strongroom::seal::awskms::AwsKms;
         use strongroom::storage::{Backend, InmemBackend};
@@ -285,17 +285,18 @@ mod awskms {
             log: Mutex::new(Vec::new()),
         });
         let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-        let core = Core::open(
+        let lifecycle = Lifecycle::open(
             Arc::clone(&storage),
             Seal::AwsKms(recorder.clone()),
-            strongroom::core::Options {
+            strongroom::lifecycle::Options {
                 cluster_name: Some("golden".into()),
                 ..Default::default()
             },
+            Vec::new(),
         )
         .await
         .unwrap();
-        let init = core
+        let init = lifecycle
             .init_and_confirm(InitParams::recovery(3, 2))
             .await
             .unwrap();

@@ -4,6 +4,11 @@
 //! One test binary (ripgrep's layout) keeps link time down; tests run in
 //! parallel, each daemon in its own temporary directory on port 0.
 
+// A test that cannot set itself up should stop at once with the reason:
+// unwrap and expect are how tests say so (the crate's lints forbid them
+// elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod access;
 mod audit;
 mod awskms;

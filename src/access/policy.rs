@@ -1,0 +1,184 @@
+//! Stored policies: the HCL text of each at `sys/policy/<name>`, behind the
+//! barrier. Parsed policies are cached in memory; the cache is emptied
+//! whenever the barrier closes (a restored snapshot seals), and a write or
+//! delete replaces its entry.
+//!
+//! Names reach [`Policies`]' methods checked by `acl::validate_name`: every
+//! action on `sys/policy/` declares it, and the gate runs it before
+//! authenticating.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::acl::{Capability, Policy, ROOT_POLICY};
+use super::caller::Session;
+use crate::barrier::Barrier;
+use crate::error::Error;
+
+/// Where policies are stored, and the policy path of their list.
+pub const PREFIX: &str = "sys/policy/";
+
+/// What `GetPolicy root` shows: root is not a document.
+const ROOT_TEXT: &str =
+    "# root is built in: every capability on every path. It cannot be changed or deleted.\n";
+
+/// Parsed policies by name, and names known to have no policy (a token may
+/// name one deleted since): `None`. `generation` changes with every write,
+/// so a reader that loaded a policy before a write does not cache the old
+/// text.
+#[derive(Default)]
+struct PolicyCache {
+    generation: u64,
+    policies: HashMap<String, Option<Arc<Policy>>>,
+}
+
+/// The policy store: its cache, and the lock that serialises its writers
+/// (create-or-update is a read, then a write).
+#[derive(Default)]
+pub struct Policies {
+    cache: Mutex<PolicyCache>,
+    writes: tokio::sync::Mutex<()>,
+}
+
+fn path(name: &str) -> String {
+    format!("{PREFIX}{name}")
+}
+
+/// Refuses to change or delete the built-in root policy.
+pub fn refuse_root(name: &str, action: &str) -> Result<(), Error> {
+    if name == ROOT_POLICY {
+        return Err(Error::InvalidArgument(format!(
+            "the root policy is built in and cannot be {action}"
+        )));
+    }
+    Ok(())
+}
+
+impl Policies {
+    fn cache(&self) -> MutexGuard<'_, PolicyCache> {
+        // A poisoned lock means a thread panicked while holding it; the
+        // cache is still a valid map.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets every parsed policy (the store may have changed under us).
+    pub fn clear_cache(&self) {
+        let mut cache = self.cache();
+        cache.generation += 1;
+        cache.policies.clear();
+    }
+
+    /// The named policies that exist (a token may name one deleted since).
+    pub(super) async fn load(
+        &self,
+        barrier: &Barrier,
+        names: &[String],
+    ) -> Result<Vec<Arc<Policy>>, Error> {
+        let mut loaded = Vec::with_capacity(names.len());
+        for name in names {
+            // root is not a document; the subject knows it grants everything.
+            if name == ROOT_POLICY {
+                continue;
+            }
+            let (cached, generation) = {
+                let cache = self.cache();
+                (cache.policies.get(name).cloned(), cache.generation)
+            };
+            match cached {
+                Some(Some(policy)) => {
+                    loaded.push(policy);
+                    continue;
+                }
+                Some(None) => continue,
+                None => {}
+            }
+            let Some(text) = barrier.get(&path(name)).await? else {
+                let mut cache = self.cache();
+                if cache.generation == generation {
+                    cache.policies.insert(name.clone(), None);
+                }
+                continue;
+            };
+            let text = String::from_utf8_lossy(text.expose());
+            let policy = Arc::new(Policy::parse(name, &text).map_err(|e| {
+                Error::Internal(format!("the stored policy {name:?} no longer parses: {e}"))
+            })?);
+            let mut cache = self.cache();
+            if cache.generation == generation {
+                cache
+                    .policies
+                    .insert(name.clone(), Some(Arc::clone(&policy)));
+            }
+            loaded.push(policy);
+        }
+        Ok(loaded)
+    }
+
+    /// Writes policy `name` (`create` on its path for a new one, `update`
+    /// for an existing one, decided under the lock). Returns true if it was
+    /// new.
+    pub async fn put(&self, session: &Session, name: &str, text: &str) -> Result<bool, Error> {
+        refuse_root(name, "changed")?;
+        let barrier = session.barrier()?;
+        let policy = Arc::new(Policy::parse(name, text)?);
+        let _guard = self.writes.lock().await;
+        let exists = barrier.get(&path(name)).await?.is_some();
+        session.require(if exists {
+            Capability::Update
+        } else {
+            Capability::Create
+        })?;
+        barrier.put(&path(name), text.as_bytes()).await?;
+        let mut cache = self.cache();
+        cache.generation += 1;
+        cache.policies.insert(name.to_string(), Some(policy));
+        tracing::info!(policy = name, "policy written");
+        Ok(!exists)
+    }
+
+    /// The text of policy `name`.
+    pub async fn get(&self, session: &Session, name: &str) -> Result<String, Error> {
+        if name == ROOT_POLICY {
+            return Ok(ROOT_TEXT.into());
+        }
+        let text = session
+            .barrier()?
+            .get(&path(name))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no policy is named {name:?}")))?;
+        Ok(String::from_utf8_lossy(text.expose()).into_owned())
+    }
+
+    /// Every policy name, root included, sorted.
+    pub async fn list(&self, session: &Session) -> Result<Vec<String>, Error> {
+        let mut names: Vec<String> = session
+            .barrier()?
+            .list(PREFIX)
+            .await?
+            .into_iter()
+            .map(|p| p[PREFIX.len()..].to_string())
+            .collect();
+        names.push(ROOT_POLICY.into());
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes policy `name`. Tokens and identities that name it keep
+    /// working with their other policies.
+    pub async fn delete(&self, session: &Session, name: &str) -> Result<(), Error> {
+        refuse_root(name, "deleted")?;
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        if barrier.get(&path(name)).await?.is_none() {
+            return Err(Error::NotFound(format!("no policy is named {name:?}")));
+        }
+        barrier.delete(&path(name)).await?;
+        let mut cache = self.cache();
+        cache.generation += 1;
+        cache.policies.insert(name.to_string(), None);
+        tracing::info!(policy = name, "policy deleted");
+        Ok(())
+    }
+}

@@ -1,0 +1,510 @@
+//! Every operation a caller can ask for, declared once: its name (the
+//! audit line's `operation`), its policy path, who may call it, how it is
+//! audited, and whether it runs on the node it reaches or on the active
+//! node. The gate reads these for authorization and the audit record
+//! alike, whatever the transport.
+
+use crate::access::{Capability, acl};
+use crate::engines::{keys, kv};
+use crate::error::Error;
+
+/// Who may call an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Nobody is asked who they are: share holders entering keys, init,
+    /// generate-root. The call is audited all the same.
+    None,
+    /// Any authenticated caller; the handler checks a capability that
+    /// depends on the request (create or update, another caller's token)
+    /// on the action's path.
+    Caller,
+    /// The caller's policies must grant every one of these on the path.
+    Require(&'static [Capability]),
+    /// As [`Auth::Require`] once the store is initialized; before, nobody
+    /// is asked (a restore into a new daemon, which anyone who can reach
+    /// it could initialize anyway).
+    RequireOnceInitialized(&'static [Capability]),
+}
+
+/// How an action is audited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audited {
+    /// A request line before the call acts (which no device recording it
+    /// refuses the call) and a response line after.
+    Yes,
+    /// As [`Audited::Yes`], but a request line no device could record is
+    /// logged and the call goes on: sealing only takes keys away, and must
+    /// never be refused for want of an audit device.
+    BestEffort,
+    /// Not audited: it reads memory and changes nothing (Status).
+    No,
+}
+
+/// Where an action runs once HA has several nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// On the node it reaches: its own seal state (status, init, unseal, seal).
+    Node,
+    /// On the active node: a standby forwards it.
+    Active,
+}
+
+/// What follows the action's path prefix: the thing the call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// Nothing: the path is the action's path.
+    None,
+    /// A secret's path (`kv/<path>`).
+    KvPath,
+    /// A folder of secrets (`kv/<folder>/`): normalised with a trailing slash.
+    KvFolder,
+    /// A named key (`keys/<name>`).
+    KeyName,
+    /// A policy (`sys/policy/<name>`).
+    PolicyName,
+}
+
+impl Resource {
+    /// Checks `text` and returns the part of the policy path it makes.
+    pub fn check(self, text: &str) -> Result<String, Error> {
+        match self {
+            Resource::None => Ok(String::new()),
+            Resource::KvPath => kv::validate_path(text).map(|()| text.to_string()),
+            Resource::KvFolder => kv::folder(text),
+            Resource::KeyName => keys::validate_name(text).map(|()| text.to_string()),
+            Resource::PolicyName => acl::validate_name(text).map(|()| text.to_string()),
+        }
+    }
+}
+
+/// One operation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Action {
+    /// The audit line's `operation`: service and method, as `kv.Put`.
+    pub name: &'static str,
+    /// The policy path, or its prefix when the call names a [`Resource`].
+    pub path: &'static str,
+    /// What follows the prefix.
+    pub resource: Resource,
+    /// Who may call it.
+    pub auth: Auth,
+    /// How it is audited.
+    pub audited: Audited,
+    /// Where it runs.
+    pub scope: Scope,
+}
+
+impl Action {
+    /// The policy path of a call about `resource` (checked first).
+    pub fn policy_path(&self, resource: &str) -> Result<String, Error> {
+        let rest = self.resource.check(resource)?;
+        Ok(format!("{}{rest}", self.path))
+    }
+}
+
+use Audited::{BestEffort, Yes};
+use Auth::{Caller, Require, RequireOnceInitialized};
+use Capability::{Create, Datakey, Decrypt, Delete, Encrypt, List, Read, Rotate, Sudo, Update};
+
+/// A declaration of every action, for the table below.
+const fn action(
+    name: &'static str,
+    path: &'static str,
+    resource: Resource,
+    auth: Auth,
+    audited: Audited,
+    scope: Scope,
+) -> Action {
+    Action {
+        name,
+        path,
+        resource,
+        auth,
+        audited,
+        scope,
+    }
+}
+
+const fn sys(name: &'static str, path: &'static str, auth: Auth) -> Action {
+    action(name, path, Resource::None, auth, Yes, Scope::Active)
+}
+
+const fn on(name: &'static str, path: &'static str, resource: Resource, auth: Auth) -> Action {
+    action(name, path, resource, auth, Yes, Scope::Active)
+}
+
+// The seal lifecycle (strongroom.v1.Sys).
+
+/// `Sys.Status`: the seal state, read from memory.
+pub const STATUS: Action = action(
+    "sys.Status",
+    "sys/seal-status",
+    Resource::None,
+    Auth::None,
+    Audited::No,
+    Scope::Node,
+);
+/// `Sys.Init`: makes the keys, writes nothing until confirmed.
+pub const INIT: Action = action(
+    "sys.Init",
+    "sys/init",
+    Resource::None,
+    Auth::None,
+    Yes,
+    Scope::Node,
+);
+/// `Sys.InitConfirm`: writes the init the receiver confirms.
+pub const INIT_CONFIRM: Action = action(
+    "sys.InitConfirm",
+    "sys/init",
+    Resource::None,
+    Auth::None,
+    Yes,
+    Scope::Node,
+);
+/// `Sys.Unseal`: one unseal (or migration) key.
+pub const UNSEAL: Action = action(
+    "sys.Unseal",
+    "sys/unseal",
+    Resource::None,
+    Auth::None,
+    Yes,
+    Scope::Node,
+);
+/// `Sys.Seal`.
+pub const SEAL: Action = action(
+    "sys.Seal",
+    "sys/seal",
+    Resource::None,
+    Require(&[Sudo]),
+    BestEffort,
+    Scope::Node,
+);
+/// `Sys.Rotate`: a new keyring term.
+pub const ROTATE: Action = sys("sys.Rotate", "sys/rotate", Require(&[Sudo]));
+/// `Sys.KeyStatus`: the keyring's terms and counts.
+pub const KEY_STATUS: Action = sys("sys.KeyStatus", "sys/key-status", Require(&[Read]));
+/// `Sys.SnapshotSave`.
+pub const SNAPSHOT_SAVE: Action = sys("sys.SnapshotSave", "sys/snapshot", Require(&[Sudo]));
+/// `Sys.SnapshotRestore`.
+pub const SNAPSHOT_RESTORE: Action = sys(
+    "sys.SnapshotRestore",
+    "sys/snapshot-restore",
+    RequireOnceInitialized(&[Sudo]),
+);
+/// `Sys.AuditHash`: a value's HMAC as audit lines write it.
+pub const AUDIT_HASH: Action = sys("sys.AuditHash", "sys/audit-hash", Require(&[Update]));
+
+// The quorum operations (strongroom.v1.Sys). Their Status calls are not
+// audited; they show nonces to a caller with sudo on the start action's path.
+
+/// `Sys.RekeyInit`.
+pub const REKEY_INIT: Action = sys("sys.RekeyInit", "sys/rekey", Require(&[Sudo]));
+/// `Sys.RekeyUpdate`: one current key.
+pub const REKEY_UPDATE: Action = sys("sys.RekeyUpdate", "sys/rekey", Auth::None);
+/// `Sys.RekeyConfirm`: the receiver of the new keys confirms.
+pub const REKEY_CONFIRM: Action = sys("sys.RekeyConfirm", "sys/rekey", Auth::None);
+/// `Sys.RekeyVerifyUpdate`: one new key typed back.
+pub const REKEY_VERIFY_UPDATE: Action = sys("sys.RekeyVerifyUpdate", "sys/rekey", Auth::None);
+/// `Sys.RekeyCancel`.
+pub const REKEY_CANCEL: Action = sys("sys.RekeyCancel", "sys/rekey", Require(&[Sudo]));
+/// `Sys.RekeyStatus`.
+pub const REKEY_STATUS: Action = action(
+    "sys.RekeyStatus",
+    "sys/rekey",
+    Resource::None,
+    Auth::None,
+    Audited::No,
+    Scope::Active,
+);
+/// `Sys.RotateRootInit`.
+pub const ROTATE_ROOT_INIT: Action = sys("sys.RotateRootInit", "sys/rotate-root", Require(&[Sudo]));
+/// `Sys.RotateRootUpdate`: one key.
+pub const ROTATE_ROOT_UPDATE: Action = sys("sys.RotateRootUpdate", "sys/rotate-root", Auth::None);
+/// `Sys.RotateRootCancel`.
+pub const ROTATE_ROOT_CANCEL: Action =
+    sys("sys.RotateRootCancel", "sys/rotate-root", Require(&[Sudo]));
+/// `Sys.RotateRootStatus`.
+pub const ROTATE_ROOT_STATUS: Action = action(
+    "sys.RotateRootStatus",
+    "sys/rotate-root",
+    Resource::None,
+    Auth::None,
+    Audited::No,
+    Scope::Active,
+);
+/// `Sys.GenerateRootInit`: needs no token; that is its point.
+pub const GENERATE_ROOT_INIT: Action = sys("sys.GenerateRootInit", "sys/generate-root", Auth::None);
+/// `Sys.GenerateRootUpdate`: one key.
+pub const GENERATE_ROOT_UPDATE: Action =
+    sys("sys.GenerateRootUpdate", "sys/generate-root", Auth::None);
+/// `Sys.GenerateRootCancel`: the nonce is enough.
+pub const GENERATE_ROOT_CANCEL: Action =
+    sys("sys.GenerateRootCancel", "sys/generate-root", Auth::None);
+/// `Sys.GenerateRootStatus`.
+pub const GENERATE_ROOT_STATUS: Action = action(
+    "sys.GenerateRootStatus",
+    "sys/generate-root",
+    Resource::None,
+    Auth::None,
+    Audited::No,
+    Scope::Active,
+);
+
+// Versioned secrets (strongroom.v1.Kv).
+
+/// `Kv.Put`: `create` for a new path, `update` for an existing one.
+pub const KV_PUT: Action = on("kv.Put", "kv/", Resource::KvPath, Caller);
+/// `Kv.Get`.
+pub const KV_GET: Action = on("kv.Get", "kv/", Resource::KvPath, Require(&[Read]));
+/// `Kv.Delete`: soft delete.
+pub const KV_DELETE: Action = on("kv.Delete", "kv/", Resource::KvPath, Require(&[Delete]));
+/// `Kv.Undelete`.
+pub const KV_UNDELETE: Action = on("kv.Undelete", "kv/", Resource::KvPath, Require(&[Update]));
+/// `Kv.Destroy`: erases versions for good.
+pub const KV_DESTROY: Action = on(
+    "kv.Destroy",
+    "kv/",
+    Resource::KvPath,
+    Require(&[Delete, Sudo]),
+);
+/// `Kv.List`.
+pub const KV_LIST: Action = on("kv.List", "kv/", Resource::KvFolder, Require(&[List]));
+/// `Kv.Metadata`.
+pub const KV_METADATA: Action = on("kv.Metadata", "kv/", Resource::KvPath, Require(&[Read]));
+/// `Kv.DeleteMetadata`: erases the path for good.
+pub const KV_DELETE_METADATA: Action = on(
+    "kv.DeleteMetadata",
+    "kv/",
+    Resource::KvPath,
+    Require(&[Delete, Sudo]),
+);
+
+// Named encryption keys (strongroom.v1.Keys).
+
+/// `Keys.Create`.
+pub const KEYS_CREATE: Action = on(
+    "keys.Create",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Create]),
+);
+/// `Keys.Read`.
+pub const KEYS_READ: Action = on("keys.Read", "keys/", Resource::KeyName, Require(&[Read]));
+/// `Keys.List`.
+pub const KEYS_LIST: Action = on("keys.List", "keys/", Resource::None, Require(&[List]));
+/// `Keys.Rotate`.
+pub const KEYS_ROTATE: Action = on(
+    "keys.Rotate",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Rotate]),
+);
+/// `Keys.UpdateKeyConfig`.
+pub const KEYS_UPDATE_CONFIG: Action = on(
+    "keys.UpdateConfig",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Update]),
+);
+/// `Keys.DeleteKey`.
+pub const KEYS_DELETE: Action = on(
+    "keys.Delete",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Delete]),
+);
+/// `Keys.Encrypt`.
+pub const KEYS_ENCRYPT: Action = on(
+    "keys.Encrypt",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Encrypt]),
+);
+/// `Keys.Decrypt`.
+pub const KEYS_DECRYPT: Action = on(
+    "keys.Decrypt",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Decrypt]),
+);
+/// `Keys.Rewrap`: neither takes nor returns a plaintext.
+pub const KEYS_REWRAP: Action = on(
+    "keys.Rewrap",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Update]),
+);
+/// `Keys.GenerateDataKey`.
+pub const KEYS_DATA_KEY: Action = on(
+    "keys.GenerateDataKey",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Datakey]),
+);
+/// `Keys.BatchEncrypt`.
+pub const KEYS_BATCH_ENCRYPT: Action = on(
+    "keys.BatchEncrypt",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Encrypt]),
+);
+/// `Keys.BatchDecrypt`.
+pub const KEYS_BATCH_DECRYPT: Action = on(
+    "keys.BatchDecrypt",
+    "keys/",
+    Resource::KeyName,
+    Require(&[Decrypt]),
+);
+
+// Tokens (strongroom.v1.Token).
+
+/// `Token.CreateToken`: `create`, and `sudo` for an orphan.
+pub const TOKEN_CREATE: Action = sys("token.Create", "auth/token/create", Require(&[Create]));
+/// `Token.LookupToken`: another token.
+pub const TOKEN_LOOKUP: Action = sys("token.Lookup", "auth/token/lookup", Require(&[Read]));
+/// `Token.LookupSelf`: any valid token.
+pub const TOKEN_LOOKUP_SELF: Action = sys("token.LookupSelf", "auth/token/lookup-self", Caller);
+/// `Token.RenewToken`: the caller's own, or another with `update`.
+pub const TOKEN_RENEW: Action = sys("token.Renew", "auth/token/renew", Caller);
+/// `Token.RevokeToken`: the caller's own, or another with `update`.
+pub const TOKEN_REVOKE: Action = sys("token.Revoke", "auth/token/revoke", Caller);
+/// `Token.RevokeAccessor`: another token by accessor, with `update`.
+pub const TOKEN_REVOKE_ACCESSOR: Action =
+    sys("token.RevokeAccessor", "auth/token/revoke-accessor", Caller);
+/// `Token.ListAccessors`: root tokens' accessors.
+pub const TOKEN_LIST_ACCESSORS: Action = sys(
+    "token.ListAccessors",
+    "auth/token/accessors",
+    Require(&[Sudo]),
+);
+
+// Policies (strongroom.v1.Policy).
+
+/// `Policy.PutPolicy`: `create` for a new policy, `update` for an existing one.
+pub const POLICY_PUT: Action = on("policy.Put", "sys/policy/", Resource::PolicyName, Caller);
+/// `Policy.GetPolicy`.
+pub const POLICY_GET: Action = on(
+    "policy.Get",
+    "sys/policy/",
+    Resource::PolicyName,
+    Require(&[Read]),
+);
+/// `Policy.ListPolicies`.
+pub const POLICY_LIST: Action = on(
+    "policy.List",
+    "sys/policy/",
+    Resource::None,
+    Require(&[List]),
+);
+/// `Policy.DeletePolicy`.
+pub const POLICY_DELETE: Action = on(
+    "policy.Delete",
+    "sys/policy/",
+    Resource::PolicyName,
+    Require(&[Delete]),
+);
+
+/// Every action, in the order of the protos.
+pub const ALL: &[&Action] = &[
+    &STATUS,
+    &INIT,
+    &INIT_CONFIRM,
+    &UNSEAL,
+    &SEAL,
+    &ROTATE,
+    &KEY_STATUS,
+    &SNAPSHOT_SAVE,
+    &SNAPSHOT_RESTORE,
+    &AUDIT_HASH,
+    &REKEY_INIT,
+    &REKEY_UPDATE,
+    &REKEY_CONFIRM,
+    &REKEY_VERIFY_UPDATE,
+    &REKEY_CANCEL,
+    &REKEY_STATUS,
+    &ROTATE_ROOT_INIT,
+    &ROTATE_ROOT_UPDATE,
+    &ROTATE_ROOT_CANCEL,
+    &ROTATE_ROOT_STATUS,
+    &GENERATE_ROOT_INIT,
+    &GENERATE_ROOT_UPDATE,
+    &GENERATE_ROOT_CANCEL,
+    &GENERATE_ROOT_STATUS,
+    &KV_PUT,
+    &KV_GET,
+    &KV_DELETE,
+    &KV_UNDELETE,
+    &KV_DESTROY,
+    &KV_LIST,
+    &KV_METADATA,
+    &KV_DELETE_METADATA,
+    &KEYS_CREATE,
+    &KEYS_READ,
+    &KEYS_LIST,
+    &KEYS_ROTATE,
+    &KEYS_UPDATE_CONFIG,
+    &KEYS_DELETE,
+    &KEYS_ENCRYPT,
+    &KEYS_DECRYPT,
+    &KEYS_REWRAP,
+    &KEYS_DATA_KEY,
+    &KEYS_BATCH_ENCRYPT,
+    &KEYS_BATCH_DECRYPT,
+    &TOKEN_CREATE,
+    &TOKEN_LOOKUP,
+    &TOKEN_LOOKUP_SELF,
+    &TOKEN_RENEW,
+    &TOKEN_REVOKE,
+    &TOKEN_REVOKE_ACCESSOR,
+    &TOKEN_LIST_ACCESSORS,
+    &POLICY_PUT,
+    &POLICY_GET,
+    &POLICY_LIST,
+    &POLICY_DELETE,
+];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_action_has_its_own_name_and_a_policy_path() {
+        let mut names = HashSet::new();
+        for action in ALL {
+            assert!(names.insert(action.name), "{} twice", action.name);
+            assert!(
+                ["sys/", "kv/", "keys/", "auth/token/"]
+                    .iter()
+                    .any(|root| action.path.starts_with(root)),
+                "{}: {}",
+                action.name,
+                action.path
+            );
+            // A path that takes a resource ends where the resource starts.
+            assert_eq!(
+                action.resource != Resource::None && action.path.ends_with('/'),
+                action.resource != Resource::None,
+                "{}",
+                action.name
+            );
+        }
+    }
+
+    #[test]
+    fn policy_paths_check_their_resource() {
+        assert_eq!(KV_PUT.policy_path("app/db").unwrap(), "kv/app/db");
+        assert_eq!(KV_LIST.policy_path("app").unwrap(), "kv/app/");
+        assert_eq!(KV_LIST.policy_path("").unwrap(), "kv/");
+        assert_eq!(KEYS_LIST.policy_path("").unwrap(), "keys/");
+        assert!(KV_GET.policy_path("a//b").is_err());
+        assert!(KEYS_ENCRYPT.policy_path("no spaces").is_err());
+        assert_eq!(POLICY_GET.policy_path("root").unwrap(), "sys/policy/root");
+        assert!(matches!(
+            POLICY_PUT.policy_path("Root!"),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

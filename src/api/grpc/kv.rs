@@ -1,0 +1,228 @@
+//! `strongroom.v1.Kv`: versioned secrets.
+
+use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
+
+use super::{call, status};
+use crate::api::Gate;
+use crate::api::actions;
+use crate::audit::Field;
+use crate::engines::kv::{Kv as Engine, Mark, Secret};
+use crate::proto::{self, kv_server::Kv};
+use crate::secret::SecretString;
+
+/// The Kv service.
+pub struct KvService {
+    gate: Gate,
+}
+
+impl KvService {
+    /// Serves through `gate`.
+    pub fn new(gate: Gate) -> Self {
+        Self { gate }
+    }
+
+    /// Delete, undelete or destroy `versions` of `path`.
+    async fn mark(
+        &self,
+        action: &'static actions::Action,
+        request: &Request<impl Send + Sync>,
+        path: &str,
+        versions: &[u64],
+        mark: Mark,
+    ) -> Result<(), Status> {
+        let kv = &self.gate.node().kv;
+        call(&self.gate, action, path, request)
+            .plain("versions", versions.to_vec())
+            .check(Engine::check_versions(mark, versions))
+            .run(
+                |session| async move { kv.mark(&session, path, versions, mark).await },
+                |()| Vec::new(),
+            )
+            .await
+            .map_err(status)
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn put(
+        &self,
+        request: Request<proto::PutRequest>,
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let kv = &self.gate.node().kv;
+        let asked = request.get_ref();
+        let call = call(&self.gate, &actions::KV_PUT, &asked.path, &request)
+            .secret_map("data", &asked.data)
+            .plain("cas", asked.cas);
+        // The values move into zeroizing memory.
+        let asked = request.into_inner();
+        let secret: Secret = asked
+            .data
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::new(v)))
+            .collect();
+        let (path, cas) = (&asked.path, asked.cas);
+        let version = call
+            .check(kv.check_secret(path, &secret))
+            .run(
+                |session| async move { kv.put(&session, path, &secret, cas).await },
+                |v| vec![("version", Field::Plain((*v).into()))],
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::PutResponse { version }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<proto::GetRequest>,
+    ) -> Result<Response<proto::GetResponse>, Status> {
+        let kv = &self.gate.node().kv;
+        let (path, version) = (&request.get_ref().path, request.get_ref().version);
+        let read = call(&self.gate, &actions::KV_GET, path, &request)
+            .plain("version", version)
+            .run(
+                |session| async move { kv.get(&session, path, version).await },
+                |read| {
+                    vec![
+                        ("version", Field::Plain(read.version.into())),
+                        (
+                            "data",
+                            Field::SecretMap(
+                                read.data
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.clone(), Zeroizing::new(v.expose().to_string()))
+                                    })
+                                    .collect(),
+                            ),
+                        ),
+                    ]
+                },
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::GetResponse {
+            data: read
+                .data
+                .into_iter()
+                .map(|(k, v)| (k, v.expose().to_string()))
+                .collect(),
+            version: read.version,
+            created_unix: read.created_unix,
+        }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
+        let asked = request.get_ref();
+        self.mark(
+            &actions::KV_DELETE,
+            &request,
+            &asked.path,
+            &asked.versions,
+            Mark::Delete,
+        )
+        .await?;
+        Ok(Response::new(proto::DeleteResponse {}))
+    }
+
+    async fn undelete(
+        &self,
+        request: Request<proto::UndeleteRequest>,
+    ) -> Result<Response<proto::UndeleteResponse>, Status> {
+        let asked = request.get_ref();
+        self.mark(
+            &actions::KV_UNDELETE,
+            &request,
+            &asked.path,
+            &asked.versions,
+            Mark::Undelete,
+        )
+        .await?;
+        Ok(Response::new(proto::UndeleteResponse {}))
+    }
+
+    async fn destroy(
+        &self,
+        request: Request<proto::DestroyRequest>,
+    ) -> Result<Response<proto::DestroyResponse>, Status> {
+        let asked = request.get_ref();
+        self.mark(
+            &actions::KV_DESTROY,
+            &request,
+            &asked.path,
+            &asked.versions,
+            Mark::Destroy,
+        )
+        .await?;
+        Ok(Response::new(proto::DestroyResponse {}))
+    }
+
+    async fn list(
+        &self,
+        request: Request<proto::ListRequest>,
+    ) -> Result<Response<proto::ListResponse>, Status> {
+        let kv = &self.gate.node().kv;
+        let prefix = &request.get_ref().prefix;
+        let keys = call(&self.gate, &actions::KV_LIST, prefix, &request)
+            .run(
+                |session| async move { kv.list(&session, prefix).await },
+                |keys| vec![("keys", Field::Plain(keys.len().into()))],
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::ListResponse { keys }))
+    }
+
+    async fn metadata(
+        &self,
+        request: Request<proto::MetadataRequest>,
+    ) -> Result<Response<proto::MetadataResponse>, Status> {
+        let kv = &self.gate.node().kv;
+        let path = &request.get_ref().path;
+        let meta = call(&self.gate, &actions::KV_METADATA, path, &request)
+            .run(
+                |session| async move { kv.metadata(&session, path).await },
+                |meta| vec![("current_version", Field::Plain(meta.current_version.into()))],
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::MetadataResponse {
+            current_version: meta.current_version,
+            oldest_version: meta.oldest_version(),
+            created_unix: meta.created_unix,
+            updated_unix: meta.updated_unix,
+            max_versions: kv.settings().max_versions,
+            versions: meta
+                .versions
+                .into_iter()
+                .map(|(version, info)| proto::VersionMetadata {
+                    version,
+                    created_unix: info.created_unix,
+                    deleted_unix: info.deleted_unix,
+                    destroyed: info.destroyed,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn delete_metadata(
+        &self,
+        request: Request<proto::DeleteMetadataRequest>,
+    ) -> Result<Response<proto::DeleteMetadataResponse>, Status> {
+        let kv = &self.gate.node().kv;
+        let path = &request.get_ref().path;
+        call(&self.gate, &actions::KV_DELETE_METADATA, path, &request)
+            .run(
+                |session| async move { kv.delete_metadata(&session, path).await },
+                |()| Vec::new(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::DeleteMetadataResponse {}))
+    }
+}

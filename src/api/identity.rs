@@ -1,0 +1,164 @@
+//! What a request says about who sends it, whatever its transport: the
+//! bearer token of its `authorization` header, and the connection's peer
+//! (SO_PEERCRED of a unix peer, the client certificate a mutual-TLS
+//! handshake verified), matched against the listener's `identity` blocks.
+
+use std::sync::Arc;
+
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::access::{Caller, Identity};
+use crate::config::{IdentityRule, IdentitySelector};
+
+/// What a connection tells about its peer.
+#[derive(Default)]
+pub struct Peer {
+    uid: Option<u32>,
+    gid: Option<u32>,
+    sans: Vec<String>,
+    common_names: Vec<String>,
+}
+
+impl Peer {
+    /// A unix socket peer with these credentials.
+    pub fn with_unix_credentials(mut self, uid: u32, gid: u32) -> Self {
+        self.uid = Some(uid);
+        self.gid = Some(gid);
+        self
+    }
+
+    /// A peer whose client certificate (DER, as the TLS handshake verified
+    /// it against `tls_client_ca_file`) is `leaf`: its URI and DNS subject
+    /// alternative names and its subject common names. A certificate that
+    /// does not parse adds nothing.
+    pub fn with_certificate(mut self, leaf: &[u8]) -> Self {
+        let Ok((_, cert)) = X509Certificate::from_der(leaf) else {
+            return self;
+        };
+        if let Ok(Some(extension)) = cert.subject_alternative_name() {
+            for name in &extension.value.general_names {
+                match name {
+                    GeneralName::URI(uri) => self.sans.push((*uri).to_string()),
+                    GeneralName::DNSName(dns) => self.sans.push((*dns).to_string()),
+                    _ => {}
+                }
+            }
+        }
+        self.common_names = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok().map(str::to_string))
+            .collect();
+        self
+    }
+
+    fn matches(&self, selector: &IdentitySelector) -> bool {
+        match selector {
+            IdentitySelector::Uid(uid) => self.uid == Some(*uid),
+            IdentitySelector::Gid(gid) => self.gid == Some(*gid),
+            IdentitySelector::CertSan(san) => self.sans.iter().any(|s| s == san),
+            IdentitySelector::CertCn(cn) => self.common_names.iter().any(|c| c == cn),
+        }
+    }
+}
+
+/// A listener's identity blocks.
+#[derive(Clone, Default)]
+pub struct Identities(Arc<[IdentityRule]>);
+
+impl Identities {
+    /// The blocks of one listener.
+    pub fn new(rules: &[IdentityRule]) -> Self {
+        Self(rules.into())
+    }
+
+    /// The caller of a request: its bearer token, and the identity its
+    /// connection matches (every matching block's policies, merged). `peer`
+    /// is asked for only when the listener has identity blocks.
+    pub fn caller(&self, token: Option<&str>, peer: impl FnOnce() -> Peer) -> Caller {
+        Caller::new(token, self.identify(peer))
+    }
+
+    fn identify(&self, peer: impl FnOnce() -> Peer) -> Option<Identity> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let peer = peer();
+        let mut names = Vec::new();
+        let mut policies: Vec<String> = Vec::new();
+        for rule in self.0.iter().filter(|r| peer.matches(&r.selector)) {
+            names.push(rule.selector.label());
+            policies.extend(rule.policies.iter().cloned());
+        }
+        if names.is_empty() {
+            return None;
+        }
+        policies.sort();
+        policies.dedup();
+        Some(Identity {
+            name: names.join(","),
+            policies,
+        })
+    }
+}
+
+/// The token of an `authorization` header (`Bearer <token>`; the scheme is
+/// case-insensitive and may be left out), if the header was sent. A header
+/// that is present but empty or not text yields `Some("")`: a token was
+/// sent, so the listener identity is not consulted, and the empty token is
+/// refused as malformed.
+pub fn bearer(header: Option<&[u8]>) -> Option<&str> {
+    let header = header?;
+    // Visible ASCII, as HTTP header values are read as text.
+    let visible = |b: &u8| *b == b'\t' || (0x20..0x7f).contains(b);
+    let Some(value) = std::str::from_utf8(header)
+        .ok()
+        .filter(|_| header.iter().all(visible))
+    else {
+        return Some("");
+    };
+    let value = value.trim();
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ if value.eq_ignore_ascii_case("bearer") => "",
+        _ => value,
+    };
+    Some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_extracted() {
+        assert_eq!(bearer(None), None);
+        assert_eq!(bearer(Some(b"Bearer sr.abc")), Some("sr.abc"));
+        assert_eq!(bearer(Some(b"bearer  sr.x ")), Some("sr.x"));
+        assert_eq!(bearer(Some(b"sr.raw")), Some("sr.raw"));
+        // Sent but empty: a token was sent (and is refused), no fallback.
+        assert_eq!(bearer(Some(b"Bearer ")), Some(""));
+        assert_eq!(bearer(Some(b"\xff")), Some(""));
+        assert_eq!(bearer(Some("sr.é".as_bytes())), Some(""));
+    }
+
+    #[test]
+    fn selectors_match_their_own_kind_only() {
+        let peer = Peer {
+            uid: Some(1001),
+            gid: Some(50),
+            sans: vec!["spiffe://example.org/app".into()],
+            common_names: vec!["app".into()],
+        };
+        assert!(peer.matches(&IdentitySelector::Uid(1001)));
+        assert!(!peer.matches(&IdentitySelector::Uid(50)));
+        assert!(peer.matches(&IdentitySelector::Gid(50)));
+        assert!(peer.matches(&IdentitySelector::CertSan(
+            "spiffe://example.org/app".into()
+        )));
+        assert!(!peer.matches(&IdentitySelector::CertSan("app".into())));
+        assert!(peer.matches(&IdentitySelector::CertCn("app".into())));
+        assert!(!Peer::default().matches(&IdentitySelector::Uid(0)));
+    }
+}

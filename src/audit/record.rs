@@ -1,0 +1,180 @@
+//! One audited call: a request line before the call acts and a response
+//! line after it, with the same keys on every line, and secret values
+//! written as HMACs under the audit salt.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+use super::device::{AuditError, Auditor};
+use crate::secret::SecretKey;
+
+/// A value in an audit line's `data`.
+pub enum Field {
+    /// Written as is.
+    Plain(Value),
+    /// Written as its HMAC, or left out while sealed.
+    Secret(Zeroizing<Vec<u8>>),
+    /// Names written as is, values as HMACs.
+    SecretMap(BTreeMap<String, Zeroizing<String>>),
+}
+
+/// `hmac-sha256:<hex>` of `value` under `salt`.
+pub fn hmac(salt: &SecretKey, value: &[u8]) -> String {
+    // HMAC accepts keys of any length; 32 bytes cannot fail.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(salt.expose())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(value);
+    format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn render(fields: &[(&'static str, Field)], salt: Option<&SecretKey>) -> Value {
+    let mut data = Map::new();
+    for (name, field) in fields {
+        let value = match (field, salt) {
+            (Field::Plain(value), _) => value.clone(),
+            (Field::Secret(bytes), Some(salt)) => Value::String(hmac(salt, bytes)),
+            (Field::SecretMap(map), Some(salt)) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(hmac(salt, v.as_bytes()))))
+                    .collect(),
+            ),
+            (Field::Secret(_) | Field::SecretMap(_), None) => continue,
+        };
+        data.insert((*name).to_string(), value);
+    }
+    Value::Object(data)
+}
+
+/// Who made an audited call, once known.
+#[derive(Clone, Default)]
+pub struct Who {
+    /// The token's accessor.
+    pub accessor: Option<String>,
+    /// The listener identity.
+    pub identity: Option<String>,
+}
+
+#[derive(Default)]
+struct Progress {
+    request_written: bool,
+    who: Who,
+}
+
+/// One audited call: its request line, then its response line.
+pub struct Record {
+    auditor: Arc<Auditor>,
+    id: String,
+    operation: &'static str,
+    path: String,
+    fields: Vec<(&'static str, Field)>,
+    progress: Mutex<Progress>,
+}
+
+impl Record {
+    /// A call of `operation` on `path`, not yet written.
+    pub fn new(auditor: Arc<Auditor>, operation: &'static str, path: String) -> Self {
+        Self {
+            auditor,
+            id: crate::secret::random_uuid(),
+            operation,
+            path,
+            fields: Vec::new(),
+            progress: Mutex::default(),
+        }
+    }
+
+    /// Adds a request parameter.
+    pub fn field(&mut self, name: &'static str, field: Field) {
+        self.fields.push((name, field));
+    }
+
+    fn line(&self, kind: &str, who: &Who, error: Option<&str>, data: Value) -> Vec<u8> {
+        let line = serde_json::json!({
+            "time": crate::time::now_rfc3339(),
+            "type": kind,
+            "id": self.id,
+            "operation": self.operation,
+            "path": self.path,
+            "accessor": who.accessor,
+            "identity": who.identity,
+            "error": error,
+            "data": data,
+        });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Writes the request line once, with the caller now known. An error
+    /// means no device recorded it, and the call must not act.
+    pub async fn request(&self, who: Who, salt: Option<&SecretKey>) -> Result<(), AuditError> {
+        let mut progress = self.progress.lock().await;
+        if progress.request_written {
+            return Ok(());
+        }
+        let line = self.line("request", &who, None, render(&self.fields, salt));
+        self.auditor.write(line).await?;
+        progress.request_written = true;
+        progress.who = who;
+        Ok(())
+    }
+
+    /// Writes the response line (and the request line first if the call
+    /// failed before it was written). A failure is logged: the call has
+    /// already acted or failed, and its answer is not changed.
+    pub async fn response(
+        &self,
+        outcome: Result<&[(&'static str, Field)], &str>,
+        salt: Option<&SecretKey>,
+    ) {
+        if let Err(e) = self.request(Who::default(), salt).await {
+            tracing::error!(error = %e, operation = self.operation, "audit request line lost");
+        }
+        let who = self.progress.lock().await.who.clone();
+        let line = match outcome {
+            Ok(fields) => self.line("response", &who, None, render(fields, salt)),
+            Err(error) => self.line("response", &who, Some(error), Value::Object(Map::new())),
+        };
+        if let Err(e) = self.auditor.write(line).await {
+            tracing::error!(error = %e, operation = self.operation, "audit response line lost");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_hmaced_or_left_out() {
+        let salt = SecretKey::from_slice(&[7u8; 32]).unwrap();
+        let fields = [
+            ("path", Field::Plain(Value::String("app/db".into()))),
+            (
+                "plaintext",
+                Field::Secret(Zeroizing::new(b"hunter2".to_vec())),
+            ),
+            (
+                "data",
+                Field::SecretMap(BTreeMap::from([(
+                    "password".to_string(),
+                    Zeroizing::new("hunter2".to_string()),
+                )])),
+            ),
+        ];
+        let unsealed = render(&fields, Some(&salt)).to_string();
+        assert!(!unsealed.contains("hunter2"), "{unsealed}");
+        assert!(unsealed.contains(&hmac(&salt, b"hunter2")), "{unsealed}");
+        assert!(unsealed.contains("\"password\""), "{unsealed}");
+        let sealed = render(&fields, None).to_string();
+        assert_eq!(sealed, r#"{"path":"app/db"}"#);
+        assert_ne!(hmac(&salt, b"a"), hmac(&salt, b"b"));
+        assert!(hmac(&salt, b"a").starts_with("hmac-sha256:"));
+    }
+}

@@ -1,0 +1,109 @@
+//! The seal state and what Status reports of it.
+
+use std::sync::Arc;
+
+use super::auto_unseal::AutoUnsealStatus;
+use super::seal_config::SealConfig;
+use crate::barrier::Barrier;
+use crate::secret::SecretBytes;
+
+/// The coarse seal state, published to health checks and systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Init has not run.
+    Uninitialized,
+    /// Initialized, keys not in memory.
+    Sealed,
+    /// The barrier is open.
+    Unsealed,
+}
+
+impl Phase {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Uninitialized => "uninitialized",
+            Phase::Sealed => "sealed",
+            Phase::Unsealed => "unsealed",
+        }
+    }
+}
+
+/// What Status reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Seal type.
+    pub seal_type: &'static str,
+    /// Init has run.
+    pub initialized: bool,
+    /// Keys are not in memory.
+    pub sealed: bool,
+    /// Shares needed.
+    pub threshold: u32,
+    /// Shares issued.
+    pub shares: u32,
+    /// Shares entered so far.
+    pub progress: u32,
+    /// Identifies the unseal attempt under way; empty when none.
+    pub nonce: String,
+    /// strongroom's version.
+    pub version: &'static str,
+    /// Storage backend name.
+    pub storage_type: &'static str,
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Cluster id, made at init.
+    pub cluster_id: String,
+    /// The shares are recovery shares (an auto-unseal seal).
+    pub recovery_seal: bool,
+    /// The ARN of the KMS key that wraps the stored keys (awskms, once known).
+    pub kms_key_arn: String,
+    /// Auto-unseal progress (awskms only).
+    pub auto_unseal: Option<AutoUnsealStatus>,
+    /// Conditions an operator should act on while the daemon still works.
+    pub warnings: Vec<String>,
+    /// A seal migration is pending.
+    pub migration: bool,
+}
+
+/// Shares entered towards the threshold, and the attempt's nonce.
+#[derive(Default)]
+pub(super) struct Progress {
+    pub(super) shares: Vec<SecretBytes>,
+    pub(super) nonce: String,
+}
+
+/// Where the store stands, with what each state holds.
+pub(super) enum State {
+    Uninitialized,
+    Sealed {
+        config: Arc<SealConfig>,
+        progress: Progress,
+    },
+    Unsealed {
+        config: Arc<SealConfig>,
+        barrier: Arc<Barrier>,
+    },
+}
+
+impl State {
+    pub(super) fn phase(&self) -> Phase {
+        match self {
+            State::Uninitialized => Phase::Uninitialized,
+            State::Sealed { .. } => Phase::Sealed,
+            State::Unsealed { .. } => Phase::Unsealed,
+        }
+    }
+}
+
+/// What the awskms seal reports beside the seal state.
+#[derive(Default)]
+pub(super) struct KmsReport {
+    pub(super) auto_unseal: AutoUnsealStatus,
+    /// ARN of the key that wraps the stored keys.
+    pub(super) key_arn: String,
+    /// The wrapping key is disabled or pending deletion, or its check failed.
+    pub(super) key_health: Option<String>,
+    /// The configured key is in another account or region than the stored one.
+    pub(super) key_move: Option<String>,
+}
