@@ -114,9 +114,9 @@ pub(crate) mod testing {
     use crate::seal::Seal;
     use crate::storage::InmemBackend;
 
-    /// A node initialized with one share and unsealed, and its root token.
-    pub async fn unsealed() -> (Arc<Node>, String) {
-        let node = Node::open(
+    /// A node on a new store: not initialized.
+    pub async fn uninitialized() -> Arc<Node> {
+        Node::open(
             Arc::new(InmemBackend::new()),
             Seal::Shamir,
             Options::default(),
@@ -124,7 +124,12 @@ pub(crate) mod testing {
             Auditor::default(),
         )
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    /// A node initialized with one share and unsealed, and its root token.
+    pub async fn unsealed() -> (Arc<Node>, String) {
+        let node = uninitialized().await;
         let init = node
             .lifecycle
             .init_and_confirm(InitParams::shamir(1, 1))

@@ -384,16 +384,7 @@ mod tests {
         let call = gate.call(&actions::SNAPSHOT_RESTORE, "", Caller::with_token(&root));
         call.may().await.unwrap();
 
-        let fresh = crate::node::Node::open(
-            Arc::new(crate::storage::InmemBackend::new()),
-            crate::seal::Seal::Shamir,
-            crate::lifecycle::Options::default(),
-            Default::default(),
-            crate::audit::Auditor::default(),
-        )
-        .await
-        .unwrap();
-        let gate = Gate::new(fresh, Identities::default());
+        let gate = Gate::new(testing::uninitialized().await, Identities::default());
         gate.call(&actions::SNAPSHOT_RESTORE, "", Caller::default())
             .may()
             .await

@@ -23,6 +23,7 @@ mod harness;
 mod keys;
 mod kms;
 mod kv_versions;
+mod layering;
 mod lifecycle;
 mod migration;
 mod python;
