@@ -1,0 +1,252 @@
+//! The `STRONGROOM_*` environment variables, which override the file: the
+//! top-level keys, and the `awskms` seal's key and endpoint.
+
+use super::{
+    Config, ConfigError, ConfigErrors, Location, LogFormat, LogLevel, Setting, Source,
+    check_endpoint, parse_bool,
+};
+
+/// Overrides `kms_key_id` of the `awskms` seal.
+pub const AWSKMS_KEY_ID: &str = "STRONGROOM_AWSKMS_KEY_ID";
+/// Overrides `endpoint` of the `awskms` seal.
+pub const AWSKMS_ENDPOINT: &str = "STRONGROOM_AWSKMS_ENDPOINT";
+const CLUSTER_NAME: &str = "STRONGROOM_CLUSTER_NAME";
+const DISABLE_MLOCK: &str = "STRONGROOM_DISABLE_MLOCK";
+const LOG_LEVEL: &str = "STRONGROOM_LOG_LEVEL";
+const LOG_FORMAT: &str = "STRONGROOM_LOG_FORMAT";
+
+/// The variables as they are read, and the errors found.
+struct Overrides<E> {
+    env: E,
+    errors: Vec<ConfigError>,
+}
+
+impl<E: Fn(&str) -> Option<String>> Overrides<E> {
+    fn bad(&mut self, var: &'static str, message: String) {
+        self.errors.push(ConfigError {
+            location: Location::Env(var),
+            key: var.into(),
+            message,
+        });
+    }
+
+    /// `var`'s value read by `read`, as a setting from that variable; `None`
+    /// when unset, or when it does not read (the error is recorded).
+    fn get<T>(
+        &mut self,
+        var: &'static str,
+        read: impl FnOnce(String) -> Result<T, String>,
+    ) -> Option<Setting<T>> {
+        let value = (self.env)(var)?;
+        match read(value) {
+            Ok(value) => Some(Setting {
+                value,
+                source: Source::Env(var),
+            }),
+            Err(message) => {
+                self.bad(var, message);
+                None
+            }
+        }
+    }
+}
+
+fn nonempty(value: String) -> Result<String, String> {
+    if value.trim().is_empty() {
+        Err("is set but empty".into())
+    } else {
+        Ok(value)
+    }
+}
+
+/// Applies `STRONGROOM_CLUSTER_NAME`, `STRONGROOM_DISABLE_MLOCK`,
+/// `STRONGROOM_LOG_LEVEL`, `STRONGROOM_LOG_FORMAT`, and for the `awskms`
+/// seal `STRONGROOM_AWSKMS_KEY_ID` and `STRONGROOM_AWSKMS_ENDPOINT`.
+pub fn apply_env(
+    config: &mut Config,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigErrors> {
+    let mut vars = Overrides {
+        env,
+        errors: Vec::new(),
+    };
+    if let Some(name) = vars.get(CLUSTER_NAME, nonempty) {
+        config.cluster_name = Setting {
+            value: Some(name.value),
+            source: name.source,
+        };
+    }
+    if let Some(setting) = vars.get(DISABLE_MLOCK, |value| {
+        parse_bool(&value).ok_or_else(|| format!("expected true or false, got {value:?}"))
+    }) {
+        config.disable_mlock = setting;
+    }
+    if let Some(setting) = vars.get(LOG_LEVEL, |value| {
+        LogLevel::parse(&value).ok_or_else(|| {
+            format!("expected one of trace, debug, info, warn, error; got {value:?}")
+        })
+    }) {
+        config.log_level = setting;
+    }
+    if let Some(setting) = vars.get(LOG_FORMAT, |value| {
+        LogFormat::parse(&value).ok_or_else(|| format!("expected text or json, got {value:?}"))
+    }) {
+        config.log_format = setting;
+    }
+    for var in [AWSKMS_KEY_ID, AWSKMS_ENDPOINT] {
+        if config.seal.is_none() {
+            if (vars.env)(var).is_some() {
+                vars.bad(
+                    var,
+                    "is set, but the config has no seal \"awskms\" block in use (a block with disabled = true is not overridden)".into(),
+                );
+            }
+            continue;
+        }
+        let setting = vars.get(var, |value| {
+            let value = nonempty(value)?;
+            if var == AWSKMS_ENDPOINT {
+                check_endpoint(&value)?;
+            }
+            Ok(value)
+        });
+        if let (Some(seal), Some(setting)) = (config.seal.as_mut(), setting) {
+            if var == AWSKMS_KEY_ID {
+                seal.kms_key_id = setting;
+            } else {
+                seal.endpoint = Some(setting);
+            }
+        }
+    }
+    // A disabled seal needs no key id: Decrypt names no key.
+    if let (Some(seal), Some(file)) = (&config.seal, &config.file)
+        && seal.kms_key_id.value.is_empty()
+    {
+        vars.errors.push(ConfigError {
+            location: Location::File {
+                path: file.clone(),
+                line: seal.line,
+            },
+            key: "seal.awskms.kms_key_id".into(),
+            message: format!(
+                "is required: the KMS key (id, ARN or alias/…) that wraps the root key, here or in {AWSKMS_KEY_ID}"
+            ),
+        });
+    }
+    if vars.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(vars.errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse;
+
+    fn base() -> Config {
+        parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\n",
+            Path::new("t.hcl"),
+        )
+        .unwrap()
+    }
+
+    fn config_with_seal() -> Config {
+        let hcl = "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nseal \"awskms\" {\n  region = \"eu-west-1\"\n}\n";
+        parse(hcl, Path::new("t.hcl")).unwrap()
+    }
+
+    #[test]
+    fn env_overrides_top_level_keys_and_records_the_source() {
+        let mut config = base();
+        apply_env(&mut config, |var| match var {
+            "STRONGROOM_LOG_LEVEL" => Some("debug".into()),
+            "STRONGROOM_DISABLE_MLOCK" => Some("1".into()),
+            "STRONGROOM_CLUSTER_NAME" => Some("prod".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.log_level.value, LogLevel::Debug);
+        assert_eq!(config.log_level.source, Source::Env("STRONGROOM_LOG_LEVEL"));
+        assert!(config.disable_mlock.value);
+        assert_eq!(config.cluster_name.value.as_deref(), Some("prod"));
+        assert_eq!(config.log_format.source, Source::Default);
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        let mut config = base();
+        let errors = apply_env(&mut config, |var| match var {
+            "STRONGROOM_LOG_FORMAT" => Some("xml".into()),
+            "STRONGROOM_DISABLE_MLOCK" => Some("maybe".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        let text = errors.to_string();
+        assert!(
+            text.contains("STRONGROOM_LOG_FORMAT: expected text or json"),
+            "{text}"
+        );
+        assert!(
+            text.contains("STRONGROOM_DISABLE_MLOCK: expected true or false"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn awskms_env_overrides_win_and_a_key_is_required() {
+        let mut config = config_with_seal();
+        let errors = apply_env(&mut config.clone(), |_| None).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .starts_with("t.hcl:3: seal.awskms.kms_key_id: is required"),
+            "{errors}"
+        );
+        apply_env(&mut config, |var| match var {
+            AWSKMS_KEY_ID => Some("alias/from-env".into()),
+            AWSKMS_ENDPOINT => Some("http://127.0.0.1:9".into()),
+            _ => None,
+        })
+        .unwrap();
+        let seal = config.seal.unwrap();
+        assert_eq!(seal.kms_key_id.value, "alias/from-env");
+        assert_eq!(seal.kms_key_id.source, Source::Env(AWSKMS_KEY_ID));
+        assert_eq!(seal.endpoint.unwrap().source, Source::Env(AWSKMS_ENDPOINT));
+
+        let errors = apply_env(&mut base(), |var| {
+            (var == AWSKMS_KEY_ID).then(|| "k".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("STRONGROOM_AWSKMS_KEY_ID: is set, but the config has no seal"),
+            "{errors}"
+        );
+        let errors = apply_env(&mut config_with_seal(), |var| {
+            (var == AWSKMS_ENDPOINT).then(|| "kms.local".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("STRONGROOM_AWSKMS_ENDPOINT: expected a URL starting with https://"),
+            "{errors}"
+        );
+        let errors = apply_env(&mut base(), |var| {
+            (var == "STRONGROOM_CLUSTER_NAME").then(String::new)
+        })
+        .unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("STRONGROOM_CLUSTER_NAME: is set but empty"),
+            "{errors}"
+        );
+    }
+}

@@ -1,0 +1,563 @@
+//! Reading the HCL config file: every block and key checked, every error
+//! with the file, its line and the key, all errors reported in one pass.
+//!
+//! [`Ctx`] collects the errors as the file is read; each block kind has its
+//! own file: [`listener`] (with identity blocks), [`seal`], [`settings`]
+//! (storage, audit, kv, barrier). [`values`] reads HCL values, [`words`]
+//! writes the names and hints of errors.
+
+mod listener;
+mod seal;
+mod settings;
+mod values;
+mod words;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use hcl_edit::Span;
+use hcl_edit::expr::Expression;
+use hcl_edit::structure::{Attribute, Block, Body};
+
+pub use values::parse_duration;
+
+use super::{
+    AuditDevice, AwsKmsSeal, BarrierConfig, Config, ConfigError, ConfigErrors, KvSettings,
+    Listener, Location, LogFormat, LogLevel, Setting, Source, StorageConfig,
+};
+use values::{as_bool, as_string};
+use words::{example_label, qualified, unknown_message};
+
+/// Parses the HCL text of `file` (used for messages and nothing else).
+/// Relative paths inside resolve from the working directory.
+pub fn parse(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    let mut ctx = Ctx::new(source, file);
+    let body = match hcl_edit::parser::parse_body(source) {
+        Ok(body) => body,
+        Err(e) => {
+            let line = e.location().line();
+            ctx.error(line, "syntax", format!("invalid HCL: {}", e.message()));
+            return Err(ConfigErrors(ctx.errors));
+        }
+    };
+    let config = ctx.config(&body);
+    // Reported in file order; the sort is stable, so one line keeps its order.
+    ctx.errors.sort_by_key(|e| match e.location {
+        Location::File { line, .. } => line,
+        Location::Env(_) => 0,
+    });
+    match config {
+        Some(config) if ctx.errors.is_empty() => Ok(config),
+        _ => Err(ConfigErrors(ctx.errors)),
+    }
+}
+
+/// The file being read, and the errors found so far.
+struct Ctx<'a> {
+    file: &'a Path,
+    line_starts: Vec<usize>,
+    errors: Vec<ConfigError>,
+}
+
+/// The attributes of one block, checked against the keys it may have.
+struct Section<'b> {
+    name: String,
+    attrs: HashMap<&'b str, &'b Attribute>,
+}
+
+/// The blocks of the file, each kind where it goes, as they are read.
+#[derive(Default)]
+struct Blocks {
+    storage: Option<(StorageConfig, usize)>,
+    listeners: Vec<Listener>,
+    seal: Option<AwsKmsSeal>,
+    disabled_seal: Option<AwsKmsSeal>,
+    barrier: Option<BarrierConfig>,
+    kv: Option<(KvSettings, usize)>,
+    audit: Vec<AuditDevice>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(source: &str, file: &'a Path) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            file,
+            line_starts,
+            errors: Vec::new(),
+        }
+    }
+
+    fn line(&self, span: Option<Range<usize>>) -> usize {
+        span.map_or(0, |r| {
+            self.line_starts.partition_point(|&start| start <= r.start)
+        })
+    }
+
+    fn error(&mut self, line: usize, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            location: Location::File {
+                path: self.file.to_path_buf(),
+                line,
+            },
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Collects a body's attributes, reporting unknown and repeated keys and
+    /// any block not in `blocks`. Returns the section and its known blocks.
+    fn section<'b>(
+        &mut self,
+        body: &'b Body,
+        name: &str,
+        keys: &[&str],
+        blocks: &[&str],
+    ) -> (Section<'b>, Vec<&'b Block>) {
+        let mut section = Section {
+            name: name.to_string(),
+            attrs: HashMap::new(),
+        };
+        let mut known_blocks = Vec::new();
+        for attr in body.attributes() {
+            let key = attr.key.as_str();
+            let line = self.line(attr.span());
+            // hcl-edit itself refuses a key set twice in one body.
+            if keys.contains(&key) {
+                section.attrs.insert(key, attr);
+            } else {
+                let message = unknown_message("key", key, keys);
+                self.error(line, qualified(name, key), message);
+            }
+        }
+        for block in body.blocks() {
+            let ident = block.ident.as_str();
+            if blocks.contains(&ident) {
+                known_blocks.push(block);
+            } else {
+                let line = self.line(block.span());
+                let message = unknown_message("block", ident, blocks);
+                self.error(line, qualified(name, ident), message);
+            }
+        }
+        (section, known_blocks)
+    }
+
+    fn value<'b, T>(
+        &mut self,
+        section: &Section<'b>,
+        key: &str,
+        convert: impl Fn(&Expression) -> Result<T, String>,
+    ) -> Option<(T, usize)> {
+        let attr = section.attrs.get(key)?;
+        let line = self.line(attr.span());
+        match convert(&attr.value) {
+            Ok(value) => Some((value, line)),
+            Err(message) => {
+                self.error(line, qualified(&section.name, key), message);
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, section: &Section<'_>, key: &str) -> Option<(String, usize)> {
+        self.value(section, key, as_string)
+    }
+
+    fn boolean(&mut self, section: &Section<'_>, key: &str) -> Option<(bool, usize)> {
+        self.value(section, key, as_bool)
+    }
+
+    fn has_error_for(&self, prefix: &str) -> bool {
+        self.errors.iter().any(|e| e.key.starts_with(prefix))
+    }
+
+    fn enumerated<T>(
+        &mut self,
+        section: &Section<'_>,
+        key: &str,
+        parse: fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Option<Setting<T>> {
+        let (text, line) = self.string(section, key)?;
+        match parse(&text) {
+            Some(value) => Some(Setting {
+                value,
+                source: Source::File { line },
+            }),
+            None => {
+                self.error(
+                    line,
+                    key,
+                    format!("expected one of {expected}; got {text:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn single_label<'b>(&mut self, block: &'b Block, line: usize) -> Option<&'b str> {
+        let ident = block.ident.as_str();
+        match block.labels.as_slice() {
+            [label] => Some(label.as_str()),
+            _ => {
+                self.error(
+                    line,
+                    ident,
+                    format!(
+                        "a {ident} block takes one type label, such as {ident} \"{}\" {{ … }}",
+                        example_label(ident)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn absolute(&mut self, path: &str, line: usize, key: &str) -> Option<PathBuf> {
+        match std::path::absolute(path) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                self.error(line, key, format!("cannot make {path:?} absolute: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Refuses a second block of a kind that may appear once.
+    fn only_one(&mut self, line: usize, what: &str, first: usize) {
+        self.error(
+            line,
+            what,
+            format!("only one {what} block is allowed (the first is on line {first})"),
+        );
+    }
+
+    fn config(&mut self, body: &Body) -> Option<Config> {
+        let top_keys = ["cluster_name", "disable_mlock", "log_level", "log_format"];
+        let (top, blocks) = self.section(
+            body,
+            "",
+            &top_keys,
+            &["storage", "listener", "seal", "barrier", "kv", "audit"],
+        );
+        let cluster_name = self.cluster_name(&top);
+        let disable_mlock = match self.boolean(&top, "disable_mlock") {
+            Some((value, line)) => Setting {
+                value,
+                source: Source::File { line },
+            },
+            None => Setting::default_value(false),
+        };
+        let log_level = self.enumerated(
+            &top,
+            "log_level",
+            LogLevel::parse,
+            "trace, debug, info, warn, error",
+        );
+        let log_format = self.enumerated(&top, "log_format", LogFormat::parse, "text, json");
+
+        let mut read = Blocks::default();
+        for block in blocks {
+            self.block(&mut read, block);
+        }
+        self.check_listeners_distinct(&read.listeners);
+        if read.storage.is_none() && !self.has_error_for("storage") {
+            self.error(1, "storage", "a storage block is required, such as storage \"file\" { path = \"/var/lib/strongroom\" }");
+        }
+        if read.listeners.is_empty() && !self.has_error_for("listener") {
+            self.error(1, "listener", "at least one listener block is required, such as listener \"tcp\" { address = \"127.0.0.1:8400\" }");
+        }
+        let (storage, storage_line) = read.storage?;
+        Some(Config {
+            file: Some(self.file.to_path_buf()),
+            cluster_name,
+            disable_mlock,
+            log_level: log_level.unwrap_or(Setting::default_value(LogLevel::Info)),
+            log_format: log_format.unwrap_or(Setting::default_value(LogFormat::Text)),
+            storage: Setting {
+                value: storage,
+                source: Source::File { line: storage_line },
+            },
+            listeners: read.listeners,
+            seal: read.seal,
+            disabled_seal: read.disabled_seal,
+            barrier: read.barrier.unwrap_or_default(),
+            kv: read.kv.map(|(settings, _)| settings).unwrap_or_default(),
+            audit: read.audit,
+        })
+    }
+
+    /// `cluster_name`: a name, or unset to keep the one recorded at init.
+    fn cluster_name(&mut self, top: &Section<'_>) -> Setting<Option<String>> {
+        match self.string(top, "cluster_name") {
+            Some((name, line)) if name.trim().is_empty() => {
+                self.error(
+                    line,
+                    "cluster_name",
+                    "is empty: give a name, or leave the key out to keep the one recorded at init",
+                );
+                Setting::default_value(None)
+            }
+            Some((name, line)) => Setting {
+                value: Some(name),
+                source: Source::File { line },
+            },
+            None => Setting::default_value(None),
+        }
+    }
+
+    /// Reads one top-level block into `read`.
+    fn block(&mut self, read: &mut Blocks, block: &Block) {
+        let line = self.line(block.span());
+        match block.ident.as_str() {
+            "kv" => match &read.kv {
+                Some((_, first)) => self.only_one(line, "kv", *first),
+                None => read.kv = self.kv(block, line).map(|settings| (settings, line)),
+            },
+            "barrier" => match &read.barrier {
+                Some(first) => self.only_one(line, "barrier", first.line),
+                None => read.barrier = self.barrier(block, line),
+            },
+            ident => {
+                let Some(kind) = self.single_label(block, line) else {
+                    return;
+                };
+                match ident {
+                    "storage" => match &read.storage {
+                        Some((_, first)) => self.only_one(line, "storage", *first),
+                        None => {
+                            read.storage = self.storage(block, kind, line).map(|s| (s, line));
+                        }
+                    },
+                    "audit" => {
+                        let Some(device) = self.audit(block, kind, line) else {
+                            return;
+                        };
+                        if read.audit.contains(&device) {
+                            self.error(line, "audit", "the same audit device is configured twice");
+                        } else {
+                            read.audit.push(device);
+                        }
+                    }
+                    "seal" => self.seal_block(read, block, kind, line),
+                    _ => read.listeners.extend(self.listener(block, kind, line)),
+                }
+            }
+        }
+    }
+
+    /// One seal in use, and during a migration one more that is marked
+    /// disabled (the seal being left).
+    fn seal_block(&mut self, read: &mut Blocks, block: &Block, kind: &str, line: usize) {
+        let Some((parsed, disabled)) = self.seal(block, kind, line) else {
+            return;
+        };
+        let slot = if disabled {
+            &mut read.disabled_seal
+        } else {
+            &mut read.seal
+        };
+        if let Some(first) = slot {
+            let what = if disabled { "disabled " } else { "" };
+            self.error(
+                line,
+                "seal",
+                format!(
+                    "only one {what}seal block is allowed (the first is on line {}); a seal migration has one seal in use and one with disabled = true",
+                    first.line
+                ),
+            );
+            return;
+        }
+        *slot = Some(parsed);
+    }
+}
+
+/// The errors of parsing `source` as `test.hcl`, as printed.
+#[cfg(test)]
+fn errors(source: &str) -> Vec<String> {
+    parse(source, Path::new("test.hcl"))
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The smallest valid config.
+#[cfg(test)]
+const MINIMAL: &str = "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:8400\" }\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_MAX_REQUEST_SIZE;
+    use listener::DEFAULT_ADDRESS;
+
+    #[test]
+    fn full_config_parses() {
+        let config = parse(
+            r#"
+cluster_name  = "prod-eu"
+disable_mlock = "true"
+log_level     = "debug"
+log_format    = "json"
+
+storage "file" {
+  path = "/var/lib/strongroom"
+}
+
+listener "tcp" {
+  address            = "0.0.0.0:8400"
+  tls_cert_file      = "/etc/strongroom/tls/cert.pem"
+  tls_key_file       = "/etc/strongroom/tls/key.pem"
+  tls_client_ca_file = "/etc/strongroom/tls/ca.pem"
+  max_request_size   = 1048576
+}
+
+listener "unix" {
+  path        = "/run/strongroom/strongroom.sock"
+  socket_mode = "0660"
+  socket_user = "0"
+}
+"#,
+            Path::new("test.hcl"),
+        )
+        .unwrap();
+        assert_eq!(config.cluster_name.value.as_deref(), Some("prod-eu"));
+        assert_eq!(config.cluster_name.source, Source::File { line: 2 });
+        assert!(config.disable_mlock.value);
+        assert_eq!(config.log_level.value, LogLevel::Debug);
+        assert_eq!(config.log_format.value, LogFormat::Json);
+        assert_eq!(
+            config.storage.value,
+            StorageConfig::File {
+                path: "/var/lib/strongroom".into()
+            }
+        );
+        assert_eq!(config.listeners.len(), 2);
+        let Listener::Tcp(tcp) = &config.listeners[0] else {
+            panic!("tcp first")
+        };
+        assert_eq!(tcp.address.to_string(), "0.0.0.0:8400");
+        assert_eq!(tcp.max_request_size, 1_048_576);
+        assert!(tcp.tls.as_ref().unwrap().client_ca.is_some());
+        let Listener::Unix(unix) = &config.listeners[1] else {
+            panic!("unix second")
+        };
+        assert_eq!(unix.mode, Some(0o660));
+        assert_eq!(unix.uid, Some(0));
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" {}\n",
+            Path::new("t.hcl"),
+        )
+        .unwrap();
+        assert_eq!(config.log_level.value, LogLevel::Info);
+        assert_eq!(config.log_level.source, Source::Default);
+        assert!(!config.disable_mlock.value);
+        let Listener::Tcp(tcp) = &config.listeners[0] else {
+            panic!()
+        };
+        assert_eq!(tcp.address.to_string(), DEFAULT_ADDRESS);
+        assert_eq!(tcp.max_request_size, DEFAULT_MAX_REQUEST_SIZE);
+        assert!(tcp.tls.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key_with_a_hint() {
+        let errs = errors(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:1\"\n  tls_cert_fil = \"x\"\n}\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("test.hcl:4: listener.tcp.tls_cert_fil: unknown key \"tls_cert_fil\" (did you mean \"tls_cert_file\"?)"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn unknown_block_and_type_are_named() {
+        let errs = errors(&format!("{MINIMAL}\nha_storage \"raft\" {{}}\n"));
+        assert!(
+            errs[0].starts_with("test.hcl:4: ha_storage: unknown block"),
+            "{errs:?}"
+        );
+        let errs = errors("storage \"s3\" {}\nlistener \"tcp\" {}\n");
+        assert_eq!(
+            errs,
+            vec![
+                "test.hcl:1: storage: unknown storage type \"s3\" (strongroom has \"file\" and \"inmem\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_reported_at_their_line() {
+        let errs = errors(
+            "log_level = 3\nstorage \"file\" {\n  path = true\n}\nlistener \"tcp\" {\n  max_request_size = \"big\"\n}\n",
+        );
+        assert_eq!(
+            errs,
+            vec![
+                "test.hcl:1: log_level: expected a string, got a number",
+                "test.hcl:3: storage.file.path: expected a string, got a boolean",
+                "test.hcl:6: listener.tcp.max_request_size: expected a whole number, got \"big\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_required_values() {
+        let errs = errors("");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("test.hcl:1: storage: a storage block is required")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("test.hcl:1: listener: at least one listener")),
+            "{errs:?}"
+        );
+        let errs = errors("storage \"file\" {}\nlistener \"unix\" {}\n");
+        assert_eq!(
+            errs,
+            vec![
+                "test.hcl:1: storage.file.path: is required: the directory that holds the data",
+                "test.hcl:2: listener.unix.path: is required: where to create the socket",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_and_blocks() {
+        let errs = errors(&format!(
+            "log_level = \"info\"\nlog_level = \"debug\"\n{MINIMAL}"
+        ));
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with("test.hcl:2: syntax: invalid HCL"),
+            "{errs:?}"
+        );
+        assert!(errs[0].contains("redefined attribute"), "{errs:?}");
+        let errs = errors(&format!("{MINIMAL}storage \"inmem\" {{}}\n"));
+        assert_eq!(
+            errs,
+            vec!["test.hcl:3: storage: only one storage block is allowed (the first is on line 1)"]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let errs = errors("storage \"inmem\" {\n\nlistener = = 3\n");
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with("test.hcl:3: syntax: invalid HCL"),
+            "{errs:?}"
+        );
+    }
+}

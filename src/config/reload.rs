@@ -1,0 +1,104 @@
+//! What a SIGHUP cannot apply: the settings that differ between the
+//! running config and the file read again, and take a restart.
+
+use std::path::PathBuf;
+
+use super::{
+    AwsKmsSeal, BarrierConfig, Config, IdentityRule, Listener, TcpListener, TlsFiles, UnixListener,
+};
+
+impl Config {
+    /// The settings that differ between `self` (running) and `new` (re-read on
+    /// SIGHUP) and that only a restart applies. The log level and the TLS
+    /// certificate files are reloaded in place, so they are not listed.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        // A listener as a restart sees it: TLS on or off, not which files.
+        fn shape(listeners: &[Listener]) -> Vec<Listener> {
+            let unlined = |rules: &[IdentityRule]| {
+                rules
+                    .iter()
+                    .map(|r| IdentityRule {
+                        line: 0,
+                        ..r.clone()
+                    })
+                    .collect()
+            };
+            listeners
+                .iter()
+                .map(|listener| match listener {
+                    Listener::Tcp(tcp) => Listener::Tcp(TcpListener {
+                        tls: tcp.tls.as_ref().map(|_| TlsFiles {
+                            cert: PathBuf::new(),
+                            key: PathBuf::new(),
+                            client_ca: None,
+                        }),
+                        identities: unlined(&tcp.identities),
+                        line: 0,
+                        ..tcp.clone()
+                    }),
+                    Listener::Unix(unix) => Listener::Unix(UnixListener {
+                        identities: unlined(&unix.identities),
+                        line: 0,
+                        ..unix.clone()
+                    }),
+                })
+                .collect()
+        }
+        // Where a block stands in the file is not a setting.
+        let block = |seal: &Option<AwsKmsSeal>| seal.clone().map(|s| AwsKmsSeal { line: 0, ..s });
+        let barrier = |c: &Config| BarrierConfig {
+            line: 0,
+            ..c.barrier.clone()
+        };
+        let mut changed = Vec::new();
+        for (name, differs) in [
+            (
+                "cluster_name",
+                self.cluster_name.value != new.cluster_name.value,
+            ),
+            (
+                "disable_mlock",
+                self.disable_mlock.value != new.disable_mlock.value,
+            ),
+            ("log_format", self.log_format.value != new.log_format.value),
+            ("storage", self.storage.value != new.storage.value),
+            ("listener", shape(&self.listeners) != shape(&new.listeners)),
+            ("seal", block(&self.seal) != block(&new.seal)),
+            (
+                "seal (disabled)",
+                block(&self.disabled_seal) != block(&new.disabled_seal),
+            ),
+            ("barrier", barrier(self) != barrier(new)),
+            ("kv", self.kv != new.kv),
+            ("audit", self.audit != new.audit),
+        ] {
+            if differs {
+                changed.push(name);
+            }
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::parse;
+
+    #[test]
+    fn a_reload_names_what_needs_a_restart() {
+        let running = parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\n",
+            Path::new("t.hcl"),
+        )
+        .unwrap();
+        assert!(running.restart_needed(&running.clone()).is_empty());
+        let hcl = "log_level = \"debug\"\nlog_format = \"json\"\n\nstorage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nlistener \"unix\" { path = \"/tmp/x.sock\" }\n";
+        let new = parse(hcl, Path::new("t.hcl")).unwrap();
+        assert_eq!(running.restart_needed(&new), ["log_format", "listener"]);
+        let mut rotated = running.clone();
+        rotated.barrier.rotation_max_encryptions = 1000;
+        assert_eq!(running.restart_needed(&rotated), ["barrier"]);
+    }
+}

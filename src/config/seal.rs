@@ -1,0 +1,108 @@
+//! The `seal "awskms"` block: which KMS key wraps the root key, and how
+//! to reach it. Secrets print as `<redacted>` and compare in constant time.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Setting;
+use crate::secret::SecretString;
+
+/// How often the `awskms` seal checks its key's state while unsealed, by default.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+/// The shortest health check interval accepted (other than zero, which turns
+/// the checks off): each check is a KMS request.
+pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Checks a KMS endpoint URL, from the file or `STRONGROOM_AWSKMS_ENDPOINT`.
+pub fn check_endpoint(value: &str) -> Result<(), String> {
+    if value.starts_with("https://") || value.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a URL starting with https:// (or http:// for a local KMS), got {value:?}"
+        ))
+    }
+}
+
+/// Credentials and role settings of a `seal "awskms"` block. Everything left
+/// unset falls back to the standard AWS chain. `Debug` leaves the secrets out.
+#[derive(Clone, Default)]
+pub struct AwsCredentialSettings {
+    /// Static access key id.
+    pub access_key: Option<String>,
+    /// Static secret access key.
+    pub secret_key: Option<SecretString>,
+    /// Session token that goes with temporary static keys.
+    pub session_token: Option<SecretString>,
+    /// A shared credentials file other than `~/.aws/credentials`.
+    pub shared_creds_filename: Option<PathBuf>,
+    /// The profile to read from the shared files.
+    pub shared_creds_profile: Option<String>,
+    /// A role to assume (with web identity when a token file is set).
+    pub role_arn: Option<String>,
+    /// The web identity token file (IRSA and the like), with `role_arn`.
+    pub web_identity_token_file: Option<PathBuf>,
+    /// Session name for the assumed role.
+    pub role_session_name: Option<String>,
+}
+
+impl fmt::Debug for AwsCredentialSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsCredentialSettings")
+            .field("access_key", &self.access_key)
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("shared_creds_filename", &self.shared_creds_filename)
+            .field("shared_creds_profile", &self.shared_creds_profile)
+            .field("role_arn", &self.role_arn)
+            .field("web_identity_token_file", &self.web_identity_token_file)
+            .field("role_session_name", &self.role_session_name)
+            .finish()
+    }
+}
+
+impl PartialEq for AwsCredentialSettings {
+    fn eq(&self, other: &Self) -> bool {
+        let secret = |a: &Option<SecretString>, b: &Option<SecretString>| match (a, b) {
+            (Some(a), Some(b)) => {
+                crate::secret::ct_eq(a.expose().as_bytes(), b.expose().as_bytes())
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        self.access_key == other.access_key
+            && secret(&self.secret_key, &other.secret_key)
+            && secret(&self.session_token, &other.session_token)
+            && self.shared_creds_filename == other.shared_creds_filename
+            && self.shared_creds_profile == other.shared_creds_profile
+            && self.role_arn == other.role_arn
+            && self.web_identity_token_file == other.web_identity_token_file
+            && self.role_session_name == other.role_session_name
+    }
+}
+
+impl Eq for AwsCredentialSettings {}
+
+/// A `seal "awskms"` block: the root key is wrapped by this KMS key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsKmsSeal {
+    /// Key id, key ARN or `alias/…`.
+    pub kms_key_id: Setting<String>,
+    /// Region; `None` leaves it to `AWS_REGION` and the rest of the AWS chain.
+    pub region: Option<Setting<String>>,
+    /// Endpoint URL; `None` leaves it to `AWS_ENDPOINT_URL_KMS` or AWS's default.
+    pub endpoint: Option<Setting<String>>,
+    /// Credentials; unset parts come from the AWS chain.
+    pub credentials: AwsCredentialSettings,
+    /// How often to check the key's state while unsealed; zero turns it off.
+    pub health_check_interval: Duration,
+    /// Line of the block, for messages.
+    pub line: usize,
+}
