@@ -7,12 +7,12 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::client::{ClientArgs, call};
-use super::commands::{print_json, print_table};
-use super::keyring::format_unix;
+use super::output::{print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{
     self, policy_client::PolicyClient, sys_client::SysClient, token_client::TokenClient,
 };
+use crate::time::format_unix;
 
 #[derive(Subcommand)]
 pub enum TokenCommand {

@@ -9,10 +9,10 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::client::{ClientArgs, call};
-use super::commands::{print_json, print_table};
-use super::keyring::format_unix;
+use super::output::{print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, keys_client::KeysClient};
+use crate::time::format_unix;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {

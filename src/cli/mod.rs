@@ -7,12 +7,15 @@
 
 mod access;
 mod client;
-mod commands;
-mod keyring;
+mod input;
 mod keys;
 mod kv;
+mod lifecycle;
+mod output;
 mod quorum;
+mod rotation;
 mod server;
+mod snapshot;
 
 use std::process::ExitCode;
 
@@ -221,31 +224,31 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
                     key_threshold,
                     recovery_shares,
                     recovery_threshold,
-                    recipients: commands::read_recipients(recipients.as_deref())?,
+                    recipients: input::read_recipients(recipients.as_deref())?,
                     root_token_recipient: root_token_recipient.unwrap_or_default(),
                 };
-                commands::init(client, request, format).await
+                lifecycle::init(client, request, format).await
             }
-            ClientCommand::Status { format } => commands::status(client, format).await,
+            ClientCommand::Status { format } => lifecycle::status(client, format).await,
             ClientCommand::Unseal {
                 key,
                 reset,
                 migrate,
                 format,
-            } => commands::unseal(client, key, reset, migrate, format).await,
-            ClientCommand::Seal => commands::seal(client).await,
+            } => lifecycle::unseal(client, key, reset, migrate, format).await,
+            ClientCommand::Seal => lifecycle::seal(client).await,
             ClientCommand::Kv(command) => kv::run(client, command).await,
             ClientCommand::Keys(command) => keys::run(client, command).await,
             ClientCommand::AuditHash => access::audit_hash(client).await,
             ClientCommand::Token(command) => access::token(client, command).await,
             ClientCommand::Policy(command) => access::policy(client, command).await,
-            ClientCommand::Rotate { format } => keyring::rotate(client, format).await,
-            ClientCommand::KeyStatus { format } => keyring::key_status(client, format).await,
+            ClientCommand::Rotate { format } => rotation::rotate(client, format).await,
+            ClientCommand::KeyStatus { format } => rotation::key_status(client, format).await,
             ClientCommand::Snapshot(SnapshotCommand::Save { file }) => {
-                keyring::snapshot_save(client, &file).await
+                snapshot::save(client, &file).await
             }
             ClientCommand::Snapshot(SnapshotCommand::Restore { file }) => {
-                keyring::snapshot_restore(client, &file).await
+                snapshot::restore(client, &file).await
             }
             ClientCommand::Rekey(args) => quorum::rekey(client, args).await,
             ClientCommand::RotateRoot(args) => quorum::rotate_root(client, args).await,

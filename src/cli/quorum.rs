@@ -8,10 +8,11 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
-use super::commands::{print_json, print_table, read_key, read_recipients};
-use super::keyring::format_unix;
+use super::input::{read_key, read_recipients};
+use super::output::{print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, sys_client::SysClient};
+use crate::time::format_unix;
 
 /// What every quorum command can be asked to do.
 #[derive(clap::Args)]

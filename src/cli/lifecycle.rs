@@ -1,11 +1,11 @@
-//! The admin commands. Each returns the exit code or a [`CliError`].
-
-use std::io::{BufRead, IsTerminal};
+//! The seal lifecycle from the command line: init, status, unseal, seal.
 
 use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
+use super::input::read_key;
+use super::output::{print_json, print_table};
 use super::{CliError, EXIT_OK, EXIT_SEALED, Format};
 use crate::proto::{self, sys_client::SysClient};
 
@@ -57,22 +57,6 @@ struct InitJson<'a> {
     recovery_keys_shares: u32,
     recovery_keys_threshold: u32,
     root_token: &'a str,
-}
-
-pub(super) fn print_json(value: &impl Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::Failed(format!("cannot format JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
-}
-
-pub(super) fn print_table(rows: &[(&str, String)]) {
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(3).max(3);
-    println!("{:width$}    Value", "Key");
-    println!("{:width$}    -----", "---");
-    for (key, value) in rows {
-        println!("{key:width$}    {value}");
-    }
 }
 
 fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), CliError> {
@@ -283,33 +267,6 @@ fn print_init(
     Ok(())
 }
 
-/// Recipients from `--recipients`: a file of them, one per line (blank lines
-/// and `#` comments skipped), or a comma-separated list.
-pub(super) fn read_recipients(arg: Option<&str>) -> Result<Vec<String>, CliError> {
-    let Some(arg) = arg else {
-        return Ok(Vec::new());
-    };
-    let path = std::path::Path::new(arg);
-    let text = if path.is_file() {
-        std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("cannot read the recipients file {arg}: {e}")))?
-    } else {
-        arg.replace(',', "\n")
-    };
-    let list: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    if list.is_empty() {
-        return Err(CliError::Usage(format!(
-            "--recipients {arg:?} names no recipient"
-        )));
-    }
-    Ok(list)
-}
-
 pub async fn status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
     let mut sys = SysClient::new(client::connect(args).await?);
     let status = sys
@@ -323,24 +280,6 @@ pub async fn status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
     } else {
         EXIT_SEALED
     })
-}
-
-/// Reads a key without echo from a terminal (asking with `prompt`), or one
-/// line from piped stdin.
-pub(super) fn read_key(prompt: &str) -> Result<Zeroizing<String>, CliError> {
-    let stdin = std::io::stdin();
-    let key = if stdin.is_terminal() {
-        rpassword::prompt_password(format!("{prompt} (will be hidden): "))
-            .map_err(|e| CliError::Failed(format!("cannot read the key from the terminal: {e}")))?
-    } else {
-        let mut line = String::new();
-        stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| CliError::Failed(format!("cannot read the key from stdin: {e}")))?;
-        line
-    };
-    Ok(Zeroizing::new(key))
 }
 
 pub async fn unseal(
