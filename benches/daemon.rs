@@ -51,8 +51,7 @@ use strongroom::proto::{
 };
 use tonic::transport::Endpoint;
 
-#[path = "../tests/integration/kms.rs"]
-mod kms;
+use strongroom_test_support::{free_port, kms};
 
 /// The binary cargo built for this bench (see the module docs).
 const STRONGROOM_BUILT: &str = env!("CARGO_BIN_EXE_strongroom");
@@ -195,13 +194,6 @@ fn openbao_binary() -> Option<PathBuf> {
     ]))?;
     let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
     path.exists().then_some(path)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A KMS seal both peers can use: moto through the counting proxy.

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use rcgen::{ExtendedKeyUsagePurpose, SanType};
 use serde_json::json;
 
-use crate::harness::{
-    BIN, Cli, Daemon, Run, config, create_token, init, status, tempdir, unix_channel, unseal,
-    with_token, write_policy,
-};
-use crate::tls::Ca;
+use crate::support::cli::{Cli, Run, create_token, status, write_policy};
+use crate::support::daemon::open;
+use crate::support::daemon::unsealed;
+use crate::support::daemon::{BIN, Daemon, config, tempdir};
+use crate::support::grpc::{unix_channel, with_token};
+use crate::support::tls::Ca;
 use strongroom::proto::{GetRequest, kv_client::KvClient};
 
 /// Read under `kv/app/`, and list that folder.
@@ -27,24 +28,6 @@ const OTHER_POLICY: &str = r#"path "kv/other/*" { capabilities = ["read"] }"#;
 
 /// Makes tokens, orphans included.
 const TOKENS_POLICY: &str = r#"path "auth/token/create" { capabilities = ["create", "sudo"] }"#;
-
-/// Initializes `daemon` with one key, unseals it and sets the root token for
-/// its CLI; returns the root token.
-fn open(daemon: &mut Daemon) -> String {
-    let keys = init(daemon, &["--key-shares", "1"]);
-    unseal(daemon, &[&keys.keys_hex[0]]);
-    daemon
-        .env
-        .insert("STRONGROOM_TOKEN".into(), keys.root_token.clone());
-    keys.root_token
-}
-
-/// A daemon on the harness config, unsealed, with the root token set.
-fn unsealed(dir: &Path) -> Daemon {
-    let mut daemon = Daemon::start(dir, &config(dir, ""));
-    open(&mut daemon);
-    daemon
-}
 
 /// The CLI's line for a refusal by policy.
 fn denied(path: &str, capability: &str, whose: &str, policies: &str) -> String {
@@ -401,7 +384,7 @@ fn an_mtls_client_is_identified_by_its_certificate_san_or_cn() {
 #[test]
 fn a_token_stops_working_when_its_ttl_runs_out() {
     let dir = tempdir();
-    let daemon = unsealed(dir.path());
+    let (daemon, _) = unsealed(dir.path(), "");
     write_policy(&mut daemon.cli(), "app", APP_POLICY);
     write_policy(&mut daemon.cli(), "tokens", TOKENS_POLICY);
     daemon.cli().run(&["kv", "put", "app/db", "v=1"]).ok();
@@ -454,7 +437,7 @@ fn a_token_stops_working_when_its_ttl_runs_out() {
     }
     read(daemon.cli().token(&renewed), "app/db");
     let code = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut kv = KvClient::new(crate::harness::channel(&daemon.addr).await);
+        let mut kv = KvClient::new(crate::support::grpc::channel(&daemon.addr).await);
         let request = GetRequest {
             path: "app/db".into(),
             version: 0,
@@ -470,7 +453,7 @@ fn a_token_stops_working_when_its_ttl_runs_out() {
 #[test]
 fn revoking_a_token_revokes_its_descendants_but_not_orphans() {
     let dir = tempdir();
-    let daemon = unsealed(dir.path());
+    let (daemon, _) = unsealed(dir.path(), "");
     write_policy(&mut daemon.cli(), "app", APP_POLICY);
     write_policy(&mut daemon.cli(), "tokens", TOKENS_POLICY);
     daemon.cli().run(&["kv", "put", "app/db", "v=1"]).ok();
@@ -572,7 +555,7 @@ path "kv/+/shared" { capabilities = ["update"] }
 #[test]
 fn the_most_specific_pattern_decides_and_deny_overrides() {
     let dir = tempdir();
-    let daemon = unsealed(dir.path());
+    let (daemon, _) = unsealed(dir.path(), "");
     write_policy(&mut daemon.cli(), "mixed", MIXED_POLICY);
     for path in [
         "other/x",
@@ -702,7 +685,7 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
 #[test]
 fn bad_policies_tokens_and_identities_are_refused() {
     let dir = tempdir();
-    let daemon = unsealed(dir.path());
+    let (daemon, _) = unsealed(dir.path(), "");
 
     // Policy documents and names.
     let bad = "path \"kv/*\" {\n  capabilities = [\"read\"]\n}\npath \"kv/x\" {\n  capabilities = [\"reed\"]\n}\n";
@@ -850,7 +833,7 @@ fn bad_policies_tokens_and_identities_are_refused() {
 #[test]
 fn renewing_never_brings_back_a_spent_or_revoked_token() {
     let dir = tempdir();
-    let daemon = unsealed(dir.path());
+    let (daemon, _) = unsealed(dir.path(), "");
     write_policy(
         &mut daemon.cli(),
         "app",

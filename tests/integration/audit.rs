@@ -6,7 +6,8 @@
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::harness::{Daemon, config, init, status, tempdir, unseal};
+use crate::support::cli::{init, status, unseal};
+use crate::support::daemon::{Daemon, config, tempdir};
 
 fn lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -94,11 +95,11 @@ fn lines_name_the_identity_and_leave_secrets_out_while_sealed() {
         .token(&root)
         .run(&["kv", "put", "app/db", "password=sealed-away"])
         .ok();
-    let mut sidecar = crate::harness::Cli::new();
+    let mut sidecar = crate::support::cli::Cli::new();
     sidecar.env("STRONGROOM_ADDR", &format!("unix://{}", socket.display()));
     sidecar.run(&["kv", "get", "app/db"]).ok();
     // Its tokens would be orphans: without sudo it mints none.
-    let mut sidecar_tokens = crate::harness::Cli::new();
+    let mut sidecar_tokens = crate::support::cli::Cli::new();
     sidecar_tokens.env("STRONGROOM_ADDR", &format!("unix://{}", socket.display()));
     sidecar_tokens
         .run(&["token", "create", "--policy", "reader"])

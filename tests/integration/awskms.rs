@@ -2,81 +2,23 @@
 //! fault-injecting proxy: init with recovery keys, auto-unseal on every
 //! restart, KMS outages and key states, rewrap, and recovery-key unseal.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Daemon, Init, config, init, status, tempdir};
-use crate::kms::{Fault, KmsProxy, Moto, eventually, free_port, key_id};
-use crate::secrets::forms;
-
-const ALIAS: &str = "alias/strongroom-unseal";
-/// The seal block's static secret key: it must never reach a log.
-const SECRET_KEY: &str = "sr-test-aws-secret-key-4711";
-/// Generous bound for state changes that normally take milliseconds.
-const SOON: Duration = Duration::from_secs(10);
-
-/// moto with one key behind [`ALIAS`], and the proxy in front of it.
-pub struct Kms {
-    pub moto: Moto,
-    pub proxy: KmsProxy,
-    pub key: String,
-}
-
-pub fn kms() -> Kms {
-    let moto = Moto::start();
-    let key = moto.create_key();
-    moto.alias(ALIAS, &key);
-    let proxy = KmsProxy::start(&moto.addr);
-    Kms { moto, proxy, key }
-}
-
-pub fn seal_block(endpoint: &str, extra: &str) -> String {
-    format!(
-        r#"
-seal "awskms" {{
-  region     = "us-east-1"
-  kms_key_id = "{ALIAS}"
-  endpoint   = "{endpoint}"
-  access_key = "AKIDSTRONGROOMTEST"
-  secret_key = "{SECRET_KEY}"
-  {extra}
-}}
-"#
-    )
-}
-
-/// Starts a daemon sealed by the key behind [`ALIAS`]; `extra` goes into the seal block.
-pub fn start(dir: &Path, endpoint: &str, extra: &str) -> Daemon {
-    Daemon::start(dir, &config(dir, &seal_block(endpoint, extra)))
-}
-
-/// `strongroom init` with 5/3 recovery keys on an awskms daemon.
-pub fn init_recovery(daemon: &Daemon) -> Init {
-    let init = init(
-        daemon,
-        &["--recovery-shares", "5", "--recovery-threshold", "3"],
-    );
-    assert_eq!(init.json["unseal_keys_hex"], json!([]));
-    assert_eq!(
-        (
-            &init.json["recovery_keys_shares"],
-            &init.json["recovery_keys_threshold"]
-        ),
-        (&json!(5), &json!(3))
-    );
-    init
-}
-
-pub fn wait_unsealed(daemon: &Daemon) -> Value {
-    let mut last = Value::Null;
-    eventually("unsealed", SOON, || {
-        last = status(daemon);
-        last["sealed"] == false
-    });
-    last
-}
+use crate::support::cli::{init, status};
+use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::kms::ALIAS;
+use crate::support::kms::SECRET_KEY;
+use crate::support::kms::SOON;
+use crate::support::kms::init_recovery;
+use crate::support::kms::kms;
+use crate::support::kms::seal_block;
+use crate::support::kms::start_daemon;
+use crate::support::kms::wait_unsealed;
+use crate::support::quorum::{enter, forms, fresh_otp, start as start_operation};
+use strongroom_test_support::kms::{Fault, KmsProxy, Moto, key_id};
+use strongroom_test_support::{eventually, free_port};
 
 fn auto_unseal(daemon: &Daemon) -> Value {
     status(daemon)["auto_unseal"].clone()
@@ -93,7 +35,7 @@ fn now_ms() -> u64 {
 fn init_then_every_restart_unseals_with_one_decrypt() {
     let kms = kms();
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     let before = status(&daemon);
     assert_eq!(
         (
@@ -183,7 +125,7 @@ fn a_kms_outage_at_start_keeps_the_daemon_up_until_kms_returns() {
     let port = free_port();
     let proxy = KmsProxy::start_on(&moto.addr, port);
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &proxy.endpoint(), "");
     init_recovery(&daemon);
     drop(proxy);
 
@@ -240,7 +182,7 @@ fn a_kms_outage_at_start_keeps_the_daemon_up_until_kms_returns() {
 fn a_disabled_or_deleted_key_is_reported_and_unseals_once_usable() {
     let kms = kms();
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     init_recovery(&daemon);
     let key = kms.key.as_str();
 
@@ -277,7 +219,7 @@ fn a_disabled_or_deleted_key_is_reported_and_unseals_once_usable() {
 fn the_health_check_warns_while_still_unsealed() {
     let kms = kms();
     let dir = tempdir();
-    let daemon = start(
+    let daemon = start_daemon(
         dir.path(),
         &kms.proxy.endpoint(),
         "health_check_interval = \"1s\"",
@@ -315,7 +257,7 @@ fn the_health_check_warns_while_still_unsealed() {
 fn a_moved_alias_is_rewrapped_and_the_old_key_is_not_needed_after() {
     let kms = kms();
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     let init = init_recovery(&daemon);
     let old = kms.key.clone();
     let new = kms.moto.create_key();
@@ -352,7 +294,7 @@ fn a_moved_alias_is_rewrapped_and_the_old_key_is_not_needed_after() {
 fn strongroom_awskms_key_id_overrides_the_block_and_moves_the_store_to_that_key() {
     let kms = kms();
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     init_recovery(&daemon);
     daemon.stop();
 
@@ -393,7 +335,7 @@ fn strongroom_awskms_key_id_overrides_the_block_and_moves_the_store_to_that_key(
 fn a_decrypt_answer_naming_another_key_is_refused_without_a_hot_loop() {
     let kms = kms();
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     init_recovery(&daemon);
     let other = kms.moto.create_key();
     kms.proxy.rewrite_decrypt_key_id(Some(&other));
@@ -419,7 +361,7 @@ fn a_decrypt_answer_naming_another_key_is_refused_without_a_hot_loop() {
 fn init_that_kms_refuses_writes_nothing_and_can_be_run_again() {
     let kms = kms();
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     kms.proxy
         .fault(Some("Encrypt"), Fault::access_denied("Encrypt"));
     daemon
@@ -542,7 +484,7 @@ fn after_seal_only_a_quorum_of_recovery_keys_unseals_and_no_secret_is_logged() {
 fn throttling_server_errors_and_dropped_connections_are_retried() {
     let kms = kms();
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     init_recovery(&daemon);
     kms.proxy.fault(Some("Decrypt"), Fault::throttling());
     daemon.restart();
@@ -599,7 +541,7 @@ fn a_config_that_cannot_be_a_seal_migration_is_refused_at_start() {
 fn a_snapshot_restored_into_a_fresh_directory_unseals_itself_with_the_kms_key() {
     let kms = kms();
     let dir = tempdir();
-    let daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     let init = init_recovery(&daemon);
     let mut cli = daemon.cli();
     cli.token(&init.root_token);
@@ -625,7 +567,7 @@ fn a_snapshot_restored_into_a_fresh_directory_unseals_itself_with_the_kms_key() 
     assert_eq!(status(&shamir)["initialized"], false);
 
     let fresh_dir = tempdir();
-    let fresh = start(fresh_dir.path(), &kms.proxy.endpoint(), "");
+    let fresh = start_daemon(fresh_dir.path(), &kms.proxy.endpoint(), "");
     fresh.cli().run(&["snapshot", "restore", file]).ok();
     let unsealed = wait_unsealed(&fresh);
     assert_eq!(unsealed["kms_key_arn"], kms.key.as_str());
@@ -647,10 +589,9 @@ fn a_snapshot_restored_into_a_fresh_directory_unseals_itself_with_the_kms_key() 
 
 #[test]
 fn recovery_keys_authorize_rekey_rotate_root_and_generate_root() {
-    use crate::quorum::{enter, fresh_otp, start as start_operation};
     let kms = kms();
     let dir = tempdir();
-    let mut daemon = start(dir.path(), &kms.proxy.endpoint(), "");
+    let mut daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
     let init = init_recovery(&daemon);
     daemon
         .env

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use strongroom::proto::{self, kv_client::KvClient, sys_client::SysClient};
 use tonic::Code;
 
-use crate::harness::{Cli, Daemon, config, init, status, tempdir, with_token};
+use crate::support::cli::{Cli, init, status};
+use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::grpc::with_token;
 
 async fn sys(daemon: &Daemon) -> SysClient<tonic::transport::Channel> {
     SysClient::connect(daemon.addr.clone()).await.unwrap()

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::harness::{BIN, Daemon, config, tempdir};
+use crate::support::daemon::{BIN, Daemon, config, tempdir};
 
 fn server(args: &[&str], dir: &std::path::Path) -> std::process::Output {
     Command::new(BIN)
@@ -161,9 +161,12 @@ fn environment_overrides_are_applied_and_their_source_logged() {
     assert_eq!(setting("storage")["source"], "config file line 2");
     assert_eq!(setting("disable_mlock")["value"], true);
 
-    let keys = crate::harness::init(&daemon, &[]);
+    let keys = crate::support::cli::init(&daemon, &[]);
     assert!(!keys.root_token.is_empty());
-    assert_eq!(crate::harness::status(&daemon)["cluster_name"], "from-env");
+    assert_eq!(
+        crate::support::cli::status(&daemon)["cluster_name"],
+        "from-env"
+    );
 
     // A bad value in the environment is a config error naming the variable.
     let path = dir.path().join("strongroom.hcl");
@@ -195,7 +198,7 @@ fn a_relative_storage_path_resolves_from_the_working_directory() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = crate::harness::Lines::default().follow(child.stderr.take().unwrap());
+    let stderr = crate::support::daemon::Lines::default().follow(child.stderr.take().unwrap());
     let line = stderr.wait_for("the storage path", |l| l.contains("\"storage: file\""));
     stderr.wait_for("the listeners", |l| l.contains("\"listening\""));
     let event: serde_json::Value = serde_json::from_str(&line).unwrap();

@@ -20,9 +20,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::awskms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
-use crate::harness::{Daemon, Init, Run, config, init, status, tempdir, unseal};
-use crate::quorum::{fresh_otp, start, start_as};
+use crate::support::cli::{Init, Run, init, status, unseal};
+use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::kms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
+use crate::support::quorum::{fresh_otp, start, start_as};
 
 const KV: [(&str, &str); 3] = [
     ("app/one", "first"),
@@ -153,7 +154,7 @@ fn boundaries(
     let last = if commits { "after-commit-" } else { "after-" };
     let mut points: Vec<String> = Vec::new();
     // Some operations run in the background (a rewrap after unsealing).
-    crate::kms::eventually(
+    strongroom_test_support::eventually(
         "the operation's last boundary",
         Duration::from_secs(10),
         || {
@@ -197,7 +198,7 @@ fn awskms_store(kms: &Kms, extra: &str) -> Store {
     let template = tempdir();
     let block = seal_block(&kms.proxy.endpoint(), "");
     let mut daemon = Daemon::start(template.path(), &config(template.path(), &block));
-    let keys = crate::harness::init(
+    let keys = crate::support::cli::init(
         &daemon,
         &["--recovery-shares", "3", "--recovery-threshold", "2"],
     );
@@ -698,7 +699,7 @@ fn awskms_rewrap_after_the_alias_moved() {
                 Side::Old => assert!(arn == old_key || arn == new_key, "{arn}"),
             }
             kv_reads_back(daemon, &store.token);
-            crate::kms::eventually("the rewrap", Duration::from_secs(10), || {
+            strongroom_test_support::eventually("the rewrap", Duration::from_secs(10), || {
                 status(daemon)["kms_key_arn"] == new_key.as_str()
             });
         },
@@ -720,9 +721,11 @@ fn migration_awskms_to_another_kms() {
         &store,
         |daemon, store| {
             // The daemon first asks the new KMS whether the move is done.
-            crate::kms::eventually("the migration check", Duration::from_secs(10), || {
-                new.proxy.requests().iter().any(|r| r == "DescribeKey")
-            });
+            strongroom_test_support::eventually(
+                "the migration check",
+                Duration::from_secs(10),
+                || new.proxy.requests().iter().any(|r| r == "DescribeKey"),
+            );
             daemon
                 .cli()
                 .run(&["unseal", "--migrate", &store.keys[0]])
@@ -737,9 +740,11 @@ fn migration_awskms_to_another_kms() {
                     wait_unsealed(daemon);
                 }
                 Side::Old => {
-                    crate::kms::eventually("migration mode", Duration::from_secs(10), || {
-                        status(daemon)["migration"] == true
-                    });
+                    strongroom_test_support::eventually(
+                        "migration mode",
+                        Duration::from_secs(10),
+                        || status(daemon)["migration"] == true,
+                    );
                     for key in &store.keys[1..] {
                         daemon.cli().run(&["unseal", "--migrate", key]).ok();
                     }

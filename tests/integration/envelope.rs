@@ -7,13 +7,13 @@ use base64::engine::general_purpose::STANDARD;
 use strongroom::proto::{self, keys_client::KeysClient};
 use tonic::Code;
 
-use crate::harness::{channel, tempdir, with_token};
-use crate::keys::unsealed_daemon;
+use crate::support::daemon::{tempdir, unsealed};
+use crate::support::grpc::{channel, with_token};
 
 #[test]
 fn encrypt_rotate_decrypt_raise_the_minimum_and_rewrap() {
     let dir = tempdir();
-    let (daemon, _) = unsealed_daemon(dir.path(), "");
+    let (daemon, _) = unsealed(dir.path(), "");
     daemon.cli().run(&["keys", "create", "orders"]).ok();
     let old = daemon
         .cli()
@@ -158,7 +158,7 @@ fn encrypt_rotate_decrypt_raise_the_minimum_and_rewrap() {
 #[test]
 fn data_keys_unwrap_to_their_plaintext_and_batches_report_per_item() {
     let dir = tempdir();
-    let (daemon, init) = unsealed_daemon(dir.path(), "");
+    let (daemon, init) = unsealed(dir.path(), "");
     daemon.cli().run(&["keys", "create", "files"]).ok();
     let datakey = daemon
         .cli()
@@ -282,7 +282,7 @@ fn data_keys_unwrap_to_their_plaintext_and_batches_report_per_item() {
 #[test]
 fn keys_are_created_once_deleted_only_when_allowed_and_policies_apply() {
     let dir = tempdir();
-    let (daemon, _) = unsealed_daemon(dir.path(), "");
+    let (daemon, _) = unsealed(dir.path(), "");
     daemon.cli().run(&["keys", "create", "k1"]).ok();
     daemon
         .cli()
@@ -365,7 +365,7 @@ fn keys_are_created_once_deleted_only_when_allowed_and_policies_apply() {
 #[test]
 fn keys_survive_a_restart_and_a_keyring_rotation() {
     let dir = tempdir();
-    let (mut daemon, init) = unsealed_daemon(dir.path(), "");
+    let (mut daemon, init) = unsealed(dir.path(), "");
     daemon.cli().run(&["keys", "create", "k"]).ok();
     let ciphertext = daemon
         .cli()
@@ -376,7 +376,7 @@ fn keys_survive_a_restart_and_a_keyring_rotation() {
         .to_string();
     daemon.cli().run(&["rotate"]).ok();
     daemon.restart();
-    crate::harness::unseal(&daemon, &[&init.keys_hex[0], &init.keys_hex[1]]);
+    crate::support::cli::unseal(&daemon, &[&init.keys_hex[0], &init.keys_hex[1]]);
     let plain = daemon
         .cli()
         .run(&["keys", "decrypt", "k", &ciphertext])

@@ -10,7 +10,7 @@ use strongroom::lifecycle::SealConfig;
 use strongroom::seal::shamir;
 use strongroom::secret::{SecretBytes, SecretKey};
 
-use crate::harness::{Daemon, tempdir};
+use crate::support::daemon::{Daemon, tempdir};
 
 fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
@@ -69,9 +69,9 @@ fn the_v1_data_directory_unseals_and_reads_back() {
         data.join("strongroom.redb"),
     )
     .unwrap();
-    let daemon = Daemon::start(dir.path(), &crate::harness::config(dir.path(), ""));
+    let daemon = Daemon::start(dir.path(), &crate::support::daemon::config(dir.path(), ""));
 
-    let status = crate::harness::status(&daemon);
+    let status = crate::support::cli::status(&daemon);
     assert_eq!(status["initialized"], true);
     assert_eq!(
         (status["t"].as_u64(), status["n"].as_u64()),
@@ -270,7 +270,7 @@ mod awskms {
         use strongroom::seal::awskms::AwsKms;
         use strongroom::storage::{Backend, InmemBackend};
 
-        let moto = crate::kms::Moto::start();
+        let moto = strongroom_test_support::kms::Moto::start();
         let arn = moto.create_key();
         let hcl = format!(
             "storage \"inmem\" {{}}\nlistener \"tcp\" {{ address = \"127.0.0.1:0\" }}\nseal \"awskms\" {{\n  region = \"us-east-1\"\n  kms_key_id = \"{arn}\"\n  endpoint = \"http://{}\"\n  access_key = \"test\"\n  secret_key = \"test\"\n}}\n",

@@ -8,7 +8,8 @@ use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::harness::{Daemon, config, init, tempdir};
+use crate::support::cli::init;
+use crate::support::daemon::{Daemon, config, tempdir};
 
 async fn health(
     client: &mut HealthClient<tonic::transport::Channel>,
@@ -51,7 +52,7 @@ fn health_is_readiness_for_the_server_and_liveness_for_sys() {
     let daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut client = HealthClient::new(crate::harness::channel(&daemon.addr).await);
+        let mut client = HealthClient::new(crate::support::grpc::channel(&daemon.addr).await);
         await_health(&mut client, "", ServingStatus::NotServing).await;
         assert_eq!(
             health(&mut client, "strongroom.v1.Sys").await,
@@ -95,7 +96,7 @@ fn reflection_lists_the_api_in_v1_and_v1alpha() {
         ];
 
         let mut client = v1::server_reflection_client::ServerReflectionClient::new(
-            crate::harness::channel(&daemon.addr).await,
+            crate::support::grpc::channel(&daemon.addr).await,
         );
         let request = v1::ServerReflectionRequest {
             host: String::new(),
@@ -123,7 +124,7 @@ fn reflection_lists_the_api_in_v1_and_v1alpha() {
         }
 
         let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(
-            crate::harness::channel(&daemon.addr).await,
+            crate::support::grpc::channel(&daemon.addr).await,
         );
         let requests = [
             v1alpha::ServerReflectionRequest {

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::harness::{BIN, Daemon, config, tempdir};
+use crate::support::daemon::{BIN, Daemon, config, tempdir};
 
 fn status_field(pid: u32, field: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -2,22 +2,11 @@
 //! (by hand and by policy), key status, snapshots, and root tokens by
 //! accessor.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Daemon, Init, config, init, status, tempdir, unseal};
-
-/// A Shamir daemon, initialized 3/2 and unsealed, with the root token set
-/// for its CLI.
-pub fn unsealed_daemon(dir: &Path, extra: &str) -> (Daemon, Init) {
-    let mut daemon = Daemon::start(dir, &config(dir, extra));
-    let init = init(&daemon, &["--key-shares", "3", "--key-threshold", "2"]);
-    unseal(&daemon, &[&init.keys_hex[0], &init.keys_hex[1]]);
-    daemon
-        .env
-        .insert("STRONGROOM_TOKEN".into(), init.root_token.clone());
-    (daemon, init)
-}
+use crate::support::cli::{status, unseal};
+use crate::support::daemon::unsealed;
+use crate::support::daemon::{Daemon, config, tempdir};
 
 fn key_status(daemon: &Daemon) -> serde_json::Value {
     daemon
@@ -30,7 +19,7 @@ fn key_status(daemon: &Daemon) -> serde_json::Value {
 #[test]
 fn a_hundred_rotations_keep_the_first_terms_data_readable() {
     let dir = tempdir();
-    let (mut daemon, init) = unsealed_daemon(dir.path(), "");
+    let (mut daemon, init) = unsealed(dir.path(), "");
     daemon
         .cli()
         .run(&["kv", "put", "app/first", "written=under-term-1"])
@@ -78,7 +67,7 @@ fn a_hundred_rotations_keep_the_first_terms_data_readable() {
 #[test]
 fn rotation_and_key_status_need_a_root_token() {
     let dir = tempdir();
-    let (daemon, _) = unsealed_daemon(dir.path(), "");
+    let (daemon, _) = unsealed(dir.path(), "");
     let mut cli = daemon.cli();
     cli.env("STRONGROOM_TOKEN", "");
     cli.run(&["rotate"])
@@ -96,7 +85,7 @@ fn rotation_and_key_status_need_a_root_token() {
 #[test]
 fn the_rotation_policy_rotates_by_itself() {
     let dir = tempdir();
-    let (daemon, _) = unsealed_daemon(
+    let (daemon, _) = unsealed(
         dir.path(),
         "barrier {\n  rotation_max_encryptions = 20\n}\n",
     );
@@ -129,7 +118,7 @@ fn the_rotation_policy_rotates_by_itself() {
 #[test]
 fn a_snapshot_restored_into_a_fresh_directory_unseals_and_reads_back() {
     let dir = tempdir();
-    let (daemon, init) = unsealed_daemon(dir.path(), "");
+    let (daemon, init) = unsealed(dir.path(), "");
     daemon
         .cli()
         .run(&["kv", "put", "app/db", "password=s3cret"])
@@ -192,7 +181,7 @@ fn a_snapshot_restored_into_a_fresh_directory_unseals_and_reads_back() {
 #[test]
 fn a_restore_replaces_a_running_store_and_bad_files_change_nothing() {
     let dir = tempdir();
-    let (daemon, init) = unsealed_daemon(dir.path(), "");
+    let (daemon, init) = unsealed(dir.path(), "");
     daemon.cli().run(&["kv", "put", "app/a", "v=before"]).ok();
     let file = dir.path().join("a.snap");
     let file = file.to_str().unwrap();
@@ -249,7 +238,7 @@ fn a_restore_replaces_a_running_store_and_bad_files_change_nothing() {
 #[test]
 fn root_tokens_are_listed_and_revoked_by_accessor() {
     let dir = tempdir();
-    let (daemon, _) = unsealed_daemon(dir.path(), "");
+    let (daemon, _) = unsealed(dir.path(), "");
     let listed = daemon
         .cli()
         .run(&["token", "list-accessors", "--format", "json"])
@@ -293,7 +282,7 @@ fn root_tokens_are_listed_and_revoked_by_accessor() {
 #[test]
 fn snapshots_taken_while_writes_go_on_are_consistent() {
     let dir = tempdir();
-    let (daemon, init) = unsealed_daemon(dir.path(), "");
+    let (daemon, init) = unsealed(dir.path(), "");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let stop = std::sync::Arc::clone(&stop);
@@ -302,7 +291,7 @@ fn snapshots_taken_while_writes_go_on_are_consistent() {
         std::thread::spawn(move || {
             let mut written = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                crate::harness::Cli::new()
+                crate::support::cli::Cli::new()
                     .env("STRONGROOM_ADDR", &addr)
                     .token(&token)
                     .run(&[

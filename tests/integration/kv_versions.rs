@@ -7,21 +7,11 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use strongroom::proto::{GetRequest, MetadataRequest, PutRequest, kv_client::KvClient};
 
-use crate::harness::{Daemon, channel, config, init, tempdir, unseal, with_token};
-use crate::keys::unsealed_daemon;
-use crate::quorum::{enter, start};
-
-/// A daemon on the harness config plus `extra`, initialized with one key and
-/// unsealed, with the root token set for its CLI.
-fn unsealed(dir: &std::path::Path, extra: &str) -> (Daemon, String) {
-    let mut daemon = Daemon::start(dir, &config(dir, extra));
-    let keys = init(&daemon, &["--key-shares", "1"]);
-    unseal(&daemon, &[&keys.keys_hex[0]]);
-    daemon
-        .env
-        .insert("STRONGROOM_TOKEN".into(), keys.root_token.clone());
-    (daemon, keys.root_token)
-}
+use crate::support::cli::Init;
+use crate::support::cli::unseal;
+use crate::support::daemon::{Daemon, tempdir, unsealed};
+use crate::support::grpc::{channel, with_token};
+use crate::support::quorum::{enter, start};
 
 /// `kv get [--version N] PATH --format json`.
 fn get(daemon: &Daemon, path: &str, version: u64) -> Value {
@@ -62,7 +52,12 @@ fn put_request(path: &str, pairs: &[(&str, &str)], cas: Option<u64>) -> PutReque
 #[test]
 fn check_and_set_refuses_stale_writes_and_cas_0_only_creates() {
     let dir = tempdir();
-    let (daemon, token) = unsealed(dir.path(), "");
+    let (
+        daemon,
+        Init {
+            root_token: token, ..
+        },
+    ) = unsealed(dir.path(), "");
     let put = |args: &[&str]| {
         let mut full = vec!["kv", "put"];
         full.extend_from_slice(args);
@@ -111,7 +106,12 @@ fn check_and_set_refuses_stale_writes_and_cas_0_only_creates() {
 #[test]
 fn a_thousand_versions_keep_the_last_ten() {
     let dir = tempdir();
-    let (daemon, token) = unsealed(dir.path(), "kv {\n  max_versions = 10\n}\n");
+    let (
+        daemon,
+        Init {
+            root_token: token, ..
+        },
+    ) = unsealed(dir.path(), "kv {\n  max_versions = 10\n}\n");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut kv = KvClient::new(channel(&daemon.addr).await);
@@ -264,7 +264,7 @@ fn delete_undelete_and_destroy_round_trip_through_the_cli() {
 #[test]
 fn versions_survive_a_restart_a_keyring_rotation_and_a_rekey() {
     let dir = tempdir();
-    let (mut daemon, init) = unsealed_daemon(dir.path(), "");
+    let (mut daemon, init) = unsealed(dir.path(), "");
     daemon.cli().run(&["kv", "put", "app/db", "v=1"]).ok();
     daemon.cli().run(&["kv", "put", "app/db", "v=2"]).ok();
     daemon.cli().run(&["kv", "delete", "app/db"]).ok();
@@ -308,7 +308,7 @@ fn versions_survive_a_restart_a_keyring_rotation_and_a_rekey() {
         &[&init.keys_hex[0], &init.keys_hex[2]],
     );
     assert_eq!(done["complete"], true, "{done}");
-    let new = crate::harness::strings(&done["keys"]);
+    let new = crate::support::cli::strings(&done["keys"]);
     daemon.cli().run(&["kv", "put", "app/db", "v=4"]).ok();
     expect(&daemon, 4);
 
@@ -325,7 +325,12 @@ fn versions_survive_a_restart_a_keyring_rotation_and_a_rekey() {
 #[test]
 fn a_value_over_max_value_size_is_refused_naming_the_field() {
     let dir = tempdir();
-    let (daemon, token) = unsealed(dir.path(), "kv {\n  max_value_size = 16\n}\n");
+    let (
+        daemon,
+        Init {
+            root_token: token, ..
+        },
+    ) = unsealed(dir.path(), "kv {\n  max_value_size = 16\n}\n");
     let sixteen = "x".repeat(16);
     let seventeen = "x".repeat(17);
     daemon
@@ -380,13 +385,18 @@ fn a_value_over_max_value_size_is_refused_naming_the_field() {
 #[test]
 fn concurrent_writers_with_the_same_cas_have_exactly_one_winner() {
     let dir = tempdir();
-    let (daemon, token) = unsealed(dir.path(), "");
+    let (
+        daemon,
+        Init {
+            root_token: token, ..
+        },
+    ) = unsealed(dir.path(), "");
     daemon.cli().run(&["kv", "put", "app/db", "v=0"]).ok();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let outcomes = runtime.block_on(async {
         let mut writers = Vec::new();
         for writer in 0..8 {
-            let channel = crate::harness::channel(&daemon.addr).await;
+            let channel = crate::support::grpc::channel(&daemon.addr).await;
             let token = token.clone();
             writers.push(tokio::spawn(async move {
                 let put = PutRequest {
@@ -395,7 +405,7 @@ fn concurrent_writers_with_the_same_cas_have_exactly_one_winner() {
                     cas: Some(1),
                 };
                 KvClient::new(channel)
-                    .put(crate::harness::with_token(put, &token))
+                    .put(crate::support::grpc::with_token(put, &token))
                     .await
             }));
         }

@@ -1,6 +1,7 @@
 //! The operator's day: init, unseal, write, restart, unseal again, read, seal.
 
-use crate::harness::{Daemon, config, init, status, tempdir, unseal};
+use crate::support::cli::{init, status, unseal};
+use crate::support::daemon::{Daemon, config, tempdir};
 
 #[test]
 fn init_unseal_restart_and_read_back() {
@@ -249,14 +250,14 @@ fn dev_mode_starts_unsealed_and_prints_its_key_and_token() {
         .unwrap()
         .port();
     let address = format!("127.0.0.1:{port}");
-    let mut child = std::process::Command::new(crate::harness::BIN)
+    let mut child = std::process::Command::new(crate::support::daemon::BIN)
         .args(["server", "--dev", "--dev-listen-address", &address])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = crate::harness::Lines::default().follow(child.stdout.take().unwrap());
+    let stdout = crate::support::daemon::Lines::default().follow(child.stdout.take().unwrap());
     let token_line = stdout.wait_for("the root token", |l| l.starts_with("Root Token: "));
     let key_line = stdout.wait_for("the unseal key", |l| l.starts_with("Unseal Key: "));
     assert!(stdout.text().contains("WARNING! dev mode is enabled"));
@@ -271,12 +272,12 @@ fn dev_mode_starts_unsealed_and_prints_its_key_and_token() {
         32
     );
 
-    let mut cli = crate::harness::Cli::new();
+    let mut cli = crate::support::cli::Cli::new();
     cli.env("STRONGROOM_ADDR", &format!("http://{address}"));
     let st = cli.run(&["status", "--format", "json"]).ok().json();
     assert_eq!(st["storage_type"], "inmem");
     assert_eq!(st["sealed"], false);
-    let mut cli = crate::harness::Cli::new();
+    let mut cli = crate::support::cli::Cli::new();
     cli.env("STRONGROOM_ADDR", &format!("http://{address}"))
         .token(token);
     cli.run(&["kv", "put", "x", "y=z"]).ok();

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use crate::awskms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
-use crate::harness::{Daemon, config, init, status, tempdir, unseal};
-use crate::kms::free_port;
+use crate::support::cli::{init, status, unseal};
+use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::kms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
+use strongroom_test_support::free_port;
 
 fn restart_on(daemon: &mut Daemon, dir: &Path, extra: &str) -> Daemon {
     assert!(daemon.stop().success());
@@ -188,7 +189,7 @@ fn awskms_to_another_kms_needs_only_the_new_one_after() {
     old.proxy.clear_requests();
     let mut daemon = Daemon::start(dir.path(), &config(dir.path(), &both));
     // The daemon first asks the new KMS whether the keys are already there.
-    crate::kms::eventually(
+    strongroom_test_support::eventually(
         "the migration check",
         std::time::Duration::from_secs(10),
         || new.proxy.requests().iter().any(|r| r == "DescribeKey"),

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::harness::{Daemon, config, init, tempdir};
+use crate::support::cli::init;
+use crate::support::daemon::{Daemon, config, tempdir};
 
 /// The virtualenv's Python, which `scripts/test` sets up from
 /// tests/python/requirements.txt. Missing is a failure, not a skip.

@@ -2,49 +2,17 @@
 //! them: rekey (with and without verification), root key rotation, and
 //! generate-root with revocation of the old root token by its accessor.
 
-use serde_json::Value;
-
-use crate::harness::{Cli, Daemon, status, strings, tempdir, unseal};
-use crate::keys::unsealed_daemon;
-
-/// `strongroom rekey|rotate-root|generate-root --init …` and its nonce.
-pub fn start(daemon: &Daemon, command: &str, extra: &[&str]) -> (String, Value) {
-    start_as(&mut daemon.cli(), command, extra)
-}
-
-/// [`start`] through `cli` (another token, or none).
-pub fn start_as(cli: &mut Cli, command: &str, extra: &[&str]) -> (String, Value) {
-    let mut args = vec![command, "--init", "--format", "json"];
-    args.extend_from_slice(extra);
-    let started = cli.run(&args).ok().json();
-    let nonce = started["nonce"].as_str().unwrap().to_string();
-    assert!(!nonce.is_empty(), "{started}");
-    (nonce, started)
-}
-
-/// A one-time pad from `strongroom generate-root --generate-otp`.
-pub fn fresh_otp(daemon: &Daemon) -> String {
-    let out = daemon.cli().run(&["generate-root", "--generate-otp"]).ok();
-    out.stdout.trim().to_string()
-}
-
-/// Enters `keys` under `nonce`; returns the last answer.
-pub fn enter(daemon: &Daemon, command: &str, nonce: &str, keys: &[&String]) -> Value {
-    let mut last = Value::Null;
-    for key in keys {
-        last = daemon
-            .cli()
-            .run(&[command, "--nonce", nonce, key, "--format", "json"])
-            .ok()
-            .json();
-    }
-    last
-}
+use crate::support::cli::{status, strings, unseal};
+use crate::support::daemon::{tempdir, unsealed};
+use crate::support::quorum::enter;
+use crate::support::quorum::fresh_otp;
+use crate::support::quorum::start;
+use crate::support::quorum::start_as;
 
 #[test]
 fn rekey_then_restart_with_only_the_new_keys() {
     let dir = tempdir();
-    let (mut daemon, init) = unsealed_daemon(dir.path(), "");
+    let (mut daemon, init) = unsealed(dir.path(), "");
     daemon
         .cli()
         .run(&["kv", "put", "app/db", "password=kept"])
@@ -145,7 +113,7 @@ fn rekey_then_restart_with_only_the_new_keys() {
 #[test]
 fn a_verified_rekey_survives_a_mistyped_verification() {
     let dir = tempdir();
-    let (mut daemon, init) = unsealed_daemon(dir.path(), "");
+    let (mut daemon, init) = unsealed(dir.path(), "");
     let (nonce, _) = start(&daemon, "rekey", &["--verify"]);
     let done = enter(
         &daemon,
@@ -235,7 +203,7 @@ fn a_verified_rekey_survives_a_mistyped_verification() {
 #[test]
 fn rotate_root_keeps_the_keys_and_the_data() {
     let dir = tempdir();
-    let (mut daemon, init) = unsealed_daemon(dir.path(), "");
+    let (mut daemon, init) = unsealed(dir.path(), "");
     daemon.cli().run(&["kv", "put", "app/a", "v=1"]).ok();
     let (nonce, _) = start(&daemon, "rotate-root", &[]);
     let done = enter(
@@ -268,7 +236,7 @@ fn rotate_root_keeps_the_keys_and_the_data() {
 #[test]
 fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
     let dir = tempdir();
-    let (daemon, init) = unsealed_daemon(dir.path(), "");
+    let (daemon, init) = unsealed(dir.path(), "");
     let old_accessor = daemon
         .cli()
         .run(&["token", "list-accessors", "--format", "json"])
@@ -358,7 +326,7 @@ fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
 #[test]
 fn generate_root_can_be_cancelled_with_its_nonce_only() {
     let dir = tempdir();
-    let (daemon, _) = unsealed_daemon(dir.path(), "");
+    let (daemon, _) = unsealed(dir.path(), "");
     let otp = fresh_otp(&daemon);
     let (nonce, _) = start_as(daemon.cli().token(""), "generate-root", &["--otp", &otp]);
     daemon

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Daemon, config, status, strings, tempdir};
-use crate::quorum::start;
+use crate::support::cli::{status, strings};
+use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::quorum::start;
 
 /// A share holder's key pair.
 struct Holder {

@@ -3,22 +3,10 @@
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{Daemon, config, init, status, tempdir};
-use crate::quorum::{enter, fresh_otp, start};
-
-/// Every form in which a secret could be written: as typed, and the bytes it
-/// stands for in hex and base64.
-pub fn forms(hex_share: &str) -> Vec<String> {
-    use base64::Engine;
-    let bytes = hex::decode(hex_share).unwrap();
-    vec![
-        hex_share.to_string(),
-        hex_share.to_uppercase(),
-        base64::engine::general_purpose::STANDARD.encode(&bytes),
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
-    ]
-}
+use crate::support::cli::{init, status};
+use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::quorum::forms;
+use crate::support::quorum::{enter, fresh_otp, start};
 
 #[test]
 fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {

@@ -2,7 +2,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::harness::{Daemon, config, init, tempdir};
+use crate::support::cli::init;
+use crate::support::daemon::{Daemon, config, tempdir};
 
 #[test]
 fn a_second_daemon_on_the_same_directory_names_the_first() {
@@ -16,7 +17,7 @@ fn a_second_daemon_on_the_same_directory_names_the_first() {
     );
     let path = second_dir.path().join("second.hcl");
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(crate::harness::BIN)
+    let out = std::process::Command::new(crate::support::daemon::BIN)
         .args(["server", "--config", path.to_str().unwrap()])
         .output()
         .unwrap();
@@ -66,7 +67,7 @@ fn storage_from_a_newer_format_is_refused() {
     txn.commit().unwrap();
     drop(db);
 
-    let out = std::process::Command::new(crate::harness::BIN)
+    let out = std::process::Command::new(crate::support::daemon::BIN)
         .args([
             "server",
             "--config",
@@ -102,7 +103,7 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
         let done = Arc::new(AtomicUsize::new(0));
         let mut writers = Vec::new();
         for writer in 0..8 {
-            let channel = crate::harness::channel(&daemon.addr).await;
+            let channel = crate::support::grpc::channel(&daemon.addr).await;
             let (done, token) = (Arc::clone(&done), token.clone());
             writers.push(tokio::spawn(async move {
                 let mut kv = KvClient::new(channel);
@@ -114,7 +115,7 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
                         data: [("i".to_string(), i.to_string())].into(),
                         cas: None,
                     };
-                    match kv.put(crate::harness::with_token(put, &token)).await {
+                    match kv.put(crate::support::grpc::with_token(put, &token)).await {
                         Ok(_) => {
                             acknowledged.push(path);
                             done.fetch_add(1, Ordering::Relaxed);
@@ -147,10 +148,10 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
     let daemon = Daemon::start(dir.path(), &text);
     daemon.cli().run(&["unseal", &keys.keys_hex[0]]).ok();
     runtime.block_on(async {
-        let mut kv = KvClient::new(crate::harness::channel(&daemon.addr).await);
+        let mut kv = KvClient::new(crate::support::grpc::channel(&daemon.addr).await);
         for path in &acknowledged {
             let got = kv
-                .get(crate::harness::with_token(
+                .get(crate::support::grpc::with_token(
                     GetRequest {
                         path: path.clone(),
                         version: 0,

@@ -3,7 +3,8 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::harness::{BIN, Daemon, config, init, tempdir};
+use crate::support::cli::init;
+use crate::support::daemon::{BIN, Daemon, config, tempdir};
 
 /// Reads notify datagrams until one contains `wanted`.
 fn expect_message(socket: &UnixDatagram, wanted: &str) -> String {

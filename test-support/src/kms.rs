@@ -8,10 +8,8 @@
 //! `KMSInvalidStateException`), and injects delays, 5xx, throttling and
 //! dropped connections on demand. It also counts requests by action.
 //!
-//! Self-contained, so `benches/daemon.rs` includes it too (`#[path]`) to
-//! count KMS requests per start and per init.
-
-#![allow(dead_code)] // the bench uses a part of it
+//! The integration tests use all of it; the benchmark counts KMS requests
+//! per start and per init with the proxy.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -20,13 +18,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// The moto server installed by `scripts/test` into the project's virtualenv.
+/// The moto server installed by `scripts/test` into the project's
+/// virtualenv, at the workspace root above this crate.
 fn moto_server() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
     assert!(
         path.exists(),
         "{} is missing: run scripts/test, which installs moto into .venv",
@@ -43,6 +42,7 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Starts moto's server on a free loopback port (bounded: 30 s).
     pub fn start() -> Self {
         let mut child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", "0"])
@@ -211,8 +211,11 @@ fn read_message(reader: &mut impl BufRead, to_eof: bool) -> std::io::Result<Opti
 pub enum Fault {
     /// Answer with an AWS error instead of forwarding.
     Error {
+        /// The HTTP status.
         status: u16,
+        /// The AWS error type (`__type`), as `ThrottlingException`.
         kind: &'static str,
+        /// The error's message.
         message: String,
     },
     /// Close the connection without answering.
@@ -222,6 +225,7 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// AWS's answer to too many requests.
     pub fn throttling() -> Self {
         Self::Error {
             status: 400,
@@ -230,6 +234,7 @@ impl Fault {
         }
     }
 
+    /// KMS failing on its side.
     pub fn server_error() -> Self {
         Self::Error {
             status: 500,
@@ -238,6 +243,7 @@ impl Fault {
         }
     }
 
+    /// An IAM policy without `kms:<action>`.
     pub fn access_denied(action: &str) -> Self {
         Self::Error {
             status: 400,
@@ -262,6 +268,7 @@ struct ProxyState {
 
 /// The fault-injecting, request-counting proxy in front of moto.
 pub struct KmsProxy {
+    /// The loopback port it listens on.
     pub port: u16,
     state: Arc<Mutex<ProxyState>>,
     stop: Arc<AtomicBool>,
@@ -278,6 +285,7 @@ impl KmsProxy {
         Self::try_start_on(upstream, port).unwrap()
     }
 
+    /// Starts on `port`, or says why it cannot (the port is taken again).
     pub fn try_start_on(upstream: &str, port: u16) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
         let port = listener.local_addr().unwrap().port();
@@ -302,6 +310,7 @@ impl KmsProxy {
         Ok(Self { port, state, stop })
     }
 
+    /// `http://127.0.0.1:PORT`, for a seal block's `endpoint`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -311,6 +320,7 @@ impl KmsProxy {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// Forgets the actions seen so far.
     pub fn clear_requests(&self) {
         self.state.lock().unwrap().requests.clear();
     }
@@ -320,6 +330,7 @@ impl KmsProxy {
         self.state.lock().unwrap().fault = Some((action.map(str::to_string), fault));
     }
 
+    /// Forwards every request again.
     pub fn clear_fault(&self) {
         self.state.lock().unwrap().fault = None;
     }
@@ -338,6 +349,7 @@ impl KmsProxy {
         self.state.lock().unwrap().unusable.insert(arn.into(), true);
     }
 
+    /// `arn` works again.
     pub fn enable(&self, arn: &str) {
         self.state.lock().unwrap().unusable.remove(arn);
     }
@@ -466,27 +478,4 @@ fn forward(request: &Message, upstream: &str, action: &str, state: &Mutex<ProxyS
 /// The key id part of a key ARN (moto's key-state actions want the id).
 pub fn key_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap()
-}
-
-/// A loopback port with nothing listening on it (yet).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `check` every 10 ms until it holds, up to `timeout`; returns the time it took.
-#[track_caller]
-pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    start.elapsed()
 }

@@ -1,13 +1,12 @@
 //! Runs the real `strongroom` binary as an operator would: a config file in a
-//! temporary directory, listeners on port 0 and a unix socket, the CLI for
-//! every command, and the JSON log read back to learn the bound addresses.
-
-#![allow(dead_code)] // each test module uses a different part of the harness
+//! temporary directory, listeners on port 0 and a unix socket, and the JSON
+//! log read back to learn the bound addresses. Every daemon is killed by
+//! PID when its handle is dropped.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use super::cli::{Cli, Init, init, unseal};
+
+/// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -299,190 +301,6 @@ impl Drop for Daemon {
     }
 }
 
-/// A CLI invocation.
-pub struct Cli {
-    command: Command,
-}
-
-/// What a CLI run printed and returned.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    fn from(output: Output) -> Self {
-        Self {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// Asserts the exit code and returns self.
-    #[track_caller]
-    pub fn code(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "exit code; stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn ok(self) -> Self {
-        self.code(0)
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
-    }
-
-    /// Asserts stderr is exactly one `error: …` line containing `text`.
-    #[track_caller]
-    pub fn error_says(self, text: &str) -> Self {
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected one error line, got:\n{}",
-            self.stderr
-        );
-        assert!(lines[0].starts_with("error: "), "{}", self.stderr);
-        assert!(
-            lines[0].contains(text),
-            "expected {text:?} in:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
-impl Cli {
-    pub fn new() -> Self {
-        let mut command = Command::new(BIN);
-        for var in [
-            "STRONGROOM_ADDR",
-            "STRONGROOM_TOKEN",
-            "STRONGROOM_CACERT",
-            "STRONGROOM_CLIENT_CERT",
-            "STRONGROOM_CLIENT_KEY",
-        ] {
-            command.env_remove(var);
-        }
-        command.stdin(Stdio::null());
-        Self { command }
-    }
-
-    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
-        self.command.env(key, value);
-        self
-    }
-
-    pub fn token(&mut self, token: &str) -> &mut Self {
-        self.env("STRONGROOM_TOKEN", token)
-    }
-
-    pub fn run(&mut self, args: &[&str]) -> Run {
-        Run::from(self.command.args(args).output().unwrap())
-    }
-
-    /// Runs with `input` on stdin.
-    pub fn run_stdin(&mut self, args: &[&str], input: &str) -> Run {
-        use std::io::Write;
-        let mut child = self
-            .command
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        Run::from(child.wait_with_output().unwrap())
-    }
-}
-
-/// What `strongroom init --format json` printed.
-pub struct Init {
-    pub keys_hex: Vec<String>,
-    pub keys_b64: Vec<String>,
-    pub recovery_hex: Vec<String>,
-    pub recovery_b64: Vec<String>,
-    pub root_token: String,
-    /// The whole JSON answer.
-    pub json: Value,
-}
-
-pub fn init(daemon: &Daemon, args: &[&str]) -> Init {
-    let mut full = vec!["init", "--format", "json"];
-    full.extend_from_slice(args);
-    let out = daemon.cli().run(&full).ok().json();
-    Init {
-        keys_hex: strings(&out["unseal_keys_hex"]),
-        keys_b64: strings(&out["unseal_keys_b64"]),
-        recovery_hex: strings(&out["recovery_keys_hex"]),
-        recovery_b64: strings(&out["recovery_keys_b64"]),
-        root_token: out["root_token"].as_str().unwrap().to_string(),
-        json: out,
-    }
-}
-
-/// A JSON array of strings (keys, shares) as a vector.
-pub fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
-}
-
-/// `strongroom status --format json`.
-pub fn status(daemon: &Daemon) -> Value {
-    daemon.cli().run(&["status", "--format", "json"]).json()
-}
-
-/// Enters `keys` one by one and asserts the daemon ends unsealed.
-pub fn unseal(daemon: &Daemon, keys: &[&String]) {
-    for key in keys {
-        daemon.cli().run(&["unseal", key]).ok();
-    }
-    assert_eq!(
-        status(daemon)["sealed"],
-        false,
-        "still sealed after {} keys",
-        keys.len()
-    );
-}
-
-/// A connection to `addr` for generated gRPC clients.
-pub async fn channel(addr: &str) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(addr.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-/// A request carrying `token` as a bearer token.
-pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
 /// A fresh temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -491,43 +309,20 @@ pub fn tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
-impl Cli {
-    /// Runs the CLI as another user, as a sidecar under its own uid would
-    /// (the tests run as root; std drops the supplementary groups).
-    pub fn as_user(&mut self, uid: u32, gid: u32) -> &mut Self {
-        use std::os::unix::process::CommandExt;
-        self.command.uid(uid).gid(gid);
-        self
-    }
+/// Initializes `daemon` with three keys (threshold two), unseals it with
+/// the first two and sets the root token for its CLI.
+pub fn open(daemon: &mut Daemon) -> Init {
+    let init = init(daemon, &["--key-shares", "3", "--key-threshold", "2"]);
+    unseal(daemon, &[&init.keys_hex[0], &init.keys_hex[1]]);
+    daemon
+        .env
+        .insert("STRONGROOM_TOKEN".into(), init.root_token.clone());
+    init
 }
 
-/// A gRPC connection over the unix socket at `path`, as the CLI opens one.
-pub async fn unix_channel(path: &Path) -> tonic::transport::Channel {
-    let path = path.to_path_buf();
-    tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(hyper_util::rt::TokioIo::new)
-            }
-        }))
-        .await
-        .unwrap()
-}
-
-/// Writes policy `name` with `text` (from stdin) through `cli`.
-pub fn write_policy(cli: &mut Cli, name: &str, text: &str) {
-    cli.run_stdin(&["policy", "write", name, "-"], text).ok();
-}
-
-/// Creates a token through `cli` (`token create --format json` with
-/// `args`); returns the token and its `auth` object.
-pub fn create_token(cli: &mut Cli, args: &[&str]) -> (String, Value) {
-    let mut full = vec!["token", "create", "--format", "json"];
-    full.extend_from_slice(args);
-    let auth = cli.run(&full).ok().json()["auth"].clone();
-    let token = auth["client_token"].as_str().unwrap().to_string();
-    (token, auth)
+/// A daemon on the test config plus `extra`, [`open`]ed.
+pub fn unsealed(dir: &Path, extra: &str) -> (Daemon, Init) {
+    let mut daemon = Daemon::start(dir, &config(dir, extra));
+    let init = open(&mut daemon);
+    (daemon, init)
 }

@@ -1,0 +1,83 @@
+//! The awskms seal in tests: moto with a key behind an alias, the proxy in
+//! front of it, the seal block that names them, and init with recovery keys.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strongroom_test_support::eventually;
+use strongroom_test_support::kms::{KmsProxy, Moto};
+
+use super::cli::{Init, init, status};
+use super::daemon::{Daemon, config};
+
+pub const ALIAS: &str = "alias/strongroom-unseal";
+/// The seal block's static secret key: it must never reach a log.
+pub const SECRET_KEY: &str = "sr-test-aws-secret-key-4711";
+/// Generous bound for state changes that normally take milliseconds.
+pub const SOON: Duration = Duration::from_secs(10);
+
+/// moto with one key behind [`ALIAS`], and the proxy in front of it.
+pub struct Kms {
+    pub moto: Moto,
+    pub proxy: KmsProxy,
+    pub key: String,
+}
+
+/// Starts moto with a key behind [`ALIAS`], and the proxy.
+pub fn kms() -> Kms {
+    let moto = Moto::start();
+    let key = moto.create_key();
+    moto.alias(ALIAS, &key);
+    let proxy = KmsProxy::start(&moto.addr);
+    Kms { moto, proxy, key }
+}
+
+/// A `seal "awskms"` block for the key behind [`ALIAS`] through `endpoint`;
+/// `extra` goes into it.
+pub fn seal_block(endpoint: &str, extra: &str) -> String {
+    format!(
+        r#"
+seal "awskms" {{
+  region     = "us-east-1"
+  kms_key_id = "{ALIAS}"
+  endpoint   = "{endpoint}"
+  access_key = "AKIDSTRONGROOMTEST"
+  secret_key = "{SECRET_KEY}"
+  {extra}
+}}
+"#
+    )
+}
+
+/// Starts a daemon sealed by the key behind [`ALIAS`]; `extra` goes into the seal block.
+pub fn start_daemon(dir: &Path, endpoint: &str, extra: &str) -> Daemon {
+    Daemon::start(dir, &config(dir, &seal_block(endpoint, extra)))
+}
+
+/// `strongroom init` with 5/3 recovery keys on an awskms daemon.
+pub fn init_recovery(daemon: &Daemon) -> Init {
+    let init = init(
+        daemon,
+        &["--recovery-shares", "5", "--recovery-threshold", "3"],
+    );
+    assert_eq!(init.json["unseal_keys_hex"], json!([]));
+    assert_eq!(
+        (
+            &init.json["recovery_keys_shares"],
+            &init.json["recovery_keys_threshold"]
+        ),
+        (&json!(5), &json!(3))
+    );
+    init
+}
+
+/// Waits (bounded) until the daemon is unsealed; returns its status.
+pub fn wait_unsealed(daemon: &Daemon) -> Value {
+    let mut last = Value::Null;
+    eventually("unsealed", SOON, || {
+        last = status(daemon);
+        last["sealed"] == false
+    });
+    last
+}

@@ -1,0 +1,12 @@
+//! What the integration tests share: the daemon and its CLI ([`daemon`],
+//! [`cli`]), gRPC clients ([`grpc`]), a real KMS to seal with ([`kms`]),
+//! test certificates ([`tls`]) and the quorum operations' steps
+//! ([`quorum`]). What the benchmark needs too lives in the
+//! `strongroom-test-support` crate.
+
+pub mod cli;
+pub mod daemon;
+pub mod grpc;
+pub mod kms;
+pub mod quorum;
+pub mod tls;
