@@ -10,9 +10,7 @@ use rcgen::{ExtendedKeyUsagePurpose, SanType};
 use serde_json::json;
 
 use crate::support::cli::{Cli, Run, create_token, status, write_policy};
-use crate::support::daemon::open;
-use crate::support::daemon::unsealed;
-use crate::support::daemon::{BIN, Daemon, config, tempdir};
+use crate::support::daemon::{BIN, Daemon, config, open, tempdir, unsealed};
 use crate::support::grpc::{unix_channel, with_token};
 use crate::support::tls::Ca;
 use strongroom::proto::{GetRequest, kv_client::KvClient};

@@ -8,14 +8,9 @@ use serde_json::{Value, json};
 
 use crate::support::cli::{init, status};
 use crate::support::daemon::{Daemon, config, tempdir};
-use crate::support::kms::ALIAS;
-use crate::support::kms::SECRET_KEY;
-use crate::support::kms::SOON;
-use crate::support::kms::init_recovery;
-use crate::support::kms::kms;
-use crate::support::kms::seal_block;
-use crate::support::kms::start_daemon;
-use crate::support::kms::wait_unsealed;
+use crate::support::kms::{
+    ALIAS, SECRET_KEY, SOON, init_recovery, kms, seal_block, start_daemon, wait_unsealed,
+};
 use crate::support::quorum::{enter, forms, fresh_otp, start as start_operation};
 use strongroom_test_support::kms::{Fault, KmsProxy, Moto, key_id};
 use strongroom_test_support::{eventually, free_port};

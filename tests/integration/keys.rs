@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::cli::{status, unseal};
-use crate::support::daemon::unsealed;
-use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::daemon::{Daemon, config, tempdir, unsealed};
 
 fn key_status(daemon: &Daemon) -> serde_json::Value {
     daemon

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use strongroom::proto::{GetRequest, MetadataRequest, PutRequest, kv_client::KvClient};
 
-use crate::support::cli::Init;
-use crate::support::cli::unseal;
+use crate::support::cli::{Init, unseal};
 use crate::support::daemon::{Daemon, tempdir, unsealed};
 use crate::support::grpc::{channel, with_token};
 use crate::support::quorum::{enter, start};

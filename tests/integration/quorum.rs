@@ -4,10 +4,7 @@
 
 use crate::support::cli::{status, strings, unseal};
 use crate::support::daemon::{tempdir, unsealed};
-use crate::support::quorum::enter;
-use crate::support::quorum::fresh_otp;
-use crate::support::quorum::start;
-use crate::support::quorum::start_as;
+use crate::support::quorum::{enter, fresh_otp, start, start_as};
 
 #[test]
 fn rekey_then_restart_with_only_the_new_keys() {

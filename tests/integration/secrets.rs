@@ -5,8 +5,7 @@ use nix::sys::signal::Signal;
 
 use crate::support::cli::{init, status};
 use crate::support::daemon::{Daemon, config, tempdir};
-use crate::support::quorum::forms;
-use crate::support::quorum::{enter, fresh_otp, start};
+use crate::support::quorum::{enter, forms, fresh_otp, start};
 
 #[test]
 fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
