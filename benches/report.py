@@ -3,7 +3,7 @@ docs/BENCHMARKS.md (between its `side-by-side` markers), the micro-benchmark
 output (between its `micro` markers), and docs/bench/ratios.png.
 
 Usage: report.py RESULTS_JSON MICRO_TXT BENCHMARKS_MD RATIOS_PNG
-Run by scripts/bench; it only formats what benches/daemon.rs measured.
+Run by scripts/bench; it only formats what benches/daemon/ measured.
 """
 
 import json
@@ -76,7 +76,7 @@ def timing_rows(results):
                          fmt(ob["p90"], digits) if ob else "—",
                          ratio_of(s), unit, runs))
         elif unit == "requests":
-            # Every run made the same requests (benches/daemon.rs checks).
+            # Every run made the same requests (benches/daemon/ checks).
             rows.append((s["name"], counts_text(sr["counts"]), "—",
                          counts_text(ob["counts"]) if ob else "—", "—",
                          ratio_of(s), "requests", runs))
@@ -176,7 +176,7 @@ def section(results):
         "Status throughput and latency, the server pinned to CPU 0 and the load to CPU 1, "
         "each peer alone on the machine; each cell is the mean over the rounds. "
         "**The protocols differ**: strongroom answers gRPC `Sys/Status` over HTTP/2 (load: the "
-        "project's raw-HTTP/2 generator in `benches/daemon.rs`), OpenBao answers "
+        "project's raw-HTTP/2 generator in `benches/daemon/grpc_load.rs`), OpenBao answers "
         "`GET /v1/sys/seal-status` over HTTP/1.1 (load: `wrk`).",
         "",
         "| scenario | strongroom req/s | p50 | p99 | server CPU | client CPU | OpenBao req/s | p50 | p99 | server CPU | client CPU | ratio | runs |",

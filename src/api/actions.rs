@@ -508,3 +508,68 @@ mod tests {
         ));
     }
 }
+
+/// The table of every action in docs/ARCHITECTURE.md, kept true by a test.
+#[cfg(test)]
+mod docs {
+    use super::*;
+
+    fn who(action: &Action) -> String {
+        let capabilities = |caps: &[Capability]| {
+            caps.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        match (action.auth, action.audited) {
+            (Auth::None, Audited::No) => "anyone (not audited)".into(),
+            (Auth::None, _) => "anyone".into(),
+            (Auth::Caller, _) => "any caller; the handler decides (below)".into(),
+            (Auth::Require(caps), Audited::BestEffort) => {
+                format!("{} (audited best-effort)", capabilities(caps))
+            }
+            (Auth::Require(caps), _) => capabilities(caps),
+            (Auth::RequireOnceInitialized(caps), _) => {
+                format!("{}; anyone before init", capabilities(caps))
+            }
+        }
+    }
+
+    fn row(action: &Action) -> String {
+        let path = match action.resource {
+            Resource::None => action.path.to_string(),
+            Resource::KvPath => format!("{}<path>", action.path),
+            Resource::KvFolder => format!("{}<folder>/", action.path),
+            Resource::KeyName | Resource::PolicyName => format!("{}<name>", action.path),
+        };
+        let scope = match action.scope {
+            Scope::Node => "this node",
+            Scope::Active => "active node",
+        };
+        format!(
+            "| `{}` | `{path}` | {} | {scope} |",
+            action.name,
+            who(action)
+        )
+    }
+
+    #[test]
+    fn the_architecture_doc_lists_every_action_as_declared() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ARCHITECTURE.md"))
+                .unwrap();
+        let table = doc
+            .split("<!-- actions:begin -->")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- actions:end -->").next())
+            .unwrap_or_default();
+        let found: Vec<&str> = table.lines().filter(|l| l.starts_with("| `")).collect();
+        let expected: Vec<String> = ALL.iter().map(|a| row(a)).collect();
+        assert_eq!(
+            found,
+            expected,
+            "docs/ARCHITECTURE.md's table of actions differs from src/api/actions.rs; it should read:\n{}",
+            expected.join("\n")
+        );
+    }
+}

@@ -1,12 +1,16 @@
 //! `strongroom.v1.Keys`: named encryption keys.
 
+use std::future::Future;
+
 use tonic::{Request, Response, Status};
 
 use super::{call, status};
+use crate::access::Session;
 use crate::api::Gate;
 use crate::api::actions::{self, Action};
 use crate::audit::Field;
 use crate::engines::keys::{Encrypted, KeyConfig, KeyInfo, Keys as Engine};
+use crate::error::Error;
 use crate::proto::{self, keys_server::Keys};
 use crate::secret::SecretBytes;
 
@@ -34,8 +38,8 @@ impl KeysService {
         handler: F,
     ) -> Result<Response<proto::KeyInfo>, Status>
     where
-        F: FnOnce(crate::access::Session) -> Fut,
-        Fut: std::future::Future<Output = Result<KeyInfo, crate::error::Error>>,
+        F: FnOnce(Session) -> Fut,
+        Fut: Future<Output = Result<KeyInfo, Error>>,
     {
         let info = call(&self.gate, action, name, request)
             .run(handler, version_of)
