@@ -59,13 +59,12 @@ impl Gate {
     /// path) by `caller`; add its parameters, then [`Call::run`] it.
     pub fn call(&self, action: &'static Action, resource: &str, caller: Caller) -> Call<'_> {
         let path = action.policy_path(resource);
-        let audit_path = match &path {
-            Ok(path) => path.clone(),
-            Err(_) => format!("{}{resource}", action.path),
-        };
-        let record = match action.audited {
-            Audited::No => None,
-            Audited::Yes | Audited::BestEffort => self.node.audit.record(action.name, &audit_path),
+        let audit = &self.node.audit;
+        // A refused resource is recorded as it was given.
+        let record = match (action.audited, &path) {
+            (Audited::No, _) => None,
+            (_, Ok(path)) => audit.record(action.name, path),
+            (_, Err(_)) => audit.record(action.name, &format!("{}{resource}", action.path)),
         };
         Call {
             gate: self,

@@ -3,10 +3,13 @@
 //!
 //! The lifecycle calls [`Hooks::opening`] on every component before an open
 //! barrier serves its first request (after an unseal, an auto-unseal or a
-//! seal migration), and [`Hooks::closed`] whenever the seal state changes
-//! (sealed, restored, initialized). With HA these are also what becoming
-//! the active node and stepping down to standby call: another node may have
-//! written meanwhile, so whatever was read before is dropped.
+//! seal migration; a store just made by init has nothing to open), and
+//! [`Hooks::closed`] when an open barrier stops serving (sealed, or sealed
+//! for a restore). With HA these are also what becoming the active node and
+//! stepping down to standby call: another node may have written meanwhile,
+//! so whatever was read before is dropped. A reader that loaded something
+//! before `closed` and stores it after must not keep it (the caches count
+//! generations for that).
 
 use async_trait::async_trait;
 
@@ -22,7 +25,6 @@ pub trait Hooks: Send + Sync {
         Ok(())
     }
 
-    /// The barrier closed or was replaced by another store's: forget what
-    /// was read through it.
+    /// The barrier stopped serving: forget what was read through it.
     fn closed(&self) {}
 }

@@ -218,13 +218,15 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Puts `state` in force. The components forget what they read through
-    /// the barrier before, whatever the change.
+    /// Puts `state` in force. When it closes an open barrier (a seal, a
+    /// restore), the components forget what they read through it.
     fn set_state(&self, state: State) {
         let phase = state.phase();
-        *self.write() = state;
-        for hook in &self.hooks {
-            hook.closed();
+        let previous = std::mem::replace(&mut *self.write(), state);
+        if matches!(previous, State::Unsealed { .. }) {
+            for hook in &self.hooks {
+                hook.closed();
+            }
         }
         self.phase.send_replace(phase);
     }

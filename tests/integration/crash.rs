@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::cli::{Init, Run, init, status, unseal};
+use crate::support::cli::{Init, Run, init, put_secrets, secrets_read_back, status, unseal};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::kms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
 use crate::support::quorum::{fresh_otp, start, start_as};
@@ -182,7 +182,7 @@ fn shamir_store(extra: &str) -> Store {
     let mut daemon = Daemon::start(template.path(), &config(template.path(), ""));
     let keys = init(&daemon, &["--key-shares", "3", "--key-threshold", "2"]);
     unseal(&daemon, &[&keys.keys_hex[0], &keys.keys_hex[1]]);
-    put_kv(&daemon, &keys.root_token);
+    put_secrets(&daemon, &keys.root_token, &KV);
     daemon.stop();
     Store {
         template,
@@ -202,7 +202,7 @@ fn awskms_store(kms: &Kms, extra: &str) -> Store {
         &daemon,
         &["--recovery-shares", "3", "--recovery-threshold", "2"],
     );
-    put_kv(&daemon, &keys.root_token);
+    put_secrets(&daemon, &keys.root_token, &KV);
     daemon.stop();
     Store {
         template,
@@ -214,28 +214,6 @@ fn awskms_store(kms: &Kms, extra: &str) -> Store {
         keys: keys.recovery_hex.clone(),
         token: keys.root_token,
         awskms: true,
-    }
-}
-
-fn put_kv(daemon: &Daemon, token: &str) {
-    for (path, value) in KV {
-        daemon
-            .cli()
-            .token(token)
-            .run(&["kv", "put", path, &format!("v={value}")])
-            .ok();
-    }
-}
-
-#[track_caller]
-fn kv_reads_back(daemon: &Daemon, token: &str) {
-    for (path, value) in KV {
-        let out = daemon
-            .cli()
-            .token(token)
-            .run(&["kv", "get", path, "--format", "json"])
-            .ok();
-        assert_eq!(out.json()["data"]["v"], value, "{path}");
     }
 }
 
@@ -319,7 +297,7 @@ fn shamir_rotate() {
         },
         |daemon, store, _, side| {
             unsealed(daemon, store);
-            kv_reads_back(daemon, &store.token);
+            secrets_read_back(daemon, &store.token, &KV);
             let term = daemon
                 .cli()
                 .token(&store.token)
@@ -352,7 +330,7 @@ fn shamir_rotate_root() {
         },
         |daemon, store, _, _| {
             unseal_with(daemon, &store.keys[1..]);
-            kv_reads_back(daemon, &store.token);
+            secrets_read_back(daemon, &store.token, &KV);
         },
     );
 }
@@ -374,7 +352,7 @@ fn generate_root(daemon: &Daemon, store: &Store) -> Seen {
 
 fn generate_root_check(daemon: &Daemon, store: &Store, _: &Seen, side: Side) {
     unsealed(daemon, store);
-    kv_reads_back(daemon, &store.token);
+    secrets_read_back(daemon, &store.token, &KV);
     let accessors = daemon
         .cli()
         .token(&store.token)
@@ -440,7 +418,7 @@ fn rekey_check(daemon: &Daemon, store: &Store, seen: &Seen, side: Side) {
     if store.awskms {
         // KMS unseals it either way; the keys are checked after a seal.
         wait_unsealed(daemon);
-        kv_reads_back(daemon, &store.token);
+        secrets_read_back(daemon, &store.token, &KV);
         daemon.cli().token(&store.token).run(&["seal"]).ok();
     }
     match side {
@@ -454,7 +432,7 @@ fn rekey_check(daemon: &Daemon, store: &Store, seen: &Seen, side: Side) {
             unseal_with(daemon, &seen.keys);
         }
     }
-    kv_reads_back(daemon, &store.token);
+    secrets_read_back(daemon, &store.token, &KV);
 }
 
 #[test]
@@ -488,7 +466,7 @@ fn shamir_snapshot_restore() {
             .token(&store.token)
             .run(&["snapshot", "save", snapshot.to_str().unwrap()])
             .ok();
-        put_kv(&daemon, &store.token);
+        put_secrets(&daemon, &store.token, &KV);
         daemon.stop();
     }
     let snapshot = snapshot.to_str().unwrap().to_string();
@@ -510,7 +488,7 @@ fn shamir_snapshot_restore() {
                 .token(&store.token)
                 .run(&["kv", "get", KV[2].0]);
             match side {
-                Side::Old => kv_reads_back(daemon, &store.token),
+                Side::Old => secrets_read_back(daemon, &store.token, &KV),
                 Side::New => {
                     third.code(1).error_says("no secret at kv path");
                     for (path, value) in &KV[..2] {
@@ -600,11 +578,11 @@ fn awskms_quorum_operations() {
         },
         |daemon, store, _, _| {
             wait_unsealed(daemon);
-            kv_reads_back(daemon, &store.token);
+            secrets_read_back(daemon, &store.token, &KV);
             // Either root key opens with the recovery keys after a seal too.
             daemon.cli().token(&store.token).run(&["seal"]).ok();
             unseal_with(daemon, &store.keys[..2]);
-            kv_reads_back(daemon, &store.token);
+            secrets_read_back(daemon, &store.token, &KV);
         },
     );
     // Its KMS call checks the quorum; then the token's commit.
@@ -639,7 +617,7 @@ fn migration_shamir_to_awskms() {
                 }
             }
             assert_eq!(status(daemon)["type"], "awskms");
-            kv_reads_back(daemon, &store.token);
+            secrets_read_back(daemon, &store.token, &KV);
         },
     );
 }
@@ -672,7 +650,7 @@ fn migration_awskms_to_shamir() {
                 }
             }
             assert_eq!(status(daemon)["type"], "shamir");
-            kv_reads_back(daemon, &store.token);
+            secrets_read_back(daemon, &store.token, &KV);
         },
     );
 }
@@ -698,7 +676,7 @@ fn awskms_rewrap_after_the_alias_moved() {
                 Side::New => assert_eq!(arn, new_key),
                 Side::Old => assert!(arn == old_key || arn == new_key, "{arn}"),
             }
-            kv_reads_back(daemon, &store.token);
+            secrets_read_back(daemon, &store.token, &KV);
             strongroom_test_support::eventually("the rewrap", Duration::from_secs(10), || {
                 status(daemon)["kms_key_arn"] == new_key.as_str()
             });
@@ -751,7 +729,7 @@ fn migration_awskms_to_another_kms() {
                 }
             }
             assert_eq!(status(daemon)["kms_key_arn"], new.key.as_str());
-            kv_reads_back(daemon, &store.token);
+            secrets_read_back(daemon, &store.token, &KV);
         },
     );
 }

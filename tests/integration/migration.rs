@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::cli::{init, status, unseal};
+use crate::support::cli::{init, put_secrets, secrets_read_back, status, unseal};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::kms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
 use strongroom_test_support::free_port;
@@ -14,22 +14,8 @@ fn restart_on(daemon: &mut Daemon, dir: &Path, extra: &str) -> Daemon {
     Daemon::start(dir, &config(dir, extra))
 }
 
-fn kv_reads_back(daemon: &Daemon, token: &str) {
-    let out = daemon
-        .cli()
-        .token(token)
-        .run(&["kv", "get", "app/db", "--format", "json"])
-        .ok();
-    assert_eq!(out.json()["data"]["password"], "kept-across-seals");
-}
-
-fn put(daemon: &Daemon, token: &str) {
-    daemon
-        .cli()
-        .token(token)
-        .run(&["kv", "put", "app/db", "password=kept-across-seals"])
-        .ok();
-}
+/// The secret written before a migration and read after it.
+const KEPT: [(&str, &str); 1] = [("app/db", "kept-across-seals")];
 
 #[test]
 fn shamir_to_awskms_is_refused_while_kms_is_down_then_done_with_the_unseal_keys() {
@@ -37,7 +23,7 @@ fn shamir_to_awskms_is_refused_while_kms_is_down_then_done_with_the_unseal_keys(
     let mut daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
     let keys = init(&daemon, &["--key-shares", "3", "--key-threshold", "2"]);
     unseal(&daemon, &[&keys.keys_hex[0], &keys.keys_hex[1]]);
-    put(&daemon, &keys.root_token);
+    put_secrets(&daemon, &keys.root_token, &KEPT);
 
     // The new seal's KMS cannot be reached: refused, nothing changes.
     let dead = format!("http://127.0.0.1:{}", free_port());
@@ -86,13 +72,13 @@ fn shamir_to_awskms_is_refused_while_kms_is_down_then_done_with_the_unseal_keys(
     daemon.stderr.wait_for("the migration's log line", |l| {
         l.contains("seal migration complete")
     });
-    kv_reads_back(&daemon, &keys.root_token);
+    secrets_read_back(&daemon, &keys.root_token, &KEPT);
 
     // The config has only the new block: every restart unseals by itself,
     // and the old unseal keys are now the recovery keys.
     daemon.restart();
     wait_unsealed(&daemon);
-    kv_reads_back(&daemon, &keys.root_token);
+    secrets_read_back(&daemon, &keys.root_token, &KEPT);
     daemon.cli().token(&keys.root_token).run(&["seal"]).ok();
     for key in [&keys.keys_hex[2], &keys.keys_hex[0]] {
         daemon.cli().run(&["unseal", key]).ok();
@@ -107,7 +93,7 @@ fn awskms_to_shamir_turns_recovery_keys_into_unseal_keys() {
     let block = seal_block(&kms.proxy.endpoint(), "");
     let mut daemon = Daemon::start(dir.path(), &config(dir.path(), &block));
     let keys = init_recovery(&daemon);
-    put(&daemon, &keys.root_token);
+    put_secrets(&daemon, &keys.root_token, &KEPT);
 
     // Without the block, the store is refused at start.
     assert!(daemon.stop().success());
@@ -145,7 +131,7 @@ fn awskms_to_shamir_turns_recovery_keys_into_unseal_keys() {
         (&done["sealed"], &done["type"]),
         (&false.into(), &"shamir".into())
     );
-    kv_reads_back(&daemon, &keys.root_token);
+    secrets_read_back(&daemon, &keys.root_token, &KEPT);
 
     // Restarting with the disabled block left in: a Shamir store, a warning.
     daemon.restart();
@@ -166,7 +152,7 @@ fn awskms_to_shamir_turns_recovery_keys_into_unseal_keys() {
             &keys.recovery_hex[0],
         ],
     );
-    kv_reads_back(&daemon, &keys.root_token);
+    secrets_read_back(&daemon, &keys.root_token, &KEPT);
 }
 
 #[test]
@@ -177,7 +163,7 @@ fn awskms_to_another_kms_needs_only_the_new_one_after() {
     let old_block = seal_block(&old.proxy.endpoint(), "");
     let mut daemon = Daemon::start(dir.path(), &config(dir.path(), &old_block));
     let keys = init_recovery(&daemon);
-    put(&daemon, &keys.root_token);
+    put_secrets(&daemon, &keys.root_token, &KEPT);
     assert_eq!(status(&daemon)["kms_key_arn"], old.key.as_str());
 
     let both = format!(
@@ -245,5 +231,5 @@ fn awskms_to_another_kms_needs_only_the_new_one_after() {
         &seal_block(&new.proxy.endpoint(), ""),
     );
     wait_unsealed(&daemon);
-    kv_reads_back(&daemon, &keys.root_token);
+    secrets_read_back(&daemon, &keys.root_token, &KEPT);
 }

@@ -196,3 +196,27 @@ pub fn create_token(cli: &mut Cli, args: &[&str]) -> (String, Value) {
     let token = auth["client_token"].as_str().unwrap().to_string();
     (token, auth)
 }
+
+/// Writes each `(path, value)` as the secret `v=<value>` through the CLI.
+pub fn put_secrets(daemon: &Daemon, token: &str, secrets: &[(&str, &str)]) {
+    for (path, value) in secrets {
+        daemon
+            .cli()
+            .token(token)
+            .run(&["kv", "put", path, &format!("v={value}")])
+            .ok();
+    }
+}
+
+/// Asserts that each `(path, value)` written by [`put_secrets`] reads back.
+#[track_caller]
+pub fn secrets_read_back(daemon: &Daemon, token: &str, secrets: &[(&str, &str)]) {
+    for (path, value) in secrets {
+        let out = daemon
+            .cli()
+            .token(token)
+            .run(&["kv", "get", path, "--format", "json"])
+            .ok();
+        assert_eq!(out.json()["data"]["v"], *value, "{path}");
+    }
+}
