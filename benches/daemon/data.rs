@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use strongroom::proto::{InitConfirmRequest, InitRequest, UnsealRequest};
+use strongroom::proto::{InitRequest, UnsealRequest};
 use tonic::transport::Endpoint;
 
 use crate::grpc_load::{Load, NextRpc, Rpc, grpc_load, same};
-use crate::peers::{Client, Http, Instance, Peer, answering};
+use crate::peers::{Client, Http, Instance, Peer, answering, grpc_init};
 use crate::process::{bounded, pin_self};
 use crate::results::Results;
 use crate::wrk::{WrkTarget, wrk_load};
@@ -73,23 +73,15 @@ pub(crate) async fn prepare_strongroom(instance: &Instance) -> Prepared {
     let Client::Grpc(mut sys) = client else {
         unreachable!("strongroom answers gRPC")
     };
-    let init = bounded(
-        "Init",
-        sys.init(InitRequest {
+    let init = grpc_init(
+        &mut sys,
+        InitRequest {
             key_shares: Some(1),
             key_threshold: Some(1),
             ..Default::default()
-        }),
+        },
     )
-    .await
-    .expect("init")
-    .into_inner();
-    let confirm = InitConfirmRequest {
-        nonce: init.confirmation_nonce.clone(),
-    };
-    bounded("InitConfirm", sys.init_confirm(confirm))
-        .await
-        .expect("confirm");
+    .await;
     let unseal = UnsealRequest {
         key: init.keys[0].clone(),
         ..Default::default()

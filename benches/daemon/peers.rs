@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use strongroom::proto::{
-    InitConfirmRequest, InitRequest, StatusRequest, UnsealRequest, sys_client::SysClient,
+    InitConfirmRequest, InitRequest, InitResponse, StatusRequest, UnsealRequest,
+    sys_client::SysClient,
 };
 use tonic::transport::Endpoint;
 
@@ -266,17 +267,7 @@ impl Client {
                         ..Default::default()
                     }
                 };
-                let init = bounded("Init", sys.init(request))
-                    .await
-                    .expect("init")
-                    .into_inner();
-                let confirm = InitConfirmRequest {
-                    nonce: init.confirmation_nonce.clone(),
-                };
-                bounded("InitConfirm", sys.init_confirm(confirm))
-                    .await
-                    .expect("init confirm");
-                init.keys
+                grpc_init(sys, request).await.keys
             }
             Client::Http(http) => {
                 let body = if recovery {
@@ -376,4 +367,22 @@ pub(crate) fn start_unsealed(
         until_unsealed(&mut client, Instant::now()).await;
     });
     proc
+}
+
+/// strongroom's init as its CLI does it: Init, then InitConfirm.
+pub(crate) async fn grpc_init(
+    sys: &mut SysClient<tonic::transport::Channel>,
+    request: InitRequest,
+) -> InitResponse {
+    let init = bounded("Init", sys.init(request))
+        .await
+        .expect("init")
+        .into_inner();
+    let confirm = InitConfirmRequest {
+        nonce: init.confirmation_nonce.clone(),
+    };
+    bounded("InitConfirm", sys.init_confirm(confirm))
+        .await
+        .expect("init confirm");
+    init
 }

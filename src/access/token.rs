@@ -498,13 +498,7 @@ impl Tokens {
         increment: u64,
     ) -> Result<TokenEntry, Error> {
         let barrier = session.barrier()?;
-        let found = match target {
-            None => own_token(session.subject()?)?.clone(),
-            Some(target) => {
-                session.require(Capability::Update)?;
-                find(barrier, target).await?
-            }
-        };
+        let found = subject_of(session, target).await?;
         let _guard = self.writes.lock().await;
         let entry = renew(barrier, &found, increment).await?;
         tracing::info!(accessor = %entry.accessor, "token renewed");
@@ -521,13 +515,7 @@ impl Tokens {
         target: Option<Target<'_>>,
     ) -> Result<usize, Error> {
         let barrier = session.barrier()?;
-        let found = match target {
-            None => own_token(session.subject()?)?.clone(),
-            Some(target) => {
-                session.require(Capability::Update)?;
-                find(barrier, target).await?
-            }
-        };
+        let found = subject_of(session, target).await?;
         let _guard = self.writes.lock().await;
         let mut batch = Batch::new();
         let revoked = revoke_tree(barrier, &mut batch, &found).await?;
@@ -570,6 +558,18 @@ async fn find(barrier: &Barrier, target: Target<'_>) -> Result<Found, Error> {
                 "no valid token matches the one given (unknown, expired or revoked)".into(),
             )
         }),
+    }
+}
+
+/// The token a renewal or revocation is about: the caller's own, or
+/// another, which needs `update` on the call's path.
+async fn subject_of(session: &Session, target: Option<Target<'_>>) -> Result<Found, Error> {
+    match target {
+        None => own_token(session.subject()?).cloned(),
+        Some(target) => {
+            session.require(Capability::Update)?;
+            find(session.barrier()?, target).await
+        }
     }
 }
 

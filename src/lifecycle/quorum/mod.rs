@@ -160,6 +160,11 @@ impl Attempts {
         }
     }
 
+    /// The operation of kind `op` under way, or the sentence saying none is.
+    fn under_way(&mut self, op: Operation) -> Result<&mut Attempt, Error> {
+        self.slot(op).as_mut().ok_or_else(|| none_under_way(op))
+    }
+
     /// Forgets every operation (at seal): their shares go with them.
     pub(super) fn clear(&mut self) {
         *self = Self::default();
@@ -294,10 +299,7 @@ impl Lifecycle {
             // Checked before it is held anywhere: a share of the wrong kind,
             // or one never issued, is named and changes nothing.
             let mut attempts = self.attempts();
-            let attempt = attempts
-                .slot(op)
-                .as_mut()
-                .ok_or_else(|| none_under_way(op))?;
+            let attempt = attempts.under_way(op)?;
             if !nonce_matches(attempt, nonce) {
                 return Err(wrong_nonce(op));
             }

@@ -344,10 +344,7 @@ impl Lifecycle {
         let op = Operation::Rekey;
         let complete = {
             let mut attempts = self.attempts();
-            let attempt = attempts
-                .slot(op)
-                .as_mut()
-                .ok_or_else(|| none_under_way(op))?;
+            let attempt = attempts.under_way(op)?;
             let Kind::Rekey(plan) = &mut attempt.kind else {
                 return Err(none_under_way(op));
             };
