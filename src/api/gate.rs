@@ -173,12 +173,13 @@ impl Call<'_> {
         F: FnOnce(Session) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        let result = match self.enter().await {
+        let mut call = self;
+        let result = match call.enter().await {
             Ok(session) => handler(session).await,
             Err(e) => Err(e),
         };
-        if let Some(record) = &self.record {
-            let salt = self.salt().await;
+        if let Some(record) = &call.record {
+            let salt = call.salt().await;
             match &result {
                 Ok(value) => record.response(Ok(&answer(value)), salt.as_deref()).await,
                 Err(e) => record.response(Err(&e.to_string()), salt.as_deref()).await,
@@ -240,18 +241,20 @@ impl Call<'_> {
         }
     }
 
-    /// Steps 1 to 4: the session the handler runs with.
-    async fn enter(&self) -> Result<Session, Error> {
-        let path = self.checked()?.to_string();
+    /// Steps 1 to 4: the session the handler runs with. Hands the policy
+    /// path over to the session (the call needs it no more).
+    async fn enter(&mut self) -> Result<Session, Error> {
+        self.checked()?;
+        let path = std::mem::take(self.path.as_mut().map_err(|e| e.clone())?);
         let Some(capabilities) = self.capabilities() else {
             // Nobody to authenticate, but nothing acts unrecorded.
-            self.request_line(Who::default(), self.salt()).await?;
+            self.request_line(Who::default, self.salt()).await?;
             return Ok(Session::anonymous(path));
         };
         let node = self.gate.node();
         let barrier = node.lifecycle.barrier()?;
         let mut subject = node.access.identify(&barrier, &self.caller).await?;
-        let who = Who {
+        let who = || Who {
             accessor: subject.accessor().map(str::to_string),
             identity: subject.identity.clone(),
         };
@@ -266,19 +269,20 @@ impl Call<'_> {
         Ok(Session::new(barrier, subject, path))
     }
 
-    /// Writes the request line, with secret values under the `salt` (read
-    /// only when there is a line to write). A call no device could record
-    /// does not act, unless its action says it must go on regardless.
+    /// Writes the request line, with the caller `who` names and secret
+    /// values under the `salt` (both made only when there is a line to
+    /// write). A call no device could record does not act, unless its
+    /// action says it must go on regardless.
     async fn request_line(
         &self,
-        who: Who,
+        who: impl FnOnce() -> Who,
         salt: impl Future<Output = Option<Arc<SecretKey>>>,
     ) -> Result<(), Error> {
         let Some(record) = &self.record else {
             return Ok(());
         };
         let salt = salt.await;
-        match record.request(who, salt.as_deref()).await {
+        match record.request(who(), salt.as_deref()).await {
             Ok(()) => Ok(()),
             Err(e) if self.action.audited == Audited::BestEffort => {
                 tracing::error!(error = %e, operation = self.action.name, "going on although no audit device could record the request: this operation is never refused for that");
