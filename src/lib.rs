@@ -6,7 +6,7 @@
 //! policies over gRPC, with an audit log.
 //!
 //! The layers, from the top; each imports only the layers below it (the
-//! table in `tests/layering.rs` holds every allowed direction and fails
+//! table in `tests/integration/layering.rs` holds every allowed direction and fails
 //! the build's tests on any other):
 //!
 //! - [`cli`] → [`server`] → [`api`] → [`node`]: the command line, the

@@ -21,7 +21,6 @@ use hcl_edit::expr::Expression;
 use hcl_edit::structure::Body;
 
 use crate::error::Error;
-pub use crate::names::ROOT_POLICY;
 
 /// Largest accepted policy document, in bytes.
 pub const MAX_POLICY_SIZE: usize = 64 * 1024;

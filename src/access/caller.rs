@@ -13,6 +13,7 @@ use super::acl::{self, Capabilities, Capability, Policy};
 use super::token::{Found, TokenEntry};
 use crate::barrier::Barrier;
 use crate::error::Error;
+use crate::names::ROOT_POLICY;
 use crate::secret::SecretString;
 
 /// A connection identity matched to policies by a listener's `identity` block.
@@ -107,7 +108,7 @@ impl Subject {
 
     /// True if the root policy is among them.
     pub fn is_root(&self) -> bool {
-        self.policy_names.iter().any(|p| p == acl::ROOT_POLICY)
+        self.policy_names.iter().any(|p| p == ROOT_POLICY)
     }
 
     /// What the policies grant on `path`; root has everything but deny.
@@ -197,7 +198,7 @@ impl Session {
 impl Session {
     /// A root caller's session on `path`, for the components' unit tests.
     pub(crate) fn root_for_tests(barrier: Arc<Barrier>, path: &str) -> Self {
-        let root = Subject::new(None, None, vec![acl::ROOT_POLICY.into()], Vec::new());
+        let root = Subject::new(None, None, vec![ROOT_POLICY.into()], Vec::new());
         Self::new(barrier, root, path.into())
     }
 }

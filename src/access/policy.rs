@@ -10,10 +10,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::acl::{Capability, Policy, ROOT_POLICY};
+use super::acl::{Capability, Policy};
 use super::caller::Session;
 use crate::barrier::Barrier;
 use crate::error::Error;
+use crate::names::ROOT_POLICY;
 
 /// Where policies are stored, and the policy path of their list.
 pub const PREFIX: &str = "sys/policy/";

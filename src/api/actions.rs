@@ -24,6 +24,10 @@ pub enum Auth {
     /// is asked (a restore into a new daemon, which anyone who can reach
     /// it could initialize anyway).
     RequireOnceInitialized(&'static [Capability]),
+    /// Anyone, like [`Auth::None`]; a token whose policies grant these on
+    /// the path sees what the answer hides from others (a quorum
+    /// operation's nonces). Asking spends no use of the token.
+    Reveals(&'static [Capability]),
 }
 
 /// How an action is audited.
@@ -196,7 +200,7 @@ pub const SNAPSHOT_RESTORE: Action = sys(
 pub const AUDIT_HASH: Action = sys("sys.AuditHash", "sys/audit-hash", Require(&[Update]));
 
 // The quorum operations (strongroom.v1.Sys). Their Status calls are not
-// audited; they show nonces to a caller with sudo on the start action's path.
+// audited; they show nonces to a token with sudo on the operation's path.
 
 /// `Sys.RekeyInit`.
 pub const REKEY_INIT: Action = sys("sys.RekeyInit", "sys/rekey", Require(&[Sudo]));
@@ -213,7 +217,7 @@ pub const REKEY_STATUS: Action = action(
     "sys.RekeyStatus",
     "sys/rekey",
     Resource::None,
-    Auth::None,
+    Auth::Reveals(&[Sudo]),
     Audited::No,
     Scope::Active,
 );
@@ -229,7 +233,7 @@ pub const ROTATE_ROOT_STATUS: Action = action(
     "sys.RotateRootStatus",
     "sys/rotate-root",
     Resource::None,
-    Auth::None,
+    Auth::Reveals(&[Sudo]),
     Audited::No,
     Scope::Active,
 );
@@ -246,7 +250,7 @@ pub const GENERATE_ROOT_STATUS: Action = action(
     "sys.GenerateRootStatus",
     "sys/generate-root",
     Resource::None,
-    Auth::None,
+    Auth::Reveals(&[Sudo]),
     Audited::No,
     Scope::Active,
 );
@@ -531,6 +535,15 @@ mod docs {
             (Auth::Require(caps), _) => capabilities(caps),
             (Auth::RequireOnceInitialized(caps), _) => {
                 format!("{}; anyone before init", capabilities(caps))
+            }
+            (Auth::Reveals(caps), Audited::No) => {
+                format!(
+                    "anyone (not audited); nonces to a token with {}",
+                    capabilities(caps)
+                )
+            }
+            (Auth::Reveals(caps), _) => {
+                format!("anyone; nonces to a token with {}", capabilities(caps))
             }
         }
     }

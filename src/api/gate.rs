@@ -76,15 +76,24 @@ impl Gate {
         }
     }
 
-    /// Whether `caller`'s policies grant `capability` on `path`, checked
-    /// without spending a use or writing audit lines: for what a read-only
-    /// answer shows (a quorum operation's nonce).
-    pub async fn grants(&self, caller: &Caller, path: &str, capability: Capability) -> bool {
+    /// Whether an [`Auth::Reveals`] action shows `caller` what it hides
+    /// from others: `caller` has a token whose policies grant the declared
+    /// capabilities on the action's path. Checked without spending a use
+    /// or writing audit lines; false for any other action.
+    pub async fn reveals(&self, action: &Action, caller: &Caller) -> bool {
+        let Auth::Reveals(capabilities) = action.auth else {
+            return false;
+        };
+        if caller.token().is_none() {
+            return false;
+        }
         let Ok(barrier) = self.node.lifecycle.barrier() else {
             return false;
         };
         match self.node.access.identify(&barrier, caller).await {
-            Ok(subject) => subject.require(path, capability).is_ok(),
+            Ok(subject) => capabilities
+                .iter()
+                .all(|c| subject.require(action.path, *c).is_ok()),
             Err(_) => false,
         }
     }
@@ -151,7 +160,8 @@ impl Call<'_> {
 
     /// An argument check made before the caller is authenticated, so a
     /// malformed request is refused alike with or without a token. The
-    /// first failed check refuses the call.
+    /// resource's check comes first, then these in the order given: the
+    /// first that fails refuses the call.
     pub fn check(mut self, result: Result<(), Error>) -> Self {
         if let Err(e) = result
             && self.problem.is_none()
@@ -176,6 +186,8 @@ impl Call<'_> {
         let mut call = self;
         let result = match call.enter().await {
             Ok(session) => handler(session).await,
+            // No device took the request line: none would take a response.
+            Err(e @ Error::AuditUnavailable(_)) => return Err(e),
             Err(e) => Err(e),
         };
         if let Some(record) = &call.record {
@@ -205,31 +217,32 @@ impl Call<'_> {
         Ok(())
     }
 
-    /// Refuses the call before it ran (its upload failed, say): the audit
-    /// record gets its request and response lines. Returns `error`.
-    pub async fn refuse(self, error: Error) -> Error {
+    /// Refuses the call before it ran (its upload failed, say) for
+    /// `reason`, the message the caller gets: the audit record gets its
+    /// request and response lines.
+    pub async fn refuse(self, reason: &str) {
         if let Some(record) = &self.record {
             let salt = self.salt().await;
-            record
-                .response(Err(&error.to_string()), salt.as_deref())
-                .await;
+            record.response(Err(reason), salt.as_deref()).await;
         }
-        error
     }
 
-    /// The policy path, once the resource and arguments passed their checks.
+    /// The policy path, once the resource and then the arguments passed
+    /// their checks (a request wrong in both is refused for its resource).
     fn checked(&self) -> Result<&str, Error> {
-        if let Some(problem) = &self.problem {
-            return Err(problem.clone());
+        let path = self.path.as_deref().map_err(Clone::clone)?;
+        match &self.problem {
+            Some(problem) => Err(problem.clone()),
+            None => Ok(path),
         }
-        self.path.as_deref().map_err(Clone::clone)
     }
 
     /// The capabilities to require, or `None` when the call has no caller
     /// (an action without one, or a restore before init).
     fn capabilities(&self) -> Option<&'static [Capability]> {
         match self.action.auth {
-            Auth::None => None,
+            // Reveals: what the caller may see is the handler's question.
+            Auth::None | Auth::Reveals(_) => None,
             Auth::Caller => Some(&[]),
             Auth::Require(capabilities) => Some(capabilities),
             Auth::RequireOnceInitialized(capabilities) => self
@@ -288,7 +301,10 @@ impl Call<'_> {
                 tracing::error!(error = %e, operation = self.action.name, "going on although no audit device could record the request: this operation is never refused for that");
                 Ok(())
             }
-            Err(e) => Err(Error::AuditUnavailable(e.to_string())),
+            Err(e) => {
+                tracing::error!(error = %e, operation = self.action.name, "refused: no audit device could record the request");
+                Err(Error::AuditUnavailable(e.to_string()))
+            }
         }
     }
 
@@ -398,7 +414,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nonces_are_for_callers_with_sudo() {
+    async fn nonces_are_for_tokens_with_sudo() {
         let (node, root) = testing::unsealed().await;
         let gate = Gate::new(Arc::clone(&node), Identities::default());
         node.lifecycle
@@ -410,30 +426,33 @@ mod tests {
                 recipients: Vec::new(),
             })
             .unwrap();
-        let path = actions::REKEY_STATUS.path;
-        assert!(
-            gate.grants(&Caller::with_token(&root), path, Capability::Sudo)
-                .await
-        );
+        let status = &actions::REKEY_STATUS;
+        assert!(gate.reveals(status, &Caller::with_token(&root)).await);
+        assert!(!gate.reveals(status, &Caller::default()).await);
         assert!(
             !gate
-                .grants(&Caller::default(), path, Capability::Sudo)
-                .await
-        );
-        assert!(
-            !gate
-                .grants(
-                    &Caller::with_token("sr.0000000000000000000000000000000A"),
-                    path,
-                    Capability::Sudo
+                .reveals(
+                    status,
+                    &Caller::with_token("sr.0000000000000000000000000000000A")
                 )
                 .await
         );
+        // Only an action that declares it reveals anything.
         assert!(
-            node.lifecycle
-                .quorum_status(Operation::Rekey, false)
-                .started
+            !gate
+                .reveals(&actions::REKEY_INIT, &Caller::with_token(&root))
+                .await
         );
+        // Anyone may ask.
+        let asked = gate
+            .call(status, "", Caller::default())
+            .run(
+                |_| async { Ok(node.lifecycle.quorum_status(Operation::Rekey, false)) },
+                |_| Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert!(asked.started);
     }
 
     #[tokio::test]
@@ -451,6 +470,23 @@ mod tests {
             .run(|_| async { Ok(()) }, |()| Vec::new())
             .await;
         assert_eq!(refused, Err(Error::InvalidArgument("bad".into())));
+        // Wrong in both: the resource is named, then the checks in order.
+        let refused = gate
+            .call(&actions::KV_GET, "a//b", Caller::default())
+            .check(Err(Error::InvalidArgument("bad".into())))
+            .run(|_| async { Ok(()) }, |()| Vec::new())
+            .await;
+        assert!(
+            matches!(&refused, Err(Error::InvalidArgument(m)) if m.contains("a//b")),
+            "{refused:?}"
+        );
+        let refused = gate
+            .call(&actions::KV_GET, "a", Caller::default())
+            .check(Err(Error::InvalidArgument("first".into())))
+            .check(Err(Error::InvalidArgument("second".into())))
+            .run(|_| async { Ok(()) }, |()| Vec::new())
+            .await;
+        assert_eq!(refused, Err(Error::InvalidArgument("first".into())));
         let refused = gate
             .call(&actions::KV_GET, "a", Caller::default())
             .run(|_| async { Ok(()) }, |()| Vec::new())

@@ -28,15 +28,13 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{Mutex, watch};
 
-/// A keyring term and its encryption count, as key status reports it.
-pub use crate::barrier::TermUsage;
 pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use init::{InitParams, InitResult};
 pub use migrate::Migration;
 pub use quorum::{
     Completed, Operation, QuorumOutcome, QuorumStatus, RekeyParams, RekeyStatus, RekeyTarget,
 };
-pub use rotation::{KeyStatus, RotationPolicy};
+pub use rotation::{KeyStatus, KeyTerm, RotationPolicy};
 pub use seal_config::SealConfig;
 pub use snapshot::{Snapshot, SnapshotHeader};
 pub use state::{Phase, Status};
@@ -318,6 +316,17 @@ impl Lifecycle {
             State::Unsealed { barrier, .. } => Ok(Arc::clone(barrier)),
             State::Sealed { .. } => Err(Error::Sealed),
             State::Uninitialized => Err(Error::NotInitialized),
+        }
+    }
+
+    /// Seals (an operator's Seal, SIGTERM), then records the keyring's
+    /// encryption counts. The keys leave the state first; the counts are
+    /// written with the barrier this call still holds.
+    pub async fn seal(&self) {
+        let barrier = self.barrier().ok();
+        self.seal_now();
+        if let Some(barrier) = barrier {
+            self.record_usage_at_seal(&barrier).await;
         }
     }
 

@@ -73,37 +73,72 @@ impl RotationPolicy {
     }
 }
 
+/// One keyring term, as `key-status` and `rotate` report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTerm {
+    /// The term number.
+    pub term: u32,
+    /// When it was installed, Unix seconds.
+    pub installed_unix: u64,
+    /// Encryptions made under it (the active term: so far).
+    pub encryptions: u64,
+    /// It encrypts new writes.
+    pub active: bool,
+}
+
+impl From<TermUsage> for KeyTerm {
+    fn from(t: TermUsage) -> Self {
+        let TermUsage {
+            term,
+            installed_unix,
+            encryptions,
+            active,
+        } = t;
+        Self {
+            term,
+            installed_unix,
+            encryptions,
+            active,
+        }
+    }
+}
+
 /// What `key-status` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyStatus {
     /// Every term, oldest first.
-    pub terms: Vec<TermUsage>,
+    pub terms: Vec<KeyTerm>,
     /// The policy in force.
     pub policy: RotationPolicy,
 }
 
 impl Lifecycle {
     /// Starts a new keyring term, as an operator asked. Returns the new term.
-    pub async fn rotate(&self) -> Result<TermUsage, Error> {
+    pub async fn rotate(&self) -> Result<KeyTerm, Error> {
         self.rotate_keyring("requested by an operator").await
     }
 
     /// The keyring's terms and the rotation policy.
     pub fn key_status(&self) -> Result<KeyStatus, Error> {
         Ok(KeyStatus {
-            terms: self.barrier()?.term_usage(),
+            terms: self
+                .barrier()?
+                .term_usage()
+                .into_iter()
+                .map(KeyTerm::from)
+                .collect(),
             policy: self.rotation,
         })
     }
 
     /// Adds a term, writes the keyring and the counts in one batch, and puts
     /// the new keyring in force.
-    async fn rotate_keyring(&self, reason: &str) -> Result<TermUsage, Error> {
+    async fn rotate_keyring(&self, reason: &str) -> Result<KeyTerm, Error> {
         let _key_ops = self.key_ops.lock().await;
         failpoint::scope("rotate", self.rotate_locked(reason)).await
     }
 
-    async fn rotate_locked(&self, reason: &str) -> Result<TermUsage, Error> {
+    async fn rotate_locked(&self, reason: &str) -> Result<KeyTerm, Error> {
         let barrier = self.barrier()?;
         tracing::info!(reason, "keyring rotation started");
         let rotated = barrier.with_new_term();
@@ -117,7 +152,7 @@ impl Lifecycle {
         self.usage_recorded.store(recorded, Ordering::Relaxed);
         self.replace_barrier(rotated);
         tracing::info!(term, reason, "keyring rotated: new writes use the new term");
-        Ok(TermUsage {
+        Ok(KeyTerm {
             term,
             installed_unix,
             encryptions: 0,
@@ -212,20 +247,15 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Seals (an operator's Seal, SIGTERM), then records the counts (with a
-    /// small reserve for requests still finishing), so the next unseal
-    /// resumes close to the real count. The keys leave the state first; the
-    /// count is written with the barrier this call still holds, and skipped
-    /// if a key operation holds its lock (the stored reservation is then
-    /// still ahead).
-    pub async fn seal(&self) {
-        let barrier = self.barrier().ok();
-        self.seal_now();
-        let Some(barrier) = barrier else { return };
+    /// Records the counts of `barrier`, just sealed, with a small reserve
+    /// for requests still finishing, so the next unseal resumes close to
+    /// the real count. Skipped if a key operation holds its lock (the
+    /// stored reservation is then still ahead).
+    pub(super) async fn record_usage_at_seal(&self, barrier: &Barrier) {
         let Ok(_key_ops) = self.key_ops.try_lock() else {
             return;
         };
-        if let Err(e) = self.record_usage(&barrier, SEAL_RESERVE).await {
+        if let Err(e) = self.record_usage(barrier, SEAL_RESERVE).await {
             tracing::warn!(error = %e, "could not record the keyring's encryption count at seal");
         }
     }

@@ -146,7 +146,7 @@ pub trait Kms: Send + Sync {
     async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError>;
 }
 
-/// An in-memory KMS for unit tests of the seal and the core: AES-GCM under
+/// An in-memory KMS for unit tests of the seal and the lifecycle: AES-GCM under
 /// per-key secrets, the encryption context as AAD, like KMS refusing a
 /// Decrypt whose context differs.
 #[cfg(test)]

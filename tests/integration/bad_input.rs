@@ -277,6 +277,22 @@ fn a_smaller_max_request_size_is_enforced_per_listener() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted);
+        // A streamed restore's chunk over the limit: the same status and
+        // sentence (a restore before init needs no token).
+        let chunk = proto::SnapshotChunk {
+            data: vec![0; 2000],
+        };
+        let err = sys
+            .snapshot_restore(tokio_stream::iter([chunk]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), err.message()),
+            (
+                Code::ResourceExhausted,
+                "the request is larger than this listener's max_request_size of 1024 bytes"
+            )
+        );
         // Under the limit it is an ordinary (refused) request.
         let err = sys
             .unseal(proto::UnsealRequest {
@@ -309,11 +325,7 @@ fn usage_errors_exit_64_and_runtime_errors_exit_1() {
         .error_says("must start with http://, https:// or unix://");
 
     // Nothing listens on this port: one sentence, exit 1.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = strongroom_test_support::free_port();
     let address = format!("http://127.0.0.1:{port}");
     let run = Cli::new().run(&["status", "--address", &address]).code(1);
     let run = run.error_says(&format!("cannot reach strongroom at {address}"));

@@ -113,6 +113,8 @@ struct Reference {
     line: usize,
     from: String,
     to: String,
+    /// In a `pub use`: whoever imports `from` gets `to` too.
+    reexport: bool,
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -163,9 +165,8 @@ fn code_only(source: &str) -> String {
             find(bytes, i, b"\n").unwrap_or(bytes.len())
         } else if starts(b"/*") {
             find(bytes, i, b"*/").map_or(bytes.len(), |n| n + 2)
-        } else if starts(b"r\"") || starts(b"r#") {
+        } else if let Some(hashes) = raw_string_at(bytes, i) {
             // A raw string ends at a quote followed by as many hashes.
-            let hashes = bytes[i + 1..].iter().take_while(|b| **b == b'#').count();
             let mut close = vec![b'"'];
             close.extend(std::iter::repeat_n(b'#', hashes));
             let open = i + 1 + hashes + 1;
@@ -201,12 +202,38 @@ fn code_only(source: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Whether a raw string (`r"`, `r#"`, the `r` of `br"`) opens at `i`, and
+/// with how many hashes; `r#type` is a raw identifier, not a string.
+fn raw_string_at(bytes: &[u8], i: usize) -> Option<usize> {
+    let word_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    if bytes[i] != b'r' {
+        return None;
+    }
+    let starts_word = match i {
+        0 => true,
+        1 => !word_char(bytes[0]) || bytes[0] == b'b',
+        _ => !word_char(bytes[i - 1]) || (bytes[i - 1] == b'b' && !word_char(bytes[i - 2])),
+    };
+    let hashes = bytes[i + 1..].iter().take_while(|b| **b == b'#').count();
+    (starts_word && bytes.get(i + 1 + hashes) == Some(&b'"')).then_some(hashes)
+}
+
 fn ident_at(code: &str, at: usize) -> &str {
     let rest = &code[at..];
     let end = rest
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(rest.len());
     &rest[..end]
+}
+
+/// The module a path names at `at`: an identifier, or `*` for a glob
+/// (which names every module at once, and is refused).
+fn head_at(code: &str, at: usize) -> &str {
+    if code[at..].starts_with('*') {
+        "*"
+    } else {
+        ident_at(code, at)
+    }
 }
 
 /// The first identifier of each item of a `{…}` group starting at `at`.
@@ -227,8 +254,8 @@ fn group_heads(code: &str, at: usize) -> Vec<&str> {
                 }
             }
             ',' if depth == 1 => expecting = true,
-            c if expecting && depth == 1 && (c.is_ascii_alphabetic() || c == '_') => {
-                heads.push(ident_at(code, at + i));
+            c if expecting && depth == 1 && (c.is_ascii_alphabetic() || c == '_' || c == '*') => {
+                heads.push(head_at(code, at + i));
                 expecting = false;
             }
             _ => {}
@@ -288,12 +315,15 @@ fn references(src: &Path) -> Vec<Reference> {
         let inline = inline_modules(&code);
         let line_of = |at: usize| code[..at].matches('\n').count() + 1;
         let mut add = |at: usize, to: &str| {
-            if !to.is_empty() && to != top {
+            if to != top {
+                let line_start = code[..at].rfind('\n').map_or(0, |n| n + 1);
+                let statement = code[line_start..].trim_start();
                 found.push(Reference {
                     file: relative.clone(),
                     line: line_of(at),
                     from: top.clone(),
                     to: to.to_string(),
+                    reexport: statement.starts_with("pub") && statement.contains(" use "),
                 });
             }
         };
@@ -311,7 +341,7 @@ fn references(src: &Path) -> Vec<Reference> {
                     add(at, head);
                 }
             } else {
-                add(at, ident_at(&code, after));
+                add(at, head_at(&code, after));
             }
         }
         // super:: chains that climb out of the file's top-level module.
@@ -340,7 +370,7 @@ fn references(src: &Path) -> Vec<Reference> {
                         add(at, head);
                     }
                 } else {
-                    add(at, ident_at(&code, rest));
+                    add(at, head_at(&code, rest));
                 }
             }
         }
@@ -389,6 +419,32 @@ fn no_layer_imports_one_above_it() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// A `pub use` of module `to` in module `from` hands `to` to every module
+/// that may import `from`: each of them must be allowed `to` itself, or the
+/// re-export is a back door through the table.
+#[test]
+fn no_reexport_widens_what_a_layer_may_import() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut problems = Vec::new();
+    for r in references(&src).iter().filter(|r| r.reexport) {
+        for (importer, may) in ALLOWED {
+            if may.contains(&r.from.as_str()) && *importer != r.to && !may.contains(&r.to.as_str())
+            {
+                problems.push(format!(
+                    "src/{}:{}: {} re-exports {}, which {} (an importer of {}) may not import",
+                    r.file.display(),
+                    r.line,
+                    r.from,
+                    r.to,
+                    importer,
+                    r.from
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn the_scan_sees_every_form_of_path() {
     let code = code_only(
@@ -407,4 +463,16 @@ fn the_scan_sees_every_form_of_path() {
     assert_eq!(module_of(Path::new("a/b/mod.rs")), ["a", "b"]);
     assert_eq!(module_of(Path::new("a/b.rs")), ["a", "b"]);
     assert!(module_of(Path::new("lib.rs")).is_empty());
+
+    // A raw identifier is code; a byte raw string is not.
+    let code = code_only(
+        "let r#type = 1;\nlet b = br\"crate::bytes\";\nfn g() { crate::after::x() }\nuse crate::*;\nuse crate::{m, *};\n",
+    );
+    assert!(code.contains("r#type"));
+    assert!(!code.contains("crate::bytes"));
+    assert!(code.contains("crate::after::x"));
+    let glob = code.find("crate::*").unwrap() + "crate::".len();
+    assert_eq!(head_at(&code, glob), "*");
+    let group = code.rfind('{').unwrap();
+    assert_eq!(group_heads(&code, group), ["m", "*"]);
 }

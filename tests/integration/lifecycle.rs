@@ -243,12 +243,8 @@ fn the_unix_socket_serves_the_same_api() {
 #[test]
 fn dev_mode_starts_unsealed_and_prints_its_key_and_token() {
     let dir = tempdir();
-    // Find a free port for the dev listener, which takes a fixed address.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A free port for the dev listener, which takes a fixed address.
+    let port = strongroom_test_support::free_port();
     let address = format!("127.0.0.1:{port}");
     let mut child = std::process::Command::new(crate::support::daemon::BIN)
         .args(["server", "--dev", "--dev-listen-address", &address])

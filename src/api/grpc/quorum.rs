@@ -8,7 +8,6 @@ use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
 use super::{call, caller, status};
-use crate::access::Capability;
 use crate::api::Gate;
 use crate::api::actions::{self, Action};
 use crate::lifecycle::{self, Completed, Operation, QuorumOutcome, RekeyParams, RekeyTarget};
@@ -45,27 +44,32 @@ fn rekey_status_response(s: lifecycle::QuorumStatus) -> proto::RekeyStatusRespon
     response
 }
 
-/// What an operation's Status shows: the nonces only to a token whose
-/// policies grant `sudo` on the operation's path.
+/// What an operation's Status shows: the nonces only to a caller its
+/// action reveals them to (`Auth::Reveals`).
 async fn quorum_status<T>(
     gate: &Gate,
     op: Operation,
     status_action: &'static Action,
     request: &Request<T>,
-) -> lifecycle::QuorumStatus {
-    // A status call changes nothing: it spends no use of the token.
+) -> Result<lifecycle::QuorumStatus, Status> {
     let caller = caller(gate, request);
-    let show_nonce = caller.token().is_some()
-        && gate
-            .grants(&caller, status_action.path, Capability::Sudo)
-            .await;
-    gate.node().lifecycle.quorum_status(op, show_nonce)
+    let show_nonce = gate.reveals(status_action, &caller).await;
+    let lifecycle = &gate.node().lifecycle;
+    gate.call(status_action, "", caller)
+        .run(
+            |_| async move { Ok(lifecycle.quorum_status(op, show_nonce)) },
+            |_| Vec::new(),
+        )
+        .await
+        .map_err(status)
 }
 
-pub async fn rekey_status<T>(gate: &Gate, request: &Request<T>) -> proto::RekeyStatusResponse {
-    rekey_status_response(
-        quorum_status(gate, Operation::Rekey, &actions::REKEY_STATUS, request).await,
-    )
+pub async fn rekey_status<T>(
+    gate: &Gate,
+    request: &Request<T>,
+) -> Result<proto::RekeyStatusResponse, Status> {
+    let status = quorum_status(gate, Operation::Rekey, &actions::REKEY_STATUS, request).await?;
+    Ok(rekey_status_response(status))
 }
 
 /// The Status of rotate-root or generate-root.
@@ -74,8 +78,10 @@ pub async fn status_of<T>(
     op: Operation,
     status_action: &'static Action,
     request: &Request<T>,
-) -> proto::QuorumStatus {
-    quorum_status(gate, op, status_action, request).await.into()
+) -> Result<proto::QuorumStatus, Status> {
+    Ok(quorum_status(gate, op, status_action, request)
+        .await?
+        .into())
 }
 
 /// Cancels `op` by its cancel `action`; the request carries the nonce.

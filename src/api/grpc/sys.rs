@@ -14,7 +14,7 @@ use crate::api::Gate;
 use crate::api::actions;
 use crate::audit::Field;
 use crate::error::Error;
-use crate::lifecycle::{self, InitParams, Operation, TermUsage};
+use crate::lifecycle::{self, InitParams, KeyTerm, Operation};
 use crate::proto::{self, sys_server::Sys};
 
 /// Snapshot bytes per streamed message.
@@ -22,8 +22,8 @@ const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// The largest snapshot a restore accepts.
 const MAX_SNAPSHOT: usize = 1 << 30;
 
-impl From<TermUsage> for proto::KeyTerm {
-    fn from(t: TermUsage) -> Self {
+impl From<KeyTerm> for proto::KeyTerm {
+    fn from(t: KeyTerm) -> Self {
         Self {
             term: t.term,
             installed_unix: t.installed_unix,
@@ -78,25 +78,21 @@ impl From<lifecycle::Status> for proto::StatusResponse {
     }
 }
 
-/// Receives a snapshot upload, up to [`MAX_SNAPSHOT`] bytes.
-async fn receive(mut chunks: Streaming<proto::SnapshotChunk>) -> Result<Vec<u8>, Error> {
+/// Receives a snapshot upload, up to [`MAX_SNAPSHOT`] bytes. A failed
+/// upload keeps the transport's status (a chunk over the listener's
+/// `max_request_size` is RESOURCE_EXHAUSTED naming that limit).
+async fn receive(mut chunks: Streaming<proto::SnapshotChunk>) -> Result<Vec<u8>, Status> {
     let mut file = Vec::new();
     loop {
-        match chunks.message().await {
-            Ok(Some(chunk)) if file.len() + chunk.data.len() > MAX_SNAPSHOT => {
-                return Err(Error::TooLarge(format!(
+        match chunks.message().await? {
+            Some(chunk) if file.len() + chunk.data.len() > MAX_SNAPSHOT => {
+                return Err(status(Error::TooLarge(format!(
                     "the snapshot is larger than the {} MiB a restore accepts",
                     MAX_SNAPSHOT >> 20
-                )));
+                ))));
             }
-            Ok(Some(chunk)) => file.extend_from_slice(&chunk.data),
-            Ok(None) => return Ok(file),
-            Err(e) => {
-                return Err(Error::InvalidArgument(format!(
-                    "the snapshot upload failed: {}",
-                    e.message()
-                )));
-            }
+            Some(chunk) => file.extend_from_slice(&chunk.data),
+            None => return Ok(file),
         }
     }
 }
@@ -199,9 +195,14 @@ impl Sys for SysService {
 
     async fn status(
         &self,
-        _request: Request<proto::StatusRequest>,
+        request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
-        Ok(Response::new(self.gate.node().lifecycle.status().into()))
+        let lifecycle = &self.gate.node().lifecycle;
+        let seal_status = call(&self.gate, &actions::STATUS, "", &request)
+            .run(|_| async { Ok(lifecycle.status()) }, |_| Vec::new())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(seal_status.into()))
     }
 
     async fn unseal(
@@ -333,11 +334,15 @@ impl Sys for SysService {
         let call = call(&self.gate, &actions::SNAPSHOT_RESTORE, "", &request);
         // Refuse before receiving a large upload.
         if let Err(e) = call.may().await {
-            return Err(status(call.refuse(e).await));
+            call.refuse(&e.to_string()).await;
+            return Err(status(e));
         }
         let file = match receive(request.into_inner()).await {
             Ok(file) => file,
-            Err(e) => return Err(status(call.refuse(e).await)),
+            Err(refused) => {
+                call.refuse(refused.message()).await;
+                return Err(refused);
+            }
         };
         let snapshot = lifecycle.check_snapshot(&file);
         drop(file);
@@ -415,7 +420,7 @@ impl Sys for SysService {
         request: Request<proto::RekeyStatusRequest>,
     ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
         Ok(Response::new(
-            quorum::rekey_status(&self.gate, &request).await,
+            quorum::rekey_status(&self.gate, &request).await?,
         ))
     }
 
@@ -465,7 +470,7 @@ impl Sys for SysService {
                 &actions::ROTATE_ROOT_STATUS,
                 &request,
             )
-            .await,
+            .await?,
         ))
     }
 
@@ -508,7 +513,7 @@ impl Sys for SysService {
                 &actions::GENERATE_ROOT_STATUS,
                 &request,
             )
-            .await,
+            .await?,
         ))
     }
 }

@@ -1,15 +1,21 @@
 //! The `seal "awskms"` block, with Vault's key names.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use hcl_edit::structure::Block;
 
-use super::Ctx;
 use super::values::as_duration;
 use super::words::qualified;
+use super::{Ctx, Section};
 use crate::config::{
     AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, MIN_HEALTH_CHECK_INTERVAL,
     Setting, Source, check_endpoint,
 };
 use crate::secret::SecretString;
+
+/// The block's name in error messages.
+const NAME: &str = "seal.awskms";
 
 impl Ctx<'_> {
     /// A seal block, and whether it is marked `disabled = true`.
@@ -29,7 +35,6 @@ impl Ctx<'_> {
             );
             return None;
         }
-        let name = "seal.awskms";
         let keys = [
             "region",
             "kms_key_id",
@@ -45,75 +50,116 @@ impl Ctx<'_> {
             "disabled",
             "health_check_interval",
         ];
-        let (section, _) = self.section(&block.body, name, &keys, &[]);
+        let (section, _) = self.section(&block.body, NAME, &keys, &[]);
         let errors_before = self.errors.len();
-        let text = |ctx: &mut Self, key: &str| -> Option<(String, usize)> {
-            let (value, at) = ctx.string(&section, key)?;
-            if value.trim().is_empty() {
-                ctx.error(
-                    at,
-                    qualified(name, key),
-                    "must not be empty; leave the key out instead",
-                );
-                return None;
-            }
-            Some((value, at))
-        };
         let setting = |(value, line): (String, usize)| Setting {
             value,
             source: Source::File { line },
         };
-        let kms_key_id = text(self, "kms_key_id")
+        let kms_key_id = self
+            .seal_text(&section, "kms_key_id")
             .map(setting)
             .unwrap_or_else(|| Setting::default_value(String::new()));
-        let region = text(self, "region").map(setting);
-        let endpoint = text(self, "endpoint").map(setting);
-        if let Some(endpoint) = &endpoint
-            && let Err(message) = check_endpoint(&endpoint.value)
+        let region = self.seal_text(&section, "region").map(setting);
+        let endpoint = self.seal_text(&section, "endpoint");
+        if let Some((endpoint, at)) = &endpoint
+            && let Err(message) = check_endpoint(endpoint)
         {
-            let at = match endpoint.source {
-                Source::File { line } => line,
-                _ => line,
-            };
-            self.error(at, qualified(name, "endpoint"), message);
+            self.error(*at, qualified(NAME, "endpoint"), message);
         }
-        let access_key = text(self, "access_key").map(|(v, _)| v);
-        let secret_key = text(self, "secret_key").map(|(v, _)| SecretString::new(v));
-        let session_token = text(self, "session_token").map(|(v, _)| SecretString::new(v));
+        let credentials = self.credentials(&section, line);
+        let disabled = self
+            .boolean(&section, "disabled")
+            .is_some_and(|(disabled, _)| disabled);
+        let health_check_interval = self.health_check_interval(&section);
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let seal = AwsKmsSeal {
+            kms_key_id,
+            region,
+            endpoint: endpoint.map(setting),
+            credentials,
+            health_check_interval,
+            line,
+        };
+        Some((seal, disabled))
+    }
+
+    /// A string of the seal block; an empty one is an error.
+    fn seal_text(&mut self, section: &Section<'_>, key: &str) -> Option<(String, usize)> {
+        let (value, at) = self.string(section, key)?;
+        if value.trim().is_empty() {
+            self.error(
+                at,
+                qualified(NAME, key),
+                "must not be empty; leave the key out instead",
+            );
+            return None;
+        }
+        Some((value, at))
+    }
+
+    /// A string of the seal block, without its line.
+    fn seal_string(&mut self, section: &Section<'_>, key: &str) -> Option<String> {
+        self.seal_text(section, key).map(|(value, _)| value)
+    }
+
+    /// An absolute path of the seal block.
+    fn seal_path(&mut self, section: &Section<'_>, key: &str) -> Option<PathBuf> {
+        let (value, at) = self.seal_text(section, key)?;
+        self.absolute(&value, at, &qualified(NAME, key))
+    }
+
+    /// The credentials the block sets (none: the AWS credential chain).
+    fn credentials(&mut self, section: &Section<'_>, line: usize) -> AwsCredentialSettings {
+        let access_key = self.seal_string(section, "access_key");
+        let secret_key = self
+            .seal_string(section, "secret_key")
+            .map(SecretString::new);
+        let session_token = self
+            .seal_string(section, "session_token")
+            .map(SecretString::new);
         // Presence, not a valid value: a mistyped value has its own error.
         let has_access_key = section.attrs.contains_key("access_key");
         if has_access_key != section.attrs.contains_key("secret_key") {
             self.error(
                 line,
-                qualified(name, if has_access_key { "secret_key" } else { "access_key" }),
+                qualified(NAME, if has_access_key { "secret_key" } else { "access_key" }),
                 "access_key and secret_key go together: set both, or neither to use the AWS credential chain",
             );
         }
-        let path = |ctx: &mut Self, key: &str| {
-            let (value, at) = text(ctx, key)?;
-            ctx.absolute(&value, at, &qualified(name, key))
-        };
-        let shared_creds_filename = path(self, "shared_creds_filename");
-        let web_identity_token_file = path(self, "web_identity_token_file");
-        let shared_creds_profile = text(self, "shared_creds_profile").map(|(v, _)| v);
-        let role_arn = text(self, "role_arn").map(|(v, _)| v);
-        let role_session_name = text(self, "role_session_name").map(|(v, _)| v);
+        let shared_creds_filename = self.seal_path(section, "shared_creds_filename");
+        let web_identity_token_file = self.seal_path(section, "web_identity_token_file");
+        let shared_creds_profile = self.seal_string(section, "shared_creds_profile");
+        let role_arn = self.seal_string(section, "role_arn");
+        let role_session_name = self.seal_string(section, "role_session_name");
         if web_identity_token_file.is_some() && role_arn.is_none() {
             self.error(
                 line,
-                qualified(name, "role_arn"),
+                qualified(NAME, "role_arn"),
                 "is required with web_identity_token_file: the role to assume with the token",
             );
         }
-        let disabled = self
-            .boolean(&section, "disabled")
-            .is_some_and(|(disabled, _)| disabled);
-        let health_check_interval = match self.value(&section, "health_check_interval", as_duration)
-        {
+        AwsCredentialSettings {
+            access_key,
+            secret_key,
+            session_token,
+            shared_creds_filename,
+            shared_creds_profile,
+            role_arn,
+            web_identity_token_file,
+            role_session_name,
+        }
+    }
+
+    /// How often the KMS key is checked: 0 (off) or at least the minimum.
+    fn health_check_interval(&mut self, section: &Section<'_>) -> Duration {
+        match self.value(section, "health_check_interval", as_duration) {
             Some((interval, at)) if !interval.is_zero() && interval < MIN_HEALTH_CHECK_INTERVAL => {
                 self.error(
                     at,
-                    qualified(name, "health_check_interval"),
+                    qualified(NAME, "health_check_interval"),
                     format!(
                         "must be \"0\" (off) or at least {} s: each check is one KMS DescribeKey",
                         MIN_HEALTH_CHECK_INTERVAL.as_secs()
@@ -123,28 +169,7 @@ impl Ctx<'_> {
             }
             Some((interval, _)) => interval,
             None => DEFAULT_HEALTH_CHECK_INTERVAL,
-        };
-        if self.errors.len() > errors_before {
-            return None;
         }
-        let seal = AwsKmsSeal {
-            kms_key_id,
-            region,
-            endpoint,
-            credentials: AwsCredentialSettings {
-                access_key,
-                secret_key,
-                session_token,
-                shared_creds_filename,
-                shared_creds_profile,
-                role_arn,
-                web_identity_token_file,
-                role_session_name,
-            },
-            health_check_interval,
-            line,
-        };
-        Some((seal, disabled))
     }
 }
 

@@ -16,136 +16,31 @@
 //! on `keys/` declares it, and the gate runs it before authenticating.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
-
 use async_trait::async_trait;
+use zeroize::Zeroizing;
 
 use crate::access::Session;
 use crate::barrier::{Barrier, Hooks};
 use crate::error::Error;
-use crate::secret::{SecretBytes, SecretKey, fill_random};
+use crate::secret::{SecretBytes, fill_random};
 use crate::time::now_unix;
+use ciphertext::{decrypt_with, encrypt_with};
+use stored::{NamedKey, PREFIX, StoredKey, StoredVersion, read_stored, storage_path};
 
-const PREFIX: &str = "keys/";
-const CIPHERTEXT_PREFIX: &str = "sr:v";
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
+mod ciphertext;
+mod stored;
+mod usage;
+
+pub use ciphertext::Encrypted;
+
 /// Longest accepted key name.
 pub const MAX_NAME_LEN: usize = 128;
 /// Most versions a key may have (each rotation adds one).
 pub const MAX_VERSIONS: u32 = 10_000;
 /// The most items one batch call takes.
 pub const MAX_BATCH: usize = 10_000;
-/// Encryptions reserved per storage write.
-#[cfg(not(test))]
-const RESERVE_BLOCK: u64 = 1 << 20;
-#[cfg(test)]
-const RESERVE_BLOCK: u64 = 4;
-/// Encryptions one version makes before a new version takes over: 2^32
-/// (AES-GCM with random 96-bit nonces, NIST SP 800-38D), less a margin for
-/// the calls in flight while a reservation is written.
-#[cfg(not(test))]
-const ENCRYPTIONS_PER_VERSION: u64 = (1 << 32) - (1 << 24);
-#[cfg(test)]
-const ENCRYPTIONS_PER_VERSION: u64 = 10;
-
-/// One version's material, serialised as hex from zeroizing memory.
-struct Material(SecretKey);
-
-impl Serialize for Material {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = Zeroizing::new(hex::encode(self.0.expose()));
-        serializer.serialize_str(&text)
-    }
-}
-
-impl<'de> Deserialize<'de> for Material {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Material;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("64 hex digits")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Material, E> {
-                let mut bytes = Zeroizing::new([0u8; 32]);
-                hex::decode_to_slice(text, bytes.as_mut())
-                    .map_err(|_| E::custom("key material is not 64 hex digits"))?;
-                SecretKey::from_slice(bytes.as_ref())
-                    .map(Material)
-                    .ok_or_else(|| E::custom("key material has the wrong length"))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredVersion {
-    created_unix: u64,
-    key: Material,
-    /// Encryptions this version may have made: a reservation written ahead
-    /// of use, so a crash over-counts and never under-counts.
-    #[serde(default)]
-    reserved: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredKey {
-    created_unix: u64,
-    min_decryption_version: u32,
-    deletion_allowed: bool,
-    /// Version 1 first.
-    versions: Vec<StoredVersion>,
-}
-
-/// A key as served: ciphers ready for each version.
-struct NamedKey {
-    stored: StoredKey,
-    ciphers: Vec<Aes256Gcm>,
-    /// Encryptions by the newest version so far (at least).
-    encryptions: AtomicU64,
-}
-
-impl NamedKey {
-    /// A key as read from storage: its newest version is assumed to have
-    /// used its whole reservation.
-    fn new(stored: StoredKey) -> Self {
-        let used = stored.versions.last().map_or(0, |v| v.reserved);
-        Self::counted(stored, used)
-    }
-
-    /// A key whose newest version has made `used` encryptions.
-    fn counted(stored: StoredKey, used: u64) -> Self {
-        let ciphers = stored
-            .versions
-            .iter()
-            .map(|v| Aes256Gcm::new(v.key.0.expose().into()))
-            .collect();
-        Self {
-            stored,
-            ciphers,
-            encryptions: AtomicU64::new(used),
-        }
-    }
-
-    fn reserved(&self) -> u64 {
-        self.stored.versions.last().map_or(0, |v| v.reserved)
-    }
-
-    fn latest(&self) -> u32 {
-        u32::try_from(self.stored.versions.len()).unwrap_or(u32::MAX)
-    }
-}
-
 /// What ReadKey shows: never key material.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
@@ -161,14 +56,6 @@ pub struct KeyInfo {
     pub deletion_allowed: bool,
     /// Each version's creation time, version 1 first.
     pub versions: Vec<u64>,
-}
-
-/// The result of Encrypt and of each GenerateDataKey.
-pub struct Encrypted {
-    /// `sr:v<N>:<base64>`.
-    pub ciphertext: String,
-    /// The version that encrypted it.
-    pub version: u32,
 }
 
 /// A change to a key's configuration; `None` leaves a setting as it is.
@@ -202,116 +89,6 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
             "key name {name:?} is not valid: use 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.'"
         )))
     }
-}
-
-fn storage_path(name: &str) -> String {
-    format!("{PREFIX}{name}")
-}
-
-fn aad(name: &str, version: u32, context: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(name.len() + 5 + context.len());
-    aad.extend_from_slice(name.as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(&version.to_be_bytes());
-    aad.extend_from_slice(context);
-    aad
-}
-
-/// Reads and decodes key `name`; a key without versions is damaged.
-async fn read_stored(barrier: &Barrier, name: &str) -> Result<StoredKey, Error> {
-    let stored = barrier
-        .get(&storage_path(name))
-        .await?
-        .ok_or_else(|| not_found(name))?;
-    let stored: StoredKey = serde_json::from_slice(stored.expose())
-        .map_err(|e| Error::Internal(format!("the stored key {name:?} is damaged: {e}")))?;
-    if stored.versions.is_empty() {
-        return Err(Error::Internal(format!(
-            "the stored key {name:?} is damaged: it has no versions"
-        )));
-    }
-    Ok(stored)
-}
-
-fn not_found(name: &str) -> Error {
-    Error::NotFound(format!("no key is named {name:?}"))
-}
-
-fn encrypt_with(key: &NamedKey, name: &str, plaintext: &[u8], context: &[u8]) -> Encrypted {
-    let version = key.latest();
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce);
-    let mut body = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
-    body.extend_from_slice(&nonce);
-    body.extend_from_slice(plaintext);
-    let tag = key.ciphers[key.ciphers.len() - 1]
-        .encrypt_inout_detached(
-            &Nonce::from(nonce),
-            &aad(name, version, context),
-            body[NONCE_LEN..].as_mut().into(),
-        )
-        // AES-GCM refuses only plaintexts over 64 GiB; requests are far smaller.
-        .unwrap_or_else(|_| unreachable!("AES-GCM plaintext limit exceeded"));
-    body.extend_from_slice(&tag);
-    Encrypted {
-        ciphertext: format!("{CIPHERTEXT_PREFIX}{version}:{}", STANDARD.encode(&body)),
-        version,
-    }
-}
-
-fn decrypt_with(
-    key: &NamedKey,
-    name: &str,
-    ciphertext: &str,
-    context: &[u8],
-) -> Result<SecretBytes, Error> {
-    let malformed = || {
-        Error::InvalidArgument(
-            "the ciphertext is not a strongroom ciphertext: expected sr:v<N>:<base64>".into(),
-        )
-    };
-    let (version, encoded) = ciphertext
-        .strip_prefix(CIPHERTEXT_PREFIX)
-        .and_then(|rest| rest.split_once(':'))
-        .ok_or_else(malformed)?;
-    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(malformed());
-    }
-    let version: u32 = version.parse().map_err(|_| malformed())?;
-    let body = STANDARD.decode(encoded).map_err(|_| malformed())?;
-    if body.len() < NONCE_LEN + TAG_LEN {
-        return Err(malformed());
-    }
-    if version == 0 || version > key.latest() {
-        return Err(Error::InvalidArgument(format!(
-            "the ciphertext names version {version} of key {name:?}, which has versions 1 to {}",
-            key.latest()
-        )));
-    }
-    if version < key.stored.min_decryption_version {
-        return Err(Error::FailedPrecondition(format!(
-            "version {version} of key {name:?} is below its min_decryption_version {}, so it no longer decrypts; lower the minimum, or rewrap ciphertexts before raising it",
-            key.stored.min_decryption_version
-        )));
-    }
-    let (nonce, rest) = body.split_at(NONCE_LEN);
-    let (sealed, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| malformed())?;
-    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| malformed())?;
-    let mut plaintext = SecretBytes::new(sealed.to_vec());
-    key.ciphers[version as usize - 1]
-        .decrypt_inout_detached(
-            &Nonce::from(nonce),
-            &aad(name, version, context),
-            plaintext.expose_mut().as_mut_slice().into(),
-            &Tag::from(tag),
-        )
-        .map_err(|_| {
-            Error::InvalidArgument(format!(
-                "the ciphertext does not decrypt under key {name:?}: it was altered, or the context differs from the one it was encrypted with"
-            ))
-        })?;
-    Ok(plaintext)
 }
 
 /// One item of a batch: its result or its error, as one sentence.
@@ -392,85 +169,6 @@ impl Keys {
         Ok(())
     }
 
-    /// Counts `n` encryptions by `key`'s newest version; returns the key to
-    /// encrypt with. Past the reservation it writes a new one; past
-    /// [`ENCRYPTIONS_PER_VERSION`] it adds a version first (an automatic
-    /// rotation), so no version exceeds the AES-GCM random-nonce bound.
-    async fn count_encryptions(
-        &self,
-        barrier: &Barrier,
-        name: &str,
-        key: Arc<NamedKey>,
-        n: u64,
-    ) -> Result<Arc<NamedKey>, Error> {
-        let used = key.encryptions.fetch_add(n, Ordering::Relaxed) + n;
-        if used <= key.reserved() {
-            return Ok(key);
-        }
-        let _guard = self.writes.lock().await;
-        // Another call may have reserved (or rotated) meanwhile.
-        if let Some(current) = self.cache().keys.get(name).cloned()
-            && !Arc::ptr_eq(&current, &key)
-        {
-            let used = current.encryptions.fetch_add(n, Ordering::Relaxed) + n;
-            if used <= current.reserved() {
-                return Ok(current);
-            }
-        }
-        let mut stored = read_stored(barrier, name).await?;
-        let counted = stored.versions.last().map_or(0, |v| v.reserved).max(used);
-        let (counted, reason) = if counted.saturating_add(RESERVE_BLOCK) > ENCRYPTIONS_PER_VERSION {
-            if stored.versions.len() >= MAX_VERSIONS as usize {
-                return Err(Error::FailedPrecondition(format!(
-                    "key {name:?} has made the most encryptions its {MAX_VERSIONS} versions may make; make a new key"
-                )));
-            }
-            stored.versions.push(StoredVersion {
-                created_unix: now_unix(),
-                key: Material(SecretKey::generate()),
-                reserved: 0,
-            });
-            (
-                n,
-                "automatic rotation: the newest version reached its encryption limit",
-            )
-        } else {
-            (counted, "")
-        };
-        if let Some(latest) = stored.versions.last_mut() {
-            latest.reserved = counted + RESERVE_BLOCK;
-        }
-        let version = stored.versions.len();
-        self.store_counted(barrier, name, stored, counted).await?;
-        if !reason.is_empty() {
-            tracing::warn!(key = name, version, reason, "key rotated");
-        }
-        self.cache()
-            .keys
-            .get(name)
-            .cloned()
-            .ok_or_else(|| not_found(name))
-    }
-
-    /// Writes `stored` and caches it with its newest version at `used`.
-    async fn store_counted(
-        &self,
-        barrier: &Barrier,
-        name: &str,
-        stored: StoredKey,
-        used: u64,
-    ) -> Result<(), Error> {
-        // Serialising numbers and hex strings cannot fail.
-        let encoded = Zeroizing::new(serde_json::to_vec(&stored).unwrap_or_default());
-        barrier.put(&storage_path(name), &encoded).await?;
-        let mut cache = self.cache();
-        cache.generation += 1;
-        cache
-            .keys
-            .insert(name.to_string(), Arc::new(NamedKey::counted(stored, used)));
-        Ok(())
-    }
-
     /// Makes key `name` with one version.
     pub async fn create(&self, session: &Session, name: &str) -> Result<KeyInfo, Error> {
         let barrier = session.barrier()?;
@@ -485,11 +183,7 @@ impl Keys {
             created_unix: now,
             min_decryption_version: 1,
             deletion_allowed: false,
-            versions: vec![StoredVersion {
-                created_unix: now,
-                key: Material(SecretKey::generate()),
-                reserved: 0,
-            }],
+            versions: vec![StoredVersion::generate()],
         };
         let info = info(name, &stored);
         self.store(barrier, name, Some(stored)).await?;
@@ -618,11 +312,7 @@ impl Keys {
                     "key {name:?} has {MAX_VERSIONS} versions, the most a key may have"
                 )));
             }
-            stored.versions.push(StoredVersion {
-                created_unix: now_unix(),
-                key: Material(SecretKey::generate()),
-                reserved: 0,
-            });
+            stored.versions.push(StoredVersion::generate());
             Ok(())
         })
         .await
