@@ -48,3 +48,24 @@ pub enum Error {
     #[error("{0}")]
     Internal(String),
 }
+
+impl Error {
+    /// The error with its message cut to [`crate::text::MESSAGE_BYTES`]:
+    /// what a caller and an audit line get, whatever a check quoted.
+    pub fn bounded(self) -> Self {
+        use crate::text::bounded;
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(bounded(m)),
+            Error::Unauthenticated(m) => Error::Unauthenticated(bounded(m)),
+            Error::PermissionDenied(m) => Error::PermissionDenied(bounded(m)),
+            Error::FailedPrecondition(m) => Error::FailedPrecondition(bounded(m)),
+            Error::NotFound(m) => Error::NotFound(bounded(m)),
+            Error::TooLarge(m) => Error::TooLarge(bounded(m)),
+            Error::KmsUnavailable(m) => Error::KmsUnavailable(bounded(m)),
+            Error::KmsRefused(m) => Error::KmsRefused(bounded(m)),
+            Error::AuditUnavailable(m) => Error::AuditUnavailable(bounded(m)),
+            Error::Internal(m) => Error::Internal(bounded(m)),
+            e @ (Error::Sealed | Error::NotInitialized | Error::AlreadyInitialized) => e,
+        }
+    }
+}

@@ -16,7 +16,7 @@
 //!   others when the barrier opens and closes;
 //! - [`seal`], [`barrier`], [`storage`]: what protects the root key, the
 //!   encrypted entries, the key/value store;
-//! - [`config`], and the leaves [`error`], [`secret`], [`time`], [`names`],
+//! - [`config`], and the leaves [`error`], [`secret`], [`text`], [`time`], [`names`],
 //!   [`pad`], [`failpoint`], [`proto`].
 //!
 //! Nothing below `api` knows about gRPC; nothing outside `seal` knows
@@ -39,6 +39,7 @@ pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod storage;
+pub mod text;
 pub mod time;
 
 /// The generated gRPC types and stubs of `proto/strongroom/v1`.

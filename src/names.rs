@@ -20,7 +20,8 @@ pub fn check_policy_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "policy name {name:?} is not valid: use 1 to {MAX_POLICY_NAME_LEN} lower-case letters, digits, '-', '_' or '.', starting with a letter or digit"
+            "policy name {} is not valid: use 1 to {MAX_POLICY_NAME_LEN} lower-case letters, digits, '-', '_' or '.', starting with a letter or digit",
+            crate::text::quote(name)
         ))
     }
 }

@@ -21,6 +21,7 @@ use hcl_edit::expr::Expression;
 use hcl_edit::structure::Body;
 
 use crate::error::Error;
+use crate::text::quote;
 
 /// Largest accepted policy document, in bytes.
 pub const MAX_POLICY_SIZE: usize = 64 * 1024;
@@ -164,15 +165,17 @@ impl Pattern {
         }
         if text.starts_with('/') {
             return Err(format!(
-                "path pattern {text:?} starts with a slash: paths start with kv/, keys/, sys/ or auth/token/"
+                "path pattern {} starts with a slash: paths start with kv/, keys/, sys/ or auth/token/",
+                quote(text)
             ));
         }
-        if text.chars().any(char::is_control) {
-            return Err(format!("path pattern {text:?} contains control characters"));
+        if let Err(why) = crate::text::check_chars(text) {
+            return Err(format!("path pattern {} is not valid: {why}", quote(text)));
         }
         if text.trim_end_matches('*').contains('*') || text.ends_with("**") {
             return Err(format!(
-                "path pattern {text:?} has a * that is not its last character; * may only end a pattern"
+                "path pattern {} has a * that is not its last character; * may only end a pattern",
+                quote(text)
             ));
         }
         let body = text.strip_suffix('*').unwrap_or(text);
@@ -181,7 +184,8 @@ impl Pattern {
             .any(|segment| segment.contains('+') && segment != "+")
         {
             return Err(format!(
-                "path pattern {text:?} uses + inside a segment; + stands for one whole segment, as in kv/+/config"
+                "path pattern {} uses + inside a segment; + stands for one whole segment, as in kv/+/config",
+                quote(text)
             ));
         }
         Ok(Self { text: text.into() })

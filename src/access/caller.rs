@@ -121,7 +121,16 @@ impl Subject {
 
     /// Succeeds if the policies grant `capability` on `path`.
     pub fn require(&self, path: &str, capability: Capability) -> Result<(), Error> {
-        if self.capabilities(path).allows(capability) {
+        self.require_any(path, &[capability])
+    }
+
+    /// Checks that the caller's policies grant at least one of
+    /// `capabilities` on `path`; the refusal names them all, so it says
+    /// nothing about which one the request would have needed (create or
+    /// update: whether the thing exists).
+    pub fn require_any(&self, path: &str, capabilities: &[Capability]) -> Result<(), Error> {
+        let granted = self.capabilities(path);
+        if capabilities.iter().any(|c| granted.allows(*c)) {
             return Ok(());
         }
         let whose = match (&self.token, &self.identity) {
@@ -134,8 +143,15 @@ impl Subject {
         } else {
             self.policy_names.join(", ")
         };
+        let needed = match capabilities {
+            [one] => format!("the {one} capability"),
+            many => {
+                let names: Vec<String> = many.iter().map(ToString::to_string).collect();
+                format!("the {} capability", names.join(" or "))
+            }
+        };
         Err(Error::PermissionDenied(format!(
-            "permission denied: {path} needs the {capability} capability, which {whose} policies ({policies}) do not grant"
+            "permission denied: {path} needs {needed}, which {whose} policies ({policies}) do not grant"
         )))
     }
 }

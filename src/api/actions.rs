@@ -20,6 +20,11 @@ pub enum Auth {
     Caller,
     /// The caller's policies must grant every one of these on the path.
     Require(&'static [Capability]),
+    /// The caller's policies must grant at least one of these on the path;
+    /// the handler requires the one the request needs (create for a new
+    /// secret, update for an existing one). A caller with none is refused
+    /// before anything is looked up, alike whether the thing exists.
+    RequireAny(&'static [Capability]),
     /// As [`Auth::Require`] once the store is initialized; before, nobody
     /// is asked (a restore into a new daemon, which anyone who can reach
     /// it could initialize anyway).
@@ -107,7 +112,7 @@ impl Action {
 }
 
 use Audited::{BestEffort, Yes};
-use Auth::{Caller, Require, RequireOnceInitialized};
+use Auth::{Caller, Require, RequireAny, RequireOnceInitialized};
 use Capability::{Create, Datakey, Decrypt, Delete, Encrypt, List, Read, Rotate, Sudo, Update};
 
 /// A declaration of every action, for the table below.
@@ -258,7 +263,12 @@ pub const GENERATE_ROOT_STATUS: Action = action(
 // Versioned secrets (strongroom.v1.Kv).
 
 /// `Kv.Put`: `create` for a new path, `update` for an existing one.
-pub const KV_PUT: Action = on("kv.Put", "kv/", Resource::KvPath, Caller);
+pub const KV_PUT: Action = on(
+    "kv.Put",
+    "kv/",
+    Resource::KvPath,
+    RequireAny(&[Create, Update]),
+);
 /// `Kv.Get`.
 pub const KV_GET: Action = on("kv.Get", "kv/", Resource::KvPath, Require(&[Read]));
 /// `Kv.Delete`: soft delete.
@@ -386,7 +396,12 @@ pub const TOKEN_LIST_ACCESSORS: Action = sys(
 // Policies (strongroom.v1.Policy).
 
 /// `Policy.PutPolicy`: `create` for a new policy, `update` for an existing one.
-pub const POLICY_PUT: Action = on("policy.Put", "sys/policy/", Resource::PolicyName, Caller);
+pub const POLICY_PUT: Action = on(
+    "policy.Put",
+    "sys/policy/",
+    Resource::PolicyName,
+    RequireAny(&[Create, Update]),
+);
 /// `Policy.GetPolicy`.
 pub const POLICY_GET: Action = on(
     "policy.Get",
@@ -533,6 +548,10 @@ mod docs {
                 format!("{} (audited best-effort)", capabilities(caps))
             }
             (Auth::Require(caps), _) => capabilities(caps),
+            (Auth::RequireAny(caps), _) => {
+                let any: Vec<String> = caps.iter().map(|c| format!("`{c}`")).collect();
+                format!("{}, as the handler decides (below)", any.join(" or "))
+            }
             (Auth::RequireOnceInitialized(caps), _) => {
                 format!("{}; anyone before init", capabilities(caps))
             }

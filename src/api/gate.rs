@@ -7,12 +7,17 @@
 //! 1. the resource and argument checks (a malformed request is refused the
 //!    same way with or without a token);
 //! 2. for an action with a caller: the open barrier (UNAVAILABLE while
-//!    sealed), the caller's token or identity and policies (no side
-//!    effects yet);
+//!    sealed), the caller's token or identity and policies, and the
+//!    action's capabilities (no side effects yet);
 //! 3. the audit request line, which no device recording refuses the call;
-//! 4. a use of a use-limited token, then the action's capabilities;
+//! 4. a use of a use-limited token;
 //! 5. the handler, with a [`Session`] (barrier, caller, policy path);
 //! 6. the audit response line, with the handler's result or error.
+//!
+//! A call refused at step 1 or 2 gets two bounded audit lines instead
+//! ([`crate::audit::Record::refused`]): its plain parameters cut short, none
+//! of its secret ones (not even as HMACs), its path cut short, and the
+//! refusal. Every error a call returns is cut to a bounded sentence.
 //!
 //! The gRPC services (`grpc/`) and the HTTP API that comes next adapt their
 //! requests to this and nothing else, so both authorize and audit alike.
@@ -26,11 +31,35 @@ use zeroize::Zeroizing;
 
 use super::actions::{Action, Audited, Auth};
 use super::identity::Identities;
-use crate::access::{Caller, Capability, Session, token};
+use crate::access::{Caller, Capability, Session, Subject, token};
 use crate::audit::{Field, Record, Who};
 use crate::error::Error;
 use crate::node::Node;
 use crate::secret::SecretKey;
+use crate::text;
+
+/// The most bytes of a refused resource its audit lines show.
+const REFUSED_RESOURCE_BYTES: usize = 1024;
+
+/// What a call must show before its handler runs.
+enum Needs {
+    /// Nobody is asked who they are.
+    Nobody,
+    /// A caller whose policies grant all of these (none: any caller).
+    All(&'static [Capability]),
+    /// A caller whose policies grant at least one of these.
+    Any(&'static [Capability]),
+}
+
+/// Why a call did not reach its handler.
+enum Stopped {
+    /// Refused at the checks or at authorization: recorded as refused.
+    Refused(Error, Who),
+    /// No audit device took the request line: nothing more is written.
+    Unrecorded(Error),
+    /// Failed after the request line: the response line says why.
+    Failed(Error),
+}
 
 /// One listener's way in: the node it serves and its identity blocks.
 #[derive(Clone)]
@@ -60,11 +89,19 @@ impl Gate {
     pub fn call(&self, action: &'static Action, resource: &str, caller: Caller) -> Call<'_> {
         let path = action.policy_path(resource);
         let audit = &self.node.audit;
-        // A refused resource is recorded as it was given.
+        // A refused resource is recorded as it was given, cut short.
         let record = match (action.audited, &path) {
             (Audited::No, _) => None,
             (_, Ok(path)) => audit.record(action.name, path),
-            (_, Err(_)) => audit.record(action.name, &format!("{}{resource}", action.path)),
+            (_, Err(_)) => {
+                let cut = text::prefix(resource, REFUSED_RESOURCE_BYTES);
+                let mark = if cut.len() < resource.len() {
+                    "…"
+                } else {
+                    ""
+                };
+                audit.record(action.name, &format!("{}{cut}{mark}", action.path))
+            }
         };
         Call {
             gate: self,
@@ -186,10 +223,17 @@ impl Call<'_> {
         let mut call = self;
         let result = match call.enter().await {
             Ok(session) => handler(session).await,
-            // No device took the request line: none would take a response.
-            Err(e @ Error::AuditUnavailable(_)) => return Err(e),
-            Err(e) => Err(e),
+            Err(Stopped::Unrecorded(e)) => return Err(e.bounded()),
+            Err(Stopped::Failed(e)) => Err(e),
+            Err(Stopped::Refused(e, who)) => {
+                let e = e.bounded();
+                if let Some(record) = &call.record {
+                    record.refused(who, &e.to_string()).await;
+                }
+                return Err(e);
+            }
         };
+        let result = result.map_err(Error::bounded);
         if let Some(record) = &call.record {
             let salt = call.salt().await;
             match &result {
@@ -205,16 +249,13 @@ impl Call<'_> {
     /// (a refusal before a large upload is received).
     pub async fn may(&self) -> Result<(), Error> {
         let path = self.checked()?;
-        let Some(capabilities) = self.capabilities() else {
+        if let Needs::Nobody = self.needs() {
             return Ok(());
-        };
+        }
         let node = self.gate.node();
         let barrier = node.lifecycle.barrier()?;
         let subject = node.access.identify(&barrier, &self.caller).await?;
-        for capability in capabilities {
-            subject.require(path, *capability)?;
-        }
-        Ok(())
+        self.authorize(&subject, path)
     }
 
     /// Refuses the call before it ran (its upload failed, say) for
@@ -237,48 +278,69 @@ impl Call<'_> {
         }
     }
 
-    /// The capabilities to require, or `None` when the call has no caller
-    /// (an action without one, or a restore before init).
-    fn capabilities(&self) -> Option<&'static [Capability]> {
+    /// What the caller must show: nothing for an action without a caller
+    /// (or a restore before init).
+    fn needs(&self) -> Needs {
         match self.action.auth {
             // Reveals: what the caller may see is the handler's question.
-            Auth::None | Auth::Reveals(_) => None,
-            Auth::Caller => Some(&[]),
-            Auth::Require(capabilities) => Some(capabilities),
-            Auth::RequireOnceInitialized(capabilities) => self
-                .gate
-                .node()
-                .lifecycle
-                .is_initialized()
-                .then_some(capabilities),
+            Auth::None | Auth::Reveals(_) => Needs::Nobody,
+            Auth::Caller => Needs::All(&[]),
+            Auth::Require(capabilities) => Needs::All(capabilities),
+            Auth::RequireAny(capabilities) => Needs::Any(capabilities),
+            Auth::RequireOnceInitialized(capabilities) => {
+                if self.gate.node().lifecycle.is_initialized() {
+                    Needs::All(capabilities)
+                } else {
+                    Needs::Nobody
+                }
+            }
+        }
+    }
+
+    /// Whether `subject` has the capabilities the action needs on `path`.
+    fn authorize(&self, subject: &Subject, path: &str) -> Result<(), Error> {
+        match self.needs() {
+            Needs::Nobody => Ok(()),
+            Needs::All(capabilities) => capabilities
+                .iter()
+                .try_for_each(|capability| subject.require(path, *capability)),
+            Needs::Any(capabilities) => subject.require_any(path, capabilities),
         }
     }
 
     /// Steps 1 to 4: the session the handler runs with. Hands the policy
     /// path over to the session (the call needs it no more).
-    async fn enter(&mut self) -> Result<Session, Error> {
-        self.checked()?;
-        let path = std::mem::take(self.path.as_mut().map_err(|e| e.clone())?);
-        let Some(capabilities) = self.capabilities() else {
+    async fn enter(&mut self) -> Result<Session, Stopped> {
+        let refused = |e: Error| Stopped::Refused(e, Who::default());
+        self.checked().map_err(refused)?;
+        let path = std::mem::take(self.path.as_mut().map_err(|e| refused(e.clone()))?);
+        if let Needs::Nobody = self.needs() {
             // Nobody to authenticate, but nothing acts unrecorded.
             self.request_line(Who::default, self.salt()).await?;
             return Ok(Session::anonymous(path));
-        };
+        }
         let node = self.gate.node();
-        let barrier = node.lifecycle.barrier()?;
-        let mut subject = node.access.identify(&barrier, &self.caller).await?;
+        let barrier = node.lifecycle.barrier().map_err(refused)?;
+        let mut subject = node
+            .access
+            .identify(&barrier, &self.caller)
+            .await
+            .map_err(refused)?;
         let who = || Who {
             accessor: subject.accessor().map(str::to_string),
             identity: subject.identity.clone(),
         };
+        if let Err(e) = self.authorize(&subject, &path) {
+            return Err(Stopped::Refused(e, who()));
+        }
         self.request_line(who, node.audit.salt(Some(&barrier)))
             .await?;
         // After the request line: a call refused for want of an audit
         // device spends nothing.
-        node.access.spend_use(&barrier, &mut subject).await?;
-        for capability in capabilities {
-            subject.require(&path, *capability)?;
-        }
+        node.access
+            .spend_use(&barrier, &mut subject)
+            .await
+            .map_err(Stopped::Failed)?;
         Ok(Session::new(barrier, subject, path))
     }
 
@@ -290,7 +352,7 @@ impl Call<'_> {
         &self,
         who: impl FnOnce() -> Who,
         salt: impl Future<Output = Option<Arc<SecretKey>>>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Stopped> {
         let Some(record) = &self.record else {
             return Ok(());
         };
@@ -303,7 +365,7 @@ impl Call<'_> {
             }
             Err(e) => {
                 tracing::error!(error = %e, operation = self.action.name, "refused: no audit device could record the request");
-                Err(Error::AuditUnavailable(e.to_string()))
+                Err(Stopped::Unrecorded(Error::AuditUnavailable(e.to_string())))
             }
         }
     }

@@ -33,6 +33,9 @@ pub fn hmac(salt: &SecretKey, value: &[u8]) -> String {
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The most bytes of a plain value on the request line of a refused call.
+const REFUSED_PLAIN_BYTES: usize = 256;
+
 fn render(fields: &[(&'static str, Field)], salt: Option<&SecretKey>) -> Value {
     let mut data = Map::new();
     for (name, field) in fields {
@@ -45,6 +48,31 @@ fn render(fields: &[(&'static str, Field)], salt: Option<&SecretKey>) -> Value {
                     .collect(),
             ),
             (Field::Secret(_) | Field::SecretMap(_), None) => continue,
+        };
+        data.insert((*name).to_string(), value);
+    }
+    Value::Object(data)
+}
+
+/// The parameters of a call refused before it was authorized: its plain
+/// values, each cut to [`REFUSED_PLAIN_BYTES`], and none of its secret
+/// ones, not even as HMACs (a caller without the right to ask for a
+/// value's HMAC must not get it written where the log's readers see it).
+fn render_refused(fields: &[(&'static str, Field)]) -> Value {
+    let mut data = Map::new();
+    for (name, field) in fields {
+        let Field::Plain(value) = field else {
+            continue;
+        };
+        let text = value.to_string();
+        let value = if text.len() <= REFUSED_PLAIN_BYTES {
+            value.clone()
+        } else {
+            Value::String(format!(
+                "({} bytes, cut) {}",
+                text.len(),
+                crate::text::prefix(&text, REFUSED_PLAIN_BYTES)
+            ))
         };
         data.insert((*name).to_string(), value);
     }
@@ -125,6 +153,21 @@ impl Record {
         Ok(())
     }
 
+    /// Records a call refused before it was authorized (a malformed
+    /// request, a caller without a valid token or without the
+    /// capability): a request line with [`render_refused`]'s parameters and
+    /// a response line with `error`. A line no device took is logged: the
+    /// call did not act, and its answer is the refusal.
+    pub async fn refused(&self, who: Who, error: &str) {
+        let request = self.line("request", &who, None, render_refused(&self.fields));
+        let response = self.line("response", &who, Some(error), Value::Object(Map::new()));
+        for line in [request, response] {
+            if let Err(e) = self.auditor.write(line).await {
+                tracing::error!(error = %e, operation = self.operation, "audit line of a refused call lost");
+            }
+        }
+    }
+
     /// Writes the response line (and the request line first if the call
     /// failed before it was written). A failure is logged: the call has
     /// already acted or failed, and its answer is not changed.
@@ -174,6 +217,13 @@ mod tests {
         assert!(unsealed.contains("\"password\""), "{unsealed}");
         let sealed = render(&fields, None).to_string();
         assert_eq!(sealed, r#"{"path":"app/db"}"#);
+        assert_eq!(render_refused(&fields).to_string(), r#"{"path":"app/db"}"#);
+        let long = [("policy", Field::Plain(Value::String("x".repeat(100_000))))];
+        let refused = render_refused(&long).to_string();
+        assert!(
+            refused.len() < 400 && refused.contains("(100002 bytes, cut)"),
+            "{refused}"
+        );
         assert_ne!(hmac(&salt, b"a"), hmac(&salt, b"b"));
         assert!(hmac(&salt, b"a").starts_with("hmac-sha256:"));
     }

@@ -30,6 +30,7 @@ pub use crate::config::KvSettings;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::storage::Batch;
+use crate::text;
 use crate::time::now_unix;
 
 const META_PREFIX: &str = "kv-meta/";
@@ -38,6 +39,10 @@ const DATA_PREFIX: &str = "kv-data/";
 const UNVERSIONED_PREFIX: &str = "kv/";
 /// Longest accepted path, in bytes.
 pub const MAX_PATH_LEN: usize = 512;
+/// Most fields in one secret.
+pub const MAX_FIELDS: usize = 1000;
+/// Longest accepted field name, in bytes.
+pub const MAX_FIELD_NAME_LEN: usize = 256;
 /// Locks striped over paths: writers of different paths rarely wait.
 const WRITE_STRIPES: usize = 64;
 
@@ -102,11 +107,14 @@ impl WriteLocks {
 }
 
 /// Checks a secret path: non-empty, at most [`MAX_PATH_LEN`] bytes,
-/// segments separated by single slashes, no `.` or `..`, no control characters.
+/// segments separated by single slashes, no `.` or `..`, no control,
+/// bidi or invisible characters ([`text::forbidden_char`]). The error
+/// quotes a bounded prefix of the path.
 pub fn validate_path(path: &str) -> Result<(), Error> {
     let bad = |why: &str| {
         Err(Error::InvalidArgument(format!(
-            "kv path {path:?} is not valid: {why}"
+            "kv path {} is not valid: {why}",
+            text::quote(path)
         )))
     };
     if path.is_empty() {
@@ -115,8 +123,8 @@ pub fn validate_path(path: &str) -> Result<(), Error> {
     if path.len() > MAX_PATH_LEN {
         return bad(&format!("it is longer than {MAX_PATH_LEN} bytes"));
     }
-    if path.chars().any(char::is_control) {
-        return bad("it contains control characters");
+    if let Err(why) = text::check_chars(path) {
+        return bad(&why);
     }
     for segment in path.split('/') {
         match segment {
@@ -280,18 +288,36 @@ impl Kv {
         self.settings
     }
 
-    /// Checks a secret before anything else is done with it: at least one
-    /// field, no empty names, no value over `max_value_size`.
+    /// Checks a secret before anything else is done with it: 1 to
+    /// [`MAX_FIELDS`] fields, names of 1 to [`MAX_FIELD_NAME_LEN`] bytes
+    /// without control, bidi or invisible characters, no value over
+    /// `max_value_size`.
     pub fn check_secret(&self, path: &str, secret: &Secret) -> Result<(), Error> {
         if secret.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "the secret for kv path {path:?} has no fields; write at least one name=value"
             )));
         }
-        if secret.keys().any(String::is_empty) {
-            return Err(Error::InvalidArgument(
-                "secret field names must not be empty".into(),
-            ));
+        if secret.len() > MAX_FIELDS {
+            return Err(Error::InvalidArgument(format!(
+                "the secret has {} fields; the limit is {MAX_FIELDS}",
+                secret.len()
+            )));
+        }
+        for name in secret.keys() {
+            let why = if name.is_empty() {
+                "is empty".to_string()
+            } else if name.len() > MAX_FIELD_NAME_LEN {
+                format!("is longer than {MAX_FIELD_NAME_LEN} bytes")
+            } else if let Err(why) = text::check_chars(name) {
+                why.replacen("it contains", "contains", 1)
+            } else {
+                continue;
+            };
+            return Err(Error::InvalidArgument(format!(
+                "secret field name {} {why}",
+                text::quote(name)
+            )));
         }
         if let Some((name, _)) = secret
             .iter()

@@ -129,7 +129,7 @@ fn a_sidecar_is_identified_by_its_uid_and_gid_on_the_unix_socket() {
     );
     refused(
         sidecar(1001, 1001, None, &["kv", "put", "app/db", "password=mine"]),
-        &denied("kv/app/db", "update", app, "app"),
+        &denied("kv/app/db", "create or update", app, "app"),
     );
     refused(
         sidecar(1001, 1001, None, &["kv", "list"]),
@@ -332,7 +332,7 @@ fn an_mtls_client_is_identified_by_its_certificate_san_or_cn() {
     );
     refused(
         client(&app_cert, &app_key, &["kv", "put", "app/new", "a=b"]),
-        &denied("kv/app/new", "create", san, "app"),
+        &denied("kv/app/new", "create or update", san, "app"),
     );
 
     // By common name: its DNS SAN is not what the block names.
@@ -592,15 +592,15 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
     // kv/app/* (first wildcard later) beats kv/+/shared.
     refused(
         mixed().run(&["kv", "put", "app/shared", "v=2"]),
-        &denied("kv/app/shared", "update", whose, "mixed"),
+        &denied("kv/app/shared", "create or update", whose, "mixed"),
     );
     refused(
         mixed().run(&["kv", "put", "other/new", "v=1"]),
-        &denied("kv/other/new", "create", whose, "mixed"),
+        &denied("kv/other/new", "create or update", whose, "mixed"),
     );
     refused(
         mixed().run(&["kv", "put", "other/x", "v=2"]),
-        &denied("kv/other/x", "update", whose, "mixed"),
+        &denied("kv/other/x", "create or update", whose, "mixed"),
     );
     assert_eq!(read(&mut daemon.cli(), "db/shared")["v"], "2");
     assert_eq!(read(&mut daemon.cli(), "app/shared")["v"], "1");
@@ -642,7 +642,7 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
             .cli()
             .token(&reader)
             .run(&["kv", "put", "team/a", "v=3"]),
-        &denied("kv/team/a", "update", whose, "reader"),
+        &denied("kv/team/a", "create or update", whose, "reader"),
     );
     let (blocked, _) = create_token(
         &mut daemon.cli(),
@@ -662,7 +662,7 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
             .cli()
             .token(&both)
             .run(&["kv", "put", "team/a", "v=3"]),
-        &denied("kv/team/a", "update", whose, "reader, writer"),
+        &denied("kv/team/a", "create or update", whose, "reader, writer"),
     );
     read(daemon.cli().token(&both), "team/a");
     let names = daemon

@@ -25,6 +25,7 @@ use crate::access::Session;
 use crate::barrier::{Barrier, Hooks};
 use crate::error::Error;
 use crate::secret::{SecretBytes, fill_random};
+use crate::text;
 use crate::time::now_unix;
 use ciphertext::{decrypt_with, encrypt_with};
 use stored::{NamedKey, PREFIX, StoredKey, StoredVersion, read_stored, storage_path};
@@ -75,10 +76,13 @@ struct KeyCache {
     keys: HashMap<String, Arc<NamedKey>>,
 }
 
-/// Checks a key name: 1 to 128 letters, digits, `-`, `_` or `.`.
+/// Checks a key name: 1 to 128 letters, digits, `-`, `_` or `.`, not `.`
+/// or `..` (a name is a path segment in policies and in the HTTP API).
 pub fn validate_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
+        && name != "."
+        && name != ".."
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
@@ -86,7 +90,8 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::InvalidArgument(format!(
-            "key name {name:?} is not valid: use 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.'"
+            "key name {} is not valid: use 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.', other than . and ..",
+            text::quote(name)
         )))
     }
 }

@@ -1,0 +1,306 @@
+//! What an attacker with network access tries, first without a token, then
+//! with a low-privilege one: large requests that would swell the audit log,
+//! the audit log as an HMAC oracle, refusals that tell whether a secret
+//! exists, names that disguise themselves.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use strongroom::proto::{
+    self, keys_client::KeysClient, kv_client::KvClient, policy_client::PolicyClient,
+    sys_client::SysClient,
+};
+use tonic::Code;
+
+use crate::support::cli::{create_token, write_policy};
+use crate::support::daemon::{Daemon, tempdir, unsealed};
+use crate::support::grpc::{channel, with_token};
+
+fn audit_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn audited(dir: &Path) -> (Daemon, String, std::path::PathBuf) {
+    let log = dir.join("audit.log");
+    let (daemon, init) = unsealed(
+        dir,
+        &format!("audit \"file\" {{ path = \"{}\" }}\n", log.display()),
+    );
+    (daemon, init.root_token, log)
+}
+
+fn put(path: &str, data: HashMap<String, String>) -> proto::PutRequest {
+    proto::PutRequest {
+        path: path.into(),
+        data,
+        cas: None,
+    }
+}
+
+fn one_field() -> HashMap<String, String> {
+    HashMap::from([("password".to_string(), "hunter2".to_string())])
+}
+
+#[test]
+fn large_requests_refused_before_authentication_write_bounded_audit_lines() {
+    let dir = tempdir();
+    let (daemon, root, log) = audited(dir.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut kv = KvClient::new(channel(&daemon.addr).await);
+        let before = audit_text(&log).len();
+
+        // A 3.9 MB path without a token: refused, the sentence quotes a
+        // bounded prefix, and its two audit lines stay small.
+        let long_path = "a".repeat(3_900_000);
+        let refused = kv.put(put(&long_path, one_field())).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().len() < 1024,
+            "{}",
+            refused.message().len()
+        );
+        assert!(
+            refused.message().contains("longer than 512 bytes"),
+            "{}",
+            refused.message()
+        );
+        let grown = audit_text(&log).len() - before;
+        assert!(grown < 4096, "two audit lines took {grown} bytes");
+
+        // 200k fields: refused for their number; neither names nor HMACs
+        // reach the log.
+        let before = audit_text(&log).len();
+        let many: HashMap<String, String> = (0..200_000)
+            .map(|i| (format!("field{i}"), "v".to_string()))
+            .collect();
+        let refused = kv.put(put("app/db", many.clone())).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(
+            refused.message(),
+            "the secret has 200000 fields; the limit is 1000"
+        );
+        // The same with the root token: still refused, nothing written.
+        let refused = kv
+            .put(with_token(put("app/db", many), &root))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        let grown = audit_text(&log).len() - before;
+        assert!(grown < 4096, "four audit lines took {grown} bytes");
+        let missing = kv
+            .get(with_token(
+                proto::GetRequest {
+                    path: "app/db".into(),
+                    version: 0,
+                },
+                &root,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), Code::NotFound);
+
+        // A long field name is refused by its length, quoted short.
+        let long_name = HashMap::from([("n".repeat(100_000), "v".to_string())]);
+        let refused = kv
+            .put(with_token(put("app/db", long_name), &root))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().len() < 200, "{}", refused.message());
+        assert!(refused.message().contains("longer than 256 bytes"));
+    });
+    // Every line of the log is still one bounded JSON object.
+    for line in audit_text(&log).lines() {
+        assert!(line.len() < 4096, "a line of {} bytes", line.len());
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+}
+
+#[test]
+fn a_refused_call_leaves_no_hmac_of_its_inputs_in_the_audit_log() {
+    let dir = tempdir();
+    let (daemon, root, log) = audited(dir.path());
+    write_policy(
+        &mut daemon.cli(),
+        "reader",
+        r#"path "kv/app/*" { capabilities = ["read"] }"#,
+    );
+    let (reader, _) = create_token(&mut daemon.cli(), &["--policy", "reader"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut sys = SysClient::new(channel(&daemon.addr).await);
+        let mut kv = KvClient::new(channel(&daemon.addr).await);
+        let guess = b"correct horse battery staple".to_vec();
+        let ask = |input: &[u8]| proto::AuditHashRequest {
+            input: input.to_vec(),
+        };
+        // Without a token, and with a token that may not ask.
+        let refused = sys.audit_hash(ask(&guess)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        let refused = sys
+            .audit_hash(with_token(ask(&guess), &reader))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied);
+        // A write the token may not make, of a value the attacker guesses.
+        let data = HashMap::from([("password".to_string(), "hunter2".to_string())]);
+        let refused = kv
+            .put(with_token(put("app/db", data), &reader))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied);
+        let after_refusals = audit_text(&log);
+
+        // Root may ask: the HMACs the log would hold.
+        let mut hash = async |input: &[u8]| {
+            sys.audit_hash(with_token(ask(input), &root))
+                .await
+                .unwrap()
+                .into_inner()
+                .hash
+        };
+        let guessed = hash(&guess).await;
+        let hunter2 = hash(b"hunter2").await;
+        assert!(guessed.starts_with("hmac-sha256:"), "{guessed}");
+        assert!(
+            !after_refusals.contains(&guessed),
+            "the guess's HMAC was logged"
+        );
+        assert!(
+            !after_refusals.contains(&hunter2),
+            "the value's HMAC was logged"
+        );
+        // The refusals are recorded all the same, with their operations.
+        let refusals = after_refusals
+            .lines()
+            .filter(|l| l.contains("\"sys.AuditHash\"") && l.contains("\"response\""))
+            .count();
+        assert_eq!(refusals, 2, "{after_refusals}");
+        // An authorized call's input is HMACed, as before.
+        assert!(audit_text(&log).contains(&guessed));
+    });
+}
+
+#[test]
+fn a_refused_write_does_not_tell_whether_the_secret_or_policy_exists() {
+    let dir = tempdir();
+    let (daemon, root, _) = audited(dir.path());
+    daemon.cli().run(&["kv", "put", "other/exists", "v=1"]).ok();
+    write_policy(
+        &mut daemon.cli(),
+        "app",
+        r#"path "kv/app/*" { capabilities = ["read"] }
+path "sys/policy/app-*" { capabilities = ["read"] }"#,
+    );
+    write_policy(
+        &mut daemon.cli(),
+        "other",
+        r#"path "kv/x" { capabilities = ["read"] }"#,
+    );
+    let (token, _) = create_token(&mut daemon.cli(), &["--policy", "app"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut kv = KvClient::new(channel(&daemon.addr).await);
+        let mut policies = PolicyClient::new(channel(&daemon.addr).await);
+        let existing = kv_refusal(&mut kv, &token, "other/exists").await;
+        let missing = kv_refusal(&mut kv, &token, "other/missing").await;
+        assert_eq!(existing.0, Code::PermissionDenied);
+        assert_eq!(existing, missing);
+        assert!(existing.1.contains("create or update"), "{}", existing.1);
+
+        let existing = policy_refusal(&mut policies, &token, "other").await;
+        let missing = policy_refusal(&mut policies, &token, "nobody").await;
+        assert_eq!(existing.0, Code::PermissionDenied);
+        assert_eq!(existing, missing);
+        // Root still writes both ways.
+        policies
+            .put_policy(with_token(policy("nobody"), &root))
+            .await
+            .unwrap();
+        kv.put(with_token(put("other/missing", one_field()), &root))
+            .await
+            .unwrap();
+    });
+}
+
+type Channel = tonic::transport::Channel;
+
+/// A put of `path` by `token`: its refusal, with the path taken out.
+async fn kv_refusal(kv: &mut KvClient<Channel>, token: &str, path: &str) -> (Code, String) {
+    let e = kv
+        .put(with_token(put(path, one_field()), token))
+        .await
+        .unwrap_err();
+    (e.code(), e.message().replace(path, "<path>"))
+}
+
+fn policy(name: &str) -> proto::PutPolicyRequest {
+    proto::PutPolicyRequest {
+        name: name.into(),
+        policy: r#"path "kv/*" { capabilities = ["read"] }"#.into(),
+    }
+}
+
+/// A write of policy `name` by `token`: its refusal, with the name taken out.
+async fn policy_refusal(
+    policies: &mut PolicyClient<Channel>,
+    token: &str,
+    name: &str,
+) -> (Code, String) {
+    let e = policies
+        .put_policy(with_token(policy(name), token))
+        .await
+        .unwrap_err();
+    (e.code(), e.message().replace(name, "<name>"))
+}
+
+#[test]
+fn paths_and_names_that_disguise_themselves_are_refused() {
+    let dir = tempdir();
+    let (daemon, root, _) = audited(dir.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut kv = KvClient::new(channel(&daemon.addr).await);
+        let mut keys = KeysClient::new(channel(&daemon.addr).await);
+        for (path, what) in [
+            ("app/\u{202E}bd", "bidirectional"),
+            ("app/a\u{2028}b", "separator"),
+            ("app/a\u{200B}b", "invisible"),
+            ("app/a\nb", "control"),
+            ("app/../db", ". or .."),
+        ] {
+            let refused = kv
+                .put(with_token(put(path, one_field()), &root))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), Code::InvalidArgument, "{path:?}");
+            assert!(refused.message().contains(what), "{}", refused.message());
+        }
+        let field = HashMap::from([("pass\u{202E}word".to_string(), "v".to_string())]);
+        let refused = kv
+            .put(with_token(put("app/db", field), &root))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.message().contains("bidirectional"),
+            "{}",
+            refused.message()
+        );
+        for name in [".", ".."] {
+            let refused = keys
+                .create_key(with_token(
+                    proto::CreateKeyRequest { name: name.into() },
+                    &root,
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), Code::InvalidArgument, "{name}");
+            assert!(refused.message().contains("other than . and .."));
+        }
+        // Non-ASCII that disguises nothing is a path like any other.
+        kv.put(with_token(put("app/données", one_field()), &root))
+            .await
+            .unwrap();
+    });
+}
