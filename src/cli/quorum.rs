@@ -499,6 +499,7 @@ pub async fn generate_root(
             let status = sys
                 .generate_root_init(proto::GenerateRootInitRequest {
                     otp: otp.to_string(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(failed)?

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::seal_config::{self, RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use super::{Lifecycle, Phase, Progress, State};
@@ -90,6 +92,35 @@ pub(super) struct PendingInit {
     accessor: String,
 }
 
+/// The init waiting for its confirmation, and the digests of the last
+/// ones a later init replaced, so that the caller whose init was replaced
+/// is told so rather than "the nonce does not match".
+#[derive(Default)]
+pub(super) struct InitSlot {
+    pending: Option<PendingInit>,
+    replaced: std::collections::VecDeque<[u8; 32]>,
+}
+
+/// How many replaced inits are remembered.
+const REPLACED_REMEMBERED: usize = 16;
+
+fn digest(nonce: &str) -> [u8; 32] {
+    Sha256::digest(nonce.trim().as_bytes()).into()
+}
+
+/// What the caller whose init was replaced is told: the store may now
+/// belong to whoever replaced it, and what to do.
+fn replaced(initialized: bool) -> Error {
+    let now = if initialized {
+        "that init was confirmed, so this store's keys and root token belong to whoever made it: do not use this store; stop the daemon, move its data directory aside and init again"
+    } else {
+        "its maker can confirm it and hold this store's keys and root token: run init again and confirm it at once"
+    };
+    Error::FailedPrecondition(format!(
+        "another Init call replaced this one before it was confirmed, so the keys you received are void; {now}. Before init anyone who reaches a listener can init the store: set allow_init = false on every listener but the unix socket or loopback (docs/THREAT_MODEL.md)"
+    ))
+}
+
 /// Applies the defaults and checks shares/threshold.
 fn shares_and_threshold(shares: Option<u32>, threshold: Option<u32>) -> Result<(u32, u32), Error> {
     let shares = shares.unwrap_or(DEFAULT_SHARES);
@@ -119,7 +150,7 @@ impl Lifecycle {
         crate::failpoint::scope("init", self.init_commit(nonce)).await
     }
 
-    fn pending_init(&self) -> std::sync::MutexGuard<'_, Option<PendingInit>> {
+    fn pending_init(&self) -> std::sync::MutexGuard<'_, InitSlot> {
         self.pending_init
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -127,12 +158,18 @@ impl Lifecycle {
 
     async fn init_commit(&self, nonce: &str) -> Result<(), Error> {
         let _key_ops = self.key_ops.lock().await;
+        let was_replaced = self.pending_init().replaced.contains(&digest(nonce));
         if !matches!(&*self.read(), State::Uninitialized) {
-            return Err(Error::AlreadyInitialized);
+            return Err(if was_replaced {
+                replaced(true)
+            } else {
+                Error::AlreadyInitialized
+            });
         }
         let pending = {
             let mut slot = self.pending_init();
-            match slot.as_ref() {
+            match slot.pending.as_ref() {
+                _ if was_replaced => return Err(replaced(false)),
                 None => {
                     return Err(Error::FailedPrecondition(
                         "no init is waiting for confirmation; run init".into(),
@@ -140,10 +177,10 @@ impl Lifecycle {
                 }
                 Some(p) if !crate::secret::ct_eq(p.nonce.as_bytes(), nonce.trim().as_bytes()) => {
                     return Err(Error::InvalidArgument(
-                        "the confirmation nonce does not match the init waiting for it (another init replaced it?)".into(),
+                        "the confirmation nonce does not match the init waiting for it".into(),
                     ));
                 }
-                Some(_) => slot.take(),
+                Some(_) => slot.pending.take(),
             }
         };
         let Some(pending) = pending else {
@@ -320,20 +357,25 @@ impl Lifecycle {
             .transpose()?;
         let recovery = kms_key_arn.is_some();
         let confirmation_nonce = random_uuid();
-        if self
-            .pending_init()
-            .replace(PendingInit {
-                nonce: confirmation_nonce.clone(),
-                batch,
-                config,
-                barrier,
-                kms_key_arn,
-                accessor: token_entry.accessor,
-            })
-            .is_some()
-        {
-            tracing::info!("an init that was never confirmed was replaced by a new one");
+        let mut slot = self.pending_init();
+        let before = slot.pending.replace(PendingInit {
+            nonce: confirmation_nonce.clone(),
+            batch,
+            config,
+            barrier,
+            kms_key_arn,
+            accessor: token_entry.accessor,
+        });
+        if let Some(before) = before {
+            if slot.replaced.len() == REPLACED_REMEMBERED {
+                slot.replaced.pop_front();
+            }
+            slot.replaced.push_back(digest(&before.nonce));
+            tracing::warn!(
+                "an init that was never confirmed was replaced by a new one; its caller is told so if it confirms"
+            );
         }
+        drop(slot);
         tracing::info!(
             "init made the keys; they are written once the client that received them confirms"
         );
@@ -354,6 +396,72 @@ mod tests {
     use super::*;
     use crate::lifecycle::testing::open_shamir;
     use crate::storage::{Backend, InmemBackend};
+
+    #[tokio::test]
+    async fn every_share_count_and_threshold_is_accepted_or_refused_in_a_sentence() {
+        let lifecycle = open_shamir(Arc::new(InmemBackend::new())).await;
+        let edges = [
+            None,
+            Some(0),
+            Some(1),
+            Some(2),
+            Some(255),
+            Some(256),
+            Some(u32::MAX),
+        ];
+        for shares in edges {
+            for threshold in edges {
+                let params = InitParams {
+                    key_shares: shares,
+                    key_threshold: threshold,
+                    ..InitParams::default()
+                };
+                match lifecycle.init(params).await {
+                    Ok(made) => assert!(made.shares.len() <= 255),
+                    Err(Error::InvalidArgument(why)) => assert!(!why.is_empty()),
+                    Err(other) => panic!("{shares:?}/{threshold:?}: {other:?}"),
+                }
+            }
+        }
+        assert!(!lifecycle.status().initialized, "nothing was confirmed");
+    }
+
+    #[tokio::test]
+    async fn the_caller_whose_init_was_replaced_is_told_so() {
+        let lifecycle = open_shamir(Arc::new(InmemBackend::new())).await;
+        let admin = lifecycle.init(InitParams::shamir(1, 1)).await.unwrap();
+        let other = lifecycle.init(InitParams::shamir(1, 1)).await.unwrap();
+        let refused = lifecycle
+            .init_confirm(&admin.confirmation_nonce)
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .starts_with("another Init call replaced this one"),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("run init again"), "{refused}");
+        assert!(!lifecycle.status().initialized);
+        // The other caller confirms: the admin is told the store is lost.
+        lifecycle
+            .init_confirm(&other.confirmation_nonce)
+            .await
+            .unwrap();
+        let refused = lifecycle
+            .init_confirm(&admin.confirmation_nonce)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("do not use this store"),
+            "{refused}"
+        );
+        // A nonce nobody was given is still just wrong.
+        assert_eq!(
+            lifecycle.init_confirm("nonsense").await.unwrap_err(),
+            Error::AlreadyInitialized
+        );
+    }
 
     #[tokio::test]
     async fn bad_parameters_change_nothing() {
@@ -393,7 +501,7 @@ mod tests {
         let init = lifecycle.init(InitParams::default()).await.unwrap();
         assert!(matches!(
             lifecycle.init_confirm(&first.confirmation_nonce).await,
-            Err(Error::InvalidArgument(_))
+            Err(Error::FailedPrecondition(_))
         ));
         lifecycle
             .init_confirm(&init.confirmation_nonce)

@@ -97,7 +97,7 @@ pub struct Lifecycle {
     /// Quorum operations under way (rekey, rotate-root, generate-root).
     attempts: std::sync::Mutex<quorum::Attempts>,
     /// An init made and waiting for its receiver's confirmation.
-    pending_init: std::sync::Mutex<Option<init::PendingInit>>,
+    pending_init: std::sync::Mutex<init::InitSlot>,
 }
 
 impl Lifecycle {

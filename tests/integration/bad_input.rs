@@ -440,6 +440,7 @@ fn quorum_operations_answer_with_the_documented_codes() {
         let short_pad = sys
             .generate_root_init(proto::GenerateRootInitRequest {
                 otp: "c2hvcnQ=".into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -455,7 +456,7 @@ fn quorum_operations_answer_with_the_documented_codes() {
         );
         assert_eq!(
             code(
-                sys.generate_root_init(proto::GenerateRootInitRequest { otp: String::new() })
+                sys.generate_root_init(proto::GenerateRootInitRequest::default())
                     .await
             ),
             Code::InvalidArgument,

@@ -254,14 +254,22 @@ fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
         .code(1)
         .error_says("the one-time pad is 9 bytes long, but it must be 35 (as long as a token)");
     let otp = fresh_otp(&daemon);
+    // Anyone may start one; an attempt that has seen no key is replaced
+    // by the next start (so nobody without a key can block it).
+    let (replaced, _) = start_as(&mut anonymous(), "generate-root", &["--otp", &otp]);
     let (nonce, _) = start_as(&mut anonymous(), "generate-root", &["--otp", &otp]);
     anonymous()
-        .run(&["generate-root", "--init", "--otp", &otp])
+        .run(&["generate-root", "--nonce", &replaced, &init.keys_hex[2]])
         .code(1)
-        .error_says("a generate-root is already under way");
+        .error_says("the nonce does not match");
     anonymous()
         .run(&["generate-root", "--nonce", &nonce, &init.keys_hex[2]])
         .ok();
+    // One that has seen a key is not.
+    anonymous()
+        .run(&["generate-root", "--init", "--otp", &otp])
+        .code(1)
+        .error_says("a generate-root that has seen one of this store's keys is already under way");
     let done = anonymous()
         .run(&[
             "generate-root",

@@ -304,3 +304,111 @@ fn paths_and_names_that_disguise_themselves_are_refused() {
             .unwrap();
     });
 }
+
+#[test]
+fn the_init_an_attacker_replaced_is_named_to_its_caller() {
+    let dir = tempdir();
+    let daemon = Daemon::start(dir.path(), &crate::support::daemon::config(dir.path(), ""));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut sys = SysClient::new(channel(&daemon.addr).await);
+        let one = || proto::InitRequest {
+            key_shares: Some(1),
+            key_threshold: Some(1),
+            ..Default::default()
+        };
+        let confirm = |nonce: &str| proto::InitConfirmRequest {
+            nonce: nonce.into(),
+        };
+        let admin = sys.init(one()).await.unwrap().into_inner();
+        let attacker = sys.init(one()).await.unwrap().into_inner();
+        let refused = sys
+            .init_confirm(confirm(&admin.confirmation_nonce))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert!(
+            refused
+                .message()
+                .starts_with("another Init call replaced this one"),
+            "{}",
+            refused.message()
+        );
+        sys.init_confirm(confirm(&attacker.confirmation_nonce))
+            .await
+            .unwrap();
+        let refused = sys
+            .init_confirm(confirm(&admin.confirmation_nonce))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.message().contains("do not use this store"),
+            "{}",
+            refused.message()
+        );
+    });
+}
+
+#[test]
+fn nobody_without_a_key_can_block_or_replace_the_operators_generate_root() {
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let pad = || {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([7u8; strongroom::pad::PAD_LEN])
+    };
+    let start = |key: &str| proto::GenerateRootInitRequest {
+        otp: pad(),
+        key: key.into(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut sys = SysClient::new(channel(&daemon.addr).await);
+        // The attacker starts first; the operators' start with a key replaces it.
+        sys.generate_root_init(start("")).await.unwrap();
+        let ours = sys
+            .generate_root_init(start(&init.keys_hex[2]))
+            .await
+            .unwrap()
+            .into_inner();
+        // Now neither a start without a key nor one with a wrong key replaces it.
+        let refused = sys.generate_root_init(start("")).await.unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        let refused = sys
+            .generate_root_init(start(&"ab".repeat(33)))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        // The operators finish theirs.
+        let mut done = None;
+        for key in &init.keys_hex[..2] {
+            done = Some(
+                sys.generate_root_update(proto::GenerateRootUpdateRequest {
+                    nonce: ours.nonce.clone(),
+                    key: key.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner(),
+            );
+        }
+        let done = done.unwrap();
+        assert!(done.complete);
+        let token = strongroom::pad::remove(&done.encoded_token, &pad()).unwrap();
+        assert!(token.expose().starts_with("sr."));
+
+        // A rekey of 0 keys is refused in a sentence; the daemon is unharmed.
+        let refused = sys
+            .rekey_init(with_token(
+                proto::RekeyInitRequest {
+                    key_shares: Some(0),
+                    ..Default::default()
+                },
+                &init.root_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        sys.status(proto::StatusRequest {}).await.unwrap();
+    });
+}

@@ -294,9 +294,14 @@ pub async fn generate_root_init(
 ) -> Result<Response<proto::QuorumStatus>, Status> {
     let lifecycle = &gate.node().lifecycle;
     let otp = Zeroizing::new(request.get_ref().otp.clone());
+    let claim = Zeroizing::new(request.get_ref().key.clone());
     let started = call(gate, &actions::GENERATE_ROOT_INIT, "", &request)
+        .plain("claimed", !claim.is_empty())
         .run(
-            |_| async move { lifecycle.generate_root_init(&otp) },
+            |_| async move {
+                let claim = (!claim.is_empty()).then_some(claim.as_str());
+                lifecycle.generate_root_init(&otp, claim)
+            },
             |_| Vec::new(),
         )
         .await

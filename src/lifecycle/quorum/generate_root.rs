@@ -6,17 +6,32 @@ use super::{Completed, Kind, Lifecycle, Operation, QuorumStatus};
 use crate::access::token;
 use crate::barrier::Barrier;
 use crate::error::Error;
+use crate::lifecycle::unseal::issued_share;
 use crate::pad;
 use crate::secret::SecretBytes;
 use crate::storage::Batch;
 
 impl Lifecycle {
     /// Starts a generate-root. `otp` is the client's one-time pad, base64;
-    /// a bad pad is refused before the seal state matters.
-    pub fn generate_root_init(&self, otp: &str) -> Result<QuorumStatus, Error> {
+    /// a bad pad is refused before the seal state matters. `claim`, one of
+    /// the store's shares, proves the caller holds one: the attempt can
+    /// then be replaced only by its cancel (or after 15 idle minutes), not
+    /// by anyone's start. It is not counted: enter it as any other.
+    pub fn generate_root_init(
+        &self,
+        otp: &str,
+        claim: Option<&str>,
+    ) -> Result<QuorumStatus, Error> {
         let otp = pad::parse(otp).map_err(Error::InvalidArgument)?;
-        self.unsealed()?;
-        self.start(Operation::GenerateRoot, Kind::GenerateRoot { otp })
+        let (config, _) = self.unsealed()?;
+        if let Some(key) = claim {
+            issued_share(key, &config)?;
+        }
+        self.start(
+            Operation::GenerateRoot,
+            Kind::GenerateRoot { otp },
+            claim.is_some(),
+        )
     }
 
     /// Makes a root token and returns it XORed with the pad.
@@ -52,17 +67,35 @@ mod tests {
     async fn generate_root_makes_a_working_token_behind_a_pad() {
         let store = shamir(3, 2).await;
         let lifecycle = &store.lifecycle;
-        let err = lifecycle.generate_root_init("c2hvcnQ=").err().unwrap();
+        let err = lifecycle
+            .generate_root_init("c2hvcnQ=", None)
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "the one-time pad is 5 bytes long, but it must be 35 (as long as a token)"
         );
         let pad = otp();
-        let started = lifecycle.generate_root_init(&pad).unwrap();
-        assert!(matches!(
-            lifecycle.generate_root_init(&otp()),
-            Err(Error::FailedPrecondition(_))
-        ));
+        // Anyone's start replaces an attempt that holds no key...
+        let unclaimed = lifecycle.generate_root_init(&otp(), None).unwrap();
+        let started = lifecycle
+            .generate_root_init(&pad, Some(&store.shares[2]))
+            .unwrap();
+        assert_ne!(started.nonce, unclaimed.nonce);
+        // ...but not one that does, with or without a key.
+        for claim in [None, Some(store.shares[1].as_str())] {
+            assert!(matches!(
+                lifecycle.generate_root_init(&otp(), claim),
+                Err(Error::FailedPrecondition(_))
+            ));
+        }
+        // A claim must be one of the store's keys.
+        let other = shamir(3, 2).await;
+        let refused = other
+            .lifecycle
+            .generate_root_init(&otp(), Some(&store.shares[0]))
+            .unwrap_err();
+        assert!(refused.to_string().contains("never issued"), "{refused}");
         let done = enter(
             lifecycle,
             Operation::GenerateRoot,

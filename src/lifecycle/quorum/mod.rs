@@ -21,6 +21,12 @@
 //! point); its nonce is needed to cancel it. One operation of each kind at a
 //! time; one that has seen no share for `STALE_AFTER` can be replaced.
 //!
+//! Because anyone may start a generate-root, an attempt that holds no valid
+//! share can be replaced by any new one, and a start may carry one of the
+//! store's shares (`claim`), which makes the attempt hold one: a caller
+//! without a share can neither block the operators (their start replaces
+//! its attempt) nor replace an attempt that has seen a share.
+//!
 //! Every change a quorum makes is one storage transaction, after every KMS
 //! call it needs: a crash leaves the old keys or the new ones in force.
 
@@ -134,7 +140,16 @@ struct Attempt {
     started_unix: u64,
     last_progress: Instant,
     shares: Vec<SecretBytes>,
+    /// Started with a valid share (generate-root's claim); not counted.
+    claimed: bool,
     kind: Kind,
+}
+
+impl Attempt {
+    /// Whether someone who holds a share has taken part.
+    fn has_share(&self) -> bool {
+        self.claimed || !self.shares.is_empty()
+    }
 }
 
 enum Kind {
@@ -214,20 +229,34 @@ impl Lifecycle {
         }
     }
 
-    fn start(&self, op: Operation, kind: Kind) -> Result<QuorumStatus, Error> {
+    /// Starts `op`, replacing one under way that has seen no share for
+    /// [`STALE_AFTER`], or (generate-root, which anyone may start) one
+    /// that holds no valid share. `claimed`: the start came with a valid
+    /// share.
+    fn start(&self, op: Operation, kind: Kind, claimed: bool) -> Result<QuorumStatus, Error> {
         let mut attempts = self.attempts();
         let slot = attempts.slot(op);
         if let Some(running) = slot.as_ref() {
-            if running.last_progress.elapsed() < STALE_AFTER {
-                return Err(Error::FailedPrecondition(format!(
-                    "a {} is already under way; finish it, or cancel it with `strongroom {} --cancel --nonce …`",
-                    op.command(),
-                    op.command()
-                )));
+            let stale = running.last_progress.elapsed() >= STALE_AFTER;
+            let open = op == Operation::GenerateRoot && !running.has_share();
+            if !stale && !open {
+                return Err(Error::FailedPrecondition(match op {
+                    Operation::GenerateRoot => "a generate-root that has seen one of this store's keys is already under way; finish it, or cancel it with `strongroom generate-root --cancel --nonce …`".into(),
+                    _ => format!(
+                        "a {} is already under way; finish it, or cancel it with `strongroom {} --cancel --nonce …`",
+                        op.command(),
+                        op.command()
+                    ),
+                }));
             }
-            tracing::info!(
+            tracing::warn!(
                 operation = op.command(),
-                "replacing an operation that saw no key for 15 minutes"
+                why = if stale {
+                    "it saw no key for 15 minutes"
+                } else {
+                    "it holds no key"
+                },
+                "replacing an operation under way"
             );
         }
         *slot = Some(Attempt {
@@ -235,9 +264,14 @@ impl Lifecycle {
             started_unix: now_unix(),
             last_progress: Instant::now(),
             shares: Vec::new(),
+            claimed,
             kind,
         });
-        tracing::info!(operation = op.command(), "quorum operation started");
+        tracing::info!(
+            operation = op.command(),
+            claimed,
+            "quorum operation started"
+        );
         drop(attempts);
         Ok(self.quorum_status(op, true))
     }

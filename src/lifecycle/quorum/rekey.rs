@@ -183,7 +183,8 @@ impl Lifecycle {
         }
         let shares = params.shares.unwrap_or(config.secret_shares);
         // Unset: the current threshold, made to fit the new count.
-        let threshold = params.threshold.unwrap_or(if shares == 1 {
+        // (0 shares is refused below, not clamped: clamp(2, 0) panics.)
+        let threshold = params.threshold.unwrap_or(if shares <= 1 {
             1
         } else {
             config.secret_threshold.clamp(2, shares)
@@ -202,6 +203,7 @@ impl Lifecycle {
                 recipients,
                 verification: None,
             }),
+            false,
         )
     }
 
@@ -239,6 +241,7 @@ impl Lifecycle {
             started_unix,
             last_progress: Instant::now(),
             shares: Vec::new(),
+            claimed: false,
             kind: Kind::Rekey(plan),
         });
         tracing::info!(
@@ -473,6 +476,53 @@ mod tests {
     use super::*;
     use crate::lifecycle::Phase;
     use crate::lifecycle::quorum::testing::{enter, reseal_with, shamir};
+
+    /// Numbers a request may carry: the edges of every range, and the
+    /// extremes of the type.
+    const EDGES: [Option<u32>; 10] = [
+        None,
+        Some(0),
+        Some(1),
+        Some(2),
+        Some(3),
+        Some(4),
+        Some(254),
+        Some(255),
+        Some(256),
+        Some(u32::MAX),
+    ];
+
+    #[tokio::test]
+    async fn every_share_count_and_threshold_is_accepted_or_refused_in_a_sentence() {
+        // 3 of 3: unset values fit the new count from the current threshold.
+        let store = shamir(3, 3).await;
+        let lifecycle = &store.lifecycle;
+        for shares in EDGES {
+            for threshold in EDGES {
+                let params = RekeyParams {
+                    shares,
+                    threshold,
+                    target: None,
+                    verify: false,
+                    recipients: Vec::new(),
+                };
+                match lifecycle.rekey_init(params) {
+                    Ok(started) => {
+                        let (n, t) = (shares.unwrap_or(3), threshold.unwrap_or(0));
+                        assert!((1..=255).contains(&n), "{shares:?}/{threshold:?}");
+                        assert!(threshold.is_none() || (t <= n && (n == 1 || t >= 2)));
+                        lifecycle
+                            .quorum_cancel(Operation::Rekey, &started.nonce)
+                            .unwrap();
+                    }
+                    Err(Error::InvalidArgument(why)) => {
+                        assert!(!why.contains("Debug") && !why.is_empty());
+                    }
+                    Err(other) => panic!("{shares:?}/{threshold:?}: {other:?}"),
+                }
+            }
+        }
+    }
 
     #[tokio::test]
     async fn rekey_starts_once_and_replaces_the_shares() {

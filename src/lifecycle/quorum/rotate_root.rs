@@ -14,7 +14,7 @@ impl Lifecycle {
     /// Starts a root key rotation.
     pub fn rotate_root_init(&self) -> Result<QuorumStatus, Error> {
         self.unsealed()?;
-        self.start(Operation::RotateRoot, Kind::RotateRoot)
+        self.start(Operation::RotateRoot, Kind::RotateRoot, false)
     }
 
     /// Replaces the root key: the keyring under a new root key, and the new
