@@ -75,7 +75,10 @@ pub async fn restore(args: &ClientArgs, file: &Path) -> Result<u8, CliError> {
     let (mut sys, token) = client::authenticated(args, SysClient::new).await?;
     let chunks: Vec<proto::SnapshotChunk> = bytes
         .chunks(RESTORE_CHUNK)
-        .map(|c| proto::SnapshotChunk { data: c.to_vec() })
+        .map(|c| proto::SnapshotChunk {
+            data: c.to_vec(),
+            accept_unauthenticated: false,
+        })
         .collect();
     let response = sys
         .snapshot_restore(client::request(tokio_stream::iter(chunks), token.as_ref())?)

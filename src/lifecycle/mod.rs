@@ -20,6 +20,7 @@ pub mod quorum;
 mod rotation;
 pub mod seal_config;
 mod snapshot;
+mod snapshot_mac;
 mod state;
 mod unseal;
 
@@ -209,7 +210,10 @@ impl Lifecycle {
     }
 
     /// Runs every component's opening hook on `barrier`, before it serves.
+    /// A store restored from a snapshot is checked against the snapshot's
+    /// MAC first (`snapshot_mac.rs`).
     async fn opening(&self, barrier: &Barrier) -> Result<(), Error> {
+        self.check_restored(barrier).await?;
         for hook in &self.hooks {
             hook.opening(barrier).await?;
         }

@@ -2,11 +2,16 @@
 //! encrypted), taken while serving, and its restore.
 //!
 //! ```text
-//! file   = magic "SRSNAP\0\x01" ‖ header length (u32 BE) ‖ header (JSON)
-//!        ‖ count × { key length (u32 BE) ‖ key ‖ value length (u32 BE) ‖ value }
-//!        ‖ SHA-256 of everything before it
-//! header = { format, created_unix, cluster_id, seal_type, entries, strongroom_version }
+//! file    = content ‖ HMAC-SHA256(snapshot key, content)   (format 3 on)
+//!         ‖ SHA-256 of everything before it
+//! content = magic "SRSNAP\0\x01" ‖ header length (u32 BE) ‖ header (JSON)
+//!         ‖ count × { key length (u32 BE) ‖ key ‖ value length (u32 BE) ‖ value }
+//! header  = { format, created_unix, cluster_id, seal_type, entries, strongroom_version }
 //! ```
+//!
+//! The SHA-256 finds a truncated or damaged file before anything else; the
+//! MAC (`snapshot_mac.rs`) finds an altered one. A format 2 file has no MAC
+//! and is restored only when the operator says so.
 //!
 //! A restored store unseals with the shares, or the KMS key, it was taken
 //! under. Restore is one storage transaction (clear, then every entry), so a
@@ -23,21 +28,26 @@ use sha2::{Digest, Sha256};
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::rotation::RESTORED_PATH;
 use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
+use super::snapshot_mac::{self, MAC_LEN, PendingCheck, RestoreMarker};
 use super::{KmsReport, Lifecycle, Progress, State};
 use crate::barrier::KEYRING_PATH;
 use crate::error::Error;
 use crate::failpoint;
 use crate::seal::Seal;
 use crate::seal::envelope::{Envelope, Purpose};
+use crate::secret::{SecretKey, ct_eq};
 use crate::storage::Batch;
 use crate::time::now_unix;
 
 const MAGIC: &[u8; 8] = b"SRSNAP\0\x01";
-/// The snapshot format written: 2 holds storage format 2 (versioned KV); a
-/// format 1 snapshot is still read (its unversioned secrets are upgraded at
-/// the first unseal after the restore), and a build that reads only 1
-/// refuses a format 2 snapshot instead of finding no secrets in it.
-const FORMAT: u32 = 2;
+/// The snapshot format written: 3 adds the MAC to format 2 (storage format
+/// 2, versioned KV); formats 1 and 2 are still read when the operator
+/// accepts a snapshot without a MAC (format 1's unversioned secrets are
+/// upgraded at the first unseal after the restore), and a build that reads
+/// only older formats refuses a newer one instead of misreading it.
+const FORMAT: u32 = 3;
+/// The first format with a MAC.
+const FIRST_AUTHENTICATED: u32 = 3;
 /// The oldest snapshot format this build reads.
 const OLDEST_FORMAT: u32 = 1;
 const DIGEST_LEN: usize = 32;
@@ -68,18 +78,39 @@ pub struct Snapshot {
     config: SealConfig,
     /// awskms: the key its root-key envelope names.
     kms_key_arn: String,
+    /// The header's bytes and the MAC, for the check at the first unseal;
+    /// `None` for a snapshot without a MAC, or one checked already.
+    check: Option<(Vec<u8>, [u8; MAC_LEN])>,
 }
 
-fn encode(header: &SnapshotHeader, entries: &[(String, Vec<u8>)]) -> Vec<u8> {
-    // Serialising plain strings and integers cannot fail.
-    let header = serde_json::to_vec(header).unwrap_or_default();
+/// The part of a snapshot file its MAC covers: the marker, the header
+/// (as bytes, so the check after a restore rebuilds it exactly) and the
+/// entries in order.
+pub(super) fn content(header: &[u8], entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     let size: usize = entries.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-    let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len() + size + DIGEST_LEN);
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len() + size + MAC_LEN + DIGEST_LEN);
     out.extend_from_slice(MAGIC);
-    push_prefixed(&mut out, &header);
+    push_prefixed(&mut out, header);
     for (key, value) in entries {
         push_prefixed(&mut out, key.as_bytes());
         push_prefixed(&mut out, value);
+    }
+    out
+}
+
+/// The file: content, its MAC under `key` (`None`: a file of an older
+/// format, for tests), and the checksum.
+fn encode(
+    header: &SnapshotHeader,
+    entries: &[(String, Vec<u8>)],
+    key: Option<&SecretKey>,
+) -> Vec<u8> {
+    // Serialising plain strings and integers cannot fail.
+    let header = serde_json::to_vec(header).unwrap_or_default();
+    let mut out = content(&header, entries);
+    if let Some(key) = key {
+        let mac = snapshot_mac::mac(key, &out);
+        out.extend_from_slice(&mac);
     }
     let digest = Sha256::digest(&out);
     out.extend_from_slice(&digest);
@@ -113,6 +144,21 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, Error> {
             "its checksum does not match (the file is truncated or damaged)",
         ));
     }
+    // The MAC's place depends on the format, which is in the header: read
+    // the header first, from the content whatever its end.
+    let format = header_format(&body[MAGIC.len()..]).ok_or_else(|| bad("it has no header"))?;
+    let (body, mac) = if format >= FIRST_AUTHENTICATED {
+        let split = body
+            .len()
+            .checked_sub(MAC_LEN)
+            .filter(|&n| n >= MAGIC.len())
+            .ok_or_else(|| bad("it is too short"))?;
+        let (content, mac) = body.split_at(split);
+        let mac: [u8; MAC_LEN] = mac.try_into().map_err(|_| bad("it is too short"))?;
+        (content, Some(mac))
+    } else {
+        (body, None)
+    };
     let mut rest = &body[MAGIC.len()..];
     let mut take = |what: &str| -> Result<Option<&[u8]>, Error> {
         if rest.is_empty() {
@@ -125,9 +171,10 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, Error> {
         rest = tail;
         Ok(Some(value))
     };
-    let header = take("the header")?.ok_or_else(|| bad("it has no header"))?;
-    let header: SnapshotHeader = serde_json::from_slice(header)
+    let header_bytes = take("the header")?.ok_or_else(|| bad("it has no header"))?;
+    let header: SnapshotHeader = serde_json::from_slice(header_bytes)
         .map_err(|e| bad(&format!("its header is not readable: {e}")))?;
+    let check = mac.map(|mac| (header_bytes.to_vec(), mac));
     if !(OLDEST_FORMAT..=FORMAT).contains(&header.format) {
         return Err(bad(&format!(
             "it has format {}, and this build reads formats {OLDEST_FORMAT} to {FORMAT}",
@@ -169,7 +216,21 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, Error> {
         entries,
         config,
         kms_key_arn: String::new(),
+        check,
     })
+}
+
+/// The `format` of the header at the start of `rest`, if it reads.
+fn header_format(rest: &[u8]) -> Option<u32> {
+    #[derive(Deserialize)]
+    struct Format {
+        format: u32,
+    }
+    let (len, tail) = rest.split_first_chunk::<4>()?;
+    let header = tail.get(..u32::from_be_bytes(*len) as usize)?;
+    serde_json::from_slice::<Format>(header)
+        .ok()
+        .map(|f| f.format)
 }
 
 impl Lifecycle {
@@ -177,8 +238,16 @@ impl Lifecycle {
     /// serving.
     pub async fn snapshot_save(&self) -> Result<Vec<u8>, Error> {
         let config = self.seal_config().ok_or(Error::NotInitialized)?;
+        let key = snapshot_mac::key(&*self.barrier()?).await?;
         tracing::info!("snapshot started");
-        let entries = self.storage.export().await?;
+        // The restore marker is this node's, not the store's.
+        let entries: Vec<_> = self
+            .storage
+            .export()
+            .await?
+            .into_iter()
+            .filter(|(path, _)| path != RESTORED_PATH)
+            .collect();
         let header = SnapshotHeader {
             format: FORMAT,
             created_unix: now_unix(),
@@ -187,7 +256,7 @@ impl Lifecycle {
             entries: entries.len() as u64,
             strongroom_version: env!("CARGO_PKG_VERSION").into(),
         };
-        let file = encode(&header, &entries);
+        let file = encode(&header, &entries, Some(&key));
         tracing::info!(
             entries = header.entries,
             bytes = file.len(),
@@ -205,8 +274,15 @@ impl Lifecycle {
 
     /// Reads and checks a snapshot file for this daemon, changing nothing:
     /// no seal migration pending, the file whole and in order, taken under
-    /// this daemon's seal type.
-    pub fn check_snapshot(&self, file: &[u8]) -> Result<Snapshot, Error> {
+    /// this daemon's seal type, with a MAC unless `accept_unauthenticated`.
+    /// A snapshot of this very store (same cluster, unsealed, its snapshot
+    /// key at hand) has its MAC checked here; any other's is checked at the
+    /// first unseal after the restore.
+    pub async fn check_snapshot(
+        &self,
+        file: &[u8],
+        accept_unauthenticated: bool,
+    ) -> Result<Snapshot, Error> {
         if let Some(migration) = self.migration() {
             return Err(Error::FailedPrecondition(format!(
                 "a seal migration ({}) is pending; finish it (or take the old seal block out of the config) before restoring a snapshot",
@@ -221,6 +297,29 @@ impl Lifecycle {
                 self.seal.name()
             )));
         }
+        match &snapshot.check {
+            None if !accept_unauthenticated => {
+                return Err(Error::InvalidArgument(format!(
+                    "the snapshot has format {}, which has no MAC, so nothing proves it was not altered; restore it only if you trust the file, with --accept-unauthenticated",
+                    snapshot.header.format
+                )));
+            }
+            None => tracing::warn!(
+                format = snapshot.header.format,
+                "restoring a snapshot without a MAC, as the operator asked"
+            ),
+            Some((header, mac)) => {
+                if let Some(key) = self.own_snapshot_key(&snapshot.config).await? {
+                    let content = content(header, &snapshot.entries);
+                    if !ct_eq(&snapshot_mac::mac(&key, &content), mac) {
+                        return Err(Error::InvalidArgument(
+                            "the snapshot's MAC does not match this store's snapshot key: the file was altered after it was taken, so nothing was restored".into(),
+                        ));
+                    }
+                    snapshot.check = None;
+                }
+            }
+        }
         if let Seal::AwsKms(_) = self.seal {
             let blob = snapshot
                 .entries
@@ -233,6 +332,21 @@ impl Lifecycle {
                 .key_arn;
         }
         Ok(snapshot)
+    }
+
+    /// This store's snapshot key, when it is open and made the snapshot
+    /// whose seal config is `theirs`.
+    async fn own_snapshot_key(&self, theirs: &SealConfig) -> Result<Option<SecretKey>, Error> {
+        let Ok(barrier) = self.barrier() else {
+            return Ok(None);
+        };
+        if self
+            .seal_config()
+            .is_none_or(|ours| ours.cluster_id != theirs.cluster_id)
+        {
+            return Ok(None);
+        }
+        snapshot_mac::read_key(&barrier).await
     }
 
     /// Replaces the whole store with a checked snapshot; the daemon is
@@ -256,7 +370,11 @@ impl Lifecycle {
         for (key, value) in &snapshot.entries {
             batch.put(key.clone(), value.clone());
         }
-        batch.put(RESTORED_PATH, now_unix().to_string().into_bytes());
+        let check = snapshot.check.as_ref().map(|(header, mac)| PendingCheck {
+            header: hex::encode(header),
+            mac: hex::encode(mac),
+        });
+        batch.put(RESTORED_PATH, RestoreMarker::new(check).encode());
         failpoint::scope("restore", self.storage.write(batch)).await?;
 
         if let Seal::AwsKms(_) = self.seal {
@@ -313,7 +431,7 @@ mod tests {
 
     /// What the restore action runs: the check, then the restore.
     async fn restore(lifecycle: &Lifecycle, file: &[u8]) -> Result<SnapshotHeader, Error> {
-        let snapshot = lifecycle.check_snapshot(file)?;
+        let snapshot = lifecycle.check_snapshot(file, false).await?;
         lifecycle.snapshot_restore(snapshot).await
     }
 
@@ -389,7 +507,8 @@ mod tests {
             entries: 1,
             strongroom_version: String::new(),
         };
-        let empty = encode(&header, &[("kv/x".into(), b"y".to_vec())]);
+        let key = SecretKey::generate();
+        let empty = encode(&header, &[("kv/x".into(), b"y".to_vec())], Some(&key));
         let err = restore(&lifecycle, &empty).await.unwrap_err();
         assert!(err.to_string().contains("no seal config"), "{err}");
     }

@@ -78,11 +78,13 @@ impl From<lifecycle::Status> for proto::StatusResponse {
     }
 }
 
-/// Receives a snapshot upload, up to [`MAX_SNAPSHOT`] bytes. A failed
-/// upload keeps the transport's status (a chunk over the listener's
-/// `max_request_size` is RESOURCE_EXHAUSTED naming that limit).
-async fn receive(mut chunks: Streaming<proto::SnapshotChunk>) -> Result<Vec<u8>, Status> {
+/// Receives a snapshot upload, up to [`MAX_SNAPSHOT`] bytes, and whether
+/// a chunk accepted a snapshot without a MAC. A failed upload keeps the
+/// transport's status (a chunk over the listener's `max_request_size` is
+/// RESOURCE_EXHAUSTED naming that limit).
+async fn receive(mut chunks: Streaming<proto::SnapshotChunk>) -> Result<(Vec<u8>, bool), Status> {
     let mut file = Vec::new();
+    let mut accept_unauthenticated = false;
     loop {
         match chunks.message().await? {
             Some(chunk) if file.len() + chunk.data.len() > MAX_SNAPSHOT => {
@@ -91,8 +93,11 @@ async fn receive(mut chunks: Streaming<proto::SnapshotChunk>) -> Result<Vec<u8>,
                     MAX_SNAPSHOT >> 20
                 ))));
             }
-            Some(chunk) => file.extend_from_slice(&chunk.data),
-            None => return Ok(file),
+            Some(chunk) => {
+                accept_unauthenticated |= chunk.accept_unauthenticated;
+                file.extend_from_slice(&chunk.data);
+            }
+            None => return Ok((file, accept_unauthenticated)),
         }
     }
 }
@@ -320,6 +325,7 @@ impl Sys for SysService {
             .map(|data| {
                 Ok(proto::SnapshotChunk {
                     data: data.to_vec(),
+                    accept_unauthenticated: false,
                 })
             })
             .collect();
@@ -337,17 +343,20 @@ impl Sys for SysService {
             call.refuse(&e.to_string()).await;
             return Err(status(e));
         }
-        let file = match receive(request.into_inner()).await {
-            Ok(file) => file,
+        let (file, accept_unauthenticated) = match receive(request.into_inner()).await {
+            Ok(received) => received,
             Err(refused) => {
                 call.refuse(refused.message()).await;
                 return Err(refused);
             }
         };
-        let snapshot = lifecycle.check_snapshot(&file);
+        let snapshot = lifecycle
+            .check_snapshot(&file, accept_unauthenticated)
+            .await;
         drop(file);
         let checked = snapshot.as_ref().map(|_| ()).map_err(Clone::clone);
         let header = call
+            .plain("accept_unauthenticated", accept_unauthenticated)
             .check(checked)
             .run(
                 |_| async move { lifecycle.snapshot_restore(snapshot?).await },
