@@ -50,7 +50,7 @@ pub(super) fn double_dash_long_flags(
     args: impl IntoIterator<Item = OsString>,
     command: &clap::Command,
 ) -> Vec<OsString> {
-    let mut longs = Vec::new();
+    let mut longs = vec!["help".to_string(), "version".to_string()];
     collect_longs(command, &mut longs);
     let mut after_separator = false;
     args.into_iter()
@@ -78,10 +78,9 @@ pub(super) fn double_dash_long_flags(
         .collect()
 }
 
-/// Every long flag of `command` and its subcommands, `help` and `version`
-/// included.
+/// Every long flag of `command` and its subcommands (clap adds `help` and
+/// `version` only when it builds the command, so the caller lists them).
 fn collect_longs(command: &clap::Command, longs: &mut Vec<String>) {
-    longs.extend(["help".to_string(), "version".to_string()]);
     for arg in command.get_arguments() {
         longs.extend(
             arg.get_long_and_visible_aliases()

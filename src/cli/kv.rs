@@ -260,7 +260,6 @@ mod envelope {
         renewable: bool,
         data: Data<'a>,
         warnings: Option<Vec<String>>,
-        mount_type: &'static str,
     }
 
     #[derive(Serialize)]
@@ -301,7 +300,6 @@ mod envelope {
                     },
                 },
                 warnings: None,
-                mount_type: "kv",
             }
         }
     }

@@ -213,7 +213,6 @@ fn kv_get_json_is_vaults_envelope_and_kv_put_reads_json_files() {
     assert_eq!(got["lease_duration"], 0);
     assert_eq!(got["renewable"], false);
     assert!(got["warnings"].is_null());
-    assert_eq!(got["mount_type"], "kv");
     let metadata = &got["data"]["metadata"];
     assert_eq!(metadata["version"], 1);
     assert!(metadata["created_time"].as_str().unwrap().ends_with('Z'));
@@ -232,7 +231,6 @@ fn kv_get_json_is_vaults_envelope_and_kv_put_reads_json_files() {
             "data",
             "lease_duration",
             "lease_id",
-            "mount_type",
             "renewable",
             "request_id",
             "warnings"
