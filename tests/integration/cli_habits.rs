@@ -1,12 +1,13 @@
 //! What a Vault operator's hands and scripts do with the CLI: pipes that
 //! close early, `operator …` and single-dash flags, `kv get -field`, Vault's
-//! JSON envelope, `kv put @file.json`, and a snapshot written into a shared
-//! directory where someone planted a file.
+//! JSON envelope, `kv put @file.json`, states in words in tables, and a
+//! snapshot written into a shared directory where someone planted a file.
 
 use std::os::unix::fs::PermissionsExt;
 
 use crate::support::cli::{Run, status};
 use crate::support::daemon::{Daemon, config, tempdir, unsealed};
+use crate::support::kms::{init_recovery, kms, start_daemon};
 
 /// Asserts the run said nothing on stderr (a closed stdout is not an error).
 #[track_caller]
@@ -341,4 +342,21 @@ fn snapshot_save_never_follows_or_reuses_a_planted_temp_file() {
         .collect();
     names.sort();
     assert_eq!(names, ["store.snap", "store.snap.partial"]);
+}
+
+#[test]
+fn status_tables_say_the_auto_unseal_state_in_words() {
+    let kms = kms();
+    let dir = tempdir();
+    let daemon = start_daemon(dir.path(), &kms.proxy.endpoint(), "");
+    let init = init_recovery(&daemon);
+    daemon.cli().token(&init.root_token).run(&["seal"]).ok();
+    let table = daemon.cli().run(&["status"]).code(2).stdout;
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("Auto-Unseal "))
+        .unwrap();
+    assert!(row.ends_with("stopped (sealed by an operator)"), "{table}");
+    // The JSON keeps the documented value.
+    assert_eq!(status(&daemon)["auto_unseal"]["state"], "stopped");
 }
