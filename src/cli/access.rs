@@ -7,7 +7,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::client::{ClientArgs, call};
-use super::output::{print_json, print_table};
+use super::output::{out, outln, print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{
     self, policy_client::PolicyClient, sys_client::SysClient, token_client::TokenClient,
@@ -262,9 +262,7 @@ pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<u8, CliEr
                     call!(args, TokenClient, revoke_token, request)?.revoked
                 }
             };
-            println!(
-                "Success! Revoked {revoked} token(s): the token and every token made from it."
-            );
+            outln!("Success! Revoked {revoked} token(s): the token and every token made from it.");
             Ok(EXIT_OK)
         }
         TokenCommand::ListAccessors { format } => list_accessors(args, format).await,
@@ -273,7 +271,7 @@ pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<u8, CliEr
                 accessor: accessor.clone(),
             };
             let revoked = call!(args, TokenClient, revoke_accessor, request)?.revoked;
-            println!(
+            outln!(
                 "Success! Revoked the token with accessor {accessor} ({revoked} token(s) with its children)."
             );
             Ok(EXIT_OK)
@@ -306,10 +304,10 @@ async fn list_accessors(args: &ClientArgs, format: Format) -> Result<u8, CliErro
             .collect();
         return print_json(&list).map(|()| EXIT_OK);
     }
-    println!("{:24}    Created", "Accessor");
-    println!("{:24}    -------", "--------");
+    outln!("{:24}    Created", "Accessor");
+    outln!("{:24}    -------", "--------");
     for a in &accessors {
-        println!("{:24}    {}", a.accessor, format_unix(a.created_unix));
+        outln!("{:24}    {}", a.accessor, format_unix(a.created_unix));
     }
     Ok(EXIT_OK)
 }
@@ -330,7 +328,7 @@ pub async fn audit_hash(args: &ClientArgs) -> Result<u8, CliError> {
         input: input.to_vec(),
     };
     let hash = call!(args, SysClient, audit_hash, request)?.hash;
-    println!("{hash}");
+    outln!("{hash}");
     Ok(EXIT_OK)
 }
 
@@ -354,7 +352,7 @@ pub async fn policy(args: &ClientArgs, command: PolicyCommand) -> Result<u8, Cli
                 policy: text,
             };
             call!(args, PolicyClient, put_policy, request)?;
-            println!("Success! Uploaded policy: {name}");
+            outln!("Success! Uploaded policy: {name}");
             Ok(EXIT_OK)
         }
         PolicyCommand::Read { name } => {
@@ -365,9 +363,9 @@ pub async fn policy(args: &ClientArgs, command: PolicyCommand) -> Result<u8, Cli
                 proto::GetPolicyRequest { name }
             )?
             .policy;
-            print!("{policy}");
+            out!("{policy}");
             if !policy.ends_with('\n') {
-                println!();
+                outln!();
             }
             Ok(EXIT_OK)
         }
@@ -383,7 +381,7 @@ pub async fn policy(args: &ClientArgs, command: PolicyCommand) -> Result<u8, Cli
                 print_json(&names)?;
             } else {
                 for name in names {
-                    println!("{name}");
+                    outln!("{name}");
                 }
             }
             Ok(EXIT_OK)
@@ -395,7 +393,7 @@ pub async fn policy(args: &ClientArgs, command: PolicyCommand) -> Result<u8, Cli
                 delete_policy,
                 proto::DeletePolicyRequest { name: name.clone() }
             )?;
-            println!("Success! Deleted policy: {name}");
+            outln!("Success! Deleted policy: {name}");
             Ok(EXIT_OK)
         }
     }

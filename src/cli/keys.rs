@@ -1,6 +1,6 @@
 //! `strongroom keys …`: named encryption keys (the Keys service).
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::client::{ClientArgs, call};
-use super::output::{print_json, print_table};
+use super::output::{outln, print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, keys_client::KeysClient};
 use crate::time::format_unix;
@@ -138,7 +138,7 @@ fn print_ciphertext(encrypted: &proto::EncryptResponse, format: Format) -> Resul
             key_version: encrypted.key_version,
         });
     }
-    println!("{}", encrypted.ciphertext);
+    outln!("{}", encrypted.ciphertext);
     Ok(())
 }
 
@@ -152,7 +152,7 @@ pub async fn run(args: &ClientArgs, command: KeysCommand) -> Result<u8, CliError
                 create_key,
                 proto::CreateKeyRequest { name: name.clone() }
             )?;
-            println!("Success! Created key: {name}");
+            outln!("Success! Created key: {name}");
         }
         KeysCommand::Read { name, format } => {
             let info = call!(args, KeysClient, read_key, proto::ReadKeyRequest { name })?;
@@ -163,9 +163,9 @@ pub async fn run(args: &ClientArgs, command: KeysCommand) -> Result<u8, CliError
             if format == Format::Json {
                 print_json(&names)?;
             } else {
-                println!("Keys\n----");
+                outln!("Keys\n----");
                 for name in names {
-                    println!("{name}");
+                    outln!("{name}");
                 }
             }
         }
@@ -176,7 +176,7 @@ pub async fn run(args: &ClientArgs, command: KeysCommand) -> Result<u8, CliError
                 rotate,
                 proto::RotateKeyRequest { name: name.clone() }
             )?;
-            println!(
+            outln!(
                 "Success! Rotated key {name}: version {} encrypts from now on.",
                 info.latest_version
             );
@@ -192,7 +192,7 @@ pub async fn run(args: &ClientArgs, command: KeysCommand) -> Result<u8, CliError
                 deletion_allowed,
             };
             call!(args, KeysClient, update_key_config, request)?;
-            println!("Success! Updated the configuration of key {name}.");
+            outln!("Success! Updated the configuration of key {name}.");
         }
         KeysCommand::Delete { name } => {
             call!(
@@ -201,7 +201,7 @@ pub async fn run(args: &ClientArgs, command: KeysCommand) -> Result<u8, CliError
                 delete_key,
                 proto::DeleteKeyRequest { name: name.clone() }
             )?;
-            println!("Success! Deleted key: {name}");
+            outln!("Success! Deleted key: {name}");
         }
         KeysCommand::Encrypt {
             name,
@@ -256,9 +256,7 @@ pub async fn run(args: &ClientArgs, command: KeysCommand) -> Result<u8, CliError
                     plaintext: &encoded,
                 })?;
             } else {
-                std::io::stdout()
-                    .write_all(&plaintext)
-                    .map_err(|e| CliError::Failed(format!("cannot write the plaintext: {e}")))?;
+                super::output::write_bytes(&plaintext);
             }
         }
         KeysCommand::Rewrap {

@@ -1,13 +1,15 @@
 //! `strongroom kv …`: versioned secrets, in the shape of `vault kv`.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 
 use clap::Subcommand;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::client::{ClientArgs, call};
-use super::output::{print_json, print_table};
+use super::input::read_fields;
+use super::output::{out, outln, print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, kv_client::KvClient};
 use crate::time::format_unix;
@@ -21,7 +23,8 @@ pub enum KvCommand {
         cas: Option<u64>,
         /// Secret path.
         path: String,
-        /// Fields as NAME=VALUE, or NAME=@FILE to read the value from a file.
+        /// Fields as NAME=VALUE, NAME=@FILE (the value from a file), @FILE.json
+        /// (every field from a JSON object) or - (a JSON object on stdin).
         #[arg(required = true, value_name = "NAME=VALUE")]
         fields: Vec<String>,
     },
@@ -34,6 +37,10 @@ pub enum KvCommand {
         version: u64,
         /// Secret path.
         path: String,
+        /// Print only this field's value (no newline when piped), as
+        /// `vault kv get -field=NAME`.
+        #[arg(long, value_name = "NAME")]
+        field: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -97,8 +104,9 @@ pub async fn run(args: &ClientArgs, command: KvCommand) -> Result<u8, CliError> 
         KvCommand::Get {
             version,
             path,
+            field,
             format,
-        } => get(args, path, version, format).await,
+        } => get(args, path, version, field, format).await,
         KvCommand::Delete { versions, path } => {
             call!(
                 args,
@@ -109,7 +117,7 @@ pub async fn run(args: &ClientArgs, command: KvCommand) -> Result<u8, CliError> 
                     versions
                 }
             )?;
-            println!("Success! Data deleted (soft) at: {path}");
+            outln!("Success! Data deleted (soft) at: {path}");
             Ok(EXIT_OK)
         }
         KvCommand::Undelete { versions, path } => {
@@ -122,7 +130,7 @@ pub async fn run(args: &ClientArgs, command: KvCommand) -> Result<u8, CliError> 
                     versions
                 }
             )?;
-            println!("Success! Data restored at: {path}");
+            outln!("Success! Data restored at: {path}");
             Ok(EXIT_OK)
         }
         KvCommand::Destroy { versions, path } => {
@@ -135,7 +143,7 @@ pub async fn run(args: &ClientArgs, command: KvCommand) -> Result<u8, CliError> 
                     versions
                 }
             )?;
-            println!("Success! Data destroyed at: {path}");
+            outln!("Success! Data destroyed at: {path}");
             Ok(EXIT_OK)
         }
         KvCommand::List { prefix, format } => {
@@ -143,9 +151,9 @@ pub async fn run(args: &ClientArgs, command: KvCommand) -> Result<u8, CliError> 
             if format == Format::Json {
                 print_json(&keys)?;
             } else {
-                println!("Keys\n----");
+                outln!("Keys\n----");
                 for key in keys {
-                    println!("{key}");
+                    outln!("{key}");
                 }
             }
             Ok(EXIT_OK)
@@ -162,7 +170,7 @@ pub async fn run(args: &ClientArgs, command: KvCommand) -> Result<u8, CliError> 
                 delete_metadata,
                 proto::DeleteMetadataRequest { path: path.clone() }
             )?;
-            println!("Success! Data and metadata deleted at: {path}");
+            outln!("Success! Data and metadata deleted at: {path}");
             Ok(EXIT_OK)
         }
     }
@@ -174,30 +182,14 @@ async fn put(
     fields: Vec<String>,
     cas: Option<u64>,
 ) -> Result<u8, CliError> {
-    let mut data = std::collections::HashMap::new();
-    for field in fields {
-        let field = Zeroizing::new(field);
-        let Some((name, value)) = field.split_once('=') else {
-            // The field may be a value typed without its name: not repeated.
-            return Err(CliError::Usage(
-                "each field must be NAME=VALUE (or NAME=@FILE)".into(),
-            ));
-        };
-        let value = match value.strip_prefix('@') {
-            Some(file) => std::fs::read_to_string(file).map_err(|e| {
-                CliError::Usage(format!("cannot read the value of {name} from {file}: {e}"))
-            })?,
-            None => value.to_string(),
-        };
-        data.insert(name.to_string(), value);
-    }
+    let data = read_fields(fields)?;
     let request = proto::PutRequest {
         path: path.clone(),
         data,
         cas,
     };
     let version = call!(args, KvClient, put, request)?.version;
-    println!("Success! Data written to: {path} (version {version})");
+    outln!("Success! Data written to: {path} (version {version})");
     Ok(EXIT_OK)
 }
 
@@ -205,34 +197,37 @@ async fn get(
     args: &ClientArgs,
     path: String,
     version: u64,
+    field: Option<String>,
     format: Format,
 ) -> Result<u8, CliError> {
-    let response = call!(args, KvClient, get, proto::GetRequest { path, version })?;
+    let request = proto::GetRequest {
+        path: path.clone(),
+        version,
+    };
+    let response = call!(args, KvClient, get, request)?;
     let data: BTreeMap<String, Zeroizing<String>> = response
         .data
         .iter()
         .map(|(k, v)| (k.clone(), Zeroizing::new(v.clone())))
         .collect();
-    if format == Format::Json {
-        #[derive(Serialize)]
-        struct Metadata {
-            version: u64,
-            created_time: String,
+    if let Some(field) = field {
+        let Some(value) = data.get(&field) else {
+            return Err(CliError::Failed(format!(
+                "the secret at kv path {path:?} has no field {field:?}"
+            )));
+        };
+        if format == Format::Json {
+            print_json(&value.as_str())?;
+        } else if std::io::stdout().is_terminal() {
+            outln!("{}", value.as_str());
+        } else {
+            // Piped: the value exactly, as Vault prints it, for `$(…)`.
+            out!("{}", value.as_str());
         }
-        #[derive(Serialize)]
-        struct Secret<'a> {
-            data: BTreeMap<&'a str, &'a str>,
-            metadata: Metadata,
-        }
-        print_json(&Secret {
-            data: data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-            metadata: Metadata {
-                version: response.version,
-                created_time: format_unix(response.created_unix),
-            },
-        })?;
+    } else if format == Format::Json {
+        print_json(&envelope::Secret::new(&data, &response))?;
     } else {
-        println!(
+        outln!(
             "version {} (written {})\n",
             response.version,
             format_unix(response.created_unix)
@@ -244,6 +239,70 @@ async fn get(
         print_table(&rows);
     }
     Ok(EXIT_OK)
+}
+
+/// `vault kv get -format=json`'s answer: Vault's response envelope around
+/// KV v2's `data` and `metadata`, so `jq .data.data.password` works.
+mod envelope {
+    use std::collections::BTreeMap;
+
+    use serde::Serialize;
+    use zeroize::Zeroizing;
+
+    use crate::proto;
+    use crate::time::format_unix;
+
+    #[derive(Serialize)]
+    pub struct Secret<'a> {
+        request_id: String,
+        lease_id: &'static str,
+        lease_duration: u64,
+        renewable: bool,
+        data: Data<'a>,
+        warnings: Option<Vec<String>>,
+    }
+
+    #[derive(Serialize)]
+    struct Data<'a> {
+        data: BTreeMap<&'a str, &'a str>,
+        metadata: Metadata,
+    }
+
+    #[derive(Serialize)]
+    struct Metadata {
+        created_time: String,
+        custom_metadata: Option<BTreeMap<String, String>>,
+        deletion_time: &'static str,
+        destroyed: bool,
+        version: u64,
+    }
+
+    impl<'a> Secret<'a> {
+        pub fn new(
+            data: &'a BTreeMap<String, Zeroizing<String>>,
+            response: &proto::GetResponse,
+        ) -> Self {
+            Self {
+                // Vault's id of the request; strongroom's CLI makes one per call.
+                request_id: crate::secret::random_uuid(),
+                lease_id: "",
+                lease_duration: 0,
+                renewable: false,
+                data: Data {
+                    data: data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                    // A version that is read is neither deleted nor destroyed.
+                    metadata: Metadata {
+                        created_time: format_unix(response.created_unix),
+                        custom_metadata: None,
+                        deletion_time: "",
+                        destroyed: false,
+                        version: response.version,
+                    },
+                },
+                warnings: None,
+            }
+        }
+    }
 }
 
 fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), CliError> {
@@ -299,9 +358,9 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
         ("updated_time", time(meta.updated_unix)),
         ("max_versions", meta.max_versions.to_string()),
     ]);
-    println!("\nVersion    Created                 Deleted                 Destroyed");
+    outln!("\nVersion    Created                 Deleted                 Destroyed");
     for v in &meta.versions {
-        println!(
+        outln!(
             "{:<10} {:<23} {:<23} {}",
             v.version,
             time(v.created_unix),

@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
 use super::input::read_key;
-use super::output::{print_json, print_table};
+use super::output::{self, errln, outln, print_json, print_table};
 use super::{CliError, EXIT_OK, EXIT_SEALED, Format};
 use crate::proto::{self, sys_client::SysClient};
 
@@ -111,7 +111,7 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
         rows.push(("KMS Key", status.kms_key_arn.clone()));
     }
     if let Some(auto) = &status.auto_unseal {
-        rows.push(("Auto-Unseal", auto.state.clone()));
+        rows.push(("Auto-Unseal", auto_unseal_in_words(&auto.state)));
         if auto.attempts > 0 {
             rows.push(("Auto-Unseal Attempts", auto.attempts.to_string()));
         }
@@ -142,6 +142,17 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
     Ok(())
 }
 
+/// Auto-unseal's state for people; the JSON keeps the documented values.
+fn auto_unseal_in_words(state: &str) -> String {
+    match state {
+        "idle" => "not initialized".into(),
+        "in_progress" => "in progress".into(),
+        "stopped" => "stopped (sealed by an operator)".into(),
+        "migration" => "seal migration pending".into(),
+        other => other.replace('_', " "),
+    }
+}
+
 pub async fn init(
     args: &ClientArgs,
     request: proto::InitRequest,
@@ -157,9 +168,13 @@ pub async fn init(
         .into_inner();
     print_init(&response, format, &recipients, &token_recipient)?;
     // Confirmed only once printed: until then nothing is written, so a lost
-    // answer can never leave a store whose keys nobody has.
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    // answer (or a reader that went away) can never leave a store whose
+    // keys nobody has.
+    if !output::delivered() {
+        return Err(CliError::Failed(
+            "the keys could not all be printed (stdout was closed), so the init was not confirmed and nothing was stored; run init again with its output going somewhere safe".into(),
+        ));
+    }
     sys.init_confirm(proto::InitConfirmRequest {
         nonce: response.confirmation_nonce.clone(),
     })
@@ -228,33 +243,35 @@ fn print_init(
     };
     for (i, key) in keys.iter().enumerate() {
         match recipients.get(i) {
-            Some(recipient) => println!("{noun} {} (for {recipient}):\n{key}", i + 1),
-            None => println!("{noun} {}: {key}", i + 1),
+            Some(recipient) => outln!("{noun} {} (for {recipient}):\n{key}", i + 1),
+            None => outln!("{noun} {}: {key}", i + 1),
         }
     }
     if response.root_token_encrypted.is_empty() {
-        println!("\nInitial Root Token: {root_token}\n");
+        outln!("\nInitial Root Token: {root_token}\n");
     } else {
-        println!("\nInitial Root Token (for {token_recipient}):\n{root_token}\n");
+        outln!("\nInitial Root Token (for {token_recipient}):\n{root_token}\n");
     }
     if !recipients.is_empty() {
-        println!(
+        outln!(
             "Each key above is encrypted to its holder. A holder saves their block as\n\
              key.age and enters it with: age -d -i IDENTITY key.age | strongroom unseal\n"
         );
     }
     if recovery {
-        println!(
+        outln!(
             "strongroom initialized with {} recovery key shares and a recovery key threshold\n\
              of {}. The root key is wrapped by AWS KMS and the daemon is unsealed: it unseals\n\
              itself after every restart. Recovery keys never unseal it at start; any {} of\n\
              them authorize the operations that need a quorum, and unseal it after a manual\n\
              `strongroom seal`. Give each to a different trusted operator.",
-            response.shares, response.threshold, response.threshold,
+            response.shares,
+            response.threshold,
+            response.threshold,
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "strongroom initialized with {} key shares and a key threshold of {}. Give each\n\
          key to a different trusted operator; any {} of them unseal the store after every\n\
          restart. strongroom does not keep these keys: lose more than {} and the data is\n\
@@ -303,7 +320,7 @@ pub async fn unseal(
     let response = sys.unseal(request).await;
     let response = response.map_err(|s| client::failed(s, false))?.into_inner();
     if response.duplicate {
-        eprintln!("note: this unseal key had already been entered; progress is unchanged");
+        errln!("note: this unseal key had already been entered; progress is unchanged");
     }
     if let Some(status) = &response.status {
         print_status(status, format)?;
@@ -314,9 +331,42 @@ pub async fn unseal(
 pub async fn seal(args: &ClientArgs) -> Result<u8, CliError> {
     let token = client::token(args)?;
     let mut sys = SysClient::new(client::connect(args).await?);
-    sys.seal(client::request(proto::SealRequest {}, token.as_ref())?)
-        .await
-        .map_err(|s| client::failed(s, token.is_some()))?;
-    println!("Success! strongroom is sealed.");
+    let answer = sys
+        .seal(client::request(proto::SealRequest {}, token.as_ref())?)
+        .await;
+    if let Err(refusal) = answer {
+        // A sealed daemon answers UNAVAILABLE; sealing it again is what the
+        // operator wanted, as with `vault operator seal`, so automation stays
+        // idempotent. Status, not the refusal's wording, decides.
+        let sealed = refusal.code() == tonic::Code::Unavailable
+            && sys
+                .status(proto::StatusRequest {})
+                .await
+                .is_ok_and(|s| s.into_inner().sealed);
+        if !sealed {
+            return Err(client::failed(refusal, token.is_some()));
+        }
+    }
+    outln!("Success! strongroom is sealed.");
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_unseal_in_words;
+
+    #[test]
+    fn auto_unseal_states_read_as_words() {
+        for (state, words) in [
+            ("idle", "not initialized"),
+            ("in_progress", "in progress"),
+            ("unsealed", "unsealed"),
+            ("failed", "failed"),
+            ("stopped", "stopped (sealed by an operator)"),
+            ("migration", "seal migration pending"),
+            ("some_new_state", "some new state"),
+        ] {
+            assert_eq!(auto_unseal_in_words(state), words);
+        }
+    }
 }

@@ -7,6 +7,7 @@
 
 mod access;
 mod client;
+mod habits;
 mod input;
 mod keys;
 mod kv;
@@ -19,7 +20,7 @@ mod snapshot;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 pub use client::ClientArgs;
 
@@ -42,13 +43,18 @@ pub enum CliError {
 }
 
 impl CliError {
-    fn exit(self) -> ExitCode {
+    /// Says what went wrong on stderr and returns the exit code.
+    fn report(self) -> u8 {
         let (message, code) = match self {
             CliError::Usage(m) => (m, EXIT_USAGE),
             CliError::Failed(m) => (m, EXIT_ERROR),
         };
-        eprintln!("error: {message}");
-        ExitCode::from(code)
+        output::errln!("error: {message}");
+        code
+    }
+
+    fn exit(self) -> ExitCode {
+        ExitCode::from(self.report())
     }
 }
 
@@ -78,6 +84,11 @@ pub enum Format {
 enum Command {
     /// Run the daemon.
     Server(server::ServerArgs),
+    /// Print the version (as `--version`).
+    Version,
+    /// Vault's names: `operator init|unseal|seal|rekey|generate-root|rotate|key-status`.
+    #[command(subcommand)]
+    Operator(habits::OperatorCommand),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -86,48 +97,11 @@ enum Command {
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Initialize a new store: make the root key and the unseal keys.
-    Init {
-        /// Number of unseal keys to make (1-255; Shamir seal).
-        #[arg(long)]
-        key_shares: Option<u32>,
-        /// Unseal keys needed to unseal (at least 2 when there are several).
-        #[arg(long)]
-        key_threshold: Option<u32>,
-        /// Number of recovery keys to make (1-255; awskms seal).
-        #[arg(long)]
-        recovery_shares: Option<u32>,
-        /// Recovery keys needed for a quorum (at least 2 when there are several).
-        #[arg(long)]
-        recovery_threshold: Option<u32>,
-        /// One recipient per key (age1… or "ssh-ed25519 AAAA…"), comma-separated,
-        /// or a file of them one per line: key i is printed encrypted to recipient i.
-        #[arg(long, value_name = "LIST|FILE")]
-        recipients: Option<String>,
-        /// Print the root token encrypted to this recipient.
-        #[arg(long, value_name = "RECIPIENT")]
-        root_token_recipient: Option<String>,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Init(InitArgs),
     /// Show the seal status (exit 2 when sealed or uninitialized).
-    Status {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Status(FormatArgs),
     /// Enter one unseal key. Without KEY it is read from a hidden prompt or stdin.
-    Unseal {
-        /// The unseal key, hex or base64. Leave it out to keep it out of shell history.
-        key: Option<String>,
-        /// Throw away the unseal keys entered so far.
-        #[arg(long)]
-        reset: bool,
-        /// Enter the key for the pending seal migration (the old seal's
-        /// unseal or recovery key); at the threshold the migration runs.
-        #[arg(long, conflicts_with = "reset")]
-        migrate: bool,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Unseal(UnsealArgs),
     /// Seal the daemon: drop the keys from memory (sudo on sys/seal).
     Seal,
     /// Read and write versioned secrets.
@@ -146,15 +120,9 @@ enum ClientCommand {
     #[command(subcommand)]
     Policy(access::PolicyCommand),
     /// Start a new keyring term; new writes use it, old terms still read (sudo on sys/rotate).
-    Rotate {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Rotate(FormatArgs),
     /// Show the keyring's terms: install time and encryptions (read on sys/key-status).
-    KeyStatus {
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    KeyStatus(FormatArgs),
     /// Save or restore a copy of the whole store (sudo on sys/snapshot, sys/snapshot-restore).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -164,6 +132,55 @@ enum ClientCommand {
     RotateRoot(quorum::QuorumArgs),
     /// Make a new root token from a quorum of the keys, without a token.
     GenerateRoot(quorum::GenerateRootArgs),
+}
+
+/// `init`'s flags.
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Number of unseal keys to make (1-255; Shamir seal).
+    #[arg(long)]
+    key_shares: Option<u32>,
+    /// Unseal keys needed to unseal (at least 2 when there are several).
+    #[arg(long)]
+    key_threshold: Option<u32>,
+    /// Number of recovery keys to make (1-255; awskms seal).
+    #[arg(long)]
+    recovery_shares: Option<u32>,
+    /// Recovery keys needed for a quorum (at least 2 when there are several).
+    #[arg(long)]
+    recovery_threshold: Option<u32>,
+    /// One recipient per key (age1… or "ssh-ed25519 AAAA…"), comma-separated,
+    /// or a file of them one per line: key i is printed encrypted to recipient i.
+    #[arg(long, value_name = "LIST|FILE")]
+    recipients: Option<String>,
+    /// Print the root token encrypted to this recipient.
+    #[arg(long, value_name = "RECIPIENT")]
+    root_token_recipient: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// `unseal`'s key and flags.
+#[derive(clap::Args)]
+struct UnsealArgs {
+    /// The unseal key, hex or base64. Leave it out to keep it out of shell history.
+    key: Option<String>,
+    /// Throw away the unseal keys entered so far.
+    #[arg(long)]
+    reset: bool,
+    /// Enter the key for the pending seal migration (the old seal's
+    /// unseal or recovery key); at the threshold the migration runs.
+    #[arg(long, conflicts_with = "reset")]
+    migrate: bool,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// The flags of a command whose only option is its output format.
+#[derive(clap::Args)]
+struct FormatArgs {
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
 }
 
 #[derive(Subcommand)]
@@ -182,7 +199,8 @@ enum SnapshotCommand {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args = habits::double_dash_long_flags(std::env::args_os(), &Cli::command());
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -190,13 +208,19 @@ pub fn main() -> ExitCode {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => EXIT_OK,
                 _ => EXIT_USAGE,
             };
+            // Help and version go to stdout: a closed pipe ends them quietly.
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
     match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Version => {
+            output::out!("{}", Cli::command().render_version());
+            ExitCode::from(output::exit_code(EXIT_OK))
+        }
         Command::Client(command) => run_client(&cli.client, command),
+        Command::Operator(command) => run_client(&cli.client, command.into()),
     }
 }
 
@@ -208,63 +232,53 @@ fn run_client(client: &ClientArgs, command: ClientCommand) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return CliError::Failed(format!("cannot start the async runtime: {e}")).exit(),
     };
-    let result = runtime.block_on(async {
-        match command {
-            ClientCommand::Init {
-                key_shares,
-                key_threshold,
-                recovery_shares,
-                recovery_threshold,
-                recipients,
-                root_token_recipient,
-                format,
-            } => {
-                let request = crate::proto::InitRequest {
-                    key_shares,
-                    key_threshold,
-                    recovery_shares,
-                    recovery_threshold,
-                    recipients: input::read_recipients(recipients.as_deref())?,
-                    root_token_recipient: root_token_recipient.unwrap_or_default(),
-                };
-                lifecycle::init(client, request, format).await
-            }
-            ClientCommand::Status { format } => lifecycle::status(client, format).await,
-            ClientCommand::Unseal {
-                key,
-                reset,
-                migrate,
-                format,
-            } => lifecycle::unseal(client, key, reset, migrate, format).await,
-            ClientCommand::Seal => lifecycle::seal(client).await,
-            ClientCommand::Kv(command) => kv::run(client, command).await,
-            ClientCommand::Keys(command) => keys::run(client, command).await,
-            ClientCommand::AuditHash => access::audit_hash(client).await,
-            ClientCommand::Token(command) => access::token(client, command).await,
-            ClientCommand::Policy(command) => access::policy(client, command).await,
-            ClientCommand::Rotate { format } => rotation::rotate(client, format).await,
-            ClientCommand::KeyStatus { format } => rotation::key_status(client, format).await,
-            ClientCommand::Snapshot(SnapshotCommand::Save { file }) => {
-                snapshot::save(client, &file).await
-            }
-            ClientCommand::Snapshot(SnapshotCommand::Restore { file }) => {
-                snapshot::restore(client, &file).await
-            }
-            ClientCommand::Rekey(args) => quorum::rekey(client, args).await,
-            ClientCommand::RotateRoot(args) => quorum::rotate_root(client, args).await,
-            ClientCommand::GenerateRoot(args) => quorum::generate_root(client, args).await,
+    let code = match runtime.block_on(run_command(client, command)) {
+        Ok(code) => code,
+        Err(e) => e.report(),
+    };
+    ExitCode::from(output::exit_code(code))
+}
+
+async fn run_command(client: &ClientArgs, command: ClientCommand) -> Result<u8, CliError> {
+    match command {
+        ClientCommand::Init(args) => {
+            let request = crate::proto::InitRequest {
+                key_shares: args.key_shares,
+                key_threshold: args.key_threshold,
+                recovery_shares: args.recovery_shares,
+                recovery_threshold: args.recovery_threshold,
+                recipients: input::read_recipients(args.recipients.as_deref())?,
+                root_token_recipient: args.root_token_recipient.unwrap_or_default(),
+            };
+            lifecycle::init(client, request, args.format).await
         }
-    });
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => e.exit(),
+        ClientCommand::Status(args) => lifecycle::status(client, args.format).await,
+        ClientCommand::Unseal(args) => {
+            lifecycle::unseal(client, args.key, args.reset, args.migrate, args.format).await
+        }
+        ClientCommand::Seal => lifecycle::seal(client).await,
+        ClientCommand::Kv(command) => kv::run(client, command).await,
+        ClientCommand::Keys(command) => keys::run(client, command).await,
+        ClientCommand::AuditHash => access::audit_hash(client).await,
+        ClientCommand::Token(command) => access::token(client, command).await,
+        ClientCommand::Policy(command) => access::policy(client, command).await,
+        ClientCommand::Rotate(args) => rotation::rotate(client, args.format).await,
+        ClientCommand::KeyStatus(args) => rotation::key_status(client, args.format).await,
+        ClientCommand::Snapshot(SnapshotCommand::Save { file }) => {
+            snapshot::save(client, &file).await
+        }
+        ClientCommand::Snapshot(SnapshotCommand::Restore { file }) => {
+            snapshot::restore(client, &file).await
+        }
+        ClientCommand::Rekey(args) => quorum::rekey(client, args).await,
+        ClientCommand::RotateRoot(args) => quorum::rotate_root(client, args).await,
+        ClientCommand::GenerateRoot(args) => quorum::generate_root(client, args).await,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_consistent() {

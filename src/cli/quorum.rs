@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
 use super::input::{read_key, read_recipients};
-use super::output::{print_json, print_table};
+use super::output::{outln, print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, sys_client::SysClient};
 use crate::time::format_unix;
@@ -179,7 +179,13 @@ fn print_status(
         ));
     }
     if let Some(r) = rekey.filter(|_| quorum.started) {
-        rows.push(("Target", r.target.clone()));
+        // The shares being replaced, in words; JSON keeps barrier/recovery.
+        let target = match r.target.as_str() {
+            "barrier" => "unseal keys".to_string(),
+            "recovery" => "recovery keys".to_string(),
+            other => other.to_string(),
+        };
+        rows.push(("Target", target));
         rows.push(("New Shares", r.new_shares.to_string()));
         rows.push(("New Threshold", r.new_threshold.to_string()));
         rows.push(("Verification Required", r.verify.to_string()));
@@ -199,7 +205,7 @@ fn print_status(
 
 fn print_started(command: &str, quorum: &proto::QuorumStatus, format: Format) {
     if format == Format::Table {
-        println!(
+        outln!(
             "\nShare holders enter their keys with:\n  strongroom {command} --nonce {}",
             quorum.nonce
         );
@@ -252,7 +258,7 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
             )?)
             .await
             .map_err(failed)?;
-            println!("Success! The rekey was cancelled; the current keys stay in force.");
+            outln!("Success! The rekey was cancelled; the current keys stay in force.");
         }
         Step::Update { nonce, key } if verify => {
             let response = sys
@@ -267,7 +273,7 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
                 if format == Format::Json {
                     print_json(&serde_json::json!({"complete": true}))?;
                 } else {
-                    println!(
+                    outln!(
                         "Success! The new keys are verified and in force; the old keys are refused from now on."
                     );
                 }
@@ -294,8 +300,11 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
                 // keys, so they must already be on the operator's screen.
                 print_new_keys(&nonce, &response, format)?;
                 if !response.confirmation_nonce.is_empty() {
-                    use std::io::Write;
-                    let _ = std::io::stdout().flush();
+                    if !super::output::delivered() {
+                        return Err(CliError::Failed(
+                            "the new keys could not all be printed (stdout was closed), so they were not confirmed and the old keys stay in force; cancel with `rekey --cancel` and start again".into(),
+                        ));
+                    }
                     sys.rekey_confirm(proto::RekeyConfirmRequest {
                         nonce: response.confirmation_nonce.clone(),
                     })
@@ -307,7 +316,7 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
                         ))
                     })?;
                     if format == Format::Table {
-                        println!(
+                        outln!(
                             "Rekey complete: the new keys are in force, and the old keys are refused from now on.\n\
                              Give each key to a different trusted operator."
                         );
@@ -363,30 +372,33 @@ fn print_new_keys(
     }
     if response.keys_encrypted.is_empty() {
         for (i, key) in response.keys_base64.iter().enumerate() {
-            println!("Key {}: {key}", i + 1);
+            outln!("Key {}: {key}", i + 1);
         }
     } else {
         for (i, key) in response.keys_encrypted.iter().enumerate() {
-            println!("Key {} (encrypted to recipient {}):\n{key}", i + 1, i + 1);
+            outln!("Key {} (encrypted to recipient {}):\n{key}", i + 1, i + 1);
         }
     }
     let count = response
         .keys_base64
         .len()
         .max(response.keys_encrypted.len());
-    println!("\nOperation nonce: {nonce}\n");
+    outln!("\nOperation nonce: {nonce}\n");
     if response.verification_required {
-        println!(
+        outln!(
             "The {} new keys (threshold {}) are NOT in force yet: the current keys still\n\
              work until a quorum of the new ones is typed back, so a mistake in handing\n\
              them out cannot lock anyone out. Each holder of a new key runs:\n  \
              strongroom rekey --verify --nonce {}",
-            count, response.threshold, response.verification_nonce
+            count,
+            response.threshold,
+            response.verification_nonce
         );
     } else {
-        println!(
+        outln!(
             "{} new keys with a threshold of {}. Confirming that they reached this terminal…",
-            count, response.threshold
+            count,
+            response.threshold
         );
     }
     Ok(())
@@ -427,7 +439,7 @@ pub async fn rotate_root(client_args: &ClientArgs, args: QuorumArgs) -> Result<u
             )?)
             .await
             .map_err(failed)?;
-            println!("Success! The root key rotation was cancelled.");
+            outln!("Success! The root key rotation was cancelled.");
         }
         Step::Update { nonce, key } => {
             let response = sys
@@ -442,7 +454,7 @@ pub async fn rotate_root(client_args: &ClientArgs, args: QuorumArgs) -> Result<u
                 if format == Format::Json {
                     print_json(&serde_json::json!({"complete": true}))?;
                 } else {
-                    println!(
+                    outln!(
                         "Success! The root key was rotated: the keyring is encrypted by a new root key."
                     );
                 }
@@ -464,7 +476,7 @@ pub async fn generate_root(
     args: GenerateRootArgs,
 ) -> Result<u8, CliError> {
     if args.generate_otp {
-        println!("{}", fresh_otp().as_str());
+        outln!("{}", fresh_otp().as_str());
         return Ok(EXIT_OK);
     }
     if let (Some(encoded), Some(otp)) = (&args.decode, &args.otp) {
@@ -474,7 +486,7 @@ pub async fn generate_root(
             Zeroizing::new(otp.clone())
         };
         let token = crate::pad::remove(encoded, &otp).map_err(CliError::Failed)?;
-        println!("{}", token.expose());
+        outln!("{}", token.expose());
         return Ok(EXIT_OK);
     }
     let otp_given = args.otp.clone().map(Zeroizing::new);
@@ -516,7 +528,7 @@ pub async fn generate_root(
             } else {
                 print_status(&status, None, format)?;
                 if made {
-                    println!(
+                    outln!(
                         "\nOne-time pad: {}\nKeep it: it is needed to decode the new root token, and nobody else should see it.",
                         otp.as_str()
                     );
@@ -528,7 +540,7 @@ pub async fn generate_root(
             sys.generate_root_cancel(proto::GenerateRootCancelRequest { nonce })
                 .await
                 .map_err(failed)?;
-            println!("Success! The root token generation was cancelled.");
+            outln!("Success! The root token generation was cancelled.");
         }
         Step::Update { nonce, key } => {
             let response = sys
@@ -553,7 +565,7 @@ pub async fn generate_root(
                         ("Encoded Token", response.encoded_token.clone()),
                         ("Accessor", response.accessor.clone()),
                     ]);
-                    println!(
+                    outln!(
                         "\nThe one-time pad decodes it:\n  strongroom generate-root --decode {} --otp <pad>",
                         response.encoded_token
                     );

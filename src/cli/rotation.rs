@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::client::{self, ClientArgs};
-use super::output::{print_json, print_table};
+use super::output::{outln, print_json, print_table};
 use super::{CliError, EXIT_OK, Format};
 use crate::proto::{self, sys_client::SysClient};
 
@@ -40,7 +40,7 @@ pub async fn rotate(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
     if format == Format::Json {
         print_json(&TermJson::from(&term))?;
     } else {
-        println!(
+        outln!(
             "Success! Rotated the keyring: term {} (installed {}) encrypts from now on.",
             term.term,
             format_unix(term.installed_unix)

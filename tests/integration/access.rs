@@ -46,7 +46,7 @@ fn refused(run: Run, expected: &str) {
 fn read(cli: &mut Cli, path: &str) -> serde_json::Value {
     cli.run(&["kv", "get", path, "--format", "json"])
         .ok()
-        .json()["data"]
+        .json()["data"]["data"]
         .clone()
 }
 
@@ -113,7 +113,7 @@ fn a_sidecar_is_identified_by_its_uid_and_gid_on_the_unix_socket() {
     )
     .ok()
     .json();
-    assert_eq!(got["data"]["password"], "s3cret");
+    assert_eq!(got["data"]["data"]["password"], "s3cret");
     let listed = sidecar(
         1001,
         1001,
@@ -156,7 +156,7 @@ fn a_sidecar_is_identified_by_its_uid_and_gid_on_the_unix_socket() {
             &["kv", "get", "other/x", "--format", "json"]
         )
         .ok()
-        .json()["data"]["v"],
+        .json()["data"]["data"]["v"],
         "1"
     );
     refused(
@@ -315,7 +315,7 @@ fn an_mtls_client_is_identified_by_its_certificate_san_or_cn() {
     )
     .ok()
     .json();
-    assert_eq!(got["data"]["password"], "s3cret");
+    assert_eq!(got["data"]["data"]["password"], "s3cret");
     assert_eq!(
         client(
             &app_cert,
@@ -343,7 +343,7 @@ fn an_mtls_client_is_identified_by_its_certificate_san_or_cn() {
     )
     .ok()
     .json();
-    assert_eq!(got["data"]["v"], "1");
+    assert_eq!(got["data"]["data"]["v"], "1");
     refused(
         client(&reporter_cert, &reporter_key, &["kv", "get", "app/db"]),
         &denied("kv/app/db", "read", "tls:cn=reporter's", "other"),

@@ -102,7 +102,7 @@ fn init_then_every_restart_unseals_with_one_decrypt() {
         .run(&["kv", "get", "app/db", "--format", "json"])
         .ok()
         .json();
-    assert_eq!(out["data"]["password"], "hunter2");
+    assert_eq!(out["data"]["data"]["password"], "hunter2");
     assert!(
         daemon
             .stderr
@@ -571,7 +571,7 @@ fn a_snapshot_restored_into_a_fresh_directory_unseals_itself_with_the_kms_key() 
         .token(&init.root_token)
         .run(&["kv", "get", "app/db", "--format", "json"])
         .ok();
-    assert_eq!(out.json()["data"]["password"], "hunter2");
+    assert_eq!(out.json()["data"]["data"]["password"], "hunter2");
 
     // Restoring over a running awskms daemon seals it, then KMS unseals it.
     fresh
@@ -672,7 +672,7 @@ fn recovery_keys_authorize_rekey_rotate_root_and_generate_root() {
         .cli()
         .run(&["kv", "get", "app/db", "--format", "json"])
         .ok();
-    assert_eq!(out.json()["data"]["password"], "hunter2");
+    assert_eq!(out.json()["data"]["data"]["password"], "hunter2");
 
     let otp = fresh_otp(&daemon);
     let (nonce, _) = start_operation(&daemon, "generate-root", &["--otp", &otp]);

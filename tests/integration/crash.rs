@@ -497,7 +497,7 @@ fn shamir_snapshot_restore() {
                             .token(&store.token)
                             .run(&["kv", "get", path, "--format", "json"])
                             .ok();
-                        assert_eq!(out.json()["data"]["v"], *value);
+                        assert_eq!(out.json()["data"]["data"]["v"], *value);
                     }
                 }
             }

@@ -87,7 +87,7 @@ fn the_v1_data_directory_unseals_and_reads_back() {
         .run(&["kv", "get", "app/db", "--format", "json"])
         .ok()
         .json();
-    assert_eq!(secret["data"]["password"], "vector-v1");
+    assert_eq!(secret["data"]["data"]["password"], "vector-v1");
 }
 
 /// The awskms vectors (tests/golden/awskms-v1): envelopes of the root key and

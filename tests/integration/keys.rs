@@ -50,12 +50,12 @@ fn a_hundred_rotations_keep_the_first_terms_data_readable() {
         .cli()
         .run(&["kv", "get", "app/first", "--format", "json"])
         .ok();
-    assert_eq!(out.json()["data"]["written"], "under-term-1");
+    assert_eq!(out.json()["data"]["data"]["written"], "under-term-1");
     let out = daemon
         .cli()
         .run(&["kv", "get", "app/last", "--format", "json"])
         .ok();
-    assert_eq!(out.json()["data"]["written"], "under-term-101");
+    assert_eq!(out.json()["data"]["data"]["written"], "under-term-101");
     assert_eq!(key_status(&daemon)["term"], 101);
     assert!(
         daemon.stderr.text().contains("keyring rotated"),
@@ -111,7 +111,7 @@ fn the_rotation_policy_rotates_by_itself() {
         .cli()
         .run(&["kv", "get", "app/0", "--format", "json"])
         .ok();
-    assert_eq!(out.json()["data"]["v"], "x");
+    assert_eq!(out.json()["data"]["data"]["v"], "x");
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn a_snapshot_restored_into_a_fresh_directory_unseals_and_reads_back() {
     let mut cli = fresh.cli();
     cli.token(&init.root_token);
     let out = cli.run(&["kv", "get", "app/db", "--format", "json"]).ok();
-    assert_eq!(out.json()["data"]["password"], "s3cret");
+    assert_eq!(out.json()["data"]["data"]["password"], "s3cret");
     fresh
         .cli()
         .token(&init.root_token)
@@ -222,7 +222,7 @@ fn a_restore_replaces_a_running_store_and_bad_files_change_nothing() {
         .cli()
         .run(&["kv", "get", "app/a", "--format", "json"])
         .ok();
-    assert_eq!(out.json()["data"]["v"], "after");
+    assert_eq!(out.json()["data"]["data"]["v"], "after");
 
     daemon.cli().run(&["snapshot", "restore", file]).ok();
     assert_eq!(status(&daemon)["sealed"], true);
@@ -231,7 +231,7 @@ fn a_restore_replaces_a_running_store_and_bad_files_change_nothing() {
         .cli()
         .run(&["kv", "get", "app/a", "--format", "json"])
         .ok();
-    assert_eq!(out.json()["data"]["v"], "before");
+    assert_eq!(out.json()["data"]["data"]["v"], "before");
 }
 
 #[test]
@@ -340,6 +340,6 @@ fn snapshots_taken_while_writes_go_on_are_consistent() {
             .token(&init.root_token)
             .run(&["kv", "get", &format!("load/{name}"), "--format", "json"])
             .ok();
-        assert_eq!(out.json()["data"]["n"], i.to_string());
+        assert_eq!(out.json()["data"]["data"]["n"], i.to_string());
     }
 }

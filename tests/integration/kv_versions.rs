@@ -12,7 +12,8 @@ use crate::support::daemon::{Daemon, tempdir, unsealed};
 use crate::support::grpc::{channel, with_token};
 use crate::support::quorum::{enter, start};
 
-/// `kv get [--version N] PATH --format json`.
+/// `kv get [--version N] PATH --format json`: the envelope's `data`, which holds
+/// the secret's `data` and `metadata`.
 fn get(daemon: &Daemon, path: &str, version: u64) -> Value {
     daemon
         .cli()
@@ -26,7 +27,8 @@ fn get(daemon: &Daemon, path: &str, version: u64) -> Value {
             "json",
         ])
         .ok()
-        .json()
+        .json()["data"]
+        .clone()
 }
 
 fn metadata(daemon: &Daemon, path: &str) -> Value {

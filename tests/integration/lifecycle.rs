@@ -123,8 +123,8 @@ fn init_unseal_restart_and_read_back() {
         .run(&["kv", "get", "app/db", "--format", "json"])
         .ok()
         .json();
-    assert_eq!(secret["data"]["user"], "admin");
-    assert_eq!(secret["data"]["password"], "s3cr=t");
+    assert_eq!(secret["data"]["data"]["user"], "admin");
+    assert_eq!(secret["data"]["data"]["password"], "s3cr=t");
     let table = kv(&daemon).run(&["kv", "get", "app/db"]).ok().stdout;
     assert!(
         table
@@ -237,7 +237,7 @@ fn the_unix_socket_serves_the_same_api() {
         .run(&["kv", "get", "a", "--format", "json"])
         .ok()
         .json();
-    assert_eq!(read["data"]["b"], "c");
+    assert_eq!(read["data"]["data"]["b"], "c");
 }
 
 #[test]

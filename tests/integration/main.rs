@@ -13,6 +13,7 @@ mod access;
 mod audit;
 mod awskms;
 mod bad_input;
+mod cli_habits;
 mod config;
 mod crash;
 mod envelope;

@@ -99,7 +99,7 @@ fn rekey_then_restart_with_only_the_new_keys() {
         .cli()
         .run(&["kv", "get", "app/db", "--format", "json"])
         .ok();
-    assert_eq!(out.json()["data"]["password"], "kept");
+    assert_eq!(out.json()["data"]["data"]["password"], "kept");
     let log = daemon.stderr.text();
     assert!(
         log.contains("quorum operation started") && log.contains("rekey complete"),
@@ -221,7 +221,7 @@ fn rotate_root_keeps_the_keys_and_the_data() {
             .cli()
             .run(&["kv", "get", path, "--format", "json"])
             .ok();
-        assert_eq!(out.json()["data"]["v"], v);
+        assert_eq!(out.json()["data"]["data"]["v"], v);
     }
     daemon
         .cli()

@@ -120,6 +120,22 @@ impl Cli {
 }
 
 impl Cli {
+    /// Runs with stdout a pipe whose reader has already gone (`strongroom
+    /// status | head -0`, without the race): every write to stdout fails
+    /// with EPIPE.
+    pub fn run_stdout_closed(&mut self, args: &[&str]) -> Run {
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        drop(reader);
+        let output = self
+            .command
+            .args(args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        Run::from(output)
+    }
+
     /// Runs the CLI as another user, as a sidecar under its own uid would
     /// (the tests run as root; std drops the supplementary groups).
     pub fn as_user(&mut self, uid: u32, gid: u32) -> &mut Self {
@@ -217,6 +233,6 @@ pub fn secrets_read_back(daemon: &Daemon, token: &str, secrets: &[(&str, &str)])
             .token(token)
             .run(&["kv", "get", path, "--format", "json"])
             .ok();
-        assert_eq!(out.json()["data"]["v"], *value, "{path}");
+        assert_eq!(out.json()["data"]["data"]["v"], *value, "{path}");
     }
 }
