@@ -1,5 +1,5 @@
-//! A real KMS for the tests: moto's server mode, started on a free loopback
-//! port, and a small fault-injecting proxy in front of it.
+//! A real KMS for the tests: moto's server mode, started on loopback port
+//! 0, and a small fault-injecting proxy in front of it.
 //!
 //! moto implements KMS faithfully enough (ARNs in answers, aliases,
 //! encryption context checks, key states in DescribeKey) but keeps
@@ -45,7 +45,7 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts moto's server on a free loopback port (bounded: 30 s).
+    /// Starts moto's server on loopback port 0 and reads the port it got (bounded: 30 s).
     pub fn start() -> Self {
         let mut child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", "0"])

@@ -80,7 +80,7 @@ impl Lines {
 }
 
 /// A config for a test daemon: file storage in `dir/data`, a TCP listener on
-/// a free loopback port and a unix socket, JSON logs, mlock off.
+/// loopback port 0 and a unix socket, JSON logs, mlock off.
 pub fn config(dir: &Path, extra: &str) -> String {
     format!(
         r#"
