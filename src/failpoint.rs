@@ -12,13 +12,33 @@
 //! `STRONGROOM_FAILPOINT=list` aborts nowhere and prints `failpoint passed:
 //! <operation>:<point>` at every boundary, so a test can enumerate them.
 //!
-//! Operations name themselves with [`scope`] (`init`, `rekey`, `rotate`, …);
+//! Operations name themselves with [`scope`] (one of [`OPERATIONS`]);
 //! the storage and KMS wrappers (`storage::failpoint`, `seal::failpoint`)
 //! count the calls made inside the scope with `before` and `after`, so
 //! every boundary of every operation is reachable without naming each call
 //! site. Without the feature, [`scope`] only runs the future.
 
 use std::future::Future;
+
+/// Every operation name passed to [`scope`]. `tests/integration/crash.rs`
+/// checks that each scope in `src/` is listed here and that each name here
+/// has a crash case.
+pub const OPERATIONS: &[&str] = &[
+    // Init's KMS calls (awskms), made before anything is written.
+    "init",
+    // Init's one commit, when the receiver of the keys confirms.
+    "init-commit",
+    "rotate",
+    "restore",
+    // Rekey's quorum check (a KMS call with awskms).
+    "rekey",
+    // The new shares' commit: confirmation or verification.
+    "rekey-commit",
+    "rotate-root",
+    "generate-root",
+    "migrate",
+    "rewrap",
+];
 
 #[cfg(feature = "failpoints")]
 pub use enabled::{Boundary, after, before};

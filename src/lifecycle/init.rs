@@ -147,7 +147,7 @@ impl Lifecycle {
     /// daemon is then sealed; with awskms, unsealed (a store just made has
     /// nothing for the components' opening hooks to do).
     pub async fn init_confirm(&self, nonce: &str) -> Result<(), Error> {
-        crate::failpoint::scope("init", self.init_commit(nonce)).await
+        crate::failpoint::scope("init-commit", self.init_commit(nonce)).await
     }
 
     fn pending_init(&self) -> std::sync::MutexGuard<'_, InitSlot> {

@@ -1,5 +1,5 @@
-//! A real KMS for the tests: moto's server mode, started on a free loopback
-//! port, and a small fault-injecting proxy in front of it.
+//! A real KMS for the tests: moto's server mode, started on loopback port
+//! 0, and a small fault-injecting proxy in front of it.
 //!
 //! moto implements KMS faithfully enough (ARNs in answers, aliases,
 //! encryption context checks, key states in DescribeKey) but keeps
@@ -18,9 +18,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use crate::PortHold;
 
 /// The moto server installed by `scripts/test` into the project's
 /// virtualenv, at the workspace root above this crate.
@@ -42,7 +45,7 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts moto's server on a free loopback port (bounded: 30 s).
+    /// Starts moto's server on loopback port 0 and reads the port it got (bounded: 30 s).
     pub fn start() -> Self {
         let mut child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", "0"])
@@ -272,28 +275,29 @@ pub struct KmsProxy {
     pub port: u16,
     state: Arc<Mutex<ProxyState>>,
     stop: Arc<AtomicBool>,
+    /// The accept loop, which owns the listener.
+    accept: Option<JoinHandle<()>>,
 }
 
 impl KmsProxy {
-    /// Starts on a free port.
+    /// Starts on a port the kernel picks.
     pub fn start(upstream: &str) -> Self {
-        Self::start_on(upstream, 0)
+        Self::serve_on(upstream, TcpListener::bind("127.0.0.1:0").unwrap())
     }
 
-    /// Starts on `port` (one the test reserved earlier, to play a KMS that comes back).
-    pub fn start_on(upstream: &str, port: u16) -> Self {
-        Self::try_start_on(upstream, port).unwrap()
+    /// Starts on the port `hold` keeps, to play a KMS that goes away (the
+    /// proxy dropped: connections refused) and comes back on the same address.
+    pub fn start_on(upstream: &str, hold: &PortHold) -> Self {
+        Self::serve_on(upstream, hold.listen())
     }
 
-    /// Starts on `port`, or says why it cannot (the port is taken again).
-    pub fn try_start_on(upstream: &str, port: u16) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", port))?;
+    fn serve_on(upstream: &str, listener: TcpListener) -> Self {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(ProxyState::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (upstream, accept_state, accept_stop) =
             (upstream.to_string(), Arc::clone(&state), Arc::clone(&stop));
-        std::thread::spawn(move || {
+        let accept = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if accept_stop.load(Ordering::SeqCst) {
                     break;
@@ -307,7 +311,12 @@ impl KmsProxy {
                 std::thread::spawn(move || serve(stream, &upstream, &state, &stop));
             }
         });
-        Ok(Self { port, state, stop })
+        Self {
+            port,
+            state,
+            stop,
+            accept: Some(accept),
+        }
     }
 
     /// `http://127.0.0.1:PORT`, for a seal block's `endpoint`.
@@ -361,10 +370,19 @@ impl KmsProxy {
 }
 
 impl Drop for KmsProxy {
+    /// Closes the listener before returning, so a connection made after
+    /// the drop is refused.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag and closes the listener.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
+        // Bounded, and without a panic (a drop may run while a test unwinds).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.accept.as_ref().is_some_and(|a| !a.is_finished())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

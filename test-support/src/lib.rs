@@ -1,7 +1,8 @@
 //! What strongroom's integration tests and its benchmark share: a real KMS
-//! to seal with ([`kms`]: moto's server and a fault-injecting proxy), free
-//! loopback ports, and bounded waits. Every process started here is stopped
-//! by PID when its handle is dropped, and all traffic stays on 127.0.0.1.
+//! to seal with ([`kms`]: moto's server and a fault-injecting proxy),
+//! loopback ports held for a test ([`PortHold`]), and bounded waits. Every
+//! process started here is stopped by PID when its handle is dropped, and
+//! all traffic stays on 127.0.0.1.
 
 // A helper that cannot set itself up stops the test at once with the
 // reason: unwrap and expect are how it says so.
@@ -9,16 +10,73 @@
 
 pub mod kms;
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-/// A loopback port with nothing listening on it (yet).
+use socket2::{Domain, Socket, Type};
+
+/// A loopback port with nothing listening on it (yet). The port is free
+/// again when this returns, so another process may take it before the
+/// caller binds it: the benchmark's peers, which take a fixed address,
+/// use it; the tests use [`PortHold`].
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A loopback port held for the life of this value: bound but not
+/// listening, so a connection to it is refused (a real outage), and no
+/// other socket can take it, except [`PortHold::listen`]'s, which share it
+/// through `SO_REUSEPORT`. A test plays a server that goes away and comes
+/// back on the same address without ever racing for the port.
+pub struct PortHold {
+    _socket: Socket,
+    /// The held port.
+    pub port: u16,
+}
+
+impl Default for PortHold {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PortHold {
+    /// Holds a port the kernel picks.
+    pub fn new() -> Self {
+        let socket = shared_socket(0);
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        Self {
+            _socket: socket,
+            port,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A listener on the held port; connections are refused again once it
+    /// is dropped.
+    pub fn listen(&self) -> TcpListener {
+        let socket = shared_socket(self.port);
+        socket.listen(128).unwrap();
+        socket.into()
+    }
+}
+
+/// A TCP socket bound to `127.0.0.1:port` with `SO_REUSEPORT`.
+fn shared_socket(port: u16) -> Socket {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())
+        .unwrap();
+    socket
 }
 
 /// Polls `check` every 10 ms until it holds, up to `timeout`; returns the time it took.

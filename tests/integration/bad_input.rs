@@ -281,6 +281,7 @@ fn a_smaller_max_request_size_is_enforced_per_listener() {
         // sentence (a restore before init needs no token).
         let chunk = proto::SnapshotChunk {
             data: vec![0; 2000],
+            ..Default::default()
         };
         let err = sys
             .snapshot_restore(tokio_stream::iter([chunk]))
@@ -324,9 +325,10 @@ fn usage_errors_exit_64_and_runtime_errors_exit_1() {
         .code(64)
         .error_says("must start with http://, https:// or unix://");
 
-    // Nothing listens on this port: one sentence, exit 1.
-    let port = strongroom_test_support::free_port();
-    let address = format!("http://127.0.0.1:{port}");
+    // Nothing listens on this port (held by the test, never listened on):
+    // one sentence, exit 1.
+    let hold = strongroom_test_support::PortHold::new();
+    let address = hold.endpoint();
     let run = Cli::new().run(&["status", "--address", &address]).code(1);
     let run = run.error_says(&format!("cannot reach strongroom at {address}"));
     assert!(run.stderr.contains("refused"), "{}", run.stderr);

@@ -8,7 +8,8 @@
 //! crash point, and check that the old keys (a crash before the commit) or
 //! the new ones (after it) unseal it, and that every KV entry written before
 //! reads back. These tests fail, not skip, without the feature: the daemon
-//! would then not abort.
+//! would then not abort. A test reads `src/` for every operation that names
+//! itself for the crash points and fails when one has no case here.
 //!
 //! This proves atomicity against a process crash. Power loss is covered by
 //! the storage: a redb commit returns only after fsync (see ARCHITECTURE.md).
@@ -24,6 +25,7 @@ use crate::support::cli::{Init, Run, init, put_secrets, secrets_read_back, statu
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::kms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
 use crate::support::quorum::{fresh_otp, start, start_as};
+use crate::support::store::entries;
 
 const KV: [(&str, &str); 3] = [
     ("app/one", "first"),
@@ -41,6 +43,8 @@ struct Store {
     token: String,
     /// The store is sealed by KMS: it unseals by itself at start.
     awskms: bool,
+    /// The stored `core/root-key` entry, when the template has a store.
+    root_key: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -73,13 +77,26 @@ enum Side {
     New,
 }
 
-/// What the client saw of the operation before the daemon died.
+/// What the client saw of the operation before the daemon died, and what
+/// the crash left on disk.
 #[derive(Default)]
 struct Seen {
     /// New keys the operation printed (init, rekey), hex or base64.
     keys: Vec<String>,
     /// A token it printed (init).
     token: String,
+    /// The stored `core/root-key` entry after the crash (stores made from
+    /// a template with one).
+    root_key: Option<Vec<u8>>,
+}
+
+/// The stored `core/root-key` entry of the store in `dir` (stopped).
+fn root_key_entry(dir: &Path) -> Option<Vec<u8>> {
+    let data = dir.join("data");
+    if !data.exists() {
+        return None;
+    }
+    entries(&data).remove("core/root-key")
 }
 
 /// Runs the matrix for the operation named `operation` in the crash points.
@@ -89,19 +106,22 @@ fn crash_matrix(
     operate: impl Fn(&Daemon, &Store) -> Seen,
     check: impl Fn(&Daemon, &Store, &Seen, Side),
 ) {
-    crash_matrix_of(operation, true, store, operate, check);
+    crash_matrix_of(operation, true, store, operate, |_| true, check);
 }
 
 /// The same, for a part of an operation that makes no commit of its own
-/// (`commits` false: the KMS calls that check a quorum, say).
+/// (`commits` false: the KMS calls that check a quorum, say), or that runs
+/// in the background after `operate` returned: the list run waits for
+/// `finished` before it counts the boundaries passed.
 fn crash_matrix_of(
     operation: &str,
     commits: bool,
     store: &Store,
     operate: impl Fn(&Daemon, &Store) -> Seen,
+    finished: impl Fn(&Daemon) -> bool,
     check: impl Fn(&Daemon, &Store, &Seen, Side),
 ) {
-    let points = boundaries(operation, commits, store, &operate);
+    let points = boundaries(operation, store, &operate, &finished);
     assert!(!points.is_empty(), "{operation} passed no crash point");
     eprintln!("{operation}: crash points {points:?}");
     assert_eq!(
@@ -113,7 +133,7 @@ fn crash_matrix_of(
         let target = format!("{operation}:{point}");
         let (dir, text) = store.copy();
         let daemon = Daemon::start_with(dir.path(), &text, &[("STRONGROOM_FAILPOINT", &target)]);
-        let seen = operate(&daemon, store);
+        let mut seen = operate(&daemon, store);
         let mut daemon = daemon;
         let exit = daemon
             .wait_exit(Duration::from_secs(20))
@@ -135,45 +155,55 @@ fn crash_matrix_of(
         } else {
             Side::Old
         };
+        if store.root_key.is_some() {
+            seen.root_key = root_key_entry(dir.path());
+        }
         let restarted = Daemon::start(dir.path(), &text);
         check(&restarted, store, &seen, side);
     }
 }
 
-/// Every boundary `operation` passes, in order, from one run in list mode.
+/// Every boundary `operation` passes, in order, from one run in list mode:
+/// the operation runs to its end (`finished`), the daemon stops, and then
+/// every line it wrote is read, so no boundary after the first commit is
+/// missed.
 fn boundaries(
     operation: &str,
-    commits: bool,
     store: &Store,
     operate: &impl Fn(&Daemon, &Store) -> Seen,
+    finished: &impl Fn(&Daemon) -> bool,
 ) -> Vec<String> {
     let (dir, text) = store.copy();
     let mut daemon = Daemon::start_with(dir.path(), &text, &[("STRONGROOM_FAILPOINT", "list")]);
     operate(&daemon, store);
+    strongroom_test_support::eventually("the operation's end", Duration::from_secs(20), || {
+        finished(&daemon)
+    });
+    assert!(daemon.stop().success(), "{operation}: the list run failed");
     let prefix = format!("failpoint passed: {operation}:");
-    let last = if commits { "after-commit-" } else { "after-" };
     let mut points: Vec<String> = Vec::new();
-    // Some operations run in the background (a rewrap after unsealing).
-    strongroom_test_support::eventually(
-        "the operation's last boundary",
-        Duration::from_secs(10),
-        || {
-            daemon
-                .stderr
-                .all()
-                .iter()
-                .any(|l| l.starts_with(&prefix) && l.contains(last))
-        },
-    );
     for line in daemon.stderr.all() {
         if let Some(point) = line.strip_prefix(&prefix)
             && !points.iter().any(|p| p == point)
         {
+            assert!(is_point(point), "{operation}: unknown crash point {point}");
             points.push(point.to_string());
         }
     }
-    daemon.stop();
     points
+}
+
+/// `before-commit-N`, `after-kms-N`, …: the points src/failpoint.rs names.
+fn is_point(point: &str) -> bool {
+    let Some((side, rest)) = point.split_once('-') else {
+        return false;
+    };
+    let Some((kind, n)) = rest.split_once('-') else {
+        return false;
+    };
+    ["before", "after"].contains(&side)
+        && ["commit", "kms"].contains(&kind)
+        && n.parse::<u32>().is_ok_and(|n| n > 0)
 }
 
 /// A Shamir store 3/2 with the KV entries, sealed.
@@ -184,12 +214,14 @@ fn shamir_store(extra: &str) -> Store {
     unseal(&daemon, &[&keys.keys_hex[0], &keys.keys_hex[1]]);
     put_secrets(&daemon, &keys.root_token, &KV);
     daemon.stop();
+    let root_key = root_key_entry(template.path());
     Store {
         template,
         extra: extra.to_string(),
         keys: keys.keys_hex.clone(),
         token: keys.root_token,
         awskms: false,
+        root_key,
     }
 }
 
@@ -204,6 +236,7 @@ fn awskms_store(kms: &Kms, extra: &str) -> Store {
     );
     put_secrets(&daemon, &keys.root_token, &KV);
     daemon.stop();
+    let root_key = root_key_entry(template.path());
     Store {
         template,
         extra: if extra.is_empty() {
@@ -214,6 +247,7 @@ fn awskms_store(kms: &Kms, extra: &str) -> Store {
         keys: keys.recovery_hex.clone(),
         token: keys.root_token,
         awskms: true,
+        root_key,
     }
 }
 
@@ -250,9 +284,11 @@ fn shamir_init() {
         keys: Vec::new(),
         token: String::new(),
         awskms: false,
+        root_key: None,
     };
+    // Init with Shamir makes no KMS call: its crash points are the commit's.
     crash_matrix(
-        "init",
+        "init-commit",
         &store,
         |daemon, _| {
             let run = daemon.cli().run(&[
@@ -268,6 +304,7 @@ fn shamir_init() {
             Seen {
                 keys: printed_keys(&run, "unseal_keys_hex"),
                 token: json["root_token"].as_str().unwrap_or_default().to_string(),
+                root_key: None,
             }
         },
         |daemon, _, seen, side| match side {
@@ -284,12 +321,11 @@ fn shamir_init() {
     );
 }
 
-#[test]
-fn shamir_rotate() {
-    let store = shamir_store("");
+/// A keyring rotation: term 2 after the commit, term 1 before it.
+fn rotate_matrix(store: &Store) {
     crash_matrix(
         "rotate",
-        &store,
+        store,
         |daemon, store| {
             unsealed(daemon, store);
             daemon.cli().token(&store.token).run(&["rotate"]);
@@ -311,28 +347,61 @@ fn shamir_rotate() {
 }
 
 #[test]
+fn shamir_rotate() {
+    rotate_matrix(&shamir_store(""));
+}
+
+#[test]
+fn awskms_rotate() {
+    let kms = kms();
+    rotate_matrix(&awskms_store(&kms, ""));
+}
+
+/// A root key rotation with the keys `first` and `second` (indexes into
+/// the store's keys).
+fn rotate_root(first: usize, second: usize) -> impl Fn(&Daemon, &Store) -> Seen {
+    move |daemon, store| {
+        unsealed(daemon, store);
+        let (nonce, _) = start_as(daemon.cli().token(&store.token), "rotate-root", &[]);
+        daemon
+            .cli()
+            .run(&["rotate-root", "--nonce", &nonce, &store.keys[first]])
+            .ok();
+        daemon
+            .cli()
+            .run(&["rotate-root", "--nonce", &nonce, &store.keys[second]]);
+        Seen::default()
+    }
+}
+
+/// The crash left the old root key (before the commit) or a new one (after
+/// it) on disk; either way the keys in force open it and the data reads
+/// back, after a seal too (awskms).
+fn rotate_root_check(daemon: &Daemon, store: &Store, seen: &Seen, side: Side) {
+    let kept = seen.root_key.as_ref().expect("a stored root key");
+    let before = store.root_key.as_ref().unwrap();
+    match side {
+        Side::Old => assert!(kept == before, "the root key changed before the commit"),
+        Side::New => assert!(
+            kept != before,
+            "the root key is the old one after the commit"
+        ),
+    }
+    if store.awskms {
+        wait_unsealed(daemon);
+        secrets_read_back(daemon, &store.token, &KV);
+        daemon.cli().token(&store.token).run(&["seal"]).ok();
+        unseal_with(daemon, &store.keys[..2]);
+    } else {
+        unseal_with(daemon, &store.keys[1..]);
+    }
+    secrets_read_back(daemon, &store.token, &KV);
+}
+
+#[test]
 fn shamir_rotate_root() {
     let store = shamir_store("");
-    crash_matrix(
-        "rotate-root",
-        &store,
-        |daemon, store| {
-            unsealed(daemon, store);
-            let (nonce, _) = start_as(daemon.cli().token(&store.token), "rotate-root", &[]);
-            daemon
-                .cli()
-                .run(&["rotate-root", "--nonce", &nonce, &store.keys[0]])
-                .ok();
-            daemon
-                .cli()
-                .run(&["rotate-root", "--nonce", &nonce, &store.keys[2]]);
-            Seen::default()
-        },
-        |daemon, store, _, _| {
-            unseal_with(daemon, &store.keys[1..]);
-            secrets_read_back(daemon, &store.token, &KV);
-        },
-    );
+    crash_matrix("rotate-root", &store, rotate_root(0, 2), rotate_root_check);
 }
 
 /// A new root token from the first two keys.
@@ -409,7 +478,7 @@ fn rekey_operation(verify: bool) -> impl Fn(&Daemon, &Store) -> Seen {
         }
         Seen {
             keys,
-            token: String::new(),
+            ..Seen::default()
         }
     }
 }
@@ -515,40 +584,42 @@ fn awskms_init() {
         keys: Vec::new(),
         token: String::new(),
         awskms: true,
+        root_key: None,
     };
-    crash_matrix(
-        "init",
-        &store,
-        |daemon, _| {
-            let run = daemon.cli().run(&[
-                "init",
-                "--recovery-shares",
-                "3",
-                "--recovery-threshold",
-                "2",
-                "--format",
-                "json",
-            ]);
-            let json: Value = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
-            Seen {
-                keys: printed_keys(&run, "recovery_keys_hex"),
-                token: json["root_token"].as_str().unwrap_or_default().to_string(),
-            }
-        },
-        |daemon, _, seen, side| match side {
-            Side::Old => {
-                assert_eq!(status(daemon)["initialized"], false);
-                let init: Init = init_recovery(daemon);
-                assert_eq!(status(daemon)["sealed"], false, "{:?}", init.json);
-            }
-            Side::New => {
-                // The KMS key unseals it; the printed keys are its recovery keys.
-                wait_unsealed(daemon);
-                daemon.cli().token(&seen.token).run(&["seal"]).ok();
-                unseal_with(daemon, &seen.keys[..2]);
-            }
-        },
-    );
+    // Its KMS calls come first ("init", nothing written yet), then the
+    // commit at the confirmation ("init-commit").
+    let operate = |daemon: &Daemon, _: &Store| {
+        let run = daemon.cli().run(&[
+            "init",
+            "--recovery-shares",
+            "3",
+            "--recovery-threshold",
+            "2",
+            "--format",
+            "json",
+        ]);
+        let json: Value = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+        Seen {
+            keys: printed_keys(&run, "recovery_keys_hex"),
+            token: json["root_token"].as_str().unwrap_or_default().to_string(),
+            root_key: None,
+        }
+    };
+    let check = |daemon: &Daemon, _: &Store, seen: &Seen, side| match side {
+        Side::Old => {
+            assert_eq!(status(daemon)["initialized"], false);
+            let init: Init = init_recovery(daemon);
+            assert_eq!(status(daemon)["sealed"], false, "{:?}", init.json);
+        }
+        Side::New => {
+            // The KMS key unseals it; the printed keys are its recovery keys.
+            wait_unsealed(daemon);
+            daemon.cli().token(&seen.token).run(&["seal"]).ok();
+            unseal_with(daemon, &seen.keys[..2]);
+        }
+    };
+    crash_matrix_of("init", false, &store, operate, |_| true, check);
+    crash_matrix("init-commit", &store, operate, check);
 }
 
 /// The recovery-key quorum operations of an awskms store: rekey (its quorum
@@ -558,33 +629,18 @@ fn awskms_init() {
 fn awskms_quorum_operations() {
     let kms = kms();
     let store = awskms_store(&kms, "");
-    crash_matrix_of("rekey", false, &store, rekey_operation(false), rekey_check);
+    let finished = |_: &Daemon| true;
+    crash_matrix_of(
+        "rekey",
+        false,
+        &store,
+        rekey_operation(false),
+        finished,
+        rekey_check,
+    );
     crash_matrix("rekey-commit", &store, rekey_operation(false), rekey_check);
     crash_matrix("rekey-commit", &store, rekey_operation(true), rekey_check);
-    crash_matrix(
-        "rotate-root",
-        &store,
-        |daemon, store| {
-            wait_unsealed(daemon);
-            let (nonce, _) = start_as(daemon.cli().token(&store.token), "rotate-root", &[]);
-            daemon
-                .cli()
-                .run(&["rotate-root", "--nonce", &nonce, &store.keys[1]])
-                .ok();
-            daemon
-                .cli()
-                .run(&["rotate-root", "--nonce", &nonce, &store.keys[2]]);
-            Seen::default()
-        },
-        |daemon, store, _, _| {
-            wait_unsealed(daemon);
-            secrets_read_back(daemon, &store.token, &KV);
-            // Either root key opens with the recovery keys after a seal too.
-            daemon.cli().token(&store.token).run(&["seal"]).ok();
-            unseal_with(daemon, &store.keys[..2]);
-            secrets_read_back(daemon, &store.token, &KV);
-        },
-    );
+    crash_matrix("rotate-root", &store, rotate_root(1, 2), rotate_root_check);
     // Its KMS call checks the quorum; then the token's commit.
     crash_matrix("generate-root", &store, generate_root, generate_root_check);
 }
@@ -662,12 +718,16 @@ fn awskms_rewrap_after_the_alias_moved() {
     let old_key = kms.key.clone();
     let new_key = kms.moto.create_key();
     kms.moto.alias("alias/strongroom-unseal", &new_key);
-    crash_matrix(
+    crash_matrix_of(
         "rewrap",
+        true,
         &store,
         // The daemon rewraps by itself after unsealing.
         |_, _| Seen::default(),
-        |daemon, store, _, side| {
+        |daemon| status(daemon)["kms_key_arn"] == new_key.as_str(),
+        |daemon, store, seen, side| {
+            let kept = seen.root_key.as_ref().unwrap();
+            assert_eq!(kept == store.root_key.as_ref().unwrap(), side == Side::Old);
             // Before the commit the old key still wraps the stored keys (and
             // the restarted daemon rewraps again); after it, only the new one.
             let unsealed = wait_unsealed(daemon);
@@ -698,12 +758,10 @@ fn migration_awskms_to_another_kms() {
         "migrate",
         &store,
         |daemon, store| {
-            // The daemon first asks the new KMS whether the move is done.
-            strongroom_test_support::eventually(
-                "the migration check",
-                Duration::from_secs(10),
-                || new.proxy.requests().iter().any(|r| r == "DescribeKey"),
-            );
+            // The daemon asks the new KMS whether the move is already done
+            // while the keys are entered: that DescribeKey runs outside the
+            // operation's scope, so it adds no crash point, and the keys
+            // entered first make the move either way.
             daemon
                 .cli()
                 .run(&["unseal", "--migrate", &store.keys[0]])
@@ -732,4 +790,119 @@ fn migration_awskms_to_another_kms() {
             secrets_read_back(daemon, &store.token, &KV);
         },
     );
+}
+
+/// Every operation that names itself for the crash points (a
+/// `failpoint::scope` in `src/`) is in `failpoint::OPERATIONS`, and each of
+/// those has a crash case in this file; each kind of boundary the wrappers
+/// count is one the matrix knows.
+#[test]
+fn every_crash_point_scope_has_a_crash_case() {
+    use strongroom::failpoint::OPERATIONS;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut scoped = Vec::new();
+    let mut boundaries = Vec::new();
+    for file in rust_files(&root.join("src")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for argument in arguments_of(&text, "failpoint::scope(") {
+            let names = match argument.strip_prefix('"') {
+                Some(literal) => vec![literal.split('"').next().unwrap().to_string()],
+                None if argument.starts_with("op.command()") => quorum_commands(),
+                None => panic!("{}: a scope named by {argument:.40}", file.display()),
+            };
+            scoped.extend(names);
+        }
+        for kind in arguments_of(&text, "failpoint::before(Boundary::") {
+            boundaries.push(kind.split(')').next().unwrap().to_lowercase());
+        }
+    }
+    for name in &scoped {
+        assert!(
+            OPERATIONS.contains(&name.as_str()),
+            "the scope {name} is not in failpoint::OPERATIONS"
+        );
+    }
+    for name in OPERATIONS {
+        assert!(
+            scoped.iter().any(|s| s == name),
+            "failpoint::OPERATIONS lists {name}, which no scope in src/ uses"
+        );
+    }
+    // Rekey's confirmation and verification are the two ways to its one
+    // commit, each with its case (rekey with and without --verify); any
+    // other name used twice could not be told apart by a crash point.
+    scoped.sort();
+    for pair in scoped.windows(2) {
+        assert!(
+            pair[0] != pair[1] || pair[0] == "rekey-commit",
+            "two scopes share the name {}",
+            pair[0]
+        );
+    }
+
+    let this = std::fs::read_to_string(root.join("tests/integration/crash.rs")).unwrap();
+    let mut cases: Vec<String> = arguments_of(&this, "crash_matrix(")
+        .into_iter()
+        .chain(arguments_of(&this, "crash_matrix_of("))
+        .filter_map(|a| Some(a.strip_prefix('"')?.split('"').next()?.to_string()))
+        .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .collect();
+    cases.sort();
+    cases.dedup();
+    for name in OPERATIONS {
+        assert!(
+            cases.iter().any(|c| c == name),
+            "the operation {name} has no crash case in crash.rs ({cases:?})"
+        );
+    }
+    boundaries.sort();
+    boundaries.dedup();
+    for kind in &boundaries {
+        assert!(
+            is_point(&format!("before-{kind}-1")),
+            "unknown boundary {kind}"
+        );
+    }
+    // Both kinds are counted: storage commits and KMS calls.
+    assert_eq!(boundaries, ["commit", "kms"]);
+}
+
+/// The names `op.command()` gives a scope: one per quorum operation (a new
+/// operation stops this match from compiling until it is listed).
+fn quorum_commands() -> Vec<String> {
+    use strongroom::lifecycle::Operation;
+    let all = [
+        Operation::Rekey,
+        Operation::RotateRoot,
+        Operation::GenerateRoot,
+    ];
+    for operation in all {
+        match operation {
+            Operation::Rekey | Operation::RotateRoot | Operation::GenerateRoot => {}
+        }
+    }
+    all.iter().map(|o| o.command().to_string()).collect()
+}
+
+/// The text after each `call` in `text`, from its first non-blank character.
+fn arguments_of(text: &str, call: &str) -> Vec<String> {
+    text.match_indices(call)
+        .filter(|(at, _)| !text[..*at].ends_with("fn "))
+        .map(|(at, _)| text[at + call.len()..].trim_start().to_string())
+        .collect()
+}
+
+/// The `.rs` files under `dir`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -29,6 +29,7 @@ fn the_v1_blobs_open_layer_by_layer() {
     let read = |name: &str| std::fs::read(golden().join(name)).unwrap();
 
     let config = SealConfig::decode(&read("seal-config.json")).unwrap();
+    assert_eq!(config.format_version, 1);
     assert_eq!((config.secret_shares, config.secret_threshold), (3, 2));
     for i in 0..3 {
         assert!(
@@ -175,26 +176,50 @@ mod awskms {
         let answers: Vec<Value> = serde_json::from_slice(&read("kms-decrypts.json")).unwrap();
         let kms = RecordedKms(answers);
         let config = SealConfig::decode(&read("seal-config.json")).unwrap();
+        assert_eq!(config.format_version, 2);
         assert_eq!(config.seal_type, "awskms");
         assert_eq!((config.secret_shares, config.secret_threshold), (3, 2));
+        assert_eq!(config.cluster_id, "adf92d96-581a-498e-b7dd-0b0049651c3b");
+
+        // What the envelopes hold is fixed: keys.json records both keys, as
+        // worked out from docs/FORMATS.md (AES-256-GCM under the recorded
+        // data key) without strongroom's code.
+        let keys: Value = serde_json::from_slice(&read("keys.json")).unwrap();
+        let arn = "arn:aws:kms:us-east-1:123456789012:key/cf005ae2-b372-4df6-a9b0-3e634fc58643";
+        for blob in ["root-key.bin", "recovery-key.bin"] {
+            assert_eq!(read(blob)[0], strongroom::seal::envelope::VERSION, "{blob}");
+        }
+        assert_eq!(strongroom::seal::envelope::VERSION, 1);
 
         let root = Envelope::decode(Purpose::RootKey, &read("root-key.bin")).unwrap();
-        assert!(
-            root.key_arn
-                .starts_with("arn:aws:kms:us-east-1:123456789012:key/")
-        );
+        assert_eq!(root.key_arn, arn);
         let root_key = root
             .open(&kms, Purpose::RootKey, &config.cluster_id)
             .await
             .unwrap();
-        barrier::open_keyring(&root_key, &read("keyring.bin")).unwrap();
+        assert_eq!(
+            hex::encode(root_key.expose()),
+            keys["root_key_hex"].as_str().unwrap()
+        );
+        let keyring = barrier::open_keyring(&root_key, &read("keyring.bin")).unwrap();
+        assert_eq!(
+            keyring
+                .installed()
+                .map(|(term, _)| term)
+                .collect::<Vec<_>>(),
+            [1]
+        );
 
         let recovery = Envelope::decode(Purpose::RecoveryKey, &read("recovery-key.bin")).unwrap();
+        assert_eq!(recovery.key_arn, arn);
         let recovery_key = recovery
             .open(&kms, Purpose::RecoveryKey, &config.cluster_id)
             .await
             .unwrap();
-        let keys: Value = serde_json::from_slice(&read("keys.json")).unwrap();
+        assert_eq!(
+            hex::encode(recovery_key.expose()),
+            keys["recovery_key_hex"].as_str().unwrap()
+        );
         let shares: Vec<SecretBytes> = [0, 2]
             .iter()
             .map(|&i| {
@@ -303,9 +328,15 @@ mod awskms {
         let config =
             SealConfig::decode(&storage.get("core/seal-config").await.unwrap().unwrap()).unwrap();
         let recovery = storage.get("core/recovery-key").await.unwrap().unwrap();
-        Envelope::decode(Purpose::RecoveryKey, &recovery)
+        let recovery_key = Envelope::decode(Purpose::RecoveryKey, &recovery)
             .unwrap()
             .open(recorder.as_ref(), Purpose::RecoveryKey, &config.cluster_id)
+            .await
+            .unwrap();
+        let root = storage.get("core/root-key").await.unwrap().unwrap();
+        let root_key = Envelope::decode(Purpose::RootKey, &root)
+            .unwrap()
+            .open(recorder.as_ref(), Purpose::RootKey, &config.cluster_id)
             .await
             .unwrap();
 
@@ -325,8 +356,12 @@ mod awskms {
             serde_json::to_vec_pretty(&log).unwrap(),
         )
         .unwrap();
+        // The keys' plaintexts: check them against docs/FORMATS.md by hand
+        // (decrypt each envelope with the recorded data key) before committing.
         let keys = json!({
             "recovery_keys_hex": init.shares.iter().map(|s| hex::encode(s.expose())).collect::<Vec<_>>(),
+            "root_key_hex": hex::encode(root_key.expose()),
+            "recovery_key_hex": hex::encode(recovery_key.expose()),
         });
         std::fs::write(
             out.join("keys.json"),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::cli::{status, unseal};
 use crate::support::daemon::{Daemon, config, tempdir, unsealed};
+use crate::support::kms::SOON;
 
 fn key_status(daemon: &Daemon) -> serde_json::Value {
     daemon
@@ -282,14 +283,17 @@ fn root_tokens_are_listed_and_revoked_by_accessor() {
 fn snapshots_taken_while_writes_go_on_are_consistent() {
     let dir = tempdir();
     let (daemon, init) = unsealed(dir.path(), "");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let stop = std::sync::Arc::clone(&stop);
+        let (stop, progress) = (Arc::clone(&stop), Arc::clone(&progress));
         let addr = daemon.addr.clone();
         let token = init.root_token.clone();
         std::thread::spawn(move || {
             let mut written = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 crate::support::cli::Cli::new()
                     .env("STRONGROOM_ADDR", &addr)
                     .token(&token)
@@ -301,19 +305,25 @@ fn snapshots_taken_while_writes_go_on_are_consistent() {
                     ])
                     .ok();
                 written += 1;
+                progress.store(written, Ordering::Relaxed);
             }
             written
         })
     };
     let file = dir.path().join("busy.snap");
     let file = file.to_str().unwrap();
+    // Each snapshot after a write acknowledged since the one before, so the
+    // writes and the snapshots interleave however fast either runs.
     for _ in 0..5 {
+        let before = progress.load(Ordering::Relaxed);
+        strongroom_test_support::eventually("a write between snapshots", SOON, || {
+            progress.load(Ordering::Relaxed) > before
+        });
         daemon.cli().run(&["snapshot", "save", file]).ok();
-        std::thread::sleep(Duration::from_millis(30));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let written = writer.join().unwrap();
-    assert!(written >= 5, "the writes did not overlap the snapshots");
+    assert!(written >= 5, "{written} writes");
 
     let fresh_dir = tempdir();
     let fresh = Daemon::start(fresh_dir.path(), &config(fresh_dir.path(), ""));

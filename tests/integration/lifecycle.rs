@@ -243,17 +243,28 @@ fn the_unix_socket_serves_the_same_api() {
 #[test]
 fn dev_mode_starts_unsealed_and_prints_its_key_and_token() {
     let dir = tempdir();
-    // A free port for the dev listener, which takes a fixed address.
-    let port = strongroom_test_support::free_port();
-    let address = format!("127.0.0.1:{port}");
-    let mut child = std::process::Command::new(crate::support::daemon::BIN)
-        .args(["server", "--dev", "--dev-listen-address", &address])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = crate::support::daemon::Lines::default().follow(child.stdout.take().unwrap());
+    // Port 0: the daemon binds and logs the address (it prints its token
+    // before it binds, so the token line says nothing about the listener).
+    let mut child = KilledOnDrop(
+        std::process::Command::new(crate::support::daemon::BIN)
+            .args(["server", "--dev", "--dev-listen-address", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = crate::support::daemon::Lines::default().follow(child.0.stdout.take().unwrap());
+    let stderr = crate::support::daemon::Lines::default().follow(child.0.stderr.take().unwrap());
+    let listening = stderr.wait_for("the dev listener", |l| {
+        l.contains("listening") && l.contains("transport=\"tcp\"")
+    });
+    let address = listening
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .expect("the bound address in the listening line")
+        .trim_matches('"')
+        .to_string();
     let token_line = stdout.wait_for("the root token", |l| l.starts_with("Root Token: "));
     let key_line = stdout.wait_for("the unseal key", |l| l.starts_with("Unseal Key: "));
     assert!(stdout.text().contains("WARNING! dev mode is enabled"));
@@ -280,9 +291,28 @@ fn dev_mode_starts_unsealed_and_prints_its_key_and_token() {
     // Nothing was written to the working directory.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    assert!(child.wait().unwrap().success());
+    let mut exit = None;
+    strongroom_test_support::eventually(
+        "the dev daemon to stop",
+        std::time::Duration::from_secs(5),
+        || {
+            exit = child.0.try_wait().unwrap();
+            exit.is_some()
+        },
+    );
+    assert!(exit.unwrap().success(), "{exit:?}");
+}
+
+/// A process the test started, killed if the test ends before it stopped.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::support::cli::{init, put_secrets, secrets_read_back, status, unseal};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::kms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
-use strongroom_test_support::free_port;
+use strongroom_test_support::PortHold;
 
 fn restart_on(daemon: &mut Daemon, dir: &Path, extra: &str) -> Daemon {
     assert!(daemon.stop().success());
@@ -26,7 +26,9 @@ fn shamir_to_awskms_is_refused_while_kms_is_down_then_done_with_the_unseal_keys(
     put_secrets(&daemon, &keys.root_token, &KEPT);
 
     // The new seal's KMS cannot be reached: refused, nothing changes.
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    // A port held by the test and never listened on: connections are refused.
+    let hold = PortHold::new();
+    let dead = hold.endpoint();
     let mut daemon = restart_on(&mut daemon, dir.path(), &seal_block(&dead, ""));
     let pending = status(&daemon);
     assert_eq!(

@@ -1,11 +1,16 @@
 //! Secrets never reach the log or the audit log, and never reach the disk
-//! in the clear.
+//! in the clear: what operators and clients send and receive (shares,
+//! tokens, plaintexts, contexts, data keys), and every key the daemon holds
+//! (the unseal key the shares combine into, the root key, the keyring's
+//! keys, the audit salt, the named keys' material), read from the stopped
+//! store through the library.
 
 use nix::sys::signal::Signal;
 
 use crate::support::cli::{init, status};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::quorum::{enter, forms, fresh_otp, start};
+use crate::support::store::{HeldKeys, text_forms};
 
 #[test]
 fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
@@ -26,10 +31,8 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
     typo[30] = if typo[30] == b'0' { b'1' } else { b'0' };
     let typo = String::from_utf8(typo).unwrap();
     daemon.cli().run(&["unseal", &typo]).code(1);
-    daemon
-        .cli()
-        .run(&["unseal", &keys.keys_hex[1][..40]])
-        .code(1);
+    let truncated = keys.keys_hex[1][..40].to_string();
+    daemon.cli().run(&["unseal", &truncated]).code(1);
     daemon.cli().run_stdin(&["unseal"], &keys.keys_b64[1]).ok();
     daemon.cli().run(&["unseal", &keys.keys_hex[2]]).ok();
     assert_eq!(status(&daemon)["sealed"], false);
@@ -131,7 +134,12 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
     daemon
         .stderr
         .wait_for("the reload", |l| l.contains("log level set"));
-    daemon.restart();
+    // The keys held so far (the root key and unseal key change below).
+    assert!(daemon.stop().success());
+    let data = dir.path().join("data");
+    let first_shares: Vec<&str> = keys.keys_hex[..3].iter().map(String::as_str).collect();
+    let held_before = HeldKeys::of_shamir_store(&data, &first_shares);
+    daemon.start_again();
     for key in [&keys.keys_b64[3], &keys.keys_hex[4], &keys.keys_b64[2]] {
         daemon.cli().run(&["unseal", key]).ok();
     }
@@ -206,6 +214,7 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
         .run(&["snapshot", "save", snapshot.to_str().unwrap()])
         .ok();
     assert!(daemon.stop().success());
+    let held_after = HeldKeys::of_shamir_store(&data, &[&new_keys[0], &new_keys[1]]);
 
     let log = format!("{}\n{}", daemon.stderr.text(), daemon.stdout.text());
     assert!(
@@ -220,6 +229,9 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
     }
     for form in forms(&typo) {
         secrets.push(("mistyped unseal key".into(), form));
+    }
+    for form in forms(&truncated) {
+        secrets.push(("truncated unseal key".into(), form));
     }
     secrets.push(("root token".into(), token.clone()));
     secrets.push(("root token body".into(), token["sr.".len()..].to_string()));
@@ -247,13 +259,53 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
     ));
     secrets.push(("keys plaintext".into(), card.to_string()));
     secrets.push(("data key".into(), data_key.clone()));
-    secrets.push((
-        "data key (hex)".into(),
-        hex::encode(
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &data_key).unwrap(),
-        ),
-    ));
+    let data_key_bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &data_key).unwrap();
     secrets.push(("encryption context".into(), "tenant-9".into()));
+    // Plaintexts and contexts travel base64-encoded inside gRPC and JSON.
+    for (what, bytes) in [
+        ("kv value", secret_value.as_bytes()),
+        ("keys plaintext", card.as_bytes()),
+        ("encryption context", b"tenant-9".as_slice()),
+        ("data key", data_key_bytes.as_slice()),
+    ] {
+        for form in text_forms(bytes) {
+            secrets.push((format!("{what} (encoded)"), form));
+        }
+    }
+    // Every key the daemon held, before and after the rekey, the root key
+    // rotation and the keyring rotation: both unseal keys, both root keys,
+    // both keyring terms, the audit salt, the named key.
+    let mut held: Vec<(String, Vec<u8>)> = Vec::new();
+    for (when, keys) in [("first", &held_before), ("last", &held_after)] {
+        for (what, bytes) in &keys.0 {
+            held.push((format!("{what} ({when})"), bytes.clone()));
+        }
+    }
+    let distinct = |name: &str| {
+        let mut found: Vec<&Vec<u8>> = held
+            .iter()
+            .filter(|(what, _)| what.starts_with(name))
+            .map(|(_, bytes)| bytes)
+            .collect();
+        found.sort();
+        found.dedup();
+        found.len()
+    };
+    assert_eq!(distinct("unseal key"), 2, "the rekey made a new unseal key");
+    assert_eq!(distinct("root key"), 2, "rotate-root made a new root key");
+    assert_eq!(
+        distinct("keyring key"),
+        2,
+        "the rotation made a second term"
+    );
+    assert_eq!(distinct("audit salt"), 1, "one salt, kept across rotations");
+    assert_eq!(distinct("keys/cards version"), 1);
+    for (what, bytes) in &held {
+        for form in text_forms(bytes) {
+            secrets.push((what.clone(), form));
+        }
+    }
     secrets.push(("generate-root encoded token".into(), encoded.clone()));
     for (what, secret) in &secrets {
         assert!(
@@ -379,6 +431,21 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
         assert!(
             !disk.windows(raw.len()).any(|w| w == raw.as_slice()),
             "a raw share is on disk"
+        );
+    }
+    // Nor any key the daemon holds, as raw bytes, in the store or the logs.
+    let logs = format!("{log}\n{audit}");
+    for (what, raw) in &held {
+        assert!(
+            !disk.windows(raw.len()).any(|w| w == raw.as_slice()),
+            "the {what} is on disk in the clear"
+        );
+        assert!(
+            !logs
+                .as_bytes()
+                .windows(raw.len())
+                .any(|w| w == raw.as_slice()),
+            "the {what} is in a log as raw bytes"
         );
     }
 }

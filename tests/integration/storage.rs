@@ -117,7 +117,7 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
                     };
                     match kv.put(crate::support::grpc::with_token(put, &token)).await {
                         Ok(_) => {
-                            acknowledged.push(path);
+                            acknowledged.push((path, i.to_string()));
                             done.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(_) => break,
@@ -126,7 +126,12 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
                 acknowledged
             }));
         }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while done.load(Ordering::Relaxed) < 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "200 writes were not acknowledged within 60 s"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         daemon.signal(nix::sys::signal::Signal::SIGTERM);
@@ -149,7 +154,7 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
     daemon.cli().run(&["unseal", &keys.keys_hex[0]]).ok();
     runtime.block_on(async {
         let mut kv = KvClient::new(crate::support::grpc::channel(&daemon.addr).await);
-        for path in &acknowledged {
+        for (path, value) in &acknowledged {
             let got = kv
                 .get(crate::support::grpc::with_token(
                     GetRequest {
@@ -158,12 +163,16 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
                     },
                     &token,
                 ))
-                .await;
-            assert!(
-                got.is_ok(),
-                "acknowledged write {path} was lost: {:?}",
-                got.err()
+                .await
+                .unwrap_or_else(|e| panic!("acknowledged write {path} was lost: {e}"))
+                .into_inner();
+            assert_eq!(
+                got.data.get("i"),
+                Some(value),
+                "acknowledged write {path} reads back another value"
             );
+            assert_eq!(got.data.len(), 1, "{path}");
+            assert_eq!(got.version, 1, "{path}");
         }
     });
 }

@@ -1,6 +1,8 @@
 //! The `strongroom` CLI, run as an operator runs it, and what it prints.
 
+use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -95,27 +97,59 @@ impl Cli {
     }
 
     pub fn run(&mut self, args: &[&str]) -> Run {
-        Run::from(self.command.args(args).output().unwrap())
+        Run::from(bounded(self.command.args(args), None))
     }
 
     /// Runs with `input` on stdin.
     pub fn run_stdin(&mut self, args: &[&str], input: &str) -> Run {
-        use std::io::Write;
-        let mut child = self
-            .command
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        Run::from(child.wait_with_output().unwrap())
+        Run::from(bounded(self.command.args(args), Some(input)))
+    }
+}
+
+/// How long one CLI run may take: far more than any should.
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `command` to its end, killed and failing the test after
+/// [`CLI_TIMEOUT`] (a daemon that never answers must not hang the test).
+fn bounded(command: &mut Command, input: Option<&str>) -> Output {
+    if input.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_string();
+        std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    }
+    let drain = |mut stream: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stream.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let what = command.get_args().next().unwrap_or_default().to_os_string();
+            panic!("strongroom {what:?} did not finish within {CLI_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 

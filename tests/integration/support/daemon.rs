@@ -80,7 +80,7 @@ impl Lines {
 }
 
 /// A config for a test daemon: file storage in `dir/data`, a TCP listener on
-/// a free loopback port and a unix socket, JSON logs, mlock off.
+/// loopback port 0 and a unix socket, JSON logs, mlock off.
 pub fn config(dir: &Path, extra: &str) -> String {
     format!(
         r#"
@@ -276,6 +276,13 @@ impl Daemon {
     pub fn restart(&mut self) {
         let status = self.stop();
         assert!(status.success(), "exit status {status}");
+        self.start_again();
+    }
+
+    /// Starts the stopped daemon again on the same config (after a test
+    /// looked at its store, say).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the daemon is still running");
         let env = std::mem::take(&mut self.env);
         let spawn_env: Vec<(&str, &str)> = self
             .spawn_env
@@ -285,9 +292,11 @@ impl Daemon {
         let mut next = Self::spawn(&self.config_path, &spawn_env);
         next.wait_listening();
         next.env = env;
-        // Keep earlier logs too, so log checks see the whole run.
+        // Keep earlier output too, so log checks see the whole run.
         let earlier = self.stderr.all();
         next.stderr.0.lock().unwrap().splice(0..0, earlier);
+        let earlier = self.stdout.all();
+        next.stdout.0.lock().unwrap().splice(0..0, earlier);
         *self = next;
     }
 }
