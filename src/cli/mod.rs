@@ -194,6 +194,10 @@ enum SnapshotCommand {
     Restore {
         /// A file written by `snapshot save`.
         file: std::path::PathBuf,
+        /// Accept a snapshot without a MAC (format 1 or 2, taken by a
+        /// strongroom before 0.2): nothing then proves it was not altered.
+        #[arg(long)]
+        accept_unauthenticated: bool,
     },
 }
 
@@ -267,9 +271,10 @@ async fn run_command(client: &ClientArgs, command: ClientCommand) -> Result<u8, 
         ClientCommand::Snapshot(SnapshotCommand::Save { file }) => {
             snapshot::save(client, &file).await
         }
-        ClientCommand::Snapshot(SnapshotCommand::Restore { file }) => {
-            snapshot::restore(client, &file).await
-        }
+        ClientCommand::Snapshot(SnapshotCommand::Restore {
+            file,
+            accept_unauthenticated,
+        }) => snapshot::restore(client, &file, accept_unauthenticated).await,
         ClientCommand::Rekey(args) => quorum::rekey(client, args).await,
         ClientCommand::RotateRoot(args) => quorum::rotate_root(client, args).await,
         ClientCommand::GenerateRoot(args) => quorum::generate_root(client, args).await,

@@ -59,7 +59,11 @@ pub async fn save(args: &ClientArgs, file: &Path) -> Result<u8, CliError> {
     Ok(EXIT_OK)
 }
 
-pub async fn restore(args: &ClientArgs, file: &Path) -> Result<u8, CliError> {
+pub async fn restore(
+    args: &ClientArgs,
+    file: &Path,
+    accept_unauthenticated: bool,
+) -> Result<u8, CliError> {
     let bytes = std::fs::read(file).map_err(|e| {
         CliError::Usage(format!("cannot read the snapshot {}: {e}", file.display()))
     })?;
@@ -68,7 +72,7 @@ pub async fn restore(args: &ClientArgs, file: &Path) -> Result<u8, CliError> {
         .chunks(RESTORE_CHUNK)
         .map(|c| proto::SnapshotChunk {
             data: c.to_vec(),
-            accept_unauthenticated: false,
+            accept_unauthenticated,
         })
         .collect();
     let response = sys

@@ -412,3 +412,169 @@ fn nobody_without_a_key_can_block_or_replace_the_operators_generate_root() {
         sys.status(proto::StatusRequest {}).await.unwrap();
     });
 }
+
+/// A snapshot file taken apart: its header, its entries and its MAC.
+struct SnapshotFile {
+    header: serde_json::Value,
+    entries: std::collections::BTreeMap<String, Vec<u8>>,
+    mac: Option<Vec<u8>>,
+}
+
+const MAGIC: &[u8] = b"SRSNAP\0\x01";
+
+fn take<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
+    let (len, tail) = rest.split_at(4);
+    let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
+    let (value, tail) = tail.split_at(len);
+    *rest = tail;
+    value
+}
+
+impl SnapshotFile {
+    /// Reads a format 3 file (docs/FORMATS.md).
+    fn read(path: &Path) -> Self {
+        let bytes = std::fs::read(path).unwrap();
+        let body = &bytes[..bytes.len() - 32];
+        let (content, mac) = body.split_at(body.len() - 32);
+        let mut rest = &content[MAGIC.len()..];
+        let header = serde_json::from_slice(take(&mut rest)).unwrap();
+        let mut entries = std::collections::BTreeMap::new();
+        while !rest.is_empty() {
+            let key = String::from_utf8(take(&mut rest).to_vec()).unwrap();
+            entries.insert(key, take(&mut rest).to_vec());
+        }
+        Self {
+            header,
+            entries,
+            mac: Some(mac.to_vec()),
+        }
+    }
+
+    /// Writes the file back with a fresh checksum (what someone who edits
+    /// it can always do).
+    fn write(&mut self, path: &Path) {
+        use sha2::Digest;
+        self.header["entries"] = self.entries.len().into();
+        let push = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        let mut out = MAGIC.to_vec();
+        push(&mut out, &serde_json::to_vec(&self.header).unwrap());
+        for (key, value) in &self.entries {
+            push(&mut out, key.as_bytes());
+            push(&mut out, value);
+        }
+        if let Some(mac) = &self.mac {
+            out.extend_from_slice(mac);
+        }
+        let digest = sha2::Sha256::digest(&out);
+        out.extend_from_slice(&digest);
+        std::fs::write(path, out).unwrap();
+    }
+}
+
+#[test]
+fn a_snapshot_with_spliced_entries_is_refused_before_and_after_a_restore() {
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let (revoked, _) = create_token(&mut daemon.cli(), &["--policy", "root"]);
+    let before = dir.path().join("before.snap");
+    daemon
+        .cli()
+        .run(&["snapshot", "save", before.to_str().unwrap()])
+        .ok();
+    daemon.cli().run(&["token", "revoke", &revoked]).ok();
+    daemon.cli().run(&["kv", "put", "app/db", "v=after"]).ok();
+    let after = dir.path().join("after.snap");
+    daemon
+        .cli()
+        .run(&["snapshot", "save", after.to_str().unwrap()])
+        .ok();
+
+    // The revoked token's entries, spliced from the older snapshot.
+    let old = SnapshotFile::read(&before);
+    let mut spliced = SnapshotFile::read(&after);
+    assert_eq!(spliced.header["format"], 3);
+    let mut added = 0;
+    for (key, value) in old
+        .entries
+        .iter()
+        .filter(|(k, _)| k.starts_with("auth/token/"))
+    {
+        if spliced.entries.insert(key.clone(), value.clone()).is_none() {
+            added += 1;
+        }
+    }
+    assert!(added > 0, "the revoked token left no entries to splice");
+    let forged = dir.path().join("forged.snap");
+    spliced.write(&forged);
+    let forged = forged.to_str().unwrap();
+
+    // Into the running store that made it: refused before anything is written.
+    daemon
+        .cli()
+        .run(&["snapshot", "restore", forged])
+        .code(1)
+        .error_says("the snapshot's MAC does not match this store's snapshot key");
+    assert_eq!(crate::support::cli::status(&daemon)["sealed"], false);
+    daemon
+        .cli()
+        .token(&revoked)
+        .run(&["kv", "get", "app/db"])
+        .code(1)
+        .error_says("not valid");
+
+    // Into another store (disaster recovery): the first unseal refuses it.
+    let (_fresh_dir, fresh) = fresh_daemon();
+    fresh.cli().run(&["snapshot", "restore", forged]).ok();
+    fresh.cli().run(&["unseal", &init.keys_hex[0]]).ok();
+    fresh
+        .cli()
+        .run(&["unseal", &init.keys_hex[1]])
+        .code(1)
+        .error_says("the restored snapshot does not pass its check (its MAC does not match)");
+    assert_eq!(crate::support::cli::status(&fresh)["sealed"], true);
+
+    // The file as taken restores and unseals; the revoked token stays revoked.
+    let (_good_dir, good) = fresh_daemon();
+    good.cli()
+        .run(&["snapshot", "restore", after.to_str().unwrap()])
+        .ok();
+    crate::support::cli::unseal(&good, &[&init.keys_hex[0], &init.keys_hex[1]]);
+    good.cli()
+        .token(&revoked)
+        .run(&["kv", "get", "app/db"])
+        .code(1)
+        .error_says("not valid");
+
+    // A file without a MAC (an older format) only when the operator says so.
+    let mut unauthenticated = SnapshotFile::read(&after);
+    unauthenticated.header["format"] = 2.into();
+    unauthenticated.mac = None;
+    let old_format = dir.path().join("format2.snap");
+    unauthenticated.write(&old_format);
+    let old_format = old_format.to_str().unwrap();
+    let (_old_dir, old) = fresh_daemon();
+    old.cli()
+        .run(&["snapshot", "restore", old_format])
+        .code(1)
+        .error_says("the snapshot has format 2, which has no MAC");
+    assert_eq!(crate::support::cli::status(&old)["initialized"], false);
+    old.cli()
+        .run(&[
+            "snapshot",
+            "restore",
+            old_format,
+            "--accept-unauthenticated",
+        ])
+        .ok();
+    crate::support::cli::unseal(&old, &[&init.keys_hex[0], &init.keys_hex[1]]);
+}
+
+/// A daemon on a store of its own, not initialized.
+fn fresh_daemon() -> (tempfile::TempDir, Daemon) {
+    let dir = tempdir();
+    let daemon = Daemon::start(dir.path(), &crate::support::daemon::config(dir.path(), ""));
+    (dir, daemon)
+}

@@ -1,9 +1,9 @@
 //! A stopped daemon's store, read through the library as the daemon reads
 //! it: the entries as stored, and with a quorum of Shamir shares every key
 //! the daemon holds in memory once unsealed (the unseal key, the root key,
-//! the keyring's keys, the audit salt, the named keys' material). Tests use
-//! them to look for those keys where they must never be (logs, answers),
-//! and to tell which side of a commit a crash left.
+//! the keyring's keys, the audit salt, the snapshot key, the named keys'
+//! material). Tests use them to look for those keys where they must never
+//! be (logs, answers), and to tell which side of a commit a crash left.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,6 +58,10 @@ impl HeldKeys {
         let salt = block_on(barrier.get("core/audit-salt")).unwrap();
         if let Some(salt) = salt {
             held.push(("audit salt".to_string(), salt.expose().to_vec()));
+        }
+        let snapshot_key = block_on(barrier.get("core/snapshot-mac-key")).unwrap();
+        if let Some(key) = snapshot_key {
+            held.push(("snapshot key".to_string(), key.expose().to_vec()));
         }
         for path in stored.keys().filter(|p| p.starts_with("keys/")) {
             let key = block_on(barrier.get(path)).unwrap().unwrap();
