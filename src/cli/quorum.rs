@@ -31,7 +31,9 @@ pub struct QuorumArgs {
     #[arg(long)]
     status: bool,
     /// The share to enter, hex or base64. Leave it out to keep it out of
-    /// shell history.
+    /// shell history. With `generate-root --init`: a key that claims the
+    /// attempt (`-` reads it from a hidden prompt or stdin), so nobody
+    /// without a key can replace it; it is not counted.
     key: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -85,7 +87,9 @@ pub struct GenerateRootArgs {
 
 /// What the command was asked to do.
 enum Step {
-    Init,
+    Init {
+        claim: Option<Zeroizing<String>>,
+    },
     Update {
         nonce: String,
         key: Zeroizing<String>,
@@ -101,7 +105,17 @@ fn step(args: QuorumArgs, command: &str) -> Result<(Step, Format), CliError> {
     let step = if args.status {
         Step::Status
     } else if args.init {
-        Step::Init
+        let claim = match args.key {
+            Some(key) if key == "-" => Some(read_key("Key")?),
+            Some(key) => Some(Zeroizing::new(key)),
+            None => None,
+        };
+        if claim.is_some() && command != "generate-root" {
+            return Err(CliError::Usage(format!(
+                "`strongroom {command} --init` takes no key: only a generate-root start is claimed with one"
+            )));
+        }
+        Step::Init { claim }
     } else if let Some(nonce) = args.nonce {
         if args.cancel {
             Step::Cancel { nonce }
@@ -241,7 +255,7 @@ pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliE
                 format,
             )?;
         }
-        Step::Init => {
+        Step::Init { .. } => {
             let status = sys
                 .rekey_init(client::request(init, token.as_ref())?)
                 .await
@@ -420,7 +434,7 @@ pub async fn rotate_root(client_args: &ClientArgs, args: QuorumArgs) -> Result<u
                 .into_inner();
             print_status(&status, None, format)?;
         }
-        Step::Init => {
+        Step::Init { .. } => {
             let status = sys
                 .rotate_root_init(client::request(
                     proto::RotateRootInitRequest {},
@@ -505,13 +519,13 @@ pub async fn generate_root(
                 .into_inner();
             print_status(&status, None, format)?;
         }
-        Step::Init => {
+        Step::Init { claim } => {
             let made = otp_given.is_none();
             let otp = otp_given.unwrap_or_else(fresh_otp);
             let status = sys
                 .generate_root_init(proto::GenerateRootInitRequest {
                     otp: otp.to_string(),
-                    ..Default::default()
+                    key: claim.as_deref().map(|k| k.trim().to_string()).unwrap_or_default(),
                 })
                 .await
                 .map_err(failed)?

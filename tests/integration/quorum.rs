@@ -257,19 +257,30 @@ fn generate_root_then_revoke_the_old_root_token_by_its_accessor() {
     // Anyone may start one; an attempt that has seen no key is replaced
     // by the next start (so nobody without a key can block it).
     let (replaced, _) = start_as(&mut anonymous(), "generate-root", &["--otp", &otp]);
-    let (nonce, _) = start_as(&mut anonymous(), "generate-root", &["--otp", &otp]);
+    // A start with one of the store's keys claims the attempt (the key
+    // is not counted)...
+    let (nonce, started) = start_as(
+        &mut anonymous(),
+        "generate-root",
+        &["--otp", &otp, &init.keys_hex[0]],
+    );
+    assert_eq!(started["progress"], 0, "{started}");
     anonymous()
         .run(&["generate-root", "--nonce", &replaced, &init.keys_hex[2]])
         .code(1)
         .error_says("the nonce does not match");
-    anonymous()
-        .run(&["generate-root", "--nonce", &nonce, &init.keys_hex[2]])
-        .ok();
-    // One that has seen a key is not.
+    // ...so a start without a key no longer replaces it.
     anonymous()
         .run(&["generate-root", "--init", "--otp", &otp])
         .code(1)
         .error_says("a generate-root that has seen one of this store's keys is already under way");
+    anonymous()
+        .run(&["rekey", "--init", &init.keys_hex[0]])
+        .code(64)
+        .error_says("takes no key");
+    anonymous()
+        .run(&["generate-root", "--nonce", &nonce, &init.keys_hex[2]])
+        .ok();
     let done = anonymous()
         .run(&[
             "generate-root",
