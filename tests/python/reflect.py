@@ -3,8 +3,11 @@
 It discovers the API through gRPC reflection (grpcio-reflection speaks only
 the v1alpha protocol), builds the message classes from the descriptors it
 receives, calls strongroom.v1.Sys/Status, and prints what it found as JSON.
+The channel has grpcio's defaults: no option (such as grpc.default_authority)
+is set, so on a unix socket grpc-core sends the percent-encoded socket path as
+:authority, as every sidecar using grpcio does.
 
-Usage: reflect.py HOST:PORT
+Usage: reflect.py TARGET (HOST:PORT or unix:///PATH)
 """
 
 import json

@@ -1698,9 +1698,13 @@ impl proto::Peer for Peer {
         // Convert the URI
         let mut parts = uri::Parts::default();
 
+        // strongroom patch (PATCHED.md): drop, rather than reset the stream
+        // for, a percent-encoded :authority, as grpc-core sends for a unix
+        // socket (grpc/grpc#38142).
+        let authority = pseudo.authority.filter(|a| !is_refused_percent_encoded(a));
         // A request translated from HTTP/1 must not include the :authority
         // header
-        if let Some(authority) = pseudo.authority {
+        if let Some(authority) = authority {
             let maybe_authority = uri::Authority::from_maybe_shared(authority.clone().into_inner());
             parts.authority = Some(maybe_authority.or_else(|why| {
                 malformed!(
@@ -1769,6 +1773,23 @@ impl proto::Peer for Peer {
 
         Ok(request)
     }
+}
+
+/// strongroom patch (PATCHED.md): whether `authority` is an RFC 3986
+/// reg-name (unreserved, sub-delims, `%XX`) with at least one `%XX`, which
+/// the http crate refuses.
+fn is_refused_percent_encoded(authority: &str) -> bool {
+    let allowed = |c: &u8| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(c);
+    let mut chunks = authority.as_bytes().split(|c| *c == b'%');
+    let head_ok = chunks.next().map_or(false, |head| head.iter().all(allowed));
+    let mut encoded = 0;
+    let rest_ok = chunks.all(|chunk| {
+        encoded += 1;
+        chunk.len() >= 2
+            && chunk[..2].iter().all(u8::is_ascii_hexdigit)
+            && chunk[2..].iter().all(allowed)
+    });
+    head_ok && rest_ok && encoded > 0 && authority.parse::<http::uri::Authority>().is_err()
 }
 
 // ===== impl Handshaking =====
