@@ -111,7 +111,8 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
         rows.push(("KMS Key", status.kms_key_arn.clone()));
     }
     if let Some(auto) = &status.auto_unseal {
-        rows.push(("Auto-Unseal", auto.state.clone()));
+        // Words in the table ("in progress"); the JSON keeps the documented values.
+        rows.push(("Auto-Unseal", auto.state.replace('_', " ")));
         if auto.attempts > 0 {
             rows.push(("Auto-Unseal Attempts", auto.attempts.to_string()));
         }
