@@ -134,11 +134,7 @@ impl AwsKms {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let region = self
-            .client
-            .get()
-            .and_then(|c| c.config().region())
-            .map_or_else(String::new, |r| r.to_string());
+        let region = self.region().unwrap_or_default();
         sdk_error(&self.endpoint_label(), &region, action, key, err)
     }
 
@@ -147,9 +143,19 @@ impl AwsKms {
         if !self.endpoint.is_empty() {
             return format!("KMS at {}", self.endpoint);
         }
-        match self.client.get().and_then(|c| c.config().region()) {
+        match self.region() {
             Some(region) => format!("KMS in region {region}"),
             None => "KMS".to_string(),
+        }
+    }
+
+    /// The client's region once it is built, else the configured one.
+    fn region(&self) -> Option<String> {
+        let built = self.client.get().and_then(|c| c.config().region());
+        match (built, &self.settings.region) {
+            (Some(region), _) => Some(region.to_string()),
+            (None, Some(region)) => Some(region.value.clone()),
+            (None, None) => None,
         }
     }
 
@@ -456,6 +462,28 @@ mod tests {
             )
         );
         assert_plain(&err.message);
+    }
+
+    #[tokio::test]
+    async fn a_kms_that_never_answers_is_named_with_the_call_that_timed_out() {
+        // Listening but never accepting: the kernel completes the handshake,
+        // the request is sent, no answer comes (the operation timeout ends it).
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        let kms = client_for("us-east-1", &endpoint);
+        let err = kms.describe_key("alias/k").await.err().unwrap();
+        assert_eq!(err.kind, KmsErrorKind::Unavailable);
+        assert_eq!(
+            err.message,
+            format!("KMS at {endpoint} did not answer DescribeKey in time")
+        );
+    }
+
+    #[test]
+    fn without_an_endpoint_url_the_region_names_the_endpoint() {
+        let mut kms = client_for("eu-west-1", "");
+        kms.endpoint.clear();
+        assert_eq!(kms.endpoint_label(), "KMS in region eu-west-1");
     }
 
     #[tokio::test]
