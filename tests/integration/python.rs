@@ -1,12 +1,13 @@
 //! A sidecar in another language: Python's grpcio-reflection (v1alpha only)
 //! discovers the API and calls Status without strongroom's .proto files,
-//! over TCP and over the unix socket, with grpcio's default channel options.
+//! over TCP and over the unix socket, with grpcio's default channel options;
+//! and reads a secret on the socket without a token, by its uid.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::cli::init;
-use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::cli::{init, write_policy};
+use crate::support::daemon::{Daemon, config, open, tempdir};
 
 /// The virtualenv's Python, which `scripts/test` sets up from
 /// tests/python/requirements.txt. Missing is a failure, not a skip.
@@ -22,14 +23,15 @@ fn python() -> PathBuf {
     path
 }
 
-/// Runs reflect.py against `target`; returns what it found.
-fn reflect(target: &str) -> serde_json::Value {
+/// Runs reflect.py against `target` (and `args`); returns what it found.
+fn reflect(target: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/python/reflect.py"
         ))
         .arg(target)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -53,7 +55,7 @@ fn a_python_client_discovers_the_api_by_reflection() {
         format!("unix://{}", socket.display()),
     ];
     for target in &targets {
-        let found = reflect(target);
+        let found = reflect(target, &[]);
         let services: Vec<&str> = found["services"]
             .as_array()
             .unwrap()
@@ -80,4 +82,32 @@ fn a_python_client_discovers_the_api_by_reflection() {
             "{target}"
         );
     }
+}
+
+#[test]
+fn a_python_sidecar_reads_a_secret_on_the_unix_socket_without_a_token() {
+    let dir = tempdir();
+    // The sidecar is this test's own uid, recognised on the socket.
+    let uid = nix::unistd::geteuid();
+    let text = config(dir.path(), "").replace(
+        "socket_mode = \"0660\"",
+        &format!(
+            "socket_mode = \"0660\"\n  identity {{\n    uid      = {uid}\n    policies = [\"app\"]\n  }}"
+        ),
+    );
+    let mut daemon = Daemon::start(dir.path(), &text);
+    open(&mut daemon);
+    write_policy(
+        &mut daemon.cli(),
+        "app",
+        "path \"kv/app/*\" { capabilities = [\"read\"] }",
+    );
+    daemon
+        .cli()
+        .run(&["kv", "put", "app/db", "password=hunter2"])
+        .ok();
+    let socket = daemon.socket.as_ref().unwrap();
+    let found = reflect(&format!("unix://{}", socket.display()), &["app/db"]);
+    assert_eq!(found["kv"]["data"]["password"], "hunter2", "{found}");
+    assert_eq!(found["status"]["sealed"], false);
 }
