@@ -69,7 +69,7 @@ const MAX_CAUSE: usize = 200;
 /// The innermost error of `err`'s `source()` chain, which says what the
 /// OS or the SDK found ("Connection refused (os error 111)"); the outer
 /// layers only say which layer passed it on. Bounded in size.
-pub(super) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = err;
     while let Some(source) = innermost.source() {
         innermost = source;
