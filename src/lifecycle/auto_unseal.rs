@@ -671,6 +671,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn status_says_why_recovery_keys_did_not_unseal() {
+        let (storage, kms, init) = initialized().await;
+        let lifecycle = open(&storage, &kms).await;
+        lifecycle.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        lifecycle.seal_now();
+        let outage = "KMS at http://127.0.0.1:9 is unreachable for Decrypt: Connection refused (os error 111)";
+        kms.fail_next(KmsError::new(KmsErrorKind::Unavailable, outage));
+        let keys: Vec<String> = init.shares[..3]
+            .iter()
+            .map(|s| hex::encode(s.expose()))
+            .collect();
+        lifecycle.unseal(&keys[0]).await.unwrap();
+        lifecycle.unseal(&keys[1]).await.unwrap();
+        let err = lifecycle.unseal(&keys[2]).await.err().unwrap();
+        assert_eq!(err, Error::KmsUnavailable(outage.into()));
+        let auto = lifecycle.status().auto_unseal.unwrap();
+        assert_eq!(auto.state, AutoUnsealState::Stopped);
+        assert_eq!(
+            auto.last_error,
+            format!(
+                "a quorum of recovery keys was entered but did not unseal (enter it again): {outage}"
+            )
+        );
+
+        for key in &keys {
+            lifecycle.unseal(key).await.unwrap();
+        }
+        let auto = lifecycle.status().auto_unseal.unwrap();
+        assert_eq!(
+            (auto.state, auto.last_error.as_str()),
+            (AutoUnsealState::Unsealed, "")
+        );
+    }
+
+    #[tokio::test]
     async fn a_moved_alias_is_rewrapped_and_a_foreign_account_is_not() {
         let (storage, kms, _) = initialized().await;
         let old = kms.current_arn();

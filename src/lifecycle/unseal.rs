@@ -179,12 +179,14 @@ impl Lifecycle {
         } else if let Some(quorum) = quorum {
             let barrier = match &self.seal {
                 Seal::Shamir => self.open_barrier(&quorum.shares).await?,
-                Seal::AwsKms(kms) => {
-                    self.open_with_recovery(kms.as_ref(), &config, &quorum.shares)
-                        .await?
-                }
+                Seal::AwsKms(kms) => self
+                    .open_with_recovery(kms.as_ref(), &config, &quorum.shares)
+                    .await
+                    .inspect_err(|e| self.record_recovery_failure(e))?,
             };
-            self.opening(&barrier).await?;
+            self.opening(&barrier)
+                .await
+                .inspect_err(|e| self.record_recovery_failure(e))?;
             self.set_state(State::Unsealed {
                 config,
                 barrier: Arc::new(barrier),
@@ -209,6 +211,19 @@ impl Lifecycle {
             status: self.status(),
             duplicate: false,
         })
+    }
+
+    /// Under awskms, keeps in Status why a quorum of recovery keys did not
+    /// unseal: after an operator's seal no auto-unseal runs to say it.
+    fn record_recovery_failure(&self, error: &Error) {
+        if !matches!(self.seal, Seal::AwsKms(_)) {
+            return;
+        }
+        let message = format!(
+            "a quorum of recovery keys was entered but did not unseal (enter it again): {error}"
+        );
+        tracing::warn!("{message}");
+        self.report().auto_unseal.last_error = message;
     }
 
     /// Throws away the shares entered so far.

@@ -18,11 +18,12 @@ use aws_config::web_identity_token::{StaticConfiguration, WebIdentityTokenCreden
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::Client;
 use aws_sdk_kms::config::{Credentials, SharedCredentialsProvider};
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use tokio::sync::OnceCell;
 
+use super::aws_error::sdk_error;
 use super::kms::{
     EncryptionContext, KeyInfo, KeyState, Kms, KmsError, KmsErrorKind, Unwrapped, Wrapped,
 };
@@ -123,11 +124,39 @@ impl AwsKms {
         }
     }
 
+    /// One plain sentence for a failed call ([`sdk_error`]).
+    fn error<E>(
+        &self,
+        action: &str,
+        key: &str,
+        err: SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
+    ) -> KmsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let region = self.region().unwrap_or_default();
+        sdk_error(&self.endpoint_label(), &region, action, key, err)
+    }
+
+    /// The endpoint an error names: its URL, or AWS's regional endpoint by region.
     fn endpoint_label(&self) -> String {
-        self.settings
-            .endpoint
-            .as_ref()
-            .map_or_else(|| "KMS".to_string(), |e| format!("KMS at {}", e.value))
+        if !self.endpoint.is_empty() {
+            return format!("KMS at {}", self.endpoint);
+        }
+        match self.region() {
+            Some(region) => format!("KMS in region {region}"),
+            None => "KMS".to_string(),
+        }
+    }
+
+    /// The client's region once it is built, else the configured one.
+    fn region(&self) -> Option<String> {
+        let built = self.client.get().and_then(|c| c.config().region());
+        match (built, &self.settings.region) {
+            (Some(region), _) => Some(region.to_string()),
+            (None, Some(region)) => Some(region.value.clone()),
+            (None, None) => None,
+        }
     }
 
     /// Builds the client ahead of the first call, so the first Decrypt does
@@ -234,45 +263,6 @@ impl AwsKms {
         }
         Ok(Client::from_conf(kms_config.build()))
     }
-
-    fn error<E>(
-        &self,
-        action: &str,
-        key: &str,
-        err: SdkError<E, aws_sdk_kms::config::http::HttpResponse>,
-    ) -> KmsError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        let at = self.endpoint_label();
-        match &err {
-            SdkError::ServiceError(service) => {
-                let status = service.raw().status().as_u16();
-                let code = service.err().code().unwrap_or("");
-                let message = service.err().message().unwrap_or("no reason given");
-                classify(action, key, status, code, message)
-            }
-            SdkError::TimeoutError(_) => KmsError::new(
-                KmsErrorKind::Unavailable,
-                format!("{at} did not answer {action} in time"),
-            ),
-            SdkError::DispatchFailure(_) => KmsError::new(
-                KmsErrorKind::Unavailable,
-                format!("{at} is unreachable: {}", DisplayErrorContext(&err)),
-            ),
-            SdkError::ResponseError(_) => KmsError::new(
-                KmsErrorKind::Unavailable,
-                format!("{at} sent an unreadable answer to {action}"),
-            ),
-            _ => KmsError::new(
-                KmsErrorKind::Denied,
-                format!(
-                    "the {action} request to {at} could not be made: {}",
-                    DisplayErrorContext(&err)
-                ),
-            ),
-        }
-    }
 }
 
 /// The default shared config file plus `file` as the credentials file.
@@ -285,61 +275,6 @@ fn credentials_file(file: &std::path::Path) -> aws_config::profile::profile_file
         .include_default_config_file(true)
         .with_file(ProfileFileKind::Credentials, file)
         .build()
-}
-
-/// Turns a KMS error answer into a kind and one plain sentence.
-fn classify(action: &str, key: &str, status: u16, code: &str, message: &str) -> KmsError {
-    use KmsErrorKind::*;
-    let (kind, text) = match code {
-        "DisabledException" => (KeyUnusable, format!("KMS key {key} is disabled")),
-        "KMSInvalidStateException" if message.contains("pending deletion") => {
-            (KeyUnusable, format!("KMS key {key} is pending deletion"))
-        }
-        "KMSInvalidStateException" => (
-            KeyUnusable,
-            format!("KMS key {key} cannot be used in its current state: {message}"),
-        ),
-        "NotFoundException" => (
-            KeyUnusable,
-            format!("KMS key {key} was not found: {message}"),
-        ),
-        "KeyUnavailableException" => (
-            Unavailable,
-            format!("KMS key {key} is unavailable: {message}"),
-        ),
-        "ThrottlingException"
-        | "Throttling"
-        | "RequestLimitExceeded"
-        | "LimitExceededException" => (
-            Throttled,
-            format!("KMS is throttling {action} requests: {message}"),
-        ),
-        "AccessDeniedException" => (
-            Denied,
-            format!("KMS denied {action} on key {key}: {message}"),
-        ),
-        "UnrecognizedClientException"
-        | "InvalidSignatureException"
-        | "ExpiredTokenException"
-        | "IncompleteSignature"
-        | "InvalidClientTokenId" => (
-            Denied,
-            format!("KMS refused the credentials for {action}: {code}: {message}"),
-        ),
-        "InvalidCiphertextException" | "IncorrectKeyException" => (
-            Rejected,
-            format!("KMS refused to decrypt the stored data key under {key}: {code}: {message}"),
-        ),
-        _ if status >= 500 => (
-            Unavailable,
-            format!("KMS answered {action} with HTTP {status}: {code} {message}"),
-        ),
-        _ => (
-            Denied,
-            format!("KMS refused {action} on key {key}: {code}: {message}"),
-        ),
-    };
-    KmsError::new(kind, text)
 }
 
 fn state_of(state: Option<&aws_sdk_kms::types::KeyState>) -> KeyState {
@@ -467,41 +402,101 @@ pub fn arn_scope(arn: &str) -> Option<(&str, &str, &str)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn errors_are_classified_and_name_the_key() {
-        let key = "arn:aws:kms:eu-west-1:111122223333:key/k";
-        let e = classify("Decrypt", key, 400, "DisabledException", "x");
+    /// A client for `endpoint` in `region`, with static keys so nothing
+    /// looks for credentials off this host.
+    fn client_for(region: &str, endpoint: &str) -> AwsKms {
+        use crate::config::{AwsCredentialSettings, Setting};
+        use crate::secret::SecretString;
+        AwsKms::new(AwsKmsSeal {
+            kms_key_id: Setting::default_value("alias/k".into()),
+            region: Some(Setting::default_value(region.into())),
+            endpoint: Some(Setting::default_value(endpoint.into())),
+            credentials: AwsCredentialSettings {
+                access_key: Some("AKIDTEST".into()),
+                secret_key: Some(SecretString::new("test-secret".into())),
+                ..AwsCredentialSettings::default()
+            },
+            health_check_interval: Duration::ZERO,
+            line: 1,
+        })
+    }
+
+    fn context() -> EncryptionContext {
+        EncryptionContext {
+            purpose: "root-key",
+            cluster_id: "c".into(),
+        }
+    }
+
+    /// No SDK type names, no Debug structs: a sentence.
+    fn assert_plain(message: &str) {
+        for dump in [
+            "DispatchFailure",
+            "ConnectorError",
+            "ConstructionFailure",
+            "{",
+            "Error(",
+        ] {
+            assert!(!message.contains(dump), "{dump} in {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_the_endpoint_and_the_os_error() {
+        // Bound but not listening, and held: connections are refused, and
+        // no other process can take the port meanwhile.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let endpoint = format!("http://{}", socket.local_addr().unwrap());
+        let kms = client_for("us-east-1", &endpoint);
+        let err = kms
+            .decrypt(b"blob", &context(), "arn:k")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, KmsErrorKind::Unavailable);
         assert_eq!(
-            (e.kind, e.message.as_str()),
-            (
-                KmsErrorKind::KeyUnusable,
-                "KMS key arn:aws:kms:eu-west-1:111122223333:key/k is disabled"
+            err.message,
+            format!(
+                "KMS at {endpoint} is unreachable for Decrypt: Connection refused (os error 111)"
             )
         );
-        let e = classify(
-            "Decrypt",
-            key,
-            400,
-            "KMSInvalidStateException",
-            "arn:… is pending deletion.",
+        assert_plain(&err.message);
+    }
+
+    #[tokio::test]
+    async fn a_kms_that_never_answers_is_named_with_the_call_that_timed_out() {
+        // Listening but never accepting: the kernel completes the handshake,
+        // the request is sent, no answer comes (the operation timeout ends it).
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        let kms = client_for("us-east-1", &endpoint);
+        let err = kms.describe_key("alias/k").await.err().unwrap();
+        assert_eq!(err.kind, KmsErrorKind::Unavailable);
+        assert_eq!(
+            err.message,
+            format!("KMS at {endpoint} did not answer DescribeKey in time")
         );
-        assert_eq!(e.message, format!("KMS key {key} is pending deletion"));
-        assert!(e.is_transient());
-        let e = classify("Encrypt", key, 400, "ThrottlingException", "Rate exceeded");
-        assert_eq!(e.kind, KmsErrorKind::Throttled);
-        let e = classify(
-            "Encrypt",
-            key,
-            400,
-            "AccessDeniedException",
-            "no kms:Encrypt",
+    }
+
+    #[test]
+    fn without_an_endpoint_url_the_region_names_the_endpoint() {
+        let mut kms = client_for("eu-west-1", "");
+        kms.endpoint.clear();
+        assert_eq!(kms.endpoint_label(), "KMS in region eu-west-1");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_region_reads_as_one_sentence() {
+        let kms = client_for("eu west 1", "http://127.0.0.1:9");
+        let err = kms.encrypt(b"k", &context()).await.err().unwrap();
+        assert_eq!(err.kind, KmsErrorKind::Config);
+        assert_eq!(
+            err.message,
+            "no Encrypt request can be made: the AWS region \"eu west 1\" is not a valid region name (like eu-west-1)"
         );
-        assert_eq!(e.kind, KmsErrorKind::Denied);
-        assert!(e.message.contains("no kms:Encrypt"));
-        let e = classify("Decrypt", key, 400, "InvalidCiphertextException", "");
-        assert!(!e.is_transient());
-        let e = classify("Decrypt", key, 503, "", "busy");
-        assert_eq!(e.kind, KmsErrorKind::Unavailable);
+        assert!(!err.is_transient());
+        assert_plain(&err.message);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!
 //! Nothing outside this module knows about KMS or the AWS SDK.
 
+mod aws_error;
 pub mod awskms;
 pub mod envelope;
 #[cfg(feature = "failpoints")]

@@ -21,6 +21,7 @@ mod golden;
 mod grpc;
 mod hardening;
 mod keys;
+mod kms_errors;
 mod kv_versions;
 mod layering;
 mod lifecycle;
