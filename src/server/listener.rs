@@ -66,6 +66,8 @@ pub enum Bound {
         max_request_size: usize,
         /// Client certificates mapped to policies.
         identities: Vec<config::IdentityRule>,
+        /// Whether Init may be called here.
+        allow_init: bool,
     },
     /// A unix socket.
     Unix {
@@ -77,6 +79,8 @@ pub enum Bound {
         max_request_size: usize,
         /// Peer uids and gids mapped to policies.
         identities: Vec<config::IdentityRule>,
+        /// Whether Init may be called here.
+        allow_init: bool,
     },
 }
 
@@ -97,6 +101,13 @@ impl Bound {
     pub fn identities(&self) -> &[config::IdentityRule] {
         match self {
             Bound::Tcp { identities, .. } | Bound::Unix { identities, .. } => identities,
+        }
+    }
+
+    /// Whether Init may be called through this listener (`allow_init`).
+    pub fn allow_init(&self) -> bool {
+        match self {
+            Bound::Tcp { allow_init, .. } | Bound::Unix { allow_init, .. } => *allow_init,
         }
     }
 }
@@ -131,6 +142,7 @@ pub async fn bind(listener: &config::Listener) -> Result<Bound, ListenerError> {
                 address,
                 max_request_size: tcp.max_request_size,
                 identities: tcp.identities.clone(),
+                allow_init: tcp.allow_init,
             })
         }
         config::Listener::Unix(unix) => Ok(Bound::Unix {
@@ -138,6 +150,7 @@ pub async fn bind(listener: &config::Listener) -> Result<Bound, ListenerError> {
             path: unix.path.clone(),
             max_request_size: unix.max_request_size,
             identities: unix.identities.clone(),
+            allow_init: unix.allow_init,
         }),
     }
 }

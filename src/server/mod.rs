@@ -98,8 +98,8 @@ pub fn check(config: &Config) -> Vec<String> {
 /// share and root token.
 pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result<(), ServerError> {
     log_settings(&config);
-    if let StorageConfig::File { path } = &config.storage.value {
-        tracing::info!(path = %path.display(), "storage: file");
+    if let StorageConfig::File { path, cache_size } = &config.storage.value {
+        tracing::info!(path = %path.display(), cache_size, "storage: file");
     }
     let seal = match &config.seal {
         None => Seal::Shamir,
@@ -211,7 +211,7 @@ pub async fn serve(
             &shared,
             &node,
             max_request_size,
-            Identities::new(bound.identities()),
+            Identities::new(bound.identities()).with_allow_init(bound.allow_init()),
         );
         let router = Server::builder()
             .layer(in_flight.layer())
