@@ -182,6 +182,10 @@ enum SnapshotCommand {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    // `server` is parsed on its own: the client flags are not its flags.
+    if let Some(code) = server::main_if_server() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -195,7 +199,8 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Server(args) => server::run(args),
+        // Only client flags can come before `server` and land here.
+        Command::Server(_) => server::refuse_client_flags(),
         Command::Client(command) => run_client(&cli.client, command),
     }
 }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use env::{AWSKMS_ENDPOINT, AWSKMS_KEY_ID, apply_env};
-pub use error::{ConfigError, ConfigErrors, Location};
+pub use error::{ConfigError, ConfigErrors, Location, SHOWN_ERRORS};
 pub use listener::{
     DEFAULT_MAX_REQUEST_SIZE, IdentityRule, IdentitySelector, Listener, TcpListener, TlsFiles,
     UnixListener,

@@ -116,7 +116,7 @@ impl Lifecycle {
     /// daemon is then sealed; with awskms, unsealed (a store just made has
     /// nothing for the components' opening hooks to do).
     pub async fn init_confirm(&self, nonce: &str) -> Result<(), Error> {
-        crate::failpoint::scope("init", self.init_commit(nonce)).await
+        crate::failpoint::scope("init", self.init_commit(nonce, true)).await
     }
 
     fn pending_init(&self) -> std::sync::MutexGuard<'_, Option<PendingInit>> {
@@ -125,7 +125,9 @@ impl Lifecycle {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn init_commit(&self, nonce: &str) -> Result<(), Error> {
+    /// `announce_sealed`: log that the daemon now waits for a quorum (not
+    /// for `--dev`, which unseals at once).
+    async fn init_commit(&self, nonce: &str, announce_sealed: bool) -> Result<(), Error> {
         let _key_ops = self.key_ops.lock().await;
         if !matches!(&*self.read(), State::Uninitialized) {
             return Err(Error::AlreadyInitialized);
@@ -180,12 +182,17 @@ impl Lifecycle {
                 barrier: Arc::new(pending.barrier),
             });
         } else {
+            let message = if announce_sealed {
+                "initialized; the daemon is sealed until a quorum of unseal keys is entered"
+            } else {
+                "initialized"
+            };
             tracing::info!(
                 shares,
                 threshold,
                 cluster_id = %config.cluster_id,
                 root_token_accessor = %pending.accessor,
-                "initialized; the daemon is sealed until a quorum of unseal keys is entered"
+                "{message}"
             );
             self.set_state(State::Sealed {
                 config,
@@ -198,7 +205,8 @@ impl Lifecycle {
     /// Init and its confirmation in one step, for `--dev` and tests.
     pub async fn init_and_confirm(&self, params: InitParams) -> Result<InitResult, Error> {
         let result = self.init(params).await?;
-        self.init_confirm(&result.confirmation_nonce).await?;
+        let commit = self.init_commit(&result.confirmation_nonce, false);
+        crate::failpoint::scope("init", commit).await?;
         Ok(result)
     }
 
