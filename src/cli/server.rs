@@ -150,7 +150,14 @@ pub fn run(args: ServerArgs) -> ExitCode {
         }
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::from(EXIT_ERROR)
+            // A socket the daemon may not give away fails the same way on
+            // every restart: the configuration's code stops systemd's loop.
+            match e {
+                server::ServerError::Bind(server::ListenerError::Chown { .. }) => {
+                    ExitCode::from(EXIT_USAGE)
+                }
+                _ => ExitCode::from(EXIT_ERROR),
+            }
         }
     }
 }

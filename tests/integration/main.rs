@@ -28,6 +28,7 @@ mod python;
 mod quorum;
 mod recipients;
 mod secrets;
+mod startup;
 mod storage;
 mod support;
 mod systemd;
