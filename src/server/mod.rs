@@ -33,11 +33,12 @@ use crate::api::{Identities, grpc};
 use crate::audit::Auditor;
 use crate::config::{self, Config, Listener, StorageConfig};
 use crate::error::Error;
-use crate::lifecycle::{AutoUnsealState, InitParams, Lifecycle, Options, Phase, RotationPolicy};
+use crate::lifecycle::{
+    AutoUnsealState, InitParams, InitResult, Lifecycle, Options, Phase, RotationPolicy,
+};
 use crate::node::Node;
 use crate::seal::Seal;
 use crate::seal::awskms::AwsKms;
-use crate::secret::SecretString;
 use crate::storage::{self, OpenError};
 use logging::LogLevelHandle;
 use notify::Notifier;
@@ -280,19 +281,16 @@ pub async fn serve(
 
 /// What `--dev` prints: its only unseal key and its root token.
 struct DevKeys {
-    key: SecretString,
-    token: SecretString,
+    key: zeroize::Zeroizing<String>,
+    init: InitResult,
 }
 
 /// `--dev`: init with one share and unseal with it.
 async fn dev_init(lifecycle: &Lifecycle) -> Result<DevKeys, ServerError> {
     let init = lifecycle.init_and_confirm(InitParams::shamir(1, 1)).await?;
-    let key = SecretString::new(STANDARD.encode(init.shares[0].expose()));
-    lifecycle.unseal(key.expose()).await?;
-    Ok(DevKeys {
-        key,
-        token: init.root_token,
-    })
+    let key = zeroize::Zeroizing::new(STANDARD.encode(init.shares[0].expose()));
+    lifecycle.unseal(&key).await?;
+    Ok(DevKeys { key, init })
 }
 
 /// Printed once the dev listener is bound, so the address is the real one
@@ -309,7 +307,7 @@ fn print_dev_banner(keys: &DevKeys, bound: &[Bound]) {
              export STRONGROOM_ADDR='http://{address}'\n\
              export STRONGROOM_TOKEN='{}'\n\
              \n",
-            keys.token.expose()
+            keys.init.root_token.expose()
         )
     });
     println!(
@@ -321,8 +319,8 @@ fn print_dev_banner(keys: &DevKeys, bound: &[Bound]) {
          {exports}\
          Unseal Key: {}\n\
          Root Token: {}\n",
-        keys.key.expose(),
-        keys.token.expose()
+        keys.key.as_str(),
+        keys.init.root_token.expose()
     );
 }
 
