@@ -567,3 +567,70 @@ fn the_readme_sidecar_socket_works_under_the_packaged_unit() {
     let status = sidecar.run(&["status", "--format", "json"]).code(2).json();
     assert_eq!(status["initialized"], false);
 }
+
+/// A certificate whose DNS name reads like the SPIFFE URI a `cert_san`
+/// block names gets nothing from it; `cert_dns_san` is how DNS names are
+/// matched (item 9).
+#[test]
+fn cert_san_matches_uri_names_only_and_cert_dns_san_dns_names() {
+    use rcgen::{ExtendedKeyUsagePurpose, SanType};
+
+    use crate::support::cli::write_policy;
+    use crate::support::daemon::open;
+    use crate::support::tls::Ca;
+
+    let dir = tempdir();
+    let d = dir.path();
+    let ca = Ca::new(d, "ca");
+    let (server_cert, server_key) = ca.leaf(d, "server", ExtendedKeyUsagePurpose::ServerAuth);
+    let clients = Ca::new(d, "clients");
+    let client = |file: &str, sans: Vec<SanType>| {
+        clients.leaf_with(d, file, file, sans, ExtendedKeyUsagePurpose::ClientAuth)
+    };
+    let dns = |name: &str| SanType::DnsName(name.try_into().unwrap());
+    let spoof = client("spoof", vec![dns("spiffe://example.org/app")]);
+    let uri = client(
+        "uri",
+        vec![SanType::URI("spiffe://example.org/app".try_into().unwrap())],
+    );
+    let by_dns = client("by-dns", vec![dns("reporter.example.org")]);
+    let admin = client("admin", vec![]);
+    let tls = format!(
+        "address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_client_ca_file = \"{}\"\n  identity {{\n    cert_san = \"spiffe://example.org/app\"\n    policies = [\"app\"]\n  }}\n  identity {{\n    cert_dns_san = \"reporter.example.org\"\n    policies = [\"app\"]\n  }}",
+        server_cert.display(),
+        server_key.display(),
+        clients.pem_path.display()
+    );
+    let text = config(d, "").replace("address = \"127.0.0.1:0\"", &tls);
+    let mut daemon = Daemon::start(d, &text);
+    for (k, v) in [
+        ("STRONGROOM_CACERT", &ca.pem_path),
+        ("STRONGROOM_CLIENT_CERT", &admin.0),
+        ("STRONGROOM_CLIENT_KEY", &admin.1),
+    ] {
+        daemon.env.insert(k.into(), v.display().to_string());
+    }
+    open(&mut daemon);
+    write_policy(
+        &mut daemon.cli(),
+        "app",
+        "path \"kv/app/*\" { capabilities = [\"read\"] }\n",
+    );
+    daemon
+        .cli()
+        .run(&["kv", "put", "app/db", "password=s3cret"])
+        .ok();
+
+    let read = |(cert, key): &(std::path::PathBuf, std::path::PathBuf)| {
+        Cli::new()
+            .env("STRONGROOM_ADDR", &daemon.addr)
+            .env("STRONGROOM_CACERT", ca.pem_path.to_str().unwrap())
+            .env("STRONGROOM_CLIENT_CERT", cert.to_str().unwrap())
+            .env("STRONGROOM_CLIENT_KEY", key.to_str().unwrap())
+            .run(&["kv", "get", "app/db", "--format", "json"])
+    };
+    assert_eq!(read(&uri).ok().json()["data"]["password"], "s3cret");
+    assert_eq!(read(&by_dns).ok().json()["data"]["password"], "s3cret");
+    // The DNS name that spells the URI is no identity: no token, refused.
+    read(&spoof).code(1).error_says("this call needs a token");
+}
