@@ -519,9 +519,16 @@ fn the_readme_sidecar_socket_works_under_the_packaged_unit() {
         socket.display()
     );
     let path = dir.path().join("strongroom.hcl");
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let daemon = |groups: &str| {
+    let other_user = dir.path().join("other-user.hcl");
+    let user_text = text.replace(
+        &format!("socket_group = \"{APP_GID}\""),
+        &format!("socket_user = \"{SIDECAR_UID}\""),
+    );
+    for (file, text) in [(&path, &text), (&other_user, &user_text)] {
+        std::fs::write(file, text).unwrap();
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let daemon_on = |groups: &str, config: &Path| {
         let mut command = Command::new("setpriv");
         command
             .args([
@@ -531,10 +538,23 @@ fn the_readme_sidecar_socket_works_under_the_packaged_unit() {
                 &DAEMON_UID.to_string(),
             ])
             .args(groups.split(' '))
-            .args([BIN, "server", "--config", path.to_str().unwrap()])
+            .args([BIN, "server", "--config", config.to_str().unwrap()])
             .current_dir(&state);
         Running::spawn(command)
     };
+    let daemon = |groups: &str| daemon_on(groups, &path);
+
+    // Another user for the socket: only CAP_CHOWN could, and the unit has none.
+    let mut refused = daemon_on("--clear-groups", &other_user);
+    assert_eq!(refused.exit_code(), Some(64), "{}", refused.stderr.text());
+    let log = refused.stderr.text();
+    assert!(
+        log.contains(&format!(
+            "to user {SIDECAR_UID} (uid {SIDECAR_UID}): Operation not permitted"
+        )) && log.contains("only a process with CAP_CHOWN may give a file to another user"),
+        "{log}"
+    );
+    drop(refused);
 
     // Not in the group: exit 64 (a restart cannot help), and the reason.
     let mut refused = daemon("--clear-groups");
