@@ -14,10 +14,13 @@ storage "file" {
   path = "/var/lib/strongroom"
 }
 
-# Sidecars on this host: the socket belongs to the strongroom group.
+# Sidecars on this host: the socket belongs to the strongroom group. To give
+# it to the sidecars' group instead, the daemon must be in that group (it has
+# no CAP_CHOWN): `systemctl edit strongroom`, add SupplementaryGroups=app.
 listener "unix" {
   path        = "/run/strongroom/strongroom.sock"
   socket_mode = "0660"
+  # socket_group = "app"
 }
 
 # Admins' CLI on this host. To serve other hosts, bind a routable address and

@@ -16,7 +16,9 @@
 //! KV write to distinct keys, encrypt and decrypt of the same 100 bytes
 //! (strongroom's Kv and Keys services; OpenBao's kv-v2 and transit engines,
 //! `wrk` with a Lua script), audit off on both; idle and peak RSS; binary
-//! size. `--only data` runs just the data plane.
+//! size; idle RSS after 100k and 300k distinct KV keys (strongroom only).
+//! `--only data` runs just the data plane, `--only keys [--kv-keys
+//! 2000,5000]` just the distinct-keys memory (with other counts, to try it).
 //!
 //! `cargo bench --bench daemon [-- --runs N --seconds S --out FILE]` prints
 //! a table and writes the raw numbers as JSON (default
@@ -47,6 +49,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::data::data_plane;
+use crate::kv_keys::{DEFAULT_COUNTS, kv_keys_rss};
 use crate::lifecycle::{awskms, shamir_restarts};
 use crate::memory::{load_and_memory, mlock_rss};
 use crate::peers::{Peer, openbao_binary, strongroom_binary};
@@ -55,6 +58,7 @@ use crate::results::Results;
 
 mod data;
 mod grpc_load;
+mod kv_keys;
 mod lifecycle;
 mod memory;
 mod peers;
@@ -85,6 +89,10 @@ struct Options {
     out: PathBuf,
     /// `--only data`: just the data-plane loads (for working on them).
     only_data: bool,
+    /// `--only keys`: just the memory after distinct KV keys.
+    only_keys: bool,
+    /// `--kv-keys N,M`: the counts at which that memory is read.
+    kv_keys: Vec<u64>,
 }
 
 fn options() -> Options {
@@ -93,6 +101,8 @@ fn options() -> Options {
         seconds: 5,
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/results.json"),
         only_data: false,
+        only_keys: false,
+        kv_keys: DEFAULT_COUNTS.to_vec(),
     };
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
@@ -100,7 +110,18 @@ fn options() -> Options {
             "--runs" => options.runs = pair[1].parse().unwrap_or(options.runs),
             "--seconds" => options.seconds = pair[1].parse().unwrap_or(options.seconds),
             "--out" => options.out = PathBuf::from(&pair[1]),
-            "--only" => options.only_data = pair[1] == "data",
+            "--only" => {
+                options.only_data = pair[1] == "data";
+                options.only_keys = pair[1] == "keys";
+            }
+            "--kv-keys" => {
+                let counts: Option<Vec<u64>> =
+                    pair[1].split(',').map(|n| n.trim().parse().ok()).collect();
+                if let Some(mut counts) = counts.filter(|c| !c.is_empty()) {
+                    counts.sort_unstable();
+                    options.kv_keys = counts;
+                }
+            }
             _ => {}
         }
     }
@@ -170,6 +191,11 @@ fn main() {
         results.print();
         return;
     }
+    if options.only_keys {
+        kv_keys_rss(&runtime, &options.kv_keys, &mut results);
+        results.print();
+        return;
+    }
     let stores = shamir_restarts(&runtime, &peers, options.runs, &mut results);
     if moto.exists() {
         awskms(&runtime, &peers, options.runs, &mut results);
@@ -181,6 +207,7 @@ fn main() {
     load_and_memory(&runtime, &stores, options.seconds, wrk, &mut results);
     data_plane(&runtime, &peers, options.seconds, wrk, &mut results);
     mlock_rss(&runtime, &mut results);
+    kv_keys_rss(&runtime, &options.kv_keys, &mut results);
 
     let mut sizes = vec![(Peer::Strongroom, stripped_size(&strongroom))];
     if let Some(path) = &openbao {

@@ -16,7 +16,8 @@ use crate::config::{IdentityRule, IdentitySelector};
 pub struct Peer {
     uid: Option<u32>,
     gid: Option<u32>,
-    sans: Vec<String>,
+    uris: Vec<String>,
+    dns_names: Vec<String>,
     common_names: Vec<String>,
 }
 
@@ -30,7 +31,8 @@ impl Peer {
 
     /// A peer whose client certificate (DER, as the TLS handshake verified
     /// it against `tls_client_ca_file`) is `leaf`: its URI and DNS subject
-    /// alternative names and its subject common names. A certificate that
+    /// alternative names (kept apart: `cert_san` matches URIs only,
+    /// `cert_dns_san` DNS names) and its subject common names. A certificate that
     /// does not parse adds nothing.
     pub fn with_certificate(mut self, leaf: &[u8]) -> Self {
         let Ok((_, cert)) = X509Certificate::from_der(leaf) else {
@@ -39,8 +41,8 @@ impl Peer {
         if let Ok(Some(extension)) = cert.subject_alternative_name() {
             for name in &extension.value.general_names {
                 match name {
-                    GeneralName::URI(uri) => self.sans.push((*uri).to_string()),
-                    GeneralName::DNSName(dns) => self.sans.push((*dns).to_string()),
+                    GeneralName::URI(uri) => self.uris.push((*uri).to_string()),
+                    GeneralName::DNSName(dns) => self.dns_names.push((*dns).to_string()),
                     _ => {}
                 }
             }
@@ -57,20 +59,44 @@ impl Peer {
         match selector {
             IdentitySelector::Uid(uid) => self.uid == Some(*uid),
             IdentitySelector::Gid(gid) => self.gid == Some(*gid),
-            IdentitySelector::CertSan(san) => self.sans.iter().any(|s| s == san),
+            IdentitySelector::CertSan(uri) => self.uris.iter().any(|u| u == uri),
+            IdentitySelector::CertDnsSan(name) => self.dns_names.iter().any(|d| d == name),
             IdentitySelector::CertCn(cn) => self.common_names.iter().any(|c| c == cn),
         }
     }
 }
 
-/// A listener's identity blocks.
-#[derive(Clone, Default)]
-pub struct Identities(Arc<[IdentityRule]>);
+/// A listener's identity blocks, and whether it takes Init (`allow_init`).
+#[derive(Clone)]
+pub struct Identities {
+    rules: Arc<[IdentityRule]>,
+    allow_init: bool,
+}
+
+impl Default for Identities {
+    /// No identity blocks; Init allowed, as a listener without `allow_init`.
+    fn default() -> Self {
+        Self::new(&[])
+    }
+}
 
 impl Identities {
-    /// The blocks of one listener.
+    /// The blocks of one listener (Init allowed).
     pub fn new(rules: &[IdentityRule]) -> Self {
-        Self(rules.into())
+        Self {
+            rules: rules.into(),
+            allow_init: true,
+        }
+    }
+
+    /// The same, with the listener's `allow_init` setting.
+    pub fn with_allow_init(self, allow_init: bool) -> Self {
+        Self { allow_init, ..self }
+    }
+
+    /// Whether the listener takes Init (`allow_init`, default true).
+    pub fn allow_init(&self) -> bool {
+        self.allow_init
     }
 
     /// The caller of a request: its bearer token, and the identity its
@@ -81,13 +107,13 @@ impl Identities {
     }
 
     fn identify(&self, peer: impl FnOnce() -> Peer) -> Option<Identity> {
-        if self.0.is_empty() {
+        if self.rules.is_empty() {
             return None;
         }
         let peer = peer();
         let mut names = Vec::new();
         let mut policies: Vec<String> = Vec::new();
-        for rule in self.0.iter().filter(|r| peer.matches(&r.selector)) {
+        for rule in self.rules.iter().filter(|r| peer.matches(&r.selector)) {
             names.push(rule.selector.label());
             policies.extend(rule.policies.iter().cloned());
         }
@@ -148,7 +174,8 @@ mod tests {
         let peer = Peer {
             uid: Some(1001),
             gid: Some(50),
-            sans: vec!["spiffe://example.org/app".into()],
+            uris: vec!["spiffe://example.org/app".into()],
+            dns_names: vec!["app.example.org".into()],
             common_names: vec!["app".into()],
         };
         assert!(peer.matches(&IdentitySelector::Uid(1001)));
@@ -158,6 +185,12 @@ mod tests {
             "spiffe://example.org/app".into()
         )));
         assert!(!peer.matches(&IdentitySelector::CertSan("app".into())));
+        // URI and DNS names are told apart (issue 13 item 9).
+        assert!(!peer.matches(&IdentitySelector::CertSan("app.example.org".into())));
+        assert!(peer.matches(&IdentitySelector::CertDnsSan("app.example.org".into())));
+        assert!(!peer.matches(&IdentitySelector::CertDnsSan(
+            "spiffe://example.org/app".into()
+        )));
         assert!(peer.matches(&IdentitySelector::CertCn("app".into())));
         assert!(!Peer::default().matches(&IdentitySelector::Uid(0)));
     }

@@ -203,6 +203,10 @@ enum SnapshotCommand {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    // `server` is parsed on its own: the client flags are not its flags.
+    if let Some(code) = server::main_if_server() {
+        return code;
+    }
     let args = habits::double_dash_long_flags(std::env::args_os(), &Cli::command());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -218,7 +222,8 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Server(args) => server::run(args),
+        // Only client flags can come before `server` and land here.
+        Command::Server(_) => server::refuse_client_flags(),
         Command::Version => {
             output::out!("{}", Cli::command().render_version());
             ExitCode::from(output::exit_code(EXIT_OK))

@@ -25,8 +25,10 @@ pub enum IdentitySelector {
     Uid(u32),
     /// A unix peer whose SO_PEERCRED (primary) gid is this.
     Gid(u32),
-    /// A client certificate with this URI or DNS subject alternative name.
+    /// A client certificate with this URI subject alternative name.
     CertSan(String),
+    /// A client certificate with this DNS subject alternative name.
+    CertDnsSan(String),
     /// A client certificate whose subject common name is this.
     CertCn(String),
 }
@@ -38,6 +40,7 @@ impl IdentitySelector {
             Self::Uid(uid) => format!("unix:uid={uid}"),
             Self::Gid(gid) => format!("unix:gid={gid}"),
             Self::CertSan(san) => format!("tls:san={san}"),
+            Self::CertDnsSan(name) => format!("tls:dns={name}"),
             Self::CertCn(cn) => format!("tls:cn={cn}"),
         }
     }
@@ -66,6 +69,8 @@ pub struct TcpListener {
     pub max_request_size: usize,
     /// Client certificates mapped to policies (mutual TLS only).
     pub identities: Vec<IdentityRule>,
+    /// Whether Init may be called through this listener.
+    pub allow_init: bool,
     /// Line of the block, for messages.
     pub line: usize,
 }
@@ -85,6 +90,8 @@ pub struct UnixListener {
     pub max_request_size: usize,
     /// Peer uids and gids mapped to policies.
     pub identities: Vec<IdentityRule>,
+    /// Whether Init may be called through this listener.
+    pub allow_init: bool,
     /// Line of the block, for messages.
     pub line: usize,
 }
@@ -112,6 +119,14 @@ impl Listener {
         match self {
             Self::Tcp(l) => &l.identities,
             Self::Unix(l) => &l.identities,
+        }
+    }
+
+    /// Whether Init may be called through this listener (`allow_init`).
+    pub fn allow_init(&self) -> bool {
+        match self {
+            Self::Tcp(l) => l.allow_init,
+            Self::Unix(l) => l.allow_init,
         }
     }
 }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use env::{AWSKMS_ENDPOINT, AWSKMS_KEY_ID, apply_env};
-pub use error::{ConfigError, ConfigErrors, Location};
+pub use error::{ConfigError, ConfigErrors, Location, SHOWN_ERRORS};
 pub use listener::{
     DEFAULT_MAX_REQUEST_SIZE, IdentityRule, IdentitySelector, Listener, TcpListener, TlsFiles,
     UnixListener,
@@ -27,12 +27,12 @@ pub use listener::{
 pub use parse::{parse, parse_duration};
 pub use seal::{
     AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, MIN_HEALTH_CHECK_INTERVAL,
-    check_endpoint,
+    check_endpoint, check_region,
 };
 pub use settings::{
-    AuditDevice, BarrierConfig, DEFAULT_KV_MAX_VALUE_SIZE, DEFAULT_KV_MAX_VERSIONS, KvSettings,
-    LogFormat, LogLevel, MAX_KV_VERSIONS, MAX_ROTATION_ENCRYPTIONS, MIN_ROTATION_INTERVAL,
-    StorageConfig,
+    AuditDevice, BarrierConfig, DEFAULT_KV_MAX_VALUE_SIZE, DEFAULT_KV_MAX_VERSIONS,
+    DEFAULT_STORAGE_CACHE_SIZE, FileUse, KvSettings, LogFormat, LogLevel, MAX_KV_VERSIONS,
+    MAX_ROTATION_ENCRYPTIONS, MIN_ROTATION_INTERVAL, NamedFile, StorageConfig,
 };
 
 /// Where a setting's value came from.
@@ -108,6 +108,11 @@ pub struct Config {
     pub kv: KvSettings,
     /// Audit devices; none: no audit log.
     pub audit: Vec<AuditDevice>,
+    /// Every file the config names, to check before anything is touched.
+    pub files: Vec<NamedFile>,
+    /// What was accepted but deserves a word in the log (Vault keys that
+    /// strongroom ignores, a region AWS does not list).
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -132,6 +137,7 @@ impl Config {
                 tls: None,
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
                 identities: Vec::new(),
+                allow_init: true,
                 line: 0,
             })],
             seal: None,
@@ -139,21 +145,33 @@ impl Config {
             barrier: BarrierConfig::default(),
             kv: KvSettings::default(),
             audit: Vec::new(),
+            files: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
 
 /// Reads `path`, then applies the `STRONGROOM_*` overrides from `env`.
 pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    let error = |line, key: &str, message| {
         ConfigErrors(vec![ConfigError {
             location: Location::File {
                 path: path.to_path_buf(),
-                line: 0,
+                line,
             },
-            key: "file".into(),
-            message: format!("cannot read the config file: {e}"),
+            key: key.into(),
+            message,
         }])
+    };
+    let bytes = std::fs::read(path)
+        .map_err(|e| error(0, "file", format!("cannot read the config file: {e}")))?;
+    let source = String::from_utf8(bytes).map_err(|e| {
+        let (line, key) = parse::locate_invalid_utf8(e.as_bytes(), e.utf8_error().valid_up_to());
+        error(
+            line,
+            &key,
+            "is not valid UTF-8 on this line (save the file as UTF-8)".into(),
+        )
     })?;
     let mut config = parse(&source, path)?;
     apply_env(&mut config, env)?;

@@ -25,6 +25,81 @@ pub fn check_endpoint(value: &str) -> Result<(), String> {
     }
 }
 
+/// The regions AWS lists (with GovCloud, China, the ISO partitions and
+/// the European Sovereign Cloud). A region outside it is warned about, not
+/// refused: AWS opens new ones, and a private endpoint may serve any name.
+const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-isoe-west-1",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eusc-de-east-1",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-iso-east-1",
+    "us-iso-west-1",
+    "us-isob-east-1",
+    "us-isof-east-1",
+    "us-isof-south-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// Checks a region's form: lowercase words joined by hyphens, the first of
+/// letters and the last a number, as `eu-west-1` or `us-gov-west-1`.
+/// `Ok(false)` when the form is right but AWS does not list the region.
+pub fn check_region(value: &str) -> Result<bool, String> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let word = |p: &&str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    let well_formed = parts.len() >= 3
+        && parts.iter().all(word)
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if !well_formed {
+        return Err(format!(
+            "expected an AWS region such as \"eu-west-1\", got {value:?}"
+        ));
+    }
+    Ok(KNOWN_REGIONS.contains(&value))
+}
+
 /// Credentials and role settings of a `seal "awskms"` block. Everything left
 /// unset falls back to the standard AWS chain. `Debug` leaves the secrets out.
 #[derive(Clone, Default)]
@@ -105,4 +180,33 @@ pub struct AwsKmsSeal {
     pub health_check_interval: Duration,
     /// Line of the block, for messages.
     pub line: usize,
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::check_region;
+
+    #[test]
+    fn regions_are_checked_for_form_and_listed() {
+        for known in [
+            "eu-west-1",
+            "us-gov-west-1",
+            "cn-northwest-1",
+            "us-isob-east-1",
+        ] {
+            assert_eq!(check_region(known), Ok(true), "{known}");
+        }
+        assert_eq!(check_region("mars-north-9"), Ok(false));
+        for bad in [
+            "eu west 1",
+            "EU-WEST-1",
+            "eu-west",
+            "eu-west-x",
+            "-eu-west-1",
+            "1u-west-1",
+            "",
+        ] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
+    }
 }

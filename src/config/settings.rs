@@ -72,6 +72,10 @@ impl LogFormat {
     }
 }
 
+/// The page cache of the file backend by default: enough for the working
+/// set of a store of some 100k secrets, small next to redb's own 1 GiB.
+pub const DEFAULT_STORAGE_CACHE_SIZE: usize = 32 * 1024 * 1024;
+
 /// Which storage backend to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
@@ -79,6 +83,8 @@ pub enum StorageConfig {
     File {
         /// The data directory.
         path: PathBuf,
+        /// The most memory redb keeps for cached pages, in bytes.
+        cache_size: usize,
     },
     /// Memory only; lost at exit.
     Inmem,
@@ -160,4 +166,27 @@ impl Default for BarrierConfig {
             line: 0,
         }
     }
+}
+
+/// How the daemon will use a file the config names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileUse {
+    /// Read (certificates, keys, CA bundles, credentials).
+    Read,
+    /// Appended to, created when missing (audit files).
+    Append,
+}
+
+/// A file the config names, with the key and line that name it, so it can
+/// be checked before the daemon touches anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedFile {
+    /// The file (absolute).
+    pub path: PathBuf,
+    /// The qualified key, such as `listener.tcp.tls_cert_file`.
+    pub key: String,
+    /// The line of the key.
+    pub line: usize,
+    /// Read or appended to.
+    pub usage: FileUse,
 }

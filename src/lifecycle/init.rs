@@ -147,7 +147,14 @@ impl Lifecycle {
     /// daemon is then sealed; with awskms, unsealed (a store just made has
     /// nothing for the components' opening hooks to do).
     pub async fn init_confirm(&self, nonce: &str) -> Result<(), Error> {
-        crate::failpoint::scope("init-commit", self.init_commit(nonce)).await
+        self.confirm(nonce, true).await
+    }
+
+    /// The commit of a made init, as one crash-point scope; `announce_sealed`
+    /// logs that the daemon waits for its unseal keys (not for `--dev`,
+    /// which unseals at once).
+    async fn confirm(&self, nonce: &str, announce_sealed: bool) -> Result<(), Error> {
+        crate::failpoint::scope("init-commit", self.init_commit(nonce, announce_sealed)).await
     }
 
     fn pending_init(&self) -> std::sync::MutexGuard<'_, InitSlot> {
@@ -156,7 +163,9 @@ impl Lifecycle {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn init_commit(&self, nonce: &str) -> Result<(), Error> {
+    /// `announce_sealed`: log that the daemon now waits for a quorum (not
+    /// for `--dev`, which unseals at once).
+    async fn init_commit(&self, nonce: &str, announce_sealed: bool) -> Result<(), Error> {
         let _key_ops = self.key_ops.lock().await;
         let was_replaced = self.pending_init().replaced.contains(&digest(nonce));
         if !matches!(&*self.read(), State::Uninitialized) {
@@ -217,12 +226,17 @@ impl Lifecycle {
                 barrier: Arc::new(pending.barrier),
             });
         } else {
+            let message = if announce_sealed {
+                "initialized; the daemon is sealed until a quorum of unseal keys is entered"
+            } else {
+                "initialized"
+            };
             tracing::info!(
                 shares,
                 threshold,
                 cluster_id = %config.cluster_id,
                 root_token_accessor = %pending.accessor,
-                "initialized; the daemon is sealed until a quorum of unseal keys is entered"
+                "{message}"
             );
             self.set_state(State::Sealed {
                 config,
@@ -235,7 +249,7 @@ impl Lifecycle {
     /// Init and its confirmation in one step, for `--dev` and tests.
     pub async fn init_and_confirm(&self, params: InitParams) -> Result<InitResult, Error> {
         let result = self.init(params).await?;
-        self.init_confirm(&result.confirmation_nonce).await?;
+        self.confirm(&result.confirmation_nonce, false).await?;
         Ok(result)
     }
 

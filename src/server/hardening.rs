@@ -10,6 +10,13 @@
 use nix::sys::mman::{MlockAllFlags, mlockall};
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
 
+/// Sets the umask to 0077: without systemd's `UMask=` the daemon would
+/// create its files and socket with whatever the shell had (0022, or 0000).
+pub fn restrict_umask() {
+    use nix::sys::stat::{Mode, umask};
+    umask(Mode::from_bits_truncate(0o077));
+}
+
 /// `CAP_IPC_LOCK` is capability number 14.
 const CAP_IPC_LOCK: u32 = 14;
 

@@ -39,6 +39,16 @@ pub enum ListenerError {
     /// Something other than a socket is at the path.
     #[error("cannot listen on {0}: the path exists and is not a socket")]
     NotASocket(String),
+    /// The socket could not be given to its configured owner or group.
+    #[error("cannot give the socket {path} to {target}: {reason}")]
+    Chown {
+        /// The socket.
+        path: String,
+        /// `group app (gid 1001)`, `user … (uid …)`.
+        target: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// The TLS files are unusable.
     #[error("listener on {address}: {source}")]
     Tls {
@@ -66,6 +76,8 @@ pub enum Bound {
         max_request_size: usize,
         /// Client certificates mapped to policies.
         identities: Vec<config::IdentityRule>,
+        /// Whether Init may be called here.
+        allow_init: bool,
     },
     /// A unix socket.
     Unix {
@@ -77,6 +89,8 @@ pub enum Bound {
         max_request_size: usize,
         /// Peer uids and gids mapped to policies.
         identities: Vec<config::IdentityRule>,
+        /// Whether Init may be called here.
+        allow_init: bool,
     },
 }
 
@@ -97,6 +111,13 @@ impl Bound {
     pub fn identities(&self) -> &[config::IdentityRule] {
         match self {
             Bound::Tcp { identities, .. } | Bound::Unix { identities, .. } => identities,
+        }
+    }
+
+    /// Whether Init may be called through this listener (`allow_init`).
+    pub fn allow_init(&self) -> bool {
+        match self {
+            Bound::Tcp { allow_init, .. } | Bound::Unix { allow_init, .. } => *allow_init,
         }
     }
 }
@@ -131,6 +152,7 @@ pub async fn bind(listener: &config::Listener) -> Result<Bound, ListenerError> {
                 address,
                 max_request_size: tcp.max_request_size,
                 identities: tcp.identities.clone(),
+                allow_init: tcp.allow_init,
             })
         }
         config::Listener::Unix(unix) => Ok(Bound::Unix {
@@ -138,6 +160,7 @@ pub async fn bind(listener: &config::Listener) -> Result<Bound, ListenerError> {
             path: unix.path.clone(),
             max_request_size: unix.max_request_size,
             identities: unix.identities.clone(),
+            allow_init: unix.allow_init,
         }),
     }
 }
@@ -166,9 +189,65 @@ fn bind_unix(config: &config::UnixListener) -> Result<UnixListener, ListenerErro
             .map_err(bind_error)?;
     }
     if config.uid.is_some() || config.gid.is_some() {
-        std::os::unix::fs::chown(path, config.uid, config.gid).map_err(bind_error)?;
+        std::os::unix::fs::chown(path, config.uid, config.gid)
+            .map_err(|e| chown_error(&shown, config.uid, config.gid, &e))?;
     }
     Ok(listener)
+}
+
+/// Names why chown(2) failed: without CAP_CHOWN a process may only give
+/// its own files to a group it is in, and never to another user.
+fn chown_error(path: &str, uid: Option<u32>, gid: Option<u32>, e: &io::Error) -> ListenerError {
+    use nix::unistd::{Gid, Group, Uid, User, getegid, geteuid, getgroups};
+    let me = geteuid();
+    let group_name = |gid: u32| {
+        Group::from_gid(Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map_or_else(|| gid.to_string(), |g| g.name)
+    };
+    let user_name = |uid: u32| {
+        User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map_or_else(|| uid.to_string(), |u| u.name)
+    };
+    let (target, reason) = match (uid, gid) {
+        (Some(uid), _) if uid != me.as_raw() && e.kind() == io::ErrorKind::PermissionDenied => (
+            format!("user {} (uid {uid})", user_name(uid)),
+            format!(
+                "{e}: only a process with CAP_CHOWN may give a file to another user, and the daemon runs as {} without it (the packaged unit grants only CAP_IPC_LOCK); leave socket_user out and give access through socket_group",
+                user_name(me.as_raw())
+            ),
+        ),
+        (_, Some(gid)) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let name = group_name(gid);
+            let member = getegid().as_raw() == gid
+                || getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid));
+            let why = if member {
+                "the daemon is in that group, yet the file system refused".to_string()
+            } else {
+                format!(
+                    "the daemon (user {}) is not in group {name} and lacks CAP_CHOWN; add it to the group: under systemd, SupplementaryGroups={name} in a drop-in (systemctl edit strongroom)",
+                    user_name(me.as_raw())
+                )
+            };
+            (format!("group {name} (gid {gid})"), format!("{e}: {why}"))
+        }
+        (uid, gid) => (
+            match (uid, gid) {
+                (Some(uid), _) => format!("user {} (uid {uid})", user_name(uid)),
+                (None, Some(gid)) => format!("group {} (gid {gid})", group_name(gid)),
+                (None, None) => "its owner".into(),
+            },
+            e.to_string(),
+        ),
+    };
+    ListenerError::Chown {
+        path: path.to_string(),
+        target,
+        reason,
+    }
 }
 
 /// Removes a unix socket file at shutdown.

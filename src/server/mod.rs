@@ -9,6 +9,7 @@ pub mod hardening;
 mod listener;
 pub mod logging;
 mod notify;
+mod preflight;
 mod tls;
 
 use std::future::Future;
@@ -32,7 +33,9 @@ use crate::api::{Identities, grpc};
 use crate::audit::Auditor;
 use crate::config::{self, Config, Listener, StorageConfig};
 use crate::error::Error;
-use crate::lifecycle::{AutoUnsealState, InitParams, Lifecycle, Options, Phase, RotationPolicy};
+use crate::lifecycle::{
+    AutoUnsealState, InitParams, InitResult, Lifecycle, Options, Phase, RotationPolicy,
+};
 use crate::node::Node;
 use crate::seal::Seal;
 use crate::seal::awskms::AwsKms;
@@ -70,27 +73,11 @@ pub enum ServerError {
     Audit(#[from] crate::audit::AuditError),
 }
 
-/// What `server --check` verifies beyond parsing: that every TLS listener's
-/// certificate, key and client CA files load. Returns one sentence per problem.
+/// What start-up (and `server --check`) verifies before touching
+/// anything: every file the config names opens as it will be used, and
+/// every TLS listener's files load. One `FILE:LINE: KEY: sentence` per problem.
 pub fn check(config: &Config) -> Vec<String> {
-    let file = config
-        .file
-        .as_deref()
-        .map(|f| f.display().to_string())
-        .unwrap_or_default();
-    config
-        .listeners
-        .iter()
-        .filter_map(|listener| match listener {
-            Listener::Tcp(tcp) => tcp.tls.as_ref().map(|files| (tcp, files)),
-            Listener::Unix(_) => None,
-        })
-        .filter_map(|(tcp, files)| {
-            tls::server_config(files)
-                .err()
-                .map(|e| format!("{file}:{}: listener.tcp: {e}", tcp.line))
-        })
-        .collect()
+    preflight::check(config)
 }
 
 /// Starts the daemon described by `config` and serves until SIGTERM or SIGINT.
@@ -98,8 +85,8 @@ pub fn check(config: &Config) -> Vec<String> {
 /// share and root token.
 pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result<(), ServerError> {
     log_settings(&config);
-    if let StorageConfig::File { path } = &config.storage.value {
-        tracing::info!(path = %path.display(), "storage: file");
+    if let StorageConfig::File { path, cache_size } = &config.storage.value {
+        tracing::info!(path = %path.display(), cache_size, "storage: file");
     }
     let seal = match &config.seal {
         None => Seal::Shamir,
@@ -112,6 +99,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         )
     });
     // Before storage: a daemon that cannot audit must not serve.
+    make_audit_files_private(&config.audit);
     let auditor = Auditor::open(&config.audit)?;
     let storage = storage::open(&config.storage.value)?;
     #[cfg(feature = "failpoints")]
@@ -125,9 +113,10 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         migrate_from,
     };
     let node = Node::open(storage, seal, options, config.kv, auditor).await?;
-    if dev {
-        dev_init(&node.lifecycle).await?;
-    }
+    let dev_keys = match dev {
+        true => Some(dev_init(&node.lifecycle).await?),
+        false => None,
+    };
     // Auto-unseal runs beside the listeners: Status answers at once,
     // "sealed, auto-unseal in progress", while KMS is asked.
     let health_check_interval = config
@@ -141,6 +130,9 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         bound.push(listener::bind(listener).await?);
     }
     log_listeners(&config.listeners, &bound);
+    if let Some(keys) = dev_keys {
+        print_dev_banner(&keys, &bound);
+    }
 
     let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
@@ -211,7 +203,7 @@ pub async fn serve(
             &shared,
             &node,
             max_request_size,
-            Identities::new(bound.identities()),
+            Identities::new(bound.identities()).with_allow_init(bound.allow_init()),
         );
         let router = Server::builder()
             .layer(in_flight.layer())
@@ -287,22 +279,75 @@ pub async fn serve(
     }
 }
 
-/// `--dev`: init with one share and unseal with it, then print both.
-async fn dev_init(lifecycle: &Lifecycle) -> Result<(), ServerError> {
+/// What `--dev` prints: its only unseal key and its root token.
+struct DevKeys {
+    key: zeroize::Zeroizing<String>,
+    init: InitResult,
+}
+
+/// `--dev`: init with one share and unseal with it.
+async fn dev_init(lifecycle: &Lifecycle) -> Result<DevKeys, ServerError> {
     let init = lifecycle.init_and_confirm(InitParams::shamir(1, 1)).await?;
-    let key = STANDARD.encode(init.shares[0].expose());
+    let key = zeroize::Zeroizing::new(STANDARD.encode(init.shares[0].expose()));
     lifecycle.unseal(&key).await?;
+    Ok(DevKeys { key, init })
+}
+
+/// Printed once the dev listener is bound, so the address is the real one
+/// (port 0 included) and the lines can be pasted as `vault server -dev`'s.
+fn print_dev_banner(keys: &DevKeys, bound: &[Bound]) {
+    let address = bound.iter().find_map(|b| match b {
+        Bound::Tcp { address, .. } => Some(*address),
+        Bound::Unix { .. } => None,
+    });
+    let exports = address.map_or_else(String::new, |address| {
+        format!(
+            "You may need to set the following environment variables:\n\
+             \n\
+             export STRONGROOM_ADDR='http://{address}'\n\
+             export STRONGROOM_TOKEN='{}'\n\
+             \n",
+            keys.init.root_token.expose()
+        )
+    });
     println!(
         "\n\
          WARNING! dev mode is enabled. strongroom keeps everything in memory, is already\n\
          initialized and unsealed, and prints its only unseal key and its root token\n\
          below. Everything is lost when it stops. Never use dev mode for real secrets.\n\
          \n\
-         Unseal Key: {key}\n\
+         {exports}\
+         Unseal Key: {}\n\
          Root Token: {}\n",
-        init.root_token.expose()
+        keys.key.as_str(),
+        keys.init.root_token.expose()
     );
-    Ok(())
+}
+
+/// An audit file keeps the mode it was created with; an older one (or one
+/// made by hand) readable by others is made 0600, as Vault's file device does.
+fn make_audit_files_private(devices: &[config::AuditDevice]) {
+    use std::os::unix::fs::PermissionsExt;
+    for device in devices {
+        let config::AuditDevice::File { path } = device else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            continue;
+        }
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {
+                tracing::warn!(path = %path.display(), was = format!("{mode:04o}"), "the audit file was open to other users; made it 0600")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), mode = format!("{mode:04o}"), error = %e, "the audit file is open to other users and its mode could not be changed")
+            }
+        }
+    }
 }
 
 fn log_settings(config: &Config) {

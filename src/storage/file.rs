@@ -19,7 +19,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -74,8 +74,15 @@ impl Drop for FileBackend {
 }
 
 impl FileBackend {
-    /// Opens (creating if needed) the store in `dir`, taking its lock.
+    /// Opens (creating if needed) the store in `dir`, taking its lock, with
+    /// the default page cache.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        Self::open_with_cache(dir, crate::config::DEFAULT_STORAGE_CACHE_SIZE)
+    }
+
+    /// Opens the store in `dir` with at most `cache_size` bytes of cached
+    /// pages (redb's own default, 1 GiB, grows with every key ever read).
+    pub fn open_with_cache(dir: &Path, cache_size: usize) -> Result<Self, OpenError> {
         let io = |path: &Path, err: &dyn std::fmt::Display| OpenError::Io {
             path: path.to_path_buf(),
             reason: err.to_string(),
@@ -86,6 +93,7 @@ impl FileBackend {
             .create(dir)
             .map_err(|e| io(dir, &e))?;
         let dir = dir.canonicalize().map_err(|e| io(dir, &e))?;
+        warn_if_open_to_others(&dir);
         let lock = lock_directory(&dir)?;
 
         let data = dir.join(DATA_FILE);
@@ -98,8 +106,15 @@ impl FileBackend {
             .mode(0o600)
             .open(&data)
             .map_err(|e| io(&data, &e))?;
+        // An existing file keeps the mode it was made with: make it private.
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| io(&data, &e))?;
         let db = redb::backends::FileBackend::new(file)
-            .and_then(|backend| Database::builder().create_with_backend(backend))
+            .and_then(|backend| {
+                Database::builder()
+                    .set_cache_size(cache_size)
+                    .create_with_backend(backend)
+            })
             .map_err(|e| io(&data, &e))?;
         check_format(&db, &data)?;
 
@@ -125,6 +140,22 @@ impl FileBackend {
     }
 }
 
+/// The directory holds only ciphertext, but its names and sizes tell how
+/// much is stored and when: say so when others may look (the mode is the
+/// operator's to choose, so it is not changed).
+fn warn_if_open_to_others(dir: &Path) {
+    if let Ok(meta) = fs::metadata(dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{mode:04o}"),
+                "the storage directory is open to other users; chmod 0700 it"
+            );
+        }
+    }
+}
+
 /// Takes the directory lock, or names the process that holds it.
 fn lock_directory(dir: &Path) -> Result<Flock<File>, OpenError> {
     let path = dir.join(LOCK_FILE);
@@ -135,6 +166,10 @@ fn lock_directory(dir: &Path) -> Result<Flock<File>, OpenError> {
         .truncate(false)
         .mode(0o600)
         .open(&path)
+        .and_then(|file| {
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+            Ok(file)
+        })
         .map_err(|e| OpenError::Io {
             path: path.clone(),
             reason: e.to_string(),

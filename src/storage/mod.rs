@@ -170,7 +170,9 @@ pub trait Backend: Send + Sync + 'static {
 pub fn open(config: &StorageConfig) -> Result<Arc<dyn Backend>, OpenError> {
     Ok(match config {
         StorageConfig::Inmem => Arc::new(InmemBackend::new()),
-        StorageConfig::File { path } => Arc::new(FileBackend::open(path)?),
+        StorageConfig::File { path, cache_size } => {
+            Arc::new(FileBackend::open_with_cache(path, *cache_size)?)
+        }
     })
 }
 

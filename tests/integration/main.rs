@@ -31,6 +31,7 @@ mod quorum;
 mod recipients;
 mod secrets;
 mod security;
+mod startup;
 mod storage;
 mod support;
 mod systemd;

@@ -8,13 +8,14 @@ use hcl_edit::Span;
 use hcl_edit::structure::Block;
 
 use super::values::{
-    as_id, as_policy_list, as_string, as_u64, nonempty, parse_address, resolve_group, resolve_user,
+    as_id, as_policy_list, as_string, as_u64, as_uri, nonempty, parse_address, resolve_group,
+    resolve_user,
 };
 use super::words::qualified;
 use super::{Ctx, Section};
 use crate::config::{
-    DEFAULT_MAX_REQUEST_SIZE, IdentityRule, IdentitySelector, Listener, TcpListener, TlsFiles,
-    UnixListener,
+    DEFAULT_MAX_REQUEST_SIZE, FileUse, IdentityRule, IdentitySelector, Listener, TcpListener,
+    TlsFiles, UnixListener,
 };
 
 /// Where a TCP listener without an `address` listens.
@@ -47,13 +48,18 @@ impl Ctx<'_> {
             "tls_client_ca_file",
             "tls_disable",
             "max_request_size",
+            "allow_init",
         ];
         let (section, blocks) = self.section(&block.body, name, &keys, &["identity"]);
         let errors_before = self.errors.len();
 
+        let mut address_line = line;
         let address = match self.string(&section, "address") {
             Some((text, at)) => match parse_address(&text) {
-                Some(address) => Some(address),
+                Some(address) => {
+                    address_line = at;
+                    Some(address)
+                }
                 None => {
                     self.error(
                         at,
@@ -68,17 +74,20 @@ impl Ctx<'_> {
         };
         let mut file = |key: &str| -> Option<PathBuf> {
             let (path, at) = self.string(&section, key)?;
-            self.absolute(&path, at, &qualified(name, key))
+            let key = qualified(name, key);
+            let path = self.absolute(&path, at, &key)?;
+            self.named_file(&path, at, &key, FileUse::Read);
+            Some(path)
         };
         let cert = file("tls_cert_file");
         let key = file("tls_key_file");
         let client_ca = file("tls_client_ca_file");
-        let tls_disable = self
+        let (tls_disable, tls_disable_line) = self
             .boolean(&section, "tls_disable")
-            .map(|(b, _)| b)
-            .unwrap_or(false);
+            .unwrap_or((false, line));
         let max_request_size = self.max_request_size(&section);
-        let identities = self.identities(&blocks, name, &["cert_san", "cert_cn"]);
+        let allow_init = self.allow_init(&section);
+        let identities = self.identities(&blocks, name, &["cert_san", "cert_dns_san", "cert_cn"]);
         if !identities.is_empty() && client_ca.is_none() {
             self.error(
                 line,
@@ -127,7 +136,7 @@ impl Ctx<'_> {
                 .any(|k| k.starts_with("tls_") && *k != "tls_disable")
         {
             self.error(
-                line,
+                tls_disable_line,
                 qualified(name, "tls_disable"),
                 "is true, but TLS files are also set: remove one or the other",
             );
@@ -139,8 +148,8 @@ impl Ctx<'_> {
             && self.errors.len() == errors_before
         {
             self.error(
-                line,
-                qualified(name, "tls_disable"),
+                address_line,
+                qualified(name, "address"),
                 format!("listener on {address} has no TLS certificate; serving plaintext on a non-loopback address needs tls_disable = true"),
             );
         }
@@ -152,8 +161,16 @@ impl Ctx<'_> {
             tls,
             max_request_size: max_request_size?,
             identities,
+            allow_init,
             line,
         })
+    }
+
+    /// `allow_init`: whether Init may be called through this listener
+    /// (default true).
+    fn allow_init(&mut self, section: &Section<'_>) -> bool {
+        self.boolean(section, "allow_init")
+            .is_none_or(|(allow, _)| allow)
     }
 
     fn unix_listener(&mut self, block: &Block, name: &str, line: usize) -> Option<UnixListener> {
@@ -163,6 +180,7 @@ impl Ctx<'_> {
             "socket_user",
             "socket_group",
             "max_request_size",
+            "allow_init",
         ];
         let (section, blocks) = self.section(&block.body, name, &keys, &["identity"]);
         let errors_before = self.errors.len();
@@ -192,6 +210,7 @@ impl Ctx<'_> {
         let uid = self.value(&section, "socket_user", |e| resolve_user(&as_string(e)?));
         let gid = self.value(&section, "socket_group", |e| resolve_group(&as_string(e)?));
         let max_request_size = self.max_request_size(&section);
+        let allow_init = self.allow_init(&section);
         let identities = self.identities(&blocks, name, &["uid", "gid"]);
         if self.errors.len() > errors_before {
             return None;
@@ -203,6 +222,7 @@ impl Ctx<'_> {
             gid: gid.map(|(g, _)| g),
             max_request_size: max_request_size?,
             identities,
+            allow_init,
             line,
         })
     }
@@ -237,7 +257,8 @@ impl Ctx<'_> {
                     self.value(&section, key, |e| match key {
                         "uid" => resolve_user(&as_id(e)?).map(IdentitySelector::Uid),
                         "gid" => resolve_group(&as_id(e)?).map(IdentitySelector::Gid),
-                        "cert_san" => nonempty(as_string(e)?).map(IdentitySelector::CertSan),
+                        "cert_san" => as_uri(as_string(e)?).map(IdentitySelector::CertSan),
+                        "cert_dns_san" => nonempty(as_string(e)?).map(IdentitySelector::CertDnsSan),
                         _ => nonempty(as_string(e)?).map(IdentitySelector::CertCn),
                     })
                 }
@@ -333,13 +354,19 @@ mod tests {
     use std::path::Path;
 
     use super::super::{errors, parse};
+    use crate::config::IdentitySelector;
 
     #[test]
     fn plaintext_on_a_public_address_needs_tls_disable() {
         let errs =
             errors("storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"0.0.0.0:8400\"\n}\n");
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].starts_with("test.hcl:2: listener.tcp.tls_disable: listener on 0.0.0.0:8400 has no TLS certificate"), "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "test.hcl:3: listener.tcp.address: listener on 0.0.0.0:8400 has no TLS certificate"
+            ),
+            "{errs:?}"
+        );
         parse(
             "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"0.0.0.0:8400\"\n  tls_disable = \"true\"\n}\n",
             Path::new("t.hcl"),
@@ -360,7 +387,7 @@ mod tests {
         assert_eq!(
             errs,
             vec![
-                "test.hcl:2: listener.tcp.tls_disable: is true, but TLS files are also set: remove one or the other"
+                "test.hcl:3: listener.tcp.tls_disable: is true, but TLS files are also set: remove one or the other"
             ]
         );
     }
@@ -377,6 +404,56 @@ mod tests {
                 "test.hcl:5: listener.unix.socket_mode: expected octal permission bits such as \"0660\", got \"rw\"",
                 "test.hcl:6: listener.unix.socket_user: no user named \"no-such-user-xyz\" on this host",
             ]
+        );
+    }
+
+    #[test]
+    fn cert_san_takes_uris_and_cert_dns_san_names() {
+        let tls =
+            "  tls_cert_file = \"c\"\n  tls_key_file = \"k\"\n  tls_client_ca_file = \"ca\"\n";
+        let config = parse(
+            &format!("storage \"inmem\" {{}}\nlistener \"tcp\" {{\n{tls}  identity {{\n    cert_san = \"spiffe://example.org/app\"\n    policies = [\"a\"]\n  }}\n  identity {{\n    cert_dns_san = \"app.example.org\"\n    policies = [\"b\"]\n  }}\n}}\n"),
+            Path::new("t.hcl"),
+        )
+        .unwrap();
+        let selectors: Vec<_> = config.listeners[0]
+            .identities()
+            .iter()
+            .map(|r| r.selector.clone())
+            .collect();
+        assert_eq!(
+            selectors,
+            vec![
+                IdentitySelector::CertSan("spiffe://example.org/app".into()),
+                IdentitySelector::CertDnsSan("app.example.org".into()),
+            ]
+        );
+        let errs = errors(&format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n{tls}  identity {{\n    cert_san = \"app.example.org\"\n    policies = [\"a\"]\n  }}\n}}\n"
+        ));
+        assert_eq!(
+            errs,
+            vec![
+                "test.hcl:7: listener.tcp.identity.cert_san: expected a URI such as \"spiffe://example.org/app\", got \"app.example.org\"; a DNS name goes in cert_dns_san"
+            ]
+        );
+    }
+
+    #[test]
+    fn allow_init_is_read_per_listener() {
+        let config = parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  allow_init = false\n}\nlistener \"unix\" {\n  path = \"/tmp/s.sock\"\n}\n",
+            Path::new("t.hcl"),
+        )
+        .unwrap();
+        let allowed: Vec<bool> = config.listeners.iter().map(|l| l.allow_init()).collect();
+        assert_eq!(allowed, vec![false, true]);
+        let errs = errors(
+            "storage \"inmem\" {}\nlistener \"unix\" {\n  path = \"/s\"\n  allow_init = \"no\"\n}\n",
+        );
+        assert_eq!(
+            errs,
+            vec!["test.hcl:4: listener.unix.allow_init: expected true or false, got \"no\""]
         );
     }
 

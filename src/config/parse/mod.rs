@@ -23,21 +23,30 @@ use hcl_edit::structure::{Attribute, Block, Body};
 pub use values::parse_duration;
 
 use super::{
-    AuditDevice, AwsKmsSeal, BarrierConfig, Config, ConfigError, ConfigErrors, KvSettings,
-    Listener, Location, LogFormat, LogLevel, Setting, Source, StorageConfig,
+    AuditDevice, AwsKmsSeal, BarrierConfig, Config, ConfigError, ConfigErrors, FileUse, KvSettings,
+    Listener, Location, LogFormat, LogLevel, NamedFile, Setting, Source, StorageConfig,
 };
 use values::{as_bool, as_string};
 use words::{example_label, qualified, unknown_message};
 
 /// Parses the HCL text of `file` (used for messages and nothing else).
-/// Relative paths inside resolve from the working directory.
+/// Relative paths inside resolve from the working directory. A UTF-8 byte
+/// order mark at the start (Windows editors write one) is skipped.
 pub fn parse(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let mut ctx = Ctx::new(source, file);
     let body = match hcl_edit::parser::parse_body(source) {
         Ok(body) => body,
         Err(e) => {
             let line = e.location().line();
-            ctx.error(line, "syntax", format!("invalid HCL: {}", e.message()));
+            match redefined_key(source, line, e.message()) {
+                Some(key) => ctx.error(
+                    line,
+                    key,
+                    "is set twice in the same block; keep one of them",
+                ),
+                None => ctx.error(line, "syntax", format!("invalid HCL: {}", e.message())),
+            }
             return Err(ConfigErrors(ctx.errors));
         }
     };
@@ -48,16 +57,71 @@ pub fn parse(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
         Location::Env(_) => 0,
     });
     match config {
-        Some(config) if ctx.errors.is_empty() => Ok(config),
+        Some(mut config) if ctx.errors.is_empty() => {
+            config.files = ctx.files;
+            config.warnings = ctx.warnings;
+            Ok(config)
+        }
         _ => Err(ConfigErrors(ctx.errors)),
     }
 }
+
+/// The key of a line that hcl-edit refused as a redefined attribute (it
+/// names neither the key nor the block).
+fn redefined_key(source: &str, line: usize, message: &str) -> Option<String> {
+    if !message.contains("redefined attribute") {
+        return None;
+    }
+    let text = source.lines().nth(line.checked_sub(1)?)?;
+    leading_key(text)
+}
+
+/// The `key` of a `key = value` line, if it has that form.
+fn leading_key(text: &str) -> Option<String> {
+    let (key, _) = text.split_once('=')?;
+    let key = key.trim();
+    let is_ident = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    is_ident.then(|| key.to_string())
+}
+
+/// The line (one-based) of the first invalid UTF-8 byte at `offset`, and
+/// the key set on that line (or `syntax`).
+pub fn locate_invalid_utf8(bytes: &[u8], offset: usize) -> (usize, String) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = 1 + before.iter().filter(|b| **b == b'\n').count();
+    let start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&before[start..]);
+    let key = leading_key(&text).unwrap_or_else(|| "syntax".into());
+    (line, key)
+}
+
+/// Vault keys that change nothing about safety: accepted with a warning, as
+/// OpenBao does, so a pasted Vault config starts.
+const IGNORED_VAULT_KEYS: [&str; 9] = [
+    "ui",
+    "pid_file",
+    "log_file",
+    "plugin_directory",
+    "disable_cache",
+    "raw_storage_endpoint",
+    "disable_sealwrap",
+    "default_lease_ttl",
+    "max_lease_ttl",
+];
 
 /// The file being read, and the errors found so far.
 struct Ctx<'a> {
     file: &'a Path,
     line_starts: Vec<usize>,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+    files: Vec<NamedFile>,
 }
 
 /// The attributes of one block, checked against the keys it may have.
@@ -87,6 +151,8 @@ impl<'a> Ctx<'a> {
             file,
             line_starts,
             errors: Vec::new(),
+            warnings: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -96,14 +162,40 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn error(&mut self, line: usize, key: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
+    fn located(
+        &self,
+        line: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
             location: Location::File {
                 path: self.file.to_path_buf(),
                 line,
             },
             key: key.into(),
             message: message.into(),
+        }
+    }
+
+    fn error(&mut self, line: usize, key: impl Into<String>, message: impl Into<String>) {
+        let error = self.located(line, key, message);
+        self.errors.push(error);
+    }
+
+    fn warning(&mut self, line: usize, key: impl Into<String>, message: impl Into<String>) {
+        let warning = self.located(line, key, message);
+        self.warnings.push(warning);
+    }
+
+    /// Records a file the daemon will read or append to, for the check
+    /// before start.
+    fn named_file(&mut self, path: &Path, line: usize, key: &str, usage: FileUse) {
+        self.files.push(NamedFile {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            line,
+            usage,
         });
     }
 
@@ -127,6 +219,12 @@ impl<'a> Ctx<'a> {
             // hcl-edit itself refuses a key set twice in one body.
             if keys.contains(&key) {
                 section.attrs.insert(key, attr);
+            } else if name.is_empty() && IGNORED_VAULT_KEYS.contains(&key) {
+                self.warning(
+                    line,
+                    key,
+                    "is a Vault setting that strongroom does not use; ignored",
+                );
             } else {
                 let message = unknown_message("key", key, keys);
                 self.error(line, qualified(name, key), message);
@@ -287,6 +385,8 @@ impl<'a> Ctx<'a> {
             barrier: read.barrier.unwrap_or_default(),
             kv: read.kv.map(|(settings, _)| settings).unwrap_or_default(),
             audit: read.audit,
+            files: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 
@@ -435,7 +535,8 @@ listener "unix" {
         assert_eq!(
             config.storage.value,
             StorageConfig::File {
-                path: "/var/lib/strongroom".into()
+                path: "/var/lib/strongroom".into(),
+                cache_size: crate::config::DEFAULT_STORAGE_CACHE_SIZE,
             }
         );
         assert_eq!(config.listeners.len(), 2);
@@ -538,17 +639,77 @@ listener "unix" {
         let errs = errors(&format!(
             "log_level = \"info\"\nlog_level = \"debug\"\n{MINIMAL}"
         ));
-        assert_eq!(errs.len(), 1);
-        assert!(
-            errs[0].starts_with("test.hcl:2: syntax: invalid HCL"),
-            "{errs:?}"
+        assert_eq!(
+            errs,
+            vec!["test.hcl:2: log_level: is set twice in the same block; keep one of them"]
         );
-        assert!(errs[0].contains("redefined attribute"), "{errs:?}");
+        let errs = errors(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:1\"\n  address = \"127.0.0.1:2\"\n}\n",
+        );
+        assert_eq!(
+            errs,
+            vec!["test.hcl:4: address: is set twice in the same block; keep one of them"]
+        );
         let errs = errors(&format!("{MINIMAL}storage \"inmem\" {{}}\n"));
         assert_eq!(
             errs,
             vec!["test.hcl:3: storage: only one storage block is allowed (the first is on line 1)"]
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let config = parse(&format!("\u{feff}{MINIMAL}"), Path::new("t.hcl")).unwrap();
+        assert_eq!(config.listeners.len(), 1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let bytes = b"storage \"inmem\" {}\ncluster_name = \"a\xffb\"\n";
+        let offset = bytes.iter().position(|b| *b == 0xff).unwrap();
+        assert_eq!(
+            locate_invalid_utf8(bytes, offset),
+            (2, "cluster_name".to_string())
+        );
+        assert_eq!(locate_invalid_utf8(b"\xff", 0), (1, "syntax".to_string()));
+    }
+
+    #[test]
+    fn vault_keys_that_change_nothing_warn() {
+        let config = parse(
+            &format!(
+                "ui = true\npid_file = \"/run/v.pid\"\ndefault_lease_ttl = \"768h\"\n{MINIMAL}"
+            ),
+            Path::new("test.hcl"),
+        )
+        .unwrap();
+        let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            vec![
+                "test.hcl:1: ui: is a Vault setting that strongroom does not use; ignored",
+                "test.hcl:2: pid_file: is a Vault setting that strongroom does not use; ignored",
+                "test.hcl:3: default_lease_ttl: is a Vault setting that strongroom does not use; ignored",
+            ]
+        );
+        // Anything that could weaken or change what was asked stays refused.
+        let errs = errors(&format!(
+            "ha_storage \"raft\" {{}}\nlog_levle = \"info\"\n{MINIMAL}"
+        ));
+        assert!(
+            errs[0].starts_with("test.hcl:1: ha_storage: unknown block"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("(did you mean \"log_level\"?)"),
+            "{errs:?}"
+        );
+        let errs = errors("storage \"raft\" {}\nlistener \"tcp\" { ui = true }\n");
+        assert!(
+            errs[0].contains("unknown storage type \"raft\""),
+            "{errs:?}"
+        );
+        assert!(errs[1].contains("listener.tcp.ui: unknown key"), "{errs:?}");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use super::values::as_duration;
 use super::words::qualified;
 use super::{Ctx, Section};
 use crate::config::{
-    AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, MIN_HEALTH_CHECK_INTERVAL,
-    Setting, Source, check_endpoint,
+    AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, FileUse,
+    MIN_HEALTH_CHECK_INTERVAL, Setting, Source, check_endpoint, check_region,
 };
 use crate::secret::SecretString;
 
@@ -60,7 +60,19 @@ impl Ctx<'_> {
             .seal_text(&section, "kms_key_id")
             .map(setting)
             .unwrap_or_else(|| Setting::default_value(String::new()));
-        let region = self.seal_text(&section, "region").map(setting);
+        let region = self.seal_text(&section, "region");
+        if let Some((region, at)) = &region {
+            match check_region(region) {
+                Ok(true) => {}
+                Ok(false) => self.warning(
+                    *at,
+                    qualified(NAME, "region"),
+                    format!("{region:?} is not a region AWS lists; check the name if KMS cannot be reached"),
+                ),
+                Err(message) => self.error(*at, qualified(NAME, "region"), message),
+            }
+        }
+        let region = region.map(setting);
         let endpoint = self.seal_text(&section, "endpoint");
         if let Some((endpoint, at)) = &endpoint
             && let Err(message) = check_endpoint(endpoint)
@@ -108,7 +120,10 @@ impl Ctx<'_> {
     /// An absolute path of the seal block.
     fn seal_path(&mut self, section: &Section<'_>, key: &str) -> Option<PathBuf> {
         let (value, at) = self.seal_text(section, key)?;
-        self.absolute(&value, at, &qualified(NAME, key))
+        let key = qualified(NAME, key);
+        let path = self.absolute(&value, at, &key)?;
+        self.named_file(&path, at, &key, FileUse::Read);
+        Some(path)
     }
 
     /// The credentials the block sets (none: the AWS credential chain).

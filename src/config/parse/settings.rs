@@ -2,13 +2,16 @@
 
 use hcl_edit::structure::Block;
 
-use super::Ctx;
 use super::values::{as_duration, as_u64};
 use super::words::qualified;
+use super::{Ctx, Section};
 use crate::config::{
-    AuditDevice, BarrierConfig, KvSettings, MAX_KV_VERSIONS, MAX_ROTATION_ENCRYPTIONS,
-    MIN_ROTATION_INTERVAL, StorageConfig,
+    AuditDevice, BarrierConfig, DEFAULT_STORAGE_CACHE_SIZE, FileUse, KvSettings, MAX_KV_VERSIONS,
+    MAX_ROTATION_ENCRYPTIONS, MIN_ROTATION_INTERVAL, StorageConfig,
 };
+
+/// The smallest `cache_size` accepted: below it redb rereads its own tree.
+const MIN_STORAGE_CACHE_SIZE: usize = 1024 * 1024;
 
 impl Ctx<'_> {
     pub(super) fn storage(
@@ -20,7 +23,8 @@ impl Ctx<'_> {
         let name = format!("storage.{kind}");
         match kind {
             "file" => {
-                let (section, _) = self.section(&block.body, &name, &["path"], &[]);
+                let (section, _) = self.section(&block.body, &name, &["path", "cache_size"], &[]);
+                let cache_size = self.cache_size(&section);
                 let Some((path, path_line)) = self.string(&section, "path") else {
                     if !section.attrs.contains_key("path") {
                         self.error(
@@ -36,7 +40,10 @@ impl Ctx<'_> {
                     return None;
                 }
                 let path = self.absolute(&path, path_line, &name)?;
-                Some(StorageConfig::File { path })
+                Some(StorageConfig::File {
+                    path,
+                    cache_size: cache_size?,
+                })
             }
             "inmem" => {
                 self.section(&block.body, &name, &[], &[]);
@@ -55,6 +62,26 @@ impl Ctx<'_> {
         }
     }
 
+    /// `cache_size` of `storage "file"`: bytes of page cache, at least 1 MiB.
+    fn cache_size(&mut self, section: &Section<'_>) -> Option<usize> {
+        let Some((size, at)) = self.value(section, "cache_size", as_u64) else {
+            // Absent: the default; present but not a number: already an error.
+            return (!section.attrs.contains_key("cache_size"))
+                .then_some(DEFAULT_STORAGE_CACHE_SIZE);
+        };
+        match usize::try_from(size) {
+            Ok(size) if size >= MIN_STORAGE_CACHE_SIZE => Some(size),
+            _ => {
+                self.error(
+                    at,
+                    qualified(&section.name, "cache_size"),
+                    format!("must be a number of bytes of at least {MIN_STORAGE_CACHE_SIZE} (1 MiB), got {size}"),
+                );
+                None
+            }
+        }
+    }
+
     /// `audit "file" { path = "…" }` or `audit "stdout" {}`.
     pub(super) fn audit(&mut self, block: &Block, kind: &str, line: usize) -> Option<AuditDevice> {
         let name = format!("audit.{kind}");
@@ -62,9 +89,12 @@ impl Ctx<'_> {
             "file" => {
                 let (section, _) = self.section(&block.body, &name, &["path"], &[]);
                 match self.string(&section, "path") {
-                    Some((path, at)) => self
-                        .absolute(&path, at, &qualified(&name, "path"))
-                        .map(|path| AuditDevice::File { path }),
+                    Some((path, at)) => {
+                        let key = qualified(&name, "path");
+                        let path = self.absolute(&path, at, &key)?;
+                        self.named_file(&path, at, &key, FileUse::Append);
+                        Some(AuditDevice::File { path })
+                    }
                     None => {
                         if !section.attrs.contains_key("path") {
                             self.error(
@@ -237,10 +267,36 @@ mod tests {
             Path::new("t.hcl"),
         )
         .unwrap();
-        let StorageConfig::File { path } = config.storage.value else {
+        let StorageConfig::File { path, cache_size } = config.storage.value else {
             panic!()
         };
         assert!(path.is_absolute());
         assert_eq!(path, std::env::current_dir().unwrap().join("data"));
+        assert_eq!(cache_size, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_file_storage_cache_size_is_set_and_bounded() {
+        let config = parse(
+            "storage \"file\" {\n  path = \"/d\"\n  cache_size = 8388608\n}\nlistener \"tcp\" {}\n",
+            Path::new("t.hcl"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.storage.value,
+            StorageConfig::File {
+                path: "/d".into(),
+                cache_size: 8 * 1024 * 1024
+            }
+        );
+        let errs = errors(
+            "storage \"file\" {\n  path = \"/d\"\n  cache_size = 1000\n}\nlistener \"tcp\" {}\n",
+        );
+        assert_eq!(
+            errs,
+            vec![
+                "test.hcl:3: storage.file.cache_size: must be a number of bytes of at least 1048576 (1 MiB), got 1000"
+            ]
+        );
     }
 }

@@ -143,6 +143,26 @@ pub(super) fn nonempty(text: String) -> Result<String, String> {
     }
 }
 
+/// A URI, as a certificate's URI subject alternative name holds one: a
+/// scheme (RFC 3986: a letter, then letters, digits, `+`, `-`, `.`), a colon
+/// and more.
+pub(super) fn as_uri(text: String) -> Result<String, String> {
+    let is_uri = text.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if is_uri {
+        Ok(text)
+    } else {
+        Err(format!(
+            "expected a URI such as \"spiffe://example.org/app\", got {text:?}; a DNS name goes in cert_dns_san"
+        ))
+    }
+}
+
 /// A non-empty list of valid policy names other than root.
 pub(super) fn as_policy_list(expr: &Expression) -> Result<Vec<String>, String> {
     let Expression::Array(items) = expr else {
