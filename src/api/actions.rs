@@ -424,6 +424,12 @@ pub const POLICY_DELETE: Action = on(
     Require(&[Delete]),
 );
 
+/// The actions that make an uninitialized store someone's: whoever calls
+/// them holds its keys. A listener with `allow_init = false` refuses them
+/// (a restore only while the store is not initialized, as only then it
+/// needs no token).
+pub const INITIALIZING: &[&Action] = &[&INIT, &INIT_CONFIRM, &SNAPSHOT_RESTORE];
+
 /// Every action, in the order of the protos.
 pub const ALL: &[&Action] = &[
     &STATUS,

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::actions::{Action, Audited, Auth};
+use super::actions::{self, Action, Audited, Auth};
 use super::identity::Identities;
 use crate::access::{Caller, Capability, Session, Subject, token};
 use crate::audit::{Field, Record, Who};
@@ -109,8 +109,21 @@ impl Gate {
             caller,
             path,
             record,
-            problem: None,
+            problem: self.init_refused(action).err(),
         }
+    }
+
+    /// Refuses an action that would initialize the store on a listener
+    /// with `allow_init = false`.
+    fn init_refused(&self, action: &Action) -> Result<(), Error> {
+        // Actions are consts, with no one address: their names are unique.
+        let initializing = actions::INITIALIZING.iter().any(|a| a.name == action.name);
+        if self.identities.allow_init() || !initializing || self.node.lifecycle.is_initialized() {
+            return Ok(());
+        }
+        Err(Error::PermissionDenied(
+            "this listener does not take init (allow_init = false in its listener block): initialize the store over a listener that does, such as the unix socket".into(),
+        ))
     }
 
     /// Whether an [`Auth::Reveals`] action shows `caller` what it hides

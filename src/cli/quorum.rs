@@ -525,7 +525,10 @@ pub async fn generate_root(
             let status = sys
                 .generate_root_init(proto::GenerateRootInitRequest {
                     otp: otp.to_string(),
-                    key: claim.as_deref().map(|k| k.trim().to_string()).unwrap_or_default(),
+                    key: claim
+                        .as_deref()
+                        .map(|k| k.trim().to_string())
+                        .unwrap_or_default(),
                 })
                 .await
                 .map_err(failed)?

@@ -578,3 +578,63 @@ fn fresh_daemon() -> (tempfile::TempDir, Daemon) {
     let daemon = Daemon::start(dir.path(), &crate::support::daemon::config(dir.path(), ""));
     (dir, daemon)
 }
+
+#[test]
+fn a_listener_with_allow_init_false_keeps_init_and_restore_off() {
+    let dir = tempdir();
+    let config = format!(
+        r#"
+storage "file" {{ path = "{data}" }}
+listener "tcp" {{
+  address    = "127.0.0.1:0"
+  allow_init = false
+}}
+listener "unix" {{
+  path        = "{socket}"
+  socket_mode = "0600"
+}}
+log_format    = "json"
+disable_mlock = true
+"#,
+        data = dir.path().join("data").display(),
+        socket = dir.path().join("strongroom.sock").display(),
+    );
+    let daemon = Daemon::start(dir.path(), &config);
+    let refused = daemon
+        .cli()
+        .run(&["init", "--key-shares", "1", "--key-threshold", "1"])
+        .code(1);
+    assert!(
+        refused.stderr.contains("allow_init = false"),
+        "{}",
+        refused.stderr
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut sys = SysClient::new(channel(&daemon.addr).await);
+        let chunk = proto::SnapshotChunk {
+            data: b"anything: refused before it is read".to_vec(),
+            ..Default::default()
+        };
+        let refused = sys
+            .snapshot_restore(tokio_stream::iter([chunk]))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    });
+    assert_eq!(crate::support::cli::status(&daemon)["initialized"], false);
+    // The unix socket takes it.
+    let out = daemon
+        .cli_unix()
+        .run(&[
+            "init",
+            "--key-shares",
+            "1",
+            "--key-threshold",
+            "1",
+            "--format",
+            "json",
+        ])
+        .ok();
+    assert!(out.json()["root_token"].is_string());
+}
