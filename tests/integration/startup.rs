@@ -430,7 +430,7 @@ fn dev_mode_prints_lines_to_paste_and_never_says_sealed() {
         .run(&["kv", "get", "app/db", "--format", "json"])
         .ok()
         .json();
-    assert_eq!(read["data"]["user"], "admin");
+    assert_eq!(read["data"]["data"]["user"], "admin");
     let log = running.stderr.text();
     assert!(log.contains("unsealed"), "{log}");
     assert!(!log.contains("sealed until"), "{log}");
@@ -649,8 +649,8 @@ fn cert_san_matches_uri_names_only_and_cert_dns_san_dns_names() {
             .env("STRONGROOM_CLIENT_KEY", key.to_str().unwrap())
             .run(&["kv", "get", "app/db", "--format", "json"])
     };
-    assert_eq!(read(&uri).ok().json()["data"]["password"], "s3cret");
-    assert_eq!(read(&by_dns).ok().json()["data"]["password"], "s3cret");
+    assert_eq!(read(&uri).ok().json()["data"]["data"]["password"], "s3cret");
+    assert_eq!(read(&by_dns).ok().json()["data"]["data"]["password"], "s3cret");
     // The DNS name that spells the URI is no identity: no token, refused.
     read(&spoof).code(1).error_says("this call needs a token");
 }
