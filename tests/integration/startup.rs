@@ -650,7 +650,10 @@ fn cert_san_matches_uri_names_only_and_cert_dns_san_dns_names() {
             .run(&["kv", "get", "app/db", "--format", "json"])
     };
     assert_eq!(read(&uri).ok().json()["data"]["data"]["password"], "s3cret");
-    assert_eq!(read(&by_dns).ok().json()["data"]["data"]["password"], "s3cret");
+    assert_eq!(
+        read(&by_dns).ok().json()["data"]["data"]["password"],
+        "s3cret"
+    );
     // The DNS name that spells the URI is no identity: no token, refused.
     read(&spoof).code(1).error_says("this call needs a token");
 }
