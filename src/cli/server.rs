@@ -108,7 +108,7 @@ pub fn run(args: ServerArgs) -> ExitCode {
             eprintln!("warning: {warning}");
         }
         if let Some(file) = &config.file {
-            println!("{}: the configuration is valid", file.display());
+            super::output::outln!("{}: the configuration is valid", file.display());
         }
         return ExitCode::from(EXIT_OK);
     }

@@ -13,6 +13,7 @@ mod preflight;
 mod tls;
 
 use std::future::Future;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -310,7 +311,10 @@ fn print_dev_banner(keys: &DevKeys, bound: &[Bound]) {
             keys.init.root_token.expose()
         )
     });
-    println!(
+    // A reader that went away (`server --dev | head`) must not panic the
+    // daemon: the lines are for a human, and the daemon serves on.
+    let _ = writeln!(
+        std::io::stdout(),
         "\n\
          WARNING! dev mode is enabled. strongroom keeps everything in memory, is already\n\
          initialized and unsealed, and prints its only unseal key and its root token\n\

@@ -657,3 +657,53 @@ fn cert_san_matches_uri_names_only_and_cert_dns_san_dns_names() {
     // The DNS name that spells the URI is no identity: no token, refused.
     read(&spoof).code(1).error_says("this call needs a token");
 }
+
+#[test]
+fn dev_mode_with_a_closed_stdout_serves_on_and_stops_cleanly() {
+    let dir = tempdir();
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(BIN)
+        .args(["server", "--dev", "--dev-listen-address", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("STRONGROOM_LOG_LEVEL")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Lines::default().follow(child.stderr.take().unwrap());
+    // The lines to paste are written (and lost) right after the listener is
+    // bound, before it serves: once Status answers, they were.
+    let line = stderr.wait_for("the listener", |l| l.contains("listening"));
+    let address = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("address="))
+        .unwrap_or_else(|| panic!("no address in {line}"))
+        .trim_matches('"')
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut cli = Cli::new();
+        cli.env("STRONGROOM_ADDR", &format!("http://{address}"));
+        if cli.run(&["status"]).code == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Status never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    stderr.wait_closed();
+    let status = child.wait().unwrap();
+    let log = stderr.text();
+    assert!(!log.contains("panicked"), "{log}");
+    assert_eq!(status.code(), Some(0), "{log}");
+}
