@@ -25,6 +25,12 @@ pub enum Auth {
     /// secret, update for an existing one). A caller with none is refused
     /// before anything is looked up, alike whether the thing exists.
     RequireAny(&'static [Capability]),
+    /// Any caller about its own token (the request names none); about
+    /// another token, the policies must grant these. The transport says
+    /// which ([`crate::api::gate::Call::about_another`]), so a call about
+    /// another token by a caller who may not make it is refused before its
+    /// secret parameters reach the audit log.
+    RequireForAnother(&'static [Capability]),
     /// As [`Auth::Require`] once the store is initialized; before, nobody
     /// is asked (a restore into a new daemon, which anyone who can reach
     /// it could initialize anyway).
@@ -112,7 +118,7 @@ impl Action {
 }
 
 use Audited::{BestEffort, Yes};
-use Auth::{Caller, Require, RequireAny, RequireOnceInitialized};
+use Auth::{Caller, Require, RequireAny, RequireForAnother, RequireOnceInitialized};
 use Capability::{Create, Datakey, Decrypt, Delete, Encrypt, List, Read, Rotate, Sudo, Update};
 
 /// A declaration of every action, for the table below.
@@ -380,12 +386,23 @@ pub const TOKEN_LOOKUP: Action = sys("token.Lookup", "auth/token/lookup", Requir
 /// `Token.LookupSelf`: any valid token.
 pub const TOKEN_LOOKUP_SELF: Action = sys("token.LookupSelf", "auth/token/lookup-self", Caller);
 /// `Token.RenewToken`: the caller's own, or another with `update`.
-pub const TOKEN_RENEW: Action = sys("token.Renew", "auth/token/renew", Caller);
+pub const TOKEN_RENEW: Action = sys(
+    "token.Renew",
+    "auth/token/renew",
+    RequireForAnother(&[Update]),
+);
 /// `Token.RevokeToken`: the caller's own, or another with `update`.
-pub const TOKEN_REVOKE: Action = sys("token.Revoke", "auth/token/revoke", Caller);
+pub const TOKEN_REVOKE: Action = sys(
+    "token.Revoke",
+    "auth/token/revoke",
+    RequireForAnother(&[Update]),
+);
 /// `Token.RevokeAccessor`: another token by accessor, with `update`.
-pub const TOKEN_REVOKE_ACCESSOR: Action =
-    sys("token.RevokeAccessor", "auth/token/revoke-accessor", Caller);
+pub const TOKEN_REVOKE_ACCESSOR: Action = sys(
+    "token.RevokeAccessor",
+    "auth/token/revoke-accessor",
+    Require(&[Update]),
+);
 /// `Token.ListAccessors`: root tokens' accessors.
 pub const TOKEN_LIST_ACCESSORS: Action = sys(
     "token.ListAccessors",
@@ -554,6 +571,12 @@ mod docs {
                 format!("{} (audited best-effort)", capabilities(caps))
             }
             (Auth::Require(caps), _) => capabilities(caps),
+            (Auth::RequireForAnother(caps), _) => {
+                format!(
+                    "any caller for its own token; {} for another",
+                    capabilities(caps)
+                )
+            }
             (Auth::RequireAny(caps), _) => {
                 let any: Vec<String> = caps.iter().map(|c| format!("`{c}`")).collect();
                 format!("{}, as the handler decides (below)", any.join(" or "))

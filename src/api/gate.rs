@@ -110,6 +110,7 @@ impl Gate {
             path,
             record,
             problem: self.init_refused(action).err(),
+            about_another: false,
         }
     }
 
@@ -160,6 +161,8 @@ pub struct Call<'g> {
     record: Option<Record>,
     /// The first argument check that failed.
     problem: Option<Error>,
+    /// The request is about another caller's token ([`Auth::RequireForAnother`]).
+    about_another: bool,
 }
 
 impl Call<'_> {
@@ -206,6 +209,13 @@ impl Call<'_> {
                     .collect::<BTreeMap<_, _>>(),
             )
         })
+    }
+
+    /// Says whether the request is about another caller's token, for an
+    /// action declared [`Auth::RequireForAnother`].
+    pub fn about_another(mut self, yes: bool) -> Self {
+        self.about_another = yes;
+        self
     }
 
     /// An argument check made before the caller is authenticated, so a
@@ -300,6 +310,8 @@ impl Call<'_> {
             Auth::Caller => Needs::All(&[]),
             Auth::Require(capabilities) => Needs::All(capabilities),
             Auth::RequireAny(capabilities) => Needs::Any(capabilities),
+            Auth::RequireForAnother(capabilities) if self.about_another => Needs::All(capabilities),
+            Auth::RequireForAnother(_) => Needs::All(&[]),
             Auth::RequireOnceInitialized(capabilities) => {
                 if self.gate.node().lifecycle.is_initialized() {
                     Needs::All(capabilities)

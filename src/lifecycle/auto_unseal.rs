@@ -304,6 +304,14 @@ impl Lifecycle {
         if !matches!(&*self.read(), State::Sealed { .. }) || self.auto_unseal_stopped() {
             return Ok(());
         }
+        // A restored store that fails its snapshot's check fails it again
+        // at every attempt: not worth another KMS request soon.
+        self.check_restored(&barrier)
+            .await
+            .map_err(|e| AttemptError {
+                message: e.to_string(),
+                transient: false,
+            })?;
         self.opening(&barrier).await.map_err(|e| AttemptError {
             message: format!("the store could not be opened: {e}"),
             transient: true,

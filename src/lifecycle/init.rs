@@ -186,7 +186,7 @@ impl Lifecycle {
                 }
                 Some(p) if !crate::secret::ct_eq(p.nonce.as_bytes(), nonce.trim().as_bytes()) => {
                     return Err(Error::InvalidArgument(
-                        "the confirmation nonce does not match the init waiting for it".into(),
+                        "the confirmation nonce does not match the init waiting for it (another init may have replaced it)".into(),
                     ));
                 }
                 Some(_) => slot.pending.take(),

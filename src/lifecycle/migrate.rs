@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::seal_config::{self, RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{KmsReport, Lifecycle, State};
+use super::{KmsReport, Lifecycle, Phase, State};
 use crate::barrier::{Barrier, entry};
 use crate::error::Error;
 use crate::seal::envelope::Purpose;
@@ -122,6 +122,12 @@ impl Lifecycle {
         let stored = self.report().key_arn.clone();
         match kms.describe_key(kms.key_id()).await {
             Ok(info) if info.arn == stored => {
+                // An `unseal --migrate` may have finished while KMS answered:
+                // then there is nothing left to settle.
+                let _key_ops = self.key_ops.lock().await;
+                if self.migration().is_none() || self.phase() != Phase::Sealed {
+                    return true;
+                }
                 tracing::warn!(
                     kms_key_arn = %stored,
                     "the stored keys are already wrapped by the configured KMS key: the seal block with disabled = true is left over from a finished migration; remove it"
@@ -185,8 +191,11 @@ impl Lifecycle {
                 (recovery_key, root_key)
             }
         };
-        // The root key must open the keyring before anything is rewritten.
+        // The root key must open the keyring before anything is rewritten,
+        // and a restored store must pass its snapshot's check first (the
+        // migration rewrites entries the check covers).
         let barrier = Barrier::unlock(Arc::clone(&self.storage), root_key).await?;
+        self.check_restored(&barrier).await?;
 
         let mut batch = Batch::new();
         let mut key_arn = None;
@@ -307,6 +316,37 @@ mod tests {
 
     fn hexes(shares: &[SecretBytes]) -> Vec<String> {
         shares.iter().map(|s| hex::encode(s.expose())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_restored_store_is_checked_before_its_seal_is_migrated() {
+        // A Shamir store's snapshot, restored into a new directory...
+        let source_storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let source = open(&source_storage, Seal::Shamir, None).await;
+        let init = source
+            .init_and_confirm(InitParams::shamir(1, 1))
+            .await
+            .unwrap();
+        let key = hex::encode(init.shares[0].expose());
+        source.unseal(&key).await.unwrap();
+        let file = source.snapshot_save().await.unwrap();
+        let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+        let restored = open(&storage, Seal::Shamir, None).await;
+        let snapshot = restored.check_snapshot(&file, false).await.unwrap();
+        restored.snapshot_restore(snapshot).await.unwrap();
+        drop(restored);
+        // ...then moved to KMS at its first unseal: the check runs before
+        // the migration rewrites what it covers, and later unseals pass.
+        let kms = Arc::new(FakeKms::new());
+        let lifecycle = open(&storage, awskms(&kms), None).await;
+        lifecycle.unseal_migrate(&key).await.unwrap();
+        assert_eq!(lifecycle.phase(), Phase::Unsealed);
+        lifecycle.seal().await;
+        let again = open(&storage, awskms(&kms), None).await;
+        let recovery = again.status();
+        assert!(recovery.sealed && !recovery.migration);
+        again.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        assert_eq!(again.phase(), Phase::Unsealed);
     }
 
     #[tokio::test]

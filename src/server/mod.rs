@@ -331,19 +331,28 @@ fn print_dev_banner(keys: &DevKeys, bound: &[Bound]) {
 /// An audit file keeps the mode it was created with; an older one (or one
 /// made by hand) readable by others is made 0600, as Vault's file device does.
 fn make_audit_files_private(devices: &[config::AuditDevice]) {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     for device in devices {
         let config::AuditDevice::File { path } = device else {
             continue;
         };
-        let Ok(meta) = std::fs::metadata(path) else {
+        // The mode is read and changed on the file opened, never through a
+        // path a symlink could redirect between the two.
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+        else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else {
             continue;
         };
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 == 0 {
+        if !meta.is_file() || mode & 0o077 == 0 {
             continue;
         }
-        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        match file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
             Ok(()) => {
                 tracing::warn!(path = %path.display(), was = format!("{mode:04o}"), "the audit file was open to other users; made it 0600")
             }

@@ -539,9 +539,17 @@ fn revoking_a_token_revokes_its_descendants_but_not_orphans() {
     }
     read(daemon.cli().token(&orphan), "app/db");
 
-    // Two uses, then gone.
+    // Two uses, then gone; a call refused at the gate spends none.
     let (limited, l) = create_token(&mut daemon.cli(), &["--policy", "app", "--use-limit", "2"]);
     assert_eq!(l["num_uses"], 2);
+    for _ in 0..3 {
+        daemon
+            .cli()
+            .token(&limited)
+            .run(&["kv", "get", "other/x"])
+            .code(1)
+            .error_says("permission denied");
+    }
     read(daemon.cli().token(&limited), "app/db");
     read(daemon.cli().token(&limited), "app/db");
     daemon

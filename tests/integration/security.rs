@@ -8,7 +8,7 @@ use std::path::Path;
 
 use strongroom::proto::{
     self, keys_client::KeysClient, kv_client::KvClient, policy_client::PolicyClient,
-    sys_client::SysClient,
+    sys_client::SysClient, token_client::TokenClient,
 };
 use tonic::Code;
 
@@ -150,6 +150,18 @@ fn a_refused_call_leaves_no_hmac_of_its_inputs_in_the_audit_log() {
             .await
             .unwrap_err();
         assert_eq!(refused.code(), Code::PermissionDenied);
+        // A revocation of "another token" that is really a guessed password.
+        let mut tokens = TokenClient::new(channel(&daemon.addr).await);
+        let refused = tokens
+            .revoke_token(with_token(
+                proto::RevokeTokenRequest {
+                    token: "correct horse battery staple".into(),
+                },
+                &reader,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied);
         let after_refusals = audit_text(&log);
 
         // Root may ask: the HMACs the log would hold.
@@ -177,6 +189,7 @@ fn a_refused_call_leaves_no_hmac_of_its_inputs_in_the_audit_log() {
             .filter(|l| l.contains("\"sys.AuditHash\"") && l.contains("\"response\""))
             .count();
         assert_eq!(refusals, 2, "{after_refusals}");
+        assert!(after_refusals.contains("\"token.Revoke\""));
         // An authorized call's input is HMACed, as before.
         assert!(audit_text(&log).contains(&guessed));
     });

@@ -152,6 +152,7 @@ impl Token for TokenService {
         let (tokens, asked) = (self.tokens(), request.get_ref());
         let (target, increment) = (other_token(&asked.token), asked.increment_seconds);
         let entry = call(&self.gate, &actions::TOKEN_RENEW, "", &request)
+            .about_another(target.is_some())
             .secret("token", asked.token.as_bytes())
             .plain("increment_seconds", increment)
             .run(
@@ -170,6 +171,7 @@ impl Token for TokenService {
         let (tokens, asked) = (self.tokens(), request.get_ref());
         let target = other_token(&asked.token);
         let revoked = call(&self.gate, &actions::TOKEN_REVOKE, "", &request)
+            .about_another(target.is_some())
             .secret("token", asked.token.as_bytes())
             .run(
                 |session| async move { tokens.revoke(&session, target).await },
