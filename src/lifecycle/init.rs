@@ -102,7 +102,7 @@ pub(super) struct InitSlot {
 }
 
 /// How many replaced inits are remembered.
-const REPLACED_REMEMBERED: usize = 16;
+const REPLACED_REMEMBERED: usize = 1024;
 
 fn digest(nonce: &str) -> [u8; 32] {
     Sha256::digest(nonce.trim().as_bytes()).into()
