@@ -268,12 +268,13 @@ impl Policy {
     pub fn parse(name: &str, text: &str) -> Result<Self, Error> {
         if text.len() > MAX_POLICY_SIZE {
             return Err(Error::InvalidArgument(format!(
-                "policy {name:?} is {} bytes; the limit is {MAX_POLICY_SIZE}",
+                "policy {} is {} bytes; the limit is {MAX_POLICY_SIZE}",
+                quote(name),
                 text.len()
             )));
         }
         let invalid = |line: usize, why: String| {
-            Error::InvalidArgument(format!("policy {name:?} line {line}: {why}"))
+            Error::InvalidArgument(format!("policy {} line {line}: {why}", quote(name)))
         };
         let body: Body = hcl_edit::parser::parse_body(text)
             .map_err(|e| invalid(e.location().line(), format!("invalid HCL: {}", e.message())))?;

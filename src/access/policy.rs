@@ -104,7 +104,9 @@ impl Policies {
             };
             let text = String::from_utf8_lossy(text.expose());
             let policy = Arc::new(Policy::parse(name, &text).map_err(|e| {
-                Error::Internal(format!("the stored policy {name:?} no longer parses: {e}"))
+                Error::Internal(format!(
+                    "the stored policy \"{name}\" no longer parses: {e}"
+                ))
             })?);
             let mut cache = self.cache();
             if cache.generation == generation {
@@ -148,7 +150,7 @@ impl Policies {
             .barrier()?
             .get(&path(name))
             .await?
-            .ok_or_else(|| Error::NotFound(format!("no policy is named {name:?}")))?;
+            .ok_or_else(|| Error::NotFound(format!("no policy is named \"{name}\"")))?;
         Ok(String::from_utf8_lossy(text.expose()).into_owned())
     }
 
@@ -173,7 +175,7 @@ impl Policies {
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         if barrier.get(&path(name)).await?.is_none() {
-            return Err(Error::NotFound(format!("no policy is named {name:?}")));
+            return Err(Error::NotFound(format!("no policy is named \"{name}\"")));
         }
         barrier.delete(&path(name)).await?;
         let mut cache = self.cache();

@@ -240,14 +240,7 @@ impl Lifecycle {
         let config = self.seal_config().ok_or(Error::NotInitialized)?;
         let key = snapshot_mac::key(&*self.barrier()?).await?;
         tracing::info!("snapshot started");
-        // The restore marker is this node's, not the store's.
-        let entries: Vec<_> = self
-            .storage
-            .export()
-            .await?
-            .into_iter()
-            .filter(|(path, _)| path != RESTORED_PATH)
-            .collect();
+        let entries = self.store_entries().await?;
         let header = SnapshotHeader {
             format: FORMAT,
             created_unix: now_unix(),
@@ -263,6 +256,14 @@ impl Lifecycle {
             "snapshot taken"
         );
         Ok(file)
+    }
+
+    /// Every stored entry, in order, but the restore marker: it is this
+    /// node's, not the store's, so snapshots and their check leave it out.
+    pub(super) async fn store_entries(&self) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let mut entries = self.storage.export().await?;
+        entries.retain(|(path, _)| path != RESTORED_PATH);
+        Ok(entries)
     }
 
     /// True once init has run: a restore then needs `sudo` on

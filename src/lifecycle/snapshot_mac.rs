@@ -135,13 +135,7 @@ impl Lifecycle {
         let key = read_key(barrier)
             .await?
             .ok_or_else(|| refused("it carries no snapshot key"))?;
-        let entries: Vec<(String, Vec<u8>)> = self
-            .storage
-            .export()
-            .await?
-            .into_iter()
-            .filter(|(path, _)| path != RESTORED_PATH)
-            .collect();
+        let entries = self.store_entries().await?;
         let content = super::snapshot::content(&header, &entries);
         if !ct_eq(&mac(&key, &content), &expected) {
             tracing::error!(
