@@ -183,6 +183,20 @@ impl Ha {
     }
 }
 
+impl Ha {
+    /// The design's standby ends the old holder's sessions once its lease
+    /// has run out or its lock session is gone (it holds no advisory lock).
+    fn may_terminate_holder(&self, s: &State, n: u8) -> bool {
+        let Some(h) = s.holder else { return false };
+        let old = s.nodes[usize::from(h)];
+        let gone = !s.lease_valid || s.advisory != Some(h);
+        self.election == Election::TerminateHolder
+            && h != n
+            && gone
+            && (old.lock_session || old.data_session)
+    }
+}
+
 impl Model for Ha {
     type State = State;
     type Action = Action;
@@ -224,14 +238,8 @@ impl Model for Ha {
                     if node.lock_session && self.can_take_over(s) {
                         actions.push(Action::TakeOver(n));
                     }
-                    if self.election == Election::TerminateHolder && node.lock_session {
-                        if let Some(h) = s.holder {
-                            let old = s.nodes[usize::from(h)];
-                            let gone = !s.lease_valid || s.advisory != Some(h);
-                            if h != n && gone && (old.lock_session || old.data_session) {
-                                actions.push(Action::TerminateHolder(n));
-                            }
-                        }
+                    if node.lock_session && self.may_terminate_holder(s, n) {
+                        actions.push(Action::TerminateHolder(n));
                     }
                 }
                 Some(_) => {
