@@ -28,7 +28,7 @@ pub use listener::{
 pub use parse::{parse, parse_duration};
 pub use postgres::{
     ConnectionUrl, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE,
-    MAX_PG_MAX_PARALLEL, PG_CONNECTION_URL, PostgresConfig, with_causes,
+    MAX_PG_MAX_PARALLEL, PG_CONNECTION_URL, PostgresConfig, SslMode, with_causes,
 };
 pub use seal::{
     AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, MIN_HEALTH_CHECK_INTERVAL,

@@ -3,6 +3,7 @@
 //! only redacted.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// Table of entries by default: strongroom's own name, so a database that
 /// also holds a Vault or OpenBao store (`vault_kv_store`) keeps them apart.
@@ -33,47 +34,108 @@ pub struct PostgresConfig {
     pub skip_create_table: bool,
 }
 
+/// `sslmode` as libpq reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it, unverified; else plaintext (libpq's default).
+    Prefer,
+    /// TLS, unverified (verified as `VerifyCa` when `sslrootcert` is given).
+    Require,
+    /// TLS with a certificate signed by `sslrootcert`, any host name.
+    VerifyCa,
+    /// TLS with a certificate signed by `sslrootcert` for the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "disable" => Self::Disable,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
 /// A `postgres://` URL. Its `Debug` and `Display` hide the password.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ConnectionUrl(String);
+pub struct ConnectionUrl {
+    url: String,
+    /// The URL without `sslmode` and `sslrootcert`, which the driver does
+    /// not read (strongroom's TLS does).
+    driver_url: String,
+    /// How TLS is used.
+    pub ssl_mode: SslMode,
+    /// The CA certificates (PEM) that verify the server.
+    pub ssl_root_cert: Option<PathBuf>,
+}
 
 impl ConnectionUrl {
-    /// Checks the form: a `postgres://` or `postgresql://` URL, with no TLS
-    /// mode that this build cannot honour. The message names what is wrong
-    /// and never repeats the URL (it may hold a password).
+    /// Checks the form: a `postgres://` or `postgresql://` URL, with an
+    /// `sslmode` libpq knows. The message names what is wrong and never
+    /// repeats the URL (it may hold a password).
     pub fn parse(url: &str) -> Result<Self, String> {
         let url = url.trim();
         let rest = url
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
             .ok_or("must be a URL starting with postgres:// or postgresql://")?;
+        let mut ssl_mode = SslMode::Prefer;
+        let mut ssl_root_cert = None;
+        let mut driver_url = url.to_string();
         if let Some((_, query)) = rest.split_once('?') {
+            let mut kept = Vec::new();
             for pair in query.split('&').filter(|p| !p.is_empty()) {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                if key == "sslmode" && !matches!(value, "disable" | "prefer") {
-                    return Err(format!(
-                        "has sslmode={value}, but TLS to PostgreSQL is not built yet: use sslmode=disable (or prefer, which connects without TLS) on a trusted network"
-                    ));
-                }
-                if key == "sslrootcert" {
-                    return Err("has sslrootcert, but TLS to PostgreSQL is not built yet".into());
+                match pair.split_once('=').unwrap_or((pair, "")) {
+                    ("sslmode", mode) => {
+                        ssl_mode = SslMode::parse(mode).ok_or_else(|| {
+                            format!("has sslmode={mode}; expected disable, prefer, require, verify-ca or verify-full")
+                        })?;
+                    }
+                    ("sslrootcert", path) if path.is_empty() || path == "system" => {
+                        return Err("has sslrootcert without a file: give the path of the CA certificates (PEM) that signed the server's".into());
+                    }
+                    ("sslrootcert", path) => ssl_root_cert = Some(PathBuf::from(path)),
+                    _ => kept.push(pair),
                 }
             }
+            let base = &url[..url.len() - query.len() - 1];
+            driver_url = match kept.is_empty() {
+                true => base.to_string(),
+                false => format!("{base}?{}", kept.join("&")),
+            };
+        }
+        if matches!(ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull) && ssl_root_cert.is_none() {
+            return Err(
+                "has sslmode=verify-ca or verify-full but no sslrootcert=FILE: the CA certificates (PEM) that verify the server".into(),
+            );
         }
         // The driver's own reading: a bad port, an unknown option.
-        url.parse::<tokio_postgres::Config>()
+        driver_url
+            .parse::<tokio_postgres::Config>()
             .map_err(|e| format!("is not a valid PostgreSQL URL ({})", with_causes(&e)))?;
-        Ok(Self(url.to_string()))
+        Ok(Self {
+            url: url.to_string(),
+            driver_url,
+            ssl_mode,
+            ssl_root_cert,
+        })
     }
 
-    /// The URL with its password, for the driver only.
+    /// The URL for the driver, with its password and without the TLS
+    /// options.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.driver_url
     }
 
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
-        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
         let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
         let authority = match authority.rsplit_once('@') {
@@ -146,7 +208,17 @@ mod tests {
         assert!(ConnectionUrl::parse("host=db user=a").is_err());
         assert!(ConnectionUrl::parse("mysql://db").is_err());
         assert!(ConnectionUrl::parse("postgres://db/s?sslmode=verify-full").is_err());
-        assert!(ConnectionUrl::parse("postgres://db/s?sslmode=prefer").is_ok());
+        assert!(ConnectionUrl::parse("postgres://db/s?sslmode=sometimes").is_err());
+        let url = ConnectionUrl::parse(
+            "postgres://db/s?sslmode=verify-ca&sslrootcert=/ca.pem&connect_timeout=3",
+        )
+        .unwrap();
+        assert_eq!(url.ssl_mode, SslMode::VerifyCa);
+        assert_eq!(url.expose(), "postgres://db/s?connect_timeout=3");
+        assert_eq!(
+            ConnectionUrl::parse("postgres://db/s").unwrap().ssl_mode,
+            SslMode::Prefer
+        );
         let bad_port = ConnectionUrl::parse("postgres://a:hunter2@db:port/s").unwrap_err();
         assert!(bad_port.contains("port"), "{bad_port}");
         assert!(!bad_port.contains("hunter2"), "{bad_port}");

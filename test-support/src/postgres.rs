@@ -15,7 +15,10 @@
 //! killed leaves nothing behind for longer than the run.
 //!
 //! Authentication: `trust` for every user on 127.0.0.1, except
-//! [`PASSWORD_USER`], who must give [`PASSWORD`] (SCRAM).
+//! [`PASSWORD_USER`], who must give [`PASSWORD`] (SCRAM), and [`TLS_USER`],
+//! who is refused without TLS. The server has TLS on, with a certificate for
+//! the IP 127.0.0.1 (not the name localhost) signed by a CA made at start
+//! ([`Cluster::ca_file`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -28,6 +31,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const PASSWORD_USER: &str = "strongroom_pw";
 /// That user's password.
 pub const PASSWORD: &str = "pg-secret-7f3a";
+/// A user refused unless the connection is TLS.
+pub const TLS_USER: &str = "strongroom_tls";
 /// The unprivileged user PostgreSQL runs as.
 const RUN_AS: &str = "nobody";
 /// Seconds `pg_ctl` waits for a start or a stop.
@@ -38,6 +43,7 @@ pub struct Cluster {
     /// Its port on 127.0.0.1.
     pub port: u16,
     bin: PathBuf,
+    root: PathBuf,
 }
 
 /// One test's database on the shared cluster.
@@ -138,7 +144,12 @@ impl Cluster {
             }
         };
         drop(lock);
-        Self { port, bin }
+        Self { port, bin, root }
+    }
+
+    /// The CA certificate (PEM) that signed the server's.
+    pub fn ca_file(&self) -> PathBuf {
+        self.root.join("ca.pem")
     }
 
     fn psql(&self, dbname: &str, sql: &str) -> String {
@@ -208,15 +219,19 @@ fn start(bin: &Path, root: &Path) -> u16 {
     );
     // The password user is checked; everyone else on loopback is trusted.
     let hba = format!(
-        "host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\nlocal all all trust\n"
+        "host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\nhostnossl all {TLS_USER} 127.0.0.1/32 reject\nhost all all 127.0.0.1/32 trust\nlocal all all trust\n"
     );
     fs::write(data.join("pg_hba.conf"), hba).unwrap();
     chown(&data.join("pg_hba.conf"));
+    certificates(root, &data);
+    for file in ["server.crt", "server.key"] {
+        chown(&data.join(file));
+    }
     let mut last_error = None;
     for _ in 0..5 {
         let port = crate::free_port();
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c max_connections=300 -c fsync=off",
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c max_connections=300 -c fsync=off -c ssl=on",
             root.display()
         );
         let log = root.join("postgres.log");
@@ -242,10 +257,15 @@ fn start(bin: &Path, root: &Path) -> u16 {
             let cluster = Cluster {
                 port,
                 bin: bin.to_path_buf(),
+                root: root.to_path_buf(),
             };
             cluster.psql(
                 "postgres",
                 &format!("CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"),
+            );
+            cluster.psql(
+                "postgres",
+                &format!("CREATE ROLE {TLS_USER} LOGIN SUPERUSER"),
             );
             return port;
         }
@@ -256,6 +276,27 @@ fn start(bin: &Path, root: &Path) -> u16 {
         "PostgreSQL did not start: {}",
         last_error.unwrap_or_default()
     );
+}
+
+/// Writes a CA (`root/ca.pem`) and the server's certificate and key for
+/// 127.0.0.1 that it signs (`data/server.{crt,key}`, PostgreSQL's defaults).
+fn certificates(root: &Path, data: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(DnType::CommonName, "strongroom test PostgreSQL CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    fs::write(root.join("ca.pem"), issuer.pem()).unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    fs::write(data.join("server.crt"), cert.pem()).unwrap();
+    fs::write(data.join("server.key"), key.serialize_pem()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(data.join("server.key"), fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// Starts the watcher: when the test runner (this process's parent) exits,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use strongroom::config::{ConnectionUrl, PostgresConfig};
 use strongroom::storage::{Backend, Batch, OpenError, PostgresBackend, StorageError, contract};
 use strongroom_test_support::PortHold;
-use strongroom_test_support::postgres::{self, PASSWORD};
+use strongroom_test_support::postgres::{self, PASSWORD, TLS_USER};
 
 use crate::support::daemon::{Daemon, open, tempdir};
 
@@ -235,4 +235,73 @@ fn postgresql_bad_input_is_one_sentence() {
     );
     assert!(stderr.contains("strongroom_pw:***@"), "{stderr}");
     assert!(!stderr.contains("not-the-pg-password"), "{stderr}");
+}
+
+#[tokio::test]
+async fn postgres_over_tls_honours_sslmode_as_libpq() {
+    let db = postgres::database();
+    let ca = postgres::cluster().ca_file();
+    let at = |host: &str, query: &str| {
+        settings(&format!(
+            "postgres://{TLS_USER}@{host}:{}/{}?{query}",
+            db.port, db.name
+        ))
+    };
+    let ca_arg = format!("sslrootcert={}", ca.display());
+    // The server's certificate names 127.0.0.1, not localhost.
+    for (host, query) in [
+        ("127.0.0.1", format!("sslmode=verify-full&{ca_arg}")),
+        ("localhost", format!("sslmode=verify-ca&{ca_arg}")),
+        ("localhost", "sslmode=require".to_string()),
+        ("127.0.0.1", "sslmode=prefer".to_string()),
+        ("127.0.0.1", String::new()),
+    ] {
+        let backend = PostgresBackend::open(&at(host, &query))
+            .await
+            .unwrap_or_else(|e| panic!("{host} {query}: {e}"));
+        let mut batch = Batch::new();
+        batch.put("tls/ok", b"1".to_vec());
+        backend.write(batch).await.unwrap();
+    }
+    // TLS_USER is refused without TLS: the connections above were TLS.
+    let error = PostgresBackend::open(&at("127.0.0.1", "sslmode=disable"))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("no encryption"), "{error}");
+    // verify-full checks the name; verify-ca and verify-full the CA.
+    let error = PostgresBackend::open(&at("localhost", &format!("sslmode=verify-full&{ca_arg}")))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("certificate not valid for name"), "{error}");
+    let dir = tempdir();
+    let other = crate::support::tls::Ca::new(dir.path(), "other");
+    let error = PostgresBackend::open(&at(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={}", other.pem_path.display()),
+    ))
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        error.contains("UnknownIssuer") || error.contains("unknown issuer"),
+        "{error}"
+    );
+    // A root file that is not there: a sentence naming it.
+    let error = PostgresBackend::open(&at(
+        "127.0.0.1",
+        "sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem",
+    ))
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        error.contains("cannot read sslrootcert /nonexistent/ca.pem"),
+        "{error}"
+    );
 }

@@ -10,7 +10,9 @@
 //! (`COLLATE "C"`), as every backend's `list` must.
 //!
 //! Connections come from a bounded pool (deadpool-postgres, `max_parallel`);
-//! TLS to the database is not built yet (`sslmode=disable` or `prefer`).
+//! TLS through rustls ([`tls`]) as libpq's `sslmode` says.
+
+mod tls;
 
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::file::FORMAT_VERSION;
 use super::{Backend, Batch, Op, OpenError, StorageError};
-use crate::config::{PostgresConfig, with_causes};
+use crate::config::{PostgresConfig, SslMode, with_causes};
 
 /// How long a connection attempt, or a wait for a free pooled connection,
 /// may take before the call fails with a sentence.
@@ -111,16 +113,25 @@ impl PostgresBackend {
             .parse()
             .map_err(|e| failed(format!("not a valid PostgreSQL URL ({})", with_causes(&e))))?;
         pg.connect_timeout(CONNECT_TIMEOUT);
+        pg.ssl_mode(match url.ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
         if pg.get_application_name().is_none() {
             pg.application_name("strongroom");
         }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match url.ssl_mode {
+            SslMode::Disable => Manager::from_config(pg, NoTls, manager_config),
+            mode => {
+                let tls =
+                    tls::RustlsConnect::new(mode, url.ssl_root_cert.as_deref()).map_err(failed)?;
+                Manager::from_config(pg, tls, manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(config.max_parallel)
             .runtime(Runtime::Tokio1)
