@@ -204,6 +204,18 @@ fn postgresql_bad_input_is_one_sentence() {
         "{stderr}"
     );
 
+    // A root certificate file that is not there: checked before start.
+    let (code, stderr) = server_exit(
+        "storage \"postgresql\" {\n  connection_url = \"postgres://db/s?sslmode=verify-full&sslrootcert=/nonexistent/pg-ca.pem\"\n}\n",
+        &[],
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("strongroom.hcl:2: storage.postgresql.connection_url")
+            && stderr.contains("/nonexistent/pg-ca.pem"),
+        "{stderr}"
+    );
+
     // Nothing listens there: the daemon says so and exits, no panic.
     let closed = PortHold::new();
     let url = format!(

@@ -7,7 +7,7 @@ use super::values::as_u64;
 use super::words::qualified;
 use super::{Ctx, Section};
 use crate::config::{
-    ConnectionUrl, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE,
+    ConnectionUrl, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE, FileUse,
     MAX_PG_MAX_PARALLEL, PostgresConfig,
 };
 
@@ -28,7 +28,16 @@ impl Ctx<'_> {
         let (section, _) = self.section(&block.body, NAME, &KEYS, &[]);
         let connection_url = match self.string(&section, "connection_url") {
             Some((url, at)) => match ConnectionUrl::parse(&url) {
-                Ok(url) => Some(url),
+                Ok(url) => {
+                    // Checked before start, as every file the config names.
+                    if let Some(root) = &url.ssl_root_cert {
+                        let key = qualified(NAME, "connection_url");
+                        if let Some(root) = self.absolute(&root.to_string_lossy(), at, &key) {
+                            self.named_file(&root, at, &key, FileUse::Read);
+                        }
+                    }
+                    Some(url)
+                }
                 Err(message) => {
                     self.error(at, qualified(NAME, "connection_url"), message);
                     None
@@ -166,6 +175,18 @@ mod tests {
             errs[4].starts_with("t.hcl:6: storage.postgresql.colour"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn sslrootcert_is_a_file_checked_before_start() {
+        let config = parse(
+            "storage \"postgresql\" {\n  connection_url = \"postgres://db/s?sslmode=verify-full&sslrootcert=/etc/pg-ca.pem\"\n}\nlistener \"tcp\" {}\n",
+            Path::new("t.hcl"),
+        )
+        .unwrap();
+        assert_eq!(config.files.len(), 1);
+        assert_eq!(config.files[0].path, Path::new("/etc/pg-ca.pem"));
+        assert_eq!(config.files[0].line, 2);
     }
 
     #[test]
