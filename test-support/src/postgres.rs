@@ -152,6 +152,11 @@ impl Cluster {
         self.root.join("ca.pem")
     }
 
+    /// Runs `sql` in the `postgres` database (CREATE / DROP DATABASE).
+    pub fn psql_admin(&self, sql: &str) -> String {
+        self.psql("postgres", sql)
+    }
+
     fn psql(&self, dbname: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])

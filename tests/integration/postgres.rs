@@ -317,3 +317,31 @@ async fn postgres_over_tls_honours_sslmode_as_libpq() {
         "{error}"
     );
 }
+
+#[test]
+fn a_database_gone_while_serving_is_a_sentence_not_a_crash() {
+    let db = postgres::database();
+    let dir = tempdir();
+    let storage = format!(
+        "storage \"postgresql\" {{\n  connection_url = \"{}\"\n}}\n",
+        db.url()
+    );
+    let mut daemon = Daemon::start(dir.path(), &daemon_config(dir.path(), &storage));
+    open(&mut daemon);
+    daemon.cli().run(&["kv", "put", "app/db", "v=1"]).ok();
+    // Every session ends and the database is gone.
+    postgres::cluster().psql_admin(&format!("DROP DATABASE {} WITH (FORCE)", db.name));
+    let out = daemon.cli().run(&["kv", "put", "app/db", "v=2"]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!(
+            "PostgreSQL: database \"{}\" does not exist",
+            db.name
+        )),
+        "{}",
+        out.stderr
+    );
+    // The daemon is still up and answers.
+    assert_eq!(crate::support::cli::status(&daemon)["sealed"], false);
+    assert!(!daemon.stderr.text().contains("panicked"));
+}
