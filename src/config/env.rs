@@ -155,6 +155,7 @@ fn pg_connection_url<E: Fn(&str) -> Option<String>>(config: &mut Config, vars: &
     };
     if let Some(url) = vars.get(PG_CONNECTION_URL, |v| ConnectionUrl::parse(&v)) {
         pg.connection_url = Some(url.value);
+        pg.url_source = url.source;
     }
     if let (None, Some(file)) = (&pg.connection_url, &config.file)
         && !vars.errors.iter().any(|e| e.key == PG_CONNECTION_URL)

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::Source;
+
 /// Table of entries by default: strongroom's own name, so a database that
 /// also holds a Vault or OpenBao store (`vault_kv_store`) keeps them apart.
 pub const DEFAULT_PG_TABLE: &str = "strongroom_kv_store";
@@ -22,6 +24,8 @@ pub const PG_CONNECTION_URL: &str = "STRONGROOM_PG_CONNECTION_URL";
 pub struct PostgresConfig {
     /// Where the database is; `None` only until the environment is read.
     pub connection_url: Option<ConnectionUrl>,
+    /// Where `connection_url` came from (the file or the environment).
+    pub url_source: Source,
     /// The line of the block, for an error about a missing URL.
     pub line: usize,
     /// Table of entries.

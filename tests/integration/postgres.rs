@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use strongroom::config::{ConnectionUrl, PostgresConfig};
+use strongroom::config::{ConnectionUrl, PostgresConfig, Source};
 use strongroom::storage::{Backend, Batch, OpenError, PostgresBackend, StorageError, contract};
 use strongroom_test_support::PortHold;
 use strongroom_test_support::postgres::{self, PASSWORD, TLS_USER};
@@ -15,6 +15,7 @@ use crate::support::daemon::{Daemon, open, tempdir};
 fn settings(url: &str) -> PostgresConfig {
     PostgresConfig {
         connection_url: Some(ConnectionUrl::parse(url).unwrap()),
+        url_source: Source::Default,
         line: 1,
         table: "strongroom_kv_store".into(),
         ha_table: "strongroom_ha_locks".into(),
@@ -177,6 +178,10 @@ fn daemon_on_postgresql_keeps_secrets_across_a_restart() {
     let log = daemon.stderr.text();
     assert!(log.contains("storage: postgresql"), "{log}");
     assert!(log.contains(":***@127.0.0.1"), "{log}");
+    assert!(
+        log.contains("environment variable STRONGROOM_PG_CONNECTION_URL"),
+        "{log}"
+    );
     assert!(!log.contains(PASSWORD), "{log}");
 }
 

@@ -8,7 +8,7 @@ use super::words::qualified;
 use super::{Ctx, Section};
 use crate::config::{
     ConnectionUrl, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE, FileUse,
-    MAX_PG_MAX_PARALLEL, PostgresConfig,
+    MAX_PG_MAX_PARALLEL, PostgresConfig, Source,
 };
 
 const NAME: &str = "storage.postgresql";
@@ -26,6 +26,7 @@ const MAX_IDENTIFIER: usize = 63;
 impl Ctx<'_> {
     pub(super) fn postgresql(&mut self, block: &Block, line: usize) -> Option<PostgresConfig> {
         let (section, _) = self.section(&block.body, NAME, &KEYS, &[]);
+        let mut url_source = Source::Default;
         let connection_url = match self.string(&section, "connection_url") {
             Some((url, at)) => match ConnectionUrl::parse(&url) {
                 Ok(url) => {
@@ -36,6 +37,7 @@ impl Ctx<'_> {
                             self.named_file(&root, at, &key, FileUse::Read);
                         }
                     }
+                    url_source = Source::File { line: at };
                     Some(url)
                 }
                 Err(message) => {
@@ -65,6 +67,7 @@ impl Ctx<'_> {
         }
         Some(PostgresConfig {
             connection_url,
+            url_source,
             line,
             table: table?,
             ha_table: ha_table?,
