@@ -2,8 +2,8 @@
 //! top-level keys, and the `awskms` seal's key and endpoint.
 
 use super::{
-    Config, ConfigError, ConfigErrors, Location, LogFormat, LogLevel, Setting, Source,
-    check_endpoint, parse_bool,
+    Config, ConfigError, ConfigErrors, ConnectionUrl, Location, LogFormat, LogLevel,
+    PG_CONNECTION_URL, Setting, Source, StorageConfig, check_endpoint, parse_bool,
 };
 
 /// Overrides `kms_key_id` of the `awskms` seal.
@@ -133,10 +133,43 @@ pub fn apply_env(
             ),
         });
     }
+    pg_connection_url(config, &mut vars);
     if vars.errors.is_empty() {
         Ok(())
     } else {
         Err(ConfigErrors(vars.errors))
+    }
+}
+
+/// `STRONGROOM_PG_CONNECTION_URL` replaces `connection_url` (a password
+/// kept out of the file); one of the two must give it.
+fn pg_connection_url<E: Fn(&str) -> Option<String>>(config: &mut Config, vars: &mut Overrides<E>) {
+    let StorageConfig::Postgresql(pg) = &mut config.storage.value else {
+        if (vars.env)(PG_CONNECTION_URL).is_some() {
+            vars.bad(
+                PG_CONNECTION_URL,
+                "is set, but the config has no storage \"postgresql\" block".into(),
+            );
+        }
+        return;
+    };
+    if let Some(url) = vars.get(PG_CONNECTION_URL, |v| ConnectionUrl::parse(&v)) {
+        pg.connection_url = Some(url.value);
+        pg.url_source = url.source;
+    }
+    if let (None, Some(file)) = (&pg.connection_url, &config.file)
+        && !vars.errors.iter().any(|e| e.key == PG_CONNECTION_URL)
+    {
+        vars.errors.push(ConfigError {
+            location: Location::File {
+                path: file.clone(),
+                line: pg.line,
+            },
+            key: "storage.postgresql.connection_url".into(),
+            message: format!(
+                "is required: the database's postgres:// URL, here or in {PG_CONNECTION_URL}"
+            ),
+        });
     }
 }
 
@@ -158,6 +191,44 @@ mod tests {
     fn config_with_seal() -> Config {
         let hcl = "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nseal \"awskms\" {\n  region = \"eu-west-1\"\n}\n";
         parse(hcl, Path::new("t.hcl")).unwrap()
+    }
+
+    #[test]
+    fn pg_connection_url_comes_from_the_env_or_is_required() {
+        let hcl = "storage \"postgresql\" {}\nlistener \"tcp\" {}\n";
+        let mut config = parse(hcl, Path::new("t.hcl")).unwrap();
+        config.file = Some("t.hcl".into());
+        let errors = apply_env(&mut config.clone(), |_| None).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .starts_with("t.hcl:1: storage.postgresql.connection_url: is required"),
+            "{errors}"
+        );
+        let errors = apply_env(&mut config.clone(), |var| {
+            (var == PG_CONNECTION_URL).then(|| "pg://a:hunter2@x".to_string())
+        })
+        .unwrap_err();
+        assert!(!errors.to_string().contains("hunter2"), "{errors}");
+        apply_env(&mut config, |var| {
+            (var == PG_CONNECTION_URL).then(|| "postgres://a:hunter2@x/db".to_string())
+        })
+        .unwrap();
+        let StorageConfig::Postgresql(pg) = config.storage.value else {
+            panic!("postgresql")
+        };
+        assert_eq!(
+            pg.connection_url.unwrap().expose(),
+            "postgres://a:hunter2@x/db"
+        );
+        let errors = apply_env(&mut base(), |var| {
+            (var == PG_CONNECTION_URL).then(|| "postgres://x".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            errors.to_string().contains("no storage \"postgresql\""),
+            "{errors}"
+        );
     }
 
     #[test]

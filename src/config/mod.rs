@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod listener;
 mod parse;
+mod postgres;
 mod reload;
 mod seal;
 mod settings;
@@ -25,6 +26,10 @@ pub use listener::{
     UnixListener,
 };
 pub use parse::{parse, parse_duration};
+pub use postgres::{
+    ConnectionUrl, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE,
+    MAX_PG_MAX_PARALLEL, PG_CONNECTION_URL, PostgresConfig, SslMode, with_causes,
+};
 pub use seal::{
     AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, MIN_HEALTH_CHECK_INTERVAL,
     check_endpoint, check_region,

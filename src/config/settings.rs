@@ -88,6 +88,8 @@ pub enum StorageConfig {
     },
     /// Memory only; lost at exit.
     Inmem,
+    /// A PostgreSQL database.
+    Postgresql(super::PostgresConfig),
 }
 
 impl StorageConfig {
@@ -96,6 +98,7 @@ impl StorageConfig {
         match self {
             Self::File { .. } => "file",
             Self::Inmem => "inmem",
+            Self::Postgresql(_) => "postgresql",
         }
     }
 }

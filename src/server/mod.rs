@@ -89,6 +89,11 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
     if let StorageConfig::File { path, cache_size } = &config.storage.value {
         tracing::info!(path = %path.display(), cache_size, "storage: file");
     }
+    if let StorageConfig::Postgresql(pg) = &config.storage.value {
+        // The URL's Display hides its password.
+        let url = pg.connection_url.as_ref().map(ToString::to_string);
+        tracing::info!(connection_url = url.as_deref().unwrap_or(""), source = %pg.url_source, table = %pg.table, max_parallel = pg.max_parallel, skip_create_table = pg.skip_create_table, "storage: postgresql");
+    }
     let seal = match &config.seal {
         None => Seal::Shamir,
         Some(settings) => Seal::AwsKms(kms_client(settings, "seal: awskms")),
@@ -102,7 +107,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
     // Before storage: a daemon that cannot audit must not serve.
     make_audit_files_private(&config.audit);
     let auditor = Auditor::open(&config.audit)?;
-    let storage = storage::open(&config.storage.value)?;
+    let storage = storage::open(&config.storage.value).await?;
     #[cfg(feature = "failpoints")]
     let storage = storage::failpoint::wrap(storage);
     let options = Options {

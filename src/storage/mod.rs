@@ -8,6 +8,7 @@
 pub mod failpoint;
 mod file;
 mod inmem;
+mod postgres;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 
 pub use file::FileBackend;
 pub use inmem::InmemBackend;
+pub use postgres::PostgresBackend;
 
 use crate::config::StorageConfig;
 use crate::error::Error;
@@ -136,6 +138,15 @@ pub enum OpenError {
         /// Newest format this build understands.
         supported: u32,
     },
+    /// The PostgreSQL database could not be used (unreachable, refused,
+    /// missing tables, a newer format).
+    #[error("cannot open storage in PostgreSQL at {target}: {reason}")]
+    Database {
+        /// The connection URL, password redacted.
+        target: String,
+        /// What went wrong, one sentence.
+        reason: String,
+    },
     /// The directory or database could not be opened.
     #[error("cannot open storage at {path}: {reason}")]
     Io {
@@ -149,7 +160,7 @@ pub enum OpenError {
 /// A storage backend.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    /// The backend's name as Status reports it (`file`, `inmem`).
+    /// The backend's name as Status reports it (`file`, `inmem`, `postgresql`).
     fn kind(&self) -> &'static str;
 
     /// Reads one entry.
@@ -167,8 +178,9 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Opens the backend the config names.
-pub fn open(config: &StorageConfig) -> Result<Arc<dyn Backend>, OpenError> {
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Backend>, OpenError> {
     Ok(match config {
+        StorageConfig::Postgresql(pg) => Arc::new(PostgresBackend::open(pg).await?),
         StorageConfig::Inmem => Arc::new(InmemBackend::new()),
         StorageConfig::File { path, cache_size } => {
             Arc::new(FileBackend::open_with_cache(path, *cache_size)?)
@@ -176,12 +188,15 @@ pub fn open(config: &StorageConfig) -> Result<Arc<dyn Backend>, OpenError> {
     })
 }
 
-#[cfg(test)]
-pub(crate) mod contract {
-    //! Behaviour every backend must have, run against each of them.
+pub mod contract {
+    //! Behaviour every backend must have: the unit tests run it against
+    //! the file and in-memory backends, the integration tests against
+    //! PostgreSQL (so it is public; nothing in the daemon calls it).
 
     use super::*;
 
+    /// Panics at the first behaviour `backend` gets wrong.
+    #[allow(clippy::unwrap_used)]
     pub async fn check(backend: &dyn Backend) {
         assert_eq!(backend.get("a").await.unwrap(), None);
 

@@ -1,6 +1,7 @@
 //! What strongroom's integration tests and its benchmark share: a real KMS
 //! to seal with ([`kms`]: moto's server and a fault-injecting proxy),
-//! loopback ports held for a test ([`PortHold`]), and bounded waits. Every
+//! loopback ports held for a test ([`PortHold`]), a private PostgreSQL
+//! ([`postgres`]), and bounded waits. Every
 //! process started here is stopped by PID when its handle is dropped, and
 //! all traffic stays on 127.0.0.1.
 
@@ -9,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod kms;
+pub mod postgres;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};

@@ -27,6 +27,7 @@ mod kv_versions;
 mod layering;
 mod lifecycle;
 mod migration;
+mod postgres;
 mod python;
 mod quorum;
 mod recipients;

@@ -7,6 +7,7 @@
 //! writes the names and hints of errors.
 
 mod listener;
+mod postgres;
 mod seal;
 mod settings;
 mod values;
@@ -591,7 +592,7 @@ listener "unix" {
         assert_eq!(
             errs,
             vec![
-                "test.hcl:1: storage: unknown storage type \"s3\" (strongroom has \"file\" and \"inmem\")"
+                "test.hcl:1: storage: unknown storage type \"s3\" (strongroom has \"file\", \"postgresql\" and \"inmem\")"
             ]
         );
     }

@@ -49,12 +49,13 @@ impl Ctx<'_> {
                 self.section(&block.body, &name, &[], &[]);
                 Some(StorageConfig::Inmem)
             }
+            "postgresql" => self.postgresql(block, line).map(StorageConfig::Postgresql),
             other => {
                 self.error(
                     line,
                     "storage",
                     format!(
-                        "unknown storage type {other:?} (strongroom has \"file\" and \"inmem\")"
+                        "unknown storage type {other:?} (strongroom has \"file\", \"postgresql\" and \"inmem\")"
                     ),
                 );
                 None

@@ -1,0 +1,230 @@
+//! The `storage "postgresql"` block: where the database is, and the one
+//! secret in the config (the connection URL's password), which is shown
+//! only redacted.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::Source;
+
+/// Table of entries by default: strongroom's own name, so a database that
+/// also holds a Vault or OpenBao store (`vault_kv_store`) keeps them apart.
+pub const DEFAULT_PG_TABLE: &str = "strongroom_kv_store";
+/// Lock table by default (used by the HA slice; reserved now).
+pub const DEFAULT_PG_HA_TABLE: &str = "strongroom_ha_locks";
+/// Connections in the pool by default (Vault's 128 exhausts servers).
+pub const DEFAULT_PG_MAX_PARALLEL: usize = 8;
+/// The most connections `max_parallel` accepts.
+pub const MAX_PG_MAX_PARALLEL: usize = 1024;
+/// Overrides `connection_url`.
+pub const PG_CONNECTION_URL: &str = "STRONGROOM_PG_CONNECTION_URL";
+
+/// `storage "postgresql"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// Where the database is; `None` only until the environment is read.
+    pub connection_url: Option<ConnectionUrl>,
+    /// Where `connection_url` came from (the file or the environment).
+    pub url_source: Source,
+    /// The line of the block, for an error about a missing URL.
+    pub line: usize,
+    /// Table of entries.
+    pub table: String,
+    /// Table of the HA lock (the HA slice uses it).
+    pub ha_table: String,
+    /// Connections in the pool.
+    pub max_parallel: usize,
+    /// Neither create the tables nor record the format: they must exist.
+    pub skip_create_table: bool,
+}
+
+/// `sslmode` as libpq reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it, unverified; else plaintext (libpq's default).
+    Prefer,
+    /// TLS, unverified (verified as `VerifyCa` when `sslrootcert` is given).
+    Require,
+    /// TLS with a certificate signed by `sslrootcert`, any host name.
+    VerifyCa,
+    /// TLS with a certificate signed by `sslrootcert` for the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "disable" => Self::Disable,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
+/// A `postgres://` URL. Its `Debug` and `Display` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionUrl {
+    url: String,
+    /// The URL without `sslmode` and `sslrootcert`, which the driver does
+    /// not read (strongroom's TLS does).
+    driver_url: String,
+    /// How TLS is used.
+    pub ssl_mode: SslMode,
+    /// The CA certificates (PEM) that verify the server.
+    pub ssl_root_cert: Option<PathBuf>,
+}
+
+impl ConnectionUrl {
+    /// Checks the form: a `postgres://` or `postgresql://` URL, with an
+    /// `sslmode` libpq knows. The message names what is wrong and never
+    /// repeats the URL (it may hold a password).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or("must be a URL starting with postgres:// or postgresql://")?;
+        let mut ssl_mode = SslMode::Prefer;
+        let mut ssl_root_cert = None;
+        let mut driver_url = url.to_string();
+        if let Some((_, query)) = rest.split_once('?') {
+            let mut kept = Vec::new();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                match pair.split_once('=').unwrap_or((pair, "")) {
+                    ("sslmode", mode) => {
+                        ssl_mode = SslMode::parse(mode).ok_or_else(|| {
+                            format!("has sslmode={mode}; expected disable, prefer, require, verify-ca or verify-full")
+                        })?;
+                    }
+                    ("sslrootcert", path) if path.is_empty() || path == "system" => {
+                        return Err("has sslrootcert without a file: give the path of the CA certificates (PEM) that signed the server's".into());
+                    }
+                    ("sslrootcert", path) => ssl_root_cert = Some(PathBuf::from(path)),
+                    _ => kept.push(pair),
+                }
+            }
+            let base = &url[..url.len() - query.len() - 1];
+            driver_url = match kept.is_empty() {
+                true => base.to_string(),
+                false => format!("{base}?{}", kept.join("&")),
+            };
+        }
+        if matches!(ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull) && ssl_root_cert.is_none() {
+            return Err(
+                "has sslmode=verify-ca or verify-full but no sslrootcert=FILE: the CA certificates (PEM) that verify the server".into(),
+            );
+        }
+        // The driver's own reading: a bad port, an unknown option.
+        driver_url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| format!("is not a valid PostgreSQL URL ({})", with_causes(&e)))?;
+        Ok(Self {
+            url: url.to_string(),
+            driver_url,
+            ssl_mode,
+            ssl_root_cert,
+        })
+    }
+
+    /// The URL for the driver, with its password and without the TLS
+    /// options.
+    pub fn expose(&self) -> &str {
+        &self.driver_url
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let authority = match authority.rsplit_once('@') {
+            Some((user, host)) => match user.split_once(':') {
+                Some((name, _)) => format!("{name}:***@{host}"),
+                None => authority.to_string(),
+            },
+            None => authority.to_string(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let query: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some(("password", _)) => "password=***".to_string(),
+                        _ => pair.to_string(),
+                    })
+                    .collect();
+                format!("{path}?{}", query.join("&"))
+            }
+            None => tail.to_string(),
+        };
+        format!("{scheme}://{authority}{tail}")
+    }
+}
+
+/// An error and its causes, `a: b: c` (the driver's own `Display` stops at
+/// the first: "invalid connection string").
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = ConnectionUrl::parse("postgres://app:hunter2@db:5432/s?sslmode=disable").unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db:5432/s?sslmode=disable"
+        );
+        let url = ConnectionUrl::parse("postgresql://db/s?user=a&password=hunter2").unwrap();
+        assert_eq!(format!("{url:?}"), "postgresql://db/s?user=a&password=***");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn malformed_urls_are_refused() {
+        assert!(ConnectionUrl::parse("host=db user=a").is_err());
+        assert!(ConnectionUrl::parse("mysql://db").is_err());
+        assert!(ConnectionUrl::parse("postgres://db/s?sslmode=verify-full").is_err());
+        assert!(ConnectionUrl::parse("postgres://db/s?sslmode=sometimes").is_err());
+        let url = ConnectionUrl::parse(
+            "postgres://db/s?sslmode=verify-ca&sslrootcert=/ca.pem&connect_timeout=3",
+        )
+        .unwrap();
+        assert_eq!(url.ssl_mode, SslMode::VerifyCa);
+        assert_eq!(url.expose(), "postgres://db/s?connect_timeout=3");
+        assert_eq!(
+            ConnectionUrl::parse("postgres://db/s").unwrap().ssl_mode,
+            SslMode::Prefer
+        );
+        let bad_port = ConnectionUrl::parse("postgres://a:hunter2@db:port/s").unwrap_err();
+        assert!(bad_port.contains("port"), "{bad_port}");
+        assert!(!bad_port.contains("hunter2"), "{bad_port}");
+    }
+}

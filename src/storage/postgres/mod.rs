@@ -1,0 +1,343 @@
+//! A PostgreSQL database as the store: one table of entries (key text,
+//! value bytea) and one of metadata holding the storage format version.
+//!
+//! Every [`Batch`] is one SERIALIZABLE transaction, so its `RequireAbsent`
+//! checks and its writes are atomic against every other batch, as the file
+//! backend's single writer makes them; a transaction that loses a
+//! serialization race is run again (a few times, then an error). Reads are
+//! single statements; [`Backend::export`] reads in one REPEATABLE READ
+//! transaction, one snapshot of the database. Keys sort as bytes
+//! (`COLLATE "C"`), as every backend's `list` must.
+//!
+//! Connections come from a bounded pool (deadpool-postgres, `max_parallel`);
+//! TLS through rustls ([`tls`]) as libpq's `sslmode` says.
+
+mod tls;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use super::file::FORMAT_VERSION;
+use super::{Backend, Batch, Op, OpenError, StorageError};
+use crate::config::{PostgresConfig, SslMode, with_causes};
+
+/// How long a connection attempt, or a wait for a free pooled connection,
+/// may take before the call fails with a sentence.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Runs of a batch that keeps losing serialization races.
+const MAX_ATTEMPTS: usize = 8;
+const FORMAT_KEY: &str = "format_version";
+
+/// The PostgreSQL backend.
+pub struct PostgresBackend {
+    pool: Pool,
+    sql: Statements,
+}
+
+/// The statements, with the configured table names in them.
+struct Statements {
+    get: String,
+    list: String,
+    exists: String,
+    put: String,
+    delete: String,
+    clear: String,
+    export: String,
+}
+
+impl Statements {
+    fn new(table: &str) -> Self {
+        Self {
+            get: format!("SELECT value FROM {table} WHERE key = $1"),
+            list: format!("SELECT key FROM {table} WHERE key LIKE $1 ORDER BY key"),
+            exists: format!("SELECT 1 FROM {table} WHERE key = $1"),
+            put: format!(
+                "INSERT INTO {table} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            delete: format!("DELETE FROM {table} WHERE key = $1"),
+            clear: format!("DELETE FROM {table}"),
+            export: format!("SELECT key, value FROM {table} ORDER BY key"),
+        }
+    }
+}
+
+/// A driver error as one plain sentence: the server's own message for a
+/// refusal (wrong password, missing table), else the driver's (refused
+/// connection). Neither repeats the connection URL.
+fn plain(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => with_causes(err),
+    }
+}
+
+fn pool_sentence(err: &PoolError) -> String {
+    match err {
+        PoolError::Backend(e) => plain(e),
+        PoolError::Timeout(_) => {
+            format!(
+                "no database connection within {}s",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+fn backend(err: &tokio_postgres::Error) -> StorageError {
+    StorageError::Backend(format!("PostgreSQL: {}", plain(err)))
+}
+
+impl PostgresBackend {
+    /// Connects, creates the tables unless `skip_create_table`, and checks
+    /// the format version; refuses tables written by a newer strongroom.
+    pub async fn open(config: &PostgresConfig) -> Result<Self, OpenError> {
+        let target = config
+            .connection_url
+            .as_ref()
+            .map_or_else(|| "(no connection_url)".to_string(), |u| u.redacted());
+        let failed = |reason: String| OpenError::Database {
+            target: target.clone(),
+            reason,
+        };
+        let url = config
+            .connection_url
+            .as_ref()
+            .ok_or_else(|| failed("storage.postgresql.connection_url is not set".into()))?;
+        let mut pg: tokio_postgres::Config = url
+            .expose()
+            .parse()
+            .map_err(|e| failed(format!("not a valid PostgreSQL URL ({})", with_causes(&e))))?;
+        pg.connect_timeout(CONNECT_TIMEOUT);
+        pg.ssl_mode(match url.ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        if pg.get_application_name().is_none() {
+            pg.application_name("strongroom");
+        }
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match url.ssl_mode {
+            SslMode::Disable => Manager::from_config(pg, NoTls, manager_config),
+            mode => {
+                let tls =
+                    tls::RustlsConnect::new(mode, url.ssl_root_cert.as_deref()).map_err(failed)?;
+                Manager::from_config(pg, tls, manager_config)
+            }
+        };
+        let pool = Pool::builder(manager)
+            .max_size(config.max_parallel)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| failed(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| failed(pool_sentence(&e)))?;
+        let meta = format!("{}_meta", config.table);
+        check_format(&mut client, &config.table, &meta, config.skip_create_table)
+            .await
+            .map_err(failed)?;
+        Ok(Self {
+            pool,
+            sql: Statements::new(&config.table),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StorageError::Backend(format!("PostgreSQL: {}", pool_sentence(&e))))
+    }
+
+    /// One run of `batch` in one transaction: `Ok(Err(conflict))` when a
+    /// `RequireAbsent` key exists (nothing written).
+    async fn try_write(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        batch: &Batch,
+    ) -> Result<Result<(), StorageError>, tokio_postgres::Error> {
+        let txn = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::Serializable)
+            .start()
+            .await?;
+        for op in batch.ops() {
+            if let Op::RequireAbsent { key } = op
+                && txn.query_opt(&self.sql.exists, &[key]).await?.is_some()
+            {
+                txn.rollback().await?;
+                return Ok(Err(StorageError::Conflict(key.clone())));
+            }
+        }
+        for op in batch.ops() {
+            match op {
+                Op::Put { key, value } => txn.execute(&self.sql.put, &[key, value]).await?,
+                Op::Delete { key } => txn.execute(&self.sql.delete, &[key]).await?,
+                Op::Clear => txn.execute(&self.sql.clear, &[]).await?,
+                Op::RequireAbsent { .. } => 0,
+            };
+        }
+        txn.commit().await?;
+        Ok(Ok(()))
+    }
+}
+
+/// Creates the tables (unless told not to), then records this build's
+/// format in a new or older store and refuses a newer one.
+async fn check_format(
+    client: &mut deadpool_postgres::Object,
+    table: &str,
+    meta: &str,
+    skip_create: bool,
+) -> Result<(), String> {
+    let txn = client.transaction().await.map_err(|e| plain(&e))?;
+    if !skip_create {
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL);
+             CREATE TABLE IF NOT EXISTS {meta} (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        );
+        txn.batch_execute(&create)
+            .await
+            .map_err(|e| format!("cannot create the tables {table} and {meta}: {}", plain(&e)))?;
+    }
+    let missing = |e: tokio_postgres::Error| match e.code() {
+        Some(&SqlState::UNDEFINED_TABLE) => format!(
+            "{} (skip_create_table is set: create the tables {table} and {meta} first, as docs/STORAGE.md shows)",
+            plain(&e)
+        ),
+        _ => plain(&e),
+    };
+    txn.execute(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])
+        .await
+        .map_err(missing)?;
+    let found: Option<i32> = txn
+        .query_opt(
+            &format!("SELECT value FROM {meta} WHERE name = $1"),
+            &[&FORMAT_KEY],
+        )
+        .await
+        .map_err(missing)?
+        .map(|row| row.get(0));
+    let supported = i64::from(FORMAT_VERSION);
+    match found.map(i64::from) {
+        Some(found) if found > supported => {
+            return Err(format!(
+                "table {table} was written by a newer strongroom (storage format {found}; this build reads format {supported} and older)"
+            ));
+        }
+        Some(found) if found == supported => {}
+        _ => {
+            let upsert = format!(
+                "INSERT INTO {meta} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
+            );
+            let version = i32::try_from(FORMAT_VERSION).map_err(|e| e.to_string())?;
+            txn.execute(&upsert, &[&FORMAT_KEY, &version])
+                .await
+                .map_err(|e| plain(&e))?;
+        }
+    }
+    txn.commit().await.map_err(|e| plain(&e))
+}
+
+/// `prefix` as a LIKE pattern that matches it literally, then anything.
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    fn kind(&self) -> &'static str {
+        "postgresql"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&self.sql.get, &[&key])
+            .await
+            .map_err(|e| backend(&e))?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&self.sql.list, &[&like_prefix(prefix)])
+            .await
+            .map_err(|e| backend(&e))?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+    }
+
+    async fn write(&self, batch: Batch) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let mut attempt = 1;
+        loop {
+            match self.try_write(&mut client, &batch).await {
+                Ok(result) => return result,
+                Err(e)
+                    if attempt < MAX_ATTEMPTS
+                        && matches!(
+                            e.code(),
+                            Some(
+                                &SqlState::T_R_SERIALIZATION_FAILURE
+                                    | &SqlState::T_R_DEADLOCK_DETECTED
+                            )
+                        ) =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(backend(&e)),
+            }
+        }
+    }
+
+    async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let mut client = self.client().await?;
+        let txn = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| backend(&e))?;
+        let rows = txn
+            .query(&self.sql.export, &[])
+            .await
+            .map_err(|e| backend(&e))?;
+        txn.commit().await.map_err(|e| backend(&e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_prefix;
+
+    #[test]
+    fn prefixes_match_literally() {
+        assert_eq!(like_prefix("kv/a_b%c\\"), "kv/a\\_b\\%c\\\\%");
+        assert_eq!(like_prefix(""), "%");
+    }
+}
