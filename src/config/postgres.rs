@@ -89,6 +89,15 @@ impl ConnectionUrl {
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
             .ok_or("must be a URL starting with postgres:// or postgresql://")?;
+        // The driver takes everything before the first '@' as user and
+        // password, while a URL's authority ends at the first '/', '?' or
+        // '#': where the two disagree, the password would be misread (and
+        // shown where the URL is), so it must be percent-encoded.
+        if let Some((userinfo, _)) = rest.split_once('@')
+            && userinfo.contains(['/', '?', '#'])
+        {
+            return Err("has a user or password with an unencoded '/', '?', '#' or '@' (or an '@' after the host): percent-encode them in the user and password (%2F, %3F, %23, %40)".into());
+        }
         let mut ssl_mode = SslMode::Prefer;
         let mut ssl_root_cert = None;
         let mut driver_url = url.to_string();
@@ -194,6 +203,25 @@ impl fmt::Display for ConnectionUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_with_url_delimiters_must_be_encoded() {
+        for url in [
+            "postgres://app:pa/ss?wd@127.0.0.1:1/x",
+            "postgres://app:pa?ss@db/x?sslmode=require",
+            "postgres://app:p#w@db/x",
+        ] {
+            let refused = ConnectionUrl::parse(url).err().unwrap();
+            assert!(refused.contains("percent-encode"), "{url}: {refused}");
+            assert!(
+                !refused.contains("pa/ss") && !refused.contains("p#w"),
+                "{refused}"
+            );
+        }
+        let url = ConnectionUrl::parse("postgres://app:pa%2Fss%3Fwd@db/x?sslmode=require").unwrap();
+        assert_eq!(url.ssl_mode, SslMode::Require);
+        assert!(!url.redacted().contains("pa%2F"), "{}", url.redacted());
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -112,6 +112,44 @@ async fn postgres_batches_racing_for_one_key_let_exactly_one_win() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writers_of_one_hot_key_all_succeed() {
+    let db = postgres::database();
+    let backend = Arc::new(PostgresBackend::open(&settings(&db.url())).await.unwrap());
+    backend
+        .write({
+            let mut batch = Batch::new();
+            batch.put("hot", vec![0]);
+            batch
+        })
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 1..=16u8 {
+        let backend = Arc::clone(&backend);
+        tasks.push(tokio::spawn(async move {
+            for round in 0..5u8 {
+                let mut batch = Batch::new();
+                batch
+                    .put("hot", vec![i, round])
+                    .put(format!("by/{i:02}"), vec![round]);
+                backend.write(batch).await?;
+            }
+            Ok::<(), StorageError>(())
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        task.await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("writer {i}: {e}"));
+    }
+    // Every writer's last round landed; the hot key holds one of them.
+    assert_eq!(backend.list("by/").await.unwrap().len(), 16);
+    let hot = backend.get("hot").await.unwrap().unwrap();
+    assert_eq!(hot.len(), 2);
+    assert_eq!(hot[1], 4);
+}
+
 #[tokio::test]
 async fn postgres_tables_of_a_newer_format_or_missing_ones_are_refused() {
     let db = postgres::database();

@@ -29,7 +29,7 @@ use crate::config::{PostgresConfig, SslMode, with_causes};
 /// may take before the call fails with a sentence.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs of a batch that keeps losing serialization races.
-const MAX_ATTEMPTS: usize = 8;
+const MAX_ATTEMPTS: u32 = 16;
 const FORMAT_KEY: &str = "format_version";
 
 /// The PostgreSQL backend.
@@ -113,6 +113,14 @@ impl PostgresBackend {
             .parse()
             .map_err(|e| failed(format!("not a valid PostgreSQL URL ({})", with_causes(&e))))?;
         pg.connect_timeout(CONNECT_TIMEOUT);
+        // A silent network cut must not hang a request for the kernel's
+        // 15 minutes: keepalives after 10 s idle, and unacknowledged data
+        // gives up after 30 s.
+        pg.keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(30));
         pg.ssl_mode(match url.ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -225,7 +233,14 @@ async fn check_format(
         )
         .await
         .map_err(missing)?
-        .map(|row| row.get(0));
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(|e| {
+            format!(
+                "table {meta} is not one strongroom made: {}",
+                with_causes(&e)
+            )
+        })?;
     let supported = i64::from(FORMAT_VERSION);
     match found.map(i64::from) {
         Some(found) if found > supported => {
@@ -245,6 +260,14 @@ async fn check_format(
         }
     }
     txn.commit().await.map_err(|e| plain(&e))
+}
+
+/// A row of the wrong shape: a table strongroom did not make.
+fn shape(e: &tokio_postgres::Error) -> StorageError {
+    StorageError::Backend(format!(
+        "PostgreSQL: the table holds a row of another shape than strongroom writes: {}",
+        with_causes(e)
+    ))
 }
 
 /// `prefix` as a LIKE pattern that matches it literally, then anything.
@@ -272,7 +295,9 @@ impl Backend for PostgresBackend {
             .query_opt(&self.sql.get, &[&key])
             .await
             .map_err(|e| backend(&e))?;
-        Ok(row.map(|row| row.get(0)))
+        row.map(|row| row.try_get(0))
+            .transpose()
+            .map_err(|e| shape(&e))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -281,7 +306,10 @@ impl Backend for PostgresBackend {
             .query(&self.sql.list, &[&like_prefix(prefix)])
             .await
             .map_err(|e| backend(&e))?;
-        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+        rows.iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| shape(&e))
     }
 
     async fn write(&self, batch: Batch) -> Result<(), StorageError> {
@@ -303,6 +331,13 @@ impl Backend for PostgresBackend {
                             )
                         ) =>
                 {
+                    // Writers of one key serialize: back off a little,
+                    // with jitter, so they do not collide again at once.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::from(d.subsec_nanos()) % 8);
+                    let wait = Duration::from_millis((1 << attempt.min(6)) + jitter);
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(backend(&e)),
@@ -324,10 +359,10 @@ impl Backend for PostgresBackend {
             .await
             .map_err(|e| backend(&e))?;
         txn.commit().await.map_err(|e| backend(&e))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect())
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|e| shape(&e))
     }
 }
 
