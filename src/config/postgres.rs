@@ -34,7 +34,8 @@ pub struct PostgresConfig {
     pub ha_table: String,
     /// Connections in the pool.
     pub max_parallel: usize,
-    /// Neither create the tables nor record the format: they must exist.
+    /// Do not create the tables: they must exist. The format row is still
+    /// read, and written when absent.
     pub skip_create_table: bool,
 }
 

@@ -20,8 +20,92 @@ const KEYS: [&str; 6] = [
     "max_parallel",
     "skip_create_table",
 ];
-/// PostgreSQL's longest identifier.
-const MAX_IDENTIFIER: usize = 63;
+/// PostgreSQL's longest identifier (63) less the longest suffix strongroom
+/// adds to a table's name (`_epoch`, `_meta`), so no name is cut short.
+const MAX_IDENTIFIER: usize = 57;
+
+/// PostgreSQL's reserved key words (the SQL:2016 list PostgreSQL reserves,
+/// docs "SQL Key Words", column "PostgreSQL: reserved").
+const RESERVED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+];
 
 impl Ctx<'_> {
     pub(super) fn postgresql(&mut self, block: &Block, line: usize) -> Option<PostgresConfig> {
@@ -82,8 +166,11 @@ impl Ctx<'_> {
         let Some((name, at)) = self.string(section, key) else {
             return (!section.attrs.contains_key(key)).then(|| default.to_string());
         };
+        // Names go into SQL unquoted: a reserved word would not parse.
+        let reserved = |part: &str| RESERVED.contains(&part.to_ascii_lowercase().as_str());
         let part_ok = |part: &str| {
             !part.is_empty()
+                && !reserved(part)
                 && part.len() <= MAX_IDENTIFIER
                 && !part.starts_with(|c: char| c.is_ascii_digit())
                 && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -95,7 +182,7 @@ impl Ctx<'_> {
             self.error(
                 at,
                 qualified(NAME, key),
-                format!("must be a table name of letters, digits and _ (at most {MAX_IDENTIFIER}), optionally after a schema and a dot; got {name:?}"),
+                format!("must be a table name of letters, digits and _ (at most {MAX_IDENTIFIER}, not a reserved word such as user or order), optionally after a schema and a dot; got {name:?}"),
             );
             None
         }
@@ -178,6 +265,26 @@ mod tests {
             errs[4].starts_with("t.hcl:6: storage.postgresql.colour"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn table_names_that_would_not_parse_or_would_be_cut_are_refused() {
+        let long = "t".repeat(58);
+        for name in ["user", "public.Order", long.as_str()] {
+            let errs = errors(&format!(
+                "storage \"postgresql\" {{\n  connection_url = \"postgres://db/s\"\n  table = \"{name}\"\n}}\nlistener \"tcp\" {{}}\n"
+            ));
+            assert_eq!(errs.len(), 1, "{name}: {errs:?}");
+            assert!(errs[0].contains("reserved word"), "{errs:?}");
+        }
+        let fits = "t".repeat(57);
+        let config = parse(
+            &format!(
+                "storage \"postgresql\" {{\n  connection_url = \"postgres://db/s\"\n  table = \"{fits}\"\n}}\nlistener \"tcp\" {{}}\n"
+            ),
+            Path::new("t.hcl"),
+        );
+        assert!(config.is_ok());
     }
 
     #[test]
