@@ -267,6 +267,63 @@ fn migrate_config_errors_exit_64_with_file_and_line() {
     assert!(!dir.path().join("dest").exists());
 }
 
+/// A file store of `entries` made-up entries (migrate never reads them as
+/// a daemon would), closed again.
+async fn synthetic_store(data: &Path, entries: usize) {
+    let store = FileBackend::open(data).unwrap();
+    let mut batch = Batch::new();
+    for i in 0..entries {
+        batch.put(format!("kv-data/{i:06}"), vec![(i % 251) as u8; 100]);
+    }
+    store.write(batch).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_failing_midway_leaves_a_partial_copy_that_must_be_emptied() {
+    let db = postgres::database();
+    let source = tempdir();
+    let data = source.path().join("data");
+    synthetic_store(&data, 2_000).await;
+    // The destination's table exists already, with a trigger that refuses
+    // every key from kv-data/001200 on: the third batch of 512 fails.
+    db.psql(
+        "CREATE TABLE strongroom_kv_store (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL);
+         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'test: no room for %', NEW.key; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON strongroom_kv_store FOR EACH ROW
+           WHEN (NEW.key >= 'kv-data/001200') EXECUTE FUNCTION refuse();",
+    );
+    let work = tempdir();
+    let text = format!(
+        "{}{}",
+        file_block("source", &data),
+        postgresql_block("destination", &db)
+    );
+    let path = work.path().to_path_buf();
+    let again = text.clone();
+    let run = tokio::task::spawn_blocking(move || migrate(&path, &again).code(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        run.stderr.lines().last().unwrap(),
+        "error: writing the destination failed after 1024 of 2000 entries (storage failed: PostgreSQL: test: no room for kv-data/001200); it now holds a partial copy: empty it, then run migrate again",
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("Success"), "{}", run.stdout);
+    // Each batch is one transaction: the failed one left nothing behind.
+    assert_eq!(rows(&db), 1024);
+
+    // Emptied (and the cause gone), the same command moves everything.
+    db.psql("DROP TRIGGER refuse ON strongroom_kv_store; DELETE FROM strongroom_kv_store;");
+    let path = work.path().to_path_buf();
+    let run = tokio::task::spawn_blocking(move || migrate(&path, &text).ok())
+        .await
+        .unwrap();
+    assert_eq!(moved(&run, "file", "postgresql").0, 2_000);
+    assert_eq!(rows(&db), 2_000);
+}
+
 /// A store of 25,000 entries: progress lines, and the time each way (printed
 /// for docs, never asserted).
 #[tokio::test(flavor = "multi_thread")]
@@ -275,14 +332,7 @@ async fn migrate_reports_progress_on_a_big_store() {
     let db = postgres::database();
     let source = tempdir();
     let data = source.path().join("data");
-    {
-        let store = FileBackend::open(&data).unwrap();
-        let mut batch = Batch::new();
-        for i in 0..ENTRIES {
-            batch.put(format!("kv-data/{i:06}"), vec![(i % 251) as u8; 100]);
-        }
-        store.write(batch).await.unwrap();
-    }
+    synthetic_store(&data, ENTRIES).await;
     let work = tempdir();
     let text = format!(
         "{}{}",
