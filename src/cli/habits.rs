@@ -1,11 +1,13 @@
 //! Vault's habits, so an operator's fingers and scripts keep working:
-//! `strongroom operator init|unseal|…` as the same commands, and Vault's
+//! `strongroom operator init|unseal|…` as the same commands (and
+//! `operator migrate`, which has no other name), and Vault's
 //! single-dash long flags (`-key-shares=3`, `-format=json`).
 
 use std::ffi::OsString;
 
 use clap::Subcommand;
 
+use super::migrate::MigrateArgs;
 use super::{ClientCommand, FormatArgs, InitArgs, UnsealArgs, quorum};
 
 /// `strongroom operator …`: Vault's names for the seal and key commands,
@@ -26,19 +28,24 @@ pub(super) enum OperatorCommand {
     Rotate(FormatArgs),
     /// Show the keyring's terms (as `strongroom key-status`).
     KeyStatus(FormatArgs),
+    /// Move a stopped store between storage backends (file, postgresql).
+    Migrate(MigrateArgs),
 }
 
-impl From<OperatorCommand> for ClientCommand {
-    fn from(command: OperatorCommand) -> Self {
-        match command {
-            OperatorCommand::Init(args) => Self::Init(args),
-            OperatorCommand::Unseal(args) => Self::Unseal(args),
-            OperatorCommand::Seal => Self::Seal,
-            OperatorCommand::Rekey(args) => Self::Rekey(args),
-            OperatorCommand::GenerateRoot(args) => Self::GenerateRoot(args),
-            OperatorCommand::Rotate(args) => Self::Rotate(args),
-            OperatorCommand::KeyStatus(args) => Self::KeyStatus(args),
-        }
+impl OperatorCommand {
+    /// The client command of the same name, or `migrate`'s arguments (the
+    /// one operator command that is not a client of a daemon).
+    pub(super) fn into_client(self) -> Result<ClientCommand, MigrateArgs> {
+        Ok(match self {
+            Self::Init(args) => ClientCommand::Init(args),
+            Self::Unseal(args) => ClientCommand::Unseal(args),
+            Self::Seal => ClientCommand::Seal,
+            Self::Rekey(args) => ClientCommand::Rekey(args),
+            Self::GenerateRoot(args) => ClientCommand::GenerateRoot(args),
+            Self::Rotate(args) => ClientCommand::Rotate(args),
+            Self::KeyStatus(args) => ClientCommand::KeyStatus(args),
+            Self::Migrate(args) => return Err(args),
+        })
     }
 }
 

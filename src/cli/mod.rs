@@ -12,6 +12,7 @@ mod input;
 mod keys;
 mod kv;
 mod lifecycle;
+mod migrate;
 mod output;
 mod quorum;
 mod rotation;
@@ -86,7 +87,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Print the version (as `--version`).
     Version,
-    /// Vault's names: `operator init|unseal|seal|rekey|generate-root|rotate|key-status`.
+    /// Vault's names: `operator init|unseal|seal|rekey|generate-root|rotate|key-status`,
+    /// and `operator migrate` (a store between backends, every daemon stopped).
     #[command(subcommand)]
     Operator(habits::OperatorCommand),
     #[command(flatten)]
@@ -229,7 +231,10 @@ pub fn main() -> ExitCode {
             ExitCode::from(output::exit_code(EXIT_OK))
         }
         Command::Client(command) => run_client(&cli.client, command),
-        Command::Operator(command) => run_client(&cli.client, command.into()),
+        Command::Operator(command) => match command.into_client() {
+            Ok(command) => run_client(&cli.client, command),
+            Err(args) => migrate::run(&args),
+        },
     }
 }
 

@@ -9,6 +9,7 @@
 mod env;
 mod error;
 mod listener;
+mod migrate;
 mod parse;
 mod postgres;
 mod reload;
@@ -25,6 +26,7 @@ pub use listener::{
     DEFAULT_MAX_REQUEST_SIZE, IdentityRule, IdentitySelector, Listener, TcpListener, TlsFiles,
     UnixListener,
 };
+pub use migrate::{MigrateConfig, load_migrate};
 pub use parse::{parse, parse_duration};
 pub use postgres::{
     ConnectionUrl, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE,
@@ -158,6 +160,14 @@ impl Config {
 
 /// Reads `path`, then applies the `STRONGROOM_*` overrides from `env`.
 pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let source = read_source(path)?;
+    let mut config = parse(&source, path)?;
+    apply_env(&mut config, env)?;
+    Ok(config)
+}
+
+/// The text of the config file at `path`, which must be UTF-8.
+fn read_source(path: &Path) -> Result<String, ConfigErrors> {
     let error = |line, key: &str, message| {
         ConfigErrors(vec![ConfigError {
             location: Location::File {
@@ -170,17 +180,14 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     };
     let bytes = std::fs::read(path)
         .map_err(|e| error(0, "file", format!("cannot read the config file: {e}")))?;
-    let source = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         let (line, key) = parse::locate_invalid_utf8(e.as_bytes(), e.utf8_error().valid_up_to());
         error(
             line,
             &key,
             "is not valid UTF-8 on this line (save the file as UTF-8)".into(),
         )
-    })?;
-    let mut config = parse(&source, path)?;
-    apply_env(&mut config, env)?;
-    Ok(config)
+    })
 }
 
 /// Booleans as Vault's parser takes them: `true`/`false`, `1`/`0`, `t`/`f`, any case.

@@ -8,6 +8,7 @@ mod drain;
 pub mod hardening;
 mod listener;
 pub mod logging;
+pub mod migrate;
 mod notify;
 mod preflight;
 mod tls;

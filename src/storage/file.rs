@@ -74,6 +74,12 @@ impl Drop for FileBackend {
 }
 
 impl FileBackend {
+    /// True when `dir` holds a store (its database file), so that opening
+    /// it reads data rather than creating an empty store.
+    pub fn holds_store(dir: &Path) -> bool {
+        dir.join(DATA_FILE).is_file()
+    }
+
     /// Opens (creating if needed) the store in `dir`, taking its lock, with
     /// the default page cache.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {

@@ -8,6 +8,7 @@
 pub mod failpoint;
 mod file;
 mod inmem;
+pub mod migrate;
 mod postgres;
 
 use std::path::PathBuf;

@@ -35,6 +35,7 @@ mod secrets;
 mod security;
 mod startup;
 mod storage;
+mod storage_migrate;
 mod support;
 mod systemd;
 mod tls;

@@ -7,6 +7,7 @@
 //! writes the names and hints of errors.
 
 mod listener;
+mod migrate;
 mod postgres;
 mod seal;
 mod settings;
@@ -25,7 +26,8 @@ pub use values::parse_duration;
 
 use super::{
     AuditDevice, AwsKmsSeal, BarrierConfig, Config, ConfigError, ConfigErrors, FileUse, KvSettings,
-    Listener, Location, LogFormat, LogLevel, NamedFile, Setting, Source, StorageConfig,
+    Listener, Location, LogFormat, LogLevel, MigrateConfig, NamedFile, Setting, Source,
+    StorageConfig,
 };
 use values::{as_bool, as_string};
 use words::{example_label, qualified, unknown_message};
@@ -36,34 +38,27 @@ use words::{example_label, qualified, unknown_message};
 pub fn parse(source: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let mut ctx = Ctx::new(source, file);
-    let body = match hcl_edit::parser::parse_body(source) {
-        Ok(body) => body,
-        Err(e) => {
-            let line = e.location().line();
-            match redefined_key(source, line, e.message()) {
-                Some(key) => ctx.error(
-                    line,
-                    key,
-                    "is set twice in the same block; keep one of them",
-                ),
-                None => ctx.error(line, "syntax", format!("invalid HCL: {}", e.message())),
-            }
-            return Err(ConfigErrors(ctx.errors));
-        }
-    };
+    let body = ctx.body(source)?;
     let config = ctx.config(&body);
-    // Reported in file order; the sort is stable, so one line keeps its order.
-    ctx.errors.sort_by_key(|e| match e.location {
-        Location::File { line, .. } => line,
-        Location::Env(_) => 0,
-    });
     match config {
         Some(mut config) if ctx.errors.is_empty() => {
             config.files = ctx.files;
             config.warnings = ctx.warnings;
             Ok(config)
         }
-        _ => Err(ConfigErrors(ctx.errors)),
+        _ => Err(ctx.sorted_errors()),
+    }
+}
+
+/// Parses the file of `operator migrate`: a `storage_source` and a
+/// `storage_destination` block, each read as a `storage` block is.
+pub fn parse_migrate(source: &str, file: &Path) -> Result<MigrateConfig, ConfigErrors> {
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let mut ctx = Ctx::new(source, file);
+    let body = ctx.body(source)?;
+    match ctx.migrate(&body) {
+        Some(config) if ctx.errors.is_empty() => Ok(config),
+        _ => Err(ctx.sorted_errors()),
     }
 }
 
@@ -155,6 +150,33 @@ impl<'a> Ctx<'a> {
             warnings: Vec::new(),
             files: Vec::new(),
         }
+    }
+
+    /// The file's HCL body, or its syntax error (a key set twice named).
+    fn body(&mut self, source: &str) -> Result<Body, ConfigErrors> {
+        hcl_edit::parser::parse_body(source).map_err(|e| {
+            let line = e.location().line();
+            match redefined_key(source, line, e.message()) {
+                Some(key) => self.error(
+                    line,
+                    key,
+                    "is set twice in the same block; keep one of them",
+                ),
+                None => self.error(line, "syntax", format!("invalid HCL: {}", e.message())),
+            }
+            ConfigErrors(std::mem::take(&mut self.errors))
+        })
+    }
+
+    /// The errors found, in file order (the sort is stable, so one line
+    /// keeps its order).
+    fn sorted_errors(&mut self) -> ConfigErrors {
+        let mut errors = std::mem::take(&mut self.errors);
+        errors.sort_by_key(|e| match e.location {
+            Location::File { line, .. } => line,
+            Location::Env(_) => 0,
+        });
+        ConfigErrors(errors)
     }
 
     fn line(&self, span: Option<Range<usize>>) -> usize {

@@ -11,7 +11,7 @@ pub(super) fn qualified(section: &str, key: &str) -> String {
 
 pub(super) fn example_label(ident: &str) -> &'static str {
     match ident {
-        "storage" => "file",
+        "storage" | "storage_source" | "storage_destination" => "file",
         _ => "tcp",
     }
 }
