@@ -18,7 +18,9 @@ use async_trait::async_trait;
 
 pub use file::FileBackend;
 pub use inmem::InmemBackend;
-pub use postgres::PostgresBackend;
+pub use postgres::{
+    DEFAULT_LEASE_TTL, Election, Identity, PostgresBackend, Renewal, Term, fence_sql,
+};
 
 use crate::config::StorageConfig;
 use crate::error::Error;
@@ -108,6 +110,14 @@ pub enum StorageError {
     /// The backend failed (I/O error, corrupt file, closed database).
     #[error("storage failed: {0}")]
     Backend(String),
+    /// The HA fence refused the write: another node took a newer term.
+    /// Nothing was written; not retried.
+    #[error("this node is no longer the active node; the write was not made")]
+    NotActive,
+    /// The connection failed at or after COMMIT: the write may have
+    /// committed (within this node's term) or not.
+    #[error("the write may or may not have been made; read it back ({0})")]
+    OutcomeUnknown(String),
 }
 
 impl From<StorageError> for Error {

@@ -28,6 +28,7 @@ mod layering;
 mod lifecycle;
 mod migration;
 mod postgres;
+mod postgres_ha;
 mod python;
 mod quorum;
 mod recipients;

@@ -11,9 +11,17 @@
 //!
 //! Connections come from a bounded pool (deadpool-postgres, `max_parallel`);
 //! TLS through rustls ([`tls`]) as libpq's `sslmode` says.
+//!
+//! With HA ([`ha`], docs/HA.md) the connections carry the node's identity
+//! in `application_name`, and while the backend holds a [`Term`] every
+//! batch starts with the fence, so a deposed node's writes cannot commit.
 
+mod ha;
 mod tls;
 
+pub use ha::{DEFAULT_LEASE_TTL, Election, Identity, Renewal, Term, fence_sql};
+
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,7 +31,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::file::FORMAT_VERSION;
 use super::{Backend, Batch, Op, OpenError, StorageError};
-use crate::config::{PostgresConfig, SslMode, with_causes};
+use crate::config::{ConnectionUrl, PostgresConfig, SslMode, with_causes};
 
 /// How long a connection attempt, or a wait for a free pooled connection,
 /// may take before the call fails with a sentence.
@@ -36,6 +44,19 @@ const FORMAT_KEY: &str = "format_version";
 pub struct PostgresBackend {
     pool: Pool,
     sql: Statements,
+    /// The fence statement; `Some` when opened for HA.
+    fence: Option<String>,
+    /// The term this node holds, when active: every write is fenced by it.
+    term: RwLock<Option<Term>>,
+}
+
+/// Why one run of a batch did not commit.
+enum Attempt {
+    /// Before COMMIT: nothing was written; a serialization failure may be
+    /// run again.
+    Failed(tokio_postgres::Error),
+    /// The final answer (a conflict, the fence, an unknown outcome).
+    Done(StorageError),
 }
 
 /// The statements, with the configured table names in them.
@@ -96,6 +117,26 @@ impl PostgresBackend {
     /// Connects, creates the tables unless `skip_create_table`, and checks
     /// the format version; refuses tables written by a newer strongroom.
     pub async fn open(config: &PostgresConfig) -> Result<Self, OpenError> {
+        Self::open_with(config, None).await
+    }
+
+    /// As [`PostgresBackend::open`], for a node taking part in HA: its data
+    /// sessions carry `application_name = strongroom/<identity>` (so a
+    /// take-over can end them) and end a transaction left idle for
+    /// `lease_ttl`; the HA tables are created with the data table; writes
+    /// are fenced once [`PostgresBackend::set_term`] gives a term.
+    pub async fn open_ha(
+        config: &PostgresConfig,
+        identity: &Identity,
+        lease_ttl: Duration,
+    ) -> Result<Self, OpenError> {
+        Self::open_with(config, Some((identity, lease_ttl))).await
+    }
+
+    async fn open_with(
+        config: &PostgresConfig,
+        ha: Option<(&Identity, Duration)>,
+    ) -> Result<Self, OpenError> {
         let target = config
             .connection_url
             .as_ref()
@@ -104,30 +145,13 @@ impl PostgresBackend {
             target: target.clone(),
             reason,
         };
-        let url = config
-            .connection_url
-            .as_ref()
-            .ok_or_else(|| failed("storage.postgresql.connection_url is not set".into()))?;
-        let mut pg: tokio_postgres::Config = url
-            .expose()
-            .parse()
-            .map_err(|e| failed(format!("not a valid PostgreSQL URL ({})", with_causes(&e))))?;
-        pg.connect_timeout(CONNECT_TIMEOUT);
-        // A silent network cut must not hang a request for the kernel's
-        // 15 minutes: keepalives after 10 s idle, and unacknowledged data
-        // gives up after 30 s.
-        pg.keepalives(true)
-            .keepalives_idle(Duration::from_secs(10))
-            .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3)
-            .tcp_user_timeout(Duration::from_secs(30));
-        pg.ssl_mode(match url.ssl_mode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            _ => tokio_postgres::config::SslMode::Require,
-        });
-        if pg.get_application_name().is_none() {
-            pg.application_name("strongroom");
+        let (mut pg, url) = driver_config(config).map_err(failed)?;
+        if let Some((identity, ttl)) = ha {
+            pg.application_name(&identity.application_name());
+            pg.options(&format!(
+                "-c idle_in_transaction_session_timeout={} -c lock_timeout=2s",
+                ttl.as_millis().max(1)
+            ));
         }
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -152,10 +176,31 @@ impl PostgresBackend {
         check_format(&mut client, &config.table, &meta, config.skip_create_table)
             .await
             .map_err(failed)?;
+        if ha.is_some() && !config.skip_create_table {
+            ha::create_tables(&client, &config.ha_table)
+                .await
+                .map_err(failed)?;
+        }
         Ok(Self {
             pool,
             sql: Statements::new(&config.table),
+            fence: ha.map(|_| fence_sql(&config.ha_table)),
+            term: RwLock::new(None),
         })
+    }
+
+    /// The term this node holds (`None`: not active). While a term is set,
+    /// every write starts with the fence and fails, unmade, once another
+    /// node has taken a newer term.
+    pub fn set_term(&self, term: Option<Term>) {
+        *self.term.write().unwrap_or_else(PoisonError::into_inner) = term;
+    }
+
+    fn term(&self) -> Option<Term> {
+        self.term
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
@@ -165,37 +210,97 @@ impl PostgresBackend {
             .map_err(|e| StorageError::Backend(format!("PostgreSQL: {}", pool_sentence(&e))))
     }
 
-    /// One run of `batch` in one transaction: `Ok(Err(conflict))` when a
-    /// `RequireAbsent` key exists (nothing written).
+    /// One run of `batch` in one transaction, fenced when a term is set.
     async fn try_write(
         &self,
         client: &mut deadpool_postgres::Object,
         batch: &Batch,
-    ) -> Result<Result<(), StorageError>, tokio_postgres::Error> {
+        term: Option<&Term>,
+    ) -> Result<(), Attempt> {
         let txn = client
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
             .start()
-            .await?;
+            .await
+            .map_err(Attempt::Failed)?;
+        if let (Some(fence), Some(term)) = (&self.fence, term) {
+            // Each statement is awaited before the next is sent, so a
+            // failed fence is seen here and no COMMIT follows it.
+            if let Err(e) = txn
+                .query_one(fence.as_str(), &[&term.epoch, &term.identity])
+                .await
+            {
+                return Err(match e.code() {
+                    Some(&SqlState::DIVISION_BY_ZERO) => Attempt::Done(StorageError::NotActive),
+                    _ => Attempt::Failed(e),
+                });
+            }
+        }
         for op in batch.ops() {
             if let Op::RequireAbsent { key } = op
-                && txn.query_opt(&self.sql.exists, &[key]).await?.is_some()
+                && txn
+                    .query_opt(&self.sql.exists, &[key])
+                    .await
+                    .map_err(Attempt::Failed)?
+                    .is_some()
             {
-                txn.rollback().await?;
-                return Ok(Err(StorageError::Conflict(key.clone())));
+                txn.rollback().await.map_err(Attempt::Failed)?;
+                return Err(Attempt::Done(StorageError::Conflict(key.clone())));
             }
         }
         for op in batch.ops() {
             match op {
-                Op::Put { key, value } => txn.execute(&self.sql.put, &[key, value]).await?,
-                Op::Delete { key } => txn.execute(&self.sql.delete, &[key]).await?,
-                Op::Clear => txn.execute(&self.sql.clear, &[]).await?,
-                Op::RequireAbsent { .. } => 0,
-            };
+                Op::Put { key, value } => txn.execute(&self.sql.put, &[key, value]).await,
+                Op::Delete { key } => txn.execute(&self.sql.delete, &[key]).await,
+                Op::Clear => txn.execute(&self.sql.clear, &[]).await,
+                Op::RequireAbsent { .. } => Ok(0),
+            }
+            .map_err(Attempt::Failed)?;
         }
-        txn.commit().await?;
-        Ok(Ok(()))
+        txn.commit().await.map_err(|e| match e.code() {
+            // The server answered that it rolled back: nothing was made.
+            Some(&SqlState::T_R_SERIALIZATION_FAILURE | &SqlState::T_R_DEADLOCK_DETECTED) => {
+                Attempt::Failed(e)
+            }
+            _ => Attempt::Done(StorageError::OutcomeUnknown(format!(
+                "PostgreSQL: {}",
+                plain(&e)
+            ))),
+        })
     }
+}
+
+/// The driver's settings from the block: URL, timeouts, keepalives, TLS
+/// mode and the default `application_name`.
+fn driver_config(
+    config: &PostgresConfig,
+) -> Result<(tokio_postgres::Config, &ConnectionUrl), String> {
+    let url = config
+        .connection_url
+        .as_ref()
+        .ok_or("storage.postgresql.connection_url is not set")?;
+    let mut pg: tokio_postgres::Config = url
+        .expose()
+        .parse()
+        .map_err(|e| format!("not a valid PostgreSQL URL ({})", with_causes(&e)))?;
+    pg.connect_timeout(CONNECT_TIMEOUT);
+    // A silent network cut must not hang a request for the kernel's
+    // 15 minutes: keepalives after 10 s idle, and unacknowledged data
+    // gives up after 30 s.
+    pg.keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(30));
+    pg.ssl_mode(match url.ssl_mode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    if pg.get_application_name().is_none() {
+        pg.application_name("strongroom");
+    }
+    Ok((pg, url))
 }
 
 /// Creates the tables (unless told not to), then records this build's
@@ -316,12 +421,14 @@ impl Backend for PostgresBackend {
         if batch.is_empty() {
             return Ok(());
         }
+        let term = self.term();
         let mut client = self.client().await?;
         let mut attempt = 1;
         loop {
-            match self.try_write(&mut client, &batch).await {
-                Ok(result) => return result,
-                Err(e)
+            match self.try_write(&mut client, &batch, term.as_ref()).await {
+                Ok(()) => return Ok(()),
+                Err(Attempt::Done(e)) => return Err(e),
+                Err(Attempt::Failed(e))
                     if attempt < MAX_ATTEMPTS
                         && matches!(
                             e.code(),
@@ -340,7 +447,7 @@ impl Backend for PostgresBackend {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(backend(&e)),
+                Err(Attempt::Failed(e)) => return Err(backend(&e)),
             }
         }
     }

@@ -1,0 +1,207 @@
+//! The election and the fence of docs/HA.md in the PostgreSQL backend, on
+//! the shared test cluster (a fresh database per test): two elections in
+//! one process stand for two nodes; a third connection plays the operator
+//! (or the kernel, for kill -9). Times are printed, never asserted.
+
+use std::time::{Duration, Instant};
+
+use strongroom::config::{ConnectionUrl, PostgresConfig, Source};
+use strongroom::storage::{
+    Backend, Batch, Election, Identity, PostgresBackend, Renewal, StorageError, Term, fence_sql,
+};
+use strongroom_test_support::postgres::{self, Database};
+
+/// Every wait for a take-over gives up after this.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn settings(db: &Database) -> PostgresConfig {
+    PostgresConfig {
+        connection_url: Some(ConnectionUrl::parse(&db.url()).unwrap()),
+        url_source: Source::Default,
+        line: 1,
+        table: "strongroom_kv_store".into(),
+        ha_table: "strongroom_ha_locks".into(),
+        max_parallel: 4,
+        skip_create_table: false,
+    }
+}
+
+/// A plain connection to `db` named `application_name`.
+async fn connect(db: &Database, application_name: &str) -> tokio_postgres::Client {
+    let url = format!("{}&application_name={application_name}", db.url());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+fn put(key: &str) -> Batch {
+    let mut batch = Batch::new();
+    batch.put(key, b"v".to_vec());
+    batch
+}
+
+/// Starts `election`'s campaign in the background.
+fn campaign(mut election: Election) -> tokio::task::JoinHandle<(Election, Term)> {
+    tokio::spawn(async move {
+        let term = election.campaign("{\"node\":\"b\"}").await.unwrap();
+        (election, term)
+    })
+}
+
+#[tokio::test]
+async fn postgres_ha_standby_takes_over_when_the_holders_lock_session_ends() {
+    let db = postgres::database();
+    let config = settings(&db);
+    let ttl = Duration::from_secs(5);
+    let (a, b) = (Identity::random().unwrap(), Identity::random().unwrap());
+    let _tables = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
+    let mut first = Election::connect(&config, &a, ttl).await.unwrap();
+    let term = first.campaign("{\"node\":\"a\"}").await.unwrap();
+    assert_eq!(
+        term,
+        Term {
+            epoch: 1,
+            identity: a.as_str().into()
+        }
+    );
+    assert_eq!(first.renew().await.unwrap(), Renewal::Renewed);
+    let second = campaign(Election::connect(&config, &b, ttl).await.unwrap());
+    // The lease is valid for 5 s: the second waits.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!second.is_finished(), "the standby took a held role");
+
+    // What PostgreSQL sees of a kill -9: the lock session ends.
+    let admin = connect(&db, "test-admin").await;
+    let killed = Instant::now();
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&first.pid()])
+        .await
+        .unwrap();
+    let (_second, term) = tokio::time::timeout(DEADLINE, second)
+        .await
+        .expect("the standby takes over once the holder's lock session ends")
+        .unwrap();
+    println!(
+        "take-over after the holder's lock session ended: {:?}",
+        killed.elapsed()
+    );
+    assert_eq!(term.epoch, 2);
+    assert_eq!(term.identity, b.as_str());
+    assert_eq!(first.renew().await.unwrap(), Renewal::Lost);
+    assert_eq!(
+        db.psql("SELECT ha_identity || ' ' || epoch FROM strongroom_ha_locks_epoch"),
+        format!("{} 2", b.as_str())
+    );
+}
+
+#[tokio::test]
+async fn postgres_ha_paused_holder_is_fenced_out() {
+    let db = postgres::database();
+    let config = settings(&db);
+    let ttl = Duration::from_secs(1);
+    let (a, b) = (Identity::random().unwrap(), Identity::random().unwrap());
+    let node_a = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
+    let mut election_a = Election::connect(&config, &a, ttl).await.unwrap();
+    let term_a = election_a.campaign("{}").await.unwrap();
+    node_a.set_term(Some(term_a.clone()));
+    node_a.write(put("k/before")).await.unwrap();
+
+    // A write of A's, past its fence, then A pauses: the transaction is
+    // left open on a session named as A's data sessions are.
+    let paused = connect(&db, &a.application_name()).await;
+    paused.batch_execute("BEGIN").await.unwrap();
+    let fence = paused
+        .query_one(
+            fence_sql(&config.ha_table).as_str(),
+            &[&term_a.epoch, &term_a.identity],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fence.get::<_, i64>(0), 1);
+    paused
+        .execute(
+            "INSERT INTO strongroom_kv_store (key, value) VALUES ('k/in-flight', 'x')",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // A renews no more; B waits out the lease, ends A's sessions, takes over.
+    let node_b = PostgresBackend::open_ha(&config, &b, ttl).await.unwrap();
+    let mut election_b = Election::connect(&config, &b, ttl).await.unwrap();
+    let started = Instant::now();
+    let term_b = tokio::time::timeout(DEADLINE, election_b.campaign("{}"))
+        .await
+        .expect("B takes over from a paused holder within the deadline")
+        .unwrap();
+    println!(
+        "take-over from a paused holder (ttl 1 s; from the campaign's start, the lease taken just before): {:?}",
+        started.elapsed()
+    );
+    assert_eq!(term_b.epoch, 2);
+
+    // A wakes: its open write cannot commit, nor can its next one.
+    assert!(paused.batch_execute("COMMIT").await.is_err());
+    assert_eq!(
+        db.psql("SELECT count(*) FROM strongroom_kv_store WHERE key = 'k/in-flight'"),
+        "0"
+    );
+    let refused = node_a.write(put("k/after")).await.unwrap_err();
+    assert!(matches!(refused, StorageError::NotActive), "{refused}");
+    assert_eq!(
+        refused.to_string(),
+        "this node is no longer the active node; the write was not made"
+    );
+    assert_eq!(
+        db.psql("SELECT string_agg(key, ',' ORDER BY key) FROM strongroom_kv_store"),
+        "k/before"
+    );
+    assert_eq!(election_a.renew().await.unwrap(), Renewal::Lost);
+
+    // B writes under its term.
+    node_b.set_term(Some(term_b));
+    node_b.write(put("k/b")).await.unwrap();
+    assert_eq!(
+        db.psql("SELECT string_agg(key, ',' ORDER BY key) FROM strongroom_kv_store"),
+        "k/b,k/before"
+    );
+}
+
+#[tokio::test]
+async fn postgres_ha_release_hands_over_at_once_and_a_stale_renewal_is_lost() {
+    let db = postgres::database();
+    let config = settings(&db);
+    let ttl = Duration::from_secs(5);
+    let (a, b) = (Identity::random().unwrap(), Identity::random().unwrap());
+    let node_a = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
+    let mut first = Election::connect(&config, &a, ttl).await.unwrap();
+    let term_a = first.campaign("{}").await.unwrap();
+    node_a.set_term(Some(term_a));
+    let second = campaign(Election::connect(&config, &b, ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!second.is_finished(), "the standby took a held role");
+
+    let released = Instant::now();
+    first.release().await.unwrap();
+    let (second, term_b) = tokio::time::timeout(DEADLINE, second)
+        .await
+        .expect("a waiting standby takes over after a release")
+        .unwrap();
+    println!(
+        "take-over after a release (ttl 5 s): {:?}",
+        released.elapsed()
+    );
+    assert_eq!(term_b.epoch, 2);
+    // The released node's storage is fenced at once.
+    assert!(matches!(
+        node_a.write(put("k/a")).await,
+        Err(StorageError::NotActive)
+    ));
+
+    // A renewal that matches no row (another term) says the role is lost.
+    assert_eq!(second.renew().await.unwrap(), Renewal::Renewed);
+    db.psql("UPDATE strongroom_ha_locks SET epoch = 99");
+    assert_eq!(second.renew().await.unwrap(), Renewal::Lost);
+}
