@@ -205,3 +205,56 @@ async fn postgres_ha_release_hands_over_at_once_and_a_stale_renewal_is_lost() {
     db.psql("UPDATE strongroom_ha_locks SET epoch = 99");
     assert_eq!(second.renew().await.unwrap(), Renewal::Lost);
 }
+
+#[tokio::test]
+async fn postgres_ha_write_waiting_on_an_uncommitted_take_over_is_fenced_out() {
+    let db = postgres::database();
+    let config = settings(&db);
+    let ttl = Duration::from_secs(5);
+    let a = Identity::random().unwrap();
+    let node_a = std::sync::Arc::new(PostgresBackend::open_ha(&config, &a, ttl).await.unwrap());
+    let mut election_a = Election::connect(&config, &a, ttl).await.unwrap();
+    node_a.set_term(Some(election_a.campaign("{}").await.unwrap()));
+
+    // Another node's take-over, between its epoch UPDATE and its COMMIT.
+    let other = connect(&db, "strongroom/other").await;
+    other.batch_execute("BEGIN").await.unwrap();
+    other
+        .execute(
+            "UPDATE strongroom_ha_locks_epoch SET epoch = epoch + 1, ha_identity = 'other'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // A's write reaches its fence and waits for that row lock.
+    let writer = std::sync::Arc::clone(&node_a);
+    let write = tokio::spawn(async move { writer.write(put("k/a")).await });
+    let admin = connect(&db, "test-admin").await;
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = $1";
+    let started = Instant::now();
+    while admin
+        .query_one(waiting, &[&a.application_name()])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "A's write never waited at its fence"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    other.batch_execute("COMMIT").await.unwrap();
+    // SERIALIZABLE: the fence first fails to serialize and is run again,
+    // then finds no row: refused, not made.
+    let refused = tokio::time::timeout(DEADLINE, write)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(refused, Err(StorageError::NotActive)),
+        "{refused:?}"
+    );
+    assert_eq!(db.psql("SELECT count(*) FROM strongroom_kv_store"), "0");
+}
