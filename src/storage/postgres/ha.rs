@@ -208,7 +208,7 @@ impl Election {
     ) -> Result<Self, StorageError> {
         let failed = |reason: String| StorageError::Backend(format!("PostgreSQL: {reason}"));
         let (mut pg, url) = driver_config(config).map_err(failed)?;
-        pg.application_name(&identity.application_name())
+        pg.application_name(identity.application_name())
             .options("-c lock_timeout=250ms")
             .keepalives_idle(Duration::from_secs(1))
             .keepalives_interval(Duration::from_secs(1))

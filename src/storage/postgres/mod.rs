@@ -147,8 +147,8 @@ impl PostgresBackend {
         };
         let (mut pg, url) = driver_config(config).map_err(failed)?;
         if let Some((identity, ttl)) = ha {
-            pg.application_name(&identity.application_name());
-            pg.options(&format!(
+            pg.application_name(identity.application_name());
+            pg.options(format!(
                 "-c idle_in_transaction_session_timeout={} -c lock_timeout=2s",
                 ttl.as_millis().max(1)
             ));
