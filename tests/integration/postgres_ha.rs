@@ -258,3 +258,34 @@ async fn postgres_ha_write_waiting_on_an_uncommitted_take_over_is_fenced_out() {
     );
     assert_eq!(db.psql("SELECT count(*) FROM strongroom_kv_store"), "0");
 }
+
+#[tokio::test]
+async fn postgres_ha_a_lock_holder_that_never_takes_over_is_ended() {
+    let db = postgres::database();
+    let config = settings(&db);
+    let ttl = Duration::from_secs(1);
+    let b = Identity::random().unwrap();
+    let _tables = PostgresBackend::open_ha(&config, &b, ttl).await.unwrap();
+    // A node granted the advisory lock, then stuck before its take-over:
+    // the lease stays free (at -infinity), the lock stays held.
+    let stuck = connect(&db, "strongroom/stuck").await;
+    stuck
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended('strongroom-ha:' || current_schema() || '.' || 'strongroom_ha_locks', 0))",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut election = Election::connect(&config, &b, ttl).await.unwrap();
+    let started = Instant::now();
+    let term = tokio::time::timeout(DEADLINE, election.campaign("{}"))
+        .await
+        .expect("a stuck lock holder is ended after the lease has been expired for a ttl")
+        .unwrap();
+    println!(
+        "take-over past a lock holder stuck before its take-over (ttl 1 s): {:?}",
+        started.elapsed()
+    );
+    assert_eq!(term.epoch, 1);
+    assert!(stuck.is_closed() || stuck.simple_query("SELECT 1").await.is_err());
+}
