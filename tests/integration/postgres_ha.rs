@@ -289,3 +289,72 @@ async fn postgres_ha_a_lock_holder_that_never_takes_over_is_ended() {
     assert_eq!(term.epoch, 1);
     assert!(stuck.is_closed() || stuck.simple_query("SELECT 1").await.is_err());
 }
+
+#[tokio::test]
+async fn postgres_ha_take_over_waits_for_a_write_holding_the_fence() {
+    let db = postgres::database();
+    let config = settings(&db);
+    let ttl = Duration::from_secs(5);
+    let (a, b) = (Identity::random().unwrap(), Identity::random().unwrap());
+    let _tables = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
+    let mut first = Election::connect(&config, &a, ttl).await.unwrap();
+    let term_a = first.campaign("{}").await.unwrap();
+    // A write of term 1 past its fence, on a session the take-over cannot
+    // find by name (as one opened after the take-over ended A's sessions).
+    let writer = connect(&db, "unnamed").await;
+    writer.batch_execute("BEGIN").await.unwrap();
+    writer
+        .query_one(
+            fence_sql(&config.ha_table).as_str(),
+            &[&term_a.epoch, &term_a.identity],
+        )
+        .await
+        .unwrap();
+    writer
+        .execute(
+            "INSERT INTO strongroom_kv_store (key, value) VALUES ('k/term-1', 'x')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let second = campaign(Election::connect(&config, &b, ttl).await.unwrap());
+    let admin = connect(&db, "test-admin").await;
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&first.pid()])
+        .await
+        .unwrap();
+    // B holds the advisory lock now, and its epoch UPDATE waits (500 ms
+    // turns) for the write: it has not taken the term while the write is open.
+    let blocked = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = $1";
+    let started = Instant::now();
+    while admin
+        .query_one(blocked, &[&b.application_name()])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "B's take-over never waited for the write"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        !second.is_finished(),
+        "B took the term past a write holding the fence"
+    );
+    assert_eq!(db.psql("SELECT epoch FROM strongroom_ha_locks_epoch"), "1");
+    // The write commits within term 1; then B takes term 2.
+    writer.batch_execute("COMMIT").await.unwrap();
+    let (_second, term_b) = tokio::time::timeout(DEADLINE, second)
+        .await
+        .expect("B takes over once the write has ended")
+        .unwrap();
+    assert_eq!(term_b.epoch, 2);
+    assert_eq!(
+        db.psql("SELECT count(*) FROM strongroom_kv_store WHERE key = 'k/term-1'"),
+        "1"
+    );
+}
