@@ -45,7 +45,10 @@ fn put(key: &str) -> Batch {
 /// Starts `election`'s campaign in the background.
 fn campaign(mut election: Election) -> tokio::task::JoinHandle<(Election, Term)> {
     tokio::spawn(async move {
-        let term = election.campaign("{\"node\":\"b\"}").await.unwrap();
+        let term = match election.campaign("{\"node\":\"b\"}").await {
+            Ok(term) => term,
+            Err(e) => panic!("the campaign failed: {e}"),
+        };
         (election, term)
     })
 }

@@ -11,7 +11,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use super::{StorageError, driver_config, plain, tls};
-use crate::config::{PostgresConfig, SslMode};
+use crate::config::{PostgresConfig, SslMode, with_causes};
 
 /// `ha_lease_ttl` by default.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
@@ -133,7 +133,9 @@ impl Statements {
             end_lock_holder: format!(
                 "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
                  WHERE l.locktype = 'advisory' AND l.granted
-                   AND l.objid = ($1 & 4294967295)::oid
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND l.classid = (($1::bigint >> 32) & 4294967295)::oid
+                   AND l.objid = ($1::bigint & 4294967295)::oid AND l.objsubid = 1
                    AND l.pid <> pg_backend_pid()
                    AND l.pid <> (SELECT holder_pid FROM {t} WHERE ha_key = '{LOCK_KEY}')"
             ),
@@ -188,6 +190,20 @@ fn lock_error(e: &tokio_postgres::Error) -> StorageError {
     StorageError::Backend(format!("PostgreSQL lock connection: {}", plain(e)))
 }
 
+/// A column of the HA tables read as `T`, or a sentence when an operator
+/// made the table with another type.
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    index: usize,
+) -> Result<T, StorageError> {
+    row.try_get(index).map_err(|e| {
+        StorageError::Backend(format!(
+            "PostgreSQL: the HA tables hold a column of another type than strongroom made (docs/HA.md, Tables): {}",
+            with_causes(&e)
+        ))
+    })
+}
+
 /// Runs `call` within [`CALL_DEADLINE`].
 async fn timely<T>(
     call: impl Future<Output = Result<T, tokio_postgres::Error>>,
@@ -239,8 +255,8 @@ impl Election {
             client,
             identity: identity.clone(),
             ttl: lease_ttl.as_secs_f64(),
-            key: row.get(0),
-            pid: row.get(1),
+            key: column(&row, 0)?,
+            pid: column(&row, 1)?,
             sql: Statements::new(&config.ha_table),
             term: None,
         })
@@ -252,7 +268,8 @@ impl Election {
     }
 
     /// The standby loop: returns once this node has taken the role, with
-    /// its term. An error means the lock connection failed: connect again.
+    /// its term. On an error, drop this election (ending its session frees
+    /// the advisory lock if it was granted) and connect again.
     pub async fn campaign(&mut self, addresses: &str) -> Result<Term, StorageError> {
         // Since when this node has seen the lease expired while someone
         // else held the lock (its own clock: liveness only, never safety).
@@ -272,8 +289,8 @@ impl Election {
                 Err(_) => return Err(lock_error_deadline()),
             }
             let row = timely(self.client.query_one(&self.sql.read_lease, &[&self.ttl])).await?;
-            let (holder, expired, long_expired): (String, bool, bool) =
-                (row.get(0), row.get(1), row.get(2));
+            let holder: String = column(&row, 0)?;
+            let (expired, long_expired): (bool, bool) = (column(&row, 1)?, column(&row, 2)?);
             if !expired {
                 expired_since = None;
                 continue;
@@ -308,7 +325,7 @@ impl Election {
             )
             .await
             {
-                Ok(Ok(Some(row))) => row.get(0),
+                Ok(Ok(Some(row))) => column(&row, 0)?,
                 Ok(Ok(None)) => {
                     return Err(StorageError::Backend(
                         "PostgreSQL: the HA epoch row is missing, so no node can take the active role; restore it (docs/HA.md, Tables) with the highest epoch ever used"
@@ -354,20 +371,19 @@ impl Election {
     /// Gives the role up: clears the epoch row's identity (waiting for the
     /// writes still holding the fence), frees the lease, and closes the
     /// lock connection, which frees the advisory lock at once.
-    pub async fn release(self) -> Result<(), StorageError> {
-        if let Some(term) = &self.term {
-            timely(
-                self.client
-                    .execute(&self.sql.release_epoch, &[&term.identity, &term.epoch]),
-            )
-            .await?;
-            timely(
-                self.client
-                    .execute(&self.sql.release_lease, &[&term.identity, &term.epoch]),
-            )
-            .await?;
+    pub async fn release(mut self) -> Result<(), StorageError> {
+        if let Some(term) = self.term.take() {
+            let txn = timely(self.client.transaction()).await?;
+            // Wait a little longer than a turn for writes still past their
+            // fence; if they outlast it, dropping the connection still frees
+            // the lock, and the next take-over ends this node's sessions.
+            timely(txn.batch_execute("SET LOCAL lock_timeout = '1s'")).await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                [&term.identity, &term.epoch];
+            timely(txn.execute(&self.sql.release_epoch, &params)).await?;
+            timely(txn.execute(&self.sql.release_lease, &params)).await?;
+            timely(txn.commit()).await?;
         }
-        drop(self.client);
         Ok(())
     }
 }
