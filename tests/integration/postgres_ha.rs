@@ -361,3 +361,19 @@ async fn postgres_ha_take_over_waits_for_a_write_holding_the_fence() {
         "1"
     );
 }
+
+#[tokio::test]
+async fn postgres_ha_lock_connection_refused_says_why_without_the_password() {
+    let db = postgres::database();
+    let mut config = settings(&db);
+    config.connection_url =
+        Some(ConnectionUrl::parse(&db.url_with_password("pw-not-this-one")).unwrap());
+    let identity = Identity::random().unwrap();
+    let Err(refused) = Election::connect(&config, &identity, Duration::from_secs(5)).await else {
+        panic!("a wrong password opened the lock connection");
+    };
+    let text = refused.to_string();
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(!text.contains("pw-not-this-one"), "{text}");
+    assert!(!text.contains("Error {"), "{text}");
+}
