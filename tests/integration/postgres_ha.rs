@@ -131,6 +131,13 @@ async fn postgres_ha_paused_holder_is_fenced_out() {
         .await
         .unwrap();
 
+    // A's lock session, its data session and the paused one carry its name.
+    let sessions_of_a = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}'",
+        a.application_name()
+    );
+    assert_eq!(db.psql(&sessions_of_a), "3");
+
     // A renews no more; B waits out the lease, ends A's sessions, takes over.
     let node_b = PostgresBackend::open_ha(&config, &b, ttl).await.unwrap();
     let mut election_b = Election::connect(&config, &b, ttl).await.unwrap();
@@ -144,6 +151,12 @@ async fn postgres_ha_paused_holder_is_fenced_out() {
         started.elapsed()
     );
     assert_eq!(term_b.epoch, 2);
+
+    let ended = Instant::now();
+    while db.psql(&sessions_of_a) != "0" {
+        assert!(ended.elapsed() < DEADLINE, "A's sessions were not ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // A wakes: its open write cannot commit, nor can its next one.
     assert!(paused.batch_execute("COMMIT").await.is_err());
