@@ -390,3 +390,45 @@ async fn postgres_ha_lock_connection_refused_says_why_without_the_password() {
     assert!(!text.contains("pw-not-this-one"), "{text}");
     assert!(!text.contains("Error {"), "{text}");
 }
+
+#[tokio::test]
+async fn postgres_ha_a_node_without_a_term_writes_nothing_and_a_lost_epoch_is_not_reborn() {
+    let db = postgres::database();
+    let config = settings(&db);
+    let ttl = Duration::from_secs(5);
+    let a = Identity::random().unwrap();
+    let node_a = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
+    // A standby (no term yet, or stepped down) refuses, before the database.
+    assert!(matches!(
+        node_a.write(put("k")).await,
+        Err(StorageError::NotActive)
+    ));
+    let mut election = Election::connect(&config, &a, ttl).await.unwrap();
+    node_a.set_term(Some(election.campaign("{}").await.unwrap()));
+    node_a.write(put("k")).await.unwrap();
+    node_a.set_term(None);
+    assert!(matches!(
+        node_a.write(put("k2")).await,
+        Err(StorageError::NotActive)
+    ));
+    assert_eq!(node_a.get("k2").await.unwrap(), None);
+    election.release().await.unwrap();
+
+    // An epoch row deleted by hand is not put back at 0 by a node's start,
+    // so no term number is ever reused: a take-over refuses instead.
+    let admin = connect(&db, "test-admin").await;
+    admin
+        .execute("DELETE FROM strongroom_ha_locks_epoch", &[])
+        .await
+        .unwrap();
+    let b = Identity::random().unwrap();
+    let _node_b = PostgresBackend::open_ha(&config, &b, ttl).await.unwrap();
+    let rows = admin
+        .query_one("SELECT count(*) FROM strongroom_ha_locks_epoch", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.get::<_, i64>(0), 0);
+    let mut election = Election::connect(&config, &b, ttl).await.unwrap();
+    let refused = election.campaign("{}").await.err().unwrap().to_string();
+    assert!(refused.contains("epoch row is missing"), "{refused}");
+}

@@ -77,9 +77,10 @@ pub fn fence_sql(ha_table: &str) -> String {
     )
 }
 
-/// Creates the lease and epoch tables and their one row each (never
-/// recreates a deleted epoch row's number: `ON CONFLICT DO NOTHING` only
-/// adds a missing row at 0 when the table is new or emptied by hand).
+/// Creates the lease and epoch tables and their one row each. The epoch
+/// row is inserted only with its table: a row deleted by hand is never
+/// recreated at 0 (a reused epoch would let an old term's writes pass the
+/// fence); the take-over then refuses with a sentence.
 pub(super) async fn create_tables(
     client: &deadpool_postgres::Object,
     ha_table: &str,
@@ -89,11 +90,15 @@ pub(super) async fn create_tables(
             ha_key TEXT COLLATE \"C\" PRIMARY KEY, ha_identity TEXT COLLATE \"C\" NOT NULL,
             ha_value TEXT COLLATE \"C\" NOT NULL, valid_until TIMESTAMPTZ NOT NULL,
             holder_pid INTEGER NOT NULL, epoch BIGINT NOT NULL);
-         CREATE TABLE IF NOT EXISTS {ha_table}_epoch (
-            ha_key TEXT COLLATE \"C\" PRIMARY KEY, epoch BIGINT NOT NULL,
-            ha_identity TEXT COLLATE \"C\" NOT NULL);
          INSERT INTO {ha_table} VALUES ('{LOCK_KEY}', '', '', '-infinity', 0, 0) ON CONFLICT DO NOTHING;
-         INSERT INTO {ha_table}_epoch VALUES ('{LOCK_KEY}', 0, '') ON CONFLICT DO NOTHING;"
+         DO $$ BEGIN
+           IF to_regclass('{ha_table}_epoch') IS NULL THEN
+             CREATE TABLE {ha_table}_epoch (
+               ha_key TEXT COLLATE \"C\" PRIMARY KEY, epoch BIGINT NOT NULL,
+               ha_identity TEXT COLLATE \"C\" NOT NULL);
+             INSERT INTO {ha_table}_epoch VALUES ('{LOCK_KEY}', 0, '');
+           END IF;
+         END $$;"
     );
     client.batch_execute(&sql).await.map_err(|e| {
         format!(
@@ -214,6 +219,21 @@ async fn timely<T>(
     }
 }
 
+/// A connection attempt, handshake and authentication included (the
+/// driver's `connect_timeout` covers only the TCP connect), within
+/// [`CALL_DEADLINE`].
+async fn connect_in_time<T>(
+    connect: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CALL_DEADLINE, connect).await {
+        Ok(result) => result.map_err(|e| plain(&e)),
+        Err(_) => Err(format!(
+            "the lock connection was not made within {} ms",
+            CALL_DEADLINE.as_millis()
+        )),
+    }
+}
+
 impl Election {
     /// Opens the lock connection (`lock_timeout = 250ms`, keepalives of
     /// 1 s, `tcp_user_timeout` 2 s) and computes the advisory lock's key.
@@ -233,14 +253,15 @@ impl Election {
         let client = match url.ssl_mode {
             SslMode::Disable => {
                 let (client, connection) =
-                    pg.connect(NoTls).await.map_err(|e| failed(plain(&e)))?;
+                    connect_in_time(pg.connect(NoTls)).await.map_err(failed)?;
                 tokio::spawn(connection);
                 client
             }
             mode => {
                 let tls =
                     tls::RustlsConnect::new(mode, url.ssl_root_cert.as_deref()).map_err(failed)?;
-                let (client, connection) = pg.connect(tls).await.map_err(|e| failed(plain(&e)))?;
+                let (client, connection) =
+                    connect_in_time(pg.connect(tls)).await.map_err(failed)?;
                 tokio::spawn(connection);
                 client
             }
@@ -336,8 +357,14 @@ impl Election {
                 Ok(Err(e)) => return Err(lock_error(&e)),
                 Err(_) => return Err(lock_error_deadline()),
             };
-            timely(txn.execute(&self.sql.write_lease, &[&me, &addresses, &epoch, &self.ttl]))
-                .await?;
+            let leased =
+                timely(txn.execute(&self.sql.write_lease, &[&me, &addresses, &epoch, &self.ttl]))
+                    .await?;
+            if leased != 1 {
+                return Err(StorageError::Backend(
+                    "PostgreSQL: the HA lease row is missing, so the active role cannot be taken; restart a node to recreate it (docs/HA.md, Tables)".into(),
+                ));
+            }
             timely(txn.commit()).await?;
             let term = Term {
                 epoch,

@@ -189,7 +189,8 @@ impl PostgresBackend {
         })
     }
 
-    /// The term this node holds (`None`: not active). While a term is set,
+    /// The term this node holds (`None`: not active, and every write is
+    /// refused with [`StorageError::NotActive`]). While a term is set,
     /// every write starts with the fence and fails, unmade, once another
     /// node has taken a newer term.
     pub fn set_term(&self, term: Option<Term>) {
@@ -422,6 +423,12 @@ impl Backend for PostgresBackend {
             return Ok(());
         }
         let term = self.term();
+        // An HA backend without a term is a standby, or a node that stepped
+        // down: it writes nothing (failing closed, so no write of a deposed
+        // node slips through unfenced).
+        if self.fence.is_some() && term.is_none() {
+            return Err(StorageError::NotActive);
+        }
         let mut client = self.client().await?;
         let mut attempt = 1;
         loop {
