@@ -287,7 +287,7 @@ async fn postgres_ha_a_lock_holder_that_never_takes_over_is_ended() {
     let stuck = connect(&db, "strongroom/stuck").await;
     stuck
         .execute(
-            "SELECT pg_advisory_lock(hashtextextended('strongroom-ha:' || current_schema() || '.' || 'strongroom_ha_locks', 0))",
+            "SELECT pg_advisory_lock(hashtextextended('strongroom-ha:' || to_regclass('strongroom_ha_locks_epoch')::oid::text, 0))",
             &[],
         )
         .await

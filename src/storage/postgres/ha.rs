@@ -142,7 +142,8 @@ impl Statements {
                    AND l.classid = (($1::bigint >> 32) & 4294967295)::oid
                    AND l.objid = ($1::bigint & 4294967295)::oid AND l.objsubid = 1
                    AND l.pid <> pg_backend_pid()
-                   AND l.pid <> (SELECT holder_pid FROM {t} WHERE ha_key = '{LOCK_KEY}')"
+                   AND l.pid <> (SELECT holder_pid FROM {t} WHERE ha_key = '{LOCK_KEY}')
+                   AND l.pid IN (SELECT pid FROM pg_stat_activity WHERE usename = current_user)"
             ),
             end_previous: format!(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
@@ -163,7 +164,8 @@ impl Statements {
             renew: format!(
                 "UPDATE {t} SET valid_until = now() + make_interval(secs => $3)
                  WHERE ha_key = '{LOCK_KEY}' AND ha_identity = $1 AND epoch = $2
-                   AND holder_pid = pg_backend_pid()"
+                   AND holder_pid = pg_backend_pid()
+                   AND valid_until >= now()"
             ),
             release_epoch: format!(
                 "UPDATE {t}_epoch SET ha_identity = ''
@@ -244,8 +246,13 @@ impl Election {
     ) -> Result<Self, StorageError> {
         let failed = |reason: String| StorageError::Backend(format!("PostgreSQL: {reason}"));
         let (mut pg, url) = driver_config(config).map_err(failed)?;
+        // Added to the URL's own `options`, not in their place.
+        let options = pg.get_options().map_or_else(
+            || "-c lock_timeout=250ms".to_string(),
+            |theirs| format!("{theirs} -c lock_timeout=250ms"),
+        );
         pg.application_name(identity.application_name())
-            .options("-c lock_timeout=250ms")
+            .options(&options)
             .keepalives_idle(Duration::from_secs(1))
             .keepalives_interval(Duration::from_secs(1))
             .keepalives_retries(2)
@@ -267,9 +274,11 @@ impl Election {
             }
         };
         let row = timely(client.query_one(
-            "SELECT hashtextextended('strongroom-ha:' || current_schema() || '.' || $1, 0),
+            // The key names the table as resolved (its oid), so every
+            // spelling of it (`locks`, `Locks`, `public.locks`) is one lock.
+            "SELECT hashtextextended('strongroom-ha:' || to_regclass($1)::oid::text, 0),
                     pg_backend_pid()",
-            &[&config.ha_table],
+            &[&format!("{}_epoch", config.ha_table)],
         ))
         .await?;
         Ok(Self {

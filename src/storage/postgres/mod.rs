@@ -148,10 +148,16 @@ impl PostgresBackend {
         let (mut pg, url) = driver_config(config).map_err(failed)?;
         if let Some((identity, ttl)) = ha {
             pg.application_name(identity.application_name());
-            pg.options(format!(
+            let ours = format!(
                 "-c idle_in_transaction_session_timeout={} -c lock_timeout=2s",
                 ttl.as_millis().max(1)
-            ));
+            );
+            // Added to the URL's own `options` (a search_path, say), not
+            // in their place, so HA sessions see the tables the others do.
+            let options = pg
+                .get_options()
+                .map_or_else(|| ours.clone(), |theirs| format!("{theirs} {ours}"));
+            pg.options(options);
         }
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
