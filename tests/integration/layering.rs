@@ -20,7 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("text", &[]),
     ("time", &[]),
     // Configuration: the leaves only.
-    ("config", &["names", "secret", "time"]),
+    ("config", &["names", "secret", "text", "time"]),
     // Storage, the barrier above it, and the seals.
     ("storage", &["config", "error", "failpoint"]),
     ("barrier", &["storage", "error", "secret", "time"]),

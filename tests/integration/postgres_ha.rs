@@ -42,6 +42,23 @@ fn put(key: &str) -> Batch {
     batch
 }
 
+/// Waits (up to [`DEADLINE`]) until a session of `node` waits for a lock;
+/// fails with `never` otherwise.
+async fn wait_for_a_lock_wait(admin: &tokio_postgres::Client, node: &Identity, never: &str) {
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = $1";
+    let started = Instant::now();
+    while admin
+        .query_one(waiting, &[&node.application_name()])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed() < DEADLINE, "{never}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Starts `election`'s campaign in the background.
 fn campaign(mut election: Election) -> tokio::task::JoinHandle<(Election, Term)> {
     tokio::spawn(async move {
@@ -246,21 +263,7 @@ async fn postgres_ha_write_waiting_on_an_uncommitted_take_over_is_fenced_out() {
     let writer = std::sync::Arc::clone(&node_a);
     let write = tokio::spawn(async move { writer.write(put("k/a")).await });
     let admin = connect(&db, "test-admin").await;
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = $1";
-    let started = Instant::now();
-    while admin
-        .query_one(waiting, &[&a.application_name()])
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-        == 0
-    {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "A's write never waited at its fence"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_a_lock_wait(&admin, &a, "A's write never waited at its fence").await;
     other.batch_execute("COMMIT").await.unwrap();
     // SERIALIZABLE: the fence first fails to serialize and is run again,
     // then finds no row: refused, not made.
@@ -341,21 +344,7 @@ async fn postgres_ha_take_over_waits_for_a_write_holding_the_fence() {
         .unwrap();
     // B holds the advisory lock now, and its epoch UPDATE waits (500 ms
     // turns) for the write: it has not taken the term while the write is open.
-    let blocked = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = $1";
-    let started = Instant::now();
-    while admin
-        .query_one(blocked, &[&b.application_name()])
-        .await
-        .unwrap()
-        .get::<_, i64>(0)
-        == 0
-    {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "B's take-over never waited for the write"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_a_lock_wait(&admin, &b, "B's take-over never waited for the write").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(
         !second.is_finished(),

@@ -182,7 +182,7 @@ impl Ctx<'_> {
             self.error(
                 at,
                 qualified(NAME, key),
-                format!("must be a table name of letters, digits and _ (at most {MAX_IDENTIFIER}, not a reserved word such as user or order), optionally after a schema and a dot; got {name:?}"),
+                format!("must be a table name of letters, digits and _ (at most {MAX_IDENTIFIER}, not a reserved word such as user or order), optionally after a schema and a dot; got {}", crate::text::quote(&name)),
             );
             None
         }
