@@ -67,7 +67,10 @@ impl Ctx<'_> {
                 Ok(false) => self.warning(
                     *at,
                     qualified(NAME, "region"),
-                    format!("{region:?} is not a region AWS lists; check the name if KMS cannot be reached"),
+                    format!(
+                        "{} is not a region AWS lists; check the name if KMS cannot be reached",
+                        crate::text::quote(region)
+                    ),
                 ),
                 Err(message) => self.error(*at, qualified(NAME, "region"), message),
             }
