@@ -52,6 +52,11 @@ pub struct PostgresBackend {
 
 /// Why one run of a batch did not commit.
 enum Attempt {
+    /// The transaction did not start: nothing was sent that could commit.
+    /// On a pooled connection that turned out closed (a take-over ended
+    /// this node's sessions, the database restarted), it is run again on
+    /// another.
+    NotStarted(tokio_postgres::Error),
     /// Before COMMIT: nothing was written; a serialization failure may be
     /// run again.
     Failed(tokio_postgres::Error),
@@ -229,7 +234,7 @@ impl PostgresBackend {
             .isolation_level(IsolationLevel::Serializable)
             .start()
             .await
-            .map_err(Attempt::Failed)?;
+            .map_err(Attempt::NotStarted)?;
         if let (Some(fence), Some(term)) = (&self.fence, term) {
             // Each statement is awaited before the next is sent, so a
             // failed fence is seen here and no COMMIT follows it.
@@ -460,7 +465,14 @@ impl Backend for PostgresBackend {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                Err(Attempt::Failed(e)) => return Err(backend(&e)),
+                Err(Attempt::NotStarted(e)) if attempt < MAX_ATTEMPTS && client.is_closed() => {
+                    tracing::debug!(error = %e, "a pooled PostgreSQL connection was closed; writing on another");
+                    // The closed one is not recycled: the pool checks.
+                    drop(client);
+                    client = self.client().await?;
+                    attempt += 1;
+                }
+                Err(Attempt::NotStarted(e) | Attempt::Failed(e)) => return Err(backend(&e)),
             }
         }
     }
