@@ -41,6 +41,11 @@ pub enum Error {
     /// KMS refused: key disabled, permission missing, ciphertext refused; nothing changed.
     #[error("{0}")]
     KmsRefused(String),
+    /// This node cannot serve the call now: it is a standby, it stopped
+    /// being the active node, or the database is unreachable. Another node,
+    /// or a retry later, may serve it; the sentence says which.
+    #[error("{0}")]
+    Unavailable(String),
     /// No audit device could record the request, so the call did not act.
     #[error("{0}")]
     AuditUnavailable(String),
@@ -64,6 +69,7 @@ impl Error {
             Error::KmsUnavailable(m) => Error::KmsUnavailable(bounded(m)),
             Error::KmsRefused(m) => Error::KmsRefused(bounded(m)),
             Error::AuditUnavailable(m) => Error::AuditUnavailable(bounded(m)),
+            Error::Unavailable(m) => Error::Unavailable(bounded(m)),
             Error::Internal(m) => Error::Internal(bounded(m)),
             e @ (Error::Sealed | Error::NotInitialized | Error::AlreadyInitialized) => e,
         }

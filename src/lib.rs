@@ -11,6 +11,7 @@
 //!
 //! - [`cli`] → [`server`] → [`api`] → [`node`]: the command line, the
 //!   process, the transports and the gate, the composition of components;
+//!   [`ha`]: the election loop of a node with HA, which the process starts;
 //! - [`lifecycle`], [`access`], [`engines`], [`audit`]: the components, each
 //!   owning its state; the lifecycle owns the seal state and tells the
 //!   others when the barrier opens and closes;
@@ -31,6 +32,7 @@ pub mod config;
 pub mod engines;
 pub mod error;
 pub mod failpoint;
+pub mod ha;
 pub mod lifecycle;
 pub mod names;
 pub mod node;

@@ -195,6 +195,9 @@ pub const SEAL: Action = action(
     BestEffort,
     Scope::Node,
 );
+/// `Sys.StepDown`: the active node gives the HA role up (Vault's
+/// `sys/step-down`, update and sudo).
+pub const STEP_DOWN: Action = sys("sys.StepDown", "sys/step-down", Require(&[Update, Sudo]));
 /// `Sys.Rotate`: a new keyring term.
 pub const ROTATE: Action = sys("sys.Rotate", "sys/rotate", Require(&[Sudo]));
 /// `Sys.KeyStatus`: the keyring's terms and counts.
@@ -454,6 +457,7 @@ pub const ALL: &[&Action] = &[
     &INIT_CONFIRM,
     &UNSEAL,
     &SEAL,
+    &STEP_DOWN,
     &ROTATE,
     &KEY_STATUS,
     &SNAPSHOT_SAVE,

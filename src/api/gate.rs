@@ -29,7 +29,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::actions::{self, Action, Audited, Auth};
+use super::actions::{self, Action, Audited, Auth, Scope};
 use super::identity::Identities;
 use crate::access::{Caller, Capability, Session, Subject, token};
 use crate::audit::{Field, Record, Who};
@@ -345,7 +345,12 @@ impl Call<'_> {
             return Ok(Session::anonymous(path));
         }
         let node = self.gate.node();
-        let barrier = node.lifecycle.barrier().map_err(refused)?;
+        let barrier = match self.action.scope {
+            // A standby answers these itself (its own seal state).
+            Scope::Node => node.lifecycle.local_barrier(),
+            Scope::Active => node.lifecycle.barrier(),
+        }
+        .map_err(refused)?;
         let mut subject = node
             .access
             .identify(&barrier, &self.caller)

@@ -20,6 +20,8 @@ pub(super) enum OperatorCommand {
     Unseal(UnsealArgs),
     /// Seal the daemon (as `strongroom seal`).
     Seal,
+    /// With HA: the active node gives its role to another (as `strongroom step-down`).
+    StepDown,
     /// Replace the unseal or recovery keys (as `strongroom rekey`).
     Rekey(quorum::RekeyArgs),
     /// Make a new root token from a quorum of keys (as `strongroom generate-root`).
@@ -40,6 +42,7 @@ impl OperatorCommand {
             Self::Init(args) => ClientCommand::Init(args),
             Self::Unseal(args) => ClientCommand::Unseal(args),
             Self::Seal => ClientCommand::Seal,
+            Self::StepDown => ClientCommand::StepDown,
             Self::Rekey(args) => ClientCommand::Rekey(args),
             Self::GenerateRoot(args) => ClientCommand::GenerateRoot(args),
             Self::Rotate(args) => ClientCommand::Rotate(args),

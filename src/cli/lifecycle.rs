@@ -30,6 +30,16 @@ struct StatusJson<'a> {
     storage_type: &'a str,
     ha_enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    is_self: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader_cluster_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ha_mode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     auto_unseal: Option<AutoUnsealJson<'a>>,
     #[serde(skip_serializing_if = "str::is_empty")]
     kms_key_arn: &'a str,
@@ -59,7 +69,18 @@ struct InitJson<'a> {
     root_token: &'a str,
 }
 
+/// When the active node took the role, as `bao status` prints it (Go's
+/// zero time when unknown).
+fn active_time(status: &proto::StatusResponse) -> String {
+    match status.active_time_unix_ms {
+        0 => "0001-01-01T00:00:00Z".into(),
+        ms => crate::time::format_unix(ms / 1000),
+    }
+}
+
 fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), CliError> {
+    // Shown only when the store is unsealed, as `bao status` does.
+    let ha = status.ha_enabled && !status.sealed;
     if format == Format::Json {
         return print_json(&StatusJson {
             seal_type: &status.r#type,
@@ -76,7 +97,12 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
             recovery_seal: status.recovery_seal,
             recovery_seal_type: &status.recovery_seal_type,
             storage_type: &status.storage_type,
-            ha_enabled: false,
+            ha_enabled: status.ha_enabled,
+            is_self: ha.then_some(status.is_self),
+            active_time: ha.then(|| active_time(status)),
+            leader_address: ha.then_some(status.leader_address.as_str()),
+            leader_cluster_address: ha.then_some(status.leader_cluster_address.as_str()),
+            ha_mode: ha.then_some(status.ha_mode.as_str()),
             auto_unseal: status.auto_unseal.as_ref().map(|a| AutoUnsealJson {
                 state: &a.state,
                 attempts: a.attempts,
@@ -134,6 +160,20 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
     if status.initialized {
         rows.push(("Cluster Name", status.cluster_name.clone()));
         rows.push(("Cluster ID", status.cluster_id.clone()));
+    }
+    rows.push(("HA Enabled", status.ha_enabled.to_string()));
+    if ha {
+        rows.push(("HA Cluster", status.leader_cluster_address.clone()));
+        rows.push(("HA Mode", status.ha_mode.clone()));
+        if status.is_self {
+            rows.push(("Active Since", active_time(status)));
+        } else {
+            let leader = match status.leader_address.as_str() {
+                "" => "(none yet)".to_string(),
+                address => address.to_string(),
+            };
+            rows.push(("Active Node Address", leader));
+        }
     }
     for warning in &status.warnings {
         rows.push(("Warning", warning.clone()));
@@ -325,6 +365,17 @@ pub async fn unseal(
     if let Some(status) = &response.status {
         print_status(status, format)?;
     }
+    Ok(EXIT_OK)
+}
+
+/// `step-down`: the active node gives its role to another.
+pub async fn step_down(args: &ClientArgs) -> Result<u8, CliError> {
+    let token = client::token(args)?;
+    let mut sys = SysClient::new(client::connect(args).await?);
+    sys.step_down(client::request(proto::StepDownRequest {}, token.as_ref())?)
+        .await
+        .map_err(|refusal| client::failed(refusal, token.is_some()))?;
+    outln!("Success! Stepped down: another node takes the active role.");
     Ok(EXIT_OK)
 }
 

@@ -106,6 +106,9 @@ enum ClientCommand {
     Unseal(UnsealArgs),
     /// Seal the daemon: drop the keys from memory (sudo on sys/seal).
     Seal,
+    /// With HA: the active node gives its role up so another node takes
+    /// over (update and sudo on sys/step-down).
+    StepDown,
     /// Read and write versioned secrets.
     #[command(subcommand)]
     Kv(kv::KvCommand),
@@ -271,6 +274,7 @@ async fn run_command(client: &ClientArgs, command: ClientCommand) -> Result<u8, 
             lifecycle::unseal(client, args.key, args.reset, args.migrate, args.format).await
         }
         ClientCommand::Seal => lifecycle::seal(client).await,
+        ClientCommand::StepDown => lifecycle::step_down(client).await,
         ClientCommand::Kv(command) => kv::run(client, command).await,
         ClientCommand::Keys(command) => keys::run(client, command).await,
         ClientCommand::AuditHash => access::audit_hash(client).await,

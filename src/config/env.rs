@@ -11,6 +11,8 @@ pub const AWSKMS_KEY_ID: &str = "STRONGROOM_AWSKMS_KEY_ID";
 /// Overrides `endpoint` of the `awskms` seal.
 pub const AWSKMS_ENDPOINT: &str = "STRONGROOM_AWSKMS_ENDPOINT";
 const CLUSTER_NAME: &str = "STRONGROOM_CLUSTER_NAME";
+const API_ADDR: &str = "STRONGROOM_API_ADDR";
+const CLUSTER_ADDR: &str = "STRONGROOM_CLUSTER_ADDR";
 const DISABLE_MLOCK: &str = "STRONGROOM_DISABLE_MLOCK";
 const LOG_LEVEL: &str = "STRONGROOM_LOG_LEVEL";
 const LOG_FORMAT: &str = "STRONGROOM_LOG_FORMAT";
@@ -51,6 +53,10 @@ impl<E: Fn(&str) -> Option<String>> Overrides<E> {
     }
 }
 
+fn node_address(value: String) -> Result<String, String> {
+    super::check_node_address(&value).map(|()| value)
+}
+
 fn nonempty(value: String) -> Result<String, String> {
     if value.trim().is_empty() {
         Err("is set but empty".into())
@@ -59,7 +65,8 @@ fn nonempty(value: String) -> Result<String, String> {
     }
 }
 
-/// Applies `STRONGROOM_CLUSTER_NAME`, `STRONGROOM_DISABLE_MLOCK`,
+/// Applies `STRONGROOM_CLUSTER_NAME`, `STRONGROOM_API_ADDR`,
+/// `STRONGROOM_CLUSTER_ADDR`, `STRONGROOM_DISABLE_MLOCK`,
 /// `STRONGROOM_LOG_LEVEL`, `STRONGROOM_LOG_FORMAT`, and for the `awskms`
 /// seal `STRONGROOM_AWSKMS_KEY_ID` and `STRONGROOM_AWSKMS_ENDPOINT`.
 pub fn apply_env(
@@ -74,6 +81,18 @@ pub fn apply_env(
         config.cluster_name = Setting {
             value: Some(name.value),
             source: name.source,
+        };
+    }
+    if let Some(address) = vars.get(API_ADDR, node_address) {
+        config.api_addr = Setting {
+            value: Some(address.value),
+            source: address.source,
+        };
+    }
+    if let Some(address) = vars.get(CLUSTER_ADDR, node_address) {
+        config.cluster_addr = Setting {
+            value: Some(address.value),
+            source: address.source,
         };
     }
     if let Some(setting) = vars.get(DISABLE_MLOCK, |value| {

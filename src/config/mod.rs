@@ -29,8 +29,9 @@ pub use listener::{
 pub use migrate::{MigrateConfig, load_migrate};
 pub use parse::{parse, parse_duration};
 pub use postgres::{
-    ConnectionUrl, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE,
-    MAX_PG_MAX_PARALLEL, PG_CONNECTION_URL, PostgresConfig, SslMode, with_causes,
+    ConnectionUrl, DEFAULT_PG_HA_LEASE_TTL, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL,
+    DEFAULT_PG_TABLE, MAX_PG_MAX_PARALLEL, PG_CONNECTION_URL, PG_HA_LEASE_TTL_RANGE,
+    PostgresConfig, SslMode, with_causes,
 };
 pub use seal::{
     AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, MIN_HEALTH_CHECK_INTERVAL,
@@ -97,6 +98,11 @@ pub struct Config {
     pub cluster_name: Setting<Option<String>>,
     /// Skip `mlockall` (key material may then reach swap).
     pub disable_mlock: Setting<bool>,
+    /// With HA: the address clients are sent to when this node is active
+    /// (`http://` or `https://`, host and port).
+    pub api_addr: Setting<Option<String>>,
+    /// With HA: the address other nodes reach this node at.
+    pub cluster_addr: Setting<Option<String>>,
     /// Log verbosity.
     pub log_level: Setting<LogLevel>,
     /// Log format.
@@ -129,6 +135,8 @@ impl Config {
         Self {
             file: None,
             cluster_name: Setting::default_value(None),
+            api_addr: Setting::default_value(None),
+            cluster_addr: Setting::default_value(None),
             disable_mlock: Setting {
                 value: true,
                 source: Source::Flag("--dev"),
@@ -196,6 +204,60 @@ pub fn parse_bool(s: &str) -> Option<bool> {
         "true" | "t" | "1" => Some(true),
         "false" | "f" | "0" => Some(false),
         _ => None,
+    }
+}
+
+impl Config {
+    /// With HA: the address this node advertises to clients when active:
+    /// `api_addr`, or else the first TCP listener's (`https://` with TLS),
+    /// which must not be a wildcard address. `Ok(None)` without HA.
+    pub fn advertised_api_addr(&self) -> Result<Option<String>, String> {
+        let StorageConfig::Postgresql(pg) = &self.storage.value else {
+            return Ok(None);
+        };
+        if !pg.ha_enabled {
+            return Ok(None);
+        }
+        if let Some(address) = &self.api_addr.value {
+            return Ok(Some(address.clone()));
+        }
+        let tcp = self.listeners.iter().find_map(|l| match l {
+            Listener::Tcp(tcp) => Some(tcp),
+            Listener::Unix(_) => None,
+        });
+        match tcp {
+            Some(tcp) if !tcp.address.ip().is_unspecified() && tcp.address.port() != 0 => {
+                let scheme = if tcp.tls.is_some() { "https" } else { "http" };
+                Ok(Some(format!("{scheme}://{}", tcp.address)))
+            }
+            _ => Err("is required with storage.postgresql.ha_enabled unless the first tcp listener has a fixed address and port that other hosts reach (clients are sent to it when this node is active); set it, such as api_addr = \"https://10.0.0.5:8400\"".into()),
+        }
+    }
+}
+
+/// An `api_addr` or `cluster_addr` as Vault takes them: `http://` or
+/// `https://`, a host, and a port, nothing after. The sentence says what
+/// is wrong.
+pub fn check_node_address(address: &str) -> Result<(), String> {
+    let rest = address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+        .ok_or_else(|| {
+            format!(
+                "must start with https:// or http://, such as https://10.0.0.5:8400; got {}",
+                crate::text::quote(address)
+            )
+        })?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let port = rest
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    match port {
+        Some((host, Ok(port))) if !host.is_empty() && port != 0 && !rest.contains('/') => Ok(()),
+        _ => Err(format!(
+            "must be a host and a port after the scheme, such as https://10.0.0.5:8400; got {}",
+            crate::text::quote(address)
+        )),
     }
 }
 

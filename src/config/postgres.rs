@@ -16,6 +16,13 @@ pub const DEFAULT_PG_HA_TABLE: &str = "strongroom_ha_locks";
 pub const DEFAULT_PG_MAX_PARALLEL: usize = 8;
 /// The most connections `max_parallel` accepts.
 pub const MAX_PG_MAX_PARALLEL: usize = 1024;
+/// `ha_lease_ttl` by default.
+pub const DEFAULT_PG_HA_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// The shortest and longest `ha_lease_ttl` accepted: under a second a GC
+/// pause or a slow disk deposes the active node; over a minute a lost
+/// host keeps the store unavailable that long.
+pub const PG_HA_LEASE_TTL_RANGE: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60);
 /// Overrides `connection_url`.
 pub const PG_CONNECTION_URL: &str = "STRONGROOM_PG_CONNECTION_URL";
 
@@ -30,8 +37,13 @@ pub struct PostgresConfig {
     pub line: usize,
     /// Table of entries.
     pub table: String,
-    /// Table of the HA lock (the HA slice uses it).
+    /// Several nodes share the database, one active (docs/HA.md).
+    pub ha_enabled: bool,
+    /// Table of the HA lease; its sibling `<ha_table>_epoch` is the fence.
     pub ha_table: String,
+    /// How long the active node's lease lasts without a renewal, on the
+    /// database's clock.
+    pub ha_lease_ttl: std::time::Duration,
     /// Connections in the pool.
     pub max_parallel: usize,
     /// Do not create the tables: they must exist. The format row is still

@@ -56,6 +56,11 @@ impl Config {
                 "cluster_name",
                 self.cluster_name.value != new.cluster_name.value,
             ),
+            ("api_addr", self.api_addr.value != new.api_addr.value),
+            (
+                "cluster_addr",
+                self.cluster_addr.value != new.cluster_addr.value,
+            ),
             (
                 "disable_mlock",
                 self.disable_mlock.value != new.disable_mlock.value,

@@ -173,7 +173,8 @@ impl Lifecycle {
                     self.auto_unseal_with_retries(kms.as_ref(), &mut phase)
                         .await;
                 }
-                Phase::Sealed => {
+                // A standby checks nothing: the active node does.
+                Phase::Sealed | Phase::Standby => {
                     if phase.changed().await.is_err() {
                         return;
                     }
@@ -304,6 +305,13 @@ impl Lifecycle {
         if !matches!(&*self.read(), State::Sealed { .. }) || self.auto_unseal_stopped() {
             return Ok(());
         }
+        if self.is_ha() {
+            // The take-over checks and opens the store.
+            self.stand_by(config, barrier);
+            self.report_unsealed_by_kms();
+            tracing::info!(kms_key_arn = %envelope.key_arn, "unsealed by KMS");
+            return Ok(());
+        }
         // A restored store that fails its snapshot's check fails it again
         // at every attempt: not worth another KMS request soon.
         self.check_restored(&barrier)
@@ -320,14 +328,16 @@ impl Lifecycle {
             config,
             barrier: Arc::new(barrier),
         });
-        {
-            let mut report = self.report();
-            report.auto_unseal.state = AutoUnsealState::Unsealed;
-            report.auto_unseal.last_error.clear();
-            report.auto_unseal.next_attempt_unix_ms = 0;
-        }
+        self.report_unsealed_by_kms();
         tracing::info!(kms_key_arn = %envelope.key_arn, "unsealed by KMS");
         Ok(())
+    }
+
+    fn report_unsealed_by_kms(&self) {
+        let mut report = self.report();
+        report.auto_unseal.state = AutoUnsealState::Unsealed;
+        report.auto_unseal.last_error.clear();
+        report.auto_unseal.next_attempt_unix_ms = 0;
     }
 
     /// An operator (or SIGTERM) sealed: only recovery keys or a restart unseal.

@@ -140,7 +140,17 @@ impl Lifecycle {
     /// so a lost answer or a crash can never leave an initialized store whose
     /// keys nobody has. A new init replaces one that was not confirmed.
     pub async fn init(&self, params: InitParams) -> Result<InitResult, Error> {
+        if self.is_ha() {
+            // Another node may have initialized the store meanwhile.
+            self.notice_init().await?;
+        }
         crate::failpoint::scope("init", self.init_inner(params)).await
+    }
+
+    /// Forgets an init waiting for its confirmation (another node's init
+    /// was committed first).
+    pub(super) fn drop_pending_init(&self) {
+        self.pending_init().pending = None;
     }
 
     /// Writes a made init in one atomic batch. With the Shamir seal the
@@ -179,6 +189,11 @@ impl Lifecycle {
             let mut slot = self.pending_init();
             match slot.pending.as_ref() {
                 _ if was_replaced => return Err(replaced(false)),
+                None if self.is_ha() => {
+                    return Err(Error::FailedPrecondition(
+                        "no init is waiting for confirmation on this node; the confirmation goes to the node that answered the Init (or run init again)".into(),
+                    ));
+                }
                 None => {
                     return Err(Error::FailedPrecondition(
                         "no init is waiting for confirmation; run init".into(),
@@ -221,10 +236,14 @@ impl Lifecycle {
                     ..AutoUnsealStatus::default()
                 };
             }
-            self.set_state(State::Unsealed {
-                config,
-                barrier: Arc::new(pending.barrier),
-            });
+            if self.is_ha() {
+                self.stand_by(config, pending.barrier);
+            } else {
+                self.set_state(State::Unsealed {
+                    config,
+                    barrier: Arc::new(pending.barrier),
+                });
+            }
         } else {
             let message = if announce_sealed {
                 "initialized; the daemon is sealed until a quorum of unseal keys is entered"
@@ -331,7 +350,7 @@ impl Lifecycle {
         );
         let mut batch = Batch::new();
         batch
-            .require_absent(SEAL_CONFIG_PATH)
+            .first_write(SEAL_CONFIG_PATH)
             .put(SEAL_CONFIG_PATH, config.encode())
             .put(KEYRING_PATH, barrier.sealed_keyring());
         let kms_key_arn = match &self.seal {

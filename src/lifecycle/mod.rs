@@ -17,6 +17,7 @@ mod auto_unseal;
 mod init;
 mod migrate;
 pub mod quorum;
+mod role;
 mod rotation;
 pub mod seal_config;
 mod snapshot;
@@ -38,7 +39,7 @@ pub use quorum::{
 pub use rotation::{KeyStatus, KeyTerm, RotationPolicy};
 pub use seal_config::SealConfig;
 pub use snapshot::{Snapshot, SnapshotHeader};
-pub use state::{Phase, Status};
+pub use state::{HaStatus, Leader, Phase, Status};
 pub use unseal::UnsealOutcome;
 
 use crate::barrier::{Barrier, Hooks};
@@ -60,6 +61,9 @@ pub struct Options {
     /// The KMS of a seal block marked `disabled = true`: the seal a
     /// migration leaves.
     pub migrate_from: Option<Arc<dyn Kms>>,
+    /// With HA: the addresses this node advertises when it becomes active.
+    /// An unsealed node then stands by until it takes the role.
+    pub ha: Option<Leader>,
 }
 
 impl std::fmt::Debug for Options {
@@ -67,6 +71,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("cluster_name", &self.cluster_name)
             .field("rotation", &self.rotation)
+            .field("ha", &self.ha)
             .field(
                 "migrate_from",
                 &self.migrate_from.as_ref().map(|k| k.key_id().to_string()),
@@ -99,6 +104,8 @@ pub struct Lifecycle {
     attempts: std::sync::Mutex<quorum::Attempts>,
     /// An init made and waiting for its receiver's confirmation.
     pending_init: std::sync::Mutex<init::InitSlot>,
+    /// With HA: this node's role beside the seal state.
+    ha: Option<role::Ha>,
 }
 
 impl Lifecycle {
@@ -171,6 +178,7 @@ impl Lifecycle {
             usage_recorded: AtomicU64::new(0),
             attempts: std::sync::Mutex::default(),
             pending_init: std::sync::Mutex::default(),
+            ha: options.ha.map(role::Ha::new),
         }))
     }
 
@@ -253,6 +261,7 @@ impl Lifecycle {
             auto_unseal: None,
             warnings: Vec::new(),
             migration: false,
+            ha: self.ha_status(),
         };
         if matches!(self.seal, Seal::AwsKms(_)) {
             let report = self.report();
@@ -271,7 +280,7 @@ impl Lifecycle {
                 status.nonce.clone_from(&progress.nonce);
                 config
             }
-            State::Unsealed { config, .. } => {
+            State::Unsealed { config, .. } | State::Standby { config, .. } => {
                 status.sealed = false;
                 config
             }
@@ -298,9 +307,9 @@ impl Lifecycle {
     fn seal_config(&self) -> Option<Arc<SealConfig>> {
         match &*self.read() {
             State::Uninitialized => None,
-            State::Sealed { config, .. } | State::Unsealed { config, .. } => {
-                Some(Arc::clone(config))
-            }
+            State::Sealed { config, .. }
+            | State::Unsealed { config, .. }
+            | State::Standby { config, .. } => Some(Arc::clone(config)),
         }
     }
 
@@ -308,9 +317,9 @@ impl Lifecycle {
     fn replace_seal_config(&self, new: SealConfig) {
         match &mut *self.write() {
             State::Uninitialized => {}
-            State::Sealed { config, .. } | State::Unsealed { config, .. } => {
-                *config = Arc::new(new);
-            }
+            State::Sealed { config, .. }
+            | State::Unsealed { config, .. }
+            | State::Standby { config, .. } => *config = Arc::new(new),
         }
     }
 
@@ -318,6 +327,7 @@ impl Lifecycle {
     pub fn barrier(&self) -> Result<Arc<Barrier>, Error> {
         match &*self.read() {
             State::Unsealed { barrier, .. } => Ok(Arc::clone(barrier)),
+            State::Standby { .. } => Err(self.standby_error()),
             State::Sealed { .. } => Err(Error::Sealed),
             State::Uninitialized => Err(Error::NotInitialized),
         }
@@ -347,7 +357,7 @@ impl Lifecycle {
             self.report().auto_unseal = AutoUnsealStatus::stopped();
         }
         let config = match &*self.read() {
-            State::Unsealed { config, .. } => Arc::clone(config),
+            State::Unsealed { config, .. } | State::Standby { config, .. } => Arc::clone(config),
             _ => return,
         };
         // Shares entered for quorum operations go with the keys.

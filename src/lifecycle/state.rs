@@ -14,8 +14,11 @@ pub enum Phase {
     Uninitialized,
     /// Initialized, keys not in memory.
     Sealed,
-    /// The barrier is open.
+    /// The barrier is open and this node serves (with HA: the active node).
     Unsealed,
+    /// With HA: the keys are in memory, another node is active (or none is
+    /// yet); this node answers only node-local calls.
+    Standby,
 }
 
 impl Phase {
@@ -25,6 +28,7 @@ impl Phase {
             Phase::Uninitialized => "uninitialized",
             Phase::Sealed => "sealed",
             Phase::Unsealed => "unsealed",
+            Phase::Standby => "standby",
         }
     }
 }
@@ -64,6 +68,29 @@ pub struct Status {
     pub warnings: Vec<String>,
     /// A seal migration is pending.
     pub migration: bool,
+    /// With HA: this node's role and the active node; `None` without HA.
+    pub ha: Option<HaStatus>,
+}
+
+/// The active node as a node knows it: what it advertised when it took
+/// the role.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Leader {
+    /// Where clients are sent (`api_addr`).
+    pub api_addr: String,
+    /// Where other nodes reach it (`cluster_addr`).
+    pub cluster_addr: String,
+    /// When it became active, milliseconds since the Unix epoch.
+    pub active_since_unix_ms: u64,
+}
+
+/// What Status reports about HA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaStatus {
+    /// This node is the active node.
+    pub is_self: bool,
+    /// The active node, when one is known.
+    pub leader: Option<Leader>,
 }
 
 /// Shares entered towards the threshold, and the attempt's nonce.
@@ -84,6 +111,12 @@ pub(super) enum State {
         config: Arc<SealConfig>,
         barrier: Arc<Barrier>,
     },
+    /// With HA: unsealed, not active. The barrier holds the keys for the
+    /// take-over; it serves nothing until then.
+    Standby {
+        config: Arc<SealConfig>,
+        barrier: Arc<Barrier>,
+    },
 }
 
 impl State {
@@ -92,6 +125,7 @@ impl State {
             State::Uninitialized => Phase::Uninitialized,
             State::Sealed { .. } => Phase::Sealed,
             State::Unsealed { .. } => Phase::Unsealed,
+            State::Standby { .. } => Phase::Standby,
         }
     }
 }

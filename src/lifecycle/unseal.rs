@@ -127,7 +127,7 @@ impl Lifecycle {
         }
         let config = match &*self.read() {
             State::Uninitialized => return Err(Error::NotInitialized),
-            State::Unsealed { .. } => None,
+            State::Unsealed { .. } | State::Standby { .. } => None,
             State::Sealed { config, .. } => Some(Arc::clone(config)),
         };
         let Some(config) = config else {
@@ -165,6 +165,11 @@ impl Lifecycle {
             }
         };
 
+        if let (Some(_), Some(_), true) = (&quorum, migration, self.is_ha()) {
+            return Err(Error::FailedPrecondition(
+                "a seal migration does not run on a node with ha_enabled yet: stop every other node, run the migration on one node with ha_enabled = false, then start them all again".into(),
+            ));
+        }
         if let (Some(quorum), Some(migration)) = (&quorum, migration) {
             let migrated = crate::failpoint::scope(
                 "migrate",
@@ -184,13 +189,17 @@ impl Lifecycle {
                     .await
                     .inspect_err(|e| self.record_recovery_failure(e))?,
             };
-            self.opening(&barrier)
-                .await
-                .inspect_err(|e| self.record_recovery_failure(e))?;
-            self.set_state(State::Unsealed {
-                config,
-                barrier: Arc::new(barrier),
-            });
+            if self.is_ha() {
+                self.stand_by(config, barrier);
+            } else {
+                self.opening(&barrier)
+                    .await
+                    .inspect_err(|e| self.record_recovery_failure(e))?;
+                self.set_state(State::Unsealed {
+                    config,
+                    barrier: Arc::new(barrier),
+                });
+            }
             if matches!(self.seal, Seal::AwsKms(_)) {
                 self.report().auto_unseal = AutoUnsealStatus {
                     state: AutoUnsealState::Unsealed,

@@ -35,19 +35,22 @@ use crate::api::{Identities, grpc};
 use crate::audit::Auditor;
 use crate::config::{self, Config, Listener, StorageConfig};
 use crate::error::Error;
+use crate::ha;
 use crate::lifecycle::{
     AutoUnsealState, InitParams, InitResult, Lifecycle, Options, Phase, RotationPolicy,
 };
 use crate::node::Node;
 use crate::seal::Seal;
 use crate::seal::awskms::AwsKms;
-use crate::storage::{self, OpenError};
+use crate::storage::{self, Backend, OpenError, PostgresBackend};
 use logging::LogLevelHandle;
 use notify::Notifier;
 
 /// How long in-flight requests get to finish after SIGTERM before the
 /// process exits anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_millis(500);
+/// How long the HA role's release may take at shutdown (docs/HA.md).
+const RELEASE_DEADLINE: Duration = Duration::from_secs(3);
 /// After the last request finished, how long connections get to flush
 /// responses and close before the process exits without them.
 const CLOSE_GRACE: Duration = Duration::from_millis(20);
@@ -108,7 +111,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
     // Before storage: a daemon that cannot audit must not serve.
     make_audit_files_private(&config.audit);
     let auditor = Auditor::open(&config.audit)?;
-    let storage = storage::open(&config.storage.value).await?;
+    let (storage, election) = open_storage(&config).await?;
     #[cfg(feature = "failpoints")]
     let storage = storage::failpoint::wrap(storage);
     let options = Options {
@@ -118,8 +121,11 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
             interval: config.barrier.rotation_interval,
         },
         migrate_from,
+        ha: election.as_ref().map(|_| advertised(&config)),
     };
     let node = Node::open(storage, seal, options, config.kv, auditor).await?;
+    let ha = election
+        .map(|(backend, settings)| ha::spawn(Arc::clone(&node.lifecycle), backend, settings));
     let dev_keys = match dev {
         true => Some(dev_init(&node.lifecycle).await?),
         false => None,
@@ -181,7 +187,7 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         "READY=1\nSTATUS={}",
         systemd_status(&node.lifecycle)
     ));
-    let result = serve(node, bound, shutdown).await;
+    let result = serve(node, bound, shutdown, ha).await;
     notifier.notify("STOPPING=1");
     result
 }
@@ -192,6 +198,7 @@ pub async fn serve(
     node: Arc<Node>,
     listeners: Vec<Bound>,
     shutdown: impl Future<Output = &'static str>,
+    ha: Option<ha::Handle>,
 ) -> Result<(), ServerError> {
     let health = HealthReporter::new();
     tokio::spawn(grpc::track_health(
@@ -265,6 +272,15 @@ pub async fn serve(
             "requests still running after {DRAIN_DEADLINE:?}; exiting anyway"
         );
     }
+    // The seal above gave the active role up: wait for the release, so a
+    // standby takes over now rather than when the lease runs out.
+    if let Some(ha) = ha
+        && !ha.released(RELEASE_DEADLINE).await
+    {
+        tracing::warn!(
+            "the active role was not released in time; a standby takes over when the lease runs out"
+        );
+    }
     // Connections that close promptly are waited for; idle ones that do not
     // answer GOAWAY are dropped with the process.
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -283,6 +299,54 @@ pub async fn serve(
         Some(Err(e)) => Err(ServerError::Listener(format!(
             "a listener task failed: {e}"
         ))),
+    }
+}
+
+/// Opens the configured storage; with HA also what the election needs:
+/// the PostgreSQL backend itself (to set its term) and its settings.
+async fn open_storage(
+    config: &Config,
+) -> Result<
+    (
+        Arc<dyn Backend>,
+        Option<(Arc<PostgresBackend>, ha::Settings)>,
+    ),
+    ServerError,
+> {
+    let StorageConfig::Postgresql(pg) = &config.storage.value else {
+        return Ok((storage::open(&config.storage.value).await?, None));
+    };
+    if !pg.ha_enabled {
+        return Ok((storage::open(&config.storage.value).await?, None));
+    }
+    let identity = storage::Identity::random().map_err(|e| ServerError::Start(e.into()))?;
+    tracing::info!(identity = identity.as_str(), lease_ttl_ms = pg.ha_lease_ttl.as_millis() as u64, ha_table = %pg.ha_table, "HA enabled: this node stands by once unsealed, until it takes the active role");
+    let backend = Arc::new(PostgresBackend::open_ha(pg, &identity, pg.ha_lease_ttl).await?);
+    let settings = ha::Settings {
+        postgres: pg.clone(),
+        identity,
+        lease_ttl: pg.ha_lease_ttl,
+    };
+    Ok((
+        Arc::clone(&backend) as Arc<dyn Backend>,
+        Some((backend, settings)),
+    ))
+}
+
+/// What this node advertises when it is active.
+fn advertised(config: &Config) -> crate::lifecycle::Leader {
+    // Checked before start (preflight): with HA there is an address.
+    let api_addr = config
+        .advertised_api_addr()
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let cluster_addr = config.cluster_addr.value.clone().unwrap_or_default();
+    tracing::info!(api_addr = %api_addr, cluster_addr = %cluster_addr, "HA: addresses advertised when active");
+    crate::lifecycle::Leader {
+        api_addr,
+        cluster_addr,
+        active_since_unix_ms: 0,
     }
 }
 
@@ -421,7 +485,9 @@ fn systemd_status(lifecycle: &Lifecycle) -> String {
                 status.progress, status.threshold
             ),
         },
+        Phase::Unsealed if lifecycle.is_ha() => "unsealed; active".into(),
         Phase::Unsealed => "unsealed".into(),
+        Phase::Standby => "unsealed; standing by".into(),
     }
 }
 

@@ -29,6 +29,13 @@ pub fn check(config: &Config) -> Vec<String> {
     if problems.is_empty() {
         problems.extend(tls_problems(config, &at));
     }
+    if let Err(message) = config.advertised_api_addr() {
+        let line = match config.storage.source {
+            Source::File { line } => line,
+            _ => 0,
+        };
+        problems.push(at(line, "api_addr", message));
+    }
     if let (StorageConfig::File { path, .. }, Source::File { line }) =
         (&config.storage.value, &config.storage.source)
         && let Some(message) = storage_problem(path)

@@ -55,6 +55,8 @@ pub enum Op {
 #[derive(Clone, Default)]
 pub struct Batch {
     ops: Vec<Op>,
+    /// Made by [`Batch::first_write`].
+    first: bool,
 }
 
 impl Batch {
@@ -90,6 +92,21 @@ impl Batch {
         self
     }
 
+    /// Makes this the store's first write (init's), conditional on `key`,
+    /// which every initialized store holds, not existing yet. With HA it
+    /// may be written by a node that holds no term, since no node can be
+    /// active before it: every other write of a node without a term is
+    /// refused ([`StorageError::NotActive`]).
+    pub fn first_write(&mut self, key: impl Into<String>) -> &mut Self {
+        self.first = true;
+        self.require_absent(key)
+    }
+
+    /// Whether this is the store's first write ([`Batch::first_write`]).
+    pub fn is_first_write(&self) -> bool {
+        self.first
+    }
+
     /// The changes, in order.
     pub fn ops(&self) -> &[Op] {
         &self.ops
@@ -107,9 +124,13 @@ pub enum StorageError {
     /// A [`Op::RequireAbsent`] precondition did not hold; nothing was written.
     #[error("storage key {0} already exists")]
     Conflict(String),
-    /// The backend failed (I/O error, corrupt file, closed database).
+    /// The backend failed (I/O error, corrupt file, a table of the wrong shape).
     #[error("storage failed: {0}")]
     Backend(String),
+    /// The database cannot be reached now (down, restarting, the network);
+    /// nothing was written. A retry later may succeed.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
     /// The HA fence refused the write: another node took a newer term.
     /// Nothing was written; not retried.
     #[error("this node is no longer the active node; the write was not made")]
@@ -122,7 +143,12 @@ pub enum StorageError {
 
 impl From<StorageError> for Error {
     fn from(err: StorageError) -> Self {
-        Error::Internal(err.to_string())
+        match err {
+            StorageError::NotActive | StorageError::Unavailable(_) => {
+                Error::Unavailable(err.to_string())
+            }
+            _ => Error::Internal(err.to_string()),
+        }
     }
 }
 

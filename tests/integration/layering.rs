@@ -60,6 +60,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "time",
         ],
     ),
+    // The election loop of a node with HA: drives the lifecycle's roles.
+    ("ha", &["lifecycle", "storage", "config"]),
     // Their composition, then the transports and the gate.
     (
         "node",
@@ -96,6 +98,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "server",
         &[
             "api",
+            "ha",
             "node",
             "lifecycle",
             "audit",

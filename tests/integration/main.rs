@@ -19,6 +19,7 @@ mod crash;
 mod envelope;
 mod golden;
 mod grpc;
+mod ha;
 mod ha_model;
 mod hardening;
 mod keys;

@@ -18,7 +18,9 @@ fn settings(url: &str) -> PostgresConfig {
         url_source: Source::Default,
         line: 1,
         table: "strongroom_kv_store".into(),
+        ha_enabled: false,
         ha_table: "strongroom_ha_locks".into(),
+        ha_lease_ttl: std::time::Duration::from_secs(5),
         max_parallel: 8,
         skip_create_table: false,
     }
@@ -237,13 +239,25 @@ fn postgresql_bad_input_is_one_sentence() {
         ),
         "{stderr}"
     );
+    // HA with nothing to advertise (the listener's port is 0), and an
+    // api_addr without a scheme.
     let (code, stderr) = server_exit(
-        "storage \"postgresql\" {\n  ha_enabled = \"true\"\n}\n",
+        "storage \"postgresql\" {\n  connection_url = \"postgres://db/s\"\n  ha_enabled = \"true\"\n}\n",
         &[],
     );
     assert_eq!(code, Some(64), "{stderr}");
     assert!(
-        stderr.contains("HA on PostgreSQL is not built yet"),
+        stderr
+            .contains("strongroom.hcl:1: api_addr: is required with storage.postgresql.ha_enabled"),
+        "{stderr}"
+    );
+    let (code, stderr) = server_exit(
+        "storage \"postgresql\" {\n  connection_url = \"postgres://db/s\"\n  ha_enabled = \"true\"\n}\napi_addr = \"10.0.0.5:8400\"\n",
+        &[],
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("strongroom.hcl:5: api_addr: must start with https:// or http://"),
         "{stderr}"
     );
 

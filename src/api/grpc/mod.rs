@@ -208,7 +208,9 @@ fn status(err: Error) -> Status {
         }
         Error::NotFound(_) => Status::not_found(message),
         Error::TooLarge(_) => Status::resource_exhausted(message),
-        Error::KmsUnavailable(_) | Error::AuditUnavailable(_) => Status::unavailable(message),
+        Error::KmsUnavailable(_) | Error::AuditUnavailable(_) | Error::Unavailable(_) => {
+            Status::unavailable(message)
+        }
         Error::KmsRefused(_) => Status::failed_precondition(message),
         Error::Internal(_) => {
             tracing::error!(error = %message, "request failed");
@@ -240,6 +242,7 @@ mod tests {
             (Error::Internal("x".into()), Code::Internal),
             (Error::KmsUnavailable("x".into()), Code::Unavailable),
             (Error::AuditUnavailable("x".into()), Code::Unavailable),
+            (Error::Unavailable("x".into()), Code::Unavailable),
             (Error::KmsRefused("x".into()), Code::FailedPrecondition),
         ];
         for (err, code) in cases {

@@ -47,6 +47,10 @@ impl SysService {
 
 impl From<lifecycle::Status> for proto::StatusResponse {
     fn from(s: lifecycle::Status) -> Self {
+        let leader =
+            s.ha.as_ref()
+                .and_then(|ha| ha.leader.clone())
+                .unwrap_or_default();
         Self {
             r#type: s.seal_type.into(),
             initialized: s.initialized,
@@ -74,6 +78,16 @@ impl From<lifecycle::Status> for proto::StatusResponse {
             }),
             kms_key_arn: s.kms_key_arn,
             warnings: s.warnings,
+            ha_enabled: s.ha.is_some(),
+            is_self: s.ha.as_ref().is_some_and(|ha| ha.is_self),
+            leader_address: leader.api_addr,
+            leader_cluster_address: leader.cluster_addr,
+            active_time_unix_ms: leader.active_since_unix_ms,
+            ha_mode: match (&s.ha, s.sealed) {
+                (Some(ha), false) if ha.is_self => "active".into(),
+                (Some(_), false) => "standby".into(),
+                _ => String::new(),
+            },
         }
     }
 }
@@ -273,6 +287,18 @@ impl Sys for SysService {
             .await
             .map_err(status)?;
         Ok(Response::new(proto::SealResponse {}))
+    }
+
+    async fn step_down(
+        &self,
+        request: Request<proto::StepDownRequest>,
+    ) -> Result<Response<proto::StepDownResponse>, Status> {
+        let lifecycle = &self.gate.node().lifecycle;
+        call(&self.gate, &actions::STEP_DOWN, "", &request)
+            .run(|_| async move { lifecycle.give_up_role() }, |()| Vec::new())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::StepDownResponse {}))
     }
 
     async fn rotate(

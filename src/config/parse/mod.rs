@@ -357,7 +357,14 @@ impl<'a> Ctx<'a> {
     }
 
     fn config(&mut self, body: &Body) -> Option<Config> {
-        let top_keys = ["cluster_name", "disable_mlock", "log_level", "log_format"];
+        let top_keys = [
+            "cluster_name",
+            "api_addr",
+            "cluster_addr",
+            "disable_mlock",
+            "log_level",
+            "log_format",
+        ];
         let (top, blocks) = self.section(
             body,
             "",
@@ -365,6 +372,8 @@ impl<'a> Ctx<'a> {
             &["storage", "listener", "seal", "barrier", "kv", "audit"],
         );
         let cluster_name = self.cluster_name(&top);
+        let api_addr = self.node_address(&top, "api_addr");
+        let cluster_addr = self.node_address(&top, "cluster_addr");
         let disable_mlock = match self.boolean(&top, "disable_mlock") {
             Some((value, line)) => Setting {
                 value,
@@ -395,6 +404,8 @@ impl<'a> Ctx<'a> {
         Some(Config {
             file: Some(self.file.to_path_buf()),
             cluster_name,
+            api_addr,
+            cluster_addr,
             disable_mlock,
             log_level: log_level.unwrap_or(Setting::default_value(LogLevel::Info)),
             log_format: log_format.unwrap_or(Setting::default_value(LogFormat::Text)),
@@ -427,6 +438,23 @@ impl<'a> Ctx<'a> {
             Some((name, line)) => Setting {
                 value: Some(name),
                 source: Source::File { line },
+            },
+            None => Setting::default_value(None),
+        }
+    }
+
+    /// `api_addr` or `cluster_addr`: a scheme, a host and a port.
+    fn node_address(&mut self, top: &Section<'_>, key: &str) -> Setting<Option<String>> {
+        match self.string(top, key) {
+            Some((address, line)) => match crate::config::check_node_address(&address) {
+                Ok(()) => Setting {
+                    value: Some(address),
+                    source: Source::File { line },
+                },
+                Err(message) => {
+                    self.error(line, key, message);
+                    Setting::default_value(None)
+                }
             },
             None => Setting::default_value(None),
         }

@@ -1,22 +1,24 @@
 //! `storage "postgresql" { connection_url, table, ha_enabled, ha_table,
-//! max_parallel, skip_create_table }`, with Vault's key names.
+//! ha_lease_ttl, max_parallel, skip_create_table }`, with Vault's key names
+//! (`ha_lease_ttl` is strongroom's: Vault's lease is a fixed 15 s).
 
 use hcl_edit::structure::Block;
 
-use super::values::as_u64;
+use super::values::{as_duration, as_u64};
 use super::words::qualified;
 use super::{Ctx, Section};
 use crate::config::{
-    ConnectionUrl, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL, DEFAULT_PG_TABLE, FileUse,
-    MAX_PG_MAX_PARALLEL, PostgresConfig, Source,
+    ConnectionUrl, DEFAULT_PG_HA_LEASE_TTL, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL,
+    DEFAULT_PG_TABLE, FileUse, MAX_PG_MAX_PARALLEL, PG_HA_LEASE_TTL_RANGE, PostgresConfig, Source,
 };
 
 const NAME: &str = "storage.postgresql";
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     "connection_url",
     "table",
     "ha_enabled",
     "ha_table",
+    "ha_lease_ttl",
     "max_parallel",
     "skip_create_table",
 ];
@@ -133,13 +135,10 @@ impl Ctx<'_> {
             // with the environment); not a string: already an error.
             None => None,
         };
-        if let Some((true, at)) = self.boolean(&section, "ha_enabled") {
-            self.error(
-                at,
-                qualified(NAME, "ha_enabled"),
-                "HA on PostgreSQL is not built yet; remove ha_enabled or set it to false (one node on the database)",
-            );
-        }
+        let ha_enabled = self
+            .boolean(&section, "ha_enabled")
+            .is_some_and(|(on, _)| on);
+        let ha_lease_ttl = self.ha_lease_ttl(&section);
         let table = self.table_name(&section, "table", DEFAULT_PG_TABLE);
         let ha_table = self.table_name(&section, "ha_table", DEFAULT_PG_HA_TABLE);
         let max_parallel = self.max_parallel(&section);
@@ -154,7 +153,9 @@ impl Ctx<'_> {
             url_source,
             line,
             table: table?,
+            ha_enabled,
             ha_table: ha_table?,
+            ha_lease_ttl: ha_lease_ttl?,
             max_parallel: max_parallel?,
             skip_create_table,
         })
@@ -186,6 +187,27 @@ impl Ctx<'_> {
             );
             None
         }
+    }
+
+    fn ha_lease_ttl(&mut self, section: &Section<'_>) -> Option<std::time::Duration> {
+        let Some((ttl, at)) = self.value(section, "ha_lease_ttl", as_duration) else {
+            return (!section.attrs.contains_key("ha_lease_ttl"))
+                .then_some(DEFAULT_PG_HA_LEASE_TTL);
+        };
+        if PG_HA_LEASE_TTL_RANGE.contains(&ttl) {
+            return Some(ttl);
+        }
+        self.error(
+            at,
+            qualified(NAME, "ha_lease_ttl"),
+            format!(
+                "must be from {}s to {}s (docs/HA.md, Timeouts); got {} ms",
+                PG_HA_LEASE_TTL_RANGE.start().as_secs(),
+                PG_HA_LEASE_TTL_RANGE.end().as_secs(),
+                ttl.as_millis()
+            ),
+        );
+        None
     }
 
     fn max_parallel(&mut self, section: &Section<'_>) -> Option<usize> {
@@ -236,13 +258,29 @@ mod tests {
         assert_eq!(pg.ha_table, "strongroom_ha_locks");
         assert_eq!(pg.max_parallel, 8);
         assert!(!pg.skip_create_table);
+        assert!(!pg.ha_enabled);
+        assert_eq!(pg.ha_lease_ttl, std::time::Duration::from_secs(5));
         assert!(pg.connection_url.is_some());
+    }
+
+    #[test]
+    fn ha_settings_read_as_vaults_strings_or_booleans() {
+        let config = parse(
+            "storage \"postgresql\" {\n  connection_url = \"postgres://db/s\"\n  ha_enabled = \"true\"\n  ha_lease_ttl = \"2s\"\n}\nlistener \"tcp\" {}\n",
+            Path::new("t.hcl"),
+        )
+        .unwrap();
+        let StorageConfig::Postgresql(pg) = config.storage.value else {
+            panic!("postgresql")
+        };
+        assert!(pg.ha_enabled);
+        assert_eq!(pg.ha_lease_ttl, std::time::Duration::from_secs(2));
     }
 
     #[test]
     fn bad_values_name_file_line_and_key() {
         let errs = errors(
-            "storage \"postgresql\" {\n  connection_url = \"mysql://x\"\n  table = \"a;drop\"\n  max_parallel = 0\n  ha_enabled = \"true\"\n  colour = 1\n}\nlistener \"tcp\" {}\n",
+            "storage \"postgresql\" {\n  connection_url = \"mysql://x\"\n  table = \"a;drop\"\n  max_parallel = 0\n  ha_lease_ttl = \"500ms\"\n  colour = 1\n}\nlistener \"tcp\" {}\n",
         );
         assert_eq!(errs.len(), 5, "{errs:?}");
         assert!(
@@ -258,7 +296,7 @@ mod tests {
             "{errs:?}"
         );
         assert!(
-            errs[3].contains("HA on PostgreSQL is not built yet"),
+            errs[3].starts_with("t.hcl:5: storage.postgresql.ha_lease_ttl: must be from 1s to 60s"),
             "{errs:?}"
         );
         assert!(

@@ -184,6 +184,11 @@ impl Attempts {
     pub(super) fn clear(&mut self) {
         *self = Self::default();
     }
+
+    /// No operation is under way.
+    pub(super) fn is_empty(&self) -> bool {
+        self.rekey.is_none() && self.rotate_root.is_none() && self.generate_root.is_none()
+    }
 }
 
 fn nonce_matches(attempt: &Attempt, nonce: &str) -> bool {
@@ -224,6 +229,7 @@ impl Lifecycle {
     fn unsealed(&self) -> Result<(Arc<SealConfig>, Arc<Barrier>), Error> {
         match &*self.read() {
             State::Unsealed { config, barrier } => Ok((Arc::clone(config), Arc::clone(barrier))),
+            State::Standby { .. } => Err(self.standby_error()),
             State::Sealed { .. } => Err(Error::Sealed),
             State::Uninitialized => Err(Error::NotInitialized),
         }

@@ -128,7 +128,7 @@ impl Statements {
         Self {
             read_lease: format!(
                 "SELECT ha_identity, valid_until < now(),
-                        valid_until < now() - make_interval(secs => $1)
+                        valid_until < now() - make_interval(secs => $1), ha_value
                    FROM {t} WHERE ha_key = '{LOCK_KEY}'"
             ),
             end_sessions: format!(
@@ -298,9 +298,16 @@ impl Election {
     }
 
     /// The standby loop: returns once this node has taken the role, with
-    /// its term. On an error, drop this election (ending its session frees
-    /// the advisory lock if it was granted) and connect again.
-    pub async fn campaign(&mut self, addresses: &str) -> Result<Term, StorageError> {
+    /// its term, advertising `addresses` in the lease. Each turn it looks
+    /// at the lease it tells `observe` what the holder advertised (`None`:
+    /// the lease is free or ran out). On an error, drop this election
+    /// (ending its session frees the advisory lock if it was granted) and
+    /// connect again.
+    pub async fn campaign(
+        &mut self,
+        addresses: &str,
+        observe: &mut (dyn FnMut(Option<&str>) + Send),
+    ) -> Result<Term, StorageError> {
         // Since when this node has seen the lease expired while someone
         // else held the lock (its own clock: liveness only, never safety).
         let mut expired_since: Option<Instant> = None;
@@ -321,6 +328,8 @@ impl Election {
             let row = timely(self.client.query_one(&self.sql.read_lease, &[&self.ttl])).await?;
             let holder: String = column(&row, 0)?;
             let (expired, long_expired): (bool, bool) = (column(&row, 1)?, column(&row, 2)?);
+            let advertised: String = column(&row, 3)?;
+            observe((!expired && !advertised.is_empty()).then_some(advertised.as_str()));
             if !expired {
                 expired_since = None;
                 continue;
@@ -338,6 +347,15 @@ impl Election {
                 expired_since = None;
             }
         }
+    }
+
+    /// What the lease's holder advertised, without campaigning: `None`
+    /// when the lease is free or ran out.
+    pub async fn holder(&self) -> Result<Option<String>, StorageError> {
+        let row = timely(self.client.query_one(&self.sql.read_lease, &[&self.ttl])).await?;
+        let expired: bool = column(&row, 1)?;
+        let advertised: String = column(&row, 3)?;
+        Ok((!expired && !advertised.is_empty()).then_some(advertised))
     }
 
     /// Holding the advisory lock: end the previous holder's sessions, bump

@@ -114,8 +114,28 @@ fn pool_sentence(err: &PoolError) -> String {
     }
 }
 
+/// A driver error: [`StorageError::Unavailable`] when the connection is
+/// gone or the server is shutting down or starting, else a backend failure.
 fn backend(err: &tokio_postgres::Error) -> StorageError {
-    StorageError::Backend(format!("PostgreSQL: {}", plain(err)))
+    let message = format!("PostgreSQL: {}", plain(err));
+    let unreachable = err.is_closed()
+        || matches!(
+            err.code(),
+            Some(
+                &SqlState::ADMIN_SHUTDOWN
+                    | &SqlState::CRASH_SHUTDOWN
+                    | &SqlState::CANNOT_CONNECT_NOW
+                    | &SqlState::CONNECTION_FAILURE
+                    | &SqlState::CONNECTION_EXCEPTION
+                    | &SqlState::CONNECTION_DOES_NOT_EXIST
+            )
+        )
+        || (err.as_db_error().is_none() && std::error::Error::source(err).is_some());
+    if unreachable {
+        StorageError::Unavailable(message)
+    } else {
+        StorageError::Backend(message)
+    }
 }
 
 impl PostgresBackend {
@@ -219,7 +239,7 @@ impl PostgresBackend {
         self.pool
             .get()
             .await
-            .map_err(|e| StorageError::Backend(format!("PostgreSQL: {}", pool_sentence(&e))))
+            .map_err(|e| StorageError::Unavailable(format!("PostgreSQL: {}", pool_sentence(&e))))
     }
 
     /// One run of `batch` in one transaction, fenced when a term is set.
@@ -437,7 +457,9 @@ impl Backend for PostgresBackend {
         // An HA backend without a term is a standby, or a node that stepped
         // down: it writes nothing (failing closed, so no write of a deposed
         // node slips through unfenced).
-        if self.fence.is_some() && term.is_none() {
+        // The store's first write is the exception: conditional on the
+        // seal config being absent, it can be made only once, by any node.
+        if self.fence.is_some() && term.is_none() && !batch.is_first_write() {
             return Err(StorageError::NotActive);
         }
         let mut client = self.client().await?;

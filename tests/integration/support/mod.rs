@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod grpc;
+pub mod ha;
 pub mod kms;
 pub mod quorum;
 pub mod store;

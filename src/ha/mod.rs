@@ -1,0 +1,309 @@
+//! A node's part in HA (docs/HA.md): while it is unsealed and standing by
+//! it campaigns on its own lock connection; once the election gives it a
+//! term, the term goes to storage (every write is then fenced by it) and
+//! the lifecycle takes over; it renews the lease every `ha_lease_ttl / 5`
+//! and steps down when a renewal finds the role gone, when its local
+//! deadline passes without a good renewal, or when the lock connection
+//! fails. An operator's seal, a `step-down` or SIGTERM release the role at
+//! once, so a standby takes over without waiting for the lease.
+//!
+//! The lifecycle owns the roles' state ([`Lifecycle::take_over`],
+//! [`Lifecycle::step_down`]); this loop only decides when. A step-down or
+//! a seal by a call is seen here as the phase leaving `Unsealed`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config::PostgresConfig;
+use crate::lifecycle::{Leader, Lifecycle, Phase};
+use crate::storage::{Election, Identity, PostgresBackend, Renewal, StorageError};
+
+/// After a voluntary step-down, how long this node stays out of the
+/// election, so another node takes the role (Vault waits 10 s too).
+const STEP_DOWN_PAUSE: Duration = Duration::from_secs(10);
+/// The longest wait between two attempts to reach the database.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// How often a node that is not initialized looks whether another node
+/// initialized the store.
+const INIT_POLL: Duration = Duration::from_secs(1);
+/// How often a node out of the election looks who holds the role.
+const LEADER_POLL: Duration = Duration::from_millis(250);
+/// The local deadline is this share of the lease after a renewal was sent
+/// (the rest covers clock rate error): docs/HA.md, Renewal.
+const DEADLINE_SHARE: f64 = 0.95;
+
+/// What a node advertises in the lease row (`ha_value`).
+#[derive(Serialize, Deserialize)]
+struct Advertised {
+    api_addr: String,
+    cluster_addr: String,
+    active_since_unix_ms: u64,
+}
+
+/// The election's settings for one node.
+pub struct Settings {
+    /// The storage block (the lock connection uses its URL and tables).
+    pub postgres: PostgresConfig,
+    /// This process's identity in the election.
+    pub identity: Identity,
+    /// `ha_lease_ttl`.
+    pub lease_ttl: Duration,
+}
+
+/// Follows the election from outside: whether this node holds a term.
+#[derive(Clone)]
+pub struct Handle {
+    holding: watch::Receiver<bool>,
+}
+
+impl Handle {
+    /// Waits, at most `deadline`, until this node holds no term (after a
+    /// seal at shutdown: the release is then done).
+    pub async fn released(&self, deadline: Duration) -> bool {
+        let mut holding = self.holding.clone();
+        tokio::time::timeout(deadline, holding.wait_for(|h| !*h))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Starts the election loop of this node.
+pub fn spawn(
+    lifecycle: Arc<Lifecycle>,
+    storage: Arc<PostgresBackend>,
+    settings: Settings,
+) -> Handle {
+    let (holding, watching) = watch::channel(false);
+    let node = Node {
+        lifecycle,
+        storage,
+        settings,
+        holding,
+    };
+    tokio::spawn(node.run());
+    Handle { holding: watching }
+}
+
+struct Node {
+    lifecycle: Arc<Lifecycle>,
+    storage: Arc<PostgresBackend>,
+    settings: Settings,
+    holding: watch::Sender<bool>,
+}
+
+/// Why an active node stopped holding the role.
+enum Ended {
+    /// The role is gone, or could not be confirmed in time: step down.
+    Lost(String),
+    /// This node gave it up (a seal, a step-down): release it.
+    GivenUp,
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Node {
+    async fn run(self) {
+        let mut phase = self.lifecycle.subscribe();
+        let mut failures: u32 = 0;
+        let mut pause_until: Option<tokio::time::Instant> = None;
+        loop {
+            let current = *phase.borrow_and_update();
+            match current {
+                Phase::Uninitialized => {
+                    if let Err(e) = self.lifecycle.notice_init().await {
+                        tracing::warn!(error = %e, "could not look whether another node initialized the store");
+                    }
+                    if tokio::time::timeout(INIT_POLL, phase.changed())
+                        .await
+                        .is_ok_and(|r| r.is_err())
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Phase::Sealed => {
+                    self.lifecycle.set_leader(None);
+                    if phase.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                // Active without a term cannot happen; stand by to be safe.
+                Phase::Unsealed => {
+                    self.lifecycle.step_down();
+                    continue;
+                }
+                Phase::Standby => {}
+            }
+            if let Some(until) = pause_until.take() {
+                tokio::select! {
+                    () = self.follow_leader(until) => {}
+                    changed = phase.changed() => if changed.is_err() { return },
+                }
+                continue;
+            }
+            match self.stand_by_and_serve(&mut phase).await {
+                Ok(Some(Ended::GivenUp)) => {
+                    failures = 0;
+                    if self.lifecycle.phase() == Phase::Standby {
+                        pause_until = Some(tokio::time::Instant::now() + STEP_DOWN_PAUSE);
+                        tracing::info!(
+                            seconds = STEP_DOWN_PAUSE.as_secs(),
+                            "stepped down; staying out of the election for a while so another node takes the role"
+                        );
+                    }
+                }
+                Ok(Some(Ended::Lost(why))) => {
+                    failures = 0;
+                    tracing::warn!(reason = %why, "lost the active role");
+                }
+                Ok(None) => failures = 0,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let wait = backoff(failures);
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "the HA election failed; trying again");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        changed = phase.changed() => if changed.is_err() { return },
+                    }
+                }
+            }
+        }
+    }
+
+    /// Out of the election until `until` (after a step-down): only follows
+    /// who holds the role, for Status and the standby's answers.
+    async fn follow_leader(&self, until: tokio::time::Instant) {
+        let settings = &self.settings;
+        let election =
+            Election::connect(&settings.postgres, &settings.identity, settings.lease_ttl).await;
+        while tokio::time::Instant::now() < until {
+            if let Ok(election) = &election {
+                match election.holder().await {
+                    Ok(holder) => self
+                        .lifecycle
+                        .set_leader(holder.as_deref().and_then(leader)),
+                    Err(e) => tracing::debug!(error = %e, "could not read the lease"),
+                }
+            }
+            tokio::time::sleep(LEADER_POLL.min(until - tokio::time::Instant::now())).await;
+        }
+    }
+
+    /// Campaigns while standing by; once elected takes over and holds the
+    /// role until it ends. `Ok(None)`: the node left standby (sealed)
+    /// before it was elected.
+    async fn stand_by_and_serve(
+        &self,
+        phase: &mut watch::Receiver<Phase>,
+    ) -> Result<Option<Ended>, StorageError> {
+        let settings = &self.settings;
+        let mut election =
+            Election::connect(&settings.postgres, &settings.identity, settings.lease_ttl).await?;
+        let active_since_unix_ms = now_unix_ms();
+        let own = self.lifecycle.advertised().unwrap_or_default();
+        let advertised = serde_json::to_string(&Advertised {
+            api_addr: own.api_addr,
+            cluster_addr: own.cluster_addr,
+            active_since_unix_ms,
+        })
+        .map_err(|e| StorageError::Backend(e.to_string()))?;
+        let lifecycle = Arc::clone(&self.lifecycle);
+        let mut observe = move |holder: Option<&str>| lifecycle.set_leader(holder.and_then(leader));
+        let elected = tokio::select! {
+            term = election.campaign(&advertised, &mut observe) => term?,
+            _ = phase.wait_for(|p| *p != Phase::Standby) => return Ok(None),
+        };
+        // From here the lease is ours: the deadline counts from before the
+        // take-over's commit was sent, so it is early, never late.
+        let taken = Instant::now();
+        tracing::info!(epoch = elected.epoch, "took the active role");
+        self.storage.set_term(Some(elected));
+        self.holding.send_replace(true);
+        if let Err(e) = self.lifecycle.take_over(active_since_unix_ms).await {
+            tracing::error!(error = %e, "the take-over did not finish; giving the role back");
+            self.give_back(election).await;
+            return Ok(Some(Ended::GivenUp));
+        }
+        let ended = self.hold(&election, phase, taken).await;
+        match &ended {
+            Ended::Lost(_) => {
+                self.storage.set_term(None);
+                self.holding.send_replace(false);
+                self.lifecycle.step_down();
+                drop(election);
+            }
+            Ended::GivenUp => self.give_back(election).await,
+        }
+        Ok(Some(ended))
+    }
+
+    /// Renews the lease until the role ends.
+    async fn hold(
+        &self,
+        election: &Election,
+        phase: &mut watch::Receiver<Phase>,
+        taken: Instant,
+    ) -> Ended {
+        let ttl = self.settings.lease_ttl;
+        let interval = ttl / 5;
+        let mut deadline = taken + ttl.mul_f64(DEADLINE_SHARE);
+        loop {
+            let until_deadline = deadline.saturating_duration_since(Instant::now());
+            tokio::select! {
+                () = tokio::time::sleep(interval.min(until_deadline)) => {}
+                _ = phase.wait_for(|p| *p != Phase::Unsealed) => return Ended::GivenUp,
+            }
+            if Instant::now() >= deadline {
+                return Ended::Lost(format!(
+                    "no renewal of the lease succeeded within {} ms",
+                    ttl.mul_f64(DEADLINE_SHARE).as_millis()
+                ));
+            }
+            let sent = Instant::now();
+            match election.renew().await {
+                Ok(Renewal::Renewed) => deadline = sent + ttl.mul_f64(DEADLINE_SHARE),
+                Ok(Renewal::Lost) => {
+                    return Ended::Lost("the lease is held by another term".into());
+                }
+                Err(e) => tracing::warn!(error = %e, "could not renew the lease; retrying"),
+            }
+        }
+    }
+
+    /// Releases the role (the epoch's identity cleared, the lease freed)
+    /// and closes the lock connection, so a standby takes over at once.
+    async fn give_back(&self, election: Election) {
+        // Stop serving first, if a seal or step-down did not already.
+        self.lifecycle.step_down();
+        if let Err(e) = election.release().await {
+            tracing::warn!(error = %e, "could not release the role; a standby takes over when the lease runs out");
+        }
+        self.storage.set_term(None);
+        self.holding.send_replace(false);
+    }
+}
+
+/// The active node as its lease row advertises it.
+fn leader(advertised: &str) -> Option<Leader> {
+    let a: Advertised = serde_json::from_str(advertised).ok()?;
+    Some(Leader {
+        api_addr: a.api_addr,
+        cluster_addr: a.cluster_addr,
+        active_since_unix_ms: a.active_since_unix_ms,
+    })
+}
+
+/// 250 ms doubling to [`BACKOFF_CAP`].
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(250)
+        .saturating_mul(1 << failures.min(5))
+        .min(BACKOFF_CAP)
+}

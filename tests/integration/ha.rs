@@ -1,0 +1,165 @@
+//! HA on PostgreSQL with real daemons (docs/HA.md): three nodes on one
+//! database, one active; failover after kill -9 and after SIGTERM; a
+//! step-down and a seal hand the role over; init on any node; a standby
+//! answers node-local calls and refuses the rest naming the active node.
+//! Timings are printed (`--nocapture`), never asserted.
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use strongroom::proto::{self, sys_client::SysClient};
+
+use crate::support::grpc::channel;
+use crate::support::ha::{Cluster, SETTLE};
+
+#[test]
+fn one_node_is_active_the_others_stand_by_and_say_where_it_is() {
+    let mut cluster = Cluster::start(3, "2s");
+    cluster.open();
+    let active = cluster.wait_active(&[0, 1, 2]);
+    let standby = (active + 1) % 3;
+    let address = format!("http://127.0.0.1:{}", cluster.nodes[active].port);
+
+    let status = cluster.status(active);
+    assert_eq!(status["ha_enabled"], true);
+    assert_eq!(status["is_self"], true);
+    assert_eq!(status["leader_address"], address.as_str());
+    assert_eq!(status["storage_type"], "postgresql");
+    let status = cluster.status(standby);
+    assert_eq!(status["is_self"], false);
+    assert_eq!(status["sealed"], false);
+    assert_ne!(status["active_time"], "0001-01-01T00:00:00Z");
+
+    cluster.put(active, "app/db", "one").ok();
+    // A standby serves nothing from the store, and says where to go.
+    cluster.put(standby, "app/db", "two").error_says(&format!(
+        "this node is a standby; the active node is at {address}"
+    ));
+    assert_eq!(cluster.get(active, "app/db").as_deref(), Some("one"));
+    // The table view names the role too.
+    let table = cluster.nodes[standby].daemon.cli().run(&["status"]).ok();
+    assert!(table.stdout.contains("HA Mode"), "{}", table.stdout);
+    assert!(table.stdout.contains(&address), "{}", table.stdout);
+}
+
+#[test]
+fn kill_9_of_the_active_node_fails_over_to_a_standby() {
+    let mut cluster = Cluster::start(3, "5s");
+    cluster.open();
+    let first = cluster.wait_active(&[0, 1, 2]);
+    cluster.put(first, "app/before", "kept").ok();
+    let others: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+
+    let killed = Instant::now();
+    cluster.nodes[first].daemon.signal(Signal::SIGKILL);
+    let (taker, took) = cluster.put_anywhere(&others, "app/after", killed);
+    eprintln!("failover after kill -9: a write succeeded {took:?} after the kill");
+    assert_eq!(cluster.wait_active(&others), taker);
+    assert_eq!(cluster.get(taker, "app/before").as_deref(), Some("kept"));
+
+    // SIGTERM of the new active releases the role at once.
+    let last = others.into_iter().find(|&i| i != taker).unwrap();
+    let stopped = Instant::now();
+    let status = cluster.nodes[taker].daemon.stop();
+    assert!(status.success(), "{status}");
+    let (now_active, took) = cluster.put_anywhere(&[last], "app/after-term", stopped);
+    eprintln!("failover after SIGTERM: a write succeeded {took:?} after the signal");
+    assert_eq!(now_active, last);
+    assert!(
+        cluster.nodes[taker]
+            .daemon
+            .stderr
+            .text()
+            .contains("sealed: root key and keyring dropped from memory")
+    );
+}
+
+#[test]
+fn step_down_and_seal_hand_the_role_to_another_node() {
+    let mut cluster = Cluster::start(3, "2s");
+    cluster.open();
+    let first = cluster.wait_active(&[0, 1, 2]);
+    let standby = (first + 1) % 3;
+    // A standby does not step down: the call is the active node's.
+    cluster.nodes[standby]
+        .daemon
+        .cli()
+        .run(&["operator", "step-down"])
+        .error_says("this node is a standby");
+    cluster.nodes[first]
+        .daemon
+        .cli()
+        .run(&["operator", "step-down"])
+        .ok();
+    let others: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+    let second = cluster.wait_active(&others);
+    // The node that stepped down stands by, keys kept, naming the new one.
+    let address = format!("http://127.0.0.1:{}", cluster.nodes[second].port);
+    cluster.wait_for(first, "standing by naming the new active node", |s| {
+        s["ha_mode"] == "standby" && s["leader_address"] == address.as_str()
+    });
+
+    // Sealing the active node gives the role up too; the sealed node
+    // stays sealed.
+    cluster.nodes[second].daemon.cli().run(&["seal"]).ok();
+    let third = cluster.wait_active(
+        &[0, 1, 2]
+            .into_iter()
+            .filter(|&i| i != second)
+            .collect::<Vec<_>>(),
+    );
+    assert_ne!(third, second);
+    assert_eq!(cluster.status(second)["sealed"], true);
+    cluster.put(third, "app/x", "y").ok();
+
+    // Sealing a standby seals that node only.
+    let standing = (0..3).find(|&i| i != second && i != third).unwrap();
+    cluster.nodes[standing].daemon.cli().run(&["seal"]).ok();
+    assert_eq!(cluster.status(standing)["sealed"], true);
+    assert_eq!(cluster.status(third)["ha_mode"], "active");
+}
+
+#[tokio::test]
+async fn init_is_confirmed_on_the_node_that_answered_it_and_refused_after() {
+    let cluster = Cluster::start(2, "2s");
+    let mut a = SysClient::new(channel(&cluster.nodes[0].daemon.addr).await);
+    let mut b = SysClient::new(channel(&cluster.nodes[1].daemon.addr).await);
+    let made = a
+        .init(proto::InitRequest {
+            key_shares: Some(1),
+            key_threshold: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let confirm = || proto::InitConfirmRequest {
+        nonce: made.confirmation_nonce.clone(),
+    };
+    // The confirmation goes to the node that answered the Init.
+    let refused = b.init_confirm(confirm()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused
+            .message()
+            .contains("the confirmation goes to the node that answered the Init"),
+        "{}",
+        refused.message()
+    );
+    a.init_confirm(confirm()).await.unwrap();
+    // b learns that the store is initialized and refuses another init.
+    let deadline = Instant::now() + SETTLE;
+    while !b
+        .status(proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .initialized
+    {
+        assert!(Instant::now() < deadline, "b never saw the init");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let again = b.init(proto::InitRequest::default()).await.unwrap_err();
+    assert_eq!(again.message(), "strongroom is already initialized");
+}
