@@ -65,10 +65,12 @@ impl Node {
         }))
     }
 
-    /// Starts the background work of a daemon: auto-unseal and the KMS key's
+    /// Starts the background work of a daemon: reading a store that did not
+    /// answer at start, auto-unseal and the KMS key's
     /// health checks (awskms; none when `health_check_interval` is zero),
     /// the keyring's rotation policy, and the tidying of expired tokens.
     pub fn spawn_background(self: &Arc<Self>, health_check_interval: Duration) {
+        tokio::spawn(Arc::clone(&self.lifecycle).drive_storage_recovery());
         tokio::spawn(Arc::clone(&self.lifecycle).drive_auto_unseal(health_check_interval));
         tokio::spawn(Arc::clone(&self.lifecycle).drive_keyring());
         tokio::spawn(Arc::clone(self).drive_token_tidy());

@@ -45,6 +45,8 @@ struct StatusJson<'a> {
     kms_key_arn: &'a str,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     warnings: &'a [String],
+    #[serde(skip_serializing_if = "str::is_empty")]
+    storage_error: &'a str,
 }
 
 #[derive(Serialize)]
@@ -111,6 +113,7 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
             }),
             kms_key_arn: &status.kms_key_arn,
             warnings: &status.warnings,
+            storage_error: &status.storage_error,
         });
     }
     let mut rows = vec![
@@ -160,6 +163,9 @@ fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), Cl
     if status.initialized {
         rows.push(("Cluster Name", status.cluster_name.clone()));
         rows.push(("Cluster ID", status.cluster_id.clone()));
+    }
+    if !status.storage_error.is_empty() {
+        rows.push(("Storage Error", status.storage_error.clone()));
     }
     rows.push(("HA Enabled", status.ha_enabled.to_string()));
     if ha {

@@ -140,6 +140,7 @@ impl Lifecycle {
     /// so a lost answer or a crash can never leave an initialized store whose
     /// keys nobody has. A new init replaces one that was not confirmed.
     pub async fn init(&self, params: InitParams) -> Result<InitResult, Error> {
+        self.refuse_while_storage_down()?;
         if self.is_ha() {
             // Another node may have initialized the store meanwhile.
             self.notice_init().await?;

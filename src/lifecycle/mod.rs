@@ -17,6 +17,7 @@ mod auto_unseal;
 mod init;
 mod migrate;
 pub mod quorum;
+mod recovery;
 mod role;
 mod rotation;
 pub mod seal_config;
@@ -106,6 +107,10 @@ pub struct Lifecycle {
     pending_init: std::sync::Mutex<init::InitSlot>,
     /// With HA: this node's role beside the seal state.
     ha: Option<role::Ha>,
+    /// Why the store's state could not be read at start (the database is
+    /// down, refuses the credentials, lacks its tables); retried until it
+    /// answers (`recovery.rs`).
+    storage_down: std::sync::Mutex<Option<String>>,
 }
 
 impl Lifecycle {
@@ -121,7 +126,17 @@ impl Lifecycle {
     ) -> Result<Arc<Self>, Error> {
         let mut report = KmsReport::default();
         let mut migration = None;
-        let state = match storage.get(SEAL_CONFIG_PATH).await? {
+        let mut storage_down = None;
+        let stored = match storage.get(SEAL_CONFIG_PATH).await {
+            Ok(stored) => stored,
+            // The database is down or not ready: up, sealed, retrying.
+            Err(crate::storage::StorageError::Unavailable(reason)) => {
+                storage_down = Some(reason);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let state = match stored {
             None => {
                 if options.migrate_from.is_some() {
                     tracing::warn!(
@@ -179,6 +194,7 @@ impl Lifecycle {
             attempts: std::sync::Mutex::default(),
             pending_init: std::sync::Mutex::default(),
             ha: options.ha.map(role::Ha::new),
+            storage_down: std::sync::Mutex::new(storage_down),
         }))
     }
 
@@ -262,6 +278,7 @@ impl Lifecycle {
             warnings: Vec::new(),
             migration: false,
             ha: self.ha_status(),
+            storage_error: self.storage_down().unwrap_or_default(),
         };
         if matches!(self.seal, Seal::AwsKms(_)) {
             let report = self.report();

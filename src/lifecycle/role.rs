@@ -180,35 +180,6 @@ impl Lifecycle {
         tracing::warn!("standing by: this node is no longer the active node");
     }
 
-    /// With HA, a node that started before the store was initialized
-    /// learns that another node initialized it: it is then sealed (and an
-    /// awskms node auto-unseals). Reads one entry; nothing when this node
-    /// knows already.
-    pub async fn notice_init(&self) -> Result<(), Error> {
-        if !matches!(&*self.read(), State::Uninitialized) {
-            return Ok(());
-        }
-        let Some(stored) = self.storage.get(SEAL_CONFIG_PATH).await? else {
-            return Ok(());
-        };
-        let config = SealConfig::decode(&stored).map_err(Error::Internal)?;
-        let _key_ops = self.key_ops.lock().await;
-        if !matches!(&*self.read(), State::Uninitialized) {
-            return Ok(());
-        }
-        self.drop_pending_init();
-        if let crate::seal::Seal::AwsKms(_) = &self.seal {
-            let mut report = self.report();
-            report.auto_unseal.state = super::AutoUnsealState::InProgress;
-        }
-        self.set_state(State::Sealed {
-            config: Arc::new(config),
-            progress: super::state::Progress::default(),
-        });
-        tracing::info!("another node initialized the store; sealed");
-        Ok(())
-    }
-
     /// An operator's step-down: the active node stops serving and stands by;
     /// the election sees it and gives the role back. Refused without HA.
     pub fn give_up_role(&self) -> Result<(), Error> {

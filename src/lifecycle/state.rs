@@ -70,6 +70,9 @@ pub struct Status {
     pub migration: bool,
     /// With HA: this node's role and the active node; `None` without HA.
     pub ha: Option<HaStatus>,
+    /// Why the store could not be read since start (the database is down,
+    /// say): the daemon stays sealed and retries. Empty when it answers.
+    pub storage_error: String,
 }
 
 /// The active node as a node knows it: what it advertised when it took

@@ -109,6 +109,7 @@ impl Lifecycle {
     }
 
     async fn enter_unseal_key(&self, key: &str, migrate: bool) -> Result<UnsealOutcome, Error> {
+        self.refuse_while_storage_down()?;
         let _key_ops = self.key_ops.lock().await;
         let migration = self.migration();
         match (migration, migrate) {

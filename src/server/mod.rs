@@ -317,11 +317,15 @@ async fn open_storage(
         return Ok((storage::open(&config.storage.value).await?, None));
     };
     if !pg.ha_enabled {
-        return Ok((storage::open(&config.storage.value).await?, None));
+        let backend = PostgresBackend::open_lazily(pg, None)?;
+        prepare(&backend, pg).await?;
+        return Ok((Arc::new(backend), None));
     }
     let identity = storage::Identity::random().map_err(|e| ServerError::Start(e.into()))?;
     tracing::info!(identity = identity.as_str(), lease_ttl_ms = pg.ha_lease_ttl.as_millis() as u64, ha_table = %pg.ha_table, "HA enabled: this node stands by once unsealed, until it takes the active role");
-    let backend = Arc::new(PostgresBackend::open_ha(pg, &identity, pg.ha_lease_ttl).await?);
+    let backend = PostgresBackend::open_lazily(pg, Some((&identity, pg.ha_lease_ttl)))?;
+    prepare(&backend, pg).await?;
+    let backend = Arc::new(backend);
     let settings = ha::Settings {
         postgres: pg.clone(),
         identity,
@@ -331,6 +335,30 @@ async fn open_storage(
         Arc::clone(&backend) as Arc<dyn Backend>,
         Some((backend, settings)),
     ))
+}
+
+/// Connects to the database and checks its tables. Tables a newer
+/// strongroom wrote stop the start; a database that cannot be reached,
+/// refuses the credentials or lacks its tables does not: the daemon
+/// serves Status, sealed, and every storage call tries again.
+async fn prepare(
+    backend: &PostgresBackend,
+    pg: &config::PostgresConfig,
+) -> Result<(), ServerError> {
+    match backend.prepare().await {
+        Ok(()) => Ok(()),
+        Err(e) if e.fatal => Err(ServerError::Storage(OpenError::Database {
+            target: pg
+                .connection_url
+                .as_ref()
+                .map_or_else(String::new, |u| u.redacted()),
+            reason: e.reason,
+        })),
+        Err(e) => {
+            tracing::warn!(reason = %e.reason, "the database is not ready; strongroom starts sealed and tries again");
+            Ok(())
+        }
+    }
 }
 
 /// What this node advertises when it is active.

@@ -273,37 +273,103 @@ fn postgresql_bad_input_is_one_sentence() {
         "{stderr}"
     );
 
-    // Nothing listens there: the daemon says so and exits, no panic.
+    // Tables of a newer format: the start stops (waiting cannot help).
+    let db = postgres::database();
+    db.psql("CREATE TABLE strongroom_kv_store (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL); CREATE TABLE strongroom_kv_store_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL); INSERT INTO strongroom_kv_store_meta VALUES ('format_version', 99)");
+    let (code, stderr) = server_exit(
+        "storage \"postgresql\" {}\n",
+        &[("STRONGROOM_PG_CONNECTION_URL", &db.url())],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was written by a newer strongroom (storage format 99"),
+        "{stderr}"
+    );
+}
+
+/// The daemon on `storage`, `env`, waited for until it listens.
+fn daemon_on(dir: &std::path::Path, storage: &str, env: &[(&str, &str)]) -> Daemon {
+    Daemon::start_with(dir, &daemon_config(dir, storage), env)
+}
+
+/// Polls `daemon`'s status until its `storage_error` contains `text`.
+#[track_caller]
+fn storage_error_says(daemon: &Daemon, text: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = crate::support::cli::status(daemon);
+        if status["storage_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(text))
+        {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "storage_error never said {text:?}: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_database_that_is_not_ready_keeps_the_daemon_up_sealed_saying_why() {
+    // Nothing listens there: up, sealed, Status says why; init refused.
     let closed = PortHold::new();
     let url = format!(
         "postgres://postgres@127.0.0.1:{}/x?sslmode=disable",
         closed.port
     );
-    let (code, stderr) = server_exit(
+    let dir = tempdir();
+    let daemon = daemon_on(
+        dir.path(),
         &format!("storage \"postgresql\" {{\n  connection_url = \"{url}\"\n}}\n"),
         &[],
     );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!("cannot open storage in PostgreSQL at {url}: error connecting to server: Connection refused")),
-        "{stderr}"
+    let status = storage_error_says(&daemon, "Connection refused");
+    assert_eq!(status["sealed"], true);
+    daemon.cli().run(&["init"]).code(1).error_says(
+        "the store cannot be read yet (PostgreSQL: error connecting to server: Connection refused",
     );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!daemon.stderr.text().contains("panicked"));
+    drop(daemon);
 
-    // A wrong password: the server's refusal, without the password.
+    // A wrong password: the server's refusal, never the password.
     let db = postgres::database();
     let wrong = db.url_with_password("not-the-pg-password");
-    let (code, stderr) = server_exit(
+    let dir = tempdir();
+    let daemon = daemon_on(
+        dir.path(),
         "storage \"postgresql\" {}\n",
         &[("STRONGROOM_PG_CONNECTION_URL", &wrong)],
     );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains(r#"password authentication failed for user \"strongroom_pw\""#),
-        "{stderr}"
+    storage_error_says(
+        &daemon,
+        r#"password authentication failed for user "strongroom_pw""#,
     );
-    assert!(stderr.contains("strongroom_pw:***@"), "{stderr}");
-    assert!(!stderr.contains("not-the-pg-password"), "{stderr}");
+    let log = daemon.stderr.text();
+    assert!(log.contains("strongroom_pw:***@"), "{log}");
+    assert!(!log.contains("not-the-pg-password"), "{log}");
+    drop(daemon);
+
+    // Tables missing under skip_create_table: once an operator creates
+    // them, the daemon notices by itself and takes init.
+    let db = postgres::database();
+    let dir = tempdir();
+    let daemon = daemon_on(
+        dir.path(),
+        "storage \"postgresql\" {\n  skip_create_table = true\n}\n",
+        &[("STRONGROOM_PG_CONNECTION_URL", &db.url())],
+    );
+    storage_error_says(&daemon, "skip_create_table is set: create the tables");
+    db.psql("CREATE TABLE strongroom_kv_store (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL); CREATE TABLE strongroom_kv_store_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while crate::support::cli::status(&daemon)["storage_error"].is_string() {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    crate::support::cli::init(&daemon, &["--key-shares", "1", "--key-threshold", "1"]);
+    assert_eq!(crate::support::cli::status(&daemon)["initialized"], true);
 }
 
 #[tokio::test]

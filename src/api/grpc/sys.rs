@@ -78,6 +78,7 @@ impl From<lifecycle::Status> for proto::StatusResponse {
             }),
             kms_key_arn: s.kms_key_arn,
             warnings: s.warnings,
+            storage_error: s.storage_error,
             ha_enabled: s.ha.is_some(),
             is_self: s.ha.as_ref().is_some_and(|ha| ha.is_self),
             leader_address: leader.api_addr,

@@ -43,6 +43,10 @@ const FORMAT_KEY: &str = "format_version";
 /// The PostgreSQL backend.
 pub struct PostgresBackend {
     pool: Pool,
+    /// The tables to create and check before the first call.
+    tables: Tables,
+    /// Set once the tables are there and their format checked.
+    ready: tokio::sync::OnceCell<()>,
     sql: Statements,
     /// The fence statement; `Some` when opened for HA.
     fence: Option<String>,
@@ -62,6 +66,24 @@ enum Attempt {
     Failed(tokio_postgres::Error),
     /// The final answer (a conflict, the fence, an unknown outcome).
     Done(StorageError),
+}
+
+/// The tables a backend checks (and creates) before its first call.
+struct Tables {
+    table: String,
+    skip_create_table: bool,
+    /// With HA: the lease table (its `_epoch` sibling is made with it).
+    ha_table: Option<String>,
+}
+
+/// Why the tables are not ready.
+#[derive(Debug)]
+pub struct NotReady {
+    /// Waiting will not help: tables written by a newer strongroom, or
+    /// tables strongroom did not make.
+    pub fatal: bool,
+    /// One sentence.
+    pub reason: String,
 }
 
 /// The statements, with the configured table names in them.
@@ -166,6 +188,18 @@ impl PostgresBackend {
             .connection_url
             .as_ref()
             .map_or_else(|| "(no connection_url)".to_string(), |u| u.redacted());
+        Self::build(config, ha)?.opened(&target).await
+    }
+
+    /// The pool and statements, connecting nothing.
+    fn build(
+        config: &PostgresConfig,
+        ha: Option<(&Identity, Duration)>,
+    ) -> Result<Self, OpenError> {
+        let target = config
+            .connection_url
+            .as_ref()
+            .map_or_else(|| "(no connection_url)".to_string(), |u| u.redacted());
         let failed = |reason: String| OpenError::Database {
             target: target.clone(),
             reason,
@@ -202,21 +236,72 @@ impl PostgresBackend {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| failed(e.to_string()))?;
-        let mut client = pool.get().await.map_err(|e| failed(pool_sentence(&e)))?;
-        let meta = format!("{}_meta", config.table);
-        check_format(&mut client, &config.table, &meta, config.skip_create_table)
-            .await
-            .map_err(failed)?;
-        if ha.is_some() && !config.skip_create_table {
-            ha::create_tables(&client, &config.ha_table)
-                .await
-                .map_err(failed)?;
-        }
         Ok(Self {
             pool,
+            tables: Tables {
+                table: config.table.clone(),
+                skip_create_table: config.skip_create_table,
+                ha_table: ha.map(|_| config.ha_table.clone()),
+            },
+            ready: tokio::sync::OnceCell::new(),
             sql: Statements::new(&config.table),
             fence: ha.map(|_| fence_sql(&config.ha_table)),
             term: RwLock::new(None),
+        })
+    }
+
+    /// Connects and prepares the tables now: `open`'s second half.
+    async fn opened(self, target: &str) -> Result<Self, OpenError> {
+        self.prepare().await.map_err(|e| OpenError::Database {
+            target: target.to_string(),
+            reason: e.reason,
+        })?;
+        Ok(self)
+    }
+
+    /// The daemon's way in: the pool is made (a malformed setting is an
+    /// error now) but nothing connects yet; [`PostgresBackend::prepare`]
+    /// then creates and checks the tables, and every call retries it until
+    /// it succeeds, so a database that is down, refuses the credentials or
+    /// lacks its tables keeps the daemon up and answering.
+    pub fn open_lazily(
+        config: &PostgresConfig,
+        ha: Option<(&Identity, Duration)>,
+    ) -> Result<Self, OpenError> {
+        Self::build(config, ha)
+    }
+
+    /// Creates the tables (unless `skip_create_table`) and checks their
+    /// format, once: later calls return at once.
+    pub async fn prepare(&self) -> Result<(), NotReady> {
+        self.ready
+            .get_or_try_init(|| async {
+                let retry = |reason: String| NotReady {
+                    fatal: false,
+                    reason,
+                };
+                let mut client = self
+                    .pool
+                    .get()
+                    .await
+                    .map_err(|e| retry(pool_sentence(&e)))?;
+                let tables = &self.tables;
+                let meta = format!("{}_meta", tables.table);
+                check_format(&mut client, &tables.table, &meta, tables.skip_create_table).await?;
+                if let (Some(ha_table), false) = (&tables.ha_table, tables.skip_create_table) {
+                    ha::create_tables(&client, ha_table).await.map_err(retry)?;
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// [`PostgresBackend::prepare`] for a storage call.
+    async fn ready(&self) -> Result<(), StorageError> {
+        self.prepare().await.map_err(|e| match e.fatal {
+            true => StorageError::Backend(format!("PostgreSQL: {}", e.reason)),
+            false => StorageError::Unavailable(format!("PostgreSQL: {}", e.reason)),
         })
     }
 
@@ -342,23 +427,36 @@ async fn check_format(
     table: &str,
     meta: &str,
     skip_create: bool,
-) -> Result<(), String> {
-    let txn = client.transaction().await.map_err(|e| plain(&e))?;
+) -> Result<(), NotReady> {
+    let retry = |reason: String| NotReady {
+        fatal: false,
+        reason,
+    };
+    let fatal = |reason: String| NotReady {
+        fatal: true,
+        reason,
+    };
+    let txn = client.transaction().await.map_err(|e| retry(plain(&e)))?;
     if !skip_create {
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL);
              CREATE TABLE IF NOT EXISTS {meta} (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
         );
-        txn.batch_execute(&create)
-            .await
-            .map_err(|e| format!("cannot create the tables {table} and {meta}: {}", plain(&e)))?;
+        txn.batch_execute(&create).await.map_err(|e| {
+            retry(format!(
+                "cannot create the tables {table} and {meta}: {}",
+                plain(&e)
+            ))
+        })?;
     }
-    let missing = |e: tokio_postgres::Error| match e.code() {
-        Some(&SqlState::UNDEFINED_TABLE) => format!(
-            "{} (skip_create_table is set: create the tables {table} and {meta} first, as docs/STORAGE.md shows)",
-            plain(&e)
-        ),
-        _ => plain(&e),
+    let missing = |e: tokio_postgres::Error| {
+        retry(match e.code() {
+            Some(&SqlState::UNDEFINED_TABLE) => format!(
+                "{} (skip_create_table is set: create the tables {table} and {meta} first, as docs/STORAGE.md shows)",
+                plain(&e)
+            ),
+            _ => plain(&e),
+        })
     };
     txn.execute(&format!("SELECT 1 FROM {table} LIMIT 1"), &[])
         .await
@@ -373,30 +471,30 @@ async fn check_format(
         .map(|row| row.try_get(0))
         .transpose()
         .map_err(|e| {
-            format!(
+            fatal(format!(
                 "table {meta} is not one strongroom made: {}",
                 with_causes(&e)
-            )
+            ))
         })?;
     let supported = i64::from(FORMAT_VERSION);
     match found.map(i64::from) {
         Some(found) if found > supported => {
-            return Err(format!(
+            return Err(fatal(format!(
                 "table {table} was written by a newer strongroom (storage format {found}; this build reads format {supported} and older)"
-            ));
+            )));
         }
         Some(found) if found == supported => {}
         _ => {
             let upsert = format!(
                 "INSERT INTO {meta} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"
             );
-            let version = i32::try_from(FORMAT_VERSION).map_err(|e| e.to_string())?;
+            let version = i32::try_from(FORMAT_VERSION).map_err(|e| fatal(e.to_string()))?;
             txn.execute(&upsert, &[&FORMAT_KEY, &version])
                 .await
-                .map_err(|e| plain(&e))?;
+                .map_err(|e| retry(plain(&e)))?;
         }
     }
-    txn.commit().await.map_err(|e| plain(&e))
+    txn.commit().await.map_err(|e| retry(plain(&e)))
 }
 
 /// A row of the wrong shape: a table strongroom did not make.
@@ -427,6 +525,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.ready().await?;
         let client = self.client().await?;
         let row = client
             .query_opt(&self.sql.get, &[&key])
@@ -438,6 +537,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.ready().await?;
         let client = self.client().await?;
         let rows = client
             .query(&self.sql.list, &[&like_prefix(prefix)])
@@ -462,6 +562,7 @@ impl Backend for PostgresBackend {
         if self.fence.is_some() && term.is_none() && !batch.is_first_write() {
             return Err(StorageError::NotActive);
         }
+        self.ready().await?;
         let mut client = self.client().await?;
         let mut attempt = 1;
         loop {
@@ -500,6 +601,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.ready().await?;
         let mut client = self.client().await?;
         let txn = client
             .build_transaction()
