@@ -379,6 +379,7 @@ impl Lifecycle {
         };
         // Shares entered for quorum operations go with the keys.
         self.attempts().clear();
+        self.drop_unseal_key();
         self.set_state(State::Sealed {
             config,
             progress: Progress::default(),

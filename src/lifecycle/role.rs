@@ -9,11 +9,14 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::seal_config::SEAL_CONFIG_PATH;
+use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH};
 use super::state::{HaStatus, Leader, State};
 use super::{Lifecycle, SealConfig};
-use crate::barrier::Barrier;
+use crate::barrier::{Barrier, entry};
 use crate::error::Error;
+use crate::seal::Seal;
+use crate::seal::envelope::Purpose;
+use crate::secret::SecretKey;
 
 /// What a node with HA keeps about the roles.
 pub(super) struct Ha {
@@ -21,6 +24,11 @@ pub(super) struct Ha {
     own: Leader,
     /// The active node as last seen (this node when it is active).
     leader: Mutex<Option<Leader>>,
+    /// Shamir: the unseal key the shares entered here combined into, kept
+    /// while unsealed so a take-over can read a root key that the active
+    /// node rotated meanwhile (the shares stay; rotate-root re-encrypts
+    /// the new root key under this key). Dropped with the other keys.
+    unseal_key: Mutex<Option<SecretKey>>,
 }
 
 impl Ha {
@@ -28,7 +36,12 @@ impl Ha {
         Self {
             own,
             leader: Mutex::new(None),
+            unseal_key: Mutex::new(None),
         }
+    }
+
+    fn unseal_key(&self) -> std::sync::MutexGuard<'_, Option<SecretKey>> {
+        self.unseal_key.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn leader(&self) -> Option<Leader> {
@@ -122,6 +135,11 @@ impl Lifecycle {
                 return Err(Error::Unavailable(message));
             }
         };
+        // Whatever a component read while this node stood by (a seal's
+        // caller's policies) may be stale now: forget it before opening.
+        for hook in &self.hooks {
+            hook.closed();
+        }
         if let Err(e) = self.opening(&barrier).await {
             tracing::error!(error = %e, "the store could not be opened for service after the take-over; this node stands by again");
             return Err(e);
@@ -142,21 +160,79 @@ impl Lifecycle {
     }
 
     /// The seal configuration and the keyring as stored now, opened with
-    /// `root_key`.
-    async fn reload(
-        &self,
-        root_key: crate::secret::SecretKey,
-    ) -> Result<(Arc<SealConfig>, Barrier), Error> {
+    /// `root_key`, or, when the active node rotated the root key meanwhile,
+    /// with the stored root key read again: under the unseal key this node
+    /// holds (Shamir), or by one KMS Decrypt (awskms).
+    async fn reload(&self, root_key: SecretKey) -> Result<(Arc<SealConfig>, Barrier), Error> {
         let stored = self
             .storage
             .get(SEAL_CONFIG_PATH)
             .await?
             .ok_or_else(|| Error::Internal("the store has no seal configuration".into()))?;
         let config = SealConfig::decode(&stored).map_err(Error::Internal)?;
-        let barrier = Barrier::unlock(std::sync::Arc::clone(&self.storage), root_key)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let barrier = match Barrier::unlock(Arc::clone(&self.storage), root_key).await {
+            Ok(barrier) => barrier,
+            Err(first) => {
+                let root_key = self.stored_root_key(&config).await.map_err(|e| {
+                    Error::Internal(format!(
+                        "the keyring does not open with this node's root key ({first}), and the stored root key could not be read again: {e}"
+                    ))
+                })?;
+                tracing::info!("the root key was rotated while this node stood by; read it again");
+                Barrier::unlock(Arc::clone(&self.storage), root_key)
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+            }
+        };
         Ok((Arc::new(config), barrier))
+    }
+
+    /// The root key as stored now.
+    async fn stored_root_key(&self, config: &SealConfig) -> Result<SecretKey, Error> {
+        match &self.seal {
+            Seal::AwsKms(kms) => {
+                self.stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
+                    .await?
+                    .open(kms.as_ref(), Purpose::RootKey, &config.cluster_id)
+                    .await
+                    .map_err(Error::from)
+            }
+            Seal::Shamir => {
+                let unseal_key = self
+                    .ha
+                    .as_ref()
+                    .and_then(|ha| ha.unseal_key().clone())
+                    .ok_or_else(|| {
+                        Error::FailedPrecondition(
+                            "this node holds no unseal key (it was unsealed before a rekey, or by another path)".into(),
+                        )
+                    })?;
+                let blob = self.storage.get(ROOT_KEY_PATH).await?.ok_or_else(|| {
+                    Error::Internal(format!("storage has no {ROOT_KEY_PATH}"))
+                })?;
+                let opened = entry::open(&unseal_key, ROOT_KEY_PATH, &blob).map_err(|_| {
+                    Error::FailedPrecondition(
+                        "the stored root key does not open with this node's unseal key (the store was rekeyed while this node stood by)".into(),
+                    )
+                })?;
+                SecretKey::from_slice(opened.expose())
+                    .ok_or_else(|| Error::Internal("the stored root key has the wrong length".into()))
+            }
+        }
+    }
+
+    /// With HA and Shamir: keeps the unseal key the entered shares made.
+    pub(super) fn hold_unseal_key(&self, unseal_key: SecretKey) {
+        if let Some(ha) = &self.ha {
+            *ha.unseal_key() = Some(unseal_key);
+        }
+    }
+
+    /// Drops the unseal key held for take-overs (at a seal).
+    pub(super) fn drop_unseal_key(&self) {
+        if let Some(ha) = &self.ha {
+            *ha.unseal_key() = None;
+        }
     }
 
     /// The role is gone (another node took it, the lease ran out, or this

@@ -291,8 +291,11 @@ impl Lifecycle {
 
     /// Combines the shares and opens the root key and keyring.
     async fn open_barrier(&self, shares: &[SecretBytes]) -> Result<Barrier, Error> {
-        let (_, root_key) = self.check_unseal_quorum(shares).await?;
-        Ok(Barrier::unlock(Arc::clone(&self.storage), root_key).await?)
+        let (unseal_key, root_key) = self.check_unseal_quorum(shares).await?;
+        let barrier = Barrier::unlock(Arc::clone(&self.storage), root_key).await?;
+        // A standby keeps it to read a root key rotated while it stood by.
+        self.hold_unseal_key(unseal_key);
+        Ok(barrier)
     }
 
     /// Combines unseal shares into the unseal key and opens the stored root

@@ -163,3 +163,34 @@ async fn init_is_confirmed_on_the_node_that_answered_it_and_refused_after() {
     let again = b.init(proto::InitRequest::default()).await.unwrap_err();
     assert_eq!(again.message(), "strongroom is already initialized");
 }
+
+#[test]
+fn a_standby_takes_over_after_the_root_key_was_rotated_and_the_keyring_too() {
+    use crate::support::quorum::{enter, start};
+    let mut cluster = Cluster::start(2, "2s");
+    cluster.open();
+    let first = cluster.wait_active(&[0, 1]);
+    let standby = 1 - first;
+    cluster.put(first, "app/old", "before").ok();
+    // A new root key and a new keyring term while the other node stands by
+    // with the old ones in memory.
+    let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
+    let active = &cluster.nodes[first].daemon;
+    let (nonce, _) = start(active, "rotate-root", &[]);
+    enter(active, "rotate-root", &nonce, &[&keys[0], &keys[1]]);
+    active.cli().run(&["rotate"]).ok();
+    cluster.put(first, "app/new", "after").ok();
+
+    cluster.nodes[first].daemon.signal(Signal::SIGKILL);
+    assert_eq!(cluster.wait_active(&[standby]), standby);
+    assert_eq!(cluster.get(standby, "app/old").as_deref(), Some("before"));
+    assert_eq!(cluster.get(standby, "app/new").as_deref(), Some("after"));
+    cluster.put(standby, "app/third", "ok").ok();
+    assert!(
+        cluster.nodes[standby]
+            .daemon
+            .stderr
+            .text()
+            .contains("the root key was rotated while this node stood by")
+    );
+}
