@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::PostgresConfig;
 use crate::lifecycle::{Leader, Lifecycle, Phase};
-use crate::storage::{Election, Identity, PostgresBackend, Renewal, StorageError};
+use crate::storage::{self, Change, Election, Identity, PostgresBackend, Renewal, StorageError};
 
 /// After a voluntary step-down, how long this node stays out of the
 /// election, so another node takes the role (Vault waits 10 s too).
@@ -77,6 +77,10 @@ pub fn spawn(
     settings: Settings,
 ) -> Handle {
     let (holding, watching) = watch::channel(false);
+    tokio::spawn(follow_changes(
+        Arc::clone(&lifecycle),
+        storage::listen(&settings.postgres, &settings.identity),
+    ));
     let node = Node {
         lifecycle,
         storage,
@@ -259,7 +263,11 @@ impl Node {
             let until_deadline = deadline.saturating_duration_since(Instant::now());
             tokio::select! {
                 () = tokio::time::sleep(interval.min(until_deadline)) => {}
-                _ = phase.wait_for(|p| *p != Phase::Unsealed) => return Ended::GivenUp,
+                // A restore seals first and writes after: the term stays
+                // until it is done.
+                _ = phase.wait_for(|p| *p != Phase::Unsealed && !self.lifecycle.is_restoring()) => {
+                    return Ended::GivenUp;
+                }
             }
             if Instant::now() >= deadline {
                 return Ended::Lost(format!(
@@ -288,6 +296,22 @@ impl Node {
         }
         self.storage.set_term(None);
         self.holding.send_replace(false);
+    }
+}
+
+/// Passes what the active node's writes notify on to the lifecycle (a
+/// standby drops its caches, and seals after a restore).
+async fn follow_changes(
+    lifecycle: Arc<Lifecycle>,
+    mut changes: tokio::sync::broadcast::Receiver<Change>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(change) => lifecycle.heard(&change),
+            Err(RecvError::Lagged(_)) => lifecycle.heard(&Change::Missed),
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 

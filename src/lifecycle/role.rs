@@ -7,6 +7,7 @@
 //! ([`Lifecycle::set_leader`]); this module only keeps it for Status and
 //! for the sentence a standby answers with.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH};
@@ -17,6 +18,16 @@ use crate::error::Error;
 use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
 use crate::secret::SecretKey;
+use crate::storage::Change;
+
+/// Marks a snapshot restore under way until dropped.
+pub(super) struct Restoring<'a>(&'a AtomicBool);
+
+impl Drop for Restoring<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
 
 /// What a node with HA keeps about the roles.
 pub(super) struct Ha {
@@ -29,6 +40,8 @@ pub(super) struct Ha {
     /// node rotated meanwhile (the shares stay; rotate-root re-encrypts
     /// the new root key under this key). Dropped with the other keys.
     unseal_key: Mutex<Option<SecretKey>>,
+    /// A snapshot restore is under way: sealed, but still writing.
+    restoring: AtomicBool,
 }
 
 impl Ha {
@@ -37,11 +50,14 @@ impl Ha {
             own,
             leader: Mutex::new(None),
             unseal_key: Mutex::new(None),
+            restoring: AtomicBool::new(false),
         }
     }
 
     fn unseal_key(&self) -> std::sync::MutexGuard<'_, Option<SecretKey>> {
-        self.unseal_key.lock().unwrap_or_else(PoisonError::into_inner)
+        self.unseal_key
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn leader(&self) -> Option<Leader> {
@@ -60,6 +76,21 @@ impl Lifecycle {
     /// Whether this node takes part in HA: an unseal makes it a standby.
     pub fn is_ha(&self) -> bool {
         self.ha.is_some()
+    }
+
+    /// A snapshot restore is under way on this node: it is sealed, but the
+    /// election must keep its term until the restore has written the store.
+    pub fn is_restoring(&self) -> bool {
+        self.ha
+            .as_ref()
+            .is_some_and(|ha| ha.restoring.load(Ordering::SeqCst))
+    }
+
+    /// Marks a restore under way until the guard is dropped.
+    pub(super) fn restoring(&self) -> Option<Restoring<'_>> {
+        let ha = self.ha.as_ref()?;
+        ha.restoring.store(true, Ordering::SeqCst);
+        Some(Restoring(&ha.restoring))
     }
 
     /// What this node advertises when active; `None` without HA.
@@ -190,13 +221,12 @@ impl Lifecycle {
     /// The root key as stored now.
     async fn stored_root_key(&self, config: &SealConfig) -> Result<SecretKey, Error> {
         match &self.seal {
-            Seal::AwsKms(kms) => {
-                self.stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
-                    .await?
-                    .open(kms.as_ref(), Purpose::RootKey, &config.cluster_id)
-                    .await
-                    .map_err(Error::from)
-            }
+            Seal::AwsKms(kms) => self
+                .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
+                .await?
+                .open(kms.as_ref(), Purpose::RootKey, &config.cluster_id)
+                .await
+                .map_err(Error::from),
             Seal::Shamir => {
                 let unseal_key = self
                     .ha
@@ -207,16 +237,18 @@ impl Lifecycle {
                             "this node holds no unseal key (it was unsealed before a rekey, or by another path)".into(),
                         )
                     })?;
-                let blob = self.storage.get(ROOT_KEY_PATH).await?.ok_or_else(|| {
-                    Error::Internal(format!("storage has no {ROOT_KEY_PATH}"))
-                })?;
+                let blob =
+                    self.storage.get(ROOT_KEY_PATH).await?.ok_or_else(|| {
+                        Error::Internal(format!("storage has no {ROOT_KEY_PATH}"))
+                    })?;
                 let opened = entry::open(&unseal_key, ROOT_KEY_PATH, &blob).map_err(|_| {
                     Error::FailedPrecondition(
                         "the stored root key does not open with this node's unseal key (the store was rekeyed while this node stood by)".into(),
                     )
                 })?;
-                SecretKey::from_slice(opened.expose())
-                    .ok_or_else(|| Error::Internal("the stored root key has the wrong length".into()))
+                SecretKey::from_slice(opened.expose()).ok_or_else(|| {
+                    Error::Internal("the stored root key has the wrong length".into())
+                })
             }
         }
     }
@@ -254,6 +286,29 @@ impl Lifecycle {
             ha.set_leader(None);
         }
         tracing::warn!("standing by: this node is no longer the active node");
+    }
+
+    /// What a standby hears the active node changed (PostgreSQL NOTIFY):
+    /// it drops what its components cached (a seal's caller's policies);
+    /// after a snapshot restore it seals itself, since the store may no
+    /// longer open with its keys. The active node ignores it.
+    pub fn heard(&self, change: &Change) {
+        if !matches!(&*self.read(), State::Standby { .. }) {
+            return;
+        }
+        match change {
+            Change::Restored => {
+                tracing::warn!(
+                    "the active node restored a snapshot; this node sealed itself: unseal it again (with the snapshot's keys if they differ)"
+                );
+                self.seal_now();
+            }
+            Change::Paths(_) | Change::Missed => {
+                for hook in &self.hooks {
+                    hook.closed();
+                }
+            }
+        }
     }
 
     /// An operator's step-down: the active node stops serving and stands by;

@@ -364,6 +364,9 @@ impl Lifecycle {
             cluster_id = %snapshot.header.cluster_id,
             "snapshot restore: sealing and replacing the store"
         );
+        // With HA the node keeps its term until the store is replaced: the
+        // restore's write is fenced by it (role.rs).
+        let _restoring = self.restoring();
         self.seal_for_restore().await?;
 
         let mut batch = Batch::new();

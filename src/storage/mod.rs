@@ -19,7 +19,8 @@ use async_trait::async_trait;
 pub use file::FileBackend;
 pub use inmem::InmemBackend;
 pub use postgres::{
-    DEFAULT_LEASE_TTL, Election, Identity, PostgresBackend, Renewal, Term, fence_sql,
+    Change, DEFAULT_LEASE_TTL, Election, Identity, PostgresBackend, Renewal, Term, fence_sql,
+    listen,
 };
 
 use crate::config::StorageConfig;

@@ -194,3 +194,51 @@ fn a_standby_takes_over_after_the_root_key_was_rotated_and_the_keyring_too() {
             .contains("the root key was rotated while this node stood by")
     );
 }
+
+#[test]
+fn standbys_hear_the_active_nodes_changes_and_seal_after_a_restore() {
+    use crate::support::cli::{create_token, write_policy};
+    let mut cluster = Cluster::start(2, "2s");
+    cluster.open();
+    let active = cluster.wait_active(&[0, 1]);
+    let standby = 1 - active;
+    let seal_grant = "path \"sys/seal\" {\n  capabilities = [\"sudo\"]\n}\n";
+    let elsewhere = "path \"sys/other\" {\n  capabilities = [\"sudo\"]\n}\n";
+    let root = || cluster.nodes[active].daemon.cli();
+    write_policy(&mut root(), "sealer", elsewhere);
+    let (token, _) = create_token(&mut root(), &["--policy", "sealer"]);
+    let seal_on_standby = || {
+        let mut cli = cluster.nodes[standby].daemon.cli();
+        cli.token(&token);
+        cli.run(&["seal"])
+    };
+    // The standby reads (and caches) the policy: no right to seal yet.
+    seal_on_standby().error_says("permission denied");
+    // The active node grants it; the standby hears of it and does not
+    // answer from its cache.
+    write_policy(&mut root(), "sealer", seal_grant);
+    let deadline = Instant::now() + SETTLE;
+    while seal_on_standby().code != 0 {
+        assert!(Instant::now() < deadline, "the standby kept the old policy");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(cluster.status(standby)["sealed"], true);
+    let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
+    crate::support::cli::unseal(&cluster.nodes[standby].daemon, &[&keys[0], &keys[1]]);
+    cluster.wait_for(standby, "standing by", |s| s["ha_mode"] == "standby");
+
+    // A restore on the active node seals the standby, which says why.
+    let dir = crate::support::daemon::tempdir();
+    let file = dir.path().join("snap");
+    let file = file.to_str().unwrap();
+    root().run(&["snapshot", "save", file]).ok();
+    root().run(&["snapshot", "restore", file]).ok();
+    cluster.wait_for(standby, "sealed", |s| s["sealed"] == true);
+    assert!(
+        cluster.nodes[standby]
+            .daemon
+            .stderr
+            .text()
+            .contains("the active node restored a snapshot; this node sealed itself")
+    );
+}

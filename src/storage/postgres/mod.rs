@@ -17,9 +17,11 @@
 //! batch starts with the fence, so a deposed node's writes cannot commit.
 
 mod ha;
+mod notify;
 mod tls;
 
 pub use ha::{DEFAULT_LEASE_TTL, Election, Identity, Renewal, Term, fence_sql};
+pub use notify::{Change, listen};
 
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
@@ -50,6 +52,8 @@ pub struct PostgresBackend {
     sql: Statements,
     /// The fence statement; `Some` when opened for HA.
     fence: Option<String>,
+    /// With HA: the `ha_table`, whose channel every fenced write notifies.
+    ha_table: Option<String>,
     /// The term this node holds, when active: every write is fenced by it.
     term: RwLock<Option<Term>>,
 }
@@ -246,6 +250,7 @@ impl PostgresBackend {
             ready: tokio::sync::OnceCell::new(),
             sql: Statements::new(&config.table),
             fence: ha.map(|_| fence_sql(&config.ha_table)),
+            ha_table: ha.map(|_| config.ha_table.clone()),
             term: RwLock::new(None),
         })
     }
@@ -372,6 +377,16 @@ impl PostgresBackend {
                 Op::Clear => txn.execute(&self.sql.clear, &[]).await,
                 Op::RequireAbsent { .. } => Ok(0),
             }
+            .map_err(Attempt::Failed)?;
+        }
+        if let (Some(ha_table), Some(term)) = (&self.ha_table, term) {
+            // Delivered only if this transaction commits (docs/HA.md).
+            let payload = notify::payload(ha_table, term.epoch, batch);
+            txn.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&notify::channel(ha_table), &payload],
+            )
+            .await
             .map_err(Attempt::Failed)?;
         }
         txn.commit().await.map_err(|e| match e.code() {
