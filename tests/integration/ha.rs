@@ -242,3 +242,30 @@ fn standbys_hear_the_active_nodes_changes_and_seal_after_a_restore() {
             .contains("the active node restored a snapshot; this node sealed itself")
     );
 }
+
+#[test]
+fn a_quorum_operation_under_way_is_cancelled_by_a_failover_and_says_so() {
+    use crate::support::quorum::start;
+    let mut cluster = Cluster::start(2, "2s");
+    cluster.open();
+    let first = cluster.wait_active(&[0, 1]);
+    let other = 1 - first;
+    let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
+    let (nonce, _) = start(&cluster.nodes[first].daemon, "rekey", &[]);
+    cluster.nodes[first]
+        .daemon
+        .cli()
+        .run(&["rekey", "--nonce", &nonce, &keys[0]])
+        .ok();
+    cluster.nodes[first].daemon.signal(Signal::SIGKILL);
+    assert_eq!(cluster.wait_active(&[other]), other);
+    cluster.nodes[other]
+        .daemon
+        .cli()
+        .run(&["rekey", "--nonce", &nonce, &keys[1]])
+        .error_says("when another node becomes the active one");
+    // The keys are unchanged: the old ones still unseal.
+    cluster.nodes[other].daemon.cli().run(&["seal"]).ok();
+    crate::support::cli::unseal(&cluster.nodes[other].daemon, &[&keys[0], &keys[1]]);
+    assert_eq!(cluster.wait_active(&[other]), other);
+}

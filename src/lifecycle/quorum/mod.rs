@@ -212,7 +212,7 @@ fn duplicate_share(op: Operation) -> Error {
 
 fn none_under_way(op: Operation) -> Error {
     Error::FailedPrecondition(format!(
-        "no {} is under way; start one with `strongroom {} --init`",
+        "no {} is under way (one in progress is cancelled, with its keys, when the daemon seals or restarts, or when another node becomes the active one); start one with `strongroom {} --init`",
         op.command(),
         op.command()
     ))
