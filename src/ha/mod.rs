@@ -227,7 +227,18 @@ impl Node {
         tracing::info!(epoch = elected.epoch, "took the active role");
         self.storage.set_term(Some(elected));
         self.holding.send_replace(true);
-        if let Err(e) = self.lifecycle.take_over(active_since_unix_ms).await {
+        // A crash point inside (tests/integration/crash.rs): a node that
+        // dies here holds the term but never served.
+        let taken_over = crate::failpoint::scope("ha-take-over", async {
+            crate::failpoint::step("after-term-taken");
+            let result = self.lifecycle.take_over(active_since_unix_ms).await;
+            if result.is_ok() {
+                crate::failpoint::step("after-reload");
+            }
+            result
+        })
+        .await;
+        if let Err(e) = taken_over {
             tracing::error!(error = %e, "the take-over did not finish; giving the role back");
             self.give_back(election).await;
             return Ok(Some(Ended::GivenUp));
