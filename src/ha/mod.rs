@@ -166,6 +166,9 @@ impl Node {
                 }
                 Ok(None) => failures = 0,
                 Err(e) => {
+                    // Who holds the role cannot be known now: name nobody,
+                    // rather than send callers to a node that may be gone.
+                    self.lifecycle.set_leader(None);
                     failures = failures.saturating_add(1);
                     let wait = backoff(failures);
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "the HA election failed; trying again");

@@ -214,6 +214,7 @@ fn grpc_put(addr: &str, token: &str, path: &str) -> Result<(), (tonic::Code, Str
 
 #[test]
 fn a_database_down_for_20_s_leaves_nodes_answering_and_recovers_by_itself() {
+    let lease = Duration::from_secs(2);
     let fleet = Fleet::open(private_cluster(), 3, "2s");
     let first = fleet.wait_active();
     fleet.nodes[first]
@@ -227,14 +228,25 @@ fn a_database_down_for_20_s_leaves_nodes_answering_and_recovers_by_itself() {
     let mut refusals = 0;
     let mut sentences = std::collections::BTreeSet::new();
     while stopped.elapsed() < Duration::from_secs(20) {
+        // After the lease no node can have renewed it: none is active,
+        // and none names a node that was.
+        let past_lease = stopped.elapsed() > lease * 2;
         for (i, (daemon, _, _)) in fleet.nodes.iter().enumerate() {
             let s = status(daemon);
             assert_eq!(s["sealed"], false, "node {i} sealed itself: {s}");
+            if past_lease {
+                assert_eq!(s["ha_mode"], "standby", "node {i}: {s}");
+                assert_eq!(s["leader_address"], "", "node {i}: {s}");
+            }
             match grpc_put(&daemon.addr, &fleet.token, "app/down") {
                 Ok(()) => panic!("node {i} acknowledged a write with the database down"),
                 Err((code, message)) => {
                     assert_eq!(code, tonic::Code::Unavailable, "node {i}: {message}");
                     plain_sentence(&message);
+                    assert!(
+                        !past_lease || !message.contains("the active node is at"),
+                        "node {i} sends callers to a node that cannot be active: {message}"
+                    );
                     refusals += 1;
                     sentences.insert(message);
                 }
