@@ -26,10 +26,10 @@
 //! `STRONGROOM_FAILPOINT_PAUSE=<file>` makes every write that holds an HA
 //! term stop inside its transaction, after its fence and its statements and
 //! before COMMIT, while `<file>` exists (polled every 10 ms, for at most
-//! [`PAUSE_LIMIT`](enabled::PAUSE_LIMIT)), writing `failpoint pause: a write
-//! holds before COMMIT` to stderr once per write that stops
-//! ([`pause_before_commit`]). A test makes the file, sends a write, waits
-//! for the line, acts (SIGSTOP, a take-over), removes the file.
+//! 120 s), writing `failpoint pause: a write holds before COMMIT` to stderr
+//! once per write that stops (`pause_before_commit`). A test makes the
+//! file, sends a write, waits for the line, acts (SIGSTOP, a take-over),
+//! removes the file.
 
 use std::future::Future;
 
