@@ -9,6 +9,10 @@
 //! - `before-commit-N`, `after-commit-N`: around its N-th storage commit
 //!   (after `after-commit-N` the batch is durable).
 //!
+//! - a named step, `<step>` (see [`step`]): the HA take-over's
+//!   `after-term-taken` (the term is set, nothing reloaded yet) and
+//!   `after-reload` (the take-over finished, the node serves).
+//!
 //! `STRONGROOM_FAILPOINT=list` aborts nowhere and prints `failpoint passed:
 //! <operation>:<point>` at every boundary, so a test can enumerate them.
 //!
@@ -17,6 +21,15 @@
 //! count the calls made inside the scope with `before` and `after`, so
 //! every boundary of every operation is reachable without naming each call
 //! site. Without the feature, [`scope`] only runs the future.
+//!
+//! A pause point, for the HA fault tests:
+//! `STRONGROOM_FAILPOINT_PAUSE=<file>` makes every write that holds an HA
+//! term stop inside its transaction, after its fence and its statements and
+//! before COMMIT, while `<file>` exists (polled every 10 ms, for at most
+//! 120 s), writing `failpoint pause: a write holds before COMMIT` to stderr
+//! once per write that stops (`pause_before_commit`). A test makes the
+//! file, sends a write, waits for the line, acts (SIGSTOP, a take-over),
+//! removes the file.
 
 use std::future::Future;
 
@@ -38,10 +51,24 @@ pub const OPERATIONS: &[&str] = &[
     "generate-root",
     "migrate",
     "rewrap",
+    // An HA take-over: from the term taken through the reload of the seal
+    // configuration and keyring (src/ha/mod.rs).
+    "ha-take-over",
 ];
 
 #[cfg(feature = "failpoints")]
-pub use enabled::{Boundary, after, before};
+pub use enabled::{Boundary, after, before, pause_before_commit};
+
+/// A named crash point of the operation in scope: aborts at
+/// `<operation>:<name>` (and `list` prints it).
+#[cfg(feature = "failpoints")]
+pub fn step(name: &'static str) {
+    enabled::step(name);
+}
+
+/// A named crash point (compiled out without the feature).
+#[cfg(not(feature = "failpoints"))]
+pub fn step(_name: &'static str) {}
 
 /// Runs `operation` as the operation `name`, so crash points inside it can
 /// be targeted.
@@ -61,7 +88,9 @@ pub async fn scope<F: Future>(_name: &'static str, operation: F) -> F::Output {
 #[cfg(feature = "failpoints")]
 mod enabled {
     use std::cell::Cell;
+    use std::path::PathBuf;
     use std::sync::OnceLock;
+    use std::time::Duration;
 
     /// The variable that names the crash point.
     const VARIABLE: &str = "STRONGROOM_FAILPOINT";
@@ -143,13 +172,54 @@ mod enabled {
         let _ = OPERATION.try_with(|op| crash_if_target(op.name, "after", boundary.name(), n));
     }
 
+    /// Aborts at `<operation>:<name>`.
+    pub(super) fn step(name: &'static str) {
+        if target().is_none() {
+            return;
+        }
+        let _ = OPERATION.try_with(|op| crash_at(format!("{}:{name}", op.name)));
+    }
+
     fn crash_if_target(operation: &str, side: &str, what: &str, n: u32) {
-        let point = format!("{operation}:{side}-{what}-{n}");
+        crash_at(format!("{operation}:{side}-{what}-{n}"));
+    }
+
+    fn crash_at(point: String) {
         if target() == Some("list") {
             eprintln!("failpoint passed: {point}");
         } else if Some(point.as_str()) == target() {
             eprintln!("failpoint {point}: aborting");
             std::process::abort();
         }
+    }
+
+    /// The variable that names the pause file.
+    const PAUSE_VARIABLE: &str = "STRONGROOM_FAILPOINT_PAUSE";
+    /// The longest a write stays paused: a test that forgot its file
+    /// does not hang the daemon.
+    pub(super) const PAUSE_LIMIT: Duration = Duration::from_secs(120);
+    const PAUSE_POLL: Duration = Duration::from_millis(10);
+
+    fn pause_file() -> Option<&'static PathBuf> {
+        static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+        FILE.get_or_init(|| std::env::var_os(PAUSE_VARIABLE).map(PathBuf::from))
+            .as_ref()
+    }
+
+    /// Waits while the pause file exists (bounded by [`PAUSE_LIMIT`]); the
+    /// caller is a write holding a term, between its statements and COMMIT.
+    pub async fn pause_before_commit() {
+        let Some(file) = pause_file() else {
+            return;
+        };
+        if !file.exists() {
+            return;
+        }
+        eprintln!("failpoint pause: a write holds before COMMIT");
+        let until = tokio::time::Instant::now() + PAUSE_LIMIT;
+        while file.exists() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(PAUSE_POLL).await;
+        }
+        eprintln!("failpoint pause: released");
     }
 }

@@ -170,6 +170,9 @@ impl Node {
                 }
                 Ok(None) => failures = 0,
                 Err(e) => {
+                    // Who holds the role cannot be known now: name nobody,
+                    // rather than send callers to a node that may be gone.
+                    self.lifecycle.set_leader(None);
                     failures = failures.saturating_add(1);
                     let wait = backoff(failures);
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "the HA election failed; trying again");
@@ -231,7 +234,18 @@ impl Node {
         tracing::info!(epoch = elected.epoch, "took the active role");
         self.storage.set_term(Some(elected));
         self.holding.send_replace(true);
-        if let Err(e) = self.lifecycle.take_over(active_since_unix_ms).await {
+        // A crash point inside (tests/integration/crash.rs): a node that
+        // dies here holds the term but never served.
+        let taken_over = crate::failpoint::scope("ha-take-over", async {
+            crate::failpoint::step("after-term-taken");
+            let result = self.lifecycle.take_over(active_since_unix_ms).await;
+            if result.is_ok() {
+                crate::failpoint::step("after-reload");
+            }
+            result
+        })
+        .await;
+        if let Err(e) = taken_over {
             tracing::error!(error = %e, "the take-over did not finish; giving the role back");
             self.give_back(election).await;
             return Ok(Some(Ended::GivenUp));

@@ -195,33 +195,7 @@ fn as_postgres_user(command: &Path, args: &[&str]) {
 /// Makes a cluster under `root`, starts it on a free port, and starts the
 /// watcher that stops it when the test run ends. Returns the port.
 fn start(bin: &Path, root: &Path) -> u16 {
-    let data = root.join("data");
-    let _ = fs::remove_dir_all(root);
-    fs::create_dir_all(&data).unwrap();
-    let chown = |path: &Path| {
-        let status = Command::new("chown")
-            .args([&format!("{RUN_AS}:nogroup"), path.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "chown {} failed", path.display());
-    };
-    chown(root);
-    chown(&data);
-    let data_arg = data.to_str().unwrap();
-    as_postgres_user(
-        &bin.join("initdb"),
-        &[
-            "-D",
-            data_arg,
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ],
-    );
+    let data = make_data(bin, root);
     // The password user is checked; everyone else on loopback is trusted.
     let hba = format!(
         "host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\nhostnossl all {TLS_USER} 127.0.0.1/32 reject\nhost all all 127.0.0.1/32 trust\nlocal all all trust\n"
@@ -235,52 +209,91 @@ fn start(bin: &Path, root: &Path) -> u16 {
     let mut last_error = None;
     for _ in 0..5 {
         let port = crate::free_port();
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c max_connections=300 -c fsync=off -c ssl=on",
-            root.display()
-        );
-        let log = root.join("postgres.log");
-        let out = Command::new("setpriv")
-            .args(["--reuid", RUN_AS, "--regid", "nogroup", "--clear-groups"])
-            .arg(bin.join("pg_ctl"))
-            .args([
-                "start",
-                "-w",
-                "-t",
-                PG_CTL_WAIT,
-                "-D",
-                data_arg,
-                "-o",
-                &options,
-            ])
-            .args(["-l", log.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        if out.status.success() {
-            watch(bin, root, &data);
-            let cluster = Cluster {
-                port,
-                bin: bin.to_path_buf(),
-                root: root.to_path_buf(),
-            };
-            cluster.psql(
-                "postgres",
-                &format!("CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"),
-            );
-            cluster.psql(
-                "postgres",
-                &format!("CREATE ROLE {TLS_USER} LOGIN SUPERUSER"),
-            );
-            return port;
+        match pg_ctl_start(bin, root, port, "-c ssl=on") {
+            Ok(()) => {
+                watch(bin, root, &data, std::os::unix::process::parent_id());
+                let cluster = Cluster {
+                    port,
+                    bin: bin.to_path_buf(),
+                    root: root.to_path_buf(),
+                };
+                cluster.psql(
+                    "postgres",
+                    &format!("CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"),
+                );
+                cluster.psql(
+                    "postgres",
+                    &format!("CREATE ROLE {TLS_USER} LOGIN SUPERUSER"),
+                );
+                return port;
+            }
+            // Another process took the port between the check and the start.
+            Err(log) => last_error = Some(log),
         }
-        // Another process took the port between the check and the start.
-        last_error = Some(fs::read_to_string(&log).unwrap_or_default());
     }
     panic!(
         "PostgreSQL did not start: {}",
         last_error.unwrap_or_default()
     );
+}
+
+/// `chown RUN_AS:nogroup path`.
+fn chown(path: &Path) {
+    let status = Command::new("chown")
+        .args([&format!("{RUN_AS}:nogroup"), path.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "chown {} failed", path.display());
+}
+
+/// A new data directory `root/data` made by `initdb` as [`RUN_AS`]
+/// (everyone on loopback trusted until the caller writes pg_hba.conf).
+fn make_data(bin: &Path, root: &Path) -> PathBuf {
+    let data = root.join("data");
+    let _ = fs::remove_dir_all(root);
+    fs::create_dir_all(&data).unwrap();
+    chown(root);
+    chown(&data);
+    as_postgres_user(
+        &bin.join("initdb"),
+        &[
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+    );
+    data
+}
+
+/// `pg_ctl start` of `root/data` on `port` (waiting until it accepts
+/// connections), with `extra` server options; `Err` is the server's log.
+fn pg_ctl_start(bin: &Path, root: &Path, port: u16, extra: &str) -> Result<(), String> {
+    let options = format!(
+        "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c max_connections=300 -c fsync=off {extra}",
+        root.display()
+    );
+    let log = root.join("postgres.log");
+    let out = Command::new("setpriv")
+        .args(["--reuid", RUN_AS, "--regid", "nogroup", "--clear-groups"])
+        .arg(bin.join("pg_ctl"))
+        .args(["start", "-w", "-t", PG_CTL_WAIT, "-D"])
+        .arg(root.join("data"))
+        .args(["-o", &options, "-l"])
+        .arg(&log)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(fs::read_to_string(&log).unwrap_or_default())
+    }
 }
 
 /// Writes a CA (`root/ca.pem`) and the server's certificate and key for
@@ -304,10 +317,10 @@ fn certificates(root: &Path, data: &Path) {
     fs::set_permissions(data.join("server.key"), fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// Starts the watcher: when the test runner (this process's parent) exits,
-/// PostgreSQL is stopped by its pid file and the directory removed.
-fn watch(bin: &Path, root: &Path, data: &Path) {
-    let runner = std::os::unix::process::parent_id();
+/// Starts the watcher: when the process `runner` exits (the test runner
+/// for the shared cluster, the test for a private one), PostgreSQL is
+/// stopped by its pid file and the directory removed.
+fn watch(bin: &Path, root: &Path, data: &Path, runner: u32) {
     let script = format!(
         "while kill -0 {runner} 2>/dev/null; do sleep 1; done; \
          setpriv --reuid {RUN_AS} --regid nogroup --clear-groups {pg_ctl} stop -m fast -w -t {PG_CTL_WAIT} -D {data} >/dev/null 2>&1; \
@@ -324,4 +337,122 @@ fn watch(bin: &Path, root: &Path, data: &Path) {
         .stderr(log)
         .status()
         .unwrap();
+}
+
+/// A PostgreSQL cluster of one test's own, which it may stop and start
+/// again on the same port (a database restart under the daemons). Trust
+/// on loopback, no TLS. Dropping it stops the server by the PID in its pid
+/// file and removes its directory; a watcher does the same if the test
+/// process dies first.
+pub struct PrivateCluster {
+    /// Its port on 127.0.0.1, the same across restarts.
+    pub port: u16,
+    bin: PathBuf,
+    root: PathBuf,
+}
+
+/// A new private cluster, started.
+pub fn private_cluster() -> PrivateCluster {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let bin = server_bin();
+    let root = PathBuf::from(format!(
+        "/tmp/strongroom-pg-private-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let data = make_data(&bin, &root);
+    fs::write(
+        data.join("pg_hba.conf"),
+        "host all all 127.0.0.1/32 trust\nlocal all all trust\n",
+    )
+    .unwrap();
+    chown(&data.join("pg_hba.conf"));
+    let mut last_error = None;
+    for _ in 0..5 {
+        let port = crate::free_port();
+        match pg_ctl_start(&bin, &root, port, "") {
+            Ok(()) => {
+                watch(&bin, &root, &data, std::process::id());
+                return PrivateCluster { port, bin, root };
+            }
+            Err(log) => last_error = Some(log),
+        }
+    }
+    panic!(
+        "PostgreSQL did not start: {}",
+        last_error.unwrap_or_default()
+    );
+}
+
+impl PrivateCluster {
+    /// A new empty database; its superuser URL.
+    pub fn database(&self, name: &str) -> String {
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{name}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Runs `sql` in `dbname` with psql; panics with psql's words when it
+    /// fails.
+    pub fn psql(&self, dbname: &str, sql: &str) -> String {
+        Cluster {
+            port: self.port,
+            bin: self.bin.clone(),
+            root: self.root.clone(),
+        }
+        .psql(dbname, sql)
+    }
+
+    /// `pg_ctl stop -m fast`: sessions are ended, the server exits.
+    pub fn stop(&self) {
+        as_postgres_user(
+            &self.bin.join("pg_ctl"),
+            &[
+                "stop",
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                PG_CTL_WAIT,
+                "-D",
+                self.root.join("data").to_str().unwrap(),
+            ],
+        );
+    }
+
+    /// Starts the stopped server again on its port.
+    pub fn start(&self) {
+        if let Err(log) = pg_ctl_start(&self.bin, &self.root, self.port, "") {
+            panic!(
+                "PostgreSQL did not start again on port {}: {log}",
+                self.port
+            );
+        }
+    }
+
+    /// The postmaster's PID, from its pid file, while it runs.
+    fn pid(&self) -> Option<u32> {
+        let text = fs::read_to_string(self.root.join("data/postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            // SIGINT is PostgreSQL's fast shutdown; wait for it, bounded.
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while Path::new(&format!("/proc/{pid}")).exists()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
 }

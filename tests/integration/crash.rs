@@ -18,11 +18,13 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::support::cli::{Init, Run, init, put_secrets, secrets_read_back, status, unseal};
 use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::ha::{Cluster, SETTLE};
 use crate::support::kms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
 use crate::support::quorum::{fresh_otp, start, start_as};
 use crate::support::store::entries;
@@ -195,6 +197,9 @@ fn boundaries(
 
 /// `before-commit-N`, `after-kms-N`, …: the points src/failpoint.rs names.
 fn is_point(point: &str) -> bool {
+    if STEPS.contains(&point) {
+        return true;
+    }
     let Some((side, rest)) = point.split_once('-') else {
         return false;
     };
@@ -205,6 +210,9 @@ fn is_point(point: &str) -> bool {
         && ["commit", "kms"].contains(&kind)
         && n.parse::<u32>().is_ok_and(|n| n > 0)
 }
+
+/// The named steps (`failpoint::step`) in `src/`: the HA take-over's.
+const STEPS: [&str; 2] = ["after-term-taken", "after-reload"];
 
 /// A Shamir store 3/2 with the KV entries, sealed.
 fn shamir_store(extra: &str) -> Store {
@@ -792,6 +800,126 @@ fn migration_awskms_to_another_kms() {
     );
 }
 
+/// The HA take-over (issue 14: "kill between acquiring the role and
+/// finishing the reload"), on three nodes sharing a database: for each
+/// point the take-over passes (its named steps, and any commit inside it),
+/// a standby armed with that crash point is elected and aborts there;
+/// another node then takes over and serves, never two active at once, and
+/// every write acknowledged before reads back.
+#[test]
+fn ha_take_over() {
+    ha_crash_matrix("ha-take-over");
+}
+
+fn ha_crash_matrix(operation: &str) {
+    let mut cluster = Cluster::start(3, "2s");
+    cluster.open();
+    let mut written = Vec::new();
+    let prefix = format!("failpoint passed: {operation}:");
+    let points: Vec<String> = ha_round(&mut cluster, "list", &mut written)
+        .iter()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect();
+    eprintln!("{operation}: crash points {points:?}");
+    for step in STEPS {
+        assert!(
+            points.iter().any(|p| p == step),
+            "{step} not passed: {points:?}"
+        );
+    }
+    for point in &points {
+        assert!(is_point(point), "{operation}: unknown crash point {point}");
+        ha_round(&mut cluster, &format!("{operation}:{point}"), &mut written);
+    }
+}
+
+/// One round: the active node is killed, a standby armed with
+/// `STRONGROOM_FAILPOINT=failpoint` is elected (the third node is sealed
+/// meanwhile, so the armed one is the only candidate) and crashes there
+/// (in `list` mode it serves and is stopped); the third node is unsealed and
+/// must take over and serve; then every node is back, unarmed, under it.
+/// Returns the armed node's stderr.
+fn ha_round(
+    cluster: &mut Cluster,
+    failpoint: &str,
+    written: &mut Vec<(String, &'static str)>,
+) -> Vec<String> {
+    let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
+    let keys = [&keys[0], &keys[1]];
+    let active = cluster.wait_active(&[0, 1, 2]);
+    let (armed, spare) = ((active + 1) % 3, (active + 2) % 3);
+    let path = format!("crash/{}", written.len());
+    cluster.put(active, &path, "kept").ok();
+    written.push((path, "kept"));
+    cluster.nodes[spare].daemon.cli().run(&["seal"]).ok();
+    assert!(cluster.nodes[armed].daemon.stop().success());
+    start_anew(
+        &mut cluster.nodes[armed].daemon,
+        &[("STRONGROOM_FAILPOINT", failpoint)],
+    );
+    unseal(&cluster.nodes[armed].daemon, &keys);
+    cluster.wait_for(armed, "standing by", |s| s["ha_mode"] == "standby");
+
+    cluster.nodes[active].daemon.signal(Signal::SIGKILL);
+    cluster.nodes[active].daemon.wait_exit(SETTLE).unwrap();
+    if failpoint == "list" {
+        cluster.wait_for(armed, "active", |s| s["ha_mode"] == "active");
+        assert!(cluster.nodes[armed].daemon.stop().success());
+    } else {
+        let node = &mut cluster.nodes[armed].daemon;
+        let exit = node
+            .wait_exit(SETTLE)
+            .unwrap_or_else(|| panic!("{failpoint}: the elected node did not crash"));
+        assert_eq!(
+            exit.signal(),
+            Some(Signal::SIGABRT as i32),
+            "{failpoint}: {exit}"
+        );
+        assert!(
+            node.stderr
+                .text()
+                .contains(&format!("failpoint {failpoint}: aborting")),
+            "{failpoint}: aborted elsewhere"
+        );
+    }
+    let lines = cluster.nodes[armed].daemon.stderr.all();
+
+    // The third node takes the role the crashed one held, and serves.
+    let crashed = std::time::Instant::now();
+    unseal(&cluster.nodes[spare].daemon, &keys);
+    let path = format!("crash/{}", written.len());
+    // (put_anywhere writes the value "x".)
+    let (_, took) = cluster.put_anywhere(&[spare], &path, crashed);
+    written.push((path, "x"));
+    eprintln!(
+        "{failpoint}: the third node took a write {took:?} after the crash (its unseal included)"
+    );
+    cluster.nodes[active].daemon.start_again();
+    unseal(&cluster.nodes[active].daemon, &keys);
+    start_anew(&mut cluster.nodes[armed].daemon, &[]);
+    unseal(&cluster.nodes[armed].daemon, &keys);
+    assert_eq!(cluster.wait_active(&[0, 1, 2]), spare);
+    for (path, value) in written.iter() {
+        assert_eq!(
+            cluster.get(spare, path).as_deref(),
+            Some(*value),
+            "{failpoint}: {path}"
+        );
+    }
+    lines
+}
+
+/// Starts the stopped `daemon` again on its config with `env` (not the
+/// environment it was first started with), keeping its CLI's token.
+fn start_anew(daemon: &mut Daemon, env: &[(&str, &str)]) {
+    let dir = daemon.config_path.parent().unwrap().to_path_buf();
+    let text = std::fs::read_to_string(&daemon.config_path).unwrap();
+    let cli_env = std::mem::take(&mut daemon.env);
+    *daemon = Daemon::start_with(&dir, &text, env);
+    daemon.env = cli_env;
+}
+
 /// Every operation that names itself for the crash points (a
 /// `failpoint::scope` in `src/`) is in `failpoint::OPERATIONS`, and each of
 /// those has a crash case in this file; each kind of boundary the wrappers
@@ -803,6 +931,7 @@ fn every_crash_point_scope_has_a_crash_case() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut scoped = Vec::new();
     let mut boundaries = Vec::new();
+    let mut steps = 0;
     for file in rust_files(&root.join("src")) {
         let text = std::fs::read_to_string(&file).unwrap();
         for argument in arguments_of(&text, "failpoint::scope(") {
@@ -815,6 +944,15 @@ fn every_crash_point_scope_has_a_crash_case() {
         }
         for kind in arguments_of(&text, "failpoint::before(Boundary::") {
             boundaries.push(kind.split(')').next().unwrap().to_lowercase());
+        }
+        for step in arguments_of(&text, "failpoint::step(") {
+            let name = step.strip_prefix('"').and_then(|s| s.split('"').next());
+            assert!(
+                name.is_some_and(|n| STEPS.contains(&n)),
+                "{}: a step the matrix does not know: {step:.40}",
+                file.display()
+            );
+            steps += 1;
         }
     }
     for name in &scoped {
@@ -845,6 +983,7 @@ fn every_crash_point_scope_has_a_crash_case() {
     let mut cases: Vec<String> = arguments_of(&this, "crash_matrix(")
         .into_iter()
         .chain(arguments_of(&this, "crash_matrix_of("))
+        .chain(arguments_of(&this, "ha_crash_matrix("))
         .filter_map(|a| Some(a.strip_prefix('"')?.split('"').next()?.to_string()))
         .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
         .collect();
@@ -864,8 +1003,10 @@ fn every_crash_point_scope_has_a_crash_case() {
             "unknown boundary {kind}"
         );
     }
-    // Both kinds are counted: storage commits and KMS calls.
+    // Both kinds are counted: storage commits and KMS calls; and each
+    // named step is used once.
     assert_eq!(boundaries, ["commit", "kms"]);
+    assert_eq!(steps, STEPS.len());
 }
 
 /// The names `op.command()` gives a scope: one per quorum operation (a new

@@ -61,7 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     // The election loop of a node with HA: drives the lifecycle's roles.
-    ("ha", &["lifecycle", "storage", "config"]),
+    ("ha", &["lifecycle", "storage", "config", "failpoint"]),
     // Their composition, then the transports and the gate.
     (
         "node",

@@ -389,6 +389,11 @@ impl PostgresBackend {
             .await
             .map_err(Attempt::Failed)?;
         }
+        // The HA fault tests hold a fenced write here (docs/TESTING.md).
+        #[cfg(feature = "failpoints")]
+        if term.is_some() {
+            crate::failpoint::pause_before_commit().await;
+        }
         txn.commit().await.map_err(|e| match e.code() {
             // The server answered that it rolled back: nothing was made.
             Some(&SqlState::T_R_SERIALIZATION_FAILURE | &SqlState::T_R_DEADLOCK_DETECTED) => {
