@@ -9,6 +9,8 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 
 use strongroom::proto::{self, sys_client::SysClient};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::support::grpc::channel;
 use crate::support::ha::{Cluster, SETTLE};
@@ -37,6 +39,32 @@ fn one_node_is_active_the_others_stand_by_and_say_where_it_is() {
         "this node is a standby; the active node is at {address}"
     ));
     assert_eq!(cluster.get(active, "app/db").as_deref(), Some("one"));
+    // Readiness: SERVING on the active node only.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for (node, wanted) in [
+            (active, ServingStatus::Serving),
+            (standby, ServingStatus::NotServing),
+        ] {
+            let mut client = HealthClient::new(channel(&cluster.nodes[node].daemon.addr).await);
+            // The health service follows the role a moment after Status.
+            let deadline = Instant::now() + SETTLE;
+            loop {
+                let answer = client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                if ServingStatus::try_from(answer.status).unwrap() == wanted {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "node {node} never {wanted:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    });
     // The table view names the role too.
     let table = cluster.nodes[standby].daemon.cli().run(&["status"]).ok();
     assert!(table.stdout.contains("HA Mode"), "{}", table.stdout);
