@@ -77,6 +77,17 @@ impl SslMode {
             _ => return None,
         })
     }
+
+    /// libpq's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// A `postgres://` URL. Its `Debug` and `Display` hide the password.
@@ -153,6 +164,44 @@ impl ConnectionUrl {
         })
     }
 
+    /// A warning when the server reached is not on this host and its
+    /// certificate is not verified (`sslmode` other than `verify-ca` or
+    /// `verify-full`, or `require` without `sslrootcert`): the password and
+    /// every entry (ciphertext, but also the HA lease) cross the network to
+    /// a server nobody checked. `None` for loopback and unix sockets.
+    pub fn unverified_remote(&self) -> Option<String> {
+        let verified = match self.ssl_mode {
+            SslMode::VerifyCa | SslMode::VerifyFull => true,
+            SslMode::Require => self.ssl_root_cert.is_some(),
+            SslMode::Disable | SslMode::Prefer => false,
+        };
+        if verified {
+            return None;
+        }
+        let config: tokio_postgres::Config = self.driver_url.parse().ok()?;
+        let remote: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .filter_map(|host| match host {
+                tokio_postgres::config::Host::Tcp(name) => {
+                    let loopback = name == "localhost"
+                        || name
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback());
+                    (!loopback).then(|| name.clone())
+                }
+                tokio_postgres::config::Host::Unix(_) => None,
+            })
+            .collect();
+        (!remote.is_empty()).then(|| {
+            format!(
+                "the PostgreSQL server at {} is not on this host and its certificate is not verified (sslmode={}): use sslmode=verify-full with sslrootcert=FILE",
+                crate::text::quote(&remote.join(",")),
+                self.ssl_mode.as_str()
+            )
+        })
+    }
+
     /// The URL for the driver, with its password and without the TLS
     /// options.
     pub fn expose(&self) -> &str {
@@ -215,6 +264,23 @@ impl fmt::Display for ConnectionUrl {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unverified_remote_servers_are_named_and_local_ones_are_not() {
+        let warn = |url: &str| ConnectionUrl::parse(url).unwrap().unverified_remote();
+        let said = warn("postgres://u:pw@db.internal:5432/s?sslmode=require").unwrap();
+        assert!(
+            said.contains("db.internal") && said.contains("sslmode=require"),
+            "{said}"
+        );
+        assert!(!said.contains("pw"), "{said}");
+        assert!(warn("postgres://u@10.0.0.9/s").is_some());
+        assert!(warn("postgres://u@db/s?sslmode=verify-full&sslrootcert=/ca.pem").is_none());
+        assert!(warn("postgres://u@db/s?sslmode=require&sslrootcert=/ca.pem").is_none());
+        assert!(warn("postgres://u@127.0.0.1/s?sslmode=disable").is_none());
+        assert!(warn("postgres://u@localhost/s").is_none());
+        assert!(warn("postgres://u@%2Frun%2Fpostgresql/s").is_none());
+    }
+
     use super::*;
 
     #[test]

@@ -97,6 +97,13 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         // The URL's Display hides its password.
         let url = pg.connection_url.as_ref().map(ToString::to_string);
         tracing::info!(connection_url = url.as_deref().unwrap_or(""), source = %pg.url_source, table = %pg.table, max_parallel = pg.max_parallel, skip_create_table = pg.skip_create_table, "storage: postgresql");
+        if let Some(warning) = pg
+            .connection_url
+            .as_ref()
+            .and_then(|u| u.unverified_remote())
+        {
+            tracing::warn!("{warning}");
+        }
     }
     let seal = match &config.seal {
         None => Seal::Shamir,
