@@ -401,6 +401,12 @@ impl<'a> Ctx<'a> {
             self.error(1, "listener", "at least one listener block is required, such as listener \"tcp\" { address = \"127.0.0.1:8400\" }");
         }
         let (storage, storage_line) = read.storage?;
+        if let (Some(address), Source::File { line }) = (&cluster_addr.value, &cluster_addr.source)
+            && crate::config::ha_enabled(&storage)
+            && let Err(message) = crate::config::check_cluster_addr(address)
+        {
+            self.error(*line, "cluster_addr", message);
+        }
         Some(Config {
             file: Some(self.file.to_path_buf()),
             cluster_name,
