@@ -20,6 +20,7 @@ mod envelope;
 mod golden;
 mod grpc;
 mod ha;
+mod ha_forwarding;
 mod ha_model;
 mod hardening;
 mod keys;
