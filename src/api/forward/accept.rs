@@ -83,3 +83,43 @@ impl Service<Request<Body>> for Accept {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+    use tonic::codegen::http::HeaderValue;
+
+    use super::*;
+
+    /// The gRPC status of `accept`'s answer to a request with `listener`
+    /// as its forwarding header (none: no header).
+    async fn answer(accept: &Accept, listener: Option<&'static str>) -> Code {
+        let mut request = Request::new(Body::empty());
+        *request.uri_mut() = "/strongroom.v1.Kv/Get".parse().unwrap();
+        if let Some(listener) = listener {
+            request.headers_mut().insert(
+                "x-strongroom-forwarded-listener",
+                HeaderValue::from_static(listener),
+            );
+        }
+        let response = accept.clone().oneshot(request).await.unwrap();
+        let status = Status::from_header_map(response.headers());
+        status.map_or(Code::Ok, |s| s.code())
+    }
+
+    #[tokio::test]
+    async fn only_a_forwarded_call_for_a_listener_this_node_has_reaches_its_routes() {
+        let accept = Accept::new(vec![(Kind::Tcp, Routes::default())]);
+        assert_eq!(answer(&accept, None).await, Code::PermissionDenied);
+        assert_eq!(
+            answer(&accept, Some("1/tcp")).await,
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            answer(&accept, Some("0/unix")).await,
+            Code::FailedPrecondition
+        );
+        // Reached the (empty) routes, which do not know the method.
+        assert_eq!(answer(&accept, Some("0/tcp")).await, Code::Unimplemented);
+    }
+}
