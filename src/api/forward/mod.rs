@@ -33,7 +33,6 @@ pub use accept::Accept;
 pub use facts::{Facts, Kind, Origin};
 
 use super::actions::{Action, Scope};
-use crate::config::with_causes;
 use crate::lifecycle::{Leader, Phase};
 use crate::node::Node;
 use body::Relayed;
@@ -46,6 +45,21 @@ type Answer<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>
 /// is not one of strongroom's operations (health, reflection).
 pub fn resolve<B>(request: &Request<B>) -> Option<&'static Action> {
     super::grpc::action_of(request.uri().path())
+}
+
+/// An error and its causes, each said once (the transport's errors repeat
+/// their source's words).
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut said: Vec<String> = vec![err.to_string()];
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+        cause = next.source();
+    }
+    said.join(": ")
 }
 
 /// What every client listener of a node shares: the node, and the
@@ -120,7 +134,7 @@ impl Forwarder {
             format!(
                 "this node is a standby and could not forward the call to the active node at {}: {}; retry in a moment",
                 active.cluster_addr,
-                with_causes(&e)
+                causes(&e)
             )
         })?;
         let cluster_addr = active.cluster_addr.clone();

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use super::causes;
 use crate::cluster::{ClusterTls, SERVER_NAME};
-use crate::config::with_causes;
 
 /// How long a connection to the active node may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -54,7 +54,7 @@ fn connect(cluster_addr: &str, tls: &ClusterTls) -> Result<Channel, String> {
     let refused = |e: tonic::transport::Error| {
         format!(
             "cannot reach the active node at {cluster_addr}: {}",
-            with_causes(&e)
+            causes(&e)
         )
     };
     let config = ClientTlsConfig::new()
