@@ -12,7 +12,7 @@
 //! - [`cli`] → [`server`] → [`api`] → [`node`]: the command line, the
 //!   process, the transports and the gate, the composition of components;
 //!   [`ha`]: the election loop of a node with HA, which the process starts;
-//! - [`lifecycle`], [`access`], [`engines`], [`audit`]: the components, each
+//! - [`lifecycle`], [`access`], [`engines`], [`audit`], [`cluster`]: the components, each
 //!   owning its state; the lifecycle owns the seal state and tells the
 //!   others when the barrier opens and closes;
 //! - [`seal`], [`barrier`], [`storage`]: what protects the root key, the
@@ -28,6 +28,7 @@ pub mod api;
 pub mod audit;
 pub mod barrier;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod engines;
 pub mod error;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::access::Access;
 use crate::audit::{Audit, Auditor};
 use crate::barrier::Hooks;
+use crate::cluster::Cluster;
 use crate::config::KvSettings;
 use crate::engines::{Keys, Kv};
 use crate::error::Error;
@@ -34,6 +35,8 @@ pub struct Node {
     pub keys: Arc<Keys>,
     /// The audit devices and salt.
     pub audit: Arc<Audit>,
+    /// With HA: the certificates nodes forward calls to each other with.
+    pub cluster: Arc<Cluster>,
 }
 
 impl Node {
@@ -49,11 +52,13 @@ impl Node {
         let kv = Arc::new(Kv::new(kv));
         let keys = Arc::new(Keys::default());
         let audit = Arc::new(Audit::new(auditor));
+        let cluster = Arc::new(Cluster::new(options.ha.is_some()));
         let hooks: Vec<Arc<dyn Hooks>> = vec![
             Arc::clone(&access) as Arc<dyn Hooks>,
             Arc::clone(&kv) as Arc<dyn Hooks>,
             Arc::clone(&keys) as Arc<dyn Hooks>,
             Arc::clone(&audit) as Arc<dyn Hooks>,
+            Arc::clone(&cluster) as Arc<dyn Hooks>,
         ];
         let lifecycle = Lifecycle::open(storage, seal, options, hooks).await?;
         Ok(Arc::new(Self {
@@ -62,6 +67,7 @@ impl Node {
             kv,
             keys,
             audit,
+            cluster,
         }))
     }
 

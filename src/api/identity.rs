@@ -71,6 +71,9 @@ impl Peer {
 pub struct Identities {
     rules: Arc<[IdentityRule]>,
     allow_init: bool,
+    /// On the cluster listener: the caller is the one a standby forwarded
+    /// the call for, never the connection's peer (the standby).
+    forwarded: bool,
 }
 
 impl Default for Identities {
@@ -86,7 +89,22 @@ impl Identities {
         Self {
             rules: rules.into(),
             allow_init: true,
+            forwarded: false,
         }
+    }
+
+    /// The same blocks applied to calls forwarded by a standby: the peer
+    /// is the one the standby's facts describe.
+    pub fn forwarded(self) -> Self {
+        Self {
+            forwarded: true,
+            ..self
+        }
+    }
+
+    /// Whether these apply to forwarded calls (the cluster listener).
+    pub fn is_forwarded(&self) -> bool {
+        self.forwarded
     }
 
     /// The same, with the listener's `allow_init` setting.

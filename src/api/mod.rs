@@ -2,9 +2,12 @@
 //! of them ([`gate`]: authenticate, authorize, audit, run), what a request
 //! says about its caller ([`identity`]), and the transports that adapt
 //! their requests to the gate: gRPC ([`grpc`]); Vault's HTTP API comes
-//! next, beside it on the same listeners.
+//! next, beside it on the same listeners. With HA, a standby forwards the
+//! requests only the active node serves, in front of the routes
+//! ([`forward`]).
 
 pub mod actions;
+pub mod forward;
 pub mod gate;
 pub mod grpc;
 pub mod identity;

@@ -89,7 +89,14 @@ pub fn apply_env(
             source: address.source,
         };
     }
-    if let Some(address) = vars.get(CLUSTER_ADDR, node_address) {
+    let ha = super::ha_enabled(&config.storage.value);
+    if let Some(address) = vars.get(CLUSTER_ADDR, |value| {
+        let value = node_address(value)?;
+        if ha {
+            super::check_cluster_addr(&value)?;
+        }
+        Ok(value)
+    }) {
         config.cluster_addr = Setting {
             value: Some(address.value),
             source: address.source,

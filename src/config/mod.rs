@@ -235,6 +235,23 @@ impl Config {
     }
 }
 
+/// With HA, `cluster_addr` is where the other nodes forward calls to this
+/// one over mutual TLS, so it must be an `https://` address.
+pub fn check_cluster_addr(address: &str) -> Result<(), String> {
+    if address.starts_with("https://") {
+        return Ok(());
+    }
+    Err(format!(
+        "must be an https:// address with storage.postgresql.ha_enabled (the nodes forward calls to each other over mutual TLS on it), such as https://10.0.0.5:8201; got {}",
+        crate::text::quote(address)
+    ))
+}
+
+/// Whether `storage` runs with HA.
+fn ha_enabled(storage: &StorageConfig) -> bool {
+    matches!(storage, StorageConfig::Postgresql(pg) if pg.ha_enabled)
+}
+
 /// An `api_addr` or `cluster_addr` as Vault takes them: `http://` or
 /// `https://`, a host, and a port, nothing after. The sentence says what
 /// is wrong.

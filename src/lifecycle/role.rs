@@ -98,6 +98,12 @@ impl Lifecycle {
         self.ha.as_ref().map(|ha| ha.own.clone())
     }
 
+    /// The active node as last seen; `None` without HA or when no node
+    /// holds the role.
+    pub fn leader(&self) -> Option<Leader> {
+        self.ha.as_ref().and_then(Ha::leader)
+    }
+
     /// The election saw `leader` holding the role (`None`: nobody holds it).
     pub fn set_leader(&self, leader: Option<Leader>) {
         if let Some(ha) = &self.ha {

@@ -4,6 +4,7 @@
 //! future resolves, so the serving loop can be driven with any listeners and
 //! any shutdown trigger (mini-redis's `run(listener, shutdown)` shape).
 
+mod cluster;
 mod drain;
 pub mod hardening;
 mod listener;
@@ -27,10 +28,11 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
-use tower::util::MapResponseLayer;
+use tower::util::{MapResponseLayer, option_layer};
 
 pub use listener::{Bound, ListenerError};
 
+use crate::api::forward::{Forwarder, Origin};
 use crate::api::{Identities, grpc};
 use crate::audit::Auditor;
 use crate::config::{self, Config, Listener, StorageConfig};
@@ -218,8 +220,20 @@ pub async fn serve(
     let mut servers = JoinSet::new();
     let mut sockets = Vec::new();
     let shared = grpc::shared_routes(&health);
-    for bound in listeners {
+    // With HA: standbys forward, and the active takes forwarded calls.
+    let forwarder = node
+        .lifecycle
+        .is_ha()
+        .then(|| Forwarder::new(Arc::clone(&node)));
+    let cluster = cluster::bind(&node)
+        .await?
+        .map(|bound| (bound, cluster::accept(&shared, &node, &listeners)));
+    for (index, bound) in listeners.into_iter().enumerate() {
         let max_request_size = bound.max_request_size();
+        let origin = Origin {
+            index,
+            kind: cluster::kind(&bound),
+        };
         let routes = grpc::routes(
             &shared,
             &node,
@@ -231,6 +245,7 @@ pub async fn serve(
             .layer(MapResponseLayer::new(grpc::size_limit_status(
                 max_request_size,
             )))
+            .layer(option_layer(forwarder.as_ref().map(|f| f.layer(origin))))
             .add_routes(routes);
         let mut stopped = stopped.clone();
         let signal = async move {
@@ -259,6 +274,15 @@ pub async fn serve(
                 servers.spawn(router.serve_with_incoming_shutdown(incoming, signal));
             }
         }
+    }
+    if let Some((bound, accept)) = cluster {
+        let mut stopped = stopped.clone();
+        let signal = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let node = Arc::clone(&node);
+        let in_flight = in_flight.clone();
+        servers.spawn(cluster::serve(bound, node, accept, in_flight, signal));
     }
 
     let failed = tokio::select! {

@@ -12,6 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
+use crate::cluster::ClusterTls;
 use crate::config::TlsFiles;
 
 /// Why the TLS files could not be used. Names the file; never contains key bytes.
@@ -73,6 +74,32 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The cluster listener's config: the cluster's node certificate, and
+/// client certificates required and verified against the cluster's CA
+/// alone, so only another node of the cluster completes a handshake.
+pub fn cluster_server_config(tls: &ClusterTls) -> Result<Arc<ServerConfig>, TlsError> {
+    let refused = |e: &dyn std::fmt::Display| TlsError::Rustls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    let ca = CertificateDer::from_pem_slice(tls.ca_pem.as_bytes()).map_err(|e| refused(&e))?;
+    roots.add(ca).map_err(|e| refused(&e))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .build()
+            .map_err(|e| refused(&e))?;
+    let cert = CertificateDer::from_pem_slice(tls.cert_pem.as_bytes()).map_err(|e| refused(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.expose().as_bytes())
+        .map_err(|_| TlsError::Rustls("the cluster certificate's key does not parse".into()))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| refused(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], key)
+        .map_err(|e| refused(&e))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }

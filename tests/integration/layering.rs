@@ -60,6 +60,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "time",
         ],
     ),
+    // The cluster's certificates for mutual TLS between HA nodes.
+    ("cluster", &["barrier", "error", "secret"]),
     // The election loop of a node with HA: drives the lifecycle's roles.
     ("ha", &["lifecycle", "storage", "config", "failpoint"]),
     // Their composition, then the transports and the gate.
@@ -67,6 +69,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "node",
         &[
             "lifecycle",
+            "cluster",
             "access",
             "engines",
             "audit",
@@ -82,6 +85,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "node",
             "lifecycle",
+            "cluster",
             "access",
             "engines",
             "audit",
@@ -101,6 +105,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ha",
             "node",
             "lifecycle",
+            "cluster",
             "audit",
             "seal",
             "storage",

@@ -21,6 +21,7 @@ mod golden;
 mod grpc;
 mod ha;
 mod ha_faults;
+mod ha_forwarding;
 mod ha_model;
 mod hardening;
 mod keys;

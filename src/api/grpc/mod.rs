@@ -6,6 +6,7 @@
 
 mod keys;
 mod kv;
+mod methods;
 mod policy;
 mod quorum;
 mod sys;
@@ -21,6 +22,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use super::actions::{Action, Auth};
+use super::forward::Facts;
 use super::gate::{Call, Gate};
 use super::identity::{Identities, Peer, bearer};
 use crate::access::Caller;
@@ -35,6 +37,7 @@ use crate::proto::token_server::TokenServer;
 
 pub use keys::KeysService;
 pub use kv::KvService;
+pub use methods::action_of;
 pub use policy::PolicyService;
 pub use sys::SysService;
 pub use token::TokenService;
@@ -164,13 +167,22 @@ fn call<'g, T>(
 }
 
 /// The caller of `request`: its bearer token, and the identity its
-/// connection matches under the listener's identity blocks.
+/// connection matches under the listener's identity blocks. On the
+/// cluster listener the connection is a standby's: the peer is the one
+/// the standby forwarded the call for (none without its facts).
 fn caller<T>(gate: &Gate, request: &Request<T>) -> Caller {
     let header = request
         .metadata()
         .get("authorization")
         .map(|value| value.as_bytes());
-    gate.identities().caller(bearer(header), || peer(request))
+    let identities = gate.identities();
+    if identities.is_forwarded() {
+        let facts = request.extensions().get::<Facts>();
+        return identities.caller(bearer(header), || {
+            facts.map(Facts::peer).unwrap_or_default()
+        });
+    }
+    identities.caller(bearer(header), || peer(request))
 }
 
 /// What tonic tells about a request's connection.

@@ -401,6 +401,12 @@ impl<'a> Ctx<'a> {
             self.error(1, "listener", "at least one listener block is required, such as listener \"tcp\" { address = \"127.0.0.1:8400\" }");
         }
         let (storage, storage_line) = read.storage?;
+        if let (Some(address), Source::File { line }) = (&cluster_addr.value, &cluster_addr.source)
+            && crate::config::ha_enabled(&storage)
+            && let Err(message) = crate::config::check_cluster_addr(address)
+        {
+            self.error(*line, "cluster_addr", message);
+        }
         Some(Config {
             file: Some(self.file.to_path_buf()),
             cluster_name,
@@ -770,6 +776,41 @@ listener "unix" {
         assert!(
             errs[0].starts_with("test.hcl:3: syntax: invalid HCL"),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn with_ha_cluster_addr_must_be_https() {
+        let ha = "storage \"postgresql\" {\n  connection_url = \"postgres://db/s\"\n  ha_enabled = true\n}\nlistener \"tcp\" { address = \"127.0.0.1:8400\" }\n";
+        let errs = errors(&format!("{ha}cluster_addr = \"http://10.0.0.5:8201\"\n"));
+        assert_eq!(
+            errs,
+            [
+                "test.hcl:6: cluster_addr: must be an https:// address with storage.postgresql.ha_enabled (the nodes forward calls to each other over mutual TLS on it), such as https://10.0.0.5:8201; got \"http://10.0.0.5:8201\""
+            ]
+        );
+        parse(
+            &format!("{ha}cluster_addr = \"https://10.0.0.5:8201\"\n"),
+            Path::new("test.hcl"),
+        )
+        .unwrap();
+        // Without HA it is not used, so not checked.
+        parse(
+            &format!("{MINIMAL}cluster_addr = \"http://10.0.0.5:8201\"\n"),
+            Path::new("test.hcl"),
+        )
+        .unwrap();
+        // From the environment too.
+        let mut config = parse(ha, Path::new("test.hcl")).unwrap();
+        let errors = crate::config::apply_env(&mut config, |var| {
+            (var == "STRONGROOM_CLUSTER_ADDR").then(|| "http://10.0.0.5:8201".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("STRONGROOM_CLUSTER_ADDR: must be an https:// address"),
+            "{errors}"
         );
     }
 }

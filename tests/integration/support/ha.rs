@@ -1,6 +1,7 @@
 //! Several strongroom nodes on one PostgreSQL database with HA on, as an
 //! operator runs them: each its own process, config and loopback port.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -17,7 +18,9 @@ pub const SETTLE: Duration = Duration::from_secs(30);
 pub struct Node {
     pub daemon: Daemon,
     pub port: u16,
-    _dir: TempDir,
+    /// The port of its `cluster_addr`, when it has one.
+    pub cluster_port: Option<u16>,
+    pub dir: TempDir,
 }
 
 /// Nodes sharing one database.
@@ -68,17 +71,42 @@ impl Cluster {
 
     /// As [`Cluster::start`], with `extra` config and `env` for each node.
     pub fn start_with(n: usize, lease_ttl: &str, extra: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_each(n, lease_ttl, false, |_| extra.to_string(), env)
+    }
+
+    /// `n` nodes, each with a `cluster_addr` on a port of its own (so
+    /// standbys forward calls to the active node) and the config
+    /// `extra(dir)` made for its directory.
+    pub fn start_forwarding(n: usize, lease_ttl: &str, extra: impl Fn(&Path) -> String) -> Self {
+        Self::start_each(n, lease_ttl, true, extra, &[])
+    }
+
+    fn start_each(
+        n: usize,
+        lease_ttl: &str,
+        cluster_addr: bool,
+        extra: impl Fn(&Path) -> String,
+        env: &[(&str, &str)],
+    ) -> Self {
         let db = postgres::database();
         let nodes = (0..n)
             .map(|_| {
                 let dir = tempdir();
                 let port = free_port();
-                let config = node_config(&db.url(), port, lease_ttl, extra);
+                let cluster_port = cluster_addr.then(free_port);
+                let mut node_extra = extra(dir.path());
+                if let Some(cluster_port) = cluster_port {
+                    node_extra.push_str(&format!(
+                        "\ncluster_addr = \"https://127.0.0.1:{cluster_port}\"\n"
+                    ));
+                }
+                let config = node_config(&db.url(), port, lease_ttl, &node_extra);
                 let daemon = Daemon::start_with(dir.path(), &config, env);
                 Node {
                     daemon,
                     port,
-                    _dir: dir,
+                    cluster_port,
+                    dir,
                 }
             })
             .collect();
