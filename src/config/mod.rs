@@ -266,20 +266,58 @@ pub fn check_node_address(address: &str) -> Result<(), String> {
             )
         })?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let port = rest
-        .rsplit_once(':')
-        .map(|(host, port)| (host, port.parse::<u16>()));
-    match port {
-        Some((host, Ok(port))) if !host.is_empty() && port != 0 && !rest.contains('/') => Ok(()),
-        _ => Err(format!(
-            "must be a host and a port after the scheme, such as https://10.0.0.5:8400; got {}",
+    let bad = || {
+        format!(
+            "must be a host and a port after the scheme, such as https://10.0.0.5:8400 or https://[fd00::5]:8400; got {}",
             crate::text::quote(address)
-        )),
+        )
+    };
+    let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0);
+    // An IPv6 address is bracketed; a name or IPv4 address has no colon.
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        }
+    };
+    if port_ok && host_ok {
+        Ok(())
+    } else {
+        Err(bad())
     }
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn node_addresses_are_a_scheme_a_host_and_a_port() {
+        for good in [
+            "https://10.0.0.5:8400",
+            "http://node-1.example.org:8400/",
+            "https://[fd00::5]:8401",
+        ] {
+            assert!(super::check_node_address(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "10.0.0.5:8400",
+            "https://10.0.0.5",
+            "https://10.0.0.5:+80",
+            "https://10.0.0.5:0",
+            "https://fd00::5:8401",
+            "https://no de:8400",
+            "https://:8400",
+            "https://a:8400/path",
+        ] {
+            assert!(super::check_node_address(bad).is_err(), "{bad}");
+        }
+    }
     use super::*;
 
     #[test]

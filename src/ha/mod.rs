@@ -104,6 +104,9 @@ enum Ended {
     Lost(String),
     /// This node gave it up (a seal, a step-down): release it.
     GivenUp,
+    /// The take-over did not finish (the database or KMS failed under
+    /// it): the role was given back; try again after a backoff.
+    NotTaken(String),
 }
 
 fn now_unix_ms() -> u64 {
@@ -169,6 +172,15 @@ impl Node {
                     tracing::warn!(reason = %why, "lost the active role");
                 }
                 Ok(None) => failures = 0,
+                Ok(Some(Ended::NotTaken(why))) => {
+                    failures = failures.saturating_add(1);
+                    let wait = backoff(failures);
+                    tracing::warn!(reason = %why, retry_in_ms = wait.as_millis() as u64, "the take-over did not finish; the role was given back");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        changed = phase.changed() => if changed.is_err() { return },
+                    }
+                }
                 Err(e) => {
                     // Who holds the role cannot be known now: name nobody,
                     // rather than send callers to a node that may be gone.
@@ -214,24 +226,31 @@ impl Node {
         let settings = &self.settings;
         let mut election =
             Election::connect(&settings.postgres, &settings.identity, settings.lease_ttl).await?;
-        let active_since_unix_ms = now_unix_ms();
         let own = self.lifecycle.advertised().unwrap_or_default();
-        let advertised = serde_json::to_string(&Advertised {
-            api_addr: own.api_addr,
-            cluster_addr: own.cluster_addr,
-            active_since_unix_ms,
-        })
-        .map_err(|e| StorageError::Backend(e.to_string()))?;
+        // Made when the take-over runs, so `active_since` is its time.
+        let since = std::sync::atomic::AtomicU64::new(0);
+        let advertise = || {
+            let now = now_unix_ms();
+            since.store(now, std::sync::atomic::Ordering::Relaxed);
+            serde_json::to_string(&Advertised {
+                api_addr: own.api_addr.clone(),
+                cluster_addr: own.cluster_addr.clone(),
+                active_since_unix_ms: now,
+            })
+            .unwrap_or_default()
+        };
         let lifecycle = Arc::clone(&self.lifecycle);
         let mut observe = move |holder: Option<&str>| lifecycle.set_leader(holder.and_then(leader));
         let elected = tokio::select! {
-            term = election.campaign(&advertised, &mut observe) => term?,
+            term = election.campaign(&advertise, &mut observe) => term?,
             _ = phase.wait_for(|p| *p != Phase::Standby) => return Ok(None),
         };
-        // From here the lease is ours: the deadline counts from before the
-        // take-over's commit was sent, so it is early, never late.
-        let taken = Instant::now();
-        tracing::info!(epoch = elected.epoch, "took the active role");
+        let active_since_unix_ms = since.load(std::sync::atomic::Ordering::Relaxed);
+        // The deadline counts from before the take-over's transaction
+        // began, so it comes before the lease's end, never after it.
+        let taken = election.lease_began().unwrap_or_else(Instant::now);
+        let epoch = elected.epoch;
+        tracing::info!(epoch, "took the active role");
         self.storage.set_term(Some(elected));
         self.holding.send_replace(true);
         // A crash point inside (tests/integration/crash.rs): a node that
@@ -246,16 +265,17 @@ impl Node {
         })
         .await;
         if let Err(e) = taken_over {
-            tracing::error!(error = %e, "the take-over did not finish; giving the role back");
             self.give_back(election).await;
-            return Ok(Some(Ended::GivenUp));
+            return Ok(Some(Ended::NotTaken(e.to_string())));
         }
-        let ended = self.hold(&election, phase, taken).await;
+        let ended = self.hold(&election, phase, taken, epoch).await;
         match &ended {
-            Ended::Lost(_) => {
+            Ended::Lost(_) | Ended::NotTaken(_) => {
+                // Stop serving before the term goes: no read is answered
+                // as active while writes are already refused.
+                self.lifecycle.step_down();
                 self.storage.set_term(None);
                 self.holding.send_replace(false);
-                self.lifecycle.step_down();
                 drop(election);
             }
             Ended::GivenUp => self.give_back(election).await,
@@ -263,16 +283,27 @@ impl Node {
         Ok(Some(ended))
     }
 
-    /// Renews the lease until the role ends.
+    /// Renews the lease until the role ends: the lease is lost, the local
+    /// deadline passes without a good renewal, a write of this term was
+    /// refused by the fence, or the node gives the role up.
     async fn hold(
         &self,
         election: &Election,
         phase: &mut watch::Receiver<Phase>,
         taken: Instant,
+        epoch: i64,
     ) -> Ended {
         let ttl = self.settings.lease_ttl;
         let interval = ttl / 5;
         let mut deadline = taken + ttl.mul_f64(DEADLINE_SHARE);
+        self.lifecycle.set_lease_deadline(Some(deadline));
+        let mut fenced = self.storage.fenced_out();
+        let expired = || {
+            Ended::Lost(format!(
+                "no renewal of the lease succeeded within {} ms",
+                ttl.mul_f64(DEADLINE_SHARE).as_millis()
+            ))
+        };
         loop {
             let until_deadline = deadline.saturating_duration_since(Instant::now());
             tokio::select! {
@@ -282,20 +313,25 @@ impl Node {
                 _ = phase.wait_for(|p| *p != Phase::Unsealed && !self.lifecycle.is_restoring()) => {
                     return Ended::GivenUp;
                 }
+                _ = fenced.wait_for(|e| *e == epoch) => {
+                    return Ended::Lost("a write was refused by the fence: another node holds a newer term".into());
+                }
             }
             if Instant::now() >= deadline {
-                return Ended::Lost(format!(
-                    "no renewal of the lease succeeded within {} ms",
-                    ttl.mul_f64(DEADLINE_SHARE).as_millis()
-                ));
+                return expired();
             }
             let sent = Instant::now();
-            match election.renew().await {
-                Ok(Renewal::Renewed) => deadline = sent + ttl.mul_f64(DEADLINE_SHARE),
-                Ok(Renewal::Lost) => {
+            // A renewal that has not answered by the deadline is too late.
+            match tokio::time::timeout_at(deadline.into(), election.renew()).await {
+                Ok(Ok(Renewal::Renewed)) => {
+                    deadline = sent + ttl.mul_f64(DEADLINE_SHARE);
+                    self.lifecycle.set_lease_deadline(Some(deadline));
+                }
+                Ok(Ok(Renewal::Lost)) => {
                     return Ended::Lost("the lease is held by another term".into());
                 }
-                Err(e) => tracing::warn!(error = %e, "could not renew the lease; retrying"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the lease; retrying"),
+                Err(_) => return expired(),
             }
         }
     }
@@ -322,8 +358,8 @@ async fn follow_changes(
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match changes.recv().await {
-            Ok(change) => lifecycle.heard(&change),
-            Err(RecvError::Lagged(_)) => lifecycle.heard(&Change::Missed),
+            Ok(change) => lifecycle.heard(&change).await,
+            Err(RecvError::Lagged(_)) => lifecycle.heard(&Change::Missed).await,
             Err(RecvError::Closed) => return,
         }
     }

@@ -249,7 +249,29 @@ impl Lifecycle {
     fn set_state(&self, state: State) {
         let phase = state.phase();
         let previous = std::mem::replace(&mut *self.write(), state);
-        if matches!(previous, State::Unsealed { .. }) {
+        self.after_change(&previous, phase);
+    }
+
+    /// Puts `state` in force only if the state in force still passes
+    /// `expected` (checked and replaced under one lock); false otherwise.
+    fn set_state_if(&self, expected: impl Fn(&State) -> bool, state: State) -> bool {
+        let phase = state.phase();
+        let previous = {
+            let mut current = self.write();
+            if !expected(&current) {
+                return false;
+            }
+            std::mem::replace(&mut *current, state)
+        };
+        self.after_change(&previous, phase);
+        true
+    }
+
+    /// Leaving a state whose barrier components read through (the open
+    /// one, or a standby's, which a seal's authorization reads), they
+    /// forget what they read; the phase is published.
+    fn after_change(&self, previous: &State, phase: Phase) {
+        if matches!(previous, State::Unsealed { .. } | State::Standby { .. }) {
             for hook in &self.hooks {
                 hook.closed();
             }
@@ -343,7 +365,10 @@ impl Lifecycle {
     /// The open barrier, or the reason there is none.
     pub fn barrier(&self) -> Result<Arc<Barrier>, Error> {
         match &*self.read() {
-            State::Unsealed { barrier, .. } => Ok(Arc::clone(barrier)),
+            State::Unsealed { barrier, .. } => {
+                self.check_lease()?;
+                Ok(Arc::clone(barrier))
+            }
             State::Standby { .. } => Err(self.standby_error()),
             State::Sealed { .. } => Err(Error::Sealed),
             State::Uninitialized => Err(Error::NotInitialized),

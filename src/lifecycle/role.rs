@@ -9,16 +9,23 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH};
 use super::state::{HaStatus, Leader, State};
 use super::{Lifecycle, SealConfig};
-use crate::barrier::{Barrier, entry};
+use crate::barrier::{Barrier, BarrierError, KEYRING_PATH, entry};
 use crate::error::Error;
 use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
 use crate::secret::SecretKey;
 use crate::storage::Change;
+
+fn sealed_meanwhile() -> Error {
+    Error::FailedPrecondition(
+        "this node was sealed during the take-over; it does not take the role".into(),
+    )
+}
 
 /// Marks a snapshot restore under way until dropped.
 pub(super) struct Restoring<'a>(&'a AtomicBool);
@@ -42,6 +49,8 @@ pub(super) struct Ha {
     unseal_key: Mutex<Option<SecretKey>>,
     /// A snapshot restore is under way: sealed, but still writing.
     restoring: AtomicBool,
+    /// While active: the local deadline of the lease.
+    deadline: Mutex<Option<Instant>>,
 }
 
 impl Ha {
@@ -51,6 +60,7 @@ impl Ha {
             leader: Mutex::new(None),
             unseal_key: Mutex::new(None),
             restoring: AtomicBool::new(false),
+            deadline: Mutex::new(None),
         }
     }
 
@@ -145,24 +155,22 @@ impl Lifecycle {
     /// The election gave this node the role (its term is set in storage):
     /// reloads the seal configuration and the keyring that another node
     /// may have changed, runs every component's opening hooks, and serves.
-    /// `active_since_unix_ms` is when the take-over committed. On an error
-    /// the node seals itself (its keys may no longer open the store: a
-    /// restore, a root key rotated while it stood by), and the error says
-    /// so; the caller then gives the role back.
+    /// `active_since_unix_ms` is when the take-over committed. When the
+    /// keys it holds no longer open the store (a restore, a rekey and a
+    /// root rotation while it stood by) the node seals itself and says so;
+    /// on any error the caller gives the role back, and a node sealed
+    /// meanwhile (an operator, SIGTERM) stays sealed.
     pub async fn take_over(&self, active_since_unix_ms: u64) -> Result<(), Error> {
         let _key_ops = self.key_ops.lock().await;
         let root_key = match &*self.read() {
             State::Standby { barrier, .. } => barrier.root_key().clone(),
-            _ => {
-                return Err(Error::FailedPrecondition(
-                    "this node is not standing by (sealed meanwhile); it does not take the role"
-                        .into(),
-                ));
-            }
+            _ => return Err(sealed_meanwhile()),
         };
-        let reloaded = self.reload(root_key).await;
-        let (config, barrier) = match reloaded {
+        let (config, barrier) = match self.reload(root_key).await {
             Ok(opened) => opened,
+            // The database or KMS failed under the take-over: the node
+            // stands by and tries again.
+            Err(e @ (Error::Unavailable(_) | Error::KmsUnavailable(_))) => return Err(e),
             Err(e) => {
                 let message = format!(
                     "this node took the active role but could not open the store with the keys it holds ({e}); it sealed itself: unseal it again"
@@ -178,20 +186,31 @@ impl Lifecycle {
             hook.closed();
         }
         if let Err(e) = self.opening(&barrier).await {
+            for hook in &self.hooks {
+                hook.closed();
+            }
             tracing::error!(error = %e, "the store could not be opened for service after the take-over; this node stands by again");
             return Err(e);
         }
         let Some(ha) = &self.ha else {
             return Err(Error::Internal("take-over without HA".into()));
         };
+        // A seal (an operator's, SIGTERM's, a restore heard) may have come
+        // while the store was read: it is never undone here.
+        let serving = State::Unsealed {
+            config,
+            barrier: Arc::new(barrier),
+        };
+        if !self.set_state_if(|s| matches!(s, State::Standby { .. }), serving) {
+            for hook in &self.hooks {
+                hook.closed();
+            }
+            return Err(sealed_meanwhile());
+        }
         ha.set_leader(Some(Leader {
             active_since_unix_ms,
             ..ha.own.clone()
         }));
-        self.set_state(State::Unsealed {
-            config,
-            barrier: Arc::new(barrier),
-        });
         tracing::info!("active: this node serves every call");
         Ok(())
     }
@@ -209,16 +228,22 @@ impl Lifecycle {
         let config = SealConfig::decode(&stored).map_err(Error::Internal)?;
         let barrier = match Barrier::unlock(Arc::clone(&self.storage), root_key).await {
             Ok(barrier) => barrier,
+            Err(BarrierError::Storage(e)) => return Err(e.into()),
             Err(first) => {
-                let root_key = self.stored_root_key(&config).await.map_err(|e| {
-                    Error::Internal(format!(
+                let root_key = self.stored_root_key(&config).await.map_err(|e| match e {
+                    // Unavailable now: the take-over is tried again later.
+                    Error::Unavailable(_) | Error::KmsUnavailable(_) => e,
+                    e => Error::Internal(format!(
                         "the keyring does not open with this node's root key ({first}), and the stored root key could not be read again: {e}"
-                    ))
+                    )),
                 })?;
                 tracing::info!("the root key was rotated while this node stood by; read it again");
                 Barrier::unlock(Arc::clone(&self.storage), root_key)
                     .await
-                    .map_err(|e| Error::Internal(e.to_string()))?
+                    .map_err(|e| match e {
+                        BarrierError::Storage(e) => e.into(),
+                        e => Error::Internal(e.to_string()),
+                    })?
             }
         };
         Ok((Arc::new(config), barrier))
@@ -277,28 +302,58 @@ impl Lifecycle {
     /// node gave it up): stop serving at once and stand by, keys kept. A
     /// quorum operation in progress is cancelled with its shares.
     pub fn step_down(&self) {
+        self.set_lease_deadline(None);
         let (config, barrier) = match &*self.read() {
             State::Unsealed { config, barrier } => (Arc::clone(config), Arc::clone(barrier)),
             _ => return,
         };
+        // A seal that came meanwhile stays.
+        let standby = State::Standby { config, barrier };
+        if !self.set_state_if(|s| matches!(s, State::Unsealed { .. }), standby) {
+            return;
+        }
         if !self.attempts().is_empty() {
             tracing::warn!(
                 "a quorum operation was in progress and is cancelled: this node is no longer active; start it again on the active node"
             );
         }
         self.attempts().clear();
-        self.set_state(State::Standby { config, barrier });
         if let Some(ha) = &self.ha {
             ha.set_leader(None);
         }
         tracing::warn!("standing by: this node is no longer the active node");
     }
 
+    /// The active node's local deadline (docs/HA.md, Renewal): past it,
+    /// the node answers nothing as active, whether or not the election
+    /// loop has run since (a paused process wakes up to it).
+    pub fn set_lease_deadline(&self, deadline: Option<Instant>) {
+        if let Some(ha) = &self.ha {
+            *ha.deadline.lock().unwrap_or_else(PoisonError::into_inner) = deadline;
+        }
+    }
+
+    /// Refuses a call on an active node whose local deadline passed.
+    pub(super) fn check_lease(&self) -> Result<(), Error> {
+        let Some(ha) = &self.ha else {
+            return Ok(());
+        };
+        let deadline = *ha.deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        match deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(Error::Unavailable(
+                "this node's lease on the active role ran out and it is stepping down; retry in a moment".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// What a standby hears the active node changed (PostgreSQL NOTIFY):
-    /// it drops what its components cached (a seal's caller's policies);
-    /// after a snapshot restore it seals itself, since the store may no
-    /// longer open with its keys. The active node ignores it.
-    pub fn heard(&self, change: &Change) {
+    /// it drops what its components cached (a seal's caller's policies)
+    /// and, when the keyring changed, reads it again, so a token made
+    /// under a new term is readable here; after a snapshot restore it
+    /// seals itself, since the store may no longer open with its keys.
+    /// The active node ignores it.
+    pub async fn heard(&self, change: &Change) {
         if !matches!(&*self.read(), State::Standby { .. }) {
             return;
         }
@@ -309,10 +364,41 @@ impl Lifecycle {
                 );
                 self.seal_now();
             }
-            Change::Paths(_) | Change::Missed => {
+            Change::Paths(paths) => {
                 for hook in &self.hooks {
                     hook.closed();
                 }
+                if paths.iter().any(|p| p == KEYRING_PATH || p == "*") {
+                    self.refresh_standby_keyring().await;
+                }
+            }
+            Change::Missed => {
+                for hook in &self.hooks {
+                    hook.closed();
+                }
+                self.refresh_standby_keyring().await;
+            }
+        }
+    }
+
+    /// A standby reads the keyring again with the root key it holds (a
+    /// root key rotated meanwhile is left to the take-over).
+    async fn refresh_standby_keyring(&self) {
+        let _key_ops = self.key_ops.lock().await;
+        let (config, root_key) = match &*self.read() {
+            State::Standby { config, barrier } => (Arc::clone(config), barrier.root_key().clone()),
+            _ => return,
+        };
+        match Barrier::unlock(Arc::clone(&self.storage), root_key).await {
+            Ok(barrier) => {
+                let standby = State::Standby {
+                    config,
+                    barrier: Arc::new(barrier),
+                };
+                self.set_state_if(|s| matches!(s, State::Standby { .. }), standby);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a standby could not read the keyring again; the take-over will")
             }
         }
     }

@@ -91,16 +91,25 @@ fn kill_9_of_the_active_node_fails_over_to_a_standby() {
     let stopped = Instant::now();
     let status = cluster.nodes[taker].daemon.stop();
     assert!(status.success(), "{status}");
+    // It released the role on its way out (the lease is free or already
+    // the next node's, never still its own).
+    let holder = cluster
+        .db
+        .psql("SELECT ha_identity FROM strongroom_ha_locks WHERE ha_key = 'core/lock'");
+    let log = cluster.nodes[taker].daemon.stderr.text();
+    assert!(
+        holder.is_empty() || !log.contains(&format!("\"identity\":\"{holder}\"")),
+        "the stopped node still holds the lease: {holder}"
+    );
     let (now_active, took) = cluster.put_anywhere(&[last], "app/after-term", stopped);
     eprintln!("failover after SIGTERM: a write succeeded {took:?} after the signal");
     assert_eq!(now_active, last);
+    let log = cluster.nodes[taker].daemon.stderr.text();
     assert!(
-        cluster.nodes[taker]
-            .daemon
-            .stderr
-            .text()
-            .contains("sealed: root key and keyring dropped from memory")
+        log.contains("sealed: root key and keyring dropped from memory"),
+        "{log}"
     );
+    assert!(!log.contains("was not released in time"), "{log}");
 }
 
 #[test]
@@ -109,6 +118,14 @@ fn step_down_and_seal_hand_the_role_to_another_node() {
     cluster.open();
     let first = cluster.wait_active(&[0, 1, 2]);
     let standby = (first + 1) % 3;
+    // A rekey under way on the active node is cancelled by the step-down.
+    let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
+    let (nonce, _) = crate::support::quorum::start(&cluster.nodes[first].daemon, "rekey", &[]);
+    cluster.nodes[first]
+        .daemon
+        .cli()
+        .run(&["rekey", "--nonce", &nonce, &keys[0]])
+        .ok();
     // A standby does not step down: the call is the active node's.
     cluster.nodes[standby]
         .daemon
@@ -122,6 +139,13 @@ fn step_down_and_seal_hand_the_role_to_another_node() {
         .ok();
     let others: Vec<usize> = (0..3).filter(|&i| i != first).collect();
     let second = cluster.wait_active(&others);
+    assert!(
+        cluster.nodes[first]
+            .daemon
+            .stderr
+            .text()
+            .contains("a quorum operation was in progress and is cancelled")
+    );
     // The node that stepped down stands by, keys kept, naming the new one.
     let address = format!("http://127.0.0.1:{}", cluster.nodes[second].port);
     cluster.wait_for(first, "standing by naming the new active node", |s| {

@@ -64,7 +64,10 @@ async fn wait_for_a_lock_wait(admin: &tokio_postgres::Client, node: &Identity, n
 /// Starts `election`'s campaign in the background.
 fn campaign(mut election: Election) -> tokio::task::JoinHandle<(Election, Term)> {
     tokio::spawn(async move {
-        let term = match election.campaign("{\"node\":\"b\"}", &mut |_| {}).await {
+        let term = match election
+            .campaign(&|| "{\"node\":\"b\"}".into(), &mut |_| {})
+            .await
+        {
             Ok(term) => term,
             Err(e) => panic!("the campaign failed: {e}"),
         };
@@ -81,7 +84,7 @@ async fn postgres_ha_standby_takes_over_when_the_holders_lock_session_ends() {
     let _tables = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
     let mut first = Election::connect(&config, &a, ttl).await.unwrap();
     let term = first
-        .campaign("{\"node\":\"a\"}", &mut |_| {})
+        .campaign(&|| "{\"node\":\"a\"}".into(), &mut |_| {})
         .await
         .unwrap();
     assert_eq!(
@@ -129,7 +132,10 @@ async fn postgres_ha_paused_holder_is_fenced_out() {
     let (a, b) = (Identity::random().unwrap(), Identity::random().unwrap());
     let node_a = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
     let mut election_a = Election::connect(&config, &a, ttl).await.unwrap();
-    let term_a = election_a.campaign("{}", &mut |_| {}).await.unwrap();
+    let term_a = election_a
+        .campaign(&|| "{}".into(), &mut |_| {})
+        .await
+        .unwrap();
     node_a.set_term(Some(term_a.clone()));
     node_a.write(put("k/before")).await.unwrap();
 
@@ -164,7 +170,7 @@ async fn postgres_ha_paused_holder_is_fenced_out() {
     let node_b = PostgresBackend::open_ha(&config, &b, ttl).await.unwrap();
     let mut election_b = Election::connect(&config, &b, ttl).await.unwrap();
     let started = Instant::now();
-    let term_b = tokio::time::timeout(DEADLINE, election_b.campaign("{}", &mut |_| {}))
+    let term_b = tokio::time::timeout(DEADLINE, election_b.campaign(&|| "{}".into(), &mut |_| {}))
         .await
         .expect("B takes over from a paused holder within the deadline")
         .unwrap();
@@ -215,7 +221,7 @@ async fn postgres_ha_release_hands_over_at_once_and_a_stale_renewal_is_lost() {
     let (a, b) = (Identity::random().unwrap(), Identity::random().unwrap());
     let node_a = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
     let mut first = Election::connect(&config, &a, ttl).await.unwrap();
-    let term_a = first.campaign("{}", &mut |_| {}).await.unwrap();
+    let term_a = first.campaign(&|| "{}".into(), &mut |_| {}).await.unwrap();
     node_a.set_term(Some(term_a));
     let second = campaign(Election::connect(&config, &b, ttl).await.unwrap());
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -252,7 +258,12 @@ async fn postgres_ha_write_waiting_on_an_uncommitted_take_over_is_fenced_out() {
     let a = Identity::random().unwrap();
     let node_a = std::sync::Arc::new(PostgresBackend::open_ha(&config, &a, ttl).await.unwrap());
     let mut election_a = Election::connect(&config, &a, ttl).await.unwrap();
-    node_a.set_term(Some(election_a.campaign("{}", &mut |_| {}).await.unwrap()));
+    node_a.set_term(Some(
+        election_a
+            .campaign(&|| "{}".into(), &mut |_| {})
+            .await
+            .unwrap(),
+    ));
 
     // Another node's take-over, between its epoch UPDATE and its COMMIT.
     let other = connect(&db, "strongroom/other").await;
@@ -302,7 +313,7 @@ async fn postgres_ha_a_lock_holder_that_never_takes_over_is_ended() {
         .unwrap();
     let mut election = Election::connect(&config, &b, ttl).await.unwrap();
     let started = Instant::now();
-    let term = tokio::time::timeout(DEADLINE, election.campaign("{}", &mut |_| {}))
+    let term = tokio::time::timeout(DEADLINE, election.campaign(&|| "{}".into(), &mut |_| {}))
         .await
         .expect("a stuck lock holder is ended after the lease has been expired for a ttl")
         .unwrap();
@@ -322,7 +333,7 @@ async fn postgres_ha_take_over_waits_for_a_write_holding_the_fence() {
     let (a, b) = (Identity::random().unwrap(), Identity::random().unwrap());
     let _tables = PostgresBackend::open_ha(&config, &a, ttl).await.unwrap();
     let mut first = Election::connect(&config, &a, ttl).await.unwrap();
-    let term_a = first.campaign("{}", &mut |_| {}).await.unwrap();
+    let term_a = first.campaign(&|| "{}".into(), &mut |_| {}).await.unwrap();
     // A write of term 1 past its fence, on a session the take-over cannot
     // find by name (as one opened after the take-over ended A's sessions).
     let writer = connect(&db, "unnamed").await;
@@ -398,7 +409,12 @@ async fn postgres_ha_a_node_without_a_term_writes_nothing_and_a_lost_epoch_is_no
         Err(StorageError::NotActive)
     ));
     let mut election = Election::connect(&config, &a, ttl).await.unwrap();
-    node_a.set_term(Some(election.campaign("{}", &mut |_| {}).await.unwrap()));
+    node_a.set_term(Some(
+        election
+            .campaign(&|| "{}".into(), &mut |_| {})
+            .await
+            .unwrap(),
+    ));
     node_a.write(put("k")).await.unwrap();
     node_a.set_term(None);
     assert!(matches!(
@@ -424,7 +440,7 @@ async fn postgres_ha_a_node_without_a_term_writes_nothing_and_a_lost_epoch_is_no
     assert_eq!(rows.get::<_, i64>(0), 0);
     let mut election = Election::connect(&config, &b, ttl).await.unwrap();
     let refused = election
-        .campaign("{}", &mut |_| {})
+        .campaign(&|| "{}".into(), &mut |_| {})
         .await
         .err()
         .unwrap()

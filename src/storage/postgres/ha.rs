@@ -190,6 +190,9 @@ pub struct Election {
     pid: i32,
     sql: Statements,
     term: Option<Term>,
+    /// When the last take-over transaction began (before `now()` was
+    /// read for the lease): the holder's local deadline counts from here.
+    began: Option<Instant>,
 }
 
 /// The lock connection's error as a sentence.
@@ -289,7 +292,14 @@ impl Election {
             pid: column(&row, 1)?,
             sql: Statements::new(&config.ha_table),
             term: None,
+            began: None,
         })
+    }
+
+    /// When the transaction of the last take-over began: the lease it
+    /// wrote ends `ha_lease_ttl` after a moment later than this.
+    pub fn lease_began(&self) -> Option<Instant> {
+        self.began
     }
 
     /// The lock session's server process id.
@@ -298,14 +308,15 @@ impl Election {
     }
 
     /// The standby loop: returns once this node has taken the role, with
-    /// its term, advertising `addresses` in the lease. Each turn it looks
+    /// its term, advertising what `addresses` gives at that moment in the
+    /// lease. Each turn it looks
     /// at the lease it tells `observe` what the holder advertised (`None`:
     /// the lease is free or ran out). On an error, drop this election
     /// (ending its session frees the advisory lock if it was granted) and
     /// connect again.
     pub async fn campaign(
         &mut self,
-        addresses: &str,
+        addresses: &(dyn Fn() -> String + Sync),
         observe: &mut (dyn FnMut(Option<&str>) + Send),
     ) -> Result<Term, StorageError> {
         // Since when this node has seen the lease expired while someone
@@ -361,10 +372,15 @@ impl Election {
     /// Holding the advisory lock: end the previous holder's sessions, bump
     /// the epoch (waiting at most 500 ms for the writes holding the fence;
     /// then end them again), write the lease.
-    async fn take_over(&mut self, addresses: &str) -> Result<Term, StorageError> {
+    async fn take_over(
+        &mut self,
+        addresses: &(dyn Fn() -> String + Sync),
+    ) -> Result<Term, StorageError> {
         let me = self.identity.as_str().to_string();
         loop {
             timely(self.client.query_one(&self.sql.end_previous, &[&me])).await?;
+            let addresses = addresses();
+            self.began = Some(Instant::now());
             let txn = timely(self.client.transaction()).await?;
             timely(txn.batch_execute("SET LOCAL lock_timeout = '500ms'")).await?;
             let epoch: i64 = match tokio::time::timeout(

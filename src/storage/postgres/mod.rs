@@ -56,6 +56,9 @@ pub struct PostgresBackend {
     ha_table: Option<String>,
     /// The term this node holds, when active: every write is fenced by it.
     term: RwLock<Option<Term>>,
+    /// The epoch of the last term whose fence refused a write (0: none):
+    /// the election loop steps down at once on its own epoch.
+    fenced_out: tokio::sync::watch::Sender<i64>,
 }
 
 /// Why one run of a batch did not commit.
@@ -252,6 +255,7 @@ impl PostgresBackend {
             fence: ha.map(|_| fence_sql(&config.ha_table)),
             ha_table: ha.map(|_| config.ha_table.clone()),
             term: RwLock::new(None),
+            fenced_out: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -316,6 +320,11 @@ impl PostgresBackend {
     /// node has taken a newer term.
     pub fn set_term(&self, term: Option<Term>) {
         *self.term.write().unwrap_or_else(PoisonError::into_inner) = term;
+    }
+
+    /// Follows the epochs whose fence refused a write.
+    pub fn fenced_out(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.fenced_out.subscribe()
     }
 
     fn term(&self) -> Option<Term> {
@@ -588,6 +597,12 @@ impl Backend for PostgresBackend {
         loop {
             match self.try_write(&mut client, &batch, term.as_ref()).await {
                 Ok(()) => return Ok(()),
+                Err(Attempt::Done(StorageError::NotActive)) => {
+                    if let Some(term) = &term {
+                        self.fenced_out.send_replace(term.epoch);
+                    }
+                    return Err(StorageError::NotActive);
+                }
                 Err(Attempt::Done(e)) => return Err(e),
                 Err(Attempt::Failed(e))
                     if attempt < MAX_ATTEMPTS
