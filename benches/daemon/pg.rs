@@ -2,7 +2,8 @@
 //! in a temp dir owned by `nobody` (PostgreSQL refuses to run as root),
 //! pinned to one CPU with `taskset`, listening on 127.0.0.1 only, fsync on
 //! (as an operator runs it), one database per peer. The postmaster is a
-//! child of the bench (it dies with it) and is stopped by PID.
+//! child of the bench (it dies with it; its backends exit when they see it
+//! gone) and is stopped by PID.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -85,16 +86,12 @@ impl Postgres {
         );
         let port = free_port();
         let mut command = Command::new("taskset");
+        // A change of user clears the parent-death signal, so the setpriv
+        // that changes it sets it again.
         command
             .args(["-c", &cpu.to_string(), "setpriv"])
-            .args([
-                "--reuid",
-                RUN_AS,
-                "--regid",
-                "nogroup",
-                "--clear-groups",
-                "--",
-            ])
+            .args(["--reuid", RUN_AS, "--regid", "nogroup", "--clear-groups"])
+            .args(["--pdeathsig", "KILL", "--"])
             .arg(bin.join("postgres"))
             .arg("-D")
             .arg(&data)
