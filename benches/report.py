@@ -66,7 +66,7 @@ def timing_rows(results):
     for s in results["scenarios"]:
         sr, ob = s.get("strongroom"), s.get("openbao")
         unit = s["unit"]
-        if not sr:
+        if not sr or s["id"] in FAILOVER_IDS:
             continue
         runs = f'{sr["runs"]}' + (f' / {ob["runs"]}' if ob else "")
         if "median" in sr:
@@ -80,6 +80,27 @@ def timing_rows(results):
             rows.append((s["name"], counts_text(sr["counts"]), "—",
                          counts_text(ob["counts"]) if ob else "—", "—",
                          ratio_of(s), "requests", runs))
+    return rows
+
+
+FAILOVER_IDS = ("failover_kill9", "failover_sigterm")
+
+
+def failover_rows(results):
+    rows = []
+    for s in results["scenarios"]:
+        if s["id"] not in FAILOVER_IDS:
+            continue
+        sr, ob = s.get("strongroom"), s.get("openbao")
+
+        def cells(x):
+            if not x:
+                return ["—"] * 3
+            return [f'{x[k]:,.1f} ms' for k in ("median", "min", "max")]
+        r = ratio_of(s)
+        runs = (f'{sr["runs"]}' if sr else "—") + (f' / {ob["runs"]}' if ob else "")
+        rows.append(f"| {s['name']} | " + " | ".join(cells(sr) + cells(ob))
+                    + f" | {fmt(r, 1) + '×' if r else '—'} | {runs} |")
     return rows
 
 
@@ -136,6 +157,19 @@ def targets(results):
             p99 = s["strongroom"]["p99_ms"]
             met = r >= bound and (p99_bound is None or p99 < p99_bound)
             out.append((label, f"{r:.2f}×, p99 {p99:.3f} ms", met))
+    kill9 = ids.get("failover_kill9")
+    if kill9 and kill9.get("strongroom"):
+        v = kill9["strongroom"]["median"]
+        out.append(("failover after kill -9 ≤ 1 s median", f"{v:,.1f} ms", v <= 1000))
+        r = ratio_of(kill9)
+        if r is not None:
+            out.append(("failover after kill -9 ≥ 10× faster than OpenBao", f"{r:.1f}× faster", r >= 10))
+    for i, label in (("pg_kv_write_16", "KV write on PostgreSQL ≥ 3× OpenBao kv-v2 at 16 clients"),
+                     ("pg_kv_read_16", "KV read on PostgreSQL ≥ 3× OpenBao kv-v2 at 16 clients")):
+        s = ids.get(i)
+        if s and s.get("openbao") and s.get("strongroom"):
+            r = ratio_of(s)
+            out.append((label, f"{r:.2f}×", r >= 3))
     for i, label, bound in (("idle_rss_mlock_off", "idle RSS, mlock off ≤ 16 MiB", 16),
                             ("idle_rss_mlock_on", "idle RSS, mlock on ≤ 32 MiB", 32)):
         v = get(i, "strongroom")
@@ -189,9 +223,21 @@ def section(results):
                 return ["—"] * 5
             return [f'{x["rps"]:,.0f}', f'{x["p50_ms"]:.3f} ms', f'{x["p99_ms"]:.3f} ms',
                     f'{x["server_cpu"] * 100:.0f}%', f'{x["client_cpu"] * 100:.0f}%']
-        runs = f'{sr["runs"]}' + (f' / {ob["runs"]}' if ob else "")
+        runs = (f'{sr["runs"]}' if sr else "—") + (f' / {ob["runs"]}' if ob else "")
         lines.append(f"| {name} | " + " | ".join(cells(sr) + cells(ob))
                      + f" | {fmt(r, 2) + '×' if r else '—'} | {runs} |")
+    failover = failover_rows(results)
+    if failover:
+        lines += [
+            "",
+            "Failover on PostgreSQL (three nodes of each peer, one database each on the same "
+            "private PostgreSQL): from the signal to the active node until a KV write is "
+            "acknowledged by a surviving node, each tried in turn.",
+            "",
+            "| scenario | strongroom median | min | max | OpenBao median | min | max | ratio | runs |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += failover
     lines += ["", "| target | measured | |", "|---|---|---|"]
     for label, measured, met in targets(results):
         lines.append(f"| {label} | {measured} | {'met' if met else '**missed**'} |")

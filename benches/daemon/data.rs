@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use strongroom::proto::{InitRequest, UnsealRequest};
+use strongroom::proto::{InitRequest, StatusRequest, UnsealRequest};
 use tonic::transport::Endpoint;
 
 use crate::grpc_load::{Load, NextRpc, Rpc, grpc_load, same};
@@ -60,6 +60,8 @@ pub(crate) const VALUE: &str = "v7Qe2LmX9pRt4KzW1nBc8YhJ3sDf6GaU0oIl5VxMqTe2RwNy
 /// What the loads need from a prepared store.
 pub(crate) struct Prepared {
     pub(crate) token: String,
+    /// The one unseal key (init 1/1), for the other nodes of a cluster.
+    pub(crate) unseal_key: String,
     pub(crate) ciphertext: String,
 }
 
@@ -87,6 +89,19 @@ pub(crate) async fn prepare_strongroom(instance: &Instance) -> Prepared {
         ..Default::default()
     };
     bounded("Unseal", sys.unseal(unseal)).await.expect("unseal");
+    // With HA on, the node serves once it took the role.
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let status = bounded("Status", sys.status(StatusRequest {}))
+            .await
+            .expect("status")
+            .into_inner();
+        if !status.ha_enabled || status.is_self {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node never became active");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let token = init.root_token.clone();
     fn with<T>(token: &str, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
@@ -127,7 +142,11 @@ pub(crate) async fn prepare_strongroom(instance: &Instance) -> Prepared {
         .expect("encrypt")
         .into_inner()
         .ciphertext;
-    Prepared { token, ciphertext }
+    Prepared {
+        token,
+        unseal_key: init.keys[0].clone(),
+        ciphertext,
+    }
 }
 
 /// OpenBao: init 1/1 and unseal, kv-v2 at `kvbench/`, transit at `transit/`
@@ -192,7 +211,11 @@ pub(crate) fn prepare_openbao(instance: &Instance) -> Prepared {
         .as_str()
         .expect("a ciphertext")
         .to_string();
-    Prepared { token, ciphertext }
+    Prepared {
+        token,
+        unseal_key: key,
+        ciphertext,
+    }
 }
 
 /// strongroom's call for `op`.

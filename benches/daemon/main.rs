@@ -16,9 +16,13 @@
 //! KV write to distinct keys, encrypt and decrypt of the same 100 bytes
 //! (strongroom's Kv and Keys services; OpenBao's kv-v2 and transit engines,
 //! `wrk` with a Lua script), audit off on both; idle and peak RSS; binary
-//! size; idle RSS after 100k and 300k distinct KV keys (strongroom only).
-//! `--only data` runs just the data plane, `--only keys [--kv-keys
-//! 2000,5000]` just the distinct-keys memory (with other counts, to try it).
+//! size; idle RSS after 100k and 300k distinct KV keys (strongroom only);
+//! HA on a private PostgreSQL (three nodes of each peer: KV write and read
+//! on the active node, Status and KV read through a standby, failover after
+//! kill -9 and after SIGTERM of the active). `--only data` runs just the
+//! data plane, `--only ha` just the HA rows (writing its own results file),
+//! `--only keys [--kv-keys 2000,5000]` just the distinct-keys memory (with
+//! other counts, to try it).
 //!
 //! `cargo bench --bench daemon [-- --runs N --seconds S --out FILE]` prints
 //! a table and writes the raw numbers as JSON (default
@@ -34,8 +38,9 @@
 //!
 //! The modules: [`process`] (starting, bounding and reading processes),
 //! [`peers`] (the two daemons and their clients), the load generators
-//! [`grpc_load`] (raw HTTP/2) and [`wrk`], the scenarios [`lifecycle`],
-//! [`memory`] and [`data`], and [`results`].
+//! [`grpc_load`] (raw HTTP/2) and [`wrk`], the bench's PostgreSQL [`pg`],
+//! the scenarios [`lifecycle`], [`memory`], [`data`] and [`ha`] (its
+//! clusters in [`ha_cluster`]), and [`results`].
 
 // A benchmark that cannot set itself up stops at once with the reason:
 // unwrap and expect are how it says so (the crate's lints forbid them
@@ -49,6 +54,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::data::data_plane;
+use crate::ha::ha;
 use crate::kv_keys::{DEFAULT_COUNTS, kv_keys_rss};
 use crate::lifecycle::{awskms, shamir_restarts};
 use crate::memory::{load_and_memory, mlock_rss};
@@ -58,10 +64,13 @@ use crate::results::Results;
 
 mod data;
 mod grpc_load;
+mod ha;
+mod ha_cluster;
 mod kv_keys;
 mod lifecycle;
 mod memory;
 mod peers;
+mod pg;
 mod process;
 mod results;
 mod wrk;
@@ -91,6 +100,8 @@ struct Options {
     only_data: bool,
     /// `--only keys`: just the memory after distinct KV keys.
     only_keys: bool,
+    /// `--only ha`: just the HA rows on PostgreSQL.
+    only_ha: bool,
     /// `--kv-keys N,M`: the counts at which that memory is read.
     kv_keys: Vec<u64>,
 }
@@ -102,6 +113,7 @@ fn options() -> Options {
         out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/results.json"),
         only_data: false,
         only_keys: false,
+        only_ha: false,
         kv_keys: DEFAULT_COUNTS.to_vec(),
     };
     let args: Vec<String> = std::env::args().collect();
@@ -113,6 +125,7 @@ fn options() -> Options {
             "--only" => {
                 options.only_data = pair[1] == "data";
                 options.only_keys = pair[1] == "keys";
+                options.only_ha = pair[1] == "ha";
             }
             "--kv-keys" => {
                 let counts: Option<Vec<u64>> =
@@ -196,6 +209,19 @@ fn main() {
         results.print();
         return;
     }
+    if options.only_ha {
+        ha(
+            &runtime,
+            &peers,
+            options.runs,
+            options.seconds,
+            wrk,
+            &mut results,
+        );
+        results.print();
+        write_report(&options, &strongroom, openbao.as_deref(), started, results);
+        return;
+    }
     let stores = shamir_restarts(&runtime, &peers, options.runs, &mut results);
     if moto.exists() {
         awskms(&runtime, &peers, options.runs, &mut results);
@@ -206,6 +232,14 @@ fn main() {
     }
     load_and_memory(&runtime, &stores, options.seconds, wrk, &mut results);
     data_plane(&runtime, &peers, options.seconds, wrk, &mut results);
+    ha(
+        &runtime,
+        &peers,
+        options.runs,
+        options.seconds,
+        wrk,
+        &mut results,
+    );
     mlock_rss(&runtime, &mut results);
     kv_keys_rss(&runtime, &options.kv_keys, &mut results);
 
@@ -225,6 +259,17 @@ fn main() {
     );
 
     results.print();
+    write_report(&options, &strongroom, openbao.as_deref(), started, results);
+}
+
+/// Writes the results as JSON to `--out`.
+fn write_report(
+    options: &Options,
+    strongroom: &Path,
+    openbao: Option<&Path>,
+    started: Instant,
+    results: Results,
+) {
     let version = |path: &Path| {
         output_within(Command::new(path).arg("version"))
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
@@ -238,7 +283,7 @@ fn main() {
         "machine": machine(),
         "strongroom_version": env!("CARGO_PKG_VERSION"),
         "strongroom_binary": strongroom.display().to_string(),
-        "openbao_version": openbao.as_deref().map(version).unwrap_or_default(),
+        "openbao_version": openbao.map(version).unwrap_or_default(),
         "runs": options.runs,
         "load_seconds": options.seconds,
         "load_rounds": LOAD_ROUNDS,

@@ -55,6 +55,22 @@ impl Results {
         self.scenarios.push(entry);
     }
 
+    /// A timed scenario with few runs (ms): median, p90, min and max.
+    pub(crate) fn spread(&mut self, id: &str, name: &str, samples: &mut [(Peer, f64)]) {
+        self.samples(id, name, "ms", samples);
+        let entry = self.scenarios.last_mut().expect("just pushed");
+        for peer in [Peer::Strongroom, Peer::OpenBao] {
+            let values = samples.iter().filter(|(p, _)| *p == peer).map(|(_, v)| *v);
+            let (min, max) = values.fold((f64::INFINITY, 0.0_f64), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+            if let Some(stats) = entry.get_mut(peer.key()) {
+                stats["min"] = json!(min);
+                stats["max"] = json!(max);
+            }
+        }
+    }
+
     /// A timed scenario (ms).
     pub(crate) fn timing(&mut self, id: &str, name: &str, samples: &mut [(Peer, f64)]) {
         self.samples(id, name, "ms", samples);
