@@ -358,6 +358,12 @@ async fn follow_changes(
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match changes.recv().await {
+            // A take-over elsewhere: name the new active node at once.
+            Ok(Change::Leader(advertised)) => {
+                if lifecycle.phase() == Phase::Standby {
+                    lifecycle.set_leader(leader(&advertised));
+                }
+            }
             Ok(change) => lifecycle.heard(&change).await,
             Err(RecvError::Lagged(_)) => lifecycle.heard(&Change::Missed).await,
             Err(RecvError::Closed) => return,

@@ -378,6 +378,8 @@ impl Lifecycle {
                 }
                 self.refresh_standby_keyring().await;
             }
+            // The election loop names the new active node.
+            Change::Leader(_) => {}
         }
     }
 

@@ -189,6 +189,8 @@ pub struct Election {
     key: i64,
     pid: i32,
     sql: Statements,
+    /// `ha_table`, whose channel a take-over notifies.
+    ha_table: String,
     term: Option<Term>,
     /// When the last take-over transaction began (before `now()` was
     /// read for the lease): the holder's local deadline counts from here.
@@ -291,6 +293,7 @@ impl Election {
             key: column(&row, 0)?,
             pid: column(&row, 1)?,
             sql: Statements::new(&config.ha_table),
+            ha_table: config.ha_table.clone(),
             term: None,
             began: None,
         })
@@ -408,6 +411,16 @@ impl Election {
                     "PostgreSQL: the HA lease row is missing, so the active role cannot be taken; restart a node to recreate it (docs/HA.md, Tables)".into(),
                 ));
             }
+            // Standbys learn the new active node now, not at their next
+            // turn (delivered only if the take-over commits).
+            timely(txn.execute(
+                "SELECT pg_notify($1, $2)",
+                &[
+                    &super::notify::channel(&self.ha_table),
+                    &super::notify::leader_payload(&self.ha_table, epoch, &addresses),
+                ],
+            ))
+            .await?;
             timely(txn.commit()).await?;
             let term = Term {
                 epoch,

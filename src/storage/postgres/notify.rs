@@ -35,6 +35,8 @@ pub enum Change {
     Restored,
     /// The listen connection was (re)made: notifications may have been lost.
     Missed,
+    /// A node took the active role; what it advertises (`ha_value`).
+    Leader(String),
 }
 
 /// The channel for `ha_table`: its name, made an identifier PostgreSQL
@@ -56,6 +58,9 @@ struct Payload {
     paths: Vec<String>,
     #[serde(default)]
     restored: bool,
+    /// A take-over's: the new active node's advertisement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leader: Option<String>,
 }
 
 /// The payload for `batch`, written by the holder of `epoch`.
@@ -72,6 +77,7 @@ pub(super) fn payload(ha_table: &str, epoch: i64, batch: &Batch) -> String {
         epoch,
         paths: paths.into_iter().collect(),
         restored,
+        leader: None,
     };
     let mut text = serde_json::to_string(&payload).unwrap_or_default();
     if text.len() > MAX_PAYLOAD || restored {
@@ -79,6 +85,19 @@ pub(super) fn payload(ha_table: &str, epoch: i64, batch: &Batch) -> String {
         text = serde_json::to_string(&payload).unwrap_or_default();
     }
     text
+}
+
+/// The payload of a take-over by the holder of `epoch`, which advertises
+/// `advertised`.
+pub(super) fn leader_payload(ha_table: &str, epoch: i64, advertised: &str) -> String {
+    serde_json::to_string(&Payload {
+        table: ha_table.to_string(),
+        epoch,
+        paths: Vec::new(),
+        restored: false,
+        leader: Some(advertised.to_string()),
+    })
+    .unwrap_or_default()
 }
 
 /// The key's first two segments (`sys/policy/app` → `sys/policy`).
@@ -95,6 +114,10 @@ fn prefix(key: &str) -> String {
 fn change(ha_table: &str, payload: &str) -> Option<Change> {
     match serde_json::from_str::<Payload>(payload) {
         Ok(p) if p.table != ha_table => None,
+        Ok(Payload {
+            leader: Some(leader),
+            ..
+        }) => Some(Change::Leader(leader)),
         Ok(p) if p.restored => Some(Change::Restored),
         Ok(p) => Some(Change::Paths(p.paths)),
         Err(_) => Some(Change::Paths(vec!["*".into()])),
@@ -231,6 +254,10 @@ mod tests {
         assert!(big.len() < MAX_PAYLOAD, "{}", big.len());
         assert_eq!(change(t, &big), Some(Change::Paths(vec!["*".into()])));
         assert_eq!(change(t, "not json"), Some(Change::Paths(vec!["*".into()])));
+        assert_eq!(
+            change(t, &leader_payload(t, 8, "{\"api_addr\":\"x\"}")),
+            Some(Change::Leader("{\"api_addr\":\"x\"}".into()))
+        );
         assert_eq!(
             channel("public.strongroom_ha_locks"),
             "public_strongroom_ha_locks"
