@@ -232,7 +232,8 @@ def section(results):
             "",
             "Failover on PostgreSQL (three nodes of each peer, one database each on the same "
             "private PostgreSQL): from the signal to the active node until a KV write is "
-            "acknowledged by a surviving node, each tried in turn.",
+            "acknowledged (the notes below say whether the writes went to one standby's "
+            "address, forwarded, or to each surviving node in turn).",
             "",
             "| scenario | strongroom median | min | max | OpenBao median | min | max | ratio | runs |",
             "|---|---|---|---|---|---|---|---|---|",
