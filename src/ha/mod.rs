@@ -14,6 +14,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -208,7 +210,7 @@ impl Node {
                 match election.holder().await {
                     Ok(holder) => self
                         .lifecycle
-                        .set_leader(holder.as_deref().and_then(leader)),
+                        .set_leader(holder.as_deref().and_then(|h| leader(&self.lifecycle, h))),
                     Err(e) => tracing::debug!(error = %e, "could not read the lease"),
                 }
             }
@@ -232,15 +234,22 @@ impl Node {
         let advertise = || {
             let now = now_unix_ms();
             since.store(now, std::sync::atomic::Ordering::Relaxed);
-            serde_json::to_string(&Advertised {
+            let plain = serde_json::to_vec(&Advertised {
                 api_addr: own.api_addr.clone(),
                 cluster_addr: own.cluster_addr.clone(),
                 active_since_unix_ms: now,
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+            // Behind the barrier: base64 of the barrier's entry format.
+            self.lifecycle
+                .seal_advertisement(&plain)
+                .map(|sealed| STANDARD.encode(sealed))
+                .unwrap_or_default()
         };
         let lifecycle = Arc::clone(&self.lifecycle);
-        let mut observe = move |holder: Option<&str>| lifecycle.set_leader(holder.and_then(leader));
+        let mut observe = move |holder: Option<&str>| {
+            lifecycle.set_leader(holder.and_then(|h| leader(&lifecycle, h)));
+        };
         let elected = tokio::select! {
             term = election.campaign(&advertise, &mut observe) => term?,
             _ = phase.wait_for(|p| *p != Phase::Standby) => return Ok(None),
@@ -361,7 +370,7 @@ async fn follow_changes(
             // A take-over elsewhere: name the new active node at once.
             Ok(Change::Leader(advertised)) => {
                 if lifecycle.phase() == Phase::Standby {
-                    lifecycle.set_leader(leader(&advertised));
+                    lifecycle.set_leader(leader(&lifecycle, &advertised));
                 }
             }
             Ok(change) => lifecycle.heard(&change).await,
@@ -371,9 +380,12 @@ async fn follow_changes(
     }
 }
 
-/// The active node as its lease row advertises it.
-fn leader(advertised: &str) -> Option<Leader> {
-    let a: Advertised = serde_json::from_str(advertised).ok()?;
+/// The active node as its lease row advertises it, if this node's keys
+/// open the advertisement.
+fn leader(lifecycle: &Lifecycle, advertised: &str) -> Option<Leader> {
+    let sealed = STANDARD.decode(advertised).ok()?;
+    let plain = lifecycle.open_advertisement(&sealed)?;
+    let a: Advertised = serde_json::from_slice(plain.expose()).ok()?;
     Some(Leader {
         api_addr: a.api_addr,
         cluster_addr: a.cluster_addr,

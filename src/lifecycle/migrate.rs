@@ -53,10 +53,10 @@ impl Migration {
 
 /// A migration's result, written and ready to be put in force.
 pub(super) struct Migrated {
-    config: SealConfig,
+    pub(super) config: SealConfig,
     pub(super) barrier: Barrier,
     /// The new KMS key's ARN (to awskms).
-    key_arn: Option<String>,
+    pub(super) key_arn: Option<String>,
 }
 
 /// What the stored seal type and the config's seal blocks call for: no
@@ -150,16 +150,18 @@ impl Lifecycle {
         }
     }
 
-    /// A quorum of the old shares performs the pending migration: checks
+    /// A quorum of the old shares prepares the pending migration: checks
     /// them, opens the root key with the old seal, wraps it (and the
-    /// recovery key) with the new one, then writes one transaction. Called
-    /// by unseal with the key operations' lock held.
-    pub(super) async fn migrate_with(
+    /// recovery key) with the new one, and returns the one batch that puts
+    /// the new seal in force, unwritten (unseal writes it at once; with HA
+    /// the take-over writes it, under this node's term). Called by unseal
+    /// with the key operations' lock held.
+    pub(super) async fn prepare_migration(
         &self,
         migration: Migration,
         config: &SealConfig,
         shares: &[SecretBytes],
-    ) -> Result<Migrated, Error> {
+    ) -> Result<(Migrated, Batch), Error> {
         tracing::info!(
             migration = migration.describe(),
             "seal migration started: the quorum of old keys is complete"
@@ -242,18 +244,32 @@ impl Lifecycle {
             }
         };
         batch.put(SEAL_CONFIG_PATH, new_config.encode());
-        self.storage.write(batch).await?;
-        Ok(Migrated {
+        let migrated = Migrated {
             config: new_config,
             barrier,
             key_arn,
-        })
+        };
+        Ok((migrated, batch))
     }
 
     /// After the migration's transaction: the daemon is unsealed under the
     /// new seal.
     pub(super) fn finish_migration(&self, migration: Migration, migrated: Migrated) {
-        if let Some(key_arn) = migrated.key_arn {
+        self.migrated_report(migrated.key_arn.clone());
+        self.set_state(State::Unsealed {
+            config: Arc::new(migrated.config),
+            barrier: Arc::new(migrated.barrier),
+        });
+        tracing::info!(
+            migration = migration.describe(),
+            "seal migration complete; the daemon is unsealed under the new seal. Remove the old seal block from the config"
+        );
+    }
+
+    /// The KMS report and the pending migration once the new seal is in
+    /// force.
+    pub(super) fn migrated_report(&self, key_arn: Option<String>) {
+        if let Some(key_arn) = key_arn {
             *self.report() = KmsReport {
                 auto_unseal: AutoUnsealStatus {
                     state: AutoUnsealState::Unsealed,
@@ -264,14 +280,6 @@ impl Lifecycle {
             };
         }
         self.set_migration(None);
-        self.set_state(State::Unsealed {
-            config: Arc::new(migrated.config),
-            barrier: Arc::new(migrated.barrier),
-        });
-        tracing::info!(
-            migration = migration.describe(),
-            "seal migration complete; the daemon is unsealed under the new seal. Remove the old seal block from the config"
-        );
     }
 }
 

@@ -11,15 +11,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use super::migrate::Migrated;
 use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH};
 use super::state::{HaStatus, Leader, State};
-use super::{Lifecycle, SealConfig};
+use super::{Lifecycle, Migration, SealConfig};
 use crate::barrier::{Barrier, BarrierError, KEYRING_PATH, entry};
 use crate::error::Error;
 use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
 use crate::secret::SecretKey;
-use crate::storage::Change;
+use crate::storage::{Batch, Change};
+
+/// The path an advertisement is encrypted for (its AAD); it is stored in
+/// the lease row, never at this path.
+const ADVERTISEMENT_PATH: &str = "core/ha-advertisement";
 
 fn sealed_meanwhile() -> Error {
     Error::FailedPrecondition(
@@ -51,6 +56,16 @@ pub(super) struct Ha {
     restoring: AtomicBool,
     /// While active: the local deadline of the lease.
     deadline: Mutex<Option<Instant>>,
+    /// A seal migration whose KMS calls are made and whose one write waits
+    /// for this node's take-over.
+    migration: Mutex<Option<PendingMigration>>,
+}
+
+/// A seal migration ready to be written.
+struct PendingMigration {
+    migration: Migration,
+    key_arn: Option<String>,
+    batch: Batch,
 }
 
 impl Ha {
@@ -61,6 +76,7 @@ impl Ha {
             unseal_key: Mutex::new(None),
             restoring: AtomicBool::new(false),
             deadline: Mutex::new(None),
+            migration: Mutex::new(None),
         }
     }
 
@@ -112,6 +128,30 @@ impl Lifecycle {
     /// holds the role.
     pub fn leader(&self) -> Option<Leader> {
         self.ha.as_ref().and_then(Ha::leader)
+    }
+
+    /// This node's advertisement for the lease row, encrypted and
+    /// authenticated by the barrier (the keys every unsealed node of the
+    /// cluster holds), so that whoever can write the database cannot send
+    /// standbys, or the clients they name the active node to, elsewhere.
+    /// `None` when this node holds no keys.
+    pub fn seal_advertisement(&self, plaintext: &[u8]) -> Option<Vec<u8>> {
+        let barrier = self.local_barrier().ok()?;
+        Some(barrier.encrypt(ADVERTISEMENT_PATH, plaintext))
+    }
+
+    /// An advertisement read from the lease row, if this node's keys open
+    /// it (a node that is sealed, or that holds an older keyring than the
+    /// writer's, names no active node until they do).
+    pub fn open_advertisement(&self, sealed: &[u8]) -> Option<crate::secret::SecretBytes> {
+        let barrier = match &*self.read() {
+            State::Standby { barrier, .. } | State::Unsealed { barrier, .. } => Arc::clone(barrier),
+            _ => return None,
+        };
+        barrier
+            .decrypt(ADVERTISEMENT_PATH, sealed)
+            .inspect_err(|e| tracing::debug!(error = %e, "an HA advertisement did not open"))
+            .ok()
     }
 
     /// The election saw `leader` holding the role (`None`: nobody holds it).
@@ -166,6 +206,7 @@ impl Lifecycle {
             State::Standby { barrier, .. } => barrier.root_key().clone(),
             _ => return Err(sealed_meanwhile()),
         };
+        self.write_pending_migration().await?;
         let (config, barrier) = match self.reload(root_key).await {
             Ok(opened) => opened,
             // The database or KMS failed under the take-over: the node
@@ -213,6 +254,57 @@ impl Lifecycle {
         }));
         tracing::info!("active: this node serves every call");
         Ok(())
+    }
+
+    /// With a seal migration prepared on this node: its one write, now that
+    /// the node holds a term (the other nodes, sealed under the old seal,
+    /// hear of it and seal themselves).
+    async fn write_pending_migration(&self) -> Result<(), Error> {
+        let Some(ha) = &self.ha else {
+            return Ok(());
+        };
+        let pending = ha
+            .migration
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(pending) = pending else {
+            return Ok(());
+        };
+        if let Err(e) = self.storage.write(pending.batch.clone()).await {
+            // Kept for the next take-over: nothing was written.
+            *ha.migration.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending);
+            return Err(e.into());
+        }
+        self.migrated_report(pending.key_arn);
+        tracing::info!(
+            migration = pending.migration.describe(),
+            "seal migration complete: this node took the active role and wrote the new seal. Remove the old seal block from the config, and restart the other nodes with the new one"
+        );
+        Ok(())
+    }
+
+    /// With HA, after a quorum of old keys for a seal migration: the node
+    /// stands by holding the keys and the migration's batch, which its
+    /// take-over writes.
+    pub(super) fn stand_by_to_migrate(
+        &self,
+        migration: Migration,
+        migrated: Migrated,
+        batch: Batch,
+    ) {
+        if let Some(ha) = &self.ha {
+            *ha.migration.lock().unwrap_or_else(PoisonError::into_inner) = Some(PendingMigration {
+                migration,
+                key_arn: migrated.key_arn,
+                batch,
+            });
+        }
+        tracing::info!(
+            migration = migration.describe(),
+            "seal migration prepared; it is written when this node takes the active role (step the active node down, or stop it)"
+        );
+        self.stand_by(Arc::new(migrated.config), migrated.barrier);
     }
 
     /// The seal configuration and the keyring as stored now, opened with
@@ -368,6 +460,9 @@ impl Lifecycle {
                 for hook in &self.hooks {
                     hook.closed();
                 }
+                if paths.iter().any(|p| p == SEAL_CONFIG_PATH || p == "*") {
+                    self.follow_seal_config().await;
+                }
                 if paths.iter().any(|p| p == KEYRING_PATH || p == "*") {
                     self.refresh_standby_keyring().await;
                 }
@@ -381,6 +476,31 @@ impl Lifecycle {
             // The election loop names the new active node.
             Change::Leader(_) => {}
         }
+    }
+
+    /// A standby reads the seal configuration the active node changed: a
+    /// rekey's new shares are taken in; a seal migrated to another type
+    /// seals this node, whose config names the old one.
+    async fn follow_seal_config(&self) {
+        let stored = match self.storage.get(SEAL_CONFIG_PATH).await {
+            Ok(Some(stored)) => stored,
+            _ => return,
+        };
+        let Ok(config) = SealConfig::decode(&stored) else {
+            return;
+        };
+        if !matches!(&*self.read(), State::Standby { .. }) {
+            return;
+        }
+        if config.seal_type != self.seal.name() {
+            tracing::warn!(
+                seal = %config.seal_type,
+                "the active node migrated the seal; this node sealed itself: restart it with the new seal block in its config"
+            );
+            self.seal_now();
+            return;
+        }
+        self.replace_seal_config(config);
     }
 
     /// A standby reads the keyring again with the root key it holds (a

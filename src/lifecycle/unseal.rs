@@ -166,22 +166,31 @@ impl Lifecycle {
             }
         };
 
-        if let (Some(_), Some(_), true) = (&quorum, migration, self.is_ha()) {
-            return Err(Error::FailedPrecondition(
-                "a seal migration does not run on a node with ha_enabled yet: stop every other node, run the migration on one node with ha_enabled = false, then start them all again".into(),
-            ));
-        }
         if let (Some(quorum), Some(migration)) = (&quorum, migration) {
-            let migrated = crate::failpoint::scope(
-                "migrate",
-                self.migrate_with(migration, &config, &quorum.shares),
-            )
+            // Without HA the migration writes at once; with HA its batch
+            // waits for this node's take-over, under its term.
+            let ha = self.is_ha();
+            let (migrated, batch) = crate::failpoint::scope("migrate", async {
+                let (migrated, batch) = self
+                    .prepare_migration(migration, &config, &quorum.shares)
+                    .await?;
+                if ha {
+                    return Ok((migrated, Some(batch)));
+                }
+                self.storage.write(batch).await?;
+                Ok::<_, Error>((migrated, None))
+            })
             .await
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "seal migration failed; nothing changed and the keys entered were discarded");
             })?;
-            self.opening(&migrated.barrier).await?;
-            self.finish_migration(migration, migrated);
+            match batch {
+                Some(batch) => self.stand_by_to_migrate(migration, migrated, batch),
+                None => {
+                    self.opening(&migrated.barrier).await?;
+                    self.finish_migration(migration, migrated);
+                }
+            }
         } else if let Some(quorum) = quorum {
             let barrier = match &self.seal {
                 Seal::Shamir => self.open_barrier(&quorum.shares).await?,

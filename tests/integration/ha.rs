@@ -321,3 +321,53 @@ fn a_quorum_operation_under_way_is_cancelled_by_a_failover_and_says_so() {
     crate::support::cli::unseal(&cluster.nodes[other].daemon, &[&keys[0], &keys[1]]);
     assert_eq!(cluster.wait_active(&[other]), other);
 }
+
+#[test]
+fn a_seal_migration_is_written_by_the_node_that_takes_over_and_seals_the_others() {
+    use crate::support::kms::{kms, seal_block};
+    let mut cluster = Cluster::start(2, "2s");
+    cluster.open();
+    let active = cluster.wait_active(&[0, 1]);
+    let migrating = 1 - active;
+    cluster.put(active, "app/db", "kept").ok();
+    // The standby is restarted with an awskms seal block: a migration
+    // from Shamir is pending there.
+    let kms = kms();
+    let node = &mut cluster.nodes[migrating].daemon;
+    assert!(node.stop().success());
+    let config = std::fs::read_to_string(&node.config_path).unwrap();
+    std::fs::write(
+        &node.config_path,
+        format!("{config}{}", seal_block(&kms.proxy.endpoint(), "")),
+    )
+    .unwrap();
+    node.start_again();
+    let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
+    for key in &keys[..2] {
+        cluster.nodes[migrating]
+            .daemon
+            .cli()
+            .run(&["unseal", "--migrate", key])
+            .ok();
+    }
+    // Prepared, not written: it stands by until it holds the role.
+    let status = cluster.wait_for(migrating, "standing by", |s| s["ha_mode"] == "standby");
+    assert_eq!(status["migration"], true);
+    cluster.nodes[active].daemon.cli().run(&["step-down"]).ok();
+    assert_eq!(cluster.wait_active(&[migrating]), migrating);
+    let status = cluster.status(migrating);
+    assert_eq!(
+        (&status["type"], &status["migration"]),
+        (&"awskms".into(), &false.into())
+    );
+    assert_eq!(cluster.get(migrating, "app/db").as_deref(), Some("kept"));
+    // The node still on the Shamir seal hears it and seals itself.
+    cluster.wait_for(active, "sealed", |s| s["sealed"] == true);
+    assert!(
+        cluster.nodes[active]
+            .daemon
+            .stderr
+            .text()
+            .contains("the active node migrated the seal; this node sealed itself")
+    );
+}
