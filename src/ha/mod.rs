@@ -178,9 +178,8 @@ impl Node {
                     failures = failures.saturating_add(1);
                     let wait = backoff(failures);
                     tracing::warn!(reason = %why, retry_in_ms = wait.as_millis() as u64, "the take-over did not finish; the role was given back");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        changed = phase.changed() => if changed.is_err() { return },
+                    if !wait_or_change(wait, &mut phase).await {
+                        return;
                     }
                 }
                 Err(e) => {
@@ -190,9 +189,8 @@ impl Node {
                     failures = failures.saturating_add(1);
                     let wait = backoff(failures);
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "the HA election failed; trying again");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        changed = phase.changed() => if changed.is_err() { return },
+                    if !wait_or_change(wait, &mut phase).await {
+                        return;
                     }
                 }
             }
@@ -391,6 +389,15 @@ fn leader(lifecycle: &Lifecycle, advertised: &str) -> Option<Leader> {
         cluster_addr: a.cluster_addr,
         active_since_unix_ms: a.active_since_unix_ms,
     })
+}
+
+/// Waits `wait`, or less if the phase changes; false once the lifecycle
+/// is gone (the process is ending).
+async fn wait_or_change(wait: Duration, phase: &mut watch::Receiver<Phase>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        changed = phase.changed() => changed.is_ok(),
+    }
 }
 
 /// 250 ms doubling to [`BACKOFF_CAP`].

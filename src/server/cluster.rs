@@ -7,27 +7,21 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::Routes;
 use tonic::transport::Server;
 
 use super::drain::InFlight;
-use super::listener::{Bound, ListenerError};
+use super::listener::{Bound, ListenerError, accept_tls};
 use super::tls;
 use crate::api::forward::{Accept, Kind};
 use crate::api::{Identities, grpc};
 use crate::cluster::ClusterTls;
 use crate::node::Node;
-
-/// A slow or stalled node gets this long to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The bound cluster listener.
 pub struct ClusterListener {
@@ -134,41 +128,16 @@ fn incoming(
     listener: TcpListener,
     node: Arc<Node>,
 ) -> impl tokio_stream::Stream<Item = io::Result<TlsStream<TcpStream>>> {
-    let (ready, incoming) = mpsc::channel(16);
     let configs = Arc::new(Configs::default());
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = ready.closed() => return,
+    let acceptor = move |peer: SocketAddr| {
+        let (node, configs) = (Arc::clone(&node), Arc::clone(&configs));
+        async move {
+            let Some(config) = configs.current(&node).await else {
+                tracing::debug!(%peer, "cluster connection refused: this node has no cluster certificate (sealed, or no node was active yet)");
+                return None;
             };
-            let (stream, peer) = match accepted {
-                Ok(connection) => connection,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed on the cluster listener");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let (ready, node, configs) = (ready.clone(), Arc::clone(&node), Arc::clone(&configs));
-            tokio::spawn(async move {
-                let Some(config) = configs.current(&node).await else {
-                    tracing::debug!(%peer, "cluster connection refused: this node has no cluster certificate (sealed, or no node was active yet)");
-                    return;
-                };
-                let handshake = TlsAcceptor::from(config).accept(stream);
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                    Ok(Ok(stream)) => {
-                        let _ = ready.send(Ok(stream)).await;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::info!(%peer, error = %e, "cluster listener: TLS handshake refused")
-                    }
-                    Err(_) => tracing::debug!(%peer, "cluster listener: TLS handshake timed out"),
-                }
-            });
+            Some(TlsAcceptor::from(config))
         }
-    });
-    ReceiverStream::new(incoming)
+    };
+    accept_tls(listener, "cluster listener", tracing::Level::INFO, acceptor)
 }

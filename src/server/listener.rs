@@ -264,6 +264,27 @@ pub fn tls_incoming(
     listener: TcpListener,
     tls: TlsHandle,
 ) -> impl Stream<Item = io::Result<TlsStream<TcpStream>>> {
+    let acceptor = move |_| {
+        let acceptor = TlsAcceptor::from(tls.load_full());
+        async move { Some(acceptor) }
+    };
+    accept_tls(listener, "listener", tracing::Level::DEBUG, acceptor)
+}
+
+/// The accept loop of a TLS listener called `name`: each connection gets
+/// the acceptor `acceptor_for` gives for its peer (none: it is dropped) and
+/// its handshake runs in a task of its own, within [`HANDSHAKE_TIMEOUT`]; a
+/// refused handshake is logged at `refused` level.
+pub(super) fn accept_tls<F, Fut>(
+    listener: TcpListener,
+    name: &'static str,
+    refused: tracing::Level,
+    acceptor_for: F,
+) -> impl Stream<Item = io::Result<TlsStream<TcpStream>>>
+where
+    F: Fn(SocketAddr) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<TlsAcceptor>> + Send + 'static,
+{
     let (ready, incoming) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -275,21 +296,29 @@ pub fn tls_incoming(
                 Ok(connection) => connection,
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(error = %e, listener = name, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
             let _ = stream.set_nodelay(true);
-            let acceptor = TlsAcceptor::from(tls.load_full());
+            let acceptor = acceptor_for(peer);
             let ready = ready.clone();
             tokio::spawn(async move {
+                let Some(acceptor) = acceptor.await else {
+                    return;
+                };
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
                         let _ = ready.send(Ok(stream)).await;
                     }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Ok(Err(e)) if refused == tracing::Level::INFO => {
+                        tracing::info!(%peer, error = %e, "{name}: TLS handshake refused")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "{name}: TLS handshake refused")
+                    }
+                    Err(_) => tracing::debug!(%peer, "{name}: TLS handshake timed out"),
                 }
             });
         }
