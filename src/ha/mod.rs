@@ -384,6 +384,15 @@ fn leader(lifecycle: &Lifecycle, advertised: &str) -> Option<Leader> {
     let sealed = STANDARD.decode(advertised).ok()?;
     let plain = lifecycle.open_advertisement(&sealed)?;
     let a: Advertised = serde_json::from_slice(plain.expose()).ok()?;
+    // A lease this node left behind (it lost the role without releasing
+    // it) names itself: a standby never sends callers to itself.
+    let own = lifecycle.advertised().unwrap_or_default();
+    if lifecycle.phase() == Phase::Standby
+        && a.api_addr == own.api_addr
+        && a.cluster_addr == own.cluster_addr
+    {
+        return None;
+    }
     Some(Leader {
         api_addr: a.api_addr,
         cluster_addr: a.cluster_addr,

@@ -331,9 +331,14 @@ impl Lifecycle {
             // The shares to enter are the old seal's, whatever the new one is.
             status.migration = true;
             status.recovery_seal = config.is_recovery();
-            status
-                .warnings
-                .push(self.migration_warning(migration, unseal::share_noun(config)));
+            status.warnings.push(if self.migration_prepared() {
+                format!(
+                    "the seal migration ({}) is prepared and is written when this node takes the active role: step the active node down (`strongroom step-down` there)",
+                    migration.describe()
+                )
+            } else {
+                self.migration_warning(migration, unseal::share_noun(config))
+            });
         }
         status.cluster_id.clone_from(&config.cluster_id);
         if status.cluster_name.is_empty() {
@@ -405,6 +410,7 @@ impl Lifecycle {
         // Shares entered for quorum operations go with the keys.
         self.attempts().clear();
         self.drop_unseal_key();
+        self.drop_prepared_migration();
         self.set_state(State::Sealed {
             config,
             progress: Progress::default(),

@@ -59,6 +59,8 @@ pub(super) struct Ha {
     /// A seal migration whose KMS calls are made and whose one write waits
     /// for this node's take-over.
     migration: Mutex<Option<PendingMigration>>,
+    /// When this node was last unsealed into standby, Unix seconds.
+    standby_since_unix: std::sync::atomic::AtomicU64,
 }
 
 /// A seal migration ready to be written.
@@ -66,6 +68,11 @@ struct PendingMigration {
     migration: Migration,
     key_arn: Option<String>,
     batch: Batch,
+    /// The stored seal configuration it was prepared against, and the
+    /// root key it writes: the take-over writes the batch only if both
+    /// still hold (no rotate-root, rekey, restore or other migration since).
+    from: SealConfig,
+    root_key: SecretKey,
 }
 
 impl Ha {
@@ -77,6 +84,7 @@ impl Ha {
             restoring: AtomicBool::new(false),
             deadline: Mutex::new(None),
             migration: Mutex::new(None),
+            standby_since_unix: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -271,6 +279,16 @@ impl Lifecycle {
         let Some(pending) = pending else {
             return Ok(());
         };
+        // The term fences every other writer out: what is read now stays
+        // true until this write.
+        if let Err(stale) = self.migration_still_applies(&pending).await {
+            let message = format!(
+                "the seal migration prepared on this node no longer applies ({stale}); it was dropped and this node sealed itself: enter the keys with `strongroom unseal --migrate` again"
+            );
+            tracing::error!("{message}");
+            self.seal_now();
+            return Err(Error::FailedPrecondition(message));
+        }
         if let Err(e) = self.storage.write(pending.batch.clone()).await {
             // Kept for the next take-over: nothing was written.
             *ha.migration.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending);
@@ -284,20 +302,63 @@ impl Lifecycle {
         Ok(())
     }
 
+    /// Whether a prepared migration may still be written: the stored seal
+    /// configuration is the one it was prepared against, and the keyring
+    /// opens with the root key it writes.
+    async fn migration_still_applies(&self, pending: &PendingMigration) -> Result<(), String> {
+        let stored = self
+            .storage
+            .get(SEAL_CONFIG_PATH)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the store has no seal configuration")?;
+        let stored = SealConfig::decode(&stored)?;
+        if stored != pending.from {
+            return Err(
+                "the seal configuration changed since (a rekey, a restore or another migration)"
+                    .into(),
+            );
+        }
+        Barrier::unlock(Arc::clone(&self.storage), pending.root_key.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("the root key changed since (a rotate-root or a restore): {e}"))
+    }
+
+    /// A seal migration is prepared here and waits for the take-over.
+    pub(super) fn migration_prepared(&self) -> bool {
+        self.ha.as_ref().is_some_and(|ha| {
+            ha.migration
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some()
+        })
+    }
+
+    /// Forgets a prepared migration (at a seal: its keys go too).
+    pub(super) fn drop_prepared_migration(&self) {
+        if let Some(ha) = &self.ha {
+            *ha.migration.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
     /// With HA, after a quorum of old keys for a seal migration: the node
     /// stands by holding the keys and the migration's batch, which its
     /// take-over writes.
     pub(super) fn stand_by_to_migrate(
         &self,
         migration: Migration,
+        from: &SealConfig,
         migrated: Migrated,
         batch: Batch,
     ) {
         if let Some(ha) = &self.ha {
             *ha.migration.lock().unwrap_or_else(PoisonError::into_inner) = Some(PendingMigration {
                 migration,
-                key_arn: migrated.key_arn,
+                key_arn: migrated.key_arn.clone(),
                 batch,
+                from: from.clone(),
+                root_key: migrated.barrier.root_key().clone(),
             });
         }
         tracing::info!(
@@ -318,6 +379,13 @@ impl Lifecycle {
             .await?
             .ok_or_else(|| Error::Internal("the store has no seal configuration".into()))?;
         let config = SealConfig::decode(&stored).map_err(Error::Internal)?;
+        if config.seal_type != self.seal.name() {
+            return Err(Error::FailedPrecondition(format!(
+                "the store is sealed by {} and this node's config names {}: restart it with the store's seal block",
+                config.seal_type,
+                self.seal.name()
+            )));
+        }
         let barrier = match Barrier::unlock(Arc::clone(&self.storage), root_key).await {
             Ok(barrier) => barrier,
             Err(BarrierError::Storage(e)) => return Err(e.into()),
@@ -451,6 +519,15 @@ impl Lifecycle {
         }
         match change {
             Change::Restored => {
+                // Anyone who may connect to the database can NOTIFY: seal
+                // only for a restore the store itself records since this
+                // node stood by.
+                if !self.restored_since_standby().await {
+                    tracing::warn!(
+                        "a restore notification came without a new restore recorded in the store; ignored"
+                    );
+                    return;
+                }
                 tracing::warn!(
                     "the active node restored a snapshot; this node sealed itself: unseal it again (with the snapshot's keys if they differ)"
                 );
@@ -471,6 +548,7 @@ impl Lifecycle {
                 for hook in &self.hooks {
                     hook.closed();
                 }
+                self.follow_seal_config().await;
                 self.refresh_standby_keyring().await;
             }
             // The election loop names the new active node.
@@ -489,7 +567,9 @@ impl Lifecycle {
         let Ok(config) = SealConfig::decode(&stored) else {
             return;
         };
-        if !matches!(&*self.read(), State::Standby { .. }) {
+        // A node with a migration prepared waits for its take-over, which
+        // checks the store again.
+        if !matches!(&*self.read(), State::Standby { .. }) || self.migration_prepared() {
             return;
         }
         if config.seal_type != self.seal.name() {
@@ -540,9 +620,29 @@ impl Lifecycle {
         Ok(())
     }
 
+    /// Whether the store records a snapshot restore made after this node
+    /// stood by (the restore marker's time, by the active node's clock; a
+    /// few seconds of skew are allowed for).
+    async fn restored_since_standby(&self) -> bool {
+        let Some(ha) = &self.ha else {
+            return false;
+        };
+        let since = ha.standby_since_unix.load(Ordering::SeqCst);
+        match self.storage.get(super::rotation::RESTORED_PATH).await {
+            Ok(Some(raw)) => {
+                super::snapshot_mac::RestoreMarker::decode(&raw).restored_unix + 5 >= since
+            }
+            _ => false,
+        }
+    }
+
     /// With HA, where an unseal leaves the node: standing by, the
     /// components not opened yet (that is the take-over's work).
     pub(super) fn stand_by(&self, config: Arc<SealConfig>, barrier: Barrier) {
+        if let Some(ha) = &self.ha {
+            ha.standby_since_unix
+                .store(crate::time::now_unix(), Ordering::SeqCst);
+        }
         self.set_state(State::Standby {
             config,
             barrier: Arc::new(barrier),

@@ -106,7 +106,7 @@ impl RestoreMarker {
     }
 
     /// A marker written by an older build (a timestamp) owes no check.
-    fn decode(bytes: &[u8]) -> Self {
+    pub(super) fn decode(bytes: &[u8]) -> Self {
         serde_json::from_slice(bytes).unwrap_or_default()
     }
 }

@@ -185,7 +185,7 @@ impl Lifecycle {
                 tracing::warn!(error = %e, "seal migration failed; nothing changed and the keys entered were discarded");
             })?;
             match batch {
-                Some(batch) => self.stand_by_to_migrate(migration, migrated, batch),
+                Some(batch) => self.stand_by_to_migrate(migration, &config, migrated, batch),
                 None => {
                     self.opening(&migrated.barrier).await?;
                     self.finish_migration(migration, migrated);

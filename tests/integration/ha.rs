@@ -371,3 +371,115 @@ fn a_seal_migration_is_written_by_the_node_that_takes_over_and_seals_the_others(
             .contains("the active node migrated the seal; this node sealed itself")
     );
 }
+
+#[test]
+fn awskms_nodes_unseal_themselves_and_a_take_over_reads_a_rotated_root_key_with_kms() {
+    use crate::support::kms::{init_recovery, kms, seal_block};
+    let kms = kms();
+    let block = seal_block(&kms.proxy.endpoint(), "");
+    let mut cluster = Cluster::start_with(2, "2s", &block, &[]);
+    let recovery = init_recovery(&cluster.nodes[0].daemon);
+    for node in &mut cluster.nodes {
+        node.daemon
+            .env
+            .insert("STRONGROOM_TOKEN".into(), recovery.root_token.clone());
+    }
+    // The other node learns of the init and auto-unseals: one KMS Decrypt.
+    let first = cluster.wait_active(&[0, 1]);
+    let other = 1 - first;
+    cluster.wait_for(other, "standing by", |s| s["ha_mode"] == "standby");
+    cluster.put(first, "app/db", "kept").ok();
+    // A new root key, wrapped by KMS, while the other node stands by.
+    let active = &cluster.nodes[first].daemon;
+    let (nonce, _) = crate::support::quorum::start(active, "rotate-root", &[]);
+    let keys = recovery.recovery_hex.clone();
+    crate::support::quorum::enter(
+        active,
+        "rotate-root",
+        &nonce,
+        &[&keys[0], &keys[1], &keys[2]],
+    );
+    cluster.nodes[first].daemon.signal(Signal::SIGKILL);
+    assert_eq!(cluster.wait_active(&[other]), other);
+    assert_eq!(cluster.get(other, "app/db").as_deref(), Some("kept"));
+    assert!(
+        cluster.nodes[other]
+            .daemon
+            .stderr
+            .text()
+            .contains("the root key was rotated while this node stood by")
+    );
+}
+
+#[test]
+fn a_stale_prepared_seal_migration_is_dropped_not_written() {
+    use crate::support::kms::{kms, seal_block};
+    let mut cluster = Cluster::start(2, "2s");
+    cluster.open();
+    let active = cluster.wait_active(&[0, 1]);
+    let migrating = 1 - active;
+    cluster.put(active, "app/db", "kept").ok();
+    let kms = kms();
+    let node = &mut cluster.nodes[migrating].daemon;
+    assert!(node.stop().success());
+    let config = std::fs::read_to_string(&node.config_path).unwrap();
+    std::fs::write(
+        &node.config_path,
+        format!("{config}{}", seal_block(&kms.proxy.endpoint(), "")),
+    )
+    .unwrap();
+    node.start_again();
+    let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
+    for key in &keys[..2] {
+        cluster.nodes[migrating]
+            .daemon
+            .cli()
+            .run(&["unseal", "--migrate", key])
+            .ok();
+    }
+    let status = cluster.wait_for(migrating, "standing by", |s| s["ha_mode"] == "standby");
+    assert!(
+        status["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("is prepared and is written when this node takes the active role"),
+        "{status}"
+    );
+    // The root key changes before the migrating node takes over.
+    let active_node = &cluster.nodes[active].daemon;
+    let (nonce, _) = crate::support::quorum::start(active_node, "rotate-root", &[]);
+    crate::support::quorum::enter(active_node, "rotate-root", &nonce, &[&keys[0], &keys[1]]);
+    active_node.cli().run(&["step-down"]).ok();
+    cluster.wait_for(migrating, "sealed", |s| s["sealed"] == true);
+    assert!(
+        cluster.nodes[migrating]
+            .daemon
+            .stderr
+            .text()
+            .contains("the seal migration prepared on this node no longer applies")
+    );
+    // Nothing was written: the other node takes the role back (after its
+    // step-down pause) with the data and the Shamir seal.
+    assert_eq!(cluster.wait_active(&[active]), active);
+    let status = cluster.status(active);
+    assert_eq!(status["type"], "shamir");
+    assert_eq!(cluster.get(active, "app/db").as_deref(), Some("kept"));
+}
+
+#[test]
+fn a_forged_restore_notification_seals_nobody() {
+    let mut cluster = Cluster::start(2, "2s");
+    cluster.open();
+    let active = cluster.wait_active(&[0, 1]);
+    let standby = 1 - active;
+    cluster.db.psql(
+        "SELECT pg_notify('strongroom_ha_locks', '{\"table\":\"strongroom_ha_locks\",\"epoch\":1,\"restored\":true}')",
+    );
+    cluster.nodes[standby]
+        .daemon
+        .stderr
+        .wait_for("the forged notification ignored", |l| {
+            l.contains("a restore notification came without a new restore recorded in the store")
+        });
+    assert_eq!(cluster.status(standby)["ha_mode"], "standby");
+}

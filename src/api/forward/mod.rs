@@ -49,6 +49,33 @@ pub fn resolve<B>(request: &Request<B>) -> Option<&'static Action> {
 
 /// An error and its causes, each said once (the transport's errors repeat
 /// their source's words).
+/// Whether a forwarding error happened before the request could reach the
+/// active node: the connection was never made (refused, unreachable, timed
+/// out while connecting) or the server refused the stream unprocessed.
+fn refused_before_sending(err: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+            )
+        {
+            return true;
+        }
+        let text = e.to_string();
+        if text.starts_with("tcp connect error") || text.contains("REFUSED_STREAM") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 fn causes(err: &dyn std::error::Error) -> String {
     let mut said: Vec<String> = vec![err.to_string()];
     let mut cause = err.source();
@@ -131,11 +158,21 @@ impl Forwarder {
         let channel = self.pool.channel(&active.cluster_addr, &tls)?;
         facts.write(request.headers_mut());
         let response = channel.oneshot(request).await.map_err(|e| {
-            format!(
-                "this node is a standby and could not forward the call to the active node at {}: {}; retry in a moment",
-                active.cluster_addr,
-                causes(&e)
-            )
+            // Refused before the call left (no connection): not made. Past
+            // that the active node may have acted before it failed.
+            if refused_before_sending(&e) {
+                format!(
+                    "this node is a standby and could not forward the call to the active node at {}: {}; retry in a moment",
+                    active.cluster_addr,
+                    causes(&e)
+                )
+            } else {
+                format!(
+                    "this node is a standby and lost the active node at {} during the call ({}): the call may or may not have been made; read it back before you retry",
+                    active.cluster_addr,
+                    causes(&e)
+                )
+            }
         })?;
         let cluster_addr = active.cluster_addr.clone();
         Ok(response.map(|body| Body::new(Relayed::new(body, cluster_addr))))

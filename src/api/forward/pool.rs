@@ -36,7 +36,10 @@ impl Pool {
         let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(link) = &*link
             && link.cluster_addr == cluster_addr
-            && Arc::ptr_eq(&link.tls, tls)
+            // The same certificates, read again (after a cache drop), are
+            // the same link: compare what they say, not where they live.
+            && link.tls.cert_pem == tls.cert_pem
+            && link.tls.ca_pem == tls.ca_pem
         {
             return Ok(link.channel.clone());
         }
