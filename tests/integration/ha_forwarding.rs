@@ -107,6 +107,50 @@ fn every_call_through_a_standby_reaches_the_active_node_as_its_caller() {
     let snapshot = cluster.nodes[standby].dir.path().join("store.snap");
     via(&["snapshot", "save", snapshot.to_str().unwrap()]);
     assert!(std::fs::metadata(&snapshot).unwrap().len() > 0);
+    // The rest of the data plane and the quorum starts.
+    via(&["kv", "undelete", "--versions", "1", "app/tmp"]);
+    via(&["kv", "destroy", "--versions", "1", "app/tmp"]);
+    via(&["kv", "metadata", "delete", "app/tmp"]);
+    via(&["keys", "rotate", "orders"]);
+    assert!(via(&["keys", "list"]).stdout.contains("orders"));
+    let read = via(&["keys", "read", "orders", "--format", "json"]).json();
+    assert_eq!(read["latest_version"], 2, "{read}");
+    let rewrapped = via(&["keys", "rewrap", "orders", ciphertext]);
+    assert!(
+        rewrapped.stdout.trim().starts_with("sr:v2:"),
+        "{}",
+        rewrapped.stdout
+    );
+    via(&["keys", "datakey", "orders"]);
+    via(&["keys", "config", "orders", "--deletion-allowed", "true"]);
+    via(&["keys", "delete", "orders"]);
+    let (renewable, made) = create_token(
+        &mut cluster.nodes[standby].daemon.cli(),
+        &["--policy", "reader"],
+    );
+    via(&["token", "renew", &renewable]);
+    via(&[
+        "token",
+        "revoke-accessor",
+        made["accessor"].as_str().unwrap(),
+    ]);
+    via(&["token", "list-accessors"]);
+    assert!(via(&["policy", "list"]).stdout.contains("reader"));
+    via_stdin(&["audit-hash"], "a known secret");
+    let started = via(&["generate-root", "--init", "--format", "json"]).json();
+    via(&[
+        "generate-root",
+        "--cancel",
+        "--nonce",
+        started["nonce"].as_str().unwrap(),
+    ]);
+    let started = via(&["rotate-root", "--init", "--format", "json"]).json();
+    via(&[
+        "rotate-root",
+        "--cancel",
+        "--nonce",
+        started["nonce"].as_str().unwrap(),
+    ]);
 
     // A sidecar known by its uid: through the standby's socket, then the
     // active's own.
@@ -142,6 +186,23 @@ fn every_call_through_a_standby_reaches_the_active_node_as_its_caller() {
         "sys.RekeyInit",
         "sys.RekeyCancel",
         "sys.SnapshotSave",
+        "kv.Undelete",
+        "kv.Destroy",
+        "kv.DeleteMetadata",
+        "keys.Rotate",
+        "keys.List",
+        "keys.Read",
+        "keys.Rewrap",
+        "keys.GenerateDataKey",
+        "keys.UpdateConfig",
+        "keys.Delete",
+        "token.Renew",
+        "token.RevokeAccessor",
+        "token.ListAccessors",
+        "policy.List",
+        "sys.AuditHash",
+        "sys.RotateRootInit",
+        "sys.RotateRootCancel",
     ];
     for operation in operations {
         let lines = requests(&on_active, operation);
@@ -151,6 +212,18 @@ fn every_call_through_a_standby_reaches_the_active_node_as_its_caller() {
                 .iter()
                 .any(|l| l["accessor"] == root_accessor.as_str()),
             "{operation}: {lines:?}"
+        );
+        assert!(
+            requests(&on_standby, operation).is_empty(),
+            "the standby audited a forwarded {operation}"
+        );
+    }
+    // Generate-root's start and cancel need no token: audited on the
+    // active node all the same, never on the standby.
+    for operation in ["sys.GenerateRootInit", "sys.GenerateRootCancel"] {
+        assert!(
+            !requests(&on_active, operation).is_empty(),
+            "no {operation} line on the active node"
         );
         assert!(
             requests(&on_standby, operation).is_empty(),
@@ -436,4 +509,27 @@ fn after_kill_9_of_the_active_node_a_standby_forwards_to_the_new_one() {
     );
     assert_eq!(cluster.get(second, "app/db").as_deref(), Some("after"));
     assert_eq!(cluster.get(standby, "app/db").as_deref(), Some("after"));
+}
+
+/// The two calls that change who serves, made through a standby: a
+/// step-down hands the role over (to that standby, the only other node),
+/// and a snapshot restore seals every node.
+#[test]
+fn step_down_and_restore_through_a_standby() {
+    let mut cluster = Cluster::start_forwarding(2, "2s", |_| String::new());
+    cluster.open();
+    let first = cluster.wait_active(&[0, 1]);
+    let other = 1 - first;
+    cluster.nodes[other].daemon.cli().run(&["step-down"]).ok();
+    assert_eq!(cluster.wait_active(&[other]), other);
+    cluster.wait_for(first, "standing by", |s| s["ha_mode"] == "standby");
+
+    let snapshot = cluster.nodes[first].dir.path().join("store.snap");
+    let snapshot = snapshot.to_str().unwrap();
+    let via_standby = |args: &[&str]| cluster.nodes[first].daemon.cli().run(args).ok();
+    via_standby(&["snapshot", "save", snapshot]);
+    via_standby(&["snapshot", "restore", snapshot]);
+    for node in [0, 1] {
+        cluster.wait_for(node, "sealed", |s| s["sealed"] == true);
+    }
 }
