@@ -95,7 +95,7 @@ pub(crate) fn ha(
     }
     pin_self(None);
     results.notes.push(if forwarding {
-        "HA failover rows: writes sent to one standby's address (forwarded), as the issue defines them".into()
+        "HA failover rows: every write sent to the address of one node that was a standby when the active one was stopped (forwarded when the other standby takes over, served there when it does), as the issue defines them".into()
     } else {
         "HA failover rows: writes tried on each surviving node in turn (strongroom's standbys do not forward yet); the through-one-standby form runs once they do".into()
     });
@@ -221,8 +221,9 @@ fn standby_serves_reads(runtime: &tokio::runtime::Runtime, cluster: &HaCluster) 
 }
 
 /// Stops the active node with `stop` and times it until a surviving node
-/// acknowledges a write (ms): any of them, or with `forwarding` the first
-/// standby only; then restarts that node and waits until the cluster
+/// acknowledges a write (ms): any of them, or with `forwarding` always the
+/// first of the standbys (which forwards it, or serves it if it took the
+/// role itself); then restarts that node and waits until the cluster
 /// settled again.
 fn failover(
     runtime: &tokio::runtime::Runtime,
