@@ -533,3 +533,82 @@ fn step_down_and_restore_through_a_standby() {
         cluster.wait_for(node, "sealed", |s| s["sealed"] == true);
     }
 }
+
+/// A client known by its certificate (a URI SAN) on a mutual-TLS listener:
+/// through a standby's listener it is the same caller, with the same
+/// identity in the active node's audit, as on the active node's own.
+#[test]
+fn a_certificate_identity_is_the_same_through_a_standby() {
+    use crate::support::tls::Ca;
+    use rcgen::{ExtendedKeyUsagePurpose, SanType};
+    let certs = crate::support::daemon::tempdir();
+    let ca = Ca::new(certs.path(), "ca");
+    let (server_cert, server_key) =
+        ca.leaf(certs.path(), "server", ExtendedKeyUsagePurpose::ServerAuth);
+    let (app_cert, app_key) = ca.leaf_with(
+        certs.path(),
+        "app",
+        "app",
+        vec![SanType::URI("spiffe://example.org/app".try_into().unwrap())],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let ports = std::sync::Mutex::new(Vec::new());
+    let mut cluster = Cluster::start_forwarding(2, "2s", |dir: &Path| {
+        let port = crate::support::ha::free_port();
+        ports.lock().unwrap().push(port);
+        format!(
+            "audit \"file\" {{ path = \"{audit}\" }}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{cert}\"\n  tls_key_file = \"{key}\"\n  tls_client_ca_file = \"{ca}\"\n  identity {{\n    cert_san = \"spiffe://example.org/app\"\n    policies = [\"reader\"]\n  }}\n}}\n",
+            audit = dir.join("audit.log").display(),
+            cert = server_cert.display(),
+            key = server_key.display(),
+            ca = ca.pem_path.display(),
+        )
+    });
+    let ports = ports.into_inner().unwrap();
+    cluster.open();
+    let active = cluster.wait_active(&[0, 1]);
+    let standby = 1 - active;
+    let root = || cluster.nodes[active].daemon.cli();
+    crate::support::cli::write_policy(&mut root(), "reader", READER);
+    cluster.put(active, "app/db", "one").ok();
+
+    let as_app = |node: usize| {
+        crate::support::cli::Cli::new()
+            .env(
+                "STRONGROOM_ADDR",
+                &format!("https://127.0.0.1:{}", ports[node]),
+            )
+            .run(&[
+                "--ca-cert",
+                ca.pem_path.to_str().unwrap(),
+                "--client-cert",
+                app_cert.to_str().unwrap(),
+                "--client-key",
+                app_key.to_str().unwrap(),
+                "kv",
+                "get",
+                "app/db",
+                "--field",
+                "v",
+            ])
+    };
+    for node in [standby, active] {
+        assert_eq!(as_app(node).ok().stdout, "one", "through node {node}");
+    }
+    let identities: Vec<Value> = requests(&audit_lines(&cluster, active), "kv.Get")
+        .into_iter()
+        .filter(|l| !l["identity"].is_null())
+        .map(|l| l["identity"].clone())
+        .collect();
+    assert_eq!(identities.len(), 2, "{identities:?}");
+    assert_eq!(identities[0], identities[1]);
+    assert!(
+        identities[0]
+            .as_str()
+            .unwrap()
+            .contains("spiffe://example.org/app"),
+        "{identities:?}"
+    );
+    assert!(requests(&audit_lines(&cluster, standby), "kv.Get").is_empty());
+}
