@@ -26,6 +26,9 @@ use crate::storage::{Batch, Change};
 /// the lease row, never at this path.
 const ADVERTISEMENT_PATH: &str = "core/ha-advertisement";
 
+/// What a node configured for the seal a migration left says.
+const MIGRATED_ELSEWHERE: &str = "the active node migrated the seal; this node sealed itself: restart it with the new seal block in its config";
+
 fn sealed_meanwhile() -> Error {
     Error::FailedPrecondition(
         "this node was sealed during the take-over; it does not take the role".into(),
@@ -214,7 +217,9 @@ impl Lifecycle {
             State::Standby { barrier, .. } => barrier.root_key().clone(),
             _ => return Err(sealed_meanwhile()),
         };
-        self.write_pending_migration().await?;
+        if !self.write_pending_migration().await? {
+            self.refuse_after_a_migration().await?;
+        }
         let (config, barrier) = match self.reload(root_key).await {
             Ok(opened) => opened,
             // The database or KMS failed under the take-over: the node
@@ -267,9 +272,10 @@ impl Lifecycle {
     /// With a seal migration prepared on this node: its one write, now that
     /// the node holds a term (the other nodes, sealed under the old seal,
     /// hear of it and seal themselves).
-    async fn write_pending_migration(&self) -> Result<(), Error> {
+    /// True when it wrote one.
+    async fn write_pending_migration(&self) -> Result<bool, Error> {
         let Some(ha) = &self.ha else {
-            return Ok(());
+            return Ok(false);
         };
         let pending = ha
             .migration
@@ -277,7 +283,7 @@ impl Lifecycle {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let Some(pending) = pending else {
-            return Ok(());
+            return Ok(false);
         };
         // The term fences every other writer out: what is read now stays
         // true until this write.
@@ -289,6 +295,11 @@ impl Lifecycle {
             self.seal_now();
             return Err(Error::FailedPrecondition(message));
         }
+        // This node's config is the new seal's: the marker the batch
+        // writes is not news to it (set first: its own notification may
+        // come back before the write returns).
+        ha.standby_since_unix
+            .store(crate::time::now_unix() + 1, Ordering::SeqCst);
         if let Err(e) = self.storage.write(pending.batch.clone()).await {
             // Kept for the next take-over: nothing was written.
             *ha.migration.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending);
@@ -299,7 +310,29 @@ impl Lifecycle {
             migration = pending.migration.describe(),
             "seal migration complete: this node took the active role and wrote the new seal. Remove the old seal block from the config, and restart the other nodes with the new one"
         );
-        Ok(())
+        Ok(true)
+    }
+
+    /// A node that stood by before the last seal migration holds the old
+    /// seal's config (even for a migration between two KMS keys, which
+    /// the seal type does not show): it seals rather than take the role.
+    async fn refuse_after_a_migration(&self) -> Result<(), Error> {
+        let Some(ha) = &self.ha else {
+            return Ok(());
+        };
+        let migrated = self
+            .storage
+            .get(super::seal_config::SEAL_MIGRATED_PATH)
+            .await?
+            .and_then(|raw| String::from_utf8(raw).ok()?.trim().parse::<u64>().ok());
+        match migrated {
+            Some(at) if at > ha.standby_since_unix.load(Ordering::SeqCst) => {
+                tracing::warn!("{MIGRATED_ELSEWHERE}");
+                self.seal_now();
+                Err(Error::FailedPrecondition(MIGRATED_ELSEWHERE.into()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether a prepared migration may still be written: the stored seal
@@ -537,6 +570,14 @@ impl Lifecycle {
                 for hook in &self.hooks {
                     hook.closed();
                 }
+                if paths
+                    .iter()
+                    .any(|p| p == super::seal_config::SEAL_MIGRATED_PATH)
+                    && !self.migration_prepared()
+                    && self.refuse_after_a_migration().await.is_err()
+                {
+                    return;
+                }
                 if paths.iter().any(|p| p == SEAL_CONFIG_PATH || p == "*") {
                     self.follow_seal_config().await;
                 }
@@ -573,10 +614,7 @@ impl Lifecycle {
             return;
         }
         if config.seal_type != self.seal.name() {
-            tracing::warn!(
-                seal = %config.seal_type,
-                "the active node migrated the seal; this node sealed itself: restart it with the new seal block in its config"
-            );
+            tracing::warn!(seal = %config.seal_type, "{MIGRATED_ELSEWHERE}");
             self.seal_now();
             return;
         }

@@ -171,10 +171,14 @@ impl Lifecycle {
             // waits for this node's take-over, under its term.
             let ha = self.is_ha();
             let (migrated, batch) = crate::failpoint::scope("migrate", async {
-                let (migrated, batch) = self
+                let (migrated, mut batch) = self
                     .prepare_migration(migration, &config, &quorum.shares)
                     .await?;
                 if ha {
+                    batch.put(
+                        super::seal_config::SEAL_MIGRATED_PATH,
+                        crate::time::now_unix().to_string().into_bytes(),
+                    );
                     return Ok((migrated, Some(batch)));
                 }
                 self.storage.write(batch).await?;

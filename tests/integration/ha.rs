@@ -483,3 +483,99 @@ fn a_forged_restore_notification_seals_nobody() {
         });
     assert_eq!(cluster.status(standby)["ha_mode"], "standby");
 }
+
+#[test]
+fn a_rekey_on_the_active_node_reaches_the_standby_and_the_next_active() {
+    use crate::support::quorum::{enter, start};
+    let mut cluster = Cluster::start(2, "2s");
+    cluster.open();
+    let first = cluster.wait_active(&[0, 1]);
+    let other = 1 - first;
+    cluster.put(first, "app/db", "kept").ok();
+    let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
+    let active = &cluster.nodes[first].daemon;
+    let (nonce, _) = start(
+        active,
+        "rekey",
+        &["--key-shares", "4", "--key-threshold", "3"],
+    );
+    let done = enter(active, "rekey", &nonce, &[&keys[0], &keys[1]]);
+    let new = crate::support::cli::strings(&done["keys"]);
+    assert_eq!(new.len(), 4, "{done}");
+    // The standby hears the new seal configuration.
+    cluster.wait_for(other, "showing the new shares", |s| {
+        s["n"] == 4 && s["t"] == 3
+    });
+    cluster.nodes[first].daemon.signal(Signal::SIGKILL);
+    assert_eq!(cluster.wait_active(&[other]), other);
+    assert_eq!(cluster.get(other, "app/db").as_deref(), Some("kept"));
+    // Sealed, the new active node opens with the new keys only.
+    cluster.nodes[other].daemon.cli().run(&["seal"]).ok();
+    cluster.nodes[other]
+        .daemon
+        .cli()
+        .run(&["unseal", &keys[0]])
+        .code(1)
+        .error_says("never issued");
+    crate::support::cli::unseal(&cluster.nodes[other].daemon, &[&new[0], &new[1], &new[2]]);
+    assert_eq!(cluster.wait_active(&[other]), other);
+}
+
+#[test]
+fn a_migration_between_two_kms_keys_seals_the_nodes_still_on_the_old_one() {
+    use crate::support::kms::{init_recovery, kms, seal_block};
+    let (old, new) = (kms(), kms());
+    let old_block = seal_block(&old.proxy.endpoint(), "");
+    let mut cluster = Cluster::start_with(2, "2s", &old_block, &[]);
+    let recovery = init_recovery(&cluster.nodes[0].daemon);
+    for node in &mut cluster.nodes {
+        node.daemon
+            .env
+            .insert("STRONGROOM_TOKEN".into(), recovery.root_token.clone());
+    }
+    let active = cluster.wait_active(&[0, 1]);
+    let migrating = 1 - active;
+    cluster.wait_for(migrating, "standing by", |s| s["ha_mode"] == "standby");
+    cluster.put(active, "app/db", "kept").ok();
+    // The standby is restarted with the new key's block and the old one
+    // disabled: a migration between two KMS keys, the same seal type.
+    let node = &mut cluster.nodes[migrating].daemon;
+    assert!(node.stop().success());
+    let config = std::fs::read_to_string(&node.config_path)
+        .unwrap()
+        .replace(&old_block, "");
+    std::fs::write(
+        &node.config_path,
+        format!(
+            "{config}{}{}",
+            seal_block(&new.proxy.endpoint(), ""),
+            seal_block(&old.proxy.endpoint(), "disabled = true")
+        ),
+    )
+    .unwrap();
+    node.start_again();
+    cluster.wait_for(migrating, "waiting for the migration", |s| {
+        s["migration"] == true
+    });
+    for key in &recovery.recovery_hex[..3] {
+        cluster.nodes[migrating]
+            .daemon
+            .cli()
+            .run(&["unseal", "--migrate", key])
+            .ok();
+    }
+    cluster.wait_for(migrating, "standing by", |s| s["ha_mode"] == "standby");
+    cluster.nodes[active].daemon.cli().run(&["step-down"]).ok();
+    assert_eq!(cluster.wait_active(&[migrating]), migrating);
+    assert_eq!(cluster.status(migrating)["kms_key_arn"], new.key.as_str());
+    assert_eq!(cluster.get(migrating, "app/db").as_deref(), Some("kept"));
+    // The other node still names the old key: it seals itself.
+    cluster.wait_for(active, "sealed", |s| s["sealed"] == true);
+    assert!(
+        cluster.nodes[active]
+            .daemon
+            .stderr
+            .text()
+            .contains("the active node migrated the seal; this node sealed itself")
+    );
+}
