@@ -367,8 +367,12 @@ async fn follow_changes(
         match changes.recv().await {
             // A take-over elsewhere: name the new active node at once.
             Ok(Change::Leader(advertised)) => {
-                if lifecycle.phase() == Phase::Standby {
-                    lifecycle.set_leader(leader(&lifecycle, &advertised));
+                // Only ever names a leader: this node's own take-over (or
+                // one it cannot open) clears nothing.
+                if lifecycle.phase() == Phase::Standby
+                    && let Some(new) = leader(&lifecycle, &advertised)
+                {
+                    lifecycle.set_leader(Some(new));
                 }
             }
             Ok(change) => lifecycle.heard(&change).await,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::migrate::Migrated;
-use super::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH};
+use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SEAL_MIGRATED_PATH};
 use super::state::{HaStatus, Leader, State};
 use super::{Lifecycle, Migration, SealConfig};
 use crate::barrier::{Barrier, BarrierError, KEYRING_PATH, entry};
@@ -71,11 +71,22 @@ struct PendingMigration {
     migration: Migration,
     key_arn: Option<String>,
     batch: Batch,
-    /// The stored seal configuration it was prepared against, and the
-    /// root key it writes: the take-over writes the batch only if both
-    /// still hold (no rotate-root, rekey, restore or other migration since).
-    from: SealConfig,
-    root_key: SecretKey,
+    /// The stored seal data (configuration, root and recovery key
+    /// entries) before it was prepared: the take-over writes the batch only
+    /// if it is unchanged (no rekey, rotate-root, rewrap, restore or other
+    /// migration since).
+    from: SealData,
+    /// The seal configuration the batch writes (found stored: the batch
+    /// was written already, by this node or another).
+    to: SealConfig,
+}
+
+/// The entries that say how the store is sealed, as stored.
+#[derive(Default, PartialEq, Eq)]
+pub(super) struct SealData {
+    config: Option<Vec<u8>>,
+    root_key: Option<Vec<u8>>,
+    recovery_key: Option<Vec<u8>>,
 }
 
 impl Ha {
@@ -287,20 +298,36 @@ impl Lifecycle {
         };
         // The term fences every other writer out: what is read now stays
         // true until this write.
-        if let Err(stale) = self.migration_still_applies(&pending).await {
-            let message = format!(
-                "the seal migration prepared on this node no longer applies ({stale}); it was dropped and this node sealed itself: enter the keys with `strongroom unseal --migrate` again"
-            );
-            tracing::error!("{message}");
-            self.seal_now();
-            return Err(Error::FailedPrecondition(message));
+        match self.migration_still_applies(&pending).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!("the prepared seal migration is in the store already");
+                self.migrated_report(pending.key_arn);
+                return Ok(true);
+            }
+            Err(stale) => {
+                let message = format!(
+                    "the seal migration prepared on this node no longer applies ({stale}); it was dropped and this node sealed itself: enter the keys with `strongroom unseal --migrate` again"
+                );
+                tracing::error!("{message}");
+                self.seal_now();
+                return Err(Error::FailedPrecondition(message));
+            }
         }
-        // This node's config is the new seal's: the marker the batch
-        // writes is not news to it (set first: its own notification may
-        // come back before the write returns).
-        ha.standby_since_unix
-            .store(crate::time::now_unix() + 1, Ordering::SeqCst);
-        if let Err(e) = self.storage.write(pending.batch.clone()).await {
+        // The marker that tells the other nodes, with the time of this
+        // write, behind the barrier (no database writer can forge it). This
+        // node's config is the new seal's: the marker is not news to it
+        // (set first: its own notification may come back before the write
+        // returns).
+        let at = crate::time::now_unix();
+        let mut batch = pending.batch.clone();
+        let barrier = self.local_barrier()?;
+        batch.put(
+            SEAL_MIGRATED_PATH,
+            barrier.encrypt(SEAL_MIGRATED_PATH, at.to_string().as_bytes()),
+        );
+        ha.standby_since_unix.store(at, Ordering::SeqCst);
+        if let Err(e) = self.storage.write(batch).await {
             // Kept for the next take-over: nothing was written.
             *ha.migration.lock().unwrap_or_else(PoisonError::into_inner) = Some(pending);
             return Err(e.into());
@@ -320,11 +347,22 @@ impl Lifecycle {
         let Some(ha) = &self.ha else {
             return Ok(());
         };
+        let Some(sealed) = self.storage.get(SEAL_MIGRATED_PATH).await? else {
+            return Ok(());
+        };
+        // Behind the barrier: a marker these keys do not open (forged, or
+        // under a keyring term this node does not hold yet) is no proof.
         let migrated = self
-            .storage
-            .get(super::seal_config::SEAL_MIGRATED_PATH)
-            .await?
-            .and_then(|raw| String::from_utf8(raw).ok()?.trim().parse::<u64>().ok());
+            .local_barrier()
+            .ok()
+            .and_then(|barrier| barrier.decrypt(SEAL_MIGRATED_PATH, &sealed).ok())
+            .and_then(|plain| {
+                std::str::from_utf8(plain.expose())
+                    .ok()?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            });
         match migrated {
             Some(at) if at > ha.standby_since_unix.load(Ordering::SeqCst) => {
                 tracing::warn!("{MIGRATED_ELSEWHERE}");
@@ -335,27 +373,34 @@ impl Lifecycle {
         }
     }
 
-    /// Whether a prepared migration may still be written: the stored seal
-    /// configuration is the one it was prepared against, and the keyring
-    /// opens with the root key it writes.
-    async fn migration_still_applies(&self, pending: &PendingMigration) -> Result<(), String> {
-        let stored = self
-            .storage
-            .get(SEAL_CONFIG_PATH)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the store has no seal configuration")?;
-        let stored = SealConfig::decode(&stored)?;
-        if stored != pending.from {
-            return Err(
-                "the seal configuration changed since (a rekey, a restore or another migration)"
-                    .into(),
-            );
+    /// The seal configuration, root key and recovery key entries as
+    /// stored now.
+    pub(super) async fn stored_seal_data(&self) -> Result<SealData, Error> {
+        Ok(SealData {
+            config: self.storage.get(SEAL_CONFIG_PATH).await?,
+            root_key: self.storage.get(ROOT_KEY_PATH).await?,
+            recovery_key: self.storage.get(RECOVERY_KEY_PATH).await?,
+        })
+    }
+
+    /// Whether a prepared migration is still to be written: `Ok(true)` if
+    /// the stored seal data is what it was prepared against, `Ok(false)` if
+    /// the stored configuration is already the one it writes (written by
+    /// an earlier take-over whose answer was lost, or by another node).
+    async fn migration_still_applies(&self, pending: &PendingMigration) -> Result<bool, String> {
+        let now = self.stored_seal_data().await.map_err(|e| e.to_string())?;
+        if now == pending.from {
+            return Ok(true);
         }
-        Barrier::unlock(Arc::clone(&self.storage), pending.root_key.clone())
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("the root key changed since (a rotate-root or a restore): {e}"))
+        let written = now
+            .config
+            .as_deref()
+            .and_then(|c| SealConfig::decode(c).ok())
+            .is_some_and(|c| c == pending.to);
+        match written {
+            true => Ok(false),
+            false => Err("the stored seal data changed since (a rekey, rotate-root, rewrap, restore or another migration)".into()),
+        }
     }
 
     /// A seal migration is prepared here and waits for the take-over.
@@ -381,7 +426,7 @@ impl Lifecycle {
     pub(super) fn stand_by_to_migrate(
         &self,
         migration: Migration,
-        from: &SealConfig,
+        from: SealData,
         migrated: Migrated,
         batch: Batch,
     ) {
@@ -390,8 +435,8 @@ impl Lifecycle {
                 migration,
                 key_arn: migrated.key_arn.clone(),
                 batch,
-                from: from.clone(),
-                root_key: migrated.barrier.root_key().clone(),
+                from,
+                to: migrated.config.clone(),
             });
         }
         tracing::info!(
@@ -570,9 +615,7 @@ impl Lifecycle {
                 for hook in &self.hooks {
                     hook.closed();
                 }
-                if paths
-                    .iter()
-                    .any(|p| p == super::seal_config::SEAL_MIGRATED_PATH)
+                if paths.iter().any(|p| p == SEAL_MIGRATED_PATH || p == "*")
                     && !self.migration_prepared()
                     && self.refuse_after_a_migration().await.is_err()
                 {
@@ -588,6 +631,9 @@ impl Lifecycle {
             Change::Missed => {
                 for hook in &self.hooks {
                     hook.closed();
+                }
+                if !self.migration_prepared() && self.refuse_after_a_migration().await.is_err() {
+                    return;
                 }
                 self.follow_seal_config().await;
                 self.refresh_standby_keyring().await;
@@ -625,12 +671,13 @@ impl Lifecycle {
     /// root key rotated meanwhile is left to the take-over).
     async fn refresh_standby_keyring(&self) {
         let _key_ops = self.key_ops.lock().await;
-        let (config, root_key) = match &*self.read() {
-            State::Standby { config, barrier } => (Arc::clone(config), barrier.root_key().clone()),
+        let root_key = match &*self.read() {
+            State::Standby { barrier, .. } => barrier.root_key().clone(),
             _ => return,
         };
-        match Barrier::unlock(Arc::clone(&self.storage), root_key).await {
-            Ok(barrier) => {
+        // As at a take-over: a root key rotated meanwhile is read again.
+        match self.reload(root_key).await {
+            Ok((config, barrier)) => {
                 let standby = State::Standby {
                     config,
                     barrier: Arc::new(barrier),
@@ -638,7 +685,7 @@ impl Lifecycle {
                 self.set_state_if(|s| matches!(s, State::Standby { .. }), standby);
             }
             Err(e) => {
-                tracing::debug!(error = %e, "a standby could not read the keyring again; the take-over will")
+                tracing::debug!(error = %e, "a standby could not read the keyring again; the take-over will try again")
             }
         }
     }
@@ -668,7 +715,10 @@ impl Lifecycle {
         let since = ha.standby_since_unix.load(Ordering::SeqCst);
         match self.storage.get(super::rotation::RESTORED_PATH).await {
             Ok(Some(raw)) => {
-                super::snapshot_mac::RestoreMarker::decode(&raw).restored_unix + 5 >= since
+                super::snapshot_mac::RestoreMarker::decode(&raw)
+                    .restored_unix
+                    .saturating_add(5)
+                    >= since
             }
             _ => false,
         }

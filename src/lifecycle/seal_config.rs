@@ -11,8 +11,9 @@ pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
 /// envelope wrapped by KMS (awskms).
 pub const ROOT_KEY_PATH: &str = "core/root-key";
 /// With HA: when the last seal migration was written (Unix seconds, as
-/// text). Nodes that stood by before it hold a config for the old seal:
-/// they seal themselves on hearing it, or at their next take-over.
+/// text, encrypted by the barrier). Nodes that stood by before it hold a
+/// config for the old seal: they seal themselves on hearing it, or at
+/// their next take-over.
 pub const SEAL_MIGRATED_PATH: &str = "core/seal-migrated";
 /// Where the recovery key is stored (awskms only): an envelope wrapped by KMS.
 pub const RECOVERY_KEY_PATH: &str = "core/recovery-key";

@@ -170,15 +170,17 @@ impl Lifecycle {
             // Without HA the migration writes at once; with HA its batch
             // waits for this node's take-over, under its term.
             let ha = self.is_ha();
+            // With HA: the stored seal data as it is before the KMS calls;
+            // the take-over writes only if it is still so.
+            let before = match ha {
+                true => Some(self.stored_seal_data().await?),
+                false => None,
+            };
             let (migrated, batch) = crate::failpoint::scope("migrate", async {
-                let (migrated, mut batch) = self
+                let (migrated, batch) = self
                     .prepare_migration(migration, &config, &quorum.shares)
                     .await?;
                 if ha {
-                    batch.put(
-                        super::seal_config::SEAL_MIGRATED_PATH,
-                        crate::time::now_unix().to_string().into_bytes(),
-                    );
                     return Ok((migrated, Some(batch)));
                 }
                 self.storage.write(batch).await?;
@@ -189,7 +191,10 @@ impl Lifecycle {
                 tracing::warn!(error = %e, "seal migration failed; nothing changed and the keys entered were discarded");
             })?;
             match batch {
-                Some(batch) => self.stand_by_to_migrate(migration, &config, migrated, batch),
+                Some(batch) => {
+                    let before = before.unwrap_or_default();
+                    self.stand_by_to_migrate(migration, before, migrated, batch);
+                }
                 None => {
                     self.opening(&migrated.barrier).await?;
                     self.finish_migration(migration, migrated);

@@ -47,11 +47,10 @@ pub fn resolve<B>(request: &Request<B>) -> Option<&'static Action> {
     super::grpc::action_of(request.uri().path())
 }
 
-/// An error and its causes, each said once (the transport's errors repeat
-/// their source's words).
 /// Whether a forwarding error happened before the request could reach the
-/// active node: the connection was never made (refused, unreachable, timed
-/// out while connecting) or the server refused the stream unprocessed.
+/// active node: the connection was refused or the host unreachable, or the
+/// server refused the stream unprocessed. Anything else (a timeout, a TLS
+/// failure) is answered with the cautious "may or may not" sentence.
 fn refused_before_sending(err: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -76,6 +75,8 @@ fn refused_before_sending(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// An error and its causes, each said once (the transport's errors repeat
+/// their source's words).
 fn causes(err: &dyn std::error::Error) -> String {
     let mut said: Vec<String> = vec![err.to_string()];
     let mut cause = err.source();
