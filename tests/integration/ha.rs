@@ -333,23 +333,9 @@ fn a_seal_migration_is_written_by_the_node_that_takes_over_and_seals_the_others(
     // The standby is restarted with an awskms seal block: a migration
     // from Shamir is pending there.
     let kms = kms();
-    let node = &mut cluster.nodes[migrating].daemon;
-    assert!(node.stop().success());
-    let config = std::fs::read_to_string(&node.config_path).unwrap();
-    std::fs::write(
-        &node.config_path,
-        format!("{config}{}", seal_block(&kms.proxy.endpoint(), "")),
-    )
-    .unwrap();
-    node.start_again();
+    cluster.restart_with(migrating, "", &seal_block(&kms.proxy.endpoint(), ""));
     let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
-    for key in &keys[..2] {
-        cluster.nodes[migrating]
-            .daemon
-            .cli()
-            .run(&["unseal", "--migrate", key])
-            .ok();
-    }
+    cluster.unseal_migrate(migrating, &keys[..2]);
     // Prepared, not written: it stands by until it holds the role.
     let status = cluster.wait_for(migrating, "standing by", |s| s["ha_mode"] == "standby");
     assert_eq!(status["migration"], true);
@@ -420,23 +406,9 @@ fn a_stale_prepared_seal_migration_is_dropped_not_written() {
     let migrating = 1 - active;
     cluster.put(active, "app/db", "kept").ok();
     let kms = kms();
-    let node = &mut cluster.nodes[migrating].daemon;
-    assert!(node.stop().success());
-    let config = std::fs::read_to_string(&node.config_path).unwrap();
-    std::fs::write(
-        &node.config_path,
-        format!("{config}{}", seal_block(&kms.proxy.endpoint(), "")),
-    )
-    .unwrap();
-    node.start_again();
+    cluster.restart_with(migrating, "", &seal_block(&kms.proxy.endpoint(), ""));
     let keys = cluster.init.as_ref().unwrap().keys_hex.clone();
-    for key in &keys[..2] {
-        cluster.nodes[migrating]
-            .daemon
-            .cli()
-            .run(&["unseal", "--migrate", key])
-            .ok();
-    }
+    cluster.unseal_migrate(migrating, &keys[..2]);
     let status = cluster.wait_for(migrating, "standing by", |s| s["ha_mode"] == "standby");
     assert!(
         status["warnings"][0]
@@ -539,31 +511,16 @@ fn a_migration_between_two_kms_keys_seals_the_nodes_still_on_the_old_one() {
     cluster.put(active, "app/db", "kept").ok();
     // The standby is restarted with the new key's block and the old one
     // disabled: a migration between two KMS keys, the same seal type.
-    let node = &mut cluster.nodes[migrating].daemon;
-    assert!(node.stop().success());
-    let config = std::fs::read_to_string(&node.config_path)
-        .unwrap()
-        .replace(&old_block, "");
-    std::fs::write(
-        &node.config_path,
-        format!(
-            "{config}{}{}",
-            seal_block(&new.proxy.endpoint(), ""),
-            seal_block(&old.proxy.endpoint(), "disabled = true")
-        ),
-    )
-    .unwrap();
-    node.start_again();
+    let both = format!(
+        "{}{}",
+        seal_block(&new.proxy.endpoint(), ""),
+        seal_block(&old.proxy.endpoint(), "disabled = true")
+    );
+    cluster.restart_with(migrating, &old_block, &both);
     cluster.wait_for(migrating, "waiting for the migration", |s| {
         s["migration"] == true
     });
-    for key in &recovery.recovery_hex[..3] {
-        cluster.nodes[migrating]
-            .daemon
-            .cli()
-            .run(&["unseal", "--migrate", key])
-            .ok();
-    }
+    cluster.unseal_migrate(migrating, &recovery.recovery_hex[..3]);
     cluster.wait_for(migrating, "standing by", |s| s["ha_mode"] == "standby");
     cluster.nodes[active].daemon.cli().run(&["step-down"]).ok();
     assert_eq!(cluster.wait_active(&[migrating]), migrating);

@@ -191,11 +191,7 @@ impl PostgresBackend {
         config: &PostgresConfig,
         ha: Option<(&Identity, Duration)>,
     ) -> Result<Self, OpenError> {
-        let target = config
-            .connection_url
-            .as_ref()
-            .map_or_else(|| "(no connection_url)".to_string(), |u| u.redacted());
-        Self::build(config, ha)?.opened(&target).await
+        Self::build(config, ha)?.opened(&target(config)).await
     }
 
     /// The pool and statements, connecting nothing.
@@ -203,10 +199,7 @@ impl PostgresBackend {
         config: &PostgresConfig,
         ha: Option<(&Identity, Duration)>,
     ) -> Result<Self, OpenError> {
-        let target = config
-            .connection_url
-            .as_ref()
-            .map_or_else(|| "(no connection_url)".to_string(), |u| u.redacted());
+        let target = target(config);
         let failed = |reason: String| OpenError::Database {
             target: target.clone(),
             reason,
@@ -414,6 +407,14 @@ impl PostgresBackend {
             ))),
         })
     }
+}
+
+/// Where the backend connects, as errors name it (password redacted).
+fn target(config: &PostgresConfig) -> String {
+    config
+        .connection_url
+        .as_ref()
+        .map_or_else(|| "(no connection_url)".to_string(), |u| u.redacted())
 }
 
 /// The driver's settings from the block: URL, timeouts, keepalives, TLS

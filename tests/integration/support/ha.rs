@@ -196,6 +196,29 @@ impl Cluster {
         }
     }
 
+    /// Stops node `i`, appends `blocks` to its config (with `without`
+    /// taken out first), and starts it again.
+    pub fn restart_with(&mut self, i: usize, without: &str, blocks: &str) {
+        let node = &mut self.nodes[i].daemon;
+        assert!(node.stop().success());
+        let config = std::fs::read_to_string(&node.config_path)
+            .unwrap()
+            .replace(without, "");
+        std::fs::write(&node.config_path, format!("{config}{blocks}")).unwrap();
+        node.start_again();
+    }
+
+    /// `unseal --migrate KEY` on node `i`, for each of `keys`.
+    pub fn unseal_migrate(&self, i: usize, keys: &[String]) {
+        for key in keys {
+            self.nodes[i]
+                .daemon
+                .cli()
+                .run(&["unseal", "--migrate", key])
+                .ok();
+        }
+    }
+
     /// `kv put PATH v=VALUE` through node `i`, as the root token.
     pub fn put(&self, i: usize, path: &str, value: &str) -> Run {
         self.nodes[i]
