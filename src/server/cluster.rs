@@ -19,7 +19,7 @@ use super::drain::InFlight;
 use super::listener::{Bound, ListenerError, accept_tls};
 use super::tls;
 use crate::api::forward::{Accept, Kind};
-use crate::api::{Identities, grpc};
+use crate::api::{self, Identities};
 use crate::cluster::ClusterTls;
 use crate::node::Node;
 
@@ -68,7 +68,7 @@ pub fn accept(shared: &Routes, node: &Arc<Node>, listeners: &[Bound]) -> Accept 
                 let identities = Identities::new(bound.identities())
                     .with_allow_init(bound.allow_init())
                     .forwarded();
-                let routes = grpc::routes(shared, node, bound.max_request_size(), identities);
+                let routes = api::routes(shared, node, bound.max_request_size(), identities);
                 (kind(bound), routes)
             })
             .collect(),

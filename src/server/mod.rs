@@ -33,7 +33,7 @@ use tower::util::{MapResponseLayer, option_layer};
 pub use listener::{Bound, ListenerError};
 
 use crate::api::forward::{Forwarder, Origin};
-use crate::api::{Identities, grpc};
+use crate::api::{self, Identities, grpc};
 use crate::audit::Auditor;
 use crate::config::{self, Config, Listener, StorageConfig};
 use crate::error::Error;
@@ -234,13 +234,15 @@ pub async fn serve(
             index,
             kind: cluster::kind(&bound),
         };
-        let routes = grpc::routes(
+        let routes = api::routes(
             &shared,
             &node,
             max_request_size,
             Identities::new(bound.identities()).with_allow_init(bound.allow_init()),
         );
+        // HTTP/1.1 too: Vault's API beside gRPC on the same listener.
         let router = Server::builder()
+            .accept_http1(true)
             .layer(in_flight.layer())
             .layer(MapResponseLayer::new(grpc::size_limit_status(
                 max_request_size,

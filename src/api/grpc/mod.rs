@@ -16,19 +16,16 @@ use std::sync::Arc;
 
 use tonic::codegen::http;
 use tonic::service::Routes;
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use super::actions::{Action, Auth};
-use super::forward::Facts;
 use super::gate::{Call, Gate};
-use super::identity::{Identities, Peer, bearer};
+use super::identity::bearer;
 use crate::access::Caller;
 use crate::error::Error;
 use crate::lifecycle::{Lifecycle, Phase};
-use crate::node::Node;
 use crate::proto::keys_server::KeysServer;
 use crate::proto::kv_server::KvServer;
 use crate::proto::policy_server::PolicyServer;
@@ -74,15 +71,9 @@ pub fn shared_routes(health: &HealthReporter) -> Routes {
     routes
 }
 
-/// The services a listener serves: `shared` plus strongroom's own, with
-/// the listener's request size limit and identity blocks.
-pub fn routes(
-    shared: &Routes,
-    node: &Arc<Node>,
-    max_request_size: usize,
-    identities: Identities,
-) -> Routes {
-    let gate = Gate::new(Arc::clone(node), identities);
+/// The gRPC services a listener serves: `shared` plus strongroom's own,
+/// through the listener's `gate`, with its request size limit.
+pub fn routes(shared: &Routes, gate: Gate, max_request_size: usize) -> Routes {
     let sys =
         SysServer::new(SysService::new(gate.clone())).max_decoding_message_size(max_request_size);
     let kv =
@@ -166,45 +157,14 @@ fn call<'g, T>(
     gate.call(action, resource, caller)
 }
 
-/// The caller of `request`: its bearer token, and the identity its
-/// connection matches under the listener's identity blocks. On the
-/// cluster listener the connection is a standby's: the peer is the one
-/// the standby forwarded the call for (none without its facts).
+/// The caller of `request`: its bearer token (`authorization`), and the
+/// identity its connection matches.
 fn caller<T>(gate: &Gate, request: &Request<T>) -> Caller {
     let header = request
         .metadata()
         .get("authorization")
         .map(|value| value.as_bytes());
-    let identities = gate.identities();
-    if identities.is_forwarded() {
-        let facts = request.extensions().get::<Facts>();
-        return identities.caller(bearer(header), || {
-            facts.map(Facts::peer).unwrap_or_default()
-        });
-    }
-    identities.caller(bearer(header), || peer(request))
-}
-
-/// What tonic tells about a request's connection.
-fn peer<T>(request: &Request<T>) -> Peer {
-    let mut peer = Peer::default();
-    if let Some(credentials) = request
-        .extensions()
-        .get::<UdsConnectInfo>()
-        .and_then(|info| info.peer_cred)
-    {
-        peer = peer.with_unix_credentials(credentials.uid(), credentials.gid());
-    }
-    // tonic hands over the chain the TLS handshake verified against
-    // tls_client_ca_file; the leaf comes first.
-    if let Some(leaf) = request
-        .peer_certs()
-        .as_ref()
-        .and_then(|chain| chain.first().cloned())
-    {
-        peer = peer.with_certificate(leaf.as_ref());
-    }
-    peer
+    super::caller::caller(gate, bearer(header), request.extensions())
 }
 
 /// Maps an error to its gRPC status, with the error's sentence as message.

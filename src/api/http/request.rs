@@ -1,0 +1,274 @@
+//! One HTTP request as Vault reads it: the operation its method names, the
+//! path after `/v1/`, the query, the token, and the body, read whole up to
+//! the listener's `max_request_size`.
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+use super::HttpError;
+use crate::access::Caller;
+use crate::api::Gate;
+use crate::api::actions::{Action, Auth};
+use crate::api::gate::Call;
+use crate::api::identity::bearer;
+use crate::text;
+
+/// What a request asks of its path, as Vault's logical operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// GET (and HEAD).
+    Read,
+    /// LIST, or GET with `?list=true`.
+    List,
+    /// PUT and POST alike.
+    Update,
+    /// DELETE.
+    Delete,
+    /// PATCH.
+    Patch,
+}
+
+/// A request, read.
+pub struct Request {
+    /// The operation.
+    pub op: Op,
+    /// The path after `/v1/`, percent-decoded.
+    pub path: String,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    extensions: http::Extensions,
+    body: Bytes,
+}
+
+impl Request {
+    /// Reads `request`, refusing a method Vault does not take, a path
+    /// outside `/v1/` or with `..` in it, and a body over `max_body` bytes.
+    pub async fn read(request: http::Request<Body>, max_body: usize) -> Result<Self, HttpError> {
+        let (parts, body) = request.into_parts();
+        let query: Vec<(String, String)> = parts
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let listing = query
+            .iter()
+            .any(|(k, v)| k == "list" && parse_bool(v) == Some(true));
+        let op = match parts.method.as_str() {
+            "GET" if listing => Op::List,
+            "GET" | "HEAD" => Op::Read,
+            "PUT" | "POST" => Op::Update,
+            "DELETE" => Op::Delete,
+            "LIST" => Op::List,
+            "PATCH" => Op::Patch,
+            _ => return Err(HttpError::method(&parts.method)),
+        };
+        let path = decode_path(parts.uri.path())?;
+        let too_large = || {
+            HttpError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is larger than this listener's max_request_size of {max_body} bytes"
+                ),
+            )
+        };
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max_body as u64) {
+            return Err(too_large());
+        }
+        let body = match Limited::new(body, max_body).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => return Err(too_large()),
+            Err(_) => {
+                return Err(HttpError::bad_request(
+                    "the request body could not be read to its end",
+                ));
+            }
+        };
+        Ok(Self {
+            op,
+            path,
+            query,
+            headers: parts.headers,
+            extensions: parts.extensions,
+            body,
+        })
+    }
+
+    /// The value of query parameter `name`, if given.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether query parameter `name` is given as true (`?standbyok`,
+    /// `?standbyok=true`, `=1`); a value that is not a boolean is refused.
+    pub fn query_flag(&self, name: &str) -> Result<bool, HttpError> {
+        match self.query(name) {
+            None => Ok(false),
+            Some("") => Ok(true),
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                HttpError::bad_request(format!(
+                    "the query parameter {name} must be true or false, not {}",
+                    text::quote(v)
+                ))
+            }),
+        }
+    }
+
+    /// The body as JSON of type `T`; an empty body is `{}`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body)
+            .map_err(|e| HttpError::bad_request(format!("failed to decode JSON input: {e}")))
+    }
+
+    /// The raw body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The token the request carries: `X-Vault-Token`, else the bearer
+    /// token of `Authorization`.
+    fn token(&self) -> Option<&str> {
+        if let Some(value) = self.headers.get("x-vault-token") {
+            return Some(value.to_str().map(str::trim).unwrap_or(""));
+        }
+        bearer(
+            self.headers
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )
+    }
+
+    /// The request's caller: its token and the connection's identity.
+    pub fn caller(&self, gate: &Gate) -> Caller {
+        crate::api::caller::caller(gate, self.token(), &self.extensions)
+    }
+
+    /// A call of `action` about `resource` by this request's caller (not
+    /// looked for when the action asks nobody who they are).
+    pub fn call<'g>(&self, gate: &'g Gate, action: &'static Action, resource: &str) -> Call<'g> {
+        let caller = match action.auth {
+            Auth::None => Caller::default(),
+            _ => self.caller(gate),
+        };
+        gate.call(action, resource, caller)
+    }
+}
+
+/// Go's `strconv.ParseBool`, which Vault's query flags use.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The path after `/v1/`, percent-decoded; `..` and `.` segments refused.
+fn decode_path(raw: &str) -> Result<String, HttpError> {
+    let Some(rest) = raw.strip_prefix("/v1/") else {
+        return Err(HttpError::no_route(raw));
+    };
+    let decoded = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| HttpError::bad_request("the request path is not UTF-8 once decoded"))?;
+    if decoded
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err(HttpError::bad_request(
+            "the request path may not contain '.' or '..' segments",
+        ));
+    }
+    Ok(decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::*;
+
+    fn read(method: &str, uri: &str, body: &'static str) -> Result<Request, HttpError> {
+        let request = http::Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(uri)
+            .body(Body::from(body))
+            .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(Request::read(request, 64))
+    }
+
+    #[test]
+    fn methods_map_to_vaults_operations() {
+        assert_eq!(read("GET", "/v1/a", "").unwrap().op, Op::Read);
+        assert_eq!(read("GET", "/v1/a?list=true", "").unwrap().op, Op::List);
+        assert_eq!(read("LIST", "/v1/a", "").unwrap().op, Op::List);
+        assert_eq!(read("POST", "/v1/a", "").unwrap().op, Op::Update);
+        assert_eq!(read("PUT", "/v1/a", "").unwrap().op, Op::Update);
+        assert_eq!(read("PATCH", "/v1/a", "").unwrap().op, Op::Patch);
+        assert_eq!(read("DELETE", "/v1/a", "").unwrap().op, Op::Delete);
+        let refused = read("TRACE", "/v1/a", "").err().unwrap();
+        assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn paths_are_decoded_and_dot_segments_refused() {
+        assert_eq!(read("GET", "/v1/a%20b/c", "").unwrap().path, "a b/c");
+        assert_eq!(
+            read("GET", "/v1/a/../b", "").err().unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            read("GET", "/v1/a/%2e%2e/b", "").err().unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            read("GET", "/v2/a", "").err().unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn bodies_over_the_limit_are_413() {
+        let big = "x".repeat(65).leak();
+        assert_eq!(
+            read("PUT", "/v1/a", big).err().unwrap().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn bad_json_is_400_and_empty_is_an_empty_object() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Shares {
+            #[serde(default)]
+            n: u32,
+        }
+        let empty = read("PUT", "/v1/a", "").unwrap();
+        assert_eq!(empty.json::<Shares>().unwrap().n, 0);
+        let wrong = read("PUT", "/v1/a", "{\"n\":\"x\"}").unwrap();
+        let e = wrong.json::<Shares>().err().unwrap();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let request = read("PUT", "/v1/a?standbyok&perfstandbyok=false&x=yes", "").unwrap();
+        assert!(request.query_flag("standbyok").unwrap());
+        assert!(!request.query_flag("perfstandbyok").unwrap());
+        assert!(request.query_flag("x").is_err());
+    }
+}
