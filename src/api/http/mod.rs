@@ -10,13 +10,23 @@
 //! `Authorization: Bearer`, errors as `{"errors":["…"]}` with Vault's
 //! status codes.
 //!
-//! Routing is by hand on the path's leading segments (`sys.rs` for
-//! `sys/…`), as Vault's paths take any depth (`secret/data/a/b/c`) and a
-//! method (LIST) that no router knows.
+//! Routing is by hand on the path's leading segments, as Vault's paths take
+//! any depth (`secret/data/a/b/c`) and a method (LIST) that no router
+//! knows: `sys.rs` (the seal lifecycle, health, leader) hands `sys/` paths
+//! of other areas to `quorum.rs` (key status, rotate, rekey, generate-root,
+//! audit-hash), `policy.rs` (`sys/policies/acl`) and `mounts.rs`
+//! (`sys/mounts`, `sys/internal/ui/mounts`); `kv.rs` serves `secret/`,
+//! `transit.rs` `transit/`, `token.rs` `auth/token/`.
 
+mod kv;
+mod mounts;
+mod policy;
+mod quorum;
 mod reply;
 mod request;
 mod sys;
+mod token;
+mod transit;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -82,10 +92,24 @@ impl HttpApi {
 /// Sends each request to the endpoint of its path.
 async fn route(gate: &Gate, request: &Request) -> Outcome {
     let path = request.path.as_str();
-    if let Some(rest) = path.strip_prefix("sys/") {
-        return sys::route(gate, request, rest).await;
+    let routed = match path.split_once('/') {
+        Some(("sys", rest)) => sys::route(gate, request, rest).await,
+        Some(("secret", rest)) => kv::route(gate, request, rest).await,
+        Some(("transit", rest)) => transit::route(gate, request, rest).await,
+        Some(("auth", rest)) => match rest.strip_prefix("token/") {
+            Some(rest) => token::route(gate, request, rest).await,
+            None => Err(HttpError::no_route(path)),
+        },
+        _ => Err(HttpError::no_route(path)),
+    };
+    match routed {
+        // Vault answers a path it does not serve 503 while sealed, as it
+        // cannot know yet which paths its mounts serve.
+        Err(e) if e.is_no_route() && gate.node().lifecycle.barrier().is_err() => {
+            Err(crate::error::Error::Sealed.into())
+        }
+        other => other,
     }
-    Err(HttpError::no_route(path))
 }
 
 /// The routes of one listener: gRPC's for requests that say they are gRPC,

@@ -108,6 +108,8 @@ fn request_id() -> String {
 pub struct HttpError {
     status: StatusCode,
     errors: Vec<String>,
+    /// No endpoint serves the path (a different answer while sealed).
+    no_route: bool,
 }
 
 impl HttpError {
@@ -116,6 +118,7 @@ impl HttpError {
         Self {
             status,
             errors: vec![text::bounded(message.into())],
+            no_route: false,
         }
     }
 
@@ -129,15 +132,19 @@ impl HttpError {
         Self {
             status: StatusCode::NOT_FOUND,
             errors: Vec::new(),
+            no_route: false,
         }
     }
 
     /// 404 for a path no endpoint serves.
     pub fn no_route(path: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            format!("no handler for route {}", text::quote(path)),
-        )
+        Self {
+            no_route: true,
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                format!("no handler for route {}", text::quote(path)),
+            )
+        }
     }
 
     /// 405 for a method Vault's API does not know (`TRACE`).
@@ -157,6 +164,11 @@ impl HttpError {
             StatusCode::METHOD_NOT_ALLOWED,
             "unsupported operation: this path does not take that method",
         )
+    }
+
+    /// Whether this is [`HttpError::no_route`]'s answer.
+    pub fn is_no_route(&self) -> bool {
+        self.no_route
     }
 
     /// The status the error is sent with.

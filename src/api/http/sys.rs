@@ -33,7 +33,14 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
         ("seal-status" | "health" | "leader" | "init" | "unseal" | "seal" | "step-down", _) => {
             Err(HttpError::unsupported())
         }
-        _ => Err(HttpError::no_route(&request.path)),
+        ("mounts" | "internal/ui/mounts", _) => super::mounts::route(gate, request, rest).await,
+        _ if rest.starts_with("mounts/") || rest.starts_with("internal/ui/mounts/") => {
+            super::mounts::route(gate, request, rest).await
+        }
+        _ if rest.starts_with("policies/") || rest.starts_with("policy") => {
+            super::policy::route(gate, request, rest).await
+        }
+        _ => super::quorum::route(gate, request, rest).await,
     }
 }
 

@@ -13,3 +13,4 @@ pub mod kms;
 pub mod quorum;
 pub mod store;
 pub mod tls;
+pub mod vault;
