@@ -17,6 +17,8 @@ fn seal_lifecycle_answers_as_openbao_does() {
     // its shapes are checked against the documented ones instead.
     let status = request(ours, "GET", "sys/seal-status", None, None);
     assert_eq!(status.status, 200);
+    assert_eq!(status.headers["content-type"], "application/json");
+    assert_eq!(status.headers["cache-control"], "no-store");
     assert_eq!(status.body["initialized"], false);
     assert_eq!(status.body["sealed"], true);
     let health = request(ours, "GET", "sys/health", None, None);

@@ -92,6 +92,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config",
             "error",
             "proto",
+            "pad",
             "secret",
             "text",
             "time",

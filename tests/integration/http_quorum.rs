@@ -1,0 +1,465 @@
+//! Vault's HTTP API for the keyring and the quorum operations, driven by
+//! the `bao` CLI 2.6.2 (`operator key-status`, `rotate`, `rekey` with
+//! verification, `generate-root` with an OTP) and compared with OpenBao.
+
+use serde_json::{Value, json};
+
+use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::vault::{OpenBao, bao, request, shape};
+
+/// A Shamir daemon initialized over HTTP with `shares`/`threshold` and
+/// unsealed: the daemon, its keys (hex) and root token.
+fn opened(dir: &std::path::Path, shares: u32, threshold: u32) -> (Daemon, Vec<String>, String) {
+    let daemon = Daemon::start(dir, &config(dir, ""));
+    let init = request(
+        daemon.addr.as_str(),
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": shares, "secret_threshold": threshold})),
+    );
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    let keys: Vec<String> = strings(&init.body["keys"]);
+    for key in &keys[..threshold as usize] {
+        request(
+            daemon.addr.as_str(),
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(&json!({ "key": key })),
+        );
+    }
+    let token = init.body["root_token"].as_str().unwrap().to_string();
+    (daemon, keys, token)
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn ok(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "bao failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn key_status_and_rotate_through_bao_as_openbao_answers() {
+    let dir = tempdir();
+    let (daemon, _keys, token) = opened(dir.path(), 1, 1);
+    let addr = daemon.addr.as_str();
+    let before = ok(&bao(
+        addr,
+        Some(&token),
+        dir.path(),
+        &["operator", "key-status", "-format=json"],
+    ));
+    assert_eq!(before["term"], 1);
+    let rotated = bao(addr, Some(&token), dir.path(), &["operator", "rotate"]);
+    ok(&rotated);
+    let after = ok(&bao(
+        addr,
+        Some(&token),
+        dir.path(),
+        &["operator", "key-status", "-format=json"],
+    ));
+    assert_eq!(after["term"], 2);
+    // Without a token: 403, as OpenBao.
+    assert_eq!(
+        request(addr, "GET", "sys/key-status", None, None).status,
+        403
+    );
+
+    let peer = OpenBao::start();
+    let ours = request(addr, "GET", "sys/key-status", Some(&token), None);
+    let theirs = request(
+        peer.addr.as_str(),
+        "GET",
+        "sys/key-status",
+        Some(&peer.token),
+        None,
+    );
+    assert_eq!(ours.status, theirs.status);
+    assert_eq!(
+        shape(&ours.body, &["request_id"]),
+        shape(&theirs.body, &["request_id"])
+    );
+    for path in ["sys/rotate", "sys/rotate/keyring"] {
+        let a = request(addr, "POST", path, Some(&token), None);
+        let b = request(peer.addr.as_str(), "POST", path, Some(&peer.token), None);
+        assert_eq!((a.status, b.status), (204, 204), "{path}: {:?}", a.body);
+    }
+}
+
+#[test]
+fn a_rekey_with_verification_commits_once_the_new_keys_are_typed_back() {
+    let dir = tempdir();
+    let (mut daemon, keys, token) = opened(dir.path(), 3, 2);
+    let addr = daemon.addr.clone();
+    let home = dir.path();
+    let started = ok(&bao(
+        &addr,
+        Some(&token),
+        home,
+        &[
+            "operator",
+            "rekey",
+            "-init",
+            "-key-shares=2",
+            "-key-threshold=2",
+            "-verify",
+            "-format=json",
+        ],
+    ));
+    assert_eq!(started["started"], true);
+    assert_eq!(started["verification_required"], true);
+    let nonce = started["nonce"].as_str().unwrap().to_string();
+    let first = ok(&bao(
+        &addr,
+        Some(&token),
+        home,
+        &[
+            "operator",
+            "rekey",
+            "-format=json",
+            &format!("-nonce={nonce}"),
+            &keys[0],
+        ],
+    ));
+    assert_eq!(first["progress"], 1);
+    let done = ok(&bao(
+        &addr,
+        Some(&token),
+        home,
+        &[
+            "operator",
+            "rekey",
+            "-format=json",
+            &format!("-nonce={nonce}"),
+            &keys[1],
+        ],
+    ));
+    assert_eq!(done["complete"], true, "{done}");
+    let new_keys = strings(&done["keys"]);
+    assert_eq!(new_keys.len(), 2);
+    let verification = done["verification_nonce"].as_str().unwrap().to_string();
+    // Not yet in force: the old keys still unseal.
+    for key in &new_keys {
+        ok(&bao(
+            &addr,
+            Some(&token),
+            home,
+            &[
+                "operator",
+                "rekey",
+                "-verify",
+                "-format=json",
+                &format!("-nonce={verification}"),
+                key,
+            ],
+        ));
+    }
+    // In force now: after a seal, the new keys unseal and the old do not.
+    assert_eq!(
+        request(addr.as_str(), "PUT", "sys/seal", Some(&token), None).status,
+        204
+    );
+    let refused = request(
+        addr.as_str(),
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(&json!({"key": keys[0]})),
+    );
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    for key in &new_keys {
+        request(
+            addr.as_str(),
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(&json!({ "key": key })),
+        );
+    }
+    let status = request(addr.as_str(), "GET", "sys/seal-status", None, None);
+    assert_eq!(status.body["sealed"], false);
+    assert_eq!(status.body["n"], 2);
+    daemon.stop();
+}
+
+#[test]
+fn a_rekey_without_verification_is_in_force_when_its_last_key_is_entered() {
+    let dir = tempdir();
+    let (daemon, keys, token) = opened(dir.path(), 1, 1);
+    let addr = daemon.addr.as_str();
+    let init = request(
+        addr,
+        "PUT",
+        "sys/rekey/init",
+        Some(&token),
+        Some(&json!({"secret_shares": 3, "secret_threshold": 2})),
+    );
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    // Status shows the nonce to a sudo token only.
+    let anonymous = request(addr, "GET", "sys/rekey/init", None, None);
+    assert_eq!(anonymous.body["nonce"], "");
+    assert_eq!(anonymous.body["started"], true);
+    let nonce = init.body["nonce"].as_str().unwrap();
+    let wrong = request(
+        addr,
+        "PUT",
+        "sys/rekey/update",
+        None,
+        Some(&json!({"key": keys[0], "nonce": "abc"})),
+    );
+    assert_eq!(wrong.status, 400, "{:?}", wrong.body);
+    let done = request(
+        addr,
+        "PUT",
+        "sys/rekey/update",
+        None,
+        Some(&json!({"key": keys[0], "nonce": nonce})),
+    );
+    assert_eq!(done.body["complete"], true, "{:?}", done.body);
+    let status = request(addr, "GET", "sys/seal-status", None, None);
+    assert_eq!(
+        (status.body["t"].clone(), status.body["n"].clone()),
+        (json!(2), json!(3))
+    );
+    // Nothing under way any more.
+    assert_eq!(
+        request(addr, "GET", "sys/rekey/init", Some(&token), None).body["started"],
+        false
+    );
+}
+
+#[test]
+fn generate_root_with_an_otp_through_bao_gives_a_working_root_token() {
+    let dir = tempdir();
+    let (daemon, keys, token) = opened(dir.path(), 3, 2);
+    let addr = daemon.addr.as_str();
+    let home = dir.path();
+    let otp_out = bao(
+        addr,
+        None,
+        home,
+        &["operator", "generate-root", "-generate-otp"],
+    );
+    let otp = String::from_utf8_lossy(&ok_text(&otp_out))
+        .trim()
+        .to_string();
+    assert_eq!(otp.len(), 35, "the OTP is as long as a token: {otp}");
+    let started = ok(&bao(
+        addr,
+        Some(&token),
+        home,
+        &[
+            "operator",
+            "generate-root",
+            "-init",
+            &format!("-otp={otp}"),
+            "-format=json",
+        ],
+    ));
+    let nonce = started["nonce"].as_str().unwrap().to_string();
+    let mut encoded = String::new();
+    for key in &keys[..2] {
+        let step = ok(&bao(
+            addr,
+            Some(&token),
+            home,
+            &[
+                "operator",
+                "generate-root",
+                "-format=json",
+                &format!("-nonce={nonce}"),
+                key,
+            ],
+        ));
+        if step["complete"] == true {
+            encoded = step["encoded_token"].as_str().unwrap().to_string();
+        }
+    }
+    assert!(!encoded.is_empty());
+    let decoded = bao(
+        addr,
+        None,
+        home,
+        &[
+            "operator",
+            "generate-root",
+            &format!("-decode={encoded}"),
+            &format!("-otp={otp}"),
+        ],
+    );
+    let new_root = String::from_utf8_lossy(&ok_text(&decoded))
+        .trim()
+        .to_string();
+    assert!(new_root.starts_with("sr."), "{new_root}");
+    assert_ne!(new_root, token);
+    assert_eq!(
+        request(addr, "GET", "sys/key-status", Some(&new_root), None).status,
+        200
+    );
+    // The otp must be as long as a token: one sentence saying so.
+    let short = request(
+        addr,
+        "PUT",
+        "sys/generate-root/attempt",
+        None,
+        Some(&json!({"otp": "abc"})),
+    );
+    assert_eq!(short.status, 400);
+    assert!(
+        short.body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("35 characters")
+    );
+}
+
+fn ok_text(out: &std::process::Output) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "bao failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout.clone()
+}
+
+#[test]
+fn audit_hash_over_http_is_the_cli_s_hash() {
+    let dir = tempdir();
+    let audit = dir.path().join("audit.log");
+    let extra = format!("audit \"file\" {{\n  path = \"{}\"\n}}\n", audit.display());
+    let daemon = Daemon::start(dir.path(), &config(dir.path(), &extra));
+    let init = request(
+        daemon.addr.as_str(),
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+    );
+    let key = init.body["keys"][0].as_str().unwrap();
+    request(
+        daemon.addr.as_str(),
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(&json!({ "key": key })),
+    );
+    let token = init.body["root_token"].as_str().unwrap();
+    let hashed = request(
+        daemon.addr.as_str(),
+        "POST",
+        "sys/audit-hash/file",
+        Some(token),
+        Some(&json!({"input": "hunter2"})),
+    );
+    assert_eq!(hashed.status, 200, "{:?}", hashed.body);
+    let hash = hashed.body["data"]["hash"].as_str().unwrap();
+    assert!(hash.starts_with("hmac-sha256:"));
+    let mut cli = daemon.cli();
+    cli.env("STRONGROOM_TOKEN", token);
+    let from_cli = cli.run_stdin(&["audit-hash"], "hunter2");
+    assert_eq!(from_cli.stdout.trim(), hash);
+    // The input never reaches the audit log in the clear.
+    assert!(!std::fs::read_to_string(&audit).unwrap().contains("hunter2"));
+}
+
+#[test]
+fn bao_inits_an_awskms_store_with_recovery_keys_and_rekeys_them() {
+    let kms = crate::support::kms::kms();
+    let dir = tempdir();
+    let daemon = crate::support::kms::start_daemon(dir.path(), &kms.proxy.endpoint(), "");
+    let addr = daemon.addr.as_str();
+    let home = dir.path();
+    let init = ok(&bao(
+        addr,
+        None,
+        home,
+        &[
+            "operator",
+            "init",
+            "-recovery-shares=3",
+            "-recovery-threshold=2",
+            "-format=json",
+        ],
+    ));
+    assert_eq!(init["unseal_keys_hex"], json!([]), "{init}");
+    let recovery = strings(&init["recovery_keys_hex"]);
+    assert_eq!(recovery.len(), 3);
+    let token = init["root_token"].as_str().unwrap().to_string();
+    // Auto-unsealed: `bao status` exits 0 and names the recovery seal.
+    crate::support::kms::wait_unsealed(&daemon);
+    let status = bao(addr, None, home, &["status"]);
+    let shown = String::from_utf8_lossy(&status.stdout).to_string();
+    assert_eq!(status.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("Recovery Seal Type"), "{shown}");
+    // The unseal keys' rekey does not apply: one sentence says which does.
+    let barrier = request(
+        addr,
+        "PUT",
+        "sys/rekey/init",
+        Some(&token),
+        Some(&json!({"secret_shares": 2, "secret_threshold": 2})),
+    );
+    assert_eq!(barrier.status, 400, "{:?}", barrier.body);
+    assert!(
+        barrier.body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("recovery")
+    );
+    let started = ok(&bao(
+        addr,
+        Some(&token),
+        home,
+        &[
+            "operator",
+            "rekey",
+            "-target=recovery",
+            "-init",
+            "-key-shares=2",
+            "-key-threshold=2",
+            "-format=json",
+        ],
+    ));
+    let nonce = started["nonce"].as_str().unwrap().to_string();
+    let mut new_keys = Vec::new();
+    for key in &recovery[..2] {
+        let step = ok(&bao(
+            addr,
+            Some(&token),
+            home,
+            &[
+                "operator",
+                "rekey",
+                "-target=recovery",
+                "-format=json",
+                &format!("-nonce={nonce}"),
+                key,
+            ],
+        ));
+        if step["complete"] == true {
+            new_keys = strings(&step["keys"]);
+        }
+    }
+    assert_eq!(new_keys.len(), 2);
+    let status = request(addr, "GET", "sys/seal-status", None, None);
+    assert_eq!(
+        (status.body["t"].clone(), status.body["n"].clone()),
+        (json!(2), json!(2))
+    );
+    assert_eq!(status.body["recovery_seal"], true);
+}
