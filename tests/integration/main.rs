@@ -24,6 +24,7 @@ mod ha_faults;
 mod ha_forwarding;
 mod ha_model;
 mod hardening;
+mod http_ha;
 mod http_quorum;
 mod http_sys;
 mod keys;

@@ -41,10 +41,19 @@ use pool::Pool;
 /// A response on its way.
 type Answer<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
-/// The action a request asks for, from its path; `None` for anything that
-/// is not one of strongroom's operations (health, reflection).
+/// The action a gRPC request asks for, from its path; `None` for anything
+/// that is not one of strongroom's operations (health, reflection).
 pub fn resolve<B>(request: &Request<B>) -> Option<&'static Action> {
     super::grpc::action_of(request.uri().path())
+}
+
+/// Where a request runs: a gRPC request by its method's action, a request
+/// of Vault's HTTP API by its path; `None` for what no node forwards.
+fn scope_of<B>(request: &Request<B>) -> Option<Scope> {
+    if super::http::is_grpc(request.headers().get(http::header::CONTENT_TYPE)) {
+        return resolve(request).map(|action| action.scope);
+    }
+    super::http::scope_of(request.uri().path())
 }
 
 /// Whether a forwarding error happened before the request could reach the
@@ -119,9 +128,9 @@ impl Forwarder {
     /// active node advertised a `cluster_addr`. Otherwise this node
     /// answers (a standby then says where the active node is).
     fn target<B>(&self, request: &Request<B>) -> Option<Leader> {
-        let action = resolve(request)?;
+        let scope = scope_of(request)?;
         let lifecycle = &self.node.lifecycle;
-        if action.scope != Scope::Active || lifecycle.phase() != Phase::Standby {
+        if scope != Scope::Active || lifecycle.phase() != Phase::Standby {
             return None;
         }
         lifecycle.leader().filter(|l| !l.cluster_addr.is_empty())
@@ -130,9 +139,15 @@ impl Forwarder {
     /// Sends `request` to `active` with the caller's `facts`; any failure
     /// before the answer began is UNAVAILABLE with a sentence.
     async fn send(&self, request: Request<Body>, facts: Facts, active: Leader) -> Response<Body> {
+        let grpc = super::http::is_grpc(request.headers().get(http::header::CONTENT_TYPE));
         match self.try_send(request, facts, &active).await {
             Ok(response) => response,
-            Err(message) => Status::unavailable(message).into_http(),
+            Err(message) if grpc => Status::unavailable(message).into_http(),
+            Err(message) => {
+                super::http::HttpError::new(http::StatusCode::SERVICE_UNAVAILABLE, message)
+                    .into_response()
+                    .map(Body::new)
+            }
         }
     }
 
@@ -157,6 +172,7 @@ impl Forwarder {
         }
         .ok_or("the active node has not made the cluster's certificate yet; retry in a moment")?;
         let channel = self.pool.channel(&active.cluster_addr, &tls)?;
+        http1_to_http2(&mut request);
         facts.write(request.headers_mut());
         let response = channel.oneshot(request).await.map_err(|e| {
             // Refused before the call left (no connection): not made. Past
@@ -178,6 +194,28 @@ impl Forwarder {
         let cluster_addr = active.cluster_addr.clone();
         Ok(response.map(|body| Body::new(Relayed::new(body, cluster_addr))))
     }
+}
+
+/// Readies a request that came over HTTP/1.1 (Vault's API) for the HTTP/2
+/// connection to the active node: HTTP/2 forbids the connection-specific
+/// headers of HTTP/1.1.
+fn http1_to_http2<B>(request: &mut Request<B>) {
+    if request.version() == http::Version::HTTP_2 {
+        return;
+    }
+    *request.version_mut() = http::Version::HTTP_2;
+    let headers = request.headers_mut();
+    for name in [
+        http::header::CONNECTION,
+        http::header::TRANSFER_ENCODING,
+        http::header::UPGRADE,
+        http::header::TE,
+        http::header::HOST,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
 }
 
 /// Forwarding in front of one client listener's routes.

@@ -40,6 +40,7 @@ use tonic::service::Routes;
 use tower::Service;
 
 use super::Gate;
+use super::actions::Scope;
 
 pub use reply::{HttpError, Reply};
 pub use request::{Op, Request};
@@ -112,6 +113,25 @@ async fn route(gate: &Gate, request: &Request) -> Outcome {
     }
 }
 
+/// Where a request of this API runs, from its URI path: the seal state of
+/// the node it reaches (`sys/seal-status`, `health`, `leader`, `init`,
+/// `unseal`, `seal`, `metrics`) on that node, everything else on the
+/// active node (a standby forwards it); `None` outside `/v1/`.
+pub fn scope_of(uri_path: &str) -> Option<Scope> {
+    let path = uri_path.strip_prefix("/v1/")?;
+    let node = matches!(
+        path.trim_end_matches('/'),
+        "sys/seal-status"
+            | "sys/health"
+            | "sys/leader"
+            | "sys/init"
+            | "sys/unseal"
+            | "sys/seal"
+            | "sys/metrics"
+    );
+    Some(if node { Scope::Node } else { Scope::Active })
+}
+
 /// The routes of one listener: gRPC's for requests that say they are gRPC,
 /// Vault's HTTP API for every other.
 pub fn routes(grpc: Routes, api: HttpApi) -> Routes {
@@ -130,7 +150,7 @@ struct Dispatch {
 }
 
 /// A gRPC request's content type: `application/grpc`, `application/grpc+proto`, ….
-fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
+pub fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
     content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
@@ -175,6 +195,15 @@ mod tests {
         assert!(grpc("application/grpc+proto"));
         assert!(!grpc("application/json"));
         assert!(!is_grpc(None));
+    }
+
+    #[test]
+    fn the_seal_state_runs_on_the_node_reached_and_the_rest_on_the_active_one() {
+        assert_eq!(scope_of("/v1/sys/health"), Some(Scope::Node));
+        assert_eq!(scope_of("/v1/sys/unseal"), Some(Scope::Node));
+        assert_eq!(scope_of("/v1/sys/key-status"), Some(Scope::Active));
+        assert_eq!(scope_of("/v1/secret/data/x"), Some(Scope::Active));
+        assert_eq!(scope_of("/strongroom.v1.Sys/Status"), None);
     }
 
     #[test]
