@@ -14,11 +14,13 @@
 //! any depth (`secret/data/a/b/c`) and a method (LIST) that no router
 //! knows: `sys.rs` (the seal lifecycle, health, leader) hands `sys/` paths
 //! of other areas to `quorum.rs` (key status, rotate, rekey, generate-root,
-//! audit-hash), `policy.rs` (`sys/policies/acl`) and `mounts.rs`
-//! (`sys/mounts`, `sys/internal/ui/mounts`); `kv.rs` serves `secret/`,
+//! audit-hash), `policy.rs` (`sys/policies/acl`), `mounts.rs`
+//! (`sys/mounts`, `sys/internal/ui/mounts`) and `metrics.rs`
+//! (`sys/metrics`); `kv.rs` serves `secret/`,
 //! `transit.rs` `transit/`, `token.rs` `auth/token/`.
 
 mod kv;
+mod metrics;
 mod mounts;
 mod policy;
 mod quorum;

@@ -33,6 +33,7 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
         ("seal-status" | "health" | "leader" | "init" | "unseal" | "seal" | "step-down", _) => {
             Err(HttpError::unsupported())
         }
+        ("metrics", _) => super::metrics::route(gate, request).await,
         ("mounts" | "internal/ui/mounts", _) => super::mounts::route(gate, request, rest).await,
         _ if rest.starts_with("mounts/") || rest.starts_with("internal/ui/mounts/") => {
             super::mounts::route(gate, request, rest).await
