@@ -296,3 +296,56 @@ fn the_bao_cli_inits_unseals_reads_status_and_seals() {
     let wrong = bao(addr, None, home, &["operator", "unseal", "zz"]);
     assert_eq!(wrong.status.code(), Some(2));
 }
+
+#[test]
+fn bad_input_to_an_operation_is_audited_in_bounded_lines() {
+    let dir = tempdir();
+    let audit = dir.path().join("audit.log");
+    let extra = format!("audit \"file\" {{\n  path = \"{}\"\n}}\n", audit.display());
+    let daemon = Daemon::start(dir.path(), &config(dir.path(), &extra));
+    let ours = daemon.addr.as_str();
+    // A wrong type whose value is large: the error quotes part of it.
+    let big = format!("{{\"reset\": \"{}\"}}", "x".repeat(200_000));
+    let refused = raw(ours, "PUT", "/v1/sys/unseal", None, Some(big.as_bytes()));
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    let sentence = refused.body["errors"][0].as_str().unwrap();
+    assert!(
+        sentence.starts_with("failed to decode JSON input"),
+        "{sentence}"
+    );
+    assert!(sentence.len() <= 1024);
+    let malformed = raw(
+        ours,
+        "PUT",
+        "/v1/sys/init",
+        None,
+        Some(b"{\"secret_shares\": 3,"),
+    );
+    assert_eq!(malformed.status, 400);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            assert!(l.len() < 4096, "an audit line of {} bytes", l.len());
+            serde_json::from_str(l).unwrap()
+        })
+        .collect();
+    for operation in ["sys.Unseal", "sys.Init"] {
+        let response = lines
+            .iter()
+            .find(|l| l["operation"] == operation && l["type"] == "response")
+            .unwrap_or_else(|| panic!("no {operation} response line in {lines:?}"));
+        assert!(
+            response["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("failed to decode JSON input"),
+            "{response}"
+        );
+    }
+    // Nothing was initialized by the refused init.
+    assert_eq!(
+        request(ours, "GET", "sys/init", None, None).body,
+        json!({"initialized": false})
+    );
+}

@@ -20,7 +20,9 @@ use zeroize::Zeroizing;
 use super::{HttpError, Op, Outcome, Reply, Request};
 use crate::api::Gate;
 use crate::api::actions::{self, Action};
+use crate::api::gate::Call;
 use crate::audit::Field;
+use crate::error::Error;
 use crate::lifecycle::{Completed, Operation, QuorumStatus, RekeyParams, RekeyTarget};
 use crate::pad::PAD_LEN;
 use crate::time::format_unix;
@@ -82,11 +84,7 @@ async fn key_status(gate: &Gate, request: &Request) -> Outcome {
         .iter()
         .find(|t| t.active)
         .or_else(|| status.terms.iter().max_by_key(|t| t.term))
-        .ok_or_else(|| {
-            HttpError::from(crate::error::Error::Internal(
-                "the keyring has no term".into(),
-            ))
-        })?;
+        .ok_or_else(|| HttpError::from(Error::Internal("the keyring has no term".into())))?;
     Ok(Reply::sys(json!({
         "term": active.term,
         "install_time": format_unix(active.installed_unix),
@@ -116,11 +114,10 @@ struct AuditHashBody {
 /// Every device shares one salt, so the device the path names does not
 /// change the hash (docs/DECISIONS.md).
 async fn audit_hash(gate: &Gate, request: &Request) -> Outcome {
-    let asked: AuditHashBody = request.json()?;
+    let (call, asked) = request.call_json::<AuditHashBody>(gate, &actions::AUDIT_HASH, "");
     let audit = &gate.node().audit;
     let input = Zeroizing::new(asked.input.into_bytes());
-    let hash = request
-        .call(gate, &actions::AUDIT_HASH, "")
+    let hash = call
         .secret("input", &input)
         .run(
             |session| async move { audit.hash(session.barrier()?, &input).await },
@@ -212,7 +209,10 @@ async fn cancel(gate: &Gate, request: &Request, op: Operation, action: &'static 
     struct CancelBody {
         nonce: String,
     }
-    let mut nonce = request.json::<CancelBody>()?.nonce;
+    let (checked, mut nonce) = match request.json::<CancelBody>() {
+        Ok(body) => (Ok(()), body.nonce),
+        Err(e) => (Err(e), String::new()),
+    };
     if nonce.is_empty() {
         nonce = request.query("nonce").unwrap_or_default().to_string();
     }
@@ -224,6 +224,7 @@ async fn cancel(gate: &Gate, request: &Request, op: Operation, action: &'static 
     }
     let nonce = nonce.as_str();
     gate.call(action, "", caller)
+        .check(checked)
         .run(
             |_| async move {
                 if nonce.is_empty() {
@@ -288,17 +289,18 @@ struct RekeyInitBody {
 }
 
 async fn rekey_init(gate: &Gate, request: &Request, family: Family) -> Outcome {
-    let asked: RekeyInitBody = request.json()?;
-    if asked.pgp_keys.as_ref().is_some_and(|k| !k.is_empty()) {
-        return Err(HttpError::bad_request(
-            "pgp_keys are not supported: strongroom encrypts new shares to age or ssh-ed25519 recipients; run `strongroom rekey init --recipient <key>` (one per share) instead",
-        ));
-    }
-    if asked.backup {
-        return Err(HttpError::bad_request(
-            "backup is not supported: strongroom keeps no copy of the new shares",
-        ));
-    }
+    let (call, asked) = request.call_json::<RekeyInitBody>(gate, &actions::REKEY_INIT, "");
+    let unsupported = if asked.pgp_keys.as_ref().is_some_and(|k| !k.is_empty()) {
+        Err(Error::InvalidArgument(
+            "pgp_keys are not supported: strongroom encrypts new shares to age or ssh-ed25519 recipients; run `strongroom rekey --init --recipients <keys>` (one per share) instead".into(),
+        ))
+    } else if asked.backup {
+        Err(Error::InvalidArgument(
+            "backup is not supported: strongroom keeps no copy of the new shares".into(),
+        ))
+    } else {
+        Ok(())
+    };
     let lifecycle = &gate.node().lifecycle;
     let params = RekeyParams {
         shares: asked.secret_shares,
@@ -307,8 +309,8 @@ async fn rekey_init(gate: &Gate, request: &Request, family: Family) -> Outcome {
         verify: asked.require_verification,
         recipients: Vec::new(),
     };
-    let started = request
-        .call(gate, &actions::REKEY_INIT, "")
+    let started = call
+        .check(unsupported)
         .plain("target", family.target.as_str())
         .run(
             |_| async move { lifecycle.rekey_init(params) },
@@ -326,27 +328,32 @@ struct KeyBody {
     nonce: String,
 }
 
-impl KeyBody {
-    fn read(request: &Request) -> Result<(Zeroizing<String>, String), HttpError> {
-        let asked: KeyBody = request.json()?;
-        let key = Zeroizing::new(asked.key);
-        if key.is_empty() {
-            return Err(HttpError::bad_request(
-                "'key' must be specified in request body as JSON",
-            ));
-        }
-        Ok((key, asked.nonce))
-    }
+/// A call of `action` entering one key: the key (zeroized when dropped)
+/// and the nonce; a body without a key refuses the call.
+fn key_call<'g>(
+    request: &Request,
+    gate: &'g Gate,
+    action: &'static Action,
+) -> (Call<'g>, Zeroizing<String>, String) {
+    let (call, asked) = request.call_json::<KeyBody>(gate, action, "");
+    let key = Zeroizing::new(asked.key);
+    let keyless = if key.is_empty() {
+        Err(Error::InvalidArgument(
+            "'key' must be specified in request body as JSON".into(),
+        ))
+    } else {
+        Ok(())
+    };
+    (call.check(keyless), key, asked.nonce)
 }
 
 async fn rekey_update(gate: &Gate, request: &Request, family: Family) -> Outcome {
-    let (key, nonce) = KeyBody::read(request)?;
+    let (call, key, nonce) = key_call(request, gate, &actions::REKEY_UPDATE);
     let lifecycle = &gate.node().lifecycle;
     let (nonce, key) = (nonce.as_str(), key.as_str());
     // The last share completes the rekey, and (without verification) the
     // new keys are put in force at once: Vault's rekey has no confirmation.
-    let outcome = request
-        .call(gate, &actions::REKEY_UPDATE, "")
+    let outcome = call
         .plain("committed", true)
         .run(
             |_| async move {
@@ -390,11 +397,10 @@ async fn rekey_update(gate: &Gate, request: &Request, family: Family) -> Outcome
 }
 
 async fn rekey_verify(gate: &Gate, request: &Request, family: Family) -> Outcome {
-    let (key, nonce) = KeyBody::read(request)?;
+    let (call, key, nonce) = key_call(request, gate, &actions::REKEY_VERIFY_UPDATE);
     let lifecycle = &gate.node().lifecycle;
     let (nonce_ref, key) = (nonce.as_str(), key.as_str());
-    let outcome = request
-        .call(gate, &actions::REKEY_VERIFY_UPDATE, "")
+    let outcome = call
         .run(
             |_| async move { lifecycle.rekey_verify_update(nonce_ref, key).await },
             |_| Vec::new(),
@@ -461,24 +467,26 @@ async fn generate_root_attempt(gate: &Gate, request: &Request, shape: Shape) -> 
         }
         Op::Delete => cancel(gate, request, op, &actions::GENERATE_ROOT_CANCEL).await,
         Op::Update => {
-            let asked: AttemptBody = request.json()?;
-            if !asked.pgp_key.is_empty() {
-                return Err(HttpError::bad_request(
-                    "pgp_key is not supported: give an otp (generate one with `bao operator generate-root -generate-otp`)",
-                ));
-            }
+            let (call, asked) =
+                request.call_json::<AttemptBody>(gate, &actions::GENERATE_ROOT_INIT, "");
             // Vault's OTP is text as long as a token; its bytes are the pad.
             let otp = Zeroizing::new(asked.otp);
-            if otp.len() != PAD_LEN {
-                return Err(HttpError::bad_request(format!(
+            let unusable = if !asked.pgp_key.is_empty() {
+                Err(Error::InvalidArgument(
+                    "pgp_key is not supported: give an otp (generate one with `bao operator generate-root -generate-otp`)".into(),
+                ))
+            } else if otp.len() != PAD_LEN {
+                Err(Error::InvalidArgument(format!(
                     "the otp must be {PAD_LEN} characters long, as long as a strongroom token (this server's otp_length), not {}",
                     otp.len()
-                )));
-            }
+                )))
+            } else {
+                Ok(())
+            };
             let pad = Zeroizing::new(STANDARD.encode(otp.as_bytes()));
             let lifecycle = &gate.node().lifecycle;
-            let started = request
-                .call(gate, &actions::GENERATE_ROOT_INIT, "")
+            let started = call
+                .check(unusable)
                 .plain("claimed", false)
                 .run(
                     |_| async move { lifecycle.generate_root_init(&pad, None) },
@@ -495,11 +503,10 @@ async fn generate_root_update(gate: &Gate, request: &Request, shape: Shape) -> O
     if request.op != Op::Update {
         return Err(HttpError::unsupported());
     }
-    let (key, nonce) = KeyBody::read(request)?;
+    let (call, key, nonce) = key_call(request, gate, &actions::GENERATE_ROOT_UPDATE);
     let lifecycle = &gate.node().lifecycle;
     let (nonce, key) = (nonce.as_str(), key.as_str());
-    let outcome = request
-        .call(gate, &actions::GENERATE_ROOT_UPDATE, "")
+    let outcome = call
         .run(
             |_| async move {
                 lifecycle

@@ -14,6 +14,7 @@ use crate::api::Gate;
 use crate::api::actions::{Action, Auth};
 use crate::api::gate::Call;
 use crate::api::identity::bearer;
+use crate::error::Error;
 use crate::text;
 
 /// What a request asks of its path, as Vault's logical operations.
@@ -124,15 +125,33 @@ impl Request {
         }
     }
 
-    /// The body as JSON of type `T`; an empty body is `{}`.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+    /// The body as JSON of type `T`; an empty body is `{}`. A body that
+    /// does not decode is an invalid argument (400) naming why.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
             &self.body
         };
         serde_json::from_slice(body)
-            .map_err(|e| HttpError::bad_request(format!("failed to decode JSON input: {e}")))
+            .map_err(|e| Error::InvalidArgument(format!("failed to decode JSON input: {e}")))
+    }
+
+    /// A call of `action` about `resource` with the body decoded as `T`: a
+    /// body that does not decode refuses the call at the gate's argument
+    /// checks (two bounded audit lines, 400), and `T::default()` stands in
+    /// for it, never used.
+    pub fn call_json<'g, T: DeserializeOwned + Default>(
+        &self,
+        gate: &'g Gate,
+        action: &'static Action,
+        resource: &str,
+    ) -> (Call<'g>, T) {
+        let (checked, body) = match self.json::<T>() {
+            Ok(body) => (Ok(()), body),
+            Err(e) => (Err(e), T::default()),
+        };
+        (self.call(gate, action, resource).check(checked), body)
     }
 
     /// The raw body.
@@ -265,7 +284,7 @@ mod tests {
         assert_eq!(empty.json::<Shares>().unwrap().n, 0);
         let wrong = read("PUT", "/v1/a", "{\"n\":\"x\"}").unwrap();
         let e = wrong.json::<Shares>().err().unwrap();
-        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(HttpError::from(e).status(), StatusCode::BAD_REQUEST);
         let request = read("PUT", "/v1/a?standbyok&perfstandbyok=false&x=yes", "").unwrap();
         assert!(request.query_flag("standbyok").unwrap());
         assert!(!request.query_flag("perfstandbyok").unwrap());

@@ -14,6 +14,7 @@ use super::{HttpError, Op, Outcome, Reply, Request};
 use crate::api::Gate;
 use crate::api::actions;
 use crate::audit::Field;
+use crate::error::Error;
 use crate::lifecycle::{self, InitParams, Status};
 use crate::time::{format_unix, now_unix};
 
@@ -165,7 +166,7 @@ fn leader(gate: &Gate) -> Outcome {
         return Ok(Reply::ok(json!({ "ha_enabled": false })));
     };
     if status.sealed {
-        return Err(crate::error::Error::Sealed.into());
+        return Err(Error::Sealed.into());
     }
     let leader = ha.leader.unwrap_or_default();
     Ok(Reply::ok(json!({
@@ -206,29 +207,37 @@ struct InitBody {
     stored_shares: Option<u32>,
 }
 
+impl InitBody {
+    /// Refuses what strongroom does not take: PGP keys (age recipients
+    /// instead), stored shares with the Shamir seal.
+    fn check(&self, kms: bool) -> Result<(), Error> {
+        let given = |keys: &Option<Vec<String>>| keys.as_ref().is_some_and(|k| !k.is_empty());
+        if given(&self.pgp_keys)
+            || given(&self.recovery_pgp_keys)
+            || self
+                .root_token_pgp_key
+                .as_ref()
+                .is_some_and(|k| !k.is_empty())
+        {
+            return Err(Error::InvalidArgument(
+                "pgp_keys are not supported: strongroom encrypts shares to age or ssh-ed25519 recipients; run `strongroom init --recipients <age or ssh keys>` (one per share) instead".into(),
+            ));
+        }
+        if self.stored_shares.is_some_and(|n| n > 0) && !kms {
+            return Err(Error::InvalidArgument(
+                "stored_shares is only for auto-unseal seals: the shamir seal keeps no shares"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 async fn init(gate: &Gate, request: &Request) -> Outcome {
-    let asked: InitBody = request.json()?;
-    let pgp = asked.pgp_keys.as_ref().is_some_and(|k| !k.is_empty())
-        || asked
-            .recovery_pgp_keys
-            .as_ref()
-            .is_some_and(|k| !k.is_empty())
-        || asked
-            .root_token_pgp_key
-            .as_ref()
-            .is_some_and(|k| !k.is_empty());
-    if pgp {
-        return Err(HttpError::bad_request(
-            "pgp_keys are not supported: strongroom encrypts shares to age or ssh-ed25519 recipients; run `strongroom init --recipient <age or ssh key>` (one per share) instead",
-        ));
-    }
     let lifecycle = &gate.node().lifecycle;
-    let kms = gate.node().lifecycle.status().recovery_seal;
-    if asked.stored_shares.is_some_and(|n| n > 0) && !kms {
-        return Err(HttpError::bad_request(
-            "stored_shares is only for auto-unseal seals: the shamir seal keeps no shares",
-        ));
-    }
+    let kms = lifecycle.status().recovery_seal;
+    let (call, asked) = request.call_json::<InitBody>(gate, &actions::INIT, "");
+    let call = call.check(asked.check(kms));
     // Vault's auto-unseal init ignores secret_shares and takes the
     // recovery settings; the Shamir init takes the secret ones.
     let params = if kms {
@@ -250,8 +259,7 @@ async fn init(gate: &Gate, request: &Request) -> Outcome {
             root_token_recipient: None,
         }
     };
-    let call = request
-        .call(gate, &actions::INIT, "")
+    let call = call
         .plain("key_shares", params.key_shares.unwrap_or(0))
         .plain("key_threshold", params.key_threshold.unwrap_or(0))
         .plain("recovery_shares", params.recovery_shares.unwrap_or(0))
@@ -312,18 +320,20 @@ struct UnsealBody {
 }
 
 async fn unseal(gate: &Gate, request: &Request) -> Outcome {
-    let asked: UnsealBody = request.json()?;
+    let (call, asked) = request.call_json::<UnsealBody>(gate, &actions::UNSEAL, "");
     let (reset, migrate) = (asked.reset, asked.migrate);
     let key = zeroize::Zeroizing::new(asked.key.unwrap_or_default());
-    if !reset && key.is_empty() {
-        return Err(HttpError::bad_request(
-            "'key' must be specified in request body as JSON, or 'reset' set to true",
-        ));
-    }
+    let keyless = if !reset && key.is_empty() {
+        Err(Error::InvalidArgument(
+            "'key' must be specified in request body as JSON, or 'reset' set to true".into(),
+        ))
+    } else {
+        Ok(())
+    };
     let lifecycle = &gate.node().lifecycle;
     // The key never reaches the audit log, in any form.
-    let outcome = request
-        .call(gate, &actions::UNSEAL, "")
+    let outcome = call
+        .check(keyless)
         .plain("reset", reset)
         .plain("migrate", migrate)
         .run(
