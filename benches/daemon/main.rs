@@ -22,7 +22,10 @@
 //! kill -9 and after SIGTERM of the active). `--only data` runs just the
 //! data plane, `--only ha` just the HA rows (writing its own results file),
 //! `--only keys [--kv-keys 2000,5000]` just the distinct-keys memory (with
-//! other counts, to try it).
+//! other counts, to try it), `--only http` just Vault's HTTP API on both
+//! peers under `wrk` ([`http_plane`]: seal-status, kv v2 read and write,
+//! transit encrypt and decrypt, then the kv and transit rows again with a
+//! file audit device on both).
 //!
 //! `cargo bench --bench daemon [-- --runs N --seconds S --out FILE]` prints
 //! a table and writes the raw numbers as JSON (default
@@ -55,6 +58,7 @@ use serde_json::{Value, json};
 
 use crate::data::data_plane;
 use crate::ha::ha;
+use crate::http_plane::http_plane;
 use crate::kv_keys::{DEFAULT_COUNTS, kv_keys_rss};
 use crate::lifecycle::{awskms, shamir_restarts};
 use crate::memory::{load_and_memory, mlock_rss};
@@ -66,6 +70,7 @@ mod data;
 mod grpc_load;
 mod ha;
 mod ha_cluster;
+mod http_plane;
 mod kv_keys;
 mod lifecycle;
 mod memory;
@@ -102,6 +107,8 @@ struct Options {
     only_keys: bool,
     /// `--only ha`: just the HA rows on PostgreSQL.
     only_ha: bool,
+    /// `--only http`: just Vault's HTTP API under `wrk` on both peers.
+    only_http: bool,
     /// `--kv-keys N,M`: the counts at which that memory is read.
     kv_keys: Vec<u64>,
 }
@@ -114,6 +121,7 @@ fn options() -> Options {
         only_data: false,
         only_keys: false,
         only_ha: false,
+        only_http: false,
         kv_keys: DEFAULT_COUNTS.to_vec(),
     };
     let args: Vec<String> = std::env::args().collect();
@@ -126,6 +134,7 @@ fn options() -> Options {
                 options.only_data = pair[1] == "data";
                 options.only_keys = pair[1] == "keys";
                 options.only_ha = pair[1] == "ha";
+                options.only_http = pair[1] == "http";
             }
             "--kv-keys" => {
                 let counts: Option<Vec<u64>> =
@@ -204,6 +213,14 @@ fn main() {
         results.print();
         return;
     }
+    if options.only_http {
+        if wrk {
+            http_plane(&runtime, &peers, options.seconds, &mut results);
+        }
+        results.print();
+        write_report(&options, &strongroom, openbao.as_deref(), started, results);
+        return;
+    }
     if options.only_keys {
         kv_keys_rss(&runtime, &options.kv_keys, &mut results);
         results.print();
@@ -232,6 +249,13 @@ fn main() {
     }
     load_and_memory(&runtime, &stores, options.seconds, wrk, &mut results);
     data_plane(&runtime, &peers, options.seconds, wrk, &mut results);
+    if wrk {
+        http_plane(&runtime, &peers, options.seconds, &mut results);
+    } else {
+        results
+            .notes
+            .push("Vault's HTTP API rows not measured: wrk is missing".into());
+    }
     ha(
         &runtime,
         &peers,

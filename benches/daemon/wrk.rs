@@ -1,5 +1,6 @@
-//! OpenBao's load generator: `wrk`, with a Lua script for anything but a
-//! plain GET.
+//! The HTTP load generator: `wrk`, with a Lua script for anything but a
+//! plain GET (OpenBao's side of every load row, both peers' side of the
+//! HTTP API rows).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -42,7 +43,7 @@ pub(crate) fn wrk_load(
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success() && !text.contains("Non-2xx") && !text.contains("Socket errors"),
-            "wrk failed against OpenBao:\n{text}{}",
+            "wrk failed against {addr}:\n{text}{}",
             String::from_utf8_lossy(&out.stderr)
         );
         text
