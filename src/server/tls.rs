@@ -74,7 +74,9 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // gRPC over h2; Vault's HTTP API over either (the server tells them
+    // apart by the connection's first bytes, not by ALPN).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -349,3 +349,80 @@ fn bad_input_to_an_operation_is_audited_in_bounded_lines() {
         json!({"initialized": false})
     );
 }
+
+#[test]
+fn over_mutual_tls_the_bao_cli_is_known_by_its_certificate() {
+    use rcgen::{ExtendedKeyUsagePurpose, SanType};
+
+    use crate::support::cli::write_policy;
+    use crate::support::daemon::open;
+    use crate::support::tls::Ca;
+    use crate::support::vault::bao_with;
+
+    let dir = tempdir();
+    let d = dir.path();
+    let ca = Ca::new(d, "ca");
+    let (server_cert, server_key) = ca.leaf(d, "server", ExtendedKeyUsagePurpose::ServerAuth);
+    let clients = Ca::new(d, "clients");
+    let client = |file: &str, cn: &str| {
+        let sans = vec![SanType::DnsName("client.internal".try_into().unwrap())];
+        clients.leaf_with(d, file, cn, sans, ExtendedKeyUsagePurpose::ClientAuth)
+    };
+    let (app_cert, app_key) = client("app", "app");
+    let (admin_cert, admin_key) = client("admin", "admin");
+    let tls = format!(
+        "address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_client_ca_file = \"{}\"\n  identity {{\n    cert_cn = \"app\"\n    policies = [\"keyreader\"]\n  }}",
+        server_cert.display(),
+        server_key.display(),
+        clients.pem_path.display()
+    );
+    let text = config(d, "").replace("address = \"127.0.0.1:0\"", &tls);
+    let mut daemon = Daemon::start(d, &text);
+    assert!(daemon.addr.starts_with("https://"));
+    for (k, v) in [
+        ("STRONGROOM_CACERT", &ca.pem_path),
+        ("STRONGROOM_CLIENT_CERT", &admin_cert),
+        ("STRONGROOM_CLIENT_KEY", &admin_key),
+    ] {
+        daemon.env.insert(k.into(), v.display().to_string());
+    }
+    open(&mut daemon);
+    write_policy(
+        &mut daemon.cli(),
+        "keyreader",
+        "path \"sys/key-status\" { capabilities = [\"read\"] }\n",
+    );
+    let as_client = |cert: &std::path::Path, key: &std::path::Path, args: &[&str]| {
+        bao_with(
+            &daemon.addr,
+            None,
+            d,
+            &[
+                ("BAO_CACERT", ca.pem_path.as_path()),
+                ("BAO_CLIENT_CERT", cert),
+                ("BAO_CLIENT_KEY", key),
+            ],
+            args,
+        )
+    };
+    // No token: the certificate's identity grants what its policy says.
+    let read = as_client(
+        &app_cert,
+        &app_key,
+        &["read", "-format=json", "sys/key-status"],
+    );
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(answer["data"]["term"], 1);
+    // A certificate no identity matches, and no token: refused.
+    let refused = as_client(&admin_cert, &admin_key, &["read", "sys/key-status"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"));
+    // Unauthenticated endpoints answer any client with a certificate.
+    let status = as_client(&admin_cert, &admin_key, &["status"]);
+    assert_eq!(status.status.code(), Some(0));
+}

@@ -206,6 +206,17 @@ pub fn bao_binary() -> PathBuf {
 /// and writes no token file of the user running the tests), with nothing
 /// of the caller's Vault or OpenBao environment.
 pub fn bao(addr: &str, token: Option<&str>, home: &Path, args: &[&str]) -> Output {
+    bao_with(addr, token, home, &[], args)
+}
+
+/// As [`bao`], with `env` too (`BAO_CACERT`, `BAO_CLIENT_CERT`, …).
+pub fn bao_with(
+    addr: &str,
+    token: Option<&str>,
+    home: &Path,
+    env: &[(&str, &Path)],
+    args: &[&str],
+) -> Output {
     let mut command = Command::new(bao_binary());
     command
         .args(args)
@@ -213,6 +224,7 @@ pub fn bao(addr: &str, token: Option<&str>, home: &Path, args: &[&str]) -> Outpu
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
         .env("BAO_ADDR", addr)
+        .envs(env.iter().copied())
         .stdin(Stdio::null());
     if let Some(token) = token {
         command.env("BAO_TOKEN", token);
