@@ -14,7 +14,9 @@ use crate::storage::Batch;
 
 mod store;
 
-pub use store::{MAX_TTL_SECS, Found, Spec, TokenEntry, create, is_accessor, lookup};
+pub use store::{
+    Found, MAX_TTL_SECS, ROOT_DISPLAY_NAME, Spec, TokenEntry, create, is_accessor, lookup,
+};
 use store::{list, lookup_accessor, renew, revoke_tree, spend_use};
 
 /// The longest `display_name` taken, and the most `meta` labels and their
@@ -85,7 +87,13 @@ fn display_name(asked: &str) -> String {
     }
     let full: String = format!("token-{asked}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     full.strip_suffix('-').unwrap_or(&full).to_string()
 }

@@ -111,6 +111,10 @@ impl TokenEntry {
     }
 }
 
+/// The display name of the root tokens of init and generate-root, as
+/// Vault's (a name a caller asks for becomes `token-<name>`, never this).
+pub const ROOT_DISPLAY_NAME: &str = "root";
+
 /// What a new token gets.
 pub struct Spec {
     /// Its policies.
@@ -144,7 +148,7 @@ impl Spec {
             parent: None,
             period_secs: 0,
             explicit_max_ttl_secs: 0,
-            display_name: String::new(),
+            display_name: ROOT_DISPLAY_NAME.into(),
             meta: BTreeMap::new(),
         }
     }
@@ -606,7 +610,10 @@ mod tests {
         let mut child = made_at(&spec(0, 24 * HOUR, 0), now);
         child.expire_unix = now + 10;
         assert_eq!(renewed_expiry(&child, now + 5, 0, now + HOUR), now + HOUR);
-        assert_eq!(renewed_expiry(&entry, now, 0, now + HOUR), entry.expire_unix);
+        assert_eq!(
+            renewed_expiry(&entry, now, 0, now + HOUR),
+            entry.expire_unix
+        );
     }
 
     #[test]
@@ -631,7 +638,10 @@ mod tests {
         // explicit_max_ttl caps the ttl, renewals, and periodic tokens too.
         let explicit = made_at(&spec(2 * HOUR, 0, HOUR), created);
         assert_eq!(explicit.expire_unix, created + HOUR);
-        assert_eq!(renewed_expiry(&explicit, created + 10, 0, 0), created + HOUR);
+        assert_eq!(
+            renewed_expiry(&explicit, created + 10, 0, 0),
+            created + HOUR
+        );
         let periodic = made_at(&spec(0, HOUR, 3 * HOUR), created);
         assert_eq!(periodic.max_expire_unix, created + 3 * HOUR);
         assert_eq!(

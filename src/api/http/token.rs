@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::{HttpError, Op, Outcome, Reply, Request};
-use crate::access::token::{CreateParams, MAX_TTL_SECS, Target, TokenEntry};
+use crate::access::token::{CreateParams, MAX_TTL_SECS, ROOT_DISPLAY_NAME, Target, TokenEntry};
 use crate::api::Gate;
 use crate::api::actions;
 use crate::audit::Field;
@@ -57,6 +57,15 @@ fn meta(entry: &TokenEntry) -> Value {
     }
 }
 
+/// The lifetime granted by the creation or the last renewal (Vault's
+/// `lease_duration`); 0: never expires.
+fn granted(entry: &TokenEntry) -> u64 {
+    match entry.expire_unix {
+        0 => 0,
+        at => at.saturating_sub(entry.created_unix.max(entry.renewed_unix)),
+    }
+}
+
 /// The `auth` block of create and renew.
 fn auth_block(token: &str, entry: &TokenEntry) -> Value {
     json!({
@@ -65,7 +74,7 @@ fn auth_block(token: &str, entry: &TokenEntry) -> Value {
         "policies": entry.policies,
         "token_policies": entry.policies,
         "metadata": meta(entry),
-        "lease_duration": entry.ttl_left(now_unix()).unwrap_or(0),
+        "lease_duration": granted(entry),
         "renewable": renewable(entry),
         "entity_id": "",
         "token_type": "service",
@@ -103,6 +112,14 @@ fn lookup_data(id: &str, entry: &TokenEntry) -> Value {
     });
     if entry.is_periodic() {
         data["period"] = json!(entry.period_secs);
+    }
+    // A root token of init or generate-root, as OpenBao shows its own.
+    if entry.display_name == ROOT_DISPLAY_NAME
+        && let Some(fields) = data.as_object_mut()
+    {
+        fields.remove("issue_time");
+        fields.remove("renewable");
+        fields.insert("path".into(), json!("auth/token/root"));
     }
     if entry.renewed_unix != 0 {
         data["last_renewal"] = json!(format_unix(entry.renewed_unix));

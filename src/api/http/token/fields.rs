@@ -56,11 +56,13 @@ impl Fields {
             Some(_) => None,
         };
         match value {
-            Some(n) if n < 0 => Err(HttpError::bad_request(format!(
-                "{name} cannot be negative"
-            ))),
+            Some(n) if n < 0 => Err(HttpError::bad_request(format!("{name} cannot be negative"))),
             Some(n) => Ok(n.unsigned_abs()),
-            None => Err(wrong(name, "a whole number", self.get(name).unwrap_or(&Value::Null))),
+            None => Err(wrong(
+                name,
+                "a whole number",
+                self.get(name).unwrap_or(&Value::Null),
+            )),
         }
     }
 
@@ -146,8 +148,8 @@ fn wrong(name: &str, expected: &str, given: &Value) -> HttpError {
     ))
 }
 
-/// Go's `time.ParseDuration` (which Vault's duration fields use), or plain
-/// seconds, in whole seconds (rounded down); `None` if malformed, negative
+/// Go's `time.ParseDuration` with Vault's `d` for days (its parseutil), or
+/// plain seconds, in whole seconds (rounded down); `None` if malformed, negative
 /// or beyond any lifetime.
 pub fn go_duration(text: &str) -> Option<u64> {
     if let Ok(seconds) = text.parse::<u64>() {
@@ -178,6 +180,8 @@ pub fn go_duration(text: &str) -> Option<u64> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
+            // Vault's parseutil takes days too.
+            "d" => 86400.0,
             _ => return None,
         };
         total += number * scale;
@@ -201,7 +205,8 @@ mod tests {
         assert_eq!(go_duration("90m"), Some(5400));
         assert_eq!(go_duration("500ms"), Some(0));
         assert_eq!(go_duration("banana"), None);
-        assert_eq!(go_duration("1d"), None);
+        assert_eq!(go_duration("1d"), Some(86400));
+        assert_eq!(go_duration("1w"), None);
         assert_eq!(go_duration("-1h"), None);
         assert_eq!(go_duration("h"), None);
         assert_eq!(go_duration(""), None);
