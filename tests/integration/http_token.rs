@@ -728,7 +728,11 @@ fn bao_ok(addr: &str, token: &str, home: &std::path::Path, args: &[&str]) -> Str
 #[test]
 fn the_bao_cli_manages_tokens_and_policies() {
     let dir = tempdir();
-    let (daemon, init) = unsealed(dir.path(), "");
+    let audit = dir.path().join("audit.log");
+    let (daemon, init) = unsealed(
+        dir.path(),
+        &format!("audit \"file\" {{\n  path = \"{}\"\n}}\n", audit.display()),
+    );
     let home = dir.path().join("home");
     std::fs::create_dir(&home).unwrap();
     let (addr, root) = (daemon.addr.as_str(), init.root_token.as_str());
@@ -831,6 +835,40 @@ fn the_bao_cli_manages_tokens_and_policies() {
     );
     let read = bao(addr, Some(root), &home, &["policy", "read", "app"]);
     assert_eq!(read.status.code(), Some(2));
+
+    // Audited as the gRPC calls are, with no token in the clear.
+    let lines = std::fs::read_to_string(&audit).unwrap();
+    for secret in [root, token, periodic] {
+        assert!(
+            !lines.contains(secret),
+            "a token is in the audit log in the clear"
+        );
+    }
+    let operations: std::collections::BTreeSet<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["operation"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for operation in [
+        "token.Create",
+        "token.Lookup",
+        "token.LookupSelf",
+        "token.Renew",
+        "token.Revoke",
+        "policy.Put",
+        "policy.Get",
+        "policy.List",
+        "policy.Delete",
+    ] {
+        assert!(
+            operations.contains(operation),
+            "{operation} not audited: {operations:?}"
+        );
+    }
 }
 
 #[test]

@@ -221,11 +221,11 @@ async fn create(gate: &Gate, request: &Request, orphan_path: bool) -> Outcome {
     Ok(Reply::auth(auth_block(token.expose(), &entry)).warn(warnings))
 }
 
-/// `lookup`: the token in the body (or `?token=` on GET); none: the
-/// caller's own, as OpenBao answers.
+/// `lookup`: the token in the body; none (a GET): the caller's own, as
+/// OpenBao answers. A token is never taken from the URL, which proxies log.
 async fn lookup(gate: &Gate, request: &Request) -> Outcome {
     let token = match request.op {
-        Op::Read => request.query("token").unwrap_or_default().to_string(),
+        Op::Read => String::new(),
         _ => token_field(&Fields::of(request)?)?,
     };
     if token.is_empty() {
