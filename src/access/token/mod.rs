@@ -12,6 +12,7 @@ use crate::names::ROOT_POLICY;
 use crate::secret::SecretString;
 use crate::storage::Batch;
 
+mod lifetime;
 mod store;
 
 pub use store::{
