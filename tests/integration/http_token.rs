@@ -374,6 +374,32 @@ fn token_endpoints_answer_as_openbao_does() {
     );
     assert_eq!(a.body["auth"]["lease_duration"], MAX_TTL);
 
+    // explicit_max_ttl caps the ttl, with Vault's warning, and shows in lookups.
+    let capped = Some(json!({"ttl": "1h", "explicit_max_ttl": "30m", "policies": ["app"]}));
+    let (a, b) = both(
+        "create explicit_max_ttl",
+        peers,
+        "POST",
+        "auth/token/create",
+        roots,
+        capped,
+    );
+    assert_eq!(a.body["auth"]["lease_duration"], 1800);
+    assert_eq!(a.body["warnings"], b.body["warnings"]);
+    let t = (
+        a.body["auth"]["client_token"].as_str().unwrap().to_string(),
+        b.body["auth"]["client_token"].as_str().unwrap().to_string(),
+    );
+    let (a, _) = both(
+        "lookup explicit_max_ttl",
+        peers,
+        "GET",
+        "auth/token/lookup-self",
+        (Some(&t.0), Some(&t.1)),
+        None,
+    );
+    assert_eq!(a.body["data"]["explicit_max_ttl"], 1800);
+
     // Bad input: the same codes, one sentence each.
     let bad: &[(&str, &str, Option<Value>, u16)] = &[
         (

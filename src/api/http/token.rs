@@ -181,7 +181,12 @@ async fn create(gate: &Gate, request: &Request, orphan_path: bool) -> Outcome {
     capped("ttl", &ttl_text, &mut ttl_secs, &mut warnings);
     let (mut period_secs, period_text) = body.duration("period")?;
     capped("period", &period_text, &mut period_secs, &mut warnings);
-    let (explicit_max_ttl_secs, _) = body.duration("explicit_max_ttl")?;
+    let (explicit_max_ttl_secs, explicit_text) = body.duration("explicit_max_ttl")?;
+    if explicit_max_ttl_secs > 0 && period_secs == 0 && ttl_secs > explicit_max_ttl_secs {
+        warnings.push(format!(
+            "TTL of \"{ttl_text}\" exceeded the effective max_ttl of \"{explicit_text}\"; TTL value is capped accordingly"
+        ));
+    }
     let uses = body.count("num_uses")?;
     let params = CreateParams {
         policies: body.list("policies")?,
