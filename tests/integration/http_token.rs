@@ -15,6 +15,8 @@ use crate::support::vault::{Answer, OpenBao, bao, request, shape};
 const APP_POLICY: &str = "path \"secret/data/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n";
 const CREATOR_POLICY: &str =
     "path \"auth/token/create\" {\n  capabilities = [\"create\", \"update\"]\n}\n";
+const SUDOER_POLICY: &str =
+    "path \"auth/token/create\" {\n  capabilities = [\"create\", \"update\", \"sudo\"]\n}\n";
 const HOUR: u64 = 3600;
 const MAX_TTL: u64 = 768 * HOUR;
 
@@ -91,7 +93,11 @@ fn token_endpoints_answer_as_openbao_does() {
     };
     let peers = (&ours, &theirs);
     let roots = (Some(ours.root), Some(theirs.root));
-    for (name, text) in [("app", APP_POLICY), ("creator", CREATOR_POLICY)] {
+    for (name, text) in [
+        ("app", APP_POLICY),
+        ("creator", CREATOR_POLICY),
+        ("sudoer", SUDOER_POLICY),
+    ] {
         let body = json!({ "policy": text });
         both(
             "policy write",
@@ -566,6 +572,30 @@ fn token_endpoints_answer_as_openbao_does() {
         Some(json!({"policies": ["creator"], "ttl": "10m"})),
     );
     assert_eq!(a.body["auth"]["lease_duration"], 600);
+    // Renewing another token needs update on auth/token/renew.
+    let (a, _) = both(
+        "renew of another without a policy",
+        peers,
+        "POST",
+        "auth/token/renew",
+        creators,
+        Some(json!({"token": "sr.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})),
+    );
+    assert_eq!(a.status, 403);
+    // With sudo on auth/token/create, not root: a periodic token.
+    let sudoer = (
+        ours.token(json!({"policies": ["sudoer"]})),
+        theirs.token(json!({"policies": ["sudoer"]})),
+    );
+    let (a, _) = both(
+        "create periodic with sudo",
+        peers,
+        "POST",
+        "auth/token/create",
+        (Some(&sudoer.0), Some(&sudoer.1)),
+        Some(json!({"policies": ["sudoer"], "period": "1h"})),
+    );
+    assert_eq!(a.body["auth"]["lease_duration"], 3600);
 }
 
 #[test]
