@@ -34,6 +34,11 @@ pub enum TokenCommand {
         /// No parent: it outlives the caller's token (needs sudo on auth/token/create).
         #[arg(long)]
         orphan: bool,
+        /// A periodic token (needs sudo on auth/token/create): no maximum
+        /// lifetime; each renewal makes it good for this long again (at
+        /// most 768h). --ttl is then ignored.
+        #[arg(long, value_name = "DURATION")]
+        period: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -129,6 +134,8 @@ struct TokenJson<'a> {
     renewable: bool,
     num_uses: u32,
     parent_accessor: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period: Option<u64>,
 }
 
 fn print_token(info: &proto::TokenInfo, format: Format) -> Result<(), CliError> {
@@ -143,9 +150,10 @@ fn print_token(info: &proto::TokenInfo, format: Format) -> Result<(), CliError> 
             renewable: info.renewable,
             num_uses: info.num_uses,
             parent_accessor: &info.parent_accessor,
+            period: (info.period_seconds > 0).then_some(info.period_seconds),
         });
     }
-    print_table(&[
+    let mut rows = vec![
         ("accessor", info.accessor.clone()),
         ("creation_time", format_unix(info.created_unix)),
         ("expire_time", expire.unwrap_or_else(|| "never".into())),
@@ -154,7 +162,11 @@ fn print_token(info: &proto::TokenInfo, format: Format) -> Result<(), CliError> 
         ("num_uses", info.num_uses.to_string()),
         ("policies", format!("[{}]", info.policies.join(" "))),
         ("parent_accessor", info.parent_accessor.clone()),
-    ]);
+    ];
+    if info.period_seconds > 0 {
+        rows.push(("period", format!("{}s", info.period_seconds)));
+    }
+    print_table(&rows);
     Ok(())
 }
 
@@ -167,6 +179,7 @@ pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<u8, CliEr
             renewable,
             use_limit,
             orphan,
+            period,
             format,
         } => {
             let request = proto::CreateTokenRequest {
@@ -175,6 +188,7 @@ pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<u8, CliEr
                 renewable: Some(renewable),
                 num_uses: use_limit,
                 orphan,
+                period_seconds: seconds("period", period.as_deref())?,
             };
             let created = call!(args, TokenClient, create_token, request)?;
             let token = Zeroizing::new(created.token.clone());
@@ -203,6 +217,7 @@ pub async fn token(args: &ClientArgs, command: TokenCommand) -> Result<u8, CliEr
                             renewable: info.renewable,
                             num_uses: info.num_uses,
                             parent_accessor: &info.parent_accessor,
+                            period: (info.period_seconds > 0).then_some(info.period_seconds),
                         },
                     },
                 })

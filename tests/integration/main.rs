@@ -27,6 +27,7 @@ mod hardening;
 mod http_ha;
 mod http_quorum;
 mod http_sys;
+mod http_token;
 mod keys;
 mod kms_errors;
 mod kv_versions;

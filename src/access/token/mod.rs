@@ -2,6 +2,8 @@
 //! made, kept and revoked) and [`Tokens`], the component that creates,
 //! looks up, renews, revokes and tidies them for a call's session.
 
+use std::collections::BTreeMap;
+
 use super::acl::{self, Capability};
 use super::caller::{Session, Subject};
 use crate::barrier::Barrier;
@@ -10,10 +12,20 @@ use crate::names::ROOT_POLICY;
 use crate::secret::SecretString;
 use crate::storage::Batch;
 
+mod lifetime;
 mod store;
 
-pub use store::{Found, Spec, TokenEntry, create, is_accessor, lookup};
-use store::{MAX_TTL_SECS, list, lookup_accessor, renew, revoke_tree, spend_use};
+pub use store::{
+    Found, MAX_TTL_SECS, ROOT_DISPLAY_NAME, Spec, TokenEntry, create, is_accessor, lookup,
+};
+use store::{list, lookup_accessor, renew, revoke_tree, spend_use};
+
+/// The longest `display_name` taken, and the most `meta` labels and their
+/// sizes: labels, not storage.
+const MAX_DISPLAY_NAME: usize = 256;
+const MAX_META: usize = 64;
+const MAX_META_KEY: usize = 128;
+const MAX_META_VALUE: usize = 1024;
 
 /// What `CreateToken` asks for.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +40,63 @@ pub struct CreateParams {
     pub uses: u32,
     /// No parent: it survives its creator's revocation (needs `sudo`).
     pub orphan: bool,
+    /// Vault's `period` in seconds (needs `sudo`; then `ttl_secs` is
+    /// ignored): renewable forever, each renewal good for one period.
+    pub period_secs: u64,
+    /// A hard limit from creation, renewals included; 0: none.
+    pub explicit_max_ttl_secs: u64,
+    /// Vault's `display_name`: shown as `token-<name>`.
+    pub display_name: String,
+    /// Vault's `meta`: labels shown by lookups.
+    pub meta: BTreeMap<String, String>,
+}
+
+impl CreateParams {
+    /// Checks the sizes and limits that need no caller.
+    fn check(&self) -> Result<(), Error> {
+        for (name, secs) in [("ttl", self.ttl_secs), ("period", self.period_secs)] {
+            if secs > MAX_TTL_SECS {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} {secs}s is longer than the maximum of {MAX_TTL_SECS}s (768h)"
+                )));
+            }
+        }
+        if self.display_name.len() > MAX_DISPLAY_NAME {
+            return Err(Error::InvalidArgument(format!(
+                "display_name is longer than {MAX_DISPLAY_NAME} bytes"
+            )));
+        }
+        let too_long = self
+            .meta
+            .iter()
+            .any(|(k, v)| k.len() > MAX_META_KEY || v.len() > MAX_META_VALUE);
+        if self.meta.len() > MAX_META || too_long {
+            return Err(Error::InvalidArgument(format!(
+                "meta takes at most {MAX_META} labels, keys of at most {MAX_META_KEY} bytes and values of at most {MAX_META_VALUE}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Vault's display name: `token-` and the name asked for, every character
+/// but letters, digits and `-` made `-`, a trailing `-` dropped; `token`
+/// when none was asked for.
+fn display_name(asked: &str) -> String {
+    if asked.is_empty() {
+        return String::new();
+    }
+    let full: String = format!("token-{asked}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    full.strip_suffix('-').unwrap_or(&full).to_string()
 }
 
 /// The token store's writers: uses spent, renewals, revocations, expired
@@ -60,12 +129,7 @@ impl Tokens {
     ) -> Result<(SecretString, TokenEntry), Error> {
         let barrier = session.barrier()?;
         let subject = session.subject()?;
-        if params.ttl_secs > MAX_TTL_SECS {
-            return Err(Error::InvalidArgument(format!(
-                "ttl {}s is longer than the maximum of {MAX_TTL_SECS}s (768h)",
-                params.ttl_secs
-            )));
-        }
+        params.check()?;
         let mut policies = if params.policies.is_empty() {
             subject.policy_names().to_vec()
         } else {
@@ -85,7 +149,9 @@ impl Tokens {
         // new one from, so it makes an orphan, and needs sudo as any orphan
         // maker does: a sidecar with nothing to leak should not hand out
         // bearer tokens unless the operator says so.
-        if params.orphan || subject.entry().is_none() {
+        // A periodic token has no maximum lifetime: as Vault, only root or
+        // a caller with sudo may make one.
+        if params.orphan || params.period_secs > 0 || subject.entry().is_none() {
             session.require(Capability::Sudo)?;
         } else if subject.entry().is_some_and(|e| e.uses_left > 0) {
             return Err(Error::FailedPrecondition(
@@ -122,6 +188,10 @@ impl Tokens {
             renewable: params.renewable,
             uses: params.uses,
             parent,
+            period_secs: params.period_secs,
+            explicit_max_ttl_secs: params.explicit_max_ttl_secs,
+            display_name: display_name(&params.display_name),
+            meta: params.meta,
         };
         let (token, entry) = create(barrier, &mut batch, spec);
         barrier.write(batch).await?;
@@ -173,6 +243,12 @@ impl Tokens {
         barrier.write(batch).await?;
         tracing::info!(accessor = %found.entry.accessor, revoked, "token revoked with its descendants");
         Ok(revoked)
+    }
+
+    /// Every token's entry, sorted by accessor (`sudo` on
+    /// `auth/token/accessors`): Vault's list of accessors.
+    pub async fn list_accessors(&self, session: &Session) -> Result<Vec<TokenEntry>, Error> {
+        list(session.barrier()?).await
     }
 
     /// The accessors of every root token, with their creation times (`sudo`
@@ -230,4 +306,16 @@ fn own_token(subject: &Subject) -> Result<&Found, Error> {
             "this call is about the caller's own token, and none was sent (the connection was identified by its listener identity)".into(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_read_as_vaults() {
+        assert_eq!(display_name(""), "");
+        assert_eq!(display_name("my app"), "token-my-app");
+        assert_eq!(display_name("ci/deploy!"), "token-ci-deploy");
+    }
 }

@@ -12,9 +12,12 @@
 //! its parent: its expiry is capped at the parent's when it is made and when
 //! it is renewed, so checking a token's own expiry is enough.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::lifetime::{lifetime, renewed_expiry};
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::secret::{SecretString, fill_random};
@@ -38,7 +41,8 @@ const PARENT_PREFIX: &str = "auth/token/parent/";
 /// The policy that may do everything.
 use crate::names::ROOT_POLICY;
 /// The lifetime of a token made without a `ttl`, and the longest a token
-/// may live from its creation, renewals included: Vault's default of 32 days.
+/// that is not periodic may live from its creation, renewals included:
+/// Vault's default of 32 days. Also the longest period.
 pub const MAX_TTL_SECS: u64 = 768 * 3600;
 
 /// What is stored for a token (never the token itself).
@@ -68,6 +72,27 @@ pub struct TokenEntry {
     /// The accessor of the token that made it; `None` for an orphan.
     #[serde(default)]
     pub parent: Option<String>,
+    /// Vault's `period`: each renewal sets the expiry to now plus this, with
+    /// no maximum but `explicit_max_ttl_secs`; 0: not periodic (entries
+    /// written before periods existed read as 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub period_secs: u64,
+    /// A hard limit from creation set by its creator; 0: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub explicit_max_ttl_secs: u64,
+    /// The last renewal, seconds since the Unix epoch; 0: never renewed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub renewed_unix: u64,
+    /// Vault's `display_name` (`token`, or `token-<name>`); empty: `token`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display_name: String,
+    /// Vault's `meta`: labels its creator gave it (not secret).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TokenEntry {
@@ -80,7 +105,16 @@ impl TokenEntry {
     pub fn ttl_left(&self, now: u64) -> Option<u64> {
         (self.expire_unix != 0).then(|| self.expire_unix.saturating_sub(now))
     }
+
+    /// True for a periodic token.
+    pub fn is_periodic(&self) -> bool {
+        self.period_secs > 0
+    }
 }
+
+/// The display name of the root tokens of init and generate-root, as
+/// Vault's (a name a caller asks for becomes `token-<name>`, never this).
+pub const ROOT_DISPLAY_NAME: &str = "root";
 
 /// What a new token gets.
 pub struct Spec {
@@ -94,6 +128,14 @@ pub struct Spec {
     pub uses: u32,
     /// The parent token, whose expiry caps the child's.
     pub parent: Option<TokenEntry>,
+    /// Vault's `period` in seconds (then `ttl_secs` is ignored); 0: none.
+    pub period_secs: u64,
+    /// A hard limit from creation; 0: none.
+    pub explicit_max_ttl_secs: u64,
+    /// Shown by lookups; empty: `token`.
+    pub display_name: String,
+    /// Shown by lookups.
+    pub meta: BTreeMap<String, String>,
 }
 
 impl Spec {
@@ -105,6 +147,10 @@ impl Spec {
             renewable: false,
             uses: 0,
             parent: None,
+            period_secs: 0,
+            explicit_max_ttl_secs: 0,
+            display_name: ROOT_DISPLAY_NAME.into(),
+            meta: BTreeMap::new(),
         }
     }
 }
@@ -148,25 +194,27 @@ fn put_entry(barrier: &Barrier, batch: &mut Batch, hashed: &str, entry: &TokenEn
 pub fn create(barrier: &Barrier, batch: &mut Batch, spec: Spec) -> (SecretString, TokenEntry) {
     let token = SecretString::new(format!("{TOKEN_PREFIX}{}", random_base62(TOKEN_RANDOM_LEN)));
     let now = now_unix();
-    let cap = |at: u64| match spec.parent.as_ref().map(|p| p.expire_unix) {
-        Some(parent) if parent != 0 && (at == 0 || parent < at) => parent,
-        _ => at,
-    };
-    let (expire_unix, max_expire_unix) = if spec.ttl_secs == 0 {
-        (cap(0), cap(0))
+    let (expire_unix, max_expire_unix) = lifetime(&spec, now);
+    let ttl_secs = if spec.period_secs > 0 {
+        spec.period_secs
     } else {
-        (cap(now + spec.ttl_secs), cap(now + MAX_TTL_SECS))
+        spec.ttl_secs
     };
     let entry = TokenEntry {
         accessor: random_base62(ACCESSOR_LEN),
         policies: spec.policies,
         created_unix: now,
         expire_unix,
-        ttl_secs: spec.ttl_secs,
+        ttl_secs,
         renewable: spec.renewable,
         max_expire_unix,
         uses_left: spec.uses,
         parent: spec.parent.map(|p| p.accessor),
+        period_secs: spec.period_secs,
+        explicit_max_ttl_secs: spec.explicit_max_ttl_secs,
+        renewed_unix: 0,
+        display_name: spec.display_name,
+        meta: spec.meta,
     };
     let hashed = hash(token.expose());
     put_entry(barrier, batch, &hashed, &entry);
@@ -321,8 +369,9 @@ pub async fn spend_use(barrier: &Barrier, found: &Found) -> Result<TokenEntry, E
     Ok(entry)
 }
 
-/// Extends `found` by `increment` seconds (0: its own ttl) from now, capped
-/// at its maximum and at its parent's expiry; returns the new entry. Call
+/// Extends `found` from now by its period, or by `increment` seconds (0:
+/// its own ttl), capped at its maximum and at its parent's expiry
+/// ([`renewed_expiry`]); returns the new entry. Call
 /// under the token lock: the entry is read again there, so a use spent or a
 /// revocation since `found` was read is not undone.
 pub async fn renew(barrier: &Barrier, found: &Found, increment: u64) -> Result<TokenEntry, Error> {
@@ -341,21 +390,15 @@ pub async fn renew(barrier: &Barrier, found: &Found, increment: u64) -> Result<T
             "this token is not renewable; it was made without renewable = true".into(),
         ));
     }
-    let increment = if increment == 0 {
-        entry.ttl_secs
-    } else {
-        increment
-    };
-    let mut expire = now_unix()
-        .saturating_add(increment)
-        .min(entry.max_expire_unix);
+    let mut parent_expire = 0;
     if let Some(parent) = &entry.parent
         && let Ok(parent) = lookup_accessor(barrier, parent).await
-        && parent.entry.expire_unix != 0
     {
-        expire = expire.min(parent.entry.expire_unix);
+        parent_expire = parent.entry.expire_unix;
     }
-    entry.expire_unix = expire.max(entry.expire_unix);
+    let now = now_unix();
+    entry.expire_unix = renewed_expiry(&entry, now, increment, parent_expire);
+    entry.renewed_unix = now;
     let mut batch = Batch::new();
     put_entry(barrier, &mut batch, &found.hashed, &entry);
     barrier.write(batch).await?;
@@ -435,6 +478,7 @@ mod tests {
             renewable: false,
             uses: 0,
             parent,
+            ..Spec::root()
         };
         let mut batch = Batch::new();
         let (parent_token, parent) = create(&barrier, &mut batch, spec(None));
@@ -456,6 +500,18 @@ mod tests {
         assert!(lookup_accessor(&barrier, &child.accessor).await.is_err());
         assert!(lookup_accessor(&barrier, &alive.accessor).await.is_ok());
         assert_eq!(tidy(&barrier).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn entries_written_before_periods_read_as_not_periodic() {
+        let old = br#"{"accessor":"abc","policies":["app"],"created_unix":5,"expire_unix":10,"ttl_secs":5,"renewable":true,"max_expire_unix":20,"uses_left":0,"parent":null}"#;
+        let entry = decode(old).unwrap();
+        assert!(!entry.is_periodic());
+        assert_eq!(entry.explicit_max_ttl_secs, 0);
+        assert!(entry.display_name.is_empty() && entry.meta.is_empty());
+        // And an entry without the new fields is written as before.
+        let written = serde_json::to_value(&entry).unwrap();
+        assert!(written.get("period_secs").is_none());
     }
 
     #[test]

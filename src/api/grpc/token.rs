@@ -38,6 +38,7 @@ fn info(entry: TokenEntry) -> proto::TokenInfo {
         renewable: entry.renewable,
         num_uses: entry.uses_left,
         parent_accessor: entry.parent.unwrap_or_default(),
+        period_seconds: entry.period_secs,
     }
 }
 
@@ -81,7 +82,8 @@ impl Token for TokenService {
             .plain("policies", asked.policies.clone())
             .plain("ttl_seconds", asked.ttl_seconds)
             .plain("num_uses", asked.num_uses)
-            .plain("orphan", asked.orphan);
+            .plain("orphan", asked.orphan)
+            .plain("period_seconds", asked.period_seconds);
         let asked = request.into_inner();
         let params = CreateParams {
             policies: asked.policies,
@@ -89,6 +91,8 @@ impl Token for TokenService {
             renewable: asked.renewable.unwrap_or(true),
             uses: asked.num_uses,
             orphan: asked.orphan,
+            period_secs: asked.period_seconds,
+            ..CreateParams::default()
         };
         let (token, entry) = call
             .run(

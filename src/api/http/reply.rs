@@ -62,6 +62,17 @@ impl Reply {
         Self::ok(logical(Value::Null, auth))
     }
 
+    /// A logical response with Vault's `warnings` added (none: as it was).
+    pub fn warn(mut self, warnings: Vec<String>) -> Self {
+        if let Some(body) = self.body.as_mut().filter(|_| !warnings.is_empty()) {
+            match &mut body["warnings"] {
+                Value::Array(earlier) => earlier.extend(warnings.into_iter().map(Value::from)),
+                slot => *slot = json!(warnings),
+            }
+        }
+        self
+    }
+
     /// The status the reply is sent with.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -161,7 +161,7 @@ impl Request {
 
     /// The token the request carries: `X-Vault-Token`, else the bearer
     /// token of `Authorization`.
-    fn token(&self) -> Option<&str> {
+    pub fn token(&self) -> Option<&str> {
         if let Some(value) = self.headers.get("x-vault-token") {
             return Some(value.to_str().map(str::trim).unwrap_or(""));
         }

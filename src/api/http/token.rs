@@ -1,9 +1,401 @@
-//! Placeholder: this area's endpoints land in a later commit of issue 15.
+//! `auth/token/…`: Vault's token endpoints, each one gate call with the
+//! action of the gRPC method of the same operation (`grpc/token.rs`), so
+//! both transports authorize and audit alike. Answers in OpenBao 2.6.2's
+//! shapes: an `auth` block for create and renew, lookups' `data`.
+//!
+//! Where OpenBao answers a missing token differently per endpoint (lookup
+//! 403, renew 400, revoke 204, revoke-accessor a warning), this does the
+//! same with strongroom's sentence.
 
-use super::{HttpError, Outcome, Request};
+mod fields;
+
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::{HttpError, Op, Outcome, Reply, Request};
+use crate::access::token::{CreateParams, MAX_TTL_SECS, ROOT_DISPLAY_NAME, Target, TokenEntry};
 use crate::api::Gate;
+use crate::api::actions;
+use crate::audit::Field;
+use crate::error::Error;
+use crate::time::{format_unix, now_unix};
+use fields::Fields;
 
-/// Routes this area's paths (none yet).
-pub async fn route(_gate: &Gate, request: &Request, _rest: &str) -> Outcome {
-    Err(HttpError::no_route(&request.path))
+/// Routes `auth/token/<rest>`.
+pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
+    match (rest, request.op) {
+        ("create", Op::Update) => create(gate, request, false).await,
+        ("create-orphan", Op::Update) => create(gate, request, true).await,
+        ("lookup", Op::Read | Op::Update) => lookup(gate, request).await,
+        ("lookup-self", Op::Read | Op::Update) => lookup_self(gate, request).await,
+        ("lookup-accessor", Op::Update) => lookup_accessor(gate, request).await,
+        ("renew", Op::Update) => renew(gate, request, true).await,
+        ("renew-self", Op::Update) => renew(gate, request, false).await,
+        ("revoke", Op::Update) => revoke(gate, request, true).await,
+        ("revoke-self", Op::Update) => revoke(gate, request, false).await,
+        ("revoke-accessor", Op::Update) => revoke_accessor(gate, request).await,
+        ("accessors", Op::List) => accessors(gate, request).await,
+        (
+            "create" | "create-orphan" | "lookup" | "lookup-self" | "lookup-accessor" | "renew"
+            | "renew-self" | "revoke" | "revoke-self" | "revoke-accessor" | "accessors",
+            _,
+        ) => Err(HttpError::unsupported()),
+        _ => Err(HttpError::no_route(&request.path)),
+    }
+}
+
+/// The `renewable` Vault shows: a token that never expires is not.
+fn renewable(entry: &TokenEntry) -> bool {
+    entry.renewable && entry.expire_unix != 0
+}
+
+fn meta(entry: &TokenEntry) -> Value {
+    if entry.meta.is_empty() {
+        Value::Null
+    } else {
+        json!(entry.meta)
+    }
+}
+
+/// The lifetime granted by the creation or the last renewal (Vault's
+/// `lease_duration`); 0: never expires.
+fn granted(entry: &TokenEntry) -> u64 {
+    match entry.expire_unix {
+        0 => 0,
+        at => at.saturating_sub(entry.created_unix.max(entry.renewed_unix)),
+    }
+}
+
+/// The `auth` block of create and renew.
+fn auth_block(token: &str, entry: &TokenEntry) -> Value {
+    json!({
+        "client_token": token,
+        "accessor": entry.accessor,
+        "policies": entry.policies,
+        "token_policies": entry.policies,
+        "metadata": meta(entry),
+        "lease_duration": granted(entry),
+        "renewable": renewable(entry),
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": entry.parent.is_none(),
+        "mfa_requirement": null,
+        "num_uses": entry.uses_left,
+    })
+}
+
+/// A lookup's `data`; `id` is the token when the caller gave it, else "".
+fn lookup_data(id: &str, entry: &TokenEntry) -> Value {
+    let display_name = if entry.display_name.is_empty() {
+        "token"
+    } else {
+        &entry.display_name
+    };
+    let mut data = json!({
+        "accessor": entry.accessor,
+        "creation_time": entry.created_unix,
+        "creation_ttl": entry.ttl_secs,
+        "display_name": display_name,
+        "entity_id": "",
+        "expire_time": (entry.expire_unix != 0).then(|| format_unix(entry.expire_unix)),
+        "explicit_max_ttl": entry.explicit_max_ttl_secs,
+        "id": id,
+        "issue_time": format_unix(entry.created_unix),
+        "meta": meta(entry),
+        "num_uses": entry.uses_left,
+        "orphan": entry.parent.is_none(),
+        "path": "auth/token/create",
+        "policies": entry.policies,
+        "renewable": renewable(entry),
+        "ttl": entry.ttl_left(now_unix()).unwrap_or(0),
+        "type": "service",
+    });
+    if entry.is_periodic() {
+        data["period"] = json!(entry.period_secs);
+    }
+    // A root token of init or generate-root, as OpenBao shows its own.
+    if entry.display_name == ROOT_DISPLAY_NAME
+        && let Some(fields) = data.as_object_mut()
+    {
+        fields.remove("issue_time");
+        fields.remove("renewable");
+        fields.insert("path".into(), json!("auth/token/root"));
+    }
+    if entry.renewed_unix != 0 {
+        data["last_renewal"] = json!(format_unix(entry.renewed_unix));
+        data["last_renewal_time"] = json!(entry.renewed_unix);
+    }
+    data
+}
+
+fn accessor_of(entry: &TokenEntry) -> Vec<(&'static str, Field)> {
+    vec![("accessor", Field::Plain(entry.accessor.clone().into()))]
+}
+
+fn revoked_count(revoked: &usize) -> Vec<(&'static str, Field)> {
+    vec![("revoked", Field::Plain((*revoked).into()))]
+}
+
+/// Vault's warning for a ttl or period over the maximum, which it caps.
+fn capped(name: &str, given: &str, secs: &mut u64, warnings: &mut Vec<String>) {
+    if *secs > MAX_TTL_SECS {
+        *secs = MAX_TTL_SECS;
+        let label = if name == "ttl" { "TTL" } else { name };
+        warnings.push(format!(
+            "{label} of \"{given}\" exceeded the effective max_ttl of \"768h\"; {label} value is capped accordingly"
+        ));
+    }
+}
+
+/// What Vault takes and strongroom does not: refused, never ignored.
+fn refuse_unsupported(body: &Fields) -> Result<(), HttpError> {
+    match body.string("type")?.as_str() {
+        "" | "service" | "default" | "default-service" => {}
+        other => {
+            return Err(HttpError::bad_request(format!(
+                "token type {} is not supported: strongroom makes service tokens only",
+                crate::text::quote(other)
+            )));
+        }
+    }
+    if !body.string("id")?.is_empty() {
+        return Err(HttpError::bad_request(
+            "a token's id cannot be chosen: strongroom makes every token from the kernel's random generator",
+        ));
+    }
+    for name in ["entity_alias", "role_name"] {
+        if !body.string(name)?.is_empty() {
+            return Err(HttpError::bad_request(format!(
+                "{name} is not supported: strongroom has no identity entities or token roles"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn create(gate: &Gate, request: &Request, orphan_path: bool) -> Outcome {
+    let body = Fields::of(request)?;
+    refuse_unsupported(&body)?;
+    let mut warnings = Vec::new();
+    let (mut ttl_secs, ttl_text) = body.duration("ttl")?;
+    capped("ttl", &ttl_text, &mut ttl_secs, &mut warnings);
+    let (mut period_secs, period_text) = body.duration("period")?;
+    capped("period", &period_text, &mut period_secs, &mut warnings);
+    let (explicit_max_ttl_secs, explicit_text) = body.duration("explicit_max_ttl")?;
+    if explicit_max_ttl_secs > 0 && period_secs == 0 && ttl_secs > explicit_max_ttl_secs {
+        warnings.push(format!(
+            "TTL of \"{ttl_text}\" exceeded the effective max_ttl of \"{explicit_text}\"; TTL value is capped accordingly"
+        ));
+    }
+    let uses = body.count("num_uses")?;
+    let params = CreateParams {
+        policies: body.list("policies")?,
+        ttl_secs,
+        renewable: body.flag("renewable")?.unwrap_or(true),
+        uses: u32::try_from(uses)
+            .map_err(|_| HttpError::bad_request("num_uses is larger than 4294967295"))?,
+        orphan: orphan_path || body.flag("no_parent")?.unwrap_or(false),
+        period_secs,
+        explicit_max_ttl_secs,
+        display_name: body.string("display_name")?,
+        meta: body.labels("meta")?,
+    };
+    let tokens = &gate.node().access.tokens;
+    let call = request
+        .call(gate, &actions::TOKEN_CREATE, "")
+        .plain("policies", params.policies.clone())
+        .plain("ttl_seconds", params.ttl_secs)
+        .plain("num_uses", params.uses)
+        .plain("orphan", params.orphan)
+        .plain("period_seconds", params.period_secs)
+        .plain("display_name", params.display_name.clone());
+    let (token, entry) = call
+        .run(
+            |session| async move { tokens.create(&session, params).await },
+            |(token, entry)| {
+                vec![
+                    (
+                        "token",
+                        Field::Secret(Zeroizing::new(token.expose().as_bytes().to_vec())),
+                    ),
+                    ("accessor", Field::Plain(entry.accessor.clone().into())),
+                ]
+            },
+        )
+        .await?;
+    Ok(Reply::auth(auth_block(token.expose(), &entry)).warn(warnings))
+}
+
+/// `lookup`: the token in the body; none (a GET): the caller's own, as
+/// OpenBao answers. A token is never taken from the URL, which proxies log.
+async fn lookup(gate: &Gate, request: &Request) -> Outcome {
+    let token = match request.op {
+        Op::Read => String::new(),
+        _ => token_field(&Fields::of(request)?)?,
+    };
+    if token.is_empty() {
+        return lookup_self(gate, request).await;
+    }
+    let tokens = &gate.node().access.tokens;
+    let target = Target::Token(&token);
+    let entry = request
+        .call(gate, &actions::TOKEN_LOOKUP, "")
+        .secret("token", token.as_bytes())
+        .run(
+            |session| async move { tokens.lookup(&session, target).await },
+            accessor_of,
+        )
+        .await
+        .map_err(|e| match e {
+            // OpenBao: "bad token", 403.
+            Error::NotFound(m) => Error::PermissionDenied(m),
+            e => e,
+        })?;
+    Ok(Reply::data(lookup_data(&token, &entry)))
+}
+
+/// The `token` field: a string (OpenBao refuses a number as an invalid token).
+fn token_field(body: &Fields) -> Result<String, HttpError> {
+    body.string("token").map(|t| t.trim().to_string())
+}
+
+async fn lookup_self(gate: &Gate, request: &Request) -> Outcome {
+    let tokens = &gate.node().access.tokens;
+    let entry = request
+        .call(gate, &actions::TOKEN_LOOKUP_SELF, "")
+        .run(
+            |session| async move { tokens.lookup_self(&session) },
+            accessor_of,
+        )
+        .await?;
+    Ok(Reply::data(lookup_data(
+        request.token().unwrap_or_default(),
+        &entry,
+    )))
+}
+
+fn accessor_field(body: &Fields) -> Result<String, HttpError> {
+    let accessor = body.string("accessor")?;
+    if accessor.trim().is_empty() {
+        return Err(HttpError::bad_request("missing accessor"));
+    }
+    Ok(accessor.trim().to_string())
+}
+
+async fn lookup_accessor(gate: &Gate, request: &Request) -> Outcome {
+    let accessor = accessor_field(&Fields::of(request)?)?;
+    let tokens = &gate.node().access.tokens;
+    let target = Target::Accessor(&accessor);
+    let entry = request
+        .call(gate, &actions::TOKEN_LOOKUP, "")
+        .accessor("accessor", &accessor)
+        .run(
+            |session| async move { tokens.lookup(&session, target).await },
+            accessor_of,
+        )
+        .await
+        .map_err(|e| match e {
+            // OpenBao: "invalid accessor", 400.
+            Error::NotFound(m) => Error::InvalidArgument(m),
+            e => e,
+        })?;
+    Ok(Reply::data(lookup_data("", &entry)))
+}
+
+/// `renew` (the token in the body) and `renew-self`.
+async fn renew(gate: &Gate, request: &Request, other: bool) -> Outcome {
+    let body = Fields::of(request)?;
+    let (increment, _) = body.duration("increment")?;
+    let token = if other {
+        let token = token_field(&body)?;
+        if token.is_empty() {
+            return Err(HttpError::bad_request("missing token ID"));
+        }
+        token
+    } else {
+        request.token().unwrap_or_default().to_string()
+    };
+    let target = other.then_some(Target::Token(&token));
+    let tokens = &gate.node().access.tokens;
+    let entry = request
+        .call(gate, &actions::TOKEN_RENEW, "")
+        .about_another(other)
+        .secret("token", if other { token.as_bytes() } else { b"" })
+        .plain("increment_seconds", increment)
+        .run(
+            |session| async move { tokens.renew(&session, target, increment).await },
+            accessor_of,
+        )
+        .await
+        .map_err(|e| match e {
+            // OpenBao: "token not found", 400.
+            Error::NotFound(m) => Error::InvalidArgument(m),
+            e => e,
+        })?;
+    Ok(Reply::auth(auth_block(&token, &entry)))
+}
+
+/// `revoke` (the token in the body) and `revoke-self`: 204.
+async fn revoke(gate: &Gate, request: &Request, other: bool) -> Outcome {
+    let token = if other {
+        let token = token_field(&Fields::of(request)?)?;
+        if token.is_empty() {
+            return Err(HttpError::bad_request("missing token ID"));
+        }
+        token
+    } else {
+        String::new()
+    };
+    let target = other.then_some(Target::Token(&token));
+    let tokens = &gate.node().access.tokens;
+    let revoked = request
+        .call(gate, &actions::TOKEN_REVOKE, "")
+        .about_another(other)
+        .secret("token", token.as_bytes())
+        .run(
+            |session| async move { tokens.revoke(&session, target).await },
+            revoked_count,
+        )
+        .await;
+    match revoked {
+        // OpenBao answers a token it does not know as revoked.
+        Ok(_) | Err(Error::NotFound(_)) => Ok(Reply::no_content()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn revoke_accessor(gate: &Gate, request: &Request) -> Outcome {
+    let accessor = accessor_field(&Fields::of(request)?)?;
+    let tokens = &gate.node().access.tokens;
+    let target = Target::Accessor(&accessor);
+    let revoked = request
+        .call(gate, &actions::TOKEN_REVOKE_ACCESSOR, "")
+        .accessor("accessor", &accessor)
+        .run(
+            |session| async move { tokens.revoke(&session, Some(target)).await },
+            revoked_count,
+        )
+        .await;
+    match revoked {
+        Ok(_) => Ok(Reply::no_content()),
+        // OpenBao: 200 with a warning.
+        Err(Error::NotFound(_)) => {
+            Ok(Reply::data(Value::Null).warn(vec!["No token found with this accessor".into()]))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `accessors` (LIST, `sudo`): every token's accessor, as Vault lists them.
+async fn accessors(gate: &Gate, request: &Request) -> Outcome {
+    let tokens = &gate.node().access.tokens;
+    let entries = request
+        .call(gate, &actions::TOKEN_LIST_ACCESSORS, "")
+        .run(
+            |session| async move { tokens.list_accessors(&session).await },
+            |entries| vec![("accessors", Field::Plain(entries.len().into()))],
+        )
+        .await?;
+    let keys: Vec<&str> = entries.iter().map(|e| e.accessor.as_str()).collect();
+    Ok(Reply::data(json!({ "keys": keys })))
 }
