@@ -25,6 +25,7 @@ mod ha_forwarding;
 mod ha_model;
 mod hardening;
 mod http_sys;
+mod http_transit;
 mod keys;
 mod kms_errors;
 mod kv_versions;

@@ -97,9 +97,10 @@ fn updating(request: &Request) -> Result<(), HttpError> {
     }
 }
 
-/// The request body's fields.
+/// The request body's fields (`null`, which `bao write -f` sends, is none).
 fn fields(request: &Request) -> Result<Fields, HttpError> {
-    request.json::<Map<String, Value>>().map(Fields::new)
+    let body = request.json::<Option<Map<String, Value>>>()?;
+    Ok(Fields::new(body.unwrap_or_default()))
 }
 
 /// Vault's transit answers 400 for a key that is not there, except on a
