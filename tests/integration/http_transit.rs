@@ -149,6 +149,9 @@ fn every_transit_endpoint_answers_as_openbao_does() {
         Some(json!({"plaintext": hello, "context": "Y3R4"})),
     );
     let v1 = both_ciphertexts(&made);
+    // An answer that carries a secret is kept by no cache.
+    assert_eq!(made.0.headers["cache-control"], "no-store");
+    assert_eq!(made.0.headers["content-type"], "application/json");
     assert!(v1.0.starts_with("vault:v1:"), "{}", v1.0);
     let (plain, _) = decrypt_both(&ours, &theirs, "k", &v1, json!({}));
     assert_eq!(plain.body["data"]["plaintext"], hello);
