@@ -207,6 +207,40 @@ fn every_transit_endpoint_answers_as_openbao_does() {
         assert_eq!(a.body["errors"].as_array().unwrap().len(), 1);
     }
 
+    // Fields of the wrong JSON type: 400 with a sentence naming the field.
+    for (path, body, field) in [
+        (
+            "transit/encrypt/k",
+            json!({"plaintext": ["x"]}),
+            "plaintext",
+        ),
+        (
+            "transit/encrypt/k",
+            json!({"plaintext": hello, "key_version": "x"}),
+            "key_version",
+        ),
+        (
+            "transit/decrypt/k",
+            json!({"ciphertext": {"a": 1}}),
+            "ciphertext",
+        ),
+        (
+            "transit/keys/k/config",
+            json!({"min_decryption_version": "abc"}),
+            "min_decryption_version",
+        ),
+        ("transit/datakey/plaintext/k", json!({"bits": "x"}), "bits"),
+        ("transit/keys/k", json!({"derived": [true]}), "derived"),
+    ] {
+        let (a, _) = both(&ours, &theirs, "POST", path, Some(body));
+        assert_eq!(a.status, 400, "{path}");
+        let said = a.body["errors"][0].as_str().unwrap();
+        assert!(
+            said.contains(&format!("the field {field} must be")),
+            "{said}"
+        );
+    }
+
     // A derived key needs the context, and only the same one decrypts.
     let (a, _) = both(
         &ours,
