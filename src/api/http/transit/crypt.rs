@@ -1,18 +1,11 @@
-//! `transit/encrypt`, `decrypt`, `rewrap` (one item, or `batch_input`)
-//! and `datakey/{plaintext,wrapped}`.
-//!
-//! A batch answers every item in order, each its result or its `error`,
-//! with the caller's `reference` echoed; when an item failed the answer is
-//! 400 (or `partial_failure_response_code` when some succeeded), as
-//! Vault's. An item whose base64 is bad fails alone; a batch that is not
-//! a list of objects, or an item without its ciphertext or plaintext, is
-//! refused whole (400; OpenBao answers 500 there).
+//! `transit/encrypt`, `decrypt`, `rewrap` (one item, or `batch_input`:
+//! `batch.rs`) and `datakey/{plaintext,wrapped}`.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::StatusCode;
 use serde_json::{Value, json};
 
+use super::batch::{batch_reply, failed_items, items, merge, valid};
 use super::fields::{Fields, decode};
 use super::{fields, missing_is_400};
 use crate::api::Gate;
@@ -36,133 +29,10 @@ fn encrypted_json(e: &Encrypted) -> Value {
 }
 
 /// A required string field.
-fn required<'f>(fields: &'f Fields, name: &str, what: &str) -> Result<&'f str, Error> {
+pub(super) fn required<'f>(fields: &'f Fields, name: &str, what: &str) -> Result<&'f str, Error> {
     fields
         .string(name)?
         .ok_or_else(|| Error::InvalidArgument(format!("missing {name}: give {what}")))
-}
-
-/// One batch item as read: its reference, and its input or its own error.
-struct Item<T> {
-    reference: String,
-    input: Result<(T, Vec<u8>), String>,
-}
-
-/// The items of `batch_input`, each with `input` read from it (a field
-/// missing or of the wrong type refuses the whole batch; bad base64 fails
-/// the item). Contexts are given in every item or in none, as Vault asks.
-fn items<T>(
-    batch: Vec<Fields>,
-    input: impl Fn(&Fields) -> Result<Result<T, String>, Error>,
-) -> Result<Vec<Item<T>>, Error> {
-    if batch.is_empty() {
-        return Err(Error::InvalidArgument(
-            "batch_input is empty: give at least one item".into(),
-        ));
-    }
-    let with_context = batch
-        .iter()
-        .filter(|f| {
-            f.string("context")
-                .ok()
-                .flatten()
-                .is_some_and(|c| !c.is_empty())
-        })
-        .count();
-    if with_context != 0 && with_context != batch.len() {
-        return Err(Error::InvalidArgument(
-            "context should be set either in all the request blocks or in none".into(),
-        ));
-    }
-    batch
-        .iter()
-        .enumerate()
-        .map(|(i, fields)| {
-            let at = |e: Error| match e {
-                Error::InvalidArgument(m) => {
-                    Error::InvalidArgument(format!("batch_input[{i}]: {m}"))
-                }
-                other => other,
-            };
-            let reference = fields
-                .string("reference")
-                .map_err(at)?
-                .unwrap_or("")
-                .to_string();
-            let value = input(fields).map_err(at)?;
-            let context = fields
-                .string("context")
-                .map_err(at)?
-                .map(|c| decode("context", c).map_err(|e| e.to_string()))
-                .transpose()
-                .map(Option::unwrap_or_default);
-            let input = value.and_then(|v| context.map(|c| (v, c)));
-            Ok(Item { reference, input })
-        })
-        .collect()
-}
-
-/// Each item's answer, in order: the engine's for the items it was given,
-/// else the item's own error.
-fn merge<T, R>(
-    items: &[Item<T>],
-    results: Vec<Result<R, String>>,
-    ok: impl Fn(R) -> Value,
-    error: impl Fn(String) -> Value,
-) -> (Vec<Value>, usize) {
-    let mut results = results.into_iter();
-    let mut failed = 0;
-    let answers = items
-        .iter()
-        .map(|item| {
-            let result = match &item.input {
-                Ok(_) => results
-                    .next()
-                    .unwrap_or_else(|| Err("the item was not processed".into())),
-                Err(e) => Err(e.clone()),
-            };
-            let mut answer = match result {
-                Ok(value) => ok(value),
-                Err(e) => {
-                    failed += 1;
-                    error(e)
-                }
-            };
-            answer["reference"] = json!(item.reference);
-            answer
-        })
-        .collect();
-    (answers, failed)
-}
-
-/// A batch's answer: 200 when every item succeeded, else 400, or the
-/// caller's `partial_failure_response_code` when some succeeded.
-fn batch_reply(fields: &Fields, answers: Vec<Value>, failed: usize) -> Outcome {
-    let total = answers.len();
-    let data = json!({ "batch_results": answers });
-    if failed == 0 {
-        return Ok(Reply::data(data));
-    }
-    let partial = fields
-        .number("partial_failure_response_code")
-        .ok()
-        .flatten()
-        .filter(|_| failed < total)
-        .and_then(|code| u16::try_from(code).ok())
-        .filter(|code| (100..=599).contains(code))
-        .and_then(|code| StatusCode::from_u16(code).ok());
-    Ok(Reply::data_with_status(
-        partial.unwrap_or(StatusCode::BAD_REQUEST),
-        data,
-    ))
-}
-
-/// The inputs of the items the engine gets: those read without error.
-fn valid<T: Clone>(items: &[Item<T>]) -> Vec<(T, Vec<u8>)> {
-    items
-        .iter()
-        .filter_map(|item| item.input.as_ref().ok().cloned())
-        .collect()
 }
 
 fn check<T>(parsed: &Result<T, Error>) -> Result<(), Error> {
@@ -187,11 +57,6 @@ fn encrypt_options(fields: &Fields, with_context: bool) -> Result<EncryptOptions
         }),
         key_version: fields.number("key_version")?.unwrap_or(0),
     })
-}
-
-/// The response line's count of failed items.
-fn failed_items((_, failed): &(Vec<Value>, usize)) -> Vec<(&'static str, Field)> {
-    vec![("failed_items", Field::Plain((*failed).into()))]
 }
 
 /// `POST transit/encrypt/:name`: a missing key is made first when the

@@ -8,6 +8,7 @@
 //! key that is not derived ignores the context here, as Vault's does
 //! (docs/DECISIONS.md).
 
+mod batch;
 mod crypt;
 mod fields;
 mod keys;
