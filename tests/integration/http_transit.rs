@@ -677,6 +677,46 @@ fn ciphertexts_cross_surfaces_and_audit_lines_hold_hmacs() {
         .ciphertext
     });
     assert!(from_grpc.starts_with("sr:v1:"), "{from_grpc}");
+
+    // A derived key made over HTTP needs its context over gRPC too.
+    request(
+        &daemon.addr,
+        "POST",
+        "transit/keys/tenants",
+        Some(root),
+        Some(&json!({"derived": true})),
+    );
+    let derived = request(
+        &daemon.addr,
+        "POST",
+        "transit/encrypt/tenants",
+        Some(root),
+        Some(&json!({ "plaintext": secret_b64, "context": base64_of(b"tenant-7") })),
+    );
+    let derived = ciphertext(&derived);
+    runtime.block_on(async {
+        let mut keys = KeysClient::new(channel(&daemon.addr).await);
+        let ask = |context: &[u8]| {
+            with_token(
+                proto::DecryptRequest {
+                    name: "tenants".into(),
+                    ciphertext: derived.clone(),
+                    context: context.to_vec(),
+                },
+                root,
+            )
+        };
+        let plain = keys.decrypt(ask(b"tenant-7")).await.unwrap().into_inner();
+        assert_eq!(plain.plaintext, secret.as_bytes());
+        let other = keys.decrypt(ask(b"tenant-8")).await.unwrap_err();
+        assert_eq!(other.code(), tonic::Code::InvalidArgument);
+        let none = keys.decrypt(ask(b"")).await.unwrap_err();
+        assert!(
+            none.message().contains("derived = true"),
+            "{}",
+            none.message()
+        );
+    });
     let back = request(
         &daemon.addr,
         "POST",
