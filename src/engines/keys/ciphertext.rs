@@ -161,12 +161,10 @@ pub(super) fn decrypt_with(
     let (cipher, context) = cipher(key, name, version, context, surface)?;
     let (nonce, rest) = body.split_at(NONCE_LEN);
     let (sealed, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let nonce: [u8; NONCE_LEN] = nonce
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("split at NONCE_LEN"));
-    let tag: [u8; TAG_LEN] = tag
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("split at TAG_LEN"));
+    // The lengths were checked in `parse`; a mismatch is a malformed input.
+    let short = || Error::InvalidArgument("the ciphertext is too short".into());
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| short())?;
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| short())?;
     let mut plaintext = SecretBytes::new(sealed.to_vec());
     cipher
         .decrypt_inout_detached(
