@@ -28,6 +28,7 @@ mod http_ha;
 mod http_quorum;
 mod http_sys;
 mod http_token;
+mod http_transit;
 mod keys;
 mod kms_errors;
 mod kv_versions;

@@ -9,10 +9,20 @@ use crate::access::Session;
 use crate::api::Gate;
 use crate::api::actions::{self, Action};
 use crate::audit::Field;
-use crate::engines::keys::{Encrypted, KeyConfig, KeyInfo, Keys as Engine};
+use crate::engines::keys::{
+    EncryptOptions, Encrypted, IfExists, KeyConfig, KeyInfo, KeyOptions, Keys as Engine, Surface,
+};
 use crate::error::Error;
 use crate::proto::{self, keys_server::Keys};
 use crate::secret::SecretBytes;
+
+/// gRPC encrypts with the latest version, emits `sr:v<N>:` and never
+/// creates a key on the way.
+const GRPC: EncryptOptions = EncryptOptions {
+    surface: Surface::Grpc,
+    create: None,
+    key_version: 0,
+};
 
 /// The Keys service.
 pub struct KeysService {
@@ -100,7 +110,10 @@ impl Keys for KeysService {
             &actions::KEYS_CREATE,
             &request,
             name,
-            |session| async move { keys.create(&session, name).await },
+            |session| async move {
+                keys.create(&session, name, KeyOptions::default(), IfExists::Refuse)
+                    .await
+            },
         )
         .await
     }
@@ -201,7 +214,7 @@ impl Keys for KeysService {
         let encrypted = call
             .run(
                 |session| async move {
-                    keys.encrypt(&session, name, plaintext.expose(), context)
+                    keys.encrypt(&session, name, plaintext.expose(), context, &GRPC)
                         .await
                 },
                 encrypted_with,
@@ -220,8 +233,14 @@ impl Keys for KeysService {
             .secret("context", &asked.context)
             .run(
                 |session| async move {
-                    keys.decrypt(&session, &asked.name, &asked.ciphertext, &asked.context)
-                        .await
+                    keys.decrypt(
+                        &session,
+                        &asked.name,
+                        &asked.ciphertext,
+                        &asked.context,
+                        Surface::Grpc,
+                    )
+                    .await
                 },
                 |plaintext| vec![("plaintext", secret(plaintext))],
             )
@@ -241,8 +260,14 @@ impl Keys for KeysService {
             .secret("context", &asked.context)
             .run(
                 |session| async move {
-                    keys.rewrap(&session, &asked.name, &asked.ciphertext, &asked.context)
-                        .await
+                    keys.rewrap(
+                        &session,
+                        &asked.name,
+                        &asked.ciphertext,
+                        &asked.context,
+                        Surface::Grpc,
+                    )
+                    .await
                 },
                 encrypted_with,
             )
@@ -262,8 +287,14 @@ impl Keys for KeysService {
             .check(Engine::data_key_bits(asked.bits).map(|_| ()))
             .run(
                 |session| async move {
-                    keys.data_key(&session, &asked.name, asked.bits, &asked.context)
-                        .await
+                    keys.data_key(
+                        &session,
+                        &asked.name,
+                        asked.bits,
+                        &asked.context,
+                        Surface::Grpc,
+                    )
+                    .await
                 },
                 |(plaintext, wrapped)| {
                     let mut fields = encrypted_with(wrapped);
@@ -303,7 +334,7 @@ impl Keys for KeysService {
         let name = &asked.name;
         let results = call
             .run(
-                |session| async move { keys.batch_encrypt(&session, name, &items).await },
+                |session| async move { keys.batch_encrypt(&session, name, &items, &GRPC).await },
                 |r| failures(r),
             )
             .await
@@ -349,7 +380,10 @@ impl Keys for KeysService {
         let name = &asked.name;
         let results = call
             .run(
-                |session| async move { keys.batch_decrypt(&session, name, &items).await },
+                |session| async move {
+                    keys.batch_decrypt(&session, name, &items, Surface::Grpc)
+                        .await
+                },
                 |r| failures(r),
             )
             .await

@@ -43,6 +43,12 @@ impl Reply {
         Self::ok(logical(data, Value::Null))
     }
 
+    /// A logical response with `data`, sent with `status` (a transit batch
+    /// with failed items: 400 with every item's result, as Vault answers).
+    pub fn data_with_status(status: StatusCode, data: Value) -> Self {
+        Self::json(status, logical(data, Value::Null))
+    }
+
     /// A logical response of a `sys/` endpoint: `data`'s fields both at
     /// the top level and under `data`, as Vault answers `sys/key-status`
     /// and the like.

@@ -4,9 +4,14 @@
 //! A key has versions, each an AES-256-GCM key. Encrypt uses the newest;
 //! Decrypt uses the version the ciphertext names, if it is not below the
 //! key's `min_decryption_version`. Ciphertexts read
-//! `sr:v<N>:<base64(nonce ‖ ciphertext ‖ tag)>`; the authenticated data is
-//! the key's name, the version and the caller's `context`, so a ciphertext
-//! decrypts only under the key and version it names, with the same context.
+//! `sr:v<N>:<base64(nonce ‖ ciphertext ‖ tag)>` (gRPC) or `vault:v<N>:…`
+//! (Vault's HTTP API), the same bytes under either label; the
+//! authenticated data is the key's name, the version and the caller's
+//! `context`, so a ciphertext decrypts only under the key and version it
+//! names, with the same context. A key created with `derived = true`
+//! derives its key from each request's context (`derive.rs`), which every
+//! request must then give; on Vault's API a key that is not derived
+//! ignores the context, as Vault's transit does ([`Surface`]).
 //!
 //! A key is stored at `keys/<name>` behind the barrier, material included,
 //! and cached in memory once read (emptied when the seal state changes). A
@@ -21,20 +26,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
-use crate::access::Session;
+use crate::access::{Capability, Session};
 use crate::barrier::{Barrier, Hooks};
 use crate::error::Error;
-use crate::secret::{SecretBytes, fill_random};
 use crate::text;
 use crate::time::now_unix;
-use ciphertext::{decrypt_with, encrypt_with};
 use stored::{NamedKey, PREFIX, StoredKey, StoredVersion, read_stored, storage_path};
 
 mod ciphertext;
+mod crypt;
+mod derive;
 mod stored;
 mod usage;
 
-pub use ciphertext::Encrypted;
+pub use ciphertext::{Encrypted, Surface};
+pub use crypt::EncryptOptions;
 
 /// Longest accepted key name.
 pub const MAX_NAME_LEN: usize = 128;
@@ -55,8 +61,27 @@ pub struct KeyInfo {
     pub min_decryption_version: u32,
     /// DeleteKey is allowed.
     pub deletion_allowed: bool,
+    /// Each request's context derives the key it uses.
+    pub derived: bool,
     /// Each version's creation time, version 1 first.
     pub versions: Vec<u64>,
+}
+
+/// How a key is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyOptions {
+    /// Each request's context derives the key it uses (Vault's `derived`).
+    pub derived: bool,
+}
+
+/// What Create does when the name is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfExists {
+    /// Refuse (gRPC's CreateKey).
+    Refuse,
+    /// Leave the key as it is and answer its info (Vault's `POST
+    /// transit/keys/:name`, which a client may repeat).
+    Keep,
 }
 
 /// A change to a key's configuration; `None` leaves a setting as it is.
@@ -175,10 +200,19 @@ impl Keys {
     }
 
     /// Makes key `name` with one version.
-    pub async fn create(&self, session: &Session, name: &str) -> Result<KeyInfo, Error> {
+    pub async fn create(
+        &self,
+        session: &Session,
+        name: &str,
+        options: KeyOptions,
+        if_exists: IfExists,
+    ) -> Result<KeyInfo, Error> {
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         if barrier.get(&storage_path(name)).await?.is_some() {
+            if if_exists == IfExists::Keep {
+                return Ok(info(name, &read_stored(barrier, name).await?));
+            }
             return Err(Error::FailedPrecondition(format!(
                 "a key named {name:?} already exists; `strongroom keys rotate {name}` adds a version"
             )));
@@ -188,125 +222,32 @@ impl Keys {
             created_unix: now,
             min_decryption_version: 1,
             deletion_allowed: false,
+            derived: options.derived,
             versions: vec![StoredVersion::generate()],
         };
         let info = info(name, &stored);
         self.store(barrier, name, Some(stored)).await?;
-        tracing::info!(key = name, "key created");
+        tracing::info!(key = name, derived = options.derived, "key created");
         Ok(info)
     }
 
-    /// Encrypts with the newest version.
-    pub async fn encrypt(
+    /// Key `name`, made first with `create` when it does not exist and
+    /// the caller may create it (`create` on the call's path), as Vault's
+    /// transit makes a key on the first encryption with it.
+    async fn key_or_create<'s>(
         &self,
-        session: &Session,
+        session: &'s Session,
         name: &str,
-        plaintext: &[u8],
-        context: &[u8],
-    ) -> Result<Encrypted, Error> {
-        let (barrier, key) = self.key_for(session, name).await?;
-        let key = self.count_encryptions(barrier, name, key, 1).await?;
-        Ok(encrypt_with(&key, name, plaintext, context))
-    }
-
-    /// Decrypts a ciphertext of this key.
-    pub async fn decrypt(
-        &self,
-        session: &Session,
-        name: &str,
-        ciphertext: &str,
-        context: &[u8],
-    ) -> Result<SecretBytes, Error> {
-        let (_, key) = self.key_for(session, name).await?;
-        decrypt_with(&key, name, ciphertext, context)
-    }
-
-    /// Re-encrypts a ciphertext under the newest version without returning
-    /// the plaintext.
-    pub async fn rewrap(
-        &self,
-        session: &Session,
-        name: &str,
-        ciphertext: &str,
-        context: &[u8],
-    ) -> Result<Encrypted, Error> {
-        let (barrier, key) = self.key_for(session, name).await?;
-        let plaintext = decrypt_with(&key, name, ciphertext, context)?;
-        let key = self.count_encryptions(barrier, name, key, 1).await?;
-        Ok(encrypt_with(&key, name, plaintext.expose(), context))
-    }
-
-    /// Checks a data key's size: 128, 256 or 512 bits (0: 256). Returns the bits.
-    pub fn data_key_bits(bits: u32) -> Result<u32, Error> {
-        let bits = if bits == 0 { 256 } else { bits };
-        if ![128, 256, 512].contains(&bits) {
-            return Err(Error::InvalidArgument(format!(
-                "a data key has 128, 256 or 512 bits, not {bits}"
-            )));
+        create: Option<KeyOptions>,
+    ) -> Result<(&'s Barrier, Arc<NamedKey>), Error> {
+        match (self.key_for(session, name).await, create) {
+            (Err(Error::NotFound(_)), Some(options)) => {
+                session.require(Capability::Create)?;
+                self.create(session, name, options, IfExists::Keep).await?;
+                self.key_for(session, name).await
+            }
+            (found, _) => found,
         }
-        Ok(bits)
-    }
-
-    /// A fresh data key of `bits` (128, 256 or 512), returned in plaintext
-    /// and encrypted under the newest version.
-    pub async fn data_key(
-        &self,
-        session: &Session,
-        name: &str,
-        bits: u32,
-        context: &[u8],
-    ) -> Result<(SecretBytes, Encrypted), Error> {
-        let bits = Self::data_key_bits(bits)?;
-        let (barrier, key) = self.key_for(session, name).await?;
-        let key = self.count_encryptions(barrier, name, key, 1).await?;
-        let mut data_key = SecretBytes::new(vec![0u8; bits as usize / 8]);
-        fill_random(data_key.expose_mut());
-        let wrapped = encrypt_with(&key, name, data_key.expose(), context);
-        Ok((data_key, wrapped))
-    }
-
-    /// Checks the size of a batch: at most [`MAX_BATCH`] items.
-    pub fn check_batch(len: usize) -> Result<(), Error> {
-        if len > MAX_BATCH {
-            return Err(Error::InvalidArgument(format!(
-                "a batch has at most {MAX_BATCH} items, this one has {len}"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Encrypts each item; one failure does not stop the others.
-    pub async fn batch_encrypt(
-        &self,
-        session: &Session,
-        name: &str,
-        items: &[(SecretBytes, Vec<u8>)],
-    ) -> Result<Vec<ItemResult<Encrypted>>, Error> {
-        Self::check_batch(items.len())?;
-        let (barrier, key) = self.key_for(session, name).await?;
-        let n = u64::try_from(items.len()).unwrap_or(u64::MAX);
-        let key = self.count_encryptions(barrier, name, key, n).await?;
-        Ok(items
-            .iter()
-            .map(|(plaintext, context)| Ok(encrypt_with(&key, name, plaintext.expose(), context)))
-            .collect())
-    }
-
-    /// Decrypts each item; each failure is that item's error.
-    pub async fn batch_decrypt(
-        &self,
-        session: &Session,
-        name: &str,
-        items: &[(String, Vec<u8>)],
-    ) -> Result<Vec<ItemResult<SecretBytes>>, Error> {
-        Self::check_batch(items.len())?;
-        let (_, key) = self.key_for(session, name).await?;
-        Ok(items
-            .iter()
-            .map(|(ciphertext, context)| {
-                decrypt_with(&key, name, ciphertext, context).map_err(|e| e.to_string())
-            })
-            .collect())
     }
 
     /// Adds a version; Encrypt uses it from now on.
@@ -419,126 +360,10 @@ fn info(name: &str, stored: &StoredKey) -> KeyInfo {
         latest_version: u32::try_from(stored.versions.len()).unwrap_or(u32::MAX),
         min_decryption_version: stored.min_decryption_version,
         deletion_allowed: stored.deletion_allowed,
+        derived: stored.derived,
         versions: stored.versions.iter().map(|v| v.created_unix).collect(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    fn root() -> Session {
-        Session::root_for_tests(Arc::new(Barrier::in_memory()), "keys/test")
-    }
-
-    #[tokio::test]
-    async fn a_version_that_reaches_its_encryption_limit_is_rotated() {
-        // In unit tests a version makes 10 encryptions, reserved 4 at a time.
-        let keys = Keys::default();
-        let root = root();
-        keys.create(&root, "busy").await.unwrap();
-        let mut ciphertexts = Vec::new();
-        for i in 0..25u8 {
-            ciphertexts.push(keys.encrypt(&root, "busy", &[i], b"").await.unwrap());
-        }
-        let versions: Vec<u32> = ciphertexts.iter().map(|c| c.version).collect();
-        assert_eq!(
-            versions.iter().filter(|v| **v == 1).count(),
-            10,
-            "{versions:?}"
-        );
-        assert_eq!(
-            versions.iter().filter(|v| **v == 2).count(),
-            10,
-            "{versions:?}"
-        );
-        assert_eq!(keys.read(&root, "busy").await.unwrap().latest_version, 3);
-        for (i, c) in ciphertexts.iter().enumerate() {
-            let plain = keys
-                .decrypt(&root, "busy", &c.ciphertext, b"")
-                .await
-                .unwrap();
-            assert_eq!(plain.expose(), &[u8::try_from(i).unwrap()]);
-        }
-        // Read again from storage (as after a restart), a version resumes
-        // from its reservation: over-counted, never under-counted.
-        let barrier = root.barrier().unwrap();
-        let reserved = read_stored(barrier, "busy").await.unwrap().versions[2].reserved;
-        keys.closed();
-        keys.encrypt(&root, "busy", b"x", b"").await.unwrap();
-        let after = read_stored(barrier, "busy").await.unwrap().versions[2].reserved;
-        assert!(after > reserved, "{after} > {reserved}");
-    }
-
-    #[tokio::test]
-    async fn encrypt_rotate_min_version_rewrap() {
-        let keys = Keys::default();
-        let root = root();
-        keys.create(&root, "app").await.unwrap();
-        let old = keys.encrypt(&root, "app", b"hello", b"ctx").await.unwrap();
-        assert!(old.ciphertext.starts_with("sr:v1:"), "{}", old.ciphertext);
-        keys.rotate(&root, "app").await.unwrap();
-        let plain = keys
-            .decrypt(&root, "app", &old.ciphertext, b"ctx")
-            .await
-            .unwrap();
-        assert_eq!(plain.expose(), b"hello");
-        let err = keys
-            .decrypt(&root, "app", &old.ciphertext, b"other")
-            .await
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("context differs"), "{err}");
-        keys.update_config(
-            &root,
-            "app",
-            KeyConfig {
-                min_decryption_version: Some(2),
-                deletion_allowed: None,
-            },
-        )
-        .await
-        .unwrap();
-        let err = keys
-            .decrypt(&root, "app", &old.ciphertext, b"ctx")
-            .await
-            .err()
-            .unwrap();
-        assert!(matches!(err, Error::FailedPrecondition(_)), "{err}");
-        assert!(
-            keys.rewrap(&root, "app", &old.ciphertext, b"ctx")
-                .await
-                .is_err()
-        );
-        keys.update_config(
-            &root,
-            "app",
-            KeyConfig {
-                min_decryption_version: Some(1),
-                deletion_allowed: None,
-            },
-        )
-        .await
-        .unwrap();
-        let new = keys
-            .rewrap(&root, "app", &old.ciphertext, b"ctx")
-            .await
-            .unwrap();
-        assert_eq!(new.version, 2);
-        let plain = keys
-            .decrypt(&root, "app", &new.ciphertext, b"ctx")
-            .await
-            .unwrap();
-        assert_eq!(plain.expose(), b"hello");
-        // A ciphertext relabelled with another version fails authentication.
-        let relabelled = new.ciphertext.replacen("sr:v2:", "sr:v1:", 1);
-        assert!(
-            keys.decrypt(&root, "app", &relabelled, b"ctx")
-                .await
-                .is_err()
-        );
-        assert_eq!(keys.read(&root, "app").await.unwrap().versions.len(), 2);
-    }
-}
+mod tests;

@@ -62,6 +62,10 @@ pub(super) struct StoredKey {
     pub(super) created_unix: u64,
     pub(super) min_decryption_version: u32,
     pub(super) deletion_allowed: bool,
+    /// Each request's context derives the key it uses (Vault's `derived`);
+    /// absent in keys stored before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) derived: bool,
     /// Version 1 first.
     pub(super) versions: Vec<StoredVersion>,
 }
@@ -109,6 +113,11 @@ impl NamedKey {
 
     pub(super) fn reserved(&self) -> u64 {
         self.stored.versions.last().map_or(0, |v| v.reserved)
+    }
+
+    /// Version `index + 1`'s material, for keys derived from it.
+    pub(super) fn material(&self, index: usize) -> &[u8] {
+        self.stored.versions[index].key.0.expose()
     }
 
     pub(super) fn latest(&self) -> u32 {
