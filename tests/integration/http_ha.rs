@@ -65,8 +65,9 @@ fn a_standby_answers_health_and_leader_and_forwards_the_rest() {
     assert!(shown.contains("HA Mode                standby"), "{shown}");
     assert!(shown.contains(&active_addr), "{shown}");
 
-    // A keyring rotation through the standby: made by the active node,
-    // audited there only, over HTTP/1.1 as over HTTP/2.
+    // A keyring rotation through the standby (HTTP/1.1, made HTTP/2 for
+    // the cluster connection): made by the active node, audited there only,
+    // with the caller's own accessor.
     let before = request(
         active_addr.as_str(),
         "GET",
@@ -96,6 +97,22 @@ fn a_standby_answers_health_and_leader_and_forwards_the_rest() {
     );
     assert!(audit_operations(&cluster, active).contains(&"sys.Rotate".to_string()));
     assert!(!audit_operations(&cluster, standby).contains(&"sys.Rotate".to_string()));
+    let accessor = request(
+        active_addr.as_str(),
+        "GET",
+        "auth/token/lookup-self",
+        Some(&token),
+        None,
+    )
+    .body["data"]["accessor"]
+        .clone();
+    let rotate_line = std::fs::read_to_string(cluster.nodes[active].dir.path().join("audit.log"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["operation"] == "sys.Rotate" && l["type"] == "request")
+        .unwrap();
+    assert_eq!(rotate_line["accessor"], accessor, "{rotate_line}");
     // A refusal comes back from the active node as Vault's JSON.
     let refused = request(
         standby_addr.as_str(),
@@ -106,4 +123,22 @@ fn a_standby_answers_health_and_leader_and_forwards_the_rest() {
     );
     assert_eq!(refused.status, 403, "{:?}", refused.body);
     assert!(refused.body["errors"].is_array());
+
+    // A sealed node with HA: `bao status` exits 2 (it reads the sealed
+    // node's leader error by Vault's words).
+    let sealed = request(standby_addr.as_str(), "PUT", "sys/seal", Some(&token), None);
+    assert_eq!(sealed.status, 204, "{:?}", sealed.body);
+    let status = bao(
+        &standby_addr,
+        None,
+        cluster.nodes[standby].dir.path(),
+        &["status"],
+    );
+    assert_eq!(
+        status.status.code(),
+        Some(2),
+        "{}{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
 }

@@ -10,7 +10,25 @@ use crate::support::vault::{OpenBao, bao, request, shape};
 /// A Shamir daemon initialized over HTTP with `shares`/`threshold` and
 /// unsealed: the daemon, its keys (hex) and root token.
 fn opened(dir: &std::path::Path, shares: u32, threshold: u32) -> (Daemon, Vec<String>, String) {
-    let daemon = Daemon::start(dir, &config(dir, ""));
+    opened_with(dir, shares, threshold, false)
+}
+
+/// As [`opened`], with an audit file at `dir/audit.log` when `audited`.
+fn opened_with(
+    dir: &std::path::Path,
+    shares: u32,
+    threshold: u32,
+    audited: bool,
+) -> (Daemon, Vec<String>, String) {
+    let extra = if audited {
+        format!(
+            "audit \"file\" {{\n  path = \"{}\"\n}}\n",
+            dir.join("audit.log").display()
+        )
+    } else {
+        String::new()
+    };
+    let daemon = Daemon::start(dir, &config(dir, &extra));
     let init = request(
         daemon.addr.as_str(),
         "PUT",
@@ -93,6 +111,17 @@ fn key_status_and_rotate_through_bao_as_openbao_answers() {
         shape(&ours.body, &["request_id"]),
         shape(&theirs.body, &["request_id"])
     );
+    // OpenBao 2.6's authenticated paths: the same shapes.
+    for path in ["sys/rotate/root/init", "sys/generate-root-token/attempt"] {
+        let a = request(addr, "GET", path, Some(&token), None);
+        let b = request(peer.addr.as_str(), "GET", path, Some(&peer.token), None);
+        assert_eq!(a.status, b.status, "{path}");
+        assert_eq!(
+            shape(&a.body, &["request_id"]),
+            shape(&b.body, &["request_id"]),
+            "{path}"
+        );
+    }
     for path in ["sys/rotate", "sys/rotate/keyring"] {
         let a = request(addr, "POST", path, Some(&token), None);
         let b = request(peer.addr.as_str(), "POST", path, Some(&peer.token), None);
@@ -103,7 +132,7 @@ fn key_status_and_rotate_through_bao_as_openbao_answers() {
 #[test]
 fn a_rekey_with_verification_commits_once_the_new_keys_are_typed_back() {
     let dir = tempdir();
-    let (mut daemon, keys, token) = opened(dir.path(), 3, 2);
+    let (mut daemon, keys, token) = opened_with(dir.path(), 3, 2, true);
     let addr = daemon.addr.clone();
     let home = dir.path();
     let started = ok(&bao(
@@ -152,7 +181,25 @@ fn a_rekey_with_verification_commits_once_the_new_keys_are_typed_back() {
     let new_keys = strings(&done["keys"]);
     assert_eq!(new_keys.len(), 2);
     let verification = done["verification_nonce"].as_str().unwrap().to_string();
-    // Not yet in force: the old keys still unseal.
+    // Not in force before their verification: the audit line of the last
+    // key says so; cancelling the verification alone is refused with a
+    // sentence (it would throw the handed-out keys away).
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    let committed: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["operation"] == "sys.RekeyUpdate" && l["type"] == "response")
+        .map(|l| l["data"]["committed"].clone())
+        .collect();
+    assert_eq!(committed, vec![json!(false), json!(false)]);
+    let restart = request(
+        addr.as_str(),
+        "DELETE",
+        "sys/rekey/verify",
+        Some(&token),
+        None,
+    );
+    assert_eq!(restart.status, 400, "{:?}", restart.body);
     for key in &new_keys {
         ok(&bao(
             &addr,
@@ -324,6 +371,42 @@ fn generate_root_with_an_otp_through_bao_gives_a_working_root_token() {
             .as_str()
             .unwrap()
             .contains("35 characters")
+    );
+    // Without an otp the server makes one and answers it once (bao's
+    // default `-init`); a cancel must name the attempt's nonce.
+    let made = request(
+        addr,
+        "PUT",
+        "sys/generate-root/attempt",
+        None,
+        Some(&json!({})),
+    );
+    assert_eq!(made.status, 200, "{:?}", made.body);
+    let otp = made.body["otp"].as_str().unwrap();
+    assert_eq!(otp.len(), 35);
+    assert!(otp.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert_eq!(
+        request(addr, "GET", "sys/generate-root/attempt", None, None).body["otp"],
+        ""
+    );
+    let unnamed = request(addr, "DELETE", "sys/generate-root/attempt", None, None);
+    assert_eq!(unnamed.status, 400, "{:?}", unnamed.body);
+    assert_eq!(
+        request(addr, "GET", "sys/generate-root/attempt", None, None).body["started"],
+        true
+    );
+    let nonce = made.body["nonce"].as_str().unwrap();
+    let named = request(
+        addr,
+        "DELETE",
+        &format!("sys/generate-root/attempt?nonce={nonce}"),
+        None,
+        None,
+    );
+    assert_eq!(named.status, 204, "{:?}", named.body);
+    assert_eq!(
+        request(addr, "GET", "sys/generate-root/attempt", None, None).body["started"],
+        false
     );
 }
 

@@ -15,6 +15,8 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::Answer;
 use super::facts::{self, Facts, Kind};
+use crate::api::http::HttpError;
+use crate::error::Error;
 
 /// The cluster listener's service: every client listener's routes, by the
 /// listener's position in the config.
@@ -77,9 +79,22 @@ impl Service<Request<Body>> for Accept {
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let grpc = crate::api::http::is_grpc(request.headers().get(http::header::CONTENT_TYPE));
         match self.route(&mut request) {
             Ok(routes) => Box::pin(routes.oneshot(request)),
-            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+            Err(status) if grpc => Box::pin(std::future::ready(Ok(status.into_http()))),
+            // A forwarded request of Vault's API gets Vault's JSON error:
+            // a gRPC status would read as 200 with an empty body.
+            Err(status) => {
+                let error = match status.code() {
+                    tonic::Code::PermissionDenied => {
+                        Error::PermissionDenied(status.message().into())
+                    }
+                    _ => Error::FailedPrecondition(status.message().into()),
+                };
+                let response = HttpError::from(error).into_response().map(Body::new);
+                Box::pin(std::future::ready(Ok(response)))
+            }
         }
     }
 }

@@ -72,12 +72,23 @@ impl HttpApi {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request. The endpoint runs in a task of its own, so a
+    /// client that goes away mid-call never stops an operation between
+    /// its steps (an init or rekey between its write and its commit).
     pub async fn handle(&self, request: http::Request<Body>) -> http::Response<Body> {
-        let gate = &self.inner.gate;
         let head = request.method() == http::Method::HEAD;
         let outcome = match Request::read(request, self.inner.max_request_size).await {
-            Ok(request) => route(gate, &request).await,
+            Ok(request) => {
+                let gate = self.inner.gate.clone();
+                tokio::spawn(async move { route(&gate, &request).await })
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(crate::error::Error::Internal(
+                            "the request's handler stopped unexpectedly; the log says why".into(),
+                        )
+                        .into())
+                    })
+            }
             Err(e) => Err(e),
         };
         let response = match outcome {
@@ -120,7 +131,12 @@ async fn route(gate: &Gate, request: &Request) -> Outcome {
 /// `unseal`, `seal`, `metrics`) on that node, everything else on the
 /// active node (a standby forwards it); `None` outside `/v1/`.
 pub fn scope_of(uri_path: &str) -> Option<Scope> {
-    let path = uri_path.strip_prefix("/v1/")?;
+    uri_path.strip_prefix("/v1/")?;
+    // Decided on the path as routing reads it (percent-decoded); one it
+    // refuses is refused where it arrived.
+    let Ok(path) = request::decode_path(uri_path) else {
+        return Some(Scope::Node);
+    };
     let node = matches!(
         path.trim_end_matches('/'),
         "sys/seal-status"
@@ -205,6 +221,10 @@ mod tests {
         assert_eq!(scope_of("/v1/sys/unseal"), Some(Scope::Node));
         assert_eq!(scope_of("/v1/sys/key-status"), Some(Scope::Active));
         assert_eq!(scope_of("/v1/secret/data/x"), Some(Scope::Active));
+        // Percent-encoded as the router decodes it.
+        assert_eq!(scope_of("/v1/sys/se%61l"), Some(Scope::Node));
+        assert_eq!(scope_of("/v1/sys/unse%61l"), Some(Scope::Node));
+        assert_eq!(scope_of("/v1/sys/../x"), Some(Scope::Node));
         assert_eq!(scope_of("/strongroom.v1.Sys/Status"), None);
     }
 

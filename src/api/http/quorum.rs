@@ -159,7 +159,7 @@ async fn rekey(gate: &Gate, request: &Request, family: Family, step: &str) -> Ou
         ("init", Op::Read) => {
             let status =
                 quorum_status(gate, request, Operation::Rekey, &actions::REKEY_STATUS).await?;
-            Ok(family.shape.reply(rekey_status_json(&status)))
+            Ok(family.shape.reply(rekey_status_json(&status, family.shape)))
         }
         ("init", Op::Update) => rekey_init(gate, request, family).await,
         ("init", Op::Delete) => {
@@ -172,11 +172,12 @@ async fn rekey(gate: &Gate, request: &Request, family: Family, step: &str) -> Ou
             Ok(family.shape.reply(verify_status_json(&status)))
         }
         ("verify", Op::Update) => rekey_verify(gate, request, family).await,
-        // Cancelling a verification cancels the rekey: its new keys were
-        // never in force.
-        ("verify", Op::Delete) => {
-            cancel(gate, request, Operation::Rekey, &actions::REKEY_CANCEL).await
-        }
+        // Vault restarts the verification with a new nonce; strongroom's
+        // verification cannot be restarted, and cancelling the whole rekey
+        // in its place would throw away keys already handed out.
+        ("verify", Op::Delete) => Err(HttpError::bad_request(
+            "strongroom cannot restart a rekey's verification: type the new keys again under the same verification nonce, or cancel the whole rekey with DELETE sys/rekey/init",
+        )),
         _ => Err(HttpError::unsupported()),
     }
 }
@@ -222,9 +223,20 @@ async fn cancel(gate: &Gate, request: &Request, op: Operation, action: &'static 
     if nonce.is_empty() && gate.reveals(status_action(op), &caller).await {
         nonce = lifecycle.quorum_status(op, true).nonce;
     }
+    // Nobody may cancel what runs without naming it (Vault's anonymous
+    // cancel is what OpenBao turned off); with nothing under way there is
+    // nothing to cancel.
+    let unnamed = if nonce.is_empty() && lifecycle.quorum_status(op, false).started {
+        Err(Error::InvalidArgument(
+            "an operation is under way: give its nonce to cancel it (in the body as {\"nonce\": …} or as ?nonce=…)".into(),
+        ))
+    } else {
+        Ok(())
+    };
     let nonce = nonce.as_str();
     gate.call(action, "", caller)
         .check(checked)
+        .check(unnamed)
         .run(
             |_| async move {
                 if nonce.is_empty() {
@@ -247,8 +259,24 @@ fn status_action(op: Operation) -> &'static Action {
     }
 }
 
-fn rekey_status_json(status: &QuorumStatus) -> Value {
+fn rekey_status_json(status: &QuorumStatus, shape: Shape) -> Value {
     let rekey = status.rekey.as_ref();
+    if let Shape::Logical = shape {
+        // OpenBao's rotate/{root,recovery} answers.
+        if !status.started {
+            return json!({"n": 0, "t": 0, "required": status.required, "started": false});
+        }
+        return json!({
+            "n": rekey.map_or(0, |r| r.new_shares),
+            "t": rekey.map_or(0, |r| r.new_threshold),
+            "nonce": status.nonce,
+            "progress": status.progress,
+            "required": status.required,
+            "started": true,
+            "verification_nonce": rekey.map(|r| r.verification_nonce.clone()).unwrap_or_default(),
+            "verification_required": rekey.is_some_and(|r| r.verify),
+        });
+    }
     let mut body = json!({
         "nonce": status.nonce,
         "started": status.started,
@@ -317,7 +345,9 @@ async fn rekey_init(gate: &Gate, request: &Request, family: Family) -> Outcome {
             |_| Vec::new(),
         )
         .await?;
-    Ok(family.shape.reply(rekey_status_json(&started)))
+    Ok(family
+        .shape
+        .reply(rekey_status_json(&started, family.shape)))
 }
 
 /// An update's body: one key of the quorum and the operation's nonce.
@@ -354,7 +384,6 @@ async fn rekey_update(gate: &Gate, request: &Request, family: Family) -> Outcome
     // The last share completes the rekey, and (without verification) the
     // new keys are put in force at once: Vault's rekey has no confirmation.
     let outcome = call
-        .plain("committed", true)
         .run(
             |_| async move {
                 let outcome = lifecycle
@@ -369,7 +398,18 @@ async fn rekey_update(gate: &Gate, request: &Request, family: Family) -> Outcome
                 }
                 Ok(outcome)
             },
-            |_| Vec::new(),
+            |o| {
+                // Whether this call put new keys in force (not when they
+                // wait for their verification).
+                let committed = matches!(
+                    o.result,
+                    Some(Completed::Rekey {
+                        confirmation_nonce: Some(_),
+                        ..
+                    })
+                );
+                vec![("committed", Field::Plain(committed.into()))]
+            },
         )
         .await?;
     let Some(Completed::Rekey {
@@ -378,7 +418,9 @@ async fn rekey_update(gate: &Gate, request: &Request, family: Family) -> Outcome
         ..
     }) = outcome.result
     else {
-        return Ok(family.shape.reply(rekey_status_json(&outcome.status)));
+        return Ok(family
+            .shape
+            .reply(rekey_status_json(&outcome.status, family.shape)));
     };
     // The one place the new shares leave the daemon.
     let mut body = json!({
@@ -386,10 +428,12 @@ async fn rekey_update(gate: &Gate, request: &Request, family: Family) -> Outcome
         "complete": true,
         "keys": shares.iter().map(|s| hex::encode(s.expose())).collect::<Vec<_>>(),
         "keys_base64": shares.iter().map(|s| STANDARD.encode(s.expose())).collect::<Vec<_>>(),
-        "pgp_fingerprints": null,
-        "backup": false,
         "verification_required": verification_nonce.is_some(),
     });
+    if let Shape::Bare = family.shape {
+        body["pgp_fingerprints"] = Value::Null;
+        body["backup"] = json!(false);
+    }
     if let Some(verification) = verification_nonce {
         body["verification_nonce"] = json!(verification);
     }
@@ -412,6 +456,23 @@ async fn rekey_verify(gate: &Gate, request: &Request, family: Family) -> Outcome
             .reply(json!({ "nonce": nonce, "complete": true })));
     }
     Ok(family.shape.reply(verify_status_json(&outcome.status)))
+}
+
+/// A one-time pad as Vault makes it: base62 text as long as a token, from
+/// the operating system's random source (bytes past the last whole
+/// multiple of 62 are skipped, so every character is equally likely).
+fn fresh_otp() -> Zeroizing<String> {
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut otp = Zeroizing::new(String::with_capacity(PAD_LEN));
+    while otp.len() < PAD_LEN {
+        let random = Zeroizing::new(crate::secret::random_bytes(PAD_LEN));
+        for byte in random.iter().filter(|b| **b < 248) {
+            if otp.len() < PAD_LEN {
+                otp.push(char::from(BASE62[usize::from(*byte) % BASE62.len()]));
+            }
+        }
+    }
+    otp
 }
 
 fn generate_root_json(status: &QuorumStatus, encoded: &str, shape: Shape) -> Value {
@@ -437,8 +498,11 @@ fn generate_root_json(status: &QuorumStatus, encoded: &str, shape: Shape) -> Val
                 "complete": complete,
                 "otp": "",
                 "otp_length": PAD_LEN,
-                "pgp_fingerprint": "",
             });
+            // OpenBao names these once an attempt runs.
+            if status.started {
+                data["pgp_fingerprint"] = json!("");
+            }
             if !status.nonce.is_empty() {
                 data["nonce"] = json!(status.nonce);
             }
@@ -470,7 +534,14 @@ async fn generate_root_attempt(gate: &Gate, request: &Request, shape: Shape) -> 
             let (call, asked) =
                 request.call_json::<AttemptBody>(gate, &actions::GENERATE_ROOT_INIT, "");
             // Vault's OTP is text as long as a token; its bytes are the pad.
-            let otp = Zeroizing::new(asked.otp);
+            // Without one (nor a PGP key) the server makes it and answers
+            // it once, as OpenBao does.
+            let made = asked.otp.is_empty() && asked.pgp_key.is_empty();
+            let otp = if made {
+                fresh_otp()
+            } else {
+                Zeroizing::new(asked.otp)
+            };
             let unusable = if !asked.pgp_key.is_empty() {
                 Err(Error::InvalidArgument(
                     "pgp_key is not supported: give an otp (generate one with `bao operator generate-root -generate-otp`)".into(),
@@ -493,6 +564,15 @@ async fn generate_root_attempt(gate: &Gate, request: &Request, shape: Shape) -> 
                     |_| Vec::new(),
                 )
                 .await?;
+            if made {
+                let mut body = generate_root_json(&started, "", shape);
+                let fields = match &mut body {
+                    Value::Object(fields) => fields,
+                    _ => return Ok(shape.reply(body)),
+                };
+                fields.insert("otp".into(), json!(otp.as_str()));
+                return Ok(shape.reply(body));
+            }
             Ok(shape.reply(generate_root_json(&started, "", shape)))
         }
         _ => Err(HttpError::unsupported()),

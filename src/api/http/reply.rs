@@ -6,6 +6,7 @@
 use axum::body::Body;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::text;
@@ -221,13 +222,22 @@ impl From<Error> for HttpError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %err, "request failed");
         }
+        // Vault's clients recognise a sealed server by these words (`bao
+        // status` reads a sealed node's leader error so).
+        if let Error::Sealed = err {
+            return Self::new(status, format!("Vault is sealed: {err}"));
+        }
         Self::new(status, err.to_string())
     }
 }
 
 fn respond(status: StatusCode, body: Option<&Value>) -> http::Response<Body> {
+    // Answers may carry keys and tokens: the encoded body is wiped once
+    // sent (the JSON values it came from are not: see docs/SECRETS.md).
     let mut response = http::Response::new(match body {
-        Some(value) => Body::from(value.to_string()),
+        Some(value) => Body::from(bytes::Bytes::from_owner(Zeroizing::new(
+            value.to_string().into_bytes(),
+        ))),
         None => Body::empty(),
     });
     *response.status_mut() = status;

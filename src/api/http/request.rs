@@ -3,10 +3,10 @@
 //! the listener's `max_request_size`.
 
 use axum::body::Body;
-use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
 
 use super::HttpError;
 use crate::access::Caller;
@@ -36,12 +36,16 @@ pub enum Op {
 pub struct Request {
     /// The operation.
     pub op: Op,
+    /// A GET made a list by `?list=true` (paths that take no LIST read it
+    /// as the GET it is, as Vault does).
+    pub listed_by_query: bool,
     /// The path after `/v1/`, percent-decoded.
     pub path: String,
     query: Vec<(String, String)>,
     headers: HeaderMap,
     extensions: http::Extensions,
-    body: Bytes,
+    /// Wiped when the request is dropped: it may hold keys and shares.
+    body: Zeroizing<Vec<u8>>,
 }
 
 impl Request {
@@ -84,7 +88,7 @@ impl Request {
             return Err(too_large());
         }
         let body = match Limited::new(body, max_body).collect().await {
-            Ok(collected) => collected.to_bytes(),
+            Ok(collected) => Zeroizing::new(collected.to_bytes().to_vec()),
             Err(e) if e.is::<LengthLimitError>() => return Err(too_large()),
             Err(_) => {
                 return Err(HttpError::bad_request(
@@ -94,6 +98,7 @@ impl Request {
         };
         Ok(Self {
             op,
+            listed_by_query: listing && parts.method == http::Method::GET,
             path,
             query,
             headers: parts.headers,
@@ -110,12 +115,12 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether query parameter `name` is given as true (`?standbyok`,
-    /// `?standbyok=true`, `=1`); a value that is not a boolean is refused.
+    /// Whether query parameter `name` is given as true (`?standbyok=true`,
+    /// `=1`); absent or empty (`?standbyok`) is false, as OpenBao reads
+    /// it; a value that is not a boolean is refused.
     pub fn query_flag(&self, name: &str) -> Result<bool, HttpError> {
         match self.query(name) {
-            None => Ok(false),
-            Some("") => Ok(true),
+            None | Some("") => Ok(false),
             Some(v) => parse_bool(v).ok_or_else(|| {
                 HttpError::bad_request(format!(
                     "the query parameter {name} must be true or false, not {}",
@@ -198,7 +203,7 @@ fn parse_bool(value: &str) -> Option<bool> {
 }
 
 /// The path after `/v1/`, percent-decoded; `..` and `.` segments refused.
-fn decode_path(raw: &str) -> Result<String, HttpError> {
+pub(super) fn decode_path(raw: &str) -> Result<String, HttpError> {
     let Some(rest) = raw.strip_prefix("/v1/") else {
         return Err(HttpError::no_route(raw));
     };
@@ -285,8 +290,9 @@ mod tests {
         let wrong = read("PUT", "/v1/a", "{\"n\":\"x\"}").unwrap();
         let e = wrong.json::<Shares>().err().unwrap();
         assert_eq!(HttpError::from(e).status(), StatusCode::BAD_REQUEST);
-        let request = read("PUT", "/v1/a?standbyok&perfstandbyok=false&x=yes", "").unwrap();
-        assert!(request.query_flag("standbyok").unwrap());
+        let request = read("PUT", "/v1/a?standbyok&perfstandbyok=false&x=yes&y=t", "").unwrap();
+        assert!(!request.query_flag("standbyok").unwrap());
+        assert!(request.query_flag("y").unwrap());
         assert!(!request.query_flag("perfstandbyok").unwrap());
         assert!(request.query_flag("x").is_err());
     }

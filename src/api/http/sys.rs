@@ -20,7 +20,13 @@ use crate::time::{format_unix, now_unix};
 
 /// Routes `sys/<rest>`.
 pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
-    match (rest, request.op) {
+    // `?list=true` on a path that lists nothing is the GET it is.
+    let op = if request.listed_by_query {
+        Op::Read
+    } else {
+        request.op
+    };
+    match (rest, op) {
         ("seal-status", Op::Read) => seal_status(gate, request).await,
         ("health", Op::Read) => health(gate, request),
         ("leader", Op::Read) => leader(gate),
@@ -327,6 +333,10 @@ async fn unseal(gate: &Gate, request: &Request) -> Outcome {
         Err(Error::InvalidArgument(
             "'key' must be specified in request body as JSON, or 'reset' set to true".into(),
         ))
+    } else if !reset && !hex_or_base64(key.trim()) {
+        Err(Error::InvalidArgument(
+            "'key' must be a valid hex or base64 string".into(),
+        ))
     } else {
         Ok(())
     };
@@ -375,11 +385,31 @@ async fn seal(gate: &Gate, request: &Request) -> Outcome {
     Ok(Reply::no_content())
 }
 
+/// A key's syntax as Vault checks it before anything else: hex, or base64
+/// with or without padding.
+fn hex_or_base64(key: &str) -> bool {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    (key.len().is_multiple_of(2) && key.bytes().all(|b| b.is_ascii_hexdigit()))
+        || STANDARD.decode(key).is_ok()
+        || STANDARD_NO_PAD.decode(key).is_ok()
+}
+
+/// A node without HA has no role to give up: Vault answers 204 all the
+/// same (after the same authorization and audit).
 async fn step_down(gate: &Gate, request: &Request) -> Outcome {
     let lifecycle = &gate.node().lifecycle;
     request
         .call(gate, &actions::STEP_DOWN, "")
-        .run(|_| async move { lifecycle.give_up_role() }, |()| Vec::new())
+        .run(
+            |_| async move {
+                if lifecycle.is_ha() {
+                    lifecycle.give_up_role()
+                } else {
+                    Ok(())
+                }
+            },
+            |()| Vec::new(),
+        )
         .await?;
     Ok(Reply::no_content())
 }
