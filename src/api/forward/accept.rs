@@ -111,6 +111,9 @@ mod tests {
     async fn answer(accept: &Accept, listener: Option<&'static str>) -> Code {
         let mut request = Request::new(Body::empty());
         *request.uri_mut() = "/strongroom.v1.Kv/Get".parse().unwrap();
+        request
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/grpc"));
         if let Some(listener) = listener {
             request.headers_mut().insert(
                 "x-strongroom-forwarded-listener",
@@ -136,5 +139,18 @@ mod tests {
         );
         // Reached the (empty) routes, which do not know the method.
         assert_eq!(answer(&accept, Some("0/tcp")).await, Code::Unimplemented);
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_of_vaults_api_gets_vaults_json() {
+        let accept = Accept::new(vec![(Kind::Tcp, Routes::default())]);
+        let mut request = Request::new(Body::empty());
+        *request.uri_mut() = "/v1/sys/key-status".parse().unwrap();
+        let response = accept.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/json"
+        );
     }
 }
