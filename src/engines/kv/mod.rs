@@ -1,93 +1,97 @@
-//! Versioned key/value secrets (maps of strings) at slash-separated paths,
-//! behind the barrier, as Vault's kv-v2 keeps them.
+//! Versioned key/value secrets (JSON objects, [`Document`]) at
+//! slash-separated paths, behind the barrier, as Vault's kv-v2 keeps them.
 //!
 //! Storage layout:
-//! - `kv-meta/<path>`: the path's metadata (JSON): its current version and
-//!   every version still kept, with creation, deletion and destruction marks;
-//! - `kv-data/<version>/<path>`: one version's data (JSON map).
+//! - `kv-meta/<path>`: the path's metadata (JSON, [`Metadata`]): its
+//!   current version and every version still kept, with creation, deletion
+//!   and destruction marks, and the path's own settings;
+//! - `kv-data/<version>/<path>`: one version's data (a JSON object);
+//! - `kv-config`: the store-wide settings of `secret/config` ([`Config`]).
 //!
 //! Stores written before versioning kept one unversioned secret at
 //! `kv/<path>`; `upgrade_unversioned` turns each into version 1 at unseal.
 //!
 //! A write is one storage transaction: the new metadata, the new version's
-//! data, and the removal of versions pruned past `max_versions`. Writers of
-//! one path are serialised by a lock striped over paths, so check-and-set
-//! compares against the version the write will replace.
+//! data, and the removal of versions pruned past the path's most versions.
+//! Writers of one path are serialised by a lock striped over paths, so
+//! check-and-set compares against the version the write will replace.
 //!
 //! Paths reach [`Kv`]'s methods checked by [`validate_path`]: every action
 //! on `kv/` declares it, and the gate runs it before authenticating.
 
+mod document;
+mod meta;
+mod path;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
 use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::access::{Capability, Session};
 use crate::barrier::{Barrier, Hooks};
 pub use crate::config::KvSettings;
 use crate::error::Error;
-use crate::secret::SecretString;
 use crate::storage::Batch;
 use crate::text;
 use crate::time::now_unix;
 
-const META_PREFIX: &str = "kv-meta/";
-const DATA_PREFIX: &str = "kv-data/";
+pub use document::{Document, kind, merge_patch};
+pub use meta::{Config, Metadata, MetadataUpdate, VersionInfo};
+pub use path::{MAX_PATH_LEN, folder, validate_path};
+
+use meta::{data_key, existing_meta, meta_key, put_meta, read_config, read_meta, write_config};
+
 /// Where stores written before versioning kept their secrets.
 const UNVERSIONED_PREFIX: &str = "kv/";
-/// Longest accepted path, in bytes.
-pub const MAX_PATH_LEN: usize = 512;
 /// Most fields in one secret.
 pub const MAX_FIELDS: usize = 1000;
 /// Longest accepted field name, in bytes.
 pub const MAX_FIELD_NAME_LEN: usize = 256;
 /// Locks striped over paths: writers of different paths rarely wait.
 const WRITE_STRIPES: usize = 64;
-
-/// One field of a secret: a name and its (secret) value.
-pub type Secret = BTreeMap<String, SecretString>;
-
-/// What is kept about one version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionInfo {
-    /// When it was written.
-    pub created_unix: u64,
-    /// When it was soft-deleted; 0: it was not.
-    pub deleted_unix: u64,
-    /// Its data is gone for good.
-    pub destroyed: bool,
-}
-
-/// A path's metadata.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Metadata {
-    /// The newest version written (it may be deleted or destroyed).
-    pub current_version: u64,
-    /// When the path's first version was written.
-    pub created_unix: u64,
-    /// When its newest version was written.
-    pub updated_unix: u64,
-    /// Every version still kept, oldest first.
-    pub versions: BTreeMap<u64, VersionInfo>,
-}
-
-impl Metadata {
-    /// The oldest version kept; 0 when none.
-    pub fn oldest_version(&self) -> u64 {
-        self.versions.keys().next().copied().unwrap_or(0)
-    }
-}
+/// Vault's sentence for a write whose check-and-set does not match.
+pub const CAS_MISMATCH: &str = "check-and-set parameter did not match the current version";
+/// Vault's sentence for a write without check-and-set where it is required.
+pub const CAS_REQUIRED: &str = "check-and-set parameter required for this call";
 
 /// One version read back.
 pub struct Versioned {
     /// The data.
-    pub data: Secret,
+    pub data: Document,
     /// Its version number.
     pub version: u64,
     /// When it was written.
     pub created_unix: u64,
+    /// The path's custom metadata.
+    pub custom_metadata: BTreeMap<String, String>,
+}
+
+/// What a read finds at a version that exists in the metadata.
+pub enum Lookup {
+    /// The version's data.
+    Live(Versioned),
+    /// The version is deleted or destroyed: its marks, no data.
+    Gone {
+        /// The version.
+        version: u64,
+        /// Its marks.
+        info: VersionInfo,
+        /// The path's custom metadata.
+        custom_metadata: BTreeMap<String, String>,
+    },
+}
+
+/// A version just written.
+#[derive(Debug)]
+pub struct Written {
+    /// Its number.
+    pub version: u64,
+    /// When it was written.
+    pub created_unix: u64,
+    /// The path's custom metadata.
+    pub custom_metadata: BTreeMap<String, String>,
 }
 
 /// The per-path write locks.
@@ -104,94 +108,6 @@ impl WriteLocks {
         let digest = Sha256::digest(path.as_bytes());
         &self.0[usize::from(digest[0]) % WRITE_STRIPES]
     }
-}
-
-/// Checks a secret path: non-empty, at most [`MAX_PATH_LEN`] bytes,
-/// segments separated by single slashes, no `.` or `..`, no control,
-/// bidi or invisible characters ([`text::forbidden_char`]). The error
-/// quotes a bounded prefix of the path.
-pub fn validate_path(path: &str) -> Result<(), Error> {
-    let bad = |why: &str| {
-        Err(Error::InvalidArgument(format!(
-            "kv path {} is not valid: {why}",
-            text::quote(path)
-        )))
-    };
-    if path.is_empty() {
-        return Err(Error::InvalidArgument("the kv path is empty".into()));
-    }
-    if path.len() > MAX_PATH_LEN {
-        return bad(&format!("it is longer than {MAX_PATH_LEN} bytes"));
-    }
-    if let Err(why) = text::check_chars(path) {
-        return bad(&why);
-    }
-    for segment in path.split('/') {
-        match segment {
-            "" => return bad("it has an empty segment (a leading, trailing or doubled slash)"),
-            "." | ".." => return bad("it has a . or .. segment"),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Normalises a list prefix: "" for the top, otherwise a valid path plus "/".
-pub fn folder(prefix: &str) -> Result<String, Error> {
-    let trimmed = prefix.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return Ok(String::new());
-    }
-    validate_path(trimmed)?;
-    Ok(format!("{trimmed}/"))
-}
-
-fn meta_key(path: &str) -> String {
-    format!("{META_PREFIX}{path}")
-}
-
-fn data_key(path: &str, version: u64) -> String {
-    format!("{DATA_PREFIX}{version}/{path}")
-}
-
-async fn read_meta(barrier: &Barrier, path: &str) -> Result<Option<Metadata>, Error> {
-    let Some(stored) = barrier.get(&meta_key(path)).await? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(stored.expose())
-        .map(Some)
-        .map_err(|e| Error::Internal(format!("the metadata of kv path {path:?} is damaged: {e}")))
-}
-
-async fn existing_meta(barrier: &Barrier, path: &str) -> Result<Metadata, Error> {
-    read_meta(barrier, path)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no secret at kv path {path:?}")))
-}
-
-fn put_meta(barrier: &Barrier, batch: &mut Batch, path: &str, meta: &Metadata) {
-    let key = meta_key(path);
-    // Serialising numbers and booleans cannot fail.
-    let encoded = serde_json::to_vec(meta).unwrap_or_default();
-    batch.put(key.clone(), barrier.encrypt(&key, &encoded));
-}
-
-/// Encodes a secret's fields as JSON, zeroized when dropped.
-fn encode(secret: &Secret) -> zeroize::Zeroizing<Vec<u8>> {
-    let plain: BTreeMap<&str, &str> = secret
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.expose()))
-        .collect();
-    zeroize::Zeroizing::new(serde_json::to_vec(&plain).unwrap_or_default())
-}
-
-fn decode(path: &str, bytes: &[u8]) -> Result<Secret, Error> {
-    let plain: BTreeMap<String, String> = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Internal(format!("the data of kv path {path:?} is damaged: {e}")))?;
-    Ok(plain
-        .into_iter()
-        .map(|(k, v)| (k, SecretString::new(v)))
-        .collect())
 }
 
 /// Turns every secret of a store written before versioning into version 1
@@ -214,22 +130,19 @@ async fn upgrade_unversioned(barrier: &Barrier) -> Result<(), Error> {
         let Some(stored) = barrier.get(key).await? else {
             continue;
         };
-        let secret = decode(path, stored.expose())?;
+        let document = Document::stored(path, stored.expose())?;
         let data = data_key(path, 1);
-        batch.put(data.clone(), barrier.encrypt(&data, &encode(&secret)));
-        let meta = Metadata {
-            current_version: 1,
-            created_unix: now,
-            updated_unix: now,
-            versions: BTreeMap::from([(
-                1,
-                VersionInfo {
-                    created_unix: now,
-                    deleted_unix: 0,
-                    destroyed: false,
-                },
-            )]),
-        };
+        batch.put(data.clone(), barrier.encrypt(&data, document.bytes()));
+        let mut meta = Metadata::new(now);
+        meta.current_version = 1;
+        meta.versions = BTreeMap::from([(
+            1,
+            VersionInfo {
+                created_unix: now,
+                deleted_unix: 0,
+                destroyed: false,
+            },
+        )]);
         put_meta(barrier, &mut batch, path, &meta);
         batch.delete(key.clone());
     }
@@ -241,11 +154,16 @@ async fn upgrade_unversioned(barrier: &Barrier) -> Result<(), Error> {
     Ok(())
 }
 
-/// Which versions a delete, undelete or destroy is about.
-fn chosen(path: &str, versions: &[u64], meta: &Metadata) -> Result<Vec<u64>, Error> {
+/// Which versions a delete, undelete or destroy is about: with `strict`,
+/// a version not kept is refused; without, it is passed over, as Vault's
+/// HTTP API does.
+fn chosen(path: &str, versions: &[u64], meta: &Metadata, strict: bool) -> Result<Vec<u64>, Error> {
     let mut chosen = Vec::new();
     for &version in versions {
         if !meta.versions.contains_key(&version) {
+            if !strict {
+                continue;
+            }
             return Err(Error::NotFound(format!(
                 "kv path {path:?} has no version {version}{}",
                 kept(meta)
@@ -265,6 +183,30 @@ fn kept(meta: &Metadata) -> String {
         (Some(first), Some(last)) if first == last => format!(" (version kept: {first})"),
         (Some(first), Some(last)) => format!(" (versions kept: {first} to {last})"),
         _ => String::new(),
+    }
+}
+
+/// The check-and-set rules: `cas` `None` writes unless the path or the
+/// store requires it; `Some(0)` only creates; `Some(v)` writes only over
+/// version `v`.
+fn check_cas(
+    path: &str,
+    meta: Option<&Metadata>,
+    config: &Config,
+    cas: Option<u64>,
+) -> Result<(), Error> {
+    let current = meta.map_or(0, |m| m.current_version);
+    match cas {
+        None if config.cas_required || meta.is_some_and(|m| m.cas_required) => Err(
+            Error::InvalidArgument(format!("{CAS_REQUIRED}: kv path {path:?} requires cas")),
+        ),
+        Some(0) if current != 0 => Err(Error::FailedPrecondition(format!(
+            "{CAS_MISMATCH}: cas = 0 writes only a new secret, but kv path {path:?} is at version {current}"
+        ))),
+        Some(expected) if expected != current => Err(Error::FailedPrecondition(format!(
+            "{CAS_MISMATCH}: the write expected version {expected} of kv path {path:?}, but the current version is {current}"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -288,23 +230,40 @@ impl Kv {
         self.settings
     }
 
-    /// Checks a secret before anything else is done with it: 1 to
-    /// [`MAX_FIELDS`] fields, names of 1 to [`MAX_FIELD_NAME_LEN`] bytes
-    /// without control, bidi or invisible characters, no value over
-    /// `max_value_size`.
-    pub fn check_secret(&self, path: &str, secret: &Secret) -> Result<(), Error> {
-        if secret.is_empty() {
+    /// The most versions `meta`'s path keeps: its own setting, else the
+    /// store's (`secret/config`), else the `kv` block's.
+    pub fn max_versions(&self, meta: &Metadata, config: &Config) -> u32 {
+        [meta.max_versions, config.max_versions]
+            .into_iter()
+            .find(|n| *n > 0)
+            .unwrap_or(self.settings.max_versions)
+    }
+
+    /// Refuses a secret without fields (strongroom's own API; Vault's
+    /// takes an empty object).
+    pub fn check_not_empty(path: &str, document: &Document) -> Result<(), Error> {
+        if document.object().is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "the secret for kv path {path:?} has no fields; write at least one name=value"
             )));
         }
-        if secret.len() > MAX_FIELDS {
+        Ok(())
+    }
+
+    /// Checks a secret before anything else is done with it: at most
+    /// [`MAX_FIELDS`] fields, names of 1 to [`MAX_FIELD_NAME_LEN`] bytes
+    /// without control, bidi or invisible characters, no value and not the
+    /// whole document (as JSON) over `max_value_size`.
+    pub fn check_document(&self, path: &str, document: &Document) -> Result<(), Error> {
+        let limit = self.settings.max_value_size;
+        let fields = document.object();
+        if fields.len() > MAX_FIELDS {
             return Err(Error::InvalidArgument(format!(
                 "the secret has {} fields; the limit is {MAX_FIELDS}",
-                secret.len()
+                fields.len()
             )));
         }
-        for name in secret.keys() {
+        for (name, value) in &fields {
             let why = if name.is_empty() {
                 "is empty".to_string()
             } else if name.len() > MAX_FIELD_NAME_LEN {
@@ -312,6 +271,15 @@ impl Kv {
             } else if let Err(why) = text::check_chars(name) {
                 why.replacen("it contains", "contains", 1)
             } else {
+                let size = match value {
+                    Value::String(s) => s.len(),
+                    other => other.to_string().len(),
+                };
+                if size > limit {
+                    return Err(Error::InvalidArgument(format!(
+                        "field {name:?} of kv path {path:?} is larger than the {limit} byte limit (kv {{ max_value_size }})"
+                    )));
+                }
                 continue;
             };
             return Err(Error::InvalidArgument(format!(
@@ -319,30 +287,26 @@ impl Kv {
                 text::quote(name)
             )));
         }
-        if let Some((name, _)) = secret
-            .iter()
-            .find(|(_, v)| v.expose().len() > self.settings.max_value_size)
-        {
+        let size = document.bytes().len();
+        if size > limit {
             return Err(Error::InvalidArgument(format!(
-                "field {name:?} of kv path {path:?} is larger than the {} byte limit (kv {{ max_value_size }})",
-                self.settings.max_value_size
+                "the secret for kv path {path:?} is {size} bytes as JSON, larger than the {limit} byte limit (kv {{ max_value_size }})"
             )));
         }
         Ok(())
     }
 
-    /// Writes a new version of the secret at `path`. `cas`: `None` always
-    /// writes; `Some(0)` only creates; `Some(v)` writes only if the current
-    /// version is `v`. Needs `create` for a new path, `update` for an
-    /// existing one, decided under the path's lock. Returns the new version.
+    /// Writes a new version of the secret at `path`, as [`check_cas`]
+    /// allows. Needs `create` for a new path, `update` for an existing
+    /// one, decided under the path's lock.
     pub async fn put(
         &self,
         session: &Session,
         path: &str,
-        secret: &Secret,
+        document: &Document,
         cas: Option<u64>,
-    ) -> Result<u64, Error> {
-        self.check_secret(path, secret)?;
+    ) -> Result<Written, Error> {
+        self.check_document(path, document)?;
         let barrier = session.barrier()?;
         let _guard = self.writes.of(path).lock().await;
         let meta = read_meta(barrier, path).await?;
@@ -351,28 +315,56 @@ impl Kv {
         } else {
             Capability::Create
         })?;
-        let current = meta.as_ref().map_or(0, |m| m.current_version);
-        match cas {
-            Some(0) if meta.is_some() => {
-                return Err(Error::FailedPrecondition(format!(
-                    "check-and-set failed: cas = 0 writes only a new secret, but kv path {path:?} is at version {current}"
-                )));
-            }
-            Some(expected) if expected != current => {
-                return Err(Error::FailedPrecondition(format!(
-                    "check-and-set failed: the write expected version {expected} of kv path {path:?}, but the current version is {current}"
-                )));
-            }
-            _ => {}
-        }
+        let config = read_config(barrier).await?;
+        check_cas(path, meta.as_ref(), &config, cas)?;
+        self.write_version(barrier, path, meta, &config, document)
+            .await
+    }
+
+    /// Merges `patch` (RFC 7386) into the current version of `path` and
+    /// writes the result as a new version, as [`check_cas`] allows. The
+    /// current version must be readable: a path without one is NOT_FOUND.
+    pub async fn patch(
+        &self,
+        session: &Session,
+        path: &str,
+        patch: &Map<String, Value>,
+        cas: Option<u64>,
+    ) -> Result<Written, Error> {
+        let barrier = session.barrier()?;
+        let _guard = self.writes.of(path).lock().await;
+        let meta = existing_meta(barrier, path).await?;
+        let config = read_config(barrier).await?;
+        check_cas(path, Some(&meta), &config, cas)?;
+        let Lookup::Live(current) = self.find(barrier, path, &meta, 0).await? else {
+            return Err(Error::NotFound(format!(
+                "the current version of kv path {path:?} is deleted or destroyed; there is nothing to patch"
+            )));
+        };
+        let mut merged = Value::Object(current.data.object());
+        merge_patch(&mut merged, &Value::Object(patch.clone()));
+        let merged = match merged {
+            Value::Object(object) => Document::from_object(&object),
+            _ => Document::from_object(&Map::new()),
+        };
+        self.check_document(path, &merged)?;
+        self.write_version(barrier, path, Some(meta), &config, &merged)
+            .await
+    }
+
+    /// Writes `document` as the version after `meta`'s current one,
+    /// pruning versions past the path's most, in one transaction.
+    async fn write_version(
+        &self,
+        barrier: &Barrier,
+        path: &str,
+        meta: Option<Metadata>,
+        config: &Config,
+        document: &Document,
+    ) -> Result<Written, Error> {
         let now = now_unix();
-        let version = current + 1;
-        let mut meta = meta.unwrap_or(Metadata {
-            current_version: 0,
-            created_unix: now,
-            updated_unix: now,
-            versions: BTreeMap::new(),
-        });
+        let mut meta = meta.unwrap_or_else(|| Metadata::new(now));
+        let version = meta.current_version + 1;
         meta.current_version = version;
         meta.updated_unix = now;
         meta.versions.insert(
@@ -385,8 +377,8 @@ impl Kv {
         );
         let mut batch = Batch::new();
         let key = data_key(path, version);
-        batch.put(key.clone(), barrier.encrypt(&key, &encode(secret)));
-        let keep = usize::try_from(self.settings.max_versions).unwrap_or(usize::MAX);
+        batch.put(key.clone(), barrier.encrypt(&key, document.bytes()));
+        let keep = usize::try_from(self.max_versions(&meta, config)).unwrap_or(usize::MAX);
         while meta.versions.len() > keep {
             let Some((old, info)) = meta.versions.pop_first() else {
                 break;
@@ -397,19 +389,53 @@ impl Kv {
         }
         put_meta(barrier, &mut batch, path, &meta);
         barrier.write(batch).await?;
-        Ok(version)
+        Ok(Written {
+            version,
+            created_unix: now,
+            custom_metadata: meta.custom_metadata,
+        })
     }
 
     /// Reads a version of the secret at `path` (`version` 0: the current
-    /// one).
+    /// one); a deleted or destroyed version is NOT_FOUND, saying which.
     pub async fn get(
         &self,
         session: &Session,
         path: &str,
         version: u64,
     ) -> Result<Versioned, Error> {
+        match self.lookup(session, path, version).await? {
+            Lookup::Live(read) => Ok(read),
+            Lookup::Gone { version, info, .. } if info.destroyed => Err(Error::NotFound(format!(
+                "version {version} of kv path {path:?} was destroyed"
+            ))),
+            Lookup::Gone { version, .. } => Err(Error::NotFound(format!(
+                "version {version} of kv path {path:?} is deleted; `strongroom kv undelete --versions {version} {path}` restores it"
+            ))),
+        }
+    }
+
+    /// As [`Kv::get`], but a deleted or destroyed version is found with its
+    /// marks, as Vault's HTTP API answers it. A path or version that does
+    /// not exist is NOT_FOUND.
+    pub async fn lookup(
+        &self,
+        session: &Session,
+        path: &str,
+        version: u64,
+    ) -> Result<Lookup, Error> {
         let barrier = session.barrier()?;
         let meta = existing_meta(barrier, path).await?;
+        self.find(barrier, path, &meta, version).await
+    }
+
+    async fn find(
+        &self,
+        barrier: &Barrier,
+        path: &str,
+        meta: &Metadata,
+        version: u64,
+    ) -> Result<Lookup, Error> {
         let version = if version == 0 {
             meta.current_version
         } else {
@@ -418,18 +444,15 @@ impl Kv {
         let info = meta.versions.get(&version).ok_or_else(|| {
             Error::NotFound(format!(
                 "kv path {path:?} has no version {version}{}",
-                kept(&meta)
+                kept(meta)
             ))
         })?;
-        if info.destroyed {
-            return Err(Error::NotFound(format!(
-                "version {version} of kv path {path:?} was destroyed"
-            )));
-        }
-        if info.deleted_unix != 0 {
-            return Err(Error::NotFound(format!(
-                "version {version} of kv path {path:?} is deleted; `strongroom kv undelete --versions {version} {path}` restores it"
-            )));
+        if info.destroyed || info.deleted_unix != 0 {
+            return Ok(Lookup::Gone {
+                version,
+                info: info.clone(),
+                custom_metadata: meta.custom_metadata.clone(),
+            });
         }
         let stored = barrier
             .get(&data_key(path, version))
@@ -439,11 +462,12 @@ impl Kv {
                     "version {version} of kv path {path:?} is in its metadata but its data is missing"
                 ))
             })?;
-        Ok(Versioned {
-            data: decode(path, stored.expose())?,
+        Ok(Lookup::Live(Versioned {
+            data: Document::stored(path, stored.expose())?,
             version,
             created_unix: info.created_unix,
-        })
+            custom_metadata: meta.custom_metadata.clone(),
+        }))
     }
 
     /// Checks the versions a delete, undelete or destroy names: every
@@ -460,7 +484,8 @@ impl Kv {
 
     /// Soft-deletes versions (none given: the current one; `undelete`
     /// brings them back), restores soft-deleted ones, or removes versions'
-    /// data for good, as `mark` says.
+    /// data for good, as `mark` says. A path or version that does not
+    /// exist is NOT_FOUND, and nothing is changed.
     pub async fn mark(
         &self,
         session: &Session,
@@ -468,14 +493,43 @@ impl Kv {
         versions: &[u64],
         mark: Mark,
     ) -> Result<(), Error> {
+        self.mark_versions(session, path, versions, mark, true)
+            .await
+    }
+
+    /// As [`Kv::mark`], but as Vault's HTTP API: versions not kept, and a
+    /// path that does not exist, are passed over.
+    pub async fn mark_kept(
+        &self,
+        session: &Session,
+        path: &str,
+        versions: &[u64],
+        mark: Mark,
+    ) -> Result<(), Error> {
+        self.mark_versions(session, path, versions, mark, false)
+            .await
+    }
+
+    async fn mark_versions(
+        &self,
+        session: &Session,
+        path: &str,
+        versions: &[u64],
+        mark: Mark,
+        strict: bool,
+    ) -> Result<(), Error> {
         Self::check_versions(mark, versions)?;
         let barrier = session.barrier()?;
         let _guard = self.writes.of(path).lock().await;
-        let mut meta = existing_meta(barrier, path).await?;
+        let mut meta = match read_meta(barrier, path).await? {
+            Some(meta) => meta,
+            None if !strict => return Ok(()),
+            None => return Err(Error::NotFound(format!("no secret at kv path {path:?}"))),
+        };
         let versions = if versions.is_empty() {
             vec![meta.current_version]
         } else {
-            chosen(path, versions, &meta)?
+            chosen(path, versions, &meta, strict)?
         };
         let now = now_unix();
         let mut batch = Batch::new();
@@ -504,6 +558,44 @@ impl Kv {
         existing_meta(session.barrier()?, path).await
     }
 
+    /// Changes the path's own settings, creating its metadata if it has
+    /// none (`create` then, `update` otherwise, decided under the path's
+    /// lock).
+    pub async fn put_metadata(
+        &self,
+        session: &Session,
+        path: &str,
+        update: MetadataUpdate,
+    ) -> Result<(), Error> {
+        update.check()?;
+        let barrier = session.barrier()?;
+        let _guard = self.writes.of(path).lock().await;
+        let meta = read_meta(barrier, path).await?;
+        session.require(if meta.is_some() {
+            Capability::Update
+        } else {
+            Capability::Create
+        })?;
+        let now = now_unix();
+        let mut meta = meta.unwrap_or_else(|| Metadata::new(now));
+        update.apply(&mut meta);
+        meta.updated_unix = now;
+        let mut batch = Batch::new();
+        put_meta(barrier, &mut batch, path, &meta);
+        barrier.write(batch).await?;
+        Ok(())
+    }
+
+    /// The store-wide settings (`secret/config`).
+    pub async fn config(&self, session: &Session) -> Result<Config, Error> {
+        read_config(session.barrier()?).await
+    }
+
+    /// Replaces the store-wide settings.
+    pub async fn set_config(&self, session: &Session, config: Config) -> Result<(), Error> {
+        write_config(session.barrier()?, &config).await
+    }
+
     /// Removes the path: every version and its metadata, in one
     /// transaction.
     pub async fn delete_metadata(&self, session: &Session, path: &str) -> Result<(), Error> {
@@ -523,7 +615,7 @@ impl Kv {
 
     /// The names directly under `prefix`; sub-folders end in `/`.
     pub async fn list(&self, session: &Session, prefix: &str) -> Result<Vec<String>, Error> {
-        let full = format!("{META_PREFIX}{}", folder(prefix)?);
+        let full = format!("{}{}", meta::meta_prefix(), folder(prefix)?);
         let mut names = BTreeSet::new();
         for key in session.barrier()?.list(&full).await? {
             let rest = &key[full.len()..];
@@ -572,11 +664,12 @@ mod tests {
 
     use super::*;
 
-    fn secret(pairs: &[(&str, &str)]) -> Secret {
-        pairs
+    fn secret(pairs: &[(&str, &str)]) -> Document {
+        let object: Map<String, Value> = pairs
             .iter()
-            .map(|(k, v)| ((*k).to_string(), SecretString::new((*v).to_string())))
-            .collect()
+            .map(|(k, v)| ((*k).to_string(), Value::String((*v).to_string())))
+            .collect();
+        Document::from_object(&object)
     }
 
     #[test]
@@ -602,7 +695,7 @@ mod tests {
                 .put(&root, "app/db", &secret(&[("n", &i.to_string())]), None)
                 .await
                 .unwrap();
-            assert_eq!(v, i);
+            assert_eq!(v.version, i);
         }
         let meta = kv.metadata(&root, "app/db").await.unwrap();
         assert_eq!(meta.current_version, 12);
@@ -616,7 +709,7 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         assert_eq!(
-            kv.get(&root, "app/db", 11).await.unwrap().data["n"].expose(),
+            kv.get(&root, "app/db", 11).await.unwrap().data.object()["n"],
             "11"
         );
         kv.mark(&root, "app/db", &[12], Mark::Undelete)
@@ -635,12 +728,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "check-and-set failed: the write expected version 5 of kv path \"app/db\", but the current version is 12"
+            "check-and-set parameter did not match the current version: the write expected version 5 of kv path \"app/db\", but the current version is 12"
         );
         assert_eq!(
             kv.put(&root, "app/db", &secret(&[("n", "x")]), Some(12))
                 .await
-                .unwrap(),
+                .unwrap()
+                .version,
             13
         );
         kv.delete_metadata(&root, "app/db").await.unwrap();
