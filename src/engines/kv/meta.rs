@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::barrier::Barrier;
+use crate::config::MAX_KV_VERSIONS;
 use crate::error::Error;
 use crate::storage::Batch;
 use crate::text;
@@ -90,6 +91,16 @@ pub struct Config {
     pub cas_required: bool,
 }
 
+/// Refuses a `max_versions` over [`MAX_KV_VERSIONS`] (0: the default).
+pub fn check_max_versions(max: u32) -> Result<(), Error> {
+    if max > MAX_KV_VERSIONS {
+        return Err(Error::InvalidArgument(format!(
+            "max_versions is {max}; the most is {MAX_KV_VERSIONS}"
+        )));
+    }
+    Ok(())
+}
+
 /// A change of a path's own settings; `None` keeps what is there.
 #[derive(Clone, Debug, Default)]
 pub struct MetadataUpdate {
@@ -102,8 +113,12 @@ pub struct MetadataUpdate {
 }
 
 impl MetadataUpdate {
-    /// Checks the custom metadata against Vault's limits.
+    /// Checks `max_versions` and the custom metadata against Vault's
+    /// limits.
     pub fn check(&self) -> Result<(), Error> {
+        if let Some(max) = self.max_versions {
+            check_max_versions(max)?;
+        }
         let Some(custom) = &self.custom_metadata else {
             return Ok(());
         };

@@ -22,6 +22,8 @@
 mod document;
 mod meta;
 mod path;
+mod rules;
+mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,17 +36,15 @@ use crate::barrier::{Barrier, Hooks};
 pub use crate::config::KvSettings;
 use crate::error::Error;
 use crate::storage::Batch;
-use crate::text;
 use crate::time::now_unix;
 
 pub use document::{Document, kind, merge_patch};
-pub use meta::{Config, Metadata, MetadataUpdate, VersionInfo};
+pub use meta::{Config, Metadata, MetadataUpdate, VersionInfo, check_max_versions};
 pub use path::{MAX_PATH_LEN, folder, validate_path};
 
 use meta::{data_key, existing_meta, meta_key, put_meta, read_config, read_meta, write_config};
+use rules::{check_cas, chosen, kept};
 
-/// Where stores written before versioning kept their secrets.
-const UNVERSIONED_PREFIX: &str = "kv/";
 /// Most fields in one secret.
 pub const MAX_FIELDS: usize = 1000;
 /// Longest accepted field name, in bytes.
@@ -110,106 +110,6 @@ impl WriteLocks {
     }
 }
 
-/// Turns every secret of a store written before versioning into version 1
-/// of its path, in one transaction. Runs at each unseal, before requests are
-/// served; once done it costs one empty range scan.
-async fn upgrade_unversioned(barrier: &Barrier) -> Result<(), Error> {
-    let keys = barrier.list(UNVERSIONED_PREFIX).await?;
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let now = now_unix();
-    let mut batch = Batch::new();
-    for key in &keys {
-        let path = &key[UNVERSIONED_PREFIX.len()..];
-        // Already versioned (an upgrade that raced this one): keep it.
-        if read_meta(barrier, path).await?.is_some() {
-            batch.delete(key.clone());
-            continue;
-        }
-        let Some(stored) = barrier.get(key).await? else {
-            continue;
-        };
-        let document = Document::stored(path, stored.expose())?;
-        let data = data_key(path, 1);
-        batch.put(data.clone(), barrier.encrypt(&data, document.bytes()));
-        let mut meta = Metadata::new(now);
-        meta.current_version = 1;
-        meta.versions = BTreeMap::from([(
-            1,
-            VersionInfo {
-                created_unix: now,
-                deleted_unix: 0,
-                destroyed: false,
-            },
-        )]);
-        put_meta(barrier, &mut batch, path, &meta);
-        batch.delete(key.clone());
-    }
-    barrier.write(batch).await?;
-    tracing::info!(
-        secrets = keys.len(),
-        "kv secrets written before versioning are now version 1 of their paths"
-    );
-    Ok(())
-}
-
-/// Which versions a delete, undelete or destroy is about: with `strict`,
-/// a version not kept is refused; without, it is passed over, as Vault's
-/// HTTP API does.
-fn chosen(path: &str, versions: &[u64], meta: &Metadata, strict: bool) -> Result<Vec<u64>, Error> {
-    let mut chosen = Vec::new();
-    for &version in versions {
-        if !meta.versions.contains_key(&version) {
-            if !strict {
-                continue;
-            }
-            return Err(Error::NotFound(format!(
-                "kv path {path:?} has no version {version}{}",
-                kept(meta)
-            )));
-        }
-        chosen.push(version);
-    }
-    Ok(chosen)
-}
-
-/// " (versions kept: 3 to 12)", or "" when none is.
-fn kept(meta: &Metadata) -> String {
-    match (
-        meta.versions.keys().next(),
-        meta.versions.keys().next_back(),
-    ) {
-        (Some(first), Some(last)) if first == last => format!(" (version kept: {first})"),
-        (Some(first), Some(last)) => format!(" (versions kept: {first} to {last})"),
-        _ => String::new(),
-    }
-}
-
-/// The check-and-set rules: `cas` `None` writes unless the path or the
-/// store requires it; `Some(0)` only creates; `Some(v)` writes only over
-/// version `v`.
-fn check_cas(
-    path: &str,
-    meta: Option<&Metadata>,
-    config: &Config,
-    cas: Option<u64>,
-) -> Result<(), Error> {
-    let current = meta.map_or(0, |m| m.current_version);
-    match cas {
-        None if config.cas_required || meta.is_some_and(|m| m.cas_required) => Err(
-            Error::InvalidArgument(format!("{CAS_REQUIRED}: kv path {path:?} requires cas")),
-        ),
-        Some(0) if current != 0 => Err(Error::FailedPrecondition(format!(
-            "{CAS_MISMATCH}: cas = 0 writes only a new secret, but kv path {path:?} is at version {current}"
-        ))),
-        Some(expected) if expected != current => Err(Error::FailedPrecondition(format!(
-            "{CAS_MISMATCH}: the write expected version {expected} of kv path {path:?}, but the current version is {current}"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// Versioned secrets: the `kv` block's limits and the per-path write locks.
 pub struct Kv {
     settings: KvSettings,
@@ -255,45 +155,7 @@ impl Kv {
     /// without control, bidi or invisible characters, no value and not the
     /// whole document (as JSON) over `max_value_size`.
     pub fn check_document(&self, path: &str, document: &Document) -> Result<(), Error> {
-        let limit = self.settings.max_value_size;
-        let fields = document.object();
-        if fields.len() > MAX_FIELDS {
-            return Err(Error::InvalidArgument(format!(
-                "the secret has {} fields; the limit is {MAX_FIELDS}",
-                fields.len()
-            )));
-        }
-        for (name, value) in &fields {
-            let why = if name.is_empty() {
-                "is empty".to_string()
-            } else if name.len() > MAX_FIELD_NAME_LEN {
-                format!("is longer than {MAX_FIELD_NAME_LEN} bytes")
-            } else if let Err(why) = text::check_chars(name) {
-                why.replacen("it contains", "contains", 1)
-            } else {
-                let size = match value {
-                    Value::String(s) => s.len(),
-                    other => other.to_string().len(),
-                };
-                if size > limit {
-                    return Err(Error::InvalidArgument(format!(
-                        "field {name:?} of kv path {path:?} is larger than the {limit} byte limit (kv {{ max_value_size }})"
-                    )));
-                }
-                continue;
-            };
-            return Err(Error::InvalidArgument(format!(
-                "secret field name {} {why}",
-                text::quote(name)
-            )));
-        }
-        let size = document.bytes().len();
-        if size > limit {
-            return Err(Error::InvalidArgument(format!(
-                "the secret for kv path {path:?} is {size} bytes as JSON, larger than the {limit} byte limit (kv {{ max_value_size }})"
-            )));
-        }
-        Ok(())
+        rules::check_fields(path, document, self.settings.max_value_size)
     }
 
     /// Writes a new version of the secret at `path`, as [`check_cas`]
@@ -593,6 +455,7 @@ impl Kv {
 
     /// Replaces the store-wide settings.
     pub async fn set_config(&self, session: &Session, config: Config) -> Result<(), Error> {
+        meta::check_max_versions(config.max_versions)?;
         write_config(session.barrier()?, &config).await
     }
 
@@ -633,7 +496,7 @@ impl Hooks for Kv {
     /// Secrets written before versioning become version 1 of their paths
     /// before the first request.
     async fn opening(&self, barrier: &Barrier) -> Result<(), Error> {
-        upgrade_unversioned(barrier).await
+        upgrade::upgrade_unversioned(barrier).await
     }
 }
 
@@ -659,89 +522,4 @@ impl Mark {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    fn secret(pairs: &[(&str, &str)]) -> Document {
-        let object: Map<String, Value> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), Value::String((*v).to_string())))
-            .collect();
-        Document::from_object(&object)
-    }
-
-    #[test]
-    fn paths_are_validated() {
-        for good in ["a", "app/db", "a-b_c.d/e f"] {
-            assert!(validate_path(good).is_ok(), "{good}");
-        }
-        for bad in ["", "/a", "a/", "a//b", "a/../b", ".", "a\u{0}b"] {
-            assert!(validate_path(bad).is_err(), "{bad:?}");
-        }
-        assert!(validate_path(&"a".repeat(MAX_PATH_LEN + 1)).is_err());
-        assert_eq!(folder("").unwrap(), "");
-        assert_eq!(folder("app").unwrap(), "app/");
-        assert_eq!(folder("app/").unwrap(), "app/");
-    }
-
-    #[tokio::test]
-    async fn versions_are_kept_pruned_and_marked() {
-        let kv = Kv::new(KvSettings::default());
-        let root = Session::root_for_tests(Arc::new(Barrier::in_memory()), "kv/app/db");
-        for i in 1..=12u64 {
-            let v = kv
-                .put(&root, "app/db", &secret(&[("n", &i.to_string())]), None)
-                .await
-                .unwrap();
-            assert_eq!(v.version, i);
-        }
-        let meta = kv.metadata(&root, "app/db").await.unwrap();
-        assert_eq!(meta.current_version, 12);
-        assert_eq!(meta.oldest_version(), 3, "10 kept by default");
-        let err = kv.get(&root, "app/db", 2).await.err().unwrap();
-        assert!(err.to_string().contains("versions kept: 3 to 12"), "{err}");
-
-        kv.mark(&root, "app/db", &[], Mark::Delete).await.unwrap();
-        assert!(matches!(
-            kv.get(&root, "app/db", 0).await,
-            Err(Error::NotFound(_))
-        ));
-        assert_eq!(
-            kv.get(&root, "app/db", 11).await.unwrap().data.object()["n"],
-            "11"
-        );
-        kv.mark(&root, "app/db", &[12], Mark::Undelete)
-            .await
-            .unwrap();
-        assert_eq!(kv.get(&root, "app/db", 0).await.unwrap().version, 12);
-        kv.mark(&root, "app/db", &[12], Mark::Destroy)
-            .await
-            .unwrap();
-        let err = kv.get(&root, "app/db", 0).await.err().unwrap();
-        assert!(err.to_string().contains("destroyed"), "{err}");
-
-        let err = kv
-            .put(&root, "app/db", &secret(&[("n", "x")]), Some(5))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "check-and-set parameter did not match the current version: the write expected version 5 of kv path \"app/db\", but the current version is 12"
-        );
-        assert_eq!(
-            kv.put(&root, "app/db", &secret(&[("n", "x")]), Some(12))
-                .await
-                .unwrap()
-                .version,
-            13
-        );
-        kv.delete_metadata(&root, "app/db").await.unwrap();
-        assert!(kv.list(&root, "app").await.unwrap().is_empty());
-        assert!(matches!(
-            kv.metadata(&root, "app/db").await,
-            Err(Error::NotFound(_))
-        ));
-    }
-}
+mod tests;
