@@ -24,6 +24,7 @@ mod ha_faults;
 mod ha_forwarding;
 mod ha_model;
 mod hardening;
+mod http_kv;
 mod http_sys;
 mod keys;
 mod kms_errors;

@@ -9,7 +9,9 @@ use super::{call, status};
 use crate::api::Gate;
 use crate::api::actions;
 use crate::audit::Field;
-use crate::engines::kv::{Document, Kv as Engine, Mark};
+use crate::engines::kv::{
+    Config, Document, Kv as Engine, Mark, MetadataUpdate, check_max_versions,
+};
 use crate::error::Error;
 use crate::proto::{self, kv_server::Kv};
 
@@ -257,5 +259,95 @@ impl Kv for KvService {
             .await
             .map_err(status)?;
         Ok(Response::new(proto::DeleteMetadataResponse {}))
+    }
+
+    async fn patch(
+        &self,
+        request: Request<proto::PatchRequest>,
+    ) -> Result<Response<proto::PutResponse>, Status> {
+        let kv = &self.gate.node().kv;
+        let asked = request.get_ref();
+        let patch = Document::parse(asked.patch_json.as_bytes()).map(|d| d.object());
+        let (path, cas) = (&asked.path, asked.cas);
+        let written = call(&self.gate, &actions::KV_PATCH, path, &request)
+            .secret_json("data", &asked.patch_json)
+            .plain("cas", cas)
+            .check(patch.as_ref().map(|_| ()).map_err(Clone::clone))
+            .run(
+                |session| async move { kv.patch(&session, path, &patch?, cas).await },
+                |w| vec![("version", Field::Plain(w.version.into()))],
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::PutResponse {
+            version: written.version,
+        }))
+    }
+
+    async fn put_metadata(
+        &self,
+        request: Request<proto::PutMetadataRequest>,
+    ) -> Result<Response<proto::PutMetadataResponse>, Status> {
+        let kv = &self.gate.node().kv;
+        let asked = request.get_ref();
+        let update = MetadataUpdate {
+            max_versions: asked.max_versions,
+            cas_required: asked.cas_required,
+            custom_metadata: asked
+                .set_custom_metadata
+                .then(|| asked.custom_metadata.clone().into_iter().collect()),
+        };
+        let path = &asked.path;
+        call(&self.gate, &actions::KV_PUT_METADATA, path, &request)
+            .plain("max_versions", asked.max_versions)
+            .plain("cas_required", asked.cas_required)
+            .check(update.check())
+            .run(
+                |session| async move { kv.put_metadata(&session, path, update).await },
+                |()| Vec::new(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::PutMetadataResponse {}))
+    }
+
+    async fn read_config(
+        &self,
+        request: Request<proto::ReadConfigRequest>,
+    ) -> Result<Response<proto::KvConfig>, Status> {
+        let kv = &self.gate.node().kv;
+        let config = call(&self.gate, &actions::KV_READ_CONFIG, "", &request)
+            .run(
+                |session| async move { kv.config(&session).await },
+                |_| Vec::new(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::KvConfig {
+            max_versions: config.max_versions,
+            cas_required: config.cas_required,
+        }))
+    }
+
+    async fn write_config(
+        &self,
+        request: Request<proto::KvConfig>,
+    ) -> Result<Response<proto::WriteConfigResponse>, Status> {
+        let kv = &self.gate.node().kv;
+        let config = Config {
+            max_versions: request.get_ref().max_versions,
+            cas_required: request.get_ref().cas_required,
+        };
+        call(&self.gate, &actions::KV_WRITE_CONFIG, "", &request)
+            .plain("max_versions", config.max_versions)
+            .plain("cas_required", config.cas_required)
+            .check(check_max_versions(config.max_versions))
+            .run(
+                |session| async move { kv.set_config(&session, config).await },
+                |()| Vec::new(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::WriteConfigResponse {}))
     }
 }

@@ -135,6 +135,16 @@ impl Request {
             .map_err(|e| HttpError::bad_request(format!("failed to decode JSON input: {e}")))
     }
 
+    /// The `content-type` header without its parameters, if given.
+    pub fn content_type(&self) -> Option<&str> {
+        let value = self
+            .headers
+            .get(http::header::CONTENT_TYPE)?
+            .to_str()
+            .ok()?;
+        value.split(';').next().map(str::trim)
+    }
+
     /// The raw body.
     pub fn body(&self) -> &[u8] {
         &self.body
