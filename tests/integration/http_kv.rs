@@ -860,3 +860,121 @@ fn json_values_round_trip_through_http_grpc_and_the_cli_and_are_hmaced_in_the_au
     assert_eq!(data["tls"]["verify"], hash("true"));
     assert_eq!(data["tls"]["peers"], json!([hash("7001"), hash("peer-b")]));
 }
+
+#[test]
+fn grpc_patch_and_settings_are_the_http_apis() {
+    use strongroom::proto::{KvConfig, PatchRequest, PutMetadataRequest, ReadConfigRequest};
+
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let token = init.root_token.clone();
+    let put = json!({"data": {"a": 1, "b": {"c": 2}}});
+    let written = request(
+        &daemon.addr,
+        "PUT",
+        "secret/data/app/db",
+        Some(&token),
+        Some(&put),
+    );
+    assert_eq!(written.status, 200);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addr = daemon.addr.clone();
+    let (patched, stale, bad, config) = runtime.block_on(async {
+        let mut kv = KvClient::new(channel(&addr).await);
+        let patch = |json: &str, cas| PatchRequest {
+            path: "app/db".into(),
+            patch_json: json.into(),
+            cas,
+        };
+        let patched = kv
+            .patch(with_token(
+                patch(r#"{"a": null, "b": {"d": 3}}"#, Some(1)),
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let stale = kv
+            .patch(with_token(patch(r#"{"a": 2}"#, Some(1)), &token))
+            .await
+            .unwrap_err();
+        let bad = kv
+            .patch(with_token(patch("[1]", None), &token))
+            .await
+            .unwrap_err();
+        let settings = PutMetadataRequest {
+            path: "app/db".into(),
+            max_versions: Some(4),
+            cas_required: Some(true),
+            custom_metadata: [("owner".to_string(), "team-a".to_string())].into(),
+            set_custom_metadata: true,
+        };
+        kv.put_metadata(with_token(settings, &token)).await.unwrap();
+        let store = KvConfig {
+            max_versions: 7,
+            cas_required: false,
+        };
+        kv.write_config(with_token(store, &token)).await.unwrap();
+        let too_many = KvConfig {
+            max_versions: 10_001,
+            cas_required: false,
+        };
+        let refused = kv
+            .write_config(with_token(too_many, &token))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        let config = kv
+            .read_config(with_token(ReadConfigRequest {}, &token))
+            .await
+            .unwrap()
+            .into_inner();
+        (patched, stale, bad, config)
+    });
+    assert_eq!(patched.version, 2);
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        stale
+            .message()
+            .starts_with("check-and-set parameter did not match the current version")
+    );
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert_eq!((config.max_versions, config.cas_required), (7, false));
+
+    let read = request(
+        &daemon.addr,
+        "GET",
+        "secret/data/app/db",
+        Some(&token),
+        None,
+    );
+    assert_eq!(read.body["data"]["data"], json!({"b": {"c": 2, "d": 3}}));
+    let meta = request(
+        &daemon.addr,
+        "GET",
+        "secret/metadata/app/db",
+        Some(&token),
+        None,
+    );
+    assert_eq!(meta.body["data"]["max_versions"], 4);
+    assert_eq!(meta.body["data"]["cas_required"], true);
+    assert_eq!(
+        meta.body["data"]["custom_metadata"],
+        json!({"owner": "team-a"})
+    );
+    let config = request(&daemon.addr, "GET", "secret/config", Some(&token), None);
+    assert_eq!(config.body["data"]["max_versions"], 7);
+    // cas_required set over gRPC holds over HTTP.
+    let again = request(
+        &daemon.addr,
+        "PUT",
+        "secret/data/app/db",
+        Some(&token),
+        Some(&put),
+    );
+    assert_eq!(again.status, 400);
+    assert_eq!(
+        again.body["errors"][0],
+        "check-and-set parameter required for this call"
+    );
+}
