@@ -8,6 +8,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use strongroom::proto::{GetRequest, PutRequest, kv_client::KvClient};
 
+use crate::support::cli::{create_token, write_policy};
 use crate::support::daemon::{tempdir, unsealed};
 use crate::support::grpc::{channel, with_token};
 use crate::support::vault::{Answer, OpenBao, bao, raw, request, shape};
@@ -977,4 +978,102 @@ fn grpc_patch_and_settings_are_the_http_apis() {
         again.body["errors"][0],
         "check-and-set parameter required for this call"
     );
+}
+
+#[test]
+fn policies_on_kv_paths_govern_the_http_api() {
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let root = init.root_token.clone();
+    write_policy(
+        &mut daemon.cli(),
+        "reader",
+        "path \"kv/app/*\" { capabilities = [\"read\"] }\npath \"kv/app/\" { capabilities = [\"list\"] }\n",
+    );
+    let (reader, _) = create_token(&mut daemon.cli(), &["--policy", "reader"]);
+    let put = json!({"data": {"v": 1}});
+    assert_eq!(
+        request(
+            &daemon.addr,
+            "PUT",
+            "secret/data/app/db",
+            Some(&root),
+            Some(&put)
+        )
+        .status,
+        200
+    );
+    let read = request(
+        &daemon.addr,
+        "GET",
+        "secret/data/app/db",
+        Some(&reader),
+        None,
+    );
+    assert_eq!(read.body["data"]["data"], json!({"v": 1}));
+    let listed = request(
+        &daemon.addr,
+        "LIST",
+        "secret/metadata/app",
+        Some(&reader),
+        None,
+    );
+    assert_eq!(listed.body["data"]["keys"], json!(["db"]));
+    // Writes, patches, marks, settings and the store's config: refused, 403.
+    let merge = json!({"data": {"v": 2}});
+    for (method, path, body) in [
+        ("PUT", "secret/data/app/db", Some(&put)),
+        ("PATCH", "secret/data/app/db", Some(&merge)),
+        ("DELETE", "secret/data/app/db", None),
+        (
+            "POST",
+            "secret/destroy/app/db",
+            Some(&json!({"versions": [1]})),
+        ),
+        (
+            "PUT",
+            "secret/metadata/app/db",
+            Some(&json!({"max_versions": 1})),
+        ),
+        ("DELETE", "secret/metadata/app/db", None),
+        ("GET", "secret/config", None),
+        ("GET", "sys/mounts", None),
+        ("GET", "secret/data/other", None),
+    ] {
+        let refused = request(&daemon.addr, method, path, Some(&reader), body);
+        // PATCH with a JSON content type is 415 before any token is looked at.
+        let expected = if method == "PATCH" { 415 } else { 403 };
+        assert_eq!(
+            refused.status, expected,
+            "{method} {path}: {:?}",
+            refused.body
+        );
+    }
+    // Any valid token may ask which mount serves a path; no token may not.
+    let mount = request(
+        &daemon.addr,
+        "GET",
+        "sys/internal/ui/mounts/secret/app/db",
+        Some(&reader),
+        None,
+    );
+    assert_eq!(mount.body["data"]["path"], "secret/");
+    let anonymous = request(
+        &daemon.addr,
+        "GET",
+        "sys/internal/ui/mounts/secret/app/db",
+        None,
+        None,
+    );
+    assert_eq!(anonymous.status, 403);
+    // Nothing changed.
+    let read = request(
+        &daemon.addr,
+        "GET",
+        "secret/metadata/app/db",
+        Some(&root),
+        None,
+    );
+    assert_eq!(read.body["data"]["current_version"], 1);
+    assert_eq!(read.body["data"]["versions"]["1"]["deletion_time"], "");
 }
