@@ -382,6 +382,8 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
             created_time: String,
             updated_time: String,
             max_versions: u32,
+            cas_required: bool,
+            custom_metadata: Option<BTreeMap<String, String>>,
             versions: BTreeMap<String, Version>,
         }
         return print_json(&Metadata {
@@ -390,6 +392,13 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
             created_time: time(meta.created_unix),
             updated_time: time(meta.updated_unix),
             max_versions: meta.max_versions,
+            cas_required: meta.cas_required,
+            custom_metadata: (!meta.custom_metadata.is_empty()).then(|| {
+                meta.custom_metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
             versions: meta
                 .versions
                 .iter()
@@ -406,13 +415,21 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
                 .collect(),
         });
     }
-    print_table(&[
+    let custom: BTreeMap<String, &String> = meta
+        .custom_metadata
+        .iter()
+        .map(|(k, v)| (format!("custom_metadata.{k}"), v))
+        .collect();
+    let mut rows = vec![
         ("current_version", meta.current_version.to_string()),
         ("oldest_version", meta.oldest_version.to_string()),
         ("created_time", time(meta.created_unix)),
         ("updated_time", time(meta.updated_unix)),
         ("max_versions", meta.max_versions.to_string()),
-    ]);
+        ("cas_required", meta.cas_required.to_string()),
+    ];
+    rows.extend(custom.iter().map(|(k, v)| (k.as_str(), (*v).clone())));
+    print_table(&rows);
     outln!("\nVersion    Created                 Deleted                 Destroyed");
     for v in &meta.versions {
         outln!(

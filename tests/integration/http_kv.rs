@@ -965,6 +965,15 @@ fn grpc_patch_and_settings_are_the_http_apis() {
     );
     let config = request(&daemon.addr, "GET", "secret/config", Some(&token), None);
     assert_eq!(config.body["data"]["max_versions"], 7);
+    // The CLI shows the path's settings too.
+    let shown = daemon
+        .cli()
+        .run(&["kv", "metadata", "get", "--format", "json", "app/db"])
+        .ok()
+        .json();
+    assert_eq!(shown["max_versions"], 4);
+    assert_eq!(shown["cas_required"], true);
+    assert_eq!(shown["custom_metadata"], json!({"owner": "team-a"}));
     // cas_required set over gRPC holds over HTTP.
     let again = request(
         &daemon.addr,

@@ -455,8 +455,39 @@ impl Kv {
 
     /// Replaces the store-wide settings.
     pub async fn set_config(&self, session: &Session, config: Config) -> Result<(), Error> {
-        meta::check_max_versions(config.max_versions)?;
-        write_config(session.barrier()?, &config).await
+        self.update_config(
+            session,
+            Some(config.max_versions),
+            Some(config.cas_required),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Changes the store-wide settings given (`None` keeps one), under a
+    /// lock so that two changes of different settings both hold; returns
+    /// the settings now in force.
+    pub async fn update_config(
+        &self,
+        session: &Session,
+        max_versions: Option<u32>,
+        cas_required: Option<bool>,
+    ) -> Result<Config, Error> {
+        if let Some(max) = max_versions {
+            meta::check_max_versions(max)?;
+        }
+        let barrier = session.barrier()?;
+        // No secret path starts with a slash: this stripe's key is the config's own.
+        let _guard = self.writes.of("/config").lock().await;
+        let mut config = read_config(barrier).await?;
+        if let Some(max) = max_versions {
+            config.max_versions = max;
+        }
+        if let Some(required) = cas_required {
+            config.cas_required = required;
+        }
+        write_config(barrier, &config).await?;
+        Ok(config)
     }
 
     /// Removes the path: every version and its metadata, in one

@@ -159,14 +159,9 @@ pub async fn write_config(gate: &Gate, request: &Request) -> Outcome {
         .check(max_versions.map_or(Ok(()), check_max_versions))
         .run(
             |session| async move {
-                let mut config = kv.config(&session).await?;
-                if let Some(max) = max_versions {
-                    config.max_versions = max;
-                }
-                if let Some(required) = cas_required {
-                    config.cas_required = required;
-                }
-                kv.set_config(&session, config).await
+                kv.update_config(&session, max_versions, cas_required)
+                    .await
+                    .map(|_| ())
             },
             |()| Vec::new(),
         )
