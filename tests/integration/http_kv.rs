@@ -445,6 +445,9 @@ fn kv_v2_answers_as_openbao_does() {
         peers.both("PUT", "sys/mounts", Some(&json!({}))).0.status,
         405
     );
+    let (a, b) = peers.both("GET", "sys/mounts/secret", None);
+    assert_eq!(a.body["options"], b.body["options"]);
+    assert_eq!(peers.both("GET", "sys/mounts/nope", None).0.status, 400);
     // strongroom's mounts are fixed.
     let mount = request(
         peers.ours,

@@ -63,6 +63,10 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
     match (rest, request.op) {
         ("mounts", Op::Read) => mounts(gate, request).await,
         ("mounts", _) => Err(HttpError::unsupported()),
+        (_, Op::Read) if rest.starts_with("mounts/") => {
+            let name = rest.trim_start_matches("mounts/");
+            one(gate, request, name).await
+        }
         // Enabling, tuning or disabling an engine.
         _ => Err(HttpError::bad_request(
             "strongroom's mounts are fixed (kv version 2 at secret/, transit at transit/); they cannot be enabled, tuned or disabled",
@@ -120,6 +124,24 @@ async fn mounts(gate: &Gate, request: &Request) -> Outcome {
         .run(|_| async { Ok(()) }, |()| Vec::new())
         .await?;
     Ok(Reply::sys(Value::Object(listing(SECRET, ""))))
+}
+
+/// `GET sys/mounts/<name>`: one mount's entry, at the top level and
+/// under `data`.
+async fn one(gate: &Gate, request: &Request, name: &str) -> Outcome {
+    request
+        .call(gate, &actions::MOUNTS_READ, "")
+        .plain("mount", name)
+        .run(|_| async { Ok(()) }, |()| Vec::new())
+        .await?;
+    let wanted = format!("{}/", name.trim_end_matches('/'));
+    match SECRET.iter().find(|m| m.path == wanted) {
+        Some(mount) => Ok(Reply::sys(entry(mount, ""))),
+        None => Err(HttpError::bad_request(format!(
+            "No secret engine mount at {}",
+            text::quote(&wanted)
+        ))),
+    }
 }
 
 /// `GET sys/internal/ui/mounts/<path>`: the mount serving `path`, with
