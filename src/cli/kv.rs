@@ -442,3 +442,24 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_name_colon_equals_is_a_typed_field() {
+        assert!(is_typed("port:=5432"));
+        assert!(is_typed("tags:=[\"a\"]"));
+        assert!(!is_typed("url=http://h:=x"), "the first = decides");
+        assert!(!is_typed("user=admin"));
+        assert!(!is_typed(":=1"), "a name is needed");
+        assert!(!is_typed("@fields.json"));
+        assert!(!is_typed("-"));
+        assert_eq!(shown(&serde_json::json!("x")).as_str(), "x");
+        assert_eq!(
+            shown(&serde_json::json!({"a": [1]})).as_str(),
+            "{\"a\":[1]}"
+        );
+    }
+}
