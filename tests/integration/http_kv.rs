@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use strongroom::proto::{GetRequest, PutRequest, kv_client::KvClient};
 
 use crate::support::cli::{create_token, write_policy};
-use crate::support::daemon::{tempdir, unsealed};
+use crate::support::daemon::{Daemon, config, open, tempdir, unsealed};
 use crate::support::grpc::{channel, with_token};
-use crate::support::vault::{Answer, OpenBao, bao, raw, request, shape};
+use crate::support::vault::{Answer, OpenBao, Target, bao, raw, request, shape};
 
 /// Sends the same request to strongroom and OpenBao; checks the status
 /// codes and shapes agree and returns both answers.
@@ -1088,4 +1088,44 @@ fn policies_on_kv_paths_govern_the_http_api() {
     );
     assert_eq!(read.body["data"]["current_version"], 1);
     assert_eq!(read.body["data"]["versions"]["1"]["deletion_time"], "");
+}
+
+#[test]
+fn a_sidecar_known_by_its_uid_reads_kv_v2_over_the_socket_without_a_token() {
+    let dir = tempdir();
+    let uid = nix::unistd::geteuid();
+    let text = config(dir.path(), "").replace(
+        "socket_mode = \"0660\"",
+        &format!(
+            "socket_mode = \"0660\"\n  identity {{\n    uid      = {uid}\n    policies = [\"app\"]\n  }}"
+        ),
+    );
+    let mut daemon = Daemon::start(dir.path(), &text);
+    let init = open(&mut daemon);
+    write_policy(
+        &mut daemon.cli(),
+        "app",
+        "path \"kv/app/*\" { capabilities = [\"read\"] }",
+    );
+    let put = json!({"data": {"password": "hunter2", "port": 5432}});
+    let written = request(
+        &daemon.addr,
+        "PUT",
+        "secret/data/app/db",
+        Some(&init.root_token),
+        Some(&put),
+    );
+    assert_eq!(written.status, 200);
+    let socket = Target::Unix(daemon.socket.clone().unwrap());
+    let read = request(socket.clone(), "GET", "secret/data/app/db", None, None);
+    assert_eq!(read.status, 200, "{:?}", read.body);
+    assert_eq!(
+        read.body["data"]["data"],
+        json!({"password": "hunter2", "port": 5432})
+    );
+    // Its policy reads; it does not write. Over TCP it is nobody.
+    let write = request(socket, "PUT", "secret/data/app/db", None, Some(&put));
+    assert_eq!(write.status, 403);
+    let tcp = request(&daemon.addr, "GET", "secret/data/app/db", None, None);
+    assert_eq!(tcp.status, 403);
 }
