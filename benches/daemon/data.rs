@@ -128,6 +128,7 @@ pub(crate) async fn prepare_strongroom(instance: &Instance) -> Prepared {
         path: "bench/read".into(),
         data: [("v".to_string(), VALUE.to_string())].into(),
         cas: None,
+        data_json: String::new(),
     };
     bounded("Put", kv.put(with(&token, put)))
         .await
@@ -239,6 +240,7 @@ pub(crate) fn strongroom_rpc(op: DataOp, prepared: &Prepared) -> NextRpc {
                 path: format!("bench/write/{task}/{n}"),
                 data: [("v".to_string(), VALUE.to_string())].into(),
                 cas: None,
+                data_json: String::new(),
             };
             Rpc::new("http://127.0.0.1/strongroom.v1.Kv/Put", Some(&token), &put)
         }),

@@ -199,6 +199,7 @@ impl HaCluster {
                     path: path.to_string(),
                     data: [("v".to_string(), VALUE.to_string())].into(),
                     cas: None,
+                    data_json: String::new(),
                 });
                 let bearer = format!("Bearer {}", self.token).parse().expect("header");
                 request.metadata_mut().insert("authorization", bearer);

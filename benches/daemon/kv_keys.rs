@@ -78,6 +78,7 @@ async fn write_keys(channel: &Channel, token: &str, from: u64, to: u64) {
                     path: format!("bench/keys/{n}"),
                     data: [("v".to_string(), VALUE.to_string())].into(),
                     cas: None,
+                    data_json: String::new(),
                 });
                 request.metadata_mut().insert(
                     "authorization",

@@ -302,6 +302,25 @@ pub const KV_DELETE_METADATA: Action = on(
     Resource::KvPath,
     Require(&[Delete, Sudo]),
 );
+/// `Kv.Patch`: a JSON merge patch of the current version.
+pub const KV_PATCH: Action = on("kv.Patch", "kv/", Resource::KvPath, Require(&[Update]));
+/// `Kv.PutMetadata`: a path's own settings; `create` for a new path,
+/// `update` for an existing one.
+pub const KV_PUT_METADATA: Action = on(
+    "kv.PutMetadata",
+    "kv/",
+    Resource::KvPath,
+    RequireAny(&[Create, Update]),
+);
+/// `Kv.ReadConfig`: the store-wide kv settings (`secret/config`).
+pub const KV_READ_CONFIG: Action = sys("kv.ReadConfig", "sys/kv/config", Require(&[Read]));
+/// `Kv.WriteConfig`.
+pub const KV_WRITE_CONFIG: Action = sys("kv.WriteConfig", "sys/kv/config", Require(&[Update]));
+/// `sys/mounts` (HTTP only): the secret engines strongroom serves.
+pub const MOUNTS_READ: Action = sys("sys.Mounts", "sys/mounts", Require(&[Read]));
+/// `sys/internal/ui/mounts/<path>` (HTTP only): the mount serving a path,
+/// which Vault's CLI asks before any kv call; any caller.
+pub const MOUNTS_LOOKUP: Action = sys("sys.MountLookup", "sys/internal/ui/mounts", Caller);
 
 // Named encryption keys (strongroom.v1.Keys).
 
@@ -450,6 +469,10 @@ pub const POLICY_DELETE: Action = on(
 /// needs no token).
 pub const INITIALIZING: &[&Action] = &[&INIT, &INIT_CONFIRM, &SNAPSHOT_RESTORE];
 
+/// The actions of Vault's HTTP API that no gRPC method has (the mounts,
+/// which are fixed and which only Vault's clients ask about).
+pub const HTTP_ONLY: &[&Action] = &[&MOUNTS_READ, &MOUNTS_LOOKUP];
+
 /// Every action, in the order of the protos.
 pub const ALL: &[&Action] = &[
     &STATUS,
@@ -485,6 +508,12 @@ pub const ALL: &[&Action] = &[
     &KV_LIST,
     &KV_METADATA,
     &KV_DELETE_METADATA,
+    &KV_PATCH,
+    &KV_PUT_METADATA,
+    &KV_READ_CONFIG,
+    &KV_WRITE_CONFIG,
+    &MOUNTS_READ,
+    &MOUNTS_LOOKUP,
     &KEYS_CREATE,
     &KEYS_READ,
     &KEYS_LIST,

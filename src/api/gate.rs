@@ -211,6 +211,12 @@ impl Call<'_> {
         })
     }
 
+    /// A JSON document whose leaf values are secret (a kv secret's data,
+    /// as text).
+    pub fn secret_json(self, name: &'static str, text: &str) -> Self {
+        self.add(name, || Field::SecretJson(Zeroizing::new(text.to_string())))
+    }
+
     /// Says whether the request is about another caller's token, for an
     /// action declared [`Auth::RequireForAnother`].
     pub fn about_another(mut self, yes: bool) -> Self {

@@ -22,6 +22,10 @@ pub enum Field {
     Secret(Zeroizing<Vec<u8>>),
     /// Names written as is, values as HMACs.
     SecretMap(BTreeMap<String, Zeroizing<String>>),
+    /// A JSON document (a kv secret's data): keys written as is, every
+    /// leaf value as its HMAC (a string's of its text, any other leaf's of
+    /// its JSON).
+    SecretJson(Zeroizing<String>),
 }
 
 /// `hmac-sha256:<hex>` of `value` under `salt`.
@@ -31,6 +35,27 @@ pub fn hmac(salt: &SecretKey, value: &[u8]) -> String {
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(value);
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `text`'s JSON with every leaf value replaced by its HMAC; text that is
+/// not JSON is one leaf.
+fn hmac_leaves(salt: &SecretKey, text: &str) -> Value {
+    fn walk(salt: &SecretKey, value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), walk(salt, v)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(salt, v)).collect()),
+            Value::String(s) => Value::String(hmac(salt, s.as_bytes())),
+            leaf => Value::String(hmac(salt, leaf.to_string().as_bytes())),
+        }
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => walk(salt, &value),
+        Err(_) => Value::String(hmac(salt, text.as_bytes())),
+    }
 }
 
 /// The most bytes of a plain value on the request line of a refused call.
@@ -47,7 +72,8 @@ fn render(fields: &[(&'static str, Field)], salt: Option<&SecretKey>) -> Value {
                     .map(|(k, v)| (k.clone(), Value::String(hmac(salt, v.as_bytes()))))
                     .collect(),
             ),
-            (Field::Secret(_) | Field::SecretMap(_), None) => continue,
+            (Field::SecretJson(text), Some(salt)) => hmac_leaves(salt, text),
+            (Field::Secret(_) | Field::SecretMap(_) | Field::SecretJson(_), None) => continue,
         };
         data.insert((*name).to_string(), value);
     }
@@ -226,5 +252,22 @@ mod tests {
         );
         assert_ne!(hmac(&salt, b"a"), hmac(&salt, b"b"));
         assert!(hmac(&salt, b"a").starts_with("hmac-sha256:"));
+    }
+
+    #[test]
+    fn every_leaf_of_a_json_document_is_hmaced() {
+        let salt = SecretKey::from_slice(&[7u8; 32]).unwrap();
+        let text = r#"{"pw":"hunter2","port":5432,"deep":{"list":[true,null,"x"]}}"#;
+        let fields = [("data", Field::SecretJson(Zeroizing::new(text.into())))];
+        let line = render(&fields, Some(&salt));
+        let h = |v: &[u8]| Value::String(hmac(&salt, v));
+        assert_eq!(line["data"]["pw"], h(b"hunter2"));
+        assert_eq!(line["data"]["port"], h(b"5432"));
+        assert_eq!(
+            line["data"]["deep"]["list"],
+            Value::Array(vec![h(b"true"), h(b"null"), h(b"x")])
+        );
+        assert_eq!(render(&fields, None).to_string(), "{}");
+        assert_eq!(render_refused(&fields).to_string(), "{}");
     }
 }

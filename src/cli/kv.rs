@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use clap::Subcommand;
 use serde::Serialize;
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::client::{ClientArgs, call};
@@ -23,8 +24,10 @@ pub enum KvCommand {
         cas: Option<u64>,
         /// Secret path.
         path: String,
-        /// Fields as NAME=VALUE, NAME=@FILE (the value from a file), @FILE.json
-        /// (every field from a JSON object) or - (a JSON object on stdin).
+        /// Fields as NAME=VALUE (a string), NAME:=JSON (any JSON value, such
+        /// as port:=5432 or tags:='["a","b"]'), NAME=@FILE (the value from a
+        /// file), @FILE.json (every field from a JSON object) or - (a JSON
+        /// object on stdin).
         #[arg(required = true, value_name = "NAME=VALUE")]
         fields: Vec<String>,
     },
@@ -182,15 +185,60 @@ async fn put(
     fields: Vec<String>,
     cas: Option<u64>,
 ) -> Result<u8, CliError> {
-    let data = read_fields(fields)?;
-    let request = proto::PutRequest {
-        path: path.clone(),
-        data,
-        cas,
+    let (typed, plain): (Vec<String>, Vec<String>) = fields.into_iter().partition(|f| is_typed(f));
+    let data = read_fields(plain)?;
+    let request = if typed.is_empty() {
+        proto::PutRequest {
+            path: path.clone(),
+            data,
+            cas,
+            data_json: String::new(),
+        }
+    } else {
+        let mut object: serde_json::Map<String, Value> = data
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        for field in typed {
+            let field = Zeroizing::new(field);
+            let Some((name, json)) = field.split_once(":=") else {
+                continue;
+            };
+            let value: Value = serde_json::from_str(json).map_err(|e| {
+                CliError::Usage(format!(
+                    "the value of {name:?} (NAME:=JSON) is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+            object.insert(name.to_string(), value);
+        }
+        proto::PutRequest {
+            path: path.clone(),
+            data: Default::default(),
+            cas,
+            data_json: Value::Object(object).to_string(),
+        }
     };
     let version = call!(args, KvClient, put, request)?.version;
     outln!("Success! Data written to: {path} (version {version})");
     Ok(EXIT_OK)
+}
+
+/// A field given as NAME:=JSON: its name (before the first `=`) ends in `:`.
+fn is_typed(field: &str) -> bool {
+    !field.starts_with('@')
+        && field
+            .split_once('=')
+            .is_some_and(|(name, _)| name.len() > 1 && name.ends_with(':'))
+}
+
+/// A value as `kv get` prints it: a string as is, anything else as JSON.
+fn shown(value: &Value) -> Zeroizing<String> {
+    Zeroizing::new(match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
 }
 
 async fn get(
@@ -205,11 +253,21 @@ async fn get(
         version,
     };
     let response = call!(args, KvClient, get, request)?;
-    let data: BTreeMap<String, Zeroizing<String>> = response
-        .data
-        .iter()
-        .map(|(k, v)| (k.clone(), Zeroizing::new(v.clone())))
-        .collect();
+    let text = Zeroizing::new(response.data_json.clone());
+    let data: serde_json::Map<String, Value> = if text.is_empty() {
+        // A daemon from before JSON values: strings only.
+        response
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
+    } else {
+        serde_json::from_str(&text).map_err(|_| {
+            CliError::Failed(format!(
+                "the daemon's answer for kv path {path:?} is not a JSON object"
+            ))
+        })?
+    };
     if let Some(field) = field {
         let Some(value) = data.get(&field) else {
             return Err(CliError::Failed(format!(
@@ -217,12 +275,12 @@ async fn get(
             )));
         };
         if format == Format::Json {
-            print_json(&value.as_str())?;
+            print_json(value)?;
         } else if std::io::stdout().is_terminal() {
-            outln!("{}", value.as_str());
+            outln!("{}", shown(value).as_str());
         } else {
             // Piped: the value exactly, as Vault prints it, for `$(…)`.
-            out!("{}", value.as_str());
+            out!("{}", shown(value).as_str());
         }
     } else if format == Format::Json {
         print_json(&envelope::Secret::new(&data, &response))?;
@@ -234,7 +292,7 @@ async fn get(
         );
         let rows: Vec<(&str, String)> = data
             .iter()
-            .map(|(k, v)| (k.as_str(), v.to_string()))
+            .map(|(k, v)| (k.as_str(), shown(v).to_string()))
             .collect();
         print_table(&rows);
     }
@@ -247,7 +305,7 @@ mod envelope {
     use std::collections::BTreeMap;
 
     use serde::Serialize;
-    use zeroize::Zeroizing;
+    use serde_json::{Map, Value};
 
     use crate::proto;
     use crate::time::format_unix;
@@ -264,7 +322,7 @@ mod envelope {
 
     #[derive(Serialize)]
     struct Data<'a> {
-        data: BTreeMap<&'a str, &'a str>,
+        data: &'a Map<String, Value>,
         metadata: Metadata,
     }
 
@@ -278,10 +336,7 @@ mod envelope {
     }
 
     impl<'a> Secret<'a> {
-        pub fn new(
-            data: &'a BTreeMap<String, Zeroizing<String>>,
-            response: &proto::GetResponse,
-        ) -> Self {
+        pub fn new(data: &'a Map<String, Value>, response: &proto::GetResponse) -> Self {
             Self {
                 // Vault's id of the request; strongroom's CLI makes one per call.
                 request_id: crate::secret::random_uuid(),
@@ -289,7 +344,7 @@ mod envelope {
                 lease_duration: 0,
                 renewable: false,
                 data: Data {
-                    data: data.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                    data,
                     // A version that is read is neither deleted nor destroyed.
                     metadata: Metadata {
                         created_time: format_unix(response.created_unix),
@@ -327,6 +382,8 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
             created_time: String,
             updated_time: String,
             max_versions: u32,
+            cas_required: bool,
+            custom_metadata: Option<BTreeMap<String, String>>,
             versions: BTreeMap<String, Version>,
         }
         return print_json(&Metadata {
@@ -335,6 +392,13 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
             created_time: time(meta.created_unix),
             updated_time: time(meta.updated_unix),
             max_versions: meta.max_versions,
+            cas_required: meta.cas_required,
+            custom_metadata: (!meta.custom_metadata.is_empty()).then(|| {
+                meta.custom_metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
             versions: meta
                 .versions
                 .iter()
@@ -351,13 +415,21 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
                 .collect(),
         });
     }
-    print_table(&[
+    let custom: BTreeMap<String, &String> = meta
+        .custom_metadata
+        .iter()
+        .map(|(k, v)| (format!("custom_metadata.{k}"), v))
+        .collect();
+    let mut rows = vec![
         ("current_version", meta.current_version.to_string()),
         ("oldest_version", meta.oldest_version.to_string()),
         ("created_time", time(meta.created_unix)),
         ("updated_time", time(meta.updated_unix)),
         ("max_versions", meta.max_versions.to_string()),
-    ]);
+        ("cas_required", meta.cas_required.to_string()),
+    ];
+    rows.extend(custom.iter().map(|(k, v)| (k.as_str(), (*v).clone())));
+    print_table(&rows);
     outln!("\nVersion    Created                 Deleted                 Destroyed");
     for v in &meta.versions {
         outln!(
@@ -369,4 +441,25 @@ fn print_metadata(meta: &proto::MetadataResponse, format: Format) -> Result<(), 
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_name_colon_equals_is_a_typed_field() {
+        assert!(is_typed("port:=5432"));
+        assert!(is_typed("tags:=[\"a\"]"));
+        assert!(!is_typed("url=http://h:=x"), "the first = decides");
+        assert!(!is_typed("user=admin"));
+        assert!(!is_typed(":=1"), "a name is needed");
+        assert!(!is_typed("@fields.json"));
+        assert!(!is_typed("-"));
+        assert_eq!(shown(&serde_json::json!("x")).as_str(), "x");
+        assert_eq!(
+            shown(&serde_json::json!({"a": [1]})).as_str(),
+            "{\"a\":[1]}"
+        );
+    }
 }

@@ -201,6 +201,7 @@ fn grpc_codes_match_the_contract() {
             path: path.into(),
             data: HashMap::from([("k".to_string(), "v".to_string())]),
             cas: None,
+            data_json: String::new(),
         };
         let err = kv.put(put("a")).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
@@ -244,6 +245,7 @@ fn grpc_codes_match_the_contract() {
             path: "big".into(),
             data: HashMap::from([("k".to_string(), "x".repeat(5 * 1024 * 1024))]),
             cas: None,
+            data_json: String::new(),
         };
         let err = kv.put(with_token(big, &init.root_token)).await.unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());

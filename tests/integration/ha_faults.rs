@@ -204,6 +204,7 @@ fn grpc_put(addr: &str, token: &str, path: &str) -> Result<(), (tonic::Code, Str
             path: path.into(),
             data: [("v".to_string(), "x".to_string())].into(),
             cas: None,
+            data_json: String::new(),
         };
         kv.put(with_token(request, token))
             .await

@@ -47,6 +47,7 @@ fn put_request(path: &str, pairs: &[(&str, &str)], cas: Option<u64>) -> PutReque
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect::<HashMap<_, _>>(),
         cas,
+        data_json: String::new(),
     }
 }
 
@@ -73,13 +74,13 @@ fn check_and_set_refuses_stale_writes_and_cas_0_only_creates() {
     put(&["--cas", "1", "app/db", "v=2"]).ok();
     put(&["app/db", "v=3"]).ok();
     put(&["--cas", "1", "app/db", "v=stale"]).code(1).error_says(
-        "check-and-set failed: the write expected version 1 of kv path \"app/db\", but the current version is 3",
+        "check-and-set parameter did not match the current version: the write expected version 1 of kv path \"app/db\", but the current version is 3",
     );
     put(&["--cas", "0", "app/db", "v=again"]).code(1).error_says(
-        "check-and-set failed: cas = 0 writes only a new secret, but kv path \"app/db\" is at version 3",
+        "check-and-set parameter did not match the current version: cas = 0 writes only a new secret, but kv path \"app/db\" is at version 3",
     );
     put(&["--cas", "2", "app/none", "v=1"]).code(1).error_says(
-        "check-and-set failed: the write expected version 2 of kv path \"app/none\", but the current version is 0",
+        "check-and-set parameter did not match the current version: the write expected version 2 of kv path \"app/none\", but the current version is 0",
     );
     // Nothing of the refused writes landed.
     assert_eq!(metadata(&daemon, "app/db")["current_version"], 3);
@@ -331,9 +332,10 @@ fn a_value_over_max_value_size_is_refused_naming_the_field() {
         Init {
             root_token: token, ..
         },
-    ) = unsealed(dir.path(), "kv {\n  max_value_size = 16\n}\n");
-    let sixteen = "x".repeat(16);
-    let seventeen = "x".repeat(17);
+    ) = unsealed(dir.path(), "kv {\n  max_value_size = 64\n}\n");
+    // {"edge":"<40>","small":"ok"} is 64 bytes: the whole document at the limit.
+    let sixteen = "x".repeat(40);
+    let seventeen = "x".repeat(65);
     daemon
         .cli()
         .run(&["kv", "put", "app/x", "small=ok", &format!("edge={sixteen}")])
@@ -349,16 +351,24 @@ fn a_value_over_max_value_size_is_refused_naming_the_field() {
         ])
         .code(1)
         .error_says(
-            "field \"big\" of kv path \"app/x\" is larger than the 16 byte limit (kv { max_value_size })",
+            "field \"big\" of kv path \"app/x\" is larger than the 64 byte limit (kv { max_value_size })",
+        );
+    // Fields each under the limit, the document over it.
+    daemon
+        .cli()
+        .run(&["kv", "put", "app/x", &format!("a={sixteen}"), &format!("b={sixteen}")])
+        .code(1)
+        .error_says(
+            "the secret for kv path \"app/x\" is 95 bytes as JSON, larger than the 64 byte limit (kv { max_value_size })",
         );
     // From a file, too.
     let file = dir.path().join("cert.pem");
-    std::fs::write(&file, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    std::fs::write(&file, "-----BEGIN CERTIFICATE-----\n".repeat(3)).unwrap();
     daemon
         .cli()
         .run(&["kv", "put", "app/y", &format!("cert=@{}", file.display())])
         .code(1)
-        .error_says("field \"cert\" of kv path \"app/y\" is larger than the 16 byte limit");
+        .error_says("field \"cert\" of kv path \"app/y\" is larger than the 64 byte limit");
     // Nothing was written by the refusals.
     let meta = metadata(&daemon, "app/x");
     assert_eq!(meta["current_version"], 1);
@@ -404,6 +414,7 @@ fn concurrent_writers_with_the_same_cas_have_exactly_one_winner() {
                     path: "app/db".into(),
                     data: [("v".to_string(), format!("writer {writer}"))].into(),
                     cas: Some(1),
+                    data_json: String::new(),
                 };
                 KvClient::new(channel)
                     .put(crate::support::grpc::with_token(put, &token))

@@ -34,6 +34,7 @@ fn put(path: &str, data: HashMap<String, String>) -> proto::PutRequest {
         path: path.into(),
         data,
         cas: None,
+        data_json: String::new(),
     }
 }
 

@@ -114,6 +114,7 @@ fn writes_acknowledged_before_sigterm_survive_the_restart() {
                         path: path.clone(),
                         data: [("i".to_string(), i.to_string())].into(),
                         cas: None,
+                        data_json: String::new(),
                     };
                     match kv.put(crate::support::grpc::with_token(put, &token)).await {
                         Ok(_) => {

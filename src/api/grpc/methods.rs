@@ -73,6 +73,10 @@ const METHODS: &[(&str, &Action)] = &[
         "/strongroom.v1.Kv/DeleteMetadata",
         &actions::KV_DELETE_METADATA,
     ),
+    ("/strongroom.v1.Kv/Patch", &actions::KV_PATCH),
+    ("/strongroom.v1.Kv/PutMetadata", &actions::KV_PUT_METADATA),
+    ("/strongroom.v1.Kv/ReadConfig", &actions::KV_READ_CONFIG),
+    ("/strongroom.v1.Kv/WriteConfig", &actions::KV_WRITE_CONFIG),
     ("/strongroom.v1.Keys/CreateKey", &actions::KEYS_CREATE),
     ("/strongroom.v1.Keys/ReadKey", &actions::KEYS_READ),
     ("/strongroom.v1.Keys/ListKeys", &actions::KEYS_LIST),
@@ -175,6 +179,9 @@ mod tests {
         listed.sort();
         assert_eq!(listed, proto_methods());
         for action in actions::ALL {
+            if actions::HTTP_ONLY.contains(action) {
+                continue;
+            }
             let methods = METHODS
                 .iter()
                 .filter(|(_, a)| a.name == action.name)

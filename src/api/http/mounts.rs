@@ -1,9 +1,180 @@
-//! Placeholder: this area's endpoints land in a later commit of issue 15.
+//! `sys/mounts` and `sys/internal/ui/mounts/<path>`: the engines
+//! strongroom serves, in Vault's shapes, read-only. They are fixed: kv v2
+//! at `secret/`, transit at `transit/`, the system backend at `sys/`, and
+//! token auth at `auth/token/`. Vault's CLI asks
+//! `sys/internal/ui/mounts/<path>` before any `kv` command, to learn the
+//! mount and its kv version.
 
-use super::{HttpError, Outcome, Request};
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{HttpError, Op, Outcome, Reply, Request};
 use crate::api::Gate;
+use crate::api::actions;
+use crate::text;
 
-/// Routes this area's paths (none yet).
-pub async fn route(_gate: &Gate, request: &Request, _rest: &str) -> Outcome {
-    Err(HttpError::no_route(&request.path))
+/// One mount: its path, type, description and options.
+struct Mount {
+    path: &'static str,
+    kind: &'static str,
+    description: &'static str,
+    options: fn() -> Value,
+}
+
+/// The secret engines.
+const SECRET: &[Mount] = &[
+    Mount {
+        path: "secret/",
+        kind: "kv",
+        description: "key/value secret storage",
+        options: || json!({ "version": "2" }),
+    },
+    Mount {
+        path: "sys/",
+        kind: "system",
+        description: "system endpoints used for control, policy and debugging",
+        options: || Value::Null,
+    },
+    Mount {
+        path: "transit/",
+        kind: "transit",
+        description: "",
+        options: || json!({}),
+    },
+];
+
+/// The auth methods, under `auth/`.
+const AUTH: &[Mount] = &[Mount {
+    path: "token/",
+    kind: "token",
+    description: "token based credentials",
+    options: || Value::Null,
+}];
+
+/// Routes `sys/mounts…` and `sys/internal/ui/mounts…`.
+pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
+    if let Some(path) = rest.strip_prefix("internal/ui/mounts") {
+        return match request.op {
+            Op::Read => lookup(gate, request, path.trim_start_matches('/')).await,
+            _ => Err(HttpError::unsupported()),
+        };
+    }
+    match (rest, request.op) {
+        ("mounts", Op::Read) => mounts(gate, request).await,
+        ("mounts", _) => Err(HttpError::unsupported()),
+        (_, Op::Read) if rest.starts_with("mounts/") => {
+            let name = rest.trim_start_matches("mounts/");
+            one(gate, request, name).await
+        }
+        // Enabling, tuning or disabling an engine.
+        _ => Err(HttpError::bad_request(
+            "strongroom's mounts are fixed (kv version 2 at secret/, transit at transit/); they cannot be enabled, tuned or disabled",
+        )),
+    }
+}
+
+/// A mount's entry as Vault lists it; `path` is added where Vault adds it.
+fn entry(mount: &Mount, prefix: &str) -> Value {
+    let id = Sha256::digest(format!("strongroom mount {prefix}{}", mount.path).as_bytes());
+    let hex = hex::encode(&id[..16]);
+    let mut entry = json!({
+        "accessor": format!("{}_{}", mount.kind, &hex[..8]),
+        "config": {
+            "default_lease_ttl": 0,
+            "force_no_cache": false,
+            "max_lease_ttl": 0,
+        },
+        "description": mount.description,
+        "external_entropy_access": false,
+        "local": false,
+        "options": (mount.options)(),
+        "plugin_version": "",
+        "running_plugin_version": "",
+        "running_sha256": "",
+        "seal_wrap": mount.kind == "system",
+        "type": mount.kind,
+        "uuid": format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        ),
+    });
+    if matches!(mount.kind, "kv" | "transit") {
+        entry["deprecation_status"] = json!("supported");
+    }
+    entry
+}
+
+fn listing(mounts: &[Mount], prefix: &str) -> Map<String, Value> {
+    mounts
+        .iter()
+        .map(|m| (m.path.to_string(), entry(m, prefix)))
+        .collect()
+}
+
+/// `GET sys/mounts`: every secret engine, at the top level and under
+/// `data`, as Vault answers.
+async fn mounts(gate: &Gate, request: &Request) -> Outcome {
+    request
+        .call(gate, &actions::MOUNTS_READ, "")
+        .run(|_| async { Ok(()) }, |()| Vec::new())
+        .await?;
+    Ok(Reply::sys(Value::Object(listing(SECRET, ""))))
+}
+
+/// `GET sys/mounts/<name>`: one mount's entry, at the top level and
+/// under `data`.
+async fn one(gate: &Gate, request: &Request, name: &str) -> Outcome {
+    request
+        .call(gate, &actions::MOUNTS_READ, "")
+        .plain("mount", name)
+        .run(|_| async { Ok(()) }, |()| Vec::new())
+        .await?;
+    let wanted = format!("{}/", name.trim_end_matches('/'));
+    match SECRET.iter().find(|m| m.path == wanted) {
+        Some(mount) => Ok(Reply::sys(entry(mount, ""))),
+        None => Err(HttpError::bad_request(format!(
+            "No secret engine mount at {}",
+            text::quote(&wanted)
+        ))),
+    }
+}
+
+/// `GET sys/internal/ui/mounts/<path>`: the mount serving `path`, with
+/// its `path`; without a path, every mount by kind.
+async fn lookup(gate: &Gate, request: &Request, path: &str) -> Outcome {
+    request
+        .call(gate, &actions::MOUNTS_LOOKUP, "")
+        .plain("lookup", path)
+        .run(|_| async { Ok(()) }, |()| Vec::new())
+        .await?;
+    if path.is_empty() {
+        return Ok(Reply::data(json!({
+            "auth": listing(AUTH, "auth/"),
+            "secret": listing(SECRET, ""),
+        })));
+    }
+    let wanted = format!("{}/", path.trim_end_matches('/'));
+    let found = SECRET
+        .iter()
+        .map(|m| (m, ""))
+        .chain(AUTH.iter().map(|m| (m, "auth/")))
+        .find(|(m, prefix)| wanted.starts_with(&format!("{prefix}{}", m.path)));
+    let Some((mount, prefix)) = found else {
+        // Vault's answer for a path no mount serves.
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "preflight capability check returned 403, please ensure client's policies grant access to path {}",
+                text::quote(&wanted)
+            ),
+        ));
+    };
+    let mut body = entry(mount, prefix);
+    body["path"] = json!(format!("{prefix}{}", mount.path));
+    Ok(Reply::data(body))
 }

@@ -159,6 +159,16 @@ impl Request {
         (self.call(gate, action, resource).check(checked), body)
     }
 
+    /// The `content-type` header without its parameters, if given.
+    pub fn content_type(&self) -> Option<&str> {
+        let value = self
+            .headers
+            .get(http::header::CONTENT_TYPE)?
+            .to_str()
+            .ok()?;
+        value.split(';').next().map(str::trim)
+    }
+
     /// The raw body.
     pub fn body(&self) -> &[u8] {
         &self.body
