@@ -213,6 +213,24 @@ pub const SNAPSHOT_RESTORE: Action = sys(
 /// `Sys.AuditHash`: a value's HMAC as audit lines write it.
 pub const AUDIT_HASH: Action = sys("sys.AuditHash", "sys/audit-hash", Require(&[Update]));
 
+// Metrics (Vault's HTTP API only: `sys/metrics`).
+
+/// `sys/metrics`: the metrics in Prometheus's format, from this node's
+/// memory; not audited (it changes nothing, as Status). A listener with
+/// `telemetry { unauthenticated_metrics_access = true }` serves it without
+/// this call.
+pub const METRICS: Action = action(
+    "sys.Metrics",
+    "sys/metrics",
+    Resource::None,
+    Require(&[Read]),
+    Audited::No,
+    Scope::Node,
+);
+
+/// The actions only Vault's HTTP API serves: no gRPC method has them.
+pub const HTTP_ONLY: &[&Action] = &[&METRICS];
+
 // The quorum operations (strongroom.v1.Sys). Their Status calls are not
 // audited; they show nonces to a token with sudo on the operation's path.
 
@@ -463,6 +481,7 @@ pub const ALL: &[&Action] = &[
     &SNAPSHOT_SAVE,
     &SNAPSHOT_RESTORE,
     &AUDIT_HASH,
+    &METRICS,
     &REKEY_INIT,
     &REKEY_UPDATE,
     &REKEY_CONFIRM,
@@ -573,6 +592,9 @@ mod docs {
             (Auth::Caller, _) => "any caller; the handler decides (below)".into(),
             (Auth::Require(caps), Audited::BestEffort) => {
                 format!("{} (audited best-effort)", capabilities(caps))
+            }
+            (Auth::Require(caps), Audited::No) => {
+                format!("{} (not audited)", capabilities(caps))
             }
             (Auth::Require(caps), _) => capabilities(caps),
             (Auth::RequireForAnother(caps), _) => {
