@@ -25,6 +25,7 @@ mod ha_forwarding;
 mod ha_model;
 mod hardening;
 mod http_ha;
+mod http_metrics;
 mod http_quorum;
 mod http_sys;
 mod keys;
