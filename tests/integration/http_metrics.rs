@@ -347,6 +347,9 @@ fn a_bad_telemetry_block_exits_64_naming_file_line_and_key() {
     );
 }
 
+/// Our token and OpenBao's for the same request, or none.
+type Tokens<'a> = Option<(&'a str, &'a str)>;
+
 /// Both without a `telemetry` block: the endpoint is off on both, and asks
 /// for the caller first on both.
 #[test]
@@ -386,7 +389,8 @@ fn who_may_scrape_answers_as_openbao_does() {
         .unwrap()
         .to_string();
 
-    let cases: [(&str, &str, Option<(&str, &str)>); 6] = [
+    // (case, query, our token and OpenBao's)
+    let cases: [(&str, &str, Tokens<'_>); 6] = [
         ("no token", "?format=prometheus", None),
         (
             "unknown token",
