@@ -19,6 +19,9 @@
 //! of its secret ones (not even as HMACs), its path cut short, and the
 //! refusal. Every error a call returns is cut to a bounded sentence.
 //!
+//! [`Call::run`] records each call's duration and outcome by operation
+//! ([`crate::metrics`]), whatever the transport and however it ended.
+//!
 //! The gRPC services (`grpc/`) and the HTTP API that comes next adapt their
 //! requests to this and nothing else, so both authorize and audit alike.
 
