@@ -3,14 +3,19 @@
 //! the `telemetry` blocks' config errors; OpenBao 2.6.2's codes side by side.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
+use strongroom_test_support::eventually;
+use strongroom_test_support::kms::Fault;
 
 use crate::support::cli::{create_token, write_policy};
 use crate::support::daemon::{BIN, Daemon, open, tempdir};
-use crate::support::kms::{init_recovery, kms, seal_block, wait_unsealed};
+use crate::support::kms::{SOON, init_recovery, kms, seal_block, wait_unsealed};
 use crate::support::vault::{Answer, OpenBao, Target, raw};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -90,6 +95,22 @@ fn samples(answer: &Answer) -> BTreeMap<String, f64> {
         found.insert(series.to_string(), value);
     }
     found
+}
+
+/// A scrape as Prometheus makes it (`params: {format: [prometheus]}`,
+/// `bearer_token`), over plain HTTP/1.1; the whole answer as text.
+fn prometheus_scrape(addr: &str, token: &str) -> String {
+    let mut stream = TcpStream::connect(addr.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!(
+        "GET /v1/sys/metrics?format=prometheus HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Prometheus/2.53.0\r\nAccept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
 
 /// The value of `series`, 0 when absent (a family with no sample yet).
@@ -173,6 +194,10 @@ fn a_scrape_counts_what_the_daemon_did_and_asks_for_read_on_sys_metrics() {
         403
     );
     let after = samples(&scrape(&tcp, "?format=prometheus", Some(&scraper)));
+    // As Prometheus sends it: a bearer token and its Accept header.
+    let scraped = prometheus_scrape(&tcp, &scraper);
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(scraped.contains(OPENMETRICS) && scraped.ends_with("# EOF\n"));
     samples(&scrape(unix.clone(), "?format=prometheus", None));
 
     let moved = |series: &str| value(&after, series) - value(&before, series);
@@ -309,6 +334,35 @@ fn an_awskms_daemon_counts_its_kms_requests_by_action() {
         0.0
     );
     assert_eq!(value(&restarted, "strongroom_sealed"), 0.0);
+
+    // KMS refuses Decrypt: the daemon stays up sealed and retries; each
+    // attempt and each refused request is counted, with the next attempt's time.
+    kms.proxy
+        .fault(Some("Decrypt"), Fault::access_denied("Decrypt"));
+    daemon.restart();
+    let unix = Target::Unix(daemon.socket.clone().unwrap());
+    let mut failing = BTreeMap::new();
+    eventually("a failed auto-unseal attempt in the metrics", SOON, || {
+        failing = samples(&scrape(unix.clone(), "?format=prometheus", None));
+        value(
+            &failing,
+            "strongroom_auto_unseal_attempts_total{outcome=\"failed\"}",
+        ) >= 1.0
+    });
+    assert!(
+        value(
+            &failing,
+            "strongroom_kms_requests_total{action=\"Decrypt\",outcome=\"denied\"}"
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            &failing,
+            "strongroom_auto_unseal_next_attempt_timestamp_seconds"
+        ) > 0.0
+    );
+    assert_eq!(value(&failing, "strongroom_sealed"), 1.0);
+    assert_eq!(kms_requests(&failing, "Decrypt"), 0.0);
 }
 
 #[test]
