@@ -477,3 +477,29 @@ fn who_may_scrape_answers_as_openbao_does() {
         assert_eq!((a.status, b.status), (405, 405), "{method}");
     }
 }
+
+#[test]
+fn a_line_no_audit_device_could_write_is_counted() {
+    let dir = tempdir();
+    let full = "audit \"file\" { path = \"/dev/full\" }";
+    let daemon = Daemon::start(dir.path(), &config(dir.path(), full));
+    daemon
+        .cli()
+        .run(&["init", "--key-shares", "1", "--key-threshold", "1"])
+        .code(1)
+        .error_says("no audit device could record the request");
+    let unix = Target::Unix(daemon.socket.clone().unwrap());
+    let counted = samples(&scrape(unix, "?format=prometheus", None));
+    assert_eq!(
+        value(
+            &counted,
+            "strongroom_audit_write_failures_total{device=\"file\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&counted, &requests("sys.Init", "audit_unavailable")),
+        1.0
+    );
+    assert_eq!(value(&counted, &requests("sys.Init", "ok")), 0.0);
+}
