@@ -15,6 +15,7 @@ use strongroom_test_support::kms::Fault;
 
 use crate::support::cli::{create_token, write_policy};
 use crate::support::daemon::{BIN, Daemon, open, tempdir};
+use crate::support::ha::Cluster;
 use crate::support::kms::{SOON, init_recovery, kms, seal_block, wait_unsealed};
 use crate::support::vault::{Answer, OpenBao, Target, raw};
 
@@ -502,4 +503,45 @@ fn a_line_no_audit_device_could_write_is_counted() {
         1.0
     );
     assert_eq!(value(&counted, &requests("sys.Init", "ok")), 0.0);
+}
+
+/// In the `ha` group (.config/nextest.toml): two nodes on one PostgreSQL.
+#[test]
+fn ha_take_overs_and_step_downs_are_counted_and_the_role_read_at_scrape() {
+    let mut cluster = Cluster::start_with(2, "2s", "telemetry {}\n", &[]);
+    cluster.open();
+    let first = cluster.wait_active(&[0, 1]);
+    let other = 1 - first;
+    let token = cluster.init.as_ref().unwrap().root_token.clone();
+    // Each node answers for itself, the standby included.
+    let scraped = |i: usize| {
+        let addr = cluster.nodes[i].daemon.addr.clone();
+        samples(&scrape(&addr, "?format=prometheus", Some(&token)))
+    };
+    let active = scraped(first);
+    let standby = scraped(other);
+    assert_eq!(value(&active, "strongroom_ha_enabled"), 1.0);
+    assert_eq!(
+        (
+            value(&active, "strongroom_active"),
+            value(&standby, "strongroom_active")
+        ),
+        (1.0, 0.0)
+    );
+    assert_eq!(value(&standby, "strongroom_sealed"), 0.0);
+    assert_eq!(value(&active, "strongroom_ha_takeovers_total"), 1.0);
+    assert_eq!(value(&standby, "strongroom_ha_takeovers_total"), 0.0);
+
+    cluster.nodes[first]
+        .daemon
+        .cli()
+        .run(&["operator", "step-down"])
+        .ok();
+    assert_eq!(cluster.wait_active(&[other]), other);
+    let stepped_down = scraped(first);
+    let taken_over = scraped(other);
+    assert_eq!(value(&stepped_down, "strongroom_ha_step_downs_total"), 1.0);
+    assert_eq!(value(&stepped_down, "strongroom_active"), 0.0);
+    assert_eq!(value(&taken_over, "strongroom_ha_takeovers_total"), 1.0);
+    assert_eq!(value(&taken_over, "strongroom_active"), 1.0);
 }
