@@ -146,7 +146,7 @@ impl Metrics {
         let barrier = Histograms::new_with_constructor(FAST);
         registry.register_with_unit(
             "barrier_duration",
-            "Barrier operations (get, put, list, delete, commit) on encrypted entries",
+            "Barrier operations on encrypted entries (get, put, delete, list, and write: a batch)",
             Unit::Seconds,
             barrier.clone(),
         );
