@@ -18,7 +18,7 @@
 //! - [`seal`], [`barrier`], [`storage`]: what protects the root key, the
 //!   encrypted entries, the key/value store;
 //! - [`config`], and the leaves [`error`], [`secret`], [`text`], [`time`], [`names`],
-//!   [`pad`], [`failpoint`], [`proto`].
+//!   [`pad`], [`failpoint`], [`proto`], [`metrics`].
 //!
 //! Nothing below `api` knows about gRPC; nothing outside `seal` knows
 //! about KMS.
@@ -35,6 +35,7 @@ pub mod error;
 pub mod failpoint;
 pub mod ha;
 pub mod lifecycle;
+pub mod metrics;
 pub mod names;
 pub mod node;
 pub mod pad;

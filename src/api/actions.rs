@@ -213,6 +213,21 @@ pub const SNAPSHOT_RESTORE: Action = sys(
 /// `Sys.AuditHash`: a value's HMAC as audit lines write it.
 pub const AUDIT_HASH: Action = sys("sys.AuditHash", "sys/audit-hash", Require(&[Update]));
 
+// Metrics (Vault's HTTP API only: `sys/metrics`).
+
+/// `sys/metrics`: the metrics in Prometheus's format, from this node's
+/// memory; not audited (it changes nothing, as Status). A listener with
+/// `telemetry { unauthenticated_metrics_access = true }` serves it without
+/// this call.
+pub const METRICS: Action = action(
+    "sys.Metrics",
+    "sys/metrics",
+    Resource::None,
+    Require(&[Read]),
+    Audited::No,
+    Scope::Node,
+);
+
 // The quorum operations (strongroom.v1.Sys). Their Status calls are not
 // audited; they show nonces to a token with sudo on the operation's path.
 
@@ -469,9 +484,10 @@ pub const POLICY_DELETE: Action = on(
 /// needs no token).
 pub const INITIALIZING: &[&Action] = &[&INIT, &INIT_CONFIRM, &SNAPSHOT_RESTORE];
 
-/// The actions of Vault's HTTP API that no gRPC method has (the mounts,
-/// which are fixed and which only Vault's clients ask about).
-pub const HTTP_ONLY: &[&Action] = &[&MOUNTS_READ, &MOUNTS_LOOKUP];
+/// The actions of Vault's HTTP API that no gRPC method has: the mounts
+/// (fixed, and only Vault's clients ask about them) and the metrics (what
+/// Prometheus scrapes).
+pub const HTTP_ONLY: &[&Action] = &[&METRICS, &MOUNTS_READ, &MOUNTS_LOOKUP];
 
 /// Every action, in the order of the protos.
 pub const ALL: &[&Action] = &[
@@ -486,6 +502,7 @@ pub const ALL: &[&Action] = &[
     &SNAPSHOT_SAVE,
     &SNAPSHOT_RESTORE,
     &AUDIT_HASH,
+    &METRICS,
     &REKEY_INIT,
     &REKEY_UPDATE,
     &REKEY_CONFIRM,
@@ -602,6 +619,9 @@ mod docs {
             (Auth::Caller, _) => "any caller; the handler decides (below)".into(),
             (Auth::Require(caps), Audited::BestEffort) => {
                 format!("{} (audited best-effort)", capabilities(caps))
+            }
+            (Auth::Require(caps), Audited::No) => {
+                format!("{} (not audited)", capabilities(caps))
             }
             (Auth::Require(caps), _) => capabilities(caps),
             (Auth::RequireForAnother(caps), _) => {

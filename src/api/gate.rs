@@ -19,12 +19,16 @@
 //! of its secret ones (not even as HMACs), its path cut short, and the
 //! refusal. Every error a call returns is cut to a bounded sentence.
 //!
+//! [`Call::run`] records each call's duration and outcome by operation
+//! ([`crate::metrics`]), whatever the transport and however it ended.
+//!
 //! The gRPC services (`grpc/`) and the HTTP API that comes next adapt their
 //! requests to this and nothing else, so both authorize and audit alike.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -34,6 +38,7 @@ use super::identity::Identities;
 use crate::access::{Caller, Capability, Session, Subject, token};
 use crate::audit::{Field, Record, Who};
 use crate::error::Error;
+use crate::metrics;
 use crate::node::Node;
 use crate::secret::SecretKey;
 use crate::text;
@@ -249,6 +254,24 @@ impl Call<'_> {
         F: FnOnce(Session) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        // Counted once here, whatever the transport and however it ends.
+        let started = Instant::now();
+        let operation = self.action.name;
+        let result = self.run_through(handler, answer).await;
+        metrics::request(operation, outcome(&result), started);
+        result
+    }
+
+    /// [`Call::run`], before it is measured.
+    async fn run_through<T, F, Fut>(
+        self,
+        handler: F,
+        answer: impl FnOnce(&T) -> Vec<(&'static str, Field)>,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Session) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let mut call = self;
         let result = match call.enter().await {
             Ok(session) => handler(session).await,
@@ -412,6 +435,29 @@ impl Call<'_> {
         let node = self.gate.node();
         let barrier = node.lifecycle.barrier().ok();
         node.audit.salt(barrier.as_deref()).await
+    }
+}
+
+/// A call's outcome as its metrics label: `ok`, or the error's kind.
+fn outcome<T>(result: &Result<T, Error>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => match e {
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::PermissionDenied(_) => "permission_denied",
+            Error::Sealed => "sealed",
+            Error::NotInitialized => "not_initialized",
+            Error::AlreadyInitialized => "already_initialized",
+            Error::FailedPrecondition(_) => "failed_precondition",
+            Error::NotFound(_) => "not_found",
+            Error::TooLarge(_) => "too_large",
+            Error::KmsUnavailable(_) => "kms_unavailable",
+            Error::KmsRefused(_) => "kms_refused",
+            Error::Unavailable(_) => "unavailable",
+            Error::AuditUnavailable(_) => "audit_unavailable",
+            Error::Internal(_) => "internal",
+        },
     }
 }
 

@@ -66,11 +66,34 @@ impl Peer {
     }
 }
 
-/// A listener's identity blocks, and whether it takes Init (`allow_init`).
+/// How a listener serves `sys/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAccess {
+    /// Served at all (the top-level `telemetry` block's
+    /// `prometheus_retention_time` is not zero).
+    pub served: bool,
+    /// Served without a token (the listener's `telemetry` block's
+    /// `unauthenticated_metrics_access`).
+    pub unauthenticated: bool,
+}
+
+impl Default for MetricsAccess {
+    /// Served, to a token with `read` on `sys/metrics`, as Vault's default.
+    fn default() -> Self {
+        Self {
+            served: true,
+            unauthenticated: false,
+        }
+    }
+}
+
+/// A listener's identity blocks, whether it takes Init (`allow_init`),
+/// and how it serves `sys/metrics`.
 #[derive(Clone)]
 pub struct Identities {
     rules: Arc<[IdentityRule]>,
     allow_init: bool,
+    metrics: MetricsAccess,
     /// On the cluster listener: the caller is the one a standby forwarded
     /// the call for, never the connection's peer (the standby).
     forwarded: bool,
@@ -89,6 +112,7 @@ impl Identities {
         Self {
             rules: rules.into(),
             allow_init: true,
+            metrics: MetricsAccess::default(),
             forwarded: false,
         }
     }
@@ -115,6 +139,16 @@ impl Identities {
     /// Whether the listener takes Init (`allow_init`, default true).
     pub fn allow_init(&self) -> bool {
         self.allow_init
+    }
+
+    /// The same, serving `sys/metrics` as `metrics` says.
+    pub fn with_metrics(self, metrics: MetricsAccess) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// How the listener serves `sys/metrics`.
+    pub fn metrics(&self) -> MetricsAccess {
+        self.metrics
     }
 
     /// The caller of a request: its bearer token, and the identity its

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::config::AuditDevice;
+use crate::metrics;
 
 /// Why the audit log could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -69,14 +70,16 @@ impl Sink {
 /// neither the runtime's workers nor the other devices.
 struct Device {
     name: String,
+    /// Its type, as its failures are counted (`file`, `stdout`).
+    kind: &'static str,
     jobs: mpsc::SyncSender<Job>,
 }
 
 impl Device {
     fn start(sink: Sink) -> Result<Self, AuditError> {
-        let name = match &sink {
-            Sink::File { path, .. } => format!("file {}", path.display()),
-            Sink::Stdout => "stdout".into(),
+        let (name, kind) = match &sink {
+            Sink::File { path, .. } => (format!("file {}", path.display()), "file"),
+            Sink::Stdout => ("stdout".into(), "stdout"),
         };
         let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
         let mut sink = sink;
@@ -97,7 +100,7 @@ impl Device {
                 path: PathBuf::from(&name),
                 reason: format!("cannot start its writer thread: {e}"),
             })?;
-        Ok(Self { name, jobs })
+        Ok(Self { name, kind, jobs })
     }
 }
 
@@ -167,25 +170,30 @@ impl Auditor {
             let (done, written) = oneshot::channel();
             match device.jobs.try_send(Job::Line(Arc::clone(&line), done)) {
                 Ok(()) => waits.push((device, written)),
-                Err(_) => failures.push(format!("{}: {QUEUE} lines waiting", device.name)),
+                Err(_) => failures.push((device, format!("{QUEUE} lines waiting"))),
             }
         }
         let mut wrote = 0;
         for (device, written) in waits {
             match tokio::time::timeout(WRITE_TIMEOUT, written).await {
                 Ok(Ok(Ok(()))) => wrote += 1,
-                Ok(Ok(Err(e))) => failures.push(format!("{}: {e}", device.name)),
-                Ok(Err(_)) => failures.push(format!("{}: its writer stopped", device.name)),
-                Err(_) => failures.push(format!(
-                    "{}: no answer within {} s",
-                    device.name,
-                    WRITE_TIMEOUT.as_secs()
+                Ok(Ok(Err(e))) => failures.push((device, e.to_string())),
+                Ok(Err(_)) => failures.push((device, "its writer stopped".into())),
+                Err(_) => failures.push((
+                    device,
+                    format!("no answer within {} s", WRITE_TIMEOUT.as_secs()),
                 )),
             }
         }
-        for failure in &failures {
-            tracing::error!(device = %failure, "an audit device failed");
-        }
+        let failures: Vec<String> = failures
+            .into_iter()
+            .map(|(device, why)| {
+                metrics::audit_failure(device.kind);
+                let failure = format!("{}: {why}", device.name);
+                tracing::error!(device = %failure, "an audit device failed");
+                failure
+            })
+            .collect();
         if wrote == 0 {
             return Err(AuditError::Unwritable(failures.join("; ")));
         }

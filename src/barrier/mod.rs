@@ -12,6 +12,7 @@ pub mod keyring;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,7 @@ pub use hooks::Hooks;
 pub use keyring::{Keyring, KeyringError};
 
 use crate::error::Error;
+use crate::metrics;
 use crate::secret::{SecretBytes, SecretKey};
 use crate::storage::{Backend, Batch, StorageError};
 
@@ -251,34 +253,49 @@ impl Barrier {
 
     /// Reads and decrypts one entry.
     pub async fn get(&self, path: &str) -> Result<Option<SecretBytes>, BarrierError> {
-        match self.storage.get(path).await? {
+        let started = Instant::now();
+        let entry = match self.storage.get(path).await? {
             Some(sealed) => self.decrypt(path, &sealed).map(Some),
             None => Ok(None),
-        }
+        };
+        metrics::barrier("get", started);
+        entry
     }
 
     /// Encrypts and writes one entry.
     pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<(), BarrierError> {
+        let started = Instant::now();
         let mut batch = Batch::new();
         batch.put(path, self.encrypt(path, plaintext));
-        self.write(batch).await
+        self.storage.write(batch).await?;
+        metrics::barrier("put", started);
+        Ok(())
     }
 
     /// Removes one entry.
     pub async fn delete(&self, path: &str) -> Result<(), BarrierError> {
+        let started = Instant::now();
         let mut batch = Batch::new();
         batch.delete(path);
-        self.write(batch).await
+        self.storage.write(batch).await?;
+        metrics::barrier("delete", started);
+        Ok(())
     }
 
     /// Every path under `prefix`, sorted. Paths are not secret.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
-        Ok(self.storage.list(prefix).await?)
+        let started = Instant::now();
+        let paths = self.storage.list(prefix).await?;
+        metrics::barrier("list", started);
+        Ok(paths)
     }
 
     /// Writes a batch whose values were encrypted with [`Barrier::encrypt`].
     pub async fn write(&self, batch: Batch) -> Result<(), BarrierError> {
-        Ok(self.storage.write(batch).await?)
+        let started = Instant::now();
+        self.storage.write(batch).await?;
+        metrics::barrier("write", started);
+        Ok(())
     }
 }
 

@@ -71,6 +71,9 @@ pub struct TcpListener {
     pub identities: Vec<IdentityRule>,
     /// Whether Init may be called through this listener.
     pub allow_init: bool,
+    /// Whether `sys/metrics` is served here without a token (Vault's
+    /// `telemetry { unauthenticated_metrics_access = true }`).
+    pub unauthenticated_metrics_access: bool,
     /// Line of the block, for messages.
     pub line: usize,
 }
@@ -92,6 +95,9 @@ pub struct UnixListener {
     pub identities: Vec<IdentityRule>,
     /// Whether Init may be called through this listener.
     pub allow_init: bool,
+    /// Whether `sys/metrics` is served here without a token (Vault's
+    /// `telemetry { unauthenticated_metrics_access = true }`).
+    pub unauthenticated_metrics_access: bool,
     /// Line of the block, for messages.
     pub line: usize,
 }
@@ -127,6 +133,14 @@ impl Listener {
         match self {
             Self::Tcp(l) => l.allow_init,
             Self::Unix(l) => l.allow_init,
+        }
+    }
+
+    /// Whether `sys/metrics` is served here without a token.
+    pub fn unauthenticated_metrics_access(&self) -> bool {
+        match self {
+            Self::Tcp(l) => l.unauthenticated_metrics_access,
+            Self::Unix(l) => l.unauthenticated_metrics_access,
         }
     }
 }

@@ -15,6 +15,7 @@ mod postgres;
 mod reload;
 mod seal;
 mod settings;
+mod telemetry;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -42,6 +43,7 @@ pub use settings::{
     DEFAULT_STORAGE_CACHE_SIZE, FileUse, KvSettings, LogFormat, LogLevel, MAX_KV_VERSIONS,
     MAX_ROTATION_ENCRYPTIONS, MIN_ROTATION_INTERVAL, NamedFile, StorageConfig,
 };
+pub use telemetry::{DEFAULT_PROMETHEUS_RETENTION, Telemetry};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +123,9 @@ pub struct Config {
     pub kv: KvSettings,
     /// Audit devices; none: no audit log.
     pub audit: Vec<AuditDevice>,
+    /// What `sys/metrics` serves (the top-level `telemetry` block; `--dev`
+    /// serves it, as Vault's dev server does).
+    pub telemetry: Telemetry,
     /// Every file the config names, to check before anything is touched.
     pub files: Vec<NamedFile>,
     /// What was accepted but deserves a word in the log (Vault keys that
@@ -153,6 +158,7 @@ impl Config {
                 max_request_size: DEFAULT_MAX_REQUEST_SIZE,
                 identities: Vec::new(),
                 allow_init: true,
+                unauthenticated_metrics_access: false,
                 line: 0,
             })],
             seal: None,
@@ -160,6 +166,7 @@ impl Config {
             barrier: BarrierConfig::default(),
             kv: KvSettings::default(),
             audit: Vec::new(),
+            telemetry: Telemetry::default(),
             files: Vec::new(),
             warnings: Vec::new(),
         }

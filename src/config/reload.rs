@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use super::{
-    AwsKmsSeal, BarrierConfig, Config, IdentityRule, Listener, TcpListener, TlsFiles, UnixListener,
+    AwsKmsSeal, BarrierConfig, Config, IdentityRule, Listener, TcpListener, Telemetry, TlsFiles,
+    UnixListener,
 };
 
 impl Config {
@@ -50,6 +51,10 @@ impl Config {
             line: 0,
             ..c.barrier.clone()
         };
+        let telemetry = |c: &Config| Telemetry {
+            line: 0,
+            ..c.telemetry.clone()
+        };
         let mut changed = Vec::new();
         for (name, differs) in [
             (
@@ -76,6 +81,7 @@ impl Config {
             ("barrier", barrier(self) != barrier(new)),
             ("kv", self.kv != new.kv),
             ("audit", self.audit != new.audit),
+            ("telemetry", telemetry(self) != telemetry(new)),
         ] {
             if differs {
                 changed.push(name);

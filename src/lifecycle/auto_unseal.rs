@@ -6,7 +6,7 @@
 //! happens after the daemon is unsealed.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -14,6 +14,7 @@ use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, Sea
 use super::{Lifecycle, Migration, Phase, State};
 use crate::barrier::Barrier;
 use crate::error::Error;
+use crate::metrics;
 use crate::seal::Seal;
 use crate::seal::awskms::arn_scope;
 use crate::seal::envelope::{Envelope, EnvelopeError, Purpose};
@@ -211,9 +212,11 @@ impl Lifecycle {
                 report.auto_unseal.attempts
             };
             let Err(e) = self.auto_unseal_once(kms).await else {
+                metrics::auto_unseal_attempt("ok", None);
                 return;
             };
             let delay = backoff(attempts, e.transient);
+            metrics::auto_unseal_attempt("failed", Some(SystemTime::now() + delay));
             let state = if e.transient {
                 AutoUnsealState::InProgress
             } else {
@@ -281,6 +284,7 @@ impl Lifecycle {
 
     /// One attempt: read the stored root key, one KMS Decrypt, open the keyring.
     pub(super) async fn auto_unseal_once(&self, kms: &dyn Kms) -> Result<(), AttemptError> {
+        let started = Instant::now();
         let config = match &*self.read() {
             State::Sealed { config, .. } => Arc::clone(config),
             _ => return Ok(()),
@@ -309,6 +313,7 @@ impl Lifecycle {
             // The take-over checks and opens the store.
             self.stand_by(config, barrier);
             self.report_unsealed_by_kms();
+            metrics::unsealed("kms", started);
             tracing::info!(kms_key_arn = %envelope.key_arn, "unsealed by KMS");
             return Ok(());
         }
@@ -329,6 +334,7 @@ impl Lifecycle {
             barrier: Arc::new(barrier),
         });
         self.report_unsealed_by_kms();
+        metrics::unsealed("kms", started);
         tracing::info!(kms_key_arn = %envelope.key_arn, "unsealed by KMS");
         Ok(())
     }

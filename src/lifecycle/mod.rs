@@ -45,6 +45,7 @@ pub use unseal::UnsealOutcome;
 
 use crate::barrier::{Barrier, Hooks};
 use crate::error::Error;
+use crate::metrics;
 use crate::seal::Seal;
 use crate::seal::envelope::{Envelope, Purpose};
 use crate::seal::kms::Kms;
@@ -415,6 +416,7 @@ impl Lifecycle {
             config,
             progress: Progress::default(),
         });
+        metrics::sealed();
         tracing::info!("sealed: root key and keyring dropped from memory");
     }
 }

@@ -17,6 +17,7 @@ use super::state::{HaStatus, Leader, State};
 use super::{Lifecycle, Migration, SealConfig};
 use crate::barrier::{Barrier, BarrierError, KEYRING_PATH, entry};
 use crate::error::Error;
+use crate::metrics;
 use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
 use crate::secret::SecretKey;
@@ -276,6 +277,7 @@ impl Lifecycle {
             active_since_unix_ms,
             ..ha.own.clone()
         }));
+        metrics::took_over();
         tracing::info!("active: this node serves every call");
         Ok(())
     }
@@ -559,6 +561,7 @@ impl Lifecycle {
         if let Some(ha) = &self.ha {
             ha.set_leader(None);
         }
+        metrics::stepped_down();
         tracing::warn!("standing by: this node is no longer the active node");
     }
 

@@ -5,6 +5,7 @@
 //! at once and the shares already entered are kept.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -14,6 +15,7 @@ use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SealConfig};
 use super::{Lifecycle, Progress, State, Status};
 use crate::barrier::{Barrier, entry};
 use crate::error::Error;
+use crate::metrics;
 use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
 use crate::seal::kms::Kms;
@@ -201,6 +203,7 @@ impl Lifecycle {
                 }
             }
         } else if let Some(quorum) = quorum {
+            let started = Instant::now();
             let barrier = match &self.seal {
                 Seal::Shamir => self.open_barrier(&quorum.shares).await?,
                 Seal::AwsKms(kms) => self
@@ -224,8 +227,10 @@ impl Lifecycle {
                     state: AutoUnsealState::Unsealed,
                     ..AutoUnsealStatus::default()
                 };
+                metrics::unsealed("recovery", started);
                 tracing::info!("unsealed with a quorum of recovery keys");
             } else {
+                metrics::unsealed("shamir", started);
                 tracing::info!("unsealed");
             }
         } else {

@@ -7,7 +7,7 @@
 //! EC2 instance roles). The HTTPS client is rustls on ring, the same TLS stack
 //! as strongroom's listeners.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_config::provider_config::ProviderConfig;
@@ -28,6 +28,7 @@ use super::kms::{
     EncryptionContext, KeyInfo, KeyState, Kms, KmsError, KmsErrorKind, Unwrapped, Wrapped,
 };
 use crate::config::AwsKmsSeal;
+use crate::metrics;
 use crate::secret::SecretBytes;
 
 /// How long to wait for a TCP (and TLS) connection to KMS.
@@ -303,6 +304,7 @@ impl Kms for AwsKms {
         plaintext: &[u8],
         context: &EncryptionContext,
     ) -> Result<Wrapped, KmsError> {
+        let started = Instant::now();
         let key = self.key_id();
         let mut request = self
             .client()
@@ -316,7 +318,8 @@ impl Kms for AwsKms {
         let output = request
             .send()
             .await
-            .map_err(|e| self.error("Encrypt", key, e))?;
+            .map_err(|e| self.error("Encrypt", key, e));
+        let output = measured("Encrypt", started, output)?;
         let incomplete = || {
             KmsError::new(
                 KmsErrorKind::Unavailable,
@@ -335,6 +338,7 @@ impl Kms for AwsKms {
         context: &EncryptionContext,
         key_arn: &str,
     ) -> Result<Unwrapped, KmsError> {
+        let started = Instant::now();
         // No KeyId: the ciphertext names its key (see the trait).
         let mut request = self
             .client()
@@ -347,7 +351,8 @@ impl Kms for AwsKms {
         let output = request
             .send()
             .await
-            .map_err(|e| self.error("Decrypt", key_arn, e))?;
+            .map_err(|e| self.error("Decrypt", key_arn, e));
+        let output = measured("Decrypt", started, output)?;
         let incomplete = || {
             KmsError::new(
                 KmsErrorKind::Unavailable,
@@ -361,6 +366,7 @@ impl Kms for AwsKms {
     }
 
     async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
+        let started = Instant::now();
         let output = self
             .client()
             .await?
@@ -368,7 +374,8 @@ impl Kms for AwsKms {
             .key_id(key_id)
             .send()
             .await
-            .map_err(|e| self.error("DescribeKey", key_id, e))?;
+            .map_err(|e| self.error("DescribeKey", key_id, e));
+        let output = measured("DescribeKey", started, output)?;
         let metadata = output.key_metadata.ok_or_else(|| {
             KmsError::new(
                 KmsErrorKind::Unavailable,
@@ -396,6 +403,28 @@ pub fn arn_scope(arn: &str) -> Option<(&str, &str, &str)> {
         return None;
     };
     Some((partition, region, account))
+}
+
+/// Records a KMS request in the metrics: its action, `ok` or the kind of
+/// failure, and its latency.
+fn measured<T>(
+    action: &'static str,
+    started: Instant,
+    result: Result<T, KmsError>,
+) -> Result<T, KmsError> {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => match e.kind {
+            KmsErrorKind::Unavailable => "unavailable",
+            KmsErrorKind::Throttled => "throttled",
+            KmsErrorKind::KeyUnusable => "key_unusable",
+            KmsErrorKind::Denied => "denied",
+            KmsErrorKind::Rejected => "rejected",
+            KmsErrorKind::Config => "config",
+        },
+    };
+    metrics::kms_request(action, outcome, started);
+    result
 }
 
 #[cfg(test)]

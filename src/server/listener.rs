@@ -78,6 +78,8 @@ pub enum Bound {
         identities: Vec<config::IdentityRule>,
         /// Whether Init may be called here.
         allow_init: bool,
+        /// Whether `sys/metrics` is served here without a token.
+        unauthenticated_metrics_access: bool,
     },
     /// A unix socket.
     Unix {
@@ -91,6 +93,8 @@ pub enum Bound {
         identities: Vec<config::IdentityRule>,
         /// Whether Init may be called here.
         allow_init: bool,
+        /// Whether `sys/metrics` is served here without a token.
+        unauthenticated_metrics_access: bool,
     },
 }
 
@@ -118,6 +122,20 @@ impl Bound {
     pub fn allow_init(&self) -> bool {
         match self {
             Bound::Tcp { allow_init, .. } | Bound::Unix { allow_init, .. } => *allow_init,
+        }
+    }
+
+    /// Whether `sys/metrics` is served here without a token.
+    pub fn unauthenticated_metrics_access(&self) -> bool {
+        match self {
+            Bound::Tcp {
+                unauthenticated_metrics_access,
+                ..
+            }
+            | Bound::Unix {
+                unauthenticated_metrics_access,
+                ..
+            } => *unauthenticated_metrics_access,
         }
     }
 }
@@ -153,6 +171,7 @@ pub async fn bind(listener: &config::Listener) -> Result<Bound, ListenerError> {
                 max_request_size: tcp.max_request_size,
                 identities: tcp.identities.clone(),
                 allow_init: tcp.allow_init,
+                unauthenticated_metrics_access: tcp.unauthenticated_metrics_access,
             })
         }
         config::Listener::Unix(unix) => Ok(Bound::Unix {
@@ -161,6 +180,7 @@ pub async fn bind(listener: &config::Listener) -> Result<Bound, ListenerError> {
             max_request_size: unix.max_request_size,
             identities: unix.identities.clone(),
             allow_init: unix.allow_init,
+            unauthenticated_metrics_access: unix.unauthenticated_metrics_access,
         }),
     }
 }

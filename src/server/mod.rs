@@ -33,6 +33,7 @@ use tower::util::{MapResponseLayer, option_layer};
 pub use listener::{Bound, ListenerError};
 
 use crate::api::forward::{Forwarder, Origin};
+use crate::api::identity::MetricsAccess;
 use crate::api::{self, Identities, grpc};
 use crate::audit::Auditor;
 use crate::config::{self, Config, Listener, StorageConfig};
@@ -196,18 +197,21 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
         "READY=1\nSTATUS={}",
         systemd_status(&node.lifecycle)
     ));
-    let result = serve(node, bound, shutdown, ha).await;
+    let metrics_served = config.telemetry.prometheus_enabled();
+    let result = serve(node, bound, shutdown, ha, metrics_served).await;
     notifier.notify("STOPPING=1");
     result
 }
 
 /// Serves `listeners` until `shutdown` resolves, then seals and drains:
 /// in-flight strongroom requests get `DRAIN_DEADLINE` to finish.
+/// `sys/metrics` is served when `metrics_served` (telemetry's retention).
 pub async fn serve(
     node: Arc<Node>,
     listeners: Vec<Bound>,
     shutdown: impl Future<Output = &'static str>,
     ha: Option<ha::Handle>,
+    metrics_served: bool,
 ) -> Result<(), ServerError> {
     let health = HealthReporter::new();
     tokio::spawn(grpc::track_health(
@@ -238,7 +242,12 @@ pub async fn serve(
             &shared,
             &node,
             max_request_size,
-            Identities::new(bound.identities()).with_allow_init(bound.allow_init()),
+            Identities::new(bound.identities())
+                .with_allow_init(bound.allow_init())
+                .with_metrics(MetricsAccess {
+                    served: metrics_served,
+                    unauthenticated: bound.unauthenticated_metrics_access(),
+                }),
         );
         // HTTP/1.1 too: Vault's API beside gRPC on the same listener.
         let router = Server::builder()

@@ -23,6 +23,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::thread;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use nix::errno::Errno;
@@ -31,6 +32,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::{Backend, Batch, Op, OpenError, StorageError};
+use crate::metrics;
 
 /// Storage format this build writes, and the newest it reads.
 ///
@@ -376,6 +378,7 @@ impl Backend for FileBackend {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         let (done, result) = oneshot::channel();
         let stopped = || StorageError::Backend("the storage writer has stopped".into());
         self.writer
@@ -383,7 +386,10 @@ impl Backend for FileBackend {
             .ok_or_else(stopped)?
             .send(WriteJob { batch, done })
             .map_err(|_| stopped())?;
-        result.await.map_err(|_| stopped())?
+        let committed = result.await.map_err(|_| stopped())?;
+        // As the writer sees it: the group commit's wait and its fsync.
+        metrics::commit("file", started);
+        committed
     }
 }
 

@@ -13,6 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The leaves.
     ("error", &["text"]),
     ("failpoint", &[]),
+    ("metrics", &[]),
     ("names", &["text"]),
     ("pad", &["secret"]),
     ("proto", &[]),
@@ -22,9 +23,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Configuration: the leaves only.
     ("config", &["names", "secret", "text", "time"]),
     // Storage, the barrier above it, and the seals.
-    ("storage", &["config", "error", "failpoint"]),
-    ("barrier", &["storage", "error", "secret", "time"]),
-    ("seal", &["config", "error", "failpoint", "secret", "time"]),
+    ("storage", &["config", "error", "failpoint", "metrics"]),
+    (
+        "barrier",
+        &["storage", "error", "metrics", "secret", "time"],
+    ),
+    (
+        "seal",
+        &["config", "error", "failpoint", "metrics", "secret", "time"],
+    ),
     // The components.
     (
         "access",
@@ -35,7 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "audit",
         &[
-            "barrier", "storage", "config", "error", "secret", "text", "time",
+            "barrier", "storage", "config", "error", "metrics", "secret", "text", "time",
         ],
     ),
     (
@@ -54,6 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config",
             "error",
             "failpoint",
+            "metrics",
             "pad",
             "secret",
             "text",
@@ -91,6 +99,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "audit",
             "config",
             "error",
+            "metrics",
             "proto",
             "pad",
             "secret",

@@ -26,6 +26,7 @@ mod ha_model;
 mod hardening;
 mod http_ha;
 mod http_kv;
+mod http_metrics;
 mod http_quorum;
 mod http_sys;
 mod http_token;

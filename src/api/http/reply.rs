@@ -15,6 +15,8 @@ use crate::text;
 pub struct Reply {
     status: StatusCode,
     body: Option<Value>,
+    /// A body that is not JSON, with its content type (`sys/metrics`).
+    text: Option<(&'static str, String)>,
 }
 
 impl Reply {
@@ -23,6 +25,16 @@ impl Reply {
         Self {
             status,
             body: Some(body),
+            text: None,
+        }
+    }
+
+    /// 200 with `text` as `content_type` (not JSON: `sys/metrics`).
+    pub fn text(content_type: &'static str, text: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: None,
+            text: Some((content_type, text)),
         }
     }
 
@@ -36,6 +48,7 @@ impl Reply {
         Self {
             status: StatusCode::NO_CONTENT,
             body: None,
+            text: None,
         }
     }
 
@@ -87,7 +100,15 @@ impl Reply {
 
     /// The HTTP response.
     pub fn into_response(self) -> http::Response<Body> {
-        respond(self.status, self.body.as_ref())
+        let Some((content_type, text)) = self.text else {
+            return respond(self.status, self.body.as_ref());
+        };
+        let mut response = respond(self.status, None);
+        *response.body_mut() = Body::from(text);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
     }
 }
 

@@ -50,7 +50,7 @@ impl Ctx<'_> {
             "max_request_size",
             "allow_init",
         ];
-        let (section, blocks) = self.section(&block.body, name, &keys, &["identity"]);
+        let (section, blocks) = self.section(&block.body, name, &keys, &["identity", "telemetry"]);
         let errors_before = self.errors.len();
 
         let mut address_line = line;
@@ -87,6 +87,7 @@ impl Ctx<'_> {
             .unwrap_or((false, line));
         let max_request_size = self.max_request_size(&section);
         let allow_init = self.allow_init(&section);
+        let unauthenticated_metrics_access = self.listener_telemetry(&blocks, name);
         let identities = self.identities(&blocks, name, &["cert_san", "cert_dns_san", "cert_cn"]);
         if !identities.is_empty() && client_ca.is_none() {
             self.error(
@@ -162,6 +163,7 @@ impl Ctx<'_> {
             max_request_size: max_request_size?,
             identities,
             allow_init,
+            unauthenticated_metrics_access,
             line,
         })
     }
@@ -182,7 +184,7 @@ impl Ctx<'_> {
             "max_request_size",
             "allow_init",
         ];
-        let (section, blocks) = self.section(&block.body, name, &keys, &["identity"]);
+        let (section, blocks) = self.section(&block.body, name, &keys, &["identity", "telemetry"]);
         let errors_before = self.errors.len();
 
         let path = match self.string(&section, "path") {
@@ -211,6 +213,7 @@ impl Ctx<'_> {
         let gid = self.value(&section, "socket_group", |e| resolve_group(&as_string(e)?));
         let max_request_size = self.max_request_size(&section);
         let allow_init = self.allow_init(&section);
+        let unauthenticated_metrics_access = self.listener_telemetry(&blocks, name);
         let identities = self.identities(&blocks, name, &["uid", "gid"]);
         if self.errors.len() > errors_before {
             return None;
@@ -223,6 +226,7 @@ impl Ctx<'_> {
             max_request_size: max_request_size?,
             identities,
             allow_init,
+            unauthenticated_metrics_access,
             line,
         })
     }
@@ -239,7 +243,7 @@ impl Ctx<'_> {
         let mut keys = selectors.to_vec();
         keys.push("policies");
         let mut rules: Vec<IdentityRule> = Vec::new();
-        for block in blocks {
+        for block in blocks.iter().filter(|b| b.ident.as_str() == "identity") {
             let line = self.line(block.span());
             if !block.labels.is_empty() {
                 self.error(line, name.clone(), "takes no label: identity { … }");

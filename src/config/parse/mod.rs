@@ -11,6 +11,7 @@ mod migrate;
 mod postgres;
 mod seal;
 mod settings;
+mod telemetry;
 mod values;
 mod words;
 
@@ -27,7 +28,7 @@ pub use values::parse_duration;
 use super::{
     AuditDevice, AwsKmsSeal, BarrierConfig, Config, ConfigError, ConfigErrors, FileUse, KvSettings,
     Listener, Location, LogFormat, LogLevel, MigrateConfig, NamedFile, Setting, Source,
-    StorageConfig,
+    StorageConfig, Telemetry,
 };
 use values::{as_bool, as_string};
 use words::{example_label, qualified, unknown_message};
@@ -136,6 +137,7 @@ struct Blocks {
     barrier: Option<BarrierConfig>,
     kv: Option<(KvSettings, usize)>,
     audit: Vec<AuditDevice>,
+    telemetry: Option<Telemetry>,
 }
 
 impl<'a> Ctx<'a> {
@@ -369,7 +371,15 @@ impl<'a> Ctx<'a> {
             body,
             "",
             &top_keys,
-            &["storage", "listener", "seal", "barrier", "kv", "audit"],
+            &[
+                "storage",
+                "listener",
+                "seal",
+                "barrier",
+                "kv",
+                "audit",
+                "telemetry",
+            ],
         );
         let cluster_name = self.cluster_name(&top);
         let api_addr = self.node_address(&top, "api_addr");
@@ -425,6 +435,7 @@ impl<'a> Ctx<'a> {
             barrier: read.barrier.unwrap_or_default(),
             kv: read.kv.map(|(settings, _)| settings).unwrap_or_default(),
             audit: read.audit,
+            telemetry: read.telemetry.unwrap_or_else(Telemetry::absent),
             files: Vec::new(),
             warnings: Vec::new(),
         })
@@ -477,6 +488,10 @@ impl<'a> Ctx<'a> {
             "barrier" => match &read.barrier {
                 Some(first) => self.only_one(line, "barrier", first.line),
                 None => read.barrier = self.barrier(block, line),
+            },
+            "telemetry" => match &read.telemetry {
+                Some(first) => self.only_one(line, "telemetry", first.line),
+                None => read.telemetry = self.telemetry(block, line),
             },
             ident => {
                 let Some(kind) = self.single_label(block, line) else {

@@ -24,7 +24,7 @@ pub use ha::{DEFAULT_LEASE_TTL, Election, Identity, Renewal, Term, fence_sql};
 pub use notify::{Change, listen};
 
 use std::sync::{PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -34,6 +34,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 use super::file::FORMAT_VERSION;
 use super::{Backend, Batch, Op, OpenError, StorageError};
 use crate::config::{ConnectionUrl, PostgresConfig, SslMode, with_causes};
+use crate::metrics;
 
 /// How long a connection attempt, or a wait for a free pooled connection,
 /// may take before the call fails with a sentence.
@@ -592,12 +593,16 @@ impl Backend for PostgresBackend {
         if self.fence.is_some() && term.is_none() && !batch.is_first_write() {
             return Err(StorageError::NotActive);
         }
+        let started = Instant::now();
         self.ready().await?;
         let mut client = self.client().await?;
         let mut attempt = 1;
         loop {
             match self.try_write(&mut client, &batch, term.as_ref()).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    metrics::commit("postgres", started);
+                    return Ok(());
+                }
                 Err(Attempt::Done(StorageError::NotActive)) => {
                     if let Some(term) = &term {
                         self.fenced_out.send_replace(term.epoch);
