@@ -24,6 +24,7 @@ mod ha_faults;
 mod ha_forwarding;
 mod ha_model;
 mod hardening;
+mod http_agent;
 mod http_ha;
 mod http_kv;
 mod http_metrics;
