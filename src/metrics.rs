@@ -276,7 +276,7 @@ pub fn request(operation: &'static str, outcome: &'static str, started: Instant)
         .observe(seconds(started));
 }
 
-/// A barrier operation (`get`, `put`, `list`, `delete`, `commit`).
+/// A barrier operation (`get`, `put`, `list`, `delete`, `write`).
 pub fn barrier(operation: &'static str, started: Instant) {
     METRICS
         .barrier

@@ -37,9 +37,43 @@ pub fn hmac(salt: &SecretKey, value: &[u8]) -> String {
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The most values a document's audit line HMACs one by one: past it the
+/// line stays bounded (a 900 KB document of small leaves would otherwise
+/// write tens of megabytes on every read).
+const MAX_HMAC_LEAVES: usize = 256;
+
+/// How many leaves `value` has.
+fn leaves(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => map.values().map(leaves).sum(),
+        Value::Array(items) => items.iter().map(leaves).sum(),
+        _ => 1,
+    }
+}
+
 /// `text`'s JSON with every leaf value replaced by its HMAC; text that is
-/// not JSON is one leaf.
+/// not JSON is one leaf. A document of more than [`MAX_HMAC_LEAVES`]
+/// leaves keeps its top-level keys, each value one HMAC of its JSON; one
+/// with more top-level keys than that is one HMAC of the whole text.
 fn hmac_leaves(salt: &SecretKey, text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) if leaves(&value) <= MAX_HMAC_LEAVES => hmac_each_leaf(salt, &value),
+        Ok(Value::Object(map)) if map.len() <= MAX_HMAC_LEAVES => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let one = match v {
+                        Value::String(s) => hmac(salt, s.as_bytes()),
+                        other => hmac(salt, other.to_string().as_bytes()),
+                    };
+                    (k.clone(), Value::String(one))
+                })
+                .collect(),
+        ),
+        _ => Value::String(hmac(salt, text.as_bytes())),
+    }
+}
+
+fn hmac_each_leaf(salt: &SecretKey, value: &Value) -> Value {
     fn walk(salt: &SecretKey, value: &Value) -> Value {
         match value {
             Value::Object(map) => Value::Object(
@@ -52,10 +86,7 @@ fn hmac_leaves(salt: &SecretKey, text: &str) -> Value {
             leaf => Value::String(hmac(salt, leaf.to_string().as_bytes())),
         }
     }
-    match serde_json::from_str::<Value>(text) {
-        Ok(value) => walk(salt, &value),
-        Err(_) => Value::String(hmac(salt, text.as_bytes())),
-    }
+    walk(salt, value)
 }
 
 /// The most bytes of a plain value on the request line of a refused call.
@@ -219,6 +250,29 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_document_is_hmaced_in_a_bounded_line() {
+        let salt = SecretKey::from_slice(&[7u8; 32]).unwrap();
+        // Many small leaves under few keys: one HMAC per key.
+        let many: Vec<u32> = (0..100_000).collect();
+        let text = serde_json::json!({"a": many, "b": "x"}).to_string();
+        let line = hmac_leaves(&salt, &text).to_string();
+        assert!(line.len() < 1024, "{} bytes", line.len());
+        assert!(line.contains("\"a\"") && line.contains("\"b\""));
+        // Many keys: one HMAC of the whole document.
+        let keys: serde_json::Map<String, Value> = (0..10_000)
+            .map(|i| (format!("k{i}"), Value::from(i)))
+            .collect();
+        let line = hmac_leaves(&salt, &Value::Object(keys).to_string()).to_string();
+        assert!(
+            line.len() < 100 && line.starts_with("\"hmac-sha256:"),
+            "{line}"
+        );
+        // A small document: every leaf.
+        let small = hmac_leaves(&salt, r#"{"a": [1, {"b": "c"}]}"#);
+        assert_eq!(small["a"][1]["b"], Value::String(hmac(&salt, b"c")));
+    }
 
     #[test]
     fn secrets_are_hmaced_or_left_out() {

@@ -699,6 +699,7 @@ fn hvac_drives_kv_v2() {
         json!({"user": "app", "port": 6432, "tls": {"on": true}})
     );
     assert_eq!(seen["deleted_read"], "InvalidPath");
+    assert_eq!(seen["undeleted"], seen["patched"]);
     assert_eq!(seen["undeleted_version"], 3);
     assert_eq!(seen["destroyed"], true);
     assert_eq!(seen["listed"], json!(["db"]));
@@ -845,7 +846,9 @@ fn json_values_round_trip_through_http_grpc_and_the_cli_and_are_hmaced_in_the_au
     // The audit log: every leaf of the document as its HMAC, keys plain,
     // no value anywhere.
     let text = std::fs::read_to_string(&audit_log).unwrap();
-    for value in ["hunter2", "---pem---", "peer-b", "5432", "7001"] {
+    // (The numbers are checked through their HMACs below: as substrings
+    // they may turn up in any hex.)
+    for value in ["hunter2", "---pem---", "peer-b"] {
         assert!(!text.contains(value), "{value} in the audit log");
     }
     let hash = |v: &str| {

@@ -300,6 +300,7 @@ fn an_awskms_daemon_counts_its_kms_requests_by_action() {
         )
     };
     // What the daemon counted is what KMS received.
+    assert!(kms_requests(&after_init, "Encrypt") > 0.0);
     assert_eq!(kms_requests(&after_init, "Encrypt"), proxy_count("Encrypt"));
     assert_eq!(kms_requests(&after_init, "Decrypt"), proxy_count("Decrypt"));
 

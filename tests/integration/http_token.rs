@@ -995,6 +995,16 @@ fn a_periodic_token_renews_past_the_768_hour_maximum() {
     let expire = unix_of(looked.body["data"]["expire_time"].as_str().unwrap());
     assert_eq!(expire, created + MAX_TTL);
     assert_eq!(looked.body["data"]["period"], MAX_TTL);
+    // Renewed in a later second than it was made (bounded wait), so the
+    // renewal's expiry is strictly past creation + 768 h.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while strongroom::time::now_unix() <= created {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock did not move"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let renewed = ours.send(
         "PUT",
         "auth/token/renew-self",
@@ -1009,7 +1019,11 @@ fn a_periodic_token_renews_past_the_768_hour_maximum() {
     let renewal = looked.body["data"]["last_renewal_time"].as_u64().unwrap();
     let expire = unix_of(looked.body["data"]["expire_time"].as_str().unwrap());
     assert_eq!(expire, renewal + MAX_TTL);
-    assert!(renewal >= created);
+    assert!(renewal > created);
+    assert!(
+        expire > created + MAX_TTL,
+        "a periodic token outlives 768 h"
+    );
 
     // Not periodic: an increment past the maximum stops at creation + 768 h.
     let plain = ours.token(json!({"ttl": "1h", "policies": ["app"]}));

@@ -799,6 +799,29 @@ fn ciphertexts_cross_surfaces_and_audit_lines_hold_hmacs() {
         .find(|l| l["operation"] == "keys.Decrypt" && l["type"] == "response")
         .unwrap();
     assert_eq!(decrypt["data"]["plaintext"], hash, "{decrypt}");
+
+    // A refused plaintext is never repeated: not in the answer, not in
+    // the audit line of the refusal.
+    for bad in [
+        json!({"plaintext": 98765432123_u64}),
+        json!({"plaintext": "sekrit value!!"}),
+    ] {
+        let refused = request(
+            &daemon.addr,
+            "POST",
+            "transit/encrypt/both",
+            Some(root),
+            Some(&bad),
+        );
+        assert_eq!(refused.status, 400, "{:?}", refused.body);
+        let sentence = refused.body["errors"][0].as_str().unwrap();
+        assert!(
+            !sentence.contains("98765432123") && !sentence.contains("sekrit"),
+            "{sentence}"
+        );
+    }
+    let text = std::fs::read_to_string(&audit_log).unwrap();
+    assert!(!text.contains("98765432123") && !text.contains("sekrit"));
 }
 
 fn base64_of(bytes: &[u8]) -> String {

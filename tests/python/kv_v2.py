@@ -38,6 +38,10 @@ try:
 except exceptions.InvalidPath as e:
     seen["deleted_read"] = type(e).__name__
 kv.undelete_secret_versions(path="app/db", versions=[2])
+# The undeleted version reads again, with its data.
+seen["undeleted"] = kv.read_secret_version(
+    path="app/db", version=2, raise_on_deleted_version=True
+)["data"]["data"]
 seen["undeleted_version"] = kv.create_or_update_secret(
     path="app/db", secret={"user": "app", "port": 6432, "tls": {"on": True}}
 )["data"]["version"]

@@ -6,7 +6,10 @@ use super::store::{MAX_TTL_SECS, Spec, TokenEntry};
 
 /// When a token made at `now` from `spec` expires, and the latest its
 /// renewals may reach (0 and 0: never expires; a periodic token without an
-/// explicit maximum has no latest: 0), both capped at the parent's expiry.
+/// explicit maximum has no latest: 0). The expiry is capped at the
+/// parent's expiry now; the latest is not, as the parent may be renewed
+/// (each renewal is capped at the parent's expiry then). Saturating: no
+/// duration overflows the clock.
 pub(super) fn lifetime(spec: &Spec, now: u64) -> (u64, u64) {
     let parent = spec
         .parent
@@ -25,18 +28,21 @@ pub(super) fn lifetime(spec: &Spec, now: u64) -> (u64, u64) {
         match explicit {
             // A root token made without a ttl never expires, unless its
             // creator gave it a hard limit.
-            None => return (cap(0), cap(0)),
-            Some(at) => (spec.explicit_max_ttl_secs, at.min(now + MAX_TTL_SECS)),
+            None => return (cap(0), 0),
+            Some(at) => (
+                spec.explicit_max_ttl_secs,
+                at.min(now.saturating_add(MAX_TTL_SECS)),
+            ),
         }
     } else {
-        let max = now + MAX_TTL_SECS;
+        let max = now.saturating_add(MAX_TTL_SECS);
         (spec.ttl_secs, explicit.map_or(max, |e| e.min(max)))
     };
-    let mut expire = now + ttl;
+    let mut expire = now.saturating_add(ttl);
     if max != 0 {
         expire = expire.min(max);
     }
-    (cap(expire), cap(max))
+    (cap(expire), max)
 }
 
 /// The expiry a renewal at `now` gives `entry`: a periodic token's is now
@@ -96,6 +102,36 @@ mod tests {
             display_name: String::new(),
             meta: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn durations_beyond_the_clock_saturate_instead_of_overflowing() {
+        let now = 1_000_000;
+        let (expire, max) = lifetime(&spec(0, 0, u64::MAX), now);
+        assert_eq!(max, now + MAX_TTL_SECS);
+        assert!(expire <= max);
+        let (expire, _) = lifetime(&spec(0, u64::MAX, 0), now);
+        assert_eq!(expire, u64::MAX);
+        let entry = made_at(&spec(0, u64::MAX, 0), now);
+        assert_eq!(renewed_expiry(&entry, now, 0, 0), u64::MAX);
+    }
+
+    #[test]
+    fn a_periodic_child_outlives_its_parents_first_expiry_once_the_parent_is_renewed() {
+        let now = 1_000_000;
+        let parent = made_at(&spec(0, 6, 0), now);
+        let child_spec = Spec {
+            parent: Some(parent.clone()),
+            ..spec(0, 6, 0)
+        };
+        let (expire, max) = lifetime(&child_spec, now);
+        assert_eq!(expire, parent.expire_unix, "capped by the parent now");
+        assert_eq!(max, 0, "but no latest expiry of its own");
+        let mut child = made_at(&child_spec, now);
+        (child.expire_unix, child.max_expire_unix) = (expire, max);
+        // The parent renewed at +4 s lives to +10 s; so may the child.
+        let parent_now = now + 4 + 6;
+        assert_eq!(renewed_expiry(&child, now + 4, 0, parent_now), now + 10);
     }
 
     #[test]

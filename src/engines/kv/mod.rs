@@ -316,14 +316,36 @@ impl Kv {
                 custom_metadata: meta.custom_metadata.clone(),
             });
         }
-        let stored = barrier
-            .get(&data_key(path, version))
-            .await?
-            .ok_or_else(|| {
-                Error::Internal(format!(
-                    "version {version} of kv path {path:?} is in its metadata but its data is missing"
-                ))
-            })?;
+        let stored = match barrier.get(&data_key(path, version)).await? {
+            Some(stored) => stored,
+            // Reads take no lock: a write that pruned this version, or a
+            // destroy, may have committed since the metadata was read. The
+            // metadata as it is now says what happened; a version still
+            // live there without its data is damage.
+            None => {
+                let now = existing_meta(barrier, path).await?;
+                match now.versions.get(&version) {
+                    Some(again) if !again.destroyed && again.deleted_unix == 0 => {
+                        return Err(Error::Internal(format!(
+                            "version {version} of kv path {path:?} is in its metadata but its data is missing"
+                        )));
+                    }
+                    Some(again) => {
+                        return Ok(Lookup::Gone {
+                            version,
+                            info: again.clone(),
+                            custom_metadata: now.custom_metadata.clone(),
+                        });
+                    }
+                    None => {
+                        return Err(Error::NotFound(format!(
+                            "kv path {path:?} has no version {version}{}",
+                            kept(&now)
+                        )));
+                    }
+                }
+            }
+        };
         Ok(Lookup::Live(Versioned {
             data: Document::stored(path, stored.expose())?,
             version,
@@ -401,8 +423,11 @@ impl Kv {
                 continue;
             };
             match mark {
-                Mark::Delete if info.deleted_unix == 0 => info.deleted_unix = now,
-                Mark::Undelete => info.deleted_unix = 0,
+                // A destroyed version stays as it is, as Vault's.
+                Mark::Delete if info.deleted_unix == 0 && !info.destroyed => {
+                    info.deleted_unix = now
+                }
+                Mark::Undelete if !info.destroyed => info.deleted_unix = 0,
                 Mark::Destroy if !info.destroyed => {
                     info.destroyed = true;
                     batch.delete(data_key(path, version));

@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 use crate::api::http::HttpError;
 use crate::text;
 
+/// The longest duration a field takes (about 317 years): longer ones are
+/// refused rather than overflowing a time.
+const MAX_DURATION_SECS: u64 = 10_000_000_000;
+
 /// A request's JSON object.
 pub struct Fields(Map<String, Value>);
 
@@ -85,6 +89,8 @@ impl Fields {
             Some(Value::String(s)) => go_duration(s.trim()).map(|secs| (secs, s.clone())),
             Some(_) => None,
         };
+        // Beyond any lifetime (and any clock): refused, not wrapped.
+        let seconds = seconds.filter(|(secs, _)| *secs <= MAX_DURATION_SECS);
         seconds.ok_or_else(|| {
             let given = self.get(name).map(describe).unwrap_or_default();
             HttpError::bad_request(format!(

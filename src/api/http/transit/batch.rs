@@ -178,7 +178,12 @@ mod tests {
         );
         assert_eq!(failed, 2);
         assert_eq!(answers[0], json!({"r": "A", "reference": "first"}));
-        assert!(answers[1]["error"].as_str().unwrap().contains("not base64"));
+        assert!(
+            answers[1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("not valid base64")
+        );
         assert_eq!(answers[2], json!({"error": "no", "reference": ""}));
         let fields = Fields::new(Map::new());
         assert_eq!(batch_reply(&fields, answers, failed).unwrap().status(), 400);
