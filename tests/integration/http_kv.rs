@@ -1132,3 +1132,53 @@ fn a_sidecar_known_by_its_uid_reads_kv_v2_over_the_socket_without_a_token() {
     let tcp = request(&daemon.addr, "GET", "secret/data/app/db", None, None);
     assert_eq!(tcp.status, 403);
 }
+
+#[test]
+fn reads_racing_pruning_writes_never_answer_500() {
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let token = init.root_token.clone();
+    let addr = daemon.addr.clone();
+    let keep_one = json!({"max_versions": 1});
+    let set = request(
+        &addr,
+        "POST",
+        "secret/metadata/race",
+        Some(&token),
+        Some(&keep_one),
+    );
+    assert_eq!(set.status, 204, "{:?}", set.body);
+    let first = json!({"data": {"n": 0}});
+    request(
+        &addr,
+        "POST",
+        "secret/data/race",
+        Some(&token),
+        Some(&first),
+    );
+    let writer = {
+        let (addr, token) = (addr.clone(), token.clone());
+        std::thread::spawn(move || {
+            for n in 1..=150 {
+                let body = json!({"data": {"n": n}});
+                let written = request(&addr, "POST", "secret/data/race", Some(&token), Some(&body));
+                assert_eq!(written.status, 200, "{:?}", written.body);
+            }
+        })
+    };
+    // Each version is pruned by the next write: a read may find its
+    // metadata and then no data; it must say so, not fail.
+    let mut reads = 0;
+    while !writer.is_finished() && reads < 5_000 {
+        let read = request(&addr, "GET", "secret/data/race", Some(&token), None);
+        assert!(
+            matches!(read.status, 200 | 404),
+            "{} {:?}",
+            read.status,
+            read.body
+        );
+        reads += 1;
+    }
+    writer.join().unwrap();
+    assert!(reads > 0);
+}
