@@ -2,7 +2,7 @@
 //! default, written in HCL as Vault's are:
 //!
 //! ```hcl
-//! path "kv/app/*" { capabilities = ["read", "list"] }
+//! path "secret/data/app/*" { capabilities = ["read", "list"] }
 //! ```
 //!
 //! Matching follows Vault. `*` may only end a pattern and matches any rest
@@ -35,18 +35,12 @@ pub enum Capability {
     Read,
     /// Change something that exists.
     Update,
+    /// Merge a change into something that exists (kv v2's PATCH).
+    Patch,
     /// Remove it.
     Delete,
     /// List the names under a folder.
     List,
-    /// Encrypt with a key.
-    Encrypt,
-    /// Decrypt with a key.
-    Decrypt,
-    /// Make a data key under a key.
-    Datakey,
-    /// Start a new key version.
-    Rotate,
     /// Operations that change the daemon's keys or seal, or erase history.
     Sudo,
     /// Nothing, whatever else is granted.
@@ -55,16 +49,13 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in the order the docs list them.
-    pub const ALL: [Capability; 11] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Create,
         Capability::Read,
         Capability::Update,
+        Capability::Patch,
         Capability::Delete,
         Capability::List,
-        Capability::Encrypt,
-        Capability::Decrypt,
-        Capability::Datakey,
-        Capability::Rotate,
         Capability::Sudo,
         Capability::Deny,
     ];
@@ -75,18 +66,16 @@ impl Capability {
             Capability::Create => "create",
             Capability::Read => "read",
             Capability::Update => "update",
+            Capability::Patch => "patch",
             Capability::Delete => "delete",
             Capability::List => "list",
-            Capability::Encrypt => "encrypt",
-            Capability::Decrypt => "decrypt",
-            Capability::Datakey => "datakey",
-            Capability::Rotate => "rotate",
             Capability::Sudo => "sudo",
             Capability::Deny => "deny",
         }
     }
 
-    fn parse(name: &str) -> Option<Self> {
+    /// The capability named `name` in a policy.
+    pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.name() == name)
     }
 
@@ -122,7 +111,8 @@ impl Capabilities {
         set
     }
 
-    fn insert(&mut self, capability: Capability) {
+    /// Adds `capability`.
+    pub fn insert(&mut self, capability: Capability) {
         self.0 |= capability.bit();
     }
 
@@ -159,13 +149,13 @@ pub struct Pattern {
 
 impl Pattern {
     /// Checks the pattern's shape: `*` only at the end, `+` only as a whole segment.
-    fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() {
             return Err("the path pattern is empty".into());
         }
         if text.starts_with('/') {
             return Err(format!(
-                "path pattern {} starts with a slash: paths start with kv/, keys/, sys/ or auth/token/",
+                "path pattern {} starts with a slash: paths start with secret/, transit/, sys/ or auth/token/",
                 quote(text)
             ));
         }
@@ -184,7 +174,7 @@ impl Pattern {
             .any(|segment| segment.contains('+') && segment != "+")
         {
             return Err(format!(
-                "path pattern {} uses + inside a segment; + stands for one whole segment, as in kv/+/config",
+                "path pattern {} uses + inside a segment; + stands for one whole segment, as in secret/data/+/config",
                 quote(text)
             ));
         }
@@ -263,6 +253,31 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     crate::names::check_policy_name(name).map_err(Error::InvalidArgument)
 }
 
+/// One `path` block as written: its pattern and the capability names it
+/// lists, unchecked (the one-time rewrite of stored policies reads the
+/// capabilities retired since).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The line the block starts on.
+    pub line: usize,
+    /// What it matches.
+    pub pattern: Pattern,
+    /// The capability names, in document order.
+    pub capabilities: Vec<String>,
+}
+
+/// The capabilities strongroom's policies had before they took Vault's
+/// paths, and what grants the same now.
+const RETIRED: [(&str, &str); 4] = [
+    ("encrypt", "update on transit/encrypt/<name>"),
+    ("decrypt", "update on transit/decrypt/<name>"),
+    (
+        "datakey",
+        "update on transit/datakey/plaintext/<name> or transit/datakey/wrapped/<name>",
+    ),
+    ("rotate", "update on transit/keys/<name>/rotate"),
+];
+
 impl Policy {
     /// Parses the HCL text of policy `name`. Errors name the line.
     pub fn parse(name: &str, text: &str) -> Result<Self, Error> {
@@ -273,84 +288,19 @@ impl Policy {
                 text.len()
             )));
         }
-        let invalid = |line: usize, why: String| {
-            Error::InvalidArgument(format!("policy {} line {line}: {why}", quote(name)))
-        };
-        let body: Body = hcl_edit::parser::parse_body(text)
-            .map_err(|e| invalid(e.location().line(), format!("invalid HCL: {}", e.message())))?;
-        let line_of = |span: Option<Range<usize>>| {
-            span.map_or(0, |r| text[..r.start].matches('\n').count() + 1)
-        };
-        if let Some(attr) = body.attributes().next() {
-            return Err(invalid(
-                line_of(attr.span()),
-                format!(
-                    "unexpected key {:?}; a policy holds only path \"…\" {{ capabilities = [ … ] }} blocks",
-                    attr.key.as_str()
-                ),
-            ));
-        }
+        Self::parse_stored(name, text)
+    }
+
+    /// Parses a stored policy: as [`Policy::parse`], without the size
+    /// limit (a policy rewritten to Vault's paths may have grown past it).
+    pub fn parse_stored(name: &str, text: &str) -> Result<Self, Error> {
         let mut rules = Vec::new();
-        for block in body.blocks() {
-            let line = line_of(block.span());
-            if block.ident.as_str() != "path" {
-                return Err(invalid(
-                    line,
-                    format!(
-                        "unexpected block {:?}; a policy holds only path blocks",
-                        block.ident.as_str()
-                    ),
-                ));
-            }
-            let pattern = match block.labels.as_slice() {
-                [label] => label.as_str().to_string(),
-                _ => {
-                    return Err(invalid(
-                        line,
-                        "a path block has exactly one label, the path pattern, as in path \"kv/app/*\" { … }".into(),
-                    ));
-                }
-            };
-            let pattern = Pattern::parse(&pattern).map_err(|why| invalid(line, why))?;
-            if rules.iter().any(|r: &Rule| r.pattern == pattern) {
-                return Err(invalid(
-                    line,
-                    format!("path {:?} appears twice", pattern.as_str()),
-                ));
-            }
-            let mut capabilities = None;
-            for attr in block.body.attributes() {
-                let at = line_of(attr.span());
-                if attr.key.as_str() != "capabilities" {
-                    return Err(invalid(
-                        at,
-                        format!(
-                            "unexpected key {:?} in path {:?}; the only key is capabilities",
-                            attr.key.as_str(),
-                            pattern.as_str()
-                        ),
-                    ));
-                }
-                capabilities =
-                    Some(parse_capabilities(&attr.value).map_err(|why| invalid(at, why))?);
-            }
-            if block.body.blocks().next().is_some() {
-                return Err(invalid(
-                    line,
-                    format!(
-                        "path {:?} has a nested block; only capabilities = [ … ] is allowed",
-                        pattern.as_str()
-                    ),
-                ));
-            }
-            let capabilities = capabilities.ok_or_else(|| {
-                invalid(
-                    line,
-                    format!("path {:?} has no capabilities = [ … ]", pattern.as_str()),
-                )
+        for block in parse_blocks(name, text)? {
+            let capabilities = capabilities_of(&block.capabilities).map_err(|why| {
+                Error::InvalidArgument(format!("policy {} line {}: {why}", quote(name), block.line))
             })?;
             rules.push(Rule {
-                pattern,
+                pattern: block.pattern,
                 capabilities,
             });
         }
@@ -361,22 +311,119 @@ impl Policy {
     }
 }
 
-fn parse_capabilities(expr: &Expression) -> Result<Capabilities, String> {
-    let Expression::Array(items) = expr else {
-        return Err("capabilities must be a list of strings, such as [\"read\", \"list\"]".into());
+/// The `path` blocks of policy `name`'s HCL text, their shape checked (one
+/// label, a valid pattern, once each, a list of strings) but not the
+/// capability names. Errors name the line.
+pub fn parse_blocks(name: &str, text: &str) -> Result<Vec<Block>, Error> {
+    let invalid = |line: usize, why: String| {
+        Error::InvalidArgument(format!("policy {} line {line}: {why}", quote(name)))
     };
-    let mut set = Capabilities::default();
-    for item in items.iter() {
-        let Expression::String(name) = item else {
-            return Err(
-                "capabilities must be a list of strings, such as [\"read\", \"list\"]".into(),
-            );
+    let body: Body = hcl_edit::parser::parse_body(text)
+        .map_err(|e| invalid(e.location().line(), format!("invalid HCL: {}", e.message())))?;
+    let line_of =
+        |span: Option<Range<usize>>| span.map_or(0, |r| text[..r.start].matches('\n').count() + 1);
+    if let Some(attr) = body.attributes().next() {
+        return Err(invalid(
+            line_of(attr.span()),
+            format!(
+                "unexpected key {:?}; a policy holds only path \"…\" {{ capabilities = [ … ] }} blocks",
+                attr.key.as_str()
+            ),
+        ));
+    }
+    let mut blocks: Vec<Block> = Vec::new();
+    for block in body.blocks() {
+        let line = line_of(block.span());
+        if block.ident.as_str() != "path" {
+            return Err(invalid(
+                line,
+                format!(
+                    "unexpected block {:?}; a policy holds only path blocks",
+                    block.ident.as_str()
+                ),
+            ));
+        }
+        let pattern = match block.labels.as_slice() {
+            [label] => label.as_str().to_string(),
+            _ => {
+                return Err(invalid(
+                    line,
+                    "a path block has exactly one label, the path pattern, as in path \"secret/data/app/*\" { … }".into(),
+                ));
+            }
         };
-        let capability = Capability::parse(name.value()).ok_or_else(|| {
+        let pattern = Pattern::parse(&pattern).map_err(|why| invalid(line, why))?;
+        if blocks.iter().any(|b| b.pattern == pattern) {
+            return Err(invalid(
+                line,
+                format!("path {:?} appears twice", pattern.as_str()),
+            ));
+        }
+        let mut capabilities = None;
+        for attr in block.body.attributes() {
+            let at = line_of(attr.span());
+            if attr.key.as_str() != "capabilities" {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "unexpected key {:?} in path {:?}; the only key is capabilities",
+                        attr.key.as_str(),
+                        pattern.as_str()
+                    ),
+                ));
+            }
+            capabilities = Some(capability_names(&attr.value).map_err(|why| invalid(at, why))?);
+        }
+        if block.body.blocks().next().is_some() {
+            return Err(invalid(
+                line,
+                format!(
+                    "path {:?} has a nested block; only capabilities = [ … ] is allowed",
+                    pattern.as_str()
+                ),
+            ));
+        }
+        let capabilities = capabilities.ok_or_else(|| {
+            invalid(
+                line,
+                format!("path {:?} has no capabilities = [ … ]", pattern.as_str()),
+            )
+        })?;
+        blocks.push(Block {
+            line,
+            pattern,
+            capabilities,
+        });
+    }
+    Ok(blocks)
+}
+
+fn capability_names(expr: &Expression) -> Result<Vec<String>, String> {
+    let not_strings = || "capabilities must be a list of strings, such as [\"read\", \"list\"]";
+    let Expression::Array(items) = expr else {
+        return Err(not_strings().into());
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Expression::String(name) => Ok(name.value().to_string()),
+            _ => Err(not_strings().into()),
+        })
+        .collect()
+}
+
+fn capabilities_of(names: &[String]) -> Result<Capabilities, String> {
+    let mut set = Capabilities::default();
+    for name in names {
+        if let Some((_, instead)) = RETIRED.iter().find(|(old, _)| old == name) {
+            return Err(format!(
+                "capability {name:?} is strongroom's old name; policies use Vault's paths and capabilities now: {instead}"
+            ));
+        }
+        let capability = Capability::parse(name).ok_or_else(|| {
             let known: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
             format!(
-                "unknown capability {:?}; the capabilities are {}",
-                name.value().as_str(),
+                "unknown capability {name:?}; the capabilities are {}",
                 known.join(", ")
             )
         })?;
