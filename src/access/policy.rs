@@ -139,7 +139,10 @@ impl Policies {
         // written on Vault's paths is never rewritten.
         let mut batch = Batch::new();
         batch.put(path(name), barrier.encrypt(&path(name), text.as_bytes()));
-        batch.put(upgrade::MARKER, barrier.encrypt(upgrade::MARKER, upgrade::FORMAT));
+        batch.put(
+            upgrade::MARKER,
+            barrier.encrypt(upgrade::MARKER, upgrade::FORMAT),
+        );
         barrier.write(batch).await?;
         let mut cache = self.cache();
         cache.generation += 1;

@@ -17,8 +17,7 @@ pub const MARKER: &str = "sys/policy-format";
 pub const FORMAT: &[u8] = b"2";
 
 /// The first line of a rewritten policy.
-const HEADER: &str =
-    "# Rewritten from strongroom's own paths to Vault's when this store was first unsealed by a build that uses Vault's paths (docs/ACCESS.md).\n";
+const HEADER: &str = "# Rewritten from strongroom's own paths to Vault's when this store was first unsealed by a build that uses Vault's paths (docs/ACCESS.md).\n";
 
 /// A policy's rules on Vault's paths, in the order they were made; one
 /// pattern made twice gets the union.
@@ -333,7 +332,10 @@ mod tests {
             ])
         );
         assert_eq!(
-            mapped("keys/orders", &["read", "update", "rotate", "delete", "datakey"]),
+            mapped(
+                "keys/orders",
+                &["read", "update", "rotate", "delete", "datakey"]
+            ),
             rules(&[
                 ("transit/keys/orders", &["read", "delete"]),
                 ("transit/keys/orders/config", &["update"]),
@@ -371,7 +373,10 @@ mod tests {
     #[test]
     fn policies_and_kv_config_move_to_vaults_sys_paths() {
         assert_eq!(
-            mapped("sys/policy/*", &["read", "list", "create", "update", "delete"]),
+            mapped(
+                "sys/policy/*",
+                &["read", "list", "create", "update", "delete"]
+            ),
             rules(&[(
                 "sys/policies/acl/*",
                 &["create", "read", "update", "delete", "list"]

@@ -388,7 +388,12 @@ pub const KEYS_CREATE: Action = on_key("keys.Create", "", RequireAny(&[Create, U
 /// `Keys.Read`.
 pub const KEYS_READ: Action = on_key("keys.Read", "", Require(&[Read]));
 /// `Keys.List`.
-pub const KEYS_LIST: Action = on("keys.List", "transit/keys/", Resource::None, Require(&[List]));
+pub const KEYS_LIST: Action = on(
+    "keys.List",
+    "transit/keys/",
+    Resource::None,
+    Require(&[List]),
+);
 /// `Keys.Rotate`.
 pub const KEYS_ROTATE: Action = on_key("keys.Rotate", "/rotate", Require(&[Update]));
 /// `Keys.UpdateKeyConfig`.
@@ -633,10 +638,7 @@ mod tests {
     #[test]
     fn policy_paths_check_their_resource() {
         assert_eq!(KV_PUT.policy_path("app/db").unwrap(), "secret/data/app/db");
-        assert_eq!(
-            KV_LIST.policy_path("app").unwrap(),
-            "secret/metadata/app/"
-        );
+        assert_eq!(KV_LIST.policy_path("app").unwrap(), "secret/metadata/app/");
         assert_eq!(KV_LIST.policy_path("").unwrap(), "secret/metadata/");
         assert_eq!(KEYS_LIST.policy_path("").unwrap(), "transit/keys/");
         assert_eq!(

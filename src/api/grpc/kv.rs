@@ -153,14 +153,8 @@ impl Kv for KvService {
         } else {
             &actions::KV_DELETE_VERSIONS
         };
-        self.mark(
-            action,
-            &request,
-            &asked.path,
-            &asked.versions,
-            Mark::Delete,
-        )
-        .await?;
+        self.mark(action, &request, &asked.path, &asked.versions, Mark::Delete)
+            .await?;
         Ok(Response::new(proto::DeleteResponse {}))
     }
 
