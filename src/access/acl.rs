@@ -264,6 +264,8 @@ pub struct Block {
     pub pattern: Pattern,
     /// The capability names, in document order.
     pub capabilities: Vec<String>,
+    /// The line of `capabilities = [ … ]`.
+    pub capabilities_line: usize,
 }
 
 /// The capabilities strongroom's policies had before they took Vault's
@@ -297,7 +299,11 @@ impl Policy {
         let mut rules = Vec::new();
         for block in parse_blocks(name, text)? {
             let capabilities = capabilities_of(&block.capabilities).map_err(|why| {
-                Error::InvalidArgument(format!("policy {} line {}: {why}", quote(name), block.line))
+                Error::InvalidArgument(format!(
+                    "policy {} line {}: {why}",
+                    quote(name),
+                    block.capabilities_line
+                ))
             })?;
             rules.push(Rule {
                 pattern: block.pattern,
@@ -360,6 +366,7 @@ pub fn parse_blocks(name: &str, text: &str) -> Result<Vec<Block>, Error> {
             ));
         }
         let mut capabilities = None;
+        let mut capabilities_line = line;
         for attr in block.body.attributes() {
             let at = line_of(attr.span());
             if attr.key.as_str() != "capabilities" {
@@ -373,6 +380,7 @@ pub fn parse_blocks(name: &str, text: &str) -> Result<Vec<Block>, Error> {
                 ));
             }
             capabilities = Some(capability_names(&attr.value).map_err(|why| invalid(at, why))?);
+            capabilities_line = at;
         }
         if block.body.blocks().next().is_some() {
             return Err(invalid(
@@ -393,6 +401,7 @@ pub fn parse_blocks(name: &str, text: &str) -> Result<Vec<Block>, Error> {
             line,
             pattern,
             capabilities,
+            capabilities_line,
         });
     }
     Ok(blocks)
@@ -572,12 +581,36 @@ mod tests {
             ),
             ("path \"kv\" { capabilities = \"read\" }", "must be a list"),
             ("path \"kv\" {", "invalid HCL"),
+            (
+                "path \"transit/encrypt/k\" { capabilities = [\"encrypt\"] }",
+                "line 1: capability \"encrypt\" is strongroom's old name; policies use Vault's paths and capabilities now: update on transit/encrypt/<name>",
+            ),
+            (
+                "\npath \"transit/keys/k\" { capabilities = [\"rotate\"] }",
+                "line 2: capability \"rotate\" is strongroom's old name; policies use Vault's paths and capabilities now: update on transit/keys/<name>/rotate",
+            ),
         ];
         for (text, expected) in cases {
             let err = Policy::parse("p", text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(err.starts_with("policy \"p\" line "), "{err}");
         }
+    }
+
+    #[test]
+    fn vaults_capabilities_parse_patch_included() {
+        let p = policy(
+            "p",
+            r#"path "secret/*" { capabilities = ["create", "read", "update", "patch", "delete", "list", "sudo"] }"#,
+        );
+        let granted = capabilities_on(&[p], "secret/data/a");
+        assert_eq!(
+            granted.names(),
+            [
+                "create", "read", "update", "patch", "delete", "list", "sudo"
+            ]
+        );
+        assert!(granted.allows(Capability::Patch));
     }
 
     #[test]
