@@ -444,6 +444,30 @@ fn capabilities_of(names: &[String]) -> Result<Capabilities, String> {
 /// The capabilities `policies` grant on `path`: the merged rules of the most
 /// specific matching pattern; empty when none matches.
 pub fn capabilities_on(policies: &[Arc<Policy>], path: &str) -> Capabilities {
+    best_match(policies, path).unwrap_or_default()
+}
+
+/// What `policies` grant for a LIST of `folder` (ending in `/`), as Vault
+/// decides: a rule naming the folder exactly, else one naming it exactly
+/// without its slash (`path "secret/metadata/app" { capabilities =
+/// ["list"] }` lists `app/`), else the most specific pattern as always.
+pub fn list_capabilities_on(policies: &[Arc<Policy>], folder: &str) -> Capabilities {
+    let exact = |path: &str| {
+        let mut found: Option<Capabilities> = None;
+        for rule in policies.iter().flat_map(|p| &p.rules) {
+            if rule.pattern.text == path {
+                found = Some(found.unwrap_or_default().union(rule.capabilities));
+            }
+        }
+        found
+    };
+    exact(folder)
+        .or_else(|| folder.strip_suffix('/').and_then(exact))
+        .unwrap_or_else(|| capabilities_on(policies, folder))
+}
+
+/// The merged rules of the most specific pattern matching `path`, if any.
+fn best_match(policies: &[Arc<Policy>], path: &str) -> Option<Capabilities> {
     let mut best: Option<&Pattern> = None;
     let mut granted = Capabilities::default();
     for rule in policies.iter().flat_map(|p| &p.rules) {
@@ -461,7 +485,7 @@ pub fn capabilities_on(policies: &[Arc<Policy>], path: &str) -> Capabilities {
             }
         }
     }
-    granted
+    best.map(|_| granted)
 }
 
 #[cfg(test)]
@@ -595,6 +619,29 @@ mod tests {
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(err.starts_with("policy \"p\" line "), "{err}");
         }
+    }
+
+    #[test]
+    fn a_list_of_a_folder_reads_the_rule_without_its_slash_first() {
+        let bare = [policy(
+            "p",
+            r#"path "secret/metadata/app" { capabilities = ["list"] }"#,
+        )];
+        assert!(list_capabilities_on(&bare, "secret/metadata/app/").allows(Capability::List));
+        let slashed = [policy(
+            "p",
+            r#"path "secret/metadata/app/" { capabilities = ["list"] }"#,
+        )];
+        assert!(list_capabilities_on(&slashed, "secret/metadata/app/").allows(Capability::List));
+        let glob = [policy(
+            "p",
+            r#"path "secret/metadata/*" { capabilities = ["list"] }
+               path "secret/metadata/app/*" { capabilities = ["deny"] }"#,
+        )];
+        // Only an exact rule on the bare folder counts; globs as always.
+        assert!(!list_capabilities_on(&glob, "secret/metadata/app/").allows(Capability::List));
+        assert!(list_capabilities_on(&glob, "secret/metadata/db/").allows(Capability::List));
+        assert!(!list_capabilities_on(&bare, "secret/metadata/other/").allows(Capability::List));
     }
 
     #[test]

@@ -11,10 +11,10 @@ use crate::text::quote;
 
 /// Behind the barrier: present once the store's policies use Vault's paths
 /// (written with the rewrite, and with every policy written since).
-pub const MARKER: &str = "sys/policy-format";
+pub const MARKER: &str = "sys/policy-paths";
 
-/// The marker's value: the policy format, 2 being Vault's paths.
-pub const FORMAT: &[u8] = b"2";
+/// The marker's value: the paths the stored policies name.
+pub const FORMAT: &[u8] = b"vault";
 
 /// The first line of a rewritten policy.
 const HEADER: &str = "# Rewritten from strongroom's own paths to Vault's when this store was first unsealed by a build that uses Vault's paths (docs/ACCESS.md).\n";
