@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::support::daemon::{tempdir, unsealed};
-use crate::support::vault::{OpenBao, request};
+use crate::support::vault::{OpenBao, bao, request};
 
 /// A Vault policy for an application, as an operator would write it.
 const POLICY: &str = r#"
@@ -167,6 +167,45 @@ fn a_vault_policy_grants_the_same_on_openbao_and_strongroom() {
             b.body
         );
     }
+
+    // The bao CLI with that token: the same exit codes on both servers
+    // (0, or 2 for a refusal).
+    let home = tempdir();
+    for (args, code) in [
+        (&["kv", "get", "secret/app/new"][..], 0),
+        (&["kv", "list", "secret/app"], 0),
+        (&["kv", "put", "secret/app/new", "v=3"], 0),
+        // Refused PATCH (no `patch`): bao falls back to a read and a write,
+        // recommending the capability (below).
+        (&["kv", "patch", "secret/app/new", "v=4"], 0),
+        (&["kv", "metadata", "get", "secret/app/new"], 0),
+        (&["kv", "delete", "secret/app/new"], 2),
+        (&["kv", "get", "secret/other"], 2),
+        (&["policy", "read", "app"], 0),
+    ] {
+        let a = bao(&daemon.addr, Some(&our_token), home.path(), args);
+        let b = bao(&theirs.addr, Some(&their_token), home.path(), args);
+        assert_eq!(
+            (a.status.code(), b.status.code()),
+            (Some(code), Some(code)),
+            "bao {args:?}: strongroom {}, OpenBao {}",
+            String::from_utf8_lossy(&a.stderr),
+            String::from_utf8_lossy(&b.stderr)
+        );
+    }
+
+    let patched = bao(
+        &daemon.addr,
+        Some(&our_token),
+        home.path(),
+        &["kv", "patch", "secret/app/new", "v=5"],
+    );
+    assert!(
+        String::from_utf8_lossy(&patched.stderr)
+            .contains("we recommend that you add the \"patch\" capability"),
+        "{}",
+        String::from_utf8_lossy(&patched.stderr)
+    );
 
     // strongroom's own CLI (gRPC) is authorized on the same paths.
     let cli = || {
