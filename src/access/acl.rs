@@ -2,7 +2,7 @@
 //! default, written in HCL as Vault's are:
 //!
 //! ```hcl
-//! path "kv/app/*" { capabilities = ["read", "list"] }
+//! path "secret/data/app/*" { capabilities = ["read", "list"] }
 //! ```
 //!
 //! Matching follows Vault. `*` may only end a pattern and matches any rest
@@ -35,18 +35,12 @@ pub enum Capability {
     Read,
     /// Change something that exists.
     Update,
+    /// Merge a change into something that exists (kv v2's PATCH).
+    Patch,
     /// Remove it.
     Delete,
     /// List the names under a folder.
     List,
-    /// Encrypt with a key.
-    Encrypt,
-    /// Decrypt with a key.
-    Decrypt,
-    /// Make a data key under a key.
-    Datakey,
-    /// Start a new key version.
-    Rotate,
     /// Operations that change the daemon's keys or seal, or erase history.
     Sudo,
     /// Nothing, whatever else is granted.
@@ -55,16 +49,13 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in the order the docs list them.
-    pub const ALL: [Capability; 11] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Create,
         Capability::Read,
         Capability::Update,
+        Capability::Patch,
         Capability::Delete,
         Capability::List,
-        Capability::Encrypt,
-        Capability::Decrypt,
-        Capability::Datakey,
-        Capability::Rotate,
         Capability::Sudo,
         Capability::Deny,
     ];
@@ -75,18 +66,16 @@ impl Capability {
             Capability::Create => "create",
             Capability::Read => "read",
             Capability::Update => "update",
+            Capability::Patch => "patch",
             Capability::Delete => "delete",
             Capability::List => "list",
-            Capability::Encrypt => "encrypt",
-            Capability::Decrypt => "decrypt",
-            Capability::Datakey => "datakey",
-            Capability::Rotate => "rotate",
             Capability::Sudo => "sudo",
             Capability::Deny => "deny",
         }
     }
 
-    fn parse(name: &str) -> Option<Self> {
+    /// The capability named `name` in a policy.
+    pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.name() == name)
     }
 
@@ -122,7 +111,8 @@ impl Capabilities {
         set
     }
 
-    fn insert(&mut self, capability: Capability) {
+    /// Adds `capability`.
+    pub fn insert(&mut self, capability: Capability) {
         self.0 |= capability.bit();
     }
 
@@ -159,13 +149,13 @@ pub struct Pattern {
 
 impl Pattern {
     /// Checks the pattern's shape: `*` only at the end, `+` only as a whole segment.
-    fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() {
             return Err("the path pattern is empty".into());
         }
         if text.starts_with('/') {
             return Err(format!(
-                "path pattern {} starts with a slash: paths start with kv/, keys/, sys/ or auth/token/",
+                "path pattern {} starts with a slash: paths start with secret/, transit/, sys/ or auth/token/",
                 quote(text)
             ));
         }
@@ -184,7 +174,7 @@ impl Pattern {
             .any(|segment| segment.contains('+') && segment != "+")
         {
             return Err(format!(
-                "path pattern {} uses + inside a segment; + stands for one whole segment, as in kv/+/config",
+                "path pattern {} uses + inside a segment; + stands for one whole segment, as in secret/data/+/config",
                 quote(text)
             ));
         }
@@ -263,6 +253,33 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     crate::names::check_policy_name(name).map_err(Error::InvalidArgument)
 }
 
+/// One `path` block as written: its pattern and the capability names it
+/// lists, unchecked (the one-time rewrite of stored policies reads the
+/// capabilities retired since).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The line the block starts on.
+    pub line: usize,
+    /// What it matches.
+    pub pattern: Pattern,
+    /// The capability names, in document order.
+    pub capabilities: Vec<String>,
+    /// The line of `capabilities = [ … ]`.
+    pub capabilities_line: usize,
+}
+
+/// The capabilities strongroom's policies had before they took Vault's
+/// paths, and what grants the same now.
+const RETIRED: [(&str, &str); 4] = [
+    ("encrypt", "update on transit/encrypt/<name>"),
+    ("decrypt", "update on transit/decrypt/<name>"),
+    (
+        "datakey",
+        "update on transit/datakey/plaintext/<name> or transit/datakey/wrapped/<name>",
+    ),
+    ("rotate", "update on transit/keys/<name>/rotate"),
+];
+
 impl Policy {
     /// Parses the HCL text of policy `name`. Errors name the line.
     pub fn parse(name: &str, text: &str) -> Result<Self, Error> {
@@ -273,84 +290,23 @@ impl Policy {
                 text.len()
             )));
         }
-        let invalid = |line: usize, why: String| {
-            Error::InvalidArgument(format!("policy {} line {line}: {why}", quote(name)))
-        };
-        let body: Body = hcl_edit::parser::parse_body(text)
-            .map_err(|e| invalid(e.location().line(), format!("invalid HCL: {}", e.message())))?;
-        let line_of = |span: Option<Range<usize>>| {
-            span.map_or(0, |r| text[..r.start].matches('\n').count() + 1)
-        };
-        if let Some(attr) = body.attributes().next() {
-            return Err(invalid(
-                line_of(attr.span()),
-                format!(
-                    "unexpected key {:?}; a policy holds only path \"…\" {{ capabilities = [ … ] }} blocks",
-                    attr.key.as_str()
-                ),
-            ));
-        }
+        Self::parse_stored(name, text)
+    }
+
+    /// Parses a stored policy: as [`Policy::parse`], without the size
+    /// limit (a policy rewritten to Vault's paths may have grown past it).
+    pub fn parse_stored(name: &str, text: &str) -> Result<Self, Error> {
         let mut rules = Vec::new();
-        for block in body.blocks() {
-            let line = line_of(block.span());
-            if block.ident.as_str() != "path" {
-                return Err(invalid(
-                    line,
-                    format!(
-                        "unexpected block {:?}; a policy holds only path blocks",
-                        block.ident.as_str()
-                    ),
-                ));
-            }
-            let pattern = match block.labels.as_slice() {
-                [label] => label.as_str().to_string(),
-                _ => {
-                    return Err(invalid(
-                        line,
-                        "a path block has exactly one label, the path pattern, as in path \"kv/app/*\" { … }".into(),
-                    ));
-                }
-            };
-            let pattern = Pattern::parse(&pattern).map_err(|why| invalid(line, why))?;
-            if rules.iter().any(|r: &Rule| r.pattern == pattern) {
-                return Err(invalid(
-                    line,
-                    format!("path {:?} appears twice", pattern.as_str()),
-                ));
-            }
-            let mut capabilities = None;
-            for attr in block.body.attributes() {
-                let at = line_of(attr.span());
-                if attr.key.as_str() != "capabilities" {
-                    return Err(invalid(
-                        at,
-                        format!(
-                            "unexpected key {:?} in path {:?}; the only key is capabilities",
-                            attr.key.as_str(),
-                            pattern.as_str()
-                        ),
-                    ));
-                }
-                capabilities =
-                    Some(parse_capabilities(&attr.value).map_err(|why| invalid(at, why))?);
-            }
-            if block.body.blocks().next().is_some() {
-                return Err(invalid(
-                    line,
-                    format!(
-                        "path {:?} has a nested block; only capabilities = [ … ] is allowed",
-                        pattern.as_str()
-                    ),
-                ));
-            }
-            let capabilities = capabilities.ok_or_else(|| {
-                invalid(
-                    line,
-                    format!("path {:?} has no capabilities = [ … ]", pattern.as_str()),
-                )
+        for block in parse_blocks(name, text)? {
+            let capabilities = capabilities_of(&block.capabilities).map_err(|why| {
+                Error::InvalidArgument(format!(
+                    "policy {} line {}: {why}",
+                    quote(name),
+                    block.capabilities_line
+                ))
             })?;
             rules.push(Rule {
-                pattern,
+                pattern: block.pattern,
                 capabilities,
             });
         }
@@ -361,22 +317,122 @@ impl Policy {
     }
 }
 
-fn parse_capabilities(expr: &Expression) -> Result<Capabilities, String> {
-    let Expression::Array(items) = expr else {
-        return Err("capabilities must be a list of strings, such as [\"read\", \"list\"]".into());
+/// The `path` blocks of policy `name`'s HCL text, their shape checked (one
+/// label, a valid pattern, once each, a list of strings) but not the
+/// capability names. Errors name the line.
+pub fn parse_blocks(name: &str, text: &str) -> Result<Vec<Block>, Error> {
+    let invalid = |line: usize, why: String| {
+        Error::InvalidArgument(format!("policy {} line {line}: {why}", quote(name)))
     };
-    let mut set = Capabilities::default();
-    for item in items.iter() {
-        let Expression::String(name) = item else {
-            return Err(
-                "capabilities must be a list of strings, such as [\"read\", \"list\"]".into(),
-            );
+    let body: Body = hcl_edit::parser::parse_body(text)
+        .map_err(|e| invalid(e.location().line(), format!("invalid HCL: {}", e.message())))?;
+    let line_of =
+        |span: Option<Range<usize>>| span.map_or(0, |r| text[..r.start].matches('\n').count() + 1);
+    if let Some(attr) = body.attributes().next() {
+        return Err(invalid(
+            line_of(attr.span()),
+            format!(
+                "unexpected key {:?}; a policy holds only path \"…\" {{ capabilities = [ … ] }} blocks",
+                attr.key.as_str()
+            ),
+        ));
+    }
+    let mut blocks: Vec<Block> = Vec::new();
+    for block in body.blocks() {
+        let line = line_of(block.span());
+        if block.ident.as_str() != "path" {
+            return Err(invalid(
+                line,
+                format!(
+                    "unexpected block {:?}; a policy holds only path blocks",
+                    block.ident.as_str()
+                ),
+            ));
+        }
+        let pattern = match block.labels.as_slice() {
+            [label] => label.as_str().to_string(),
+            _ => {
+                return Err(invalid(
+                    line,
+                    "a path block has exactly one label, the path pattern, as in path \"secret/data/app/*\" { … }".into(),
+                ));
+            }
         };
-        let capability = Capability::parse(name.value()).ok_or_else(|| {
+        let pattern = Pattern::parse(&pattern).map_err(|why| invalid(line, why))?;
+        if blocks.iter().any(|b| b.pattern == pattern) {
+            return Err(invalid(
+                line,
+                format!("path {:?} appears twice", pattern.as_str()),
+            ));
+        }
+        let mut capabilities = None;
+        let mut capabilities_line = line;
+        for attr in block.body.attributes() {
+            let at = line_of(attr.span());
+            if attr.key.as_str() != "capabilities" {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "unexpected key {:?} in path {:?}; the only key is capabilities",
+                        attr.key.as_str(),
+                        pattern.as_str()
+                    ),
+                ));
+            }
+            capabilities = Some(capability_names(&attr.value).map_err(|why| invalid(at, why))?);
+            capabilities_line = at;
+        }
+        if block.body.blocks().next().is_some() {
+            return Err(invalid(
+                line,
+                format!(
+                    "path {:?} has a nested block; only capabilities = [ … ] is allowed",
+                    pattern.as_str()
+                ),
+            ));
+        }
+        let capabilities = capabilities.ok_or_else(|| {
+            invalid(
+                line,
+                format!("path {:?} has no capabilities = [ … ]", pattern.as_str()),
+            )
+        })?;
+        blocks.push(Block {
+            line,
+            pattern,
+            capabilities,
+            capabilities_line,
+        });
+    }
+    Ok(blocks)
+}
+
+fn capability_names(expr: &Expression) -> Result<Vec<String>, String> {
+    let not_strings = || "capabilities must be a list of strings, such as [\"read\", \"list\"]";
+    let Expression::Array(items) = expr else {
+        return Err(not_strings().into());
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Expression::String(name) => Ok(name.value().to_string()),
+            _ => Err(not_strings().into()),
+        })
+        .collect()
+}
+
+fn capabilities_of(names: &[String]) -> Result<Capabilities, String> {
+    let mut set = Capabilities::default();
+    for name in names {
+        if let Some((_, instead)) = RETIRED.iter().find(|(old, _)| old == name) {
+            return Err(format!(
+                "capability {name:?} is strongroom's old name; policies use Vault's paths and capabilities now: {instead}"
+            ));
+        }
+        let capability = Capability::parse(name).ok_or_else(|| {
             let known: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
             format!(
-                "unknown capability {:?}; the capabilities are {}",
-                name.value().as_str(),
+                "unknown capability {name:?}; the capabilities are {}",
                 known.join(", ")
             )
         })?;
@@ -388,6 +444,30 @@ fn parse_capabilities(expr: &Expression) -> Result<Capabilities, String> {
 /// The capabilities `policies` grant on `path`: the merged rules of the most
 /// specific matching pattern; empty when none matches.
 pub fn capabilities_on(policies: &[Arc<Policy>], path: &str) -> Capabilities {
+    best_match(policies, path).unwrap_or_default()
+}
+
+/// What `policies` grant for a LIST of `folder` (ending in `/`), as Vault
+/// decides: a rule naming the folder exactly, else one naming it exactly
+/// without its slash (`path "secret/metadata/app" { capabilities =
+/// ["list"] }` lists `app/`), else the most specific pattern as always.
+pub fn list_capabilities_on(policies: &[Arc<Policy>], folder: &str) -> Capabilities {
+    let exact = |path: &str| {
+        let mut found: Option<Capabilities> = None;
+        for rule in policies.iter().flat_map(|p| &p.rules) {
+            if rule.pattern.text == path {
+                found = Some(found.unwrap_or_default().union(rule.capabilities));
+            }
+        }
+        found
+    };
+    exact(folder)
+        .or_else(|| folder.strip_suffix('/').and_then(exact))
+        .unwrap_or_else(|| capabilities_on(policies, folder))
+}
+
+/// The merged rules of the most specific pattern matching `path`, if any.
+fn best_match(policies: &[Arc<Policy>], path: &str) -> Option<Capabilities> {
     let mut best: Option<&Pattern> = None;
     let mut granted = Capabilities::default();
     for rule in policies.iter().flat_map(|p| &p.rules) {
@@ -405,7 +485,7 @@ pub fn capabilities_on(policies: &[Arc<Policy>], path: &str) -> Capabilities {
             }
         }
     }
-    granted
+    best.map(|_| granted)
 }
 
 #[cfg(test)]
@@ -525,12 +605,59 @@ mod tests {
             ),
             ("path \"kv\" { capabilities = \"read\" }", "must be a list"),
             ("path \"kv\" {", "invalid HCL"),
+            (
+                "path \"transit/encrypt/k\" { capabilities = [\"encrypt\"] }",
+                "line 1: capability \"encrypt\" is strongroom's old name; policies use Vault's paths and capabilities now: update on transit/encrypt/<name>",
+            ),
+            (
+                "\npath \"transit/keys/k\" { capabilities = [\"rotate\"] }",
+                "line 2: capability \"rotate\" is strongroom's old name; policies use Vault's paths and capabilities now: update on transit/keys/<name>/rotate",
+            ),
         ];
         for (text, expected) in cases {
             let err = Policy::parse("p", text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(err.starts_with("policy \"p\" line "), "{err}");
         }
+    }
+
+    #[test]
+    fn a_list_of_a_folder_reads_the_rule_without_its_slash_first() {
+        let bare = [policy(
+            "p",
+            r#"path "secret/metadata/app" { capabilities = ["list"] }"#,
+        )];
+        assert!(list_capabilities_on(&bare, "secret/metadata/app/").allows(Capability::List));
+        let slashed = [policy(
+            "p",
+            r#"path "secret/metadata/app/" { capabilities = ["list"] }"#,
+        )];
+        assert!(list_capabilities_on(&slashed, "secret/metadata/app/").allows(Capability::List));
+        let glob = [policy(
+            "p",
+            r#"path "secret/metadata/*" { capabilities = ["list"] }
+               path "secret/metadata/app/*" { capabilities = ["deny"] }"#,
+        )];
+        // Only an exact rule on the bare folder counts; globs as always.
+        assert!(!list_capabilities_on(&glob, "secret/metadata/app/").allows(Capability::List));
+        assert!(list_capabilities_on(&glob, "secret/metadata/db/").allows(Capability::List));
+        assert!(!list_capabilities_on(&bare, "secret/metadata/other/").allows(Capability::List));
+    }
+
+    #[test]
+    fn vaults_capabilities_parse_patch_included() {
+        let p = policy(
+            "p",
+            r#"path "secret/*" { capabilities = ["create", "read", "update", "patch", "delete", "list", "sudo"] }"#,
+        );
+        let granted = capabilities_on(&[p], "secret/data/a");
+        assert_eq!(
+            granted.names(),
+            [
+                "create", "read", "update", "patch", "delete", "list", "sudo"
+            ]
+        );
+        assert!(granted.allows(Capability::Patch));
     }
 
     #[test]

@@ -129,7 +129,12 @@ impl Subject {
     /// nothing about which one the request would have needed (create or
     /// update: whether the thing exists).
     pub fn require_any(&self, path: &str, capabilities: &[Capability]) -> Result<(), Error> {
-        let granted = self.capabilities(path);
+        let granted = match capabilities {
+            [Capability::List] if path.ends_with('/') && !self.is_root() => {
+                acl::list_capabilities_on(&self.policies, path)
+            }
+            _ => self.capabilities(path),
+        };
         if capabilities.iter().any(|c| granted.allows(*c)) {
             return Ok(());
         }

@@ -12,6 +12,7 @@ pub mod acl;
 mod caller;
 mod policy;
 pub mod token;
+mod upgrade;
 
 use async_trait::async_trait;
 
@@ -62,6 +63,10 @@ impl Access {
 
 #[async_trait]
 impl Hooks for Access {
+    async fn opening(&self, barrier: &Barrier) -> Result<(), Error> {
+        self.policies.upgrade(barrier).await
+    }
+
     fn closed(&self) {
         self.policies.clear_cache();
     }

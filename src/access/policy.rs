@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::acl::{Capability, Policy};
 use super::caller::Session;
+use super::upgrade;
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::names::ROOT_POLICY;
+use crate::storage::Batch;
 
 /// Where policies are stored, and the policy path of their list.
 pub const PREFIX: &str = "sys/policy/";
@@ -103,7 +105,7 @@ impl Policies {
                 continue;
             };
             let text = String::from_utf8_lossy(text.expose());
-            let policy = Arc::new(Policy::parse(name, &text).map_err(|e| {
+            let policy = Arc::new(Policy::parse_stored(name, &text).map_err(|e| {
                 Error::Internal(format!(
                     "the stored policy \"{name}\" no longer parses: {e}"
                 ))
@@ -133,7 +135,15 @@ impl Policies {
         } else {
             Capability::Create
         })?;
-        barrier.put(&path(name), text.as_bytes()).await?;
+        // The marker goes with every write: a store whose policies were
+        // written on Vault's paths is never rewritten.
+        let mut batch = Batch::new();
+        batch.put(path(name), barrier.encrypt(&path(name), text.as_bytes()));
+        batch.put(
+            upgrade::MARKER,
+            barrier.encrypt(upgrade::MARKER, upgrade::FORMAT),
+        );
+        barrier.write(batch).await?;
         let mut cache = self.cache();
         cache.generation += 1;
         cache.policies.insert(name.to_string(), Some(policy));
@@ -166,6 +176,47 @@ impl Policies {
         names.push(ROOT_POLICY.into());
         names.sort();
         Ok(names)
+    }
+
+    /// Rewrites the stored policies written on strongroom's own paths to
+    /// Vault's, in one transaction with the marker that says it is done;
+    /// nothing when the marker is there. A crash before the write leaves
+    /// the old policies, rewritten at the next unseal.
+    pub(super) async fn upgrade(&self, barrier: &Barrier) -> Result<(), Error> {
+        if barrier.get(upgrade::MARKER).await?.is_some() {
+            return Ok(());
+        }
+        let _guard = self.writes.lock().await;
+        let mut batch = Batch::new();
+        let mut rewritten = 0;
+        let mut dropped = Vec::new();
+        for key in barrier.list(PREFIX).await? {
+            let name = &key[PREFIX.len()..];
+            let Some(text) = barrier.get(&key).await? else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(text.expose());
+            if let Some(new) = upgrade::rewrite(name, &text, &mut dropped)? {
+                batch.put(key.clone(), barrier.encrypt(&key, new.as_bytes()));
+                rewritten += 1;
+            }
+        }
+        batch.put(
+            upgrade::MARKER,
+            barrier.encrypt(upgrade::MARKER, upgrade::FORMAT),
+        );
+        barrier.write(batch).await?;
+        self.clear_cache();
+        for why in &dropped {
+            tracing::warn!("{why}");
+        }
+        if rewritten > 0 {
+            tracing::info!(
+                policies = rewritten,
+                "policies written on strongroom's own paths now use Vault's"
+            );
+        }
+        Ok(())
     }
 
     /// Deletes policy `name`. Tokens and identities that name it keep

@@ -69,13 +69,14 @@ pub enum Scope {
 pub enum Resource {
     /// Nothing: the path is the action's path.
     None,
-    /// A secret's path (`kv/<path>`).
+    /// A secret's path (`secret/data/<path>`).
     KvPath,
-    /// A folder of secrets (`kv/<folder>/`): normalised with a trailing slash.
+    /// A folder of secrets (`secret/metadata/<folder>/`): normalised with
+    /// a trailing slash, as Vault adds one to a LIST path.
     KvFolder,
-    /// A named key (`keys/<name>`).
+    /// A named key (`transit/encrypt/<name>`).
     KeyName,
-    /// A policy (`sys/policy/<name>`).
+    /// A policy (`sys/policies/acl/<name>`).
     PolicyName,
 }
 
@@ -101,6 +102,8 @@ pub struct Action {
     pub path: &'static str,
     /// What follows the prefix.
     pub resource: Resource,
+    /// What follows the resource (`/rotate` in `transit/keys/<name>/rotate`).
+    pub suffix: &'static str,
     /// Who may call it.
     pub auth: Auth,
     /// How it is audited.
@@ -113,13 +116,13 @@ impl Action {
     /// The policy path of a call about `resource` (checked first).
     pub fn policy_path(&self, resource: &str) -> Result<String, Error> {
         let rest = self.resource.check(resource)?;
-        Ok(format!("{}{rest}", self.path))
+        Ok(format!("{}{rest}{}", self.path, self.suffix))
     }
 }
 
 use Audited::{BestEffort, Yes};
 use Auth::{Caller, Require, RequireAny, RequireForAnother, RequireOnceInitialized};
-use Capability::{Create, Datakey, Decrypt, Delete, Encrypt, List, Read, Rotate, Sudo, Update};
+use Capability::{Create, Delete, List, Patch, Read, Sudo, Update};
 
 /// A declaration of every action, for the table below.
 const fn action(
@@ -134,6 +137,7 @@ const fn action(
         name,
         path,
         resource,
+        suffix: "",
         auth,
         audited,
         scope,
@@ -146,6 +150,13 @@ const fn sys(name: &'static str, path: &'static str, auth: Auth) -> Action {
 
 const fn on(name: &'static str, path: &'static str, resource: Resource, auth: Auth) -> Action {
     action(name, path, resource, auth, Yes, Scope::Active)
+}
+
+/// A key's action on `transit/keys/<name><suffix>`.
+const fn on_key(name: &'static str, suffix: &'static str, auth: Auth) -> Action {
+    let mut action = on(name, "transit/keys/", Resource::KeyName, auth);
+    action.suffix = suffix;
+    action
 }
 
 // The seal lifecycle (strongroom.v1.Sys).
@@ -284,142 +295,168 @@ pub const GENERATE_ROOT_STATUS: Action = action(
     Scope::Active,
 );
 
-// Versioned secrets (strongroom.v1.Kv).
+// Versioned secrets (strongroom.v1.Kv), on Vault's kv v2 paths.
 
 /// `Kv.Put`: `create` for a new path, `update` for an existing one.
 pub const KV_PUT: Action = on(
     "kv.Put",
-    "kv/",
+    "secret/data/",
     Resource::KvPath,
     RequireAny(&[Create, Update]),
 );
 /// `Kv.Get`.
-pub const KV_GET: Action = on("kv.Get", "kv/", Resource::KvPath, Require(&[Read]));
-/// `Kv.Delete`: soft delete.
-pub const KV_DELETE: Action = on("kv.Delete", "kv/", Resource::KvPath, Require(&[Delete]));
+pub const KV_GET: Action = on("kv.Get", "secret/data/", Resource::KvPath, Require(&[Read]));
+/// `Kv.Delete` naming no versions: soft-deletes the latest.
+pub const KV_DELETE: Action = on(
+    "kv.Delete",
+    "secret/data/",
+    Resource::KvPath,
+    Require(&[Delete]),
+);
+/// `Kv.Delete` naming versions: soft-deletes those (`secret/delete/`).
+pub const KV_DELETE_VERSIONS: Action = on(
+    "kv.DeleteVersions",
+    "secret/delete/",
+    Resource::KvPath,
+    Require(&[Update]),
+);
 /// `Kv.Undelete`.
-pub const KV_UNDELETE: Action = on("kv.Undelete", "kv/", Resource::KvPath, Require(&[Update]));
+pub const KV_UNDELETE: Action = on(
+    "kv.Undelete",
+    "secret/undelete/",
+    Resource::KvPath,
+    Require(&[Update]),
+);
 /// `Kv.Destroy`: erases versions for good.
 pub const KV_DESTROY: Action = on(
     "kv.Destroy",
-    "kv/",
+    "secret/destroy/",
     Resource::KvPath,
-    Require(&[Delete, Sudo]),
+    Require(&[Update]),
 );
 /// `Kv.List`.
-pub const KV_LIST: Action = on("kv.List", "kv/", Resource::KvFolder, Require(&[List]));
+pub const KV_LIST: Action = on(
+    "kv.List",
+    "secret/metadata/",
+    Resource::KvFolder,
+    Require(&[List]),
+);
 /// `Kv.Metadata`.
-pub const KV_METADATA: Action = on("kv.Metadata", "kv/", Resource::KvPath, Require(&[Read]));
+pub const KV_METADATA: Action = on(
+    "kv.Metadata",
+    "secret/metadata/",
+    Resource::KvPath,
+    Require(&[Read]),
+);
 /// `Kv.DeleteMetadata`: erases the path for good.
 pub const KV_DELETE_METADATA: Action = on(
     "kv.DeleteMetadata",
-    "kv/",
+    "secret/metadata/",
     Resource::KvPath,
-    Require(&[Delete, Sudo]),
+    Require(&[Delete]),
 );
-/// `Kv.Patch`: a JSON merge patch of the current version.
-pub const KV_PATCH: Action = on("kv.Patch", "kv/", Resource::KvPath, Require(&[Update]));
+/// `Kv.Patch`: a JSON merge patch of the current version (Vault's `patch`).
+pub const KV_PATCH: Action = on(
+    "kv.Patch",
+    "secret/data/",
+    Resource::KvPath,
+    Require(&[Patch]),
+);
 /// `Kv.PutMetadata`: a path's own settings; `create` for a new path,
 /// `update` for an existing one.
 pub const KV_PUT_METADATA: Action = on(
     "kv.PutMetadata",
-    "kv/",
+    "secret/metadata/",
     Resource::KvPath,
     RequireAny(&[Create, Update]),
 );
 /// `Kv.ReadConfig`: the store-wide kv settings (`secret/config`).
-pub const KV_READ_CONFIG: Action = sys("kv.ReadConfig", "sys/kv/config", Require(&[Read]));
+pub const KV_READ_CONFIG: Action = sys("kv.ReadConfig", "secret/config", Require(&[Read]));
 /// `Kv.WriteConfig`.
-pub const KV_WRITE_CONFIG: Action = sys("kv.WriteConfig", "sys/kv/config", Require(&[Update]));
+pub const KV_WRITE_CONFIG: Action = sys("kv.WriteConfig", "secret/config", Require(&[Update]));
 /// `sys/mounts` (HTTP only): the secret engines strongroom serves.
 pub const MOUNTS_READ: Action = sys("sys.Mounts", "sys/mounts", Require(&[Read]));
 /// `sys/internal/ui/mounts/<path>` (HTTP only): the mount serving a path,
 /// which Vault's CLI asks before any kv call; any caller.
 pub const MOUNTS_LOOKUP: Action = sys("sys.MountLookup", "sys/internal/ui/mounts", Caller);
 
-// Named encryption keys (strongroom.v1.Keys).
+// Named encryption keys (strongroom.v1.Keys), on Vault's transit paths.
 
-/// `Keys.Create`.
-pub const KEYS_CREATE: Action = on(
-    "keys.Create",
-    "keys/",
-    Resource::KeyName,
-    Require(&[Create]),
-);
+/// `Keys.Create`: either capability, as Vault's transit takes a write to
+/// `transit/keys/<name>` for an existing key too.
+pub const KEYS_CREATE: Action = on_key("keys.Create", "", RequireAny(&[Create, Update]));
 /// `Keys.Read`.
-pub const KEYS_READ: Action = on("keys.Read", "keys/", Resource::KeyName, Require(&[Read]));
+pub const KEYS_READ: Action = on_key("keys.Read", "", Require(&[Read]));
 /// `Keys.List`.
-pub const KEYS_LIST: Action = on("keys.List", "keys/", Resource::None, Require(&[List]));
+pub const KEYS_LIST: Action = on(
+    "keys.List",
+    "transit/keys/",
+    Resource::None,
+    Require(&[List]),
+);
 /// `Keys.Rotate`.
-pub const KEYS_ROTATE: Action = on(
-    "keys.Rotate",
-    "keys/",
-    Resource::KeyName,
-    Require(&[Rotate]),
-);
+pub const KEYS_ROTATE: Action = on_key("keys.Rotate", "/rotate", Require(&[Update]));
 /// `Keys.UpdateKeyConfig`.
-pub const KEYS_UPDATE_CONFIG: Action = on(
-    "keys.UpdateConfig",
-    "keys/",
-    Resource::KeyName,
-    Require(&[Update]),
-);
+pub const KEYS_UPDATE_CONFIG: Action = on_key("keys.UpdateConfig", "/config", Require(&[Update]));
 /// `Keys.DeleteKey`.
-pub const KEYS_DELETE: Action = on(
-    "keys.Delete",
-    "keys/",
-    Resource::KeyName,
-    Require(&[Delete]),
-);
-/// `Keys.Encrypt`.
+pub const KEYS_DELETE: Action = on_key("keys.Delete", "", Require(&[Delete]));
+/// `Keys.Encrypt`: `update`, and `create` too when it makes the key.
 pub const KEYS_ENCRYPT: Action = on(
     "keys.Encrypt",
-    "keys/",
+    "transit/encrypt/",
     Resource::KeyName,
-    Require(&[Encrypt]),
+    Require(&[Update]),
 );
 /// `Keys.Decrypt`.
 pub const KEYS_DECRYPT: Action = on(
     "keys.Decrypt",
-    "keys/",
+    "transit/decrypt/",
     Resource::KeyName,
-    Require(&[Decrypt]),
+    Require(&[Update]),
 );
 /// `Keys.Rewrap`: neither takes nor returns a plaintext.
 pub const KEYS_REWRAP: Action = on(
     "keys.Rewrap",
-    "keys/",
+    "transit/rewrap/",
     Resource::KeyName,
     Require(&[Update]),
 );
-/// `Keys.GenerateDataKey`.
+/// `Keys.GenerateDataKey`: the data key and its plaintext.
 pub const KEYS_DATA_KEY: Action = on(
     "keys.GenerateDataKey",
-    "keys/",
+    "transit/datakey/plaintext/",
     Resource::KeyName,
-    Require(&[Datakey]),
+    Require(&[Update]),
 );
-/// `Keys.BatchEncrypt`.
+/// `transit/datakey/wrapped/<name>` (HTTP only): the data key without its
+/// plaintext.
+pub const KEYS_DATA_KEY_WRAPPED: Action = on(
+    "keys.GenerateWrappedDataKey",
+    "transit/datakey/wrapped/",
+    Resource::KeyName,
+    Require(&[Update]),
+);
+/// `Keys.BatchEncrypt`: as Encrypt.
 pub const KEYS_BATCH_ENCRYPT: Action = on(
     "keys.BatchEncrypt",
-    "keys/",
+    "transit/encrypt/",
     Resource::KeyName,
-    Require(&[Encrypt]),
+    Require(&[Update]),
 );
-/// `Keys.BatchDecrypt`.
+/// `Keys.BatchDecrypt`: as Decrypt.
 pub const KEYS_BATCH_DECRYPT: Action = on(
     "keys.BatchDecrypt",
-    "keys/",
+    "transit/decrypt/",
     Resource::KeyName,
-    Require(&[Decrypt]),
+    Require(&[Update]),
 );
 
 // Tokens (strongroom.v1.Token).
 
 /// `Token.CreateToken`: `create`, and `sudo` for an orphan.
 pub const TOKEN_CREATE: Action = sys("token.Create", "auth/token/create", Require(&[Create]));
-/// `Token.LookupToken`: another token.
-pub const TOKEN_LOOKUP: Action = sys("token.Lookup", "auth/token/lookup", Require(&[Read]));
+/// `Token.LookupToken`: another token (`update`, as Vault's POST).
+pub const TOKEN_LOOKUP: Action = sys("token.Lookup", "auth/token/lookup", Require(&[Update]));
 /// `Token.LookupSelf`: any valid token.
 pub const TOKEN_LOOKUP_SELF: Action = sys("token.LookupSelf", "auth/token/lookup-self", Caller);
 /// `Token.RenewToken`: the caller's own, or another with `update`.
@@ -452,28 +489,28 @@ pub const TOKEN_LIST_ACCESSORS: Action = sys(
 /// `Policy.PutPolicy`: `create` for a new policy, `update` for an existing one.
 pub const POLICY_PUT: Action = on(
     "policy.Put",
-    "sys/policy/",
+    "sys/policies/acl/",
     Resource::PolicyName,
     RequireAny(&[Create, Update]),
 );
 /// `Policy.GetPolicy`.
 pub const POLICY_GET: Action = on(
     "policy.Get",
-    "sys/policy/",
+    "sys/policies/acl/",
     Resource::PolicyName,
     Require(&[Read]),
 );
 /// `Policy.ListPolicies`.
 pub const POLICY_LIST: Action = on(
     "policy.List",
-    "sys/policy/",
+    "sys/policies/acl/",
     Resource::None,
     Require(&[List]),
 );
 /// `Policy.DeletePolicy`.
 pub const POLICY_DELETE: Action = on(
     "policy.Delete",
-    "sys/policy/",
+    "sys/policies/acl/",
     Resource::PolicyName,
     Require(&[Delete]),
 );
@@ -485,9 +522,20 @@ pub const POLICY_DELETE: Action = on(
 pub const INITIALIZING: &[&Action] = &[&INIT, &INIT_CONFIRM, &SNAPSHOT_RESTORE];
 
 /// The actions of Vault's HTTP API that no gRPC method has: the mounts
-/// (fixed, and only Vault's clients ask about them) and the metrics (what
-/// Prometheus scrapes).
-pub const HTTP_ONLY: &[&Action] = &[&METRICS, &MOUNTS_READ, &MOUNTS_LOOKUP];
+/// (fixed, and only Vault's clients ask about them), the metrics (what
+/// Prometheus scrapes) and the wrapped data key (gRPC's always returns the
+/// plaintext).
+pub const HTTP_ONLY: &[&Action] = &[
+    &METRICS,
+    &MOUNTS_READ,
+    &MOUNTS_LOOKUP,
+    &KEYS_DATA_KEY_WRAPPED,
+];
+
+/// Actions a gRPC method runs instead of its own when the request asks
+/// for them: `Kv.Delete` naming versions. The method's table names the
+/// other; both run on the active node.
+pub const BY_REQUEST: &[&Action] = &[&KV_DELETE_VERSIONS];
 
 /// Every action, in the order of the protos.
 pub const ALL: &[&Action] = &[
@@ -520,6 +568,7 @@ pub const ALL: &[&Action] = &[
     &KV_PUT,
     &KV_GET,
     &KV_DELETE,
+    &KV_DELETE_VERSIONS,
     &KV_UNDELETE,
     &KV_DESTROY,
     &KV_LIST,
@@ -541,6 +590,7 @@ pub const ALL: &[&Action] = &[
     &KEYS_DECRYPT,
     &KEYS_REWRAP,
     &KEYS_DATA_KEY,
+    &KEYS_DATA_KEY_WRAPPED,
     &KEYS_BATCH_ENCRYPT,
     &KEYS_BATCH_DECRYPT,
     &TOKEN_CREATE,
@@ -568,7 +618,7 @@ mod tests {
         for action in ALL {
             assert!(names.insert(action.name), "{} twice", action.name);
             assert!(
-                ["sys/", "kv/", "keys/", "auth/token/"]
+                ["sys/", "secret/", "transit/", "auth/token/"]
                     .iter()
                     .any(|root| action.path.starts_with(root)),
                 "{}: {}",
@@ -587,13 +637,24 @@ mod tests {
 
     #[test]
     fn policy_paths_check_their_resource() {
-        assert_eq!(KV_PUT.policy_path("app/db").unwrap(), "kv/app/db");
-        assert_eq!(KV_LIST.policy_path("app").unwrap(), "kv/app/");
-        assert_eq!(KV_LIST.policy_path("").unwrap(), "kv/");
-        assert_eq!(KEYS_LIST.policy_path("").unwrap(), "keys/");
+        assert_eq!(KV_PUT.policy_path("app/db").unwrap(), "secret/data/app/db");
+        assert_eq!(KV_LIST.policy_path("app").unwrap(), "secret/metadata/app/");
+        assert_eq!(KV_LIST.policy_path("").unwrap(), "secret/metadata/");
+        assert_eq!(KEYS_LIST.policy_path("").unwrap(), "transit/keys/");
+        assert_eq!(
+            KEYS_ROTATE.policy_path("orders").unwrap(),
+            "transit/keys/orders/rotate"
+        );
+        assert_eq!(
+            KEYS_ENCRYPT.policy_path("orders").unwrap(),
+            "transit/encrypt/orders"
+        );
         assert!(KV_GET.policy_path("a//b").is_err());
         assert!(KEYS_ENCRYPT.policy_path("no spaces").is_err());
-        assert_eq!(POLICY_GET.policy_path("root").unwrap(), "sys/policy/root");
+        assert_eq!(
+            POLICY_GET.policy_path("root").unwrap(),
+            "sys/policies/acl/root"
+        );
         assert!(matches!(
             POLICY_PUT.policy_path("Root!"),
             Err(Error::InvalidArgument(_))
@@ -654,7 +715,9 @@ mod docs {
             Resource::None => action.path.to_string(),
             Resource::KvPath => format!("{}<path>", action.path),
             Resource::KvFolder => format!("{}<folder>/", action.path),
-            Resource::KeyName | Resource::PolicyName => format!("{}<name>", action.path),
+            Resource::KeyName | Resource::PolicyName => {
+                format!("{}<name>{}", action.path, action.suffix)
+            }
         };
         let scope = match action.scope {
             Scope::Node => "this node",

@@ -653,6 +653,6 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(path, "kv/app/db");
+        assert_eq!(path, "secret/data/app/db");
     }
 }

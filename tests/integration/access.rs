@@ -16,14 +16,14 @@ use crate::support::kms::SOON;
 use crate::support::tls::Ca;
 use strongroom::proto::{GetRequest, kv_client::KvClient};
 
-/// Read under `kv/app/`, and list that folder.
+/// Read under `secret/data/app/`, and list that folder.
 const APP_POLICY: &str = r#"
-path "kv/app/*" { capabilities = ["read"] }
-path "kv/app/" { capabilities = ["list"] }
+path "secret/data/app/*" { capabilities = ["read"] }
+path "secret/metadata/app/" { capabilities = ["list"] }
 "#;
 
-/// Read under `kv/other/`.
-const OTHER_POLICY: &str = r#"path "kv/other/*" { capabilities = ["read"] }"#;
+/// Read under `secret/data/other/`.
+const OTHER_POLICY: &str = r#"path "secret/data/other/*" { capabilities = ["read"] }"#;
 
 /// Makes tokens, orphans included.
 const TOKENS_POLICY: &str = r#"path "auth/token/create" { capabilities = ["create", "sudo"] }"#;
@@ -126,15 +126,15 @@ fn a_sidecar_is_identified_by_its_uid_and_gid_on_the_unix_socket() {
     assert_eq!(listed, json!(["db"]));
     refused(
         sidecar(1001, 1001, None, &["kv", "get", "other/x"]),
-        &denied("kv/other/x", "read", app, "app"),
+        &denied("secret/data/other/x", "read", app, "app"),
     );
     refused(
         sidecar(1001, 1001, None, &["kv", "put", "app/db", "password=mine"]),
-        &denied("kv/app/db", "create or update", app, "app"),
+        &denied("secret/data/app/db", "create or update", app, "app"),
     );
     refused(
         sidecar(1001, 1001, None, &["kv", "list"]),
-        &denied("kv/", "list", app, "app"),
+        &denied("secret/metadata/", "list", app, "app"),
     );
     // An identity has no token of its own to look up.
     sidecar(1001, 1001, None, &["token", "lookup"])
@@ -162,14 +162,14 @@ fn a_sidecar_is_identified_by_its_uid_and_gid_on_the_unix_socket() {
     );
     refused(
         sidecar(3003, 2002, None, &["kv", "get", "app/db"]),
-        &denied("kv/app/db", "read", "unix:gid=2002's", "other"),
+        &denied("secret/data/app/db", "read", "unix:gid=2002's", "other"),
     );
     sidecar(1001, 2002, None, &["kv", "get", "other/x"]).ok();
     sidecar(1001, 2002, None, &["kv", "get", "app/db"]).ok();
     refused(
         sidecar(1001, 2002, None, &["kv", "get", "elsewhere"]),
         &denied(
-            "kv/elsewhere",
+            "secret/data/elsewhere",
             "read",
             "unix:uid=1001,unix:gid=2002's",
             "app, other",
@@ -201,12 +201,17 @@ fn a_sidecar_is_identified_by_its_uid_and_gid_on_the_unix_socket() {
     sidecar(1001, 1001, Some(&other), &["kv", "get", "other/x"]).ok();
     refused(
         sidecar(1001, 1001, Some(&other), &["kv", "get", "app/db"]),
-        &denied("kv/app/db", "read", "this token's", "other"),
+        &denied("secret/data/app/db", "read", "this token's", "other"),
     );
     let (nothing, _) = create_token(&mut daemon.cli(), &["--policy", "no-such-policy"]);
     refused(
         sidecar(1001, 1001, Some(&nothing), &["kv", "get", "app/db"]),
-        &denied("kv/app/db", "read", "this token's", "no-such-policy"),
+        &denied(
+            "secret/data/app/db",
+            "read",
+            "this token's",
+            "no-such-policy",
+        ),
     );
     sidecar(
         1001,
@@ -329,11 +334,11 @@ fn an_mtls_client_is_identified_by_its_certificate_san_or_cn() {
     );
     refused(
         client(&app_cert, &app_key, &["kv", "get", "other/x"]),
-        &denied("kv/other/x", "read", san, "app"),
+        &denied("secret/data/other/x", "read", san, "app"),
     );
     refused(
         client(&app_cert, &app_key, &["kv", "put", "app/new", "a=b"]),
-        &denied("kv/app/new", "create or update", san, "app"),
+        &denied("secret/data/app/new", "create or update", san, "app"),
     );
 
     // By common name: its DNS SAN is not what the block names.
@@ -347,7 +352,7 @@ fn an_mtls_client_is_identified_by_its_certificate_san_or_cn() {
     assert_eq!(got["data"]["data"]["v"], "1");
     refused(
         client(&reporter_cert, &reporter_key, &["kv", "get", "app/db"]),
-        &denied("kv/app/db", "read", "tls:cn=reporter's", "other"),
+        &denied("secret/data/app/db", "read", "tls:cn=reporter's", "other"),
     );
 
     // A certificate from the same CA with another SAN, or the operator's:
@@ -562,10 +567,12 @@ fn revoking_a_token_revokes_its_descendants_but_not_orphans() {
 
 /// Vault's example of precedence, in one policy.
 const MIXED_POLICY: &str = r#"
-path "kv/*" { capabilities = ["read", "list"] }
-path "kv/app/*" { capabilities = ["deny"] }
-path "kv/app/public" { capabilities = ["read"] }
-path "kv/+/shared" { capabilities = ["update"] }
+path "secret/data/*" { capabilities = ["read"] }
+path "secret/metadata/*" { capabilities = ["list"] }
+path "secret/data/app/*" { capabilities = ["deny"] }
+path "secret/metadata/app/*" { capabilities = ["deny"] }
+path "secret/data/app/public" { capabilities = ["read"] }
+path "secret/data/+/shared" { capabilities = ["update"] }
 "#;
 
 #[test]
@@ -594,31 +601,31 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
     mixed().run(&["kv", "list"]).ok();
     refused(
         mixed().run(&["kv", "get", "app/secret"]),
-        &denied("kv/app/secret", "read", whose, "mixed"),
+        &denied("secret/data/app/secret", "read", whose, "mixed"),
     );
     refused(
         mixed().run(&["kv", "list", "app/"]),
-        &denied("kv/app/", "list", whose, "mixed"),
+        &denied("secret/metadata/app/", "list", whose, "mixed"),
     );
     assert_eq!(read(&mut mixed(), "app/public")["v"], "1");
-    // kv/+/shared beats kv/* (no trailing glob), so it may update but not read.
+    // secret/data/+/shared beats secret/data/* (no trailing glob), so it may update but not read.
     mixed().run(&["kv", "put", "db/shared", "v=2"]).ok();
     refused(
         mixed().run(&["kv", "get", "db/shared"]),
-        &denied("kv/db/shared", "read", whose, "mixed"),
+        &denied("secret/data/db/shared", "read", whose, "mixed"),
     );
-    // kv/app/* (first wildcard later) beats kv/+/shared.
+    // secret/data/app/* (first wildcard later) beats secret/data/+/shared.
     refused(
         mixed().run(&["kv", "put", "app/shared", "v=2"]),
-        &denied("kv/app/shared", "create or update", whose, "mixed"),
+        &denied("secret/data/app/shared", "create or update", whose, "mixed"),
     );
     refused(
         mixed().run(&["kv", "put", "other/new", "v=1"]),
-        &denied("kv/other/new", "create or update", whose, "mixed"),
+        &denied("secret/data/other/new", "create or update", whose, "mixed"),
     );
     refused(
         mixed().run(&["kv", "put", "other/x", "v=2"]),
-        &denied("kv/other/x", "create or update", whose, "mixed"),
+        &denied("secret/data/other/x", "create or update", whose, "mixed"),
     );
     assert_eq!(read(&mut daemon.cli(), "db/shared")["v"], "2");
     assert_eq!(read(&mut daemon.cli(), "app/shared")["v"], "1");
@@ -627,17 +634,17 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
     write_policy(
         &mut daemon.cli(),
         "reader",
-        r#"path "kv/team/*" { capabilities = ["read"] }"#,
+        r#"path "secret/data/team/*" { capabilities = ["read"] }"#,
     );
     write_policy(
         &mut daemon.cli(),
         "writer",
-        r#"path "kv/team/*" { capabilities = ["create", "update"] }"#,
+        r#"path "secret/data/team/*" { capabilities = ["create", "update"] }"#,
     );
     write_policy(
         &mut daemon.cli(),
         "blocker",
-        r#"path "kv/team/*" { capabilities = ["deny"] }"#,
+        r#"path "secret/data/team/*" { capabilities = ["deny"] }"#,
     );
     let (both, _) = create_token(
         &mut daemon.cli(),
@@ -660,7 +667,7 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
             .cli()
             .token(&reader)
             .run(&["kv", "put", "team/a", "v=3"]),
-        &denied("kv/team/a", "create or update", whose, "reader"),
+        &denied("secret/data/team/a", "create or update", whose, "reader"),
     );
     let (blocked, _) = create_token(
         &mut daemon.cli(),
@@ -670,7 +677,12 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
     );
     refused(
         daemon.cli().token(&blocked).run(&["kv", "get", "team/a"]),
-        &denied("kv/team/a", "read", whose, "blocker, reader, writer"),
+        &denied(
+            "secret/data/team/a",
+            "read",
+            whose,
+            "blocker, reader, writer",
+        ),
     );
 
     // A deleted policy no longer grants anything to tokens that name it.
@@ -680,7 +692,12 @@ fn the_most_specific_pattern_decides_and_deny_overrides() {
             .cli()
             .token(&both)
             .run(&["kv", "put", "team/a", "v=3"]),
-        &denied("kv/team/a", "create or update", whose, "reader, writer"),
+        &denied(
+            "secret/data/team/a",
+            "create or update",
+            whose,
+            "reader, writer",
+        ),
     );
     read(daemon.cli().token(&both), "team/a");
     let names = daemon
@@ -704,17 +721,26 @@ fn bad_policies_tokens_and_identities_are_refused() {
     let (daemon, _) = unsealed(dir.path(), "");
 
     // Policy documents and names.
-    let bad = "path \"kv/*\" {\n  capabilities = [\"read\"]\n}\npath \"kv/x\" {\n  capabilities = [\"reed\"]\n}\n";
+    let bad = "path \"secret/data/*\" {\n  capabilities = [\"read\"]\n}\npath \"secret/data/x\" {\n  capabilities = [\"reed\"]\n}\n";
     daemon
         .cli()
         .run_stdin(&["policy", "write", "bad", "-"], bad)
         .code(1)
         .error_says("policy \"bad\" line 5: unknown capability \"reed\"");
+    // strongroom's own capabilities of before are refused, naming Vault's.
+    daemon
+        .cli()
+        .run_stdin(
+            &["policy", "write", "old", "-"],
+            r#"path "transit/encrypt/k" { capabilities = ["encrypt"] }"#,
+        )
+        .code(1)
+        .error_says("capability \"encrypt\" is strongroom's old name; policies use Vault's paths and capabilities now: update on transit/encrypt/<name>");
     daemon
         .cli()
         .run_stdin(
             &["policy", "write", "App", "-"],
-            r#"path "kv/*" { capabilities = ["read"] }"#,
+            r#"path "secret/data/*" { capabilities = ["read"] }"#,
         )
         .code(1)
         .error_says("policy name \"App\" is not valid");
@@ -722,7 +748,7 @@ fn bad_policies_tokens_and_identities_are_refused() {
         .cli()
         .run_stdin(
             &["policy", "write", "root", "-"],
-            r#"path "kv/*" { capabilities = ["read"] }"#,
+            r#"path "secret/data/*" { capabilities = ["read"] }"#,
         )
         .code(1)
         .error_says("the root policy is built in and cannot be changed");
@@ -805,10 +831,10 @@ fn bad_policies_tokens_and_identities_are_refused() {
         );
     }
     cli().run(&["kv", "put", "app/db", "v=1"]).ok();
-    refused(
-        cli().run(&["kv", "destroy", "--versions", "1", "app/db"]),
-        &denied("kv/app/db", "sudo", "this token's", "everything"),
-    );
+    // Destroying versions is `update` on secret/destroy/, as in Vault.
+    cli()
+        .run(&["kv", "destroy", "--versions", "1", "app/db"])
+        .ok();
     cli().run(&["key-status"]).ok();
     assert!(!snapshot.exists());
     assert_eq!(status(&daemon)["sealed"], false);
@@ -853,7 +879,7 @@ fn renewing_never_brings_back_a_spent_or_revoked_token() {
     write_policy(
         &mut daemon.cli(),
         "app",
-        r#"path "kv/app/*" { capabilities = ["read"] }"#,
+        r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
     );
     daemon.cli().run(&["kv", "put", "app/db", "v=1"]).ok();
 

@@ -88,7 +88,7 @@ fn lines_name_the_identity_and_leave_secrets_out_while_sealed() {
         .token(&root)
         .run_stdin(
             &["policy", "write", "reader", "-"],
-            "path \"kv/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"create\"] }",
+            "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"auth/token/create\" { capabilities = [\"create\"] }",
         )
         .ok();
     daemon

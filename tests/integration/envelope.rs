@@ -321,7 +321,7 @@ fn keys_are_created_once_deleted_only_when_allowed_and_policies_apply() {
         .cli()
         .run_stdin(
             &["policy", "write", "encrypt-only", "-"],
-            r#"path "keys/k1" { capabilities = ["encrypt"] }"#,
+            r#"path "transit/encrypt/k1" { capabilities = ["update"] }"#,
         )
         .ok();
     let token = daemon
@@ -352,13 +352,13 @@ fn keys_are_created_once_deleted_only_when_allowed_and_policies_apply() {
         .token(&token)
         .run(&["keys", "decrypt", "k1", &ciphertext])
         .code(1)
-        .error_says("permission denied: keys/k1 needs the decrypt capability, which this token's policies (encrypt-only) do not grant");
+        .error_says("permission denied: transit/decrypt/k1 needs the update capability, which this token's policies (encrypt-only) do not grant");
     daemon
         .cli()
         .token(&token)
         .run(&["keys", "rotate", "k1"])
         .code(1)
-        .error_says("needs the rotate capability");
+        .error_says("transit/keys/k1/rotate needs the update capability");
 
     daemon
         .cli()

@@ -370,3 +370,217 @@ mod awskms {
         .unwrap();
     }
 }
+
+/// A store whose policies were written on strongroom's own paths
+/// (tests/golden/policies-v1: `kv/…`, `keys/…`, `sys/policy/…`,
+/// `sys/kv/config` and the capabilities `encrypt`, `decrypt`, `datakey`,
+/// `rotate`; the texts in `policies/`, written by the build before Vault's
+/// paths). Its first unseal rewrites them to Vault's paths, once; they grant
+/// what they granted.
+mod policies_v1 {
+    use serde_json::{Value, json};
+
+    use crate::support::daemon::{Daemon, config, tempdir};
+    use crate::support::vault::request;
+
+    fn dir() -> std::path::PathBuf {
+        super::golden().parent().unwrap().join("policies-v1")
+    }
+
+    fn keys() -> Value {
+        serde_json::from_slice(&std::fs::read(dir().join("keys.json")).unwrap()).unwrap()
+    }
+
+    fn unseal(daemon: &Daemon) {
+        for i in [0, 2] {
+            let share = keys()["unseal_keys_hex"][i].as_str().unwrap().to_string();
+            daemon.cli().run(&["unseal", &share]).ok();
+        }
+    }
+
+    fn policy_text(daemon: &Daemon, root: &str, name: &str) -> String {
+        let answer = request(
+            &daemon.addr,
+            "GET",
+            &format!("sys/policies/acl/{name}"),
+            Some(root),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{name}: {:?}", answer.body);
+        answer.body["data"]["policy"].as_str().unwrap().to_string()
+    }
+
+    fn token_with(daemon: &Daemon, root: &str, policy: &str) -> String {
+        let answer = request(
+            &daemon.addr,
+            "POST",
+            "auth/token/create",
+            Some(root),
+            Some(&json!({"policies": [policy]})),
+        );
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        answer.body["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn the_policies_v1_store_rewrites_its_policies_to_vaults_paths_once() {
+        let tmp = tempdir();
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::copy(
+            dir().join("data/strongroom.redb"),
+            data.join("strongroom.redb"),
+        )
+        .unwrap();
+        let mut daemon = Daemon::start(tmp.path(), &config(tmp.path(), ""));
+        unseal(&daemon);
+        let root = keys()["root_token"].as_str().unwrap().to_string();
+
+        let texts: Vec<String> = ["app", "writer", "admin"]
+            .iter()
+            .map(|name| policy_text(&daemon, &root, name))
+            .collect();
+        for text in &texts {
+            assert!(text.starts_with("# Rewritten"), "{text}");
+            for old in ["\"kv/", "\"keys/", "sys/policy/", "sys/kv/", "encrypt\""] {
+                assert!(!text.contains(old), "{old} in {text}");
+            }
+        }
+        assert!(
+            texts[0].contains("path \"secret/data/app/*\""),
+            "{}",
+            texts[0]
+        );
+        assert!(
+            texts[0].contains("path \"transit/encrypt/orders\""),
+            "{}",
+            texts[0]
+        );
+
+        let (addr, app) = (&daemon.addr.clone(), token_with(&daemon, &root, "app"));
+        let call = |method: &str, path: &str, token: &str, body: Option<Value>| {
+            request(addr, method, path, Some(token), body.as_ref()).status
+        };
+        // app: read and list its secrets, not the private one, nor write;
+        // encrypt and decrypt with orders, not read the key.
+        let read = request(addr, "GET", "secret/data/app/db", Some(&app), None);
+        assert_eq!(read.status, 200, "{:?}", read.body);
+        assert_eq!(read.body["data"]["data"]["password"], "vector-paths");
+        assert_eq!(call("LIST", "secret/metadata/app", &app, None), 200);
+        assert_eq!(call("GET", "secret/metadata/app/db", &app, None), 200);
+        assert_eq!(call("GET", "secret/data/app/private", &app, None), 403);
+        let write = Some(json!({"data": {"x": "y"}}));
+        assert_eq!(call("POST", "secret/data/app/db", &app, write.clone()), 403);
+        let old_ciphertext = std::fs::read_to_string(dir().join("orders-ciphertext.txt")).unwrap();
+        let decrypted = request(
+            addr,
+            "POST",
+            "transit/decrypt/orders",
+            Some(&app),
+            Some(&json!({"ciphertext": old_ciphertext.trim()})),
+        );
+        assert_eq!(decrypted.status, 200, "{:?}", decrypted.body);
+        assert_eq!(decrypted.body["data"]["plaintext"], "b3JkZXIgNjY=");
+        let plaintext = Some(json!({"plaintext": "aGk="}));
+        assert_eq!(
+            call("POST", "transit/encrypt/orders", &app, plaintext.clone()),
+            200
+        );
+        assert_eq!(call("GET", "transit/keys/orders", &app, None), 403);
+
+        // writer: create, update, delete and undelete its secrets, read the
+        // kv config; not read secrets, nor destroy (no sudo).
+        let writer = token_with(&daemon, &root, "writer");
+        assert_eq!(
+            call("POST", "secret/data/app/new", &writer, write.clone()),
+            200
+        );
+        assert_eq!(
+            call("POST", "secret/data/app/new", &writer, write.clone()),
+            200
+        );
+        assert_eq!(call("GET", "secret/data/app/new", &writer, None), 403);
+        assert_eq!(call("DELETE", "secret/data/app/new", &writer, None), 204);
+        let versions = Some(json!({"versions": [1]}));
+        assert_eq!(
+            call("POST", "secret/delete/app/new", &writer, versions.clone()),
+            204
+        );
+        assert_eq!(
+            call("POST", "secret/undelete/app/new", &writer, versions.clone()),
+            204
+        );
+        assert_eq!(
+            call("POST", "secret/destroy/app/new", &writer, versions.clone()),
+            403
+        );
+        assert_eq!(call("GET", "secret/config", &writer, None), 200);
+        assert_eq!(
+            call(
+                "POST",
+                "secret/config",
+                &writer,
+                Some(json!({"max_versions": 3}))
+            ),
+            403
+        );
+
+        // admin: keys' create, read, rotate, config and data keys, not
+        // encryption; policies read and listed; destroy with delete and sudo.
+        let admin = token_with(&daemon, &root, "admin");
+        assert_eq!(call("GET", "transit/keys/orders", &admin, None), 200);
+        assert_eq!(call("LIST", "transit/keys", &admin, None), 200);
+        assert_eq!(
+            call("POST", "transit/keys/orders/rotate", &admin, None),
+            200
+        );
+        let config_body = Some(json!({"min_decryption_version": 1}));
+        assert_eq!(
+            call("POST", "transit/keys/orders/config", &admin, config_body),
+            200
+        );
+        assert_eq!(
+            call("POST", "transit/datakey/plaintext/orders", &admin, None),
+            200
+        );
+        assert_eq!(
+            call("POST", "transit/datakey/wrapped/orders", &admin, None),
+            200
+        );
+        assert_eq!(call("POST", "transit/keys/fresh", &admin, None), 200);
+        assert_eq!(
+            call("POST", "transit/encrypt/orders", &admin, plaintext),
+            403
+        );
+        assert_eq!(call("LIST", "sys/policies/acl", &admin, None), 200);
+        assert_eq!(call("GET", "sys/policies/acl/app", &admin, None), 200);
+        assert_eq!(
+            call("POST", "secret/destroy/app/new", &admin, versions),
+            204
+        );
+        assert_eq!(call("DELETE", "secret/metadata/app/new", &admin, None), 204);
+        assert_eq!(call("GET", "secret/data/app/db", &admin, None), 403);
+
+        // A policy written now is on Vault's paths, whatever it names.
+        let legacy = r#"path "sys/policy/*" { capabilities = ["read"] }"#;
+        let put = request(
+            addr,
+            "POST",
+            "sys/policies/acl/legacy",
+            Some(&root),
+            Some(&json!({"policy": legacy})),
+        );
+        assert_eq!(put.status, 204, "{:?}", put.body);
+
+        // Never twice: after a restart the texts are as they were.
+        daemon.restart();
+        unseal(&daemon);
+        for (name, text) in ["app", "writer", "admin"].iter().zip(&texts) {
+            assert_eq!(&policy_text(&daemon, &root, name), text, "{name}");
+        }
+        assert_eq!(policy_text(&daemon, &root, "legacy"), legacy);
+    }
+}

@@ -21,7 +21,7 @@ use crate::support::grpc::{channel, with_token};
 use crate::support::ha::{Cluster, SETTLE};
 
 /// The policy the unix listener's identity gets.
-const READER: &str = "path \"kv/app/*\" { capabilities = [\"read\"] }\n";
+const READER: &str = "path \"secret/data/app/*\" { capabilities = [\"read\"] }\n";
 
 /// Each node: an audit file in its directory, and a unix listener whose
 /// identity block gives this test's uid the `reader` policy.
@@ -76,7 +76,7 @@ fn every_call_through_a_standby_reaches_the_active_node_as_its_caller() {
     assert!(
         via(&["policy", "read", "reader"])
             .stdout
-            .contains("kv/app/*")
+            .contains("secret/data/app/*")
     );
     via(&["kv", "put", "app/db", "v=one"]);
     via(&["kv", "put", "app/tmp", "v=gone"]);

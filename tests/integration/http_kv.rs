@@ -858,7 +858,11 @@ fn json_values_round_trip_through_http_grpc_and_the_cli_and_are_hmaced_in_the_au
     let line: Value = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|l| l["type"] == "request" && l["operation"] == "kv.Put" && l["path"] == "kv/app/db")
+        .find(|l| {
+            l["type"] == "request"
+                && l["operation"] == "kv.Put"
+                && l["path"] == "secret/data/app/db"
+        })
         .expect("the put's request line");
     let data = &line["data"]["data"];
     assert_eq!(data["password"], hash("hunter2"));
@@ -1003,7 +1007,7 @@ fn policies_on_kv_paths_govern_the_http_api() {
     write_policy(
         &mut daemon.cli(),
         "reader",
-        "path \"kv/app/*\" { capabilities = [\"read\"] }\npath \"kv/app/\" { capabilities = [\"list\"] }\n",
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"secret/metadata/app/\" { capabilities = [\"list\"] }\n",
     );
     let (reader, _) = create_token(&mut daemon.cli(), &["--policy", "reader"]);
     let put = json!({"data": {"v": 1}});
@@ -1108,7 +1112,7 @@ fn a_sidecar_known_by_its_uid_reads_kv_v2_over_the_socket_without_a_token() {
     write_policy(
         &mut daemon.cli(),
         "app",
-        "path \"kv/app/*\" { capabilities = [\"read\"] }",
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }",
     );
     let put = json!({"data": {"password": "hunter2", "port": 5432}});
     let written = request(

@@ -172,7 +172,7 @@ fn a_scrape_counts_what_the_daemon_did_and_asks_for_read_on_sys_metrics() {
     write_policy(
         &mut daemon.cli(),
         "other",
-        "path \"kv/other/*\" { capabilities = [\"read\"] }\n",
+        "path \"secret/data/other/*\" { capabilities = [\"read\"] }\n",
     );
     let (scraper, _) = create_token(&mut daemon.cli(), &["--policy", "scraper"]);
     let (other, _) = create_token(&mut daemon.cli(), &["--policy", "other"]);
@@ -418,7 +418,7 @@ fn who_may_scrape_answers_as_openbao_does() {
     write_policy(
         &mut daemon.cli(),
         "other",
-        "path \"kv/other/*\" { capabilities = [\"read\"] }\n",
+        "path \"secret/data/other/*\" { capabilities = [\"read\"] }\n",
     );
     let (our_other, _) = create_token(&mut daemon.cli(), &["--policy", "other"]);
 

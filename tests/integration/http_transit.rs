@@ -730,12 +730,12 @@ fn ciphertexts_cross_surfaces_and_audit_lines_hold_hmacs() {
     write_policy(
         &mut daemon.cli(),
         "enc",
-        "path \"keys/*\" { capabilities = [\"encrypt\"] }\n",
+        "path \"transit/encrypt/*\" { capabilities = [\"update\"] }\n",
     );
     write_policy(
         &mut daemon.cli(),
         "enc-create",
-        "path \"keys/*\" { capabilities = [\"encrypt\", \"create\"] }\n",
+        "path \"transit/encrypt/*\" { capabilities = [\"update\", \"create\"] }\n",
     );
     let (enc, _) = create_token(&mut daemon.cli(), &["--policy", "enc"]);
     let (enc_create, _) = create_token(&mut daemon.cli(), &["--policy", "enc-create"]);

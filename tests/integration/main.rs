@@ -28,6 +28,7 @@ mod http_agent;
 mod http_ha;
 mod http_kv;
 mod http_metrics;
+mod http_policy_paths;
 mod http_quorum;
 mod http_sys;
 mod http_token;

@@ -100,7 +100,7 @@ fn a_python_sidecar_reads_a_secret_on_the_unix_socket_without_a_token() {
     write_policy(
         &mut daemon.cli(),
         "app",
-        "path \"kv/app/*\" { capabilities = [\"read\"] }",
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }",
     );
     daemon
         .cli()

@@ -399,7 +399,7 @@ fn a_full_lifecycle_at_trace_level_logs_no_share_and_no_token() {
         .find(|l| l["operation"] == "kv.Put" && l["type"] == "request")
         .unwrap();
     assert_eq!(put["data"]["data"]["password"], kv_hash.as_str(), "{put}");
-    assert_eq!(put["path"], "kv/app/db");
+    assert_eq!(put["path"], "secret/data/app/db");
     assert!(
         put["accessor"].as_str().is_some_and(|a| a.len() == 24),
         "{put}"

@@ -125,7 +125,7 @@ fn a_refused_call_leaves_no_hmac_of_its_inputs_in_the_audit_log() {
     write_policy(
         &mut daemon.cli(),
         "reader",
-        r#"path "kv/app/*" { capabilities = ["read"] }"#,
+        r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
     );
     let (reader, _) = create_token(&mut daemon.cli(), &["--policy", "reader"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -204,13 +204,13 @@ fn a_refused_write_does_not_tell_whether_the_secret_or_policy_exists() {
     write_policy(
         &mut daemon.cli(),
         "app",
-        r#"path "kv/app/*" { capabilities = ["read"] }
-path "sys/policy/app-*" { capabilities = ["read"] }"#,
+        r#"path "secret/data/app/*" { capabilities = ["read"] }
+path "sys/policies/acl/app-*" { capabilities = ["read"] }"#,
     );
     write_policy(
         &mut daemon.cli(),
         "other",
-        r#"path "kv/x" { capabilities = ["read"] }"#,
+        r#"path "secret/data/x" { capabilities = ["read"] }"#,
     );
     let (token, _) = create_token(&mut daemon.cli(), &["--policy", "app"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -252,7 +252,7 @@ async fn kv_refusal(kv: &mut KvClient<Channel>, token: &str, path: &str) -> (Cod
 fn policy(name: &str) -> proto::PutPolicyRequest {
     proto::PutPolicyRequest {
         name: name.into(),
-        policy: r#"path "kv/*" { capabilities = ["read"] }"#.into(),
+        policy: r#"path "secret/data/*" { capabilities = ["read"] }"#.into(),
     }
 }
 

@@ -634,7 +634,7 @@ fn cert_san_matches_uri_names_only_and_cert_dns_san_dns_names() {
     write_policy(
         &mut daemon.cli(),
         "app",
-        "path \"kv/app/*\" { capabilities = [\"read\"] }\n",
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }\n",
     );
     daemon
         .cli()

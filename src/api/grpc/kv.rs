@@ -147,14 +147,14 @@ impl Kv for KvService {
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
         let asked = request.get_ref();
-        self.mark(
-            &actions::KV_DELETE,
-            &request,
-            &asked.path,
-            &asked.versions,
-            Mark::Delete,
-        )
-        .await?;
+        // Vault's two paths: the latest version, or the versions named.
+        let action = if asked.versions.is_empty() {
+            &actions::KV_DELETE
+        } else {
+            &actions::KV_DELETE_VERSIONS
+        };
+        self.mark(action, &request, &asked.path, &asked.versions, Mark::Delete)
+            .await?;
         Ok(Response::new(proto::DeleteResponse {}))
     }
 

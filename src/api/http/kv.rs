@@ -44,7 +44,7 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
         ("delete" | "undelete" | "destroy", Op::Update) => {
             let versions = body::versions(&body::object(request)?)?;
             let (action, how) = match section {
-                "delete" => (&actions::KV_DELETE, Mark::Delete),
+                "delete" => (&actions::KV_DELETE_VERSIONS, Mark::Delete),
                 "undelete" => (&actions::KV_UNDELETE, Mark::Undelete),
                 _ => (&actions::KV_DESTROY, Mark::Destroy),
             };

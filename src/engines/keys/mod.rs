@@ -18,7 +18,7 @@
 //! key's material never leaves the daemon: ReadKey shows versions and times.
 //!
 //! Names reach [`Keys`]' methods checked by [`validate_name`]: every action
-//! on `keys/` declares it, and the gate runs it before authenticating.
+//! on `transit/` declares it, and the gate runs it before authenticating.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

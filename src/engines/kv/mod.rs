@@ -17,7 +17,7 @@
 //! check-and-set compares against the version the write will replace.
 //!
 //! Paths reach [`Kv`]'s methods checked by [`validate_path`]: every action
-//! on `kv/` declares it, and the gate runs it before authenticating.
+//! on `secret/` declares it, and the gate runs it before authenticating.
 
 mod document;
 mod meta;

@@ -274,8 +274,13 @@ pub(super) async fn data_key(
         Ok((b, c)) => (*b, c.as_slice()),
         Err(_) => (0, &[][..]),
     };
+    let action = if with_plaintext {
+        &actions::KEYS_DATA_KEY
+    } else {
+        &actions::KEYS_DATA_KEY_WRAPPED
+    };
     let (plaintext, wrapped) = request
-        .call(gate, &actions::KEYS_DATA_KEY, name)
+        .call(gate, action, name)
         .plain("bits", bits)
         .secret("context", context)
         .check(check(&parsed))

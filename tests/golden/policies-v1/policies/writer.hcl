@@ -1,0 +1,2 @@
+path "kv/app/*" { capabilities = ["create", "update", "delete"] }
+path "sys/kv/config" { capabilities = ["read"] }
