@@ -362,7 +362,7 @@ pub fn parse_blocks(name: &str, text: &str) -> Result<Vec<Block>, Error> {
         if blocks.iter().any(|b| b.pattern == pattern) {
             return Err(invalid(
                 line,
-                format!("path {:?} appears twice", pattern.as_str()),
+                format!("path {} appears twice", quote(pattern.as_str())),
             ));
         }
         let mut capabilities = None;
@@ -394,7 +394,10 @@ pub fn parse_blocks(name: &str, text: &str) -> Result<Vec<Block>, Error> {
         let capabilities = capabilities.ok_or_else(|| {
             invalid(
                 line,
-                format!("path {:?} has no capabilities = [ … ]", pattern.as_str()),
+                format!(
+                    "path {} has no capabilities = [ … ]",
+                    quote(pattern.as_str())
+                ),
             )
         })?;
         blocks.push(Block {

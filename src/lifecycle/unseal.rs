@@ -97,6 +97,27 @@ pub(super) fn decode_share(
 }
 
 impl Lifecycle {
+    /// An unseal request as both transports take it: `reset` forgets the
+    /// shares entered so far, `migrate` enters one for a pending seal
+    /// migration, and otherwise `key` is one share.
+    pub async fn enter_unseal_request(
+        &self,
+        key: &str,
+        reset: bool,
+        migrate: bool,
+    ) -> Result<UnsealOutcome, Error> {
+        if reset {
+            return Ok(UnsealOutcome {
+                status: self.reset_unseal().await,
+                duplicate: false,
+            });
+        }
+        if migrate {
+            return self.unseal_migrate(key).await;
+        }
+        self.unseal(key).await
+    }
+
     /// Enters one share. Bad input changes nothing; at the threshold the
     /// root key and keyring are decrypted and the daemon is unsealed.
     pub async fn unseal(&self, key: &str) -> Result<UnsealOutcome, Error> {

@@ -241,18 +241,7 @@ impl Sys for SysService {
         let key = zeroize::Zeroizing::new(request.into_inner().key);
         let outcome = call
             .run(
-                |_| async move {
-                    if reset {
-                        Ok(lifecycle::UnsealOutcome {
-                            status: lifecycle.reset_unseal().await,
-                            duplicate: false,
-                        })
-                    } else if migrate {
-                        lifecycle.unseal_migrate(&key).await
-                    } else {
-                        lifecycle.unseal(&key).await
-                    }
-                },
+                |_| async move { lifecycle.enter_unseal_request(&key, reset, migrate).await },
                 |o| {
                     if reset {
                         vec![("progress", Field::Plain(o.status.progress.into()))]

@@ -15,7 +15,7 @@ use crate::api::Gate;
 use crate::api::actions;
 use crate::audit::Field;
 use crate::error::Error;
-use crate::lifecycle::{self, InitParams, Status};
+use crate::lifecycle::{InitParams, Status};
 use crate::time::{format_unix, now_unix};
 
 /// Routes `sys/<rest>`.
@@ -347,18 +347,7 @@ async fn unseal(gate: &Gate, request: &Request) -> Outcome {
         .plain("reset", reset)
         .plain("migrate", migrate)
         .run(
-            |_| async move {
-                if reset {
-                    Ok(lifecycle::UnsealOutcome {
-                        status: lifecycle.reset_unseal().await,
-                        duplicate: false,
-                    })
-                } else if migrate {
-                    lifecycle.unseal_migrate(&key).await
-                } else {
-                    lifecycle.unseal(&key).await
-                }
-            },
+            |_| async move { lifecycle.enter_unseal_request(&key, reset, migrate).await },
             |o| {
                 vec![
                     ("sealed", Field::Plain(o.status.sealed.into())),

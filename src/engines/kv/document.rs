@@ -56,8 +56,12 @@ impl Document {
     /// A document read from storage; damage is an internal error naming
     /// the path.
     pub(super) fn stored(path: &str, bytes: &[u8]) -> Result<Self, Error> {
-        Self::parse(bytes)
-            .map_err(|_| Error::Internal(format!("the data of kv path {path:?} is damaged")))
+        Self::parse(bytes).map_err(|_| {
+            Error::Internal(format!(
+                "the data of kv path {} is damaged",
+                crate::text::quote(path)
+            ))
+        })
     }
 
     /// The serialized document.
