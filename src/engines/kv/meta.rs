@@ -184,13 +184,21 @@ pub(super) async fn read_meta(barrier: &Barrier, path: &str) -> Result<Option<Me
     };
     serde_json::from_slice(stored.expose())
         .map(Some)
-        .map_err(|e| Error::Internal(format!("the metadata of kv path {path:?} is damaged: {e}")))
+        .map_err(|e| {
+            Error::Internal(format!(
+                "the metadata of kv path {shown_path} is damaged: {e}",
+                shown_path = crate::text::quote(path)
+            ))
+        })
 }
 
 pub(super) async fn existing_meta(barrier: &Barrier, path: &str) -> Result<Metadata, Error> {
-    read_meta(barrier, path)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no secret at kv path {path:?}")))
+    read_meta(barrier, path).await?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "no secret at kv path {shown_path}",
+            shown_path = crate::text::quote(path)
+        ))
+    })
 }
 
 pub(super) fn put_meta(barrier: &Barrier, batch: &mut Batch, path: &str, meta: &Metadata) {

@@ -144,7 +144,8 @@ impl Kv {
     pub fn check_not_empty(path: &str, document: &Document) -> Result<(), Error> {
         if document.object().is_empty() {
             return Err(Error::InvalidArgument(format!(
-                "the secret for kv path {path:?} has no fields; write at least one name=value"
+                "the secret for kv path {shown_path} has no fields; write at least one name=value",
+                shown_path = crate::text::quote(path)
             )));
         }
         Ok(())
@@ -200,7 +201,8 @@ impl Kv {
         check_cas(path, Some(&meta), &config, cas)?;
         let Lookup::Live(current) = self.find(barrier, path, &meta, 0).await? else {
             return Err(Error::NotFound(format!(
-                "the current version of kv path {path:?} is deleted or destroyed; there is nothing to patch"
+                "the current version of kv path {shown_path} is deleted or destroyed; there is nothing to patch",
+                shown_path = crate::text::quote(path)
             )));
         };
         let mut merged = Value::Object(current.data.object());
@@ -269,10 +271,12 @@ impl Kv {
         match self.lookup(session, path, version).await? {
             Lookup::Live(read) => Ok(read),
             Lookup::Gone { version, info, .. } if info.destroyed => Err(Error::NotFound(format!(
-                "version {version} of kv path {path:?} was destroyed"
+                "version {version} of kv path {shown_path} was destroyed",
+                shown_path = crate::text::quote(path)
             ))),
             Lookup::Gone { version, .. } => Err(Error::NotFound(format!(
-                "version {version} of kv path {path:?} is deleted; `strongroom kv undelete --versions {version} {path}` restores it"
+                "version {version} of kv path {shown_path} is deleted; `strongroom kv undelete --versions {version} {path}` restores it",
+                shown_path = crate::text::quote(path)
             ))),
         }
     }
@@ -305,8 +309,9 @@ impl Kv {
         };
         let info = meta.versions.get(&version).ok_or_else(|| {
             Error::NotFound(format!(
-                "kv path {path:?} has no version {version}{}",
-                kept(meta)
+                "kv path {shown_path} has no version {version}{}",
+                kept(meta),
+                shown_path = crate::text::quote(path)
             ))
         })?;
         if info.destroyed || info.deleted_unix != 0 {
@@ -327,7 +332,8 @@ impl Kv {
                 match now.versions.get(&version) {
                     Some(again) if !again.destroyed && again.deleted_unix == 0 => {
                         return Err(Error::Internal(format!(
-                            "version {version} of kv path {path:?} is in its metadata but its data is missing"
+                            "version {version} of kv path {shown_path} is in its metadata but its data is missing",
+                            shown_path = crate::text::quote(path)
                         )));
                     }
                     Some(again) => {
@@ -339,8 +345,9 @@ impl Kv {
                     }
                     None => {
                         return Err(Error::NotFound(format!(
-                            "kv path {path:?} has no version {version}{}",
-                            kept(&now)
+                            "kv path {shown_path} has no version {version}{}",
+                            kept(&now),
+                            shown_path = crate::text::quote(path)
                         )));
                     }
                 }
@@ -408,7 +415,12 @@ impl Kv {
         let mut meta = match read_meta(barrier, path).await? {
             Some(meta) => meta,
             None if !strict => return Ok(()),
-            None => return Err(Error::NotFound(format!("no secret at kv path {path:?}"))),
+            None => {
+                return Err(Error::NotFound(format!(
+                    "no secret at kv path {shown_path}",
+                    shown_path = crate::text::quote(path)
+                )));
+            }
         };
         let versions = if versions.is_empty() {
             vec![meta.current_version]

@@ -35,7 +35,8 @@ pub(super) fn check_fields(path: &str, document: &Document, limit: usize) -> Res
             };
             if size > limit {
                 return Err(Error::InvalidArgument(format!(
-                    "field {name:?} of kv path {path:?} is larger than the {limit} byte limit (kv {{ max_value_size }})"
+                    "field {name:?} of kv path {shown_path} is larger than the {limit} byte limit (kv {{ max_value_size }})",
+                    shown_path = crate::text::quote(path)
                 )));
             }
             continue;
@@ -48,7 +49,8 @@ pub(super) fn check_fields(path: &str, document: &Document, limit: usize) -> Res
     let size = document.bytes().len();
     if size > limit {
         return Err(Error::InvalidArgument(format!(
-            "the secret for kv path {path:?} is {size} bytes as JSON, larger than the {limit} byte limit (kv {{ max_value_size }})"
+            "the secret for kv path {shown_path} is {size} bytes as JSON, larger than the {limit} byte limit (kv {{ max_value_size }})",
+            shown_path = crate::text::quote(path)
         )));
     }
     Ok(())
@@ -70,8 +72,9 @@ pub(super) fn chosen(
                 continue;
             }
             return Err(Error::NotFound(format!(
-                "kv path {path:?} has no version {version}{}",
-                kept(meta)
+                "kv path {shown_path} has no version {version}{}",
+                kept(meta),
+                shown_path = crate::text::quote(path)
             )));
         }
         chosen.push(version);
@@ -102,14 +105,19 @@ pub(super) fn check_cas(
 ) -> Result<(), Error> {
     let current = meta.map_or(0, |m| m.current_version);
     match cas {
-        None if config.cas_required || meta.is_some_and(|m| m.cas_required) => Err(
-            Error::InvalidArgument(format!("{CAS_REQUIRED}: kv path {path:?} requires cas")),
-        ),
+        None if config.cas_required || meta.is_some_and(|m| m.cas_required) => {
+            Err(Error::InvalidArgument(format!(
+                "{CAS_REQUIRED}: kv path {shown_path} requires cas",
+                shown_path = crate::text::quote(path)
+            )))
+        }
         Some(0) if current != 0 => Err(Error::FailedPrecondition(format!(
-            "{CAS_MISMATCH}: cas = 0 writes only a new secret, but kv path {path:?} is at version {current}"
+            "{CAS_MISMATCH}: cas = 0 writes only a new secret, but kv path {shown_path} is at version {current}",
+            shown_path = crate::text::quote(path)
         ))),
         Some(expected) if expected != current => Err(Error::FailedPrecondition(format!(
-            "{CAS_MISMATCH}: the write expected version {expected} of kv path {path:?}, but the current version is {current}"
+            "{CAS_MISMATCH}: the write expected version {expected} of kv path {shown_path}, but the current version is {current}",
+            shown_path = crate::text::quote(path)
         ))),
         _ => Ok(()),
     }
