@@ -78,6 +78,8 @@ pub enum Resource {
     KeyName,
     /// A policy (`sys/policies/acl/<name>`).
     PolicyName,
+    /// A mount's path without its trailing slash (`sys/mounts/<mount>/tune`).
+    MountPath,
 }
 
 impl Resource {
@@ -89,6 +91,16 @@ impl Resource {
             Resource::KvFolder => kv::folder(text),
             Resource::KeyName => keys::validate_name(text).map(|()| text.to_string()),
             Resource::PolicyName => acl::validate_name(text).map(|()| text.to_string()),
+            Resource::MountPath => {
+                kv::validate_path(text)
+                    .map(|()| text.to_string())
+                    .map_err(|_| {
+                        Error::InvalidArgument(format!(
+                            "mount path {} is not valid",
+                            crate::text::quote(text)
+                        ))
+                    })
+            }
         }
     }
 }
@@ -154,9 +166,15 @@ const fn on(name: &'static str, path: &'static str, resource: Resource, auth: Au
 
 /// A key's action on `transit/keys/<name><suffix>`.
 const fn on_key(name: &'static str, suffix: &'static str, auth: Auth) -> Action {
-    let mut action = on(name, "transit/keys/", Resource::KeyName, auth);
-    action.suffix = suffix;
-    action
+    on(name, "transit/keys/", Resource::KeyName, auth).with_suffix(suffix)
+}
+
+impl Action {
+    /// The action with `suffix` after its resource.
+    const fn with_suffix(mut self, suffix: &'static str) -> Self {
+        self.suffix = suffix;
+        self
+    }
 }
 
 // The seal lifecycle (strongroom.v1.Sys).
@@ -374,11 +392,36 @@ pub const KV_PUT_METADATA: Action = on(
 pub const KV_READ_CONFIG: Action = sys("kv.ReadConfig", "secret/config", Require(&[Read]));
 /// `Kv.WriteConfig`.
 pub const KV_WRITE_CONFIG: Action = sys("kv.WriteConfig", "secret/config", Require(&[Update]));
+/// `secret/metadata/<path>` PATCH (HTTP only): a JSON merge patch of a
+/// path's own settings, Vault's `patch`.
+pub const KV_PATCH_METADATA: Action = on(
+    "kv.PatchMetadata",
+    "secret/metadata/",
+    Resource::KvPath,
+    Require(&[Patch]),
+);
+/// `secret/subkeys/<path>` (HTTP only): a version's field names, no values.
+pub const KV_SUBKEYS: Action = on(
+    "kv.Subkeys",
+    "secret/subkeys/",
+    Resource::KvPath,
+    Require(&[Read]),
+);
 /// `sys/mounts` (HTTP only): the secret engines strongroom serves.
 pub const MOUNTS_READ: Action = sys("sys.Mounts", "sys/mounts", Require(&[Read]));
 /// `sys/internal/ui/mounts/<path>` (HTTP only): the mount serving a path,
 /// which Vault's CLI asks before any kv call; any caller.
 pub const MOUNTS_LOOKUP: Action = sys("sys.MountLookup", "sys/internal/ui/mounts", Caller);
+/// `sys/mounts/<mount>/tune` read (HTTP only): a mount's settings.
+pub const MOUNTS_TUNE_READ: Action = action(
+    "sys.MountTuneRead",
+    "sys/mounts/",
+    Resource::MountPath,
+    Require(&[Read]),
+    Yes,
+    Scope::Active,
+)
+.with_suffix("/tune");
 
 // Named encryption keys (strongroom.v1.Keys), on Vault's transit paths.
 
@@ -523,12 +566,16 @@ pub const INITIALIZING: &[&Action] = &[&INIT, &INIT_CONFIRM, &SNAPSHOT_RESTORE];
 
 /// The actions of Vault's HTTP API that no gRPC method has: the mounts
 /// (fixed, and only Vault's clients ask about them), the metrics (what
-/// Prometheus scrapes) and the wrapped data key (gRPC's always returns the
-/// plaintext).
+/// Prometheus scrapes), the wrapped data key (gRPC's always returns the
+/// plaintext), and kv v2's metadata patch and subkeys (Vault clients'
+/// calls; `Kv.PutMetadata` and `Kv.Get` serve strongroom's own).
 pub const HTTP_ONLY: &[&Action] = &[
     &METRICS,
+    &KV_PATCH_METADATA,
+    &KV_SUBKEYS,
     &MOUNTS_READ,
     &MOUNTS_LOOKUP,
+    &MOUNTS_TUNE_READ,
     &KEYS_DATA_KEY_WRAPPED,
 ];
 
@@ -578,8 +625,11 @@ pub const ALL: &[&Action] = &[
     &KV_PUT_METADATA,
     &KV_READ_CONFIG,
     &KV_WRITE_CONFIG,
+    &KV_PATCH_METADATA,
+    &KV_SUBKEYS,
     &MOUNTS_READ,
     &MOUNTS_LOOKUP,
+    &MOUNTS_TUNE_READ,
     &KEYS_CREATE,
     &KEYS_READ,
     &KEYS_LIST,
@@ -650,6 +700,11 @@ mod tests {
             "transit/encrypt/orders"
         );
         assert!(KV_GET.policy_path("a//b").is_err());
+        assert_eq!(
+            MOUNTS_TUNE_READ.policy_path("auth/token").unwrap(),
+            "sys/mounts/auth/token/tune"
+        );
+        assert!(MOUNTS_TUNE_READ.policy_path("a//b").is_err());
         assert!(KEYS_ENCRYPT.policy_path("no spaces").is_err());
         assert_eq!(
             POLICY_GET.policy_path("root").unwrap(),
@@ -718,6 +773,7 @@ mod docs {
             Resource::KeyName | Resource::PolicyName => {
                 format!("{}<name>{}", action.path, action.suffix)
             }
+            Resource::MountPath => format!("{}<mount>{}", action.path, action.suffix),
         };
         let scope = match action.scope {
             Scope::Node => "this node",

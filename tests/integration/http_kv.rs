@@ -15,21 +15,21 @@ use crate::support::vault::{Answer, OpenBao, Target, bao, raw, request, shape};
 
 /// Sends the same request to strongroom and OpenBao; checks the status
 /// codes and shapes agree and returns both answers.
-struct Peers<'a> {
-    ours: &'a str,
-    our_token: &'a str,
-    theirs: &'a str,
-    their_token: &'a str,
+pub(crate) struct Peers<'a> {
+    pub(crate) ours: &'a str,
+    pub(crate) our_token: &'a str,
+    pub(crate) theirs: &'a str,
+    pub(crate) their_token: &'a str,
 }
 
 impl Peers<'_> {
-    fn both(&self, method: &str, path: &str, body: Option<&Value>) -> (Answer, Answer) {
+    pub(crate) fn both(&self, method: &str, path: &str, body: Option<&Value>) -> (Answer, Answer) {
         let a = request(self.ours, method, path, Some(self.our_token), body);
         let b = request(self.theirs, method, path, Some(self.their_token), body);
         self.same(method, path, a, b)
     }
 
-    fn both_raw(&self, method: &str, path: &str, body: &[u8]) -> (Answer, Answer) {
+    pub(crate) fn both_raw(&self, method: &str, path: &str, body: &[u8]) -> (Answer, Answer) {
         let full = format!("/v1/{path}");
         let a = raw(self.ours, method, &full, Some(self.our_token), Some(body));
         let b = raw(
@@ -42,7 +42,7 @@ impl Peers<'_> {
         self.same(method, path, a, b)
     }
 
-    fn same(&self, method: &str, path: &str, a: Answer, b: Answer) -> (Answer, Answer) {
+    pub(crate) fn same(&self, method: &str, path: &str, a: Answer, b: Answer) -> (Answer, Answer) {
         assert_eq!(
             a.status, b.status,
             "{method} {path}: ours {:?}, OpenBao's {:?}",

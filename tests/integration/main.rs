@@ -27,6 +27,7 @@ mod hardening;
 mod http_agent;
 mod http_ha;
 mod http_kv;
+mod http_kv_more;
 mod http_metrics;
 mod http_policy_paths;
 mod http_quorum;

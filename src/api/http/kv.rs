@@ -10,13 +10,15 @@
 
 mod body;
 mod metadata;
+mod subkeys;
 
 use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{HttpError, Op, Outcome, Reply, Request};
 use crate::api::Gate;
-use crate::api::actions::{self, Action};
+use crate::api::actions;
+use crate::api::gate::Call;
 use crate::audit::Field;
 use crate::engines::kv::{
     CAS_MISMATCH, CAS_REQUIRED, Document, Lookup, Mark, VersionInfo, Written,
@@ -38,26 +40,30 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
         ("data", Op::Update) => write(gate, request, path).await,
         ("data", Op::Patch) => patch(gate, request, path).await,
         ("data", Op::Delete) => {
-            mark(gate, request, &actions::KV_DELETE, path, &[], Mark::Delete).await
+            let call = request.call(gate, &actions::KV_DELETE, path);
+            mark(gate, call, path, Vec::new(), Mark::Delete).await
         }
         ("metadata", _) => metadata::route(gate, request, path).await,
+        ("subkeys", Op::Read) => subkeys::read(gate, request, path).await,
         ("delete" | "undelete" | "destroy", Op::Update) => {
-            let versions = body::versions(&body::object(request)?)?;
             let (action, how) = match section {
                 "delete" => (&actions::KV_DELETE_VERSIONS, Mark::Delete),
                 "undelete" => (&actions::KV_UNDELETE, Mark::Undelete),
                 _ => (&actions::KV_DESTROY, Mark::Destroy),
             };
-            mark(gate, request, action, path, &versions, how).await
+            let (call, versions) = request.call_parsed(gate, action, path, body::versions);
+            mark(gate, call, path, versions, how).await
         }
-        ("data" | "delete" | "undelete" | "destroy", _) => Err(HttpError::unsupported()),
+        ("data" | "subkeys" | "delete" | "undelete" | "destroy", _) => {
+            Err(HttpError::unsupported())
+        }
         // Vault's answer: 404, no data, a warning saying where to go.
         _ => Ok(Reply::json(
             StatusCode::NOT_FOUND,
             envelope(
                 Value::Null,
                 json!([format!(
-                    "{} is not a path of the versioned kv engine: use secret/data/, secret/metadata/, secret/delete/, secret/undelete/, secret/destroy/ or secret/config",
+                    "{} is not a path of the versioned kv engine: use secret/data/, secret/metadata/, secret/subkeys/, secret/delete/, secret/undelete/, secret/destroy/ or secret/config",
                     text::quote(&request.path)
                 )]),
             ),
@@ -115,18 +121,11 @@ async fn read(gate: &Gate, request: &Request, path: &str) -> Outcome {
     if path.is_empty() || path.ends_with('/') {
         return Err(HttpError::not_found());
     }
-    let version = match request.query("version") {
-        None | Some("") => 0,
-        Some(v) => v.parse().map_err(|_| {
-            HttpError::bad_request(format!(
-                "the query parameter version must be a whole number, not {}",
-                text::quote(v)
-            ))
-        })?,
-    };
+    let (checked, version) = split(whole_query(request, "version"));
     let kv = &gate.node().kv;
     let found = request
         .call(gate, &actions::KV_GET, path)
+        .check(checked)
         .plain("version", version)
         .run(
             |session| async move { kv.lookup(&session, path, version).await },
@@ -163,29 +162,59 @@ async fn read(gate: &Gate, request: &Request, path: &str) -> Outcome {
             version,
             info,
             custom_metadata,
-        } => Ok(Reply::json(
-            StatusCode::NOT_FOUND,
-            envelope(
-                json!({
-                    "data": null,
-                    "metadata": body::version_json(version, &info, &custom_metadata),
-                }),
-                Value::Null,
-            ),
-        )),
+        } => Ok(gone("data", version, &info, &custom_metadata)),
+    }
+}
+
+/// Vault's answer for a deleted or destroyed version: 404 with its marks
+/// and `field` (the data, the subkeys) null.
+fn gone(
+    field: &str,
+    version: u64,
+    info: &VersionInfo,
+    custom_metadata: &std::collections::BTreeMap<String, String>,
+) -> Reply {
+    let mut data = json!({ "metadata": body::version_json(version, info, custom_metadata) });
+    data[field] = Value::Null;
+    Reply::json(StatusCode::NOT_FOUND, envelope(data, Value::Null))
+}
+
+/// A query parameter's check for the gate, and its value (0 when the
+/// check fails: never used).
+fn split(parsed: Result<u64, Error>) -> (Result<(), Error>, u64) {
+    match parsed {
+        Ok(n) => (Ok(()), n),
+        Err(e) => (Err(e), 0),
+    }
+}
+
+/// Query parameter `name` as a version number or a depth: absent, empty,
+/// 0 or below mean "the current version", "every level", as OpenBao reads
+/// them; anything but a whole number is refused.
+fn whole_query(request: &Request, name: &str) -> Result<u64, Error> {
+    match request.query(name) {
+        None | Some("") => Ok(0),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "the query parameter {name} must be a whole number, not {}",
+                    text::quote(v)
+                ))
+            }),
     }
 }
 
 /// `PUT data/<path>`: `{"data": {…}, "options": {"cas": N}}`.
 async fn write(gate: &Gate, request: &Request, path: &str) -> Outcome {
-    let body = body::object(request)?;
-    let fields = body::data(&body)?;
-    let cas = body::cas(&body)?;
-    let document = Document::from_object(&fields);
-    drop(fields);
+    let (call, body::Write { data, cas }) =
+        request.call_parsed(gate, &actions::KV_PUT, path, body::write);
+    let document = Document::from_object(&data);
+    drop(data);
     let kv = &gate.node().kv;
-    let written = request
-        .call(gate, &actions::KV_PUT, path)
+    let written = call
         .secret_json("data", document.text())
         .plain("cas", cas)
         .check(kv.check_document(path, &document))
@@ -200,22 +229,11 @@ async fn write(gate: &Gate, request: &Request, path: &str) -> Outcome {
 
 /// `PATCH data/<path>`: a JSON merge patch of the current version.
 async fn patch(gate: &Gate, request: &Request, path: &str) -> Outcome {
-    let given = request.content_type().unwrap_or("");
-    if given != MERGE_PATCH {
-        return Err(HttpError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "PATCH requires Content-Type of {MERGE_PATCH}, provided {}",
-                text::quote(given)
-            ),
-        ));
-    }
-    let body = body::object(request)?;
-    let fields: Map<String, Value> = body::data(&body)?;
-    let cas = body::cas(&body)?;
+    merge_patch_type(request)?;
+    let (call, body::Write { data: fields, cas }) =
+        request.call_parsed(gate, &actions::KV_PATCH, path, body::write);
     let kv = &gate.node().kv;
-    let written = request
-        .call(gate, &actions::KV_PATCH, path)
+    let written = call
         .secret_json("data", &Value::Object(fields.clone()).to_string())
         .plain("cas", cas)
         .run(
@@ -230,22 +248,30 @@ async fn patch(gate: &Gate, request: &Request, path: &str) -> Outcome {
     Ok(Reply::data(written_json(&written)))
 }
 
-/// Marks `versions` of `path` (none: the latest) as Vault's API does:
-/// versions and paths that do not exist are passed over; 204.
-async fn mark(
-    gate: &Gate,
-    request: &Request,
-    action: &'static Action,
-    path: &str,
-    versions: &[u64],
-    how: Mark,
-) -> Outcome {
+/// Refuses a PATCH whose content type is not a JSON merge patch, as Vault
+/// does (415), before the body is read.
+fn merge_patch_type(request: &Request) -> Result<(), HttpError> {
+    let given = request.content_type().unwrap_or("");
+    if given == MERGE_PATCH {
+        return Ok(());
+    }
+    Err(HttpError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "PATCH requires Content-Type of {MERGE_PATCH}, provided {}",
+            text::quote(given)
+        ),
+    ))
+}
+
+/// Marks `versions` of `path` (none: the latest) through `call`, as
+/// Vault's API does: versions and paths that do not exist are passed
+/// over; 204.
+async fn mark(gate: &Gate, call: Call<'_>, path: &str, versions: Vec<u64>, how: Mark) -> Outcome {
     let kv = &gate.node().kv;
-    request
-        .call(gate, action, path)
-        .plain("versions", versions.to_vec())
+    call.plain("versions", versions.clone())
         .run(
-            |session| async move { kv.mark_kept(&session, path, versions, how).await },
+            |session| async move { kv.mark_kept(&session, path, &versions, how).await },
             |()| Vec::new(),
         )
         .await?;

@@ -1,4 +1,5 @@
-//! `sys/mounts` and `sys/internal/ui/mounts/<path>`: the engines
+//! `sys/mounts`, `sys/mounts/<mount>/tune` and
+//! `sys/internal/ui/mounts/<path>`: the engines
 //! strongroom serves, in Vault's shapes, read-only. They are fixed: kv v2
 //! at `secret/`, transit at `transit/`, the system backend at `sys/`, and
 //! token auth at `auth/token/`. Vault's CLI asks
@@ -10,8 +11,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{HttpError, Op, Outcome, Reply, Request};
+use crate::access::token::MAX_TTL_SECS;
 use crate::api::Gate;
 use crate::api::actions;
+use crate::error::Error;
 use crate::text;
 
 /// One mount: its path, type, description and options.
@@ -57,6 +60,20 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
     if let Some(path) = rest.strip_prefix("internal/ui/mounts") {
         return match request.op {
             Op::Read => lookup(gate, request, path.trim_start_matches('/')).await,
+            _ => Err(HttpError::unsupported()),
+        };
+    }
+    if let Some(mount) = rest
+        .strip_prefix("mounts/")
+        .and_then(|r| r.strip_suffix("/tune"))
+    {
+        return match request.op {
+            Op::Read => tune(gate, request, mount).await,
+            // What OpenBao answers a tune it cannot make: 400, a sentence.
+            Op::Update => Err(HttpError::bad_request(format!(
+                "tuning is not supported: strongroom's mounts are fixed, with the settings sys/mounts/{}/tune reads",
+                text::quote(mount)
+            ))),
             _ => Err(HttpError::unsupported()),
         };
     }
@@ -142,6 +159,49 @@ async fn one(gate: &Gate, request: &Request, name: &str) -> Outcome {
             text::quote(&wanted)
         ))),
     }
+}
+
+/// `GET sys/mounts/<mount>/tune`: the mount's settings, at the top level
+/// and under `data`, as Vault answers; leases and lifetimes are the
+/// system's (768 hours, the longest token strongroom grants).
+async fn tune(gate: &Gate, request: &Request, name: &str) -> Outcome {
+    let wanted = format!("{}/", name.trim_end_matches('/'));
+    let found = SECRET
+        .iter()
+        .map(|m| (m, m.path.to_string()))
+        .chain(AUTH.iter().map(|m| (m, format!("auth/{}", m.path))))
+        .find(|(_, path)| *path == wanted);
+    let known = match found {
+        Some(_) => Ok(()),
+        None => Err(Error::InvalidArgument(format!(
+            "no mount at {}: strongroom serves secret/, transit/, sys/ and auth/token/",
+            text::quote(&wanted)
+        ))),
+    };
+    request
+        .call(gate, &actions::MOUNTS_TUNE_READ, name)
+        .check(known)
+        .run(|_| async { Ok(()) }, |()| Vec::new())
+        .await?;
+    let Some((mount, _)) = found else {
+        return Err(HttpError::not_found());
+    };
+    let mut settings = json!({
+        "default_lease_ttl": MAX_TTL_SECS,
+        "description": mount.description,
+        "force_no_cache": false,
+        "max_lease_ttl": MAX_TTL_SECS,
+    });
+    match (mount.options)() {
+        Value::Object(options) if !options.is_empty() => settings["options"] = json!(options),
+        _ => {}
+    }
+    match mount.kind {
+        "system" => settings["passthrough_request_headers"] = json!(["Accept"]),
+        "token" => settings["token_type"] = json!("default-service"),
+        _ => {}
+    }
+    Ok(Reply::sys(settings))
 }
 
 /// `GET sys/internal/ui/mounts/<path>`: the mount serving `path`, with

@@ -159,6 +159,25 @@ impl Request {
         (self.call(gate, action, resource).check(checked), body)
     }
 
+    /// As [`Request::call_json`] for a body decoded as any JSON and then
+    /// read by `parse` (Vault's loose decoding: a number as a string, and
+    /// sentences that name a field's type, never its value): a body that
+    /// does not decode or that `parse` refuses refuses the call at the
+    /// gate, and `T::default()` stands in for it, never used.
+    pub fn call_parsed<'g, T: Default>(
+        &self,
+        gate: &'g Gate,
+        action: &'static Action,
+        resource: &str,
+        parse: impl FnOnce(serde_json::Value) -> Result<T, Error>,
+    ) -> (Call<'g>, T) {
+        let (checked, body) = match self.json::<serde_json::Value>().and_then(parse) {
+            Ok(body) => (Ok(()), body),
+            Err(e) => (Err(e), T::default()),
+        };
+        (self.call(gate, action, resource).check(checked), body)
+    }
+
     /// The `content-type` header without its parameters, if given.
     pub fn content_type(&self) -> Option<&str> {
         let value = self

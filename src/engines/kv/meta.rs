@@ -166,6 +166,58 @@ impl MetadataUpdate {
     }
 }
 
+/// A JSON merge patch of a path's own settings (Vault's PATCH of
+/// `metadata/<path>`); `None` keeps a setting.
+#[derive(Clone, Debug, Default)]
+pub struct MetadataPatch {
+    /// See [`Metadata::max_versions`]; 0 puts back the store's.
+    pub max_versions: Option<u32>,
+    /// See [`Metadata::cas_required`].
+    pub cas_required: Option<bool>,
+    /// Removes every custom metadata entry before the ones below apply.
+    pub clear_custom: bool,
+    /// Entries set (`Some`) or removed (`None`).
+    pub custom_metadata: BTreeMap<String, Option<String>>,
+}
+
+impl MetadataPatch {
+    /// Checks the entries the patch sets against Vault's limits (the
+    /// number of entries is checked on the merged result).
+    pub fn check(&self) -> Result<(), Error> {
+        MetadataUpdate {
+            max_versions: self.max_versions,
+            cas_required: None,
+            custom_metadata: Some(
+                self.custom_metadata
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                    .collect(),
+            ),
+        }
+        .check()
+    }
+
+    /// The change the patch makes to `meta`'s settings, as a whole update.
+    pub(super) fn merged(self, meta: &Metadata) -> MetadataUpdate {
+        let mut custom = if self.clear_custom {
+            BTreeMap::new()
+        } else {
+            meta.custom_metadata.clone()
+        };
+        for (key, value) in self.custom_metadata {
+            match value {
+                Some(value) => custom.insert(key, value),
+                None => custom.remove(&key),
+            };
+        }
+        MetadataUpdate {
+            max_versions: self.max_versions,
+            cas_required: self.cas_required,
+            custom_metadata: Some(custom),
+        }
+    }
+}
+
 pub(super) fn meta_key(path: &str) -> String {
     format!("{META_PREFIX}{path}")
 }

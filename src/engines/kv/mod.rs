@@ -39,7 +39,7 @@ use crate::storage::Batch;
 use crate::time::now_unix;
 
 pub use document::{Document, kind, merge_patch};
-pub use meta::{Config, Metadata, MetadataUpdate, VersionInfo, check_max_versions};
+pub use meta::{Config, Metadata, MetadataPatch, MetadataUpdate, VersionInfo, check_max_versions};
 pub use path::{MAX_PATH_LEN, folder, validate_path};
 
 use meta::{data_key, existing_meta, meta_key, put_meta, read_config, read_meta, write_config};
@@ -479,6 +479,28 @@ impl Kv {
         let mut meta = meta.unwrap_or_else(|| Metadata::new(now));
         update.apply(&mut meta);
         meta.updated_unix = now;
+        let mut batch = Batch::new();
+        put_meta(barrier, &mut batch, path, &meta);
+        barrier.write(batch).await?;
+        Ok(())
+    }
+
+    /// Merges `patch` into the settings of `path`, which must exist
+    /// (NOT_FOUND otherwise, as Vault answers), under the path's lock.
+    pub async fn patch_metadata(
+        &self,
+        session: &Session,
+        path: &str,
+        patch: MetadataPatch,
+    ) -> Result<(), Error> {
+        patch.check()?;
+        let barrier = session.barrier()?;
+        let _guard = self.writes.of(path).lock().await;
+        let mut meta = existing_meta(barrier, path).await?;
+        let update = patch.merged(&meta);
+        update.check()?;
+        update.apply(&mut meta);
+        meta.updated_unix = now_unix();
         let mut batch = Batch::new();
         put_meta(barrier, &mut batch, path, &meta);
         barrier.write(batch).await?;

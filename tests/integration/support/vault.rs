@@ -73,6 +73,25 @@ pub fn raw(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> Answer {
+    raw_as(
+        target,
+        method,
+        path_and_query,
+        token,
+        "application/json",
+        body,
+    )
+}
+
+/// As [`raw`], with the body sent as `content_type` (a merge patch's).
+pub fn raw_as(
+    target: impl Into<Target>,
+    method: &str,
+    path_and_query: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Option<&[u8]>,
+) -> Answer {
     let mut head =
         format!("{method} {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     if let Some(token) = token {
@@ -81,7 +100,7 @@ pub fn raw(
     let body = body.unwrap_or_default();
     if !body.is_empty() || matches!(method, "PUT" | "POST" | "PATCH") {
         head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
         ));
     }

@@ -3,12 +3,12 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{body, missing};
+use super::{body, merge_patch_type, missing};
 use crate::api::Gate;
 use crate::api::actions;
 use crate::api::http::{HttpError, Op, Outcome, Reply, Request};
 use crate::audit::Field;
-use crate::engines::kv::{Config, MetadataUpdate, check_max_versions};
+use crate::engines::kv::{Config, check_max_versions};
 use crate::error::Error;
 
 /// Routes `metadata/<path>`.
@@ -19,7 +19,7 @@ pub async fn route(gate: &Gate, request: &Request, path: &str) -> Outcome {
         Op::Read => read(gate, request, path).await,
         Op::Update => write(gate, request, path).await,
         Op::Delete => erase(gate, request, path).await,
-        Op::Patch => Err(HttpError::unsupported()),
+        Op::Patch => patch(gate, request, path).await,
     }
 }
 
@@ -78,17 +78,9 @@ async fn read(gate: &Gate, request: &Request, path: &str) -> Outcome {
 }
 
 async fn write(gate: &Gate, request: &Request, path: &str) -> Outcome {
-    let fields = body::object(request)?;
-    body::check_delete_after(&fields)?;
-    let update = MetadataUpdate {
-        max_versions: body::max_versions(&fields)?,
-        cas_required: body::cas_required(&fields)?,
-        custom_metadata: body::custom_metadata(&fields)?,
-    };
-    let kv = &gate.node().kv;
-    let mut call = request
-        .call(gate, &actions::KV_PUT_METADATA, path)
-        .check(update.check());
+    let (call, update) =
+        request.call_parsed(gate, &actions::KV_PUT_METADATA, path, body::metadata_update);
+    let mut call = call.check(update.check());
     if let Some(max) = update.max_versions {
         call = call.plain("max_versions", max);
     }
@@ -98,11 +90,46 @@ async fn write(gate: &Gate, request: &Request, path: &str) -> Outcome {
     if let Some(custom) = &update.custom_metadata {
         call = call.plain("custom_metadata", json!(custom));
     }
+    let kv = &gate.node().kv;
     call.run(
         |session| async move { kv.put_metadata(&session, path, update).await },
         |()| Vec::new(),
     )
     .await?;
+    Ok(Reply::no_content())
+}
+
+/// `PATCH metadata/<path>`: a JSON merge patch of the path's own
+/// settings; the path must exist (404 otherwise, as Vault answers).
+async fn patch(gate: &Gate, request: &Request, path: &str) -> Outcome {
+    merge_patch_type(request)?;
+    let (call, patch) = request.call_parsed(
+        gate,
+        &actions::KV_PATCH_METADATA,
+        path,
+        body::metadata_patch,
+    );
+    let mut call = call.check(patch.check());
+    if let Some(max) = patch.max_versions {
+        call = call.plain("max_versions", max);
+    }
+    if let Some(required) = patch.cas_required {
+        call = call.plain("cas_required", required);
+    }
+    // Custom metadata is not secret: written as is, as a PUT's is.
+    if patch.clear_custom {
+        call = call.plain("custom_metadata_cleared", true);
+    }
+    if !patch.custom_metadata.is_empty() {
+        call = call.plain("custom_metadata", json!(patch.custom_metadata));
+    }
+    let kv = &gate.node().kv;
+    call.run(
+        |session| async move { kv.patch_metadata(&session, path, patch).await },
+        |()| Vec::new(),
+    )
+    .await
+    .map_err(missing)?;
     Ok(Reply::no_content())
 }
 
@@ -147,14 +174,15 @@ pub async fn read_config(gate: &Gate, request: &Request) -> Outcome {
 
 /// `POST config`: the fields given replace the store's; the others stay.
 pub async fn write_config(gate: &Gate, request: &Request) -> Outcome {
-    let fields = body::object(request)?;
-    body::check_delete_after(&fields)?;
-    let max_versions = body::max_versions(&fields)?;
-    let cas_required = body::cas_required(&fields)?;
+    let (
+        call,
+        body::Settings {
+            max_versions,
+            cas_required,
+        },
+    ) = request.call_parsed(gate, &actions::KV_WRITE_CONFIG, "", body::settings);
     let kv = &gate.node().kv;
-    request
-        .call(gate, &actions::KV_WRITE_CONFIG, "")
-        .plain("max_versions", max_versions)
+    call.plain("max_versions", max_versions)
         .plain("cas_required", cas_required)
         .check(max_versions.map_or(Ok(()), check_max_versions))
         .run(
