@@ -168,3 +168,60 @@ async fn patches_settings_and_forgiving_marks() {
     assert_eq!(version, 3);
     assert_ne!(info.deleted_unix, 0);
 }
+
+#[tokio::test]
+async fn a_metadata_patch_merges_into_an_existing_path_only() {
+    let kv = Kv::new(KvSettings::default());
+    let root = Session::root_for_tests(Arc::new(Barrier::in_memory()), "kv/app/db");
+    let patch = |custom: &[(&str, Option<&str>)]| MetadataPatch {
+        max_versions: Some(3),
+        custom_metadata: custom
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.map(str::to_string)))
+            .collect(),
+        ..MetadataPatch::default()
+    };
+    assert!(matches!(
+        kv.patch_metadata(&root, "app/db", patch(&[])).await,
+        Err(Error::NotFound(_))
+    ));
+    kv.put(&root, "app/db", &secret(&[("v", "1")]), None)
+        .await
+        .unwrap();
+    kv.patch_metadata(
+        &root,
+        "app/db",
+        patch(&[("a", Some("1")), ("b", Some("2"))]),
+    )
+    .await
+    .unwrap();
+    kv.patch_metadata(&root, "app/db", patch(&[("a", None), ("c", Some("3"))]))
+        .await
+        .unwrap();
+    let meta = kv.metadata(&root, "app/db").await.unwrap();
+    assert_eq!(
+        meta.custom_metadata,
+        BTreeMap::from([("b".into(), "2".into()), ("c".into(), "3".into())])
+    );
+    assert_eq!((meta.max_versions, meta.metadata_version), (3, 2));
+    // The limits hold for the merged result: 64 keys at most.
+    for i in 0..62 {
+        let key = format!("k{i}");
+        kv.patch_metadata(&root, "app/db", patch(&[(&key, Some("v"))]))
+            .await
+            .unwrap();
+    }
+    let err = kv
+        .patch_metadata(&root, "app/db", patch(&[("one-too-many", Some("v"))]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("64"), "{err}");
+    let cleared = MetadataPatch {
+        clear_custom: true,
+        ..MetadataPatch::default()
+    };
+    kv.patch_metadata(&root, "app/db", cleared).await.unwrap();
+    let meta = kv.metadata(&root, "app/db").await.unwrap();
+    assert!(meta.custom_metadata.is_empty());
+    assert_eq!(meta.max_versions, 3, "left out: kept");
+}
