@@ -457,6 +457,7 @@ fn subkeys_answer_as_openbao_does_and_never_show_a_value() {
     );
     assert_eq!(subkeys("?version=1"), all);
     assert_eq!(subkeys("?version=0"), json!({"only": null}));
+    assert_eq!(subkeys("?version=-1"), json!({"only": null}));
 
     // Missing, deleted and destroyed versions: 404, alike, with the marks.
     for missing in [

@@ -189,8 +189,9 @@ fn split(parsed: Result<u64, Error>) -> (Result<(), Error>, u64) {
 }
 
 /// Query parameter `name` as a version number or a depth: absent, empty,
-/// 0 or below mean "the current version", "every level", as OpenBao reads
-/// them; anything but a whole number is refused.
+/// 0 or below mean "the current version" (as OpenBao reads a version) and
+/// "every level" (OpenBao reads a negative depth as one level:
+/// docs/DECISIONS.md); anything but a whole number is refused.
 fn whole_query(request: &Request, name: &str) -> Result<u64, Error> {
     match request.query(name) {
         None | Some("") => Ok(0),
