@@ -125,16 +125,40 @@ impl Policies {
     /// for an existing one, decided under the lock). Returns true if it was
     /// new.
     pub async fn put(&self, session: &Session, name: &str, text: &str) -> Result<bool, Error> {
+        self.write(session, name, text, None).await
+    }
+
+    /// As [`Policies::put`], but needing `update` for a new policy too, as
+    /// Vault's older `sys/policy/<name>` does (no existence check there).
+    pub async fn put_updating(
+        &self,
+        session: &Session,
+        name: &str,
+        text: &str,
+    ) -> Result<bool, Error> {
+        self.write(session, name, text, Some(Capability::Update))
+            .await
+    }
+
+    /// Writes policy `name`, needing `needs` on its path, or by default
+    /// `create` for a new one and `update` for an existing one.
+    async fn write(
+        &self,
+        session: &Session,
+        name: &str,
+        text: &str,
+        needs: Option<Capability>,
+    ) -> Result<bool, Error> {
         refuse_root(name, "changed")?;
         let barrier = session.barrier()?;
         let policy = Arc::new(Policy::parse(name, text)?);
         let _guard = self.writes.lock().await;
         let exists = barrier.get(&path(name)).await?.is_some();
-        session.require(if exists {
+        session.require(needs.unwrap_or(if exists {
             Capability::Update
         } else {
             Capability::Create
-        })?;
+        }))?;
         // The marker goes with every write: a store whose policies were
         // written on Vault's paths is never rewritten.
         let mut batch = Batch::new();

@@ -425,8 +425,9 @@ pub const MOUNTS_TUNE_READ: Action = action(
 
 // Named encryption keys (strongroom.v1.Keys), on Vault's transit paths.
 
-/// `Keys.Create`: either capability, as Vault's transit takes a write to
-/// `transit/keys/<name>` for an existing key too.
+/// `Keys.Create`: either capability for a new key (gRPC's create asks
+/// `create`, Vault's `update`); `update` for an existing one, which Vault's
+/// transit answers as it is (the handler checks).
 pub const KEYS_CREATE: Action = on_key("keys.Create", "", RequireAny(&[Create, Update]));
 /// `Keys.Read`.
 pub const KEYS_READ: Action = on_key("keys.Read", "", Require(&[Read]));
@@ -496,8 +497,14 @@ pub const KEYS_BATCH_DECRYPT: Action = on(
 
 // Tokens (strongroom.v1.Token).
 
-/// `Token.CreateToken`: `create`, and `sudo` for an orphan.
-pub const TOKEN_CREATE: Action = sys("token.Create", "auth/token/create", Require(&[Create]));
+/// `Token.CreateToken`: `update`, as Vault asks on `auth/token/create`,
+/// or `create`, which strongroom asked before (policies in use grant it);
+/// either is enough. `sudo` too for an orphan.
+pub const TOKEN_CREATE: Action = sys(
+    "token.Create",
+    "auth/token/create",
+    RequireAny(&[Create, Update]),
+);
 /// `Token.LookupToken`: another token (`update`, as Vault's POST).
 pub const TOKEN_LOOKUP: Action = sys("token.Lookup", "auth/token/lookup", Require(&[Update]));
 /// `Token.LookupSelf`: any valid token.
@@ -558,6 +565,34 @@ pub const POLICY_DELETE: Action = on(
     Require(&[Delete]),
 );
 
+// Vault's older policy API (`sys/policy`, HTTP only), authorized on its
+// own paths as Vault does: a policy granting `sys/policies/acl/*` does
+// not reach it.
+/// `PUT sys/policy/<name>`: `update` (OpenBao asks it for a new policy too).
+pub const POLICY_PUT_OLD: Action = on(
+    "policy.PutOld",
+    "sys/policy/",
+    Resource::PolicyName,
+    Require(&[Update]),
+);
+/// `GET sys/policy/<name>`.
+pub const POLICY_GET_OLD: Action = on(
+    "policy.GetOld",
+    "sys/policy/",
+    Resource::PolicyName,
+    Require(&[Read]),
+);
+/// `LIST sys/policy`.
+pub const POLICY_LIST_OLD: Action = sys("policy.ListOld", "sys/policy", Require(&[List]));
+/// `GET sys/policy`: the same list, read (`read`, as Vault's).
+pub const POLICY_READ_LIST_OLD: Action = sys("policy.ReadListOld", "sys/policy", Require(&[Read]));
+/// `DELETE sys/policy/<name>`.
+pub const POLICY_DELETE_OLD: Action = on(
+    "policy.DeleteOld",
+    "sys/policy/",
+    Resource::PolicyName,
+    Require(&[Delete]),
+);
 /// The actions that make an uninitialized store someone's: whoever calls
 /// them holds its keys. A listener with `allow_init = false` refuses them
 /// (a restore only while the store is not initialized, as only then it
@@ -567,8 +602,9 @@ pub const INITIALIZING: &[&Action] = &[&INIT, &INIT_CONFIRM, &SNAPSHOT_RESTORE];
 /// The actions of Vault's HTTP API that no gRPC method has: the mounts
 /// (fixed, and only Vault's clients ask about them), the metrics (what
 /// Prometheus scrapes), the wrapped data key (gRPC's always returns the
-/// plaintext), and kv v2's metadata patch and subkeys (Vault clients'
-/// calls; `Kv.PutMetadata` and `Kv.Get` serve strongroom's own).
+/// plaintext), kv v2's metadata patch and subkeys (Vault clients'
+/// calls; `Kv.PutMetadata` and `Kv.Get` serve strongroom's own) and
+/// Vault's older policy API.
 pub const HTTP_ONLY: &[&Action] = &[
     &METRICS,
     &KV_PATCH_METADATA,
@@ -577,6 +613,11 @@ pub const HTTP_ONLY: &[&Action] = &[
     &MOUNTS_LOOKUP,
     &MOUNTS_TUNE_READ,
     &KEYS_DATA_KEY_WRAPPED,
+    &POLICY_PUT_OLD,
+    &POLICY_GET_OLD,
+    &POLICY_LIST_OLD,
+    &POLICY_READ_LIST_OLD,
+    &POLICY_DELETE_OLD,
 ];
 
 /// Actions a gRPC method runs instead of its own when the request asks
@@ -654,6 +695,11 @@ pub const ALL: &[&Action] = &[
     &POLICY_GET,
     &POLICY_LIST,
     &POLICY_DELETE,
+    &POLICY_PUT_OLD,
+    &POLICY_GET_OLD,
+    &POLICY_LIST_OLD,
+    &POLICY_READ_LIST_OLD,
+    &POLICY_DELETE_OLD,
 ];
 
 #[cfg(test)]

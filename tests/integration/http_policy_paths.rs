@@ -234,3 +234,78 @@ fn a_vault_policy_grants_the_same_on_openbao_and_strongroom() {
     cli().run(&["keys", "rotate", "k"]).ok();
     cli().run(&["policy", "read", "app"]).ok();
 }
+
+/// Policies on Vault's older policy API and on the newer one, each pasted
+/// into both peers: the older paths are authorized on their own.
+const OLD_API_POLICIES: [(&str, &str); 3] = [
+    (
+        "old-create",
+        "path \"sys/policy/*\" { capabilities = [\"create\"] }\npath \"sys/policy\" { capabilities = [\"read\"] }\n",
+    ),
+    (
+        "old-update",
+        "path \"sys/policy/*\" { capabilities = [\"update\", \"read\", \"delete\"] }\npath \"sys/policy\" { capabilities = [\"list\"] }\n",
+    ),
+    (
+        "acl-only",
+        "path \"sys/policies/acl/*\" { capabilities = [\"create\", \"update\", \"read\", \"delete\", \"list\"] }\npath \"sys/policies/acl\" { capabilities = [\"list\", \"read\"] }\n",
+    ),
+];
+
+#[test]
+fn the_older_policy_api_is_authorized_on_its_own_paths_as_openbao() {
+    let theirs = OpenBao::start();
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let peers = [
+        (daemon.addr.as_str(), init.root_token.as_str()),
+        (theirs.addr.as_str(), theirs.token.as_str()),
+    ];
+    let tokens: Vec<Vec<String>> = peers
+        .iter()
+        .map(|(addr, root)| {
+            OLD_API_POLICIES
+                .iter()
+                .map(|(name, text)| {
+                    let path = format!("sys/policies/acl/{name}");
+                    let body = json!({ "policy": text });
+                    let written = request(*addr, "PUT", &path, Some(root), Some(&body));
+                    assert!(written.status < 300, "{:?}", written.body);
+                    let body = json!({ "policies": [name] });
+                    let made = request(*addr, "POST", "auth/token/create", Some(root), Some(&body));
+                    made.body["auth"]["client_token"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect();
+    let text = json!({ "policy": "path \"a\" { capabilities = [\"read\"] }" });
+    for (i, (name, _)) in OLD_API_POLICIES.iter().enumerate() {
+        let old = format!("sys/policy/n-{name}");
+        let new = format!("sys/policies/acl/m-{name}");
+        let cases: [(&str, &str, Option<&Value>); 8] = [
+            ("PUT", &old, Some(&text)),
+            ("PUT", &old, Some(&text)),
+            ("GET", &old, None),
+            ("GET", "sys/policy", None),
+            ("LIST", "sys/policy", None),
+            ("DELETE", &old, None),
+            ("PUT", &new, Some(&text)),
+            ("GET", &new, None),
+        ];
+        for (method, path, body) in cases {
+            let status = |peer: usize| {
+                let answer = request(peers[peer].0, method, path, Some(&tokens[peer][i]), body);
+                (answer.status, answer.body)
+            };
+            let (ours, theirs) = (status(0), status(1));
+            assert_eq!(
+                ours.0, theirs.0,
+                "{name}: {method} {path}: strongroom {:?} vs OpenBao {:?}",
+                ours.1, theirs.1
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::http_transit::{Audited, huge_malformed};
 use crate::support::cli::create_token;
 use crate::support::daemon::{tempdir, unsealed};
 use crate::support::vault::{Answer, OpenBao, bao, request, shape};
@@ -1070,4 +1071,276 @@ fn a_periodic_token_renews_past_the_768_hour_maximum() {
         .error_says("sudo");
     // Without --period the same caller makes a child as before.
     create_token(daemon.cli().token(&creator), &["--ttl", "10m"]);
+}
+
+#[test]
+fn bad_token_and_policy_input_is_refused_at_the_gate_in_bounded_audit_lines() {
+    let dir = tempdir();
+    let log = dir.path().join("audit.log");
+    let (daemon, init) = unsealed(
+        dir.path(),
+        &format!("audit \"file\" {{ path = \"{}\" }}\n", log.display()),
+    );
+    let ours = Audited {
+        addr: &daemon.addr,
+        token: &init.root_token,
+        log: &log,
+    };
+    // A token's shape, which must never reach a log.
+    let hidden = "s.HiddenTokenValue0123456789";
+    let decode = "failed to decode JSON input";
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "auth/token/create",
+            br#"{"ttl": []}"#.to_vec(),
+            "token.Create",
+            "ttl is not a duration: a list",
+        ),
+        (
+            "auth/token/create",
+            br#"{"policies": 7}"#.to_vec(),
+            "token.Create",
+            "policies must be a list of strings, not 7",
+        ),
+        (
+            "auth/token/create",
+            br#"{"meta": {"team": ["a"]}}"#.to_vec(),
+            "token.Create",
+            "meta must be an object of strings, not a list",
+        ),
+        (
+            "auth/token/create",
+            huge_malformed("id", hidden),
+            "token.Create",
+            decode,
+        ),
+        (
+            "auth/token/renew",
+            br#"{"token": ["x"]}"#.to_vec(),
+            "token.Renew",
+            "token must be a string, not a list",
+        ),
+        (
+            "auth/token/renew",
+            huge_malformed("token", hidden),
+            "token.Renew",
+            decode,
+        ),
+        (
+            "auth/token/lookup",
+            br#"{"token": {}}"#.to_vec(),
+            "token.Lookup",
+            "token must be a string, not an object",
+        ),
+        (
+            "auth/token/lookup",
+            huge_malformed("token", hidden),
+            "token.Lookup",
+            decode,
+        ),
+        (
+            "auth/token/lookup-accessor",
+            br#"{"accessor": []}"#.to_vec(),
+            "token.Lookup",
+            "accessor must be a string, not a list",
+        ),
+        (
+            "auth/token/revoke",
+            br#"{"token": [1]}"#.to_vec(),
+            "token.Revoke",
+            "token must be a string, not a list",
+        ),
+        (
+            "auth/token/revoke-accessor",
+            br#"{"accessor": true}"#.to_vec(),
+            "token.RevokeAccessor",
+            "accessor must be a string, not a boolean",
+        ),
+        (
+            "auth/token/revoke-accessor",
+            huge_malformed("accessor", hidden),
+            "token.RevokeAccessor",
+            decode,
+        ),
+        (
+            "sys/policies/acl/app",
+            br#"{"policy": 7}"#.to_vec(),
+            "policy.Put",
+            "failed to decode JSON input: invalid type: integer `7`",
+        ),
+        (
+            "sys/policies/acl/app",
+            huge_malformed("policy", hidden),
+            "policy.Put",
+            decode,
+        ),
+        (
+            "sys/policy/app",
+            br#"{"rules": []}"#.to_vec(),
+            "policy.PutOld",
+            decode,
+        ),
+    ];
+    for (path, body, operation, sentence) in &cases {
+        ours.refuses(path, body, operation, sentence, hidden);
+    }
+    // The refused writes wrote nothing.
+    let root = Some(init.root_token.as_str());
+    let read = request(&daemon.addr, "GET", "sys/policies/acl/app", root, None);
+    assert_eq!(read.status, 404, "{:?}", read.body);
+    let listed = request(&daemon.addr, "LIST", "auth/token/accessors", root, None);
+    assert_eq!(listed.body["data"]["keys"].as_array().unwrap().len(), 1);
+}
+
+/// Per peer: policies `update-create` and `create-create` granting only
+/// that capability on `auth/token/create`, and a token of each.
+fn token_makers(peer: &Peer<'_>) -> (String, String) {
+    let mut made = Vec::new();
+    for capability in ["update", "create"] {
+        let name = format!("{capability}-create");
+        let policy =
+            format!("path \"auth/token/create\" {{ capabilities = [\"{capability}\"] }}\n");
+        let written = peer.root(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            Some(json!({ "policy": policy })),
+        );
+        assert!(written.status < 300, "{:?}", written.body);
+        made.push(peer.token(json!({ "policies": [name] })));
+    }
+    (made[0].clone(), made[1].clone())
+}
+
+#[test]
+fn token_create_takes_update_as_vault_asks_and_create_as_strongroom_did() {
+    let theirs = OpenBao::start();
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let ours = Peer {
+        addr: &daemon.addr,
+        root: &init.root_token,
+    };
+    let theirs_peer = Peer {
+        addr: &theirs.addr,
+        root: &theirs.token,
+    };
+    let (our_updater, our_creator) = token_makers(&ours);
+    let (their_updater, their_creator) = token_makers(&theirs_peer);
+    let child = |policy: &str| Some(json!({ "policies": [policy] }));
+    let a = ours.send(
+        "POST",
+        "auth/token/create",
+        Some(&our_updater),
+        child("update-create"),
+    );
+    let b = theirs_peer.send(
+        "POST",
+        "auth/token/create",
+        Some(&their_updater),
+        child("update-create"),
+    );
+    assert_eq!(
+        (a.status, b.status),
+        (200, 200),
+        "{:?} {:?}",
+        a.body,
+        b.body
+    );
+    // `create` alone: OpenBao refuses; strongroom keeps the grant its
+    // policies had (docs/DECISIONS.md).
+    let a = ours.send(
+        "POST",
+        "auth/token/create",
+        Some(&our_creator),
+        child("create-create"),
+    );
+    let b = theirs_peer.send(
+        "POST",
+        "auth/token/create",
+        Some(&their_creator),
+        child("create-create"),
+    );
+    assert_eq!(
+        (a.status, b.status),
+        (200, 403),
+        "{:?} {:?}",
+        a.body,
+        b.body
+    );
+    // The bao CLI (a POST to auth/token/create) with `update` on both.
+    let home = tempfile::tempdir().unwrap();
+    for (addr, token) in [
+        (ours.addr, &our_updater),
+        (theirs_peer.addr, &their_updater),
+    ] {
+        let out = bao_ok(
+            addr,
+            token,
+            home.path(),
+            &["token", "create", "-policy=update-create", "-format=json"],
+        );
+        let made: Value = serde_json::from_str(&out).unwrap();
+        assert!(made["auth"]["client_token"].is_string(), "{addr}: {out}");
+    }
+    // strongroom's CLI over gRPC, with either.
+    for token in [&our_updater, &our_creator] {
+        let mut cli = daemon.cli();
+        cli.token(token);
+        let (made, _) = create_token(&mut cli, &[]);
+        assert!(!made.is_empty());
+    }
+    // Neither is a token with no grant on the path.
+    let nothing = ours.token(json!({ "policies": ["default"] }));
+    let refused = ours.send("POST", "auth/token/create", Some(&nothing), Some(json!({})));
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+}
+
+#[test]
+fn a_token_create_audit_line_shows_its_lifetimes_and_hmaced_meta_on_both_transports() {
+    let dir = tempdir();
+    let log = dir.path().join("audit.log");
+    let (daemon, init) = unsealed(
+        dir.path(),
+        &format!("audit \"file\" {{ path = \"{}\" }}\n", log.display()),
+    );
+    let root = init.root_token.as_str();
+    let label = "payments-ledger-7731";
+    let made = request(
+        &daemon.addr,
+        "POST",
+        "auth/token/create",
+        Some(root),
+        Some(&json!({"explicit_max_ttl": "1h", "ttl": "30m", "meta": {"team": label}})),
+    );
+    assert_eq!(made.status, 200, "{:?}", made.body);
+    let mut cli = daemon.cli();
+    cli.token(root);
+    create_token(&mut cli, &["--ttl", "10m"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(label), "a meta value in the clear");
+    let requests: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["operation"] == "token.Create" && l["type"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let (http, grpc) = (&requests[0]["data"], &requests[1]["data"]);
+    assert_eq!(http["explicit_max_ttl_seconds"], 3600, "{http}");
+    assert_eq!(http["ttl_seconds"], 1800, "{http}");
+    let team = http["meta"]["team"].as_str().unwrap_or_default();
+    assert!(team.starts_with("hmac-sha256:"), "{http}");
+    // The same fields, whatever the transport.
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(http), keys(grpc), "{http} vs {grpc}");
+    assert_eq!(grpc["ttl_seconds"], 600, "{grpc}");
+    // The HMAC is the audit device's, as sys/audit-hash gives it.
+    let hashed = request(
+        &daemon.addr,
+        "POST",
+        "sys/audit-hash/file",
+        Some(root),
+        Some(&json!({ "input": label })),
+    );
+    assert_eq!(hashed.status, 200, "{:?}", hashed.body);
+    assert_eq!(hashed.body["data"]["hash"], json!(team));
 }

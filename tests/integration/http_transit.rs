@@ -12,7 +12,7 @@ use strongroom::proto::{self, keys_client::KeysClient};
 use crate::support::cli::{create_token, write_policy};
 use crate::support::daemon::{tempdir, unsealed};
 use crate::support::grpc::{channel, with_token};
-use crate::support::vault::{Answer, OpenBao, bao, request, shape};
+use crate::support::vault::{Answer, OpenBao, bao, raw, request, shape};
 
 /// One peer: where it listens and its root token.
 struct Peer<'a> {
@@ -827,4 +827,261 @@ fn ciphertexts_cross_surfaces_and_audit_lines_hold_hmacs() {
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A daemon whose refusals are checked against its file audit device.
+pub(crate) struct Audited<'a> {
+    pub addr: &'a str,
+    pub token: &'a str,
+    pub log: &'a std::path::Path,
+}
+
+/// A body of about 1 MB that does not decode: an object whose one string,
+/// `secret` over and over, never ends.
+pub(crate) fn huge_malformed(field: &str, secret: &str) -> Vec<u8> {
+    let mut body = format!("{{\"{field}\": \"").into_bytes();
+    while body.len() < 1_000_000 {
+        body.extend_from_slice(secret.as_bytes());
+    }
+    body
+}
+
+impl Audited<'_> {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log).unwrap_or_default()
+    }
+
+    /// POSTs `body` to `path` and checks it was refused at the gate: 400
+    /// with one bounded sentence starting `sentence`, and the audit log
+    /// gained exactly two lines for it, the request and the response with
+    /// that sentence as its error, of `operation`, each under 4 KB; the
+    /// log never holds `hidden`. Returns the sentence.
+    #[track_caller]
+    pub(crate) fn refuses(
+        &self,
+        path: &str,
+        body: &[u8],
+        operation: &str,
+        sentence: &str,
+        hidden: &str,
+    ) -> String {
+        let before = self.log_text().lines().count();
+        let answer = raw(
+            self.addr,
+            "POST",
+            &format!("/v1/{path}"),
+            Some(self.token),
+            Some(body),
+        );
+        assert_eq!(answer.status, 400, "{path}: {:?}", answer.body);
+        let errors = answer.body["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{path}: {errors:?}");
+        let said = errors[0].as_str().unwrap().to_string();
+        assert!(said.starts_with(sentence), "{path}: {said}");
+        assert!(
+            said.len() <= 1024 && !said.contains(hidden),
+            "{path}: {said}"
+        );
+        let text = self.log_text();
+        assert!(
+            !text.contains(hidden),
+            "{path}: the audit log holds the body"
+        );
+        let new: Vec<Value> = text
+            .lines()
+            .skip(before)
+            .map(|line| {
+                assert!(line.len() < 4096, "{path}: a line of {} bytes", line.len());
+                serde_json::from_str(line).unwrap()
+            })
+            .collect();
+        assert_eq!(new.len(), 2, "{path}: {new:?}");
+        for (line, kind) in new.iter().zip(["request", "response"]) {
+            assert_eq!(line["type"], kind, "{path}: {line}");
+            assert_eq!(line["operation"], operation, "{path}: {line}");
+        }
+        assert_eq!(new[1]["error"], json!(said), "{path}");
+        said
+    }
+}
+
+#[test]
+fn bad_transit_input_is_refused_at_the_gate_in_bounded_audit_lines() {
+    let theirs = OpenBao::start();
+    let dir = tempdir();
+    let log = dir.path().join("audit.log");
+    let (daemon, init) = unsealed(
+        dir.path(),
+        &format!("audit \"file\" {{ path = \"{}\" }}\n", log.display()),
+    );
+    let root = init.root_token.as_str();
+    for (addr, token) in [(daemon.addr.as_str(), root), (&theirs.addr, &theirs.token)] {
+        let made = request(
+            addr,
+            "POST",
+            "transit/keys/k",
+            Some(token),
+            Some(&json!({})),
+        );
+        assert_eq!(made.status, 200, "{:?}", made.body);
+    }
+    let ours = Audited {
+        addr: &daemon.addr,
+        token: root,
+        log: &log,
+    };
+    // A plaintext's base64 that must never reach a log.
+    let hidden = "Q0FSRDQyNDI0MjQyNDI0MjQyNDI=";
+    let decode = "failed to decode JSON input";
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "transit/encrypt/k",
+            br#"{"plaintext": 5}"#.to_vec(),
+            "keys.Encrypt",
+            "the field plaintext must be a string, not a number",
+        ),
+        (
+            "transit/encrypt/k",
+            huge_malformed("plaintext", hidden),
+            "keys.Encrypt",
+            decode,
+        ),
+        (
+            "transit/encrypt/k",
+            br#"{"batch_input": "no"}"#.to_vec(),
+            "keys.BatchEncrypt",
+            "the field batch_input must be a list of objects",
+        ),
+        (
+            "transit/decrypt/k",
+            br#"{"ciphertext": [1]}"#.to_vec(),
+            "keys.Decrypt",
+            "the field ciphertext must be a string, not a list",
+        ),
+        (
+            "transit/decrypt/k",
+            huge_malformed("ciphertext", hidden),
+            "keys.Decrypt",
+            decode,
+        ),
+        (
+            "transit/decrypt/k",
+            br#"{"batch_input": [{"ciphertext": 7}]}"#.to_vec(),
+            "keys.BatchDecrypt",
+            "batch_input[0]: the field ciphertext must be a string",
+        ),
+        (
+            "transit/rewrap/k",
+            br#"{"ciphertext": "#.to_vec(),
+            "keys.Rewrap",
+            decode,
+        ),
+        (
+            "transit/keys/k2",
+            br#"{"derived": []}"#.to_vec(),
+            "keys.Create",
+            "the field derived must be true or false, not a list",
+        ),
+        (
+            "transit/keys/k2",
+            huge_malformed("type", hidden),
+            "keys.Create",
+            decode,
+        ),
+        (
+            "transit/keys/k/config",
+            br#"{"deletion_allowed": {}}"#.to_vec(),
+            "keys.UpdateConfig",
+            "the field deletion_allowed must be true or false",
+        ),
+        (
+            "transit/datakey/plaintext/k",
+            br#"{"bits": "many"}"#.to_vec(),
+            "keys.GenerateDataKey",
+            "the field bits must be a whole number",
+        ),
+    ];
+    for (path, body, operation, sentence) in &cases {
+        ours.refuses(path, body, operation, sentence, hidden);
+        // OpenBao refuses a body that does not decode alike.
+        if *sentence == decode {
+            let answer = raw(
+                &theirs.addr,
+                "POST",
+                &format!("/v1/{path}"),
+                Some(&theirs.token),
+                Some(body),
+            );
+            assert_eq!(answer.status, 400, "OpenBao {path}: {:?}", answer.body);
+        }
+    }
+    // Nothing was made by the refused creates.
+    let k2 = request(&daemon.addr, "GET", "transit/keys/k2", Some(root), None);
+    assert_eq!(k2.status, 404, "{:?}", k2.body);
+}
+
+#[test]
+fn a_write_to_an_existing_key_needs_update_as_openbao_asks() {
+    let theirs = OpenBao::start();
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let peers = [
+        (daemon.addr.as_str(), init.root_token.as_str()),
+        (theirs.addr.as_str(), theirs.token.as_str()),
+    ];
+    // Per peer: a key, and a token of each policy.
+    let tokens: Vec<(String, String)> = peers
+        .iter()
+        .map(|(addr, root)| {
+            let send = |path: &str, body: Value| {
+                let answer = request(*addr, "POST", path, Some(root), Some(&body));
+                assert!(answer.status < 300, "{path}: {:?}", answer.body);
+                answer
+            };
+            send("transit/keys/made", json!({}));
+            let mut made = Vec::new();
+            for capability in ["create", "update"] {
+                let policy =
+                    format!("path \"transit/keys/*\" {{ capabilities = [\"{capability}\"] }}\n");
+                send(
+                    &format!("sys/policies/acl/{capability}-keys"),
+                    json!({ "policy": policy }),
+                );
+                let token = send(
+                    "auth/token/create",
+                    json!({ "policies": [format!("{capability}-keys")] }),
+                );
+                made.push(
+                    token.body["auth"]["client_token"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            (made[0].clone(), made[1].clone())
+        })
+        .collect();
+    let status = |peer: usize, token: &str, key: &str| {
+        let path = format!("transit/keys/{key}");
+        let answer = request(peers[peer].0, "POST", &path, Some(token), Some(&json!({})));
+        (answer.status, answer.body)
+    };
+    for (peer, (creator, updater)) in tokens.iter().enumerate() {
+        // An existing key: `update` answers it as it is, `create` alone is refused.
+        let (code, body) = status(peer, updater, "made");
+        assert_eq!(code, 200, "peer {peer}: {body:?}");
+        assert_eq!(body["data"]["latest_version"], 1, "peer {peer}");
+        let (code, body) = status(peer, creator, "made");
+        assert_eq!(code, 403, "peer {peer}: {body:?}");
+        // A new key with `update`.
+        let (code, body) = status(peer, updater, "fresh");
+        assert_eq!(code, 200, "peer {peer}: {body:?}");
+    }
+    // A new key with `create` alone: strongroom makes it (gRPC's create
+    // and stored policies ask `create`); OpenBao asks `update` for every
+    // write there (docs/DECISIONS.md).
+    assert_eq!(status(0, &tokens[0].0, "new").0, 200);
+    assert_eq!(status(1, &tokens[1].0, "new").0, 403);
+    // Once made, the create-only token cannot write it again.
+    assert_eq!(status(0, &tokens[0].0, "new").0, 403);
 }

@@ -38,6 +38,7 @@ pub use methods::action_of;
 pub use policy::PolicyService;
 pub use sys::SysService;
 pub use token::TokenService;
+pub(crate) use token::create_fields;
 
 /// The encoded descriptors of strongroom's protos, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

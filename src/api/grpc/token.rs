@@ -7,6 +7,7 @@ use super::{call, status};
 use crate::access::token::{CreateParams, Target, TokenEntry, Tokens};
 use crate::api::Gate;
 use crate::api::actions;
+use crate::api::gate::Call;
 use crate::audit::Field;
 use crate::error::Error;
 use crate::proto::{self, token_server::Token};
@@ -59,6 +60,21 @@ fn revoked_count(revoked: &usize) -> Vec<(&'static str, Field)> {
     vec![("revoked", Field::Plain((*revoked).into()))]
 }
 
+/// The parameters a token create's audit lines show, alike on both
+/// transports: `meta`'s values as HMACs, as other secret fields, its keys
+/// as they are.
+pub(crate) fn create_fields<'g>(call: Call<'g>, params: &CreateParams) -> Call<'g> {
+    call.plain("policies", params.policies.clone())
+        .plain("ttl_seconds", params.ttl_secs)
+        .plain("explicit_max_ttl_seconds", params.explicit_max_ttl_secs)
+        .plain("period_seconds", params.period_secs)
+        .plain("num_uses", params.uses)
+        .plain("renewable", params.renewable)
+        .plain("orphan", params.orphan)
+        .plain("display_name", params.display_name.clone())
+        .secret_map("meta", &params.meta)
+}
+
 /// A lookup names the token or its accessor, not both or neither.
 fn lookup_target<'a>(token: &'a str, accessor: &'a str) -> Result<Target<'a>, Error> {
     match (token.is_empty(), accessor.is_empty()) {
@@ -77,13 +93,7 @@ impl Token for TokenService {
         request: Request<proto::CreateTokenRequest>,
     ) -> Result<Response<proto::CreateTokenResponse>, Status> {
         let tokens = self.tokens();
-        let asked = request.get_ref();
-        let call = call(&self.gate, &actions::TOKEN_CREATE, "", &request)
-            .plain("policies", asked.policies.clone())
-            .plain("ttl_seconds", asked.ttl_seconds)
-            .plain("num_uses", asked.num_uses)
-            .plain("orphan", asked.orphan)
-            .plain("period_seconds", asked.period_seconds);
+        let call = call(&self.gate, &actions::TOKEN_CREATE, "", &request);
         let asked = request.into_inner();
         let params = CreateParams {
             policies: asked.policies,
@@ -94,7 +104,7 @@ impl Token for TokenService {
             period_secs: asked.period_seconds,
             ..CreateParams::default()
         };
-        let (token, entry) = call
+        let (token, entry) = create_fields(call, &params)
             .run(
                 |session| async move { tokens.create(&session, params).await },
                 |(token, entry)| {

@@ -1,6 +1,7 @@
 //! `sys/policies/acl/…` and the older `sys/policy/…`, which Vault still
 //! serves (the `bao` CLI uses the first): each one gate call with the
-//! action of the gRPC method of the same operation (`grpc/policy.rs`).
+//! action of the gRPC method of the same operation (`grpc/policy.rs`), or
+//! on `sys/policy` its own action, authorized on that path as Vault does.
 //!
 //! As OpenBao: names are lower-cased (with a warning), a write answers 204
 //! (`sys/policy` with the deprecated `rules` field 200 and a warning), a
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use super::{HttpError, Op, Outcome, Reply, Request};
 use crate::access::refuse_root;
 use crate::api::Gate;
-use crate::api::actions;
+use crate::api::actions::{self, Action};
 use crate::audit::Field;
 use crate::error::Error;
 
@@ -40,9 +41,14 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
         },
     };
     match (name, request.op) {
-        (None, Op::List) => list(gate, request, api).await,
-        // Vault's old API lists on a plain read too.
-        (None, Op::Read) if api == Api::Old => list(gate, request, api).await,
+        (None, Op::List) => {
+            let listing = action(api, &actions::POLICY_LIST, &actions::POLICY_LIST_OLD);
+            list(gate, request, api, listing).await
+        }
+        // Vault's old API lists on a plain read too, with `read`.
+        (None, Op::Read) if api == Api::Old => {
+            list(gate, request, api, &actions::POLICY_READ_LIST_OLD).await
+        }
         (None, _) => Err(HttpError::unsupported()),
         // `sys/policies/acl/` with nothing after it.
         (Some(""), _) => Err(HttpError::unsupported()),
@@ -51,7 +57,7 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
             let answer = match op {
                 Op::Read => read(gate, request, api, &name).await,
                 Op::Update => write(gate, request, api, &name).await,
-                Op::Delete => delete(gate, request, &name).await,
+                Op::Delete => delete(gate, request, api, &name).await,
                 // Listing a policy's name is listing nothing: 404, as OpenBao.
                 Op::List => Err(HttpError::not_found()),
                 Op::Patch => Err(HttpError::unsupported()),
@@ -77,10 +83,19 @@ fn lower(name: &str) -> (String, Vec<String>) {
     (lowered, warnings)
 }
 
-async fn list(gate: &Gate, request: &Request, api: Api) -> Outcome {
+/// The action of an operation: on `sys/policy`, its own, authorized on
+/// Vault's older paths.
+fn action(api: Api, acl: &'static Action, old: &'static Action) -> &'static Action {
+    match api {
+        Api::Acl => acl,
+        Api::Old => old,
+    }
+}
+
+async fn list(gate: &Gate, request: &Request, api: Api, listing: &'static Action) -> Outcome {
     let policies = &gate.node().access.policies;
     let names = request
-        .call(gate, &actions::POLICY_LIST, "")
+        .call(gate, listing, "")
         .run(
             |session| async move { policies.list(&session).await },
             |names| vec![("names", Field::Plain(names.clone().into()))],
@@ -95,7 +110,11 @@ async fn list(gate: &Gate, request: &Request, api: Api) -> Outcome {
 async fn read(gate: &Gate, request: &Request, api: Api, name: &str) -> Outcome {
     let policies = &gate.node().access.policies;
     let text = request
-        .call(gate, &actions::POLICY_GET, name)
+        .call(
+            gate,
+            action(api, &actions::POLICY_GET, &actions::POLICY_GET_OLD),
+            name,
+        )
         .run(
             |session| async move { policies.get(&session, name).await },
             |_| Vec::new(),
@@ -126,38 +145,49 @@ async fn read(gate: &Gate, request: &Request, api: Api, name: &str) -> Outcome {
     })
 }
 
-/// The text of a write: `policy`, or on `sys/policy` the deprecated `rules`.
-fn policy_text(request: &Request, api: Api) -> Result<(String, Vec<String>), HttpError> {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        #[serde(default)]
-        policy: Option<String>,
-        #[serde(default)]
-        rules: Option<String>,
-    }
-    let body: Body = request.json()?;
+/// A write's body: the text as `policy`, or on `sys/policy` as the
+/// deprecated `rules`.
+#[derive(serde::Deserialize, Default)]
+struct WriteBody {
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    rules: Option<String>,
+}
+
+/// The text of a write, and the warnings it earns.
+fn policy_text(body: WriteBody, api: Api) -> Result<(String, Vec<String>), Error> {
     match (body.policy, body.rules) {
         (Some(text), _) if !text.trim().is_empty() => Ok((text, Vec::new())),
         (_, Some(text)) if api == Api::Old && !text.trim().is_empty() => Ok((
             text,
             vec!["'rules' is deprecated, please use 'policy' instead".into()],
         )),
-        _ => Err(HttpError::bad_request(
-            "'policy' parameter not supplied or empty",
+        _ => Err(Error::InvalidArgument(
+            "'policy' parameter not supplied or empty".into(),
         )),
     }
 }
 
 async fn write(gate: &Gate, request: &Request, api: Api, name: &str) -> Outcome {
-    let (text, warnings) = policy_text(request, api)?;
+    let writing = action(api, &actions::POLICY_PUT, &actions::POLICY_PUT_OLD);
+    let (call, body) = request.call_json::<WriteBody>(gate, writing, name);
+    let parsed = policy_text(body, api);
+    let (text, warnings) = match &parsed {
+        Ok((text, warnings)) => (text.as_str(), warnings.clone()),
+        Err(_) => ("", Vec::new()),
+    };
     let policies = &gate.node().access.policies;
-    let text = text.as_str();
-    request
-        .call(gate, &actions::POLICY_PUT, name)
-        .plain("policy", text)
+    call.plain("policy", text)
+        .check(parsed.as_ref().map(|_| ()).map_err(Clone::clone))
         .check(refuse_root(name, "changed"))
         .run(
-            |session| async move { policies.put(&session, name, text).await },
+            |session| async move {
+                match api {
+                    Api::Acl => policies.put(&session, name, text).await,
+                    Api::Old => policies.put_updating(&session, name, text).await,
+                }
+            },
             |created| vec![("created", Field::Plain((*created).into()))],
         )
         .await?;
@@ -168,10 +198,14 @@ async fn write(gate: &Gate, request: &Request, api: Api, name: &str) -> Outcome 
     }
 }
 
-async fn delete(gate: &Gate, request: &Request, name: &str) -> Outcome {
+async fn delete(gate: &Gate, request: &Request, api: Api, name: &str) -> Outcome {
     let policies = &gate.node().access.policies;
     let deleted = request
-        .call(gate, &actions::POLICY_DELETE, name)
+        .call(
+            gate,
+            action(api, &actions::POLICY_DELETE, &actions::POLICY_DELETE_OLD),
+            name,
+        )
         .check(refuse_root(name, "deleted"))
         .run(
             |session| async move { policies.delete(&session, name).await },

@@ -7,13 +7,13 @@
 //! 403, renew 400, revoke 204, revoke-accessor a warning), this does the
 //! same with strongroom's sentence.
 
+mod create;
 mod fields;
 
 use serde_json::{Value, json};
-use zeroize::Zeroizing;
 
 use super::{HttpError, Op, Outcome, Reply, Request};
-use crate::access::token::{CreateParams, MAX_TTL_SECS, ROOT_DISPLAY_NAME, Target, TokenEntry};
+use crate::access::token::{ROOT_DISPLAY_NAME, Target, TokenEntry};
 use crate::api::Gate;
 use crate::api::actions;
 use crate::audit::Field;
@@ -24,8 +24,8 @@ use fields::Fields;
 /// Routes `auth/token/<rest>`.
 pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
     match (rest, request.op) {
-        ("create", Op::Update) => create(gate, request, false).await,
-        ("create-orphan", Op::Update) => create(gate, request, true).await,
+        ("create", Op::Update) => create::create(gate, request, false).await,
+        ("create-orphan", Op::Update) => create::create(gate, request, true).await,
         ("lookup", Op::Read | Op::Update) => lookup(gate, request).await,
         ("lookup-self", Op::Read | Op::Update) => lookup_self(gate, request).await,
         ("lookup-accessor", Op::Update) => lookup_accessor(gate, request).await,
@@ -136,127 +136,91 @@ fn revoked_count(revoked: &usize) -> Vec<(&'static str, Field)> {
     vec![("revoked", Field::Plain((*revoked).into()))]
 }
 
-/// Vault's warning for a ttl or period over the maximum, which it caps.
-fn capped(name: &str, given: &str, secs: &mut u64, warnings: &mut Vec<String>) {
-    if *secs > MAX_TTL_SECS {
-        *secs = MAX_TTL_SECS;
-        let label = if name == "ttl" { "TTL" } else { name };
-        warnings.push(format!(
-            "{label} of \"{given}\" exceeded the effective max_ttl of \"768h\"; {label} value is capped accordingly"
-        ));
-    }
-}
-
-/// What Vault takes and strongroom does not: refused, never ignored.
-fn refuse_unsupported(body: &Fields) -> Result<(), HttpError> {
-    match body.string("type")?.as_str() {
-        "" | "service" | "default" | "default-service" => {}
-        other => {
-            return Err(HttpError::bad_request(format!(
-                "token type {} is not supported: strongroom makes service tokens only",
-                crate::text::quote(other)
-            )));
-        }
-    }
-    if !body.string("id")?.is_empty() {
-        return Err(HttpError::bad_request(
-            "a token's id cannot be chosen: strongroom makes every token from the kernel's random generator",
-        ));
-    }
-    for name in ["entity_alias", "role_name"] {
-        if !body.string(name)?.is_empty() {
-            return Err(HttpError::bad_request(format!(
-                "{name} is not supported: strongroom has no identity entities or token roles"
-            )));
-        }
-    }
-    Ok(())
-}
-
-async fn create(gate: &Gate, request: &Request, orphan_path: bool) -> Outcome {
-    let body = Fields::of(request)?;
-    refuse_unsupported(&body)?;
-    let mut warnings = Vec::new();
-    let (mut ttl_secs, ttl_text) = body.duration("ttl")?;
-    capped("ttl", &ttl_text, &mut ttl_secs, &mut warnings);
-    let (mut period_secs, period_text) = body.duration("period")?;
-    capped("period", &period_text, &mut period_secs, &mut warnings);
-    let (explicit_max_ttl_secs, explicit_text) = body.duration("explicit_max_ttl")?;
-    if explicit_max_ttl_secs > 0 && period_secs == 0 && ttl_secs > explicit_max_ttl_secs {
-        warnings.push(format!(
-            "TTL of \"{ttl_text}\" exceeded the effective max_ttl of \"{explicit_text}\"; TTL value is capped accordingly"
-        ));
-    }
-    let uses = body.count("num_uses")?;
-    let params = CreateParams {
-        policies: body.list("policies")?,
-        ttl_secs,
-        renewable: body.flag("renewable")?.unwrap_or(true),
-        uses: u32::try_from(uses)
-            .map_err(|_| HttpError::bad_request("num_uses is larger than 4294967295"))?,
-        orphan: orphan_path || body.flag("no_parent")?.unwrap_or(false),
-        period_secs,
-        explicit_max_ttl_secs,
-        display_name: body.string("display_name")?,
-        meta: body.labels("meta")?,
-    };
-    let tokens = &gate.node().access.tokens;
-    let call = request
-        .call(gate, &actions::TOKEN_CREATE, "")
-        .plain("policies", params.policies.clone())
-        .plain("ttl_seconds", params.ttl_secs)
-        .plain("num_uses", params.uses)
-        .plain("orphan", params.orphan)
-        .plain("period_seconds", params.period_secs)
-        .plain("display_name", params.display_name.clone());
-    let (token, entry) = call
-        .run(
-            |session| async move { tokens.create(&session, params).await },
-            |(token, entry)| {
-                vec![
-                    (
-                        "token",
-                        Field::Secret(Zeroizing::new(token.expose().as_bytes().to_vec())),
-                    ),
-                    ("accessor", Field::Plain(entry.accessor.clone().into())),
-                ]
-            },
-        )
-        .await?;
-    Ok(Reply::auth(auth_block(token.expose(), &entry)).warn(warnings))
+/// A parse's result as an argument check, for [`crate::api::gate::Call::check`].
+fn check<T>(parsed: &Result<T, Error>) -> Result<(), Error> {
+    parsed.as_ref().map(|_| ()).map_err(Clone::clone)
 }
 
 /// `lookup`: the token in the body; none (a GET): the caller's own, as
 /// OpenBao answers. A token is never taken from the URL, which proxies log.
 async fn lookup(gate: &Gate, request: &Request) -> Outcome {
-    let token = match request.op {
-        Op::Read => String::new(),
-        _ => token_field(&Fields::of(request)?)?,
+    let (body, decoded) = match request.op {
+        Op::Read => (Fields::default(), Ok(())),
+        _ => Fields::of(request),
     };
-    if token.is_empty() {
+    let names_none = decoded.is_ok() && token_field(&body).is_ok_and(|t| t.is_empty());
+    if names_none {
         return lookup_self(gate, request).await;
     }
-    let tokens = &gate.node().access.tokens;
-    let target = Target::Token(&token);
-    let entry = request
+    lookup_other(gate, request, (body, decoded), Named::Token).await
+}
+
+/// What a lookup of another token names.
+#[derive(Clone, Copy)]
+enum Named {
+    /// The token (`lookup`).
+    Token,
+    /// Its accessor (`lookup-accessor`).
+    Accessor,
+}
+
+/// `lookup` with a token in the body, and `lookup-accessor`: one call of
+/// `token.Lookup`. OpenBao answers a token it does not know 403 ("bad
+/// token"), an accessor 400 ("invalid accessor"); only the token's own
+/// lookup shows its `id`.
+async fn lookup_other(
+    gate: &Gate,
+    request: &Request,
+    (body, decoded): (Fields, Result<(), Error>),
+    named: Named,
+) -> Outcome {
+    let given = match named {
+        Named::Token => token_field(&body),
+        Named::Accessor => accessor_field(&body),
+    };
+    let call = request
         .call(gate, &actions::TOKEN_LOOKUP, "")
-        .secret("token", token.as_bytes())
+        .check(decoded)
+        .check(check(&given));
+    let given = given.unwrap_or_default();
+    let (call, target, id) = match named {
+        Named::Token => (
+            call.secret("token", given.as_bytes()),
+            Target::Token(&given),
+            given.as_str(),
+        ),
+        Named::Accessor => (
+            call.accessor("accessor", &given),
+            Target::Accessor(&given),
+            "",
+        ),
+    };
+    let tokens = &gate.node().access.tokens;
+    let entry = call
         .run(
             |session| async move { tokens.lookup(&session, target).await },
             accessor_of,
         )
         .await
-        .map_err(|e| match e {
-            // OpenBao: "bad token", 403.
-            Error::NotFound(m) => Error::PermissionDenied(m),
-            e => e,
+        .map_err(|e| match (e, named) {
+            (Error::NotFound(m), Named::Token) => Error::PermissionDenied(m),
+            (Error::NotFound(m), Named::Accessor) => Error::InvalidArgument(m),
+            (e, _) => e,
         })?;
-    Ok(Reply::data(lookup_data(&token, &entry)))
+    Ok(Reply::data(lookup_data(id, &entry)))
 }
 
 /// The `token` field: a string (OpenBao refuses a number as an invalid token).
-fn token_field(body: &Fields) -> Result<String, HttpError> {
+fn token_field(body: &Fields) -> Result<String, Error> {
     body.string("token").map(|t| t.trim().to_string())
+}
+
+/// The `token` field of a renew or revoke, which must name one.
+fn required_token(body: &Fields) -> Result<String, Error> {
+    match token_field(body)? {
+        token if token.is_empty() => Err(Error::InvalidArgument("missing token ID".into())),
+        token => Ok(token),
+    }
 }
 
 async fn lookup_self(gate: &Gate, request: &Request) -> Outcome {
@@ -274,52 +238,37 @@ async fn lookup_self(gate: &Gate, request: &Request) -> Outcome {
     )))
 }
 
-fn accessor_field(body: &Fields) -> Result<String, HttpError> {
+fn accessor_field(body: &Fields) -> Result<String, Error> {
     let accessor = body.string("accessor")?;
     if accessor.trim().is_empty() {
-        return Err(HttpError::bad_request("missing accessor"));
+        return Err(Error::InvalidArgument("missing accessor".into()));
     }
     Ok(accessor.trim().to_string())
 }
 
 async fn lookup_accessor(gate: &Gate, request: &Request) -> Outcome {
-    let accessor = accessor_field(&Fields::of(request)?)?;
-    let tokens = &gate.node().access.tokens;
-    let target = Target::Accessor(&accessor);
-    let entry = request
-        .call(gate, &actions::TOKEN_LOOKUP, "")
-        .accessor("accessor", &accessor)
-        .run(
-            |session| async move { tokens.lookup(&session, target).await },
-            accessor_of,
-        )
-        .await
-        .map_err(|e| match e {
-            // OpenBao: "invalid accessor", 400.
-            Error::NotFound(m) => Error::InvalidArgument(m),
-            e => e,
-        })?;
-    Ok(Reply::data(lookup_data("", &entry)))
+    lookup_other(gate, request, Fields::of(request), Named::Accessor).await
 }
 
 /// `renew` (the token in the body) and `renew-self`.
 async fn renew(gate: &Gate, request: &Request, other: bool) -> Outcome {
-    let body = Fields::of(request)?;
-    let (increment, _) = body.duration("increment")?;
+    let (body, decoded) = Fields::of(request);
+    let increment = body.duration("increment").map(|(secs, _)| secs);
     let token = if other {
-        let token = token_field(&body)?;
-        if token.is_empty() {
-            return Err(HttpError::bad_request("missing token ID"));
-        }
-        token
+        required_token(&body)
     } else {
-        request.token().unwrap_or_default().to_string()
+        Ok(request.token().unwrap_or_default().to_string())
     };
-    let target = other.then_some(Target::Token(&token));
-    let tokens = &gate.node().access.tokens;
-    let entry = request
+    let call = request
         .call(gate, &actions::TOKEN_RENEW, "")
         .about_another(other)
+        .check(decoded)
+        .check(check(&increment))
+        .check(check(&token));
+    let (increment, token) = (increment.unwrap_or(0), token.unwrap_or_default());
+    let target = other.then_some(Target::Token(&token));
+    let tokens = &gate.node().access.tokens;
+    let entry = call
         .secret("token", if other { token.as_bytes() } else { b"" })
         .plain("increment_seconds", increment)
         .run(
@@ -337,20 +286,21 @@ async fn renew(gate: &Gate, request: &Request, other: bool) -> Outcome {
 
 /// `revoke` (the token in the body) and `revoke-self`: 204.
 async fn revoke(gate: &Gate, request: &Request, other: bool) -> Outcome {
-    let token = if other {
-        let token = token_field(&Fields::of(request)?)?;
-        if token.is_empty() {
-            return Err(HttpError::bad_request("missing token ID"));
-        }
-        token
+    let (token, decoded) = if other {
+        let (body, decoded) = Fields::of(request);
+        (required_token(&body), decoded)
     } else {
-        String::new()
+        (Ok(String::new()), Ok(()))
     };
-    let target = other.then_some(Target::Token(&token));
-    let tokens = &gate.node().access.tokens;
-    let revoked = request
+    let call = request
         .call(gate, &actions::TOKEN_REVOKE, "")
         .about_another(other)
+        .check(decoded)
+        .check(check(&token));
+    let token = token.unwrap_or_default();
+    let target = other.then_some(Target::Token(&token));
+    let tokens = &gate.node().access.tokens;
+    let revoked = call
         .secret("token", token.as_bytes())
         .run(
             |session| async move { tokens.revoke(&session, target).await },
@@ -365,11 +315,16 @@ async fn revoke(gate: &Gate, request: &Request, other: bool) -> Outcome {
 }
 
 async fn revoke_accessor(gate: &Gate, request: &Request) -> Outcome {
-    let accessor = accessor_field(&Fields::of(request)?)?;
-    let tokens = &gate.node().access.tokens;
-    let target = Target::Accessor(&accessor);
-    let revoked = request
+    let (body, decoded) = Fields::of(request);
+    let accessor = accessor_field(&body);
+    let call = request
         .call(gate, &actions::TOKEN_REVOKE_ACCESSOR, "")
+        .check(decoded)
+        .check(check(&accessor));
+    let accessor = accessor.unwrap_or_default();
+    let target = Target::Accessor(&accessor);
+    let tokens = &gate.node().access.tokens;
+    let revoked = call
         .accessor("accessor", &accessor)
         .run(
             |session| async move { tokens.revoke(&session, Some(target)).await },

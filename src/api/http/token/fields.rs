@@ -1,12 +1,14 @@
 //! A request body's fields as Vault reads them: loosely typed (a number
 //! or a string holding one, a list or a comma-separated string, Go's
-//! durations), each refused with a sentence naming the field.
+//! durations), each refused with a sentence naming the field (an
+//! argument check at the gate: never the field's value when it may be a
+//! token or a label's value).
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::api::http::HttpError;
+use crate::error::Error;
 use crate::text;
 
 /// The longest duration a field takes (about 317 years): longer ones are
@@ -14,15 +16,18 @@ use crate::text;
 const MAX_DURATION_SECS: u64 = 10_000_000_000;
 
 /// A request's JSON object.
+#[derive(Default)]
 pub struct Fields(Map<String, Value>);
 
 impl Fields {
-    /// The body's object (an empty body is `{}`).
-    pub fn of(request: &crate::api::http::Request) -> Result<Self, HttpError> {
-        request
-            .json::<Map<String, Value>>()
-            .map(Self)
-            .map_err(HttpError::from)
+    /// The body's object (an empty body is `{}`), and whether it decoded:
+    /// a body that does not is no fields, and its error refuses the call
+    /// at the gate's argument checks (two bounded audit lines).
+    pub fn of(request: &crate::api::http::Request) -> (Self, Result<(), Error>) {
+        match request.json::<Map<String, Value>>() {
+            Ok(body) => (Self(body), Ok(())),
+            Err(e) => (Self::default(), Err(e)),
+        }
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
@@ -30,7 +35,7 @@ impl Fields {
     }
 
     /// A string field; empty when absent.
-    pub fn string(&self, name: &str) -> Result<String, HttpError> {
+    pub fn string(&self, name: &str) -> Result<String, Error> {
         match self.get(name) {
             None => Ok(String::new()),
             Some(Value::String(s)) => Ok(s.clone()),
@@ -40,7 +45,7 @@ impl Fields {
     }
 
     /// A boolean field (`true`, or a string Go's `ParseBool` takes).
-    pub fn flag(&self, name: &str) -> Result<Option<bool>, HttpError> {
+    pub fn flag(&self, name: &str) -> Result<Option<bool>, Error> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -54,7 +59,7 @@ impl Fields {
     }
 
     /// A whole number that may not be negative; 0 when absent.
-    pub fn count(&self, name: &str) -> Result<u64, HttpError> {
+    pub fn count(&self, name: &str) -> Result<u64, Error> {
         let value = match self.get(name) {
             None => return Ok(0),
             Some(Value::String(s)) if s.trim().is_empty() => return Ok(0),
@@ -63,7 +68,7 @@ impl Fields {
             Some(_) => None,
         };
         match value {
-            Some(n) if n < 0 => Err(HttpError::bad_request(format!("{name} cannot be negative"))),
+            Some(n) if n < 0 => Err(Error::InvalidArgument(format!("{name} cannot be negative"))),
             Some(n) => Ok(n.unsigned_abs()),
             None => Err(wrong(
                 name,
@@ -76,12 +81,12 @@ impl Fields {
     /// A duration in whole seconds: a number of seconds, or a string of
     /// seconds or in Go's form (`"90s"`, `"1h30m"`, `"1.5h"`); 0 when
     /// absent. Returns the seconds and the text given, for warnings.
-    pub fn duration(&self, name: &str) -> Result<(u64, String), HttpError> {
+    pub fn duration(&self, name: &str) -> Result<(u64, String), Error> {
         let seconds = match self.get(name) {
             None => return Ok((0, String::new())),
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(s) if s < 0.0 => {
-                    return Err(HttpError::bad_request(format!("{name} must be positive")));
+                    return Err(Error::InvalidArgument(format!("{name} must be positive")));
                 }
                 Some(s) if s.is_finite() => Some((s as u64, n.to_string())),
                 _ => None,
@@ -93,14 +98,14 @@ impl Fields {
         let seconds = seconds.filter(|(secs, _)| *secs <= MAX_DURATION_SECS);
         seconds.ok_or_else(|| {
             let given = self.get(name).map(describe).unwrap_or_default();
-            HttpError::bad_request(format!(
+            Error::InvalidArgument(format!(
                 "{name} is not a duration: {given}; give seconds or a duration such as \"30m\" or \"24h\""
             ))
         })
     }
 
     /// A list of strings: a JSON list, or one comma-separated string.
-    pub fn list(&self, name: &str) -> Result<Vec<String>, HttpError> {
+    pub fn list(&self, name: &str) -> Result<Vec<String>, Error> {
         match self.get(name) {
             None => Ok(Vec::new()),
             Some(Value::String(s)) => Ok(s
@@ -121,7 +126,7 @@ impl Fields {
     }
 
     /// An object of labels: string values, numbers and booleans as text.
-    pub fn labels(&self, name: &str) -> Result<BTreeMap<String, String>, HttpError> {
+    pub fn labels(&self, name: &str) -> Result<BTreeMap<String, String>, Error> {
         let object = match self.get(name) {
             None => return Ok(BTreeMap::new()),
             Some(Value::Object(object)) => object,
@@ -150,8 +155,8 @@ fn describe(value: &Value) -> String {
     }
 }
 
-fn wrong(name: &str, expected: &str, given: &Value) -> HttpError {
-    HttpError::bad_request(format!(
+fn wrong(name: &str, expected: &str, given: &Value) -> Error {
+    Error::InvalidArgument(format!(
         "{name} must be {expected}, not {}",
         describe(given)
     ))

@@ -5,18 +5,64 @@
 //! batch that is not a list of objects, or an item without its ciphertext
 //! or plaintext, is refused whole (400; OpenBao answers 500 there).
 
+use std::future::Future;
+
 use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::fields::{Fields, decode};
+use super::{check, missing_is_400};
+use crate::access::Session;
+use crate::api::gate::Call;
 use crate::api::http::{Outcome, Reply};
 use crate::audit::Field;
+use crate::engines::keys::Keys;
 use crate::error::Error;
 
 /// One batch item as read: its reference, and its input or its own error.
 pub(super) struct Item<T> {
     reference: String,
     pub(super) input: Result<(T, Vec<u8>), String>,
+}
+
+impl<T> Item<T> {
+    /// Whether the item was read with a context.
+    pub(super) fn has_context(&self) -> bool {
+        self.input.as_ref().is_ok_and(|(_, c)| !c.is_empty())
+    }
+}
+
+/// Runs batch `call` (encrypt, decrypt or rewrap): refused at the gate
+/// unless every item was read and the batch is within the engine's limit,
+/// else the items read go to `engine` in one go, and the answer holds
+/// every item's `ok` or `error` in order.
+pub(super) async fn run<T: Clone, R, Fut>(
+    call: Call<'_>,
+    fields: &Fields,
+    items: Result<Vec<Item<T>>, Error>,
+    engine: impl FnOnce(Session, Vec<(T, Vec<u8>)>) -> Fut,
+    ok: impl Fn(R) -> Value,
+    error: impl Fn(String) -> Value,
+) -> Outcome
+where
+    Fut: Future<Output = Result<Vec<Result<R, String>>, Error>>,
+{
+    let count = items.as_ref().map_or(0, Vec::len);
+    let (answers, failed) = call
+        .plain("items", count)
+        .check(check(&items))
+        .check(Keys::check_batch(count))
+        .run(
+            |session| async move {
+                let items = items?;
+                let results = engine(session, valid(&items)).await?;
+                Ok(merge(&items, results, ok, error))
+            },
+            failed_items,
+        )
+        .await
+        .map_err(missing_is_400)?;
+    batch_reply(fields, answers, failed)
 }
 
 /// The items of `batch_input`, each with `input` read from it (a field
@@ -75,7 +121,7 @@ pub(super) fn items<T>(
 
 /// Each item's answer, in order: the engine's for the items it was given,
 /// else the item's own error.
-pub(super) fn merge<T, R>(
+fn merge<T, R>(
     items: &[Item<T>],
     results: Vec<Result<R, String>>,
     ok: impl Fn(R) -> Value,
@@ -108,7 +154,7 @@ pub(super) fn merge<T, R>(
 
 /// A batch's answer: 200 when every item succeeded, else 400, or the
 /// caller's `partial_failure_response_code` when some succeeded.
-pub(super) fn batch_reply(fields: &Fields, answers: Vec<Value>, failed: usize) -> Outcome {
+fn batch_reply(fields: &Fields, answers: Vec<Value>, failed: usize) -> Outcome {
     let total = answers.len();
     let data = json!({ "batch_results": answers });
     if failed == 0 {
@@ -129,7 +175,7 @@ pub(super) fn batch_reply(fields: &Fields, answers: Vec<Value>, failed: usize) -
 }
 
 /// The inputs of the items the engine gets: those read without error.
-pub(super) fn valid<T: Clone>(items: &[Item<T>]) -> Vec<(T, Vec<u8>)> {
+fn valid<T: Clone>(items: &[Item<T>]) -> Vec<(T, Vec<u8>)> {
     items
         .iter()
         .filter_map(|item| item.input.as_ref().ok().cloned())
@@ -137,7 +183,7 @@ pub(super) fn valid<T: Clone>(items: &[Item<T>]) -> Vec<(T, Vec<u8>)> {
 }
 
 /// The response line's count of failed items.
-pub(super) fn failed_items((_, failed): &(Vec<Value>, usize)) -> Vec<(&'static str, Field)> {
+fn failed_items((_, failed): &(Vec<Value>, usize)) -> Vec<(&'static str, Field)> {
     vec![("failed_items", Field::Plain((*failed).into()))]
 }
 
@@ -150,7 +196,7 @@ mod tests {
     fn batch(items: Value) -> Vec<Fields> {
         let mut body = Map::new();
         body.insert("batch_input".into(), items);
-        Fields::new(body).batch().unwrap().unwrap()
+        Fields::new(body).batch().unwrap()
     }
 
     fn text(f: &Fields) -> Result<Result<String, String>, Error> {

@@ -5,9 +5,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::batch::{batch_reply, failed_items, items, merge, valid};
+use super::batch::{self, Item, items};
 use super::fields::{Fields, decode};
-use super::{fields, missing_is_400};
+use super::{check, fields, missing_is_400};
+use crate::access::Session;
 use crate::api::Gate;
 use crate::api::actions;
 use crate::api::http::{Outcome, Reply, Request};
@@ -35,10 +36,6 @@ pub(super) fn required<'f>(fields: &'f Fields, name: &str, what: &str) -> Result
         .ok_or_else(|| Error::InvalidArgument(format!("missing {name}: give {what}")))
 }
 
-fn check<T>(parsed: &Result<T, Error>) -> Result<(), Error> {
-    parsed.as_ref().map(|_| ()).map_err(Clone::clone)
-}
-
 /// The options of an encryption: the version asked for, and the key to
 /// make if it is missing (derived when a context is given, as Vault's).
 fn encrypt_options(fields: &Fields, with_context: bool) -> Result<EncryptOptions, Error> {
@@ -62,46 +59,36 @@ fn encrypt_options(fields: &Fields, with_context: bool) -> Result<EncryptOptions
 /// `POST transit/encrypt/:name`: a missing key is made first when the
 /// caller may create it.
 pub(super) async fn encrypt(gate: &Gate, request: &Request, name: &str) -> Outcome {
-    let fields = fields(request)?;
+    let (fields, decoded) = fields(request);
     let keys = &gate.node().keys;
-    if let Some(batch) = fields.batch()? {
+    if fields.get("batch_input").is_some() {
         let plaintext = |f: &Fields| {
             let text = required(f, "plaintext", "the base64 of what to encrypt")?;
             Ok(decode("plaintext", text)
                 .map(SecretBytes::new)
                 .map_err(|e| e.to_string()))
         };
-        let parsed = items(batch, plaintext).and_then(|items| {
-            let with_context = items
-                .iter()
-                .any(|i| i.input.as_ref().is_ok_and(|(_, c)| !c.is_empty()));
-            Ok((encrypt_options(&fields, with_context)?, items))
-        });
-        let count = parsed.as_ref().map_or(0, |(_, items)| items.len());
-        let (answers, failed) = request
+        let items = fields.batch().and_then(|batch| items(batch, plaintext));
+        let options = match &items {
+            Ok(items) => encrypt_options(&fields, items.iter().any(Item::has_context)),
+            Err(e) => Err(e.clone()),
+        };
+        let call = request
             .call(gate, &actions::KEYS_BATCH_ENCRYPT, name)
-            .plain("items", count)
-            .check(check(&parsed))
-            .check(Keys::check_batch(count))
-            .run(
-                |session| async move {
-                    let (options, items) = parsed?;
-                    let inputs = valid(&items);
-                    let results = keys
-                        .batch_encrypt(&session, name, &inputs, &options)
-                        .await?;
-                    Ok(merge(
-                        &items,
-                        results,
-                        |e| encrypted_json(&e),
-                        |e| json!({ "error": e }),
-                    ))
-                },
-                failed_items,
-            )
-            .await
-            .map_err(missing_is_400)?;
-        return batch_reply(&fields, answers, failed);
+            .check(decoded)
+            .check(check(&options));
+        let engine = |session: Session, inputs: Vec<_>| async move {
+            keys.batch_encrypt(&session, name, &inputs, &options?).await
+        };
+        return batch::run(
+            call,
+            &fields,
+            items,
+            engine,
+            |e| encrypted_json(&e),
+            |e| json!({ "error": e }),
+        )
+        .await;
     }
     let parsed = (|| {
         let text = required(&fields, "plaintext", "the base64 of what to encrypt")?;
@@ -118,6 +105,7 @@ pub(super) async fn encrypt(gate: &Gate, request: &Request, name: &str) -> Outco
         .call(gate, &actions::KEYS_ENCRYPT, name)
         .secret("plaintext", plaintext)
         .secret("context", context)
+        .check(decoded)
         .check(check(&parsed))
         .run(
             |session| async move {
@@ -151,41 +139,33 @@ fn one_ciphertext(fields: &Fields) -> Result<(String, Vec<u8>), Error> {
 
 /// `POST transit/decrypt/:name`: the plaintext in base64.
 pub(super) async fn decrypt(gate: &Gate, request: &Request, name: &str) -> Outcome {
-    let fields = fields(request)?;
+    let (fields, decoded) = fields(request);
     let keys = &gate.node().keys;
-    if let Some(batch) = fields.batch()? {
-        let parsed = items(batch, ciphertext_of);
-        let count = parsed.as_ref().map_or(0, Vec::len);
-        let (answers, failed) = request
+    if fields.get("batch_input").is_some() {
+        let items = fields.batch().and_then(|batch| items(batch, ciphertext_of));
+        let call = request
             .call(gate, &actions::KEYS_BATCH_DECRYPT, name)
-            .plain("items", count)
-            .check(check(&parsed))
-            .check(Keys::check_batch(count))
-            .run(
-                |session| async move {
-                    let items = parsed?;
-                    let inputs = valid(&items);
-                    let results = keys
-                        .batch_decrypt(&session, name, &inputs, Surface::Vault)
-                        .await?;
-                    Ok(merge(
-                        &items,
-                        results,
-                        |p| json!({ "plaintext": STANDARD.encode(p.expose()) }),
-                        |e| json!({ "plaintext": "", "error": e }),
-                    ))
-                },
-                failed_items,
-            )
-            .await
-            .map_err(missing_is_400)?;
-        return batch_reply(&fields, answers, failed);
+            .check(decoded);
+        let engine = |session: Session, inputs: Vec<_>| async move {
+            keys.batch_decrypt(&session, name, &inputs, Surface::Vault)
+                .await
+        };
+        return batch::run(
+            call,
+            &fields,
+            items,
+            engine,
+            |p| json!({ "plaintext": STANDARD.encode(p.expose()) }),
+            |e| json!({ "plaintext": "", "error": e }),
+        )
+        .await;
     }
     let parsed = one_ciphertext(&fields);
     let context = parsed.as_ref().map_or(&[][..], |(_, c)| c.as_slice());
     let plaintext = request
         .call(gate, &actions::KEYS_DECRYPT, name)
         .secret("context", context)
+        .check(decoded)
         .check(check(&parsed))
         .run(
             |session| async move {
@@ -205,41 +185,33 @@ pub(super) async fn decrypt(gate: &Gate, request: &Request, name: &str) -> Outco
 /// `POST transit/rewrap/:name`: the ciphertext under the latest version;
 /// the plaintext never leaves.
 pub(super) async fn rewrap(gate: &Gate, request: &Request, name: &str) -> Outcome {
-    let fields = fields(request)?;
+    let (fields, decoded) = fields(request);
     let keys = &gate.node().keys;
-    if let Some(batch) = fields.batch()? {
-        let parsed = items(batch, ciphertext_of);
-        let count = parsed.as_ref().map_or(0, Vec::len);
-        let (answers, failed) = request
+    if fields.get("batch_input").is_some() {
+        let items = fields.batch().and_then(|batch| items(batch, ciphertext_of));
+        let call = request
             .call(gate, &actions::KEYS_REWRAP, name)
-            .plain("items", count)
-            .check(check(&parsed))
-            .check(Keys::check_batch(count))
-            .run(
-                |session| async move {
-                    let items = parsed?;
-                    let inputs = valid(&items);
-                    let results = keys
-                        .batch_rewrap(&session, name, &inputs, Surface::Vault)
-                        .await?;
-                    Ok(merge(
-                        &items,
-                        results,
-                        |e| encrypted_json(&e),
-                        |e| json!({ "error": e }),
-                    ))
-                },
-                failed_items,
-            )
-            .await
-            .map_err(missing_is_400)?;
-        return batch_reply(&fields, answers, failed);
+            .check(decoded);
+        let engine = |session: Session, inputs: Vec<_>| async move {
+            keys.batch_rewrap(&session, name, &inputs, Surface::Vault)
+                .await
+        };
+        return batch::run(
+            call,
+            &fields,
+            items,
+            engine,
+            |e| encrypted_json(&e),
+            |e| json!({ "error": e }),
+        )
+        .await;
     }
     let parsed = one_ciphertext(&fields);
     let context = parsed.as_ref().map_or(&[][..], |(_, c)| c.as_slice());
     let encrypted = request
         .call(gate, &actions::KEYS_REWRAP, name)
         .secret("context", context)
+        .check(decoded)
         .check(check(&parsed))
         .run(
             |session| async move {
@@ -263,7 +235,7 @@ pub(super) async fn data_key(
     name: &str,
     with_plaintext: bool,
 ) -> Outcome {
-    let fields = fields(request)?;
+    let (fields, decoded) = fields(request);
     let keys = &gate.node().keys;
     let parsed = (|| {
         let bits = Keys::data_key_bits(fields.number("bits")?.unwrap_or(0))?;
@@ -283,6 +255,7 @@ pub(super) async fn data_key(
         .call(gate, action, name)
         .plain("bits", bits)
         .secret("context", context)
+        .check(decoded)
         .check(check(&parsed))
         .run(
             |session| async move {

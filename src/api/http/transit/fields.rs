@@ -131,10 +131,10 @@ impl Fields {
         )))
     }
 
-    /// `batch_input`: a list of objects, if given.
-    pub fn batch(&self) -> Result<Option<Vec<Fields>>, Error> {
+    /// `batch_input`: a list of objects (none when absent).
+    pub fn batch(&self) -> Result<Vec<Fields>, Error> {
         let items = match self.get("batch_input") {
-            None => return Ok(None),
+            None => return Ok(Vec::new()),
             Some(Value::Array(items)) => items,
             Some(other) => return Err(wrong("batch_input", "a list of objects", other)),
         };
@@ -145,8 +145,7 @@ impl Fields {
                 Value::Object(map) => Ok(Fields(map.clone())),
                 other => Err(wrong(&format!("batch_input[{i}]"), "an object", other)),
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .collect()
     }
 }
 

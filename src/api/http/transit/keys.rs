@@ -2,7 +2,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{fields, missing_is_400};
+use super::fields::Fields;
+use super::{check, fields, missing_is_400};
+use crate::access::Capability;
 use crate::api::Gate;
 use crate::api::actions;
 use crate::api::http::{HttpError, Outcome, Reply, Request};
@@ -59,48 +61,57 @@ fn version_of(info: &KeyInfo) -> Vec<(&'static str, Field)> {
 
 /// What a create asks for, checked: the type, `derived`, and Vault's
 /// settings strongroom has only at their defaults.
-fn create_options(request: &Request) -> Result<Result<KeyOptions, Error>, HttpError> {
-    let fields = fields(request)?;
-    Ok((|| {
-        if let Some(kind) = fields.string("type")?
-            && kind != KEY_TYPE
-        {
-            return Err(Error::InvalidArgument(format!(
-                "strongroom supports only the key type {KEY_TYPE}, not {}",
-                crate::text::quote(kind)
-            )));
-        }
-        fields.unsupported("exportable", "key material never leaves strongroom")?;
-        fields.unsupported(
-            "allow_plaintext_backup",
-            "key material never leaves strongroom",
-        )?;
-        fields.unsupported(
-            "convergent_encryption",
-            "every encryption takes a random nonce",
-        )?;
-        fields.unsupported(
-            "auto_rotate_period",
-            "a key rotates itself only at its encryption limit (docs/ENGINES.md)",
-        )?;
-        Ok(KeyOptions {
-            derived: fields.flag("derived")?.unwrap_or(false),
-        })
-    })())
+fn create_options(fields: &Fields) -> Result<KeyOptions, Error> {
+    if let Some(kind) = fields.string("type")?
+        && kind != KEY_TYPE
+    {
+        return Err(Error::InvalidArgument(format!(
+            "strongroom supports only the key type {KEY_TYPE}, not {}",
+            crate::text::quote(kind)
+        )));
+    }
+    fields.unsupported("exportable", "key material never leaves strongroom")?;
+    fields.unsupported(
+        "allow_plaintext_backup",
+        "key material never leaves strongroom",
+    )?;
+    fields.unsupported(
+        "convergent_encryption",
+        "every encryption takes a random nonce",
+    )?;
+    fields.unsupported(
+        "auto_rotate_period",
+        "a key rotates itself only at its encryption limit (docs/ENGINES.md)",
+    )?;
+    Ok(KeyOptions {
+        derived: fields.flag("derived")?.unwrap_or(false),
+    })
 }
 
 /// `POST transit/keys/:name`: makes the key, or answers an existing one
-/// as it is (Vault's create may be repeated).
+/// as it is (Vault's create may be repeated). A new key takes `create` or
+/// `update`; an existing one `update`, as OpenBao asks for every write
+/// there (docs/DECISIONS.md).
 pub(super) async fn create(gate: &Gate, request: &Request, name: &str) -> Outcome {
-    let options = create_options(request)?;
+    let (fields, decoded) = fields(request);
+    let options = create_options(&fields);
     let derived = options.as_ref().map(|o| o.derived).unwrap_or(false);
     let keys = &gate.node().keys;
     let info = request
         .call(gate, &actions::KEYS_CREATE, name)
         .plain("derived", derived)
-        .check(options.as_ref().map(|_| ()).map_err(Clone::clone))
+        .check(decoded)
+        .check(check(&options))
         .run(
-            |session| async move { keys.create(&session, name, options?, IfExists::Keep).await },
+            |session| async move {
+                match keys.read(&session, name).await {
+                    Ok(existing) => session.require(Capability::Update).map(|()| existing),
+                    Err(Error::NotFound(_)) => {
+                        keys.create(&session, name, options?, IfExists::Keep).await
+                    }
+                    Err(e) => Err(e),
+                }
+            },
             version_of,
         )
         .await?;
@@ -158,39 +169,38 @@ pub(super) async fn delete(gate: &Gate, request: &Request, name: &str) -> Outcom
 /// What a config asks for: `min_decryption_version` (0 is 1, as Vault
 /// forces it), `deletion_allowed`, and Vault's settings strongroom has
 /// only at their defaults.
-fn config_of(request: &Request) -> Result<Result<KeyConfig, Error>, HttpError> {
-    let fields = fields(request)?;
-    Ok((|| {
-        fields.unsupported(
-            "min_encryption_version",
-            "it encrypts with a key's latest version only",
-        )?;
-        fields.unsupported("exportable", "key material never leaves strongroom")?;
-        fields.unsupported(
-            "allow_plaintext_backup",
-            "key material never leaves strongroom",
-        )?;
-        fields.unsupported(
-            "auto_rotate_period",
-            "a key rotates itself only at its encryption limit (docs/ENGINES.md)",
-        )?;
-        Ok(KeyConfig {
-            min_decryption_version: fields.number("min_decryption_version")?.map(|v| v.max(1)),
-            deletion_allowed: fields.flag("deletion_allowed")?,
-        })
-    })())
+fn config_of(fields: &Fields) -> Result<KeyConfig, Error> {
+    fields.unsupported(
+        "min_encryption_version",
+        "it encrypts with a key's latest version only",
+    )?;
+    fields.unsupported("exportable", "key material never leaves strongroom")?;
+    fields.unsupported(
+        "allow_plaintext_backup",
+        "key material never leaves strongroom",
+    )?;
+    fields.unsupported(
+        "auto_rotate_period",
+        "a key rotates itself only at its encryption limit (docs/ENGINES.md)",
+    )?;
+    Ok(KeyConfig {
+        min_decryption_version: fields.number("min_decryption_version")?.map(|v| v.max(1)),
+        deletion_allowed: fields.flag("deletion_allowed")?,
+    })
 }
 
 /// `POST transit/keys/:name/config`: answers the key as it now is.
 pub(super) async fn config(gate: &Gate, request: &Request, name: &str) -> Outcome {
-    let config = config_of(request)?;
+    let (fields, decoded) = fields(request);
+    let config = config_of(&fields);
     let asked = config.as_ref().ok().copied().unwrap_or_default();
     let keys = &gate.node().keys;
     let info = request
         .call(gate, &actions::KEYS_UPDATE_CONFIG, name)
         .plain("min_decryption_version", asked.min_decryption_version)
         .plain("deletion_allowed", asked.deletion_allowed)
-        .check(config.as_ref().map(|_| ()).map_err(Clone::clone))
+        .check(decoded)
+        .check(check(&config))
         .run(
             |session| async move { keys.update_config(&session, name, config?).await },
             version_of,
