@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
+use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -32,8 +32,8 @@ pub enum AuditError {
 
 /// What a device's writer thread is asked to do.
 enum Job {
-    /// Write one line and say how it went.
-    Line(Arc<Vec<u8>>, oneshot::Sender<std::io::Result<()>>),
+    /// Write lines in one write(2) and tell each waiting call how it went.
+    Lines(Batch),
     /// Reopen the file (SIGHUP).
     Reopen,
 }
@@ -45,11 +45,11 @@ enum Sink {
 }
 
 impl Sink {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, lines: &[u8]) -> std::io::Result<()> {
         match self {
-            // One write(2) of the whole line on an O_APPEND file.
-            Sink::File { file, .. } => file.write_all(line),
-            Sink::Stdout => std::io::stdout().lock().write_all(line),
+            // One write(2) of whole lines on an O_APPEND file.
+            Sink::File { file, .. } => file.write_all(lines),
+            Sink::Stdout => std::io::stdout().lock().write_all(lines),
         }
     }
 
@@ -65,14 +65,53 @@ impl Sink {
     }
 }
 
+type Written = oneshot::Sender<std::io::Result<()>>;
+
+/// Lines of several calls, written together, each call waiting for them.
+#[derive(Default)]
+struct Batch {
+    lines: Vec<u8>,
+    waiting: Vec<Written>,
+}
+
+impl Batch {
+    /// Writes the lines and answers every waiting call.
+    fn write_to(self, sink: &mut Sink) {
+        let written = sink.write(&self.lines);
+        for done in self.waiting {
+            let outcome = match &written {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            let _ = done.send(outcome);
+        }
+    }
+}
+
+/// The batch being gathered, and whether a call is already about to hand
+/// it to the writer.
+#[derive(Default)]
+struct Gathering {
+    batch: Batch,
+    leader: bool,
+}
+
 /// One device: a thread that writes its lines in order, so a device that
 /// blocks (a stalled journald pipe, a hung network filesystem) stalls
 /// neither the runtime's workers nor the other devices.
+///
+/// Calls hand their lines over in batches (group commit): the first call
+/// to find no batch under way leads one, lets the other ready tasks run
+/// (which add their lines), then hands the batch to the thread. Handing
+/// each line over alone cost two context switches per line on a busy
+/// core (the writer, woken, ran at once), half the throughput of audited
+/// calls; a batch costs two for all of its lines.
 struct Device {
     name: String,
     /// Its type, as its failures are counted (`file`, `stdout`).
     kind: &'static str,
     jobs: mpsc::SyncSender<Job>,
+    gathering: Mutex<Gathering>,
 }
 
 impl Device {
@@ -89,9 +128,7 @@ impl Device {
             .spawn(move || {
                 for job in queue {
                     match job {
-                        Job::Line(line, done) => {
-                            let _ = done.send(sink.write(&line));
-                        }
+                        Job::Lines(batch) => batch.write_to(&mut sink),
                         Job::Reopen => sink.reopen(),
                     }
                 }
@@ -100,11 +137,65 @@ impl Device {
                 path: PathBuf::from(&name),
                 reason: format!("cannot start its writer thread: {e}"),
             })?;
-        Ok(Self { name, kind, jobs })
+        Ok(Self {
+            name,
+            kind,
+            jobs,
+            gathering: Mutex::default(),
+        })
+    }
+
+    fn gathering(&self) -> MutexGuard<'_, Gathering> {
+        // A panic while holding it cannot leave it half-changed: every
+        // change under it is a push or a swap.
+        self.gathering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `line` to the batch being gathered; the answer says when it
+    /// was written. Unless another call leads this batch, hands it to the
+    /// writer once the other ready tasks have added theirs.
+    async fn write(&self, line: &[u8]) -> oneshot::Receiver<std::io::Result<()>> {
+        let (done, written) = oneshot::channel();
+        let lead = {
+            let mut gathering = self.gathering();
+            gathering.batch.lines.extend_from_slice(line);
+            gathering.batch.waiting.push(done);
+            !std::mem::replace(&mut gathering.leader, true)
+        };
+        if lead {
+            // Handed off when dropped: after the yield, or when this call
+            // is cancelled during it (a client gone), so no batch is left
+            // behind.
+            let _handoff = Handoff(self);
+            tokio::task::yield_now().await;
+        }
+        written
+    }
+
+    /// Hands the gathered batch to the writer. A full queue drops it, and
+    /// so its senders: every call in it learns its line was not written.
+    fn hand_off(&self) {
+        let batch = {
+            let mut gathering = self.gathering();
+            gathering.leader = false;
+            std::mem::take(&mut gathering.batch)
+        };
+        let _ = self.jobs.try_send(Job::Lines(batch));
     }
 }
 
-/// Lines queued per device before it counts as failed.
+/// Hands a device's batch to its writer when dropped.
+struct Handoff<'a>(&'a Device);
+
+impl Drop for Handoff<'_> {
+    fn drop(&mut self) {
+        self.0.hand_off();
+    }
+}
+
+/// Batches queued per device before it counts as failed.
 const QUEUE: usize = 1024;
 /// How long a device may take to write a line before it counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -163,22 +254,20 @@ impl Auditor {
     /// Writes `line` to every device; succeeds if at least one wrote it
     /// within [`WRITE_TIMEOUT`].
     pub(super) async fn write(&self, line: Vec<u8>) -> Result<(), AuditError> {
-        let line = Arc::new(line);
         let mut waits = Vec::with_capacity(self.devices.len());
         let mut failures = Vec::new();
         for device in &self.devices {
-            let (done, written) = oneshot::channel();
-            match device.jobs.try_send(Job::Line(Arc::clone(&line), done)) {
-                Ok(()) => waits.push((device, written)),
-                Err(_) => failures.push((device, format!("{QUEUE} lines waiting"))),
-            }
+            waits.push((device, device.write(&line).await));
         }
         let mut wrote = 0;
         for (device, written) in waits {
             match tokio::time::timeout(WRITE_TIMEOUT, written).await {
                 Ok(Ok(Ok(()))) => wrote += 1,
                 Ok(Ok(Err(e))) => failures.push((device, e.to_string())),
-                Ok(Err(_)) => failures.push((device, "its writer stopped".into())),
+                Ok(Err(_)) => failures.push((
+                    device,
+                    format!("{QUEUE} batches waiting, or its writer stopped"),
+                )),
                 Err(_) => failures.push((
                     device,
                     format!("no answer within {} s", WRITE_TIMEOUT.as_secs()),
@@ -198,5 +287,64 @@ impl Auditor {
             return Err(AuditError::Unwritable(failures.join("; ")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn file_auditor(dir: &tempfile::TempDir) -> (Arc<Auditor>, PathBuf) {
+        let path = dir.path().join("audit.log");
+        let devices = [AuditDevice::File { path: path.clone() }];
+        (Arc::new(Auditor::open(&devices).unwrap()), path)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_lines_are_each_written_whole_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auditor, path) = file_auditor(&dir);
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..500 {
+            let auditor = Arc::clone(&auditor);
+            calls.spawn(async move {
+                let line = format!("{{\"n\":{n},\"pad\":\"{}\"}}\n", "x".repeat(n % 97));
+                auditor.write(line.into_bytes()).await
+            });
+        }
+        while let Some(written) = calls.join_next().await {
+            written.unwrap().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut seen: Vec<u64> = text
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..500).collect::<Vec<u64>>());
+    }
+
+    #[tokio::test]
+    async fn a_call_cancelled_while_leading_a_batch_still_hands_it_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auditor, path) = file_auditor(&dir);
+        // Polled once (it leads its batch and yields), then dropped.
+        let mut cancelled = Box::pin(auditor.write(b"first\n".to_vec()));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(cancelled.as_mut().poll(&mut context).is_pending());
+        drop(cancelled);
+        // Without the hand-over on drop, this line would join a batch that
+        // no call leads any more, and time out.
+        let started = std::time::Instant::now();
+        auditor.write(b"second\n".to_vec()).await.unwrap();
+        assert!(started.elapsed() < WRITE_TIMEOUT);
+        // The writer wrote the cancelled call's line before the next batch.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\nsecond\n");
     }
 }
