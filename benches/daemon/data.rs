@@ -153,8 +153,16 @@ pub(crate) async fn prepare_strongroom(instance: &Instance) -> Prepared {
 /// OpenBao: init 1/1 and unseal, kv-v2 at `kvbench/`, transit at `transit/`
 /// with a key `bench`, the value at `kvbench/bench/read`, one ciphertext.
 pub(crate) fn prepare_openbao(instance: &Instance) -> Prepared {
+    prepare_over_http(instance, "kvbench")
+}
+
+/// Over Vault's HTTP API, on either peer: init 1/1 and unseal; on OpenBao
+/// kv v2 mounted at `kv_mount` and transit at `transit/` (strongroom has
+/// kv v2 at `secret/` and transit); a transit key `bench`, the value at
+/// `<kv_mount>/data/bench/read` and one ciphertext.
+pub(crate) fn prepare_over_http(instance: &Instance, kv_mount: &str) -> Prepared {
     use base64::Engine;
-    let mut http = Http::connect(&instance.addr()).expect("connect to OpenBao");
+    let mut http = Http::connect(&instance.addr()).expect("connect");
     let init = http
         .call(
             "PUT",
@@ -168,47 +176,39 @@ pub(crate) fn prepare_openbao(instance: &Instance) -> Prepared {
         .expect("unseal");
     http.token = Some(token.clone());
     let deadline = Instant::now() + BOUND;
-    // Standby to active takes a moment after unseal.
-    // Retried: right after unseal OpenBao may still be becoming active.
-    while let Err(e) = http.call(
-        "POST",
-        "/v1/sys/mounts/kvbench",
-        Some(&json!({"type": "kv", "options": {"version": "2"}})),
-    ) {
-        assert!(
-            Instant::now() < deadline,
-            "OpenBao did not mount kv-v2: {e}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    // Retried: right after unseal OpenBao may still be becoming active, and
+    // its kv v2 upgrades a new mount in the background (writes fail until then).
+    let retry = |http: &mut Http, method: &str, path: &str, body: serde_json::Value| loop {
+        match http.call(method, path, Some(&body)) {
+            Ok(answer) => return answer,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{method} {path}: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    if instance.peer == Peer::OpenBao {
+        let kv = json!({"type": "kv", "options": {"version": "2"}});
+        retry(&mut http, "POST", &format!("/v1/sys/mounts/{kv_mount}"), kv);
+        let transit = json!({"type": "transit"});
+        retry(&mut http, "POST", "/v1/sys/mounts/transit", transit);
     }
-    http.call(
+    retry(&mut http, "POST", "/v1/transit/keys/bench", json!({}));
+    let value = json!({"data": {"v": VALUE}});
+    retry(
+        &mut http,
         "POST",
-        "/v1/sys/mounts/transit",
-        Some(&json!({"type": "transit"})),
-    )
-    .expect("mount transit");
-    http.call("POST", "/v1/transit/keys/bench", Some(&json!({})))
-        .expect("create a transit key");
-    // kv-v2 upgrades its new mount in the background; writes fail until then.
-    while let Err(e) = http.call(
-        "POST",
-        "/v1/kvbench/data/bench/read",
-        Some(&json!({"data": {"v": VALUE}})),
-    ) {
-        assert!(
-            Instant::now() < deadline,
-            "OpenBao's kv-v2 mount never took a write: {e}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        &format!("/v1/{kv_mount}/data/bench/read"),
+        value,
+    );
     let plaintext = base64::engine::general_purpose::STANDARD.encode(VALUE);
-    let ciphertext = http
-        .call(
-            "POST",
-            "/v1/transit/encrypt/bench",
-            Some(&json!({"plaintext": plaintext})),
-        )
-        .expect("encrypt")["data"]["ciphertext"]
+    let encrypted = retry(
+        &mut http,
+        "POST",
+        "/v1/transit/encrypt/bench",
+        json!({ "plaintext": plaintext }),
+    );
+    let ciphertext = encrypted["data"]["ciphertext"]
         .as_str()
         .expect("a ciphertext")
         .to_string();

@@ -8,19 +8,18 @@
 //! waits for its audit line.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::json;
 
-use crate::data::{Prepared, VALUE};
+use crate::data::{Prepared, VALUE, prepare_over_http};
 use crate::grpc_load::Load;
-use crate::peers::{Http, Instance, Peer, answering};
+use crate::peers::{Instance, Peer, answering};
 use crate::process::pin_self;
 use crate::results::Results;
 use crate::wrk::{WrkTarget, wrk_load};
-use crate::{BOUND, CLIENT_CPU, LOAD_ROUNDS, SERVER_CPU};
+use crate::{CLIENT_CPU, LOAD_ROUNDS, SERVER_CPU};
 
 /// The operations measured over HTTP.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -62,70 +61,6 @@ impl HttpOp {
         };
         let audit = if audit { ", file audit device on" } else { "" };
         format!("{op}, 16 clients (wrk, both peers){audit}")
-    }
-}
-
-/// Init 1/1 and unseal over HTTP, kv v2 at `secret/` and transit at
-/// `transit/` (OpenBao mounts them; strongroom has them), a transit key
-/// `bench`, the value at `secret/data/bench/read` and one ciphertext.
-fn prepare(instance: &Instance) -> Prepared {
-    let mut http = Http::connect(&instance.addr()).expect("connect");
-    let init = http
-        .call(
-            "PUT",
-            "/v1/sys/init",
-            Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
-        )
-        .expect("init");
-    let key = init["keys"][0].as_str().expect("a key").to_string();
-    let token = init["root_token"].as_str().expect("a token").to_string();
-    http.call("PUT", "/v1/sys/unseal", Some(&json!({"key": key})))
-        .expect("unseal");
-    http.token = Some(token.clone());
-    let deadline = Instant::now() + BOUND;
-    // Retried: right after unseal OpenBao may still be becoming active.
-    let retry = |http: &mut Http, method: &str, path: &str, body: serde_json::Value| loop {
-        match http.call(method, path, Some(&body)) {
-            Ok(answer) => return answer,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "{method} {path}: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
-    if instance.peer == Peer::OpenBao {
-        let kv = json!({"type": "kv", "options": {"version": "2"}});
-        retry(&mut http, "POST", "/v1/sys/mounts/secret", kv);
-        retry(
-            &mut http,
-            "POST",
-            "/v1/sys/mounts/transit",
-            json!({"type": "transit"}),
-        );
-    }
-    retry(&mut http, "POST", "/v1/transit/keys/bench", json!({}));
-    // OpenBao's kv v2 upgrades a new mount in the background.
-    retry(
-        &mut http,
-        "POST",
-        "/v1/secret/data/bench/read",
-        json!({"data": {"v": VALUE}}),
-    );
-    let plaintext = STANDARD.encode(VALUE);
-    let encrypted = retry(
-        &mut http,
-        "POST",
-        "/v1/transit/encrypt/bench",
-        json!({ "plaintext": plaintext }),
-    );
-    let ciphertext = encrypted["data"]["ciphertext"]
-        .as_str()
-        .expect("a ciphertext")
-        .to_string();
-    Prepared {
-        token,
-        unseal_key: key,
-        ciphertext,
     }
 }
 
@@ -211,7 +146,7 @@ pub(crate) fn http_plane(
                 pin_self(Some(CLIENT_CPU));
                 let proc = instance.spawn_on(Some(SERVER_CPU));
                 runtime.block_on(answering(&instance, Instant::now()));
-                let prepared = prepare(&instance);
+                let prepared = prepare_over_http(&instance, "secret");
                 for op in &ops {
                     let target = target(*op, &prepared, instance.dir.path());
                     let load = wrk_load(&instance.addr(), 16, seconds, proc.pid(), &target);
