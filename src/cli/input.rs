@@ -1,9 +1,9 @@
 //! What the commands read besides their arguments: keys typed at a hidden
 //! prompt or piped in, and recipients lists.
 
-use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Read};
 
+use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use super::CliError;
@@ -54,10 +54,11 @@ pub(super) fn read_recipients(arg: Option<&str>) -> Result<Vec<String>, CliError
 }
 
 /// The fields of `kv put`, as Vault reads them: `NAME=VALUE`, `NAME=@FILE`
-/// (the value is the file's content, as is), `@FILE.json` (a JSON object of
-/// fields) and `-` (a JSON object on stdin). Later fields replace earlier ones.
-pub(super) fn read_fields(args: Vec<String>) -> Result<HashMap<String, String>, CliError> {
-    let mut fields = HashMap::new();
+/// (the value is the file's content, as is, a string), `@FILE.json` (a JSON
+/// object of fields, each value kept as it is typed there) and `-` (the
+/// same on stdin). Later fields replace earlier ones.
+pub(super) fn read_fields(args: Vec<String>) -> Result<Map<String, Value>, CliError> {
+    let mut fields = Map::new();
     for arg in args {
         let arg = Zeroizing::new(arg);
         if arg.as_str() == "-" {
@@ -70,22 +71,22 @@ pub(super) fn read_fields(args: Vec<String>) -> Result<HashMap<String, String>, 
             let text = Zeroizing::new(std::fs::read_to_string(file).map_err(|e| {
                 CliError::Usage(format!(
                     "cannot read the JSON fields from {}: {e}",
-                    shown(file)
+                    quoted(file)
                 ))
             })?);
-            fields.extend(json_fields(&text, &shown(file))?);
+            fields.extend(json_fields(&text, &quoted(file))?);
         } else if let Some((name, value)) = arg.split_once('=') {
             let value = match value.strip_prefix('@') {
                 Some(file) => std::fs::read_to_string(file).map_err(|e| {
                     CliError::Usage(format!(
                         "cannot read the value of {} from {}: {e}",
-                        shown(name),
-                        shown(file)
+                        quoted(name),
+                        quoted(file)
                     ))
                 })?,
                 None => value.to_string(),
             };
-            fields.insert(name.to_string(), value);
+            fields.insert(name.to_string(), Value::String(value));
         } else {
             // The field may be a value typed without its name: not repeated.
             return Err(CliError::Usage(
@@ -96,43 +97,23 @@ pub(super) fn read_fields(args: Vec<String>) -> Result<HashMap<String, String>, 
     Ok(fields)
 }
 
-/// A JSON object's fields as text values: strings as they are, numbers and
-/// booleans as written; anything else is refused, naming the field.
-fn json_fields(text: &str, source: &str) -> Result<HashMap<String, String>, CliError> {
-    let value: serde_json::Value = serde_json::from_str(text)
+/// A JSON object's fields, their values as typed (numbers, objects, lists
+/// stay JSON, as Vault's CLI sends them).
+fn json_fields(text: &str, source: &str) -> Result<Map<String, Value>, CliError> {
+    // serde_json's message gives the line and column, never the text.
+    let value: Value = serde_json::from_str(text)
         .map_err(|e| CliError::Usage(format!("{source} is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(object) = value else {
+    let Value::Object(object) = value else {
         return Err(CliError::Usage(format!(
             "{source} must hold a JSON object of fields, such as {{\"password\": \"…\"}}"
         )));
     };
-    object
-        .into_iter()
-        .map(|(name, value)| {
-            let text = match value {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Number(n) => n.to_string(),
-                serde_json::Value::Bool(b) => b.to_string(),
-                other => {
-                    let kind = match other {
-                        serde_json::Value::Null => "null",
-                        serde_json::Value::Array(_) => "an array",
-                        _ => "an object",
-                    };
-                    return Err(CliError::Usage(format!(
-                        "field {} in {source} is {kind}; strongroom stores text values (strings, numbers or booleans)",
-                        shown(&name)
-                    )));
-                }
-            };
-            Ok((name, text))
-        })
-        .collect()
+    Ok(object)
 }
 
 /// A name or path from the command line, quoted and cut to a bounded length
 /// for an error sentence.
-fn shown(text: &str) -> String {
+pub(super) fn quoted(text: &str) -> String {
     const MAX: usize = 80;
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{:?}…", &text[..cut]),

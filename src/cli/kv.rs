@@ -1,6 +1,6 @@
 //! `strongroom kv …`: versioned secrets, in the shape of `vault kv`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 
 use clap::Subcommand;
@@ -186,39 +186,41 @@ async fn put(
     cas: Option<u64>,
 ) -> Result<u8, CliError> {
     let (typed, plain): (Vec<String>, Vec<String>) = fields.into_iter().partition(|f| is_typed(f));
-    let data = read_fields(plain)?;
-    let request = if typed.is_empty() {
-        proto::PutRequest {
+    let mut object = read_fields(plain)?;
+    for field in typed {
+        let field = Zeroizing::new(field);
+        let Some((name, json)) = field.split_once(":=") else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(json).map_err(|e| {
+            CliError::Usage(format!(
+                "the value of {} (NAME:=JSON) is not valid JSON (line {}, column {})",
+                super::input::quoted(name),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        object.insert(name.to_string(), value);
+    }
+    // Only strings: the string map, which daemons from before JSON values
+    // read too; any other value: the JSON document.
+    let strings: Option<HashMap<String, String>> = object
+        .iter()
+        .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect();
+    let request = match strings {
+        Some(data) => proto::PutRequest {
             path: path.clone(),
             data,
             cas,
             data_json: String::new(),
-        }
-    } else {
-        let mut object: serde_json::Map<String, Value> = data
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        for field in typed {
-            let field = Zeroizing::new(field);
-            let Some((name, json)) = field.split_once(":=") else {
-                continue;
-            };
-            let value: Value = serde_json::from_str(json).map_err(|e| {
-                CliError::Usage(format!(
-                    "the value of {name:?} (NAME:=JSON) is not valid JSON (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ))
-            })?;
-            object.insert(name.to_string(), value);
-        }
-        proto::PutRequest {
+        },
+        None => proto::PutRequest {
             path: path.clone(),
             data: Default::default(),
             cas,
             data_json: Value::Object(object).to_string(),
-        }
+        },
     };
     let version = call!(args, KvClient, put, request)?.version;
     outln!("Success! Data written to: {path} (version {version})");

@@ -201,8 +201,9 @@ fn kv_get_json_is_vaults_envelope_and_kv_put_reads_json_files() {
         .json();
     // `jq .data.data.password`, as with `bao kv get -format=json`.
     assert_eq!(got["data"]["data"]["password"], "hunter2");
-    assert_eq!(got["data"]["data"]["port"], "5432");
-    assert_eq!(got["data"]["data"]["tls"], "true");
+    // Typed as in the file, as Vault's CLI sends them.
+    assert_eq!(got["data"]["data"]["port"], 5432);
+    assert_eq!(got["data"]["data"]["tls"], true);
     assert_eq!(got["data"]["data"]["user"], "root", "later fields win");
     assert_eq!(
         got["data"]["data"]["cert"],
@@ -249,14 +250,31 @@ fn kv_get_json_is_vaults_envelope_and_kv_put_reads_json_files() {
         .ok();
     assert_eq!(got.stdout, "from stdin");
 
-    // What cannot be a text value is refused, naming the field (exit 64).
+    // JSON values keep their types, as Vault's CLI sends them: a nested
+    // object, a number, from a file or from stdin.
     let nested = dir.path().join("nested.json");
-    std::fs::write(&nested, r#"{"ok": "x", "db": {"user": "a"}}"#).unwrap();
+    std::fs::write(&nested, r#"{"ok": "x", "db": {"user": "a"}, "port": 5432}"#).unwrap();
     daemon
         .cli()
-        .run(&["kv", "put", "app/bad", &format!("@{}", nested.display())])
-        .code(64)
-        .error_says("field \"db\" in");
+        .run(&["kv", "put", "app/typed", &format!("@{}", nested.display())])
+        .ok();
+    daemon
+        .cli()
+        .run_stdin(&["kv", "put", "app/typed-stdin", "-"], r#"{"n": [1, 2]}"#)
+        .ok();
+    for (path, field, expected) in [
+        ("app/typed", "db", serde_json::json!({"user": "a"})),
+        ("app/typed", "port", serde_json::json!(5432)),
+        ("app/typed", "ok", serde_json::json!("x")),
+        ("app/typed-stdin", "n", serde_json::json!([1, 2])),
+    ] {
+        let got = daemon
+            .cli()
+            .run(&["kv", "get", "-field", field, "-format=json", path])
+            .ok();
+        let value: serde_json::Value = serde_json::from_str(&got.stdout).unwrap();
+        assert_eq!(value, expected, "{path} {field}");
+    }
     let broken = dir.path().join("broken.json");
     std::fs::write(&broken, "{\"v\": ").unwrap();
     daemon
