@@ -99,6 +99,9 @@ struct Shared {
     leader: bool,
     /// Handed over, in order, for the writer.
     jobs: VecDeque<Job>,
+    /// The bytes of the lines handed over and not yet written (taken by
+    /// the writer included): bounds what a stalled device holds.
+    queued_bytes: usize,
     /// The device is gone: the writer ends once the jobs are done.
     closed: bool,
 }
@@ -154,7 +157,11 @@ impl Device {
                     }
                     for job in jobs {
                         match job {
-                            Job::Lines(batch) => batch.write_to(&mut sink),
+                            Job::Lines(batch) => {
+                                let bytes = batch.lines.len();
+                                batch.write_to(&mut sink);
+                                lock(&queue).queued_bytes -= bytes;
+                            }
                             Job::Reopen => sink.reopen(),
                         }
                     }
@@ -195,14 +202,17 @@ impl Device {
         written
     }
 
-    /// Queues the gathered batch for the writer. A full queue drops it,
-    /// and so its senders: every call in it learns its line was not written.
+    /// Queues the gathered batch for the writer. A full queue (in jobs or
+    /// in bytes) drops it, and so its senders: every call in it learns its
+    /// line was not written.
     fn hand_off(&self) {
         {
             let mut shared = lock(&self.shared);
             shared.leader = false;
             let batch = std::mem::take(&mut shared.gathering);
-            if shared.jobs.len() < QUEUE {
+            let bytes = shared.queued_bytes + batch.lines.len();
+            if shared.jobs.len() < QUEUE && bytes <= QUEUE_BYTES {
+                shared.queued_bytes = bytes;
                 shared.jobs.push_back(Job::Lines(batch));
             }
         }
@@ -241,8 +251,11 @@ impl Drop for Handoff<'_> {
     }
 }
 
-/// Batches queued per device before it counts as failed.
+/// Jobs queued per device before it counts as failed.
 const QUEUE: usize = 1024;
+/// Bytes of lines queued per device before it counts as failed (a stalled
+/// device next to a healthy one must not grow without bound).
+const QUEUE_BYTES: usize = 16 << 20;
 /// How long a device may take to write a line before it counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -312,7 +325,7 @@ impl Auditor {
                 Ok(Ok(Err(e))) => failures.push((device, e.to_string())),
                 Ok(Err(_)) => failures.push((
                     device,
-                    format!("{QUEUE} batches waiting, or its writer stopped"),
+                    "its queue is full (a stalled device?) or its writer stopped".into(),
                 )),
                 Err(_) => failures.push((
                     device,
@@ -390,5 +403,40 @@ mod tests {
         assert!(started.elapsed() < WRITE_TIMEOUT);
         // The writer wrote the cancelled call's line before the next batch.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\nsecond\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_device_holds_a_bounded_queue_and_refuses_the_rest() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stalled");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // A reader that never reads: once the pipe's buffer is full, the
+        // writer thread blocks in write(2), as on a hung filesystem.
+        let _reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        let devices = [AuditDevice::File { path }];
+        let auditor = Arc::new(Auditor::open(&devices).unwrap());
+        let line = vec![b'x'; 64 * 1024];
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..(2 * QUEUE_BYTES / line.len()) {
+            let (auditor, line) = (Arc::clone(&auditor), line.clone());
+            calls.spawn(async move { auditor.write(line).await });
+        }
+        let mut full = 0;
+        while let Some(written) = calls.join_next().await {
+            if let Err(e) = written.unwrap() {
+                full += usize::from(e.to_string().contains("queue is full"));
+            }
+        }
+        // At most QUEUE_BYTES were queued (fewer than 1024 jobs): the rest
+        // were refused at once instead of queued.
+        assert!(
+            full >= QUEUE_BYTES / line.len() - 2,
+            "{full} refused as full"
+        );
     }
 }

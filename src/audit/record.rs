@@ -198,7 +198,13 @@ impl Record {
         self.fields.push((name, field));
     }
 
-    fn line(&self, kind: &str, who: &Who, error: Option<&str>, data: Value) -> Vec<u8> {
+    fn line(
+        &self,
+        kind: &str,
+        who: &Who,
+        error: Option<&str>,
+        data: Value,
+    ) -> Result<Vec<u8>, AuditError> {
         let time = crate::time::now_rfc3339();
         let line = Line {
             accessor: who.accessor.as_deref(),
@@ -212,12 +218,13 @@ impl Record {
             kind,
         };
         let mut bytes = Vec::with_capacity(LINE_CAPACITY);
-        // Writing to a Vec cannot fail, and every key is a string.
-        if serde_json::to_writer(&mut bytes, &line).is_err() {
-            bytes.clear();
-        }
+        // Writing to a Vec of string keys does not fail; if it ever did,
+        // the line counts as not written (the call must not act).
+        serde_json::to_writer(&mut bytes, &line).map_err(|e| {
+            AuditError::Unwritable(format!("the audit line could not be serialized: {e}"))
+        })?;
         bytes.push(b'\n');
-        bytes
+        Ok(bytes)
     }
 
     /// Writes the request line once, with the caller now known. An error
@@ -227,7 +234,7 @@ impl Record {
         if progress.request_written {
             return Ok(());
         }
-        let line = self.line("request", &who, None, render(&self.fields, salt));
+        let line = self.line("request", &who, None, render(&self.fields, salt))?;
         self.auditor.write(line).await?;
         progress.request_written = true;
         progress.who = who;
@@ -243,7 +250,11 @@ impl Record {
         let request = self.line("request", &who, None, render_refused(&self.fields));
         let response = self.line("response", &who, Some(error), Value::Object(Map::new()));
         for line in [request, response] {
-            if let Err(e) = self.auditor.write(line).await {
+            let written = match line {
+                Ok(line) => self.auditor.write(line).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 tracing::error!(error = %e, operation = self.operation, "audit line of a refused call lost");
             }
         }
@@ -265,7 +276,11 @@ impl Record {
             Ok(fields) => self.line("response", &who, None, render(fields, salt)),
             Err(error) => self.line("response", &who, Some(error), Value::Object(Map::new())),
         };
-        if let Err(e) = self.auditor.write(line).await {
+        let written = match line {
+            Ok(line) => self.auditor.write(line).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             tracing::error!(error = %e, operation = self.operation, "audit response line lost");
         }
     }
@@ -286,12 +301,14 @@ mod tests {
             accessor: Some("acc".into()),
             identity: None,
         };
-        let line = record.line(
-            "response",
-            &who,
-            Some("no \"such\" key"),
-            serde_json::json!({"b": 1, "a": [true]}),
-        );
+        let line = record
+            .line(
+                "response",
+                &who,
+                Some("no \"such\" key"),
+                serde_json::json!({"b": 1, "a": [true]}),
+            )
+            .unwrap();
         let text = String::from_utf8(line).unwrap();
         assert!(text.ends_with("}\n") && text.matches('\n').count() == 1);
         let parsed: Value = serde_json::from_str(&text).unwrap();

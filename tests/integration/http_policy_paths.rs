@@ -237,7 +237,7 @@ fn a_vault_policy_grants_the_same_on_openbao_and_strongroom() {
 
 /// Policies on Vault's older policy API and on the newer one, each pasted
 /// into both peers: the older paths are authorized on their own.
-const OLD_API_POLICIES: [(&str, &str); 3] = [
+const OLD_API_POLICIES: [(&str, &str); 4] = [
     (
         "old-create",
         "path \"sys/policy/*\" { capabilities = [\"create\"] }\npath \"sys/policy\" { capabilities = [\"read\"] }\n",
@@ -245,6 +245,11 @@ const OLD_API_POLICIES: [(&str, &str); 3] = [
     (
         "old-update",
         "path \"sys/policy/*\" { capabilities = [\"update\", \"read\", \"delete\"] }\npath \"sys/policy\" { capabilities = [\"list\"] }\n",
+    ),
+    // The usual admin rule: LIST sys/policy is the folder `sys/policy/`.
+    (
+        "old-glob-list",
+        "path \"sys/policy/*\" { capabilities = [\"list\"] }\n",
     ),
     (
         "acl-only",

@@ -1138,6 +1138,20 @@ fn bad_token_and_policy_input_is_refused_at_the_gate_in_bounded_audit_lines() {
             "token.Lookup",
             decode,
         ),
+        // A whole body that is the token itself, as a JSON string: serde's
+        // own words would quote it.
+        (
+            "auth/token/lookup",
+            format!("\"{hidden}\"").into_bytes(),
+            "token.Lookup",
+            decode,
+        ),
+        (
+            "sys/policies/acl/app",
+            format!("{{\"policy\": {{\"x\": \"{hidden}\"}}}}").into_bytes(),
+            "policy.Put",
+            decode,
+        ),
         (
             "auth/token/lookup-accessor",
             br#"{"accessor": []}"#.to_vec(),
@@ -1166,7 +1180,7 @@ fn bad_token_and_policy_input_is_refused_at_the_gate_in_bounded_audit_lines() {
             "sys/policies/acl/app",
             br#"{"policy": 7}"#.to_vec(),
             "policy.Put",
-            "failed to decode JSON input: invalid type: integer `7`",
+            "failed to decode JSON input: a value of the wrong type or form where a string was expected",
         ),
         (
             "sys/policies/acl/app",
@@ -1343,4 +1357,50 @@ fn a_token_create_audit_line_shows_its_lifetimes_and_hmaced_meta_on_both_transpo
     );
     assert_eq!(hashed.status, 200, "{:?}", hashed.body);
     assert_eq!(hashed.body["data"]["hash"], json!(team));
+}
+
+#[test]
+fn create_orphan_is_authorized_on_its_own_path_without_sudo_as_vault() {
+    let theirs = OpenBao::start();
+    let dir = tempdir();
+    let (daemon, init) = unsealed(dir.path(), "");
+    let peers = [
+        Peer {
+            addr: &daemon.addr,
+            root: &init.root_token,
+        },
+        Peer {
+            addr: &theirs.addr,
+            root: &theirs.token,
+        },
+    ];
+    let policy = "path \"auth/token/create-orphan\" { capabilities = [\"update\"] }\n";
+    let mut statuses = Vec::new();
+    for peer in &peers {
+        let written = peer.root(
+            "PUT",
+            "sys/policies/acl/orphan-maker",
+            Some(json!({ "policy": policy })),
+        );
+        assert!(written.status < 300, "{:?}", written.body);
+        let maker = peer.token(json!({ "policies": ["orphan-maker"] }));
+        let child = Some(json!({ "policies": ["orphan-maker"] }));
+        // Its own path: an orphan, with no sudo anywhere.
+        let orphan = peer.send(
+            "POST",
+            "auth/token/create-orphan",
+            Some(&maker),
+            child.clone(),
+        );
+        assert_eq!(orphan.status, 200, "{}: {:?}", peer.addr, orphan.body);
+        assert_eq!(orphan.body["auth"]["orphan"], true, "{:?}", orphan.body);
+        // Nothing on auth/token/create: neither a child nor `no_parent`.
+        let mut no_parent = child.clone().unwrap();
+        no_parent["no_parent"] = json!(true);
+        let by_flag = peer.send("POST", "auth/token/create", Some(&maker), Some(no_parent));
+        let plain = peer.send("POST", "auth/token/create", Some(&maker), child);
+        statuses.push((orphan.status, by_flag.status, plain.status));
+    }
+    assert_eq!(statuses[0], statuses[1], "strongroom vs OpenBao");
+    assert_eq!(statuses[0], (200, 403, 403));
 }

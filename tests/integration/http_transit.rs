@@ -964,6 +964,14 @@ fn bad_transit_input_is_refused_at_the_gate_in_bounded_audit_lines() {
             "keys.Decrypt",
             decode,
         ),
+        // A whole body that is the plaintext itself, as a JSON string:
+        // serde's own words would quote it.
+        (
+            "transit/encrypt/k",
+            format!("\"{hidden}\"").into_bytes(),
+            "keys.Encrypt",
+            decode,
+        ),
         (
             "transit/decrypt/k",
             br#"{"batch_input": [{"ciphertext": 7}]}"#.to_vec(),

@@ -38,8 +38,12 @@ pub struct CreateParams {
     pub renewable: bool,
     /// Calls allowed; 0: unlimited.
     pub uses: u32,
-    /// No parent: it survives its creator's revocation (needs `sudo`).
+    /// No parent: it survives its creator's revocation (needs `sudo`,
+    /// unless asked on Vault's own path for it, below).
     pub orphan: bool,
+    /// Asked on Vault's `auth/token/create-orphan`, whose own capability
+    /// lets the caller make orphans (no `sudo`, as Vault's).
+    pub orphan_path: bool,
     /// Vault's `period` in seconds (needs `sudo`; then `ttl_secs` is
     /// ignored): renewable forever, each renewal good for one period.
     pub period_secs: u64,
@@ -151,7 +155,8 @@ impl Tokens {
         // bearer tokens unless the operator says so.
         // A periodic token has no maximum lifetime: as Vault, only root or
         // a caller with sudo may make one.
-        if params.orphan || params.period_secs > 0 || subject.entry().is_none() {
+        let orphan_needs_sudo = params.orphan && !params.orphan_path;
+        if orphan_needs_sudo || params.period_secs > 0 || subject.entry().is_none() {
             session.require(Capability::Sudo)?;
         } else if subject.entry().is_some_and(|e| e.uses_left > 0) {
             return Err(Error::FailedPrecondition(

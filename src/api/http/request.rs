@@ -138,8 +138,7 @@ impl Request {
         } else {
             &self.body
         };
-        serde_json::from_slice(body)
-            .map_err(|e| Error::InvalidArgument(format!("failed to decode JSON input: {e}")))
+        serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(decode_error(&e)))
     }
 
     /// A call of `action` about `resource` with the body decoded as `T`: a
@@ -248,6 +247,41 @@ pub(super) fn decode_path(raw: &str) -> Result<String, HttpError> {
         ));
     }
     Ok(decoded.into_owned())
+}
+
+/// Why a body did not decode, in words that never quote it: serde's text
+/// for a value of the wrong type quotes the value (`invalid type: string
+/// "s.…"`), which may be a token, a plaintext or a key share, and the
+/// answer and the refused call's audit line carry this sentence. Syntax
+/// errors name only a position.
+fn decode_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    match e.classify() {
+        Category::Io | Category::Syntax | Category::Eof => {
+            format!("failed to decode JSON input: {text}")
+        }
+        Category::Data if text.starts_with("missing field ") => {
+            format!("failed to decode JSON input: {text}")
+        }
+        Category::Data => {
+            // serde's words after "expected" name the type wanted, from
+            // our own types, never the input.
+            let wanted = text
+                .split_once(", expected ")
+                .map(|(_, rest)| {
+                    rest.rsplit_once(" at line ")
+                        .map_or(rest, |(wanted, _)| wanted)
+                })
+                .map(|wanted| format!(" where {} was expected", text::prefix(wanted, 120)))
+                .unwrap_or_default();
+            format!(
+                "failed to decode JSON input: a value of the wrong type or form{wanted}, at line {} column {}",
+                e.line(),
+                e.column()
+            )
+        }
+    }
 }
 
 #[cfg(test)]

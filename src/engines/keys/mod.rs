@@ -79,9 +79,15 @@ pub struct KeyOptions {
 pub enum IfExists {
     /// Refuse (gRPC's CreateKey).
     Refuse,
-    /// Leave the key as it is and answer its info (Vault's `POST
-    /// transit/keys/:name`, which a client may repeat).
+    /// Leave the key as it is and answer its info (a key the caller
+    /// wanted, made meanwhile by another).
     Keep,
+    /// As `Keep` when the session holds this capability on the key, else
+    /// refused (Vault's `POST transit/keys/:name`, which a client may
+    /// repeat, and which needs `update` on an existing key). Decided under
+    /// the write lock, so a key made meanwhile is never answered to a
+    /// caller who could only make it.
+    KeepIf(Capability),
 }
 
 /// A change to a key's configuration; `None` leaves a setting as it is.
@@ -210,8 +216,13 @@ impl Keys {
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         if barrier.get(&storage_path(name)).await?.is_some() {
-            if if_exists == IfExists::Keep {
-                return Ok(info(name, &read_stored(barrier, name).await?));
+            match if_exists {
+                IfExists::Keep => return Ok(info(name, &read_stored(barrier, name).await?)),
+                IfExists::KeepIf(capability) => {
+                    session.require(capability)?;
+                    return Ok(info(name, &read_stored(barrier, name).await?));
+                }
+                IfExists::Refuse => {}
             }
             return Err(Error::FailedPrecondition(format!(
                 "a key named {name:?} already exists; `strongroom keys rotate {name}` adds a version"

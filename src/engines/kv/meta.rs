@@ -184,6 +184,25 @@ impl MetadataPatch {
     /// Checks the entries the patch sets against Vault's limits (the
     /// number of entries is checked on the merged result).
     pub fn check(&self) -> Result<(), Error> {
+        // Removals too: a patch of 100k keys set to null would otherwise
+        // pass, and its audit line hold every one.
+        if self.custom_metadata.len() > 2 * MAX_CUSTOM_KEYS {
+            return Err(Error::InvalidArgument(format!(
+                "the patch names {} custom_metadata keys; the most is {}",
+                self.custom_metadata.len(),
+                2 * MAX_CUSTOM_KEYS
+            )));
+        }
+        if let Some(key) = self
+            .custom_metadata
+            .keys()
+            .find(|key| key.is_empty() || key.len() > MAX_CUSTOM_KEY_LEN)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "custom_metadata key {} must be 1 to {MAX_CUSTOM_KEY_LEN} bytes",
+                text::quote(key)
+            )));
+        }
         MetadataUpdate {
             max_versions: self.max_versions,
             cas_required: None,

@@ -73,6 +73,7 @@ fn create_params(body: &Fields, orphan_path: bool) -> Result<(CreateParams, Vec<
         uses: u32::try_from(uses)
             .map_err(|_| Error::InvalidArgument("num_uses is larger than 4294967295".into()))?,
         orphan: orphan_path || body.flag("no_parent")?.unwrap_or(false),
+        orphan_path,
         period_secs,
         explicit_max_ttl_secs,
         display_name: body.string("display_name")?,
@@ -86,13 +87,24 @@ pub(super) async fn create(gate: &Gate, request: &Request, orphan_path: bool) ->
     let (body, decoded) = Fields::of(request);
     let parsed = create_params(&body, orphan_path);
     let checked = check(&parsed);
+    // A refused request's line shows no parameters rather than defaults
+    // it did not ask for.
+    let understood = parsed.is_ok();
     let (params, warnings) = parsed.unwrap_or_default();
     let tokens = &gate.node().access.tokens;
-    let call = request
-        .call(gate, &actions::TOKEN_CREATE, "")
-        .check(decoded)
-        .check(checked);
-    let (token, entry) = create_fields(call, &params)
+    // Vault authorizes create-orphan on its own path, without sudo.
+    let action = if orphan_path {
+        &actions::TOKEN_CREATE_ORPHAN
+    } else {
+        &actions::TOKEN_CREATE
+    };
+    let call = request.call(gate, action, "").check(decoded).check(checked);
+    let call = if understood {
+        create_fields(call, &params)
+    } else {
+        call
+    };
+    let (token, entry) = call
         .run(
             |session| async move { tokens.create(&session, params).await },
             |(token, entry)| {

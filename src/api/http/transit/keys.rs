@@ -104,13 +104,8 @@ pub(super) async fn create(gate: &Gate, request: &Request, name: &str) -> Outcom
         .check(check(&options))
         .run(
             |session| async move {
-                match keys.read(&session, name).await {
-                    Ok(existing) => session.require(Capability::Update).map(|()| existing),
-                    Err(Error::NotFound(_)) => {
-                        keys.create(&session, name, options?, IfExists::Keep).await
-                    }
-                    Err(e) => Err(e),
-                }
+                let existing = IfExists::KeepIf(Capability::Update);
+                keys.create(&session, name, options?, existing).await
             },
             version_of,
         )
