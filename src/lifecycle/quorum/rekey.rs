@@ -41,6 +41,14 @@ impl RekeyTarget {
         }
     }
 
+    /// The keys it replaces, for messages.
+    fn keys(self) -> &'static str {
+        match self {
+            Self::Barrier => "unseal keys",
+            Self::Recovery => "recovery keys",
+        }
+    }
+
     /// Parses the wire name; empty means the seal's own shares.
     pub fn parse(name: &str) -> Result<Option<Self>, Error> {
         match name.trim() {
@@ -398,6 +406,43 @@ impl Lifecycle {
             })
     }
 
+    /// Starts a rekey's verification again, as Vault's DELETE of
+    /// `sys/rekey/verify` does: the new keys stay issued and pending, the
+    /// keys typed back so far are dropped, and the verification gets a new
+    /// nonce (the old one is refused from now on). Only while a rekey of
+    /// `target` waits for a quorum of its new keys; nothing is committed.
+    pub fn rekey_verify_restart(&self, target: RekeyTarget) -> Result<QuorumStatus, Error> {
+        self.unsealed()?;
+        let op = Operation::Rekey;
+        {
+            let mut attempts = self.attempts();
+            let attempt = attempts.under_way(op)?;
+            let Kind::Rekey(plan) = &mut attempt.kind else {
+                return Err(none_under_way(op));
+            };
+            if plan.target != target {
+                return Err(Error::FailedPrecondition(format!(
+                    "the rekey under way replaces the {}, not the {}; nothing changed",
+                    plan.target.keys(),
+                    target.keys()
+                )));
+            }
+            let Some(verification) = plan.verification.as_mut().filter(|v| v.by_quorum) else {
+                return Err(Error::FailedPrecondition(
+                    "the rekey under way has no verification to restart: it restarts once its new keys are issued, when it was started with --verify; nothing changed".into(),
+                ));
+            };
+            verification.nonce = random_uuid();
+            // Dropped shares are zeroed (SecretBytes).
+            verification.entered.clear();
+            attempt.last_progress = Instant::now();
+        }
+        tracing::info!(
+            "rekey: verification restarted under a new nonce; the new keys stay pending"
+        );
+        Ok(self.quorum_status(op, true))
+    }
+
     /// Commits the pending shares of the rekey whose pending nonce is
     /// `nonce`; `verified` when a quorum of them was typed back (their
     /// combination must give the new key). Checked again under the key
@@ -689,6 +734,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_restarted_verification_drops_the_keys_typed_back_and_takes_a_new_nonce() {
+        let store = shamir(3, 2).await;
+        let lifecycle = &store.lifecycle;
+        let barrier = RekeyTarget::Barrier;
+        let none = lifecycle.rekey_verify_restart(barrier).err().unwrap();
+        assert!(matches!(none, Error::FailedPrecondition(_)), "{none}");
+        let nonce = lifecycle
+            .rekey_init(RekeyParams {
+                shares: Some(3),
+                threshold: Some(2),
+                target: None,
+                verify: true,
+                recipients: Vec::new(),
+            })
+            .unwrap()
+            .nonce;
+        // No new keys yet: nothing to restart.
+        let early = lifecycle.rekey_verify_restart(barrier).err().unwrap();
+        assert!(
+            early.to_string().contains("no verification to restart"),
+            "{early}"
+        );
+        let done = enter(lifecycle, Operation::Rekey, &nonce, &store.shares[..2]).await;
+        let Some(Completed::Rekey {
+            shares,
+            verification_nonce: Some(old),
+            ..
+        }) = done.result
+        else {
+            panic!("no pending shares");
+        };
+        let new: Vec<String> = shares.iter().map(|s| hex::encode(s.expose())).collect();
+        let other = lifecycle
+            .rekey_verify_restart(RekeyTarget::Recovery)
+            .err()
+            .unwrap();
+        assert!(
+            other.to_string().contains("not the recovery keys"),
+            "{other}"
+        );
+        lifecycle.rekey_verify_update(&old, &new[0]).await.unwrap();
+
+        let restarted = lifecycle.rekey_verify_restart(barrier).unwrap();
+        let status = restarted.rekey.unwrap();
+        assert!(status.verification_required);
+        assert_eq!(status.verification_progress, 0);
+        let fresh = status.verification_nonce;
+        assert!(!fresh.is_empty() && fresh != old);
+        // The rekey itself goes on under its own nonce.
+        assert_eq!(restarted.nonce, nonce);
+        assert!(matches!(
+            lifecycle.rekey_verify_update(&old, &new[1]).await,
+            Err(Error::InvalidArgument(_))
+        ));
+        // The key entered before the restart counts again, once.
+        let one = lifecycle
+            .rekey_verify_update(&fresh, &new[0])
+            .await
+            .unwrap();
+        assert!(one.result.is_none());
+        let two = lifecycle
+            .rekey_verify_update(&fresh, &new[1])
+            .await
+            .unwrap();
+        assert!(matches!(two.result, Some(Completed::Verified)));
+        reseal_with(lifecycle, &new[..2]).await.unwrap();
+        assert!(matches!(
+            lifecycle.rekey_verify_restart(barrier),
+            Err(Error::FailedPrecondition(_))
+        ));
+    }
+
+    #[tokio::test]
     async fn a_cancelled_or_unverified_rekey_leaves_the_old_keys() {
         let store = shamir(3, 2).await;
         let lifecycle = &store.lifecycle;
@@ -734,6 +852,15 @@ mod tests {
             .nonce;
         let done = enter(lifecycle, Operation::Rekey, &nonce, &store.shares[..2]).await;
         assert!(matches!(done.result, Some(Completed::Rekey { .. })));
+        // Waiting for its receiver's confirmation: no verification to restart.
+        let err = lifecycle
+            .rekey_verify_restart(RekeyTarget::Barrier)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("no verification to restart"),
+            "{err}"
+        );
         // The answer was lost: no confirmation. A seal forgets the rekey.
         reseal_with(lifecycle, &store.shares[1..3]).await.unwrap();
         assert!(!lifecycle.quorum_status(Operation::Rekey, false).started);
