@@ -764,3 +764,137 @@ fn bao_inits_an_awskms_store_with_recovery_keys_and_rekeys_them() {
     );
     assert_eq!(status.body["recovery_seal"], true);
 }
+
+#[test]
+fn a_recovery_key_rekey_s_verification_restarts_on_both_of_its_paths() {
+    let kms = crate::support::kms::kms();
+    let dir = tempdir();
+    let daemon = crate::support::kms::start_daemon(dir.path(), &kms.proxy.endpoint(), "");
+    let addr = daemon.addr.as_str();
+    let init = request(
+        addr,
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"recovery_shares": 3, "recovery_threshold": 2})),
+    );
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    let recovery = strings(&init.body["recovery_keys"]);
+    let token = init.body["root_token"].as_str().unwrap().to_string();
+    crate::support::kms::wait_unsealed(&daemon);
+    let started = request(
+        addr,
+        "PUT",
+        "sys/rekey-recovery-key/init",
+        Some(&token),
+        Some(&json!({"secret_shares": 2, "secret_threshold": 2, "require_verification": true})),
+    );
+    assert_eq!(started.status, 200, "{:?}", started.body);
+    let nonce = started.body["nonce"].as_str().unwrap();
+    let mut issued = Value::Null;
+    for key in &recovery[..2] {
+        issued = request(
+            addr,
+            "PUT",
+            "sys/rekey-recovery-key/update",
+            None,
+            Some(&json!({"key": key, "nonce": nonce})),
+        )
+        .body;
+    }
+    let new_keys = strings(&issued["keys"]);
+    let first = issued["verification_nonce"].as_str().unwrap().to_string();
+    let typed = |nonce: &str, key: &str| {
+        request(
+            addr,
+            "PUT",
+            "sys/rekey-recovery-key/verify",
+            None,
+            Some(&json!({"key": key, "nonce": nonce})),
+        )
+    };
+    assert_eq!(typed(&first, &new_keys[0]).body["progress"], 1);
+    // The unseal keys' path has nothing to restart: a sentence says so.
+    let barrier = request(addr, "DELETE", "sys/rekey/verify", Some(&token), None);
+    assert_eq!(barrier.status, 400, "{:?}", barrier.body);
+    let why = barrier.body["errors"][0].as_str().unwrap();
+    assert!(why.contains("recovery keys, not the unseal keys"), "{why}");
+    // A restart needs `sudo` on sys/rekey (OpenBao's grant, `delete` on
+    // the path, is not strongroom's rekey path).
+    let holder = |name: &str, policy: &str| {
+        let written = request(
+            addr,
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            Some(&token),
+            Some(&json!({ "policy": policy })),
+        );
+        assert_eq!(written.status, 204, "{:?}", written.body);
+        let created = request(
+            addr,
+            "POST",
+            "auth/token/create",
+            Some(&token),
+            Some(&json!({ "policies": [name] })),
+        );
+        created.body["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let openbao_grant = holder(
+        "openbao-grant",
+        r#"path "sys/rotate/recovery/verify" { capabilities = ["delete"] }"#,
+    );
+    let sudo = holder(
+        "rekey-sudo",
+        r#"path "sys/rekey" { capabilities = ["sudo"] }"#,
+    );
+    let refused = request(
+        addr,
+        "DELETE",
+        "sys/rotate/recovery/verify",
+        Some(&openbao_grant),
+        None,
+    );
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    assert_eq!(typed(&first, &new_keys[0]).status, 400, "entered already");
+    // Vault's bare answer on the legacy path, OpenBao's logical one on
+    // rotate/recovery: each restart drops the progress and takes a nonce.
+    let bare = request(
+        addr,
+        "DELETE",
+        "sys/rekey-recovery-key/verify",
+        Some(&sudo),
+        None,
+    );
+    assert_eq!(bare.status, 200, "{:?}", bare.body);
+    assert_eq!(bare.body["progress"], 0);
+    let second = bare.body["nonce"].as_str().unwrap().to_string();
+    assert_ne!(second, first);
+    assert_eq!(typed(&second, &new_keys[1]).body["progress"], 1);
+    let logical = request(
+        addr,
+        "DELETE",
+        "sys/rotate/recovery/verify",
+        Some(&token),
+        None,
+    );
+    assert_eq!(logical.status, 200, "{:?}", logical.body);
+    assert_eq!(
+        shape(&logical.body["data"], &[]),
+        shape(&bare.body, &[]),
+        "the same fields"
+    );
+    assert_eq!(logical.body["data"]["progress"], 0);
+    let third = logical.body["data"]["nonce"].as_str().unwrap().to_string();
+    assert_ne!(third, second);
+    assert_eq!(typed(&second, &new_keys[0]).status, 400);
+    assert_eq!(typed(&third, &new_keys[0]).body["progress"], 1);
+    assert_eq!(typed(&third, &new_keys[1]).body["complete"], true);
+    let status = request(addr, "GET", "sys/seal-status", None, None);
+    assert_eq!(
+        (status.body["t"].clone(), status.body["n"].clone()),
+        (json!(2), json!(2))
+    );
+}
