@@ -312,8 +312,8 @@ pub const GENERATE_ROOT_STATUS: Action = action(
     Audited::No,
     Scope::Active,
 );
-/// Vault's `DELETE sys/rekey/verify` (HTTP only): the verification starts
-/// again under a new nonce; `sudo`, as a cancel.
+/// `Sys.RekeyVerifyRestart` (Vault's `DELETE sys/rekey/verify`): the
+/// verification starts again under a new nonce; `sudo`, as a cancel.
 pub const REKEY_VERIFY_RESTART: Action =
     sys("sys.RekeyVerifyRestart", "sys/rekey", Require(&[Sudo]));
 
@@ -607,13 +607,10 @@ pub const INITIALIZING: &[&Action] = &[&INIT, &INIT_CONFIRM, &SNAPSHOT_RESTORE];
 /// (fixed, and only Vault's clients ask about them), the metrics (what
 /// Prometheus scrapes), the wrapped data key (gRPC's always returns the
 /// plaintext), kv v2's metadata patch and subkeys (Vault clients'
-/// calls; `Kv.PutMetadata` and `Kv.Get` serve strongroom's own), the
-/// restart of a rekey's verification (the DELETE of `sys/rekey/verify`
-/// that `bao operator rekey -verify -cancel` sends) and Vault's older
-/// policy API.
+/// calls; `Kv.PutMetadata` and `Kv.Get` serve strongroom's own) and
+/// Vault's older policy API.
 pub const HTTP_ONLY: &[&Action] = &[
     &METRICS,
-    &REKEY_VERIFY_RESTART,
     &KV_PATCH_METADATA,
     &KV_SUBKEYS,
     &MOUNTS_READ,

@@ -465,7 +465,7 @@ async fn rekey_verify_restart(gate: &Gate, request: &Request, family: Family) ->
         .call(gate, &actions::REKEY_VERIFY_RESTART, "")
         .plain("target", target.as_str())
         .run(
-            |_| async move { lifecycle.rekey_verify_restart(target) },
+            |_| async move { lifecycle.rekey_verify_restart(Some(target)) },
             |_| Vec::new(),
         )
         .await?;

@@ -409,9 +409,10 @@ impl Lifecycle {
     /// Starts a rekey's verification again, as Vault's DELETE of
     /// `sys/rekey/verify` does: the new keys stay issued and pending, the
     /// keys typed back so far are dropped, and the verification gets a new
-    /// nonce (the old one is refused from now on). Only while a rekey of
-    /// `target` waits for a quorum of its new keys; nothing is committed.
-    pub fn rekey_verify_restart(&self, target: RekeyTarget) -> Result<QuorumStatus, Error> {
+    /// nonce (the old one is refused from now on). Only while a rekey (of
+    /// `target`, when given) waits for a quorum of its new keys; nothing is
+    /// committed.
+    pub fn rekey_verify_restart(&self, target: Option<RekeyTarget>) -> Result<QuorumStatus, Error> {
         self.unsealed()?;
         let op = Operation::Rekey;
         {
@@ -420,7 +421,7 @@ impl Lifecycle {
             let Kind::Rekey(plan) = &mut attempt.kind else {
                 return Err(none_under_way(op));
             };
-            if plan.target != target {
+            if let Some(target) = target.filter(|t| *t != plan.target) {
                 return Err(Error::FailedPrecondition(format!(
                     "the rekey under way replaces the {}, not the {}; nothing changed",
                     plan.target.keys(),
@@ -737,7 +738,7 @@ mod tests {
     async fn a_restarted_verification_drops_the_keys_typed_back_and_takes_a_new_nonce() {
         let store = shamir(3, 2).await;
         let lifecycle = &store.lifecycle;
-        let barrier = RekeyTarget::Barrier;
+        let barrier = Some(RekeyTarget::Barrier);
         let none = lifecycle.rekey_verify_restart(barrier).err().unwrap();
         assert!(matches!(none, Error::FailedPrecondition(_)), "{none}");
         let nonce = lifecycle
@@ -767,7 +768,7 @@ mod tests {
         };
         let new: Vec<String> = shares.iter().map(|s| hex::encode(s.expose())).collect();
         let other = lifecycle
-            .rekey_verify_restart(RekeyTarget::Recovery)
+            .rekey_verify_restart(Some(RekeyTarget::Recovery))
             .err()
             .unwrap();
         assert!(
@@ -853,10 +854,7 @@ mod tests {
         let done = enter(lifecycle, Operation::Rekey, &nonce, &store.shares[..2]).await;
         assert!(matches!(done.result, Some(Completed::Rekey { .. })));
         // Waiting for its receiver's confirmation: no verification to restart.
-        let err = lifecycle
-            .rekey_verify_restart(RekeyTarget::Barrier)
-            .err()
-            .unwrap();
+        let err = lifecycle.rekey_verify_restart(None).err().unwrap();
         assert!(
             err.to_string().contains("no verification to restart"),
             "{err}"
