@@ -370,7 +370,7 @@ impl Lifecycle {
                 verification_nonce.trim().as_bytes(),
             ) {
                 return Err(Error::InvalidArgument(
-                    "the verification nonce does not match the rekey under way; it was printed with the new keys".into(),
+                    "the verification nonce does not match the rekey under way; it was printed with the new keys, or by the verification's last restart".into(),
                 ));
             }
             let share = decode_share(key, verification.share_len(), "new key")?;
@@ -430,7 +430,7 @@ impl Lifecycle {
             }
             let Some(verification) = plan.verification.as_mut().filter(|v| v.by_quorum) else {
                 return Err(Error::FailedPrecondition(
-                    "the rekey under way has no verification to restart: it restarts once its new keys are issued, when it was started with --verify; nothing changed".into(),
+                    "the rekey under way has no verification to restart (it has one once its new keys are issued, if it was started with --verify); nothing changed".into(),
                 ));
             };
             verification.nonce = random_uuid();
