@@ -312,6 +312,10 @@ pub const GENERATE_ROOT_STATUS: Action = action(
     Audited::No,
     Scope::Active,
 );
+/// `Sys.RekeyVerifyRestart` (Vault's `DELETE sys/rekey/verify`): the
+/// verification starts again under a new nonce; `sudo`, as a cancel.
+pub const REKEY_VERIFY_RESTART: Action =
+    sys("sys.RekeyVerifyRestart", "sys/rekey", Require(&[Sudo]));
 
 // Versioned secrets (strongroom.v1.Kv), on Vault's kv v2 paths.
 
@@ -661,6 +665,7 @@ pub const ALL: &[&Action] = &[
     &GENERATE_ROOT_UPDATE,
     &GENERATE_ROOT_CANCEL,
     &GENERATE_ROOT_STATUS,
+    &REKEY_VERIFY_RESTART,
     &KV_PUT,
     &KV_GET,
     &KV_DELETE,

@@ -24,8 +24,9 @@ pub struct QuorumArgs {
     /// stdin), enters one share; with --cancel, ends the operation.
     #[arg(long, value_name = "NONCE")]
     nonce: Option<String>,
-    /// End the operation (needs --nonce).
-    #[arg(long, requires = "nonce", conflicts_with = "status")]
+    /// End the operation (needs --nonce). `rekey --verify --cancel`
+    /// restarts the verification instead, as Vault's CLI does.
+    #[arg(long, conflicts_with = "status")]
     cancel: bool,
     /// Show where the operation stands (the nonce only to a caller with sudo on its sys/ path).
     #[arg(long)]
@@ -57,7 +58,9 @@ pub struct RekeyArgs {
     /// With --init: the new keys take effect only once a quorum of them is
     /// typed back, so a mistake in handing them out (or a lost answer)
     /// cannot lock anyone out; recommended. With --nonce: the key is one of
-    /// the new keys, typed back.
+    /// the new keys, typed back. With --cancel: the verification starts
+    /// again under a new nonce (the keys typed back are dropped, the new
+    /// keys stay pending).
     #[arg(long)]
     verify: bool,
     /// With --init: one recipient per new key (age1… or "ssh-ed25519 AAAA…"),
@@ -116,6 +119,10 @@ fn step(args: QuorumArgs, command: &str) -> Result<(Step, Format), CliError> {
             )));
         }
         Step::Init { claim }
+    } else if args.cancel && args.nonce.is_none() {
+        return Err(CliError::Usage(format!(
+            "--cancel needs the operation's nonce: `strongroom {command} --cancel --nonce NONCE` (`--status` shows it to a caller with sudo)"
+        )));
     } else if let Some(nonce) = args.nonce {
         if args.cancel {
             Step::Cancel { nonce }
@@ -228,6 +235,9 @@ fn print_started(command: &str, quorum: &proto::QuorumStatus, format: Format) {
 
 pub async fn rekey(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliError> {
     let verify = args.verify;
+    if verify && args.quorum.cancel {
+        return restart_verification(client_args, args).await;
+    }
     let recipients = read_recipients(args.recipients.as_deref())?;
     let init = proto::RekeyInitRequest {
         key_shares: args.key_shares,
@@ -416,6 +426,41 @@ fn print_new_keys(
         );
     }
     Ok(())
+}
+
+/// `rekey --verify --cancel`: Vault's `operator rekey -verify -cancel`,
+/// which restarts the verification rather than ending the rekey.
+async fn restart_verification(client_args: &ClientArgs, args: RekeyArgs) -> Result<u8, CliError> {
+    if args.quorum.nonce.is_some() || args.quorum.key.is_some() {
+        return Err(CliError::Usage(
+            "`rekey --verify --cancel` restarts the verification and takes no nonce or key; to end the whole rekey: `strongroom rekey --cancel --nonce NONCE`".into(),
+        ));
+    }
+    let (mut sys, token) = client::authenticated(client_args, SysClient::new).await?;
+    let status = sys
+        .rekey_verify_restart(client::request(
+            // Whichever shares the rekey under way replaces.
+            proto::RekeyVerifyRestartRequest {
+                target: String::new(),
+            },
+            token.as_ref(),
+        )?)
+        .await
+        .map_err(|s| client::failed(s, token.is_some()))?
+        .into_inner();
+    let format = args.quorum.format;
+    print_status(
+        &status.quorum.clone().unwrap_or_default(),
+        Some(&status),
+        format,
+    )?;
+    if format == Format::Table {
+        outln!(
+            "\nThe verification starts again; the new keys are unchanged. Holders type them back with:\n  strongroom rekey --verify --nonce {}",
+            status.verification_nonce
+        );
+    }
+    Ok(EXIT_OK)
 }
 
 pub async fn rotate_root(client_args: &ClientArgs, args: QuorumArgs) -> Result<u8, CliError> {

@@ -198,6 +198,92 @@ fn a_verified_rekey_survives_a_mistyped_verification() {
 }
 
 #[test]
+fn rekey_verify_cancel_restarts_the_verification_under_a_new_nonce() {
+    let dir = tempdir();
+    let (mut daemon, init) = unsealed(dir.path(), "");
+    let restart = ["rekey", "--verify", "--cancel", "--format", "json"];
+    daemon
+        .cli()
+        .run(&restart)
+        .code(1)
+        .error_says("no rekey is under way");
+    let (nonce, _) = start(&daemon, "rekey", &["--verify"]);
+    daemon
+        .cli()
+        .run(&restart)
+        .code(1)
+        .error_says("no verification to restart");
+    let done = enter(
+        &daemon,
+        "rekey",
+        &nonce,
+        &[&init.keys_hex[0], &init.keys_hex[1]],
+    );
+    let first = done["verification_nonce"].as_str().unwrap().to_string();
+    let new = strings(&done["keys"]);
+    let typed = |nonce: &str, key: &str| {
+        daemon.cli().run(&[
+            "rekey", "--verify", "--nonce", nonce, key, "--format", "json",
+        ])
+    };
+    assert_eq!(
+        typed(&first, &new[0]).ok().json()["verification_progress"],
+        1
+    );
+
+    // Needs a token (sudo on sys/rekey); names neither a nonce nor a key;
+    // a bare --cancel still needs the rekey's nonce.
+    daemon
+        .cli()
+        .token("")
+        .run(&restart)
+        .code(1)
+        .error_says("this call needs a token");
+    daemon
+        .cli()
+        .run(&["rekey", "--verify", "--cancel", "--nonce", &first])
+        .code(64)
+        .error_says("takes no nonce or key");
+    daemon
+        .cli()
+        .run(&["rekey", "--cancel"])
+        .code(64)
+        .error_says("--cancel needs the operation's nonce");
+
+    // Vault's spelling, through the operator group.
+    let restarted = daemon
+        .cli()
+        .run(&["operator", "rekey", "-verify", "-cancel", "-format=json"])
+        .ok()
+        .json();
+    assert_eq!(restarted["verification_progress"], 0, "{restarted}");
+    assert_eq!(restarted["verification_required"], true);
+    assert_eq!(
+        restarted["nonce"],
+        nonce.as_str(),
+        "the rekey's own nonce stays"
+    );
+    let fresh = restarted["verification_nonce"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(fresh, first);
+    typed(&first, &new[1])
+        .code(1)
+        .error_says("verification nonce does not match");
+    typed(&fresh, &new[0]).ok();
+    let verified = typed(&fresh, &new[1]).ok().json();
+    assert_eq!(verified["complete"], true, "{verified}");
+    daemon.restart();
+    daemon
+        .cli()
+        .run(&["unseal", &init.keys_hex[0]])
+        .code(1)
+        .error_says("never issued");
+    unseal(&daemon, &[&new[1], &new[2]]);
+}
+
+#[test]
 fn rotate_root_keeps_the_keys_and_the_data() {
     let dir = tempdir();
     let (mut daemon, init) = unsealed(dir.path(), "");

@@ -28,6 +28,10 @@ const METHODS: &[(&str, &Action)] = &[
         "/strongroom.v1.Sys/RekeyVerifyUpdate",
         &actions::REKEY_VERIFY_UPDATE,
     ),
+    (
+        "/strongroom.v1.Sys/RekeyVerifyRestart",
+        &actions::REKEY_VERIFY_RESTART,
+    ),
     ("/strongroom.v1.Sys/RekeyCancel", &actions::REKEY_CANCEL),
     ("/strongroom.v1.Sys/RekeyStatus", &actions::REKEY_STATUS),
     (

@@ -236,6 +236,26 @@ pub async fn rekey_verify_update(
     }))
 }
 
+pub async fn rekey_verify_restart(
+    gate: &Gate,
+    request: Request<proto::RekeyVerifyRestartRequest>,
+) -> Result<Response<proto::RekeyStatusResponse>, Status> {
+    let lifecycle = &gate.node().lifecycle;
+    let named = &request.get_ref().target;
+    let target = RekeyTarget::parse(named);
+    let restarted = call(gate, &actions::REKEY_VERIFY_RESTART, "", &request)
+        .check(target.clone().map(drop))
+        .plain("target", named.trim())
+        .run(
+            |_| async move { lifecycle.rekey_verify_restart(target?) },
+            |_| Vec::new(),
+        )
+        .await
+        .map_err(status)?;
+    // The caller has sudo on sys/rekey: the new nonce is theirs to see.
+    Ok(Response::new(rekey_status_response(restarted)))
+}
+
 pub async fn rekey_confirm(
     gate: &Gate,
     request: Request<proto::RekeyConfirmRequest>,

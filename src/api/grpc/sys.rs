@@ -456,6 +456,13 @@ impl Sys for SysService {
         quorum::rekey_verify_update(&self.gate, request).await
     }
 
+    async fn rekey_verify_restart(
+        &self,
+        request: Request<proto::RekeyVerifyRestartRequest>,
+    ) -> Result<Response<proto::RekeyStatusResponse>, Status> {
+        quorum::rekey_verify_restart(&self.gate, request).await
+    }
+
     async fn rotate_root_init(
         &self,
         request: Request<proto::RotateRootInitRequest>,

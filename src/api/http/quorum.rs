@@ -172,12 +172,7 @@ async fn rekey(gate: &Gate, request: &Request, family: Family, step: &str) -> Ou
             Ok(family.shape.reply(verify_status_json(&status)))
         }
         ("verify", Op::Update) => rekey_verify(gate, request, family).await,
-        // Vault restarts the verification with a new nonce; strongroom's
-        // verification cannot be restarted, and cancelling the whole rekey
-        // in its place would throw away keys already handed out.
-        ("verify", Op::Delete) => Err(HttpError::bad_request(
-            "strongroom cannot restart a rekey's verification: type the new keys again under the same verification nonce, or cancel the whole rekey with DELETE sys/rekey/init",
-        )),
+        ("verify", Op::Delete) => rekey_verify_restart(gate, request, family).await,
         _ => Err(HttpError::unsupported()),
     }
 }
@@ -430,12 +425,14 @@ async fn rekey_update(gate: &Gate, request: &Request, family: Family) -> Outcome
         "keys_base64": shares.iter().map(|s| STANDARD.encode(s.expose())).collect::<Vec<_>>(),
         "verification_required": verification_nonce.is_some(),
     });
-    if let Shape::Bare = family.shape {
-        body["pgp_fingerprints"] = Value::Null;
-        body["backup"] = json!(false);
-    }
-    if let Some(verification) = verification_nonce {
-        body["verification_nonce"] = json!(verification);
+    body["pgp_fingerprints"] = Value::Null;
+    body["backup"] = json!(false);
+    // Vault's bare answer names the verification nonce only when there is
+    // one; OpenBao's logical answer always does.
+    match (verification_nonce, family.shape) {
+        (Some(verification), _) => body["verification_nonce"] = json!(verification),
+        (None, Shape::Logical) => body["verification_nonce"] = json!(""),
+        (None, Shape::Bare) => {}
     }
     Ok(family.shape.reply(body))
 }
@@ -456,6 +453,23 @@ async fn rekey_verify(gate: &Gate, request: &Request, family: Family) -> Outcome
             .reply(json!({ "nonce": nonce, "complete": true })));
     }
     Ok(family.shape.reply(verify_status_json(&outcome.status)))
+}
+
+/// Vault's DELETE of `…/verify`: the verification starts again under a
+/// new nonce, the new keys unchanged; the answer is the verification's
+/// status with that nonce (the caller has `sudo`, which shows it).
+async fn rekey_verify_restart(gate: &Gate, request: &Request, family: Family) -> Outcome {
+    let lifecycle = &gate.node().lifecycle;
+    let target = family.target;
+    let status = request
+        .call(gate, &actions::REKEY_VERIFY_RESTART, "")
+        .plain("target", target.as_str())
+        .run(
+            |_| async move { lifecycle.rekey_verify_restart(Some(target)) },
+            |_| Vec::new(),
+        )
+        .await?;
+    Ok(family.shape.reply(verify_status_json(&status)))
 }
 
 /// A one-time pad as Vault makes it: base62 text as long as a token, from

@@ -41,6 +41,14 @@ impl RekeyTarget {
         }
     }
 
+    /// The keys it replaces, for messages.
+    fn keys(self) -> &'static str {
+        match self {
+            Self::Barrier => "unseal keys",
+            Self::Recovery => "recovery keys",
+        }
+    }
+
     /// Parses the wire name; empty means the seal's own shares.
     pub fn parse(name: &str) -> Result<Option<Self>, Error> {
         match name.trim() {
@@ -362,7 +370,7 @@ impl Lifecycle {
                 verification_nonce.trim().as_bytes(),
             ) {
                 return Err(Error::InvalidArgument(
-                    "the verification nonce does not match the rekey under way; it was printed with the new keys".into(),
+                    "the verification nonce does not match the rekey under way; it was printed with the new keys, or by the verification's last restart".into(),
                 ));
             }
             let share = decode_share(key, verification.share_len(), "new key")?;
@@ -396,6 +404,44 @@ impl Lifecycle {
                 status: self.quorum_status(op, false),
                 result: Some(Completed::Verified),
             })
+    }
+
+    /// Starts a rekey's verification again, as Vault's DELETE of
+    /// `sys/rekey/verify` does: the new keys stay issued and pending, the
+    /// keys typed back so far are dropped, and the verification gets a new
+    /// nonce (the old one is refused from now on). Only while a rekey (of
+    /// `target`, when given) waits for a quorum of its new keys; nothing is
+    /// committed.
+    pub fn rekey_verify_restart(&self, target: Option<RekeyTarget>) -> Result<QuorumStatus, Error> {
+        self.unsealed()?;
+        let op = Operation::Rekey;
+        {
+            let mut attempts = self.attempts();
+            let attempt = attempts.under_way(op)?;
+            let Kind::Rekey(plan) = &mut attempt.kind else {
+                return Err(none_under_way(op));
+            };
+            if let Some(target) = target.filter(|t| *t != plan.target) {
+                return Err(Error::FailedPrecondition(format!(
+                    "the rekey under way replaces the {}, not the {}; nothing changed",
+                    plan.target.keys(),
+                    target.keys()
+                )));
+            }
+            let Some(verification) = plan.verification.as_mut().filter(|v| v.by_quorum) else {
+                return Err(Error::FailedPrecondition(
+                    "the rekey under way has no verification to restart (it has one once its new keys are issued, if it was started with --verify); nothing changed".into(),
+                ));
+            };
+            verification.nonce = random_uuid();
+            // Dropped shares are zeroed (SecretBytes).
+            verification.entered.clear();
+            attempt.last_progress = Instant::now();
+        }
+        tracing::info!(
+            "rekey: verification restarted under a new nonce; the new keys stay pending"
+        );
+        Ok(self.quorum_status(op, true))
     }
 
     /// Commits the pending shares of the rekey whose pending nonce is
@@ -689,6 +735,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_restarted_verification_drops_the_keys_typed_back_and_takes_a_new_nonce() {
+        let store = shamir(3, 2).await;
+        let lifecycle = &store.lifecycle;
+        let barrier = Some(RekeyTarget::Barrier);
+        let none = lifecycle.rekey_verify_restart(barrier).err().unwrap();
+        assert!(matches!(none, Error::FailedPrecondition(_)), "{none}");
+        let nonce = lifecycle
+            .rekey_init(RekeyParams {
+                shares: Some(3),
+                threshold: Some(2),
+                target: None,
+                verify: true,
+                recipients: Vec::new(),
+            })
+            .unwrap()
+            .nonce;
+        // No new keys yet: nothing to restart.
+        let early = lifecycle.rekey_verify_restart(barrier).err().unwrap();
+        assert!(
+            early.to_string().contains("no verification to restart"),
+            "{early}"
+        );
+        let done = enter(lifecycle, Operation::Rekey, &nonce, &store.shares[..2]).await;
+        let Some(Completed::Rekey {
+            shares,
+            verification_nonce: Some(old),
+            ..
+        }) = done.result
+        else {
+            panic!("no pending shares");
+        };
+        let new: Vec<String> = shares.iter().map(|s| hex::encode(s.expose())).collect();
+        let other = lifecycle
+            .rekey_verify_restart(Some(RekeyTarget::Recovery))
+            .err()
+            .unwrap();
+        assert!(
+            other.to_string().contains("not the recovery keys"),
+            "{other}"
+        );
+        lifecycle.rekey_verify_update(&old, &new[0]).await.unwrap();
+
+        let restarted = lifecycle.rekey_verify_restart(barrier).unwrap();
+        let status = restarted.rekey.unwrap();
+        assert!(status.verification_required);
+        assert_eq!(status.verification_progress, 0);
+        let fresh = status.verification_nonce;
+        assert!(!fresh.is_empty() && fresh != old);
+        // The rekey itself goes on under its own nonce.
+        assert_eq!(restarted.nonce, nonce);
+        assert!(matches!(
+            lifecycle.rekey_verify_update(&old, &new[1]).await,
+            Err(Error::InvalidArgument(_))
+        ));
+        // The key entered before the restart counts again, once.
+        let one = lifecycle
+            .rekey_verify_update(&fresh, &new[0])
+            .await
+            .unwrap();
+        assert!(one.result.is_none());
+        let two = lifecycle
+            .rekey_verify_update(&fresh, &new[1])
+            .await
+            .unwrap();
+        assert!(matches!(two.result, Some(Completed::Verified)));
+        reseal_with(lifecycle, &new[..2]).await.unwrap();
+        assert!(matches!(
+            lifecycle.rekey_verify_restart(barrier),
+            Err(Error::FailedPrecondition(_))
+        ));
+    }
+
+    #[tokio::test]
     async fn a_cancelled_or_unverified_rekey_leaves_the_old_keys() {
         let store = shamir(3, 2).await;
         let lifecycle = &store.lifecycle;
@@ -734,6 +853,12 @@ mod tests {
             .nonce;
         let done = enter(lifecycle, Operation::Rekey, &nonce, &store.shares[..2]).await;
         assert!(matches!(done.result, Some(Completed::Rekey { .. })));
+        // Waiting for its receiver's confirmation: no verification to restart.
+        let err = lifecycle.rekey_verify_restart(None).err().unwrap();
+        assert!(
+            err.to_string().contains("no verification to restart"),
+            "{err}"
+        );
         // The answer was lost: no confirmation. A seal forgets the rekey.
         reseal_with(lifecycle, &store.shares[1..3]).await.unwrap();
         assert!(!lifecycle.quorum_status(Operation::Rekey, false).started);
