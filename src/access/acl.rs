@@ -280,16 +280,23 @@ const RETIRED: [(&str, &str); 4] = [
     ("rotate", "update on transit/keys/<name>/rotate"),
 ];
 
+/// Refuses a policy text over [`MAX_POLICY_SIZE`]: checked before a
+/// write's audit line, which holds the text.
+pub fn check_size(name: &str, text: &str) -> Result<(), Error> {
+    if text.len() > MAX_POLICY_SIZE {
+        return Err(Error::InvalidArgument(format!(
+            "policy {} is {} bytes; the limit is {MAX_POLICY_SIZE}",
+            quote(name),
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
 impl Policy {
     /// Parses the HCL text of policy `name`. Errors name the line.
     pub fn parse(name: &str, text: &str) -> Result<Self, Error> {
-        if text.len() > MAX_POLICY_SIZE {
-            return Err(Error::InvalidArgument(format!(
-                "policy {} is {} bytes; the limit is {MAX_POLICY_SIZE}",
-                quote(name),
-                text.len()
-            )));
-        }
+        check_size(name, text)?;
         Self::parse_stored(name, text)
     }
 

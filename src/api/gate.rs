@@ -43,6 +43,10 @@ use crate::node::Node;
 use crate::secret::SecretKey;
 use crate::text;
 
+/// The most versions of one kv delete, undelete or destroy its audit
+/// lines name.
+const AUDITED_VERSIONS: usize = 256;
+
 /// The most bytes of a refused resource its audit lines show.
 const REFUSED_RESOURCE_BYTES: usize = 1024;
 
@@ -181,6 +185,18 @@ impl Call<'_> {
     /// A parameter written as is.
     pub fn plain(self, name: &'static str, value: impl Into<Value>) -> Self {
         self.add(name, || Field::Plain(value.into()))
+    }
+
+    /// The versions a kv delete, undelete or destroy names: the first
+    /// [`AUDITED_VERSIONS`] of them, and `versions_listed`, their count,
+    /// when there are more (a body of a million `1,` must not write a line
+    /// as long).
+    pub fn versions(self, versions: &[u64]) -> Self {
+        if versions.len() <= AUDITED_VERSIONS {
+            return self.plain("versions", versions);
+        }
+        self.plain("versions", &versions[..AUDITED_VERSIONS])
+            .plain("versions_listed", versions.len())
     }
 
     /// A secret parameter, written as its HMAC (an empty one is left out).

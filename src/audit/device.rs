@@ -42,29 +42,63 @@ enum Job {
 
 /// Where a device's lines go; owned by its writer thread.
 enum Sink {
-    File { path: PathBuf, file: File },
+    File {
+        path: PathBuf,
+        file: File,
+        /// The last write failed midway, leaving a line without its end.
+        torn: bool,
+    },
     Stdout,
 }
 
 impl Sink {
     fn write(&mut self, lines: &[u8]) -> std::io::Result<()> {
         match self {
-            // One write(2) of whole lines on an O_APPEND file.
-            Sink::File { file, .. } => file.write_all(lines),
+            // One write(2) of whole lines on an O_APPEND file, usually.
+            Sink::File { file, torn, .. } => write_whole(file, torn, lines),
             Sink::Stdout => std::io::stdout().lock().write_all(lines),
         }
     }
 
     fn reopen(&mut self) {
-        if let Sink::File { path, file } = self {
+        if let Sink::File { path, file, torn } = self {
             match open_file(path) {
-                Ok(new) => *file = new,
+                Ok(new) => {
+                    *file = new;
+                    *torn = false;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: the audit file was not reopened; lines go to the old file");
                 }
             }
         }
     }
+}
+
+/// Writes `lines` whole. After a write that failed midway (a full disk),
+/// the next one first ends the torn line, so the first line written after
+/// it stands alone and parses (its call was told the write failed).
+fn write_whole(file: &mut File, torn: &mut bool, lines: &[u8]) -> std::io::Result<()> {
+    if *torn {
+        file.write_all(b"\n")?;
+        *torn = false;
+    }
+    let mut rest = lines;
+    while !rest.is_empty() {
+        match file.write(rest) {
+            Ok(0) => {
+                *torn = rest.len() < lines.len();
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                *torn = rest.len() < lines.len();
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 type Written = oneshot::Sender<std::io::Result<()>>;
@@ -188,6 +222,12 @@ impl Device {
         let (done, written) = oneshot::channel();
         let lead = {
             let mut shared = lock(&self.shared);
+            // Counted per line: past the bound only this line is refused
+            // (its sender dropped), and a line alone always goes.
+            let pending = shared.queued_bytes + shared.gathering.lines.len();
+            if pending > 0 && pending + line.len() > QUEUE_BYTES {
+                return written;
+            }
             shared.gathering.lines.extend_from_slice(line);
             shared.gathering.waiting.push(done);
             !std::mem::replace(&mut shared.leader, true)
@@ -202,17 +242,16 @@ impl Device {
         written
     }
 
-    /// Queues the gathered batch for the writer. A full queue (in jobs or
-    /// in bytes) drops it, and so its senders: every call in it learns its
-    /// line was not written.
+    /// Queues the gathered batch for the writer (its bytes were counted
+    /// line by line). A full queue drops it, and so its senders: every
+    /// call in it learns its line was not written.
     fn hand_off(&self) {
         {
             let mut shared = lock(&self.shared);
             shared.leader = false;
             let batch = std::mem::take(&mut shared.gathering);
-            let bytes = shared.queued_bytes + batch.lines.len();
-            if shared.jobs.len() < QUEUE && bytes <= QUEUE_BYTES {
-                shared.queued_bytes = bytes;
+            if shared.jobs.len() < QUEUE {
+                shared.queued_bytes += batch.lines.len();
                 shared.jobs.push_back(Job::Lines(batch));
             }
         }
@@ -287,6 +326,7 @@ impl Auditor {
                     AuditDevice::File { path } => Sink::File {
                         path: path.clone(),
                         file: open_file(path)?,
+                        torn: false,
                     },
                     AuditDevice::Stdout => Sink::Stdout,
                 })
@@ -319,8 +359,10 @@ impl Auditor {
             waits.push((device, device.write(&line).await));
         }
         let mut wrote = 0;
+        // One deadline for all: stalled devices cost 5 s per call together.
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
         for (device, written) in waits {
-            match tokio::time::timeout(WRITE_TIMEOUT, written).await {
+            match tokio::time::timeout_at(deadline, written).await {
                 Ok(Ok(Ok(()))) => wrote += 1,
                 Ok(Ok(Err(e))) => failures.push((device, e.to_string())),
                 Ok(Err(_)) => failures.push((
@@ -438,5 +480,15 @@ mod tests {
             full >= QUEUE_BYTES / line.len() - 2,
             "{full} refused as full"
         );
+    }
+
+    #[tokio::test]
+    async fn a_line_alone_past_the_queue_bound_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auditor, path) = file_auditor(&dir);
+        let mut line = vec![b'x'; QUEUE_BYTES + 1];
+        line.push(b'\n');
+        auditor.write(line.clone()).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap().len(), line.len());
     }
 }

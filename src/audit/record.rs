@@ -42,6 +42,20 @@ pub fn hmac(salt: &SecretKey, value: &[u8]) -> String {
 /// write tens of megabytes on every read).
 const MAX_HMAC_LEAVES: usize = 256;
 
+/// The longest key of a document or map an audit line writes as it is;
+/// a longer one is written as its HMAC (a key the caller chose must not
+/// make the line as long as the request).
+const MAX_PLAIN_KEY: usize = 256;
+
+/// `key` as a line writes it: as it is, or its HMAC past [`MAX_PLAIN_KEY`].
+fn audited_key(salt: &SecretKey, key: &str) -> String {
+    if key.len() <= MAX_PLAIN_KEY {
+        key.to_string()
+    } else {
+        hmac(salt, key.as_bytes())
+    }
+}
+
 /// How many leaves `value` has.
 fn leaves(value: &Value) -> usize {
     match value {
@@ -65,7 +79,7 @@ fn hmac_leaves(salt: &SecretKey, text: &str) -> Value {
                         Value::String(s) => hmac(salt, s.as_bytes()),
                         other => hmac(salt, other.to_string().as_bytes()),
                     };
-                    (k.clone(), Value::String(one))
+                    (audited_key(salt, k), Value::String(one))
                 })
                 .collect(),
         ),
@@ -78,7 +92,7 @@ fn hmac_each_leaf(salt: &SecretKey, value: &Value) -> Value {
         match value {
             Value::Object(map) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| (k.clone(), walk(salt, v)))
+                    .map(|(k, v)| (audited_key(salt, k), walk(salt, v)))
                     .collect(),
             ),
             Value::Array(items) => Value::Array(items.iter().map(|v| walk(salt, v)).collect()),
@@ -100,7 +114,12 @@ fn render(fields: &[(&'static str, Field)], salt: Option<&SecretKey>) -> Value {
             (Field::Secret(bytes), Some(salt)) => Value::String(hmac(salt, bytes)),
             (Field::SecretMap(map), Some(salt)) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(hmac(salt, v.as_bytes()))))
+                    .map(|(k, v)| {
+                        (
+                            audited_key(salt, k),
+                            Value::String(hmac(salt, v.as_bytes())),
+                        )
+                    })
                     .collect(),
             ),
             (Field::SecretJson(text), Some(salt)) => hmac_leaves(salt, text),
@@ -339,6 +358,13 @@ mod tests {
             line.len() < 100 && line.starts_with("\"hmac-sha256:"),
             "{line}"
         );
+        // A key longer than a line should hold: its HMAC.
+        let long = "k".repeat(100_000);
+        let line = hmac_leaves(
+            &salt,
+            &serde_json::json!({ long.as_str(): null }).to_string(),
+        );
+        assert!(line.to_string().len() < 200, "{line}");
         // A small document: every leaf.
         let small = hmac_leaves(&salt, r#"{"a": [1, {"b": "c"}]}"#);
         assert_eq!(small["a"][1]["b"], Value::String(hmac(&salt, b"c")));

@@ -159,6 +159,13 @@ impl Tokens {
         if orphan_needs_sudo || params.period_secs > 0 || subject.entry().is_none() {
             session.require(Capability::Sudo)?;
         } else if subject.entry().is_some_and(|e| e.uses_left > 0) {
+            // Orphans too (create-orphan), as Vault's: a use-limited token
+            // makes no tokens at all without sudo.
+            if params.orphan {
+                return Err(Error::FailedPrecondition(
+                    "a token with a use limit cannot make tokens on auth/token/create-orphan, as Vault's: use a token without a use limit".into(),
+                ));
+            }
             return Err(Error::FailedPrecondition(
                 "a token with a use limit cannot make child tokens: they would be revoked with it at its last use; make an orphan (--orphan, needs sudo) or use a token without a use limit".into(),
             ));

@@ -37,7 +37,7 @@ impl KvService {
     ) -> Result<(), Status> {
         let kv = &self.gate.node().kv;
         call(&self.gate, action, path, request)
-            .plain("versions", versions.to_vec())
+            .versions(versions)
             .check(Engine::check_versions(mark, versions))
             .run(
                 |session| async move { kv.mark(&session, path, versions, mark).await },

@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use super::{call, status};
-use crate::access::refuse_root;
+use crate::access::{acl, refuse_root};
 use crate::api::Gate;
 use crate::api::actions;
 use crate::audit::Field;
@@ -31,6 +31,7 @@ impl Policy for PolicyService {
         let (name, text) = (&request.get_ref().name, &request.get_ref().policy);
         let created = call(&self.gate, &actions::POLICY_PUT, name, &request)
             .plain("policy", text.clone())
+            .check(acl::check_size(name, text))
             .check(refuse_root(name, "changed"))
             .run(
                 |session| async move { policies.put(&session, name, text).await },

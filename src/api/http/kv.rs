@@ -265,26 +265,16 @@ fn merge_patch_type(request: &Request) -> Result<(), HttpError> {
     ))
 }
 
-/// The most versions of one delete, undelete or destroy its audit line names.
-const AUDITED_VERSIONS: usize = 256;
-
 /// Marks `versions` of `path` (none: the latest) through `call`, as
 /// Vault's API does: versions and paths that do not exist are passed
 /// over; 204.
 async fn mark(gate: &Gate, call: Call<'_>, path: &str, versions: Vec<u64>, how: Mark) -> Outcome {
     let kv = &gate.node().kv;
-    // The audit line names the first versions only: a body of a million
-    // `1,` must not write a line as long.
-    let call = if versions.len() > AUDITED_VERSIONS {
-        call.plain("versions", &versions[..AUDITED_VERSIONS])
-            .plain("versions_listed", versions.len())
-    } else {
-        call.plain("versions", versions.clone())
-    };
-    call.run(
-        |session| async move { kv.mark_kept(&session, path, &versions, how).await },
-        |()| Vec::new(),
-    )
-    .await?;
+    call.versions(&versions)
+        .run(
+            |session| async move { kv.mark_kept(&session, path, &versions, how).await },
+            |()| Vec::new(),
+        )
+        .await?;
     Ok(Reply::no_content())
 }

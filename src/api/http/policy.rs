@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::{HttpError, Op, Outcome, Reply, Request};
-use crate::access::refuse_root;
+use crate::access::{acl, refuse_root};
 use crate::api::Gate;
 use crate::api::actions::{self, Action};
 use crate::audit::Field;
@@ -180,6 +180,7 @@ async fn write(gate: &Gate, request: &Request, api: Api, name: &str) -> Outcome 
     let policies = &gate.node().access.policies;
     call.plain("policy", text)
         .check(parsed.as_ref().map(|_| ()).map_err(Clone::clone))
+        .check(acl::check_size(name, text))
         .check(refuse_root(name, "changed"))
         .run(
             |session| async move {

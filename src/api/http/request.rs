@@ -268,7 +268,7 @@ fn decode_error(e: &serde_json::Error) -> String {
             // serde's words after "expected" name the type wanted, from
             // our own types, never the input.
             let wanted = text
-                .split_once(", expected ")
+                .rsplit_once(", expected ")
                 .map(|(_, rest)| {
                     rest.rsplit_once(" at line ")
                         .map_or(rest, |(wanted, _)| wanted)
@@ -289,6 +289,40 @@ mod tests {
     use http::Method;
 
     use super::*;
+
+    #[test]
+    fn a_body_that_does_not_decode_is_never_quoted() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Shares {
+            #[allow(dead_code)]
+            n: u32,
+        }
+        let message = |body: &str| decode_error(&serde_json::from_str::<Shares>(body).unwrap_err());
+        // A bare string where an object is wanted: serde's own text quotes it.
+        let said = message(r#""s.HiddenToken123""#);
+        assert!(!said.contains("HiddenToken"), "{said}");
+        assert!(
+            said.starts_with("failed to decode JSON input: a value of the wrong type"),
+            "{said}"
+        );
+        // A field of the wrong type.
+        let said = message(r#"{"n": "HiddenShare"}"#);
+        assert!(
+            !said.contains("HiddenShare") && said.contains("u32"),
+            "{said}"
+        );
+        // A value that itself reads ", expected …": the words after the
+        // last one are serde's, from our type.
+        let said = message(r#"{"n": "x, expected HiddenTail"}"#);
+        assert!(
+            !said.contains("HiddenTail") && said.contains("u32"),
+            "{said}"
+        );
+        // Syntax errors and missing fields keep serde's words (a position,
+        // a field name of ours).
+        assert!(message(r#"{"n": "#).contains("EOF while parsing"));
+        assert!(message("{}").contains("missing field `n`"));
+    }
 
     fn read(method: &str, uri: &str, body: &'static str) -> Result<Request, HttpError> {
         let request = http::Request::builder()

@@ -56,7 +56,8 @@ impl RekeyTarget {
             "barrier" => Ok(Some(Self::Barrier)),
             "recovery" => Ok(Some(Self::Recovery)),
             other => Err(Error::InvalidArgument(format!(
-                "unknown rekey target {other:?}: expected \"barrier\" (unseal keys) or \"recovery\" (recovery keys)"
+                "unknown rekey target {}: expected \"barrier\" (unseal keys) or \"recovery\" (recovery keys)",
+                crate::text::quote(other)
             ))),
         }
     }
