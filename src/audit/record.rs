@@ -309,6 +309,39 @@ impl Record {
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_calls_request_line_is_written_before_its_response_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let devices = [crate::config::AuditDevice::File { path: path.clone() }];
+        let auditor = Arc::new(Auditor::open(&devices).unwrap());
+        let mut calls = tokio::task::JoinSet::new();
+        for n in 0..300 {
+            let auditor = Arc::clone(&auditor);
+            calls.spawn(async move {
+                let record = Record::new(auditor, "kv.Get", format!("secret/data/{n}"));
+                record.request(Who::default(), None).await.unwrap();
+                tokio::task::yield_now().await;
+                record.response(Ok(&[]), None).await;
+            });
+        }
+        while let Some(done) = calls.join_next().await {
+            done.unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut seen = std::collections::HashMap::new();
+        for line in text.lines() {
+            let line: Value = serde_json::from_str(line).unwrap();
+            let id = line["id"].as_str().unwrap().to_string();
+            let kinds = seen.entry(id).or_insert_with(Vec::new);
+            kinds.push(line["type"].as_str().unwrap().to_string());
+        }
+        assert_eq!(seen.len(), 300);
+        for kinds in seen.values() {
+            assert_eq!(kinds, &["request", "response"]);
+        }
+    }
+
     #[test]
     fn a_line_is_one_json_object_with_its_keys_sorted() {
         let record = Record::new(
