@@ -524,6 +524,36 @@ mod tests {
     use crate::lifecycle::Phase;
     use crate::lifecycle::quorum::testing::{enter, reseal_with, shamir};
 
+    /// A rekey of the unseal keys to 3 shares, threshold 2, verified.
+    fn verified_3_of_2() -> RekeyParams {
+        RekeyParams {
+            shares: Some(3),
+            threshold: Some(2),
+            target: None,
+            verify: true,
+            recipients: Vec::new(),
+        }
+    }
+
+    /// Enters the `old` keys into the verified rekey `nonce`: the new keys
+    /// it issued and their verification nonce.
+    async fn issue(
+        lifecycle: &Lifecycle,
+        nonce: &str,
+        old: &[String],
+    ) -> (Vec<SecretBytes>, String) {
+        let done = enter(lifecycle, Operation::Rekey, nonce, old).await;
+        let Some(Completed::Rekey {
+            shares,
+            verification_nonce: Some(verification),
+            ..
+        }) = done.result
+        else {
+            panic!("no pending shares");
+        };
+        (shares, verification)
+    }
+
     /// Numbers a request may carry: the edges of every range, and the
     /// extremes of the type.
     const EDGES: [Option<u32>; 10] = [
@@ -662,25 +692,8 @@ mod tests {
     async fn a_verified_rekey_takes_effect_only_after_the_new_keys_are_typed_back() {
         let store = shamir(3, 2).await;
         let lifecycle = &store.lifecycle;
-        let nonce = lifecycle
-            .rekey_init(RekeyParams {
-                shares: Some(3),
-                threshold: Some(2),
-                target: None,
-                verify: true,
-                recipients: Vec::new(),
-            })
-            .unwrap()
-            .nonce;
-        let done = enter(lifecycle, Operation::Rekey, &nonce, &store.shares[..2]).await;
-        let Some(Completed::Rekey {
-            shares,
-            verification_nonce: Some(verification),
-            ..
-        }) = done.result
-        else {
-            panic!("no pending shares");
-        };
+        let nonce = lifecycle.rekey_init(verified_3_of_2()).unwrap().nonce;
+        let (shares, verification) = issue(lifecycle, &nonce, &store.shares[..2]).await;
         let new: Vec<String> = shares.iter().map(|s| hex::encode(s.expose())).collect();
         // Not in force yet: the old keys still work.
         assert!(
@@ -742,31 +755,14 @@ mod tests {
         let barrier = Some(RekeyTarget::Barrier);
         let none = lifecycle.rekey_verify_restart(barrier).err().unwrap();
         assert!(matches!(none, Error::FailedPrecondition(_)), "{none}");
-        let nonce = lifecycle
-            .rekey_init(RekeyParams {
-                shares: Some(3),
-                threshold: Some(2),
-                target: None,
-                verify: true,
-                recipients: Vec::new(),
-            })
-            .unwrap()
-            .nonce;
+        let nonce = lifecycle.rekey_init(verified_3_of_2()).unwrap().nonce;
         // No new keys yet: nothing to restart.
         let early = lifecycle.rekey_verify_restart(barrier).err().unwrap();
         assert!(
             early.to_string().contains("no verification to restart"),
             "{early}"
         );
-        let done = enter(lifecycle, Operation::Rekey, &nonce, &store.shares[..2]).await;
-        let Some(Completed::Rekey {
-            shares,
-            verification_nonce: Some(old),
-            ..
-        }) = done.result
-        else {
-            panic!("no pending shares");
-        };
+        let (shares, old) = issue(lifecycle, &nonce, &store.shares[..2]).await;
         let new: Vec<String> = shares.iter().map(|s| hex::encode(s.expose())).collect();
         let other = lifecycle
             .rekey_verify_restart(Some(RekeyTarget::Recovery))
