@@ -138,13 +138,15 @@ impl Cluster {
         self.init = Some(keys);
     }
 
-    /// Node `i`'s `status --format json`.
+    /// Node `i`'s `status --format json`; while the node cannot answer
+    /// (still starting), `{"unanswered": <its stderr>}`, so pollers go on.
     pub fn status(&self, i: usize) -> Value {
-        self.nodes[i]
+        let run = self.nodes[i]
             .daemon
             .cli()
-            .run(&["status", "--format", "json"])
-            .json()
+            .run(&["status", "--format", "json"]);
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|_| serde_json::json!({ "unanswered": run.stderr.trim() }))
     }
 
     /// Polls node `i`'s status until `done` holds, for at most [`SETTLE`].
