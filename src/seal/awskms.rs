@@ -452,6 +452,7 @@ mod tests {
 
     fn context() -> EncryptionContext {
         EncryptionContext {
+            seal: None,
             purpose: "root-key",
             cluster_id: "c".into(),
         }

@@ -260,6 +260,7 @@ fn context(purpose: Purpose, cluster_id: &str) -> EncryptionContext {
     EncryptionContext {
         purpose: purpose.as_str(),
         cluster_id: cluster_id.to_string(),
+        seal: None,
     }
 }
 

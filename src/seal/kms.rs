@@ -15,12 +15,19 @@ pub struct EncryptionContext {
     pub purpose: &'static str,
     /// The store's cluster id, so a blob cannot be replayed into another store.
     pub cluster_id: String,
+    /// With several seals: the name of the seal the blob belongs to, so one
+    /// seal's blob cannot pass for another's.
+    pub seal: Option<String>,
 }
 
 impl EncryptionContext {
     /// The context as KMS takes it.
-    pub fn pairs(&self) -> [(&'static str, &str); 2] {
-        [("purpose", self.purpose), ("cluster_id", &self.cluster_id)]
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let mut pairs = vec![("purpose", self.purpose), ("cluster_id", &*self.cluster_id)];
+        if let Some(seal) = &self.seal {
+            pairs.push(("seal", seal));
+        }
+        pairs
     }
 }
 
@@ -141,6 +148,18 @@ pub trait Kms: Send + Sync {
         context: &EncryptionContext,
         key_arn: &str,
     ) -> Result<Unwrapped, KmsError>;
+
+    /// [`Self::decrypt`] as the path to unsealed makes it: one attempt, no
+    /// retries inside the client, bounded by the seal's `kms_timeout`, so a
+    /// seal that does not answer hands over to the next one quickly.
+    async fn decrypt_once(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        key_arn: &str,
+    ) -> Result<Unwrapped, KmsError> {
+        self.decrypt(ciphertext, context, key_arn).await
+    }
 
     /// Describes `key_id` (an id, ARN or alias).
     async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError>;
