@@ -75,6 +75,8 @@ pub struct AutoUnsealStatus {
     pub last_error: String,
     /// When the next attempt is due, ms since the Unix epoch; 0 when none is planned.
     pub next_attempt_unix_ms: u64,
+    /// With several seals: the seal that unsealed last.
+    pub seal: String,
 }
 
 impl AutoUnsealStatus {
@@ -115,8 +117,8 @@ fn unix_ms(at: SystemTime) -> u64 {
 
 /// Why one auto-unseal attempt failed.
 pub(super) struct AttemptError {
-    message: String,
-    transient: bool,
+    pub(super) message: String,
+    pub(super) transient: bool,
 }
 
 impl From<EnvelopeError> for AttemptError {
@@ -146,6 +148,10 @@ impl Lifecycle {
     /// key check and rewrap after each unseal, and periodic health checks
     /// while unsealed. Returns at once for the Shamir seal.
     pub async fn drive_auto_unseal(self: Arc<Self>, health_check_interval: Duration) {
+        if let Seal::Multi(set) = &self.seal {
+            let set = Arc::clone(set);
+            return self.drive_seal_set(set).await;
+        }
         let Seal::AwsKms(kms) = &self.seal else {
             return;
         };
@@ -171,8 +177,7 @@ impl Lifecycle {
                     key_checked = self.phase() == Phase::Unsealed;
                 }
                 Phase::Sealed if self.auto_unseal_armed() => {
-                    self.auto_unseal_with_retries(kms.as_ref(), &mut phase)
-                        .await;
+                    self.auto_unseal_with_retries(&mut phase).await;
                 }
                 // A standby checks nothing: the active node does.
                 Phase::Sealed | Phase::Standby => {
@@ -204,14 +209,14 @@ impl Lifecycle {
 
     /// Tries to unseal until it works, the daemon is unsealed another way,
     /// or an operator stops it; between attempts Status says why and when.
-    async fn auto_unseal_with_retries(&self, kms: &dyn Kms, phase: &mut watch::Receiver<Phase>) {
+    pub(super) async fn auto_unseal_with_retries(&self, phase: &mut watch::Receiver<Phase>) {
         while self.phase() == Phase::Sealed && self.auto_unseal_armed() {
             let attempts = {
                 let mut report = self.report();
                 report.auto_unseal.attempts += 1;
                 report.auto_unseal.attempts
             };
-            let Err(e) = self.auto_unseal_once(kms).await else {
+            let Err(e) = self.auto_unseal_once().await else {
                 metrics::auto_unseal_attempt("ok", None);
                 return;
             };
@@ -275,26 +280,38 @@ impl Lifecycle {
 
     /// Whether auto-unseal should be trying: sealed at start or after a
     /// restore, not stopped by an operator.
-    fn auto_unseal_armed(&self) -> bool {
+    pub(super) fn auto_unseal_armed(&self) -> bool {
         matches!(
             self.report().auto_unseal.state,
             AutoUnsealState::InProgress | AutoUnsealState::Failed
         )
     }
 
-    /// One attempt: read the stored root key, one KMS Decrypt, open the keyring.
-    pub(super) async fn auto_unseal_once(&self, kms: &dyn Kms) -> Result<(), AttemptError> {
+    /// One attempt: read the stored root key, one KMS Decrypt (per seal
+    /// tried, with several), open the keyring.
+    pub(super) async fn auto_unseal_once(&self) -> Result<(), AttemptError> {
         let started = Instant::now();
         let config = match &*self.read() {
             State::Sealed { config, .. } => Arc::clone(config),
             _ => return Ok(()),
         };
-        let envelope = self
-            .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
-            .await?;
-        let root_key = envelope
-            .open(kms, Purpose::RootKey, &config.cluster_id)
-            .await?;
+        let (root_key, by) = match &self.seal {
+            Seal::AwsKms(kms) => {
+                let envelope = self
+                    .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
+                    .await?;
+                let key = envelope
+                    .open_once(kms.as_ref(), Purpose::RootKey, &config.cluster_id)
+                    .await?;
+                (key, format!("KMS key {}", envelope.key_arn))
+            }
+            Seal::Multi(set) => {
+                let (key, name) = self.open_root_with_set(set, &config).await?;
+                self.report().auto_unseal.seal.clone_from(&name);
+                (key, format!("seal {}", crate::text::quote(&name)))
+            }
+            Seal::Shamir => return Ok(()),
+        };
         let barrier = Barrier::unlock(Arc::clone(&self.storage), root_key)
             .await
             .map_err(|e| AttemptError {
@@ -314,7 +331,7 @@ impl Lifecycle {
             self.stand_by(config, barrier);
             self.report_unsealed_by_kms();
             metrics::unsealed("kms", started);
-            tracing::info!(kms_key_arn = %envelope.key_arn, "unsealed by KMS");
+            tracing::info!(by = %by, "unsealed by KMS");
             return Ok(());
         }
         // A restored store that fails its snapshot's check fails it again
@@ -335,7 +352,7 @@ impl Lifecycle {
         });
         self.report_unsealed_by_kms();
         metrics::unsealed("kms", started);
-        tracing::info!(kms_key_arn = %envelope.key_arn, "unsealed by KMS");
+        tracing::info!(by = %by, "unsealed by KMS");
         Ok(())
     }
 
@@ -676,7 +693,7 @@ mod tests {
 
         // An attempt that was in flight when the operator sealed finishes now:
         // its result is dropped.
-        lifecycle.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        lifecycle.auto_unseal_once().await.ok().unwrap();
         assert_eq!(lifecycle.phase(), Phase::Sealed);
 
         let err = lifecycle.unseal("00").await.err().unwrap();
@@ -698,7 +715,7 @@ mod tests {
     async fn status_says_why_recovery_keys_did_not_unseal() {
         let (storage, kms, init) = initialized().await;
         let lifecycle = open(&storage, &kms).await;
-        lifecycle.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        lifecycle.auto_unseal_once().await.ok().unwrap();
         lifecycle.seal_now();
         let outage = "KMS at http://127.0.0.1:9 is unreachable for Decrypt: Connection refused (os error 111)";
         kms.fail_next(KmsError::new(KmsErrorKind::Unavailable, outage));
@@ -746,7 +763,7 @@ mod tests {
         kms.set_state(&old, KeyState::PendingDeletion);
         let restarted = open(&storage, &kms).await;
         assert_eq!(restarted.status().kms_key_arn, kms.current_arn());
-        restarted.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        restarted.auto_unseal_once().await.ok().unwrap();
         assert_eq!(restarted.phase(), Phase::Unsealed);
 
         // A key in another account is not adopted: that is a seal migration.
@@ -767,7 +784,7 @@ mod tests {
     async fn a_key_change_through_another_endpoint_is_not_rewrapped() {
         let (storage, kms, _) = initialized().await;
         let lifecycle = open(&storage, &kms).await;
-        lifecycle.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        lifecycle.auto_unseal_once().await.ok().unwrap();
         let stored = kms.current_arn();
         assert_eq!(
             lifecycle.seal_config().unwrap().kms_endpoint.as_deref(),
@@ -803,7 +820,7 @@ mod tests {
     async fn health_checks_warn_while_the_key_is_unusable() {
         let (storage, kms, _) = initialized().await;
         let lifecycle = open(&storage, &kms).await;
-        lifecycle.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        lifecycle.auto_unseal_once().await.ok().unwrap();
         let arn = kms.current_arn();
         kms.set_state(&arn, KeyState::PendingDeletion);
         lifecycle.check_key_health(kms.as_ref()).await;

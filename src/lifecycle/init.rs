@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::seal_config::{self, RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Lifecycle, Phase, Progress, State};
+use super::{Lifecycle, Phase, Progress, State, seals};
 use crate::access::token;
 use crate::barrier::{Barrier, KEYRING_PATH, Keyring, entry};
 use crate::error::Error;
@@ -232,6 +232,9 @@ impl Lifecycle {
             {
                 let mut report = self.report();
                 report.key_arn = arn;
+                if let Seal::Multi(set) = &self.seal {
+                    report.wrapped = set.enabled().map(|m| m.name.clone()).collect();
+                }
                 report.auto_unseal = AutoUnsealStatus {
                     state: AutoUnsealState::Unsealed,
                     ..AutoUnsealStatus::default()
@@ -283,7 +286,7 @@ impl Lifecycle {
                 }
                 shares_and_threshold(params.key_shares, params.key_threshold)?
             }
-            Seal::AwsKms(_) => {
+            Seal::AwsKms(_) | Seal::Multi(_) => {
                 if params.key_shares.is_some() || params.key_threshold.is_some() {
                     return Err(Error::InvalidArgument(
                         "this daemon unseals itself with AWS KMS, so it has no unseal keys: use --recovery-shares and --recovery-threshold (recovery keys authorize quorum operations and unseal after a manual seal, never by themselves at start)".into(),
@@ -295,7 +298,7 @@ impl Lifecycle {
 
         let noun = match self.seal {
             Seal::Shamir => "unseal keys",
-            Seal::AwsKms(_) => "recovery keys",
+            Seal::AwsKms(_) | Seal::Multi(_) => "recovery keys",
         };
         let recipients = (!params.recipients.is_empty())
             .then(|| recipients::parse_all(&params.recipients, shares, noun))
@@ -339,8 +342,12 @@ impl Lifecycle {
             cluster_name,
             initialized_unix: now_unix(),
             kms_endpoint: match &self.seal {
-                Seal::Shamir => None,
+                Seal::Shamir | Seal::Multi(_) => None,
                 Seal::AwsKms(kms) => Some(kms.endpoint()),
+            },
+            seals: match &self.seal {
+                Seal::Multi(set) => super::multiseal::configured(set),
+                _ => Vec::new(),
             },
         };
 
@@ -379,6 +386,15 @@ impl Lifecycle {
                     .put(ROOT_KEY_PATH, root.encode())
                     .put(RECOVERY_KEY_PATH, recovery.encode());
                 Some(root.key_arn)
+            }
+            Seal::Multi(set) => {
+                let (root, recovery) =
+                    seals::wrap_new_store(set, &config.cluster_id, &root_key, &share_key).await?;
+                batch
+                    .put(ROOT_KEY_PATH, root.encode())
+                    .put(RECOVERY_KEY_PATH, recovery.encode());
+                // Status lists each seal's key; there is no single ARN.
+                Some(String::new())
             }
         };
         let (root_token, token_entry) = token::create(&barrier, &mut batch, token::Spec::root());

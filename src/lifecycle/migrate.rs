@@ -25,7 +25,7 @@ use crate::barrier::{Barrier, entry};
 use crate::error::Error;
 use crate::seal::envelope::Purpose;
 use crate::seal::kms::Kms;
-use crate::seal::{AWSKMS, SHAMIR, Seal, wrap};
+use crate::seal::{AWSKMS, MULTISEAL, SHAMIR, Seal, wrap};
 use crate::secret::SecretBytes;
 use crate::storage::Batch;
 
@@ -84,6 +84,16 @@ pub(super) fn decide(
             "storage was initialized with the awskms seal, but the config has no seal \"awskms\" block; to move to Shamir unseal keys, keep the block and add disabled = true to it (a seal migration)".into(),
         ),
         (AWSKMS, Seal::AwsKms(_), true) => Ok(Some(Migration::AwsKmsToAwsKms)),
+        // One awskms seal to several: the envelope of the one seal opens
+        // with the seal that holds its key, and the active node rewraps it
+        // for every seal (multiseal_sync.rs); no quorum is needed.
+        (AWSKMS | MULTISEAL, Seal::Multi(_), _) => Ok(None),
+        (SHAMIR, Seal::Multi(_), _) => refuse(
+            "the storage uses Shamir unseal keys, and moving to several seals at once is not supported: migrate to one seal \"awskms\" block first (a seal migration), then set enable_multiseal = true".into(),
+        ),
+        (MULTISEAL, Seal::Shamir | Seal::AwsKms(_), _) => refuse(
+            "storage is sealed by several seals (enable_multiseal), but the config does not set enable_multiseal = true; keep it set (to leave a seal, mark it disabled = true)".into(),
+        ),
         (other, _, _) => refuse(format!(
             "storage was initialized with the {other:?} seal, which this build does not know"
         )),
@@ -173,7 +183,7 @@ impl Lifecycle {
         };
         let new_kms = || match &self.seal {
             Seal::AwsKms(kms) => Ok(Arc::clone(kms)),
-            Seal::Shamir => Err(Error::Internal(
+            Seal::Shamir | Seal::Multi(_) => Err(Error::Internal(
                 "the migration needs the new seal block".into(),
             )),
         };
@@ -183,7 +193,7 @@ impl Lifecycle {
             Migration::AwsKmsToShamir | Migration::AwsKmsToAwsKms => {
                 let old = old_kms()?;
                 let recovery_key = self
-                    .check_recovery_quorum(old.as_ref(), config, shares)
+                    .check_recovery_quorum(Some(old.as_ref()), config, shares)
                     .await?;
                 let root_key = self
                     .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
@@ -353,7 +363,7 @@ mod tests {
         let again = open(&storage, awskms(&kms), None).await;
         let recovery = again.status();
         assert!(recovery.sealed && !recovery.migration);
-        again.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        again.auto_unseal_once().await.ok().unwrap();
         assert_eq!(again.phase(), Phase::Unsealed);
     }
 
@@ -423,7 +433,7 @@ mod tests {
         // Without the old seal: one Decrypt unseals; the old keys are recovery keys.
         let restarted = open(&storage, awskms(&kms), None).await;
         assert_eq!(restarted.migration(), None);
-        restarted.auto_unseal_once(kms.as_ref()).await.ok().unwrap();
+        restarted.auto_unseal_once().await.ok().unwrap();
         let barrier = restarted.barrier().unwrap();
         assert_eq!(
             barrier.get("test/a").await.unwrap().unwrap().expose(),

@@ -16,11 +16,14 @@
 mod auto_unseal;
 mod init;
 mod migrate;
+mod multiseal;
+mod multiseal_sync;
 pub mod quorum;
 mod recovery;
 mod role;
 mod rotation;
 pub mod seal_config;
+mod seals;
 mod snapshot;
 mod snapshot_mac;
 mod state;
@@ -47,7 +50,6 @@ use crate::barrier::{Barrier, Hooks};
 use crate::error::Error;
 use crate::metrics;
 use crate::seal::Seal;
-use crate::seal::envelope::{Envelope, Purpose};
 use crate::seal::kms::Kms;
 use crate::storage::Backend;
 use seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH};
@@ -155,9 +157,9 @@ impl Lifecycle {
                             "storage has a seal config but no {ROOT_KEY_PATH}; the stored seal data is damaged"
                         ))
                     })?;
-                    report.key_arn = Envelope::decode(Purpose::RootKey, &blob)
-                        .map_err(|e| Error::Internal(e.to_string()))?
-                        .key_arn;
+                    report.key_arn =
+                        seals::stored_key_arn(&blob).map_err(|e| Error::Internal(e.to_string()))?;
+                    report.wrapped = seals::wrapped_in(&storage, &config).await;
                 }
                 State::Sealed {
                     config: Arc::new(config),
@@ -166,7 +168,7 @@ impl Lifecycle {
             }
         };
         let phase = state.phase();
-        if matches!(seal, Seal::AwsKms(_)) && phase == Phase::Sealed {
+        if seal.is_auto() && phase == Phase::Sealed {
             report.auto_unseal.state = if migration.is_some() {
                 AutoUnsealState::Migration
             } else {
@@ -295,15 +297,19 @@ impl Lifecycle {
             storage_type: self.storage.kind(),
             cluster_name: self.cluster_name.clone().unwrap_or_default(),
             cluster_id: String::new(),
-            recovery_seal: matches!(self.seal, Seal::AwsKms(_)),
+            recovery_seal: self.seal.is_auto(),
             kms_key_arn: String::new(),
             auto_unseal: None,
             warnings: Vec::new(),
             migration: false,
             ha: self.ha_status(),
             storage_error: self.storage_down().unwrap_or_default(),
+            seals: Vec::new(),
         };
-        if matches!(self.seal, Seal::AwsKms(_)) {
+        if let Seal::Multi(set) = &self.seal {
+            status.seals = self.seal_statuses(set);
+        }
+        if self.seal.is_auto() {
             let report = self.report();
             status.auto_unseal = Some(report.auto_unseal.clone());
             status.kms_key_arn.clone_from(&report.key_arn);
@@ -399,7 +405,7 @@ impl Lifecycle {
     /// flight is told to drop its result. Does not wait for the key
     /// operations' lock: sealing must never queue behind a KMS call.
     fn seal_now(&self) {
-        if matches!(self.seal, Seal::AwsKms(_)) {
+        if self.seal.is_auto() {
             // Before the state changes: an attempt that finishes in between
             // sees either the barrier still open or this stop.
             self.report().auto_unseal = AutoUnsealStatus::stopped();

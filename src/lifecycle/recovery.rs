@@ -11,7 +11,6 @@ use super::state::{Progress, State};
 use super::{AutoUnsealState, Lifecycle, SealConfig};
 use crate::error::Error;
 use crate::seal::Seal;
-use crate::seal::envelope::{Envelope, Purpose};
 use crate::storage::StorageError;
 
 /// The first wait between two attempts; it doubles up to [`RETRY_CAP`].
@@ -87,14 +86,13 @@ impl Lifecycle {
         };
         let config = SealConfig::decode(&stored).map_err(Error::Internal)?;
         let key_arn = match (&self.seal, config.is_recovery()) {
-            (Seal::AwsKms(_), true) => match self.storage.get(ROOT_KEY_PATH).await? {
-                Some(blob) => {
-                    Envelope::decode(Purpose::RootKey, &blob)
-                        .map_err(|e| Error::Internal(e.to_string()))?
-                        .key_arn
+            (Seal::AwsKms(_) | Seal::Multi(_), true) => {
+                match self.storage.get(ROOT_KEY_PATH).await? {
+                    Some(blob) => super::seals::stored_key_arn(&blob)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                    None => String::new(),
                 }
-                None => String::new(),
-            },
+            }
             _ => String::new(),
         };
         let _key_ops = self.key_ops.lock().await;
@@ -102,7 +100,7 @@ impl Lifecycle {
             return Ok(());
         }
         self.drop_pending_init();
-        if let Seal::AwsKms(_) = &self.seal {
+        if self.seal.is_auto() {
             let mut report = self.report();
             report.key_arn = key_arn;
             report.auto_unseal.state = AutoUnsealState::InProgress;

@@ -492,12 +492,10 @@ impl Lifecycle {
     /// The root key as stored now.
     async fn stored_root_key(&self, config: &SealConfig) -> Result<SecretKey, Error> {
         match &self.seal {
-            Seal::AwsKms(kms) => self
-                .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
-                .await?
-                .open(kms.as_ref(), Purpose::RootKey, &config.cluster_id)
+            Seal::AwsKms(_) | Seal::Multi(_) => self
+                .open_stored_key(Purpose::RootKey, &config.cluster_id)
                 .await
-                .map_err(Error::from),
+                .map(|(key, _)| key),
             Seal::Shamir => {
                 let unseal_key = self
                     .ha

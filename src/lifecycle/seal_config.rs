@@ -18,19 +18,34 @@ pub const SEAL_MIGRATED_PATH: &str = "core/seal-migrated";
 /// Where the recovery key is stored (awskms only): an envelope wrapped by KMS.
 pub const RECOVERY_KEY_PATH: &str = "core/recovery-key";
 /// The newest seal config format this build reads. Format 1 is the Shamir
-/// seal; format 2 adds the awskms seal, whose shares are recovery shares.
+/// seal; format 2 adds the awskms seal, whose shares are recovery shares;
+/// format 3 several seals (`multiseal`), with the list of seals.
 /// Each record is written with the oldest format that describes it, so a
 /// build that knows only format 1 refuses an awskms store instead of
 /// mistaking its recovery shares for unseal keys.
-pub const SEAL_CONFIG_VERSION: u32 = 2;
+pub const SEAL_CONFIG_VERSION: u32 = 3;
 
 /// The format a record of `seal_type` is written with.
 pub fn format_for(seal_type: &str) -> u32 {
-    if seal_type == crate::seal::SHAMIR {
-        1
-    } else {
-        2
+    match seal_type {
+        crate::seal::SHAMIR => 1,
+        crate::seal::AWSKMS => 2,
+        _ => 3,
     }
+}
+
+/// One of several seals, as the store last adopted it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSeal {
+    /// Its name.
+    pub name: String,
+    /// Its type: `awskms`.
+    #[serde(rename = "type")]
+    pub seal_type: String,
+    /// Lower is tried first.
+    pub priority: u32,
+    /// Decrypt-only: leaving the set.
+    pub disabled: bool,
 }
 
 /// The seal's parameters, as written by init.
@@ -59,6 +74,10 @@ pub struct SealConfig {
     /// silently: it is a seal migration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_endpoint: Option<String>,
+    /// multiseal: the seals the store was last configured with, as the
+    /// active node adopted them; a change of the set is checked against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seals: Vec<StoredSeal>,
 }
 
 impl SealConfig {

@@ -33,8 +33,7 @@ use super::{KmsReport, Lifecycle, Progress, State};
 use crate::barrier::KEYRING_PATH;
 use crate::error::Error;
 use crate::failpoint;
-use crate::seal::Seal;
-use crate::seal::envelope::{Envelope, Purpose};
+use crate::seal::{MULTISEAL, Seal};
 use crate::secret::{SecretKey, ct_eq};
 use crate::storage::Batch;
 use crate::time::now_unix;
@@ -321,16 +320,22 @@ impl Lifecycle {
                 }
             }
         }
-        if let Seal::AwsKms(_) = self.seal {
+        if (snapshot.config.seal_type == MULTISEAL) != matches!(self.seal, Seal::Multi(_)) {
+            return Err(Error::InvalidArgument(format!(
+                "the snapshot was taken under the {} seal, and this daemon is configured with the {} seal; configure the seals the snapshot was taken under, then restore it (nothing was restored)",
+                snapshot.config.seal_type,
+                self.seal.name()
+            )));
+        }
+        if self.seal.is_auto() {
             let blob = snapshot
                 .entries
                 .iter()
                 .find(|(k, _)| k == ROOT_KEY_PATH)
                 .map(|(_, v)| v.as_slice())
                 .unwrap_or_default();
-            snapshot.kms_key_arn = Envelope::decode(Purpose::RootKey, blob)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?
-                .key_arn;
+            snapshot.kms_key_arn = super::seals::stored_key_arn(blob)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         }
         Ok(snapshot)
     }
@@ -381,7 +386,7 @@ impl Lifecycle {
         batch.put(RESTORED_PATH, RestoreMarker::new(check).encode());
         failpoint::scope("restore", self.storage.write(batch)).await?;
 
-        if let Seal::AwsKms(_) = self.seal {
+        if self.seal.is_auto() {
             *self.report() = KmsReport {
                 auto_unseal: AutoUnsealStatus {
                     state: AutoUnsealState::InProgress,

@@ -73,6 +73,8 @@ pub struct Status {
     /// Why the store could not be read since start (the database is down,
     /// say): the daemon stays sealed and retries. Empty when it answers.
     pub storage_error: String,
+    /// With several seals: each configured seal, in priority order.
+    pub seals: Vec<super::multiseal::SealStatus>,
 }
 
 /// The active node as a node knows it: what it advertised when it took
@@ -143,4 +145,7 @@ pub(super) struct KmsReport {
     pub(super) key_health: Option<String>,
     /// The configured key is in another account or region than the stored one.
     pub(super) key_move: Option<String>,
+    /// With several seals: the seals that hold both the root key and the
+    /// recovery key (fully wrapped).
+    pub(super) wrapped: Vec<String>,
 }

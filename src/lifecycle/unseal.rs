@@ -227,8 +227,8 @@ impl Lifecycle {
             let started = Instant::now();
             let barrier = match &self.seal {
                 Seal::Shamir => self.open_barrier(&quorum.shares).await?,
-                Seal::AwsKms(kms) => self
-                    .open_with_recovery(kms.as_ref(), &config, &quorum.shares)
+                Seal::AwsKms(_) | Seal::Multi(_) => self
+                    .open_with_recovery(&config, &quorum.shares)
                     .await
                     .inspect_err(|e| self.record_recovery_failure(e))?,
             };
@@ -243,7 +243,7 @@ impl Lifecycle {
                     barrier: Arc::new(barrier),
                 });
             }
-            if matches!(self.seal, Seal::AwsKms(_)) {
+            if self.seal.is_auto() {
                 self.report().auto_unseal = AutoUnsealStatus {
                     state: AutoUnsealState::Unsealed,
                     ..AutoUnsealStatus::default()
@@ -270,7 +270,7 @@ impl Lifecycle {
     /// Under awskms, keeps in Status why a quorum of recovery keys did not
     /// unseal: after an operator's seal no auto-unseal runs to say it.
     fn record_recovery_failure(&self, error: &Error) {
-        if !matches!(self.seal, Seal::AwsKms(_)) {
+        if !self.seal.is_auto() {
             return;
         }
         let message = format!(
@@ -293,7 +293,7 @@ impl Lifecycle {
     /// recovery key (one KMS Decrypt). Returns the recovery key.
     pub(super) async fn check_recovery_quorum(
         &self,
-        kms: &dyn Kms,
+        old_kms: Option<&dyn Kms>,
         config: &SealConfig,
         shares: &[SecretBytes],
     ) -> Result<SecretKey, Error> {
@@ -302,11 +302,20 @@ impl Lifecycle {
                 "the recovery keys did not combine; the stored seal data may be damaged".into(),
             )
         })?;
-        let stored = self
-            .stored_envelope(RECOVERY_KEY_PATH, Purpose::RecoveryKey)
-            .await?
-            .open(kms, Purpose::RecoveryKey, &config.cluster_id)
-            .await?;
+        let stored = match old_kms {
+            // A migration: the recovery key is under the seal being left.
+            Some(kms) => {
+                self.stored_envelope(RECOVERY_KEY_PATH, Purpose::RecoveryKey)
+                    .await?
+                    .open(kms, Purpose::RecoveryKey, &config.cluster_id)
+                    .await?
+            }
+            None => {
+                self.open_stored_key(Purpose::RecoveryKey, &config.cluster_id)
+                    .await?
+                    .0
+            }
+        };
         if !ct_eq(stored.expose(), recovery_key.expose()) {
             return Err(Error::Internal(
                 "the recovery keys combined, but not into the stored recovery key; the stored seal data may be damaged".into(),
@@ -320,15 +329,12 @@ impl Lifecycle {
     /// entered are discarded when this fails; they are entered again.
     async fn open_with_recovery(
         &self,
-        kms: &dyn Kms,
         config: &SealConfig,
         shares: &[SecretBytes],
     ) -> Result<Barrier, Error> {
-        self.check_recovery_quorum(kms, config, shares).await?;
-        let root_key = self
-            .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
-            .await?
-            .open(kms, Purpose::RootKey, &config.cluster_id)
+        self.check_recovery_quorum(None, config, shares).await?;
+        let (root_key, _) = self
+            .open_stored_key(Purpose::RootKey, &config.cluster_id)
             .await?;
         Ok(Barrier::unlock(Arc::clone(&self.storage), root_key).await?)
     }

@@ -14,6 +14,12 @@
 //!
 //! The AAD binds the purpose and the ARN: a root-key blob cannot pass for a
 //! recovery-key blob, and an ARN edited in storage fails authentication.
+//!
+//! Format 2 belongs to one of several seals (`enable_multiseal`): the seal's
+//! name follows the version byte (`name length (u8) ‖ name`), is sent in the
+//! encryption context as `seal`, and is bound by the AAD
+//! (`… ‖ purpose ‖ 0x00 ‖ seal name ‖ 0x00 ‖ ARN`), so one seal's blob
+//! cannot pass for another's.
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -22,8 +28,12 @@ use super::kms::{EncryptionContext, Kms, KmsError, KmsErrorKind};
 use crate::error::Error;
 use crate::secret::{KEY_LEN, SecretKey, fill_random};
 
-/// The only envelope format so far.
+/// The format of an envelope of the one configured seal.
 pub const VERSION: u8 = 1;
+/// The format of an envelope of one of several seals: it names its seal.
+pub const VERSION_NAMED: u8 = 2;
+/// The longest seal name an envelope holds.
+pub const MAX_SEAL_NAME_LEN: usize = 64;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const AAD_LABEL: &[u8] = b"strongroom-envelope";
@@ -106,6 +116,8 @@ impl EnvelopeError {
 /// and the protected key is encrypted under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// The seal it belongs to, with several seals; `None` for the one seal.
+    pub seal: Option<String>,
     /// The ARN of the KMS key that wraps the data key, as KMS returned it.
     pub key_arn: String,
     wrapped_key: Vec<u8>,
@@ -122,8 +134,35 @@ impl Envelope {
         cluster_id: &str,
         secret: &SecretKey,
     ) -> Result<Self, EnvelopeError> {
+        Self::seal_as(kms, purpose, cluster_id, None, secret).await
+    }
+
+    /// [`Self::seal`] for one of several seals: the envelope names `seal`.
+    pub async fn seal_named(
+        kms: &dyn Kms,
+        purpose: Purpose,
+        cluster_id: &str,
+        seal: &str,
+        secret: &SecretKey,
+    ) -> Result<Self, EnvelopeError> {
+        Self::seal_as(kms, purpose, cluster_id, Some(seal), secret).await
+    }
+
+    async fn seal_as(
+        kms: &dyn Kms,
+        purpose: Purpose,
+        cluster_id: &str,
+        seal: Option<&str>,
+        secret: &SecretKey,
+    ) -> Result<Self, EnvelopeError> {
+        if seal.is_some_and(|name| name.is_empty() || name.len() > MAX_SEAL_NAME_LEN) {
+            return Err(EnvelopeError::Malformed {
+                what: purpose.as_str(),
+                reason: format!("a seal name must be 1 to {MAX_SEAL_NAME_LEN} bytes"),
+            });
+        }
         let data_key = SecretKey::generate();
-        let context = context(purpose, cluster_id);
+        let context = context(purpose, cluster_id, seal);
         let wrapped = kms.encrypt(data_key.expose(), &context).await?;
         if wrapped.key_arn.is_empty()
             || wrapped.key_arn.len() > MAX_ARN_LEN
@@ -139,13 +178,14 @@ impl Envelope {
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce);
         let mut ciphertext = secret.expose().to_vec();
-        let aad = aad(purpose, &wrapped.key_arn);
+        let aad = aad(purpose, seal, &wrapped.key_arn);
         let tag = cipher(&data_key)
             .encrypt_inout_detached(&Nonce::from(nonce), &aad, ciphertext.as_mut_slice().into())
             // AES-GCM refuses only plaintexts over 64 GiB; this one is 32 bytes.
             .unwrap_or_else(|_| unreachable!("AES-GCM plaintext limit exceeded"));
         ciphertext.extend_from_slice(&tag);
         Ok(Self {
+            seal: seal.map(str::to_string),
             key_arn: wrapped.key_arn,
             wrapped_key: wrapped.ciphertext,
             nonce,
@@ -161,11 +201,37 @@ impl Envelope {
         purpose: Purpose,
         cluster_id: &str,
     ) -> Result<SecretKey, EnvelopeError> {
+        self.open_with(kms, purpose, cluster_id, false).await
+    }
+
+    /// [`Self::open`] with one Decrypt attempt bounded by the seal's
+    /// `kms_timeout` ([`Kms::decrypt_once`]): the path to unsealed.
+    pub async fn open_once(
+        &self,
+        kms: &dyn Kms,
+        purpose: Purpose,
+        cluster_id: &str,
+    ) -> Result<SecretKey, EnvelopeError> {
+        self.open_with(kms, purpose, cluster_id, true).await
+    }
+
+    async fn open_with(
+        &self,
+        kms: &dyn Kms,
+        purpose: Purpose,
+        cluster_id: &str,
+        once: bool,
+    ) -> Result<SecretKey, EnvelopeError> {
         let what = purpose.as_str();
-        let context = context(purpose, cluster_id);
-        let unwrapped = kms
-            .decrypt(&self.wrapped_key, &context, &self.key_arn)
-            .await?;
+        let seal = self.seal.as_deref();
+        let context = context(purpose, cluster_id, seal);
+        let unwrapped = if once {
+            kms.decrypt_once(&self.wrapped_key, &context, &self.key_arn)
+                .await?
+        } else {
+            kms.decrypt(&self.wrapped_key, &context, &self.key_arn)
+                .await?
+        };
         if unwrapped.key_arn != self.key_arn {
             return Err(EnvelopeError::KeyMismatch {
                 what,
@@ -183,7 +249,7 @@ impl Envelope {
         cipher(&data_key)
             .decrypt_inout_detached(
                 &Nonce::from(self.nonce),
-                &aad(purpose, &self.key_arn),
+                &aad(purpose, seal, &self.key_arn),
                 plaintext.expose_mut().as_mut_slice().into(),
                 &tag,
             )
@@ -193,10 +259,25 @@ impl Envelope {
 
     /// The stored form.
     pub fn encode(&self) -> Vec<u8> {
+        let name = self.seal.as_deref().unwrap_or_default();
         let mut out = Vec::with_capacity(
-            1 + 2 + self.key_arn.len() + 2 + self.wrapped_key.len() + NONCE_LEN + KEY_LEN + TAG_LEN,
+            2 + name.len()
+                + 2
+                + self.key_arn.len()
+                + 2
+                + self.wrapped_key.len()
+                + NONCE_LEN
+                + KEY_LEN
+                + TAG_LEN,
         );
-        out.push(VERSION);
+        if self.seal.is_some() {
+            out.push(VERSION_NAMED);
+            // Bounded by MAX_SEAL_NAME_LEN when made and by u8 when decoded.
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+        } else {
+            out.push(VERSION);
+        }
         // Both lengths are bounded by MAX_ARN_LEN and MAX_WRAPPED_LEN when the
         // envelope is made, and by u16 when it is decoded.
         out.extend_from_slice(&(self.key_arn.len() as u16).to_be_bytes());
@@ -216,11 +297,25 @@ impl Envelope {
         };
         let mut reader = Reader(bytes);
         let version = reader.take(1).ok_or_else(|| malformed("it is empty"))?[0];
-        if version != VERSION {
-            return Err(malformed(&format!(
-                "it has format {version}, and this build reads format {VERSION}"
-            )));
-        }
+        let seal = match version {
+            VERSION => None,
+            VERSION_NAMED => {
+                let len = reader.take(1).ok_or_else(|| malformed("it is truncated"))?[0];
+                let name = reader
+                    .take(usize::from(len))
+                    .ok_or_else(|| malformed("it is truncated"))?;
+                let name = std::str::from_utf8(name)
+                    .ok()
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| malformed("its seal name is empty or not UTF-8"))?;
+                Some(name.to_string())
+            }
+            _ => {
+                return Err(malformed(&format!(
+                    "it has format {version}, and this build reads formats {VERSION} and {VERSION_NAMED}"
+                )));
+            }
+        };
         let arn = reader
             .prefixed()
             .ok_or_else(|| malformed("it is truncated"))?;
@@ -248,6 +343,7 @@ impl Envelope {
             ));
         }
         Ok(Self {
+            seal,
             key_arn,
             wrapped_key,
             nonce,
@@ -256,20 +352,29 @@ impl Envelope {
     }
 }
 
-fn context(purpose: Purpose, cluster_id: &str) -> EncryptionContext {
+fn context(purpose: Purpose, cluster_id: &str, seal: Option<&str>) -> EncryptionContext {
     EncryptionContext {
         purpose: purpose.as_str(),
         cluster_id: cluster_id.to_string(),
-        seal: None,
+        seal: seal.map(str::to_string),
     }
 }
 
-fn aad(purpose: Purpose, key_arn: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_LABEL.len() + 2 + 16 + key_arn.len());
+fn aad(purpose: Purpose, seal: Option<&str>, key_arn: &str) -> Vec<u8> {
+    let name = seal.unwrap_or_default();
+    let mut aad = Vec::with_capacity(AAD_LABEL.len() + 3 + 16 + name.len() + key_arn.len());
     aad.extend_from_slice(AAD_LABEL);
-    aad.push(VERSION);
+    aad.push(if seal.is_some() {
+        VERSION_NAMED
+    } else {
+        VERSION
+    });
     aad.extend_from_slice(purpose.as_str().as_bytes());
     aad.push(0);
+    if let Some(name) = seal {
+        aad.extend_from_slice(name.as_bytes());
+        aad.push(0);
+    }
     aad.extend_from_slice(key_arn.as_bytes());
     aad
 }
@@ -407,6 +512,7 @@ mod tests {
     #[test]
     fn malformed_blobs_are_refused_without_panicking() {
         let good = Envelope {
+            seal: None,
             key_arn: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
             wrapped_key: vec![7; 40],
             nonce: [1; NONCE_LEN],
@@ -424,6 +530,7 @@ mod tests {
         longer.push(0);
         assert!(Envelope::decode(Purpose::RootKey, &longer).is_err());
         let oversized = Envelope {
+            seal: None,
             key_arn: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
             wrapped_key: vec![7; MAX_WRAPPED_LEN + 1],
             nonce: [1; NONCE_LEN],
@@ -437,12 +544,42 @@ mod tests {
                 .contains("longer than AWS allows")
         );
         let mut future = good;
-        future[0] = 2;
+        future[0] = 3;
         assert_eq!(
             Envelope::decode(Purpose::RootKey, &future)
                 .unwrap_err()
                 .to_string(),
-            "the stored root-key blob is not readable: it has format 2, and this build reads format 1"
+            "the stored root-key blob is not readable: it has format 3, and this build reads formats 1 and 2"
         );
+    }
+
+    #[tokio::test]
+    async fn a_named_envelope_opens_only_as_its_own_seal() {
+        let kms = FakeKms::new();
+        let secret = SecretKey::generate();
+        let envelope = Envelope::seal_named(&kms, Purpose::RootKey, CLUSTER, "tokyo", &secret)
+            .await
+            .unwrap();
+        let decoded = Envelope::decode(Purpose::RootKey, &envelope.encode()).unwrap();
+        assert_eq!(decoded.seal.as_deref(), Some("tokyo"));
+        let opened = decoded
+            .open_once(&kms, Purpose::RootKey, CLUSTER)
+            .await
+            .unwrap();
+        assert_eq!(opened.expose(), secret.expose());
+        // Relabelled as another seal: KMS refuses the context.
+        let mut relabelled = decoded.clone();
+        relabelled.seal = Some("osaka".into());
+        let relabelled = Envelope::decode(Purpose::RootKey, &relabelled.encode()).unwrap();
+        assert!(
+            relabelled
+                .open(&kms, Purpose::RootKey, CLUSTER)
+                .await
+                .is_err()
+        );
+        // Stripped of its name: refused too.
+        let mut unnamed = decoded;
+        unnamed.seal = None;
+        assert!(unnamed.open(&kms, Purpose::RootKey, CLUSTER).await.is_err());
     }
 }

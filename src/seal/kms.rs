@@ -262,7 +262,12 @@ pub(crate) mod testing {
     }
 
     fn aad(context: &EncryptionContext) -> Vec<u8> {
-        format!("{}/{}", context.purpose, context.cluster_id).into_bytes()
+        let pairs: Vec<String> = context
+            .pairs()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        pairs.join("/").into_bytes()
     }
 
     #[async_trait]

@@ -6,6 +6,9 @@
 //!   the daemon unseals itself at start with one KMS Decrypt; operators hold
 //!   recovery shares (Shamir shares of a recovery key) instead.
 //!
+//! - [`set`]: several KMS seals at once (`enable_multiseal`), each holding
+//!   its own envelope of the root key, opened in priority order.
+//!
 //! - [`recipients`]: shares encrypted to their holders' age or ssh-ed25519
 //!   keys; [`wrap`]: the KMS wrapping that init, migration, rekey and
 //!   root rotation share.
@@ -19,12 +22,14 @@ pub mod envelope;
 pub mod failpoint;
 pub mod kms;
 pub mod recipients;
+pub mod set;
 pub mod shamir;
 pub mod wrap;
 
 use std::sync::Arc;
 
 use kms::Kms;
+use set::SealSet;
 
 /// The seal a daemon is configured with.
 #[derive(Clone)]
@@ -33,6 +38,9 @@ pub enum Seal {
     Shamir,
     /// The root key wrapped by this KMS; operators hold recovery shares.
     AwsKms(Arc<dyn Kms>),
+    /// Several KMS seals (`enable_multiseal`), each wrapping the root key;
+    /// operators hold recovery shares.
+    Multi(Arc<SealSet>),
 }
 
 impl Seal {
@@ -41,7 +49,14 @@ impl Seal {
         match self {
             Self::Shamir => SHAMIR,
             Self::AwsKms(_) => AWSKMS,
+            Self::Multi(_) => MULTISEAL,
         }
+    }
+
+    /// Whether the daemon unseals itself (KMS), so operators hold recovery
+    /// shares rather than unseal keys.
+    pub fn is_auto(&self) -> bool {
+        !matches!(self, Self::Shamir)
     }
 }
 
@@ -49,3 +64,5 @@ impl Seal {
 pub const SHAMIR: &str = "shamir";
 /// Name of the AWS KMS seal.
 pub const AWSKMS: &str = "awskms";
+/// Name of several seals at once, as Status and the seal config say it.
+pub const MULTISEAL: &str = "multiseal";

@@ -12,14 +12,12 @@ use crate::barrier::entry;
 use crate::error::Error;
 use crate::failpoint;
 use crate::lifecycle::Lifecycle;
-use crate::lifecycle::seal_config::{
-    RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig,
-};
+use crate::lifecycle::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use crate::lifecycle::unseal::{add_share, decode_share, share_noun};
+use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
 use crate::seal::recipients::{self, Recipient};
 use crate::seal::shamir::{self, ShareCheck};
-use crate::seal::{Seal, wrap};
 use crate::secret::{SecretBytes, SecretKey, ct_eq, random_uuid};
 use crate::storage::Batch;
 
@@ -321,17 +319,14 @@ impl Lifecycle {
                     ),
                 );
             }
-            Seal::AwsKms(kms) => {
-                let stored_arn = self.report().key_arn.clone();
-                let envelope = wrap::seal_beside(
-                    kms.as_ref(),
+            Seal::AwsKms(_) | Seal::Multi(_) => {
+                self.wrap_into(
+                    &mut batch,
                     Purpose::RecoveryKey,
                     &config.cluster_id,
                     new_key,
-                    &stored_arn,
                 )
                 .await?;
-                batch.put(RECOVERY_KEY_PATH, envelope.encode());
             }
         }
         self.storage.write(batch).await?;

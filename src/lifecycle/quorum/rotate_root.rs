@@ -5,8 +5,8 @@ use super::{Completed, Kind, Lifecycle, Operation, QuorumStatus};
 use crate::barrier::{Barrier, KEYRING_PATH, entry};
 use crate::error::Error;
 use crate::lifecycle::seal_config::{ROOT_KEY_PATH, SealConfig};
+use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
-use crate::seal::{Seal, wrap};
 use crate::secret::SecretKey;
 use crate::storage::Batch;
 
@@ -26,30 +26,30 @@ impl Lifecycle {
         quorum_key: &SecretKey,
     ) -> Result<Completed, Error> {
         let rotated = barrier.with_root_key(SecretKey::generate());
-        let root_blob = match &self.seal {
-            Seal::Shamir => entry::seal(
-                quorum_key,
-                entry::TERM_KEY_ENCRYPTION,
-                ROOT_KEY_PATH,
-                rotated.root_key().expose(),
-            ),
-            Seal::AwsKms(kms) => {
-                let stored_arn = self.report().key_arn.clone();
-                wrap::seal_beside(
-                    kms.as_ref(),
+        let mut batch = Batch::new();
+        match &self.seal {
+            Seal::Shamir => {
+                batch.put(
+                    ROOT_KEY_PATH,
+                    entry::seal(
+                        quorum_key,
+                        entry::TERM_KEY_ENCRYPTION,
+                        ROOT_KEY_PATH,
+                        rotated.root_key().expose(),
+                    ),
+                );
+            }
+            Seal::AwsKms(_) | Seal::Multi(_) => {
+                self.wrap_into(
+                    &mut batch,
                     Purpose::RootKey,
                     &config.cluster_id,
                     rotated.root_key(),
-                    &stored_arn,
                 )
-                .await?
-                .encode()
+                .await?;
             }
-        };
-        let mut batch = Batch::new();
-        batch
-            .put(ROOT_KEY_PATH, root_blob)
-            .put(KEYRING_PATH, rotated.sealed_keyring());
+        }
+        batch.put(KEYRING_PATH, rotated.sealed_keyring());
         self.storage.write(batch).await?;
         self.replace_barrier(rotated);
         tracing::info!("root key rotated: the keyring is encrypted by a new root key");

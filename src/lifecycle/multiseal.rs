@@ -1,0 +1,258 @@
+//! Several seals at work (`enable_multiseal`): which seal opens the root
+//! key at start, the rule for changing the set of seals, and Status's list
+//! of seals. Keeping every seal's envelopes up to date while unsealed is in
+//! `multiseal_sync.rs`.
+
+use std::collections::BTreeSet;
+use std::time::UNIX_EPOCH;
+
+use super::Lifecycle;
+use super::auto_unseal::AttemptError;
+use super::seal_config::{ROOT_KEY_PATH, SealConfig, StoredSeal};
+use crate::seal::envelope::Purpose;
+use crate::seal::set::SealSet;
+use crate::seal::{AWSKMS, MULTISEAL};
+use crate::secret::SecretKey;
+
+/// One seal as Status shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealStatus {
+    /// Its name.
+    pub name: String,
+    /// Its type: `awskms` or, for the emergency seal, `shamir`.
+    pub seal_type: &'static str,
+    /// Lower is tried first (0 for the emergency seal, never tried by itself).
+    pub priority: u32,
+    /// Decrypt-only: leaving the set.
+    pub disabled: bool,
+    /// The configured key (id, ARN or alias); empty for the emergency seal.
+    pub key_id: String,
+    /// Its last KMS call worked (or none was made yet).
+    pub healthy: bool,
+    /// When it became unhealthy, ms since the Unix epoch; 0 while healthy.
+    pub unhealthy_since_unix_ms: u64,
+    /// Why its last call failed; empty while healthy.
+    pub last_error: String,
+    /// It holds both the root key and the recovery key of the store.
+    pub fully_wrapped: bool,
+}
+
+/// The seal set of `set`, as the seal config records it.
+pub(super) fn configured(set: &SealSet) -> Vec<StoredSeal> {
+    set.members()
+        .iter()
+        .map(|m| StoredSeal {
+            name: m.name.clone(),
+            seal_type: AWSKMS.into(),
+            priority: m.priority,
+            disabled: m.disabled,
+        })
+        .collect()
+}
+
+/// Vault's rule for changing the seals: one seal added or one removed (or
+/// marked disabled) per restart, and at least one enabled seal in common
+/// with the ones that wrap the store now (`stored`).
+pub(super) fn check_set_change(stored: &[&str], set: &SealSet) -> Result<(), String> {
+    let before: BTreeSet<&str> = stored.iter().copied().collect();
+    let after: BTreeSet<&str> = set.enabled().map(|m| m.name.as_str()).collect();
+    let listed = |names: Vec<&&str>| {
+        names
+            .iter()
+            .map(|n| crate::text::quote(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if before.is_disjoint(&after) {
+        return Err(format!(
+            "none of the enabled seals in the config wraps the store now (those are {}); keep at least one of them enabled, and add or remove one seal per restart",
+            listed(before.iter().collect())
+        ));
+    }
+    let added: Vec<&&str> = after.difference(&before).collect();
+    let removed: Vec<&&str> = before.difference(&after).collect();
+    if added.len() + removed.len() > 1 {
+        let mut changes = Vec::new();
+        if !added.is_empty() {
+            changes.push(format!("adds {}", listed(added)));
+        }
+        if !removed.is_empty() {
+            changes.push(format!("removes or disables {}", listed(removed)));
+        }
+        return Err(format!(
+            "the config {} at once; change one seal per restart (add one, or remove one by marking it disabled = true), so that a mistake never leaves the store without a working seal",
+            changes.join(" and ")
+        ));
+    }
+    Ok(())
+}
+
+impl Lifecycle {
+    /// The path to unsealed with several seals: the first seal, in priority
+    /// order, that opens the root key (one Decrypt attempt each). A store of
+    /// one awskms seal (before `enable_multiseal`) opens with whichever
+    /// configured seal holds its key; the active node then rewraps it for
+    /// every seal. Returns the root key and the seal's name.
+    pub(super) async fn open_root_with_set(
+        &self,
+        set: &SealSet,
+        config: &SealConfig,
+    ) -> Result<(SecretKey, String), AttemptError> {
+        let permanent = |message: String| AttemptError {
+            message,
+            transient: false,
+        };
+        if config.seal_type == AWSKMS {
+            let (key, by) = self.open_single_with_set(set, config).await?;
+            check_set_change(&[by.as_str()], set).map_err(permanent)?;
+            return Ok((key, by));
+        }
+        if config.seal_type != MULTISEAL {
+            return Err(permanent(format!(
+                "the store was initialized with the {} seal, not several seals",
+                crate::text::quote(&config.seal_type)
+            )));
+        }
+        let stored: Vec<&str> = config
+            .seals
+            .iter()
+            .filter(|s| !s.disabled)
+            .map(|s| s.name.as_str())
+            .collect();
+        check_set_change(&stored, set).map_err(permanent)?;
+        let envelopes = self.stored_set(Purpose::RootKey).await?;
+        set.open(&envelopes, Purpose::RootKey, &config.cluster_id)
+            .await
+            .map_err(|failure| AttemptError {
+                transient: failure.transient,
+                message: failure.to_string(),
+            })
+    }
+
+    /// Opens the one seal's root-key envelope of a store made before
+    /// `enable_multiseal` with the configured seals, in priority order.
+    async fn open_single_with_set(
+        &self,
+        set: &SealSet,
+        config: &SealConfig,
+    ) -> Result<(SecretKey, String), AttemptError> {
+        let envelope = self
+            .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
+            .await?;
+        let mut tried = Vec::new();
+        let mut transient = false;
+        for member in set.members() {
+            match envelope
+                .open_once(member.kms.as_ref(), Purpose::RootKey, &config.cluster_id)
+                .await
+            {
+                Ok(key) => {
+                    member.record_ok();
+                    return Ok((key, member.name.clone()));
+                }
+                Err(e) => {
+                    transient |= e.is_transient();
+                    tried.push((member.name.clone(), e.to_string()));
+                }
+            }
+        }
+        Err(AttemptError {
+            message: format!(
+                "no configured seal opens the root key of this store, which one awskms seal (KMS key {}) wraps: {}",
+                envelope.key_arn,
+                super::seals::failures(&tried)
+            ),
+            transient,
+        })
+    }
+
+    /// Status's list of seals: every configured seal, in priority order.
+    pub(super) fn seal_statuses(&self, set: &SealSet) -> Vec<SealStatus> {
+        let wrapped = self.report().wrapped.clone();
+        let mut seals: Vec<SealStatus> = set
+            .members()
+            .iter()
+            .map(|m| {
+                let health = m.health();
+                SealStatus {
+                    name: m.name.clone(),
+                    seal_type: AWSKMS,
+                    priority: m.priority,
+                    disabled: m.disabled,
+                    key_id: m.kms.key_id().to_string(),
+                    healthy: health.healthy(),
+                    unhealthy_since_unix_ms: health.unhealthy_since.map_or(0, |at| {
+                        at.duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                    }),
+                    last_error: health.last_error.unwrap_or_default(),
+                    fully_wrapped: wrapped.contains(&m.name),
+                }
+            })
+            .collect();
+        if let Some(name) = set.emergency() {
+            seals.push(SealStatus {
+                name: name.to_string(),
+                seal_type: crate::seal::SHAMIR,
+                priority: 0,
+                disabled: false,
+                key_id: String::new(),
+                healthy: true,
+                unhealthy_since_unix_ms: 0,
+                last_error: String::new(),
+                fully_wrapped: false,
+            });
+        }
+        seals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::seal::kms::Kms;
+    use crate::seal::kms::testing::FakeKms;
+    use crate::seal::set::Member;
+
+    fn set(enabled: &[&str], disabled: &[&str]) -> SealSet {
+        let member = |(i, name): (usize, &&str), off: bool| {
+            Member::new(
+                name.to_string(),
+                u32::try_from(i).unwrap() + if off { 100 } else { 1 },
+                off,
+                Duration::ZERO,
+                Arc::new(FakeKms::new()) as Arc<dyn Kms>,
+            )
+        };
+        let members = enabled
+            .iter()
+            .enumerate()
+            .map(|m| member(m, false))
+            .chain(disabled.iter().enumerate().map(|m| member(m, true)))
+            .collect();
+        SealSet::new(members, None)
+    }
+
+    #[test]
+    fn one_seal_changes_per_restart() {
+        assert_eq!(check_set_change(&["a"], &set(&["a"], &[])), Ok(()));
+        assert_eq!(check_set_change(&["a"], &set(&["a", "b"], &[])), Ok(()));
+        assert_eq!(check_set_change(&["a", "b"], &set(&["a"], &["b"])), Ok(()));
+        assert_eq!(check_set_change(&["a", "b"], &set(&["b"], &[])), Ok(()));
+        assert_eq!(
+            check_set_change(&["a"], &set(&["a", "b", "c"], &[])),
+            Err("the config adds \"b\", \"c\" at once; change one seal per restart (add one, or remove one by marking it disabled = true), so that a mistake never leaves the store without a working seal".into())
+        );
+        assert_eq!(
+            check_set_change(&["a", "b"], &set(&["a", "c"], &["b"])).unwrap_err(),
+            "the config adds \"c\" and removes or disables \"b\" at once; change one seal per restart (add one, or remove one by marking it disabled = true), so that a mistake never leaves the store without a working seal"
+        );
+        assert_eq!(
+            check_set_change(&["a"], &set(&["b"], &["a"])).unwrap_err(),
+            "none of the enabled seals in the config wraps the store now (those are \"a\"); keep at least one of them enabled, and add or remove one seal per restart"
+        );
+    }
+}

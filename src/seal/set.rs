@@ -1,0 +1,532 @@
+//! Several KMS seals at once (`enable_multiseal`): the root key and the
+//! recovery key are wrapped by every enabled seal, one named envelope per
+//! seal ([`EnvelopeSet`]), and opened by the first seal in priority order
+//! that answers ([`SealSet::open`]). Each seal keeps its own health, so
+//! Status can say which one failed, since when and why.
+//!
+//! This module makes the KMS calls and keeps the health; where the
+//! envelopes are stored, and when they are rewritten, is the lifecycle's.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinSet;
+
+use super::envelope::{Envelope, EnvelopeError, Purpose};
+use super::kms::Kms;
+use crate::secret::{SecretKey, ct_eq};
+
+/// The format byte of a stored envelope set (a single envelope starts with 1).
+const SET_VERSION: u8 = 2;
+/// The most envelopes a set holds: the seals a config may have, and then some.
+const MAX_ENVELOPES: usize = 32;
+
+/// One named envelope per seal that holds the key. Stored at
+/// `core/root-key` and `core/recovery-key` when several seals are configured:
+///
+/// ```text
+/// set = 2 ‖ count (u8) ‖ (length (u16 BE) ‖ envelope of format 2)*
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvelopeSet {
+    envelopes: Vec<Envelope>,
+}
+
+impl EnvelopeSet {
+    /// The envelope of `seal`, if it holds the key.
+    pub fn get(&self, seal: &str) -> Option<&Envelope> {
+        self.envelopes
+            .iter()
+            .find(|e| e.seal.as_deref() == Some(seal))
+    }
+
+    /// The seals that hold the key, in stored order.
+    pub fn seals(&self) -> impl Iterator<Item = &str> {
+        self.envelopes.iter().filter_map(|e| e.seal.as_deref())
+    }
+
+    /// Adds `envelope`, replacing one of the same seal.
+    pub fn put(&mut self, envelope: Envelope) {
+        self.remove(envelope.seal.as_deref().unwrap_or_default());
+        self.envelopes.push(envelope);
+    }
+
+    /// Drops the envelope of `seal`.
+    pub fn remove(&mut self, seal: &str) {
+        self.envelopes.retain(|e| e.seal.as_deref() != Some(seal));
+    }
+
+    /// Whether no seal holds the key.
+    pub fn is_empty(&self) -> bool {
+        self.envelopes.is_empty()
+    }
+
+    /// The stored form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![SET_VERSION, self.envelopes.len() as u8];
+        for envelope in &self.envelopes {
+            let bytes = envelope.encode();
+            // An envelope is at most a few KiB (bounded when made).
+            out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    /// Parses a stored set of `purpose` envelopes.
+    pub fn decode(purpose: Purpose, bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        let malformed = |reason: &str| EnvelopeError::Malformed {
+            what: purpose.as_str(),
+            reason: reason.to_string(),
+        };
+        let (&version, rest) = bytes
+            .split_first()
+            .ok_or_else(|| malformed("it is empty"))?;
+        if version != SET_VERSION {
+            return Err(malformed(&format!(
+                "it has format {version}, but a store with several seals holds format {SET_VERSION}"
+            )));
+        }
+        let (&count, mut rest) = rest
+            .split_first()
+            .ok_or_else(|| malformed("it is truncated"))?;
+        if usize::from(count) > MAX_ENVELOPES {
+            return Err(malformed("it holds more envelopes than this build allows"));
+        }
+        let mut set = Self::default();
+        for _ in 0..count {
+            if rest.len() < 2 {
+                return Err(malformed("it is truncated"));
+            }
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            let body = rest
+                .get(2..2 + len)
+                .ok_or_else(|| malformed("it is truncated"))?;
+            let envelope = Envelope::decode(purpose, body)?;
+            let Some(name) = envelope.seal.as_deref() else {
+                return Err(malformed("one of its envelopes names no seal"));
+            };
+            if set.get(name).is_some() {
+                return Err(malformed("two of its envelopes name the same seal"));
+            }
+            set.envelopes.push(envelope);
+            rest = &rest[2 + len..];
+        }
+        if !rest.is_empty() {
+            return Err(malformed("it has bytes after its last envelope"));
+        }
+        Ok(set)
+    }
+}
+
+/// One seal's health, as its last KMS call left it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// When its calls started failing; `None` while healthy.
+    pub unhealthy_since: Option<SystemTime>,
+    /// Why its last call failed, in one sentence.
+    pub last_error: Option<String>,
+    /// Failures in a row, for its backoff.
+    pub failures: u32,
+}
+
+impl Health {
+    /// Whether its last call worked (or none was made yet).
+    pub fn healthy(&self) -> bool {
+        self.unhealthy_since.is_none()
+    }
+}
+
+/// One configured KMS seal.
+pub struct Member {
+    /// Its name: in the encryption context, the envelope and Status.
+    pub name: String,
+    /// Lower is tried first.
+    pub priority: u32,
+    /// Decrypt-only: tried at unseal, wraps nothing new.
+    pub disabled: bool,
+    /// How often its key is checked while unsealed; zero: never.
+    pub health_check_interval: Duration,
+    /// Its KMS.
+    pub kms: Arc<dyn Kms>,
+    health: Mutex<Health>,
+}
+
+impl Member {
+    /// A seal named `name`, checked every `health_check_interval`.
+    pub fn new(
+        name: impl Into<String>,
+        priority: u32,
+        disabled: bool,
+        health_check_interval: Duration,
+        kms: Arc<dyn Kms>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            priority,
+            disabled,
+            health_check_interval,
+            kms,
+            health: Mutex::default(),
+        }
+    }
+
+    /// Its health now.
+    pub fn health(&self) -> Health {
+        self.lock_health().clone()
+    }
+
+    /// Records a call that worked.
+    pub fn record_ok(&self) {
+        let mut health = self.lock_health();
+        if !health.healthy() {
+            tracing::info!(seal = %self.name, "seal is healthy again");
+        }
+        *health = Health::default();
+    }
+
+    /// Records a call that failed, with why.
+    pub fn record_failure(&self, error: &str) {
+        let mut health = self.lock_health();
+        if health.healthy() {
+            tracing::warn!(seal = %self.name, error, "seal is unhealthy");
+        }
+        health.unhealthy_since.get_or_insert_with(SystemTime::now);
+        health.last_error = Some(error.to_string());
+        health.failures = health.failures.saturating_add(1);
+    }
+
+    fn lock_health(&self) -> MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Why no seal opened an envelope set: what each seal said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenFailure {
+    /// Each seal tried, with its error sentence, in priority order.
+    pub tried: Vec<(String, String)>,
+    /// Whether retrying later can work (a seal was unreachable, throttled,
+    /// or its key unusable, rather than every blob refused).
+    pub transient: bool,
+}
+
+impl std::fmt::Display for OpenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tried.is_empty() {
+            return f.write_str("no configured seal holds an envelope of the key");
+        }
+        f.write_str("no seal could open the key: ")?;
+        for (i, (seal, error)) in self.tried.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "seal {} said: {error}", crate::text::quote(seal))?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`SealSet::wrap`] made: for each seal that answered, one envelope
+/// per key given; for each that did not, why.
+pub struct Wrapping {
+    /// Per seal, the envelopes in the order of the keys given.
+    pub made: Vec<(String, Vec<Envelope>)>,
+    /// Seals that could not wrap, with the error sentence.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The configured KMS seals, in priority order.
+pub struct SealSet {
+    members: Vec<Member>,
+    /// The name of the emergency Shamir seal, when one is configured.
+    emergency: Option<String>,
+}
+
+impl SealSet {
+    /// The set of `members` (sorted here by priority) and the emergency seal.
+    pub fn new(mut members: Vec<Member>, emergency: Option<String>) -> Self {
+        members.sort_by_key(|m| m.priority);
+        Self { members, emergency }
+    }
+
+    /// Every configured KMS seal, in priority order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The seal named `name`.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// The seals that wrap new values, in priority order.
+    pub fn enabled(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| !m.disabled)
+    }
+
+    /// The emergency Shamir seal's name, when one is configured.
+    pub fn emergency(&self) -> Option<&str> {
+        self.emergency.as_deref()
+    }
+
+    /// Opens `set` with the first seal, in priority order, that holds an
+    /// envelope in it and answers: one Decrypt attempt per seal, each bounded
+    /// by that seal's `kms_timeout`. Returns the key and the seal's name.
+    pub async fn open(
+        &self,
+        set: &EnvelopeSet,
+        purpose: Purpose,
+        cluster_id: &str,
+    ) -> Result<(SecretKey, String), OpenFailure> {
+        let mut failure = OpenFailure {
+            tried: Vec::new(),
+            transient: false,
+        };
+        for member in &self.members {
+            let Some(envelope) = set.get(&member.name) else {
+                continue;
+            };
+            match envelope
+                .open_once(member.kms.as_ref(), purpose, cluster_id)
+                .await
+            {
+                Ok(key) => {
+                    member.record_ok();
+                    return Ok((key, member.name.clone()));
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    member.record_failure(&message);
+                    failure.transient |= e.is_transient();
+                    failure.tried.push((member.name.clone(), message));
+                }
+            }
+        }
+        Err(failure)
+    }
+
+    /// Wraps each of `keys` under every enabled seal named in `seals` (all
+    /// enabled seals when `None`), the seals in parallel, and opens the first
+    /// key's envelope again, so a seal whose key policy lacks kms:Decrypt is
+    /// found before its envelope is stored. Writes nothing.
+    pub async fn wrap(
+        &self,
+        keys: &[(Purpose, &SecretKey)],
+        cluster_id: &str,
+        seals: Option<&[String]>,
+    ) -> Wrapping {
+        let mut tasks = JoinSet::new();
+        let chosen = self
+            .enabled()
+            .filter(|m| seals.is_none_or(|names| names.contains(&m.name)));
+        for (index, member) in chosen.enumerate() {
+            let kms = Arc::clone(&member.kms);
+            let name = member.name.clone();
+            let cluster_id = cluster_id.to_string();
+            let keys: Vec<(Purpose, SecretKey)> =
+                keys.iter().map(|(p, k)| (*p, (*k).clone())).collect();
+            tasks.spawn(async move {
+                let made = wrap_one(kms.as_ref(), &name, &cluster_id, &keys).await;
+                (index, made)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            // A task panics only on a bug; its seal then counts as failed below.
+            if let Ok(result) = joined {
+                results.push(result);
+            }
+        }
+        results.sort_by_key(|(index, _)| *index);
+        let mut wrapping = Wrapping {
+            made: Vec::new(),
+            failed: Vec::new(),
+        };
+        let chosen = self
+            .enabled()
+            .filter(|m| seals.is_none_or(|names| names.contains(&m.name)));
+        for (index, member) in chosen.enumerate() {
+            match results.iter().find(|(i, _)| *i == index) {
+                Some((_, Ok(envelopes))) => {
+                    member.record_ok();
+                    wrapping.made.push((member.name.clone(), envelopes.clone()));
+                }
+                Some((_, Err(message))) => {
+                    member.record_failure(message);
+                    wrapping.failed.push((member.name.clone(), message.clone()));
+                }
+                None => wrapping
+                    .failed
+                    .push((member.name.clone(), "the wrapping task failed".into())),
+            }
+        }
+        wrapping
+    }
+}
+
+/// One seal's share of [`SealSet::wrap`].
+async fn wrap_one(
+    kms: &dyn Kms,
+    seal: &str,
+    cluster_id: &str,
+    keys: &[(Purpose, SecretKey)],
+) -> Result<Vec<Envelope>, String> {
+    let mut envelopes = Vec::with_capacity(keys.len());
+    for (purpose, key) in keys {
+        let envelope = Envelope::seal_named(kms, *purpose, cluster_id, seal, key)
+            .await
+            .map_err(|e| e.to_string())?;
+        envelopes.push(envelope);
+    }
+    if let (Some(envelope), Some((purpose, key))) = (envelopes.first(), keys.first()) {
+        let reopened = envelope
+            .open_once(kms, *purpose, cluster_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !ct_eq(reopened.expose(), key.expose()) {
+            return Err("KMS returned a different key than it was given".into());
+        }
+    }
+    Ok(envelopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::kms::testing::FakeKms;
+    use crate::seal::kms::{KmsError, KmsErrorKind};
+
+    const CLUSTER: &str = "5f0c2a4e-0000-4000-8000-000000000002";
+
+    fn set_of(kms: &[Arc<FakeKms>]) -> SealSet {
+        let members = kms
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let priority = u32::try_from(i).unwrap() + 1;
+                Member::new(
+                    format!("s{priority}"),
+                    priority,
+                    false,
+                    Duration::ZERO,
+                    k.clone() as Arc<dyn Kms>,
+                )
+            })
+            .collect();
+        SealSet::new(members, None)
+    }
+
+    async fn wrapped(set: &SealSet, key: &SecretKey) -> EnvelopeSet {
+        let wrapping = set.wrap(&[(Purpose::RootKey, key)], CLUSTER, None).await;
+        assert!(wrapping.failed.is_empty());
+        let mut envelopes = EnvelopeSet::default();
+        for (_, mut made) in wrapping.made {
+            envelopes.put(made.remove(0));
+        }
+        envelopes
+    }
+
+    #[tokio::test]
+    async fn the_first_seal_that_answers_opens_with_one_decrypt() {
+        let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+        let set = set_of(&[a.clone(), b.clone()]);
+        let key = SecretKey::generate();
+        let envelopes =
+            EnvelopeSet::decode(Purpose::RootKey, &wrapped(&set, &key).await.encode()).unwrap();
+        assert_eq!(envelopes.seals().collect::<Vec<_>>().len(), 2);
+        let (a_calls, b_calls) = (a.calls().len(), b.calls().len());
+        let (opened, by) = set
+            .open(&envelopes, Purpose::RootKey, CLUSTER)
+            .await
+            .unwrap();
+        assert_eq!((opened.expose(), by.as_str()), (key.expose(), "s1"));
+        assert_eq!(a.calls().len(), a_calls + 1);
+        assert_eq!(b.calls().len(), b_calls);
+
+        // The first one failing: the second opens, the first is unhealthy.
+        a.fail_next(KmsError::new(KmsErrorKind::Unavailable, "KMS s1 is down"));
+        let (_, by) = set
+            .open(&envelopes, Purpose::RootKey, CLUSTER)
+            .await
+            .unwrap();
+        assert_eq!(by, "s2");
+        let health = set.member("s1").unwrap().health();
+        assert!(!health.healthy());
+        assert_eq!(health.last_error.as_deref(), Some("KMS s1 is down"));
+        assert!(set.member("s2").unwrap().health().healthy());
+    }
+
+    #[tokio::test]
+    async fn every_seal_failing_says_what_each_said() {
+        let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+        let set = set_of(&[a.clone(), b.clone()]);
+        let envelopes = wrapped(&set, &SecretKey::generate()).await;
+        a.fail_next(KmsError::new(KmsErrorKind::Unavailable, "KMS s1 is down"));
+        b.fail_next(KmsError::new(KmsErrorKind::Denied, "KMS s2 denied"));
+        let failure = set
+            .open(&envelopes, Purpose::RootKey, CLUSTER)
+            .await
+            .err()
+            .unwrap();
+        assert!(failure.transient);
+        assert_eq!(
+            failure.to_string(),
+            "no seal could open the key: seal \"s1\" said: KMS s1 is down; seal \"s2\" said: KMS s2 denied"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_seal_that_cannot_wrap_is_named_and_the_others_wrap() {
+        let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+        let set = set_of(&[a.clone(), b.clone()]);
+        b.fail_next(KmsError::new(KmsErrorKind::Unavailable, "KMS s2 is down"));
+        let key = SecretKey::generate();
+        let wrapping = set.wrap(&[(Purpose::RootKey, &key)], CLUSTER, None).await;
+        assert_eq!(wrapping.made.len(), 1);
+        assert_eq!(wrapping.made[0].0, "s1");
+        assert_eq!(
+            wrapping.failed,
+            [("s2".to_string(), "KMS s2 is down".to_string())]
+        );
+    }
+
+    #[test]
+    fn malformed_sets_are_refused_without_panicking() {
+        let set = EnvelopeSet {
+            envelopes: vec![
+                Envelope::decode(
+                    Purpose::RootKey,
+                    &[
+                        &[2u8, 1, b'a'][..],
+                        &[0, 3],
+                        b"arn",
+                        &[0, 2],
+                        &[9, 9],
+                        &[1; 12],
+                        &[2; 48],
+                    ]
+                    .concat(),
+                )
+                .unwrap(),
+            ],
+        };
+        let good = set.encode();
+        assert_eq!(EnvelopeSet::decode(Purpose::RootKey, &good).unwrap(), set);
+        for len in 0..good.len() {
+            assert!(
+                EnvelopeSet::decode(Purpose::RootKey, &good[..len]).is_err(),
+                "{len}"
+            );
+        }
+        let mut twice = good.clone();
+        twice[1] = 2;
+        twice.extend_from_slice(&good[2..]);
+        assert!(
+            EnvelopeSet::decode(Purpose::RootKey, &twice)
+                .unwrap_err()
+                .to_string()
+                .contains("the same seal")
+        );
+    }
+}
