@@ -51,6 +51,10 @@ pub const OPERATIONS: &[&str] = &[
     "generate-root",
     "migrate",
     "rewrap",
+    // With several seals: the active node's rewrap of the seals that miss
+    // the keys (a seal added, one that missed a write, a store of one seal
+    // moving to several) and the deletion of a leaving seal's envelopes.
+    "seal-set",
     // An HA take-over: from the term taken through the reload of the seal
     // configuration and keyring (src/ha/mod.rs).
     "ha-take-over",

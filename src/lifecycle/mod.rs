@@ -18,6 +18,8 @@ mod init;
 mod migrate;
 mod multiseal;
 mod multiseal_sync;
+#[cfg(test)]
+mod multiseal_tests;
 pub mod quorum;
 mod recovery;
 mod role;

@@ -105,7 +105,7 @@ impl Lifecycle {
                 rewrap_due = Some(now);
             }
             if rewrap_due.is_some_and(|at| at <= now) {
-                rewrap_due = match self.reconcile_seals(set).await {
+                rewrap_due = match crate::failpoint::scope("seal-set", self.reconcile_seals(set)).await {
                     Ok(true) => {
                         rewrap_failures = 0;
                         None
@@ -130,16 +130,13 @@ impl Lifecycle {
         };
         let cluster_id = config.cluster_id.as_str();
         let single = config.seal_type == AWSKMS;
-        let (mut root, mut recovery, recovery_key) = if single {
-            let key = self.open_single_recovery(set, &config).await?;
-            (EnvelopeSet::default(), EnvelopeSet::default(), key)
+        let (mut root, mut recovery) = if single {
+            (EnvelopeSet::default(), EnvelopeSet::default())
         } else {
-            let root = self.stored_set(Purpose::RootKey).await?;
-            let recovery = self.stored_set(Purpose::RecoveryKey).await?;
-            let (key, _) = set
-                .open(&recovery, Purpose::RecoveryKey, cluster_id)
-                .await?;
-            (root, recovery, key)
+            (
+                self.stored_set(Purpose::RootKey).await?,
+                self.stored_set(Purpose::RecoveryKey).await?,
+            )
         };
         let holds = |root: &EnvelopeSet, recovery: &EnvelopeSet, name: &str| {
             root.get(name).is_some() && recovery.get(name).is_some()
@@ -152,6 +149,13 @@ impl Lifecycle {
             .collect();
         let mut complete = true;
         if !pending.is_empty() {
+            // Only now a KMS call: a restart with every seal fully wrapped
+            // costs the one Decrypt of the path to unsealed.
+            let recovery_key = if single {
+                self.open_single_recovery(set, &config).await?
+            } else {
+                set.open(&recovery, Purpose::RecoveryKey, cluster_id).await?.0
+            };
             let keys = [
                 (Purpose::RootKey, barrier.root_key()),
                 (Purpose::RecoveryKey, &recovery_key),
@@ -212,7 +216,7 @@ impl Lifecycle {
                 .put(ROOT_KEY_PATH, root.encode())
                 .put(RECOVERY_KEY_PATH, recovery.encode())
                 .put(SEAL_CONFIG_PATH, new_config.encode());
-            crate::failpoint::scope("seal-set", self.storage.write(batch)).await?;
+            self.storage.write(batch).await?;
             self.replace_seal_config(new_config);
             if single {
                 tracing::info!("the store of one seal is now wrapped by several seals");

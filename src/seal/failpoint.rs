@@ -44,6 +44,17 @@ impl Kms for FailKms {
         failpoint::after(Boundary::Kms, n);
         result
     }
+    async fn decrypt_once(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        key_arn: &str,
+    ) -> Result<Unwrapped, KmsError> {
+        let n = failpoint::before(Boundary::Kms);
+        let result = self.0.decrypt_once(ciphertext, context, key_arn).await;
+        failpoint::after(Boundary::Kms, n);
+        result
+    }
     async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
         let n = failpoint::before(Boundary::Kms);
         let result = self.0.describe_key(key_id).await;

@@ -25,7 +25,7 @@ use tempfile::TempDir;
 use crate::support::cli::{Init, Run, init, put_secrets, secrets_read_back, status, unseal};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::ha::{Cluster, SETTLE};
-use crate::support::kms::{Kms, init_recovery, kms, seal_block, wait_unsealed};
+use crate::support::kms::{Kms, init_recovery, kms, seal_block, two_seals, wait_unsealed};
 use crate::support::quorum::{fresh_otp, start, start_as};
 use crate::support::store::entries;
 
@@ -586,16 +586,21 @@ fn shamir_snapshot_restore() {
 fn awskms_init() {
     let kms = kms();
     let block = seal_block(&kms.proxy.endpoint(), "");
+    init_with_recovery_keys(block);
+}
+
+/// Init's crash points under an auto-unseal seal config (`extra`): its KMS
+/// calls come first ("init", nothing written yet), then the commit at the
+/// confirmation ("init-commit").
+fn init_with_recovery_keys(extra: String) {
     let store = Store {
         template: tempdir(),
-        extra: block,
+        extra,
         keys: Vec::new(),
         token: String::new(),
         awskms: true,
         root_key: None,
     };
-    // Its KMS calls come first ("init", nothing written yet), then the
-    // commit at the confirmation ("init-commit").
     let operate = |daemon: &Daemon, _: &Store| {
         let run = daemon.cli().run(&[
             "init",
@@ -620,7 +625,7 @@ fn awskms_init() {
             assert_eq!(status(daemon)["sealed"], false, "{:?}", init.json);
         }
         Side::New => {
-            // The KMS key unseals it; the printed keys are its recovery keys.
+            // KMS unseals it; the printed keys are its recovery keys.
             wait_unsealed(daemon);
             daemon.cli().token(&seen.token).run(&["seal"]).ok();
             unseal_with(daemon, &seen.keys[..2]);
@@ -628,6 +633,44 @@ fn awskms_init() {
     };
     crash_matrix_of("init", false, &store, operate, |_| true, check);
     crash_matrix("init-commit", &store, operate, check);
+}
+
+/// Several seals: init under two, and a store of one seal restarted with a
+/// second seal added, which the active node rewraps by itself ("seal-set":
+/// the recovery key opened, both keys wrapped by each seal, one commit).
+#[test]
+fn multiseal_init_and_a_seal_added() {
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    init_with_recovery_keys(both.clone());
+
+    let store = awskms_store(&tokyo, &both);
+    let osaka_wrapped = |daemon: &Daemon| {
+        let status = status(daemon);
+        status["type"] == "multiseal"
+            && status["seals"]
+                .as_array()
+                .is_some_and(|seals| seals.iter().all(|s| s["fully_wrapped"] == true))
+    };
+    crash_matrix_of(
+        "seal-set",
+        true,
+        &store,
+        // The daemon rewraps by itself after unsealing.
+        |_, _| Seen::default(),
+        osaka_wrapped,
+        |daemon, store, seen, side| {
+            let kept = seen.root_key.as_ref().unwrap();
+            assert_eq!(kept == store.root_key.as_ref().unwrap(), side == Side::Old);
+            // Before the commit the one seal's envelopes still open (and the
+            // restarted daemon rewraps again); after it, the set does.
+            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
+            secrets_read_back(daemon, &store.token, &KV);
+            strongroom_test_support::eventually("the rewrap", Duration::from_secs(10), || {
+                osaka_wrapped(daemon)
+            });
+        },
+    );
 }
 
 /// The recovery-key quorum operations of an awskms store: rekey (its quorum

@@ -40,6 +40,7 @@ mod kv_versions;
 mod layering;
 mod lifecycle;
 mod migration;
+mod multiseal;
 mod postgres;
 mod postgres_ha;
 mod python;

@@ -50,6 +50,25 @@ seal "awskms" {{
     )
 }
 
+/// A seal block of several (`enable_multiseal`): [`seal_block`] named
+/// `name`, tried at `priority`.
+pub fn named_seal_block(name: &str, priority: u32, endpoint: &str, extra: &str) -> String {
+    seal_block(
+        endpoint,
+        &format!("name     = \"{name}\"\n  priority = {priority}\n  {extra}"),
+    )
+}
+
+/// The seals "tokyo" (priority 1, through `tokyo`) and "osaka" (2, through
+/// `osaka`) with `enable_multiseal = true`.
+pub fn two_seals(tokyo: &str, osaka: &str) -> String {
+    format!(
+        "enable_multiseal = true\n{}{}",
+        named_seal_block("tokyo", 1, tokyo, ""),
+        named_seal_block("osaka", 2, osaka, "")
+    )
+}
+
 /// Starts a daemon sealed by the key behind [`ALIAS`]; `extra` goes into the seal block.
 pub fn start_daemon(dir: &Path, endpoint: &str, extra: &str) -> Daemon {
     Daemon::start(dir, &config(dir, &seal_block(endpoint, extra)))

@@ -1,0 +1,273 @@
+//! Several KMS seals at once (`enable_multiseal`), against two moto
+//! servers (two "regions"), each behind its own fault-injecting proxy:
+//! one KMS request per restart, fail-over in priority order, per-seal
+//! health, rewrap after a seal missed a write, seals added and removed one
+//! per restart, and a store of one seal moved to several.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::support::cli::{Init, status};
+use crate::support::daemon::{Daemon, config, tempdir};
+use crate::support::kms::{
+    ALIAS, Kms, SOON, init_recovery, kms, named_seal_block, seal_block, two_seals, wait_unsealed,
+};
+use crate::support::quorum::{enter, start as start_operation};
+use strongroom_test_support::eventually;
+use strongroom_test_support::kms::{Fault, key_id};
+
+/// Disables the key in moto (DescribeKey says so) and at the proxy
+/// (Encrypt and Decrypt fail as on AWS).
+fn disable_key(kms: &Kms) {
+    kms.moto.call("DisableKey", json!({"KeyId": key_id(&kms.key)}));
+    kms.proxy.disable(&kms.key);
+}
+
+fn enable_key(kms: &Kms) {
+    kms.moto.call("EnableKey", json!({"KeyId": key_id(&kms.key)}));
+    kms.proxy.enable(&kms.key);
+}
+
+/// A seal block of `kms` named `name`; `extra` goes into it.
+fn named_seal(name: &str, priority: u32, kms: &Kms, extra: &str) -> String {
+    named_seal_block(name, priority, &kms.proxy.endpoint(), extra)
+}
+
+fn multiseal(seals: &[String]) -> String {
+    format!("enable_multiseal = true\n{}", seals.concat())
+}
+
+/// Stops the daemon, writes its config with `seals` in it, starts it again.
+fn restart_with(daemon: &mut Daemon, dir: &Path, seals: &str) {
+    daemon.stop();
+    std::fs::write(&daemon.config_path, config(dir, seals)).unwrap();
+    daemon.start_again();
+}
+
+fn seal_named<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["seals"]
+        .as_array()
+        .and_then(|seals| seals.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no seal {name} in {status}"))
+}
+
+/// Waits (bounded) until `seal` is reported fully wrapped (or not).
+fn wait_wrapped(daemon: &Daemon, seal: &str, wrapped: bool) -> Value {
+    let mut last = Value::Null;
+    eventually("the seal's wrapped state", SOON, || {
+        last = status(daemon);
+        seal_named(&last, seal)["fully_wrapped"] == wrapped
+    });
+    last
+}
+
+/// A daemon sealed by "tokyo" (priority 1) and "osaka" (priority 2),
+/// initialized; `tokyo_extra` goes into tokyo's block.
+fn started(dir: &Path, tokyo: &Kms, osaka: &Kms, tokyo_extra: &str) -> (Daemon, Init) {
+    let seals = multiseal(&[
+        named_seal("tokyo", 1, tokyo, tokyo_extra),
+        named_seal("osaka", 2, osaka, ""),
+    ]);
+    let daemon = Daemon::start(dir, &config(dir, &seals));
+    let init = init_recovery(&daemon);
+    (daemon, init)
+}
+
+#[test]
+fn a_restart_costs_one_request_and_a_failed_primary_one_more() {
+    let (tokyo, osaka) = (kms(), kms());
+    let dir = tempdir();
+    let (mut daemon, init) = started(dir.path(), &tokyo, &osaka, "");
+    let mut init_calls = tokyo.proxy.requests();
+    init_calls.sort();
+    assert_eq!(init_calls, ["Decrypt", "Encrypt", "Encrypt"]);
+    let after = status(&daemon);
+    assert_eq!(after["type"], "multiseal");
+    assert_eq!(after["sealed"], false);
+    for name in ["tokyo", "osaka"] {
+        let seal = seal_named(&after, name);
+        assert_eq!((&seal["healthy"], &seal["fully_wrapped"]), (&json!(true), &json!(true)), "{seal}");
+    }
+    daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "put", "app/db", "password=hunter2"])
+        .ok();
+
+    for _ in 0..3 {
+        tokyo.proxy.clear_requests();
+        osaka.proxy.clear_requests();
+        daemon.restart();
+        let unsealed = wait_unsealed(&daemon);
+        assert_eq!(unsealed["auto_unseal"]["seal"], "tokyo");
+        assert_eq!(tokyo.proxy.requests(), ["Decrypt"]);
+        assert!(osaka.proxy.requests().is_empty(), "{:?}", osaka.proxy.requests());
+    }
+
+    // The primary drops the connection: one Decrypt there (no retries
+    // inside the client), one at the second seal.
+    tokyo.proxy.fault(None, Fault::Drop);
+    tokyo.proxy.clear_requests();
+    osaka.proxy.clear_requests();
+    daemon.restart();
+    let unsealed = wait_unsealed(&daemon);
+    assert_eq!(unsealed["auto_unseal"]["seal"], "osaka");
+    assert_eq!(unsealed["auto_unseal"]["attempts"], 1);
+    assert_eq!(tokyo.proxy.requests(), ["Decrypt"]);
+    assert_eq!(osaka.proxy.requests(), ["Decrypt"]);
+    let primary = seal_named(&unsealed, "tokyo");
+    assert_eq!(primary["healthy"], false);
+    assert!(primary["unhealthy_since_unix_ms"].as_u64().unwrap() > 0);
+    assert!(
+        primary["last_error"].as_str().unwrap().contains("Decrypt"),
+        "{primary}"
+    );
+    let out = daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "get", "app/db", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(out["data"]["data"]["password"], "hunter2");
+
+    // Both down: sealed, retrying, each seal's error in the sentence.
+    osaka.proxy.fault(None, Fault::Drop);
+    daemon.restart();
+    let mut last = Value::Null;
+    eventually("a failed attempt", SOON, || {
+        last = status(&daemon);
+        !last["auto_unseal"]["last_error"].as_str().unwrap_or_default().is_empty()
+    });
+    assert_eq!(last["sealed"], true);
+    let error = last["auto_unseal"]["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("no seal could open the key: seal \"tokyo\" said: ")
+            && error.contains("; seal \"osaka\" said: "),
+        "{error}"
+    );
+    osaka.proxy.clear_fault();
+    let unsealed = wait_unsealed(&daemon);
+    assert_eq!(unsealed["auto_unseal"]["seal"], "osaka");
+}
+
+#[test]
+fn a_seal_whose_key_is_disabled_is_unhealthy_and_rewrapped_once_enabled() {
+    let (tokyo, osaka) = (kms(), kms());
+    let dir = tempdir();
+    let (mut daemon, init) =
+        started(dir.path(), &tokyo, &osaka, "health_check_interval = \"1s\"");
+    daemon
+        .env
+        .insert("STRONGROOM_TOKEN".into(), init.root_token.clone());
+
+    disable_key(&tokyo);
+    let mut last = Value::Null;
+    eventually("the health check sees the disabled key", SOON, || {
+        last = status(&daemon);
+        seal_named(&last, "tokyo")["healthy"] == false
+    });
+    let error = seal_named(&last, "tokyo")["last_error"].as_str().unwrap().to_string();
+    assert!(error.contains("is disabled"), "{error}");
+
+    // A root key rotation while "tokyo" cannot wrap: "osaka" alone holds
+    // the new root key; "tokyo" is not fully wrapped.
+    let (nonce, _) = start_operation(&daemon, "rotate-root", &[]);
+    let done = enter(
+        &daemon,
+        "rotate-root",
+        &nonce,
+        &[&init.recovery_hex[0], &init.recovery_hex[1], &init.recovery_hex[2]],
+    );
+    assert_eq!(done["complete"], true);
+    assert_eq!(seal_named(&status(&daemon), "tokyo")["fully_wrapped"], false);
+
+    enable_key(&tokyo);
+    let healed = wait_wrapped(&daemon, "tokyo", true);
+    assert_eq!(seal_named(&healed, "tokyo")["healthy"], true);
+
+    // "tokyo" holds the new root key: it unseals alone.
+    osaka.proxy.fault(None, Fault::Drop);
+    daemon.restart();
+    assert_eq!(wait_unsealed(&daemon)["auto_unseal"]["seal"], "tokyo");
+}
+
+#[test]
+fn seals_are_added_and_removed_one_per_restart() {
+    let (tokyo, osaka) = (kms(), kms());
+    let dir = tempdir();
+    // A store of one seal, as before enable_multiseal.
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &config(dir.path(), &seal_block(&tokyo.proxy.endpoint(), "")),
+    );
+    let init = init_recovery(&daemon);
+    daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "put", "app/db", "password=hunter2"])
+        .ok();
+
+    // Two seals added at once: refused, sealed, nothing written.
+    let nagoya = osaka.moto.create_key();
+    let third = named_seal("nagoya", 3, &osaka, "").replace(ALIAS, &nagoya);
+    restart_with(
+        &mut daemon,
+        dir.path(),
+        &multiseal(&[
+            named_seal("tokyo", 1, &tokyo, ""),
+            named_seal("osaka", 2, &osaka, ""),
+            third,
+        ]),
+    );
+    let mut last = Value::Null;
+    eventually("the refusal", SOON, || {
+        last = status(&daemon);
+        last["auto_unseal"]["state"] == "failed"
+    });
+    assert!(
+        last["auto_unseal"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("change one seal per restart"),
+        "{last}"
+    );
+    assert_eq!(last["sealed"], true);
+
+    // One added: the one seal's store moves to several.
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    restart_with(&mut daemon, dir.path(), &both);
+    assert_eq!(wait_unsealed(&daemon)["auto_unseal"]["seal"], "tokyo");
+    let moved = wait_wrapped(&daemon, "osaka", true);
+    assert_eq!(moved["type"], "multiseal");
+    assert_eq!(seal_named(&moved, "tokyo")["fully_wrapped"], true);
+
+    // "tokyo" leaves: marked disabled, its envelopes go once "osaka" is verified.
+    restart_with(
+        &mut daemon,
+        dir.path(),
+        &multiseal(&[
+            named_seal("tokyo", 1, &tokyo, "disabled = true"),
+            named_seal("osaka", 2, &osaka, ""),
+        ]),
+    );
+    assert_eq!(wait_unsealed(&daemon)["auto_unseal"]["seal"], "tokyo");
+    wait_wrapped(&daemon, "tokyo", false);
+
+    // Then its block goes: "osaka" alone unseals, and "tokyo" is not asked.
+    restart_with(
+        &mut daemon,
+        dir.path(),
+        &multiseal(&[named_seal("osaka", 2, &osaka, "")]),
+    );
+    tokyo.proxy.clear_requests();
+    assert_eq!(wait_unsealed(&daemon)["auto_unseal"]["seal"], "osaka");
+    assert!(tokyo.proxy.requests().is_empty());
+    let out = daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "get", "app/db", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(out["data"]["data"]["password"], "hunter2");
+}
