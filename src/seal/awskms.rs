@@ -97,6 +97,7 @@ impl AwsKms {
             endpoint = %endpoint,
             endpoint_source = %endpoint_source,
             credentials = %self.credential_source(),
+            kms_timeout_ms = s.kms_timeout.as_millis() as u64,
             "{label}"
         );
     }
@@ -137,6 +138,24 @@ impl AwsKms {
     {
         let region = self.region().unwrap_or_default();
         sdk_error(&self.endpoint_label(), &region, action, key, err)
+    }
+
+    /// A Decrypt of [`Kms::decrypt_once`] that ran out of `kms_timeout`.
+    fn timed_out(&self, key: &str) -> KmsError {
+        let limit = self.settings.kms_timeout;
+        let shown = if limit.subsec_millis() == 0 {
+            format!("{}s", limit.as_secs())
+        } else {
+            format!("{}ms", limit.as_millis())
+        };
+        KmsError::new(
+            KmsErrorKind::Unavailable,
+            format!(
+                "{} did not answer within {shown} (kms_timeout): Decrypt with key {}",
+                self.endpoint_label(),
+                crate::text::quote(key)
+            ),
+        )
     }
 
     /// The endpoint an error names: its URL, or AWS's regional endpoint by region.
@@ -365,6 +384,61 @@ impl Kms for AwsKms {
         })
     }
 
+    /// One attempt bounded by `kms_timeout`: a per-call override of the
+    /// client's retry and timeout settings (the client and its connections
+    /// are shared with every other call).
+    async fn decrypt_once(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        key_arn: &str,
+    ) -> Result<Unwrapped, KmsError> {
+        let started = Instant::now();
+        let limit = self.settings.kms_timeout;
+        let once = aws_sdk_kms::config::Builder::default()
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT.min(limit))
+                    .operation_attempt_timeout(limit)
+                    .operation_timeout(limit)
+                    .build(),
+            );
+        let mut request = self
+            .client()
+            .await?
+            .decrypt()
+            .ciphertext_blob(Blob::new(ciphertext));
+        for (k, v) in context.pairs() {
+            request = request.encryption_context(k, v);
+        }
+        let output = request
+            .customize()
+            .config_override(once)
+            .send()
+            .await
+            .map_err(|e| match &e {
+                SdkError::TimeoutError(_) => self.timed_out(key_arn),
+                SdkError::DispatchFailure(f)
+                    if f.as_connector_error().is_some_and(|c| c.is_timeout()) =>
+                {
+                    self.timed_out(key_arn)
+                }
+                _ => self.error("Decrypt", key_arn, e),
+            });
+        let output = measured("Decrypt", started, output)?;
+        let incomplete = || {
+            KmsError::new(
+                KmsErrorKind::Unavailable,
+                "KMS answered Decrypt without a plaintext or key ARN",
+            )
+        };
+        Ok(Unwrapped {
+            plaintext: SecretBytes::new(output.plaintext.ok_or_else(incomplete)?.into_inner()),
+            key_arn: output.key_id.ok_or_else(incomplete)?,
+        })
+    }
+
     async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
         let started = Instant::now();
         let output = self
@@ -446,6 +520,7 @@ mod tests {
                 ..AwsCredentialSettings::default()
             },
             health_check_interval: Duration::ZERO,
+            kms_timeout: crate::config::DEFAULT_KMS_TIMEOUT,
             line: 1,
         })
     }
@@ -507,6 +582,47 @@ mod tests {
             err.message,
             format!("KMS at {endpoint} did not answer DescribeKey in time")
         );
+    }
+
+    #[tokio::test]
+    async fn decrypt_once_makes_one_attempt_and_gives_up_after_kms_timeout() {
+        // Accepts connections, counts them, reads the request and never
+        // answers: the SDK's retries would open more connections.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let server = tokio::spawn({
+            let accepted = std::sync::Arc::clone(&accepted);
+            async move {
+                let mut held = Vec::new();
+                while let Ok((stream, _)) = silent.accept().await {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    held.push(stream);
+                }
+            }
+        });
+        let mut kms = client_for("us-east-1", &endpoint);
+        kms.settings.kms_timeout = Duration::from_secs(1);
+        let started = Instant::now();
+        let err = kms
+            .decrypt_once(b"blob", &context(), "arn:k")
+            .await
+            .err()
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(err.kind, KmsErrorKind::Unavailable);
+        assert_eq!(
+            err.message,
+            format!(
+                "KMS at {endpoint} did not answer within 1s (kms_timeout): Decrypt with key \"arn:k\""
+            )
+        );
+        assert_plain(&err.message);
+        // A deadline, not a measurement: the default retries alone would
+        // take 3 attempts of 5 s.
+        assert!(took < Duration::from_secs(4), "gave up after {took:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        server.abort();
     }
 
     #[test]
