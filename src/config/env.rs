@@ -1,11 +1,16 @@
 //! The `STRONGROOM_*` environment variables, which override the file: the
 //! top-level keys, and the `awskms` seal's key and endpoint.
 
+mod seals;
+
 use std::borrow::Cow;
+
+pub use seals::check_seal_env_names;
+use seals::multiseal_env;
 
 use super::{
     Config, ConfigError, ConfigErrors, ConnectionUrl, Location, LogFormat, LogLevel,
-    PG_CONNECTION_URL, Setting, Source, StorageConfig, check_endpoint, env_suffix, parse_bool,
+    PG_CONNECTION_URL, Setting, Source, StorageConfig, check_endpoint, parse_bool,
 };
 
 /// Overrides `kms_key_id` of the `awskms` seal.
@@ -174,93 +179,6 @@ pub fn apply_env(
         Ok(())
     } else {
         Err(ConfigErrors(vars.errors))
-    }
-}
-
-/// With `enable_multiseal`: each KMS seal's `STRONGROOM_AWSKMS_KEY_ID_<NAME>`
-/// and `STRONGROOM_AWSKMS_ENDPOINT_<NAME>` (see [`env_suffix`]), disabled
-/// seals included (a decrypt-only seal's endpoint still matters); the
-/// unsuffixed variables are refused, as they would not say which seal.
-fn multiseal_env<E: Fn(&str) -> Option<String>>(config: &mut Config, vars: &mut Overrides<E>) {
-    for var in [AWSKMS_KEY_ID, AWSKMS_ENDPOINT] {
-        if (vars.env)(var).is_some() {
-            vars.bad(
-                var,
-                format!("is set, but with enable_multiseal = true it would not say which seal; name the seal, as {var}_<NAME> ({var}_TOKYO for the seal named tokyo)"),
-            );
-        }
-    }
-    let (Some(multi), Some(file)) = (config.multiseal.as_mut(), &config.file) else {
-        return;
-    };
-    for named in &mut multi.seals {
-        let suffix = env_suffix(&named.name);
-        let key_var = format!("{AWSKMS_KEY_ID}_{suffix}");
-        if let Some(key) = vars.get(key_var.clone(), nonempty) {
-            named.seal.kms_key_id = key;
-        }
-        let endpoint_var = format!("{AWSKMS_ENDPOINT}_{suffix}");
-        if let Some(endpoint) = vars.get(endpoint_var, |value| {
-            let value = nonempty(value)?;
-            check_endpoint(&value)?;
-            Ok(value)
-        }) {
-            named.seal.endpoint = Some(endpoint);
-        }
-        // A disabled seal needs no key id: Decrypt names no key.
-        if !named.disabled && named.seal.kms_key_id.value.is_empty() {
-            vars.errors.push(ConfigError {
-                location: Location::File {
-                    path: file.clone(),
-                    line: named.seal.line,
-                },
-                key: "seal.awskms.kms_key_id".into(),
-                message: format!(
-                    "is required for the seal {}: the KMS key (id, ARN or alias/…) that wraps the root key, here or in {key_var}",
-                    crate::text::quote(&named.name)
-                ),
-            });
-        }
-    }
-}
-
-/// With `enable_multiseal`: refuses a `STRONGROOM_AWSKMS_KEY_ID_…` or
-/// `STRONGROOM_AWSKMS_ENDPOINT_…` among `names` (the environment's variable
-/// names) that names no KMS seal of `config`, a typo that would otherwise
-/// leave the file's value in force without a word.
-pub fn check_seal_env_names(
-    config: &Config,
-    names: impl IntoIterator<Item = String>,
-) -> Result<(), ConfigErrors> {
-    let Some(multi) = &config.multiseal else {
-        return Ok(());
-    };
-    let mut errors = Vec::new();
-    for name in names {
-        let suffix = [AWSKMS_KEY_ID, AWSKMS_ENDPOINT]
-            .iter()
-            .find_map(|var| name.strip_prefix(var)?.strip_prefix('_'));
-        let Some(suffix) = suffix else {
-            continue;
-        };
-        if multi.seals.iter().any(|s| env_suffix(&s.name) == suffix) {
-            continue;
-        }
-        let known: Vec<String> = multi.seals.iter().map(|s| env_suffix(&s.name)).collect();
-        errors.push(ConfigError {
-            key: crate::text::prefix(&name, 128).to_string(),
-            location: Location::Env(Cow::Owned(crate::text::prefix(&name, 128).to_string())),
-            message: format!(
-                "is set, but no seal \"awskms\" block is named for its suffix {} (the seals' suffixes: {})",
-                crate::text::quote(suffix),
-                known.join(", ")
-            ),
-        });
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(errors))
     }
 }
 
