@@ -151,9 +151,8 @@ impl AwsKms {
         KmsError::new(
             KmsErrorKind::Unavailable,
             format!(
-                "{} did not answer within {shown} (kms_timeout): Decrypt with key {}",
-                self.endpoint_label(),
-                crate::text::quote(key)
+                "{} did not answer within {shown} (kms_timeout): Decrypt with key {key}",
+                self.endpoint_label()
             ),
         )
     }
@@ -614,7 +613,7 @@ mod tests {
         assert_eq!(
             err.message,
             format!(
-                "KMS at {endpoint} did not answer within 1s (kms_timeout): Decrypt with key \"arn:k\""
+                "KMS at {endpoint} did not answer within 1s (kms_timeout): Decrypt with key arn:k"
             )
         );
         assert_plain(&err.message);
