@@ -110,6 +110,9 @@ pub fn run(args: ServerArgs) -> ExitCode {
         if let Some(file) = &config.file {
             super::output::outln!("{}: the configuration is valid", file.display());
         }
+        for seal in config.seal_summary() {
+            super::output::outln!("{seal}");
+        }
         return ExitCode::from(EXIT_OK);
     }
 

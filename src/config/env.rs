@@ -1,6 +1,13 @@
 //! The `STRONGROOM_*` environment variables, which override the file: the
 //! top-level keys, and the `awskms` seal's key and endpoint.
 
+mod seals;
+
+use std::borrow::Cow;
+
+pub use seals::check_seal_env_names;
+use seals::multiseal_env;
+
 use super::{
     Config, ConfigError, ConfigErrors, ConnectionUrl, Location, LogFormat, LogLevel,
     PG_CONNECTION_URL, Setting, Source, StorageConfig, check_endpoint, parse_bool,
@@ -24,10 +31,11 @@ struct Overrides<E> {
 }
 
 impl<E: Fn(&str) -> Option<String>> Overrides<E> {
-    fn bad(&mut self, var: &'static str, message: String) {
+    fn bad(&mut self, var: impl Into<Cow<'static, str>>, message: String) {
+        let var = var.into();
         self.errors.push(ConfigError {
+            key: var.to_string(),
             location: Location::Env(var),
-            key: var.into(),
             message,
         });
     }
@@ -36,10 +44,11 @@ impl<E: Fn(&str) -> Option<String>> Overrides<E> {
     /// when unset, or when it does not read (the error is recorded).
     fn get<T>(
         &mut self,
-        var: &'static str,
+        var: impl Into<Cow<'static, str>>,
         read: impl FnOnce(String) -> Result<T, String>,
     ) -> Option<Setting<T>> {
-        let value = (self.env)(var)?;
+        let var = var.into();
+        let value = (self.env)(&var)?;
         match read(value) {
             Ok(value) => Some(Setting {
                 value,
@@ -119,7 +128,13 @@ pub fn apply_env(
     }) {
         config.log_format = setting;
     }
+    if config.multiseal.is_some() {
+        multiseal_env(config, &mut vars);
+    }
     for var in [AWSKMS_KEY_ID, AWSKMS_ENDPOINT] {
+        if config.multiseal.is_some() {
+            continue;
+        }
         if config.seal.is_none() {
             if (vars.env)(var).is_some() {
                 vars.bad(
@@ -268,7 +283,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.log_level.value, LogLevel::Debug);
-        assert_eq!(config.log_level.source, Source::Env("STRONGROOM_LOG_LEVEL"));
+        assert_eq!(
+            config.log_level.source,
+            Source::Env("STRONGROOM_LOG_LEVEL".into())
+        );
         assert!(config.disable_mlock.value);
         assert_eq!(config.cluster_name.value.as_deref(), Some("prod"));
         assert_eq!(config.log_format.source, Source::Default);
@@ -312,8 +330,11 @@ mod tests {
         .unwrap();
         let seal = config.seal.unwrap();
         assert_eq!(seal.kms_key_id.value, "alias/from-env");
-        assert_eq!(seal.kms_key_id.source, Source::Env(AWSKMS_KEY_ID));
-        assert_eq!(seal.endpoint.unwrap().source, Source::Env(AWSKMS_ENDPOINT));
+        assert_eq!(seal.kms_key_id.source, Source::Env(AWSKMS_KEY_ID.into()));
+        assert_eq!(
+            seal.endpoint.unwrap().source,
+            Source::Env(AWSKMS_ENDPOINT.into())
+        );
 
         let errors = apply_env(&mut base(), |var| {
             (var == AWSKMS_KEY_ID).then(|| "k".to_string())

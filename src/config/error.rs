@@ -1,6 +1,7 @@
 //! Config errors: each names the file and line (or the environment
 //! variable), the key, and what is wrong, in one sentence.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -15,7 +16,7 @@ pub enum Location {
         line: usize,
     },
     /// An environment variable.
-    Env(&'static str),
+    Env(Cow<'static, str>),
 }
 
 /// One problem in the configuration.

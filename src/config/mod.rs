@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod listener;
 mod migrate;
+mod multiseal;
 mod parse;
 mod postgres;
 mod reload;
@@ -17,17 +18,21 @@ mod seal;
 mod settings;
 mod telemetry;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use env::{AWSKMS_ENDPOINT, AWSKMS_KEY_ID, apply_env};
+pub use env::{AWSKMS_ENDPOINT, AWSKMS_KEY_ID, apply_env, check_seal_env_names};
 pub use error::{ConfigError, ConfigErrors, Location, SHOWN_ERRORS};
 pub use listener::{
     DEFAULT_MAX_REQUEST_SIZE, IdentityRule, IdentitySelector, Listener, TcpListener, TlsFiles,
     UnixListener,
 };
 pub use migrate::{MigrateConfig, load_migrate};
+pub use multiseal::{
+    EmergencySeal, MAX_KMS_SEALS, MAX_SEAL_NAME, Multiseal, NamedSeal, check_seal_name, env_suffix,
+};
 pub use parse::{parse, parse_duration};
 pub use postgres::{
     ConnectionUrl, DEFAULT_PG_HA_LEASE_TTL, DEFAULT_PG_HA_TABLE, DEFAULT_PG_MAX_PARALLEL,
@@ -35,8 +40,8 @@ pub use postgres::{
     PostgresConfig, SslMode, with_causes,
 };
 pub use seal::{
-    AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, MIN_HEALTH_CHECK_INTERVAL,
-    check_endpoint, check_region,
+    AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_KMS_TIMEOUT,
+    KMS_TIMEOUT_RANGE, MIN_HEALTH_CHECK_INTERVAL, check_endpoint, check_region,
 };
 pub use settings::{
     AuditDevice, BarrierConfig, DEFAULT_KV_MAX_VALUE_SIZE, DEFAULT_KV_MAX_VERSIONS,
@@ -55,8 +60,9 @@ pub enum Source {
         /// One-based line number.
         line: usize,
     },
-    /// An environment variable.
-    Env(&'static str),
+    /// An environment variable (a seal's own, as `…_KEY_ID_OSAKA`, is built
+    /// from its name).
+    Env(Cow<'static, str>),
     /// A command-line flag such as `--dev`.
     Flag(&'static str),
 }
@@ -113,10 +119,14 @@ pub struct Config {
     pub storage: Setting<StorageConfig>,
     /// At least one listener.
     pub listeners: Vec<Listener>,
-    /// The `awskms` seal in use; `None` is the Shamir seal.
+    /// The `awskms` seal in use; `None` is the Shamir seal (or, with
+    /// [`Self::multiseal`], every seal is there).
     pub seal: Option<AwsKmsSeal>,
     /// A seal block marked `disabled = true`: the seal a migration leaves.
     pub disabled_seal: Option<AwsKmsSeal>,
+    /// With `enable_multiseal = true`: every seal block; then `seal` and
+    /// `disabled_seal` are `None`.
+    pub multiseal: Option<Multiseal>,
     /// Keyring rotation policy.
     pub barrier: BarrierConfig,
     /// Versioned secrets.
@@ -163,6 +173,7 @@ impl Config {
             })],
             seal: None,
             disabled_seal: None,
+            multiseal: None,
             barrier: BarrierConfig::default(),
             kv: KvSettings::default(),
             audit: Vec::new(),
@@ -178,6 +189,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config,
     let source = read_source(path)?;
     let mut config = parse(&source, path)?;
     apply_env(&mut config, env)?;
+    // A lookup cannot list names: a seal's variable with a mistyped name
+    // is found among the process's own.
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    check_seal_env_names(&config, names)?;
     Ok(config)
 }
 

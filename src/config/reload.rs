@@ -4,9 +4,21 @@
 use std::path::PathBuf;
 
 use super::{
-    AwsKmsSeal, BarrierConfig, Config, IdentityRule, Listener, TcpListener, Telemetry, TlsFiles,
-    UnixListener,
+    AwsKmsSeal, BarrierConfig, Config, EmergencySeal, IdentityRule, Listener, Multiseal, NamedSeal,
+    Setting, TcpListener, Telemetry, TlsFiles, UnixListener,
 };
+
+/// A seal block's settings without where they stand in the file.
+fn unplaced(seal: &AwsKmsSeal) -> AwsKmsSeal {
+    let value = |s: &Setting<String>| Setting::default_value(s.value.clone());
+    AwsKmsSeal {
+        kms_key_id: value(&seal.kms_key_id),
+        region: seal.region.as_ref().map(value),
+        endpoint: seal.endpoint.as_ref().map(value),
+        line: 0,
+        ..seal.clone()
+    }
+}
 
 impl Config {
     /// The settings that differ between `self` (running) and `new` (re-read on
@@ -46,7 +58,21 @@ impl Config {
                 .collect()
         }
         // Where a block stands in the file is not a setting.
-        let block = |seal: &Option<AwsKmsSeal>| seal.clone().map(|s| AwsKmsSeal { line: 0, ..s });
+        let block = |seal: &Option<AwsKmsSeal>| seal.as_ref().map(unplaced);
+        let seals = |c: &Config| {
+            c.multiseal.clone().map(|m| Multiseal {
+                seals: m
+                    .seals
+                    .into_iter()
+                    .map(|n| NamedSeal {
+                        seal: unplaced(&n.seal),
+                        ..n
+                    })
+                    .collect(),
+                emergency: m.emergency.map(|e| EmergencySeal { line: 0, ..e }),
+                line: 0,
+            })
+        };
         let barrier = |c: &Config| BarrierConfig {
             line: 0,
             ..c.barrier.clone()
@@ -78,6 +104,7 @@ impl Config {
                 "seal (disabled)",
                 block(&self.disabled_seal) != block(&new.disabled_seal),
             ),
+            ("seal (enable_multiseal)", seals(self) != seals(new)),
             ("barrier", barrier(self) != barrier(new)),
             ("kv", self.kv != new.kv),
             ("audit", self.audit != new.audit),
@@ -111,5 +138,30 @@ mod tests {
         let mut rotated = running.clone();
         rotated.barrier.rotation_max_encryptions = 1000;
         assert_eq!(running.restart_needed(&rotated), ["barrier"]);
+    }
+
+    #[test]
+    fn a_changed_set_of_seals_needs_a_restart() {
+        let seals = |extra: &str| {
+            parse(
+                &format!(
+                    "enable_multiseal = true\nstorage \"inmem\" {{}}\nlistener \"tcp\" {{ address = \"127.0.0.1:0\" }}\n{extra}seal \"awskms\" {{\n  name = \"tokyo\"\n  priority = 1\n  kms_key_id = \"k1\"\n}}\n"
+                ),
+                Path::new("t.hcl"),
+            )
+            .unwrap()
+        };
+        let running = seals("");
+        // The same seals on other lines: nothing to restart for.
+        assert!(running.restart_needed(&seals("\n\n")).is_empty());
+        let added = seals(
+            "seal \"awskms\" {\n  name = \"osaka\"\n  priority = 2\n  kms_key_id = \"k2\"\n}\n",
+        );
+        assert_eq!(running.restart_needed(&added), ["seal (enable_multiseal)"]);
+        let emergency = seals("seal \"shamir\" { name = \"emergency\" }\n");
+        assert_eq!(
+            running.restart_needed(&emergency),
+            ["seal (enable_multiseal)"]
+        );
     }
 }

@@ -13,6 +13,12 @@ pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 /// The shortest health check interval accepted (other than zero, which turns
 /// the checks off): each check is a KMS request.
 pub const MIN_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one Decrypt on the path to unsealed waits for KMS, by default.
+pub const DEFAULT_KMS_TIMEOUT: Duration = Duration::from_secs(5);
+/// The `kms_timeout` values accepted: below a second a healthy but distant
+/// region could miss it; above a minute the next seal waits too long.
+pub const KMS_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(60);
 
 /// Checks a KMS endpoint URL, from the file or `STRONGROOM_AWSKMS_ENDPOINT`.
 pub fn check_endpoint(value: &str) -> Result<(), String> {
@@ -178,6 +184,9 @@ pub struct AwsKmsSeal {
     pub credentials: AwsCredentialSettings,
     /// How often to check the key's state while unsealed; zero turns it off.
     pub health_check_interval: Duration,
+    /// How long the one Decrypt on the path to unsealed may take (one
+    /// attempt, no retries), before the next seal is tried.
+    pub kms_timeout: Duration,
     /// Line of the block, for messages.
     pub line: usize,
 }

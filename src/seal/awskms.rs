@@ -97,6 +97,7 @@ impl AwsKms {
             endpoint = %endpoint,
             endpoint_source = %endpoint_source,
             credentials = %self.credential_source(),
+            kms_timeout_ms = s.kms_timeout.as_millis() as u64,
             "{label}"
         );
     }
@@ -137,6 +138,23 @@ impl AwsKms {
     {
         let region = self.region().unwrap_or_default();
         sdk_error(&self.endpoint_label(), &region, action, key, err)
+    }
+
+    /// A Decrypt of [`Kms::decrypt_once`] that ran out of `kms_timeout`.
+    fn timed_out(&self, key: &str) -> KmsError {
+        let limit = self.settings.kms_timeout;
+        let shown = if limit.subsec_millis() == 0 {
+            format!("{}s", limit.as_secs())
+        } else {
+            format!("{}ms", limit.as_millis())
+        };
+        KmsError::new(
+            KmsErrorKind::Unavailable,
+            format!(
+                "{} did not answer within {shown} (kms_timeout): Decrypt with key {key}",
+                self.endpoint_label()
+            ),
+        )
     }
 
     /// The endpoint an error names: its URL, or AWS's regional endpoint by region.
@@ -365,6 +383,61 @@ impl Kms for AwsKms {
         })
     }
 
+    /// One attempt bounded by `kms_timeout`: a per-call override of the
+    /// client's retry and timeout settings (the client and its connections
+    /// are shared with every other call).
+    async fn decrypt_once(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        key_arn: &str,
+    ) -> Result<Unwrapped, KmsError> {
+        let started = Instant::now();
+        let limit = self.settings.kms_timeout;
+        let once = aws_sdk_kms::config::Builder::default()
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT.min(limit))
+                    .operation_attempt_timeout(limit)
+                    .operation_timeout(limit)
+                    .build(),
+            );
+        let mut request = self
+            .client()
+            .await?
+            .decrypt()
+            .ciphertext_blob(Blob::new(ciphertext));
+        for (k, v) in context.pairs() {
+            request = request.encryption_context(k, v);
+        }
+        let output = request
+            .customize()
+            .config_override(once)
+            .send()
+            .await
+            .map_err(|e| match &e {
+                SdkError::TimeoutError(_) => self.timed_out(key_arn),
+                SdkError::DispatchFailure(f)
+                    if f.as_connector_error().is_some_and(|c| c.is_timeout()) =>
+                {
+                    self.timed_out(key_arn)
+                }
+                _ => self.error("Decrypt", key_arn, e),
+            });
+        let output = measured("Decrypt", started, output)?;
+        let incomplete = || {
+            KmsError::new(
+                KmsErrorKind::Unavailable,
+                "KMS answered Decrypt without a plaintext or key ARN",
+            )
+        };
+        Ok(Unwrapped {
+            plaintext: SecretBytes::new(output.plaintext.ok_or_else(incomplete)?.into_inner()),
+            key_arn: output.key_id.ok_or_else(incomplete)?,
+        })
+    }
+
     async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
         let started = Instant::now();
         let output = self
@@ -428,114 +501,4 @@ fn measured<T>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A client for `endpoint` in `region`, with static keys so nothing
-    /// looks for credentials off this host.
-    fn client_for(region: &str, endpoint: &str) -> AwsKms {
-        use crate::config::{AwsCredentialSettings, Setting};
-        use crate::secret::SecretString;
-        AwsKms::new(AwsKmsSeal {
-            kms_key_id: Setting::default_value("alias/k".into()),
-            region: Some(Setting::default_value(region.into())),
-            endpoint: Some(Setting::default_value(endpoint.into())),
-            credentials: AwsCredentialSettings {
-                access_key: Some("AKIDTEST".into()),
-                secret_key: Some(SecretString::new("test-secret".into())),
-                ..AwsCredentialSettings::default()
-            },
-            health_check_interval: Duration::ZERO,
-            line: 1,
-        })
-    }
-
-    fn context() -> EncryptionContext {
-        EncryptionContext {
-            seal: None,
-            purpose: "root-key",
-            cluster_id: "c".into(),
-        }
-    }
-
-    /// No SDK type names, no Debug structs: a sentence.
-    fn assert_plain(message: &str) {
-        for dump in [
-            "DispatchFailure",
-            "ConnectorError",
-            "ConstructionFailure",
-            "{",
-            "Error(",
-        ] {
-            assert!(!message.contains(dump), "{dump} in {message}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_refused_connection_names_the_endpoint_and_the_os_error() {
-        // Bound but not listening, and held: connections are refused, and
-        // no other process can take the port meanwhile.
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let endpoint = format!("http://{}", socket.local_addr().unwrap());
-        let kms = client_for("us-east-1", &endpoint);
-        let err = kms
-            .decrypt(b"blob", &context(), "arn:k")
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(err.kind, KmsErrorKind::Unavailable);
-        assert_eq!(
-            err.message,
-            format!(
-                "KMS at {endpoint} is unreachable for Decrypt: Connection refused (os error 111)"
-            )
-        );
-        assert_plain(&err.message);
-    }
-
-    #[tokio::test]
-    async fn a_kms_that_never_answers_is_named_with_the_call_that_timed_out() {
-        // Listening but never accepting: the kernel completes the handshake,
-        // the request is sent, no answer comes (the operation timeout ends it).
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", silent.local_addr().unwrap());
-        let kms = client_for("us-east-1", &endpoint);
-        let err = kms.describe_key("alias/k").await.err().unwrap();
-        assert_eq!(err.kind, KmsErrorKind::Unavailable);
-        assert_eq!(
-            err.message,
-            format!("KMS at {endpoint} did not answer DescribeKey in time")
-        );
-    }
-
-    #[test]
-    fn without_an_endpoint_url_the_region_names_the_endpoint() {
-        let mut kms = client_for("eu-west-1", "");
-        kms.endpoint.clear();
-        assert_eq!(kms.endpoint_label(), "KMS in region eu-west-1");
-    }
-
-    #[tokio::test]
-    async fn an_invalid_region_reads_as_one_sentence() {
-        let kms = client_for("eu west 1", "http://127.0.0.1:9");
-        let err = kms.encrypt(b"k", &context()).await.err().unwrap();
-        assert_eq!(err.kind, KmsErrorKind::Config);
-        assert_eq!(
-            err.message,
-            "no Encrypt request can be made: the AWS region \"eu west 1\" is not a valid region name (like eu-west-1)"
-        );
-        assert!(!err.is_transient());
-        assert_plain(&err.message);
-    }
-
-    #[test]
-    fn arn_scope_reads_partition_region_account() {
-        assert_eq!(
-            arn_scope("arn:aws:kms:eu-west-1:111122223333:key/abc"),
-            Some(("aws", "eu-west-1", "111122223333"))
-        );
-        assert_eq!(arn_scope("alias/x"), None);
-        assert_eq!(arn_scope("arn:aws:s3:::bucket"), None);
-    }
-}
+mod tests;

@@ -15,6 +15,7 @@ mod awskms;
 mod bad_input;
 mod cli_habits;
 mod config;
+mod config_multiseal;
 mod crash;
 mod envelope;
 mod golden;

@@ -8,6 +8,7 @@
 
 mod listener;
 mod migrate;
+mod multiseal;
 mod postgres;
 mod seal;
 mod settings;
@@ -134,6 +135,12 @@ struct Blocks {
     listeners: Vec<Listener>,
     seal: Option<AwsKmsSeal>,
     disabled_seal: Option<AwsKmsSeal>,
+    /// Line of `enable_multiseal = true`; then every seal block goes to
+    /// `seal_blocks`.
+    multiseal_line: Option<usize>,
+    seal_blocks: Vec<seal::SealBlock>,
+    /// A seal block had errors of its own.
+    seal_failed: bool,
     barrier: Option<BarrierConfig>,
     kv: Option<(KvSettings, usize)>,
     audit: Vec<AuditDevice>,
@@ -366,6 +373,7 @@ impl<'a> Ctx<'a> {
             "disable_mlock",
             "log_level",
             "log_format",
+            "enable_multiseal",
         ];
         let (top, blocks) = self.section(
             body,
@@ -399,10 +407,19 @@ impl<'a> Ctx<'a> {
         );
         let log_format = self.enumerated(&top, "log_format", LogFormat::parse, "text, json");
 
-        let mut read = Blocks::default();
+        let mut read = Blocks {
+            multiseal_line: self
+                .boolean(&top, "enable_multiseal")
+                .and_then(|(enabled, line)| enabled.then_some(line)),
+            ..Blocks::default()
+        };
         for block in blocks {
             self.block(&mut read, block);
         }
+        let multiseal = read.multiseal_line.and_then(|line| {
+            let blocks = std::mem::take(&mut read.seal_blocks);
+            self.multiseal(line, blocks, read.seal_failed)
+        });
         self.check_listeners_distinct(&read.listeners);
         if read.storage.is_none() && !self.has_error_for("storage") {
             self.error(1, "storage", "a storage block is required, such as storage \"file\" { path = \"/var/lib/strongroom\" }");
@@ -432,6 +449,7 @@ impl<'a> Ctx<'a> {
             listeners: read.listeners,
             seal: read.seal,
             disabled_seal: read.disabled_seal,
+            multiseal,
             barrier: read.barrier.unwrap_or_default(),
             kv: read.kv.map(|(settings, _)| settings).unwrap_or_default(),
             audit: read.audit,
@@ -523,8 +541,17 @@ impl<'a> Ctx<'a> {
 
     /// One seal in use, and during a migration one more that is marked
     /// disabled (the seal being left).
+    /// With `enable_multiseal`, every seal block, put together afterwards.
     fn seal_block(&mut self, read: &mut Blocks, block: &Block, kind: &str, line: usize) {
-        let Some((parsed, disabled)) = self.seal(block, kind, line) else {
+        let Some(parsed) = self.seal(block, kind, line, read.multiseal_line.is_some()) else {
+            read.seal_failed = true;
+            return;
+        };
+        if read.multiseal_line.is_some() {
+            read.seal_blocks.push(parsed);
+            return;
+        }
+        let (Some(parsed), disabled) = (parsed.kms, parsed.disabled) else {
             return;
         };
         let slot = if disabled {

@@ -1,40 +1,112 @@
-//! The `seal "awskms"` block, with Vault's key names.
+//! The `seal "awskms"` block, with Vault's key names, and with
+//! `enable_multiseal` the emergency `seal "shamir"` block.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hcl_edit::Span;
 use hcl_edit::structure::Block;
 
-use super::values::as_duration;
+use super::values::{as_duration, as_u64};
 use super::words::qualified;
 use super::{Ctx, Section};
 use crate::config::{
-    AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, FileUse,
-    MIN_HEALTH_CHECK_INTERVAL, Setting, Source, check_endpoint, check_region,
+    AwsCredentialSettings, AwsKmsSeal, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_KMS_TIMEOUT, FileUse,
+    KMS_TIMEOUT_RANGE, MIN_HEALTH_CHECK_INTERVAL, Setting, Source, check_endpoint, check_region,
+    check_seal_name,
 };
 use crate::secret::SecretString;
 
 /// The block's name in error messages.
 const NAME: &str = "seal.awskms";
+/// The emergency seal block's name in error messages.
+const SHAMIR: &str = "seal.shamir";
+
+/// A seal block as read, before the blocks are put together: one in use
+/// and one disabled as today, or with `enable_multiseal` every one of them.
+pub(super) struct SealBlock {
+    /// The KMS seal; `None` for a `seal "shamir"` block.
+    pub kms: Option<AwsKmsSeal>,
+    /// `name` and its line.
+    pub name: Option<(String, usize)>,
+    /// `priority` and its line.
+    pub priority: Option<(u32, usize)>,
+    /// `disabled = true`.
+    pub disabled: bool,
+    /// Line of the block.
+    pub line: usize,
+}
 
 impl Ctx<'_> {
-    /// A seal block, and whether it is marked `disabled = true`.
+    /// A seal block of type `kind`; `multiseal` when `enable_multiseal = true`
+    /// (which alone allows `name`, `priority` and `seal "shamir"`).
     pub(super) fn seal(
         &mut self,
         block: &Block,
         kind: &str,
         line: usize,
-    ) -> Option<(AwsKmsSeal, bool)> {
-        if kind != "awskms" {
+        multiseal: bool,
+    ) -> Option<SealBlock> {
+        match kind {
+            "awskms" => self.awskms(block, line, multiseal),
+            "shamir" if multiseal => self.shamir(block, line),
+            "shamir" => {
+                self.error(
+                    line,
+                    "seal",
+                    "a seal \"shamir\" block needs enable_multiseal = true at the top of the file (it is the emergency seal beside KMS seals); for Shamir unseal keys alone, leave the seal block out",
+                );
+                None
+            }
+            _ => {
+                self.error(
+                    line,
+                    "seal",
+                    format!(
+                        "unknown seal type {} (strongroom has \"awskms\", and \"shamir\" with enable_multiseal = true; leave the seal block out for Shamir unseal keys)",
+                        crate::text::quote(kind)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The emergency `seal "shamir"` block: a name, nothing else.
+    fn shamir(&mut self, block: &Block, line: usize) -> Option<SealBlock> {
+        let (section, _) =
+            self.section(&block.body, SHAMIR, &["name", "priority", "disabled"], &[]);
+        let errors_before = self.errors.len();
+        let name = self.seal_name(&section, SHAMIR);
+        if let Some(attr) = section.attrs.get("priority") {
+            let at = self.line(attr.span());
             self.error(
-                line,
-                "seal",
-                format!(
-                    "unknown seal type {kind:?} (strongroom has \"awskms\"; leave the seal block out for Shamir unseal keys)"
-                ),
+                at,
+                qualified(SHAMIR, "priority"),
+                "is not taken by the shamir seal: it is never tried automatically, only by unseal --seal with its name",
             );
+        }
+        if let Some((true, at)) = self.boolean(&section, "disabled") {
+            self.error(
+                at,
+                qualified(SHAMIR, "disabled"),
+                "the emergency shamir seal cannot be disabled; remove the block to drop it",
+            );
+        }
+        if self.errors.len() > errors_before {
             return None;
         }
+        Some(SealBlock {
+            kms: None,
+            name,
+            priority: None,
+            disabled: false,
+            line,
+        })
+    }
+
+    /// A `seal "awskms"` block.
+    fn awskms(&mut self, block: &Block, line: usize, multiseal: bool) -> Option<SealBlock> {
         let keys = [
             "region",
             "kms_key_id",
@@ -49,6 +121,9 @@ impl Ctx<'_> {
             "role_session_name",
             "disabled",
             "health_check_interval",
+            "kms_timeout",
+            "name",
+            "priority",
         ];
         let (section, _) = self.section(&block.body, NAME, &keys, &[]);
         let errors_before = self.errors.len();
@@ -87,6 +162,22 @@ impl Ctx<'_> {
             .boolean(&section, "disabled")
             .is_some_and(|(disabled, _)| disabled);
         let health_check_interval = self.health_check_interval(&section);
+        let kms_timeout = self.kms_timeout(&section);
+        let (name, priority) = if multiseal {
+            (self.seal_name(&section, NAME), self.priority(&section))
+        } else {
+            for key in ["name", "priority"] {
+                if let Some(attr) = section.attrs.get(key) {
+                    let at = self.line(attr.span());
+                    self.error(
+                        at,
+                        qualified(NAME, key),
+                        "needs enable_multiseal = true at the top of the file (one seal without it takes no name or priority)",
+                    );
+                }
+            }
+            (None, None)
+        };
         if self.errors.len() > errors_before {
             return None;
         }
@@ -96,9 +187,67 @@ impl Ctx<'_> {
             endpoint: endpoint.map(setting),
             credentials,
             health_check_interval,
+            kms_timeout,
             line,
         };
-        Some((seal, disabled))
+        Some(SealBlock {
+            kms: Some(seal),
+            name,
+            priority,
+            disabled,
+            line,
+        })
+    }
+
+    /// `name` of a seal block, checked.
+    fn seal_name(&mut self, section: &Section<'_>, block: &str) -> Option<(String, usize)> {
+        let (name, at) = self.string(section, "name")?;
+        match check_seal_name(&name) {
+            Ok(()) => Some((name, at)),
+            Err(message) => {
+                self.error(at, qualified(block, "name"), message);
+                None
+            }
+        }
+    }
+
+    /// `priority` of a KMS seal: a positive whole number.
+    fn priority(&mut self, section: &Section<'_>) -> Option<(u32, usize)> {
+        let (priority, at) = self.value(section, "priority", as_u64)?;
+        match u32::try_from(priority) {
+            Ok(priority) if priority > 0 => Some((priority, at)),
+            _ => {
+                self.error(
+                    at,
+                    qualified(NAME, "priority"),
+                    format!(
+                        "must be a whole number from 1 to {} (1 is tried first); got {priority}",
+                        u32::MAX
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// How long the one Decrypt on the path to unsealed may take.
+    fn kms_timeout(&mut self, section: &Section<'_>) -> Duration {
+        match self.value(section, "kms_timeout", as_duration) {
+            Some((timeout, _)) if KMS_TIMEOUT_RANGE.contains(&timeout) => timeout,
+            Some((_, at)) => {
+                self.error(
+                    at,
+                    qualified(NAME, "kms_timeout"),
+                    format!(
+                        "must be from {} s to {} s: how long the one Decrypt on the path to unsealed waits before the next seal is tried",
+                        KMS_TIMEOUT_RANGE.start().as_secs(),
+                        KMS_TIMEOUT_RANGE.end().as_secs()
+                    ),
+                );
+                DEFAULT_KMS_TIMEOUT
+            }
+            None => DEFAULT_KMS_TIMEOUT,
+        }
     }
 
     /// A string of the seal block; an empty one is an error.
