@@ -105,16 +105,17 @@ impl Lifecycle {
                 rewrap_due = Some(now);
             }
             if rewrap_due.is_some_and(|at| at <= now) {
-                rewrap_due = match crate::failpoint::scope("seal-set", self.reconcile_seals(set)).await {
-                    Ok(true) => {
-                        rewrap_failures = 0;
-                        None
-                    }
-                    Ok(false) | Err(_) => {
-                        rewrap_failures += 1;
-                        Some(Instant::now() + backoff(rewrap_failures, true).min(RETRY_CAP))
-                    }
-                };
+                rewrap_due =
+                    match crate::failpoint::scope("seal-set", self.reconcile_seals(set)).await {
+                        Ok(true) => {
+                            rewrap_failures = 0;
+                            None
+                        }
+                        Ok(false) | Err(_) => {
+                            rewrap_failures += 1;
+                            Some(Instant::now() + backoff(rewrap_failures, true).min(RETRY_CAP))
+                        }
+                    };
             }
         }
     }
@@ -154,7 +155,9 @@ impl Lifecycle {
             let recovery_key = if single {
                 self.open_single_recovery(set, &config).await?
             } else {
-                set.open(&recovery, Purpose::RecoveryKey, cluster_id).await?.0
+                set.open(&recovery, Purpose::RecoveryKey, cluster_id)
+                    .await?
+                    .0
             };
             let keys = [
                 (Purpose::RootKey, barrier.root_key()),

@@ -93,7 +93,10 @@ async fn init_wraps_under_every_seal_and_a_restart_needs_one_decrypt() {
         assert_eq!(stored_seals(&storage, purpose).await, ["a", "b"]);
     }
     let config = stored_config(&storage).await;
-    assert_eq!((config.seal_type.as_str(), config.format_version), (MULTISEAL, 3));
+    assert_eq!(
+        (config.seal_type.as_str(), config.format_version),
+        (MULTISEAL, 3)
+    );
     let status = lifecycle.status();
     assert_eq!(status.seal_type, MULTISEAL);
     assert!(status.seals.iter().all(|s| s.fully_wrapped && s.healthy));
@@ -148,10 +151,17 @@ async fn a_seal_that_missed_a_write_is_rewrapped_by_the_active_node() {
     let (restarted, outcome) = restart(&storage, set()).await;
     outcome.unwrap();
     assert_eq!(
-        restarted.status().seals.iter().map(|s| s.fully_wrapped).collect::<Vec<_>>(),
+        restarted
+            .status()
+            .seals
+            .iter()
+            .map(|s| s.fully_wrapped)
+            .collect::<Vec<_>>(),
         [true, false]
     );
-    let Seal::Multi(members) = set() else { unreachable!() };
+    let Seal::Multi(members) = set() else {
+        unreachable!()
+    };
     assert!(restarted.reconcile_seals(&members).await.unwrap());
     assert_eq!(stored_seals(&storage, Purpose::RootKey).await, ["a", "b"]);
     assert!(restarted.status().seals.iter().all(|s| s.fully_wrapped));
@@ -176,7 +186,9 @@ async fn a_store_of_one_seal_moves_to_several_and_a_seal_leaves() {
     let two = || seals(&[("primary", &a, false), ("b", &b, false)]);
     let (upgraded, outcome) = restart(&storage, two()).await;
     outcome.unwrap();
-    let Seal::Multi(set) = two() else { unreachable!() };
+    let Seal::Multi(set) = two() else {
+        unreachable!()
+    };
     assert!(upgraded.reconcile_seals(&set).await.unwrap());
     assert_eq!(stored_config(&storage).await.seal_type, MULTISEAL);
     for purpose in [Purpose::RootKey, Purpose::RecoveryKey] {
@@ -189,7 +201,9 @@ async fn a_store_of_one_seal_moves_to_several_and_a_seal_leaves() {
     let (restarted, outcome) = restart(&storage, leaving()).await;
     outcome.unwrap();
     assert_eq!(restarted.status().auto_unseal.unwrap().seal, "primary");
-    let Seal::Multi(set) = leaving() else { unreachable!() };
+    let Seal::Multi(set) = leaving() else {
+        unreachable!()
+    };
     assert!(restarted.reconcile_seals(&set).await.unwrap());
     for purpose in [Purpose::RootKey, Purpose::RecoveryKey] {
         assert_eq!(stored_seals(&storage, purpose).await, ["b"]);

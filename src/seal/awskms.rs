@@ -68,7 +68,7 @@ impl AwsKms {
 
     /// Logs the effective key, region, endpoint and credential source, and
     /// where each came from. Never logs a secret.
-    pub fn log_settings(&self, env: impl Fn(&str) -> Option<String>, label: &'static str) {
+    pub fn log_settings(&self, env: impl Fn(&str) -> Option<String>, label: &str) {
         let s = &self.settings;
         let (region, region_source) = match &s.region {
             Some(region) => (region.value.clone(), region.source.to_string()),

@@ -45,6 +45,7 @@ use crate::lifecycle::{
 use crate::node::Node;
 use crate::seal::Seal;
 use crate::seal::awskms::AwsKms;
+use crate::seal::set::{Member, SealSet};
 use crate::storage::{self, Backend, OpenError, PostgresBackend};
 use logging::LogLevelHandle;
 use notify::Notifier;
@@ -108,9 +109,10 @@ pub async fn run(config: Config, log_level: LogLevelHandle, dev: bool) -> Result
             tracing::warn!("{warning}");
         }
     }
-    let seal = match &config.seal {
-        None => Seal::Shamir,
-        Some(settings) => Seal::AwsKms(kms_client(settings, "seal: awskms")),
+    let seal = match (&config.multiseal, &config.seal) {
+        (Some(multiseal), _) => Seal::Multi(Arc::new(seal_set(multiseal))),
+        (None, None) => Seal::Shamir,
+        (None, Some(settings)) => Seal::AwsKms(kms_client(settings, "seal: awskms")),
     };
     let migrate_from = config.disabled_seal.as_ref().map(|settings| {
         kms_client(
@@ -564,10 +566,7 @@ fn systemd_status(lifecycle: &Lifecycle) -> String {
 /// A KMS client for a seal block; its settings are logged under `label`.
 /// Building it (the AWS config chain, the system trust store: ≈ 5 ms)
 /// starts now and overlaps opening storage and binding listeners.
-fn kms_client(
-    settings: &config::AwsKmsSeal,
-    label: &'static str,
-) -> Arc<dyn crate::seal::kms::Kms> {
+fn kms_client(settings: &config::AwsKmsSeal, label: &str) -> Arc<dyn crate::seal::kms::Kms> {
     let kms = Arc::new(AwsKms::new(settings.clone()));
     kms.log_settings(|var| std::env::var(var).ok(), label);
     tokio::spawn({
@@ -577,6 +576,37 @@ fn kms_client(
     #[cfg(feature = "failpoints")]
     let kms = crate::seal::failpoint::wrap(kms);
     kms
+}
+
+/// The seals of an `enable_multiseal` config, each with its KMS client.
+fn seal_set(multiseal: &config::Multiseal) -> SealSet {
+    let members = multiseal
+        .seals
+        .iter()
+        .map(|named| {
+            let label = format!(
+                "seal: awskms {} (priority {}{})",
+                crate::text::quote(&named.name),
+                named.priority,
+                if named.disabled {
+                    ", disabled: decrypt-only"
+                } else {
+                    ""
+                }
+            );
+            Member::new(
+                named.name.clone(),
+                named.priority,
+                named.disabled,
+                named.seal.health_check_interval,
+                kms_client(&named.seal, &label),
+            )
+        })
+        .collect();
+    SealSet::new(
+        members,
+        multiseal.emergency.as_ref().map(|e| e.name.clone()),
+    )
 }
 
 /// Keeps systemd's STATUS= line in step with the seal state.

@@ -20,12 +20,14 @@ use strongroom_test_support::kms::{Fault, key_id};
 /// Disables the key in moto (DescribeKey says so) and at the proxy
 /// (Encrypt and Decrypt fail as on AWS).
 fn disable_key(kms: &Kms) {
-    kms.moto.call("DisableKey", json!({"KeyId": key_id(&kms.key)}));
+    kms.moto
+        .call("DisableKey", json!({"KeyId": key_id(&kms.key)}));
     kms.proxy.disable(&kms.key);
 }
 
 fn enable_key(kms: &Kms) {
-    kms.moto.call("EnableKey", json!({"KeyId": key_id(&kms.key)}));
+    kms.moto
+        .call("EnableKey", json!({"KeyId": key_id(&kms.key)}));
     kms.proxy.enable(&kms.key);
 }
 
@@ -87,7 +89,11 @@ fn a_restart_costs_one_request_and_a_failed_primary_one_more() {
     assert_eq!(after["sealed"], false);
     for name in ["tokyo", "osaka"] {
         let seal = seal_named(&after, name);
-        assert_eq!((&seal["healthy"], &seal["fully_wrapped"]), (&json!(true), &json!(true)), "{seal}");
+        assert_eq!(
+            (&seal["healthy"], &seal["fully_wrapped"]),
+            (&json!(true), &json!(true)),
+            "{seal}"
+        );
     }
     daemon
         .cli()
@@ -102,7 +108,11 @@ fn a_restart_costs_one_request_and_a_failed_primary_one_more() {
         let unsealed = wait_unsealed(&daemon);
         assert_eq!(unsealed["auto_unseal"]["seal"], "tokyo");
         assert_eq!(tokyo.proxy.requests(), ["Decrypt"]);
-        assert!(osaka.proxy.requests().is_empty(), "{:?}", osaka.proxy.requests());
+        assert!(
+            osaka.proxy.requests().is_empty(),
+            "{:?}",
+            osaka.proxy.requests()
+        );
     }
 
     // The primary drops the connection: one Decrypt there (no retries
@@ -137,7 +147,10 @@ fn a_restart_costs_one_request_and_a_failed_primary_one_more() {
     let mut last = Value::Null;
     eventually("a failed attempt", SOON, || {
         last = status(&daemon);
-        !last["auto_unseal"]["last_error"].as_str().unwrap_or_default().is_empty()
+        !last["auto_unseal"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
     });
     assert_eq!(last["sealed"], true);
     let error = last["auto_unseal"]["last_error"].as_str().unwrap();
@@ -155,8 +168,7 @@ fn a_restart_costs_one_request_and_a_failed_primary_one_more() {
 fn a_seal_whose_key_is_disabled_is_unhealthy_and_rewrapped_once_enabled() {
     let (tokyo, osaka) = (kms(), kms());
     let dir = tempdir();
-    let (mut daemon, init) =
-        started(dir.path(), &tokyo, &osaka, "health_check_interval = \"1s\"");
+    let (mut daemon, init) = started(dir.path(), &tokyo, &osaka, "health_check_interval = \"1s\"");
     daemon
         .env
         .insert("STRONGROOM_TOKEN".into(), init.root_token.clone());
@@ -167,7 +179,10 @@ fn a_seal_whose_key_is_disabled_is_unhealthy_and_rewrapped_once_enabled() {
         last = status(&daemon);
         seal_named(&last, "tokyo")["healthy"] == false
     });
-    let error = seal_named(&last, "tokyo")["last_error"].as_str().unwrap().to_string();
+    let error = seal_named(&last, "tokyo")["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(error.contains("is disabled"), "{error}");
 
     // A root key rotation while "tokyo" cannot wrap: "osaka" alone holds
@@ -177,10 +192,17 @@ fn a_seal_whose_key_is_disabled_is_unhealthy_and_rewrapped_once_enabled() {
         &daemon,
         "rotate-root",
         &nonce,
-        &[&init.recovery_hex[0], &init.recovery_hex[1], &init.recovery_hex[2]],
+        &[
+            &init.recovery_hex[0],
+            &init.recovery_hex[1],
+            &init.recovery_hex[2],
+        ],
     );
     assert_eq!(done["complete"], true);
-    assert_eq!(seal_named(&status(&daemon), "tokyo")["fully_wrapped"], false);
+    assert_eq!(
+        seal_named(&status(&daemon), "tokyo")["fully_wrapped"],
+        false
+    );
 
     enable_key(&tokyo);
     let healed = wait_wrapped(&daemon, "tokyo", true);
