@@ -25,7 +25,8 @@
 //! other counts, to try it), `--only http` just Vault's HTTP API on both
 //! peers under `wrk` ([`http_plane`]: seal-status, kv v2 read and write,
 //! transit encrypt and decrypt, then the kv and transit rows again with a
-//! file audit device on both).
+//! file audit device on both), `--only seals` just the restarts with two
+//! KMS seals (strongroom only: [`seals`]).
 //!
 //! `cargo bench --bench daemon [-- --runs N --seconds S --out FILE]` prints
 //! a table and writes the raw numbers as JSON (default
@@ -65,6 +66,7 @@ use crate::memory::{load_and_memory, mlock_rss};
 use crate::peers::{Peer, openbao_binary, strongroom_binary};
 use crate::process::output_within;
 use crate::results::Results;
+use crate::seals::multiseal;
 
 mod data;
 mod grpc_load;
@@ -78,6 +80,7 @@ mod peers;
 mod pg;
 mod process;
 mod results;
+mod seals;
 mod wrk;
 
 /// The binary cargo built for this bench (see the module docs).
@@ -109,6 +112,8 @@ struct Options {
     only_ha: bool,
     /// `--only http`: just Vault's HTTP API under `wrk` on both peers.
     only_http: bool,
+    /// `--only seals`: just the restarts with several seals (strongroom).
+    only_seals: bool,
     /// `--kv-keys N,M`: the counts at which that memory is read.
     kv_keys: Vec<u64>,
 }
@@ -122,6 +127,7 @@ fn options() -> Options {
         only_keys: false,
         only_ha: false,
         only_http: false,
+        only_seals: false,
         kv_keys: DEFAULT_COUNTS.to_vec(),
     };
     let args: Vec<String> = std::env::args().collect();
@@ -135,6 +141,7 @@ fn options() -> Options {
                 options.only_keys = pair[1] == "keys";
                 options.only_ha = pair[1] == "ha";
                 options.only_http = pair[1] == "http";
+                options.only_seals = pair[1] == "seals";
             }
             "--kv-keys" => {
                 let counts: Option<Vec<u64>> =
@@ -221,6 +228,12 @@ fn main() {
         write_report(&options, &strongroom, openbao.as_deref(), started, results);
         return;
     }
+    if options.only_seals {
+        multiseal(&runtime, &strongroom, options.runs, &mut results);
+        results.print();
+        write_report(&options, &strongroom, openbao.as_deref(), started, results);
+        return;
+    }
     if options.only_keys {
         kv_keys_rss(&runtime, &options.kv_keys, &mut results);
         results.print();
@@ -242,6 +255,7 @@ fn main() {
     let stores = shamir_restarts(&runtime, &peers, options.runs, &mut results);
     if moto.exists() {
         awskms(&runtime, &peers, options.runs, &mut results);
+        multiseal(&runtime, &strongroom, options.runs, &mut results);
     } else {
         results
             .notes

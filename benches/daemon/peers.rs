@@ -58,6 +58,16 @@ pub(crate) struct KmsSeal {
     pub(crate) key: String,
 }
 
+impl KmsSeal {
+    /// Its `seal "awskms"` block; `extra` goes into it.
+    pub(crate) fn block(&self, extra: &str) -> String {
+        format!(
+            "seal \"awskms\" {{\n  region = \"us-east-1\"\n  kms_key_id = \"{}\"\n  endpoint = \"{}\"\n  access_key = \"bench\"\n  secret_key = \"bench\"\n  {extra}\n}}\n",
+            self.key, self.endpoint
+        )
+    }
+}
+
 /// One daemon's directory and config.
 pub(crate) struct Instance {
     pub(crate) peer: Peer,
@@ -71,16 +81,16 @@ pub(crate) struct Instance {
 
 impl Instance {
     pub(crate) fn new(peer: Peer, binary: &Path, seal: Option<&KmsSeal>, mlock: bool) -> Self {
+        let seal_block = seal.map_or(String::new(), |s| s.block(""));
+        Self::with_seal(peer, binary, &seal_block, mlock)
+    }
+
+    /// An instance whose config has `seal_block` (one or more seal blocks).
+    pub(crate) fn with_seal(peer: Peer, binary: &Path, seal_block: &str, mlock: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let data = dir.path().join("data");
         let socket = dir.path().join("strongroom.sock");
-        let seal_block = seal.map_or(String::new(), |s| {
-            format!(
-                "seal \"awskms\" {{\n  region = \"us-east-1\"\n  kms_key_id = \"{}\"\n  endpoint = \"{}\"\n  access_key = \"bench\"\n  secret_key = \"bench\"\n}}\n",
-                s.key, s.endpoint
-            )
-        });
         let text = match peer {
             Peer::Strongroom => format!(
                 "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{ address = \"127.0.0.1:{port}\" }}\nlistener \"unix\" {{ path = \"{}\" }}\ndisable_mlock = {}\nlog_level = \"warn\"\n{seal_block}",

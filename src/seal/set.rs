@@ -221,7 +221,8 @@ impl std::fmt::Display for OpenFailure {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "seal {} said: {error}", crate::text::quote(seal))?;
+            // Seal names are checked by the config: letters, digits, - and _.
+            write!(f, "seal \"{seal}\" said: {error}")?;
         }
         Ok(())
     }
