@@ -188,6 +188,16 @@ pub const STATUS: Action = action(
     Audited::No,
     Scope::Node,
 );
+/// `Sys.SealBackendStatus`: each seal's health, read from memory
+/// (Vault's unauthenticated `sys/seal-backend-status`).
+pub const SEAL_BACKEND_STATUS: Action = action(
+    "sys.SealBackendStatus",
+    "sys/seal-backend-status",
+    Resource::None,
+    Auth::None,
+    Audited::No,
+    Scope::Node,
+);
 /// `Sys.Init`: makes the keys, writes nothing until confirmed.
 pub const INIT: Action = action(
     "sys.Init",
@@ -640,6 +650,7 @@ pub const BY_REQUEST: &[&Action] = &[&KV_DELETE_VERSIONS];
 /// Every action, in the order of the protos.
 pub const ALL: &[&Action] = &[
     &STATUS,
+    &SEAL_BACKEND_STATUS,
     &INIT,
     &INIT_CONFIRM,
     &UNSEAL,

@@ -3,7 +3,8 @@
 //! says about its caller ([`identity`]), and the transports that adapt
 //! their requests to the gate: gRPC ([`grpc`]) and Vault's HTTP API
 //! ([`http`]), on the same listeners; [`caller`] is what both read of a
-//! request's caller. With HA, a standby forwards the requests only the
+//! request's caller; [`seal_backends`] is each seal's health as both
+//! report it. With HA, a standby forwards the requests only the
 //! active node serves, in front of the routes ([`forward`]).
 
 pub mod actions;
@@ -13,6 +14,7 @@ pub mod gate;
 pub mod grpc;
 pub mod http;
 pub mod identity;
+pub mod seal_backends;
 
 use std::sync::Arc;
 

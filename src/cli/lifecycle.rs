@@ -1,61 +1,14 @@
-//! The seal lifecycle from the command line: init, status, unseal, seal.
+//! The seal lifecycle from the command line: init, status, unseal, seal
+//! (`status.rs` prints the status).
 
 use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::client::{self, ClientArgs};
 use super::input::read_key;
-use super::output::{self, errln, outln, print_json, print_table};
+use super::output::{self, errln, outln, print_json};
 use super::{CliError, EXIT_OK, EXIT_SEALED, Format};
 use crate::proto::{self, sys_client::SysClient};
-
-/// `bao status -format=json`, field for field where strongroom has the field.
-#[derive(Serialize)]
-struct StatusJson<'a> {
-    #[serde(rename = "type")]
-    seal_type: &'a str,
-    initialized: bool,
-    sealed: bool,
-    t: u32,
-    n: u32,
-    progress: u32,
-    nonce: &'a str,
-    version: &'a str,
-    migration: bool,
-    cluster_name: &'a str,
-    cluster_id: &'a str,
-    recovery_seal: bool,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    recovery_seal_type: &'a str,
-    storage_type: &'a str,
-    ha_enabled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    is_self: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    active_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    leader_address: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    leader_cluster_address: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ha_mode: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auto_unseal: Option<AutoUnsealJson<'a>>,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    kms_key_arn: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-    #[serde(skip_serializing_if = "str::is_empty")]
-    storage_error: &'a str,
-}
-
-#[derive(Serialize)]
-struct AutoUnsealJson<'a> {
-    state: &'a str,
-    attempts: u32,
-    last_error: &'a str,
-    next_attempt_unix_ms: u64,
-}
 
 /// `bao operator init -format=json`.
 #[derive(Serialize)]
@@ -69,134 +22,6 @@ struct InitJson<'a> {
     recovery_keys_shares: u32,
     recovery_keys_threshold: u32,
     root_token: &'a str,
-}
-
-/// When the active node took the role, as `bao status` prints it (Go's
-/// zero time when unknown).
-fn active_time(status: &proto::StatusResponse) -> String {
-    match status.active_time_unix_ms {
-        0 => "0001-01-01T00:00:00Z".into(),
-        ms => crate::time::format_unix(ms / 1000),
-    }
-}
-
-fn print_status(status: &proto::StatusResponse, format: Format) -> Result<(), CliError> {
-    // Shown only when the store is unsealed, as `bao status` does.
-    let ha = status.ha_enabled && !status.sealed;
-    if format == Format::Json {
-        return print_json(&StatusJson {
-            seal_type: &status.r#type,
-            initialized: status.initialized,
-            sealed: status.sealed,
-            t: status.threshold,
-            n: status.shares,
-            progress: status.progress,
-            nonce: &status.nonce,
-            version: &status.version,
-            migration: status.migration,
-            cluster_name: &status.cluster_name,
-            cluster_id: &status.cluster_id,
-            recovery_seal: status.recovery_seal,
-            recovery_seal_type: &status.recovery_seal_type,
-            storage_type: &status.storage_type,
-            ha_enabled: status.ha_enabled,
-            is_self: ha.then_some(status.is_self),
-            active_time: ha.then(|| active_time(status)),
-            leader_address: ha.then_some(status.leader_address.as_str()),
-            leader_cluster_address: ha.then_some(status.leader_cluster_address.as_str()),
-            ha_mode: ha.then_some(status.ha_mode.as_str()),
-            auto_unseal: status.auto_unseal.as_ref().map(|a| AutoUnsealJson {
-                state: &a.state,
-                attempts: a.attempts,
-                last_error: &a.last_error,
-                next_attempt_unix_ms: a.next_attempt_unix_ms,
-            }),
-            kms_key_arn: &status.kms_key_arn,
-            warnings: &status.warnings,
-            storage_error: &status.storage_error,
-        });
-    }
-    let mut rows = vec![
-        ("Seal Type", status.r#type.clone()),
-        ("Initialized", status.initialized.to_string()),
-        ("Sealed", status.sealed.to_string()),
-        ("Total Shares", status.shares.to_string()),
-        ("Threshold", status.threshold.to_string()),
-    ];
-    if status.initialized && status.sealed {
-        rows.push((
-            "Unseal Progress",
-            format!("{}/{}", status.progress, status.threshold),
-        ));
-        rows.push(("Unseal Nonce", status.nonce.clone()));
-    }
-    if status.recovery_seal {
-        rows.push(("Recovery Seal Type", status.recovery_seal_type.clone()));
-    }
-    if status.migration {
-        rows.push(("Seal Migration in Progress", "true".into()));
-    }
-    if !status.kms_key_arn.is_empty() {
-        rows.push(("KMS Key", status.kms_key_arn.clone()));
-    }
-    if let Some(auto) = &status.auto_unseal {
-        rows.push(("Auto-Unseal", auto_unseal_in_words(&auto.state)));
-        if auto.attempts > 0 {
-            rows.push(("Auto-Unseal Attempts", auto.attempts.to_string()));
-        }
-        if !auto.last_error.is_empty() {
-            rows.push(("Auto-Unseal Error", auto.last_error.clone()));
-        }
-        if auto.next_attempt_unix_ms > 0 {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            let wait = u128::from(auto.next_attempt_unix_ms).saturating_sub(now);
-            rows.push((
-                "Auto-Unseal Next Attempt",
-                format!("in {:.1} s", wait as f64 / 1000.0),
-            ));
-        }
-    }
-    rows.push(("Version", status.version.clone()));
-    rows.push(("Storage Type", status.storage_type.clone()));
-    if status.initialized {
-        rows.push(("Cluster Name", status.cluster_name.clone()));
-        rows.push(("Cluster ID", status.cluster_id.clone()));
-    }
-    if !status.storage_error.is_empty() {
-        rows.push(("Storage Error", status.storage_error.clone()));
-    }
-    rows.push(("HA Enabled", status.ha_enabled.to_string()));
-    if ha {
-        rows.push(("HA Cluster", status.leader_cluster_address.clone()));
-        rows.push(("HA Mode", status.ha_mode.clone()));
-        if status.is_self {
-            rows.push(("Active Since", active_time(status)));
-        } else {
-            let leader = match status.leader_address.as_str() {
-                "" => "(none yet)".to_string(),
-                address => address.to_string(),
-            };
-            rows.push(("Active Node Address", leader));
-        }
-    }
-    for warning in &status.warnings {
-        rows.push(("Warning", warning.clone()));
-    }
-    print_table(&rows);
-    Ok(())
-}
-
-/// Auto-unseal's state for people; the JSON keeps the documented values.
-fn auto_unseal_in_words(state: &str) -> String {
-    match state {
-        "idle" => "not initialized".into(),
-        "in_progress" => "in progress".into(),
-        "stopped" => "stopped (sealed by an operator)".into(),
-        "migration" => "seal migration pending".into(),
-        other => other.replace('_', " "),
-    }
 }
 
 pub async fn init(
@@ -337,7 +162,7 @@ pub async fn status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
         .await
         .map_err(|s| client::failed(s, false))?
         .into_inner();
-    print_status(&status, format)?;
+    super::status::print_status(&status, format)?;
     Ok(if status.initialized && !status.sealed {
         EXIT_OK
     } else {
@@ -369,7 +194,7 @@ pub async fn unseal(
         errln!("note: this unseal key had already been entered; progress is unchanged");
     }
     if let Some(status) = &response.status {
-        print_status(status, format)?;
+        super::status::print_status(status, format)?;
     }
     Ok(EXIT_OK)
 }
@@ -406,24 +231,4 @@ pub async fn seal(args: &ClientArgs) -> Result<u8, CliError> {
     }
     outln!("Success! strongroom is sealed.");
     Ok(EXIT_OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::auto_unseal_in_words;
-
-    #[test]
-    fn auto_unseal_states_read_as_words() {
-        for (state, words) in [
-            ("idle", "not initialized"),
-            ("in_progress", "in progress"),
-            ("unsealed", "unsealed"),
-            ("failed", "failed"),
-            ("stopped", "stopped (sealed by an operator)"),
-            ("migration", "seal migration pending"),
-            ("some_new_state", "some new state"),
-        ] {
-            assert_eq!(auto_unseal_in_words(state), words);
-        }
-    }
 }

@@ -18,6 +18,7 @@ mod quorum;
 mod rotation;
 mod server;
 mod snapshot;
+mod status;
 
 use std::process::ExitCode;
 

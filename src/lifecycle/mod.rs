@@ -39,6 +39,7 @@ use tokio::sync::{Mutex, watch};
 pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 pub use init::{InitParams, InitResult};
 pub use migrate::Migration;
+pub use multiseal::SealStatus;
 pub use quorum::{
     Completed, Operation, QuorumOutcome, QuorumStatus, RekeyParams, RekeyStatus, RekeyTarget,
 };

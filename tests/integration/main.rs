@@ -47,6 +47,7 @@ mod postgres_ha;
 mod python;
 mod quorum;
 mod recipients;
+mod seal_backends;
 mod secrets;
 mod security;
 mod startup;

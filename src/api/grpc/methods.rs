@@ -8,6 +8,10 @@ use crate::api::actions::{self, Action};
 /// `/package.Service/Method` and its action.
 const METHODS: &[(&str, &Action)] = &[
     ("/strongroom.v1.Sys/Status", &actions::STATUS),
+    (
+        "/strongroom.v1.Sys/SealBackendStatus",
+        &actions::SEAL_BACKEND_STATUS,
+    ),
     ("/strongroom.v1.Sys/Init", &actions::INIT),
     ("/strongroom.v1.Sys/InitConfirm", &actions::INIT_CONFIRM),
     ("/strongroom.v1.Sys/Unseal", &actions::UNSEAL),

@@ -10,6 +10,7 @@ mod methods;
 mod policy;
 mod quorum;
 mod sys;
+mod sys_status;
 mod token;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! `strongroom.v1.Sys`: the seal lifecycle (init, status, unseal, seal), the
 //! keyring (rotate, key status), snapshots and the audit hash. The quorum
-//! operations' methods are in `quorum.rs`.
+//! operations' methods are in `quorum.rs`, the messages that report state
+//! in `sys_status.rs`.
 
 use std::pin::Pin;
 
@@ -12,26 +13,16 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{call, quorum, status};
 use crate::api::Gate;
 use crate::api::actions;
+use crate::api::seal_backends::SealBackends;
 use crate::audit::Field;
 use crate::error::Error;
-use crate::lifecycle::{self, InitParams, KeyTerm, Operation};
+use crate::lifecycle::{InitParams, Operation};
 use crate::proto::{self, sys_server::Sys};
 
 /// Snapshot bytes per streamed message.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// The largest snapshot a restore accepts.
 const MAX_SNAPSHOT: usize = 1 << 30;
-
-impl From<KeyTerm> for proto::KeyTerm {
-    fn from(t: KeyTerm) -> Self {
-        Self {
-            term: t.term,
-            installed_unix: t.installed_unix,
-            encryptions: t.encryptions,
-            active: t.active,
-        }
-    }
-}
 
 /// The Sys service.
 pub struct SysService {
@@ -42,54 +33,6 @@ impl SysService {
     /// Serves through `gate`.
     pub fn new(gate: Gate) -> Self {
         Self { gate }
-    }
-}
-
-impl From<lifecycle::Status> for proto::StatusResponse {
-    fn from(s: lifecycle::Status) -> Self {
-        let leader =
-            s.ha.as_ref()
-                .and_then(|ha| ha.leader.clone())
-                .unwrap_or_default();
-        Self {
-            r#type: s.seal_type.into(),
-            initialized: s.initialized,
-            sealed: s.sealed,
-            threshold: s.threshold,
-            shares: s.shares,
-            progress: s.progress,
-            nonce: s.nonce,
-            version: s.version.into(),
-            storage_type: s.storage_type.into(),
-            cluster_name: s.cluster_name,
-            cluster_id: s.cluster_id,
-            recovery_seal: s.recovery_seal,
-            recovery_seal_type: if s.recovery_seal {
-                "shamir".into()
-            } else {
-                String::new()
-            },
-            migration: s.migration,
-            auto_unseal: s.auto_unseal.map(|a| proto::AutoUnseal {
-                state: a.state.as_str().into(),
-                attempts: a.attempts,
-                last_error: a.last_error,
-                next_attempt_unix_ms: a.next_attempt_unix_ms,
-            }),
-            kms_key_arn: s.kms_key_arn,
-            warnings: s.warnings,
-            storage_error: s.storage_error,
-            ha_enabled: s.ha.is_some(),
-            is_self: s.ha.as_ref().is_some_and(|ha| ha.is_self),
-            leader_address: leader.api_addr,
-            leader_cluster_address: leader.cluster_addr,
-            active_time_unix_ms: leader.active_since_unix_ms,
-            ha_mode: match (&s.ha, s.sealed) {
-                (Some(ha), false) if ha.is_self => "active".into(),
-                (Some(_), false) => "standby".into(),
-                _ => String::new(),
-            },
-        }
     }
 }
 
@@ -223,6 +166,18 @@ impl Sys for SysService {
             .await
             .map_err(status)?;
         Ok(Response::new(seal_status.into()))
+    }
+
+    async fn seal_backend_status(
+        &self,
+        request: Request<proto::SealBackendStatusRequest>,
+    ) -> Result<Response<proto::SealBackendStatusResponse>, Status> {
+        let lifecycle = &self.gate.node().lifecycle;
+        let seal_status = call(&self.gate, &actions::SEAL_BACKEND_STATUS, "", &request)
+            .run(|_| async { Ok(lifecycle.status()) }, |_| Vec::new())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(SealBackends::of(&seal_status).into()))
     }
 
     async fn unseal(

@@ -26,6 +26,7 @@ mod policy;
 mod quorum;
 mod reply;
 mod request;
+mod seal_status;
 mod sys;
 mod token;
 mod transit;

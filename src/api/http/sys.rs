@@ -1,5 +1,6 @@
 //! `sys/…`: the seal lifecycle (seal-status, init, unseal, seal), health,
-//! the HA leader and step-down, in Vault's shapes.
+//! the HA leader and step-down, in Vault's shapes (the seal's in
+//! `seal_status.rs`).
 //!
 //! Init on this surface commits at once, as Vault's does: a Vault client
 //! never sends strongroom's confirmation step (docs/DECISIONS.md).
@@ -8,14 +9,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::seal_status::{seal_backend_status_json, seal_status_json};
 use super::{HttpError, Op, Outcome, Reply, Request};
 use crate::api::Gate;
 use crate::api::actions;
 use crate::audit::Field;
 use crate::error::Error;
-use crate::lifecycle::{InitParams, Status};
+use crate::lifecycle::InitParams;
 use crate::time::{format_unix, now_unix};
 
 /// Routes `sys/<rest>`.
@@ -28,6 +30,7 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
     };
     match (rest, op) {
         ("seal-status", Op::Read) => seal_status(gate, request).await,
+        ("seal-backend-status", Op::Read) => seal_backend_status(gate, request).await,
         ("health", Op::Read) => health(gate, request),
         ("leader", Op::Read) => leader(gate),
         ("init", Op::Read) => Ok(Reply::ok(
@@ -37,9 +40,17 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
         ("unseal", Op::Update) => unseal(gate, request).await,
         ("seal", Op::Update) => seal(gate, request).await,
         ("step-down", Op::Update) => step_down(gate, request).await,
-        ("seal-status" | "health" | "leader" | "init" | "unseal" | "seal" | "step-down", _) => {
-            Err(HttpError::unsupported())
-        }
+        (
+            "seal-status"
+            | "seal-backend-status"
+            | "health"
+            | "leader"
+            | "init"
+            | "unseal"
+            | "seal"
+            | "step-down",
+            _,
+        ) => Err(HttpError::unsupported()),
         ("metrics", _) => super::metrics::route(gate, request).await,
         ("mounts" | "internal/ui/mounts", _) => super::mounts::route(gate, request, rest).await,
         _ if rest.starts_with("mounts/") || rest.starts_with("internal/ui/mounts/") => {
@@ -52,29 +63,13 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
     }
 }
 
-/// Vault's seal-status object.
-pub fn seal_status_json(status: &Status) -> Value {
-    let mut body = json!({
-        "type": status.seal_type,
-        "initialized": status.initialized,
-        "sealed": status.sealed,
-        "t": status.threshold,
-        "n": status.shares,
-        "progress": status.progress,
-        "nonce": status.nonce,
-        "recovery_seal": status.recovery_seal,
-        "version": status.version,
-        "migration": status.migration,
-        "storage_type": status.storage_type,
-    });
-    if status.recovery_seal {
-        body["recovery_seal_type"] = json!("shamir");
-    }
-    if !status.sealed {
-        body["cluster_name"] = json!(status.cluster_name);
-        body["cluster_id"] = json!(status.cluster_id);
-    }
-    body
+async fn seal_backend_status(gate: &Gate, request: &Request) -> Outcome {
+    let lifecycle = &gate.node().lifecycle;
+    let status = request
+        .call(gate, &actions::SEAL_BACKEND_STATUS, "")
+        .run(|_| async { Ok(lifecycle.status()) }, |_| Vec::new())
+        .await?;
+    Ok(Reply::ok(seal_backend_status_json(&status)))
 }
 
 async fn seal_status(gate: &Gate, request: &Request) -> Outcome {
