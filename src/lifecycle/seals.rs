@@ -149,6 +149,12 @@ impl Lifecycle {
                     tracing::warn!(seal = %seal, error = %error, "seal could not wrap the new {}; it is rewrapped once healthy", purpose.as_str());
                 }
                 batch.put(path_of(purpose), stored.encode());
+                // A seal that did not wrap is no longer fully wrapped (said
+                // at once; the rewrap after its next good health check
+                // reads the truth back from storage).
+                self.report()
+                    .wrapped
+                    .retain(|name| stored.get(name).is_some());
                 Ok(())
             }
             Seal::Shamir => Err(Error::Internal(

@@ -7,10 +7,11 @@
 //! This module makes the KMS calls and keeps the health; where the
 //! envelopes are stored, and when they are rewritten, is the lifecycle's.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
-
-use tokio::task::JoinSet;
 
 use super::envelope::{Envelope, EnvelopeError, Purpose};
 use super::kms::Kms;
@@ -317,53 +318,65 @@ impl SealSet {
         cluster_id: &str,
         seals: Option<&[String]>,
     ) -> Wrapping {
-        let mut tasks = JoinSet::new();
-        let chosen = self
+        let chosen: Vec<&Member> = self
             .enabled()
-            .filter(|m| seals.is_none_or(|names| names.contains(&m.name)));
-        for (index, member) in chosen.enumerate() {
-            let kms = Arc::clone(&member.kms);
-            let name = member.name.clone();
-            let cluster_id = cluster_id.to_string();
-            let keys: Vec<(Purpose, SecretKey)> =
-                keys.iter().map(|(p, k)| (*p, (*k).clone())).collect();
-            tasks.spawn(async move {
-                let made = wrap_one(kms.as_ref(), &name, &cluster_id, &keys).await;
-                (index, made)
-            });
-        }
-        let mut results = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            // A task panics only on a bug; its seal then counts as failed below.
-            if let Ok(result) = joined {
-                results.push(result);
-            }
-        }
-        results.sort_by_key(|(index, _)| *index);
+            .filter(|m| seals.is_none_or(|names| names.contains(&m.name)))
+            .collect();
+        // The seals' calls run side by side in this task (not spawned), so
+        // they stay inside the caller's crash-point scope.
+        let calls = chosen
+            .iter()
+            .map(|m| Box::pin(wrap_one(m.kms.as_ref(), &m.name, cluster_id, keys)) as Pending<'_>)
+            .collect();
+        let results = join_all(calls).await;
         let mut wrapping = Wrapping {
             made: Vec::new(),
             failed: Vec::new(),
         };
-        let chosen = self
-            .enabled()
-            .filter(|m| seals.is_none_or(|names| names.contains(&m.name)));
-        for (index, member) in chosen.enumerate() {
-            match results.iter().find(|(i, _)| *i == index) {
-                Some((_, Ok(envelopes))) => {
+        for (member, result) in chosen.into_iter().zip(results) {
+            match result {
+                Ok(envelopes) => {
                     member.record_ok();
-                    wrapping.made.push((member.name.clone(), envelopes.clone()));
+                    wrapping.made.push((member.name.clone(), envelopes));
                 }
-                Some((_, Err(message))) => {
-                    member.record_failure(message);
-                    wrapping.failed.push((member.name.clone(), message.clone()));
+                Err(message) => {
+                    member.record_failure(&message);
+                    wrapping.failed.push((member.name.clone(), message));
                 }
-                None => wrapping
-                    .failed
-                    .push((member.name.clone(), "the wrapping task failed".into())),
             }
         }
         wrapping
     }
+}
+
+/// One seal's share of [`SealSet::wrap`], under way.
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Vec<Envelope>, String>> + Send + 'a>>;
+
+/// Runs `calls` side by side until all are done; their outputs in order.
+async fn join_all<T>(calls: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
+    let mut calls: Vec<_> = calls.into_iter().map(Some).collect();
+    let mut done: Vec<Option<T>> = calls.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, out) in calls.iter_mut().zip(done.iter_mut()) {
+            if let Some(call) = slot {
+                match call.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *out = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 /// One seal's share of [`SealSet::wrap`].
@@ -371,7 +384,7 @@ async fn wrap_one(
     kms: &dyn Kms,
     seal: &str,
     cluster_id: &str,
-    keys: &[(Purpose, SecretKey)],
+    keys: &[(Purpose, &SecretKey)],
 ) -> Result<Vec<Envelope>, String> {
     let mut envelopes = Vec::with_capacity(keys.len());
     for (purpose, key) in keys {

@@ -585,8 +585,9 @@ fn seal_set(multiseal: &config::Multiseal) -> SealSet {
         .iter()
         .map(|named| {
             let label = format!(
-                "seal: awskms {} (priority {}{})",
-                crate::text::quote(&named.name),
+                // Names are checked by the config: letters, digits, - and _.
+                "seal: awskms \"{}\" (priority {}{})",
+                named.name,
                 named.priority,
                 if named.disabled {
                     ", disabled: decrypt-only"
