@@ -5,9 +5,9 @@
 //! With several seals the list is Status's own. With one seal (or Shamir)
 //! there is one backend named after the seal type, as Vault answers with
 //! one seal: a Shamir seal is always healthy and fully wrapped; one awskms
-//! seal is unhealthy while a KMS key check warns (disabled, pending
-//! deletion, check failed) or, sealed, while its last auto-unseal attempt
-//! failed. Lifecycle keeps no time for those, so `unhealthy_since` is then
+//! seal is unhealthy while its key check says the key is unusable
+//! (`Status::key_health`: disabled, pending deletion, check failed) or,
+//! sealed, while its last auto-unseal attempt failed. Lifecycle keeps no time for those, so `unhealthy_since` is then
 //! unknown (docs/DECISIONS.md).
 
 use crate::lifecycle::{AutoUnsealState, Status};
@@ -112,7 +112,7 @@ fn one_seal(status: &Status) -> Backend {
     if status.seal_type == SHAMIR {
         return backend;
     }
-    let key_warning = status.warnings.iter().find(|w| is_key_health(w));
+    let key_warning = Some(&status.key_health).filter(|w| !w.is_empty());
     let failed_unseal = status.auto_unseal.as_ref().filter(|a| {
         status.sealed
             && !a.last_error.is_empty()
@@ -129,13 +129,6 @@ fn one_seal(status: &Status) -> Backend {
         backend.last_error.clone_from(&auto.last_error);
     }
     backend
-}
-
-/// Whether a Status warning is the KMS key check's (lifecycle's
-/// `record_key_state` and `check_key_health` sentences), not a key move or
-/// a pending migration.
-fn is_key_health(warning: &str) -> bool {
-    warning.starts_with("KMS key ") || warning.starts_with("the health check of KMS key ")
 }
 
 /// Milliseconds since the epoch as RFC 3339 in UTC to the second, as Vault
@@ -200,6 +193,7 @@ pub(crate) mod tests {
             migration: false,
             ha: None,
             storage_error: String::new(),
+            key_health: String::new(),
             seals,
         }
     }
@@ -265,7 +259,8 @@ pub(crate) mod tests {
             "the configured KMS key arn:b is in another account, region or partition than arn:a, which wraps the stored keys; moving between them needs a seal migration".into(),
         ];
         assert!(SealBackends::of(&awskms).healthy);
-        awskms.warnings.push("KMS key arn:a is disabled: strongroom is still unsealed, but it will not unseal after a restart until the key is enabled again".into());
+        awskms.key_health = "KMS key arn:a is disabled: strongroom is still unsealed, but it will not unseal after a restart until the key is enabled again".into();
+        awskms.warnings.push(awskms.key_health.clone());
         let disabled = SealBackends::of(&awskms);
         assert!(!disabled.healthy);
         assert!(disabled.backends[0].last_error.contains("is disabled"));

@@ -307,6 +307,7 @@ impl Lifecycle {
             migration: false,
             ha: self.ha_status(),
             storage_error: self.storage_down().unwrap_or_default(),
+            key_health: String::new(),
             seals: Vec::new(),
         };
         if let Seal::Multi(set) = &self.seal {
@@ -316,6 +317,7 @@ impl Lifecycle {
             let report = self.report();
             status.auto_unseal = Some(report.auto_unseal.clone());
             status.kms_key_arn.clone_from(&report.key_arn);
+            status.key_health = report.key_health.clone().unwrap_or_default();
             status.warnings = [&report.key_health, &report.key_move]
                 .into_iter()
                 .flatten()

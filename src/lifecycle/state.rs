@@ -73,6 +73,9 @@ pub struct Status {
     /// Why the store could not be read since start (the database is down,
     /// say): the daemon stays sealed and retries. Empty when it answers.
     pub storage_error: String,
+    /// One awskms seal: why its key is unusable or its check failed (also
+    /// among `warnings`); empty while the key is usable.
+    pub key_health: String,
     /// With several seals: each configured seal, in priority order.
     pub seals: Vec<super::multiseal::SealStatus>,
 }
