@@ -296,3 +296,72 @@ fn seals_are_added_and_removed_one_per_restart() {
         .json();
     assert_eq!(out["data"]["data"]["password"], "hunter2");
 }
+
+/// HA: a rolling restart that adds a seal. Each node unseals from the
+/// envelopes of the seals it knows; only the active node rewraps.
+#[test]
+fn a_rolling_restart_that_adds_a_seal_keeps_every_node_unsealing() {
+    use crate::support::ha::Cluster;
+    use nix::sys::signal::Signal;
+
+    let (tokyo, osaka) = (kms(), kms());
+    let old = multiseal(&[named_seal("tokyo", 1, &tokyo, "")]);
+    let new = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let mut cluster = Cluster::start_with(2, "2s", &old, &[]);
+    let init = init_recovery(&cluster.nodes[0].daemon);
+    let first = cluster.wait_active(&[0, 1]);
+    let other = 1 - first;
+    cluster.wait_for(other, "standing by", |s| s["ha_mode"] == "standby");
+    cluster.nodes[first]
+        .daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "put", "app/db", "password=hunter2"])
+        .ok();
+
+    // The standby gets the new config: it unseals from "tokyo"'s envelope
+    // and, standing by, rewraps nothing.
+    osaka.proxy.clear_requests();
+    cluster.restart_with(other, &old, &new);
+    cluster.wait_for(other, "standing by", |s| s["ha_mode"] == "standby");
+    let standby = cluster.status(other);
+    assert_eq!(seal_named(&standby, "osaka")["fully_wrapped"], false);
+    assert!(
+        osaka.proxy.requests().is_empty(),
+        "{:?}",
+        osaka.proxy.requests()
+    );
+
+    // It takes over: as the active node it wraps the keys for "osaka".
+    cluster.nodes[first].daemon.signal(Signal::SIGKILL);
+    assert_eq!(cluster.wait_active(&[other]), other);
+    wait_wrapped(&cluster.nodes[other].daemon, "osaka", true);
+
+    // The node with the old config comes back: it knows only "tokyo", and
+    // still unseals; it stands by and deletes nothing.
+    cluster.nodes[first].daemon.wait_exit(SOON);
+    cluster.nodes[first].daemon.start_again();
+    cluster.wait_for(first, "standing by", |s| s["ha_mode"] == "standby");
+    assert_eq!(
+        seal_named(&status(&cluster.nodes[other].daemon), "osaka")["fully_wrapped"],
+        true
+    );
+    cluster.restart_with(first, &old, &new);
+    cluster.wait_for(first, "standing by", |s| s["ha_mode"] == "standby");
+
+    // "tokyo" down: the new active node (once the other stops) unseals with "osaka".
+    tokyo.proxy.fault(None, Fault::Drop);
+    cluster.nodes[other].daemon.signal(Signal::SIGKILL);
+    cluster.restart_with(first, "", "");
+    let active = cluster.wait_active(&[first]);
+    let status = cluster.status(active);
+    assert_eq!(status["auto_unseal"]["seal"], "osaka");
+    let out = cluster.nodes[active]
+        .daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "get", "app/db", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(out["data"]["data"]["password"], "hunter2");
+}
