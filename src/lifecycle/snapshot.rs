@@ -33,7 +33,7 @@ use super::{KmsReport, Lifecycle, Progress, State};
 use crate::barrier::KEYRING_PATH;
 use crate::error::Error;
 use crate::failpoint;
-use crate::seal::{MULTISEAL, Seal};
+use crate::seal::{AWSKMS, Seal};
 use crate::secret::{SecretKey, ct_eq};
 use crate::storage::Batch;
 use crate::time::now_unix;
@@ -290,7 +290,10 @@ impl Lifecycle {
             )));
         }
         let mut snapshot = decode(file)?;
-        if snapshot.config.seal_type != self.seal.name() {
+        // A snapshot of one awskms seal restores under several seals: it
+        // opens with the seal that holds its key and is rewrapped for all.
+        let upgrade = snapshot.config.seal_type == AWSKMS && matches!(self.seal, Seal::Multi(_));
+        if snapshot.config.seal_type != self.seal.name() && !upgrade {
             return Err(Error::InvalidArgument(format!(
                 "the snapshot was taken under the {} seal, but this daemon uses the {} seal; restore it on a daemon configured like the one it came from",
                 snapshot.config.seal_type,
@@ -320,13 +323,7 @@ impl Lifecycle {
                 }
             }
         }
-        if (snapshot.config.seal_type == MULTISEAL) != matches!(self.seal, Seal::Multi(_)) {
-            return Err(Error::InvalidArgument(format!(
-                "the snapshot was taken under the {} seal, and this daemon is configured with the {} seal; configure the seals the snapshot was taken under, then restore it (nothing was restored)",
-                snapshot.config.seal_type,
-                self.seal.name()
-            )));
-        }
+
         if self.seal.is_auto() {
             let blob = snapshot
                 .entries

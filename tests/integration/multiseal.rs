@@ -365,3 +365,66 @@ fn a_rolling_restart_that_adds_a_seal_keeps_every_node_unsealing() {
         .json();
     assert_eq!(out["data"]["data"]["password"], "hunter2");
 }
+
+/// Snapshots under several seals: one restores into a daemon of the same
+/// seals and unseals itself; one of a single seal restores there too and
+/// is rewrapped for both seals; a one-seal daemon refuses a snapshot of
+/// several.
+#[test]
+fn snapshots_restore_under_several_seals() {
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let dir = tempdir();
+    let single = Daemon::start(
+        dir.path(),
+        &config(dir.path(), &seal_block(&tokyo.proxy.endpoint(), "")),
+    );
+    let init = init_recovery(&single);
+    // A Cli runs one command.
+    let cli = |daemon: &Daemon| {
+        let mut cli = daemon.cli();
+        cli.token(&init.root_token);
+        cli
+    };
+    cli(&single)
+        .run(&["kv", "put", "app/db", "password=hunter2"])
+        .ok();
+    let one_file = dir.path().join("one.snap");
+    let one_file = one_file.to_str().unwrap();
+    cli(&single).run(&["snapshot", "save", one_file]).ok();
+
+    let multi_dir = tempdir();
+    let multi = Daemon::start(multi_dir.path(), &config(multi_dir.path(), &both));
+    multi.cli().run(&["snapshot", "restore", one_file]).ok();
+    assert_eq!(wait_unsealed(&multi)["auto_unseal"]["seal"], "tokyo");
+    let rewrapped = wait_wrapped(&multi, "osaka", true);
+    assert_eq!(rewrapped["type"], "multiseal");
+    let read = |daemon: &Daemon| {
+        cli(daemon)
+            .run(&["kv", "get", "app/db", "--format", "json"])
+            .ok()
+            .json()["data"]["data"]["password"]
+            .clone()
+    };
+    assert_eq!(read(&multi), "hunter2");
+
+    // A snapshot of the store of several seals, restored over it: sealed,
+    // then unsealed by the first seal again.
+    let multi_file = multi_dir.path().join("multi.snap");
+    let multi_file = multi_file.to_str().unwrap();
+    cli(&multi).run(&["snapshot", "save", multi_file]).ok();
+    cli(&multi)
+        .run(&["kv", "put", "app/db", "password=changed"])
+        .ok();
+    cli(&multi).run(&["snapshot", "restore", multi_file]).ok();
+    wait_unsealed(&multi);
+    assert_eq!(read(&multi), "hunter2");
+
+    // A daemon of one seal cannot unseal it: refused, nothing restored.
+    cli(&single)
+        .run(&["snapshot", "restore", multi_file])
+        .code(1)
+        .error_says(
+            "the snapshot was taken under the multiseal seal, but this daemon uses the awskms seal",
+        );
+}
