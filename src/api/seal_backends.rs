@@ -163,6 +163,7 @@ pub(crate) mod tests {
                 "KMS did not answer within 5 s".into()
             },
             fully_wrapped: healthy,
+            holds_keys: true,
         }
     }
 
@@ -210,6 +211,7 @@ pub(crate) mod tests {
             unhealthy_since_unix_ms: 0,
             last_error: String::new(),
             fully_wrapped: false,
+            holds_keys: false,
         };
         status(
             "multiseal",

@@ -88,7 +88,7 @@ pub async fn restore(
         response.cluster_id,
         response.seal_type,
         // The seal type as Status and the snapshot header name it.
-        if response.seal_type == "awskms" {
+        if response.seal_type == "awskms" || response.seal_type == "multiseal" {
             " (KMS unseals it by itself)"
         } else {
             ""

@@ -79,6 +79,7 @@ struct SealJson<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     last_error: &'a str,
     fully_wrapped: bool,
+    holds_keys: bool,
 }
 
 /// When the active node took the role, as `bao status` prints it (Go's
@@ -157,6 +158,7 @@ fn status_json(status: &proto::StatusResponse) -> StatusJson<'_> {
                 unhealthy_since: unhealthy_since(s),
                 last_error: if s.healthy { "" } else { &s.last_error },
                 fully_wrapped: s.fully_wrapped,
+                holds_keys: s.holds_keys,
             })
             .collect(),
     }
@@ -257,10 +259,11 @@ fn seal_in_words(seal: &proto::SealBackend) -> String {
         since if since.is_empty() => "unhealthy".into(),
         since => format!("unhealthy since {since}"),
     });
-    words.push(if seal.fully_wrapped {
-        "fully wrapped".into()
-    } else {
-        "not fully wrapped".into()
+    words.push(match (seal.fully_wrapped, seal.holds_keys) {
+        (true, _) => "fully wrapped".into(),
+        (false, true) => "not fully wrapped".into(),
+        // A disabled seal at this point can leave the config.
+        (false, false) => "holds no keys".into(),
     });
     let mut line = words.join(", ");
     if !seal.healthy && !seal.last_error.is_empty() {
@@ -318,6 +321,7 @@ mod tests {
                 "KMS did not answer within 5 s".into()
             },
             fully_wrapped: healthy,
+            holds_keys: true,
         }
     }
 
@@ -428,13 +432,15 @@ mod tests {
             json["seals"],
             json!([
                 {"name": "tokyo", "type": "awskms", "priority": 1, "disabled": false,
-                 "key_id": "alias/tokyo", "healthy": true, "fully_wrapped": true},
+                 "key_id": "alias/tokyo", "healthy": true, "fully_wrapped": true,
+                 "holds_keys": true},
                 {"name": "osaka", "type": "awskms", "priority": 2, "disabled": false,
                  "key_id": "alias/osaka", "healthy": false,
                  "unhealthy_since": "2023-09-22T08:34:11Z",
-                 "last_error": "KMS did not answer within 5 s", "fully_wrapped": false},
+                 "last_error": "KMS did not answer within 5 s", "fully_wrapped": false,
+                 "holds_keys": true},
                 {"name": "emergency", "type": "shamir", "priority": 0, "disabled": false,
-                 "healthy": true, "fully_wrapped": false},
+                 "healthy": true, "fully_wrapped": false, "holds_keys": false},
             ])
         );
     }

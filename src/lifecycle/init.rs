@@ -233,7 +233,9 @@ impl Lifecycle {
                 let mut report = self.report();
                 report.key_arn = arn;
                 if let Seal::Multi(set) = &self.seal {
-                    report.wrapped = set.enabled().map(|m| m.name.clone()).collect();
+                    let names: Vec<String> = set.enabled().map(|m| m.name.clone()).collect();
+                    report.holding.clone_from(&names);
+                    report.wrapped = names;
                 }
                 report.auto_unseal = AutoUnsealStatus {
                     state: AutoUnsealState::Unsealed,

@@ -117,6 +117,9 @@ pub struct Lifecycle {
     /// down, refuses the credentials, lacks its tables); retried until it
     /// answers (`recovery.rs`).
     storage_down: std::sync::Mutex<Option<String>>,
+    /// With several seals: a write left a seal without its envelope; the
+    /// active node's rewrap runs now rather than at the next health check.
+    rewrap_wanted: tokio::sync::Notify,
 }
 
 impl Lifecycle {
@@ -162,7 +165,7 @@ impl Lifecycle {
                     })?;
                     report.key_arn =
                         seals::stored_key_arn(&blob).map_err(|e| Error::Internal(e.to_string()))?;
-                    report.wrapped = seals::wrapped_in(&storage, &config).await;
+                    (report.wrapped, report.holding) = seals::wrapped_in(&storage, &config).await;
                 }
                 State::Sealed {
                     config: Arc::new(config),
@@ -201,6 +204,7 @@ impl Lifecycle {
             pending_init: std::sync::Mutex::default(),
             ha: options.ha.map(role::Ha::new),
             storage_down: std::sync::Mutex::new(storage_down),
+            rewrap_wanted: tokio::sync::Notify::new(),
         }))
     }
 
@@ -318,7 +322,7 @@ impl Lifecycle {
             status.auto_unseal = Some(report.auto_unseal.clone());
             status.kms_key_arn.clone_from(&report.key_arn);
             status.key_health = report.key_health.clone().unwrap_or_default();
-            status.warnings = [&report.key_health, &report.key_move]
+            status.warnings = [&report.key_health, &report.key_move, &report.seal_note]
                 .into_iter()
                 .flatten()
                 .cloned()

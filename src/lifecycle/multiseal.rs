@@ -9,8 +9,9 @@ use std::time::UNIX_EPOCH;
 use super::Lifecycle;
 use super::auto_unseal::AttemptError;
 use super::seal_config::{ROOT_KEY_PATH, SealConfig, StoredSeal};
+use super::seals::open_single_with_set;
 use crate::seal::envelope::Purpose;
-use crate::seal::set::SealSet;
+use crate::seal::set::{OpenFailure, SealSet};
 use crate::seal::{AWSKMS, MULTISEAL};
 use crate::secret::SecretKey;
 
@@ -35,6 +36,9 @@ pub struct SealStatus {
     pub last_error: String,
     /// It holds both the root key and the recovery key of the store.
     pub fully_wrapped: bool,
+    /// It holds an envelope of either key: a disabled seal can be deleted
+    /// from the config once this is false.
+    pub holds_keys: bool,
 }
 
 /// The seal set of `set`, as the seal config records it.
@@ -47,6 +51,16 @@ pub(super) fn configured(set: &SealSet) -> Vec<StoredSeal> {
             priority: m.priority,
             disabled: m.disabled,
         })
+        .collect()
+}
+
+/// The enabled seals the store last recorded as fully wrapped.
+pub(super) fn recorded_enabled(config: &SealConfig) -> Vec<&str> {
+    config
+        .seals
+        .iter()
+        .filter(|s| !s.disabled)
+        .map(|s| s.name.as_str())
         .collect()
 }
 
@@ -102,8 +116,18 @@ impl Lifecycle {
             message,
             transient: false,
         };
+        let open_failed = |failure: OpenFailure| AttemptError {
+            transient: failure.transient,
+            message: failure.to_string(),
+        };
         if config.seal_type == AWSKMS {
-            let (key, by) = self.open_single_with_set(set, config).await?;
+            let envelope = self
+                .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
+                .await?;
+            let (key, by) =
+                open_single_with_set(set, &envelope, Purpose::RootKey, &config.cluster_id)
+                    .await
+                    .map_err(open_failed)?;
             check_set_change(&[by.as_str()], set).map_err(permanent)?;
             return Ok((key, by));
         }
@@ -113,62 +137,19 @@ impl Lifecycle {
                 crate::text::quote(&config.seal_type)
             )));
         }
-        let stored: Vec<&str> = config
-            .seals
-            .iter()
-            .filter(|s| !s.disabled)
-            .map(|s| s.name.as_str())
-            .collect();
-        check_set_change(&stored, set).map_err(permanent)?;
+        check_set_change(&recorded_enabled(config), set).map_err(permanent)?;
         let envelopes = self.stored_set(Purpose::RootKey).await?;
         set.open(&envelopes, Purpose::RootKey, &config.cluster_id)
             .await
-            .map_err(|failure| AttemptError {
-                transient: failure.transient,
-                message: failure.to_string(),
-            })
-    }
-
-    /// Opens the one seal's root-key envelope of a store made before
-    /// `enable_multiseal` with the configured seals, in priority order.
-    async fn open_single_with_set(
-        &self,
-        set: &SealSet,
-        config: &SealConfig,
-    ) -> Result<(SecretKey, String), AttemptError> {
-        let envelope = self
-            .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
-            .await?;
-        let mut tried = Vec::new();
-        let mut transient = false;
-        for member in set.members() {
-            match envelope
-                .open_once(member.kms.as_ref(), Purpose::RootKey, &config.cluster_id)
-                .await
-            {
-                Ok(key) => {
-                    member.record_ok();
-                    return Ok((key, member.name.clone()));
-                }
-                Err(e) => {
-                    transient |= e.is_transient();
-                    tried.push((member.name.clone(), e.to_string()));
-                }
-            }
-        }
-        Err(AttemptError {
-            message: format!(
-                "no configured seal opens the root key of this store, which one awskms seal (KMS key {}) wraps: {}",
-                envelope.key_arn,
-                super::seals::failures(&tried)
-            ),
-            transient,
-        })
+            .map_err(open_failed)
     }
 
     /// Status's list of seals: every configured seal, in priority order.
     pub(super) fn seal_statuses(&self, set: &SealSet) -> Vec<SealStatus> {
-        let wrapped = self.report().wrapped.clone();
+        let (wrapped, holding) = {
+            let report = self.report();
+            (report.wrapped.clone(), report.holding.clone())
+        };
         let mut seals: Vec<SealStatus> = set
             .members()
             .iter()
@@ -187,6 +168,7 @@ impl Lifecycle {
                     }),
                     last_error: health.last_error.unwrap_or_default(),
                     fully_wrapped: wrapped.contains(&m.name),
+                    holds_keys: holding.contains(&m.name),
                 }
             })
             .collect();
@@ -201,6 +183,7 @@ impl Lifecycle {
                 unhealthy_since_unix_ms: 0,
                 last_error: String::new(),
                 fully_wrapped: false,
+                holds_keys: false,
             });
         }
         seals

@@ -1,12 +1,14 @@
 //! Several seals while unsealed: each seal's key is checked on its own
 //! schedule (its `health_check_interval`, sooner with backoff after a
-//! failure), and the active node keeps every enabled seal's envelopes of
-//! the root key and the recovery key: a seal that missed a write (it was
-//! down during a rotate-root or rekey), a seal added to the config, and a
-//! store of one seal before `enable_multiseal` are rewrapped; the envelopes
-//! of a seal marked `disabled = true` are deleted once every enabled seal
-//! holds both keys and opened them again. Every change is one storage
-//! write after its KMS calls.
+//! failure), on the active node and on standbys alike, and the active node
+//! keeps every enabled seal's envelopes of the root key and the recovery
+//! key: a seal that missed a write (it was down during a rotate-root or
+//! rekey), a seal added to the config, and a store of one seal before
+//! `enable_multiseal` are rewrapped; the envelopes of a seal marked
+//! `disabled = true` are deleted once every enabled seal holds both keys
+//! and opened both again. The KMS calls run without the key operations'
+//! lock; the one write after them happens under it, and only if nothing
+//! it read changed meanwhile.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,9 +16,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::auto_unseal::backoff;
-use super::multiseal::configured;
+use super::multiseal::{check_set_change, configured, recorded_enabled};
 use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Lifecycle, Phase, State, seals};
+use super::seals::open_single_with_set;
+use super::{Lifecycle, Phase, State};
+use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::seal::envelope::Purpose;
 use crate::seal::kms::KeyState;
@@ -28,10 +32,14 @@ use crate::storage::Batch;
 /// How soon a rewrap that did not complete is tried again, at most.
 const RETRY_CAP: Duration = Duration::from_secs(60);
 
+/// The three stored entries a rewrap reads and rewrites, as bytes: the
+/// write happens only if they are still these.
+type Stored = [Option<Vec<u8>>; 3];
+
 impl Lifecycle {
     /// The background work of several seals for the life of the process:
-    /// auto-unseal whenever sealed and armed, then, while unsealed, the
-    /// per-seal health checks and the rewraps.
+    /// auto-unseal whenever sealed and armed, then, while unsealed or
+    /// standing by, the per-seal health checks and (active) the rewraps.
     pub(super) async fn drive_seal_set(self: Arc<Self>, set: Arc<SealSet>) {
         let mut phase = self.subscribe();
         loop {
@@ -40,13 +48,12 @@ impl Lifecycle {
                 Phase::Sealed if self.auto_unseal_armed() => {
                     self.auto_unseal_with_retries(&mut phase).await;
                 }
-                Phase::Unsealed => {
-                    if !self.watch_seals(&set, &mut phase).await {
+                Phase::Unsealed | Phase::Standby => {
+                    if !self.watch_seals(&set, &mut phase, current).await {
                         return;
                     }
                 }
-                // A standby checks and rewraps nothing: the active node does.
-                Phase::Uninitialized | Phase::Sealed | Phase::Standby => {
+                Phase::Uninitialized | Phase::Sealed => {
                     if phase.changed().await.is_err() {
                         return;
                     }
@@ -55,10 +62,17 @@ impl Lifecycle {
         }
     }
 
-    /// While unsealed: rewraps until every enabled seal is fully wrapped,
-    /// and checks each seal when it is due. Returns false when the process
-    /// is ending, true once no longer unsealed.
-    async fn watch_seals(&self, set: &SealSet, phase: &mut watch::Receiver<Phase>) -> bool {
+    /// While in `watching` (unsealed or standing by): checks each seal when
+    /// it is due; the active node also rewraps until every enabled seal is
+    /// fully wrapped. Returns false when the process is ending, true once
+    /// the phase changed.
+    async fn watch_seals(
+        &self,
+        set: &SealSet,
+        phase: &mut watch::Receiver<Phase>,
+        watching: Phase,
+    ) -> bool {
+        let active = watching == Phase::Unsealed;
         let now = Instant::now();
         let mut due: Vec<Option<Instant>> = set
             .members()
@@ -69,7 +83,7 @@ impl Lifecycle {
                     .then(|| now + m.health_check_interval)
             })
             .collect();
-        let mut rewrap_due = Some(now);
+        let mut rewrap_due = active.then_some(now);
         let mut rewrap_failures = 0;
         loop {
             let next = due.iter().flatten().chain(&rewrap_due).min().copied();
@@ -81,16 +95,21 @@ impl Lifecycle {
             };
             tokio::select! {
                 () = wait => {}
-                closed = async { phase.wait_for(|p| *p != Phase::Unsealed).await.is_err() } => {
+                () = self.rewrap_wanted.notified(), if active => {
+                    rewrap_due = Some(Instant::now());
+                }
+                closed = async { phase.wait_for(|p| *p != watching).await.is_err() } => {
                     return !closed;
                 }
             }
             let now = Instant::now();
             let mut recovered = false;
+            let mut checked = false;
             for (member, due) in set.members().iter().zip(due.iter_mut()) {
                 if due.is_some_and(|at| at <= now) {
                     let was_healthy = member.health().healthy();
                     check_key(member).await;
+                    checked = true;
                     let health = member.health();
                     recovered |= !was_healthy && health.healthy();
                     let wait = if health.healthy() {
@@ -101,21 +120,34 @@ impl Lifecycle {
                     *due = Some(Instant::now() + wait);
                 }
             }
+            if !active {
+                // A standby's Status follows what the active node wrote.
+                if checked {
+                    self.refresh_wrapped(set).await;
+                }
+                continue;
+            }
             if recovered {
                 rewrap_due = Some(now);
             }
             if rewrap_due.is_some_and(|at| at <= now) {
-                rewrap_due =
-                    match crate::failpoint::scope("seal-set", self.reconcile_seals(set)).await {
-                        Ok(true) => {
-                            rewrap_failures = 0;
-                            None
+                let outcome = crate::failpoint::scope("seal-set", self.reconcile_seals(set)).await;
+                rewrap_due = match outcome {
+                    Ok(true) => {
+                        rewrap_failures = 0;
+                        None
+                    }
+                    Ok(false) | Err(_) => {
+                        if let Err(e) = outcome {
+                            tracing::warn!(error = %e, "the seals could not be brought up to date; trying again later");
+                            if let Error::FailedPrecondition(refused) = e {
+                                self.report().seal_note = Some(refused);
+                            }
                         }
-                        Ok(false) | Err(_) => {
-                            rewrap_failures += 1;
-                            Some(Instant::now() + backoff(rewrap_failures, true).min(RETRY_CAP))
-                        }
-                    };
+                        rewrap_failures += 1;
+                        Some(Instant::now() + backoff(rewrap_failures, true).min(RETRY_CAP))
+                    }
+                };
             }
         }
     }
@@ -124,44 +156,75 @@ impl Lifecycle {
     /// the module). Returns whether every enabled seal is fully wrapped and
     /// nothing is left to delete.
     pub(super) async fn reconcile_seals(&self, set: &SealSet) -> Result<bool, Error> {
-        let _key_ops = self.key_ops.lock().await;
         let (config, barrier) = match &*self.read() {
             State::Unsealed { config, barrier } => (Arc::clone(config), Arc::clone(barrier)),
             _ => return Ok(false),
         };
+        let read = self.read_stored().await?;
         let cluster_id = config.cluster_id.as_str();
         let single = config.seal_type == AWSKMS;
-        let (mut root, mut recovery) = if single {
-            (EnvelopeSet::default(), EnvelopeSet::default())
-        } else {
-            (
-                self.stored_set(Purpose::RootKey).await?,
-                self.stored_set(Purpose::RecoveryKey).await?,
-            )
+        let decode = |purpose: Purpose, blob: &Option<Vec<u8>>| match blob {
+            Some(bytes) if !single => {
+                EnvelopeSet::decode(purpose, bytes).map_err(|e| Error::Internal(e.to_string()))
+            }
+            _ => Ok(EnvelopeSet::default()),
         };
+        let mut root = decode(Purpose::RootKey, &read[0])?;
+        let mut recovery = decode(Purpose::RecoveryKey, &read[1])?;
         let holds = |root: &EnvelopeSet, recovery: &EnvelopeSet, name: &str| {
             root.get(name).is_some() && recovery.get(name).is_some()
         };
-        let mut changed = single || config.seals != configured(set);
         let pending: Vec<String> = set
             .enabled()
             .filter(|m| !holds(&root, &recovery, &m.name))
             .map(|m| m.name.clone())
             .collect();
-        let mut complete = true;
-        if !pending.is_empty() {
+        let leaving: Vec<String> = set
+            .members()
+            .iter()
+            .filter(|m| {
+                m.disabled && (root.get(&m.name).is_some() || recovery.get(&m.name).is_some())
+            })
+            .map(|m| m.name.clone())
+            .collect();
+        // The seals the store records as wrapping it, against which a
+        // change of the set is checked (the recovery key's opener for a
+        // store of one seal).
+        let mut recorded = config.seals.clone();
+        let mut recovery_key = None;
+        if single || !pending.is_empty() || !leaving.is_empty() {
             // Only now a KMS call: a restart with every seal fully wrapped
             // costs the one Decrypt of the path to unsealed.
-            let recovery_key = if single {
-                self.open_single_recovery(set, &config).await?
+            let (key, by) = if single {
+                let envelope = self
+                    .stored_envelope(RECOVERY_KEY_PATH, Purpose::RecoveryKey)
+                    .await?;
+                open_single_with_set(set, &envelope, Purpose::RecoveryKey, cluster_id).await?
             } else {
                 set.open(&recovery, Purpose::RecoveryKey, cluster_id)
                     .await?
-                    .0
             };
+            if single {
+                recorded = configured(set)
+                    .into_iter()
+                    .filter(|s| s.name == by)
+                    .collect();
+            }
+            recovery_key = Some(key);
+        }
+        let recorded_config = SealConfig {
+            seals: recorded.clone(),
+            ..(*config).clone()
+        };
+        check_set_change(&recorded_enabled(&recorded_config), set)
+            .map_err(Error::FailedPrecondition)?;
+
+        let mut changed = single;
+        let mut complete = true;
+        if let (false, Some(recovery_key)) = (pending.is_empty(), &recovery_key) {
             let keys = [
                 (Purpose::RootKey, barrier.root_key()),
-                (Purpose::RecoveryKey, &recovery_key),
+                (Purpose::RecoveryKey, recovery_key),
             ];
             let wrapping = set.wrap(&keys, cluster_id, Some(&pending)).await;
             for (name, envelopes) in wrapping.made {
@@ -178,24 +241,13 @@ impl Lifecycle {
             }
             complete = wrapping.failed.is_empty();
         }
-        let leaving: Vec<String> = set
-            .members()
-            .iter()
-            .filter(|m| {
-                m.disabled && (root.get(&m.name).is_some() || recovery.get(&m.name).is_some())
-            })
-            .map(|m| m.name.clone())
-            .collect();
-        if !leaving.is_empty() {
-            if complete
-                && self
-                    .verify_enabled(set, &root, cluster_id, barrier.root_key())
-                    .await
-            {
+        if let (false, Some(recovery_key)) = (leaving.is_empty(), &recovery_key) {
+            let keys = (barrier.root_key(), recovery_key);
+            if complete && verify_enabled(set, &root, &recovery, cluster_id, keys).await {
                 for name in &leaving {
                     root.remove(name);
                     recovery.remove(name);
-                    tracing::info!(seal = %name, "deleted the envelopes of the disabled seal: every enabled seal holds the keys");
+                    tracing::info!(seal = %name, "deleted the envelopes of the disabled seal: every enabled seal holds both keys and opened them again");
                 }
                 changed = true;
             } else {
@@ -206,53 +258,142 @@ impl Lifecycle {
             // One seal's store that no seal could rewrap yet: keep it as it is.
             return Ok(false);
         }
+        // The set is recorded once every enabled seal holds both keys, so a
+        // further change waits for this one to be complete (Vault's rule).
+        let adopted = if complete { configured(set) } else { recorded };
+        changed |= adopted != config.seals;
         if changed {
             let new_config = SealConfig {
                 format_version: super::seal_config::format_for(MULTISEAL),
                 seal_type: MULTISEAL.into(),
                 kms_endpoint: None,
-                seals: configured(set),
-                ..(*config).clone()
+                seals: adopted,
+                ..recorded_config
             };
-            let mut batch = Batch::new();
-            batch
-                .put(ROOT_KEY_PATH, root.encode())
-                .put(RECOVERY_KEY_PATH, recovery.encode())
-                .put(SEAL_CONFIG_PATH, new_config.encode());
-            self.storage.write(batch).await?;
-            self.replace_seal_config(new_config);
+            self.write_seals(&barrier, &read, &root, &recovery, &new_config)
+                .await?;
             if single {
                 tracing::info!("the store of one seal is now wrapped by several seals");
             }
         }
-        let wrapped = set
-            .members()
-            .iter()
-            .filter(|m| holds(&root, &recovery, &m.name))
-            .map(|m| m.name.clone())
-            .collect();
-        self.report().wrapped = wrapped;
+        self.record_wrapped(set, &root, &recovery);
         Ok(complete)
     }
 
-    /// Opens every enabled seal's root-key envelope again (one Decrypt
-    /// each): the check before a leaving seal's envelopes are deleted.
-    async fn verify_enabled(
+    /// The one write of a rewrap, under the key operations' lock, and only
+    /// while this node is still unsealed with `barrier` and the stored
+    /// entries are still `read`: otherwise another key operation (a
+    /// rotate-root, a rekey, a restore, another node's take-over) won, and
+    /// the rewrap runs again from what it wrote.
+    async fn write_seals(
         &self,
-        set: &SealSet,
+        barrier: &Arc<Barrier>,
+        read: &Stored,
         root: &EnvelopeSet,
-        cluster_id: &str,
-        root_key: &SecretKey,
-    ) -> bool {
-        for member in set.enabled() {
-            let Some(envelope) = root.get(&member.name) else {
+        recovery: &EnvelopeSet,
+        config: &SealConfig,
+    ) -> Result<(), Error> {
+        let _key_ops = self.key_ops.lock().await;
+        let same_barrier =
+            matches!(&*self.read(), State::Unsealed { barrier: b, .. } if Arc::ptr_eq(b, barrier));
+        if !same_barrier || self.read_stored().await? != *read {
+            return Err(Error::Unavailable(
+                "the seals' keys changed while they were rewrapped; rewrapping again".into(),
+            ));
+        }
+        let mut batch = Batch::new();
+        batch
+            .put(ROOT_KEY_PATH, root.encode())
+            .put(RECOVERY_KEY_PATH, recovery.encode())
+            .put(SEAL_CONFIG_PATH, config.encode());
+        self.storage.write(batch).await?;
+        self.replace_seal_config(config.clone());
+        Ok(())
+    }
+
+    /// The entries a rewrap rewrites, as stored now.
+    async fn read_stored(&self) -> Result<Stored, Error> {
+        Ok([
+            self.storage.get(ROOT_KEY_PATH).await?,
+            self.storage.get(RECOVERY_KEY_PATH).await?,
+            self.storage.get(SEAL_CONFIG_PATH).await?,
+        ])
+    }
+
+    /// Status's view of which seals hold the keys, and of envelopes held for
+    /// seals this node's config does not name.
+    fn record_wrapped(&self, set: &SealSet, root: &EnvelopeSet, recovery: &EnvelopeSet) {
+        let wrapped = set
+            .members()
+            .iter()
+            .filter(|m| root.get(&m.name).is_some() && recovery.get(&m.name).is_some())
+            .map(|m| m.name.clone())
+            .collect();
+        let holding = set
+            .members()
+            .iter()
+            .filter(|m| root.get(&m.name).is_some() || recovery.get(&m.name).is_some())
+            .map(|m| m.name.clone())
+            .collect();
+        let unknown: Vec<String> = root
+            .seals()
+            .chain(recovery.seals())
+            .filter(|name| set.member(name).is_none())
+            .map(|name| format!("\"{name}\""))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut report = self.report();
+        report.wrapped = wrapped;
+        report.holding = holding;
+        report.seal_note = (!unknown.is_empty()).then(|| {
+            format!(
+                "the store holds keys wrapped by seals this config does not name ({}): to delete them, add each back with disabled = true until it holds no keys; they also go at the next rotate-root and rekey",
+                unknown.join(", ")
+            )
+        });
+    }
+
+    /// A standby reads which seals hold the keys, as the active node wrote them.
+    async fn refresh_wrapped(&self, set: &SealSet) {
+        let (Ok(Some(root)), Ok(Some(recovery))) = (
+            self.storage.get(ROOT_KEY_PATH).await,
+            self.storage.get(RECOVERY_KEY_PATH).await,
+        ) else {
+            return;
+        };
+        if let (Ok(root), Ok(recovery)) = (
+            EnvelopeSet::decode(Purpose::RootKey, &root),
+            EnvelopeSet::decode(Purpose::RecoveryKey, &recovery),
+        ) {
+            self.record_wrapped(set, &root, &recovery);
+        }
+    }
+}
+
+/// Opens every enabled seal's envelopes of both keys again (two Decrypts
+/// each) and compares them with the keys in use: the check before a
+/// leaving seal's envelopes are deleted.
+async fn verify_enabled(
+    set: &SealSet,
+    root: &EnvelopeSet,
+    recovery: &EnvelopeSet,
+    cluster_id: &str,
+    (root_key, recovery_key): (&SecretKey, &SecretKey),
+) -> bool {
+    for member in set.enabled() {
+        for (envelopes, purpose, key) in [
+            (root, Purpose::RootKey, root_key),
+            (recovery, Purpose::RecoveryKey, recovery_key),
+        ] {
+            let Some(envelope) = envelopes.get(&member.name) else {
                 return false;
             };
             match envelope
-                .open_once(member.kms.as_ref(), Purpose::RootKey, cluster_id)
+                .open_once(member.kms.as_ref(), purpose, cluster_id)
                 .await
             {
-                Ok(key) if ct_eq(key.expose(), root_key.expose()) => member.record_ok(),
+                Ok(opened) if ct_eq(opened.expose(), key.expose()) => member.record_ok(),
                 Ok(_) => return false,
                 Err(e) => {
                     member.record_failure(&e.to_string());
@@ -260,38 +401,8 @@ impl Lifecycle {
                 }
             }
         }
-        true
     }
-
-    /// The recovery key of a store of one seal, opened by whichever
-    /// configured seal holds its key.
-    async fn open_single_recovery(
-        &self,
-        set: &SealSet,
-        config: &SealConfig,
-    ) -> Result<SecretKey, Error> {
-        let envelope = self
-            .stored_envelope(RECOVERY_KEY_PATH, Purpose::RecoveryKey)
-            .await?;
-        let mut tried = Vec::new();
-        for member in set.members() {
-            match envelope
-                .open_once(
-                    member.kms.as_ref(),
-                    Purpose::RecoveryKey,
-                    &config.cluster_id,
-                )
-                .await
-            {
-                Ok(key) => return Ok(key),
-                Err(e) => tried.push((member.name.clone(), e.to_string())),
-            }
-        }
-        Err(Error::KmsUnavailable(format!(
-            "no configured seal opens the recovery key: {}",
-            seals::failures(&tried)
-        )))
-    }
+    true
 }
 
 /// DescribeKey a seal's configured key, and record what it says.

@@ -459,7 +459,7 @@ impl Lifecycle {
             .await?
             .ok_or_else(|| Error::Internal("the store has no seal configuration".into()))?;
         let config = SealConfig::decode(&stored).map_err(Error::Internal)?;
-        if config.seal_type != self.seal.name() {
+        if !self.seal_fits(&config.seal_type) {
             return Err(Error::FailedPrecondition(format!(
                 "the store is sealed by {} and this node's config names {}: restart it with the store's seal block",
                 config.seal_type,
@@ -660,7 +660,7 @@ impl Lifecycle {
         if !matches!(&*self.read(), State::Standby { .. }) || self.migration_prepared() {
             return;
         }
-        if config.seal_type != self.seal.name() {
+        if !self.seal_fits(&config.seal_type) {
             tracing::warn!(seal = %config.seal_type, "{MIGRATED_ELSEWHERE}");
             self.seal_now();
             return;

@@ -34,11 +34,15 @@ pub(super) fn stored_key_arn(blob: &[u8]) -> Result<String, EnvelopeError> {
     Envelope::decode(Purpose::RootKey, blob).map(|e| e.key_arn)
 }
 
-/// The seals that hold both keys of a store of several seals (none for
-/// one seal's store, or when the sets cannot be read: the next rewrap says).
-pub(super) async fn wrapped_in(storage: &Arc<dyn Backend>, config: &SealConfig) -> Vec<String> {
+/// The seals that hold both keys of a store of several seals, and those
+/// that hold either (none for one seal's store, or when the sets cannot be
+/// read: the next rewrap says).
+pub(super) async fn wrapped_in(
+    storage: &Arc<dyn Backend>,
+    config: &SealConfig,
+) -> (Vec<String>, Vec<String>) {
     if config.seal_type != crate::seal::MULTISEAL {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let read = |purpose: Purpose| async move {
         let blob = storage.get(path_of(purpose)).await.ok().flatten()?;
@@ -48,12 +52,21 @@ pub(super) async fn wrapped_in(storage: &Arc<dyn Backend>, config: &SealConfig) 
         read(Purpose::RootKey).await,
         read(Purpose::RecoveryKey).await,
     ) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    root.seals()
+    let wrapped = root
+        .seals()
         .filter(|name| recovery.get(name).is_some())
         .map(str::to_string)
-        .collect()
+        .collect();
+    let mut holding: Vec<String> = root
+        .seals()
+        .chain(recovery.seals())
+        .map(str::to_string)
+        .collect();
+    holding.sort();
+    holding.dedup();
+    (wrapped, holding)
 }
 
 impl From<OpenFailure> for Error {
@@ -106,8 +119,22 @@ impl Lifecycle {
                 Ok((key, None))
             }
             Seal::Multi(set) => {
-                let stored = self.stored_set(purpose).await?;
-                let (key, by) = set.open(&stored, purpose, cluster_id).await?;
+                let path = path_of(purpose);
+                let blob = self.storage.get(path).await?.ok_or_else(|| {
+                    Error::Internal(format!(
+                        "storage has no {path}; the stored seal data is damaged"
+                    ))
+                })?;
+                // A store of one seal until the active node's rewrap: its
+                // one envelope, which the seal holding its key opens.
+                let (key, by) = match EnvelopeSet::decode(purpose, &blob) {
+                    Ok(stored) => set.open(&stored, purpose, cluster_id).await?,
+                    Err(_) => {
+                        let envelope = Envelope::decode(purpose, &blob)
+                            .map_err(|e| Error::Internal(e.to_string()))?;
+                        open_single_with_set(set, &envelope, purpose, cluster_id).await?
+                    }
+                };
                 Ok((key, Some(by)))
             }
             Seal::Shamir => Err(Error::Internal(
@@ -116,6 +143,25 @@ impl Lifecycle {
         }
     }
 
+    /// Whether this node's seal opens a store of `stored_type`: its own, or
+    /// a store of one awskms seal when several seals are configured (the
+    /// active node rewraps it for each).
+    pub(super) fn seal_fits(&self, stored_type: &str) -> bool {
+        stored_type == self.seal.name()
+            || (stored_type == crate::seal::AWSKMS && matches!(self.seal, Seal::Multi(_)))
+    }
+
+    /// Several seals configured, and the store still of one awskms seal
+    /// (its rewrap for every seal has not run yet).
+    pub(super) fn not_yet_several(&self) -> bool {
+        matches!(self.seal, Seal::Multi(_))
+            && self
+                .seal_config()
+                .is_some_and(|c| c.seal_type == crate::seal::AWSKMS)
+    }
+}
+
+impl Lifecycle {
     /// Wraps a new key of `purpose` (rotate-root: the root key; rekey: the
     /// recovery key) and puts it into `batch`. One seal: under the same KMS
     /// key as the stored envelopes. Several: under every enabled seal that
@@ -136,6 +182,9 @@ impl Lifecycle {
                 batch.put(path_of(purpose), envelope.encode());
                 Ok(())
             }
+            Seal::Multi(_) if self.not_yet_several() => Err(Error::FailedPrecondition(
+                "the store is moving from one seal to several: wait until `strongroom status` shows every seal fully wrapped, then try again".into(),
+            )),
             Seal::Multi(set) => {
                 let wrapping = set.wrap(&[(purpose, key)], cluster_id, None).await;
                 let stored = set_of(&wrapping, 0).ok_or_else(|| {
@@ -155,6 +204,9 @@ impl Lifecycle {
                 self.report()
                     .wrapped
                     .retain(|name| stored.get(name).is_some());
+                if !wrapping.failed.is_empty() {
+                    self.rewrap_wanted.notify_one();
+                }
                 Ok(())
             }
             Seal::Shamir => Err(Error::Internal(
@@ -162,6 +214,37 @@ impl Lifecycle {
             )),
         }
     }
+}
+
+/// Opens the one envelope of a store of one awskms seal with the
+/// configured seals, in priority order, one Decrypt attempt each: the seal
+/// that holds its key opens it. Returns the key and the seal's name.
+pub(super) async fn open_single_with_set(
+    set: &SealSet,
+    envelope: &Envelope,
+    purpose: Purpose,
+    cluster_id: &str,
+) -> Result<(SecretKey, String), OpenFailure> {
+    let mut failure = OpenFailure {
+        tried: Vec::new(),
+        transient: false,
+    };
+    for member in set.members() {
+        match envelope
+            .open_once(member.kms.as_ref(), purpose, cluster_id)
+            .await
+        {
+            Ok(key) => {
+                member.record_ok();
+                return Ok((key, member.name.clone()));
+            }
+            Err(e) => {
+                failure.transient |= e.is_transient();
+                failure.tried.push((member.name.clone(), e.to_string()));
+            }
+        }
+    }
+    Err(failure)
 }
 
 /// The `index`th envelope of every seal in `wrapping`, as a set; `None`

@@ -33,7 +33,6 @@ use super::{KmsReport, Lifecycle, Progress, State};
 use crate::barrier::KEYRING_PATH;
 use crate::error::Error;
 use crate::failpoint;
-use crate::seal::{AWSKMS, Seal};
 use crate::secret::{SecretKey, ct_eq};
 use crate::storage::Batch;
 use crate::time::now_unix;
@@ -292,8 +291,7 @@ impl Lifecycle {
         let mut snapshot = decode(file)?;
         // A snapshot of one awskms seal restores under several seals: it
         // opens with the seal that holds its key and is rewrapped for all.
-        let upgrade = snapshot.config.seal_type == AWSKMS && matches!(self.seal, Seal::Multi(_));
-        if snapshot.config.seal_type != self.seal.name() && !upgrade {
+        if !self.seal_fits(&snapshot.config.seal_type) {
             return Err(Error::InvalidArgument(format!(
                 "the snapshot was taken under the {} seal, but this daemon uses the {} seal; restore it on a daemon configured like the one it came from",
                 snapshot.config.seal_type,

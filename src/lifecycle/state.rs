@@ -151,4 +151,9 @@ pub(super) struct KmsReport {
     /// With several seals: the seals that hold both the root key and the
     /// recovery key (fully wrapped).
     pub(super) wrapped: Vec<String>,
+    /// With several seals: the seals that hold an envelope of either key.
+    pub(super) holding: Vec<String>,
+    /// With several seals: what an operator should know about the set (a
+    /// change refused, envelopes of seals the config does not name).
+    pub(super) seal_note: Option<String>,
 }

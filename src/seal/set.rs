@@ -309,9 +309,9 @@ impl SealSet {
     }
 
     /// Wraps each of `keys` under every enabled seal named in `seals` (all
-    /// enabled seals when `None`), the seals in parallel, and opens the first
-    /// key's envelope again, so a seal whose key policy lacks kms:Decrypt is
-    /// found before its envelope is stored. Writes nothing.
+    /// enabled seals when `None`), the seals side by side, and opens each
+    /// envelope again, so a seal whose key policy lacks kms:Decrypt is found
+    /// before its envelope is stored. Writes nothing.
     pub async fn wrap(
         &self,
         keys: &[(Purpose, &SecretKey)],
@@ -393,7 +393,9 @@ async fn wrap_one(
             .map_err(|e| e.to_string())?;
         envelopes.push(envelope);
     }
-    if let (Some(envelope), Some((purpose, key))) = (envelopes.first(), keys.first()) {
+    // Each opened again: a key policy that allows Decrypt for one purpose
+    // only is found before any envelope is stored.
+    for (envelope, (purpose, key)) in envelopes.iter().zip(keys) {
         let reopened = envelope
             .open_once(kms, *purpose, cluster_id)
             .await

@@ -79,6 +79,7 @@ impl From<SealStatus> for proto::SealBackend {
             unhealthy_since_unix_ms: s.unhealthy_since_unix_ms,
             last_error: s.last_error,
             fully_wrapped: s.fully_wrapped,
+            holds_keys: s.holds_keys,
         }
     }
 }
