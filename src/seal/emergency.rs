@@ -163,7 +163,11 @@ pub fn wrap(
     let body = blob.len();
     blob.extend_from_slice(root_key.expose());
     let tag = Aes256Gcm::new((&*key).into())
-        .encrypt_inout_detached(&Nonce::from(nonce), &aad(cluster_id), blob[body..].as_mut().into())
+        .encrypt_inout_detached(
+            &Nonce::from(nonce),
+            &aad(cluster_id),
+            blob[body..].as_mut().into(),
+        )
         // AES-GCM refuses only plaintexts over 64 GiB; this one is 32 bytes.
         .unwrap_or_else(|_| unreachable!("AES-GCM plaintext limit exceeded"));
     blob.extend_from_slice(&tag);
@@ -178,7 +182,12 @@ fn derive_key(
 ) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(hmac(
         shared,
-        &[KEY_LABEL, epk.as_bytes(), pk.as_bytes(), cluster_id.as_bytes()],
+        &[
+            KEY_LABEL,
+            epk.as_bytes(),
+            pk.as_bytes(),
+            cluster_id.as_bytes(),
+        ],
     ))
 }
 
@@ -300,8 +309,15 @@ mod tests {
         let (secret, root, blob) = made();
         let mut tampered = blob.clone();
         tampered[40] ^= 1;
-        let message = secret.open("cluster-a", &tampered).err().unwrap().to_string();
-        for secret_hex in [hex::encode(secret.key().expose()), hex::encode(root.expose())] {
+        let message = secret
+            .open("cluster-a", &tampered)
+            .err()
+            .unwrap()
+            .to_string();
+        for secret_hex in [
+            hex::encode(secret.key().expose()),
+            hex::encode(root.expose()),
+        ] {
             assert!(!message.contains(&secret_hex));
         }
     }

@@ -12,9 +12,11 @@ use crate::barrier::entry;
 use crate::error::Error;
 use crate::failpoint;
 use crate::lifecycle::Lifecycle;
-use crate::lifecycle::seal_config::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
+use crate::lifecycle::emergency;
+use crate::lifecycle::seal_config::{EmergencyConfig, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
 use crate::lifecycle::unseal::{add_share, decode_share, share_noun};
 use crate::seal::Seal;
+use crate::seal::emergency::EmergencySecret;
 use crate::seal::envelope::Purpose;
 use crate::seal::recipients::{self, Recipient};
 use crate::seal::shamir::{self, ShareCheck};
@@ -28,6 +30,9 @@ pub enum RekeyTarget {
     Barrier,
     /// The recovery keys (awskms seal).
     Recovery,
+    /// The emergency Shamir seal's keys (several seals), authorized by a
+    /// quorum of recovery keys.
+    Emergency,
 }
 
 impl RekeyTarget {
@@ -36,6 +41,7 @@ impl RekeyTarget {
         match self {
             Self::Barrier => "barrier",
             Self::Recovery => "recovery",
+            Self::Emergency => "emergency",
         }
     }
 
@@ -44,6 +50,7 @@ impl RekeyTarget {
         match self {
             Self::Barrier => "unseal keys",
             Self::Recovery => "recovery keys",
+            Self::Emergency => "emergency keys",
         }
     }
 
@@ -53,8 +60,9 @@ impl RekeyTarget {
             "" => Ok(None),
             "barrier" => Ok(Some(Self::Barrier)),
             "recovery" => Ok(Some(Self::Recovery)),
+            "emergency" => Ok(Some(Self::Emergency)),
             other => Err(Error::InvalidArgument(format!(
-                "unknown rekey target {}: expected \"barrier\" (unseal keys) or \"recovery\" (recovery keys)",
+                "unknown rekey target {}: expected \"barrier\" (unseal keys), \"recovery\" (recovery keys) or \"emergency\" (emergency keys)",
                 crate::text::quote(other)
             ))),
         }
@@ -182,10 +190,13 @@ impl Lifecycle {
             RekeyTarget::Barrier
         };
         let target = params.target.unwrap_or(own);
+        if target == RekeyTarget::Emergency {
+            return self.rekey_emergency_init(&config, params);
+        }
         if target != own {
             return Err(Error::InvalidArgument(match own {
                 RekeyTarget::Barrier => "this daemon uses Shamir unseal keys and has no recovery keys: rekey with --target barrier (the default)".into(),
-                RekeyTarget::Recovery => "this daemon unseals itself with AWS KMS and has no unseal keys: rekey the recovery keys with --target recovery (the default)".into(),
+                RekeyTarget::Recovery | RekeyTarget::Emergency => "this daemon unseals itself with AWS KMS and has no unseal keys: rekey the recovery keys with --target recovery (the default)".into(),
             }));
         }
         let shares = params.shares.unwrap_or(config.secret_shares);
@@ -320,13 +331,8 @@ impl Lifecycle {
                 );
             }
             Seal::AwsKms(_) | Seal::Multi(_) => {
-                self.wrap_into(
-                    &mut batch,
-                    Purpose::RecoveryKey,
-                    &config.cluster_id,
-                    new_key,
-                )
-                .await?;
+                self.wrap_into(&mut batch, Purpose::RecoveryKey, config, new_key)
+                    .await?;
             }
         }
         self.storage.write(batch).await?;
@@ -485,6 +491,7 @@ impl Lifecycle {
         let Kind::Rekey(RekeyPlan {
             shares,
             threshold,
+            target,
             verification: Some(verification),
             ..
         }) = attempt.kind
@@ -502,6 +509,17 @@ impl Lifecycle {
                 ));
             }
         }
+        if target == RekeyTarget::Emergency {
+            return self
+                .commit_emergency_rekey(
+                    config,
+                    threshold,
+                    &verification.new_key,
+                    verification.check,
+                    shares,
+                )
+                .await;
+        }
         self.commit_rekey(
             config,
             shares,
@@ -510,6 +528,88 @@ impl Lifecycle {
             verification.check,
         )
         .await
+    }
+
+    /// Starts a rekey of the emergency seal's keys (or sets the seal up for
+    /// a store made before it was configured). Unset counts take the
+    /// current ones, or init's defaults when it is not set up.
+    fn rekey_emergency_init(
+        &self,
+        config: &SealConfig,
+        params: RekeyParams,
+    ) -> Result<QuorumStatus, Error> {
+        if self.emergency_seal().is_none() {
+            return Err(Error::InvalidArgument(
+                "this daemon has no emergency seal, so there are no emergency keys to rekey: configure `seal \"shamir\" { name = … }` beside the KMS seals (enable_multiseal = true) and restart".into(),
+            ));
+        }
+        let current = config.emergency.as_ref();
+        let shares = params
+            .shares
+            .unwrap_or(current.map_or(crate::lifecycle::init::DEFAULT_SHARES, |e| e.secret_shares));
+        let threshold = params.threshold.unwrap_or(if shares <= 1 {
+            1
+        } else {
+            current
+                .map_or(crate::lifecycle::init::DEFAULT_THRESHOLD, |e| {
+                    e.secret_threshold
+                })
+                .clamp(2, shares)
+        });
+        shamir::validate(shares, threshold)
+            .map_err(|e| Error::InvalidArgument(format!("emergency keys: {e}")))?;
+        let recipients = (!params.recipients.is_empty())
+            .then(|| recipients::parse_all(&params.recipients, shares, "new emergency keys"))
+            .transpose()?;
+        self.start(
+            Operation::Rekey,
+            Kind::Rekey(RekeyPlan {
+                shares,
+                threshold,
+                target: RekeyTarget::Emergency,
+                verify: params.verify,
+                recipients,
+                verification: None,
+            }),
+            false,
+        )
+    }
+
+    /// Writes the new emergency seal (its share check and public key) and
+    /// the root key encrypted to it in one transaction; no KMS call. The
+    /// old emergency keys are refused from then on.
+    async fn commit_emergency_rekey(
+        &self,
+        config: &SealConfig,
+        threshold: u32,
+        new_secret: &SecretKey,
+        check: ShareCheck,
+        shares: u32,
+    ) -> Result<(), Error> {
+        let barrier = self.barrier()?;
+        let name = self.emergency_seal().unwrap_or(crate::seal::SHAMIR);
+        let secret = EmergencySecret::from_key(new_secret.clone());
+        let new_config = SealConfig {
+            emergency: Some(EmergencyConfig {
+                name: name.to_string(),
+                secret_shares: shares,
+                secret_threshold: threshold,
+                share_check: check,
+                public_key: secret.public_key_hex(),
+            }),
+            ..config.clone()
+        };
+        let mut batch = Batch::new();
+        batch.put(SEAL_CONFIG_PATH, new_config.encode());
+        emergency::rewrap_into(&mut batch, &new_config, barrier.root_key())?;
+        self.storage.write(batch).await?;
+        self.replace_seal_config(new_config);
+        tracing::info!(
+            shares,
+            threshold,
+            "rekey complete: the new emergency keys are in force and the old ones are refused"
+        );
+        Ok(())
     }
 }
 
