@@ -152,12 +152,12 @@ impl Lifecycle {
     ) -> Result<UnsealOutcome, Error> {
         let Some(name) = self.emergency_seal() else {
             return Err(Error::InvalidArgument(format!(
-                "this daemon has no emergency seal, so there is no seal {} to unseal with; leave the seal out to enter a {}",
+                "this daemon has no emergency seal, so there is no seal {} to unseal with; leave the seal out to enter {}",
                 crate::text::quote(seal),
                 if self.seal.is_auto() {
-                    "recovery key"
+                    "a recovery key"
                 } else {
-                    "unseal key"
+                    "an unseal key"
                 }
             )));
         };

@@ -265,6 +265,16 @@ async fn wrong_seal_names_and_parameters_are_refused_in_a_sentence() {
         "this daemon has no seal \"tokyo\" to unseal with; its emergency seal is \"emergency\""
     );
     assert!(storage.list("").await.unwrap().is_empty());
+    let shamir = super::testing::open_shamir(Arc::new(InmemBackend::new())).await;
+    let err = shamir
+        .enter_unseal_request("00", false, false, "emergency")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "this daemon has no emergency seal, so there is no seal \"emergency\" to unseal with; leave the seal out to enter an unseal key"
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use crate::support::cli::{init, status, strings};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::kms::{SOON, kms, two_seals, wait_unsealed};
 use crate::support::quorum::{enter, forms, start};
+use crate::support::vault::request;
 use strongroom_test_support::eventually;
 use strongroom_test_support::kms::Fault;
 
@@ -91,6 +92,21 @@ fn emergency_keys_unseal_when_no_region_answers_and_rekey_replaces_them() {
     unseal_emergency(&daemon, &emergency[0])
         .code(1)
         .error_says("the store is unsealed");
+    let http = request(
+        daemon.addr.as_str(),
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(&json!({"key": emergency[0], "seal": "emergency"})),
+    );
+    assert_eq!(http.status, 400, "{:?}", http.body);
+    assert!(
+        http.body["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("the store is unsealed")),
+        "{:?}",
+        http.body
+    );
     daemon.cli().run(&["seal"]).ok();
     unseal_emergency(&daemon, &emergency[0])
         .code(1)
@@ -168,6 +184,39 @@ fn emergency_keys_unseal_when_no_region_answers_and_rekey_replaces_them() {
     daemon.restart();
     wait_unsealed(&daemon);
     assert!(daemon.stop().success());
+
+    // Vault's HTTP init answers the emergency keys too (another store on
+    // the same KMS keys).
+    let other = tempdir();
+    let mut second = Daemon::start(
+        other.path(),
+        &config(
+            other.path(),
+            &format!(
+                "{}{EMERGENCY_SEAL}",
+                two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint())
+            ),
+        ),
+    );
+    let http = request(
+        second.addr.as_str(),
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"recovery_shares": 1, "recovery_threshold": 1,
+                     "emergency_shares": 2, "emergency_threshold": 2})),
+    );
+    assert_eq!(http.status, 200, "{:?}", http.body);
+    assert_eq!(
+        (
+            &http.body["emergency_keys_shares"],
+            &http.body["emergency_keys_threshold"]
+        ),
+        (&json!(2), &json!(2))
+    );
+    assert_eq!(strings(&http.body["emergency_keys_hex"]).len(), 2);
+    assert_eq!(strings(&http.body["emergency_keys_b64"]).len(), 2);
+    assert!(second.stop().success());
 
     // No form of any emergency key (nor recovery key, nor the root token)
     // reached the log or the audit log.
