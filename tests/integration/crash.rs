@@ -684,11 +684,13 @@ fn multiseal_init_and_a_seal_added() {
 
 /// Several seals with an emergency seal: `rekey --target emergency`, whose
 /// one commit ("rekey-commit") writes the new emergency config and copy of
-/// the root key together: after the crash the keys in force (old or new)
-/// open the stored copy. (Init under an emergency seal is the init case of
-/// `multiseal_init_and_a_seal_added`.)
+/// the root key together, and rotate-root, whose commit writes the new
+/// root key's copy with the keyring it encrypts: after the crash the
+/// emergency keys in force (old or new) open the stored copy, and the root
+/// key in it opens the stored keyring. (Init under an emergency seal is
+/// the init case of `multiseal_init_and_a_seal_added`.)
 #[test]
-fn multiseal_emergency_rekey() {
+fn multiseal_emergency_rekey_and_rotate_root() {
     let (tokyo, osaka) = (kms(), kms());
     let extra = format!(
         "{}\nseal \"shamir\" {{\n  name = \"emergency\"\n}}\n",
@@ -751,10 +753,20 @@ fn multiseal_emergency_rekey() {
         secrets_read_back(daemon, &store.token, &KV);
     };
     crash_matrix("rekey-commit", &store, operate, check);
+    crash_matrix(
+        "rotate-root",
+        &store,
+        rotate_root(0, 1),
+        |daemon, store, seen, side| {
+            emergency_keys_open_the_stored_copy(&seen.stored, &emergency[2..], &[]);
+            rotate_root_check(daemon, store, seen, side);
+        },
+    );
 }
 
 /// The stored emergency config takes `in_force` (and none of `void`), and
-/// they open the stored emergency copy of the root key.
+/// they open the stored emergency copy of the root key, which opens the
+/// stored keyring.
 fn emergency_keys_open_the_stored_copy(
     stored: &std::collections::BTreeMap<String, Vec<u8>>,
     in_force: &[String],
@@ -784,9 +796,11 @@ fn emergency_keys_open_the_stored_copy(
         .collect();
     let secret = EmergencySecret::from_key(shamir::combine(&shares).unwrap());
     assert_eq!(secret.public_key_hex(), emergency.public_key);
-    secret
+    let root_key = secret
         .open(&config.cluster_id, &stored["core/emergency-root-key"])
         .expect("the emergency keys in force open the stored copy of the root key");
+    strongroom::barrier::open_keyring(&root_key, &stored["core/keyring"])
+        .expect("the emergency copy is of the root key that encrypts the stored keyring");
 }
 
 /// The recovery-key quorum operations of an awskms store: rekey (its quorum
