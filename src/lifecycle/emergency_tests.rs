@@ -82,15 +82,15 @@ async fn enter_emergency(lifecycle: &Lifecycle, keys: &[String]) -> Result<(), E
     Ok(())
 }
 
-/// `rekey --target emergency` authorized by `recovery`, confirmed; the new
-/// emergency shares.
-async fn rekey_emergency(lifecycle: &Lifecycle, recovery: &[String]) -> Vec<String> {
+/// `rekey --target emergency` authorized by `recovery`, confirmed (or,
+/// with `verify`, its new shares typed back); the new emergency shares.
+async fn rekey_emergency(lifecycle: &Lifecycle, recovery: &[String], verify: bool) -> Vec<String> {
     let nonce = lifecycle
         .rekey_init(RekeyParams {
             shares: Some(3),
             threshold: Some(2),
             target: Some(RekeyTarget::Emergency),
-            verify: false,
+            verify,
             recipients: Vec::new(),
         })
         .unwrap()
@@ -106,14 +106,34 @@ async fn rekey_emergency(lifecycle: &Lifecycle, recovery: &[String]) -> Vec<Stri
     }
     let Some(Completed::Rekey {
         shares,
-        confirmation_nonce: Some(confirmation),
+        confirmation_nonce,
+        verification_nonce,
         ..
     }) = last.and_then(|o| o.result)
     else {
         panic!("no new emergency keys");
     };
-    lifecycle.rekey_confirm(&confirmation).await.unwrap();
-    hexes(&shares)
+    let shares = hexes(&shares);
+    match (confirmation_nonce, verification_nonce) {
+        (Some(confirmation), None) => lifecycle.rekey_confirm(&confirmation).await.unwrap(),
+        (None, Some(verification)) => {
+            // A current recovery key is not one of the new keys.
+            let err = lifecycle
+                .rekey_verify_update(&verification, &recovery[0])
+                .await
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("current keys"), "{err}");
+            for key in &shares[..2] {
+                lifecycle
+                    .rekey_verify_update(&verification, key)
+                    .await
+                    .unwrap();
+            }
+        }
+        _ => panic!("neither confirmation nor verification"),
+    }
+    shares
 }
 
 #[tokio::test]
@@ -363,9 +383,9 @@ async fn rekey_replaces_the_emergency_keys_and_sets_up_an_older_store() {
         lifecycle.unseal(key).await.unwrap();
     }
 
-    let first = rekey_emergency(&lifecycle, &recovery[..2]).await;
+    let first = rekey_emergency(&lifecycle, &recovery[..2], false).await;
     assert!(lifecycle.status().seals.last().unwrap().fully_wrapped);
-    let second = rekey_emergency(&lifecycle, &recovery[1..3]).await;
+    let second = rekey_emergency(&lifecycle, &recovery[1..3], true).await;
     let config = stored_config(&storage).await;
     assert_eq!(config.emergency.as_ref().unwrap().secret_shares, 3);
     // The recovery keys stay as they were.

@@ -185,19 +185,39 @@ fn emergency_keys_unseal_when_no_region_answers_and_rekey_replaces_them() {
     wait_unsealed(&daemon);
     assert!(daemon.stop().success());
 
-    // Vault's HTTP init answers the emergency keys too (another store on
-    // the same KMS keys).
-    let other = tempdir();
-    let mut second = Daemon::start(
-        other.path(),
-        &config(
-            other.path(),
-            &format!(
-                "{}{EMERGENCY_SEAL}",
-                two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint())
-            ),
-        ),
+    // Other stores on the same KMS keys: the CLI's table prints the
+    // emergency keys after the others; Vault's HTTP init answers them too.
+    let seals = format!(
+        "{}{EMERGENCY_SEAL}",
+        two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint())
     );
+    let other = tempdir();
+    let mut table = Daemon::start(other.path(), &config(other.path(), &seals));
+    let printed = table
+        .cli()
+        .run(&[
+            "init",
+            "--recovery-shares",
+            "1",
+            "--recovery-threshold",
+            "1",
+            "--emergency-shares",
+            "2",
+            "--emergency-threshold",
+            "2",
+        ])
+        .ok()
+        .stdout;
+    for line in ["Recovery Key 1: ", "Emergency Key 1: ", "Emergency Key 2: "] {
+        assert_eq!(printed.matches(line).count(), 1, "{line} in:\n{printed}");
+    }
+    assert!(
+        printed.contains("2 key shares and a threshold of 2"),
+        "{printed}"
+    );
+    assert!(table.stop().success());
+    let other = tempdir();
+    let mut second = Daemon::start(other.path(), &config(other.path(), &seals));
     let http = request(
         second.addr.as_str(),
         "PUT",
