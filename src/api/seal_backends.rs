@@ -164,6 +164,8 @@ pub(crate) mod tests {
             },
             fully_wrapped: healthy,
             holds_keys: true,
+            shares: 0,
+            threshold: 0,
         }
     }
 
@@ -212,6 +214,8 @@ pub(crate) mod tests {
             last_error: String::new(),
             fully_wrapped: false,
             holds_keys: false,
+            shares: 0,
+            threshold: 0,
         };
         status(
             "multiseal",

@@ -22,6 +22,15 @@ struct InitJson<'a> {
     recovery_keys_shares: u32,
     recovery_keys_threshold: u32,
     root_token: &'a str,
+    /// Vault Enterprise's fields, only with an emergency seal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emergency_keys_b64: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emergency_keys_hex: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emergency_keys_shares: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emergency_keys_threshold: Option<u32>,
 }
 
 pub async fn init(
@@ -30,6 +39,7 @@ pub async fn init(
     format: Format,
 ) -> Result<u8, CliError> {
     let recipients = request.recipients.clone();
+    let emergency_recipients = request.emergency_recipients.clone();
     let token_recipient = request.root_token_recipient.clone();
     let mut sys = SysClient::new(client::connect(args).await?);
     let response = sys
@@ -38,6 +48,7 @@ pub async fn init(
         .map_err(|s| client::failed(s, false))?
         .into_inner();
     print_init(&response, format, &recipients, &token_recipient)?;
+    print_emergency_keys(&response, format, &emergency_recipients);
     // Confirmed only once printed: until then nothing is written, so a lost
     // answer (or a reader that went away) can never leave a store whose
     // keys nobody has.
@@ -86,6 +97,12 @@ fn print_init(
     } else {
         &response.root_token_encrypted
     };
+    let emergency = response.emergency_keys_shares > 0;
+    let (emergency_b64, emergency_hex) = if response.emergency_keys_encrypted.is_empty() {
+        (&response.emergency_keys_b64, &response.emergency_keys_hex)
+    } else {
+        (&response.emergency_keys_encrypted, &none)
+    };
     if format == Format::Json {
         // `bao operator init -format=json` prints both sets, the unused one
         // empty with zero shares and threshold.
@@ -104,6 +121,10 @@ fn print_init(
             recovery_keys_shares: recovery_counts.0,
             recovery_keys_threshold: recovery_counts.1,
             root_token,
+            emergency_keys_b64: emergency.then_some(emergency_b64.as_slice()),
+            emergency_keys_hex: emergency.then_some(emergency_hex.as_slice()),
+            emergency_keys_shares: emergency.then_some(response.emergency_keys_shares),
+            emergency_keys_threshold: emergency.then_some(response.emergency_keys_threshold),
         })?;
         return Ok(());
     }
@@ -155,6 +176,32 @@ fn print_init(
     Ok(())
 }
 
+/// The emergency seal's keys, after the others in the table (the JSON
+/// carries them in the same object).
+fn print_emergency_keys(response: &proto::InitResponse, format: Format, recipients: &[String]) {
+    if format == Format::Json || response.emergency_keys_shares == 0 {
+        return;
+    }
+    let keys = if response.emergency_keys_encrypted.is_empty() {
+        &response.emergency_keys_b64
+    } else {
+        &response.emergency_keys_encrypted
+    };
+    for (i, key) in keys.iter().enumerate() {
+        match recipients.get(i) {
+            Some(recipient) => outln!("Emergency Key {} (for {recipient}):\n{key}", i + 1),
+            None => outln!("Emergency Key {}: {key}", i + 1),
+        }
+    }
+    outln!(
+        "\nThe emergency seal has {} key shares and a threshold of {}. Keep them offline,\n\
+         apart from the recovery keys: they unseal the store (`strongroom unseal --seal\n\
+         NAME`) only when no KMS seal could open it at the last attempt.",
+        response.emergency_keys_shares,
+        response.emergency_keys_threshold,
+    );
+}
+
 pub async fn status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
     let mut sys = SysClient::new(client::connect(args).await?);
     let status = sys
@@ -170,23 +217,41 @@ pub async fn status(args: &ClientArgs, format: Format) -> Result<u8, CliError> {
     })
 }
 
+/// `unseal`'s flags beside the key.
+pub struct UnsealFlags {
+    pub reset: bool,
+    pub migrate: bool,
+    /// The emergency seal's name, or empty.
+    pub seal: String,
+}
+
 pub async fn unseal(
     args: &ClientArgs,
     key: Option<String>,
-    reset: bool,
-    migrate: bool,
+    flags: UnsealFlags,
     format: Format,
 ) -> Result<u8, CliError> {
+    let UnsealFlags {
+        reset,
+        migrate,
+        seal,
+    } = flags;
+    let prompt = if seal.is_empty() {
+        "Unseal Key"
+    } else {
+        "Emergency Key"
+    };
     let key = match (key, reset) {
         (_, true) => Zeroizing::new(String::new()),
         (Some(key), false) => Zeroizing::new(key),
-        (None, false) => read_key("Unseal Key")?,
+        (None, false) => read_key(prompt)?,
     };
     let mut sys = SysClient::new(client::connect(args).await?);
     let request = proto::UnsealRequest {
         key: key.trim().to_string(),
         reset,
         migrate,
+        seal,
     };
     let response = sys.unseal(request).await;
     let response = response.map_err(|s| client::failed(s, false))?.into_inner();

@@ -162,6 +162,17 @@ struct InitArgs {
     /// Print the root token encrypted to this recipient.
     #[arg(long, value_name = "RECIPIENT")]
     root_token_recipient: Option<String>,
+    /// Number of emergency keys to make (1-255; several seals with an
+    /// emergency seal, which makes 5 by default).
+    #[arg(long)]
+    emergency_shares: Option<u32>,
+    /// Emergency keys needed to unseal (3 by default).
+    #[arg(long)]
+    emergency_threshold: Option<u32>,
+    /// A recipient for the next emergency key (age1… or "ssh-ed25519
+    /// AAAA…"); give it once per emergency key, in order.
+    #[arg(long, value_name = "RECIPIENT")]
+    emergency_recipient: Vec<String>,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
@@ -178,6 +189,11 @@ struct UnsealArgs {
     /// unseal or recovery key); at the threshold the migration runs.
     #[arg(long, conflicts_with = "reset")]
     migrate: bool,
+    /// Enter an emergency key of the emergency seal NAME (several seals):
+    /// taken only while no KMS seal could open the store at the last
+    /// attempt. With --reset: forget the emergency keys entered.
+    #[arg(long, value_name = "NAME", conflicts_with = "migrate")]
+    seal: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
@@ -267,12 +283,20 @@ async fn run_command(client: &ClientArgs, command: ClientCommand) -> Result<u8, 
                 recovery_threshold: args.recovery_threshold,
                 recipients: input::read_recipients(args.recipients.as_deref())?,
                 root_token_recipient: args.root_token_recipient.unwrap_or_default(),
+                emergency_shares: args.emergency_shares,
+                emergency_threshold: args.emergency_threshold,
+                emergency_recipients: args.emergency_recipient,
             };
             lifecycle::init(client, request, args.format).await
         }
         ClientCommand::Status(args) => lifecycle::status(client, args.format).await,
         ClientCommand::Unseal(args) => {
-            lifecycle::unseal(client, args.key, args.reset, args.migrate, args.format).await
+            let flags = lifecycle::UnsealFlags {
+                reset: args.reset,
+                migrate: args.migrate,
+                seal: args.seal.unwrap_or_default(),
+            };
+            lifecycle::unseal(client, args.key, flags, args.format).await
         }
         ClientCommand::Seal => lifecycle::seal(client).await,
         ClientCommand::StepDown => lifecycle::step_down(client).await,

@@ -51,9 +51,11 @@ pub struct RekeyArgs {
     /// With --init: the new threshold (default: the current one).
     #[arg(long, requires = "init")]
     key_threshold: Option<u32>,
-    /// With --init: which shares to replace: barrier (unseal keys, Shamir)
-    /// or recovery (recovery keys, awskms); the seal's own by default.
-    #[arg(long, requires = "init", value_parser = ["barrier", "recovery"])]
+    /// With --init: which shares to replace: barrier (unseal keys, Shamir),
+    /// recovery (recovery keys, awskms) or emergency (the emergency seal's
+    /// keys, several seals; a quorum of recovery keys authorizes it); the
+    /// seal's own by default.
+    #[arg(long, requires = "init", value_parser = ["barrier", "recovery", "emergency"])]
     target: Option<String>,
     /// With --init: the new keys take effect only once a quorum of them is
     /// typed back, so a mistake in handing them out (or a lost answer)
@@ -204,6 +206,7 @@ fn print_status(
         let target = match r.target.as_str() {
             "barrier" => "unseal keys".to_string(),
             "recovery" => "recovery keys".to_string(),
+            "emergency" => "emergency keys".to_string(),
             other => other.to_string(),
         };
         rows.push(("Target", target));

@@ -80,6 +80,15 @@ struct SealJson<'a> {
     last_error: &'a str,
     fully_wrapped: bool,
     holds_keys: bool,
+    /// The emergency seal's keys issued and needed (absent for KMS seals).
+    #[serde(skip_serializing_if = "is_zero")]
+    shares: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    threshold: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// When the active node took the role, as `bao status` prints it (Go's
@@ -159,6 +168,8 @@ fn status_json(status: &proto::StatusResponse) -> StatusJson<'_> {
                 last_error: if s.healthy { "" } else { &s.last_error },
                 fully_wrapped: s.fully_wrapped,
                 holds_keys: s.holds_keys,
+                shares: s.shares,
+                threshold: s.threshold,
             })
             .collect(),
     }
@@ -248,7 +259,14 @@ fn status_rows(status: &proto::StatusResponse) -> Vec<(String, String)> {
 fn seal_in_words(seal: &proto::SealBackend) -> String {
     if seal.r#type == "shamir" {
         // The emergency seal: shares held offline, never tried by itself.
-        return "shamir, emergency (unseals only when no KMS seal can)".into();
+        return match seal.shares {
+            0 => "shamir, emergency, not set up: run `strongroom rekey --init --target emergency`"
+                .into(),
+            n => format!(
+                "shamir, emergency, {} of {n} keys (unseals only when no KMS seal can)",
+                seal.threshold
+            ),
+        };
     }
     let mut words = vec![seal.r#type.clone(), format!("priority {}", seal.priority)];
     if seal.disabled {
@@ -322,6 +340,8 @@ mod tests {
             },
             fully_wrapped: healthy,
             holds_keys: true,
+            shares: 0,
+            threshold: 0,
         }
     }
 
@@ -376,15 +396,30 @@ mod tests {
                 ),
                 (
                     "Seal emergency",
-                    "shamir, emergency (unseals only when no KMS seal can)"
+                    "shamir, emergency, not set up: run `strongroom rekey --init --target emergency`"
                 ),
             ]
         );
+        let mut set_up = two_seals();
+        (set_up.seals[2].shares, set_up.seals[2].threshold) = (5, 3);
+        assert_eq!(
+            value(&status_rows(&set_up), "Seal emergency").as_deref(),
+            Some("shamir, emergency, 3 of 5 keys (unseals only when no KMS seal can)")
+        );
+        leaving_seals_say_when_they_hold_no_keys();
+    }
+
+    fn leaving_seals_say_when_they_hold_no_keys() {
         let mut leaving = two_seals();
         leaving.seals[0].disabled = true;
         assert_eq!(
             value(&status_rows(&leaving), "Seal tokyo").as_deref(),
             Some("awskms, priority 1, disabled (decrypt-only), healthy, fully wrapped")
+        );
+        (leaving.seals[0].fully_wrapped, leaving.seals[0].holds_keys) = (false, false);
+        assert_eq!(
+            value(&status_rows(&leaving), "Seal tokyo").as_deref(),
+            Some("awskms, priority 1, disabled (decrypt-only), healthy, holds no keys")
         );
     }
 

@@ -235,7 +235,12 @@ impl Lifecycle {
             );
             {
                 let mut report = self.report();
-                if report.auto_unseal.state == AutoUnsealState::Stopped {
+                // Stopped by an operator, or unsealed meanwhile by a quorum
+                // (recovery or emergency keys): this failure is not news.
+                if matches!(
+                    report.auto_unseal.state,
+                    AutoUnsealState::Stopped | AutoUnsealState::Unsealed
+                ) {
                     return;
                 }
                 report.auto_unseal.state = state;

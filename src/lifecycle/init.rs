@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::auto_unseal::{AutoUnsealState, AutoUnsealStatus};
 use super::seal_config::{self, RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Lifecycle, Phase, Progress, State, seals};
+use super::{Lifecycle, Phase, Progress, State, emergency, seals};
 use crate::access::token;
 use crate::barrier::{Barrier, KEYRING_PATH, Keyring, entry};
 use crate::error::Error;
@@ -38,6 +38,12 @@ pub struct InitParams {
     pub recipients: Vec<String>,
     /// A recipient the root token is returned encrypted to.
     pub root_token_recipient: Option<String>,
+    /// Emergency shares (several seals with an emergency seal only).
+    pub emergency_shares: Option<u32>,
+    /// Emergency threshold (several seals with an emergency seal only).
+    pub emergency_threshold: Option<u32>,
+    /// One recipient per emergency share, as `recipients` for the others.
+    pub emergency_recipients: Vec<String>,
 }
 
 impl InitParams {
@@ -79,6 +85,8 @@ pub struct InitResult {
     /// Nothing is written until the client that received the keys sends
     /// this back ([`Lifecycle::init_confirm`]).
     pub confirmation_nonce: String,
+    /// The emergency seal's shares, when one is configured.
+    pub emergency: Option<super::EmergencyKeys>,
 }
 
 /// An init made and waiting for its receiver's confirmation: every KMS call
@@ -305,6 +313,7 @@ impl Lifecycle {
         let recipients = (!params.recipients.is_empty())
             .then(|| recipients::parse_all(&params.recipients, shares, noun))
             .transpose()?;
+        let emergency_plan = self.emergency_plan(&params)?;
         let token_recipient = params
             .root_token_recipient
             .as_deref()
@@ -351,6 +360,14 @@ impl Lifecycle {
                 Seal::Multi(set) => super::multiseal::configured(set),
                 _ => Vec::new(),
             },
+            emergency: None,
+        };
+        let emergency = emergency_plan
+            .map(|(name, n, t, r)| emergency::issue(&name, n, t, r.as_deref()))
+            .transpose()?;
+        let config = SealConfig {
+            emergency: emergency.as_ref().map(|e| e.config.clone()),
+            ..config
         };
 
         let barrier = Barrier::new(
@@ -363,6 +380,7 @@ impl Lifecycle {
             .first_write(SEAL_CONFIG_PATH)
             .put(SEAL_CONFIG_PATH, config.encode())
             .put(KEYRING_PATH, barrier.sealed_keyring());
+        emergency::rewrap_into(&mut batch, &config, &root_key)?;
         let kms_key_arn = match &self.seal {
             Seal::Shamir => {
                 batch.put(
@@ -439,7 +457,34 @@ impl Lifecycle {
             armored_shares,
             armored_root_token,
             confirmation_nonce,
+            emergency: emergency.map(|e| e.keys),
         })
+    }
+
+    /// The emergency seal's name, shares, threshold and recipients for
+    /// init; `None` without an emergency seal, whose parameters are then
+    /// refused.
+    #[allow(clippy::type_complexity)]
+    fn emergency_plan(
+        &self,
+        params: &InitParams,
+    ) -> Result<Option<(String, u32, u32, Option<Vec<recipients::Recipient>>)>, Error> {
+        let Some(name) = self.emergency_seal() else {
+            if params.emergency_shares.is_some()
+                || params.emergency_threshold.is_some()
+                || !params.emergency_recipients.is_empty()
+            {
+                return Err(Error::InvalidArgument(
+                    "emergency keys exist only with several seals and an emergency seal (`seal \"shamir\" { name = … }` beside the KMS seals, with enable_multiseal = true), and this daemon has none: leave out the emergency parameters".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let (shares, threshold) =
+            shares_and_threshold(params.emergency_shares, params.emergency_threshold)
+                .map_err(|e| Error::InvalidArgument(format!("emergency keys: {e}")))?;
+        let recipients = emergency::parse_recipients(&params.emergency_recipients, shares)?;
+        Ok(Some((name.to_string(), shares, threshold, recipients)))
     }
 }
 

@@ -14,6 +14,9 @@
 //! told when it opens and closes through their [`Hooks`].
 
 mod auto_unseal;
+mod emergency;
+#[cfg(test)]
+mod emergency_tests;
 mod init;
 mod migrate;
 mod multiseal;
@@ -37,6 +40,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{Mutex, watch};
 
 pub use auto_unseal::{AutoUnsealState, AutoUnsealStatus};
+pub use emergency::EmergencyKeys;
 pub use init::{InitParams, InitResult};
 pub use migrate::Migration;
 pub use multiseal::SealStatus;
@@ -111,6 +115,9 @@ pub struct Lifecycle {
     attempts: std::sync::Mutex<quorum::Attempts>,
     /// An init made and waiting for its receiver's confirmation.
     pending_init: std::sync::Mutex<init::InitSlot>,
+    /// Emergency shares entered so far (several seals), apart from the
+    /// recovery keys' progress.
+    emergency_progress: std::sync::Mutex<Progress>,
     /// With HA: this node's role beside the seal state.
     ha: Option<role::Ha>,
     /// Why the store's state could not be read at start (the database is
@@ -202,6 +209,7 @@ impl Lifecycle {
             usage_recorded: AtomicU64::new(0),
             attempts: std::sync::Mutex::default(),
             pending_init: std::sync::Mutex::default(),
+            emergency_progress: std::sync::Mutex::default(),
             ha: options.ha.map(role::Ha::new),
             storage_down: std::sync::Mutex::new(storage_down),
             rewrap_wanted: tokio::sync::Notify::new(),
@@ -281,6 +289,9 @@ impl Lifecycle {
     /// one, or a standby's, which a seal's authorization reads), they
     /// forget what they read; the phase is published.
     fn after_change(&self, previous: &State, phase: Phase) {
+        if phase != Phase::Sealed {
+            self.drop_emergency_progress();
+        }
         if matches!(previous, State::Unsealed { .. } | State::Standby { .. }) {
             for hook in &self.hooks {
                 hook.closed();
@@ -315,7 +326,13 @@ impl Lifecycle {
             seals: Vec::new(),
         };
         if let Seal::Multi(set) = &self.seal {
-            status.seals = self.seal_statuses(set);
+            let emergency = match &*state {
+                State::Uninitialized => None,
+                State::Sealed { config, .. }
+                | State::Unsealed { config, .. }
+                | State::Standby { config, .. } => config.emergency.as_ref(),
+            };
+            status.seals = self.seal_statuses(set, emergency);
         }
         if self.seal.is_auto() {
             let report = self.report();

@@ -8,7 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use super::Lifecycle;
 use super::auto_unseal::AttemptError;
-use super::seal_config::{ROOT_KEY_PATH, SealConfig, StoredSeal};
+use super::seal_config::{EmergencyConfig, ROOT_KEY_PATH, SealConfig, StoredSeal};
 use super::seals::open_single_with_set;
 use crate::seal::envelope::Purpose;
 use crate::seal::set::{OpenFailure, SealSet};
@@ -34,11 +34,18 @@ pub struct SealStatus {
     pub unhealthy_since_unix_ms: u64,
     /// Why its last call failed; empty while healthy.
     pub last_error: String,
-    /// It holds both the root key and the recovery key of the store.
+    /// It holds both the root key and the recovery key of the store; for
+    /// the emergency seal: it is set up (its shares issued and the root key
+    /// encrypted to it).
     pub fully_wrapped: bool,
     /// It holds an envelope of either key: a disabled seal can be deleted
     /// from the config once this is false.
     pub holds_keys: bool,
+    /// The emergency seal: shares issued; 0 for a KMS seal, or while the
+    /// emergency seal is not set up.
+    pub shares: u32,
+    /// The emergency seal: shares needed; 0 as `shares` is.
+    pub threshold: u32,
 }
 
 /// The seal set of `set`, as the seal config records it.
@@ -145,7 +152,12 @@ impl Lifecycle {
     }
 
     /// Status's list of seals: every configured seal, in priority order.
-    pub(super) fn seal_statuses(&self, set: &SealSet) -> Vec<SealStatus> {
+    /// `emergency`: the store's emergency seal, once set up.
+    pub(super) fn seal_statuses(
+        &self,
+        set: &SealSet,
+        emergency: Option<&EmergencyConfig>,
+    ) -> Vec<SealStatus> {
         let (wrapped, holding) = {
             let report = self.report();
             (report.wrapped.clone(), report.holding.clone())
@@ -169,6 +181,8 @@ impl Lifecycle {
                     last_error: health.last_error.unwrap_or_default(),
                     fully_wrapped: wrapped.contains(&m.name),
                     holds_keys: holding.contains(&m.name),
+                    shares: 0,
+                    threshold: 0,
                 }
             })
             .collect();
@@ -182,8 +196,10 @@ impl Lifecycle {
                 healthy: true,
                 unhealthy_since_unix_ms: 0,
                 last_error: String::new(),
-                fully_wrapped: false,
-                holds_keys: false,
+                fully_wrapped: emergency.is_some(),
+                holds_keys: emergency.is_some(),
+                shares: emergency.map_or(0, |e| e.secret_shares),
+                threshold: emergency.map_or(0, |e| e.secret_threshold),
             });
         }
         seals

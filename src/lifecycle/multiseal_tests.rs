@@ -142,7 +142,7 @@ async fn a_seal_that_missed_a_write_is_rewrapped_by_the_active_node() {
     let root = lifecycle.barrier().unwrap().root_key().clone();
     let mut batch = Batch::new();
     lifecycle
-        .wrap_into(&mut batch, Purpose::RootKey, &config.cluster_id, &root)
+        .wrap_into(&mut batch, Purpose::RootKey, &config, &root)
         .await
         .unwrap();
     storage.write(batch).await.unwrap();

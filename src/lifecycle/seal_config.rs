@@ -17,6 +17,10 @@ pub const ROOT_KEY_PATH: &str = "core/root-key";
 pub const SEAL_MIGRATED_PATH: &str = "core/seal-migrated";
 /// Where the recovery key is stored (awskms only): an envelope wrapped by KMS.
 pub const RECOVERY_KEY_PATH: &str = "core/recovery-key";
+/// Where the emergency Shamir seal's copy of the root key is stored (several
+/// seals only): the root key encrypted to the emergency public key
+/// (`seal::emergency`).
+pub const EMERGENCY_ROOT_KEY_PATH: &str = "core/emergency-root-key";
 /// The newest seal config format this build reads. Format 1 is the Shamir
 /// seal; format 2 adds the awskms seal, whose shares are recovery shares;
 /// format 3 several seals (`multiseal`), with the list of seals.
@@ -46,6 +50,23 @@ pub struct StoredSeal {
     pub priority: u32,
     /// Decrypt-only: leaving the set.
     pub disabled: bool,
+}
+
+/// The emergency Shamir seal of several seals, once set up (init, or
+/// `rekey --target emergency`). Holds nothing secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyConfig {
+    /// The `seal "shamir"` block's name when it was set up.
+    pub name: String,
+    /// Emergency shares issued.
+    pub secret_shares: u32,
+    /// Emergency shares needed.
+    pub secret_threshold: u32,
+    /// Hashes of the issued emergency shares, to refuse never-issued ones early.
+    pub share_check: ShareCheck,
+    /// The X25519 public key (hex) the root key is encrypted to at
+    /// `core/emergency-root-key`; derived from the emergency secret.
+    pub public_key: String,
 }
 
 /// The seal's parameters, as written by init.
@@ -78,6 +99,9 @@ pub struct SealConfig {
     /// active node adopted them; a change of the set is checked against it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seals: Vec<StoredSeal>,
+    /// multiseal: the emergency Shamir seal, once set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<EmergencyConfig>,
 }
 
 impl SealConfig {

@@ -166,14 +166,17 @@ impl Lifecycle {
     /// recovery key) and puts it into `batch`. One seal: under the same KMS
     /// key as the stored envelopes. Several: under every enabled seal that
     /// answers (at least one); a seal that does not loses its envelope of
-    /// this key (it held the old one) and is rewrapped once healthy.
+    /// this key (it held the old one) and is rewrapped once healthy. A new
+    /// root key is also encrypted to the emergency seal, when the store
+    /// (`config`) has one set up, in the same batch.
     pub(super) async fn wrap_into(
         &self,
         batch: &mut Batch,
         purpose: Purpose,
-        cluster_id: &str,
+        config: &SealConfig,
         key: &SecretKey,
     ) -> Result<(), Error> {
+        let cluster_id = config.cluster_id.as_str();
         match &self.seal {
             Seal::AwsKms(kms) => {
                 let stored_arn = self.report().key_arn.clone();
@@ -198,6 +201,9 @@ impl Lifecycle {
                     tracing::warn!(seal = %seal, error = %error, "seal could not wrap the new {}; it is rewrapped once healthy", purpose.as_str());
                 }
                 batch.put(path_of(purpose), stored.encode());
+                if purpose == Purpose::RootKey {
+                    super::emergency::rewrap_into(batch, config, key)?;
+                }
                 // A seal that did not wrap is no longer fully wrapped (said
                 // at once; the rewrap after its next good health check
                 // reads the truth back from storage).

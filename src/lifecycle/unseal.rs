@@ -99,13 +99,21 @@ pub(super) fn decode_share(
 impl Lifecycle {
     /// An unseal request as both transports take it: `reset` forgets the
     /// shares entered so far, `migrate` enters one for a pending seal
-    /// migration, and otherwise `key` is one share.
+    /// migration, and otherwise `key` is one share. A `seal` named (not
+    /// empty) is the emergency seal: `key` is an emergency share
+    /// (`emergency.rs`).
     pub async fn enter_unseal_request(
         &self,
         key: &str,
         reset: bool,
         migrate: bool,
+        seal: &str,
     ) -> Result<UnsealOutcome, Error> {
+        if !seal.trim().is_empty() {
+            return self
+                .enter_seal_unseal_request(seal, key, reset, migrate)
+                .await;
+        }
         if reset {
             return Ok(UnsealOutcome {
                 status: self.reset_unseal().await,

@@ -7,7 +7,8 @@
 //!   recovery shares (Shamir shares of a recovery key) instead.
 //!
 //! - [`set`]: several KMS seals at once (`enable_multiseal`), each holding
-//!   its own envelope of the root key, opened in priority order.
+//!   its own envelope of the root key, opened in priority order;
+//!   [`emergency`]: the optional break-glass Shamir seal beside them.
 //!
 //! - [`recipients`]: shares encrypted to their holders' age or ssh-ed25519
 //!   keys; [`wrap`]: the KMS wrapping that init, migration, rekey and
@@ -17,6 +18,7 @@
 
 mod aws_error;
 pub mod awskms;
+pub mod emergency;
 pub mod envelope;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;

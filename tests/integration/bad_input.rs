@@ -173,6 +173,7 @@ fn grpc_codes_match_the_contract() {
                 key: init.keys[0].clone(),
                 migrate: true,
                 reset: false,
+                seal: String::new(),
             })
             .await
             .unwrap_err();

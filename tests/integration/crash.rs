@@ -90,6 +90,8 @@ struct Seen {
     /// The stored `core/root-key` entry after the crash (stores made from
     /// a template with one).
     root_key: Option<Vec<u8>>,
+    /// Every stored entry after the crash, when `root_key` is read.
+    stored: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 /// The stored `core/root-key` entry of the store in `dir` (stopped).
@@ -159,6 +161,7 @@ fn crash_matrix_of(
         };
         if store.root_key.is_some() {
             seen.root_key = root_key_entry(dir.path());
+            seen.stored = entries(&dir.path().join("data"));
         }
         let restarted = Daemon::start(dir.path(), &text);
         check(&restarted, store, &seen, side);
@@ -313,6 +316,7 @@ fn shamir_init() {
                 keys: printed_keys(&run, "unseal_keys_hex"),
                 token: json["root_token"].as_str().unwrap_or_default().to_string(),
                 root_key: None,
+                ..Seen::default()
             }
         },
         |daemon, _, seen, side| match side {
@@ -616,6 +620,7 @@ fn init_with_recovery_keys(extra: String) {
             keys: printed_keys(&run, "recovery_keys_hex"),
             token: json["root_token"].as_str().unwrap_or_default().to_string(),
             root_key: None,
+            ..Seen::default()
         }
     };
     let check = |daemon: &Daemon, _: &Store, seen: &Seen, side| match side {
@@ -642,7 +647,11 @@ fn init_with_recovery_keys(extra: String) {
 fn multiseal_init_and_a_seal_added() {
     let (tokyo, osaka) = (kms(), kms());
     let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
-    init_with_recovery_keys(both.clone());
+    // With the emergency seal: its keys' config and the root key encrypted
+    // to them are part of init's one commit.
+    init_with_recovery_keys(format!(
+        "{both}\nseal \"shamir\" {{\n  name = \"emergency\"\n}}\n"
+    ));
 
     let store = awskms_store(&tokyo, &both);
     let osaka_wrapped = |daemon: &Daemon| {
@@ -671,6 +680,127 @@ fn multiseal_init_and_a_seal_added() {
             });
         },
     );
+}
+
+/// Several seals with an emergency seal: `rekey --target emergency`, whose
+/// one commit ("rekey-commit") writes the new emergency config and copy of
+/// the root key together, and rotate-root, whose commit writes the new
+/// root key's copy with the keyring it encrypts: after the crash the
+/// emergency keys in force (old or new) open the stored copy, and the root
+/// key in it opens the stored keyring. (Init under an emergency seal is
+/// the init case of `multiseal_init_and_a_seal_added`.)
+#[test]
+fn multiseal_emergency_rekey_and_rotate_root() {
+    let (tokyo, osaka) = (kms(), kms());
+    let extra = format!(
+        "{}\nseal \"shamir\" {{\n  name = \"emergency\"\n}}\n",
+        two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint())
+    );
+    let template = tempdir();
+    let mut daemon = Daemon::start(template.path(), &config(template.path(), &extra));
+    let made = init(
+        &daemon,
+        &["--recovery-shares", "3", "--recovery-threshold", "2"],
+    );
+    let emergency = crate::support::cli::strings(&made.json["emergency_keys_hex"]);
+    assert_eq!(emergency.len(), 5);
+    put_secrets(&daemon, &made.root_token, &KV);
+    daemon.stop();
+    let root_key = root_key_entry(template.path());
+    let store = Store {
+        template,
+        extra,
+        keys: made.recovery_hex.clone(),
+        token: made.root_token,
+        awskms: true,
+        root_key,
+    };
+    let operate = |daemon: &Daemon, store: &Store| {
+        wait_unsealed(daemon);
+        let args = [
+            "--target",
+            "emergency",
+            "--key-shares",
+            "2",
+            "--key-threshold",
+            "2",
+        ];
+        let (nonce, _) = start_as(daemon.cli().token(&store.token), "rekey", &args);
+        daemon
+            .cli()
+            .run(&["rekey", "--nonce", &nonce, &store.keys[0]])
+            .ok();
+        let last = daemon.cli().run(&[
+            "rekey",
+            "--nonce",
+            &nonce,
+            &store.keys[1],
+            "--format",
+            "json",
+        ]);
+        Seen {
+            keys: printed_keys(&last, "keys"),
+            ..Seen::default()
+        }
+    };
+    let check = |daemon: &Daemon, store: &Store, seen: &Seen, side: Side| {
+        let (in_force, void) = match side {
+            Side::Old => (&emergency[..3], seen.keys.as_slice()),
+            Side::New => (seen.keys.as_slice(), &emergency[..]),
+        };
+        emergency_keys_open_the_stored_copy(&seen.stored, in_force, void);
+        wait_unsealed(daemon);
+        secrets_read_back(daemon, &store.token, &KV);
+    };
+    crash_matrix("rekey-commit", &store, operate, check);
+    crash_matrix(
+        "rotate-root",
+        &store,
+        rotate_root(0, 1),
+        |daemon, store, seen, side| {
+            emergency_keys_open_the_stored_copy(&seen.stored, &emergency[2..], &[]);
+            rotate_root_check(daemon, store, seen, side);
+        },
+    );
+}
+
+/// The stored emergency config takes `in_force` (and none of `void`), and
+/// they open the stored emergency copy of the root key, which opens the
+/// stored keyring.
+fn emergency_keys_open_the_stored_copy(
+    stored: &std::collections::BTreeMap<String, Vec<u8>>,
+    in_force: &[String],
+    void: &[String],
+) {
+    use strongroom::lifecycle::SealConfig;
+    use strongroom::seal::emergency::EmergencySecret;
+    use strongroom::seal::shamir;
+    use strongroom::secret::SecretBytes;
+
+    let config = SealConfig::decode(&stored["core/seal-config"]).unwrap();
+    let emergency = config.emergency.unwrap();
+    let bytes = |key: &String| hex::decode(key).unwrap();
+    assert!(
+        in_force
+            .iter()
+            .all(|k| emergency.share_check.is_issued(&bytes(k)))
+    );
+    assert!(
+        !void
+            .iter()
+            .any(|k| emergency.share_check.is_issued(&bytes(k)))
+    );
+    let shares: Vec<SecretBytes> = in_force
+        .iter()
+        .map(|k| SecretBytes::new(bytes(k)))
+        .collect();
+    let secret = EmergencySecret::from_key(shamir::combine(&shares).unwrap());
+    assert_eq!(secret.public_key_hex(), emergency.public_key);
+    let root_key = secret
+        .open(&config.cluster_id, &stored["core/emergency-root-key"])
+        .expect("the emergency keys in force open the stored copy of the root key");
+    strongroom::barrier::open_keyring(&root_key, &stored["core/keyring"])
+        .expect("the emergency copy is of the root key that encrypts the stored keyring");
 }
 
 /// The recovery-key quorum operations of an awskms store: rekey (its quorum

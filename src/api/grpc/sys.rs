@@ -76,7 +76,10 @@ impl Sys for SysService {
             .plain("key_threshold", asked.key_threshold)
             .plain("recovery_shares", asked.recovery_shares)
             .plain("recovery_threshold", asked.recovery_threshold)
-            .plain("recipients", asked.recipients.len());
+            .plain("recipients", asked.recipients.len())
+            .plain("emergency_shares", asked.emergency_shares)
+            .plain("emergency_threshold", asked.emergency_threshold)
+            .plain("emergency_recipients", asked.emergency_recipients.len());
         let asked = request.into_inner();
         let params = InitParams {
             key_shares: asked.key_shares,
@@ -85,6 +88,9 @@ impl Sys for SysService {
             recovery_threshold: asked.recovery_threshold,
             recipients: asked.recipients,
             root_token_recipient: Some(asked.root_token_recipient).filter(|r| !r.trim().is_empty()),
+            emergency_shares: asked.emergency_shares,
+            emergency_threshold: asked.emergency_threshold,
+            emergency_recipients: asked.emergency_recipients,
         };
         // Neither the shares nor the root token reach the audit log.
         let result = call
@@ -111,6 +117,23 @@ impl Sys for SysService {
         match result.armored_root_token {
             Some(armored) => response.root_token_encrypted = armored,
             None => response.root_token = result.root_token.expose().to_string(),
+        }
+        if let Some(keys) = result.emergency {
+            response.emergency_keys_shares = u32::try_from(keys.shares.len()).unwrap_or(u32::MAX);
+            response.emergency_keys_threshold = keys.threshold;
+            match keys.armored {
+                Some(armored) => response.emergency_keys_encrypted = armored,
+                None => {
+                    for share in &keys.shares {
+                        response
+                            .emergency_keys_hex
+                            .push(hex::encode(share.expose()));
+                        response
+                            .emergency_keys_b64
+                            .push(STANDARD.encode(share.expose()));
+                    }
+                }
+            }
         }
         if let Some(armored) = result.armored_shares {
             if result.recovery {
@@ -190,13 +213,20 @@ impl Sys for SysService {
         // The key never reaches the audit log, in any form.
         let call = call(&self.gate, &actions::UNSEAL, "", &request)
             .plain("reset", reset)
-            .plain("migrate", migrate);
+            .plain("migrate", migrate)
+            .plain("seal", asked.seal.as_str());
         // The request (and so the share) is dropped at the end of this call;
         // the lifecycle copies the decoded share into zeroizing memory.
-        let key = zeroize::Zeroizing::new(request.into_inner().key);
+        let asked = request.into_inner();
+        let seal = asked.seal;
+        let key = zeroize::Zeroizing::new(asked.key);
         let outcome = call
             .run(
-                |_| async move { lifecycle.enter_unseal_request(&key, reset, migrate).await },
+                |_| async move {
+                    lifecycle
+                        .enter_unseal_request(&key, reset, migrate, &seal)
+                        .await
+                },
                 |o| {
                     if reset {
                         vec![("progress", Field::Plain(o.status.progress.into()))]

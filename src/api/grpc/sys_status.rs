@@ -80,6 +80,8 @@ impl From<SealStatus> for proto::SealBackend {
             last_error: s.last_error,
             fully_wrapped: s.fully_wrapped,
             holds_keys: s.holds_keys,
+            shares: s.shares,
+            threshold: s.threshold,
         }
     }
 }

@@ -206,6 +206,8 @@ struct InitBody {
     root_token_pgp_key: Option<String>,
     recovery_pgp_keys: Option<Vec<String>>,
     stored_shares: Option<u32>,
+    emergency_shares: Option<u32>,
+    emergency_threshold: Option<u32>,
 }
 
 impl InitBody {
@@ -249,6 +251,9 @@ async fn init(gate: &Gate, request: &Request) -> Outcome {
             recovery_threshold: asked.recovery_threshold,
             recipients: Vec::new(),
             root_token_recipient: None,
+            emergency_shares: asked.emergency_shares,
+            emergency_threshold: asked.emergency_threshold,
+            emergency_recipients: Vec::new(),
         }
     } else {
         InitParams {
@@ -258,6 +263,9 @@ async fn init(gate: &Gate, request: &Request) -> Outcome {
             recovery_threshold: asked.recovery_threshold.filter(|n| *n > 0),
             recipients: Vec::new(),
             root_token_recipient: None,
+            emergency_shares: asked.emergency_shares,
+            emergency_threshold: asked.emergency_threshold,
+            emergency_recipients: Vec::new(),
         }
     };
     let call = call
@@ -265,6 +273,11 @@ async fn init(gate: &Gate, request: &Request) -> Outcome {
         .plain("key_threshold", params.key_threshold.unwrap_or(0))
         .plain("recovery_shares", params.recovery_shares.unwrap_or(0))
         .plain("recovery_threshold", params.recovery_threshold.unwrap_or(0))
+        .plain("emergency_shares", params.emergency_shares.unwrap_or(0))
+        .plain(
+            "emergency_threshold",
+            params.emergency_threshold.unwrap_or(0),
+        )
         .plain("committed", true);
     // Made and committed in one call: Vault's init has no confirmation.
     let result = call
@@ -293,7 +306,7 @@ async fn init(gate: &Gate, request: &Request) -> Outcome {
         .iter()
         .map(|s| STANDARD.encode(s.expose()))
         .collect();
-    let body = if result.recovery {
+    let mut body = if result.recovery {
         json!({
             "keys": [],
             "keys_base64": [],
@@ -308,6 +321,25 @@ async fn init(gate: &Gate, request: &Request) -> Outcome {
             "root_token": result.root_token.expose(),
         })
     };
+    // Only with an emergency seal, as Vault Enterprise answers.
+    if let (Some(keys), Some(fields)) = (&result.emergency, body.as_object_mut()) {
+        let encoded = |encode: fn(&[u8]) -> String| {
+            keys.shares
+                .iter()
+                .map(|s| encode(s.expose()))
+                .collect::<Vec<_>>()
+        };
+        fields.insert(
+            "emergency_keys_b64".into(),
+            json!(encoded(|b| STANDARD.encode(b))),
+        );
+        fields.insert(
+            "emergency_keys_hex".into(),
+            json!(encoded(|b| hex::encode(b))),
+        );
+        fields.insert("emergency_keys_shares".into(), json!(keys.shares.len()));
+        fields.insert("emergency_keys_threshold".into(), json!(keys.threshold));
+    }
     Ok(Reply::ok(body))
 }
 
@@ -318,11 +350,14 @@ struct UnsealBody {
     key: Option<String>,
     reset: bool,
     migrate: bool,
+    /// The emergency seal's name: `key` is an emergency share.
+    seal: String,
 }
 
 async fn unseal(gate: &Gate, request: &Request) -> Outcome {
     let (call, asked) = request.call_json::<UnsealBody>(gate, &actions::UNSEAL, "");
     let (reset, migrate) = (asked.reset, asked.migrate);
+    let seal = asked.seal;
     let key = zeroize::Zeroizing::new(asked.key.unwrap_or_default());
     let keyless = if !reset && key.is_empty() {
         Err(Error::InvalidArgument(
@@ -341,8 +376,13 @@ async fn unseal(gate: &Gate, request: &Request) -> Outcome {
         .check(keyless)
         .plain("reset", reset)
         .plain("migrate", migrate)
+        .plain("seal", seal.as_str())
         .run(
-            |_| async move { lifecycle.enter_unseal_request(&key, reset, migrate).await },
+            |_| async move {
+                lifecycle
+                    .enter_unseal_request(&key, reset, migrate, &seal)
+                    .await
+            },
             |o| {
                 vec![
                     ("sealed", Field::Plain(o.status.sealed.into())),

@@ -21,6 +21,8 @@ use crate::seal::shamir::{self, ShareCheck};
 use crate::secret::{SecretBytes, SecretKey, ct_eq, random_uuid};
 use crate::storage::Batch;
 
+mod emergency;
+
 /// Which shares a rekey replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RekeyTarget {
@@ -28,6 +30,9 @@ pub enum RekeyTarget {
     Barrier,
     /// The recovery keys (awskms seal).
     Recovery,
+    /// The emergency Shamir seal's keys (several seals), authorized by a
+    /// quorum of recovery keys.
+    Emergency,
 }
 
 impl RekeyTarget {
@@ -36,6 +41,7 @@ impl RekeyTarget {
         match self {
             Self::Barrier => "barrier",
             Self::Recovery => "recovery",
+            Self::Emergency => "emergency",
         }
     }
 
@@ -44,6 +50,7 @@ impl RekeyTarget {
         match self {
             Self::Barrier => "unseal keys",
             Self::Recovery => "recovery keys",
+            Self::Emergency => "emergency keys",
         }
     }
 
@@ -53,8 +60,9 @@ impl RekeyTarget {
             "" => Ok(None),
             "barrier" => Ok(Some(Self::Barrier)),
             "recovery" => Ok(Some(Self::Recovery)),
+            "emergency" => Ok(Some(Self::Emergency)),
             other => Err(Error::InvalidArgument(format!(
-                "unknown rekey target {}: expected \"barrier\" (unseal keys) or \"recovery\" (recovery keys)",
+                "unknown rekey target {}: expected \"barrier\" (unseal keys), \"recovery\" (recovery keys) or \"emergency\" (emergency keys)",
                 crate::text::quote(other)
             ))),
         }
@@ -182,10 +190,13 @@ impl Lifecycle {
             RekeyTarget::Barrier
         };
         let target = params.target.unwrap_or(own);
+        if target == RekeyTarget::Emergency {
+            return self.rekey_emergency_init(&config, params);
+        }
         if target != own {
             return Err(Error::InvalidArgument(match own {
                 RekeyTarget::Barrier => "this daemon uses Shamir unseal keys and has no recovery keys: rekey with --target barrier (the default)".into(),
-                RekeyTarget::Recovery => "this daemon unseals itself with AWS KMS and has no unseal keys: rekey the recovery keys with --target recovery (the default)".into(),
+                RekeyTarget::Recovery | RekeyTarget::Emergency => "this daemon unseals itself with AWS KMS and has no unseal keys: rekey the recovery keys with --target recovery (the default)".into(),
             }));
         }
         let shares = params.shares.unwrap_or(config.secret_shares);
@@ -320,13 +331,8 @@ impl Lifecycle {
                 );
             }
             Seal::AwsKms(_) | Seal::Multi(_) => {
-                self.wrap_into(
-                    &mut batch,
-                    Purpose::RecoveryKey,
-                    &config.cluster_id,
-                    new_key,
-                )
-                .await?;
+                self.wrap_into(&mut batch, Purpose::RecoveryKey, config, new_key)
+                    .await?;
             }
         }
         self.storage.write(batch).await?;
@@ -485,6 +491,7 @@ impl Lifecycle {
         let Kind::Rekey(RekeyPlan {
             shares,
             threshold,
+            target,
             verification: Some(verification),
             ..
         }) = attempt.kind
@@ -501,6 +508,17 @@ impl Lifecycle {
                     "the new keys combined into a different key than the rekey made; start the rekey again".into(),
                 ));
             }
+        }
+        if target == RekeyTarget::Emergency {
+            return self
+                .commit_emergency_rekey(
+                    config,
+                    threshold,
+                    &verification.new_key,
+                    verification.check,
+                    shares,
+                )
+                .await;
         }
         self.commit_rekey(
             config,

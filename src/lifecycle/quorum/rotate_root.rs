@@ -40,13 +40,8 @@ impl Lifecycle {
                 );
             }
             Seal::AwsKms(_) | Seal::Multi(_) => {
-                self.wrap_into(
-                    &mut batch,
-                    Purpose::RootKey,
-                    &config.cluster_id,
-                    rotated.root_key(),
-                )
-                .await?;
+                self.wrap_into(&mut batch, Purpose::RootKey, config, rotated.root_key())
+                    .await?;
             }
         }
         batch.put(KEYRING_PATH, rotated.sealed_keyring());

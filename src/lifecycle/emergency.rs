@@ -1,0 +1,355 @@
+//! The emergency Shamir seal of several seals (`seal "shamir" { name = … }`
+//! beside the KMS seals): its shares are issued at init or by
+//! `rekey --target emergency`, every new root key is encrypted again to its
+//! public key, and a quorum of them unseals the store, but only once the
+//! last auto-unseal attempt found no KMS seal that could open the root key.
+//! Its shares are entered towards their own quorum, apart from the
+//! recovery keys', which keep authorizing quorum operations.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::auto_unseal::AutoUnsealState;
+use super::seal_config::{EMERGENCY_ROOT_KEY_PATH, EmergencyConfig, SealConfig};
+use super::unseal::{UnsealOutcome, add_share, decode_share};
+use super::{Lifecycle, Progress, State, Status};
+use crate::barrier::Barrier;
+use crate::error::Error;
+use crate::metrics;
+use crate::seal::Seal;
+use crate::seal::emergency::{self, EmergencySecret};
+use crate::seal::recipients::{self, Recipient};
+use crate::seal::shamir::{self, ShareCheck};
+use crate::secret::{SecretBytes, SecretKey, random_uuid};
+use crate::storage::Batch;
+
+/// What the holders of emergency shares receive, once (init, rekey).
+pub struct EmergencyKeys {
+    /// The emergency shares (the emergency secret itself with one share).
+    pub shares: Vec<SecretBytes>,
+    /// How many of them unseal.
+    pub threshold: u32,
+    /// The shares encrypted to their recipients (armored age files), when
+    /// recipients were given; then only these leave the daemon.
+    pub armored: Option<Vec<String>>,
+}
+
+/// A new emergency secret, its shares and the config that records them.
+pub(super) struct Issued {
+    pub(super) keys: EmergencyKeys,
+    pub(super) config: EmergencyConfig,
+}
+
+/// Makes a new emergency secret for the seal `name` and splits it.
+pub(super) fn issue(
+    name: &str,
+    shares: u32,
+    threshold: u32,
+    recipients: Option<&[Recipient]>,
+) -> Result<Issued, Error> {
+    let secret = EmergencySecret::generate();
+    let issued = shamir::split(secret.key(), shares, threshold)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    from_secret(name, &secret, issued, threshold, recipients)
+}
+
+/// The config and keys of `secret`, already split into `issued`.
+pub(super) fn from_secret(
+    name: &str,
+    secret: &EmergencySecret,
+    issued: Vec<SecretBytes>,
+    threshold: u32,
+    recipients: Option<&[Recipient]>,
+) -> Result<Issued, Error> {
+    // Encrypted before anything is kept.
+    let armored = recipients
+        .map(|r| recipients::armor_shares(r, &issued))
+        .transpose()?;
+    let config = EmergencyConfig {
+        name: name.to_string(),
+        secret_shares: u32::try_from(issued.len()).unwrap_or(u32::MAX),
+        secret_threshold: threshold,
+        share_check: ShareCheck::new(&issued),
+        public_key: secret.public_key_hex(),
+    };
+    Ok(Issued {
+        keys: EmergencyKeys {
+            shares: issued,
+            threshold,
+            armored,
+        },
+        config,
+    })
+}
+
+/// Parses the recipients of `shares` emergency shares, when any are given.
+pub(super) fn parse_recipients(
+    list: &[String],
+    shares: u32,
+) -> Result<Option<Vec<Recipient>>, Error> {
+    (!list.is_empty())
+        .then(|| recipients::parse_all(list, shares, "emergency keys"))
+        .transpose()
+}
+
+/// The root key encrypted to the emergency seal of `config`, for
+/// `core/emergency-root-key`.
+pub(super) fn wrap_root(
+    config: &EmergencyConfig,
+    cluster_id: &str,
+    root_key: &SecretKey,
+) -> Result<Vec<u8>, Error> {
+    let public_key = emergency::parse_public_key(&config.public_key)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    emergency::wrap(&public_key, cluster_id, root_key).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Puts the emergency copy of `root_key` into `batch` when the store has
+/// an emergency seal set up: every write of a new root key does.
+pub(super) fn rewrap_into(
+    batch: &mut Batch,
+    config: &SealConfig,
+    root_key: &SecretKey,
+) -> Result<(), Error> {
+    if let Some(emergency) = &config.emergency {
+        batch.put(
+            EMERGENCY_ROOT_KEY_PATH,
+            wrap_root(emergency, &config.cluster_id, root_key)?,
+        );
+    }
+    Ok(())
+}
+
+impl Lifecycle {
+    /// The configured emergency seal's name; `None` without one.
+    pub(super) fn emergency_seal(&self) -> Option<&str> {
+        match &self.seal {
+            Seal::Multi(set) => set.emergency(),
+            _ => None,
+        }
+    }
+
+    fn emergency_progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.emergency_progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets the emergency shares entered (the store left the sealed
+    /// state, or an operator reset them).
+    pub(super) fn drop_emergency_progress(&self) {
+        *self.emergency_progress() = Progress::default();
+    }
+
+    /// An Unseal request naming a seal: the emergency seal's name enters an
+    /// emergency share (or, with `reset`, forgets those entered).
+    pub(super) async fn enter_seal_unseal_request(
+        &self,
+        seal: &str,
+        key: &str,
+        reset: bool,
+        migrate: bool,
+    ) -> Result<UnsealOutcome, Error> {
+        let Some(name) = self.emergency_seal() else {
+            return Err(Error::InvalidArgument(format!(
+                "this daemon has no emergency seal, so there is no seal {} to unseal with; leave the seal out to enter {}",
+                crate::text::quote(seal),
+                if self.seal.is_auto() {
+                    "a recovery key"
+                } else {
+                    "an unseal key"
+                }
+            )));
+        };
+        if seal.trim() != name {
+            return Err(Error::InvalidArgument(format!(
+                "this daemon has no seal {} to unseal with; its emergency seal is {}",
+                crate::text::quote(seal),
+                crate::text::quote(name)
+            )));
+        }
+        if migrate {
+            return Err(Error::InvalidArgument(
+                "a seal migration takes the current recovery keys, not emergency keys: leave --seal out".into(),
+            ));
+        }
+        if reset {
+            let _key_ops = self.key_ops.lock().await;
+            self.drop_emergency_progress();
+            return Ok(UnsealOutcome {
+                status: self.emergency_status(),
+                duplicate: false,
+            });
+        }
+        self.unseal_emergency(key).await
+    }
+
+    /// Enters one emergency share. Allowed only while sealed, when the
+    /// store's emergency seal is set up and the last auto-unseal attempt
+    /// found no KMS seal that could open the root key. At the threshold the
+    /// emergency copy of the root key is opened and the store is unsealed
+    /// as a quorum of recovery keys would unseal it.
+    pub async fn unseal_emergency(&self, key: &str) -> Result<UnsealOutcome, Error> {
+        self.refuse_while_storage_down()?;
+        let _key_ops = self.key_ops.lock().await;
+        let (config, emergency) = self.emergency_allowed()?;
+        let share = decode_share(
+            key,
+            shamir::share_len(emergency.secret_shares),
+            "emergency key",
+        )?;
+        if !emergency.share_check.is_issued(share.expose()) {
+            return Err(Error::InvalidArgument(format!(
+                "this emergency key was never issued for this store: it matches none of the {} emergency keys in force",
+                emergency.secret_shares
+            )));
+        }
+        let quorum = {
+            let mut progress = self.emergency_progress();
+            let first = progress.shares.is_empty();
+            if !add_share(&mut progress.shares, share) {
+                drop(progress);
+                return Ok(UnsealOutcome {
+                    status: self.emergency_status(),
+                    duplicate: true,
+                });
+            }
+            if first {
+                progress.nonce = random_uuid();
+            }
+            if progress.shares.len() < emergency.secret_threshold as usize {
+                None
+            } else {
+                Some(std::mem::take(&mut *progress))
+            }
+        };
+        let Some(quorum) = quorum else {
+            tracing::info!(
+                progress = self.emergency_progress().shares.len(),
+                threshold = emergency.secret_threshold,
+                "emergency key accepted"
+            );
+            return Ok(UnsealOutcome {
+                status: self.emergency_status(),
+                duplicate: false,
+            });
+        };
+        let started = Instant::now();
+        self.open_with_emergency(config, &emergency, &quorum.shares)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "a quorum of emergency keys was entered but did not unseal; the keys entered were discarded");
+            })?;
+        {
+            let mut report = self.report();
+            report.auto_unseal.state = AutoUnsealState::Unsealed;
+            report.auto_unseal.last_error.clear();
+            report.auto_unseal.next_attempt_unix_ms = 0;
+            report.auto_unseal.seal.clone_from(&emergency.name);
+        }
+        metrics::unsealed("emergency", started);
+        tracing::warn!(
+            seal = %emergency.name,
+            "unsealed with a quorum of emergency shares: no KMS seal could open the root key; the seals are rewrapped once one answers"
+        );
+        Ok(UnsealOutcome {
+            status: self.emergency_status(),
+            duplicate: false,
+        })
+    }
+
+    /// Why emergency shares may not be entered now, or the seal config and
+    /// the emergency seal's part of it.
+    fn emergency_allowed(&self) -> Result<(Arc<SealConfig>, EmergencyConfig), Error> {
+        if let Some(migration) = self.migration() {
+            return Err(Error::FailedPrecondition(format!(
+                "a seal migration ({}) is pending: enter the current keys with `strongroom unseal --migrate`",
+                migration.describe()
+            )));
+        }
+        let config = match &*self.read() {
+            State::Uninitialized => return Err(Error::NotInitialized),
+            State::Unsealed { .. } | State::Standby { .. } => {
+                return Err(Error::FailedPrecondition(
+                    "the store is unsealed; emergency keys unseal only a store that no KMS seal could open".into(),
+                ));
+            }
+            State::Sealed { config, .. } => Arc::clone(config),
+        };
+        let Some(emergency) = config.emergency.clone() else {
+            return Err(Error::FailedPrecondition(
+                "the emergency seal is not set up for this store (it was made before the seal was configured), so no emergency key opens it; once unsealed, set it up with `strongroom rekey --target emergency`".into(),
+            ));
+        };
+        let auto = self.report().auto_unseal.clone();
+        match auto.state {
+            AutoUnsealState::InProgress | AutoUnsealState::Failed
+                if !auto.last_error.is_empty() =>
+            {
+                Ok((config, emergency))
+            }
+            AutoUnsealState::Stopped => Err(Error::FailedPrecondition(
+                "the daemon was sealed by an operator: a quorum of recovery keys unseals it (`strongroom unseal` without --seal); emergency keys are only for a store that no KMS seal could open".into(),
+            )),
+            _ => Err(Error::FailedPrecondition(
+                "no auto-unseal attempt has failed yet: emergency keys are taken only once the last attempt found no KMS seal that could open the root key (`strongroom status` shows it)".into(),
+            )),
+        }
+    }
+
+    /// Combines a quorum of emergency shares, opens the emergency copy of
+    /// the root key with it, and puts the open store in force (or stands by
+    /// with HA), as a quorum of recovery keys does.
+    async fn open_with_emergency(
+        &self,
+        config: Arc<SealConfig>,
+        emergency: &EmergencyConfig,
+        shares: &[SecretBytes],
+    ) -> Result<(), Error> {
+        let damaged = |what: &str| {
+            Error::Internal(format!(
+                "the emergency keys combined, but {what}; the stored seal data may be damaged"
+            ))
+        };
+        let combined = shamir::combine(shares).map_err(|_| damaged("not into a key"))?;
+        let secret = EmergencySecret::from_key(combined);
+        if secret.public_key_hex() != emergency.public_key {
+            return Err(damaged("not into this store's emergency key"));
+        }
+        let blob = self
+            .storage
+            .get(EMERGENCY_ROOT_KEY_PATH)
+            .await?
+            .ok_or_else(|| damaged("storage has no emergency copy of the root key"))?;
+        let root_key = secret
+            .open(&config.cluster_id, &blob)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let barrier = Barrier::unlock(Arc::clone(&self.storage), root_key).await?;
+        if self.is_ha() {
+            self.stand_by(config, barrier);
+            return Ok(());
+        }
+        self.opening(&barrier).await?;
+        self.set_state(State::Unsealed {
+            config,
+            barrier: Arc::new(barrier),
+        });
+        Ok(())
+    }
+
+    /// Status as the answer to an emergency share: the threshold, share
+    /// count, progress and nonce are the emergency quorum's.
+    fn emergency_status(&self) -> Status {
+        let mut status = self.status();
+        if let Some(emergency) = self.seal_config().and_then(|c| c.emergency.clone())
+            && status.sealed
+        {
+            let progress = self.emergency_progress();
+            status.threshold = emergency.secret_threshold;
+            status.shares = emergency.secret_shares;
+            status.progress = u32::try_from(progress.shares.len()).unwrap_or(u32::MAX);
+            status.nonce.clone_from(&progress.nonce);
+        }
+        status
+    }
+}
