@@ -156,11 +156,16 @@ impl Lifecycle {
     /// the module). Returns whether every enabled seal is fully wrapped and
     /// nothing is left to delete.
     pub(super) async fn reconcile_seals(&self, set: &SealSet) -> Result<bool, Error> {
-        let (config, barrier) = match &*self.read() {
-            State::Unsealed { config, barrier } => (Arc::clone(config), Arc::clone(barrier)),
-            _ => return Ok(false),
+        // Read under the key operations' lock, so never halfway through a
+        // rotate-root or rekey; the KMS calls below run without it.
+        let (config, barrier, read) = {
+            let _key_ops = self.key_ops.lock().await;
+            let (config, barrier) = match &*self.read() {
+                State::Unsealed { config, barrier } => (Arc::clone(config), Arc::clone(barrier)),
+                _ => return Ok(false),
+            };
+            (config, barrier, self.read_stored().await?)
         };
-        let read = self.read_stored().await?;
         let cluster_id = config.cluster_id.as_str();
         let single = config.seal_type == AWSKMS;
         let decode = |purpose: Purpose, blob: &Option<Vec<u8>>| match blob {
@@ -262,36 +267,40 @@ impl Lifecycle {
         // further change waits for this one to be complete (Vault's rule).
         let adopted = if complete { configured(set) } else { recorded };
         changed |= adopted != config.seals;
-        if changed {
-            let new_config = SealConfig {
-                format_version: super::seal_config::format_for(MULTISEAL),
-                seal_type: MULTISEAL.into(),
-                kms_endpoint: None,
-                seals: adopted,
-                ..recorded_config
-            };
-            self.write_seals(&barrier, &read, &root, &recovery, &new_config)
-                .await?;
-            if single {
-                tracing::info!("the store of one seal is now wrapped by several seals");
-            }
+        let new_config = changed.then(|| SealConfig {
+            format_version: super::seal_config::format_for(MULTISEAL),
+            seal_type: MULTISEAL.into(),
+            kms_endpoint: None,
+            seals: adopted,
+            ..recorded_config
+        });
+        self.commit_seals(
+            set,
+            &barrier,
+            &read,
+            (&root, &recovery),
+            new_config.as_ref(),
+        )
+        .await?;
+        if single && changed {
+            tracing::info!("the store of one seal is now wrapped by several seals");
         }
-        self.record_wrapped(set, &root, &recovery);
         Ok(complete)
     }
 
-    /// The one write of a rewrap, under the key operations' lock, and only
-    /// while this node is still unsealed with `barrier` and the stored
-    /// entries are still `read`: otherwise another key operation (a
-    /// rotate-root, a rekey, a restore, another node's take-over) won, and
-    /// the rewrap runs again from what it wrote.
-    async fn write_seals(
+    /// The end of a rewrap, under the key operations' lock, and only while
+    /// this node is still unsealed with `barrier` and the stored entries are
+    /// still `read` (otherwise another key operation won: a rotate-root, a
+    /// rekey, a restore, another node's take-over, and the rewrap runs again
+    /// from what it wrote): the one write, when `config` is given, and
+    /// Status's view of the seals.
+    async fn commit_seals(
         &self,
+        set: &SealSet,
         barrier: &Arc<Barrier>,
         read: &Stored,
-        root: &EnvelopeSet,
-        recovery: &EnvelopeSet,
-        config: &SealConfig,
+        (root, recovery): (&EnvelopeSet, &EnvelopeSet),
+        config: Option<&SealConfig>,
     ) -> Result<(), Error> {
         let _key_ops = self.key_ops.lock().await;
         let same_barrier =
@@ -301,13 +310,16 @@ impl Lifecycle {
                 "the seals' keys changed while they were rewrapped; rewrapping again".into(),
             ));
         }
-        let mut batch = Batch::new();
-        batch
-            .put(ROOT_KEY_PATH, root.encode())
-            .put(RECOVERY_KEY_PATH, recovery.encode())
-            .put(SEAL_CONFIG_PATH, config.encode());
-        self.storage.write(batch).await?;
-        self.replace_seal_config(config.clone());
+        if let Some(config) = config {
+            let mut batch = Batch::new();
+            batch
+                .put(ROOT_KEY_PATH, root.encode())
+                .put(RECOVERY_KEY_PATH, recovery.encode())
+                .put(SEAL_CONFIG_PATH, config.encode());
+            self.storage.write(batch).await?;
+            self.replace_seal_config(config.clone());
+        }
+        self.record_wrapped(set, root, recovery);
         Ok(())
     }
 

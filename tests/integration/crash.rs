@@ -238,8 +238,13 @@ fn shamir_store(extra: &str) -> Store {
 
 /// An awskms store with 3/2 recovery keys and the KV entries.
 fn awskms_store(kms: &Kms, extra: &str) -> Store {
+    kms_store(seal_block(&kms.proxy.endpoint(), ""), extra)
+}
+
+/// A store made under the seal blocks `block` with 3/2 recovery keys and
+/// the KV entries; crash runs use `extra` (`block` when empty).
+fn kms_store(block: String, extra: &str) -> Store {
     let template = tempdir();
-    let block = seal_block(&kms.proxy.endpoint(), "");
     let mut daemon = Daemon::start(template.path(), &config(template.path(), &block));
     let keys = crate::support::cli::init(
         &daemon,
@@ -677,6 +682,42 @@ fn multiseal_init_and_a_seal_added() {
             secrets_read_back(daemon, &store.token, &KV);
             strongroom_test_support::eventually("the rewrap", Duration::from_secs(10), || {
                 osaka_wrapped(daemon)
+            });
+        },
+    );
+}
+
+/// Several seals: "osaka" marked disabled leaves the set. The active node
+/// opens the recovery key, opens both keys of "tokyo" again, then deletes
+/// "osaka"'s envelopes in one commit ("seal-set").
+#[test]
+fn multiseal_a_seal_leaves() {
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let leaving = both.replacen(
+        "name     = \"osaka\"",
+        "name     = \"osaka\"\n  disabled = true",
+        1,
+    );
+    assert_ne!(leaving, both);
+    let store = kms_store(both, &leaving);
+    let osaka_gone = |daemon: &Daemon| {
+        status(daemon)["seals"]
+            .as_array()
+            .and_then(|seals| seals.iter().find(|s| s["name"] == "osaka"))
+            .is_some_and(|s| s["holds_keys"] == false)
+    };
+    crash_matrix_of(
+        "seal-set",
+        true,
+        &store,
+        |_, _| Seen::default(),
+        osaka_gone,
+        |daemon, store, _, _| {
+            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
+            secrets_read_back(daemon, &store.token, &KV);
+            strongroom_test_support::eventually("the deletion", Duration::from_secs(10), || {
+                osaka_gone(daemon)
             });
         },
     );

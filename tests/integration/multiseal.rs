@@ -137,6 +137,19 @@ fn a_restart_costs_one_request_and_a_failed_primary_one_more() {
         primary["last_error"].as_str().unwrap().contains("Decrypt"),
         "{primary}"
     );
+    // Vault's sys/seal-backend-status, without a token.
+    let answer =
+        crate::support::vault::request(&daemon.addr, "GET", "sys/seal-backend-status", None, None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let backends = &answer.body;
+    assert_eq!(backends["healthy"], false, "{backends}");
+    assert!(backends["unhealthy_since"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(backends["fully_wrapped"], true);
+    assert_eq!(backends["backends"][0]["name"], "tokyo");
+    assert_eq!(backends["backends"][0]["healthy"], false);
+    assert_eq!(backends["backends"][1]["name"], "osaka");
+    assert_eq!(backends["backends"][1]["healthy"], true);
+    assert!(backends["backends"][1].get("unhealthy_since").is_none());
     let out = daemon
         .cli()
         .token(&init.root_token)
@@ -339,22 +352,37 @@ fn a_rolling_restart_that_adds_a_seal_keeps_every_node_unsealing() {
     wait_wrapped(&cluster.nodes[other].daemon, "osaka", true);
 
     // The node with the old config comes back: it knows only "tokyo", and
-    // still unseals; it stands by and deletes nothing.
+    // still unseals. Even as the active node it deletes nothing: the node
+    // with the new config, restarted, reads "osaka"'s envelopes from storage.
     cluster.nodes[first].daemon.wait_exit(SOON);
     cluster.nodes[first].daemon.start_again();
     cluster.wait_for(first, "standing by", |s| s["ha_mode"] == "standby");
+    cluster.nodes[other].daemon.signal(Signal::SIGKILL);
+    assert_eq!(cluster.wait_active(&[first]), first);
+    cluster.nodes[first]
+        .daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "put", "app/after", "value=old config active"])
+        .ok();
+    cluster.nodes[other].daemon.wait_exit(SOON);
+    cluster.nodes[other].daemon.start_again();
+    let standby = cluster.wait_for(other, "standing by", |s| s["ha_mode"] == "standby");
     assert_eq!(
-        seal_named(&status(&cluster.nodes[other].daemon), "osaka")["fully_wrapped"],
-        true
+        seal_named(&standby, "osaka")["fully_wrapped"],
+        true,
+        "{standby}"
     );
     cluster.restart_with(first, &old, &new);
     cluster.wait_for(first, "standing by", |s| s["ha_mode"] == "standby");
 
     // "tokyo" down: the new active node (once the other stops) unseals with "osaka".
     tokyo.proxy.fault(None, Fault::Drop);
-    cluster.nodes[other].daemon.signal(Signal::SIGKILL);
-    cluster.restart_with(first, "", "");
-    let active = cluster.wait_active(&[first]);
+    let was_active = cluster.wait_active(&[first, other]);
+    let next = 1 - was_active;
+    cluster.nodes[was_active].daemon.signal(Signal::SIGKILL);
+    cluster.restart_with(next, "", "");
+    let active = cluster.wait_active(&[next]);
     let status = cluster.status(active);
     assert_eq!(status["auto_unseal"]["seal"], "osaka");
     let out = cluster.nodes[active]
@@ -428,4 +456,44 @@ fn snapshots_restore_under_several_seals() {
         .error_says(
             "the snapshot was taken under the multiseal seal, but this daemon uses the awskms seal",
         );
+}
+
+/// HA: a cluster of one awskms seal moves to several. A standby with the
+/// new config opens the one seal's envelope, takes over and rewraps for
+/// every seal; a node with the old config cannot read the new envelopes
+/// and is restarted with the new config (as after a seal migration).
+#[test]
+fn an_ha_cluster_of_one_seal_moves_to_several() {
+    use crate::support::ha::Cluster;
+    use nix::sys::signal::Signal;
+
+    let (tokyo, osaka) = (kms(), kms());
+    let single = seal_block(&tokyo.proxy.endpoint(), "");
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let mut cluster = Cluster::start_with(2, "2s", &single, &[]);
+    let init = init_recovery(&cluster.nodes[0].daemon);
+    let first = cluster.wait_active(&[0, 1]);
+    let other = 1 - first;
+    cluster.wait_for(other, "standing by", |s| s["ha_mode"] == "standby");
+
+    cluster.restart_with(other, &single, &both);
+    cluster.wait_for(other, "standing by", |s| s["ha_mode"] == "standby");
+    cluster.nodes[first].daemon.signal(Signal::SIGKILL);
+    assert_eq!(cluster.wait_active(&[other]), other);
+    let moved = wait_wrapped(&cluster.nodes[other].daemon, "osaka", true);
+    assert_eq!(moved["type"], "multiseal");
+
+    let old = &mut cluster.nodes[first].daemon;
+    old.wait_exit(SOON);
+    let text = std::fs::read_to_string(&old.config_path).unwrap();
+    std::fs::write(&old.config_path, text.replace(&single, &both)).unwrap();
+    old.start_again();
+    cluster.wait_for(first, "standing by", |s| s["ha_mode"] == "standby");
+    let out = cluster.nodes[other]
+        .daemon
+        .cli()
+        .token(&init.root_token)
+        .run(&["kv", "list", "--format", "json"])
+        .ok();
+    assert!(out.stdout.trim().starts_with('['), "{}", out.stdout);
 }
