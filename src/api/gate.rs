@@ -199,6 +199,17 @@ impl Call<'_> {
             .plain("versions_listed", versions.len())
     }
 
+    /// A parameter that names a seal: written as typed when it has a seal
+    /// name's shape, otherwise as its HMAC (a share typed there by mistake
+    /// never reaches the log).
+    pub fn seal_name(self, name: &'static str, value: &str) -> Self {
+        if value.is_empty() || crate::config::check_seal_name(value).is_ok() {
+            self.plain(name, value)
+        } else {
+            self.secret(name, value.as_bytes())
+        }
+    }
+
     /// A secret parameter, written as its HMAC (an empty one is left out).
     pub fn secret(self, name: &'static str, value: &[u8]) -> Self {
         if value.is_empty() {

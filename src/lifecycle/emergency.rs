@@ -104,23 +104,77 @@ pub(super) fn wrap_root(
     emergency::wrap(&public_key, cluster_id, root_key).map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// Puts the emergency copy of `root_key` into `batch` when the store has
-/// an emergency seal set up: every write of a new root key does.
-pub(super) fn rewrap_into(
+/// Where the emergency seal's public key is kept behind the barrier: the
+/// copy in `core/seal-config` is read while sealed and is not
+/// authenticated, so the root key is only ever encrypted to this one.
+pub(super) const EMERGENCY_PUBLIC_KEY_PATH: &str = "core/emergency-public-key";
+
+/// Sets up the emergency seal of `config` (init, `rekey --target
+/// emergency`): its public key behind `barrier` and the emergency copy of
+/// `root_key`, into `batch`. The public key comes from the secret just
+/// made, never from storage.
+pub(super) fn set_up_into(
     batch: &mut Batch,
+    barrier: &Barrier,
     config: &SealConfig,
     root_key: &SecretKey,
 ) -> Result<(), Error> {
     if let Some(emergency) = &config.emergency {
-        batch.put(
-            EMERGENCY_ROOT_KEY_PATH,
-            wrap_root(emergency, &config.cluster_id, root_key)?,
-        );
+        batch
+            .put(
+                EMERGENCY_PUBLIC_KEY_PATH,
+                barrier.encrypt(EMERGENCY_PUBLIC_KEY_PATH, emergency.public_key.as_bytes()),
+            )
+            .put(
+                EMERGENCY_ROOT_KEY_PATH,
+                wrap_root(emergency, &config.cluster_id, root_key)?,
+            );
     }
     Ok(())
 }
 
+/// A seal name as typed, for a message; anything without a seal name's
+/// shape (a share typed after `--seal` by mistake) is not repeated.
+fn shown(seal: &str) -> String {
+    match crate::config::check_seal_name(seal.trim()) {
+        Ok(()) => crate::text::quote(seal.trim()),
+        Err(_) => "(not shown: it is not a seal name)".into(),
+    }
+}
+
 impl Lifecycle {
+    /// Puts the emergency copy of a new `root_key` into `batch` (rotate-root):
+    /// only while this daemon configures an emergency seal and the store has
+    /// it set up, and only to the public key kept behind the barrier; one
+    /// that differs from the seal config's is refused (storage was altered).
+    pub(super) async fn rewrap_emergency_into(
+        &self,
+        batch: &mut Batch,
+        config: &SealConfig,
+        root_key: &SecretKey,
+    ) -> Result<(), Error> {
+        let (Some(emergency), Some(_)) = (&config.emergency, self.emergency_seal()) else {
+            // No emergency seal configured: its copy is no longer renewed,
+            // and the old copy opens no keyring after this rotation.
+            return Ok(());
+        };
+        let barrier = self.barrier()?;
+        let kept = barrier
+            .get(EMERGENCY_PUBLIC_KEY_PATH)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if kept.as_ref().map(|k| k.expose()) != Some(emergency.public_key.as_bytes()) {
+            return Err(Error::Internal(
+                "the emergency seal's public key in the seal config is not the one kept behind the barrier (storage was altered); the root key was not rotated".into(),
+            ));
+        }
+        batch.put(
+            EMERGENCY_ROOT_KEY_PATH,
+            wrap_root(emergency, &config.cluster_id, root_key)?,
+        );
+        Ok(())
+    }
+
     /// The configured emergency seal's name; `None` without one.
     pub(super) fn emergency_seal(&self) -> Option<&str> {
         match &self.seal {
@@ -153,7 +207,7 @@ impl Lifecycle {
         let Some(name) = self.emergency_seal() else {
             return Err(Error::InvalidArgument(format!(
                 "this daemon has no emergency seal, so there is no seal {} to unseal with; leave the seal out to enter {}",
-                crate::text::quote(seal),
+                shown(seal),
                 if self.seal.is_auto() {
                     "a recovery key"
                 } else {
@@ -164,7 +218,7 @@ impl Lifecycle {
         if seal.trim() != name {
             return Err(Error::InvalidArgument(format!(
                 "this daemon has no seal {} to unseal with; its emergency seal is {}",
-                crate::text::quote(seal),
+                shown(seal),
                 crate::text::quote(name)
             )));
         }
@@ -281,18 +335,19 @@ impl Lifecycle {
                 "the emergency seal is not set up for this store (it was made before the seal was configured), so no emergency key opens it; once unsealed, set it up with `strongroom rekey --target emergency`".into(),
             ));
         };
-        let auto = self.report().auto_unseal.clone();
+        let (auto, seals_failed) = {
+            let report = self.report();
+            (report.auto_unseal.clone(), report.seals_failed)
+        };
         match auto.state {
-            AutoUnsealState::InProgress | AutoUnsealState::Failed
-                if !auto.last_error.is_empty() =>
-            {
+            AutoUnsealState::InProgress | AutoUnsealState::Failed if seals_failed => {
                 Ok((config, emergency))
             }
             AutoUnsealState::Stopped => Err(Error::FailedPrecondition(
                 "the daemon was sealed by an operator: a quorum of recovery keys unseals it (`strongroom unseal` without --seal); emergency keys are only for a store that no KMS seal could open".into(),
             )),
             _ => Err(Error::FailedPrecondition(
-                "no auto-unseal attempt has failed yet: emergency keys are taken only once the last attempt found no KMS seal that could open the root key (`strongroom status` shows it)".into(),
+                "the last auto-unseal attempt did not find every KMS seal unable to open the root key (none failed yet, or it failed for another reason: `strongroom status` says why); emergency keys are taken only when no KMS seal could".into(),
             )),
         }
     }

@@ -201,9 +201,37 @@ async fn emergency_keys_unseal_only_once_no_kms_seal_could() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("no auto-unseal attempt has failed yet"),
+            .contains("the last auto-unseal attempt did not find every KMS seal unable"),
         "{err}"
     );
+
+    // An attempt refused for another reason than the seals (two seals
+    // added at once, refused before any KMS call): still refused.
+    let (c, d) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+    let member = |name: &str, priority, kms: &Arc<FakeKms>| {
+        Member::new(
+            name,
+            priority,
+            false,
+            Duration::ZERO,
+            Arc::clone(kms) as Arc<dyn Kms>,
+        )
+    };
+    let two_added = Seal::Multi(Arc::new(SealSet::new(
+        vec![member("a", 1, &a), member("c", 3, &c), member("d", 4, &d)],
+        Some("emergency".into()),
+    )));
+    let refused = open(&storage, two_added).await;
+    let task = failing(&refused).await;
+    let err = enter_emergency(&refused, &emergency[..1])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the last auto-unseal attempt did not find every KMS seal unable"),
+        "{err}"
+    );
+    task.abort();
 
     // Both seals refuse: the emergency keys unseal.
     let task = failing(&restarted).await;

@@ -123,9 +123,14 @@ impl Lifecycle {
             message,
             transient: false,
         };
-        let open_failed = |failure: OpenFailure| AttemptError {
-            transient: failure.transient,
-            message: failure.to_string(),
+        let open_failed = |failure: OpenFailure| {
+            // Every seal holding an envelope was asked and none opened it:
+            // the one failure after which emergency keys are taken.
+            self.report().seals_failed = true;
+            AttemptError {
+                transient: failure.transient,
+                message: failure.to_string(),
+            }
         };
         if config.seal_type == AWSKMS {
             let envelope = self

@@ -202,7 +202,7 @@ impl Lifecycle {
                 }
                 batch.put(path_of(purpose), stored.encode());
                 if purpose == Purpose::RootKey {
-                    super::emergency::rewrap_into(batch, config, key)?;
+                    self.rewrap_emergency_into(batch, config, key).await?;
                 }
                 // A seal that did not wrap is no longer fully wrapped (said
                 // at once; the rewrap after its next good health check

@@ -151,6 +151,9 @@ pub(super) struct KmsReport {
     /// With several seals: the seals that hold both the root key and the
     /// recovery key (fully wrapped).
     pub(super) wrapped: Vec<String>,
+    /// With several seals: the last auto-unseal attempt failed because no
+    /// KMS seal could open the root key (what lets emergency keys in).
+    pub(super) seals_failed: bool,
     /// With several seals: the seals that hold an envelope of either key.
     pub(super) holding: Vec<String>,
     /// With several seals: what an operator should know about the set (a

@@ -46,10 +46,15 @@ impl EnvelopeSet {
         self.envelopes.iter().filter_map(|e| e.seal.as_deref())
     }
 
-    /// Adds `envelope`, replacing one of the same seal.
+    /// Adds `envelope`, replacing one of the same seal. A set already
+    /// holding [`MAX_ENVELOPES`] others takes no more: that seal then stays
+    /// not fully wrapped (Status shows it) rather than making a set no
+    /// build could read. (A config names at most 8 KMS seals.)
     pub fn put(&mut self, envelope: Envelope) {
         self.remove(envelope.seal.as_deref().unwrap_or_default());
-        self.envelopes.push(envelope);
+        if self.envelopes.len() < MAX_ENVELOPES {
+            self.envelopes.push(envelope);
+        }
     }
 
     /// Drops the envelope of `seal`.
@@ -64,6 +69,7 @@ impl EnvelopeSet {
 
     /// The stored form.
     pub fn encode(&self) -> Vec<u8> {
+        // At most MAX_ENVELOPES (32): `put` and `decode` keep it so.
         let mut out = vec![SET_VERSION, self.envelopes.len() as u8];
         for envelope in &self.envelopes {
             let bytes = envelope.encode();
@@ -504,6 +510,47 @@ mod tests {
         assert_eq!(
             wrapping.failed,
             [("s2".to_string(), "KMS s2 is down".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_set_holds_at_most_max_envelopes_and_stays_readable() {
+        let named = |i: usize| {
+            Envelope::decode(
+                Purpose::RootKey,
+                &[
+                    &[2u8, 3][..],
+                    format!("s{i:02}").as_bytes(),
+                    &[0, 3],
+                    b"arn",
+                    &[0, 2],
+                    &[9, 9],
+                    &[1; 12],
+                    &[2; 48],
+                ]
+                .concat(),
+            )
+            .unwrap()
+        };
+        let mut set = EnvelopeSet::default();
+        for i in 0..=MAX_ENVELOPES {
+            set.put(named(i));
+        }
+        assert_eq!(set.seals().count(), MAX_ENVELOPES);
+        assert!(set.get(&format!("s{MAX_ENVELOPES:02}")).is_none());
+        // Replacing one of them still works when full.
+        set.put(named(0));
+        assert_eq!(set.seals().count(), MAX_ENVELOPES);
+        assert_eq!(
+            EnvelopeSet::decode(Purpose::RootKey, &set.encode()).unwrap(),
+            {
+                let mut again = EnvelopeSet::default();
+                for i in 1..MAX_ENVELOPES {
+                    again.put(named(i));
+                }
+                again.put(named(0));
+                again
+            }
         );
     }
 

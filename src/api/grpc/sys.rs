@@ -214,7 +214,7 @@ impl Sys for SysService {
         let call = call(&self.gate, &actions::UNSEAL, "", &request)
             .plain("reset", reset)
             .plain("migrate", migrate)
-            .plain("seal", asked.seal.as_str());
+            .seal_name("seal", &asked.seal);
         // The request (and so the share) is dropped at the end of this call;
         // the lifecycle copies the decoded share into zeroizing memory.
         let asked = request.into_inner();

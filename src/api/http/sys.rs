@@ -376,7 +376,7 @@ async fn unseal(gate: &Gate, request: &Request) -> Outcome {
         .check(keyless)
         .plain("reset", reset)
         .plain("migrate", migrate)
-        .plain("seal", seal.as_str())
+        .seal_name("seal", &seal)
         .run(
             |_| async move {
                 lifecycle

@@ -512,7 +512,6 @@ impl Lifecycle {
         if target == RekeyTarget::Emergency {
             return self
                 .commit_emergency_rekey(
-                    config,
                     threshold,
                     &verification.new_key,
                     verification.check,

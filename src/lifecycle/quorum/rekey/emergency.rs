@@ -65,13 +65,20 @@ impl Lifecycle {
     /// old emergency keys are refused from then on.
     pub(super) async fn commit_emergency_rekey(
         &self,
-        config: &SealConfig,
         threshold: u32,
         new_secret: &SecretKey,
         check: ShareCheck,
         shares: u32,
     ) -> Result<(), Error> {
         let barrier = self.barrier()?;
+        // The config as it is now, under the key operations' lock (a
+        // rewrap may have written it since the rekey began).
+        let config = &*self.seal_config().ok_or(Error::NotInitialized)?;
+        if self.not_yet_several() {
+            return Err(Error::FailedPrecondition(
+                "the store is moving from one seal to several: wait until `strongroom status` shows every seal fully wrapped, then rekey the emergency keys".into(),
+            ));
+        }
         let name = self.emergency_seal().unwrap_or(crate::seal::SHAMIR);
         let secret = EmergencySecret::from_key(new_secret.clone());
         let new_config = SealConfig {
@@ -86,7 +93,7 @@ impl Lifecycle {
         };
         let mut batch = Batch::new();
         batch.put(SEAL_CONFIG_PATH, new_config.encode());
-        emergency::rewrap_into(&mut batch, &new_config, barrier.root_key())?;
+        emergency::set_up_into(&mut batch, &barrier, &new_config, barrier.root_key())?;
         self.storage.write(batch).await?;
         self.replace_seal_config(new_config);
         tracing::info!(
