@@ -307,6 +307,72 @@ fn state_of(state: Option<&aws_sdk_kms::types::KeyState>) -> KeyState {
     }
 }
 
+impl AwsKms {
+    /// Decrypt with no KeyId (the ciphertext names its key: see the trait).
+    /// `once`: one attempt bounded by `kms_timeout`, a per-call override of
+    /// the client's retry and timeout settings (the client and its
+    /// connections are shared with every other call).
+    async fn decrypt_with(
+        &self,
+        ciphertext: &[u8],
+        context: &EncryptionContext,
+        key_arn: &str,
+        once: bool,
+    ) -> Result<Unwrapped, KmsError> {
+        let started = Instant::now();
+        let mut request = self
+            .client()
+            .await?
+            .decrypt()
+            .ciphertext_blob(Blob::new(ciphertext));
+        for (k, v) in context.pairs() {
+            request = request.encryption_context(k, v);
+        }
+        let output = if once {
+            let limit = self.settings.kms_timeout;
+            let override_ = aws_sdk_kms::config::Builder::default()
+                .retry_config(RetryConfig::standard().with_max_attempts(1))
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(CONNECT_TIMEOUT.min(limit))
+                        .operation_attempt_timeout(limit)
+                        .operation_timeout(limit)
+                        .build(),
+                );
+            request
+                .customize()
+                .config_override(override_)
+                .send()
+                .await
+                .map_err(|e| match &e {
+                    SdkError::TimeoutError(_) => self.timed_out(key_arn),
+                    SdkError::DispatchFailure(f)
+                        if f.as_connector_error().is_some_and(|c| c.is_timeout()) =>
+                    {
+                        self.timed_out(key_arn)
+                    }
+                    _ => self.error("Decrypt", key_arn, e),
+                })
+        } else {
+            request
+                .send()
+                .await
+                .map_err(|e| self.error("Decrypt", key_arn, e))
+        };
+        let output = measured("Decrypt", started, output)?;
+        let incomplete = || {
+            KmsError::new(
+                KmsErrorKind::Unavailable,
+                "KMS answered Decrypt without a plaintext or key ARN",
+            )
+        };
+        Ok(Unwrapped {
+            plaintext: SecretBytes::new(output.plaintext.ok_or_else(incomplete)?.into_inner()),
+            key_arn: output.key_id.ok_or_else(incomplete)?,
+        })
+    }
+}
+
 #[async_trait]
 impl Kms for AwsKms {
     fn key_id(&self) -> &str {
@@ -356,86 +422,16 @@ impl Kms for AwsKms {
         context: &EncryptionContext,
         key_arn: &str,
     ) -> Result<Unwrapped, KmsError> {
-        let started = Instant::now();
-        // No KeyId: the ciphertext names its key (see the trait).
-        let mut request = self
-            .client()
-            .await?
-            .decrypt()
-            .ciphertext_blob(Blob::new(ciphertext));
-        for (k, v) in context.pairs() {
-            request = request.encryption_context(k, v);
-        }
-        let output = request
-            .send()
-            .await
-            .map_err(|e| self.error("Decrypt", key_arn, e));
-        let output = measured("Decrypt", started, output)?;
-        let incomplete = || {
-            KmsError::new(
-                KmsErrorKind::Unavailable,
-                "KMS answered Decrypt without a plaintext or key ARN",
-            )
-        };
-        Ok(Unwrapped {
-            plaintext: SecretBytes::new(output.plaintext.ok_or_else(incomplete)?.into_inner()),
-            key_arn: output.key_id.ok_or_else(incomplete)?,
-        })
+        self.decrypt_with(ciphertext, context, key_arn, false).await
     }
 
-    /// One attempt bounded by `kms_timeout`: a per-call override of the
-    /// client's retry and timeout settings (the client and its connections
-    /// are shared with every other call).
     async fn decrypt_once(
         &self,
         ciphertext: &[u8],
         context: &EncryptionContext,
         key_arn: &str,
     ) -> Result<Unwrapped, KmsError> {
-        let started = Instant::now();
-        let limit = self.settings.kms_timeout;
-        let once = aws_sdk_kms::config::Builder::default()
-            .retry_config(RetryConfig::standard().with_max_attempts(1))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT.min(limit))
-                    .operation_attempt_timeout(limit)
-                    .operation_timeout(limit)
-                    .build(),
-            );
-        let mut request = self
-            .client()
-            .await?
-            .decrypt()
-            .ciphertext_blob(Blob::new(ciphertext));
-        for (k, v) in context.pairs() {
-            request = request.encryption_context(k, v);
-        }
-        let output = request
-            .customize()
-            .config_override(once)
-            .send()
-            .await
-            .map_err(|e| match &e {
-                SdkError::TimeoutError(_) => self.timed_out(key_arn),
-                SdkError::DispatchFailure(f)
-                    if f.as_connector_error().is_some_and(|c| c.is_timeout()) =>
-                {
-                    self.timed_out(key_arn)
-                }
-                _ => self.error("Decrypt", key_arn, e),
-            });
-        let output = measured("Decrypt", started, output)?;
-        let incomplete = || {
-            KmsError::new(
-                KmsErrorKind::Unavailable,
-                "KMS answered Decrypt without a plaintext or key ARN",
-            )
-        };
-        Ok(Unwrapped {
-            plaintext: SecretBytes::new(output.plaintext.ok_or_else(incomplete)?.into_inner()),
-            key_arn: output.key_id.ok_or_else(incomplete)?,
-        })
+        self.decrypt_with(ciphertext, context, key_arn, true).await
     }
 
     async fn describe_key(&self, key_id: &str) -> Result<KeyInfo, KmsError> {
