@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::auto_unseal::AutoUnsealState;
-use super::seal_config::{EMERGENCY_ROOT_KEY_PATH, EmergencyConfig, SealConfig};
+use super::seal_config::{EMERGENCY_ROOT_KEY_PATH, EmergencyConfig, SEAL_CONFIG_PATH, SealConfig};
 use super::unseal::{UnsealOutcome, add_share, decode_share};
 use super::{Lifecycle, Progress, State, Status};
 use crate::barrier::Barrier;
@@ -247,6 +247,7 @@ impl Lifecycle {
         self.refuse_while_storage_down()?;
         let _key_ops = self.key_ops.lock().await;
         let (config, emergency) = self.emergency_allowed()?;
+        let (config, emergency) = self.stored_emergency(config, emergency).await?;
         let share = decode_share(
             key,
             shamir::share_len(emergency.secret_shares),
@@ -310,6 +311,31 @@ impl Lifecycle {
             status: self.emergency_status(),
             duplicate: false,
         })
+    }
+
+    /// The emergency seal as stored now: with HA another node may have
+    /// rekeyed the emergency keys since this node read the seal config at
+    /// start. Shares entered under the keys it replaced are dropped.
+    async fn stored_emergency(
+        &self,
+        config: Arc<SealConfig>,
+        emergency: EmergencyConfig,
+    ) -> Result<(Arc<SealConfig>, EmergencyConfig), Error> {
+        let Some(bytes) = self.storage.get(SEAL_CONFIG_PATH).await? else {
+            return Ok((config, emergency));
+        };
+        let stored = SealConfig::decode(&bytes).map_err(Error::Internal)?;
+        match stored.emergency.clone() {
+            Some(current) if stored.cluster_id == config.cluster_id => {
+                if current.share_check != emergency.share_check {
+                    // Keys rekeyed elsewhere: this node now knows the new ones.
+                    self.drop_emergency_progress();
+                    self.replace_seal_config(stored.clone());
+                }
+                Ok((Arc::new(stored), current))
+            }
+            _ => Ok((config, emergency)),
+        }
     }
 
     /// Why emergency shares may not be entered now, or the seal config and

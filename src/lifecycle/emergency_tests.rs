@@ -429,3 +429,31 @@ async fn rekey_replaces_the_emergency_keys_and_sets_up_an_older_store() {
     assert_eq!(restarted.phase(), Phase::Unsealed);
     task.abort();
 }
+
+/// With HA: a node sealed since before another node rekeyed the emergency
+/// keys takes the new keys (it reads the stored emergency seal), not the
+/// ones it read at start.
+#[tokio::test]
+async fn a_node_sealed_before_an_emergency_rekey_takes_the_new_keys() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+    let active = open(&storage, seals(&a, &b, true)).await;
+    let init = active
+        .init_and_confirm(InitParams::recovery(3, 2))
+        .await
+        .unwrap();
+    let old = hexes(&init.emergency.unwrap().shares);
+    let recovery = hexes(&init.shares);
+    // The other node starts now, and stays sealed.
+    let other = open(&storage, seals(&a, &b, true)).await;
+    let new = rekey_emergency(&active, &recovery[..2], false).await;
+
+    set_state(&a, KeyState::Disabled);
+    set_state(&b, KeyState::Disabled);
+    let task = failing(&other).await;
+    let err = enter_emergency(&other, &old[..1]).await.unwrap_err();
+    assert!(err.to_string().contains("never issued"), "{err}");
+    enter_emergency(&other, &new[..2]).await.unwrap();
+    assert_eq!(other.phase(), Phase::Unsealed);
+    task.abort();
+}
