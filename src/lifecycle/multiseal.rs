@@ -9,7 +9,6 @@ use std::time::UNIX_EPOCH;
 use super::Lifecycle;
 use super::auto_unseal::AttemptError;
 use super::seal_config::{EmergencyConfig, ROOT_KEY_PATH, SealConfig, StoredSeal};
-use super::seals::open_single_with_set;
 use crate::seal::envelope::Purpose;
 use crate::seal::set::{OpenFailure, SealSet};
 use crate::seal::{AWSKMS, MULTISEAL};
@@ -136,10 +135,10 @@ impl Lifecycle {
             let envelope = self
                 .stored_envelope(ROOT_KEY_PATH, Purpose::RootKey)
                 .await?;
-            let (key, by) =
-                open_single_with_set(set, &envelope, Purpose::RootKey, &config.cluster_id)
-                    .await
-                    .map_err(open_failed)?;
+            let (key, by) = set
+                .open_unnamed(&envelope, Purpose::RootKey, &config.cluster_id)
+                .await
+                .map_err(open_failed)?;
             check_set_change(&[by.as_str()], set).map_err(permanent)?;
             return Ok((key, by));
         }

@@ -18,7 +18,6 @@ use tokio::sync::watch;
 use super::auto_unseal::backoff;
 use super::multiseal::{check_set_change, configured, recorded_enabled};
 use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::seals::open_single_with_set;
 use super::{Lifecycle, Phase, State};
 use crate::barrier::Barrier;
 use crate::error::Error;
@@ -204,7 +203,8 @@ impl Lifecycle {
                 let envelope = self
                     .stored_envelope(RECOVERY_KEY_PATH, Purpose::RecoveryKey)
                     .await?;
-                open_single_with_set(set, &envelope, Purpose::RecoveryKey, cluster_id).await?
+                set.open_unnamed(&envelope, Purpose::RecoveryKey, cluster_id)
+                    .await?
             } else {
                 set.open(&recovery, Purpose::RecoveryKey, cluster_id)
                     .await?

@@ -132,7 +132,7 @@ impl Lifecycle {
                     Err(_) => {
                         let envelope = Envelope::decode(purpose, &blob)
                             .map_err(|e| Error::Internal(e.to_string()))?;
-                        open_single_with_set(set, &envelope, purpose, cluster_id).await?
+                        set.open_unnamed(&envelope, purpose, cluster_id).await?
                     }
                 };
                 Ok((key, Some(by)))
@@ -220,37 +220,6 @@ impl Lifecycle {
             )),
         }
     }
-}
-
-/// Opens the one envelope of a store of one awskms seal with the
-/// configured seals, in priority order, one Decrypt attempt each: the seal
-/// that holds its key opens it. Returns the key and the seal's name.
-pub(super) async fn open_single_with_set(
-    set: &SealSet,
-    envelope: &Envelope,
-    purpose: Purpose,
-    cluster_id: &str,
-) -> Result<(SecretKey, String), OpenFailure> {
-    let mut failure = OpenFailure {
-        tried: Vec::new(),
-        transient: false,
-    };
-    for member in set.members() {
-        match envelope
-            .open_once(member.kms.as_ref(), purpose, cluster_id)
-            .await
-        {
-            Ok(key) => {
-                member.record_ok();
-                return Ok((key, member.name.clone()));
-            }
-            Err(e) => {
-                failure.transient |= e.is_transient();
-                failure.tried.push((member.name.clone(), e.to_string()));
-            }
-        }
-    }
-    Err(failure)
 }
 
 /// The `index`th envelope of every seal in `wrapping`, as a set; `None`

@@ -287,12 +287,37 @@ impl SealSet {
         purpose: Purpose,
         cluster_id: &str,
     ) -> Result<(SecretKey, String), OpenFailure> {
+        self.open_first(|m| set.get(&m.name), purpose, cluster_id)
+            .await
+    }
+
+    /// [`Self::open`] for the one envelope of a store of one awskms seal
+    /// (no seal name): every seal is asked, in priority order, and the one
+    /// that holds its key opens it.
+    pub async fn open_unnamed(
+        &self,
+        envelope: &Envelope,
+        purpose: Purpose,
+        cluster_id: &str,
+    ) -> Result<(SecretKey, String), OpenFailure> {
+        self.open_first(|_| Some(envelope), purpose, cluster_id)
+            .await
+    }
+
+    /// Asks each seal, in priority order, to open its envelope
+    /// (`envelope_of`), one Decrypt attempt each, until one does.
+    async fn open_first<'a>(
+        &self,
+        envelope_of: impl Fn(&Member) -> Option<&'a Envelope>,
+        purpose: Purpose,
+        cluster_id: &str,
+    ) -> Result<(SecretKey, String), OpenFailure> {
         let mut failure = OpenFailure {
             tried: Vec::new(),
             transient: false,
         };
         for member in &self.members {
-            let Some(envelope) = set.get(&member.name) else {
+            let Some(envelope) = envelope_of(member) else {
                 continue;
             };
             match envelope
