@@ -5,12 +5,21 @@
 //! last auto-unseal attempt found no KMS seal that could open the root key.
 //! Its shares are entered towards their own quorum, apart from the
 //! recovery keys', which keep authorizing quorum operations.
+//!
+//! The recovery key is encrypted to it too, and opened with the root key at
+//! a break-glass unseal: until the node seals, it stands in for the KMS
+//! seals that could not open it, so a new seal can be given both keys and
+//! recovery shares are still checked. Once no config names the emergency
+//! seal, the active node deletes what the store keeps of it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::auto_unseal::AutoUnsealState;
-use super::seal_config::{EMERGENCY_ROOT_KEY_PATH, EmergencyConfig, SEAL_CONFIG_PATH, SealConfig};
+use super::seal_config::{
+    EMERGENCY_RECOVERY_KEY_PATH, EMERGENCY_ROOT_KEY_PATH, EmergencyConfig, SEAL_CONFIG_PATH,
+    SealConfig,
+};
 use super::unseal::{UnsealOutcome, add_share, decode_share};
 use super::{Lifecycle, Progress, State, Status};
 use crate::barrier::Barrier;
@@ -18,6 +27,7 @@ use crate::error::Error;
 use crate::metrics;
 use crate::seal::Seal;
 use crate::seal::emergency::{self, EmergencySecret};
+use crate::seal::envelope::Purpose;
 use crate::seal::recipients::{self, Recipient};
 use crate::seal::shamir::{self, ShareCheck};
 use crate::secret::{SecretBytes, SecretKey, random_uuid};
@@ -92,16 +102,26 @@ pub(super) fn parse_recipients(
         .transpose()
 }
 
-/// The root key encrypted to the emergency seal of `config`, for
-/// `core/emergency-root-key`.
-pub(super) fn wrap_root(
+/// Where the emergency copy of the `purpose` key is kept.
+pub(super) fn copy_path(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::RootKey => EMERGENCY_ROOT_KEY_PATH,
+        Purpose::RecoveryKey => EMERGENCY_RECOVERY_KEY_PATH,
+    }
+}
+
+/// `key`, the store's `purpose` key, encrypted to the emergency seal of
+/// `config`.
+fn wrap_key(
     config: &EmergencyConfig,
+    purpose: Purpose,
     cluster_id: &str,
-    root_key: &SecretKey,
+    key: &SecretKey,
 ) -> Result<Vec<u8>, Error> {
     let public_key = emergency::parse_public_key(&config.public_key)
         .map_err(|e| Error::Internal(e.to_string()))?;
-    emergency::wrap(&public_key, cluster_id, root_key).map_err(|e| Error::Internal(e.to_string()))
+    emergency::wrap(&public_key, purpose, cluster_id, key)
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Where the emergency seal's public key is kept behind the barrier: the
@@ -110,27 +130,41 @@ pub(super) fn wrap_root(
 pub(super) const EMERGENCY_PUBLIC_KEY_PATH: &str = "core/emergency-public-key";
 
 /// Sets up the emergency seal of `config` (init, `rekey --target
-/// emergency`): its public key behind `barrier` and the emergency copy of
-/// `root_key`, into `batch`. The public key comes from the secret just
-/// made, never from storage.
+/// emergency`): its public key behind `barrier` and the emergency copies
+/// of `root_key` and `recovery_key`, into `batch`. The public key comes
+/// from the secret just made, never from storage.
 pub(super) fn set_up_into(
     batch: &mut Batch,
     barrier: &Barrier,
     config: &SealConfig,
     root_key: &SecretKey,
+    recovery_key: &SecretKey,
 ) -> Result<(), Error> {
     if let Some(emergency) = &config.emergency {
-        batch
-            .put(
-                EMERGENCY_PUBLIC_KEY_PATH,
-                barrier.encrypt(EMERGENCY_PUBLIC_KEY_PATH, emergency.public_key.as_bytes()),
-            )
-            .put(
-                EMERGENCY_ROOT_KEY_PATH,
-                wrap_root(emergency, &config.cluster_id, root_key)?,
+        batch.put(
+            EMERGENCY_PUBLIC_KEY_PATH,
+            barrier.encrypt(EMERGENCY_PUBLIC_KEY_PATH, emergency.public_key.as_bytes()),
+        );
+        for (purpose, key) in [
+            (Purpose::RootKey, root_key),
+            (Purpose::RecoveryKey, recovery_key),
+        ] {
+            batch.put(
+                copy_path(purpose),
+                wrap_key(emergency, purpose, &config.cluster_id, key)?,
             );
+        }
     }
     Ok(())
+}
+
+/// Deletes what the store keeps of its emergency seal, into `batch`: the
+/// seal config written with it must say `emergency: None`.
+pub(super) fn retire_into(batch: &mut Batch) {
+    batch
+        .delete(EMERGENCY_PUBLIC_KEY_PATH)
+        .delete(EMERGENCY_ROOT_KEY_PATH)
+        .delete(EMERGENCY_RECOVERY_KEY_PATH);
 }
 
 /// A seal name as typed, for a message; anything without a seal name's
@@ -143,15 +177,17 @@ fn shown(seal: &str) -> String {
 }
 
 impl Lifecycle {
-    /// Puts the emergency copy of a new `root_key` into `batch` (rotate-root):
-    /// only while this daemon configures an emergency seal and the store has
-    /// it set up, and only to the public key kept behind the barrier; one
-    /// that differs from the seal config's is refused (storage was altered).
+    /// Puts the emergency copy of a new `purpose` key into `batch`
+    /// (rotate-root, a rekey of the recovery keys): only while this daemon
+    /// configures an emergency seal and the store has it set up, and only to
+    /// the public key kept behind the barrier; one that differs from the
+    /// seal config's is refused (storage was altered).
     pub(super) async fn rewrap_emergency_into(
         &self,
         batch: &mut Batch,
         config: &SealConfig,
-        root_key: &SecretKey,
+        purpose: Purpose,
+        key: &SecretKey,
     ) -> Result<(), Error> {
         let (Some(emergency), Some(_)) = (&config.emergency, self.emergency_seal()) else {
             // No emergency seal configured: its copy is no longer renewed,
@@ -164,13 +200,14 @@ impl Lifecycle {
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         if kept.as_ref().map(|k| k.expose()) != Some(emergency.public_key.as_bytes()) {
-            return Err(Error::Internal(
-                "the emergency seal's public key in the seal config is not the one kept behind the barrier (storage was altered); the root key was not rotated".into(),
-            ));
+            return Err(Error::Internal(format!(
+                "the emergency seal's public key in the seal config is not the one kept behind the barrier (storage was altered); the new {} was not written",
+                purpose.as_str().replace('-', " ")
+            )));
         }
         batch.put(
-            EMERGENCY_ROOT_KEY_PATH,
-            wrap_root(emergency, &config.cluster_id, root_key)?,
+            copy_path(purpose),
+            wrap_key(emergency, purpose, &config.cluster_id, key)?,
         );
         Ok(())
     }
@@ -193,6 +230,42 @@ impl Lifecycle {
     /// state, or an operator reset them).
     pub(super) fn drop_emergency_progress(&self) {
         *self.emergency_progress() = Progress::default();
+    }
+
+    fn break_glass(&self) -> std::sync::MutexGuard<'_, Option<SecretKey>> {
+        self.break_glass_recovery
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The recovery key a break-glass unseal opened, while this node has
+    /// not sealed since: it stands in for KMS seals that cannot open theirs.
+    pub(super) fn break_glass_recovery_key(&self) -> Option<SecretKey> {
+        self.break_glass().clone()
+    }
+
+    /// Forgets the recovery key of a break-glass unseal (the node sealed).
+    pub(super) fn drop_break_glass(&self) {
+        *self.break_glass() = None;
+    }
+
+    /// After a break-glass unseal, the recovery key it opened where no seal
+    /// could open the stored one (`failed` says why); otherwise `failed`.
+    pub(super) fn break_glass_or(&self, failed: Error) -> Result<SecretKey, Error> {
+        let key = self.break_glass_recovery_key().ok_or(failed)?;
+        tracing::info!(
+            "no KMS seal could open the recovery key; the one opened by the emergency unseal is used"
+        );
+        Ok(key)
+    }
+
+    /// A rekey of the recovery keys committed: a break-glass recovery key
+    /// held is replaced by the new one.
+    pub(super) fn renew_break_glass(&self, recovery_key: &SecretKey) {
+        let mut held = self.break_glass();
+        if held.is_some() {
+            *held = Some(recovery_key.clone());
+        }
     }
 
     /// An Unseal request naming a seal: the emergency seal's name enters an
@@ -334,6 +407,12 @@ impl Lifecycle {
                 }
                 Ok((Arc::new(stored), current))
             }
+            None if stored.cluster_id == config.cluster_id => {
+                self.drop_emergency_progress();
+                Err(Error::FailedPrecondition(
+                    "this store's emergency seal was retired since this node started (the active node's config names none), so no emergency key opens it".into(),
+                ))
+            }
             _ => Ok((config, emergency)),
         }
     }
@@ -403,14 +482,27 @@ impl Lifecycle {
             .await?
             .ok_or_else(|| damaged("storage has no emergency copy of the root key"))?;
         let root_key = secret
-            .open(&config.cluster_id, &blob)
+            .open(Purpose::RootKey, &config.cluster_id, &blob)
             .map_err(|e| Error::Internal(e.to_string()))?;
+        // A store whose emergency seal was set up before the recovery key
+        // was kept with it has no copy: its KMS seals must come back.
+        let recovery_key = match self.storage.get(EMERGENCY_RECOVERY_KEY_PATH).await? {
+            Some(blob) => Some(
+                secret
+                    .open(Purpose::RecoveryKey, &config.cluster_id, &blob)
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
         let barrier = Barrier::unlock(Arc::clone(&self.storage), root_key).await?;
         if self.is_ha() {
+            *self.break_glass() = recovery_key;
             self.stand_by(config, barrier);
             return Ok(());
         }
         self.opening(&barrier).await?;
+        // Kept before the state changes, so the first rewrap finds it.
+        *self.break_glass() = recovery_key;
         self.set_state(State::Unsealed {
             config,
             barrier: Arc::new(barrier),

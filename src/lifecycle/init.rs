@@ -380,7 +380,7 @@ impl Lifecycle {
             .first_write(SEAL_CONFIG_PATH)
             .put(SEAL_CONFIG_PATH, config.encode())
             .put(KEYRING_PATH, barrier.sealed_keyring());
-        emergency::set_up_into(&mut batch, &barrier, &config, &root_key)?;
+        emergency::set_up_into(&mut batch, &barrier, &config, &root_key, &share_key)?;
         let kms_key_arn = match &self.seal {
             Seal::Shamir => {
                 batch.put(

@@ -14,6 +14,8 @@
 //! told when it opens and closes through their [`Hooks`].
 
 mod auto_unseal;
+#[cfg(test)]
+mod break_glass_tests;
 mod emergency;
 #[cfg(test)]
 mod emergency_tests;
@@ -118,6 +120,8 @@ pub struct Lifecycle {
     /// Emergency shares entered so far (several seals), apart from the
     /// recovery keys' progress.
     emergency_progress: std::sync::Mutex<Progress>,
+    /// The recovery key opened by a break-glass unseal, until the node seals.
+    break_glass_recovery: std::sync::Mutex<Option<crate::secret::SecretKey>>,
     /// With HA: this node's role beside the seal state.
     ha: Option<role::Ha>,
     /// Why the store's state could not be read at start (the database is
@@ -210,6 +214,7 @@ impl Lifecycle {
             attempts: std::sync::Mutex::default(),
             pending_init: std::sync::Mutex::default(),
             emergency_progress: std::sync::Mutex::default(),
+            break_glass_recovery: std::sync::Mutex::default(),
             ha: options.ha.map(role::Ha::new),
             storage_down: std::sync::Mutex::new(storage_down),
             rewrap_wanted: tokio::sync::Notify::new(),
@@ -291,6 +296,9 @@ impl Lifecycle {
     fn after_change(&self, previous: &State, phase: Phase) {
         if phase != Phase::Sealed {
             self.drop_emergency_progress();
+        }
+        if !matches!(phase, Phase::Unsealed | Phase::Standby) {
+            self.drop_break_glass();
         }
         if matches!(previous, State::Unsealed { .. } | State::Standby { .. }) {
             for hook in &self.hooks {

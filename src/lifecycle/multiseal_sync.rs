@@ -206,8 +206,10 @@ impl Lifecycle {
                 set.open_unnamed(&envelope, Purpose::RecoveryKey, cluster_id)
                     .await?
             } else {
-                set.open(&recovery, Purpose::RecoveryKey, cluster_id)
-                    .await?
+                match set.open(&recovery, Purpose::RecoveryKey, cluster_id).await {
+                    Ok(opened) => opened,
+                    Err(e) => (self.break_glass_or(e.into())?, String::new()),
+                }
             };
             if single {
                 recorded = configured(set)
@@ -224,7 +226,10 @@ impl Lifecycle {
         check_set_change(&recorded_enabled(&recorded_config), set)
             .map_err(Error::FailedPrecondition)?;
 
-        let mut changed = single;
+        // No config names the emergency seal any more: what the store keeps
+        // of it goes with this write.
+        let retiring = set.emergency().is_none() && config.emergency.is_some();
+        let mut changed = single || retiring;
         let mut complete = true;
         if let (false, Some(recovery_key)) = (pending.is_empty(), &recovery_key) {
             let keys = [
@@ -272,6 +277,11 @@ impl Lifecycle {
             seal_type: MULTISEAL.into(),
             kms_endpoint: None,
             seals: adopted,
+            emergency: if retiring {
+                None
+            } else {
+                recorded_config.emergency.clone()
+            },
             ..recorded_config
         });
         self.commit_seals(
@@ -284,6 +294,11 @@ impl Lifecycle {
         .await?;
         if single && changed {
             tracing::info!("the store of one seal is now wrapped by several seals");
+        }
+        if retiring {
+            tracing::warn!(
+                "the emergency seal is retired: no config names it, so its keys no longer open this store and what the store kept of it is deleted"
+            );
         }
         Ok(complete)
     }
@@ -316,6 +331,9 @@ impl Lifecycle {
                 .put(ROOT_KEY_PATH, root.encode())
                 .put(RECOVERY_KEY_PATH, recovery.encode())
                 .put(SEAL_CONFIG_PATH, config.encode());
+            if config.emergency.is_none() {
+                super::emergency::retire_into(&mut batch);
+            }
             self.storage.write(batch).await?;
             self.replace_seal_config(config.clone());
         }

@@ -21,6 +21,8 @@ pub const RECOVERY_KEY_PATH: &str = "core/recovery-key";
 /// seals only): the root key encrypted to the emergency public key
 /// (`seal::emergency`).
 pub const EMERGENCY_ROOT_KEY_PATH: &str = "core/emergency-root-key";
+/// The recovery key encrypted to the emergency seal, as the root key is.
+pub const EMERGENCY_RECOVERY_KEY_PATH: &str = "core/emergency-recovery-key";
 /// The newest seal config format this build reads. Format 1 is the Shamir
 /// seal; format 2 adds the awskms seal, whose shares are recovery shares;
 /// format 3 several seals (`multiseal`), with the list of seals.

@@ -201,9 +201,8 @@ impl Lifecycle {
                     tracing::warn!(seal = %seal, error = %error, "seal could not wrap the new {}; it is rewrapped once healthy", purpose.as_str());
                 }
                 batch.put(path_of(purpose), stored.encode());
-                if purpose == Purpose::RootKey {
-                    self.rewrap_emergency_into(batch, config, key).await?;
-                }
+                self.rewrap_emergency_into(batch, config, purpose, key)
+                    .await?;
                 // A seal that did not wrap is no longer fully wrapped (said
                 // at once; the rewrap after its next good health check
                 // reads the truth back from storage).

@@ -318,11 +318,13 @@ impl Lifecycle {
                     .open(kms, Purpose::RecoveryKey, &config.cluster_id)
                     .await?
             }
-            None => {
-                self.open_stored_key(Purpose::RecoveryKey, &config.cluster_id)
-                    .await?
-                    .0
-            }
+            None => match self
+                .open_stored_key(Purpose::RecoveryKey, &config.cluster_id)
+                .await
+            {
+                Ok((key, _)) => key,
+                Err(e) => self.break_glass_or(e)?,
+            },
         };
         if !ct_eq(stored.expose(), recovery_key.expose()) {
             return Err(Error::Internal(

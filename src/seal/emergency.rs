@@ -12,6 +12,11 @@
 //! k   = HMAC-SHA256(key = DH(esk, pk), "strongroom emergency root key v1" ‖ epk ‖ pk ‖ cluster_id)
 //! blob = 1 ‖ epk (32) ‖ nonce (12) ‖ AES-256-GCM(k, nonce, root key, AAD = "strongroom-emergency-root-key" ‖ cluster_id) (48)
 //! ```
+//!
+//! The recovery key is kept the same way (labels "strongroom emergency
+//! recovery key v1" and "strongroom-emergency-recovery-key"), so that after
+//! a break-glass unseal a new KMS seal can be given both keys and quorum
+//! operations still check recovery shares.
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -20,6 +25,7 @@ use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+use super::envelope::Purpose;
 use crate::secret::{KEY_LEN, SecretKey, fill_random};
 
 /// The blob's format byte.
@@ -30,8 +36,21 @@ const TAG_LEN: usize = 16;
 pub const BLOB_LEN: usize = 1 + 32 + NONCE_LEN + KEY_LEN + TAG_LEN;
 
 const SK_LABEL: &[u8] = b"strongroom emergency seal x25519 v1";
-const KEY_LABEL: &[u8] = b"strongroom emergency root key v1";
-const AAD_LABEL: &[u8] = b"strongroom-emergency-root-key";
+
+/// The key derivation's and the AAD's labels of each key kept: a copy of
+/// one never opens as the other.
+fn labels(purpose: Purpose) -> (&'static [u8], &'static [u8]) {
+    match purpose {
+        Purpose::RootKey => (
+            b"strongroom emergency root key v1",
+            b"strongroom-emergency-root-key",
+        ),
+        Purpose::RecoveryKey => (
+            b"strongroom emergency recovery key v1",
+            b"strongroom-emergency-recovery-key",
+        ),
+    }
+}
 
 /// Why the emergency copy of the root key did not open or could not be made.
 /// Carries no key material.
@@ -92,8 +111,13 @@ impl EmergencySecret {
         hex::encode(self.public_key().as_bytes())
     }
 
-    /// Opens a blob made by [`wrap`] for `cluster_id`.
-    pub fn open(&self, cluster_id: &str, blob: &[u8]) -> Result<SecretKey, EmergencyError> {
+    /// Opens a blob made by [`wrap`] of the `purpose` key for `cluster_id`.
+    pub fn open(
+        &self,
+        purpose: Purpose,
+        cluster_id: &str,
+        blob: &[u8],
+    ) -> Result<SecretKey, EmergencyError> {
         if blob.len() != BLOB_LEN || blob[0] != VERSION {
             return Err(EmergencyError::Malformed(
                 blob.len(),
@@ -114,13 +138,19 @@ impl EmergencySecret {
         if !shared.was_contributory() {
             return Err(EmergencyError::Authentication);
         }
-        let key = derive_key(shared.as_bytes(), &epk, &self.public_key(), cluster_id);
+        let key = derive_key(
+            purpose,
+            shared.as_bytes(),
+            &epk,
+            &self.public_key(),
+            cluster_id,
+        );
         let mut plain = Zeroizing::new([0u8; KEY_LEN]);
         plain.copy_from_slice(ciphertext);
         Aes256Gcm::new((&*key).into())
             .decrypt_inout_detached(
                 &Nonce::from(nonce),
-                &aad(cluster_id),
+                &aad(purpose, cluster_id),
                 plain.as_mut_slice().into(),
                 &Tag::from(tag),
             )
@@ -138,12 +168,14 @@ pub fn parse_public_key(hex_key: &str) -> Result<PublicKey, EmergencyError> {
     Ok(PublicKey::from(bytes))
 }
 
-/// Encrypts `root_key` to `public_key` for the store `cluster_id`: a fresh
-/// ephemeral key, so every wrap of the same key differs.
+/// Encrypts `key`, the store's `purpose` key, to `public_key` for the store
+/// `cluster_id`: a fresh ephemeral key, so every wrap of the same key
+/// differs.
 pub fn wrap(
     public_key: &PublicKey,
+    purpose: Purpose,
     cluster_id: &str,
-    root_key: &SecretKey,
+    key: &SecretKey,
 ) -> Result<Vec<u8>, EmergencyError> {
     let mut ephemeral = Zeroizing::new([0u8; 32]);
     fill_random(ephemeral.as_mut());
@@ -153,7 +185,7 @@ pub fn wrap(
     if !shared.was_contributory() {
         return Err(EmergencyError::LowOrder);
     }
-    let key = derive_key(shared.as_bytes(), &epk, public_key, cluster_id);
+    let derived = derive_key(purpose, shared.as_bytes(), &epk, public_key, cluster_id);
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce);
     let mut blob = Vec::with_capacity(BLOB_LEN);
@@ -161,11 +193,11 @@ pub fn wrap(
     blob.extend_from_slice(epk.as_bytes());
     blob.extend_from_slice(&nonce);
     let body = blob.len();
-    blob.extend_from_slice(root_key.expose());
-    let tag = Aes256Gcm::new((&*key).into())
+    blob.extend_from_slice(key.expose());
+    let tag = Aes256Gcm::new((&*derived).into())
         .encrypt_inout_detached(
             &Nonce::from(nonce),
-            &aad(cluster_id),
+            &aad(purpose, cluster_id),
             blob[body..].as_mut().into(),
         )
         // AES-GCM refuses only plaintexts over 64 GiB; this one is 32 bytes.
@@ -175,6 +207,7 @@ pub fn wrap(
 }
 
 fn derive_key(
+    purpose: Purpose,
     shared: &[u8; 32],
     epk: &PublicKey,
     pk: &PublicKey,
@@ -183,7 +216,7 @@ fn derive_key(
     Zeroizing::new(hmac(
         shared,
         &[
-            KEY_LABEL,
+            labels(purpose).0,
             epk.as_bytes(),
             pk.as_bytes(),
             cluster_id.as_bytes(),
@@ -191,8 +224,8 @@ fn derive_key(
     ))
 }
 
-fn aad(cluster_id: &str) -> Vec<u8> {
-    [AAD_LABEL, cluster_id.as_bytes()].concat()
+fn aad(purpose: Purpose, cluster_id: &str) -> Vec<u8> {
+    [labels(purpose).1, cluster_id.as_bytes()].concat()
 }
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -209,10 +242,12 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 mod tests {
     use super::*;
 
+    const ROOT: Purpose = Purpose::RootKey;
+
     fn made() -> (EmergencySecret, SecretKey, Vec<u8>) {
         let secret = EmergencySecret::generate();
         let root = SecretKey::generate();
-        let blob = wrap(&secret.public_key(), "cluster-a", &root).unwrap();
+        let blob = wrap(&secret.public_key(), ROOT, "cluster-a", &root).unwrap();
         (secret, root, blob)
     }
 
@@ -226,14 +261,14 @@ mod tests {
         let parsed = parse_public_key(&secret.public_key_hex()).unwrap();
         assert_eq!(parsed.as_bytes(), secret.public_key().as_bytes());
         assert_eq!(
-            again.open("cluster-a", &blob).unwrap().expose(),
+            again.open(ROOT, "cluster-a", &blob).unwrap().expose(),
             root.expose()
         );
         // Each wrap has its own ephemeral key and nonce.
-        let other = wrap(&parsed, "cluster-a", &root).unwrap();
+        let other = wrap(&parsed, ROOT, "cluster-a", &root).unwrap();
         assert_ne!(other, blob);
         assert_eq!(
-            secret.open("cluster-a", &other).unwrap().expose(),
+            secret.open(ROOT, "cluster-a", &other).unwrap().expose(),
             root.expose()
         );
     }
@@ -246,7 +281,7 @@ mod tests {
             let mut tampered = blob.clone();
             tampered[at] ^= 0x01;
             assert_eq!(
-                secret.open("cluster-a", &tampered).err(),
+                secret.open(ROOT, "cluster-a", &tampered).err(),
                 Some(EmergencyError::Authentication),
                 "byte {at}"
             );
@@ -254,11 +289,11 @@ mod tests {
         let mut version = blob.clone();
         version[0] = 2;
         assert_eq!(
-            secret.open("cluster-a", &version).err(),
+            secret.open(ROOT, "cluster-a", &version).err(),
             Some(EmergencyError::Malformed(BLOB_LEN, 2))
         );
         assert!(matches!(
-            secret.open("cluster-a", &blob[..BLOB_LEN - 1]),
+            secret.open(ROOT, "cluster-a", &blob[..BLOB_LEN - 1]),
             Err(EmergencyError::Malformed(..))
         ));
     }
@@ -268,39 +303,88 @@ mod tests {
         let (_, _, blob) = made();
         let (secret, _, _) = made();
         assert_eq!(
-            secret.open("cluster-a", &blob).err(),
+            secret.open(ROOT, "cluster-a", &blob).err(),
             Some(EmergencyError::Authentication)
         );
         let (secret, _, blob) = made();
         assert_eq!(
-            secret.open("cluster-b", &blob).err(),
+            secret.open(ROOT, "cluster-b", &blob).err(),
             Some(EmergencyError::Authentication)
         );
+    }
+
+    /// The identity (0) and the point of order 2 (u = 1): DH with either
+    /// is all zeros whatever the private key.
+    fn low_order_points() -> [[u8; 32]; 2] {
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        [[0u8; 32], one]
     }
 
     #[test]
     fn low_order_points_are_refused() {
         let root = SecretKey::generate();
-        // The identity (0) and the point of order 2 (u = 1) give an all-zero DH.
-        for point in [[0u8; 32], {
-            let mut one = [0u8; 32];
-            one[0] = 1;
-            one
-        }] {
+        for point in low_order_points() {
             assert_eq!(
-                wrap(&PublicKey::from(point), "c", &root).err(),
+                wrap(&PublicKey::from(point), ROOT, "c", &root).err(),
                 Some(EmergencyError::LowOrder)
-            );
-            let (secret, _, mut blob) = made();
-            blob[1..33].copy_from_slice(&point);
-            assert_eq!(
-                secret.open("cluster-a", &blob).err(),
-                Some(EmergencyError::Authentication)
             );
         }
         assert_eq!(
             parse_public_key("zz").err(),
             Some(EmergencyError::BadPublicKey)
+        );
+    }
+
+    /// A blob whose ephemeral key is a low-order point, sealed under the
+    /// key that the all-zero shared secret derives, as anyone can make it
+    /// without the emergency secret: it must not open.
+    #[test]
+    fn a_blob_forged_under_the_all_zero_shared_secret_is_refused() {
+        let secret = EmergencySecret::generate();
+        let forged_key = SecretKey::generate();
+        for point in low_order_points() {
+            let epk = PublicKey::from(point);
+            let derived = derive_key(ROOT, &[0u8; 32], &epk, &secret.public_key(), "cluster-a");
+            let nonce = [7u8; NONCE_LEN];
+            let mut body = forged_key.expose().to_vec();
+            let tag = Aes256Gcm::new((&*derived).into())
+                .encrypt_inout_detached(
+                    &Nonce::from(nonce),
+                    &aad(ROOT, "cluster-a"),
+                    body.as_mut_slice().into(),
+                )
+                .unwrap();
+            let blob = [&[VERSION][..], &point, &nonce, &body, &tag].concat();
+            assert_eq!(blob.len(), BLOB_LEN);
+            assert_eq!(
+                secret.open(ROOT, "cluster-a", &blob).err(),
+                Some(EmergencyError::Authentication)
+            );
+        }
+    }
+
+    #[test]
+    fn the_root_key_copy_and_the_recovery_key_copy_are_not_interchangeable() {
+        let secret = EmergencySecret::generate();
+        let recovery = SecretKey::generate();
+        let blob = wrap(
+            &secret.public_key(),
+            Purpose::RecoveryKey,
+            "cluster-a",
+            &recovery,
+        )
+        .unwrap();
+        assert_eq!(
+            secret
+                .open(Purpose::RecoveryKey, "cluster-a", &blob)
+                .unwrap()
+                .expose(),
+            recovery.expose()
+        );
+        assert_eq!(
+            secret.open(ROOT, "cluster-a", &blob).err(),
+            Some(EmergencyError::Authentication)
         );
     }
 
@@ -310,7 +394,7 @@ mod tests {
         let mut tampered = blob.clone();
         tampered[40] ^= 1;
         let message = secret
-            .open("cluster-a", &tampered)
+            .open(ROOT, "cluster-a", &tampered)
             .err()
             .unwrap()
             .to_string();

@@ -838,7 +838,11 @@ fn emergency_keys_open_the_stored_copy(
     let secret = EmergencySecret::from_key(shamir::combine(&shares).unwrap());
     assert_eq!(secret.public_key_hex(), emergency.public_key);
     let root_key = secret
-        .open(&config.cluster_id, &stored["core/emergency-root-key"])
+        .open(
+            strongroom::seal::envelope::Purpose::RootKey,
+            &config.cluster_id,
+            &stored["core/emergency-root-key"],
+        )
         .expect("the emergency keys in force open the stored copy of the root key");
     strongroom::barrier::open_keyring(&root_key, &stored["core/keyring"])
         .expect("the emergency copy is of the root key that encrypts the stored keyring");

@@ -435,7 +435,7 @@ impl Lifecycle {
         let attempt = taken.ok_or_else(|| none_under_way(op))?;
         match attempt.kind {
             Kind::Rekey(plan) => {
-                self.rekey_with(op, attempt.nonce, attempt.started_unix, plan)
+                self.rekey_with(op, attempt.nonce, attempt.started_unix, plan, &quorum_key)
                     .await
             }
             Kind::RotateRoot => self.rotate_root_with(&current, &barrier, &quorum_key).await,

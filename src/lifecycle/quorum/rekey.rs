@@ -125,6 +125,9 @@ struct Verification {
     /// A quorum of the new shares must be typed back; otherwise the
     /// receiver's confirmation commits.
     by_quorum: bool,
+    /// A rekey of the emergency keys: the recovery key that authorized it,
+    /// encrypted to the new emergency seal at the commit.
+    recovery_key: Option<SecretKey>,
 }
 
 impl Verification {
@@ -227,12 +230,14 @@ impl Lifecycle {
 
     /// Makes the new shares and keeps them pending: they are committed when
     /// the receiving client confirms, or when a quorum of them is verified.
+    /// `quorum_key` is the key the quorum's shares combined into.
     pub(super) async fn rekey_with(
         &self,
         op: Operation,
         nonce: String,
         started_unix: u64,
         mut plan: RekeyPlan,
+        quorum_key: &SecretKey,
     ) -> Result<Completed, Error> {
         let new_key = SecretKey::generate();
         let shares = shamir::split(&new_key, plan.shares, plan.threshold)
@@ -252,6 +257,7 @@ impl Lifecycle {
             check,
             entered: Vec::new(),
             by_quorum: plan.verify,
+            recovery_key: (plan.target == RekeyTarget::Emergency).then(|| quorum_key.clone()),
         });
         let by_quorum = plan.verify;
         *self.attempts().slot(op) = Some(Attempt {
@@ -337,6 +343,7 @@ impl Lifecycle {
         }
         self.storage.write(batch).await?;
         self.replace_seal_config(new_config);
+        self.renew_break_glass(new_key);
         tracing::info!(
             shares,
             threshold,
@@ -516,6 +523,7 @@ impl Lifecycle {
                     &verification.new_key,
                     verification.check,
                     shares,
+                    verification.recovery_key.as_ref(),
                 )
                 .await;
         }

@@ -61,16 +61,20 @@ impl Lifecycle {
     }
 
     /// Writes the new emergency seal (its share check and public key) and
-    /// the root key encrypted to it in one transaction; no KMS call. The
-    /// old emergency keys are refused from then on.
+    /// the root key and `recovery_key` encrypted to it in one transaction;
+    /// no KMS call. The old emergency keys are refused from then on.
     pub(super) async fn commit_emergency_rekey(
         &self,
         threshold: u32,
         new_secret: &SecretKey,
         check: ShareCheck,
         shares: u32,
+        recovery_key: Option<&SecretKey>,
     ) -> Result<(), Error> {
         let barrier = self.barrier()?;
+        let recovery_key = recovery_key.ok_or_else(|| {
+            Error::Internal("the emergency rekey lost the recovery key that authorized it".into())
+        })?;
         // The config as it is now, under the key operations' lock (a
         // rewrap may have written it since the rekey began).
         let config = &*self.seal_config().ok_or(Error::NotInitialized)?;
@@ -93,7 +97,13 @@ impl Lifecycle {
         };
         let mut batch = Batch::new();
         batch.put(SEAL_CONFIG_PATH, new_config.encode());
-        emergency::set_up_into(&mut batch, &barrier, &new_config, barrier.root_key())?;
+        emergency::set_up_into(
+            &mut batch,
+            &barrier,
+            &new_config,
+            barrier.root_key(),
+            recovery_key,
+        )?;
         self.storage.write(batch).await?;
         self.replace_seal_config(new_config);
         tracing::info!(

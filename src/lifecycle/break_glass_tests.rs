@@ -1,0 +1,284 @@
+//! After the break-glass: a store whose KMS seals are gone for good is
+//! unsealed with emergency keys, its recovery keys still authorize, a new
+//! seal is given both keys, and the store unseals through it again; and a
+//! config without the emergency seal retires it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::seal_config::{
+    EMERGENCY_RECOVERY_KEY_PATH, EMERGENCY_ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig,
+};
+use super::{Completed, InitParams, InitResult, Lifecycle, Operation, Options, Phase};
+use crate::seal::Seal;
+use crate::seal::envelope::Purpose;
+use crate::seal::kms::testing::FakeKms;
+use crate::seal::kms::{KeyState, Kms};
+use crate::seal::set::{EnvelopeSet, Member, SealSet};
+use crate::storage::{Backend, InmemBackend};
+
+/// The KMS seals `(name, kms)` in priority order, with the emergency seal
+/// "emergency" when `emergency`.
+fn seals(members: &[(&str, &Arc<FakeKms>)], emergency: bool) -> Arc<SealSet> {
+    let members = members
+        .iter()
+        .enumerate()
+        .map(|(i, (name, kms))| {
+            Member::new(
+                *name,
+                u32::try_from(i).unwrap() + 1,
+                false,
+                Duration::ZERO,
+                Arc::clone(kms) as Arc<dyn Kms>,
+            )
+        })
+        .collect();
+    Arc::new(SealSet::new(
+        members,
+        emergency.then(|| "emergency".to_string()),
+    ))
+}
+
+async fn open(storage: &Arc<dyn Backend>, set: &Arc<SealSet>) -> Arc<Lifecycle> {
+    Lifecycle::open(
+        Arc::clone(storage),
+        Seal::Multi(Arc::clone(set)),
+        Options::default(),
+        Vec::new(),
+    )
+    .await
+    .unwrap()
+}
+
+fn hexes(result: &InitResult) -> (Vec<String>, Vec<String>) {
+    let hex = |shares: &[crate::secret::SecretBytes]| -> Vec<String> {
+        shares.iter().map(|s| hex::encode(s.expose())).collect()
+    };
+    (
+        hex(&result.shares),
+        hex(&result.emergency.as_ref().unwrap().shares),
+    )
+}
+
+/// A store of seals "a" and "b" with the emergency seal (3 keys, 2 unseal),
+/// sealed again; its recovery keys and emergency keys.
+async fn store(
+    storage: &Arc<dyn Backend>,
+    a: &Arc<FakeKms>,
+    b: &Arc<FakeKms>,
+) -> (Vec<String>, Vec<String>) {
+    let lifecycle = open(storage, &seals(&[("a", a), ("b", b)], true)).await;
+    let init = lifecycle
+        .init_and_confirm(InitParams {
+            emergency_shares: Some(3),
+            emergency_threshold: Some(2),
+            ..InitParams::recovery(3, 2)
+        })
+        .await
+        .unwrap();
+    lifecycle.seal().await;
+    hexes(&init)
+}
+
+async fn stored_config(storage: &Arc<dyn Backend>) -> SealConfig {
+    SealConfig::decode(&storage.get(SEAL_CONFIG_PATH).await.unwrap().unwrap()).unwrap()
+}
+
+async fn stored_seals(storage: &Arc<dyn Backend>, purpose: Purpose) -> Vec<String> {
+    let blob = storage
+        .get(super::seals::path_of(purpose))
+        .await
+        .unwrap()
+        .unwrap();
+    let set = EnvelopeSet::decode(purpose, &blob).unwrap();
+    set.seals().map(str::to_string).collect()
+}
+
+/// Runs auto-unseal until an attempt has failed (within a deadline); the
+/// caller aborts the task.
+async fn failing(lifecycle: &Arc<Lifecycle>) -> tokio::task::JoinHandle<()> {
+    let task = tokio::spawn(Arc::clone(lifecycle).drive_auto_unseal(Duration::ZERO));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lifecycle
+        .status()
+        .auto_unseal
+        .unwrap()
+        .last_error
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no auto-unseal attempt failed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task
+}
+
+#[tokio::test]
+async fn after_a_break_glass_unseal_a_new_seal_gets_both_keys() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b, c) = (
+        Arc::new(FakeKms::new()),
+        Arc::new(FakeKms::new()),
+        Arc::new(FakeKms::new()),
+    );
+    let (recovery, emergency) = store(&storage, &a, &b).await;
+    assert!(
+        storage
+            .get(EMERGENCY_RECOVERY_KEY_PATH)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Both KMS keys are gone for good; the operator adds seal "c".
+    a.set_state(&a.current_arn(), KeyState::PendingDeletion);
+    b.set_state(&b.current_arn(), KeyState::PendingDeletion);
+    let set = seals(&[("a", &a), ("b", &b), ("c", &c)], true);
+    let lifecycle = open(&storage, &set).await;
+    let task = failing(&lifecycle).await;
+    for key in &emergency[..2] {
+        lifecycle
+            .enter_unseal_request(key, false, false, "emergency")
+            .await
+            .unwrap();
+    }
+    task.abort();
+    assert_eq!(lifecycle.phase(), Phase::Unsealed);
+
+    // No KMS seal opens the recovery key, yet recovery keys authorize.
+    let pad = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        crate::secret::random_bytes(crate::pad::PAD_LEN),
+    );
+    let nonce = lifecycle.generate_root_init(&pad, None).unwrap().nonce;
+    let mut last = None;
+    for key in &recovery[..2] {
+        last = Some(
+            lifecycle
+                .quorum_update(Operation::GenerateRoot, &nonce, key)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(matches!(
+        last.and_then(|o| o.result),
+        Some(Completed::GeneratedRoot { .. })
+    ));
+    // A forged quorum is still refused.
+    let nonce = lifecycle.generate_root_init(&pad, None).unwrap().nonce;
+    let mut outcome = Ok(None);
+    for key in &emergency[..2] {
+        outcome = lifecycle
+            .quorum_update(Operation::GenerateRoot, &nonce, key)
+            .await
+            .map(|o| o.result);
+        if outcome.is_err() {
+            break;
+        }
+    }
+    assert!(outcome.is_err(), "emergency keys are not recovery keys");
+
+    // The rewrap gives "c" both keys with the recovery key of the unseal.
+    assert!(lifecycle.reconcile_seals(&set).await.unwrap());
+    for purpose in [Purpose::RootKey, Purpose::RecoveryKey] {
+        assert_eq!(stored_seals(&storage, purpose).await, ["a", "b", "c"]);
+    }
+    lifecycle.seal().await;
+
+    // A restart unseals through "c", without emergency keys.
+    let restarted = open(&storage, &set).await;
+    restarted
+        .auto_unseal_once()
+        .await
+        .map_err(|e| e.message)
+        .unwrap();
+    assert_eq!(restarted.phase(), Phase::Unsealed);
+    assert_eq!(restarted.status().auto_unseal.unwrap().seal, "c");
+    // The recovery key "c" holds is the one the recovery keys make.
+    let nonce = restarted.generate_root_init(&pad, None).unwrap().nonce;
+    let mut last = None;
+    for key in &recovery[..2] {
+        last = Some(
+            restarted
+                .quorum_update(Operation::GenerateRoot, &nonce, key)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(last.unwrap().result.is_some());
+}
+
+#[tokio::test]
+async fn the_recovery_key_is_forgotten_when_the_node_seals() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b, c) = (
+        Arc::new(FakeKms::new()),
+        Arc::new(FakeKms::new()),
+        Arc::new(FakeKms::new()),
+    );
+    let (_, emergency) = store(&storage, &a, &b).await;
+    a.set_state(&a.current_arn(), KeyState::Disabled);
+    b.set_state(&b.current_arn(), KeyState::Disabled);
+    let set = seals(&[("a", &a), ("b", &b), ("c", &c)], true);
+    let lifecycle = open(&storage, &set).await;
+    let task = failing(&lifecycle).await;
+    for key in &emergency[..2] {
+        lifecycle
+            .enter_unseal_request(key, false, false, "emergency")
+            .await
+            .unwrap();
+    }
+    task.abort();
+    assert!(lifecycle.break_glass_recovery_key().is_some());
+    lifecycle.seal().await;
+    assert!(lifecycle.break_glass_recovery_key().is_none());
+}
+
+#[tokio::test]
+async fn a_config_without_the_emergency_seal_retires_it() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+    let (_, emergency) = store(&storage, &a, &b).await;
+
+    // The shamir block is removed: the active node deletes what the store
+    // kept of the emergency seal, in the rewrap's one write.
+    let without = seals(&[("a", &a), ("b", &b)], false);
+    let lifecycle = open(&storage, &without).await;
+    lifecycle
+        .auto_unseal_once()
+        .await
+        .map_err(|e| e.message)
+        .unwrap();
+    assert!(stored_config(&storage).await.emergency.is_some());
+    assert!(lifecycle.reconcile_seals(&without).await.unwrap());
+    assert!(stored_config(&storage).await.emergency.is_none());
+    for path in [
+        EMERGENCY_ROOT_KEY_PATH,
+        EMERGENCY_RECOVERY_KEY_PATH,
+        super::emergency::EMERGENCY_PUBLIC_KEY_PATH,
+    ] {
+        assert!(storage.get(path).await.unwrap().is_none(), "{path}");
+    }
+    assert!(
+        lifecycle
+            .status()
+            .seals
+            .iter()
+            .all(|s| s.name != "emergency")
+    );
+    lifecycle.seal().await;
+
+    // The old emergency keys open nothing, even with every KMS seal down.
+    a.set_state(&a.current_arn(), KeyState::Disabled);
+    b.set_state(&b.current_arn(), KeyState::Disabled);
+    let with = seals(&[("a", &a), ("b", &b)], true);
+    let restarted = open(&storage, &with).await;
+    let task = failing(&restarted).await;
+    let Err(err) = restarted
+        .enter_unseal_request(&emergency[0], false, false, "emergency")
+        .await
+    else {
+        panic!("a retired emergency seal's key was taken");
+    };
+    task.abort();
+    assert!(err.to_string().contains("not set up"), "{err}");
+    assert_eq!(restarted.phase(), Phase::Sealed);
+}
