@@ -437,7 +437,7 @@ impl Lifecycle {
         };
         let Some(emergency) = config.emergency.clone() else {
             return Err(Error::FailedPrecondition(
-                "the emergency seal is not set up for this store (it was made before the seal was configured), so no emergency key opens it; once unsealed, set it up with `strongroom rekey --target emergency`".into(),
+                "the emergency seal is not set up for this store (the store was made before the seal was configured, or a config without it retired it), so no emergency key opens it; once unsealed, set it up with `strongroom rekey --target emergency`".into(),
             ));
         };
         let (auto, seals_failed) = {

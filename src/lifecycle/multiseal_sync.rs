@@ -268,10 +268,29 @@ impl Lifecycle {
             // One seal's store that no seal could rewrap yet: keep it as it is.
             return Ok(false);
         }
-        // The set is recorded once every enabled seal holds both keys, so a
-        // further change waits for this one to be complete (Vault's rule).
-        let adopted = if complete { configured(set) } else { recorded };
-        changed |= adopted != config.seals;
+        // A seal removed or disabled leaves the record at once (one whose key
+        // is gone for good could never complete); a seal added joins it once
+        // it holds both keys, so a further change waits for it (Vault's rule).
+        let adopted: Vec<_> = configured(set)
+            .into_iter()
+            .filter(|s| {
+                complete
+                    || holds(&root, &recovery, &s.name)
+                    || recorded
+                        .iter()
+                        .any(|r| r.name == s.name && (!r.disabled || s.disabled))
+            })
+            .collect();
+        let recorded_changed = adopted != config.seals;
+        changed |= recorded_changed;
+        let recorded_names = recorded_changed.then(|| {
+            let enabled: Vec<&str> = adopted
+                .iter()
+                .filter(|s| !s.disabled)
+                .map(|s| s.name.as_str())
+                .collect();
+            enabled.join(", ")
+        });
         let new_config = changed.then(|| SealConfig {
             format_version: super::seal_config::format_for(MULTISEAL),
             seal_type: MULTISEAL.into(),
@@ -294,6 +313,10 @@ impl Lifecycle {
         .await?;
         if single && changed {
             tracing::info!("the store of one seal is now wrapped by several seals");
+        }
+        if let Some(names) = recorded_names {
+            // The seals the next change of the config is checked against.
+            tracing::info!(seals = %names, "the store records its seals; the next change of the seals is checked against these");
         }
         if retiring {
             tracing::warn!(

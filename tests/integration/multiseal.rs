@@ -11,58 +11,12 @@ use serde_json::{Value, json};
 use crate::support::cli::{Init, status};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::kms::{
-    ALIAS, Kms, SOON, init_recovery, kms, named_seal_block, seal_block, two_seals, wait_unsealed,
+    ALIAS, Kms, SOON, disable_key, enable_key, init_recovery, kms, multiseal, named_seal,
+    restart_with, seal_block, seal_named, two_seals, wait_unsealed, wait_wrapped,
 };
 use crate::support::quorum::{enter, start as start_operation};
 use strongroom_test_support::eventually;
-use strongroom_test_support::kms::{Fault, key_id};
-
-/// Disables the key in moto (DescribeKey says so) and at the proxy
-/// (Encrypt and Decrypt fail as on AWS).
-fn disable_key(kms: &Kms) {
-    kms.moto
-        .call("DisableKey", json!({"KeyId": key_id(&kms.key)}));
-    kms.proxy.disable(&kms.key);
-}
-
-fn enable_key(kms: &Kms) {
-    kms.moto
-        .call("EnableKey", json!({"KeyId": key_id(&kms.key)}));
-    kms.proxy.enable(&kms.key);
-}
-
-/// A seal block of `kms` named `name`; `extra` goes into it.
-fn named_seal(name: &str, priority: u32, kms: &Kms, extra: &str) -> String {
-    named_seal_block(name, priority, &kms.proxy.endpoint(), extra)
-}
-
-fn multiseal(seals: &[String]) -> String {
-    format!("enable_multiseal = true\n{}", seals.concat())
-}
-
-/// Stops the daemon, writes its config with `seals` in it, starts it again.
-fn restart_with(daemon: &mut Daemon, dir: &Path, seals: &str) {
-    daemon.stop();
-    std::fs::write(&daemon.config_path, config(dir, seals)).unwrap();
-    daemon.start_again();
-}
-
-fn seal_named<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["seals"]
-        .as_array()
-        .and_then(|seals| seals.iter().find(|s| s["name"] == name))
-        .unwrap_or_else(|| panic!("no seal {name} in {status}"))
-}
-
-/// Waits (bounded) until `seal` is reported fully wrapped (or not).
-fn wait_wrapped(daemon: &Daemon, seal: &str, wrapped: bool) -> Value {
-    let mut last = Value::Null;
-    eventually("the seal's wrapped state", SOON, || {
-        last = status(daemon);
-        seal_named(&last, seal)["fully_wrapped"] == wrapped
-    });
-    last
-}
+use strongroom_test_support::kms::Fault;
 
 /// A daemon sealed by "tokyo" (priority 1) and "osaka" (priority 2),
 /// initialized; `tokyo_extra` goes into tokyo's block.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use strongroom_test_support::eventually;
-use strongroom_test_support::kms::{KmsProxy, Moto};
+use strongroom_test_support::kms::{KmsProxy, Moto, key_id};
 
 use super::cli::{Init, init, status};
 use super::daemon::{Daemon, config};
@@ -97,6 +97,56 @@ pub fn wait_unsealed(daemon: &Daemon) -> Value {
     eventually("unsealed", SOON, || {
         last = status(daemon);
         last["sealed"] == false
+    });
+    last
+}
+
+/// Disables the key in moto (DescribeKey says so) and at the proxy
+/// (Encrypt and Decrypt fail as on AWS).
+pub fn disable_key(kms: &Kms) {
+    kms.moto
+        .call("DisableKey", json!({"KeyId": key_id(&kms.key)}));
+    kms.proxy.disable(&kms.key);
+}
+
+/// Enables the key again, in moto and at the proxy.
+pub fn enable_key(kms: &Kms) {
+    kms.moto
+        .call("EnableKey", json!({"KeyId": key_id(&kms.key)}));
+    kms.proxy.enable(&kms.key);
+}
+
+/// A seal block of `kms` named `name`; `extra` goes into it.
+pub fn named_seal(name: &str, priority: u32, kms: &Kms, extra: &str) -> String {
+    named_seal_block(name, priority, &kms.proxy.endpoint(), extra)
+}
+
+/// `seals` (blocks) with `enable_multiseal = true`.
+pub fn multiseal(seals: &[String]) -> String {
+    format!("enable_multiseal = true\n{}", seals.concat())
+}
+
+/// Stops the daemon, writes its config with `seals` in it, starts it again.
+pub fn restart_with(daemon: &mut Daemon, dir: &Path, seals: &str) {
+    daemon.stop();
+    std::fs::write(&daemon.config_path, config(dir, seals)).unwrap();
+    daemon.start_again();
+}
+
+/// The entry of the seal `name` in a status.
+pub fn seal_named<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["seals"]
+        .as_array()
+        .and_then(|seals| seals.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no seal {name} in {status}"))
+}
+
+/// Waits (bounded) until `seal` is reported fully wrapped (or not).
+pub fn wait_wrapped(daemon: &Daemon, seal: &str, wrapped: bool) -> Value {
+    let mut last = Value::Null;
+    eventually("the seal's wrapped state", SOON, || {
+        last = status(daemon);
+        seal_named(&last, seal)["fully_wrapped"] == wrapped
     });
     last
 }
