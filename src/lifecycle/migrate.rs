@@ -86,7 +86,7 @@ pub(super) fn decide(
         (AWSKMS, Seal::AwsKms(_), true) => Ok(Some(Migration::AwsKmsToAwsKms)),
         // One awskms seal to several: the envelope of the one seal opens
         // with the seal that holds its key, and the active node rewraps it
-        // for every seal (multiseal_sync.rs); no quorum is needed.
+        // for every seal (multiseal/rewrap.rs); no quorum is needed.
         (AWSKMS | MULTISEAL, Seal::Multi(_), _) => Ok(None),
         (SHAMIR, Seal::Multi(_), _) => refuse(
             "the storage uses Shamir unseal keys, and moving to several seals at once is not supported: migrate to one seal \"awskms\" block first (a seal migration), then set enable_multiseal = true".into(),

@@ -14,17 +14,10 @@
 //! told when it opens and closes through their [`Hooks`].
 
 mod auto_unseal;
-#[cfg(test)]
-mod break_glass_tests;
 mod emergency;
-#[cfg(test)]
-mod emergency_tests;
 mod init;
 mod migrate;
 mod multiseal;
-mod multiseal_sync;
-#[cfg(test)]
-mod multiseal_tests;
 pub mod quorum;
 mod recovery;
 mod role;

@@ -3,7 +3,7 @@
 //! write. One seal keeps one envelope per key (`core/root-key`,
 //! `core/recovery-key`); several seals keep a set of named envelopes there
 //! ([`EnvelopeSet`]), and a seal missing from a set is not fully wrapped
-//! until [`Lifecycle::reconcile_seals`] (multiseal_sync.rs) rewraps it.
+//! until [`Lifecycle::reconcile_seals`] (multiseal/rewrap.rs) rewraps it.
 
 use std::sync::Arc;
 

@@ -1,11 +1,52 @@
-//! With `enable_multiseal = true`: the seal blocks put together, names and
-//! priorities unique, at least one KMS seal in use, at most one Shamir seal.
+//! With `enable_multiseal = true`: the emergency `seal "shamir"` block, and
+//! the seal blocks put together, names and priorities unique, at least one
+//! KMS seal in use, at most one Shamir seal.
+
+use hcl_edit::Span;
+use hcl_edit::structure::Block;
 
 use super::Ctx;
 use super::seal::SealBlock;
+use super::words::qualified;
 use crate::config::{EmergencySeal, MAX_KMS_SEALS, Multiseal, NamedSeal, env_suffix};
 
+/// The emergency seal block's name in error messages.
+const SHAMIR: &str = "seal.shamir";
+
 impl Ctx<'_> {
+    /// The emergency `seal "shamir"` block: a name, nothing else.
+    pub(super) fn shamir_seal(&mut self, block: &Block, line: usize) -> Option<SealBlock> {
+        let (section, _) =
+            self.section(&block.body, SHAMIR, &["name", "priority", "disabled"], &[]);
+        let errors_before = self.errors.len();
+        let name = self.seal_name(&section, SHAMIR);
+        if let Some(attr) = section.attrs.get("priority") {
+            let at = self.line(attr.span());
+            self.error(
+                at,
+                qualified(SHAMIR, "priority"),
+                "is not taken by the shamir seal: it is never tried automatically, only by unseal --seal with its name",
+            );
+        }
+        if let Some((true, at)) = self.boolean(&section, "disabled") {
+            self.error(
+                at,
+                qualified(SHAMIR, "disabled"),
+                "the emergency shamir seal cannot be disabled; remove the block to retire it (the active node then deletes what the store keeps of it)",
+            );
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(SealBlock {
+            kms: None,
+            name,
+            priority: None,
+            disabled: false,
+            line,
+        })
+    }
+
     /// The seals of `blocks` (in file order); `line` is `enable_multiseal`'s.
     /// `incomplete` when a seal block had errors of its own: then "no seal
     /// in use" would be a guess, so it is not said.
@@ -283,7 +324,7 @@ mod tests {
             ))),
             [
                 "test.hcl:11: seal.shamir.priority: is not taken by the shamir seal: it is never tried automatically, only by unseal --seal with its name",
-                "test.hcl:12: seal.shamir.disabled: the emergency shamir seal cannot be disabled; remove the block to drop it",
+                "test.hcl:12: seal.shamir.disabled: the emergency shamir seal cannot be disabled; remove the block to retire it (the active node then deletes what the store keeps of it)",
                 "test.hcl:13: seal.shamir.region: unknown key \"region\"; expected one of: name, priority, disabled",
             ]
         );

@@ -1,5 +1,6 @@
-//! The `seal "awskms"` block, with Vault's key names, and with
-//! `enable_multiseal` the emergency `seal "shamir"` block.
+//! The `seal "awskms"` block, with Vault's key names; with
+//! `enable_multiseal` also the emergency `seal "shamir"` block
+//! (`multiseal.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,8 +20,6 @@ use crate::secret::SecretString;
 
 /// The block's name in error messages.
 const NAME: &str = "seal.awskms";
-/// The emergency seal block's name in error messages.
-const SHAMIR: &str = "seal.shamir";
 
 /// A seal block as read, before the blocks are put together: one in use
 /// and one disabled as today, or with `enable_multiseal` every one of them.
@@ -49,7 +48,7 @@ impl Ctx<'_> {
     ) -> Option<SealBlock> {
         match kind {
             "awskms" => self.awskms(block, line, multiseal),
-            "shamir" if multiseal => self.shamir(block, line),
+            "shamir" if multiseal => self.shamir_seal(block, line),
             "shamir" => {
                 self.error(
                     line,
@@ -70,39 +69,6 @@ impl Ctx<'_> {
                 None
             }
         }
-    }
-
-    /// The emergency `seal "shamir"` block: a name, nothing else.
-    fn shamir(&mut self, block: &Block, line: usize) -> Option<SealBlock> {
-        let (section, _) =
-            self.section(&block.body, SHAMIR, &["name", "priority", "disabled"], &[]);
-        let errors_before = self.errors.len();
-        let name = self.seal_name(&section, SHAMIR);
-        if let Some(attr) = section.attrs.get("priority") {
-            let at = self.line(attr.span());
-            self.error(
-                at,
-                qualified(SHAMIR, "priority"),
-                "is not taken by the shamir seal: it is never tried automatically, only by unseal --seal with its name",
-            );
-        }
-        if let Some((true, at)) = self.boolean(&section, "disabled") {
-            self.error(
-                at,
-                qualified(SHAMIR, "disabled"),
-                "the emergency shamir seal cannot be disabled; remove the block to drop it",
-            );
-        }
-        if self.errors.len() > errors_before {
-            return None;
-        }
-        Some(SealBlock {
-            kms: None,
-            name,
-            priority: None,
-            disabled: false,
-            line,
-        })
     }
 
     /// A `seal "awskms"` block.
@@ -200,7 +166,11 @@ impl Ctx<'_> {
     }
 
     /// `name` of a seal block, checked.
-    fn seal_name(&mut self, section: &Section<'_>, block: &str) -> Option<(String, usize)> {
+    pub(super) fn seal_name(
+        &mut self,
+        section: &Section<'_>,
+        block: &str,
+    ) -> Option<(String, usize)> {
         let (name, at) = self.string(section, "name")?;
         match check_seal_name(&name) {
             Ok(()) => Some((name, at)),

@@ -1,7 +1,7 @@
 //! Several seals at work (`enable_multiseal`): which seal opens the root
 //! key at start, the rule for changing the set of seals, and Status's list
-//! of seals. Keeping every seal's envelopes up to date while unsealed is in
-//! `multiseal_sync.rs`.
+//! of seals. While unsealed, `watch.rs` checks each seal's key and
+//! `rewrap.rs` keeps every seal's envelopes up to date.
 
 use std::collections::BTreeSet;
 use std::time::UNIX_EPOCH;
@@ -13,6 +13,12 @@ use crate::seal::envelope::Purpose;
 use crate::seal::set::{OpenFailure, SealSet};
 use crate::seal::{AWSKMS, MULTISEAL};
 use crate::secret::SecretKey;
+
+mod rewrap;
+mod watch;
+
+#[cfg(test)]
+mod lifecycle_tests;
 
 /// One seal as Status shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

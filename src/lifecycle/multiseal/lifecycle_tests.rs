@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SealConfig};
-use super::seals::path_of;
-use super::{InitParams, Lifecycle, Options, Phase};
+use crate::lifecycle::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SealConfig};
+use crate::lifecycle::seals::path_of;
+use crate::lifecycle::{InitParams, Lifecycle, Options, Phase};
 use crate::seal::envelope::Purpose;
 use crate::seal::kms::testing::FakeKms;
 use crate::seal::kms::{Kms, KmsError, KmsErrorKind};
@@ -47,7 +47,7 @@ async fn stored_seals(storage: &Arc<dyn Backend>, purpose: Purpose) -> Vec<Strin
 
 async fn stored_config(storage: &Arc<dyn Backend>) -> SealConfig {
     let bytes = storage
-        .get(super::seal_config::SEAL_CONFIG_PATH)
+        .get(crate::lifecycle::seal_config::SEAL_CONFIG_PATH)
         .await
         .unwrap()
         .unwrap();

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::seal_config::{EMERGENCY_ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{
+use crate::error::Error;
+use crate::lifecycle::seal_config::{EMERGENCY_ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
+use crate::lifecycle::{
     Completed, InitParams, Lifecycle, Operation, Options, Phase, RekeyParams, RekeyTarget,
 };
-use crate::error::Error;
 use crate::seal::Seal;
 use crate::seal::kms::testing::FakeKms;
 use crate::seal::kms::{KeyState, Kms};
@@ -313,7 +313,7 @@ async fn wrong_seal_names_and_parameters_are_refused_in_a_sentence() {
         "this daemon has no seal \"tokyo\" to unseal with; its emergency seal is \"emergency\""
     );
     assert!(storage.list("").await.unwrap().is_empty());
-    let shamir = super::testing::open_shamir(Arc::new(InmemBackend::new())).await;
+    let shamir = crate::lifecycle::testing::open_shamir(Arc::new(InmemBackend::new())).await;
     let err = shamir
         .enter_unseal_request("00", false, false, "emergency")
         .await

@@ -1,160 +1,37 @@
-//! Several seals while unsealed: each seal's key is checked on its own
-//! schedule (its `health_check_interval`, sooner with backoff after a
-//! failure), on the active node and on standbys alike, and the active node
-//! keeps every enabled seal's envelopes of the root key and the recovery
-//! key: a seal that missed a write (it was down during a rotate-root or
-//! rekey), a seal added to the config, and a store of one seal before
-//! `enable_multiseal` are rewrapped; the envelopes of a seal marked
-//! `disabled = true` are deleted once every enabled seal holds both keys
-//! and opened both again. The KMS calls run without the key operations'
-//! lock; the one write after them happens under it, and only if nothing
-//! it read changed meanwhile.
+//! The active node keeps every enabled seal's envelopes of the root key
+//! and the recovery key: a seal that missed a write (it was down during a
+//! rotate-root or rekey), a seal added to the config, and a store of one
+//! seal before `enable_multiseal` are rewrapped; the envelopes of a seal
+//! marked `disabled = true` are deleted once every enabled seal holds both
+//! keys and opened both again; an emergency seal no config names is
+//! retired. The KMS calls run without the key operations' lock; the one
+//! write after them happens under it, and only if nothing it read changed
+//! meanwhile.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-
-use super::auto_unseal::backoff;
-use super::multiseal::{check_set_change, configured, recorded_enabled};
-use super::seal_config::{RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig};
-use super::{Lifecycle, Phase, State};
+use super::{check_set_change, configured, recorded_enabled};
 use crate::barrier::Barrier;
 use crate::error::Error;
+use crate::lifecycle::seal_config::{
+    RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig,
+};
+use crate::lifecycle::{Lifecycle, State};
 use crate::seal::envelope::Purpose;
-use crate::seal::kms::KeyState;
-use crate::seal::set::{EnvelopeSet, Member, SealSet};
+use crate::seal::set::{EnvelopeSet, SealSet};
 use crate::seal::{AWSKMS, MULTISEAL};
 use crate::secret::{SecretKey, ct_eq};
 use crate::storage::Batch;
-
-/// How soon a rewrap that did not complete is tried again, at most.
-const RETRY_CAP: Duration = Duration::from_secs(60);
 
 /// The three stored entries a rewrap reads and rewrites, as bytes: the
 /// write happens only if they are still these.
 type Stored = [Option<Vec<u8>>; 3];
 
 impl Lifecycle {
-    /// The background work of several seals for the life of the process:
-    /// auto-unseal whenever sealed and armed, then, while unsealed or
-    /// standing by, the per-seal health checks and (active) the rewraps.
-    pub(super) async fn drive_seal_set(self: Arc<Self>, set: Arc<SealSet>) {
-        let mut phase = self.subscribe();
-        loop {
-            let current = *phase.borrow_and_update();
-            match current {
-                Phase::Sealed if self.auto_unseal_armed() => {
-                    self.auto_unseal_with_retries(&mut phase).await;
-                }
-                Phase::Unsealed | Phase::Standby => {
-                    if !self.watch_seals(&set, &mut phase, current).await {
-                        return;
-                    }
-                }
-                Phase::Uninitialized | Phase::Sealed => {
-                    if phase.changed().await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// While in `watching` (unsealed or standing by): checks each seal when
-    /// it is due; the active node also rewraps until every enabled seal is
-    /// fully wrapped. Returns false when the process is ending, true once
-    /// the phase changed.
-    async fn watch_seals(
-        &self,
-        set: &SealSet,
-        phase: &mut watch::Receiver<Phase>,
-        watching: Phase,
-    ) -> bool {
-        let active = watching == Phase::Unsealed;
-        let now = Instant::now();
-        let mut due: Vec<Option<Instant>> = set
-            .members()
-            .iter()
-            // A disabled seal may name no key (Decrypt needs none): nothing to check.
-            .map(|m| {
-                (!m.health_check_interval.is_zero() && !m.kms.key_id().is_empty())
-                    .then(|| now + m.health_check_interval)
-            })
-            .collect();
-        let mut rewrap_due = active.then_some(now);
-        let mut rewrap_failures = 0;
-        loop {
-            let next = due.iter().flatten().chain(&rewrap_due).min().copied();
-            let wait = async {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = wait => {}
-                () = self.rewrap_wanted.notified(), if active => {
-                    rewrap_due = Some(Instant::now());
-                }
-                closed = async { phase.wait_for(|p| *p != watching).await.is_err() } => {
-                    return !closed;
-                }
-            }
-            let now = Instant::now();
-            let mut recovered = false;
-            let mut checked = false;
-            for (member, due) in set.members().iter().zip(due.iter_mut()) {
-                if due.is_some_and(|at| at <= now) {
-                    let was_healthy = member.health().healthy();
-                    check_key(member).await;
-                    checked = true;
-                    let health = member.health();
-                    recovered |= !was_healthy && health.healthy();
-                    let wait = if health.healthy() {
-                        member.health_check_interval
-                    } else {
-                        backoff(health.failures, true).min(member.health_check_interval)
-                    };
-                    *due = Some(Instant::now() + wait);
-                }
-            }
-            if !active {
-                // A standby's Status follows what the active node wrote.
-                if checked {
-                    self.refresh_wrapped(set).await;
-                }
-                continue;
-            }
-            if recovered {
-                rewrap_due = Some(now);
-            }
-            if rewrap_due.is_some_and(|at| at <= now) {
-                let outcome = crate::failpoint::scope("seal-set", self.reconcile_seals(set)).await;
-                rewrap_due = match outcome {
-                    Ok(true) => {
-                        rewrap_failures = 0;
-                        None
-                    }
-                    Ok(false) | Err(_) => {
-                        if let Err(e) = outcome {
-                            tracing::warn!(error = %e, "the seals could not be brought up to date; trying again later");
-                            if let Error::FailedPrecondition(refused) = e {
-                                self.report().seal_note = Some(refused);
-                            }
-                        }
-                        rewrap_failures += 1;
-                        Some(Instant::now() + backoff(rewrap_failures, true).min(RETRY_CAP))
-                    }
-                };
-            }
-        }
-    }
-
     /// Brings the stored envelopes in line with the configured seals (see
     /// the module). Returns whether every enabled seal is fully wrapped and
     /// nothing is left to delete.
-    pub(super) async fn reconcile_seals(&self, set: &SealSet) -> Result<bool, Error> {
+    pub(in crate::lifecycle) async fn reconcile_seals(&self, set: &SealSet) -> Result<bool, Error> {
         // Read under the key operations' lock, so never halfway through a
         // rotate-root or rekey; the KMS calls below run without it.
         let (config, barrier, read) = {
@@ -292,7 +169,7 @@ impl Lifecycle {
             enabled.join(", ")
         });
         let new_config = changed.then(|| SealConfig {
-            format_version: super::seal_config::format_for(MULTISEAL),
+            format_version: crate::lifecycle::seal_config::format_for(MULTISEAL),
             seal_type: MULTISEAL.into(),
             kms_endpoint: None,
             seals: adopted,
@@ -355,7 +232,7 @@ impl Lifecycle {
                 .put(RECOVERY_KEY_PATH, recovery.encode())
                 .put(SEAL_CONFIG_PATH, config.encode());
             if config.emergency.is_none() {
-                super::emergency::retire_into(&mut batch);
+                crate::lifecycle::emergency::retire_into(&mut batch);
             }
             self.storage.write(batch).await?;
             self.replace_seal_config(config.clone());
@@ -408,7 +285,7 @@ impl Lifecycle {
     }
 
     /// A standby reads which seals hold the keys, as the active node wrote them.
-    async fn refresh_wrapped(&self, set: &SealSet) {
+    pub(super) async fn refresh_wrapped(&self, set: &SealSet) {
         let (Ok(Some(root)), Ok(Some(recovery))) = (
             self.storage.get(ROOT_KEY_PATH).await,
             self.storage.get(RECOVERY_KEY_PATH).await,
@@ -456,26 +333,4 @@ async fn verify_enabled(
         }
     }
     true
-}
-
-/// DescribeKey a seal's configured key, and record what it says.
-async fn check_key(member: &Member) {
-    match member.kms.describe_key(member.kms.key_id()).await {
-        Ok(info) => match info.state {
-            KeyState::Enabled => member.record_ok(),
-            KeyState::Disabled => member.record_failure(&format!(
-                "KMS key {} is disabled: this seal cannot unseal or wrap until it is enabled again",
-                info.arn
-            )),
-            KeyState::PendingDeletion => member.record_failure(&format!(
-                "KMS key {} is pending deletion: cancel the deletion, or remove this seal (disabled = true) while the others still work",
-                info.arn
-            )),
-            KeyState::Other(state) => member.record_failure(&format!(
-                "KMS key {} is in state {state}: this seal may not unseal",
-                info.arn
-            )),
-        },
-        Err(e) => member.record_failure(&format!("the health check failed: {e}")),
-    }
 }

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::seal_config::{
+use crate::lifecycle::seal_config::{
     EMERGENCY_RECOVERY_KEY_PATH, EMERGENCY_ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig,
 };
-use super::{Completed, InitParams, InitResult, Lifecycle, Operation, Options, Phase};
+use crate::lifecycle::{Completed, InitParams, InitResult, Lifecycle, Operation, Options, Phase};
 use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
 use crate::seal::kms::testing::FakeKms;
@@ -86,7 +86,7 @@ async fn stored_config(storage: &Arc<dyn Backend>) -> SealConfig {
 
 async fn stored_seals(storage: &Arc<dyn Backend>, purpose: Purpose) -> Vec<String> {
     let blob = storage
-        .get(super::seals::path_of(purpose))
+        .get(crate::lifecycle::seals::path_of(purpose))
         .await
         .unwrap()
         .unwrap();
@@ -253,7 +253,7 @@ async fn a_config_without_the_emergency_seal_retires_it() {
     for path in [
         EMERGENCY_ROOT_KEY_PATH,
         EMERGENCY_RECOVERY_KEY_PATH,
-        super::emergency::EMERGENCY_PUBLIC_KEY_PATH,
+        super::EMERGENCY_PUBLIC_KEY_PATH,
     ] {
         assert!(storage.get(path).await.unwrap().is_none(), "{path}");
     }
