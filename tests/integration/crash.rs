@@ -913,7 +913,8 @@ fn multiseal_quorum_operations_while_a_seal_cannot_wrap() {
         osaka_refusing_encrypt(&osaka, rotate_root(1, 2)),
         one_seal_wrapped_check(&osaka, emergency, Purpose::RootKey, rotate_root_check),
     );
-    // The quorum check (no commit), then the new recovery key's commit.
+    // The quorum check (no commit), then the new recovery key's commit, by
+    // confirmation or by verification.
     crash_matrix_of(
         "rekey",
         false,
@@ -922,12 +923,14 @@ fn multiseal_quorum_operations_while_a_seal_cannot_wrap() {
         |_| true,
         one_seal_wrapped_check(&osaka, emergency, Purpose::RecoveryKey, rekey_check),
     );
-    crash_matrix(
-        "rekey-commit",
-        &store,
-        osaka_refusing_encrypt(&osaka, rekey_operation(false)),
-        one_seal_wrapped_check(&osaka, emergency, Purpose::RecoveryKey, rekey_check),
-    );
+    for verify in [false, true] {
+        crash_matrix(
+            "rekey-commit",
+            &store,
+            osaka_refusing_encrypt(&osaka, rekey_operation(verify)),
+            one_seal_wrapped_check(&osaka, emergency, Purpose::RecoveryKey, rekey_check),
+        );
+    }
 }
 
 /// `operate` with `osaka`'s proxy refusing Encrypt (only Encrypt: the
