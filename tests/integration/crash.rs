@@ -25,9 +25,14 @@ use tempfile::TempDir;
 use crate::support::cli::{Init, Run, init, put_secrets, secrets_read_back, status, unseal};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::ha::{Cluster, SETTLE};
-use crate::support::kms::{Kms, init_recovery, kms, seal_block, two_seals, wait_unsealed};
+use crate::support::kms::{
+    Kms, init_recovery, kms, named_seal_block, seal_block, two_seals, wait_unsealed,
+};
 use crate::support::quorum::{fresh_otp, start, start_as};
 use crate::support::store::entries;
+use strongroom::seal::envelope::Purpose;
+use strongroom::seal::set::EnvelopeSet;
+use strongroom_test_support::kms::Fault;
 
 const KV: [(&str, &str); 3] = [
     ("app/one", "first"),
@@ -244,6 +249,11 @@ fn awskms_store(kms: &Kms, extra: &str) -> Store {
 /// A store made under the seal blocks `block` with 3/2 recovery keys and
 /// the KV entries; crash runs use `extra` (`block` when empty).
 fn kms_store(block: String, extra: &str) -> Store {
+    kms_store_made(block, extra).0
+}
+
+/// [`kms_store`], and what its init printed.
+fn kms_store_made(block: String, extra: &str) -> (Store, Init) {
     let template = tempdir();
     let mut daemon = Daemon::start(template.path(), &config(template.path(), &block));
     let keys = crate::support::cli::init(
@@ -253,7 +263,7 @@ fn kms_store(block: String, extra: &str) -> Store {
     put_secrets(&daemon, &keys.root_token, &KV);
     daemon.stop();
     let root_key = root_key_entry(template.path());
-    Store {
+    let store = Store {
         template,
         extra: if extra.is_empty() {
             block
@@ -261,10 +271,24 @@ fn kms_store(block: String, extra: &str) -> Store {
             extra.to_string()
         },
         keys: keys.recovery_hex.clone(),
-        token: keys.root_token,
+        token: keys.root_token.clone(),
         awskms: true,
         root_key,
-    }
+    };
+    (store, keys)
+}
+
+/// The emergency seal's block (several seals).
+const EMERGENCY: &str = "\nseal \"shamir\" {\n  name = \"emergency\"\n}\n";
+
+/// A store made under the seal blocks `seals` and the emergency seal, as
+/// [`kms_store`] makes one (crash runs use `extra`), and its 5 emergency
+/// keys (hex; 3 open it).
+fn emergency_store(seals: &str, extra: &str) -> (Store, Vec<String>) {
+    let (store, made) = kms_store_made(format!("{seals}{EMERGENCY}"), extra);
+    let emergency = crate::support::cli::strings(&made.json["emergency_keys_hex"]);
+    assert_eq!(emergency.len(), 5);
+    (store, emergency)
 }
 
 fn unseal_with(daemon: &Daemon, keys: &[String]) {
@@ -654,34 +678,54 @@ fn multiseal_init_and_a_seal_added() {
     let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
     // With the emergency seal: its keys' config and the root key encrypted
     // to them are part of init's one commit.
-    init_with_recovery_keys(format!(
-        "{both}\nseal \"shamir\" {{\n  name = \"emergency\"\n}}\n"
-    ));
+    init_with_recovery_keys(format!("{both}{EMERGENCY}"));
 
-    let store = awskms_store(&tokyo, &both);
-    let osaka_wrapped = |daemon: &Daemon| {
-        let status = status(daemon);
-        status["type"] == "multiseal"
-            && status["seals"]
-                .as_array()
-                .is_some_and(|seals| seals.iter().all(|s| s["fully_wrapped"] == true))
-    };
+    seal_added_matrix(&awskms_store(&tokyo, &both));
+}
+
+/// Several seals: a store of "tokyo" and "osaka" restarted with a third
+/// seal, "nagoya" (a third KMS), which the active node rewraps by itself.
+#[test]
+fn multiseal_a_third_seal_added() {
+    let (tokyo, osaka, nagoya) = (kms(), kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let three = format!(
+        "{both}{}",
+        named_seal_block("nagoya", 3, &nagoya.proxy.endpoint(), "")
+    );
+    seal_added_matrix(&kms_store(both, &three));
+}
+
+/// Every seal of the daemon's status fully wrapped, with several seals.
+fn every_seal_wrapped(daemon: &Daemon) -> bool {
+    let status = status(daemon);
+    status["type"] == "multiseal"
+        && status["seals"]
+            .as_array()
+            .is_some_and(|seals| seals.iter().all(|s| s["fully_wrapped"] == true))
+}
+
+/// The crash matrix of the rewrap that follows a seal added to `store`
+/// (its config, `store.extra`, names one seal more than it was made with):
+/// either way "tokyo" unseals it, and the restarted daemon wraps the keys
+/// for every seal.
+fn seal_added_matrix(store: &Store) {
     crash_matrix_of(
         "seal-set",
         true,
-        &store,
+        store,
         // The daemon rewraps by itself after unsealing.
         |_, _| Seen::default(),
-        osaka_wrapped,
+        every_seal_wrapped,
         |daemon, store, seen, side| {
             let kept = seen.root_key.as_ref().unwrap();
             assert_eq!(kept == store.root_key.as_ref().unwrap(), side == Side::Old);
-            // Before the commit the one seal's envelopes still open (and the
-            // restarted daemon rewraps again); after it, the set does.
+            // Before the commit the envelopes it was made with still open
+            // (and the restarted daemon rewraps again); after it, the set does.
             assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
             secrets_read_back(daemon, &store.token, &KV);
             strongroom_test_support::eventually("the rewrap", Duration::from_secs(10), || {
-                osaka_wrapped(daemon)
+                every_seal_wrapped(daemon)
             });
         },
     );
@@ -725,37 +769,17 @@ fn multiseal_a_seal_leaves() {
 
 /// Several seals with an emergency seal: `rekey --target emergency`, whose
 /// one commit ("rekey-commit") writes the new emergency config and copy of
-/// the root key together, and rotate-root, whose commit writes the new
-/// root key's copy with the keyring it encrypts: after the crash the
-/// emergency keys in force (old or new) open the stored copy, and the root
-/// key in it opens the stored keyring. (Init under an emergency seal is
-/// the init case of `multiseal_init_and_a_seal_added`.)
+/// the root key and the recovery key together, and rotate-root, whose
+/// commit writes the new root key's copy with the keyring it encrypts:
+/// after the crash the emergency keys in force (old or new) open the stored
+/// copies, the root key in one opens the stored keyring, and the other is
+/// the recovery key in force. (Init under an emergency seal is the init
+/// case of `multiseal_init_and_a_seal_added`.)
 #[test]
 fn multiseal_emergency_rekey_and_rotate_root() {
     let (tokyo, osaka) = (kms(), kms());
-    let extra = format!(
-        "{}\nseal \"shamir\" {{\n  name = \"emergency\"\n}}\n",
-        two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint())
-    );
-    let template = tempdir();
-    let mut daemon = Daemon::start(template.path(), &config(template.path(), &extra));
-    let made = init(
-        &daemon,
-        &["--recovery-shares", "3", "--recovery-threshold", "2"],
-    );
-    let emergency = crate::support::cli::strings(&made.json["emergency_keys_hex"]);
-    assert_eq!(emergency.len(), 5);
-    put_secrets(&daemon, &made.root_token, &KV);
-    daemon.stop();
-    let root_key = root_key_entry(template.path());
-    let store = Store {
-        template,
-        extra,
-        keys: made.recovery_hex.clone(),
-        token: made.root_token,
-        awskms: true,
-        root_key,
-    };
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let (store, emergency) = emergency_store(&both, "");
     let operate = |daemon: &Daemon, store: &Store| {
         wait_unsealed(daemon);
         let args = [
@@ -789,7 +813,7 @@ fn multiseal_emergency_rekey_and_rotate_root() {
             Side::Old => (&emergency[..3], seen.keys.as_slice()),
             Side::New => (seen.keys.as_slice(), &emergency[..]),
         };
-        emergency_keys_open_the_stored_copy(&seen.stored, in_force, void);
+        emergency_keys_open_the_stored_copy(&seen.stored, in_force, void, &store.keys[..2]);
         wait_unsealed(daemon);
         secrets_read_back(daemon, &store.token, &KV);
     };
@@ -799,7 +823,12 @@ fn multiseal_emergency_rekey_and_rotate_root() {
         &store,
         rotate_root(0, 1),
         |daemon, store, seen, side| {
-            emergency_keys_open_the_stored_copy(&seen.stored, &emergency[2..], &[]);
+            emergency_keys_open_the_stored_copy(
+                &seen.stored,
+                &emergency[2..],
+                &[],
+                &store.keys[1..],
+            );
             rotate_root_check(daemon, store, seen, side);
         },
     );
@@ -807,11 +836,13 @@ fn multiseal_emergency_rekey_and_rotate_root() {
 
 /// The stored emergency config takes `in_force` (and none of `void`), and
 /// they open the stored emergency copy of the root key, which opens the
-/// stored keyring.
+/// stored keyring, and the copy of the recovery key, which is the one a
+/// quorum of `recovery` (recovery keys in force, hex) combines into.
 fn emergency_keys_open_the_stored_copy(
     stored: &std::collections::BTreeMap<String, Vec<u8>>,
     in_force: &[String],
     void: &[String],
+    recovery: &[String],
 ) {
     use strongroom::lifecycle::SealConfig;
     use strongroom::seal::emergency::EmergencySecret;
@@ -839,13 +870,178 @@ fn emergency_keys_open_the_stored_copy(
     assert_eq!(secret.public_key_hex(), emergency.public_key);
     let root_key = secret
         .open(
-            strongroom::seal::envelope::Purpose::RootKey,
+            Purpose::RootKey,
             &config.cluster_id,
             &stored["core/emergency-root-key"],
         )
         .expect("the emergency keys in force open the stored copy of the root key");
     strongroom::barrier::open_keyring(&root_key, &stored["core/keyring"])
         .expect("the emergency copy is of the root key that encrypts the stored keyring");
+    let recovery_key = secret
+        .open(
+            Purpose::RecoveryKey,
+            &config.cluster_id,
+            &stored["core/emergency-recovery-key"],
+        )
+        .expect("the emergency keys in force open the stored copy of the recovery key");
+    let shares: Vec<SecretBytes> = recovery
+        .iter()
+        .map(|k| SecretBytes::new(bytes(k)))
+        .collect();
+    assert!(
+        recovery_key.expose() == shamir::combine(&shares).unwrap().expose(),
+        "the emergency copy is not of the recovery key in force"
+    );
+}
+
+/// Several seals with an emergency seal, "osaka" refusing Encrypt:
+/// rotate-root and a rekey of the recovery keys commit the new key wrapped
+/// by "tokyo" alone ("osaka" loses its envelope of it) and encrypted to the
+/// emergency seal. After the crash the stored envelopes are the old set or
+/// "tokyo"'s alone, the emergency keys open the copies of the keys in
+/// force, those keys work, and once "osaka" answers again the daemon
+/// rewraps it.
+#[test]
+fn multiseal_quorum_operations_while_a_seal_cannot_wrap() {
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let (store, emergency) = emergency_store(&both, "");
+    let emergency = &emergency[..3];
+    crash_matrix(
+        "rotate-root",
+        &store,
+        osaka_refusing_encrypt(&osaka, rotate_root(1, 2)),
+        one_seal_wrapped_check(&osaka, emergency, Purpose::RootKey, rotate_root_check),
+    );
+    // The quorum check (no commit), then the new recovery key's commit, by
+    // confirmation or by verification.
+    crash_matrix_of(
+        "rekey",
+        false,
+        &store,
+        osaka_refusing_encrypt(&osaka, rekey_operation(false)),
+        |_| true,
+        one_seal_wrapped_check(&osaka, emergency, Purpose::RecoveryKey, rekey_check),
+    );
+    for verify in [false, true] {
+        crash_matrix(
+            "rekey-commit",
+            &store,
+            osaka_refusing_encrypt(&osaka, rekey_operation(verify)),
+            one_seal_wrapped_check(&osaka, emergency, Purpose::RecoveryKey, rekey_check),
+        );
+    }
+}
+
+/// `operate` with `osaka`'s proxy refusing Encrypt (only Encrypt: the
+/// quorum check's Decrypt and the health checks' DescribeKey still pass).
+fn osaka_refusing_encrypt(
+    osaka: &Kms,
+    operate: impl Fn(&Daemon, &Store) -> Seen,
+) -> impl Fn(&Daemon, &Store) -> Seen {
+    move |daemon, store| {
+        osaka
+            .proxy
+            .fault(Some("Encrypt"), Fault::access_denied("Encrypt"));
+        operate(daemon, store)
+    }
+}
+
+/// `check` after a crash of an operation that wrote a new `purpose` key
+/// while "osaka" refused Encrypt: the stored envelopes of that key are
+/// "tokyo"'s and "osaka"'s before the commit and "tokyo"'s alone after
+/// it; the `emergency` keys open the stored copies of the root key and of
+/// the recovery key in force. Then "osaka" answers again and is rewrapped.
+fn one_seal_wrapped_check<'a>(
+    osaka: &'a Kms,
+    emergency: &'a [String],
+    purpose: Purpose,
+    check: impl Fn(&Daemon, &Store, &Seen, Side) + 'a,
+) -> impl Fn(&Daemon, &Store, &Seen, Side) + 'a {
+    move |daemon, store, seen, side| {
+        let path = match purpose {
+            Purpose::RootKey => "core/root-key",
+            Purpose::RecoveryKey => "core/recovery-key",
+        };
+        let stored = EnvelopeSet::decode(purpose, &seen.stored[path]).unwrap();
+        let mut seals: Vec<&str> = stored.seals().collect();
+        seals.sort_unstable();
+        let wrapped_by: &[&str] = match side {
+            Side::Old => &["osaka", "tokyo"],
+            Side::New => &["tokyo"],
+        };
+        assert_eq!(seals, wrapped_by, "{path}");
+        let recovery = match (purpose, side) {
+            (Purpose::RecoveryKey, Side::New) => seen.keys.as_slice(),
+            _ => &store.keys[..2],
+        };
+        emergency_keys_open_the_stored_copy(&seen.stored, emergency, &[], recovery);
+        check(daemon, store, seen, side);
+        osaka.proxy.clear_fault();
+        strongroom_test_support::eventually("osaka rewrapped", Duration::from_secs(20), || {
+            every_seal_wrapped(daemon)
+        });
+    }
+}
+
+/// Several seals: a store of "tokyo", "osaka" and the emergency seal
+/// restarted without the `seal "shamir"` block. The active node retires the
+/// emergency seal: the seal config without it and its three entries
+/// deleted, in one commit ("seal-set"). Before the commit its keys still
+/// open both stored copies; after it nothing of it is left; either way the
+/// store unseals and reads back, and the restarted daemon retires it.
+#[test]
+fn multiseal_the_emergency_seal_retired() {
+    use strongroom::lifecycle::SealConfig;
+
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let (store, emergency) = emergency_store(&both, &both);
+    let retired = |daemon: &Daemon| {
+        daemon
+            .stderr
+            .text()
+            .contains("the emergency seal is retired")
+    };
+    crash_matrix_of(
+        "seal-set",
+        true,
+        &store,
+        |_, _| Seen::default(),
+        retired,
+        |daemon, store, seen, side| {
+            match side {
+                Side::Old => emergency_keys_open_the_stored_copy(
+                    &seen.stored,
+                    &emergency[..3],
+                    &[],
+                    &store.keys[..2],
+                ),
+                Side::New => {
+                    let config = SealConfig::decode(&seen.stored["core/seal-config"]).unwrap();
+                    assert!(config.emergency.is_none());
+                    let names: Vec<&str> = config.seals.iter().map(|s| s.name.as_str()).collect();
+                    assert_eq!(names, ["tokyo", "osaka"]);
+                    for path in [
+                        "core/emergency-root-key",
+                        "core/emergency-recovery-key",
+                        "core/emergency-public-key",
+                    ] {
+                        assert!(!seen.stored.contains_key(path), "{path} is left");
+                    }
+                }
+            }
+            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
+            secrets_read_back(daemon, &store.token, &KV);
+            if side == Side::Old {
+                strongroom_test_support::eventually(
+                    "the retirement",
+                    Duration::from_secs(10),
+                    || retired(daemon),
+                );
+            }
+        },
+    );
 }
 
 /// The recovery-key quorum operations of an awskms store: rekey (its quorum
