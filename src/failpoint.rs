@@ -33,7 +33,7 @@
 
 use std::future::Future;
 
-/// Every operation name passed to [`scope`]. `tests/integration/crash.rs`
+/// Every operation name passed to [`scope`]. `tests/integration/crash/`
 /// checks that each scope in `src/` is listed here and that each name here
 /// has a crash case.
 pub const OPERATIONS: &[&str] = &[

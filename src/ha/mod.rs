@@ -260,7 +260,7 @@ impl Node {
         tracing::info!(epoch, "took the active role");
         self.storage.set_term(Some(elected));
         self.holding.send_replace(true);
-        // A crash point inside (tests/integration/crash.rs): a node that
+        // A crash point inside (tests/integration/crash/): a node that
         // dies here holds the term but never served.
         let taken_over = crate::failpoint::scope("ha-take-over", async {
             crate::failpoint::step("after-term-taken");

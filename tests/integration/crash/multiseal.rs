@@ -1,0 +1,380 @@
+//! Crash cases of several seals: init, a seal added or leaving, the
+//! emergency seal's rekey, copies and retirement, and quorum operations
+//! while a seal cannot wrap.
+
+use super::*;
+
+/// Several seals: init under two, and a store of one seal restarted with a
+/// second seal added, which the active node rewraps by itself ("seal-set":
+/// the recovery key opened, both keys wrapped by each seal, one commit).
+#[test]
+fn multiseal_init_and_a_seal_added() {
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    // With the emergency seal: its keys' config and the root key encrypted
+    // to them are part of init's one commit.
+    init_with_recovery_keys(format!("{both}{EMERGENCY}"));
+
+    seal_added_matrix(&awskms_store(&tokyo, &both));
+}
+
+/// Several seals: a store of "tokyo" and "osaka" restarted with a third
+/// seal, "nagoya" (a third KMS), which the active node rewraps by itself.
+#[test]
+fn multiseal_a_third_seal_added() {
+    let (tokyo, osaka, nagoya) = (kms(), kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let three = format!(
+        "{both}{}",
+        named_seal_block("nagoya", 3, &nagoya.proxy.endpoint(), "")
+    );
+    seal_added_matrix(&kms_store(both, &three));
+}
+
+/// Every seal of the daemon's status fully wrapped, with several seals.
+fn every_seal_wrapped(daemon: &Daemon) -> bool {
+    let status = status(daemon);
+    status["type"] == "multiseal"
+        && status["seals"]
+            .as_array()
+            .is_some_and(|seals| seals.iter().all(|s| s["fully_wrapped"] == true))
+}
+
+/// The crash matrix of the rewrap that follows a seal added to `store`
+/// (its config, `store.extra`, names one seal more than it was made with):
+/// either way "tokyo" unseals it, and the restarted daemon wraps the keys
+/// for every seal.
+fn seal_added_matrix(store: &Store) {
+    crash_matrix_of(
+        "seal-set",
+        true,
+        store,
+        // The daemon rewraps by itself after unsealing.
+        |_, _| Seen::default(),
+        every_seal_wrapped,
+        |daemon, store, seen, side| {
+            let kept = seen.root_key.as_ref().unwrap();
+            assert_eq!(kept == store.root_key.as_ref().unwrap(), side == Side::Old);
+            // Before the commit the envelopes it was made with still open
+            // (and the restarted daemon rewraps again); after it, the set does.
+            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
+            secrets_read_back(daemon, &store.token, &KV);
+            strongroom_test_support::eventually("the rewrap", Duration::from_secs(10), || {
+                every_seal_wrapped(daemon)
+            });
+        },
+    );
+}
+
+/// Several seals: "osaka" marked disabled leaves the set. The active node
+/// opens the recovery key, opens both keys of "tokyo" again, then deletes
+/// "osaka"'s envelopes in one commit ("seal-set").
+#[test]
+fn multiseal_a_seal_leaves() {
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let leaving = both.replacen(
+        "name     = \"osaka\"",
+        "name     = \"osaka\"\n  disabled = true",
+        1,
+    );
+    assert_ne!(leaving, both);
+    let store = kms_store(both, &leaving);
+    let osaka_gone = |daemon: &Daemon| {
+        status(daemon)["seals"]
+            .as_array()
+            .and_then(|seals| seals.iter().find(|s| s["name"] == "osaka"))
+            .is_some_and(|s| s["holds_keys"] == false)
+    };
+    crash_matrix_of(
+        "seal-set",
+        true,
+        &store,
+        |_, _| Seen::default(),
+        osaka_gone,
+        |daemon, store, _, _| {
+            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
+            secrets_read_back(daemon, &store.token, &KV);
+            strongroom_test_support::eventually("the deletion", Duration::from_secs(10), || {
+                osaka_gone(daemon)
+            });
+        },
+    );
+}
+
+/// Several seals with an emergency seal: `rekey --target emergency`, whose
+/// one commit ("rekey-commit") writes the new emergency config and copy of
+/// the root key and the recovery key together, and rotate-root, whose
+/// commit writes the new root key's copy with the keyring it encrypts:
+/// after the crash the emergency keys in force (old or new) open the stored
+/// copies, the root key in one opens the stored keyring, and the other is
+/// the recovery key in force. (Init under an emergency seal is the init
+/// case of `multiseal_init_and_a_seal_added`.)
+#[test]
+fn multiseal_emergency_rekey_and_rotate_root() {
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let (store, emergency) = emergency_store(&both, "");
+    let operate = |daemon: &Daemon, store: &Store| {
+        wait_unsealed(daemon);
+        let args = [
+            "--target",
+            "emergency",
+            "--key-shares",
+            "2",
+            "--key-threshold",
+            "2",
+        ];
+        let (nonce, _) = start_as(daemon.cli().token(&store.token), "rekey", &args);
+        daemon
+            .cli()
+            .run(&["rekey", "--nonce", &nonce, &store.keys[0]])
+            .ok();
+        let last = daemon.cli().run(&[
+            "rekey",
+            "--nonce",
+            &nonce,
+            &store.keys[1],
+            "--format",
+            "json",
+        ]);
+        Seen {
+            keys: printed_keys(&last, "keys"),
+            ..Seen::default()
+        }
+    };
+    let check = |daemon: &Daemon, store: &Store, seen: &Seen, side: Side| {
+        let (in_force, void) = match side {
+            Side::Old => (&emergency[..3], seen.keys.as_slice()),
+            Side::New => (seen.keys.as_slice(), &emergency[..]),
+        };
+        emergency_keys_open_the_stored_copy(&seen.stored, in_force, void, &store.keys[..2]);
+        wait_unsealed(daemon);
+        secrets_read_back(daemon, &store.token, &KV);
+    };
+    crash_matrix("rekey-commit", &store, operate, check);
+    crash_matrix(
+        "rotate-root",
+        &store,
+        rotate_root(0, 1),
+        |daemon, store, seen, side| {
+            emergency_keys_open_the_stored_copy(
+                &seen.stored,
+                &emergency[2..],
+                &[],
+                &store.keys[1..],
+            );
+            rotate_root_check(daemon, store, seen, side);
+        },
+    );
+}
+
+/// The stored emergency config takes `in_force` (and none of `void`), and
+/// they open the stored emergency copy of the root key, which opens the
+/// stored keyring, and the copy of the recovery key, which is the one a
+/// quorum of `recovery` (recovery keys in force, hex) combines into.
+fn emergency_keys_open_the_stored_copy(
+    stored: &std::collections::BTreeMap<String, Vec<u8>>,
+    in_force: &[String],
+    void: &[String],
+    recovery: &[String],
+) {
+    use strongroom::lifecycle::SealConfig;
+    use strongroom::seal::emergency::EmergencySecret;
+    use strongroom::seal::shamir;
+    use strongroom::secret::SecretBytes;
+
+    let config = SealConfig::decode(&stored["core/seal-config"]).unwrap();
+    let emergency = config.emergency.unwrap();
+    let bytes = |key: &String| hex::decode(key).unwrap();
+    assert!(
+        in_force
+            .iter()
+            .all(|k| emergency.share_check.is_issued(&bytes(k)))
+    );
+    assert!(
+        !void
+            .iter()
+            .any(|k| emergency.share_check.is_issued(&bytes(k)))
+    );
+    let shares: Vec<SecretBytes> = in_force
+        .iter()
+        .map(|k| SecretBytes::new(bytes(k)))
+        .collect();
+    let secret = EmergencySecret::from_key(shamir::combine(&shares).unwrap());
+    assert_eq!(secret.public_key_hex(), emergency.public_key);
+    let root_key = secret
+        .open(
+            Purpose::RootKey,
+            &config.cluster_id,
+            &stored["core/emergency-root-key"],
+        )
+        .expect("the emergency keys in force open the stored copy of the root key");
+    strongroom::barrier::open_keyring(&root_key, &stored["core/keyring"])
+        .expect("the emergency copy is of the root key that encrypts the stored keyring");
+    let recovery_key = secret
+        .open(
+            Purpose::RecoveryKey,
+            &config.cluster_id,
+            &stored["core/emergency-recovery-key"],
+        )
+        .expect("the emergency keys in force open the stored copy of the recovery key");
+    let shares: Vec<SecretBytes> = recovery
+        .iter()
+        .map(|k| SecretBytes::new(bytes(k)))
+        .collect();
+    assert!(
+        recovery_key.expose() == shamir::combine(&shares).unwrap().expose(),
+        "the emergency copy is not of the recovery key in force"
+    );
+}
+
+/// Several seals with an emergency seal, "osaka" refusing Encrypt:
+/// rotate-root and a rekey of the recovery keys commit the new key wrapped
+/// by "tokyo" alone ("osaka" loses its envelope of it) and encrypted to the
+/// emergency seal. After the crash the stored envelopes are the old set or
+/// "tokyo"'s alone, the emergency keys open the copies of the keys in
+/// force, those keys work, and once "osaka" answers again the daemon
+/// rewraps it.
+#[test]
+fn multiseal_quorum_operations_while_a_seal_cannot_wrap() {
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let (store, emergency) = emergency_store(&both, "");
+    let emergency = &emergency[..3];
+    crash_matrix(
+        "rotate-root",
+        &store,
+        osaka_refusing_encrypt(&osaka, rotate_root(1, 2)),
+        one_seal_wrapped_check(&osaka, emergency, Purpose::RootKey, rotate_root_check),
+    );
+    // The quorum check (no commit), then the new recovery key's commit, by
+    // confirmation or by verification.
+    crash_matrix_of(
+        "rekey",
+        false,
+        &store,
+        osaka_refusing_encrypt(&osaka, rekey_operation(false)),
+        |_| true,
+        one_seal_wrapped_check(&osaka, emergency, Purpose::RecoveryKey, rekey_check),
+    );
+    for verify in [false, true] {
+        crash_matrix(
+            "rekey-commit",
+            &store,
+            osaka_refusing_encrypt(&osaka, rekey_operation(verify)),
+            one_seal_wrapped_check(&osaka, emergency, Purpose::RecoveryKey, rekey_check),
+        );
+    }
+}
+
+/// `operate` with `osaka`'s proxy refusing Encrypt (only Encrypt: the
+/// quorum check's Decrypt and the health checks' DescribeKey still pass).
+fn osaka_refusing_encrypt(
+    osaka: &Kms,
+    operate: impl Fn(&Daemon, &Store) -> Seen,
+) -> impl Fn(&Daemon, &Store) -> Seen {
+    move |daemon, store| {
+        osaka
+            .proxy
+            .fault(Some("Encrypt"), Fault::access_denied("Encrypt"));
+        operate(daemon, store)
+    }
+}
+
+/// `check` after a crash of an operation that wrote a new `purpose` key
+/// while "osaka" refused Encrypt: the stored envelopes of that key are
+/// "tokyo"'s and "osaka"'s before the commit and "tokyo"'s alone after
+/// it; the `emergency` keys open the stored copies of the root key and of
+/// the recovery key in force. Then "osaka" answers again and is rewrapped.
+fn one_seal_wrapped_check<'a>(
+    osaka: &'a Kms,
+    emergency: &'a [String],
+    purpose: Purpose,
+    check: impl Fn(&Daemon, &Store, &Seen, Side) + 'a,
+) -> impl Fn(&Daemon, &Store, &Seen, Side) + 'a {
+    move |daemon, store, seen, side| {
+        let path = match purpose {
+            Purpose::RootKey => "core/root-key",
+            Purpose::RecoveryKey => "core/recovery-key",
+        };
+        let stored = EnvelopeSet::decode(purpose, &seen.stored[path]).unwrap();
+        let mut seals: Vec<&str> = stored.seals().collect();
+        seals.sort_unstable();
+        let wrapped_by: &[&str] = match side {
+            Side::Old => &["osaka", "tokyo"],
+            Side::New => &["tokyo"],
+        };
+        assert_eq!(seals, wrapped_by, "{path}");
+        let recovery = match (purpose, side) {
+            (Purpose::RecoveryKey, Side::New) => seen.keys.as_slice(),
+            _ => &store.keys[..2],
+        };
+        emergency_keys_open_the_stored_copy(&seen.stored, emergency, &[], recovery);
+        check(daemon, store, seen, side);
+        osaka.proxy.clear_fault();
+        strongroom_test_support::eventually("osaka rewrapped", Duration::from_secs(20), || {
+            every_seal_wrapped(daemon)
+        });
+    }
+}
+
+/// Several seals: a store of "tokyo", "osaka" and the emergency seal
+/// restarted without the `seal "shamir"` block. The active node retires the
+/// emergency seal: the seal config without it and its three entries
+/// deleted, in one commit ("seal-set"). Before the commit its keys still
+/// open both stored copies; after it nothing of it is left; either way the
+/// store unseals and reads back, and the restarted daemon retires it.
+#[test]
+fn multiseal_the_emergency_seal_retired() {
+    use strongroom::lifecycle::SealConfig;
+
+    let (tokyo, osaka) = (kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let (store, emergency) = emergency_store(&both, &both);
+    let retired = |daemon: &Daemon| {
+        daemon
+            .stderr
+            .text()
+            .contains("the emergency seal is retired")
+    };
+    crash_matrix_of(
+        "seal-set",
+        true,
+        &store,
+        |_, _| Seen::default(),
+        retired,
+        |daemon, store, seen, side| {
+            match side {
+                Side::Old => emergency_keys_open_the_stored_copy(
+                    &seen.stored,
+                    &emergency[..3],
+                    &[],
+                    &store.keys[..2],
+                ),
+                Side::New => {
+                    let config = SealConfig::decode(&seen.stored["core/seal-config"]).unwrap();
+                    assert!(config.emergency.is_none());
+                    let names: Vec<&str> = config.seals.iter().map(|s| s.name.as_str()).collect();
+                    assert_eq!(names, ["tokyo", "osaka"]);
+                    for path in [
+                        "core/emergency-root-key",
+                        "core/emergency-recovery-key",
+                        "core/emergency-public-key",
+                    ] {
+                        assert!(!seen.stored.contains_key(path), "{path} is left");
+                    }
+                }
+            }
+            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
+            secrets_read_back(daemon, &store.token, &KV);
+            if side == Side::Old {
+                strongroom_test_support::eventually(
+                    "the retirement",
+                    Duration::from_secs(10),
+                    || retired(daemon),
+                );
+            }
+        },
+    );
+}
