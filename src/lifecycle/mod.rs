@@ -114,7 +114,7 @@ pub struct Lifecycle {
     /// recovery keys' progress.
     emergency_progress: std::sync::Mutex<Progress>,
     /// The recovery key opened by a break-glass unseal, until the node seals.
-    break_glass_recovery: std::sync::Mutex<Option<crate::secret::SecretKey>>,
+    break_glass_recovery: std::sync::Mutex<Option<emergency::BreakGlass>>,
     /// With HA: this node's role beside the seal state.
     ha: Option<role::Ha>,
     /// Why the store's state could not be read at start (the database is

@@ -6,10 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::lifecycle::seal_config::{
     EMERGENCY_RECOVERY_KEY_PATH, EMERGENCY_ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig,
 };
-use crate::lifecycle::{Completed, InitParams, InitResult, Lifecycle, Operation, Options, Phase};
+use crate::lifecycle::{
+    Completed, InitParams, InitResult, Lifecycle, Operation, Options, Phase, RekeyParams,
+    RekeyTarget,
+};
 use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
 use crate::seal::kms::testing::FakeKms;
@@ -112,6 +116,82 @@ async fn failing(lifecycle: &Arc<Lifecycle>) -> tokio::task::JoinHandle<()> {
     task
 }
 
+/// A generate-root authorized by `keys`: whether it made a token.
+async fn generate_root(lifecycle: &Lifecycle, keys: &[String]) -> Result<bool, Error> {
+    let pad = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        crate::secret::random_bytes(crate::pad::PAD_LEN),
+    );
+    let nonce = lifecycle.generate_root_init(&pad, None)?.nonce;
+    let mut made = false;
+    for key in keys {
+        let outcome = lifecycle
+            .quorum_update(Operation::GenerateRoot, &nonce, key)
+            .await;
+        if outcome.is_err() {
+            lifecycle
+                .quorum_cancel(Operation::GenerateRoot, &nonce)
+                .ok();
+        }
+        made = matches!(outcome?.result, Some(Completed::GeneratedRoot { .. }));
+    }
+    Ok(made)
+}
+
+/// A rekey of the recovery keys (3 of 2) authorized by `keys`, confirmed;
+/// the new recovery keys.
+async fn rekey_recovery(lifecycle: &Lifecycle, keys: &[String]) -> Vec<String> {
+    let nonce = lifecycle
+        .rekey_init(RekeyParams {
+            shares: Some(3),
+            threshold: Some(2),
+            target: Some(RekeyTarget::Recovery),
+            verify: false,
+            recipients: Vec::new(),
+        })
+        .unwrap()
+        .nonce;
+    let mut last = None;
+    for key in keys {
+        last = Some(
+            lifecycle
+                .quorum_update(Operation::Rekey, &nonce, key)
+                .await
+                .unwrap(),
+        );
+    }
+    let Some(Completed::Rekey {
+        shares,
+        confirmation_nonce: Some(confirmation),
+        ..
+    }) = last.and_then(|o| o.result)
+    else {
+        panic!("no new recovery keys");
+    };
+    lifecycle.rekey_confirm(&confirmation).await.unwrap();
+    shares.iter().map(|s| hex::encode(s.expose())).collect()
+}
+
+/// Opens `storage` on `set` while every KMS seal fails, and unseals it with
+/// the emergency keys.
+async fn break_glass(
+    storage: &Arc<dyn Backend>,
+    set: &Arc<SealSet>,
+    emergency: &[String],
+) -> Arc<Lifecycle> {
+    let lifecycle = open(storage, set).await;
+    let task = failing(&lifecycle).await;
+    for key in &emergency[..2] {
+        lifecycle
+            .enter_unseal_request(key, false, false, "emergency")
+            .await
+            .unwrap();
+    }
+    task.abort();
+    assert_eq!(lifecycle.phase(), Phase::Unsealed);
+    lifecycle
+}
+
 #[tokio::test]
 async fn after_a_break_glass_unseal_a_new_seal_gets_both_keys() {
     let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
@@ -132,49 +212,12 @@ async fn after_a_break_glass_unseal_a_new_seal_gets_both_keys() {
     a.set_state(&a.current_arn(), KeyState::PendingDeletion);
     b.set_state(&b.current_arn(), KeyState::PendingDeletion);
     let set = seals(&[("a", &a), ("b", &b), ("c", &c)], true);
-    let lifecycle = open(&storage, &set).await;
-    let task = failing(&lifecycle).await;
-    for key in &emergency[..2] {
-        lifecycle
-            .enter_unseal_request(key, false, false, "emergency")
-            .await
-            .unwrap();
-    }
-    task.abort();
-    assert_eq!(lifecycle.phase(), Phase::Unsealed);
+    let lifecycle = break_glass(&storage, &set, &emergency).await;
 
-    // No KMS seal opens the recovery key, yet recovery keys authorize.
-    let pad = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        crate::secret::random_bytes(crate::pad::PAD_LEN),
-    );
-    let nonce = lifecycle.generate_root_init(&pad, None).unwrap().nonce;
-    let mut last = None;
-    for key in &recovery[..2] {
-        last = Some(
-            lifecycle
-                .quorum_update(Operation::GenerateRoot, &nonce, key)
-                .await
-                .unwrap(),
-        );
-    }
-    assert!(matches!(
-        last.and_then(|o| o.result),
-        Some(Completed::GeneratedRoot { .. })
-    ));
-    // A forged quorum is still refused.
-    let nonce = lifecycle.generate_root_init(&pad, None).unwrap().nonce;
-    let mut outcome = Ok(None);
-    for key in &emergency[..2] {
-        outcome = lifecycle
-            .quorum_update(Operation::GenerateRoot, &nonce, key)
-            .await
-            .map(|o| o.result);
-        if outcome.is_err() {
-            break;
-        }
-    }
-    assert!(outcome.is_err(), "emergency keys are not recovery keys");
+    // No KMS seal opens the recovery key, yet recovery keys authorize, and
+    // emergency keys (not recovery keys) are refused.
+    assert!(generate_root(&lifecycle, &recovery[..2]).await.unwrap());
+    assert!(generate_root(&lifecycle, &emergency[..2]).await.is_err());
 
     // The rewrap gives "c" both keys with the recovery key of the unseal.
     assert!(lifecycle.reconcile_seals(&set).await.unwrap());
@@ -193,43 +236,87 @@ async fn after_a_break_glass_unseal_a_new_seal_gets_both_keys() {
     assert_eq!(restarted.phase(), Phase::Unsealed);
     assert_eq!(restarted.status().auto_unseal.unwrap().seal, "c");
     // The recovery key "c" holds is the one the recovery keys make.
-    let nonce = restarted.generate_root_init(&pad, None).unwrap().nonce;
-    let mut last = None;
-    for key in &recovery[..2] {
-        last = Some(
-            restarted
-                .quorum_update(Operation::GenerateRoot, &nonce, key)
-                .await
-                .unwrap(),
-        );
-    }
-    assert!(last.unwrap().result.is_some());
+    assert!(generate_root(&restarted, &recovery[..2]).await.unwrap());
 }
 
 #[tokio::test]
-async fn the_recovery_key_is_forgotten_when_the_node_seals() {
+async fn a_rekey_renews_the_held_recovery_key_and_one_from_elsewhere_retires_it() {
     let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
     let (a, b, c) = (
         Arc::new(FakeKms::new()),
         Arc::new(FakeKms::new()),
         Arc::new(FakeKms::new()),
     );
-    let (_, emergency) = store(&storage, &a, &b).await;
+    let (recovery, emergency) = store(&storage, &a, &b).await;
     a.set_state(&a.current_arn(), KeyState::Disabled);
     b.set_state(&b.current_arn(), KeyState::Disabled);
     let set = seals(&[("a", &a), ("b", &b), ("c", &c)], true);
-    let lifecycle = open(&storage, &set).await;
-    let task = failing(&lifecycle).await;
-    for key in &emergency[..2] {
-        lifecycle
-            .enter_unseal_request(key, false, false, "emergency")
-            .await
-            .unwrap();
-    }
-    task.abort();
-    assert!(lifecycle.break_glass_recovery_key().is_some());
+    let lifecycle = break_glass(&storage, &set, &emergency).await;
+    assert!(lifecycle.reconcile_seals(&set).await.unwrap());
+
+    // A rekey on this node ("c" wraps the new key): then with "c" down too,
+    // the new recovery keys authorize through the renewed key, the old
+    // ones no more.
+    let renewed = rekey_recovery(&lifecycle, &recovery[..2]).await;
+    c.set_state(&c.current_arn(), KeyState::Disabled);
+    assert!(generate_root(&lifecycle, &renewed[..2]).await.unwrap());
+    assert!(generate_root(&lifecycle, &recovery[..2]).await.is_err());
+
+    // The recovery keys replaced on another node (HA: this node follows the
+    // seal config): the key held belongs to the old ones and is dropped.
+    let mut followed = (*lifecycle.seal_config().unwrap()).clone();
+    let elsewhere = crate::secret::SecretBytes::new(vec![7u8; 33]);
+    followed.share_check = crate::seal::shamir::ShareCheck::new(&[elsewhere]);
+    lifecycle.replace_seal_config(followed);
+    let err = lifecycle
+        .break_glass_or(Error::Unavailable("no seal".into()))
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        Error::Unavailable("no seal".into()).to_string()
+    );
+    assert!(!lifecycle.holds_break_glass());
+}
+
+#[tokio::test]
+async fn a_planted_recovery_key_copy_is_refused() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+    let (_, emergency) = store(&storage, &a, &b).await;
+    // Someone who can write storage encrypts a key of their own to the
+    // public key in the seal config (it is in the clear).
+    let config = stored_config(&storage).await;
+    let public_key =
+        crate::seal::emergency::parse_public_key(&config.emergency.unwrap().public_key).unwrap();
+    let planted = crate::seal::emergency::wrap(
+        &public_key,
+        Purpose::RecoveryKey,
+        &config.cluster_id,
+        &crate::secret::SecretKey::generate(),
+    )
+    .unwrap();
+    let mut batch = crate::storage::Batch::new();
+    batch.put(EMERGENCY_RECOVERY_KEY_PATH, planted);
+    storage.write(batch).await.unwrap();
+    a.set_state(&a.current_arn(), KeyState::Disabled);
+    b.set_state(&b.current_arn(), KeyState::Disabled);
+    // The store still unseals; the planted key is not taken.
+    let lifecycle = break_glass(&storage, &seals(&[("a", &a), ("b", &b)], true), &emergency).await;
+    assert!(!lifecycle.holds_break_glass());
+}
+
+#[tokio::test]
+async fn the_recovery_key_is_forgotten_when_the_node_seals() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+    let (_, emergency) = store(&storage, &a, &b).await;
+    a.set_state(&a.current_arn(), KeyState::Disabled);
+    b.set_state(&b.current_arn(), KeyState::Disabled);
+    let lifecycle = break_glass(&storage, &seals(&[("a", &a), ("b", &b)], true), &emergency).await;
+    assert!(lifecycle.holds_break_glass());
     lifecycle.seal().await;
-    assert!(lifecycle.break_glass_recovery_key().is_none());
+    assert!(!lifecycle.holds_break_glass());
 }
 
 #[tokio::test]
@@ -238,9 +325,23 @@ async fn a_config_without_the_emergency_seal_retires_it() {
     let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
     let (_, emergency) = store(&storage, &a, &b).await;
 
-    // The shamir block is removed: the active node deletes what the store
-    // kept of the emergency seal, in the rewrap's one write.
-    let without = seals(&[("a", &a), ("b", &b)], false);
+    // The shamir block removed in the same restart as seal "b": one change
+    // at a time, so the emergency seal stays until a later restart.
+    let fewer = seals(&[("a", &a)], false);
+    let lifecycle = open(&storage, &fewer).await;
+    lifecycle
+        .auto_unseal_once()
+        .await
+        .map_err(|e| e.message)
+        .unwrap();
+    assert!(lifecycle.reconcile_seals(&fewer).await.unwrap());
+    assert!(stored_config(&storage).await.emergency.is_some());
+    lifecycle.seal().await;
+
+    // The shamir block alone is removed: once "a" and "b" opened both keys
+    // again, the active node deletes what the store kept of the emergency
+    // seal, in the rewrap's one write.
+    let without = seals(&[("a", &a)], false);
     let lifecycle = open(&storage, &without).await;
     lifecycle
         .auto_unseal_once()

@@ -103,9 +103,14 @@ pub(super) fn copy_path(purpose: Purpose) -> &'static str {
     }
 }
 
-/// `key`, the store's `purpose` key, encrypted to the emergency seal of
-/// `config`.
-fn wrap_key(
+/// The stored emergency copy of `key`, the store's `purpose` key: encrypted
+/// to the emergency seal of `config`; the recovery key's copy is then
+/// sealed by `barrier` too. The root key's copy must open while sealed; the
+/// recovery key's is opened after the barrier, so that a copy planted by
+/// someone who can write storage (the public key is in the clear) is
+/// refused, not taken as the recovery key.
+fn copy_entry(
+    barrier: &Barrier,
     config: &EmergencyConfig,
     purpose: Purpose,
     cluster_id: &str,
@@ -113,8 +118,12 @@ fn wrap_key(
 ) -> Result<Vec<u8>, Error> {
     let public_key = emergency::parse_public_key(&config.public_key)
         .map_err(|e| Error::Internal(e.to_string()))?;
-    emergency::wrap(&public_key, purpose, cluster_id, key)
-        .map_err(|e| Error::Internal(e.to_string()))
+    let blob = emergency::wrap(&public_key, purpose, cluster_id, key)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(match purpose {
+        Purpose::RootKey => blob,
+        Purpose::RecoveryKey => barrier.encrypt(EMERGENCY_RECOVERY_KEY_PATH, &blob),
+    })
 }
 
 /// Where the emergency seal's public key is kept behind the barrier: the
@@ -144,7 +153,7 @@ pub(super) fn set_up_into(
         ] {
             batch.put(
                 copy_path(purpose),
-                wrap_key(emergency, purpose, &config.cluster_id, key)?,
+                copy_entry(barrier, emergency, purpose, &config.cluster_id, key)?,
             );
         }
     }
@@ -160,7 +169,10 @@ pub(super) fn retire_into(batch: &mut Batch) {
         .delete(EMERGENCY_RECOVERY_KEY_PATH);
 }
 
+mod break_glass;
 mod unseal;
+
+pub(super) use break_glass::BreakGlass;
 
 #[cfg(test)]
 mod break_glass_tests;
@@ -169,10 +181,11 @@ mod tests;
 
 impl Lifecycle {
     /// Puts the emergency copy of a new `purpose` key into `batch`
-    /// (rotate-root, a rekey of the recovery keys): only while this daemon
-    /// configures an emergency seal and the store has it set up, and only to
-    /// the public key kept behind the barrier; one that differs from the
-    /// seal config's is refused (storage was altered).
+    /// (rotate-root, a rekey of the recovery keys) while the store has the
+    /// emergency seal set up (also on a node whose config no longer names
+    /// it: until it is retired, its copies stay current), and only to the
+    /// public key kept behind the barrier; one that differs from the seal
+    /// config's is refused (storage was altered).
     pub(super) async fn rewrap_emergency_into(
         &self,
         batch: &mut Batch,
@@ -180,9 +193,7 @@ impl Lifecycle {
         purpose: Purpose,
         key: &SecretKey,
     ) -> Result<(), Error> {
-        let (Some(emergency), Some(_)) = (&config.emergency, self.emergency_seal()) else {
-            // No emergency seal configured: its copy is no longer renewed,
-            // and the old copy opens no keyring after this rotation.
+        let Some(emergency) = &config.emergency else {
             return Ok(());
         };
         let barrier = self.barrier()?;
@@ -198,7 +209,7 @@ impl Lifecycle {
         }
         batch.put(
             copy_path(purpose),
-            wrap_key(emergency, purpose, &config.cluster_id, key)?,
+            copy_entry(&barrier, emergency, purpose, &config.cluster_id, key)?,
         );
         Ok(())
     }
@@ -208,42 +219,6 @@ impl Lifecycle {
         match &self.seal {
             Seal::Multi(set) => set.emergency(),
             _ => None,
-        }
-    }
-
-    fn break_glass(&self) -> std::sync::MutexGuard<'_, Option<SecretKey>> {
-        self.break_glass_recovery
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The recovery key a break-glass unseal opened, while this node has
-    /// not sealed since: it stands in for KMS seals that cannot open theirs.
-    pub(super) fn break_glass_recovery_key(&self) -> Option<SecretKey> {
-        self.break_glass().clone()
-    }
-
-    /// Forgets the recovery key of a break-glass unseal (the node sealed).
-    pub(super) fn drop_break_glass(&self) {
-        *self.break_glass() = None;
-    }
-
-    /// After a break-glass unseal, the recovery key it opened where no seal
-    /// could open the stored one (`failed` says why); otherwise `failed`.
-    pub(super) fn break_glass_or(&self, failed: Error) -> Result<SecretKey, Error> {
-        let key = self.break_glass_recovery_key().ok_or(failed)?;
-        tracing::info!(
-            "no KMS seal could open the recovery key; the one opened by the emergency unseal is used"
-        );
-        Ok(key)
-    }
-
-    /// A rekey of the recovery keys committed: a break-glass recovery key
-    /// held is replaced by the new one.
-    pub(super) fn renew_break_glass(&self, recovery_key: &SecretKey) {
-        let mut held = self.break_glass();
-        if held.is_some() {
-            *held = Some(recovery_key.clone());
         }
     }
 }

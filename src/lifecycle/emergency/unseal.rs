@@ -10,8 +10,7 @@ use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::lifecycle::auto_unseal::AutoUnsealState;
 use crate::lifecycle::seal_config::{
-    EMERGENCY_RECOVERY_KEY_PATH, EMERGENCY_ROOT_KEY_PATH, EmergencyConfig, SEAL_CONFIG_PATH,
-    SealConfig,
+    EMERGENCY_ROOT_KEY_PATH, EmergencyConfig, SEAL_CONFIG_PATH, SealConfig,
 };
 use crate::lifecycle::unseal::{UnsealOutcome, add_share, decode_share};
 use crate::lifecycle::{Lifecycle, Progress, State, Status};
@@ -259,25 +258,16 @@ impl Lifecycle {
         let root_key = secret
             .open(Purpose::RootKey, &config.cluster_id, &blob)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        // A store whose emergency seal was set up before the recovery key
-        // was kept with it has no copy: its KMS seals must come back.
-        let recovery_key = match self.storage.get(EMERGENCY_RECOVERY_KEY_PATH).await? {
-            Some(blob) => Some(
-                secret
-                    .open(Purpose::RecoveryKey, &config.cluster_id, &blob)
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-            ),
-            None => None,
-        };
         let barrier = Barrier::unlock(Arc::clone(&self.storage), root_key).await?;
+        let break_glass = self.open_recovery_copy(&barrier, &secret, &config).await;
         if self.is_ha() {
-            *self.break_glass() = recovery_key;
+            self.hold_break_glass(break_glass);
             self.stand_by(config, barrier);
             return Ok(());
         }
         self.opening(&barrier).await?;
-        // Kept before the state changes, so the first rewrap finds it.
-        *self.break_glass() = recovery_key;
+        // Held before the state changes, so the first rewrap finds it.
+        self.hold_break_glass(break_glass);
         self.set_state(State::Unsealed {
             config,
             barrier: Arc::new(barrier),

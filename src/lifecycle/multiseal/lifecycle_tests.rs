@@ -238,3 +238,57 @@ async fn two_seal_changes_at_once_are_refused_before_any_kms_call() {
     assert_eq!(a.calls().len(), before);
     assert_eq!(stored_seals(&storage, Purpose::RootKey).await, ["a"]);
 }
+
+#[tokio::test]
+async fn a_removal_is_recorded_at_once_only_while_a_remaining_seal_holds_the_keys() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b, c) = (kms(), kms(), kms());
+    let lifecycle = open(&storage, seals(&[("a", &a, false), ("b", &b, false)])).await;
+    lifecycle
+        .init_and_confirm(InitParams::recovery(3, 2))
+        .await
+        .unwrap();
+    // "b" misses a rotate-root: it holds no envelope of the root key.
+    let config = stored_config(&storage).await;
+    b.fail_next(KmsError::new(KmsErrorKind::Unavailable, "KMS b is down"));
+    let root = lifecycle.barrier().unwrap().root_key().clone();
+    let mut batch = Batch::new();
+    lifecycle
+        .wrap_into(&mut batch, Purpose::RootKey, &config, &root)
+        .await
+        .unwrap();
+    storage.write(batch).await.unwrap();
+    lifecycle.seal().await;
+
+    // "a" marked disabled while "b" is still down: "a" unseals, "b" cannot
+    // be rewrapped, and recording {b} alone would name no seal that opens
+    // the store, so the record stays {a, b}.
+    b.set_state(&b.current_arn(), crate::seal::kms::KeyState::Disabled);
+    let leaving = || seals(&[("a", &a, true), ("b", &b, false)]);
+    let (restarted, outcome) = restart(&storage, leaving()).await;
+    outcome.unwrap();
+    let Seal::Multi(set) = leaving() else {
+        unreachable!()
+    };
+    assert!(!restarted.reconcile_seals(&set).await.unwrap());
+    let recorded = stored_config(&storage).await.seals;
+    assert!(recorded.iter().all(|s| !s.disabled));
+    restarted.seal().await;
+    // So replacing "a" by "c" now counts as two changes, and is refused.
+    let (_, outcome) = restart(&storage, seals(&[("b", &b, false), ("c", &c, false)])).await;
+    assert!(outcome.unwrap_err().contains("at once"));
+
+    // With "b" healthy again, it is rewrapped and the removal recorded.
+    b.set_state(&b.current_arn(), crate::seal::kms::KeyState::Enabled);
+    let (restarted, outcome) = restart(&storage, leaving()).await;
+    outcome.unwrap();
+    assert!(restarted.reconcile_seals(&set).await.unwrap());
+    let recorded = stored_config(&storage).await.seals;
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|s| (s.name.as_str(), s.disabled))
+            .collect::<Vec<_>>(),
+        [("a", true), ("b", false)]
+    );
+}

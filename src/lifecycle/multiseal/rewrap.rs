@@ -8,13 +8,14 @@
 //! write after them happens under it, and only if nothing it read changed
 //! meanwhile.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{check_set_change, configured, recorded_enabled};
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::lifecycle::seal_config::{
-    RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig,
+    RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig, StoredSeal,
 };
 use crate::lifecycle::{Lifecycle, State};
 use crate::seal::envelope::Purpose;
@@ -73,7 +74,10 @@ impl Lifecycle {
         // store of one seal).
         let mut recorded = config.seals.clone();
         let mut recovery_key = None;
-        if single || !pending.is_empty() || !leaving.is_empty() {
+        // No config names the emergency seal any more: it is retired once
+        // the KMS seals are verified (below).
+        let mut retiring = set.emergency().is_none() && config.emergency.is_some();
+        if single || !pending.is_empty() || !leaving.is_empty() || retiring {
             // Only now a KMS call: a restart with every seal fully wrapped
             // costs the one Decrypt of the path to unsealed.
             let (key, by) = if single {
@@ -103,10 +107,7 @@ impl Lifecycle {
         check_set_change(&recorded_enabled(&recorded_config), set)
             .map_err(Error::FailedPrecondition)?;
 
-        // No config names the emergency seal any more: what the store keeps
-        // of it goes with this write.
-        let retiring = set.emergency().is_none() && config.emergency.is_some();
-        let mut changed = single || retiring;
+        let mut changed = single;
         let mut complete = true;
         if let (false, Some(recovery_key)) = (pending.is_empty(), &recovery_key) {
             let keys = [
@@ -145,19 +146,16 @@ impl Lifecycle {
             // One seal's store that no seal could rewrap yet: keep it as it is.
             return Ok(false);
         }
-        // A seal removed or disabled leaves the record at once (one whose key
-        // is gone for good could never complete); a seal added joins it once
-        // it holds both keys, so a further change waits for it (Vault's rule).
-        let adopted: Vec<_> = configured(set)
-            .into_iter()
-            .filter(|s| {
-                complete
-                    || holds(&root, &recovery, &s.name)
-                    || recorded
-                        .iter()
-                        .any(|r| r.name == s.name && (!r.disabled || s.disabled))
-            })
-            .collect();
+        if retiring {
+            let keys = recovery_key.as_ref().map(|k| (barrier.root_key(), k));
+            let retirement = self
+                .may_retire_emergency(set, &recorded_config, (&root, &recovery), keys, complete)
+                .await;
+            retiring = retirement == Retirement::Now;
+            complete &= retirement != Retirement::NotYet;
+            changed |= retiring;
+        }
+        let adopted = to_record(set, &recorded, (&root, &recovery), complete);
         let recorded_changed = adopted != config.seals;
         changed |= recorded_changed;
         let recorded_names = recorded_changed.then(|| {
@@ -284,6 +282,44 @@ impl Lifecycle {
         });
     }
 
+    /// Whether the emergency seal no config names is retired in this
+    /// write: only as the one change of a restart that changes no KMS seal,
+    /// once every enabled seal holds both keys (`complete`) and opened both
+    /// again, as for a KMS seal leaving.
+    async fn may_retire_emergency(
+        &self,
+        set: &SealSet,
+        recorded_config: &SealConfig,
+        envelopes: (&EnvelopeSet, &EnvelopeSet),
+        keys: Option<(&SecretKey, &SecretKey)>,
+        complete: bool,
+    ) -> Retirement {
+        let recorded: BTreeSet<&str> = recorded_enabled(recorded_config).into_iter().collect();
+        let configured: BTreeSet<&str> = set.enabled().map(|m| m.name.as_str()).collect();
+        if recorded != configured {
+            tracing::info!(
+                "no config names the emergency seal, but this restart also changes the KMS seals: the emergency seal is retired at a restart that changes nothing else"
+            );
+            return Retirement::AtALaterRestart;
+        }
+        match keys {
+            Some(keys)
+                if complete
+                    && verify_enabled(
+                        set,
+                        envelopes.0,
+                        envelopes.1,
+                        &recorded_config.cluster_id,
+                        keys,
+                    )
+                    .await =>
+            {
+                Retirement::Now
+            }
+            _ => Retirement::NotYet,
+        }
+    }
+
     /// A standby reads which seals hold the keys, as the active node wrote them.
     pub(super) async fn refresh_wrapped(&self, set: &SealSet) {
         let (Ok(Some(root)), Ok(Some(recovery))) = (
@@ -298,6 +334,48 @@ impl Lifecycle {
         ) {
             self.record_wrapped(set, &root, &recovery);
         }
+    }
+}
+
+/// What becomes of an emergency seal no config names, in one rewrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retirement {
+    /// Retired in this write.
+    Now,
+    /// This restart changes the KMS seals too: one change at a time.
+    AtALaterRestart,
+    /// The KMS seals are not all verified yet: the rewrap tries again.
+    NotYet,
+}
+
+/// The seal list to record: a seal added joins it once it holds both keys,
+/// so a further change waits for it (Vault's rule); a seal removed or
+/// disabled leaves it at once (one whose key is gone for good could never
+/// complete), but only while a seal that stays enabled in it holds both
+/// keys, so the record never names only seals that cannot open the store.
+fn to_record(
+    set: &SealSet,
+    recorded: &[StoredSeal],
+    (root, recovery): (&EnvelopeSet, &EnvelopeSet),
+    complete: bool,
+) -> Vec<StoredSeal> {
+    let holds = |name: &str| root.get(name).is_some() && recovery.get(name).is_some();
+    if complete {
+        return configured(set);
+    }
+    let adopted: Vec<StoredSeal> = configured(set)
+        .into_iter()
+        .filter(|s| {
+            holds(&s.name)
+                || recorded
+                    .iter()
+                    .any(|r| r.name == s.name && (!r.disabled || s.disabled))
+        })
+        .collect();
+    if adopted.iter().any(|s| !s.disabled && holds(&s.name)) {
+        adopted
+    } else {
+        recorded.to_vec()
     }
 }
 

@@ -342,8 +342,8 @@ impl Lifecycle {
             }
         }
         self.storage.write(batch).await?;
+        self.renew_break_glass(new_key, &new_config.share_check);
         self.replace_seal_config(new_config);
-        self.renew_break_glass(new_key);
         tracing::info!(
             shares,
             threshold,
