@@ -210,14 +210,16 @@ fn emergency_keys_open_the_stored_copy(
             &stored["core/emergency-root-key"],
         )
         .expect("the emergency keys in force open the stored copy of the root key");
-    strongroom::barrier::open_keyring(&root_key, &stored["core/keyring"])
+    let keyring = strongroom::barrier::open_keyring(&root_key, &stored["core/keyring"])
         .expect("the emergency copy is of the root key that encrypts the stored keyring");
+    // The recovery key's copy is sealed by the barrier too.
+    let path = "core/emergency-recovery-key";
+    let sealed = &stored[path];
+    let term = strongroom::barrier::entry::term_of(sealed).unwrap();
+    let blob = strongroom::barrier::entry::open(keyring.key(term).unwrap(), path, sealed)
+        .expect("the barrier opens the stored copy of the recovery key");
     let recovery_key = secret
-        .open(
-            Purpose::RecoveryKey,
-            &config.cluster_id,
-            &stored["core/emergency-recovery-key"],
-        )
+        .open(Purpose::RecoveryKey, &config.cluster_id, blob.expose())
         .expect("the emergency keys in force open the stored copy of the recovery key");
     let shares: Vec<SecretBytes> = recovery
         .iter()
