@@ -158,10 +158,13 @@ impl Cluster {
             if done(&status) {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "node {i} not {what} within {SETTLE:?}: {status}"
-            );
+            if Instant::now() >= deadline {
+                // The node's own last words, for a node that died or hangs.
+                let log = self.nodes[i].daemon.stderr.text();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                panic!("node {i} not {what} within {SETTLE:?}: {status}\nits log ends:\n{tail}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
