@@ -168,18 +168,15 @@ fn one_seal_wrapped_check<'a>(
     check: impl Fn(&Daemon, &Store, &Seen, Side) + 'a,
 ) -> impl Fn(&Daemon, &Store, &Seen, Side) + 'a {
     move |daemon, store, seen, side| {
-        let path = match purpose {
-            Purpose::RootKey => "core/root-key",
-            Purpose::RecoveryKey => "core/recovery-key",
-        };
-        let stored = EnvelopeSet::decode(purpose, &seen.stored[path]).unwrap();
-        let mut seals: Vec<&str> = stored.seals().collect();
-        seals.sort_unstable();
         let wrapped_by: &[&str] = match side {
             Side::Old => &["osaka", "tokyo"],
             Side::New => &["tokyo"],
         };
-        assert_eq!(seals, wrapped_by, "{path}");
+        assert_eq!(
+            stored_seals(&seen.stored, purpose),
+            wrapped_by,
+            "{purpose:?}"
+        );
         let recovery = match (purpose, side) {
             (Purpose::RecoveryKey, Side::New) => seen.keys.as_slice(),
             _ => &store.keys[..2],

@@ -1,8 +1,11 @@
 //! Crash cases of the emergency seal beside several KMS seals: its rekey,
 //! its copies of the root key and the recovery key through rotate-root,
-//! and its retirement.
+//! a seal added after a break-glass unseal, and its retirement.
+
+use serde_json::json;
 
 use super::*;
+use crate::support::kms::{delete_key, unseal_emergency, wait_failed_attempt};
 
 /// Several seals with an emergency seal: `rekey --target emergency`, whose
 /// one commit ("rekey-commit") writes the new emergency config and copy of
@@ -189,4 +192,96 @@ fn multiseal_the_emergency_seal_retired() {
             }
         },
     );
+}
+
+/// Several seals after the break-glass: a store of "tokyo", "osaka" and the
+/// emergency seal whose two KMS keys are deleted for good, restarted with a
+/// third seal, "kyoto". No KMS seal opens it; a quorum of emergency keys (3
+/// of 5) does, and the active node then wraps both keys for "kyoto" by
+/// itself ("seal-set": the stored recovery key, which no KMS seal opens,
+/// gives way to the one the emergency unseal opened; kyoto's Encrypts and
+/// the Decrypts that check them; one commit). Before the commit "kyoto"
+/// holds nothing and the store needs the emergency keys again, after which
+/// "kyoto" is wrapped; after it "kyoto" unseals the store by itself. Either
+/// way the emergency keys still open both stored copies and the secrets
+/// read back.
+#[test]
+fn multiseal_a_seal_added_after_the_break_glass() {
+    let (tokyo, osaka, kyoto) = (kms(), kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let with_kyoto = format!(
+        "{both}{}{EMERGENCY_SEAL}",
+        named_seal_block("kyoto", 3, &kyoto.proxy.endpoint(), "")
+    );
+    let (store, emergency) = emergency_store(&both, &with_kyoto);
+    delete_key(&tokyo);
+    delete_key(&osaka);
+    let quorum = &emergency[..3];
+    crash_matrix_of(
+        "seal-set",
+        true,
+        &store,
+        // The daemon rewraps by itself once the emergency keys unsealed it,
+        // and may crash before it answers the last one.
+        |daemon, _| {
+            break_glass(daemon, quorum);
+            Seen::default()
+        },
+        kyoto_wrapped,
+        |daemon, store, seen, side| {
+            let (holders, recorded): (&[&str], &[&str]) = match side {
+                Side::Old => (&["osaka", "tokyo"], &["tokyo", "osaka"]),
+                Side::New => (&["kyoto", "osaka", "tokyo"], &["tokyo", "osaka", "kyoto"]),
+            };
+            for purpose in [Purpose::RootKey, Purpose::RecoveryKey] {
+                assert_eq!(stored_seals(&seen.stored, purpose), holders, "{purpose:?}");
+            }
+            assert_eq!(recorded_seals(&seen.stored), recorded);
+            emergency_keys_open_the_stored_copy(&seen.stored, quorum, &[], &store.keys[..2]);
+            match side {
+                Side::Old => {
+                    break_glass(daemon, quorum);
+                    let unsealed = status(daemon);
+                    assert_eq!(unsealed["sealed"], false, "{unsealed}");
+                    assert_eq!(unsealed["auto_unseal"]["seal"], "emergency");
+                    secrets_read_back(daemon, &store.token, &KV);
+                    strongroom_test_support::eventually(
+                        "kyoto wrapped",
+                        Duration::from_secs(10),
+                        || kyoto_wrapped(daemon),
+                    );
+                }
+                Side::New => {
+                    assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "kyoto");
+                    secrets_read_back(daemon, &store.token, &KV);
+                }
+            }
+        },
+    );
+}
+
+/// Waits for an auto-unseal attempt that no KMS seal could answer, then
+/// enters `keys`, a quorum of emergency keys (threshold 3): the first two
+/// are taken and counted; the answer to the last is not checked (the
+/// daemon unseals, and in a crash run may abort before it answers).
+fn break_glass(daemon: &Daemon, keys: &[String]) {
+    assert_eq!(wait_failed_attempt(daemon)["sealed"], true);
+    let (last, first) = keys.split_last().unwrap();
+    for (entered, key) in first.iter().enumerate() {
+        let answer = unseal_emergency(daemon, key).ok().json();
+        assert_eq!(
+            (&answer["progress"], &answer["t"]),
+            (&json!(entered + 1), &json!(3)),
+            "{answer}"
+        );
+    }
+    unseal_emergency(daemon, last);
+}
+
+/// "kyoto" holds both keys, by the daemon's status.
+fn kyoto_wrapped(daemon: &Daemon) -> bool {
+    status(daemon)["seals"]
+        .as_array()
+        .and_then(|seals| seals.iter().find(|s| s["name"] == "kyoto"))
+        .is_some_and(|kyoto| kyoto["fully_wrapped"] == true)
 }

@@ -94,3 +94,26 @@ pub(super) fn unsealed(daemon: &Daemon, store: &Store) {
         unseal_with(daemon, &store.keys[..2]);
     }
 }
+
+/// The seals holding an envelope of the `purpose` key in a stopped store's
+/// `stored` entries, sorted.
+pub(super) fn stored_seals(
+    stored: &std::collections::BTreeMap<String, Vec<u8>>,
+    purpose: Purpose,
+) -> Vec<String> {
+    let path = match purpose {
+        Purpose::RootKey => "core/root-key",
+        Purpose::RecoveryKey => "core/recovery-key",
+    };
+    let set = EnvelopeSet::decode(purpose, &stored[path]).unwrap();
+    let mut seals: Vec<String> = set.seals().map(str::to_string).collect();
+    seals.sort_unstable();
+    seals
+}
+
+/// The seal list `core/seal-config` records in `stored` (the one the next
+/// change of the config is checked against), in its order.
+pub(super) fn recorded_seals(stored: &std::collections::BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    let config = strongroom::lifecycle::SealConfig::decode(&stored["core/seal-config"]).unwrap();
+    config.seals.into_iter().map(|s| s.name).collect()
+}
