@@ -1,9 +1,11 @@
-//! Crash cases of several seals: init, a seal added or leaving, and quorum
-//! operations while a seal cannot wrap. The emergency seal's cases are in
+//! Crash cases of several seals: init, a seal added or leaving, a seal
+//! removed while another is not wrapped, and quorum operations while a seal
+//! cannot wrap. The emergency seal's cases are in
 //! `multiseal_emergency.rs`.
 
 use super::multiseal_emergency::emergency_keys_open_the_stored_copy;
 use super::*;
+use crate::support::kms::seal_named;
 
 /// Several seals: init under two, and a store of one seal restarted with a
 /// second seal added, which the active node rewraps by itself ("seal-set":
@@ -99,6 +101,98 @@ fn multiseal_a_seal_leaves() {
             strongroom_test_support::eventually("the deletion", Duration::from_secs(10), || {
                 osaka_gone(daemon)
             });
+        },
+    );
+}
+
+/// Several seals: a store of "tokyo", "osaka" and "kyoto" in which "osaka"
+/// missed a rotate-root (it refused Encrypt, so it holds the recovery key
+/// but not the new root key), restarted with "kyoto" removed from the
+/// config while "osaka" still refuses. The active node's rewrap opens the
+/// recovery key through "tokyo", cannot wrap "osaka", and still records the
+/// seals {tokyo, osaka} in its one commit ("seal-set"): a removal is
+/// recorded at once, whether or not every remaining seal is wrapped.
+/// Either way "tokyo" unseals the store, the secrets read back, "kyoto"'s
+/// envelopes are kept (no config names it, so no node deletes them: Status
+/// warns), the restarted daemon records the removal, and once "osaka"
+/// answers again it is rewrapped.
+#[test]
+fn multiseal_a_seal_removed_while_another_is_not_wrapped() {
+    let (tokyo, osaka, kyoto) = (kms(), kms(), kms());
+    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
+    let three = format!(
+        "{both}{}",
+        named_seal_block("kyoto", 3, &kyoto.proxy.endpoint(), "")
+    );
+    let mut store = kms_store(three.clone(), &both);
+    let refuse_encrypt = || {
+        osaka
+            .proxy
+            .fault(Some("Encrypt"), Fault::access_denied("Encrypt"));
+    };
+    // The template's rotate-root, under all three seals, "osaka" refusing.
+    refuse_encrypt();
+    let template = store.template.path();
+    let mut daemon = Daemon::start(template, &config(template, &three));
+    rotate_root(0, 1)(&daemon, &store);
+    daemon.stop();
+    let stored = entries(&template.join("data"));
+    assert_eq!(stored_seals(&stored, Purpose::RootKey), ["kyoto", "tokyo"]);
+    store.root_key = root_key_entry(template);
+
+    let removal_recorded = |daemon: &Daemon| {
+        daemon.stderr.text().lines().any(|line| {
+            line.contains("the store records its seals")
+                && line.contains(r#""seals":"tokyo, osaka""#)
+        })
+    };
+    crash_matrix_of(
+        "seal-set",
+        true,
+        &store,
+        // The daemon rewraps by itself after unsealing.
+        |_, _| Seen::default(),
+        removal_recorded,
+        |daemon, store, seen, side| {
+            assert_eq!(
+                stored_seals(&seen.stored, Purpose::RootKey),
+                ["kyoto", "tokyo"]
+            );
+            assert_eq!(
+                stored_seals(&seen.stored, Purpose::RecoveryKey),
+                ["kyoto", "osaka", "tokyo"]
+            );
+            let recorded: &[&str] = match side {
+                Side::Old => &["tokyo", "osaka", "kyoto"],
+                Side::New => &["tokyo", "osaka"],
+            };
+            assert_eq!(recorded_seals(&seen.stored), recorded);
+            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
+            secrets_read_back(daemon, &store.token, &KV);
+            if side == Side::Old {
+                strongroom_test_support::eventually(
+                    "the removal recorded",
+                    Duration::from_secs(10),
+                    || removal_recorded(daemon),
+                );
+            }
+            strongroom_test_support::eventually(
+                "a warning naming kyoto's envelopes",
+                Duration::from_secs(10),
+                || {
+                    status(daemon)["warnings"].as_array().is_some_and(|w| {
+                        w.iter()
+                            .any(|w| w.as_str().is_some_and(|w| w.contains("(\"kyoto\")")))
+                    })
+                },
+            );
+            assert_eq!(seal_named(&status(daemon), "osaka")["fully_wrapped"], false);
+            osaka.proxy.clear_fault();
+            strongroom_test_support::eventually("osaka rewrapped", Duration::from_secs(20), || {
+                every_seal_wrapped(daemon)
+            });
+            // The next crash run starts with "osaka" refusing again.
+            refuse_encrypt();
         },
     );
 }
