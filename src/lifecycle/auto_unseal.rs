@@ -311,7 +311,6 @@ impl Lifecycle {
                 (key, format!("KMS key {}", envelope.key_arn))
             }
             Seal::Multi(set) => {
-                self.report().seals_failed = false;
                 let (key, name) = self.open_root_with_set(set, &config).await?;
                 self.report().auto_unseal.seal.clone_from(&name);
                 (key, format!("seal {}", crate::text::quote(&name)))

@@ -42,6 +42,7 @@ mod layering;
 mod lifecycle;
 mod migration;
 mod multiseal;
+mod multiseal_break_glass;
 mod multiseal_emergency;
 mod postgres;
 mod postgres_ha;

@@ -119,19 +119,35 @@ impl Lifecycle {
     /// one awskms seal (before `enable_multiseal`) opens with whichever
     /// configured seal holds its key; the active node then rewraps it for
     /// every seal. Returns the root key and the seal's name.
+    ///
+    /// Whether every seal failed is recorded when the attempt ends, never
+    /// cleared while it runs: emergency keys entered meanwhile are judged
+    /// by the last attempt that ended.
     pub(super) async fn open_root_with_set(
         &self,
         set: &SealSet,
         config: &SealConfig,
     ) -> Result<(SecretKey, String), AttemptError> {
+        let mut seals_failed = false;
+        let opened = self.open_root(set, config, &mut seals_failed).await;
+        self.report().seals_failed = seals_failed;
+        opened
+    }
+
+    async fn open_root(
+        &self,
+        set: &SealSet,
+        config: &SealConfig,
+        seals_failed: &mut bool,
+    ) -> Result<(SecretKey, String), AttemptError> {
         let permanent = |message: String| AttemptError {
             message,
             transient: false,
         };
-        let open_failed = |failure: OpenFailure| {
+        let mut open_failed = |failure: OpenFailure| {
             // Every seal holding an envelope was asked and none opened it:
             // the one failure after which emergency keys are taken.
-            self.report().seals_failed = true;
+            *seals_failed = true;
             AttemptError {
                 transient: failure.transient,
                 message: failure.to_string(),
@@ -144,7 +160,7 @@ impl Lifecycle {
             let (key, by) = set
                 .open_unnamed(&envelope, Purpose::RootKey, &config.cluster_id)
                 .await
-                .map_err(open_failed)?;
+                .map_err(&mut open_failed)?;
             check_set_change(&[by.as_str()], set).map_err(permanent)?;
             return Ok((key, by));
         }

@@ -1,8 +1,11 @@
-//! Crash cases of several seals: init, a seal added or leaving, the
-//! emergency seal's rekey, copies and retirement, and quorum operations
-//! while a seal cannot wrap.
+//! Crash cases of several seals: init, a seal added or leaving, a seal
+//! removed while another is not wrapped, and quorum operations while a seal
+//! cannot wrap. The emergency seal's cases are in
+//! `multiseal_emergency.rs`.
 
+use super::multiseal_emergency::emergency_keys_open_the_stored_copy;
 use super::*;
+use crate::support::kms::seal_named;
 
 /// Several seals: init under two, and a store of one seal restarted with a
 /// second seal added, which the active node rewraps by itself ("seal-set":
@@ -13,7 +16,7 @@ fn multiseal_init_and_a_seal_added() {
     let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
     // With the emergency seal: its keys' config and the root key encrypted
     // to them are part of init's one commit.
-    init_with_recovery_keys(format!("{both}{EMERGENCY}"));
+    init_with_recovery_keys(format!("{both}{EMERGENCY_SEAL}"));
 
     seal_added_matrix(&awskms_store(&tokyo, &both));
 }
@@ -102,132 +105,95 @@ fn multiseal_a_seal_leaves() {
     );
 }
 
-/// Several seals with an emergency seal: `rekey --target emergency`, whose
-/// one commit ("rekey-commit") writes the new emergency config and copy of
-/// the root key and the recovery key together, and rotate-root, whose
-/// commit writes the new root key's copy with the keyring it encrypts:
-/// after the crash the emergency keys in force (old or new) open the stored
-/// copies, the root key in one opens the stored keyring, and the other is
-/// the recovery key in force. (Init under an emergency seal is the init
-/// case of `multiseal_init_and_a_seal_added`.)
+/// Several seals: a store of "tokyo", "osaka" and "kyoto" in which "osaka"
+/// missed a rotate-root (it refused Encrypt, so it holds the recovery key
+/// but not the new root key), restarted with "kyoto" removed from the
+/// config while "osaka" still refuses. The active node's rewrap opens the
+/// recovery key through "tokyo", cannot wrap "osaka", and still records the
+/// seals {tokyo, osaka} in its one commit ("seal-set"): a removal is
+/// recorded at once, whether or not every remaining seal is wrapped.
+/// Either way "tokyo" unseals the store, the secrets read back, "kyoto"'s
+/// envelopes are kept (no config names it, so no node deletes them: Status
+/// warns), the restarted daemon records the removal, and once "osaka"
+/// answers again it is rewrapped.
 #[test]
-fn multiseal_emergency_rekey_and_rotate_root() {
-    let (tokyo, osaka) = (kms(), kms());
+fn multiseal_a_seal_removed_while_another_is_not_wrapped() {
+    let (tokyo, osaka, kyoto) = (kms(), kms(), kms());
     let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
-    let (store, emergency) = emergency_store(&both, "");
-    let operate = |daemon: &Daemon, store: &Store| {
-        wait_unsealed(daemon);
-        let args = [
-            "--target",
-            "emergency",
-            "--key-shares",
-            "2",
-            "--key-threshold",
-            "2",
-        ];
-        let (nonce, _) = start_as(daemon.cli().token(&store.token), "rekey", &args);
-        daemon
-            .cli()
-            .run(&["rekey", "--nonce", &nonce, &store.keys[0]])
-            .ok();
-        let last = daemon.cli().run(&[
-            "rekey",
-            "--nonce",
-            &nonce,
-            &store.keys[1],
-            "--format",
-            "json",
-        ]);
-        Seen {
-            keys: printed_keys(&last, "keys"),
-            ..Seen::default()
-        }
+    let three = format!(
+        "{both}{}",
+        named_seal_block("kyoto", 3, &kyoto.proxy.endpoint(), "")
+    );
+    let mut store = kms_store(three.clone(), &both);
+    let refuse_encrypt = || {
+        osaka
+            .proxy
+            .fault(Some("Encrypt"), Fault::access_denied("Encrypt"));
     };
-    let check = |daemon: &Daemon, store: &Store, seen: &Seen, side: Side| {
-        let (in_force, void) = match side {
-            Side::Old => (&emergency[..3], seen.keys.as_slice()),
-            Side::New => (seen.keys.as_slice(), &emergency[..]),
-        };
-        emergency_keys_open_the_stored_copy(&seen.stored, in_force, void, &store.keys[..2]);
-        wait_unsealed(daemon);
-        secrets_read_back(daemon, &store.token, &KV);
+    // The template's rotate-root, under all three seals, "osaka" refusing.
+    refuse_encrypt();
+    let template = store.template.path();
+    let mut daemon = Daemon::start(template, &config(template, &three));
+    rotate_root(0, 1)(&daemon, &store);
+    daemon.stop();
+    let stored = entries(&template.join("data"));
+    assert_eq!(stored_seals(&stored, Purpose::RootKey), ["kyoto", "tokyo"]);
+    store.root_key = root_key_entry(template);
+
+    let removal_recorded = |daemon: &Daemon| {
+        daemon.stderr.text().lines().any(|line| {
+            line.contains("the store records its seals")
+                && line.contains(r#""seals":"tokyo, osaka""#)
+        })
     };
-    crash_matrix("rekey-commit", &store, operate, check);
-    crash_matrix(
-        "rotate-root",
+    crash_matrix_of(
+        "seal-set",
+        true,
         &store,
-        rotate_root(0, 1),
+        // The daemon rewraps by itself after unsealing.
+        |_, _| Seen::default(),
+        removal_recorded,
         |daemon, store, seen, side| {
-            emergency_keys_open_the_stored_copy(
-                &seen.stored,
-                &emergency[2..],
-                &[],
-                &store.keys[1..],
+            assert_eq!(
+                stored_seals(&seen.stored, Purpose::RootKey),
+                ["kyoto", "tokyo"]
             );
-            rotate_root_check(daemon, store, seen, side);
+            assert_eq!(
+                stored_seals(&seen.stored, Purpose::RecoveryKey),
+                ["kyoto", "osaka", "tokyo"]
+            );
+            let recorded: &[&str] = match side {
+                Side::Old => &["tokyo", "osaka", "kyoto"],
+                Side::New => &["tokyo", "osaka"],
+            };
+            assert_eq!(recorded_seals(&seen.stored), recorded);
+            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
+            secrets_read_back(daemon, &store.token, &KV);
+            if side == Side::Old {
+                strongroom_test_support::eventually(
+                    "the removal recorded",
+                    Duration::from_secs(10),
+                    || removal_recorded(daemon),
+                );
+            }
+            strongroom_test_support::eventually(
+                "a warning naming kyoto's envelopes",
+                Duration::from_secs(10),
+                || {
+                    status(daemon)["warnings"].as_array().is_some_and(|w| {
+                        w.iter()
+                            .any(|w| w.as_str().is_some_and(|w| w.contains("(\"kyoto\")")))
+                    })
+                },
+            );
+            assert_eq!(seal_named(&status(daemon), "osaka")["fully_wrapped"], false);
+            osaka.proxy.clear_fault();
+            strongroom_test_support::eventually("osaka rewrapped", Duration::from_secs(20), || {
+                every_seal_wrapped(daemon)
+            });
+            // The next crash run starts with "osaka" refusing again.
+            refuse_encrypt();
         },
-    );
-}
-
-/// The stored emergency config takes `in_force` (and none of `void`), and
-/// they open the stored emergency copy of the root key, which opens the
-/// stored keyring, and the copy of the recovery key, which is the one a
-/// quorum of `recovery` (recovery keys in force, hex) combines into.
-fn emergency_keys_open_the_stored_copy(
-    stored: &std::collections::BTreeMap<String, Vec<u8>>,
-    in_force: &[String],
-    void: &[String],
-    recovery: &[String],
-) {
-    use strongroom::lifecycle::SealConfig;
-    use strongroom::seal::emergency::EmergencySecret;
-    use strongroom::seal::shamir;
-    use strongroom::secret::SecretBytes;
-
-    let config = SealConfig::decode(&stored["core/seal-config"]).unwrap();
-    let emergency = config.emergency.unwrap();
-    let bytes = |key: &String| hex::decode(key).unwrap();
-    assert!(
-        in_force
-            .iter()
-            .all(|k| emergency.share_check.is_issued(&bytes(k)))
-    );
-    assert!(
-        !void
-            .iter()
-            .any(|k| emergency.share_check.is_issued(&bytes(k)))
-    );
-    let shares: Vec<SecretBytes> = in_force
-        .iter()
-        .map(|k| SecretBytes::new(bytes(k)))
-        .collect();
-    let secret = EmergencySecret::from_key(shamir::combine(&shares).unwrap());
-    assert_eq!(secret.public_key_hex(), emergency.public_key);
-    let root_key = secret
-        .open(
-            Purpose::RootKey,
-            &config.cluster_id,
-            &stored["core/emergency-root-key"],
-        )
-        .expect("the emergency keys in force open the stored copy of the root key");
-    let keyring = strongroom::barrier::open_keyring(&root_key, &stored["core/keyring"])
-        .expect("the emergency copy is of the root key that encrypts the stored keyring");
-    // The recovery key's copy is sealed by the barrier too.
-    let path = "core/emergency-recovery-key";
-    let sealed = &stored[path];
-    let term = strongroom::barrier::entry::term_of(sealed).unwrap();
-    let blob = strongroom::barrier::entry::open(keyring.key(term).unwrap(), path, sealed)
-        .expect("the barrier opens the stored copy of the recovery key");
-    let recovery_key = secret
-        .open(Purpose::RecoveryKey, &config.cluster_id, blob.expose())
-        .expect("the emergency keys in force open the stored copy of the recovery key");
-    let shares: Vec<SecretBytes> = recovery
-        .iter()
-        .map(|k| SecretBytes::new(bytes(k)))
-        .collect();
-    assert!(
-        recovery_key.expose() == shamir::combine(&shares).unwrap().expose(),
-        "the emergency copy is not of the recovery key in force"
     );
 }
 
@@ -296,18 +262,15 @@ fn one_seal_wrapped_check<'a>(
     check: impl Fn(&Daemon, &Store, &Seen, Side) + 'a,
 ) -> impl Fn(&Daemon, &Store, &Seen, Side) + 'a {
     move |daemon, store, seen, side| {
-        let path = match purpose {
-            Purpose::RootKey => "core/root-key",
-            Purpose::RecoveryKey => "core/recovery-key",
-        };
-        let stored = EnvelopeSet::decode(purpose, &seen.stored[path]).unwrap();
-        let mut seals: Vec<&str> = stored.seals().collect();
-        seals.sort_unstable();
         let wrapped_by: &[&str] = match side {
             Side::Old => &["osaka", "tokyo"],
             Side::New => &["tokyo"],
         };
-        assert_eq!(seals, wrapped_by, "{path}");
+        assert_eq!(
+            stored_seals(&seen.stored, purpose),
+            wrapped_by,
+            "{purpose:?}"
+        );
         let recovery = match (purpose, side) {
             (Purpose::RecoveryKey, Side::New) => seen.keys.as_slice(),
             _ => &store.keys[..2],
@@ -319,64 +282,4 @@ fn one_seal_wrapped_check<'a>(
             every_seal_wrapped(daemon)
         });
     }
-}
-
-/// Several seals: a store of "tokyo", "osaka" and the emergency seal
-/// restarted without the `seal "shamir"` block. The active node retires the
-/// emergency seal: the seal config without it and its three entries
-/// deleted, in one commit ("seal-set"). Before the commit its keys still
-/// open both stored copies; after it nothing of it is left; either way the
-/// store unseals and reads back, and the restarted daemon retires it.
-#[test]
-fn multiseal_the_emergency_seal_retired() {
-    use strongroom::lifecycle::SealConfig;
-
-    let (tokyo, osaka) = (kms(), kms());
-    let both = two_seals(&tokyo.proxy.endpoint(), &osaka.proxy.endpoint());
-    let (store, emergency) = emergency_store(&both, &both);
-    let retired = |daemon: &Daemon| {
-        daemon
-            .stderr
-            .text()
-            .contains("the emergency seal is retired")
-    };
-    crash_matrix_of(
-        "seal-set",
-        true,
-        &store,
-        |_, _| Seen::default(),
-        retired,
-        |daemon, store, seen, side| {
-            match side {
-                Side::Old => emergency_keys_open_the_stored_copy(
-                    &seen.stored,
-                    &emergency[..3],
-                    &[],
-                    &store.keys[..2],
-                ),
-                Side::New => {
-                    let config = SealConfig::decode(&seen.stored["core/seal-config"]).unwrap();
-                    assert!(config.emergency.is_none());
-                    let names: Vec<&str> = config.seals.iter().map(|s| s.name.as_str()).collect();
-                    assert_eq!(names, ["tokyo", "osaka"]);
-                    for path in [
-                        "core/emergency-root-key",
-                        "core/emergency-recovery-key",
-                        "core/emergency-public-key",
-                    ] {
-                        assert!(!seen.stored.contains_key(path), "{path} is left");
-                    }
-                }
-            }
-            assert_eq!(wait_unsealed(daemon)["auto_unseal"]["seal"], "tokyo");
-            secrets_read_back(daemon, &store.token, &KV);
-            if side == Side::Old {
-                strongroom_test_support::eventually(
-                    "the retirement",
-                    Duration::from_secs(10),
-                    || retired(daemon),
-                );
-            }
-        },
-    );
 }

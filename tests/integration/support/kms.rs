@@ -1,5 +1,6 @@
 //! The awskms seal in tests: moto with a key behind an alias, the proxy in
-//! front of it, the seal block that names them, and init with recovery keys.
+//! front of it, the seal block that names them, and init with recovery keys;
+//! with several seals, the emergency seal's block and break-glass steps.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 use strongroom_test_support::eventually;
 use strongroom_test_support::kms::{KmsProxy, Moto, key_id};
 
-use super::cli::{Init, init, status};
+use super::cli::{Init, Run, init, status};
 use super::daemon::{Daemon, config};
 
 pub const ALIAS: &str = "alias/strongroom-unseal";
@@ -109,6 +110,16 @@ pub fn disable_key(kms: &Kms) {
     kms.proxy.disable(&kms.key);
 }
 
+/// Schedules the deletion of `kms`'s key: Encrypt and Decrypt fail as on
+/// AWS with KMSInvalidStateException, for good.
+pub fn delete_key(kms: &Kms) {
+    kms.moto.call(
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key_id(&kms.key), "PendingWindowInDays": 7}),
+    );
+    kms.proxy.pending_deletion(&kms.key);
+}
+
 /// Enables the key again, in moto and at the proxy.
 pub fn enable_key(kms: &Kms) {
     kms.moto
@@ -149,4 +160,29 @@ pub fn wait_wrapped(daemon: &Daemon, seal: &str, wrapped: bool) -> Value {
         seal_named(&last, seal)["fully_wrapped"] == wrapped
     });
     last
+}
+
+/// The emergency Shamir seal's block (several seals), named "emergency".
+pub const EMERGENCY_SEAL: &str = "\nseal \"shamir\" {\n  name = \"emergency\"\n}\n";
+
+/// Waits (bounded) until an auto-unseal attempt has failed; the status.
+pub fn wait_failed_attempt(daemon: &Daemon) -> Value {
+    let mut last = Value::Null;
+    eventually("a failed auto-unseal attempt", SOON, || {
+        last = status(daemon);
+        !last["auto_unseal"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    });
+    last
+}
+
+/// `strongroom unseal --seal emergency KEY --format json`: one emergency
+/// key entered (the answer is checked by the caller). A new auto-unseal
+/// attempt under way does not hide the last one's failure, so no retry.
+pub fn unseal_emergency(daemon: &Daemon, key: &str) -> Run {
+    daemon
+        .cli()
+        .run(&["unseal", "--seal", "emergency", key, "--format", "json"])
 }
