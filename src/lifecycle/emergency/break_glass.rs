@@ -5,7 +5,7 @@
 //! is the one in force, so a rekey of the recovery keys on another node
 //! (HA) retires it rather than leaving a stale key in use.
 
-use crate::barrier::Barrier;
+use crate::barrier::{Barrier, BarrierError};
 use crate::error::Error;
 use crate::lifecycle::Lifecycle;
 use crate::lifecycle::seal_config::{EMERGENCY_RECOVERY_KEY_PATH, SealConfig};
@@ -32,22 +32,24 @@ impl Lifecycle {
     /// `barrier` (opened by the emergency copy of the root key) vouches for
     /// it; `None` on a store without one, or with a copy that does not open
     /// (said in a warning: the unseal goes on, and recovery keys then need
-    /// a KMS seal).
+    /// a KMS seal). A storage error fails the unseal: the keys are entered
+    /// again rather than the recovery key lost until the next break-glass.
     pub(super) async fn open_recovery_copy(
         &self,
         barrier: &Barrier,
         secret: &EmergencySecret,
         config: &SealConfig,
-    ) -> Option<BreakGlass> {
+    ) -> Result<Option<BreakGlass>, Error> {
         let opened = match barrier.get(EMERGENCY_RECOVERY_KEY_PATH).await {
             Ok(Some(blob)) => secret
                 .open(Purpose::RecoveryKey, &config.cluster_id, blob.expose())
                 .map_err(|e| e.to_string()),
             // Set up before the recovery key was kept with the seal.
-            Ok(None) => return None,
+            Ok(None) => return Ok(None),
+            Err(BarrierError::Storage(e)) => return Err(e.into()),
             Err(e) => Err(e.to_string()),
         };
-        match opened {
+        Ok(match opened {
             Ok(recovery_key) => Some(BreakGlass {
                 recovery_key,
                 share_check: config.share_check.clone(),
@@ -56,7 +58,7 @@ impl Lifecycle {
                 tracing::warn!(error = %error, "the emergency copy of the recovery key did not open (damaged or altered); recovery keys need a KMS seal until one answers");
                 None
             }
-        }
+        })
     }
 
     /// Holds `break_glass` (a break-glass unseal, before its state change).

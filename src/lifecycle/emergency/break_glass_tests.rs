@@ -11,8 +11,7 @@ use crate::lifecycle::seal_config::{
     EMERGENCY_RECOVERY_KEY_PATH, EMERGENCY_ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig,
 };
 use crate::lifecycle::{
-    Completed, InitParams, InitResult, Lifecycle, Operation, Options, Phase, RekeyParams,
-    RekeyTarget,
+    Completed, InitParams, InitResult, Lifecycle, Operation, Options, Phase, RekeyTarget,
 };
 use crate::seal::Seal;
 use crate::seal::envelope::Purpose;
@@ -41,6 +40,10 @@ fn seals(members: &[(&str, &Arc<FakeKms>)], emergency: bool) -> Arc<SealSet> {
         members,
         emergency.then(|| "emergency".to_string()),
     ))
+}
+
+fn kms() -> Arc<FakeKms> {
+    Arc::new(FakeKms::new())
 }
 
 async fn open(storage: &Arc<dyn Backend>, set: &Arc<SealSet>) -> Arc<Lifecycle> {
@@ -138,40 +141,6 @@ async fn generate_root(lifecycle: &Lifecycle, keys: &[String]) -> Result<bool, E
     Ok(made)
 }
 
-/// A rekey of the recovery keys (3 of 2) authorized by `keys`, confirmed;
-/// the new recovery keys.
-async fn rekey_recovery(lifecycle: &Lifecycle, keys: &[String]) -> Vec<String> {
-    let nonce = lifecycle
-        .rekey_init(RekeyParams {
-            shares: Some(3),
-            threshold: Some(2),
-            target: Some(RekeyTarget::Recovery),
-            verify: false,
-            recipients: Vec::new(),
-        })
-        .unwrap()
-        .nonce;
-    let mut last = None;
-    for key in keys {
-        last = Some(
-            lifecycle
-                .quorum_update(Operation::Rekey, &nonce, key)
-                .await
-                .unwrap(),
-        );
-    }
-    let Some(Completed::Rekey {
-        shares,
-        confirmation_nonce: Some(confirmation),
-        ..
-    }) = last.and_then(|o| o.result)
-    else {
-        panic!("no new recovery keys");
-    };
-    lifecycle.rekey_confirm(&confirmation).await.unwrap();
-    shares.iter().map(|s| hex::encode(s.expose())).collect()
-}
-
 /// Opens `storage` on `set` while every KMS seal fails, and unseals it with
 /// the emergency keys.
 async fn break_glass(
@@ -195,11 +164,7 @@ async fn break_glass(
 #[tokio::test]
 async fn after_a_break_glass_unseal_a_new_seal_gets_both_keys() {
     let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-    let (a, b, c) = (
-        Arc::new(FakeKms::new()),
-        Arc::new(FakeKms::new()),
-        Arc::new(FakeKms::new()),
-    );
+    let (a, b, c) = (kms(), kms(), kms());
     let (recovery, emergency) = store(&storage, &a, &b).await;
     assert!(
         storage
@@ -242,11 +207,7 @@ async fn after_a_break_glass_unseal_a_new_seal_gets_both_keys() {
 #[tokio::test]
 async fn a_rekey_renews_the_held_recovery_key_and_one_from_elsewhere_retires_it() {
     let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-    let (a, b, c) = (
-        Arc::new(FakeKms::new()),
-        Arc::new(FakeKms::new()),
-        Arc::new(FakeKms::new()),
-    );
+    let (a, b, c) = (kms(), kms(), kms());
     let (recovery, emergency) = store(&storage, &a, &b).await;
     a.set_state(&a.current_arn(), KeyState::Disabled);
     b.set_state(&b.current_arn(), KeyState::Disabled);
@@ -257,7 +218,8 @@ async fn a_rekey_renews_the_held_recovery_key_and_one_from_elsewhere_retires_it(
     // A rekey on this node ("c" wraps the new key): then with "c" down too,
     // the new recovery keys authorize through the renewed key, the old
     // ones no more.
-    let renewed = rekey_recovery(&lifecycle, &recovery[..2]).await;
+    let renewed =
+        super::tests::rekey(&lifecycle, RekeyTarget::Recovery, &recovery[..2], false).await;
     c.set_state(&c.current_arn(), KeyState::Disabled);
     assert!(generate_root(&lifecycle, &renewed[..2]).await.unwrap());
     assert!(generate_root(&lifecycle, &recovery[..2]).await.is_err());
@@ -282,7 +244,7 @@ async fn a_rekey_renews_the_held_recovery_key_and_one_from_elsewhere_retires_it(
 #[tokio::test]
 async fn a_planted_recovery_key_copy_is_refused() {
     let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+    let (a, b) = (kms(), kms());
     let (_, emergency) = store(&storage, &a, &b).await;
     // Someone who can write storage encrypts a key of their own to the
     // public key in the seal config (it is in the clear).
@@ -309,7 +271,7 @@ async fn a_planted_recovery_key_copy_is_refused() {
 #[tokio::test]
 async fn the_recovery_key_is_forgotten_when_the_node_seals() {
     let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+    let (a, b) = (kms(), kms());
     let (_, emergency) = store(&storage, &a, &b).await;
     a.set_state(&a.current_arn(), KeyState::Disabled);
     b.set_state(&b.current_arn(), KeyState::Disabled);
@@ -322,7 +284,7 @@ async fn the_recovery_key_is_forgotten_when_the_node_seals() {
 #[tokio::test]
 async fn a_config_without_the_emergency_seal_retires_it() {
     let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
+    let (a, b) = (kms(), kms());
     let (_, emergency) = store(&storage, &a, &b).await;
 
     // The shamir block removed in the same restart as seal "b": one change
@@ -338,9 +300,9 @@ async fn a_config_without_the_emergency_seal_retires_it() {
     assert!(stored_config(&storage).await.emergency.is_some());
     lifecycle.seal().await;
 
-    // The shamir block alone is removed: once "a" and "b" opened both keys
-    // again, the active node deletes what the store kept of the emergency
-    // seal, in the rewrap's one write.
+    // The shamir block alone is removed (the record is {a} now): not while
+    // "a" cannot open its keys again; once it can, the active node deletes
+    // what the store kept of the emergency seal, in the rewrap's one write.
     let without = seals(&[("a", &a)], false);
     let lifecycle = open(&storage, &without).await;
     lifecycle
@@ -348,6 +310,28 @@ async fn a_config_without_the_emergency_seal_retires_it() {
         .await
         .map_err(|e| e.message)
         .unwrap();
+    assert!(stored_config(&storage).await.emergency.is_some());
+    // Not while "a" cannot open its keys again: "b" (kept, as no config
+    // named it, and now decrypt-only) opens the recovery key first, then
+    // "a"'s check fails.
+    let b_leaving = Arc::new(SealSet::new(
+        vec![
+            Member::new("b", 1, true, Duration::ZERO, Arc::clone(&b) as Arc<dyn Kms>),
+            Member::new(
+                "a",
+                2,
+                false,
+                Duration::ZERO,
+                Arc::clone(&a) as Arc<dyn Kms>,
+            ),
+        ],
+        None,
+    ));
+    a.fail_next(crate::seal::kms::KmsError::new(
+        crate::seal::kms::KmsErrorKind::Unavailable,
+        "KMS a is down",
+    ));
+    assert!(!lifecycle.reconcile_seals(&b_leaving).await.unwrap());
     assert!(stored_config(&storage).await.emergency.is_some());
     assert!(lifecycle.reconcile_seals(&without).await.unwrap());
     assert!(stored_config(&storage).await.emergency.is_none());
@@ -382,4 +366,29 @@ async fn a_config_without_the_emergency_seal_retires_it() {
     task.abort();
     assert!(err.to_string().contains("not set up"), "{err}");
     assert_eq!(restarted.phase(), Phase::Sealed);
+}
+
+#[tokio::test]
+async fn a_node_without_the_block_keeps_the_copies_current_until_retired() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b) = (kms(), kms());
+    let (recovery, emergency) = store(&storage, &a, &b).await;
+    // A node whose config has no shamir block rekeys the recovery keys
+    // before any rewrap retired the seal: the copy is of the new key.
+    let lifecycle = open(&storage, &seals(&[("a", &a), ("b", &b)], false)).await;
+    lifecycle
+        .auto_unseal_once()
+        .await
+        .map_err(|e| e.message)
+        .unwrap();
+    let renewed =
+        super::tests::rekey(&lifecycle, RekeyTarget::Recovery, &recovery[..2], false).await;
+    lifecycle.seal().await;
+    // Break-glass on a node with the block: the new recovery keys
+    // authorize through the copy, the old ones are refused.
+    a.set_state(&a.current_arn(), KeyState::Disabled);
+    b.set_state(&b.current_arn(), KeyState::Disabled);
+    let lifecycle = break_glass(&storage, &seals(&[("a", &a), ("b", &b)], true), &emergency).await;
+    assert!(generate_root(&lifecycle, &renewed[..2]).await.unwrap());
+    assert!(generate_root(&lifecycle, &recovery[..2]).await.is_err());
 }

@@ -85,11 +85,22 @@ async fn enter_emergency(lifecycle: &Lifecycle, keys: &[String]) -> Result<(), E
 /// `rekey --target emergency` authorized by `recovery`, confirmed (or,
 /// with `verify`, its new shares typed back); the new emergency shares.
 async fn rekey_emergency(lifecycle: &Lifecycle, recovery: &[String], verify: bool) -> Vec<String> {
+    rekey(lifecycle, RekeyTarget::Emergency, recovery, verify).await
+}
+
+/// A rekey of `target` (3 new keys, 2 needed) authorized by `recovery`,
+/// confirmed (or, with `verify`, its new keys typed back); the new keys.
+pub(super) async fn rekey(
+    lifecycle: &Lifecycle,
+    target: RekeyTarget,
+    recovery: &[String],
+    verify: bool,
+) -> Vec<String> {
     let nonce = lifecycle
         .rekey_init(RekeyParams {
             shares: Some(3),
             threshold: Some(2),
-            target: Some(RekeyTarget::Emergency),
+            target: Some(target),
             verify,
             recipients: Vec::new(),
         })
@@ -111,7 +122,7 @@ async fn rekey_emergency(lifecycle: &Lifecycle, recovery: &[String], verify: boo
         ..
     }) = last.and_then(|o| o.result)
     else {
-        panic!("no new emergency keys");
+        panic!("no new keys");
     };
     let shares = hexes(&shares);
     match (confirmation_nonce, verification_nonce) {

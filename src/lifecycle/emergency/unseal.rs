@@ -259,7 +259,7 @@ impl Lifecycle {
             .open(Purpose::RootKey, &config.cluster_id, &blob)
             .map_err(|e| Error::Internal(e.to_string()))?;
         let barrier = Barrier::unlock(Arc::clone(&self.storage), root_key).await?;
-        let break_glass = self.open_recovery_copy(&barrier, &secret, &config).await;
+        let break_glass = self.open_recovery_copy(&barrier, &secret, &config).await?;
         if self.is_ha() {
             self.hold_break_glass(break_glass);
             self.stand_by(config, barrier);

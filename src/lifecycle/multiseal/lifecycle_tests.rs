@@ -61,6 +61,24 @@ async fn restart(storage: &Arc<dyn Backend>, seal: Seal) -> (Arc<Lifecycle>, Res
     (lifecycle, outcome)
 }
 
+/// A rotate-root's write of the root key while `down` cannot wrap: its
+/// seal loses its root-key envelope.
+async fn missing_a_root_key_write(
+    lifecycle: &Lifecycle,
+    storage: &Arc<dyn Backend>,
+    down: &FakeKms,
+) {
+    let config = stored_config(storage).await;
+    down.fail_next(KmsError::new(KmsErrorKind::Unavailable, "KMS is down"));
+    let root = lifecycle.barrier().unwrap().root_key().clone();
+    let mut batch = Batch::new();
+    lifecycle
+        .wrap_into(&mut batch, Purpose::RootKey, &config, &root)
+        .await
+        .unwrap();
+    storage.write(batch).await.unwrap();
+}
+
 fn kms() -> Arc<FakeKms> {
     Arc::new(FakeKms::new())
 }
@@ -135,17 +153,9 @@ async fn a_seal_that_missed_a_write_is_rewrapped_by_the_active_node() {
         .init_and_confirm(InitParams::recovery(3, 2))
         .await
         .unwrap();
-    let config = stored_config(&storage).await;
 
     // A rotate-root's wrap with "b" down: "b" loses its root-key envelope.
-    b.fail_next(KmsError::new(KmsErrorKind::Unavailable, "KMS b is down"));
-    let root = lifecycle.barrier().unwrap().root_key().clone();
-    let mut batch = Batch::new();
-    lifecycle
-        .wrap_into(&mut batch, Purpose::RootKey, &config, &root)
-        .await
-        .unwrap();
-    storage.write(batch).await.unwrap();
+    missing_a_root_key_write(&lifecycle, &storage, &b).await;
     assert_eq!(stored_seals(&storage, Purpose::RootKey).await, ["a"]);
 
     let (restarted, outcome) = restart(&storage, set()).await;
@@ -249,15 +259,7 @@ async fn a_removal_is_recorded_at_once_only_while_a_remaining_seal_holds_the_key
         .await
         .unwrap();
     // "b" misses a rotate-root: it holds no envelope of the root key.
-    let config = stored_config(&storage).await;
-    b.fail_next(KmsError::new(KmsErrorKind::Unavailable, "KMS b is down"));
-    let root = lifecycle.barrier().unwrap().root_key().clone();
-    let mut batch = Batch::new();
-    lifecycle
-        .wrap_into(&mut batch, Purpose::RootKey, &config, &root)
-        .await
-        .unwrap();
-    storage.write(batch).await.unwrap();
+    missing_a_root_key_write(&lifecycle, &storage, &b).await;
     lifecycle.seal().await;
 
     // "a" marked disabled while "b" is still down: "a" unseals, "b" cannot
@@ -291,4 +293,39 @@ async fn a_removal_is_recorded_at_once_only_while_a_remaining_seal_holds_the_key
             .collect::<Vec<_>>(),
         [("a", true), ("b", false)]
     );
+}
+
+#[tokio::test]
+async fn a_removal_is_not_recorded_while_the_seal_that_stays_cannot_open() {
+    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
+    let (a, b) = (kms(), kms());
+    let lifecycle = open(&storage, seals(&[("a", &a, false), ("b", &b, false)])).await;
+    lifecycle
+        .init_and_confirm(InitParams::recovery(3, 2))
+        .await
+        .unwrap();
+    lifecycle.seal().await;
+    // "b" holds both keys, but its key is pending deletion: with "a" marked
+    // disabled, the record must not become {b}.
+    b.set_state(
+        &b.current_arn(),
+        crate::seal::kms::KeyState::PendingDeletion,
+    );
+    let leaving = || seals(&[("a", &a, true), ("b", &b, false)]);
+    let (restarted, outcome) = restart(&storage, leaving()).await;
+    outcome.unwrap();
+    let Seal::Multi(set) = leaving() else {
+        unreachable!()
+    };
+    assert!(!restarted.reconcile_seals(&set).await.unwrap());
+    assert!(
+        stored_config(&storage)
+            .await
+            .seals
+            .iter()
+            .all(|s| !s.disabled)
+    );
+    for purpose in [Purpose::RootKey, Purpose::RecoveryKey] {
+        assert_eq!(stored_seals(&storage, purpose).await, ["a", "b"]);
+    }
 }

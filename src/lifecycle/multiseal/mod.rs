@@ -14,6 +14,7 @@ use crate::seal::set::{OpenFailure, SealSet};
 use crate::seal::{AWSKMS, MULTISEAL};
 use crate::secret::SecretKey;
 
+mod leaving;
 mod rewrap;
 mod watch;
 

@@ -8,20 +8,19 @@
 //! write after them happens under it, and only if nothing it read changed
 //! meanwhile.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::leaving::{Retirement, to_record, verify_enabled};
 use super::{check_set_change, configured, recorded_enabled};
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::lifecycle::seal_config::{
-    RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig, StoredSeal,
+    RECOVERY_KEY_PATH, ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig,
 };
 use crate::lifecycle::{Lifecycle, State};
 use crate::seal::envelope::Purpose;
 use crate::seal::set::{EnvelopeSet, SealSet};
 use crate::seal::{AWSKMS, MULTISEAL};
-use crate::secret::{SecretKey, ct_eq};
 use crate::storage::Batch;
 
 /// The three stored entries a rewrap reads and rewrites, as bytes: the
@@ -74,6 +73,9 @@ impl Lifecycle {
         // store of one seal).
         let mut recorded = config.seals.clone();
         let mut recovery_key = None;
+        // The seals seen to work in this rewrap: the one that opened the
+        // recovery key, and each one that wrapped (and opened) both keys.
+        let mut working: Vec<String> = Vec::new();
         // No config names the emergency seal any more: it is retired once
         // the KMS seals are verified (below).
         let mut retiring = set.emergency().is_none() && config.emergency.is_some();
@@ -98,6 +100,7 @@ impl Lifecycle {
                     .filter(|s| s.name == by)
                     .collect();
             }
+            working.push(by);
             recovery_key = Some(key);
         }
         let recorded_config = SealConfig {
@@ -121,6 +124,7 @@ impl Lifecycle {
                     root.put(r);
                     recovery.put(k);
                     changed = true;
+                    working.push(name.clone());
                     tracing::info!(seal = %name, "seal now holds the root key and the recovery key");
                 }
             }
@@ -155,7 +159,7 @@ impl Lifecycle {
             complete &= retirement != Retirement::NotYet;
             changed |= retiring;
         }
-        let adopted = to_record(set, &recorded, (&root, &recovery), complete);
+        let adopted = to_record(set, &recorded, (&root, &recovery), &working, complete);
         let recorded_changed = adopted != config.seals;
         changed |= recorded_changed;
         let recorded_names = recorded_changed.then(|| {
@@ -282,44 +286,6 @@ impl Lifecycle {
         });
     }
 
-    /// Whether the emergency seal no config names is retired in this
-    /// write: only as the one change of a restart that changes no KMS seal,
-    /// once every enabled seal holds both keys (`complete`) and opened both
-    /// again, as for a KMS seal leaving.
-    async fn may_retire_emergency(
-        &self,
-        set: &SealSet,
-        recorded_config: &SealConfig,
-        envelopes: (&EnvelopeSet, &EnvelopeSet),
-        keys: Option<(&SecretKey, &SecretKey)>,
-        complete: bool,
-    ) -> Retirement {
-        let recorded: BTreeSet<&str> = recorded_enabled(recorded_config).into_iter().collect();
-        let configured: BTreeSet<&str> = set.enabled().map(|m| m.name.as_str()).collect();
-        if recorded != configured {
-            tracing::info!(
-                "no config names the emergency seal, but this restart also changes the KMS seals: the emergency seal is retired at a restart that changes nothing else"
-            );
-            return Retirement::AtALaterRestart;
-        }
-        match keys {
-            Some(keys)
-                if complete
-                    && verify_enabled(
-                        set,
-                        envelopes.0,
-                        envelopes.1,
-                        &recorded_config.cluster_id,
-                        keys,
-                    )
-                    .await =>
-            {
-                Retirement::Now
-            }
-            _ => Retirement::NotYet,
-        }
-    }
-
     /// A standby reads which seals hold the keys, as the active node wrote them.
     pub(super) async fn refresh_wrapped(&self, set: &SealSet) {
         let (Ok(Some(root)), Ok(Some(recovery))) = (
@@ -335,80 +301,4 @@ impl Lifecycle {
             self.record_wrapped(set, &root, &recovery);
         }
     }
-}
-
-/// What becomes of an emergency seal no config names, in one rewrap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retirement {
-    /// Retired in this write.
-    Now,
-    /// This restart changes the KMS seals too: one change at a time.
-    AtALaterRestart,
-    /// The KMS seals are not all verified yet: the rewrap tries again.
-    NotYet,
-}
-
-/// The seal list to record: a seal added joins it once it holds both keys,
-/// so a further change waits for it (Vault's rule); a seal removed or
-/// disabled leaves it at once (one whose key is gone for good could never
-/// complete), but only while a seal that stays enabled in it holds both
-/// keys, so the record never names only seals that cannot open the store.
-fn to_record(
-    set: &SealSet,
-    recorded: &[StoredSeal],
-    (root, recovery): (&EnvelopeSet, &EnvelopeSet),
-    complete: bool,
-) -> Vec<StoredSeal> {
-    let holds = |name: &str| root.get(name).is_some() && recovery.get(name).is_some();
-    if complete {
-        return configured(set);
-    }
-    let adopted: Vec<StoredSeal> = configured(set)
-        .into_iter()
-        .filter(|s| {
-            holds(&s.name)
-                || recorded
-                    .iter()
-                    .any(|r| r.name == s.name && (!r.disabled || s.disabled))
-        })
-        .collect();
-    if adopted.iter().any(|s| !s.disabled && holds(&s.name)) {
-        adopted
-    } else {
-        recorded.to_vec()
-    }
-}
-
-/// Opens every enabled seal's envelopes of both keys again (two Decrypts
-/// each) and compares them with the keys in use: the check before a
-/// leaving seal's envelopes are deleted.
-async fn verify_enabled(
-    set: &SealSet,
-    root: &EnvelopeSet,
-    recovery: &EnvelopeSet,
-    cluster_id: &str,
-    (root_key, recovery_key): (&SecretKey, &SecretKey),
-) -> bool {
-    for member in set.enabled() {
-        for (envelopes, purpose, key) in [
-            (root, Purpose::RootKey, root_key),
-            (recovery, Purpose::RecoveryKey, recovery_key),
-        ] {
-            let Some(envelope) = envelopes.get(&member.name) else {
-                return false;
-            };
-            match envelope
-                .open_once(member.kms.as_ref(), purpose, cluster_id)
-                .await
-            {
-                Ok(opened) if ct_eq(opened.expose(), key.expose()) => member.record_ok(),
-                Ok(_) => return false,
-                Err(e) => {
-                    member.record_failure(&e.to_string());
-                    return false;
-                }
-            }
-        }
-    }
-    true
 }

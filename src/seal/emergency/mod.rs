@@ -58,12 +58,12 @@ fn labels(purpose: Purpose) -> (&'static [u8], &'static [u8]) {
 pub enum EmergencyError {
     /// Not a blob of this format.
     #[error(
-        "the stored emergency copy of the root key is damaged or from a newer strongroom ({0} bytes, format byte {1})"
+        "the stored emergency copy of a key is damaged or from a newer strongroom ({0} bytes, format byte {1})"
     )]
     Malformed(usize, u8),
     /// Another secret, another store, or altered bytes.
     #[error(
-        "the emergency shares do not open the stored emergency copy of the root key (shares of another store or an older set, or altered data)"
+        "the emergency shares do not open the stored emergency copy of a key (shares of another store or an older set, or altered data)"
     )]
     Authentication,
     /// The public key is a low-order point: the shared secret would be known.
