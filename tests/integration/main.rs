@@ -44,6 +44,7 @@ mod migration;
 mod multiseal;
 mod multiseal_break_glass;
 mod multiseal_emergency;
+mod multiseal_ha;
 mod postgres;
 mod postgres_ha;
 mod python;

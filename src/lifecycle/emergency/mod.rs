@@ -177,6 +177,8 @@ pub(super) use break_glass::BreakGlass;
 #[cfg(test)]
 mod break_glass_tests;
 #[cfg(test)]
+mod rekey_tests;
+#[cfg(test)]
 mod tests;
 
 impl Lifecycle {

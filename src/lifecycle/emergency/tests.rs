@@ -1,7 +1,7 @@
 //! The emergency Shamir seal through the lifecycle, with in-memory KMSes:
 //! init issues its shares, they unseal only once no KMS seal could open the
-//! store, a rotated root key stays open to them, and `rekey --target
-//! emergency` replaces them (or sets the seal up for an older store).
+//! store, and a rotated root key stays open to them (`rekey --target
+//! emergency`: `rekey_tests.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use crate::secret::SecretBytes;
 use crate::storage::{Backend, InmemBackend};
 
 /// Seals "a" and "b", and the emergency seal "emergency" when `emergency`.
-fn seals(a: &Arc<FakeKms>, b: &Arc<FakeKms>, emergency: bool) -> Seal {
+pub(super) fn seals(a: &Arc<FakeKms>, b: &Arc<FakeKms>, emergency: bool) -> Seal {
     let member = |name: &str, priority, kms: &Arc<FakeKms>| {
         Member::new(
             name,
@@ -36,23 +36,23 @@ fn seals(a: &Arc<FakeKms>, b: &Arc<FakeKms>, emergency: bool) -> Seal {
     )))
 }
 
-async fn open(storage: &Arc<dyn Backend>, seal: Seal) -> Arc<Lifecycle> {
+pub(super) async fn open(storage: &Arc<dyn Backend>, seal: Seal) -> Arc<Lifecycle> {
     Lifecycle::open(Arc::clone(storage), seal, Options::default(), Vec::new())
         .await
         .unwrap()
 }
 
-fn hexes(shares: &[SecretBytes]) -> Vec<String> {
+pub(super) fn hexes(shares: &[SecretBytes]) -> Vec<String> {
     shares.iter().map(|s| hex::encode(s.expose())).collect()
 }
 
-fn set_state(kms: &FakeKms, state: KeyState) {
+pub(super) fn set_state(kms: &FakeKms, state: KeyState) {
     kms.set_state(&kms.current_arn(), state);
 }
 
 /// Runs the seal set's background work until an auto-unseal attempt has
 /// failed (within a deadline); the caller aborts the task.
-async fn failing(lifecycle: &Arc<Lifecycle>) -> tokio::task::JoinHandle<()> {
+pub(super) async fn failing(lifecycle: &Arc<Lifecycle>) -> tokio::task::JoinHandle<()> {
     let task = tokio::spawn(Arc::clone(lifecycle).drive_auto_unseal(Duration::ZERO));
     let deadline = Instant::now() + Duration::from_secs(10);
     while lifecycle
@@ -68,12 +68,12 @@ async fn failing(lifecycle: &Arc<Lifecycle>) -> tokio::task::JoinHandle<()> {
     task
 }
 
-async fn stored_config(storage: &Arc<dyn Backend>) -> SealConfig {
+pub(super) async fn stored_config(storage: &Arc<dyn Backend>) -> SealConfig {
     SealConfig::decode(&storage.get(SEAL_CONFIG_PATH).await.unwrap().unwrap()).unwrap()
 }
 
 /// Enters `keys` as emergency shares; the last outcome's error, if any.
-async fn enter_emergency(lifecycle: &Lifecycle, keys: &[String]) -> Result<(), Error> {
+pub(super) async fn enter_emergency(lifecycle: &Lifecycle, keys: &[String]) -> Result<(), Error> {
     for key in keys {
         lifecycle
             .enter_unseal_request(key, false, false, "emergency")
@@ -84,7 +84,11 @@ async fn enter_emergency(lifecycle: &Lifecycle, keys: &[String]) -> Result<(), E
 
 /// `rekey --target emergency` authorized by `recovery`, confirmed (or,
 /// with `verify`, its new shares typed back); the new emergency shares.
-async fn rekey_emergency(lifecycle: &Lifecycle, recovery: &[String], verify: bool) -> Vec<String> {
+pub(super) async fn rekey_emergency(
+    lifecycle: &Lifecycle,
+    recovery: &[String],
+    verify: bool,
+) -> Vec<String> {
     rekey(lifecycle, RekeyTarget::Emergency, recovery, verify).await
 }
 
@@ -378,93 +382,5 @@ async fn a_rotated_root_key_stays_open_to_the_same_emergency_keys() {
         barrier.get("test/a").await.unwrap().unwrap().expose(),
         b"kept"
     );
-    task.abort();
-}
-
-#[tokio::test]
-async fn rekey_replaces_the_emergency_keys_and_sets_up_an_older_store() {
-    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
-    // Made before the emergency seal was configured.
-    let older = open(&storage, seals(&a, &b, false)).await;
-    let init = older
-        .init_and_confirm(InitParams::recovery(3, 2))
-        .await
-        .unwrap();
-    assert!(init.emergency.is_none());
-    let recovery = hexes(&init.shares);
-    let err = older
-        .rekey_init(RekeyParams {
-            shares: None,
-            threshold: None,
-            target: Some(RekeyTarget::Emergency),
-            verify: false,
-            recipients: Vec::new(),
-        })
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("has no emergency seal"), "{err}");
-
-    let lifecycle = open(&storage, seals(&a, &b, true)).await;
-    lifecycle.auto_unseal_once().await.ok().unwrap();
-    let entry = lifecycle.status().seals.last().cloned().unwrap();
-    assert_eq!(
-        (entry.fully_wrapped, entry.shares, entry.threshold),
-        (false, 0, 0),
-        "not set up"
-    );
-    lifecycle.seal().await;
-    let err = enter_emergency(&lifecycle, &recovery[..1])
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("not set up"), "{err}");
-    for key in &recovery[..2] {
-        lifecycle.unseal(key).await.unwrap();
-    }
-
-    let first = rekey_emergency(&lifecycle, &recovery[..2], false).await;
-    assert!(lifecycle.status().seals.last().unwrap().fully_wrapped);
-    let second = rekey_emergency(&lifecycle, &recovery[1..3], true).await;
-    let config = stored_config(&storage).await;
-    assert_eq!(config.emergency.as_ref().unwrap().secret_shares, 3);
-    // The recovery keys stay as they were.
-    assert_eq!(config.secret_shares, 3);
-
-    set_state(&a, KeyState::Disabled);
-    set_state(&b, KeyState::Disabled);
-    let restarted = open(&storage, seals(&a, &b, true)).await;
-    let task = failing(&restarted).await;
-    let err = enter_emergency(&restarted, &first[..1]).await.unwrap_err();
-    assert!(err.to_string().contains("never issued"), "{err}");
-    enter_emergency(&restarted, &second[..2]).await.unwrap();
-    assert_eq!(restarted.phase(), Phase::Unsealed);
-    task.abort();
-}
-
-/// With HA: a node sealed since before another node rekeyed the emergency
-/// keys takes the new keys (it reads the stored emergency seal), not the
-/// ones it read at start.
-#[tokio::test]
-async fn a_node_sealed_before_an_emergency_rekey_takes_the_new_keys() {
-    let storage: Arc<dyn Backend> = Arc::new(InmemBackend::new());
-    let (a, b) = (Arc::new(FakeKms::new()), Arc::new(FakeKms::new()));
-    let active = open(&storage, seals(&a, &b, true)).await;
-    let init = active
-        .init_and_confirm(InitParams::recovery(3, 2))
-        .await
-        .unwrap();
-    let old = hexes(&init.emergency.unwrap().shares);
-    let recovery = hexes(&init.shares);
-    // The other node starts now, and stays sealed.
-    let other = open(&storage, seals(&a, &b, true)).await;
-    let new = rekey_emergency(&active, &recovery[..2], false).await;
-
-    set_state(&a, KeyState::Disabled);
-    set_state(&b, KeyState::Disabled);
-    let task = failing(&other).await;
-    let err = enter_emergency(&other, &old[..1]).await.unwrap_err();
-    assert!(err.to_string().contains("never issued"), "{err}");
-    enter_emergency(&other, &new[..2]).await.unwrap();
-    assert_eq!(other.phase(), Phase::Unsealed);
     task.abort();
 }
