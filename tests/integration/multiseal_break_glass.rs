@@ -6,11 +6,11 @@
 //! config without the `seal "shamir"` block retires the emergency seal, whose
 //! keys then open nothing.
 
-use crate::support::cli::{init, status, strings};
+use crate::support::cli::{status, strings};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::kms::{
-    EMERGENCY_SEAL, SOON, delete_key, kms, multiseal, named_seal, restart_with, seal_named,
-    unseal_emergency, wait_failed_attempt, wait_unsealed, wait_wrapped,
+    EMERGENCY_SEAL, SOON, delete_key, init_with_emergency_keys, kms, multiseal, named_seal,
+    restart_with, seal_named, unseal_emergency, wait_failed_attempt, wait_unsealed, wait_wrapped,
 };
 use crate::support::quorum::{enter, start};
 use strongroom_test_support::eventually;
@@ -30,19 +30,7 @@ fn after_the_break_glass_a_new_seal_takes_over_and_the_emergency_seal_retires() 
         dir.path(),
         &config(dir.path(), &with_emergency(&[t.clone(), o.clone()])),
     );
-    let made = init(
-        &daemon,
-        &[
-            "--recovery-shares",
-            "3",
-            "--recovery-threshold",
-            "2",
-            "--emergency-shares",
-            "3",
-            "--emergency-threshold",
-            "2",
-        ],
-    );
+    let made = init_with_emergency_keys(&daemon);
     let emergency = strings(&made.json["emergency_keys_hex"]);
     daemon
         .env

@@ -7,10 +7,11 @@
 
 use serde_json::json;
 
-use crate::support::cli::{init, status, strings};
+use crate::support::cli::{status, strings};
 use crate::support::daemon::{Daemon, config, tempdir};
 use crate::support::kms::{
-    EMERGENCY_SEAL, kms, two_seals, unseal_emergency, wait_failed_attempt, wait_unsealed,
+    EMERGENCY_SEAL, init_with_emergency_keys, kms, two_seals, unseal_emergency,
+    wait_failed_attempt, wait_unsealed,
 };
 use crate::support::quorum::{enter, forms, start};
 use crate::support::vault::request;
@@ -35,19 +36,7 @@ fn emergency_keys_unseal_when_no_region_answers_and_rekey_replaces_them() {
         audit_log.display()
     );
     let mut daemon = Daemon::start(dir.path(), &config(dir.path(), &extra));
-    let made = init(
-        &daemon,
-        &[
-            "--recovery-shares",
-            "3",
-            "--recovery-threshold",
-            "2",
-            "--emergency-shares",
-            "3",
-            "--emergency-threshold",
-            "2",
-        ],
-    );
+    let made = init_with_emergency_keys(&daemon);
     assert_eq!(
         (
             &made.json["emergency_keys_shares"],

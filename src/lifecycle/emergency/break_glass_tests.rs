@@ -4,7 +4,7 @@
 //! config without the emergency seal retires it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::lifecycle::seal_config::{
@@ -19,6 +19,8 @@ use crate::seal::kms::testing::FakeKms;
 use crate::seal::kms::{KeyState, Kms};
 use crate::seal::set::{EnvelopeSet, Member, SealSet};
 use crate::storage::{Backend, InmemBackend};
+
+use super::tests::failing;
 
 /// The KMS seals `(name, kms)` in priority order, with the emergency seal
 /// "emergency" when `emergency`.
@@ -99,24 +101,6 @@ async fn stored_seals(storage: &Arc<dyn Backend>, purpose: Purpose) -> Vec<Strin
         .unwrap();
     let set = EnvelopeSet::decode(purpose, &blob).unwrap();
     set.seals().map(str::to_string).collect()
-}
-
-/// Runs auto-unseal until an attempt has failed (within a deadline); the
-/// caller aborts the task.
-async fn failing(lifecycle: &Arc<Lifecycle>) -> tokio::task::JoinHandle<()> {
-    let task = tokio::spawn(Arc::clone(lifecycle).drive_auto_unseal(Duration::ZERO));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lifecycle
-        .status()
-        .auto_unseal
-        .unwrap()
-        .last_error
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "no auto-unseal attempt failed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    task
 }
 
 /// A generate-root authorized by `keys`: whether it made a token.

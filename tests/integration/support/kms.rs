@@ -186,3 +186,21 @@ pub fn unseal_emergency(daemon: &Daemon, key: &str) -> Run {
         .cli()
         .run(&["unseal", "--seal", "emergency", key, "--format", "json"])
 }
+
+/// `strongroom init` with 3 recovery keys and 3 emergency keys, 2 of each
+/// needed (several seals with an emergency seal).
+pub fn init_with_emergency_keys(daemon: &Daemon) -> Init {
+    init(
+        daemon,
+        &[
+            "--recovery-shares",
+            "3",
+            "--recovery-threshold",
+            "2",
+            "--emergency-shares",
+            "3",
+            "--emergency-threshold",
+            "2",
+        ],
+    )
+}
