@@ -127,7 +127,7 @@ impl AwsKms {
     }
 
     /// One plain sentence for a failed call ([`sdk_error`]).
-    fn error<E>(
+    pub(super) fn error<E>(
         &self,
         action: &str,
         key: &str,
@@ -187,7 +187,7 @@ impl AwsKms {
         }
     }
 
-    async fn client(&self) -> Result<&Client, KmsError> {
+    pub(super) async fn client(&self) -> Result<&Client, KmsError> {
         self.client.get_or_try_init(|| self.build_client()).await
     }
 
@@ -476,7 +476,7 @@ pub fn arn_scope(arn: &str) -> Option<(&str, &str, &str)> {
 
 /// Records a KMS request in the metrics: its action, `ok` or the kind of
 /// failure, and its latency.
-fn measured<T>(
+pub(super) fn measured<T>(
     action: &'static str,
     started: Instant,
     result: Result<T, KmsError>,

@@ -22,6 +22,7 @@ pub mod emergency;
 pub mod envelope;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
+pub mod import;
 pub mod kms;
 pub mod recipients;
 pub mod set;
