@@ -71,6 +71,8 @@ impl LocalStack {
         let run =
             std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| std::process::id().to_string());
         let root = PathBuf::from(format!("/tmp/strongroom-localstack-{run}"));
+        // Checked before the lock file exists: a failure leaves nothing.
+        let venv = venv();
         let mut lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -92,7 +94,7 @@ impl LocalStack {
                 shared
             }
             None => {
-                let shared = start(&root);
+                let shared = start(&venv, &root);
                 lock.write_all(
                     format!("{} {}", shared.port, shared.started_in.as_secs_f64()).as_bytes(),
                 )
@@ -141,8 +143,7 @@ fn venv() -> PathBuf {
 /// Starts the emulator under `root` (its log, state and certificate) on a
 /// free port, with the watcher that stops it when the run ends, and waits
 /// until KMS is running.
-fn start(root: &Path) -> LocalStack {
-    let venv = venv();
+fn start(venv: &Path, root: &Path) -> LocalStack {
     let script = workspace().join("../shared/scripts/localstack-kms");
     let _ = fs::remove_dir_all(root);
     fs::create_dir_all(root).unwrap();
@@ -161,7 +162,7 @@ fn start(root: &Path) -> LocalStack {
             .unwrap();
         let started = Instant::now();
         let mut child = Command::new(&script)
-            .arg(&venv)
+            .arg(venv)
             .arg(port.to_string())
             .arg(LIFETIME_S.to_string())
             .arg(root.join("state"))
