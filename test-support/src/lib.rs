@@ -1,16 +1,19 @@
 //! What strongroom's integration tests and its benchmark share: a real KMS
 //! to seal with ([`kms`]: moto's server and a fault-injecting proxy),
-//! loopback ports held for a test ([`PortHold`]), a private PostgreSQL
-//! ([`postgres`]), and bounded waits. Every process started here is
-//! stopped by PID: moto and the proxy when their handle is dropped, the
-//! PostgreSQL cluster shared by a test run by its watcher when the run's
-//! test runner exits. All traffic stays on 127.0.0.1.
+//! LocalStack's KMS emulator for key import and enforced key states
+//! ([`localstack`]), loopback ports held for a test ([`PortHold`]), a
+//! private PostgreSQL ([`postgres`]), and bounded waits. Every process
+//! started here is stopped by PID: moto and the proxy when their handle is
+//! dropped, the PostgreSQL cluster and the LocalStack emulator shared by a
+//! test run by their watchers when the run's test runner exits. All
+//! traffic stays on 127.0.0.1.
 
 // A helper that cannot set itself up stops the test at once with the
 // reason: unwrap and expect are how it says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod kms;
+pub mod localstack;
 pub mod postgres;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

@@ -40,6 +40,7 @@ mod kms_errors;
 mod kv_versions;
 mod layering;
 mod lifecycle;
+mod localstack;
 mod migration;
 mod multiseal;
 mod multiseal_break_glass;
