@@ -13,6 +13,7 @@ mod access;
 mod audit;
 mod awskms;
 mod bad_input;
+mod byok_import;
 mod cli_habits;
 mod config;
 mod config_multiseal;
