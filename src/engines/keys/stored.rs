@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicU64;
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::KeyInit;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
+use super::super::material::Material;
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::secret::SecretKey;
@@ -15,37 +15,6 @@ use crate::time::now_unix;
 
 /// Where the keys are stored.
 pub(super) const PREFIX: &str = "keys/";
-
-/// One version's material, serialised as hex from zeroizing memory.
-pub(super) struct Material(SecretKey);
-
-impl Serialize for Material {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = Zeroizing::new(hex::encode(self.0.expose()));
-        serializer.serialize_str(&text)
-    }
-}
-
-impl<'de> Deserialize<'de> for Material {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Material;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("64 hex digits")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Material, E> {
-                let mut bytes = Zeroizing::new([0u8; 32]);
-                hex::decode_to_slice(text, bytes.as_mut())
-                    .map_err(|_| E::custom("key material is not 64 hex digits"))?;
-                SecretKey::from_slice(bytes.as_ref())
-                    .map(Material)
-                    .ok_or_else(|| E::custom("key material has the wrong length"))
-            }
-        }
-        deserializer.deserialize_str(Visitor)
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredVersion {

@@ -1,0 +1,271 @@
+//! The Key Management engine (issue 17, as Vault Enterprise's `keymgmt`):
+//! keys whose original strongroom generates and keeps, distributed as
+//! imported key material to the KMS providers registered here.
+//!
+//! This slice keeps the providers (`provider.rs`) and the keys (`key.rs`)
+//! behind the barrier; the distributions, which make the KMS calls of
+//! `seal::import` under the crash-safe steps of docs/DECISIONS.md ("the
+//! design the next slices build"), come next. Names reach these methods
+//! checked by [`validate_name`], as the other engines' do.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use crate::access::Session;
+use crate::barrier::Barrier;
+use crate::error::Error;
+use crate::text;
+
+mod key;
+mod provider;
+#[cfg(test)]
+mod tests;
+
+pub use key::{AES256_GCM96, KeyInfo, KeySpec, KeyUpdate, MAX_VERSIONS};
+pub use provider::{AWSKMS, Credentials, ProviderConfig, ProviderInfo, StoredSecret};
+
+use key::StoredKey;
+
+/// Longest accepted key or provider name.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Checks a key's or a provider's name (`what`): 1 to 128 letters, digits,
+/// `-` or `_` (a name is a path segment, and an AWS alias `alias/<name>`).
+pub fn validate_name(what: &str, name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{what} name {} is not valid: use 1 to {MAX_NAME_LEN} letters, digits, '-' or '_'",
+            text::quote(name)
+        )))
+    }
+}
+
+/// Where the distributions of provider `provider` are stored.
+fn distributions_of(provider: &str) -> String {
+    format!("{}/key/", provider::storage_path(provider))
+}
+
+/// The engine: its one lock serialises the changes.
+#[derive(Default)]
+pub struct KeyMgmt {
+    writes: tokio::sync::Mutex<()>,
+}
+
+async fn read<T: DeserializeOwned>(
+    barrier: &Barrier,
+    path: &str,
+    what: &str,
+) -> Result<Option<T>, Error> {
+    let Some(bytes) = barrier.get(path).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(bytes.expose())
+        .map(Some)
+        .map_err(|e| Error::Internal(format!("the stored {what} does not read: {e}")))
+}
+
+async fn write<T: Serialize>(barrier: &Barrier, path: &str, value: &T) -> Result<(), Error> {
+    // Serialising strings, numbers and hex cannot fail.
+    let encoded = Zeroizing::new(serde_json::to_vec(value).unwrap_or_default());
+    barrier.put(path, &encoded).await?;
+    Ok(())
+}
+
+fn no_such(what: &str, name: &str) -> Error {
+    Error::NotFound(format!("no {what} named {}", text::quote(name)))
+}
+
+impl KeyMgmt {
+    /// Registers provider `name`, or changes it. Credentials left out keep
+    /// the ones stored.
+    pub async fn write_provider(
+        &self,
+        session: &Session,
+        name: &str,
+        mut config: ProviderConfig,
+    ) -> Result<ProviderInfo, Error> {
+        config.validate()?;
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let path = provider::storage_path(name);
+        let given = &config.credentials;
+        let none_given = given.access_key.is_none()
+            && given.secret_key.is_none()
+            && given.session_token.is_none();
+        if none_given
+            && let Some(stored) = read::<ProviderConfig>(barrier, &path, "provider").await?
+        {
+            config.credentials = stored.credentials;
+        }
+        write(barrier, &path, &config).await?;
+        tracing::info!(provider = name, region = %config.key_collection, "KMS provider written");
+        Ok(config.info(name))
+    }
+
+    /// Provider `name`, without its credentials.
+    pub async fn read_provider(
+        &self,
+        session: &Session,
+        name: &str,
+    ) -> Result<ProviderInfo, Error> {
+        read::<ProviderConfig>(
+            session.barrier()?,
+            &provider::storage_path(name),
+            "provider",
+        )
+        .await?
+        .map(|c| c.info(name))
+        .ok_or_else(|| no_such("KMS provider", name))
+    }
+
+    /// The providers' names.
+    pub async fn list_providers(&self, session: &Session) -> Result<Vec<String>, Error> {
+        Ok(session
+            .barrier()?
+            .list(provider::PREFIX)
+            .await?
+            .into_iter()
+            .filter_map(|p| {
+                let rest = &p[provider::PREFIX.len()..];
+                (!rest.contains('/')).then(|| rest.to_string())
+            })
+            .collect())
+    }
+
+    /// Deletes provider `name`; refused while a key is distributed to it.
+    pub async fn delete_provider(&self, session: &Session, name: &str) -> Result<(), Error> {
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let path = provider::storage_path(name);
+        if barrier.get(&path).await?.is_none() {
+            return Err(no_such("KMS provider", name));
+        }
+        if !barrier.list(&distributions_of(name)).await?.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "KMS provider {} still holds distributed keys: remove each distribution first",
+                text::quote(name)
+            )));
+        }
+        barrier.delete(&path).await?;
+        tracing::info!(provider = name, "KMS provider deleted");
+        Ok(())
+    }
+
+    /// Makes key `name` with version 1.
+    pub async fn create_key(
+        &self,
+        session: &Session,
+        name: &str,
+        spec: &KeySpec,
+    ) -> Result<KeyInfo, Error> {
+        let stored = StoredKey::create(spec)?;
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let path = key::storage_path(name);
+        if barrier.get(&path).await?.is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "a key named {} already exists; rotate it to add a version",
+                text::quote(name)
+            )));
+        }
+        write(barrier, &path, &stored).await?;
+        tracing::info!(key = name, "keymgmt key created");
+        Ok(stored.info(name))
+    }
+
+    async fn stored_key(barrier: &Barrier, name: &str) -> Result<StoredKey, Error> {
+        read::<StoredKey>(barrier, &key::storage_path(name), "key")
+            .await?
+            .ok_or_else(|| no_such("key", name))
+    }
+
+    /// Key `name`: versions and settings, never material.
+    pub async fn read_key(&self, session: &Session, name: &str) -> Result<KeyInfo, Error> {
+        Ok(Self::stored_key(session.barrier()?, name).await?.info(name))
+    }
+
+    /// The keys' names.
+    pub async fn list_keys(&self, session: &Session) -> Result<Vec<String>, Error> {
+        Ok(session
+            .barrier()?
+            .list(key::PREFIX)
+            .await?
+            .into_iter()
+            .map(|p| p[key::PREFIX.len()..].to_string())
+            .collect())
+    }
+
+    /// Changes key `name`'s settings.
+    pub async fn update_key(
+        &self,
+        session: &Session,
+        name: &str,
+        update: KeyUpdate,
+    ) -> Result<KeyInfo, Error> {
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let mut stored = Self::stored_key(barrier, name).await?;
+        stored.update(name, update)?;
+        write(barrier, &key::storage_path(name), &stored).await?;
+        tracing::info!(
+            key = name,
+            min_enabled_version = stored.min_enabled_version,
+            "keymgmt key updated"
+        );
+        Ok(stored.info(name))
+    }
+
+    /// Adds a version to key `name`.
+    pub async fn rotate_key(&self, session: &Session, name: &str) -> Result<KeyInfo, Error> {
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let mut stored = Self::stored_key(barrier, name).await?;
+        stored.rotate(name)?;
+        write(barrier, &key::storage_path(name), &stored).await?;
+        tracing::info!(
+            key = name,
+            version = stored.latest_version(),
+            "keymgmt key rotated"
+        );
+        Ok(stored.info(name))
+    }
+
+    /// Deletes key `name` and every version, when its settings allow and it
+    /// is distributed nowhere.
+    pub async fn delete_key(&self, session: &Session, name: &str) -> Result<(), Error> {
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let stored = Self::stored_key(barrier, name).await?;
+        if !stored.deletion_allowed {
+            return Err(Error::FailedPrecondition(format!(
+                "key {} does not allow deletion: set deletion_allowed first",
+                text::quote(name)
+            )));
+        }
+        let suffix = format!("/key/{name}");
+        if let Some(p) = barrier
+            .list(provider::PREFIX)
+            .await?
+            .into_iter()
+            .find(|p| p.ends_with(&suffix))
+        {
+            let provider = &p[provider::PREFIX.len()..p.len() - suffix.len()];
+            return Err(Error::FailedPrecondition(format!(
+                "key {} is distributed to KMS provider {}: remove the distribution first",
+                text::quote(name),
+                text::quote(provider)
+            )));
+        }
+        barrier.delete(&key::storage_path(name)).await?;
+        tracing::info!(key = name, "keymgmt key deleted");
+        Ok(())
+    }
+}
