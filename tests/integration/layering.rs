@@ -499,3 +499,40 @@ fn the_scan_sees_every_form_of_path() {
     let group = code.rfind('{').unwrap();
     assert_eq!(group_heads(&code, group), ["m", "*"]);
 }
+
+/// deny.toml excepts RUSTSEC-2023-0071 (timing in `rsa`'s *private*-key
+/// operations) because strongroom only encrypts to public keys: no RSA
+/// private key may appear in `src/` outside test code (after a file's
+/// `#[cfg(test)]`, or in a `tests.rs`). If this fails, drop the exception
+/// and choose again (docs/DECISIONS.md).
+#[test]
+fn no_rsa_private_key_outside_tests() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let code = code_only(&std::fs::read_to_string(&file).unwrap());
+        let is_test_file = file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with("tests.rs"));
+        let tests_from = code.find("#[cfg(test)]").unwrap_or(code.len());
+        // Every `rsa::` path, to the end of its statement or expression.
+        let mut at = 0;
+        while let Some(i) = code[at..].find("rsa::") {
+            let position = at + i;
+            let end = code[position..]
+                .find([';', ')', '\n'])
+                .map_or(code.len(), |n| position + n);
+            let path = &code[position..end];
+            if path.contains("Private") && !is_test_file && position < tests_from {
+                found.push(format!("{}: {path}", file.display()));
+            }
+            at = position + "rsa::".len();
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "RSA private keys outside tests: {found:?}"
+    );
+}

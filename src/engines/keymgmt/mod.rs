@@ -100,10 +100,20 @@ impl KeyMgmt {
         let none_given = given.access_key.is_none()
             && given.secret_key.is_none()
             && given.session_token.is_none();
-        if none_given
-            && let Some(stored) = read::<ProviderConfig>(barrier, &path, "provider").await?
-        {
-            config.credentials = stored.credentials;
+        if let Some(stored) = read::<ProviderConfig>(barrier, &path, "provider").await? {
+            // The recorded KMS keys are in that region, at that endpoint.
+            let moved = stored.key_collection != config.key_collection
+                || stored.endpoint != config.endpoint;
+            if moved && !barrier.list(&distributions_of(name)).await?.is_empty() {
+                return Err(Error::FailedPrecondition(format!(
+                    "KMS provider {} holds distributed keys in {}: its key_collection and endpoint cannot change until each distribution is removed",
+                    text::quote(name),
+                    text::quote(&stored.key_collection)
+                )));
+            }
+            if none_given {
+                config.credentials = stored.credentials;
+            }
         }
         write(barrier, &path, &config).await?;
         tracing::info!(provider = name, region = %config.key_collection, "KMS provider written");

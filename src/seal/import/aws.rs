@@ -218,11 +218,19 @@ impl AwsKms {
         measured(action, started, sent)
     }
 
-    /// ScheduleKeyDeletion after `days` (7 to 30); the deletion date, in
-    /// seconds since the epoch.
+    /// ScheduleKeyDeletion after `days` (7 to 30, as AWS allows); the
+    /// deletion date, in seconds since the epoch.
     pub async fn schedule_deletion(&self, key_id: &str, days: u32) -> Result<i64, KmsError> {
+        if !(7..=30).contains(&days) {
+            return Err(KmsError::new(
+                KmsErrorKind::Config,
+                format!(
+                    "the waiting period before KMS deletes key {key_id} must be 7 to 30 days, not {days}"
+                ),
+            ));
+        }
         let started = Instant::now();
-        let days = i32::try_from(days.clamp(7, 30)).unwrap_or(30);
+        let days = i32::try_from(days).unwrap_or(30);
         let output = self
             .client()
             .await?
@@ -263,7 +271,17 @@ impl AwsKms {
                     .send()
                     .await
                     .map_err(|e| self.error("ListResourceTags", &key_id, e));
-                let tags = measured("ListResourceTags", started, tags)?;
+                let tags = match measured("ListResourceTags", started, tags) {
+                    Ok(tags) => tags,
+                    // A key whose policy keeps this principal out, or one
+                    // deleted since ListKeys, is not one of ours to find.
+                    Err(e)
+                        if matches!(e.kind, KmsErrorKind::Denied | KmsErrorKind::KeyUnusable) =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if tags
                     .tags
                     .unwrap_or_default()
