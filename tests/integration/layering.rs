@@ -48,7 +48,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "engines",
         &[
-            "access", "barrier", "storage", "config", "error", "secret", "text", "time",
+            "access", "seal", "barrier", "storage", "config", "error", "secret", "text", "time",
         ],
     ),
     (

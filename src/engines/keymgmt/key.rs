@@ -33,6 +33,11 @@ impl StoredVersion {
             material: Material(SecretKey::generate()),
         }
     }
+
+    /// The version's material, for the wrap of an import.
+    pub(super) fn material(&self) -> &SecretKey {
+        &self.material.0
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -2,7 +2,12 @@
 //! where distributed keys go and with which credentials. A read never shows
 //! the credentials.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use crate::config::{AwsCredentialSettings, AwsKmsSeal, DEFAULT_KMS_TIMEOUT, Setting};
+use crate::seal::awskms::AwsKms;
 
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -139,6 +144,32 @@ impl ProviderConfig {
             endpoint: self.endpoint.clone(),
             static_credentials: self.credentials.access_key.is_some(),
         }
+    }
+}
+
+impl ProviderConfig {
+    /// The KMS client of this provider: the seal's, with its timeouts,
+    /// retries and error sentences.
+    pub(super) fn client(&self) -> AwsKms {
+        let c = &self.credentials;
+        let secret = |s: &Option<StoredSecret>| {
+            s.as_ref()
+                .map(|s| SecretString::new(s.expose().to_string()))
+        };
+        AwsKms::new(AwsKmsSeal {
+            kms_key_id: Setting::default_value(String::new()),
+            region: Some(Setting::default_value(self.key_collection.clone())),
+            endpoint: self.endpoint.clone().map(Setting::default_value),
+            credentials: AwsCredentialSettings {
+                access_key: c.access_key.clone(),
+                secret_key: secret(&c.secret_key),
+                session_token: secret(&c.session_token),
+                ..AwsCredentialSettings::default()
+            },
+            health_check_interval: Duration::ZERO,
+            kms_timeout: DEFAULT_KMS_TIMEOUT,
+            line: 0,
+        })
     }
 }
 

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use super::*;
 use crate::secret::SecretString;
 
-fn root() -> Session {
+pub(super) fn root() -> Session {
     Session::root_for_tests(Arc::new(Barrier::in_memory()), "keymgmt/test")
 }
 
@@ -22,7 +22,7 @@ fn aws(region: &str) -> ProviderConfig {
     }
 }
 
-fn spec() -> KeySpec {
+pub(super) fn spec() -> KeySpec {
     KeySpec {
         key_type: AES256_GCM96.into(),
         deletion_allowed: false,

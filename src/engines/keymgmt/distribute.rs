@@ -1,0 +1,232 @@
+//! Distributing a key to a provider, and bringing a distribution up to date
+//! (a new version, `min_enabled_version`, a step a crash interrupted): the
+//! steps of `distribution.rs`, each recorded as it completes.
+
+use super::distribution::{
+    DistributeSpec, DistributionInfo, Step, StoredDistribution, holds_material, resolve_intent,
+    storage_path,
+};
+use super::key::StoredKey;
+use super::provider::ProviderConfig;
+use super::{KeyMgmt, no_such, read, write};
+use crate::access::Session;
+use crate::barrier::Barrier;
+use crate::error::Error;
+use crate::seal::awskms::AwsKms;
+use crate::seal::kms::{KmsError, KmsErrorKind};
+use crate::text;
+
+/// A KMS error as the call's answer: worth retrying, or not.
+fn kms_error(e: KmsError) -> Error {
+    match e.kind {
+        KmsErrorKind::Unavailable | KmsErrorKind::Throttled => Error::KmsUnavailable(e.to_string()),
+        _ => Error::FailedPrecondition(e.to_string()),
+    }
+}
+
+impl KeyMgmt {
+    /// Distributes every version of `key` to `provider`: a KMS key per
+    /// version with its material imported, and the alias `alias/<key>` on
+    /// the newest. Refused with nothing changed for a second distribution,
+    /// or an alias that points at a KMS key strongroom did not make here.
+    pub async fn distribute(
+        &self,
+        session: &Session,
+        provider: &str,
+        key: &str,
+        spec: &DistributeSpec,
+    ) -> Result<DistributionInfo, Error> {
+        spec.validate()?;
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let config = read_provider_config(barrier, provider).await?;
+        let stored_key = read::<StoredKey>(barrier, &super::key::storage_path(key), "key")
+            .await?
+            .ok_or_else(|| no_such("key", key))?;
+        let path = storage_path(provider, key);
+        if barrier.get(&path).await?.is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "key {} is already distributed to KMS provider {}",
+                text::quote(key),
+                text::quote(provider)
+            )));
+        }
+        let client = config.client();
+        let mut record = StoredDistribution::new(key, spec, stored_key.latest_version());
+        if let Some(taken) = client
+            .alias_target(&record.alias)
+            .await
+            .map_err(kms_error)?
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "the KMS alias {} in {} already points at key {}, which strongroom did not make for this key; nothing was changed",
+                record.alias,
+                config.key_collection,
+                taken.key_id.as_deref().unwrap_or("(none)")
+            )));
+        }
+        write(barrier, &path, &record).await?;
+        tracing::info!(key, provider, "keymgmt distribution started");
+        self.complete(barrier, &client, provider, key, &stored_key, &mut record)
+            .await?;
+        Ok(record.info(provider, key))
+    }
+
+    /// The distribution of `key` to `provider`, as recorded (no KMS call).
+    pub async fn read_distribution(
+        &self,
+        session: &Session,
+        provider: &str,
+        key: &str,
+    ) -> Result<DistributionInfo, Error> {
+        read::<StoredDistribution>(
+            session.barrier()?,
+            &storage_path(provider, key),
+            "distribution",
+        )
+        .await?
+        .map(|r| r.info(provider, key))
+        .ok_or_else(|| no_such("distribution of that key to", provider))
+    }
+
+    /// Brings the distribution of `key` to `provider` up to date: versions
+    /// made since, steps a crash or a KMS error interrupted, the alias, and
+    /// the key's `min_enabled_version`.
+    pub async fn sync_distribution(
+        &self,
+        session: &Session,
+        provider: &str,
+        key: &str,
+    ) -> Result<DistributionInfo, Error> {
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let config = read_provider_config(barrier, provider).await?;
+        let stored_key = read::<StoredKey>(barrier, &super::key::storage_path(key), "key")
+            .await?
+            .ok_or_else(|| no_such("key", key))?;
+        let mut record =
+            read::<StoredDistribution>(barrier, &storage_path(provider, key), "distribution")
+                .await?
+                .ok_or_else(|| no_such("distribution of that key to", provider))?;
+        record.add_versions(stored_key.latest_version());
+        self.complete(
+            barrier,
+            &config.client(),
+            provider,
+            key,
+            &stored_key,
+            &mut record,
+        )
+        .await?;
+        Ok(record.info(provider, key))
+    }
+
+    /// Takes every version of `record` to `imported`, then the alias and
+    /// the enabled states, writing the record after each KMS step.
+    async fn complete(
+        &self,
+        barrier: &Barrier,
+        client: &AwsKms,
+        provider: &str,
+        key: &str,
+        stored_key: &StoredKey,
+        record: &mut StoredDistribution,
+    ) -> Result<(), Error> {
+        let path = storage_path(provider, key);
+        for index in 0..record.versions.len() {
+            if record.versions[index].step == Step::Intent {
+                let (key_id, arn) = resolve_intent(client, key, &record.versions[index])
+                    .await
+                    .map_err(kms_error)?;
+                let version = &mut record.versions[index];
+                version.kms_key_id = Some(key_id);
+                version.arn = Some(arn);
+                version.step = Step::Created;
+                write(barrier, &path, record).await?;
+            }
+            if record.versions[index].step == Step::Created {
+                let version = &record.versions[index];
+                let key_id = version.kms_key_id.clone().unwrap_or_default();
+                if !holds_material(client, &key_id).await.map_err(kms_error)? {
+                    let material = stored_key
+                        .versions
+                        .get(index)
+                        .ok_or_else(|| {
+                            Error::Internal(format!(
+                                "key {} has no version {}",
+                                text::quote(key),
+                                version.version
+                            ))
+                        })?
+                        .material();
+                    client
+                        .import_material(&key_id, material)
+                        .await
+                        .map_err(kms_error)?;
+                }
+                record.versions[index].step = Step::Imported;
+                write(barrier, &path, record).await?;
+            }
+        }
+        let newest = record
+            .versions
+            .last()
+            .map(|v| (v.version, v.kms_key_id.clone()));
+        if let Some((version, Some(key_id))) = newest
+            && record.alias_version != Some(version)
+        {
+            let current = client
+                .alias_target(&record.alias)
+                .await
+                .map_err(kms_error)?;
+            let ours = current
+                .as_ref()
+                .is_some_and(|t| t.key_id.as_deref().is_some_and(|id| record.owns(id)));
+            if current.is_some() && !ours {
+                return Err(Error::FailedPrecondition(format!(
+                    "the KMS alias {} now points at a key strongroom did not make for key {}; it was not moved",
+                    record.alias,
+                    text::quote(key)
+                )));
+            }
+            client
+                .point_alias(&record.alias, &key_id, ours)
+                .await
+                .map_err(kms_error)?;
+            record.alias_version = Some(version);
+            write(barrier, &path, record).await?;
+        }
+        let min = stored_key.min_enabled_version;
+        for index in 0..record.versions.len() {
+            let version = &record.versions[index];
+            let wanted = min == 0 || version.version >= min;
+            if version.enabled != wanted
+                && let Some(key_id) = version.kms_key_id.clone()
+            {
+                client
+                    .set_enabled(&key_id, wanted)
+                    .await
+                    .map_err(kms_error)?;
+                record.versions[index].enabled = wanted;
+                write(barrier, &path, record).await?;
+            }
+        }
+        tracing::info!(
+            key,
+            provider,
+            versions = record.versions.len(),
+            "keymgmt distribution up to date"
+        );
+        Ok(())
+    }
+}
+
+async fn read_provider_config(barrier: &Barrier, provider: &str) -> Result<ProviderConfig, Error> {
+    read::<ProviderConfig>(
+        barrier,
+        &super::provider::storage_path(provider),
+        "provider",
+    )
+    .await?
+    .ok_or_else(|| no_such("KMS provider", provider))
+}

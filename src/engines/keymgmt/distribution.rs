@@ -1,0 +1,242 @@
+//! A key distributed to a KMS provider (`keymgmt/kms/<provider>/key/<key>`
+//! behind the barrier): one KMS key per version, made for imported
+//! material, and the alias `alias/<key>` on the newest.
+//!
+//! Each version goes through recorded steps, each written in its own
+//! transaction after the KMS calls before it, so a crash or a KMS error at
+//! any point leaves a record the next call resumes from:
+//!
+//! ```text
+//! intent (a distribution id) ─▶ CreateKey tagged with it ─▶ created (key id)
+//!   ─▶ GetParametersForImport + wrap + ImportKeyMaterial ─▶ imported
+//! newest version imported ─▶ CreateAlias / UpdateAlias ─▶ alias recorded
+//! ```
+//!
+//! An `intent` is resolved by the tag (ListKeys + ListResourceTags): a key
+//! found is taken (others found with it are scheduled for deletion), none
+//! means CreateKey again. A `created` key that KMS already shows usable was
+//! imported before the crash. The alias moves only to an imported key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::seal::awskms::AwsKms;
+use crate::seal::kms::{KeyState, Kms, KmsError};
+use crate::secret::random_uuid;
+use crate::text;
+
+/// How long KMS waits before deleting the keys of a removed distribution.
+pub const DEFAULT_DELETION_DAYS: u32 = 30;
+
+/// How far a version's KMS key got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Its distribution id is recorded; CreateKey may or may not have run.
+    Intent,
+    /// The KMS key exists; its material may or may not be imported.
+    Created,
+    /// The KMS key holds the version's material.
+    Imported,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct DistributedVersion {
+    pub(super) version: u32,
+    pub(super) distribution_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) kms_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) arn: Option<String>,
+    pub(super) step: Step,
+    pub(super) enabled: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct StoredDistribution {
+    pub(super) purpose: Vec<String>,
+    pub(super) protection: String,
+    pub(super) alias: String,
+    /// The version the alias points at, once it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) alias_version: Option<u32>,
+    pub(super) versions: Vec<DistributedVersion>,
+}
+
+/// How a key is distributed (Vault's `purpose` and `protection`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistributeSpec {
+    /// `encrypt`, `decrypt`: what the KMS keys are for.
+    pub purpose: Vec<String>,
+    /// `hsm`.
+    pub protection: String,
+}
+
+/// One version as distributed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The key's version.
+    pub version: u32,
+    /// The KMS key id, once made.
+    pub kms_key_id: Option<String>,
+    /// Its ARN.
+    pub arn: Option<String>,
+    /// How far it got.
+    pub step: Step,
+    /// Enabled in KMS (by the key's `min_enabled_version`).
+    pub enabled: bool,
+}
+
+/// What a read of a distribution shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistributionInfo {
+    /// The provider.
+    pub provider: String,
+    /// The key.
+    pub key: String,
+    /// The KMS alias.
+    pub alias: String,
+    /// The version the alias points at.
+    pub alias_version: Option<u32>,
+    /// What the KMS keys are for.
+    pub purpose: Vec<String>,
+    /// How they are protected.
+    pub protection: String,
+    /// Each version, version 1 first.
+    pub versions: Vec<VersionInfo>,
+}
+
+impl DistributeSpec {
+    /// Checks Vault's fields for AWS KMS.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if self.purpose.is_empty() {
+            return bad(
+                "purpose: give encrypt and decrypt (AWS KMS imports symmetric keys for both)"
+                    .into(),
+            );
+        }
+        if let Some(other) = self
+            .purpose
+            .iter()
+            .find(|p| !matches!(p.as_str(), "encrypt" | "decrypt"))
+        {
+            return bad(format!(
+                "purpose {} is not one AWS KMS gives an imported symmetric key: use encrypt and decrypt",
+                text::quote(other)
+            ));
+        }
+        if self.protection != "hsm" {
+            return bad(format!(
+                "protection {} is not supported: AWS KMS keeps imported keys in its HSMs (\"hsm\")",
+                text::quote(&self.protection)
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl StoredDistribution {
+    /// A new record for `versions` versions, each at `intent`.
+    pub(super) fn new(key: &str, spec: &DistributeSpec, versions: u32) -> Self {
+        let mut record = Self {
+            purpose: spec.purpose.clone(),
+            protection: spec.protection.clone(),
+            alias: format!("alias/{key}"),
+            alias_version: None,
+            versions: Vec::new(),
+        };
+        record.add_versions(versions);
+        record
+    }
+
+    /// Records an intent for each version up to `latest` not recorded yet.
+    pub(super) fn add_versions(&mut self, latest: u32) {
+        let known = u32::try_from(self.versions.len()).unwrap_or(u32::MAX);
+        for version in known + 1..=latest {
+            self.versions.push(DistributedVersion {
+                version,
+                distribution_id: random_uuid(),
+                kms_key_id: None,
+                arn: None,
+                step: Step::Intent,
+                enabled: true,
+            });
+        }
+    }
+
+    /// Whether `key_id` is one of this distribution's KMS keys.
+    pub(super) fn owns(&self, key_id: &str) -> bool {
+        self.versions
+            .iter()
+            .any(|v| v.kms_key_id.as_deref() == Some(key_id))
+    }
+
+    pub(super) fn info(&self, provider: &str, key: &str) -> DistributionInfo {
+        DistributionInfo {
+            provider: provider.to_string(),
+            key: key.to_string(),
+            alias: self.alias.clone(),
+            alias_version: self.alias_version,
+            purpose: self.purpose.clone(),
+            protection: self.protection.clone(),
+            versions: self
+                .versions
+                .iter()
+                .map(|v| VersionInfo {
+                    version: v.version,
+                    kms_key_id: v.kms_key_id.clone(),
+                    arn: v.arn.clone(),
+                    step: v.step,
+                    enabled: v.enabled,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Resolves a version at `intent`: the KMS key tagged with its distribution
+/// id if a crash left one (any extra ones are scheduled for deletion), or a
+/// new one. Returns the key id and ARN.
+pub(super) async fn resolve_intent(
+    client: &AwsKms,
+    key: &str,
+    version: &DistributedVersion,
+) -> Result<(String, String), KmsError> {
+    let mut found = client
+        .keys_of_distribution(&version.distribution_id)
+        .await?;
+    if found.is_empty() {
+        let made = client
+            .create_external_key(
+                &format!("strongroom keymgmt key {key} version {}", version.version),
+                &version.distribution_id,
+            )
+            .await?;
+        return Ok((made.key_id, made.arn));
+    }
+    found.sort();
+    let kept = found.remove(0);
+    for extra in &found {
+        tracing::warn!(key, kms_key = %extra, "a second KMS key of one distribution step: scheduled for deletion");
+        client
+            .schedule_deletion(extra, DEFAULT_DELETION_DAYS)
+            .await?;
+    }
+    let arn = client.describe_key(&kept).await?.arn;
+    Ok((kept, arn))
+}
+
+/// Whether a KMS key that exists holds material already (imported before a
+/// crash): any state but waiting for its import.
+pub(super) async fn holds_material(client: &AwsKms, key_id: &str) -> Result<bool, KmsError> {
+    Ok(match client.describe_key(key_id).await?.state {
+        KeyState::Other(state) => state != "PendingImport",
+        KeyState::Enabled | KeyState::Disabled | KeyState::PendingDeletion => true,
+    })
+}
+
+/// Where the distribution of `key` to `provider` is stored.
+pub(super) fn storage_path(provider: &str, key: &str) -> String {
+    format!("{}{provider}/key/{key}", super::provider::PREFIX)
+}

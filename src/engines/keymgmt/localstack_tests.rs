@@ -1,0 +1,205 @@
+//! Distributions against LocalStack's KMS emulator (imports, enforces
+//! key states): the engine's KMS calls and recorded steps.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+use strongroom_test_support::localstack::{LocalStack, localstack};
+
+use super::tests::{root, spec};
+use super::*;
+use crate::secret::SecretString;
+
+fn provider(ls: &LocalStack) -> ProviderConfig {
+    ProviderConfig {
+        provider: AWSKMS.into(),
+        key_collection: "us-east-1".into(),
+        endpoint: Some(ls.endpoint()),
+        credentials: Credentials {
+            access_key: Some("test".into()),
+            secret_key: Some(StoredSecret::new(SecretString::new("test".into()))),
+            session_token: None,
+        },
+    }
+}
+
+fn both() -> DistributeSpec {
+    DistributeSpec {
+        purpose: vec!["encrypt".into(), "decrypt".into()],
+        protection: "hsm".into(),
+    }
+}
+
+/// A key name no other test uses (aliases are per region).
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", crate::secret::random_uuid())
+}
+
+fn kms(
+    ls: &LocalStack,
+    action: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let (status, answer) = ls.call(action, body);
+    if status == 200 {
+        Ok(answer)
+    } else {
+        Err(answer["__type"].as_str().unwrap_or("?").to_string())
+    }
+}
+
+fn encrypt(ls: &LocalStack, key: &str) -> Result<String, String> {
+    kms(
+        ls,
+        "Encrypt",
+        json!({"KeyId": key, "Plaintext": STANDARD.encode(b"hello")}),
+    )
+    .map(|a| a["CiphertextBlob"].as_str().unwrap().to_string())
+}
+
+fn decrypt(ls: &LocalStack, key: &str, ciphertext: &str) -> Result<(), String> {
+    kms(
+        ls,
+        "Decrypt",
+        json!({"KeyId": key, "CiphertextBlob": ciphertext}),
+    )
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_key_is_distributed_rotated_and_limited_by_its_minimum_version() {
+    let ls = localstack();
+    let engine = KeyMgmt::default();
+    let root = root();
+    engine
+        .write_provider(&root, "aws", provider(ls))
+        .await
+        .unwrap();
+    let name = unique("byok");
+    engine.create_key(&root, &name, &spec()).await.unwrap();
+    let alias = format!("alias/{name}");
+
+    let made = engine
+        .distribute(&root, "aws", &name, &both())
+        .await
+        .unwrap();
+    assert_eq!(
+        (made.alias.as_str(), made.alias_version),
+        (alias.as_str(), Some(1))
+    );
+    let v1 = made.versions[0].kms_key_id.clone().unwrap();
+    assert_eq!(made.versions[0].step, Step::Imported);
+    let first = encrypt(ls, &alias).unwrap();
+    decrypt(ls, &alias, &first).unwrap();
+    // A second distribution to the same provider: refused.
+    assert!(matches!(
+        engine.distribute(&root, "aws", &name, &both()).await,
+        Err(Error::FailedPrecondition(_))
+    ));
+
+    // A rotation: version 2 distributed, the alias moved.
+    engine.rotate_key(&root, &name).await.unwrap();
+    let synced = engine.sync_distribution(&root, "aws", &name).await.unwrap();
+    assert_eq!(synced.alias_version, Some(2));
+    let v2 = synced.versions[1].kms_key_id.clone().unwrap();
+    assert_ne!(v1, v2);
+    assert_eq!(
+        decrypt(ls, &v2, &first).unwrap_err(),
+        "IncorrectKeyException"
+    );
+    decrypt(ls, &v1, &first).unwrap();
+    let second = encrypt(ls, &alias).unwrap();
+    decrypt(ls, &v2, &second).unwrap();
+
+    // min_enabled_version 2 disables version 1's KMS key; 0 enables it.
+    let update = |min| KeyUpdate {
+        min_enabled_version: Some(min),
+        deletion_allowed: None,
+    };
+    engine.update_key(&root, &name, update(2)).await.unwrap();
+    let limited = engine.sync_distribution(&root, "aws", &name).await.unwrap();
+    assert!(!limited.versions[0].enabled && limited.versions[1].enabled);
+    assert_eq!(encrypt(ls, &v1).unwrap_err(), "DisabledException");
+    engine.update_key(&root, &name, update(0)).await.unwrap();
+    engine.sync_distribution(&root, "aws", &name).await.unwrap();
+    encrypt(ls, &v1).unwrap();
+    assert_eq!(
+        engine
+            .read_distribution(&root, "aws", &name)
+            .await
+            .unwrap()
+            .versions
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_alias_someone_else_owns_is_refused_and_nothing_is_made() {
+    let ls = localstack();
+    let engine = KeyMgmt::default();
+    let root = root();
+    engine
+        .write_provider(&root, "aws", provider(ls))
+        .await
+        .unwrap();
+    let name = unique("taken");
+    let foreign = kms(ls, "CreateKey", json!({})).unwrap();
+    let foreign_id = foreign["KeyMetadata"]["KeyId"].as_str().unwrap();
+    kms(
+        ls,
+        "CreateAlias",
+        json!({"AliasName": format!("alias/{name}"), "TargetKeyId": foreign_id}),
+    )
+    .unwrap();
+    engine.create_key(&root, &name, &spec()).await.unwrap();
+    let err = engine
+        .distribute(&root, "aws", &name, &both())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already points at key") && err.contains(foreign_id),
+        "{err}"
+    );
+    assert!(matches!(
+        engine.read_distribution(&root, "aws", &name).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_key_a_crash_left_before_its_id_was_recorded_is_found_by_its_tag() {
+    let ls = localstack();
+    let engine = KeyMgmt::default();
+    let root = root();
+    engine
+        .write_provider(&root, "aws", provider(ls))
+        .await
+        .unwrap();
+    let name = unique("crash");
+    engine.create_key(&root, &name, &spec()).await.unwrap();
+    // The intent was written, CreateKey ran, then the process died.
+    let record = distribution::StoredDistribution::new(&name, &both(), 1);
+    let id = record.versions[0].distribution_id.clone();
+    let barrier = root.barrier().unwrap();
+    write(barrier, &distribution::storage_path("aws", &name), &record)
+        .await
+        .unwrap();
+    let orphan = kms(
+        ls,
+        "CreateKey",
+        json!({"Origin": "EXTERNAL", "Tags": [{"TagKey": "strongroom-distribution", "TagValue": id}]}),
+    )
+    .unwrap();
+    let orphan_id = orphan["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+
+    let resumed = engine.sync_distribution(&root, "aws", &name).await.unwrap();
+    assert_eq!(
+        resumed.versions[0].kms_key_id.as_deref(),
+        Some(orphan_id.as_str())
+    );
+    assert_eq!(resumed.versions[0].step, Step::Imported);
+    assert_eq!(resumed.alias_version, Some(1));
+    encrypt(ls, &format!("alias/{name}")).unwrap();
+}
