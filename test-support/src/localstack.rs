@@ -18,6 +18,10 @@
 //! PID (its process group: the script execs `timeout`, which runs Python)
 //! and removes its directory. The emulator also exits by itself after
 //! [`LIFETIME_S`]. Every test makes keys of its own, so sharing is safe.
+//! A test process killed while starting it leaves its PID file and no
+//! record: the next start stops that emulator (after the watcher's
+//! command-line check) before clearing the directory, so it does not run
+//! on unrecorded until its lifetime ends.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -37,6 +41,13 @@ use crate::kms::kms_request;
 pub const LIFETIME_S: u64 = 3 * 3600;
 /// How long a start may take to report KMS running (5-30 s is usual).
 const START_DEADLINE: Duration = Duration::from_secs(120);
+/// How long a stopped emulator has to exit on SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+/// In the command line of the emulator (the script's, then, once it execs,
+/// `timeout`'s running `.venv-localstack/bin/python -m localstack...`): a
+/// PID whose command line lacks it is no longer the emulator's and is
+/// never signalled.
+const EMULATOR_MARK: &str = "localstack";
 
 /// The run's shared emulator.
 pub struct LocalStack {
@@ -145,11 +156,13 @@ fn venv() -> PathBuf {
 /// until KMS is running.
 fn start(venv: &Path, root: &Path) -> LocalStack {
     let script = workspace().join("../shared/scripts/localstack-kms");
+    let pid_file = root.join("localstack.pid");
+    // An earlier start whose process was killed before recording it.
+    stop_earlier(&pid_file);
     let _ = fs::remove_dir_all(root);
     fs::create_dir_all(root).unwrap();
     let certificate = certificate(root);
     let log_path = root.join("localstack.log");
-    let pid_file = root.join("localstack.pid");
     watch(root, &pid_file, std::os::unix::process::parent_id());
     // A port taken by another process between the check and the bind makes
     // the emulator exit: try another.
@@ -214,6 +227,77 @@ fn wait_until_running(child: &mut Child, port: u16, started: Instant) -> bool {
     }
 }
 
+/// Stops the emulator whose PID is in `pid_file`, if there is one and it
+/// still runs: SIGTERM to its process group, SIGKILL after [`STOP_GRACE`],
+/// each only while the PID is still the emulator's.
+fn stop_earlier(pid_file: &Path) {
+    let Ok(text) = fs::read_to_string(pid_file) else {
+        return;
+    };
+    let Some(pid) = earlier_emulator(&text, std::process::id(), command_line) else {
+        return;
+    };
+    signal_group("TERM", pid);
+    if !gone_within(pid, STOP_GRACE) && is_emulator(pid) {
+        signal_group("KILL", pid);
+        gone_within(pid, Duration::from_secs(5));
+    }
+}
+
+/// The PID to stop, given a PID file's text: the PID it names while that
+/// process's command line (from `command_line_of`) has [`EMULATOR_MARK`],
+/// and never 0, 1 or `this_process` (a test's own command line may name
+/// LocalStack).
+fn earlier_emulator(
+    pid_text: &str,
+    this_process: u32,
+    command_line_of: impl Fn(u32) -> Option<Vec<u8>>,
+) -> Option<u32> {
+    let pid: u32 = pid_text.trim().parse().ok()?;
+    if pid <= 1 || pid == this_process {
+        return None;
+    }
+    command_line_of(pid)
+        .is_some_and(|line| has_mark(&line))
+        .then_some(pid)
+}
+
+fn has_mark(command_line: &[u8]) -> bool {
+    command_line
+        .windows(EMULATOR_MARK.len())
+        .any(|part| part == EMULATOR_MARK.as_bytes())
+}
+
+/// `/proc/PID/cmdline` (empty for a zombie), if the process exists.
+fn command_line(pid: u32) -> Option<Vec<u8>> {
+    fs::read(format!("/proc/{pid}/cmdline")).ok()
+}
+
+fn is_emulator(pid: u32) -> bool {
+    command_line(pid).is_some_and(|line| has_mark(&line))
+}
+
+/// Sends SIG`signal` to the process group `pid` leads.
+fn signal_group(signal: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Whether `pid` stopped being the emulator (exited, or a zombie) within
+/// `deadline`.
+fn gone_within(pid: u32, deadline: Duration) -> bool {
+    let start = Instant::now();
+    while is_emulator(pid) {
+        if start.elapsed() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
 /// Whether `GET /_localstack/health` on `port` answers 200 with KMS running.
 fn kms_running(port: u16) -> bool {
     let answer = || -> std::io::Result<String> {
@@ -253,7 +337,7 @@ fn watch(root: &Path, pid_file: &Path, runner: u32) {
     let script = format!(
         "while kill -0 {runner} 2>/dev/null; do sleep 1; done; \
          pid=$(cat {pid_file} 2>/dev/null); \
-         if [ -n \"$pid\" ] && grep -q localstack /proc/$pid/cmdline 2>/dev/null; then \
+         if [ -n \"$pid\" ] && grep -q {EMULATOR_MARK} /proc/$pid/cmdline 2>/dev/null; then \
            kill -TERM -$pid; \
            for i in $(seq 30); do kill -0 $pid 2>/dev/null || break; sleep 1; done; \
            kill -0 $pid 2>/dev/null && kill -KILL -$pid; \
@@ -270,4 +354,119 @@ fn watch(root: &Path, pid_file: &Path, runner: u32) {
         .stderr(log)
         .status()
         .unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    fn line(words: &[&str]) -> Option<Vec<u8>> {
+        Some(words.join("\0").into_bytes())
+    }
+
+    #[test]
+    fn an_earlier_emulator_is_stopped_only_while_its_pid_is_still_the_emulators() {
+        let emulator = |_| {
+            line(&[
+                "timeout",
+                "10800",
+                "/w/.venv-localstack/bin/python",
+                "-m",
+                "localstack.runtime.main",
+            ])
+        };
+        assert_eq!(earlier_emulator("4242\n", 7, emulator), Some(4242));
+        // The script itself, before it execs.
+        let script = |_| {
+            line(&[
+                "bash",
+                "/w/../shared/scripts/localstack-kms",
+                "/w/venv",
+                "5",
+            ])
+        };
+        assert_eq!(earlier_emulator("4242", 7, script), Some(4242));
+        // The PID reused by another process, gone, or a zombie.
+        assert_eq!(earlier_emulator("4242", 7, |_| line(&["sleep", "9"])), None);
+        assert_eq!(earlier_emulator("4242", 7, |_| None), None);
+        assert_eq!(earlier_emulator("4242", 7, |_| Some(Vec::new())), None);
+        // Never this process, the whole caller's group (0) or init.
+        assert_eq!(earlier_emulator("7", 7, emulator), None);
+        assert_eq!(earlier_emulator("0", 7, emulator), None);
+        assert_eq!(earlier_emulator("1", 7, emulator), None);
+        // A PID file cut short or not a PID.
+        for text in ["", "\n", "-4242", "42x", "4242 4243"] {
+            assert_eq!(earlier_emulator(text, 7, emulator), None, "{text:?}");
+        }
+    }
+
+    /// A process in its own group, as the emulator is, with its PID in a
+    /// PID file; `$0` is `name`.
+    fn process_with_pid_file(name: &str) -> (Child, PathBuf) {
+        let child = Command::new("sh")
+            .args(["-c", "sleep 30; :", name])
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // Just after the spawn its command line can still be empty.
+        let start = Instant::now();
+        while !command_line(child.id())
+            .is_some_and(|line| line.windows(name.len()).any(|part| part == name.as_bytes()))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "sh did not show its command line within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid_file = std::env::temp_dir().join(format!(
+            "strongroom-localstack-unit-{}-{}.pid",
+            std::process::id(),
+            child.id()
+        ));
+        fs::write(&pid_file, child.id().to_string()).unwrap();
+        (child, pid_file)
+    }
+
+    /// `child`'s exit status, waiting at most 10 s.
+    fn exited_within(child: &mut Child) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    #[test]
+    fn stopping_an_earlier_start_terminates_its_process_group() {
+        let (mut child, pid_file) = process_with_pid_file("localstack-kms");
+        stop_earlier(&pid_file);
+        let status = exited_within(&mut child);
+        if status.is_none() {
+            signal_group("KILL", child.id());
+            let _ = child.wait();
+        }
+        fs::remove_file(&pid_file).unwrap();
+        assert_eq!(status.and_then(|status| status.signal()), Some(15));
+    }
+
+    #[test]
+    fn a_pid_that_is_not_the_emulators_is_left_running() {
+        let (mut child, pid_file) = process_with_pid_file("unrelated");
+        stop_earlier(&pid_file);
+        let running = child.try_wait().unwrap().is_none();
+        signal_group("KILL", child.id());
+        let status = exited_within(&mut child);
+        fs::remove_file(&pid_file).unwrap();
+        assert!(running, "a process without the mark was stopped");
+        assert_eq!(status.and_then(|status| status.signal()), Some(9));
+        // No PID file: nothing to stop.
+        stop_earlier(&pid_file);
+    }
 }
