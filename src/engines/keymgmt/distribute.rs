@@ -121,6 +121,49 @@ impl KeyMgmt {
         Ok(record.info(provider, key))
     }
 
+    /// After key `key` changed (`what`: rotated, updated): each of its
+    /// distributions brought up to date. The key's change is already
+    /// stored; a distribution that fails keeps its recorded steps, and the
+    /// error says how to complete it.
+    pub(super) async fn sync_every_distribution(
+        &self,
+        barrier: &Barrier,
+        key: &str,
+        stored_key: &StoredKey,
+        what: &str,
+    ) -> Result<(), Error> {
+        let suffix = format!("/key/{key}");
+        let providers: Vec<String> = barrier
+            .list(super::provider::PREFIX)
+            .await?
+            .into_iter()
+            .filter_map(|p| {
+                p.strip_suffix(&suffix)
+                    .map(|rest| rest[super::provider::PREFIX.len()..].to_string())
+            })
+            .collect();
+        for provider in providers {
+            let path = storage_path(&provider, key);
+            let Some(mut record) =
+                read::<StoredDistribution>(barrier, &path, "distribution").await?
+            else {
+                continue;
+            };
+            record.add_versions(stored_key.latest_version());
+            let config = read_provider_config(barrier, &provider).await?;
+            self.complete(barrier, &config.client(), &provider, key, stored_key, &mut record)
+                .await
+                .map_err(|e| {
+                    Error::FailedPrecondition(format!(
+                        "key {} was {what}, but its distribution to KMS provider {} is not up to date ({e}); its steps are recorded: sync the distribution to complete it",
+                        text::quote(key),
+                        text::quote(&provider)
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
     /// Takes every version of `record` to `imported`, then the alias and
     /// the enabled states, writing the record after each KMS step.
     async fn complete(

@@ -97,9 +97,9 @@ async fn a_key_is_distributed_rotated_and_limited_by_its_minimum_version() {
         Err(Error::FailedPrecondition(_))
     ));
 
-    // A rotation: version 2 distributed, the alias moved.
+    // A rotation distributes version 2 and moves the alias.
     engine.rotate_key(&root, &name).await.unwrap();
-    let synced = engine.sync_distribution(&root, "aws", &name).await.unwrap();
+    let synced = engine.read_distribution(&root, "aws", &name).await.unwrap();
     assert_eq!(synced.alias_version, Some(2));
     let v2 = synced.versions[1].kms_key_id.clone().unwrap();
     assert_ne!(v1, v2);
@@ -117,11 +117,10 @@ async fn a_key_is_distributed_rotated_and_limited_by_its_minimum_version() {
         deletion_allowed: None,
     };
     engine.update_key(&root, &name, update(2)).await.unwrap();
-    let limited = engine.sync_distribution(&root, "aws", &name).await.unwrap();
+    let limited = engine.read_distribution(&root, "aws", &name).await.unwrap();
     assert!(!limited.versions[0].enabled && limited.versions[1].enabled);
     assert_eq!(encrypt(ls, &v1).unwrap_err(), "DisabledException");
     engine.update_key(&root, &name, update(0)).await.unwrap();
-    engine.sync_distribution(&root, "aws", &name).await.unwrap();
     encrypt(ls, &v1).unwrap();
     assert_eq!(
         engine

@@ -239,6 +239,8 @@ impl KeyMgmt {
             min_enabled_version = stored.min_enabled_version,
             "keymgmt key updated"
         );
+        self.sync_every_distribution(barrier, name, &stored, "updated")
+            .await?;
         Ok(stored.info(name))
     }
 
@@ -254,6 +256,8 @@ impl KeyMgmt {
             version = stored.latest_version(),
             "keymgmt key rotated"
         );
+        self.sync_every_distribution(barrier, name, &stored, "rotated")
+            .await?;
         Ok(stored.info(name))
     }
 
