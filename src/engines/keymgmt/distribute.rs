@@ -13,7 +13,7 @@ use crate::access::Session;
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::seal::awskms::AwsKms;
-use crate::seal::kms::{KmsError, KmsErrorKind};
+use crate::seal::kms::{KeyState, Kms, KmsError, KmsErrorKind};
 use crate::text;
 
 /// A KMS error as the call's answer: worth retrying, or not.
@@ -44,12 +44,22 @@ impl KeyMgmt {
             .await?
             .ok_or_else(|| no_such("key", key))?;
         let path = storage_path(provider, key);
-        if barrier.get(&path).await?.is_some() {
-            return Err(Error::FailedPrecondition(format!(
-                "key {} is already distributed to KMS provider {}",
-                text::quote(key),
-                text::quote(provider)
-            )));
+        if let Some(earlier) = read::<StoredDistribution>(barrier, &path, "distribution").await? {
+            return Err(Error::FailedPrecondition(
+                match earlier.pending_deletion_until {
+                    None => format!(
+                        "key {} is already distributed to KMS provider {}",
+                        text::quote(key),
+                        text::quote(provider)
+                    ),
+                    Some(until) => format!(
+                        "the earlier distribution of key {} to KMS provider {} was removed and its KMS keys are pending deletion until {} (seconds since the epoch); distribute it again after that",
+                        text::quote(key),
+                        text::quote(provider),
+                        until
+                    ),
+                },
+            ));
         }
         let client = config.client();
         let mut record = StoredDistribution::new(key, spec, stored_key.latest_version());
@@ -79,14 +89,87 @@ impl KeyMgmt {
         provider: &str,
         key: &str,
     ) -> Result<DistributionInfo, Error> {
-        read::<StoredDistribution>(
-            session.barrier()?,
-            &storage_path(provider, key),
-            "distribution",
-        )
-        .await?
-        .map(|r| r.info(provider, key))
-        .ok_or_else(|| no_such("distribution of that key to", provider))
+        let barrier = session.barrier()?;
+        let path = storage_path(provider, key);
+        let record = read::<StoredDistribution>(barrier, &path, "distribution")
+            .await?
+            .ok_or_else(|| no_such("distribution of that key to", provider))?;
+        if record
+            .pending_deletion_until
+            .is_some_and(|until| until <= crate::time::now_unix() as i64)
+        {
+            let _guard = self.writes.lock().await;
+            barrier.delete(&path).await?;
+            return Err(no_such("distribution of that key to", provider));
+        }
+        Ok(record.info(provider, key))
+    }
+
+    /// Removes the distribution of `key` to `provider`: every KMS key it
+    /// made (or a crash left tagged) is scheduled for deletion after
+    /// `days` (7 to 30), and the alias, when it still points at one of
+    /// them, is deleted. The record stays, pending deletion until then.
+    pub async fn remove_distribution(
+        &self,
+        session: &Session,
+        provider: &str,
+        key: &str,
+        days: u32,
+    ) -> Result<DistributionInfo, Error> {
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let config = read_provider_config(barrier, provider).await?;
+        let path = storage_path(provider, key);
+        let mut record = read::<StoredDistribution>(barrier, &path, "distribution")
+            .await?
+            .ok_or_else(|| no_such("distribution of that key to", provider))?;
+        let client = config.client();
+        if let Some(target) = client
+            .alias_target(&record.alias)
+            .await
+            .map_err(kms_error)?
+            && target.key_id.as_deref().is_some_and(|id| record.owns(id))
+        {
+            client
+                .delete_alias(&record.alias)
+                .await
+                .map_err(kms_error)?;
+        }
+        let mut keys = Vec::new();
+        for version in &record.versions {
+            match &version.kms_key_id {
+                Some(id) => keys.push(id.clone()),
+                None => keys.extend(
+                    client
+                        .keys_of_distribution(&version.distribution_id)
+                        .await
+                        .map_err(kms_error)?,
+                ),
+            }
+        }
+        let mut until = record.pending_deletion_until.unwrap_or(0);
+        for id in &keys {
+            let state = client.describe_key(id).await.map_err(kms_error)?.state;
+            if state == KeyState::PendingDeletion {
+                continue;
+            }
+            until = until.max(
+                client
+                    .schedule_deletion(id, days)
+                    .await
+                    .map_err(kms_error)?,
+            );
+        }
+        record.pending_deletion_until = Some(until.max(crate::time::now_unix() as i64));
+        record.alias_version = None;
+        write(barrier, &path, &record).await?;
+        tracing::info!(
+            key,
+            provider,
+            kms_keys = keys.len(),
+            "keymgmt distribution removed; its KMS keys are pending deletion"
+        );
+        Ok(record.info(provider, key))
     }
 
     /// Brings the distribution of `key` to `provider` up to date: versions
@@ -108,6 +191,13 @@ impl KeyMgmt {
             read::<StoredDistribution>(barrier, &storage_path(provider, key), "distribution")
                 .await?
                 .ok_or_else(|| no_such("distribution of that key to", provider))?;
+        if record.pending_deletion_until.is_some() {
+            return Err(Error::FailedPrecondition(format!(
+                "the distribution of key {} to KMS provider {} was removed; its KMS keys are pending deletion",
+                text::quote(key),
+                text::quote(provider)
+            )));
+        }
         record.add_versions(stored_key.latest_version());
         self.complete(
             barrier,
@@ -149,6 +239,10 @@ impl KeyMgmt {
             else {
                 continue;
             };
+            if record.pending_deletion_until.is_some() {
+                // Removed: its KMS keys are left to their deletion.
+                continue;
+            }
             record.add_versions(stored_key.latest_version());
             let config = read_provider_config(barrier, &provider).await?;
             self.complete(barrier, &config.client(), &provider, key, stored_key, &mut record)

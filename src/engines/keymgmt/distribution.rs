@@ -61,6 +61,10 @@ pub(super) struct StoredDistribution {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) alias_version: Option<u32>,
     pub(super) versions: Vec<DistributedVersion>,
+    /// Removed: KMS deletes the keys at this time (seconds since the
+    /// epoch); the record is dropped once it has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) pending_deletion_until: Option<i64>,
 }
 
 /// How a key is distributed (Vault's `purpose` and `protection`).
@@ -104,6 +108,8 @@ pub struct DistributionInfo {
     pub protection: String,
     /// Each version, version 1 first.
     pub versions: Vec<VersionInfo>,
+    /// Removed: KMS deletes the keys then (seconds since the epoch).
+    pub pending_deletion_until: Option<i64>,
 }
 
 impl DistributeSpec {
@@ -145,6 +151,7 @@ impl StoredDistribution {
             alias: format!("alias/{key}"),
             alias_version: None,
             versions: Vec::new(),
+            pending_deletion_until: None,
         };
         record.add_versions(versions);
         record
@@ -191,6 +198,7 @@ impl StoredDistribution {
                     enabled: v.enabled,
                 })
                 .collect(),
+            pending_deletion_until: self.pending_deletion_until,
         }
     }
 }

@@ -131,6 +131,42 @@ async fn a_key_is_distributed_rotated_and_limited_by_its_minimum_version() {
             .len(),
         2
     );
+
+    // Removed: both KMS keys pending deletion (7 days), the alias gone, the
+    // record kept until then; the key itself may then be deleted.
+    let removed = engine
+        .remove_distribution(&root, "aws", &name, 7)
+        .await
+        .unwrap();
+    let now = crate::time::now_unix() as i64;
+    let until = removed.pending_deletion_until.unwrap();
+    assert!((until - now - 7 * 86_400).abs() < 3_600, "{until}");
+    for id in [&v1, &v2] {
+        assert_eq!(encrypt(ls, id).unwrap_err(), "KMSInvalidStateException");
+    }
+    assert_eq!(encrypt(ls, &alias).unwrap_err(), "NotFoundException");
+    let again = engine
+        .distribute(&root, "aws", &name, &both())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("pending deletion until"), "{again}");
+    // A second removal changes nothing and fails nothing.
+    engine
+        .remove_distribution(&root, "aws", &name, 7)
+        .await
+        .unwrap();
+    assert!(engine.sync_distribution(&root, "aws", &name).await.is_err());
+    // A change of the key leaves the removed distribution alone.
+    let allow = KeyUpdate {
+        min_enabled_version: None,
+        deletion_allowed: Some(true),
+    };
+    engine.update_key(&root, &name, allow).await.unwrap();
+    assert_eq!(encrypt(ls, &alias).unwrap_err(), "NotFoundException");
+    let kept = engine.read_distribution(&root, "aws", &name).await.unwrap();
+    assert_eq!(kept.alias_version, None);
+    engine.delete_key(&root, &name).await.unwrap();
 }
 
 #[tokio::test]

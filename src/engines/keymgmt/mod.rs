@@ -5,9 +5,9 @@
 //! The providers (`provider.rs`), the keys (`key.rs`) and the distributions
 //! (`distribution.rs`, `distribute.rs`: one KMS key per version through
 //! recorded steps a crash resumes from, the alias on the newest, the
-//! `min_enabled_version` rule) are kept behind the barrier. Not built yet:
-//! removing a distribution, the crash matrix's points, and the transports
-//! (docs/DECISIONS.md, "the design the next slices build"). Names reach these methods
+//! `min_enabled_version` rule, removal with the keys pending deletion) are
+//! kept behind the barrier. Not built yet: the crash matrix's points and
+//! the transports (docs/DECISIONS.md, "the design the next slices build"). Names reach these methods
 //! checked by [`validate_name`], as the other engines' do.
 
 use serde::Serialize;
@@ -274,12 +274,20 @@ impl KeyMgmt {
             )));
         }
         let suffix = format!("/key/{name}");
-        if let Some(p) = barrier
-            .list(provider::PREFIX)
-            .await?
-            .into_iter()
-            .find(|p| p.ends_with(&suffix))
-        {
+        let mut live = None;
+        for p in barrier.list(provider::PREFIX).await? {
+            // A removed distribution (its KMS keys pending deletion) does
+            // not hold the key back.
+            if p.ends_with(&suffix)
+                && read::<distribution::StoredDistribution>(barrier, &p, "distribution")
+                    .await?
+                    .is_some_and(|d| d.pending_deletion_until.is_none())
+            {
+                live = Some(p);
+                break;
+            }
+        }
+        if let Some(p) = live {
             let provider = &p[provider::PREFIX.len()..p.len() - suffix.len()];
             return Err(Error::FailedPrecondition(format!(
                 "key {} is distributed to KMS provider {}: remove the distribution first",
