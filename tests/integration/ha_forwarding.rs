@@ -525,7 +525,11 @@ fn step_down_and_restore_through_a_standby() {
     let other = 1 - first;
     cluster.nodes[other].daemon.cli().run(&["step-down"]).ok();
     assert_eq!(cluster.wait_active(&[other]), other);
-    cluster.wait_for(first, "standing by", |s| s["ha_mode"] == "standby");
+    // Standing by is not enough to forward: it must know the new leader.
+    let leader = format!("http://127.0.0.1:{}", cluster.nodes[other].port);
+    cluster.wait_for(first, "standing by for the new active node", |s| {
+        s["ha_mode"] == "standby" && s["leader_address"] == leader.as_str()
+    });
 
     let snapshot = cluster.nodes[first].dir.path().join("store.snap");
     let snapshot = snapshot.to_str().unwrap();
