@@ -46,7 +46,10 @@ fn incomplete(action: &str) -> KmsError {
 
 impl AwsKms {
     /// CreateKey with `Origin = EXTERNAL` (a symmetric ENCRYPT_DECRYPT key
-    /// waiting for its material), tagged with `distribution`.
+    /// waiting for its material), tagged with `distribution`. One attempt,
+    /// no SDK retry: a retried CreateKey whose first attempt KMS carried out
+    /// would make a second key; the caller's recorded intent and the tag
+    /// resolve an unclear failure instead.
     pub async fn create_external_key(
         &self,
         description: &str,
@@ -67,6 +70,11 @@ impl AwsKms {
             .key_spec(KeySpec::SymmetricDefault)
             .description(description)
             .tags(tag)
+            .customize()
+            .config_override(
+                aws_sdk_kms::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1)),
+            )
             .send()
             .await
             .map_err(|e| self.error("CreateKey", "(new key)", e));
