@@ -40,9 +40,7 @@ impl KeyMgmt {
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         let config = read_provider_config(barrier, provider).await?;
-        let stored_key = read::<StoredKey>(barrier, &super::key::storage_path(key), "key")
-            .await?
-            .ok_or_else(|| no_such("key", key))?;
+        let stored_key = Self::stored_key(barrier, key).await?;
         let path = storage_path(provider, key);
         if let Some(earlier) = read::<StoredDistribution>(barrier, &path, "distribution").await? {
             return Err(Error::FailedPrecondition(
@@ -91,9 +89,7 @@ impl KeyMgmt {
     ) -> Result<DistributionInfo, Error> {
         let barrier = session.barrier()?;
         let path = storage_path(provider, key);
-        let record = read::<StoredDistribution>(barrier, &path, "distribution")
-            .await?
-            .ok_or_else(|| no_such("distribution of that key to", provider))?;
+        let record = read_record(barrier, provider, key).await?;
         if record
             .pending_deletion_until
             .is_some_and(|until| until <= crate::time::now_unix() as i64)
@@ -120,9 +116,7 @@ impl KeyMgmt {
         let _guard = self.writes.lock().await;
         let config = read_provider_config(barrier, provider).await?;
         let path = storage_path(provider, key);
-        let mut record = read::<StoredDistribution>(barrier, &path, "distribution")
-            .await?
-            .ok_or_else(|| no_such("distribution of that key to", provider))?;
+        let mut record = read_record(barrier, provider, key).await?;
         let client = config.client();
         if let Some(target) = client
             .alias_target(&record.alias)
@@ -184,13 +178,8 @@ impl KeyMgmt {
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         let config = read_provider_config(barrier, provider).await?;
-        let stored_key = read::<StoredKey>(barrier, &super::key::storage_path(key), "key")
-            .await?
-            .ok_or_else(|| no_such("key", key))?;
-        let mut record =
-            read::<StoredDistribution>(barrier, &storage_path(provider, key), "distribution")
-                .await?
-                .ok_or_else(|| no_such("distribution of that key to", provider))?;
+        let stored_key = Self::stored_key(barrier, key).await?;
+        let mut record = read_record(barrier, provider, key).await?;
         if record.pending_deletion_until.is_some() {
             return Err(Error::FailedPrecondition(format!(
                 "the distribution of key {} to KMS provider {} was removed; its KMS keys are pending deletion",
@@ -356,6 +345,17 @@ impl KeyMgmt {
         );
         Ok(())
     }
+}
+
+/// The live or removed distribution of `key` to `provider`.
+async fn read_record(
+    barrier: &Barrier,
+    provider: &str,
+    key: &str,
+) -> Result<StoredDistribution, Error> {
+    read::<StoredDistribution>(barrier, &storage_path(provider, key), "distribution")
+        .await?
+        .ok_or_else(|| no_such("distribution of that key to", provider))
 }
 
 async fn read_provider_config(barrier: &Barrier, provider: &str) -> Result<ProviderConfig, Error> {

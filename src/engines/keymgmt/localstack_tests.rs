@@ -30,6 +30,18 @@ fn both() -> DistributeSpec {
     }
 }
 
+/// The emulator, the engine, and a caller with provider "aws" registered.
+async fn with_provider() -> (&'static LocalStack, KeyMgmt, Session) {
+    let ls = localstack();
+    let engine = KeyMgmt::default();
+    let root = root();
+    engine
+        .write_provider(&root, "aws", provider(ls))
+        .await
+        .unwrap();
+    (ls, engine, root)
+}
+
 /// A key name no other test uses (aliases are per region).
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", crate::secret::random_uuid())
@@ -68,13 +80,7 @@ fn decrypt(ls: &LocalStack, key: &str, ciphertext: &str) -> Result<(), String> {
 
 #[tokio::test]
 async fn a_key_is_distributed_rotated_and_limited_by_its_minimum_version() {
-    let ls = localstack();
-    let engine = KeyMgmt::default();
-    let root = root();
-    engine
-        .write_provider(&root, "aws", provider(ls))
-        .await
-        .unwrap();
+    let (ls, engine, root) = with_provider().await;
     let name = unique("byok");
     engine.create_key(&root, &name, &spec()).await.unwrap();
     let alias = format!("alias/{name}");
@@ -171,13 +177,7 @@ async fn a_key_is_distributed_rotated_and_limited_by_its_minimum_version() {
 
 #[tokio::test]
 async fn an_alias_someone_else_owns_is_refused_and_nothing_is_made() {
-    let ls = localstack();
-    let engine = KeyMgmt::default();
-    let root = root();
-    engine
-        .write_provider(&root, "aws", provider(ls))
-        .await
-        .unwrap();
+    let (ls, engine, root) = with_provider().await;
     let name = unique("taken");
     let foreign = kms(ls, "CreateKey", json!({})).unwrap();
     let foreign_id = foreign["KeyMetadata"]["KeyId"].as_str().unwrap();
@@ -205,13 +205,7 @@ async fn an_alias_someone_else_owns_is_refused_and_nothing_is_made() {
 
 #[tokio::test]
 async fn a_key_a_crash_left_before_its_id_was_recorded_is_found_by_its_tag() {
-    let ls = localstack();
-    let engine = KeyMgmt::default();
-    let root = root();
-    engine
-        .write_provider(&root, "aws", provider(ls))
-        .await
-        .unwrap();
+    let (ls, engine, root) = with_provider().await;
     let name = unique("crash");
     engine.create_key(&root, &name, &spec()).await.unwrap();
     // The intent was written, CreateKey ran, then the process died.
