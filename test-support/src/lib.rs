@@ -16,10 +16,34 @@ pub mod kms;
 pub mod localstack;
 pub mod postgres;
 
+use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
+
+/// The lock of a server shared by one test run (`name`: `pg`,
+/// `localstack`): `/tmp/strongroom-<name>-<run>` (the run being
+/// `NEXTEST_RUN_ID`, else this process), its lock file held until the
+/// returned `File` is dropped, and what the first process recorded there
+/// (empty when this one is the first).
+pub fn run_lock(name: &str) -> (PathBuf, File, String) {
+    let run = std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| std::process::id().to_string());
+    let root = PathBuf::from(format!("/tmp/strongroom-{name}-{run}"));
+    let mut lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(format!("{}.lock", root.display()))
+        .unwrap();
+    lock.lock().unwrap();
+    let mut recorded = String::new();
+    lock.read_to_string(&mut recorded).unwrap();
+    (root, lock, recorded)
+}
 
 /// A loopback port with nothing listening on it (yet). The port is free
 /// again when this returns, so another process may take it before the

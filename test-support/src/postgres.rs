@@ -20,8 +20,8 @@
 //! the IP 127.0.0.1 (not the name localhost) signed by a CA made at start
 //! ([`Cluster::ca_file`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -120,20 +120,8 @@ fn server_bin() -> PathBuf {
 
 impl Cluster {
     fn shared() -> Self {
-        let run =
-            std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| std::process::id().to_string());
-        let root = PathBuf::from(format!("/tmp/strongroom-pg-{run}"));
         let bin = server_bin();
-        let mut lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(format!("{}.lock", root.display()))
-            .unwrap();
-        lock.lock().unwrap();
-        let mut recorded = String::new();
-        lock.read_to_string(&mut recorded).unwrap();
+        let (root, mut lock, recorded) = crate::run_lock("pg");
         let port = match recorded.trim().parse() {
             Ok(port) => port,
             Err(_) => {

@@ -79,21 +79,9 @@ impl LocalStack {
     }
 
     fn shared() -> Self {
-        let run =
-            std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| std::process::id().to_string());
-        let root = PathBuf::from(format!("/tmp/strongroom-localstack-{run}"));
         // Checked before the lock file exists: a failure leaves nothing.
         let venv = venv();
-        let mut lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(format!("{}.lock", root.display()))
-            .unwrap();
-        lock.lock().unwrap();
-        let mut recorded = String::new();
-        lock.read_to_string(&mut recorded).unwrap();
+        let (root, mut lock, recorded) = crate::run_lock("localstack");
         let shared = match parse_record(&recorded) {
             Some(shared) => {
                 assert!(

@@ -30,19 +30,7 @@ fn multiseal_emergency_rekey_and_rotate_root() {
             "--key-threshold",
             "2",
         ];
-        let (nonce, _) = start_as(daemon.cli().token(&store.token), "rekey", &args);
-        daemon
-            .cli()
-            .run(&["rekey", "--nonce", &nonce, &store.keys[0]])
-            .ok();
-        let last = daemon.cli().run(&[
-            "rekey",
-            "--nonce",
-            &nonce,
-            &store.keys[1],
-            "--format",
-            "json",
-        ]);
+        let last = rekey_quorum(daemon, store, &args);
         Seen {
             keys: printed_keys(&last, "keys"),
             ..Seen::default()

@@ -100,6 +100,24 @@ pub(super) fn generate_root_check(daemon: &Daemon, store: &Store, _: &Seen, side
 
 /// Rekey to 2/2 keys, with or without verification; the crash comes at the
 /// commit (the confirmation, or the last verification key).
+/// Starts a rekey with `args` as the store's root token and enters two of
+/// its keys; the answer to the second (it may be cut short by a crash).
+pub(super) fn rekey_quorum(daemon: &Daemon, store: &Store, args: &[&str]) -> Run {
+    let (nonce, _) = start_as(daemon.cli().token(&store.token), "rekey", args);
+    daemon
+        .cli()
+        .run(&["rekey", "--nonce", &nonce, &store.keys[0]])
+        .ok();
+    daemon.cli().run(&[
+        "rekey",
+        "--nonce",
+        &nonce,
+        &store.keys[1],
+        "--format",
+        "json",
+    ])
+}
+
 pub(super) fn rekey_operation(verify: bool) -> impl Fn(&Daemon, &Store) -> Seen {
     move |daemon, store| {
         unsealed(daemon, store);
@@ -107,19 +125,7 @@ pub(super) fn rekey_operation(verify: bool) -> impl Fn(&Daemon, &Store) -> Seen 
         if verify {
             args.push("--verify");
         }
-        let (nonce, _) = start_as(daemon.cli().token(&store.token), "rekey", &args);
-        daemon
-            .cli()
-            .run(&["rekey", "--nonce", &nonce, &store.keys[0]])
-            .ok();
-        let last = daemon.cli().run(&[
-            "rekey",
-            "--nonce",
-            &nonce,
-            &store.keys[1],
-            "--format",
-            "json",
-        ]);
+        let last = rekey_quorum(daemon, store, &args);
         // Printed before the commit, unless the crash came earlier (at the
         // quorum check).
         let keys = printed_keys(&last, "keys");
