@@ -14,7 +14,7 @@ use crate::audit::{Audit, Auditor};
 use crate::barrier::Hooks;
 use crate::cluster::Cluster;
 use crate::config::KvSettings;
-use crate::engines::{Keys, Kv};
+use crate::engines::{KeyMgmt, Keys, Kv};
 use crate::error::Error;
 use crate::lifecycle::{Lifecycle, Options, Phase};
 use crate::seal::Seal;
@@ -33,6 +33,8 @@ pub struct Node {
     pub kv: Arc<Kv>,
     /// Named encryption keys.
     pub keys: Arc<Keys>,
+    /// Keys distributed to KMS providers (bring your own key).
+    pub keymgmt: Arc<KeyMgmt>,
     /// The audit devices and salt.
     pub audit: Arc<Audit>,
     /// With HA: the certificates nodes forward calls to each other with.
@@ -66,6 +68,7 @@ impl Node {
             access,
             kv,
             keys,
+            keymgmt: Arc::new(KeyMgmt::default()),
             audit,
             cluster,
         }))

@@ -5,7 +5,7 @@
 //! alike, whatever the transport.
 
 use crate::access::{Capability, acl};
-use crate::engines::{keys, kv};
+use crate::engines::{keymgmt, keys, kv};
 use crate::error::Error;
 
 /// Who may call an action.
@@ -80,6 +80,13 @@ pub enum Resource {
     PolicyName,
     /// A mount's path without its trailing slash (`sys/mounts/<mount>/tune`).
     MountPath,
+    /// A KMS provider of the Key Management engine (`keymgmt/kms/<name>`).
+    KmsProvider,
+    /// A Key Management key (`keymgmt/key/<name>`).
+    KeyMgmtKey,
+    /// A key's distribution to a provider, `<provider>/key/<key>`
+    /// (`keymgmt/kms/<provider>/key/<key>`).
+    Distribution,
 }
 
 impl Resource {
@@ -100,6 +107,16 @@ impl Resource {
                             crate::text::quote(text)
                         ))
                     })
+            }
+            Resource::KmsProvider => {
+                keymgmt::validate_name("KMS provider", text).map(|()| text.to_string())
+            }
+            Resource::KeyMgmtKey => keymgmt::validate_name("key", text).map(|()| text.to_string()),
+            Resource::Distribution => {
+                let (provider, key) = text.split_once("/key/").unwrap_or((text, ""));
+                keymgmt::validate_name("KMS provider", provider)?;
+                keymgmt::validate_name("key", key)?;
+                Ok(text.to_string())
             }
         }
     }
@@ -614,6 +631,113 @@ pub const POLICY_DELETE_OLD: Action = on(
     Resource::PolicyName,
     Require(&[Delete]),
 );
+// Key Management (strongroom.v1.KeyMgmt), on Vault Enterprise's keymgmt
+// paths. A write is `create` for a new provider, key or distribution and
+// `update` for an existing one (the engine asks for the one it needs).
+
+/// `KeyMgmt.WriteProvider`: registers or changes a KMS provider.
+pub const KEYMGMT_PROVIDER_WRITE: Action = on(
+    "keymgmt.WriteProvider",
+    "keymgmt/kms/",
+    Resource::KmsProvider,
+    RequireAny(&[Create, Update]),
+);
+/// `KeyMgmt.ReadProvider`: its settings, never its credentials.
+pub const KEYMGMT_PROVIDER_READ: Action = on(
+    "keymgmt.ReadProvider",
+    "keymgmt/kms/",
+    Resource::KmsProvider,
+    Require(&[Read]),
+);
+/// `KeyMgmt.ListProviders`.
+pub const KEYMGMT_PROVIDER_LIST: Action = on(
+    "keymgmt.ListProviders",
+    "keymgmt/kms/",
+    Resource::None,
+    Require(&[List]),
+);
+/// `KeyMgmt.DeleteProvider`.
+pub const KEYMGMT_PROVIDER_DELETE: Action = on(
+    "keymgmt.DeleteProvider",
+    "keymgmt/kms/",
+    Resource::KmsProvider,
+    Require(&[Delete]),
+);
+/// `KeyMgmt.WriteKey`: makes a key or changes its settings.
+pub const KEYMGMT_KEY_WRITE: Action = on(
+    "keymgmt.WriteKey",
+    "keymgmt/key/",
+    Resource::KeyMgmtKey,
+    RequireAny(&[Create, Update]),
+);
+/// `KeyMgmt.ReadKey`: versions and settings, never material.
+pub const KEYMGMT_KEY_READ: Action = on(
+    "keymgmt.ReadKey",
+    "keymgmt/key/",
+    Resource::KeyMgmtKey,
+    Require(&[Read]),
+);
+/// `KeyMgmt.ListKeys`.
+pub const KEYMGMT_KEY_LIST: Action = on(
+    "keymgmt.ListKeys",
+    "keymgmt/key/",
+    Resource::None,
+    Require(&[List]),
+);
+/// `KeyMgmt.RotateKey`: a new version, distributed wherever the key is.
+pub const KEYMGMT_KEY_ROTATE: Action = on(
+    "keymgmt.RotateKey",
+    "keymgmt/key/",
+    Resource::KeyMgmtKey,
+    Require(&[Update]),
+)
+.with_suffix("/rotate");
+/// `KeyMgmt.DeleteKey`: with `deletion_allowed`; its distributions removed.
+pub const KEYMGMT_KEY_DELETE: Action = on(
+    "keymgmt.DeleteKey",
+    "keymgmt/key/",
+    Resource::KeyMgmtKey,
+    Require(&[Delete]),
+);
+/// `KeyMgmt.ListKeyProviders`: the providers a key is distributed to.
+pub const KEYMGMT_KEY_PROVIDERS: Action = on(
+    "keymgmt.ListKeyProviders",
+    "keymgmt/key/",
+    Resource::KeyMgmtKey,
+    Require(&[List]),
+)
+.with_suffix("/kms/");
+/// `KeyMgmt.Distribute`: `create` for a new distribution, `update` to
+/// complete one an error interrupted.
+pub const KEYMGMT_DISTRIBUTE: Action = on(
+    "keymgmt.Distribute",
+    "keymgmt/kms/",
+    Resource::Distribution,
+    RequireAny(&[Create, Update]),
+);
+/// `KeyMgmt.ReadDistribution`.
+pub const KEYMGMT_DISTRIBUTION_READ: Action = on(
+    "keymgmt.ReadDistribution",
+    "keymgmt/kms/",
+    Resource::Distribution,
+    Require(&[Read]),
+);
+/// `KeyMgmt.ListDistributions`: the keys distributed to a provider.
+pub const KEYMGMT_DISTRIBUTION_LIST: Action = on(
+    "keymgmt.ListDistributions",
+    "keymgmt/kms/",
+    Resource::KmsProvider,
+    Require(&[List]),
+)
+.with_suffix("/key/");
+/// `KeyMgmt.RemoveDistribution`: the KMS keys scheduled for deletion.
+pub const KEYMGMT_DISTRIBUTION_REMOVE: Action = on(
+    "keymgmt.RemoveDistribution",
+    "keymgmt/kms/",
+    Resource::Distribution,
+    Require(&[Delete]),
+);
+
 /// The actions that make an uninitialized store someone's: whoever calls
 /// them holds its keys. A listener with `allow_init = false` refuses them
 /// (a restore only while the store is not initialized, as only then it
@@ -725,6 +849,20 @@ pub const ALL: &[&Action] = &[
     &POLICY_READ_LIST_OLD,
     &POLICY_DELETE_OLD,
     &TOKEN_CREATE_ORPHAN,
+    &KEYMGMT_PROVIDER_WRITE,
+    &KEYMGMT_PROVIDER_READ,
+    &KEYMGMT_PROVIDER_LIST,
+    &KEYMGMT_PROVIDER_DELETE,
+    &KEYMGMT_KEY_WRITE,
+    &KEYMGMT_KEY_READ,
+    &KEYMGMT_KEY_LIST,
+    &KEYMGMT_KEY_ROTATE,
+    &KEYMGMT_KEY_DELETE,
+    &KEYMGMT_KEY_PROVIDERS,
+    &KEYMGMT_DISTRIBUTE,
+    &KEYMGMT_DISTRIBUTION_READ,
+    &KEYMGMT_DISTRIBUTION_LIST,
+    &KEYMGMT_DISTRIBUTION_REMOVE,
 ];
 
 #[cfg(test)]
@@ -739,7 +877,7 @@ mod tests {
         for action in ALL {
             assert!(names.insert(action.name), "{} twice", action.name);
             assert!(
-                ["sys/", "secret/", "transit/", "auth/token/"]
+                ["sys/", "secret/", "transit/", "auth/token/", "keymgmt/"]
                     .iter()
                     .any(|root| action.path.starts_with(root)),
                 "{}: {}",
@@ -785,6 +923,22 @@ mod tests {
             POLICY_PUT.policy_path("Root!"),
             Err(Error::InvalidArgument(_))
         ));
+        assert_eq!(
+            KEYMGMT_DISTRIBUTE.policy_path("aws/key/orders").unwrap(),
+            "keymgmt/kms/aws/key/orders"
+        );
+        assert!(KEYMGMT_DISTRIBUTE.policy_path("aws").is_err());
+        assert!(KEYMGMT_DISTRIBUTE.policy_path("aws/key/a/b").is_err());
+        assert!(KEYMGMT_DISTRIBUTE.policy_path("../key/x").is_err());
+        assert_eq!(
+            KEYMGMT_DISTRIBUTION_LIST.policy_path("aws").unwrap(),
+            "keymgmt/kms/aws/key/"
+        );
+        assert_eq!(
+            KEYMGMT_KEY_PROVIDERS.policy_path("orders").unwrap(),
+            "keymgmt/key/orders/kms/"
+        );
+        assert_eq!(KEYMGMT_KEY_LIST.policy_path("").unwrap(), "keymgmt/key/");
     }
 }
 
@@ -845,6 +999,9 @@ mod docs {
                 format!("{}<name>{}", action.path, action.suffix)
             }
             Resource::MountPath => format!("{}<mount>{}", action.path, action.suffix),
+            Resource::KmsProvider => format!("{}<provider>{}", action.path, action.suffix),
+            Resource::KeyMgmtKey => format!("{}<name>{}", action.path, action.suffix),
+            Resource::Distribution => format!("{}<provider>/key/<name>", action.path),
         };
         let scope = match action.scope {
             Scope::Node => "this node",

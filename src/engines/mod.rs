@@ -15,5 +15,6 @@ pub mod keys;
 pub mod kv;
 mod material;
 
+pub use keymgmt::KeyMgmt;
 pub use keys::Keys;
 pub use kv::Kv;

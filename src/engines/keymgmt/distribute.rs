@@ -7,9 +7,9 @@ use super::distribution::{
     storage_path,
 };
 use super::key::StoredKey;
-use super::provider::ProviderConfig;
+use super::provider::StoredProvider;
 use super::{KeyMgmt, no_such, read, write};
-use crate::access::Session;
+use crate::access::{Capability, Session};
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::seal::awskms::AwsKms;
@@ -25,10 +25,14 @@ fn kms_error(e: KmsError) -> Error {
 }
 
 impl KeyMgmt {
-    /// Distributes every version of `key` to `provider`: a KMS key per
-    /// version with its material imported, and the alias `alias/<key>` on
-    /// the newest. Refused with nothing changed for a second distribution,
-    /// or an alias that points at a KMS key strongroom did not make here.
+    /// Distributes every version of `key` to `provider` (`create`): a KMS
+    /// key per version with its material imported, and the alias
+    /// `alias/<key>` on the newest. Again with the same purpose and
+    /// protection while the distribution is not complete (`update`), it
+    /// completes the recorded steps an error or a crash interrupted.
+    /// Refused with nothing changed for a second distribution of a complete
+    /// one, other settings, or an alias that points at a KMS key
+    /// strongroom did not make here.
     pub async fn distribute(
         &self,
         session: &Session,
@@ -42,13 +46,44 @@ impl KeyMgmt {
         let config = read_provider_config(barrier, provider).await?;
         let stored_key = Self::stored_key(barrier, key).await?;
         let path = storage_path(provider, key);
-        if let Some(earlier) = read::<StoredDistribution>(barrier, &path, "distribution").await? {
+        let earlier = read::<StoredDistribution>(barrier, &path, "distribution")
+            .await?
+            .filter(|e| {
+                // A removal whose deletion date has passed is over.
+                e.pending_deletion_until
+                    .is_none_or(|until| until > crate::time::now_unix() as i64)
+            });
+        if let Some(mut earlier) = earlier {
+            session.require(Capability::Update)?;
+            let same = earlier.purpose == spec.purpose && earlier.protection == spec.protection;
+            if earlier.pending_deletion_until.is_none() && same && !earlier.is_complete(&stored_key)
+            {
+                earlier.add_versions(stored_key.latest_version());
+                tracing::info!(key, provider, "keymgmt distribution resumed");
+                self.complete(
+                    barrier,
+                    &config.client(),
+                    provider,
+                    key,
+                    &stored_key,
+                    &mut earlier,
+                )
+                .await?;
+                return Ok(earlier.info(provider, key));
+            }
             return Err(Error::FailedPrecondition(
                 match earlier.pending_deletion_until {
-                    None => format!(
-                        "key {} is already distributed to KMS provider {}",
+                    None if same => format!(
+                        "key {} is already distributed to KMS provider {}, every version up to date; nothing was changed",
                         text::quote(key),
                         text::quote(provider)
+                    ),
+                    None => format!(
+                        "key {} is already distributed to KMS provider {} with other settings (purpose {}, protection {}); a distribution's settings cannot change: remove it and distribute again",
+                        text::quote(key),
+                        text::quote(provider),
+                        earlier.purpose.join(","),
+                        earlier.protection
                     ),
                     Some(until) => format!(
                         "the earlier distribution of key {} to KMS provider {} was removed and its KMS keys are pending deletion until {} (seconds since the epoch); distribute it again after that",
@@ -59,6 +94,7 @@ impl KeyMgmt {
                 },
             ));
         }
+        session.require(Capability::Create)?;
         let client = config.client();
         let mut record = StoredDistribution::new(key, spec, stored_key.latest_version());
         if let Some(taken) = client
@@ -78,6 +114,39 @@ impl KeyMgmt {
         self.complete(barrier, &client, provider, key, &stored_key, &mut record)
             .await?;
         Ok(record.info(provider, key))
+    }
+
+    /// The providers key `key` is distributed to (removals pending
+    /// deletion included: each can still be read).
+    pub async fn list_key_providers(
+        &self,
+        session: &Session,
+        key: &str,
+    ) -> Result<Vec<String>, Error> {
+        let barrier = session.barrier()?;
+        Self::stored_key(barrier, key).await?;
+        providers_of(barrier, key).await
+    }
+
+    /// The keys distributed to `provider` (removals pending deletion
+    /// included).
+    pub async fn list_distributions(
+        &self,
+        session: &Session,
+        provider: &str,
+    ) -> Result<Vec<String>, Error> {
+        let barrier = session.barrier()?;
+        read_provider_config(barrier, provider).await?;
+        let prefix = super::distributions_of(provider);
+        Ok(barrier
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|p| {
+                let rest = &p[prefix.len()..];
+                (!rest.contains('/')).then(|| rest.to_string())
+            })
+            .collect())
     }
 
     /// The distribution of `key` to `provider`, as recorded (no KMS call).
@@ -103,8 +172,8 @@ impl KeyMgmt {
 
     /// Removes the distribution of `key` to `provider`: every KMS key it
     /// made (or a crash left tagged) is scheduled for deletion after
-    /// `days` (7 to 30), and the alias, when it still points at one of
-    /// them, is deleted. The record stays, pending deletion until then.
+    /// `days` (7 to 30; 0: 30), and the alias, when it still points at one
+    /// of them, is deleted. The record stays, pending deletion until then.
     pub async fn remove_distribution(
         &self,
         session: &Session,
@@ -112,11 +181,24 @@ impl KeyMgmt {
         key: &str,
         days: u32,
     ) -> Result<DistributionInfo, Error> {
+        let days = deletion_days(days)?;
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
+        let record = read_record(barrier, provider, key).await?;
+        self.remove(barrier, provider, key, record, days).await
+    }
+
+    /// [`Self::remove_distribution`] with the write lock held.
+    pub(super) async fn remove(
+        &self,
+        barrier: &Barrier,
+        provider: &str,
+        key: &str,
+        mut record: StoredDistribution,
+        days: u32,
+    ) -> Result<DistributionInfo, Error> {
         let config = read_provider_config(barrier, provider).await?;
         let path = storage_path(provider, key);
-        let mut record = read_record(barrier, provider, key).await?;
         let client = config.client();
         if let Some(target) = client
             .alias_target(&record.alias)
@@ -211,17 +293,7 @@ impl KeyMgmt {
         stored_key: &StoredKey,
         what: &str,
     ) -> Result<(), Error> {
-        let suffix = format!("/key/{key}");
-        let providers: Vec<String> = barrier
-            .list(super::provider::PREFIX)
-            .await?
-            .into_iter()
-            .filter_map(|p| {
-                p.strip_suffix(&suffix)
-                    .map(|rest| rest[super::provider::PREFIX.len()..].to_string())
-            })
-            .collect();
-        for provider in providers {
+        for provider in providers_of(barrier, key).await? {
             let path = storage_path(&provider, key);
             let Some(mut record) =
                 read::<StoredDistribution>(barrier, &path, "distribution").await?
@@ -238,7 +310,7 @@ impl KeyMgmt {
                 .await
                 .map_err(|e| {
                     Error::FailedPrecondition(format!(
-                        "key {} was {what}, but its distribution to KMS provider {} is not up to date ({e}); its steps are recorded: sync the distribution to complete it",
+                        "key {} was {what}, but its distribution to KMS provider {} is not up to date ({e}); its steps are recorded: distribute it again with the same purpose and protection to complete it",
                         text::quote(key),
                         text::quote(&provider)
                     ))
@@ -347,6 +419,32 @@ impl KeyMgmt {
     }
 }
 
+/// The providers with a record (live or removed) of `key`'s distribution.
+pub(super) async fn providers_of(barrier: &Barrier, key: &str) -> Result<Vec<String>, Error> {
+    let suffix = format!("/key/{key}");
+    Ok(barrier
+        .list(super::provider::PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|p| {
+            p.strip_suffix(&suffix)
+                .map(|rest| rest[super::provider::PREFIX.len()..].to_string())
+        })
+        .collect())
+}
+
+/// The days KMS waits before deleting a removed distribution's keys: 0 is
+/// the default, else 7 to 30 as AWS takes.
+pub(super) fn deletion_days(days: u32) -> Result<u32, Error> {
+    match days {
+        0 => Ok(super::DEFAULT_DELETION_DAYS),
+        7..=30 => Ok(days),
+        _ => Err(Error::InvalidArgument(format!(
+            "deletion_window_days {days} is out of range: AWS KMS waits 7 to 30 days before deleting a key"
+        ))),
+    }
+}
+
 /// The live or removed distribution of `key` to `provider`.
 async fn read_record(
     barrier: &Barrier,
@@ -358,8 +456,8 @@ async fn read_record(
         .ok_or_else(|| no_such("distribution of that key to", provider))
 }
 
-async fn read_provider_config(barrier: &Barrier, provider: &str) -> Result<ProviderConfig, Error> {
-    read::<ProviderConfig>(
+async fn read_provider_config(barrier: &Barrier, provider: &str) -> Result<StoredProvider, Error> {
+    read::<StoredProvider>(
         barrier,
         &super::provider::storage_path(provider),
         "provider",

@@ -89,6 +89,8 @@ pub struct VersionInfo {
     pub step: Step,
     /// Enabled in KMS (by the key's `min_enabled_version`).
     pub enabled: bool,
+    /// `creating`, `importing`, `enabled`, `disabled` or `pending_deletion`.
+    pub state: &'static str,
 }
 
 /// What a read of a distribution shows.
@@ -172,6 +174,18 @@ impl StoredDistribution {
         }
     }
 
+    /// Whether every version of `key` is imported, the alias on the newest
+    /// and each KMS key enabled as `min_enabled_version` wants.
+    pub(super) fn is_complete(&self, key: &super::key::StoredKey) -> bool {
+        let min = key.min_enabled_version;
+        u32::try_from(self.versions.len()).ok() == Some(key.latest_version())
+            && self.alias_version == Some(key.latest_version())
+            && self
+                .versions
+                .iter()
+                .all(|v| v.step == Step::Imported && v.enabled == (min == 0 || v.version >= min))
+    }
+
     /// Whether `key_id` is one of this distribution's KMS keys.
     pub(super) fn owns(&self, key_id: &str) -> bool {
         self.versions
@@ -196,6 +210,13 @@ impl StoredDistribution {
                     arn: v.arn.clone(),
                     step: v.step,
                     enabled: v.enabled,
+                    state: match (self.pending_deletion_until, v.step, v.enabled) {
+                        (Some(_), _, _) => "pending_deletion",
+                        (None, Step::Intent, _) => "creating",
+                        (None, Step::Created, _) => "importing",
+                        (None, Step::Imported, true) => "enabled",
+                        (None, Step::Imported, false) => "disabled",
+                    },
                 })
                 .collect(),
             pending_deletion_until: self.pending_deletion_until,

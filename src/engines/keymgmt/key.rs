@@ -70,6 +70,18 @@ pub struct KeyUpdate {
     pub deletion_allowed: Option<bool>,
 }
 
+/// Vault's write of a key: `None` leaves a setting as it is (or, for a new
+/// key, as its default: `aes256-gcm96`, deletion not allowed, all enabled).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyWrite {
+    /// The type, only when the key is made.
+    pub key_type: Option<String>,
+    /// Deleting the key is allowed.
+    pub deletion_allowed: Option<bool>,
+    /// Versions below it are disabled where distributed; 0: all enabled.
+    pub min_enabled_version: Option<u32>,
+}
+
 /// What a read of a key shows: never material.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {

@@ -17,8 +17,9 @@ fn provider(ls: &LocalStack) -> ProviderConfig {
         endpoint: Some(ls.endpoint()),
         credentials: Credentials {
             access_key: Some("test".into()),
-            secret_key: Some(StoredSecret::new(SecretString::new("test".into()))),
+            secret_key: Some(SecretString::new("test".into())),
             session_token: None,
+            clear: false,
         },
     }
 }
@@ -172,7 +173,7 @@ async fn a_key_is_distributed_rotated_and_limited_by_its_minimum_version() {
     assert_eq!(encrypt(ls, &alias).unwrap_err(), "NotFoundException");
     let kept = engine.read_distribution(&root, "aws", &name).await.unwrap();
     assert_eq!(kept.alias_version, None);
-    engine.delete_key(&root, &name).await.unwrap();
+    engine.delete_key(&root, &name, 0).await.unwrap();
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-use crate::access::Session;
+use crate::access::{Capability, Session};
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::text;
@@ -31,10 +31,11 @@ mod tests;
 pub use distribution::{
     DEFAULT_DELETION_DAYS, DistributeSpec, DistributionInfo, Step, VersionInfo,
 };
-pub use key::{AES256_GCM96, KeyInfo, KeySpec, KeyUpdate, MAX_VERSIONS};
-pub use provider::{AWSKMS, Credentials, ProviderConfig, ProviderInfo, StoredSecret};
+pub use key::{AES256_GCM96, KeyInfo, KeySpec, KeyUpdate, KeyWrite, MAX_VERSIONS};
+pub use provider::{AWSKMS, Credentials, ProviderConfig, ProviderInfo};
 
 use key::StoredKey;
+use provider::StoredProvider;
 
 /// Longest accepted key or provider name.
 pub const MAX_NAME_LEN: usize = 128;
@@ -93,23 +94,25 @@ fn no_such(what: &str, name: &str) -> Error {
 }
 
 impl KeyMgmt {
-    /// Registers provider `name`, or changes it. Credentials left out keep
-    /// the ones stored.
+    /// Registers provider `name` (`create`), or changes it (`update`).
+    /// Credentials left out keep the ones stored unless cleared.
     pub async fn write_provider(
         &self,
         session: &Session,
         name: &str,
-        mut config: ProviderConfig,
+        config: ProviderConfig,
     ) -> Result<ProviderInfo, Error> {
         config.validate()?;
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         let path = provider::storage_path(name);
-        let given = &config.credentials;
-        let none_given = given.access_key.is_none()
-            && given.secret_key.is_none()
-            && given.session_token.is_none();
-        if let Some(stored) = read::<ProviderConfig>(barrier, &path, "provider").await? {
+        let stored = read::<StoredProvider>(barrier, &path, "provider").await?;
+        session.require(if stored.is_some() {
+            Capability::Update
+        } else {
+            Capability::Create
+        })?;
+        if let Some(stored) = &stored {
             // The recorded KMS keys are in that region, at that endpoint.
             let moved = stored.key_collection != config.key_collection
                 || stored.endpoint != config.endpoint;
@@ -120,10 +123,8 @@ impl KeyMgmt {
                     text::quote(&stored.key_collection)
                 )));
             }
-            if none_given {
-                config.credentials = stored.credentials;
-            }
         }
+        let config = config.into_stored(stored);
         write(barrier, &path, &config).await?;
         tracing::info!(provider = name, region = %config.key_collection, "KMS provider written");
         Ok(config.info(name))
@@ -135,7 +136,7 @@ impl KeyMgmt {
         session: &Session,
         name: &str,
     ) -> Result<ProviderInfo, Error> {
-        read::<ProviderConfig>(
+        read::<StoredProvider>(
             session.barrier()?,
             &provider::storage_path(name),
             "provider",
@@ -222,6 +223,47 @@ impl KeyMgmt {
             .collect())
     }
 
+    /// Vault's write of `keymgmt/key/<name>`: makes the key (`create`;
+    /// type `aes256-gcm96` when none is given) or changes its settings
+    /// (`update`; its type cannot change). Refused as a whole, nothing
+    /// written, when a setting is out of range.
+    pub async fn write_key(
+        &self,
+        session: &Session,
+        name: &str,
+        asked: KeyWrite,
+    ) -> Result<KeyInfo, Error> {
+        let barrier = session.barrier()?;
+        let _guard = self.writes.lock().await;
+        let path = key::storage_path(name);
+        let update = KeyUpdate {
+            min_enabled_version: asked.min_enabled_version,
+            deletion_allowed: asked.deletion_allowed,
+        };
+        let Some(mut stored) = read::<StoredKey>(barrier, &path, "key").await? else {
+            session.require(Capability::Create)?;
+            let mut stored = StoredKey::create(&KeySpec {
+                key_type: asked.key_type.unwrap_or_else(|| AES256_GCM96.into()),
+                deletion_allowed: false,
+            })?;
+            stored.update(name, update)?;
+            write(barrier, &path, &stored).await?;
+            tracing::info!(key = name, "keymgmt key created");
+            return Ok(stored.info(name));
+        };
+        session.require(Capability::Update)?;
+        if let Some(asked) = asked.key_type.filter(|t| *t != stored.key_type) {
+            return Err(Error::InvalidArgument(format!(
+                "key {} is of type {}; a key's type cannot change (asked: {})",
+                text::quote(name),
+                text::quote(&stored.key_type),
+                text::quote(&asked)
+            )));
+        }
+        stored.update(name, update)?;
+        self.store_update(barrier, name, stored).await
+    }
+
     /// Changes key `name`'s settings.
     pub async fn update_key(
         &self,
@@ -233,6 +275,17 @@ impl KeyMgmt {
         let _guard = self.writes.lock().await;
         let mut stored = Self::stored_key(barrier, name).await?;
         stored.update(name, update)?;
+        self.store_update(barrier, name, stored).await
+    }
+
+    /// Writes key `name`'s changed settings and brings its distributions
+    /// in line (the engine's write lock held).
+    async fn store_update(
+        &self,
+        barrier: &Barrier,
+        name: &str,
+        stored: StoredKey,
+    ) -> Result<KeyInfo, Error> {
         write(barrier, &key::storage_path(name), &stored).await?;
         tracing::info!(
             key = name,
@@ -261,9 +314,13 @@ impl KeyMgmt {
         Ok(stored.info(name))
     }
 
-    /// Deletes key `name` and every version, when its settings allow and it
-    /// is distributed nowhere.
-    pub async fn delete_key(&self, session: &Session, name: &str) -> Result<(), Error> {
+    /// Deletes key `name` and every version, when its settings allow: each
+    /// live distribution is removed first (its KMS keys scheduled for
+    /// deletion after `days`, 7 to 30; 0: 30; its record kept until then).
+    /// A crash part way leaves the key and the removals made; deleting
+    /// again completes it.
+    pub async fn delete_key(&self, session: &Session, name: &str, days: u32) -> Result<(), Error> {
+        let days = distribute::deletion_days(days)?;
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         let stored = Self::stored_key(barrier, name).await?;
@@ -273,27 +330,14 @@ impl KeyMgmt {
                 text::quote(name)
             )));
         }
-        let suffix = format!("/key/{name}");
-        let mut live = None;
-        for p in barrier.list(provider::PREFIX).await? {
-            // A removed distribution (its KMS keys pending deletion) does
-            // not hold the key back.
-            if p.ends_with(&suffix)
-                && read::<distribution::StoredDistribution>(barrier, &p, "distribution")
-                    .await?
-                    .is_some_and(|d| d.pending_deletion_until.is_none())
+        for provider in distribute::providers_of(barrier, name).await? {
+            let path = distribution::storage_path(&provider, name);
+            if let Some(record) =
+                read::<distribution::StoredDistribution>(barrier, &path, "distribution").await?
+                && record.pending_deletion_until.is_none()
             {
-                live = Some(p);
-                break;
+                self.remove(barrier, &provider, name, record, days).await?;
             }
-        }
-        if let Some(p) = live {
-            let provider = &p[provider::PREFIX.len()..p.len() - suffix.len()];
-            return Err(Error::FailedPrecondition(format!(
-                "key {} is distributed to KMS provider {}: remove the distribution first",
-                text::quote(name),
-                text::quote(provider)
-            )));
         }
         barrier.delete(&key::storage_path(name)).await?;
         tracing::info!(key = name, "keymgmt key deleted");

@@ -21,16 +21,10 @@ pub const AWSKMS: &str = "awskms";
 
 /// A credential as kept behind the barrier: serialised only into the
 /// provider's stored entry; no `Debug`, zeroed on drop.
-pub struct StoredSecret(SecretString);
+pub(super) struct StoredSecret(SecretString);
 
 impl StoredSecret {
-    /// Keeps `secret`.
-    pub fn new(secret: SecretString) -> Self {
-        Self(secret)
-    }
-
-    /// The secret text, for the KMS client.
-    pub fn expose(&self) -> &str {
+    fn expose(&self) -> &str {
         self.0.expose()
     }
 }
@@ -53,34 +47,61 @@ impl<'de> Deserialize<'de> for StoredSecret {
     }
 }
 
-/// The credentials a provider calls KMS with; none: the standard AWS chain
-/// (environment, shared files, web identity / IRSA, instance roles).
-#[derive(Clone, Default, Serialize, Deserialize)]
+/// The credentials a provider calls KMS with, as a caller gives them; none:
+/// the standard AWS chain (environment, shared files, web identity / IRSA,
+/// instance roles). No `Debug`: the secrets are zeroed on drop.
+#[derive(Default)]
 pub struct Credentials {
     /// Static access key id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key: Option<String>,
     /// Static secret access key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_key: Option<StoredSecret>,
+    pub secret_key: Option<SecretString>,
     /// Session token of temporary static keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_token: Option<StoredSecret>,
+    pub session_token: Option<SecretString>,
+    /// Forget the stored credentials (back to the AWS chain); none given
+    /// and this unset keeps the stored ones.
+    pub clear: bool,
 }
 
-/// A provider's settings, as written (Vault's fields).
-#[derive(Clone, Serialize, Deserialize)]
+impl Credentials {
+    /// Whether any credential is given.
+    pub fn given(&self) -> bool {
+        self.access_key.is_some() || self.secret_key.is_some() || self.session_token.is_some()
+    }
+}
+
+/// A provider's settings, as a caller writes them (Vault's fields).
 pub struct ProviderConfig {
     /// `awskms`.
     pub provider: String,
     /// The AWS region the keys are distributed to.
     pub key_collection: String,
     /// A KMS-compatible endpoint instead of AWS's regional one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// The credentials; never shown by a read.
-    #[serde(default)]
     pub credentials: Credentials,
+}
+
+/// The credentials as stored.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub(super) struct StoredCredentials {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_key: Option<StoredSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_token: Option<StoredSecret>,
+}
+
+/// A provider as stored behind the barrier.
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct StoredProvider {
+    pub(super) provider: String,
+    pub(super) key_collection: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) endpoint: Option<String>,
+    #[serde(default)]
+    pub(super) credentials: StoredCredentials,
 }
 
 /// What a read of a provider shows.
@@ -123,6 +144,11 @@ impl ProviderConfig {
             crate::config::check_endpoint(endpoint).or_else(|e| bad(format!("endpoint: {e}")))?;
         }
         let c = &self.credentials;
+        if c.clear && c.given() {
+            return bad(
+                "credentials: give new credentials or clear the stored ones, not both".into(),
+            );
+        }
         if c.access_key.is_some() != c.secret_key.is_some() {
             return bad(
                 "credentials: access_key and secret_key go together (or leave both out for the AWS credential chain)"
@@ -135,6 +161,31 @@ impl ProviderConfig {
         Ok(())
     }
 
+    /// The entry to store: the given credentials, else `stored`'s unless
+    /// cleared.
+    pub(super) fn into_stored(self, stored: Option<StoredProvider>) -> StoredProvider {
+        let c = self.credentials;
+        let credentials = if c.given() {
+            StoredCredentials {
+                access_key: c.access_key,
+                secret_key: c.secret_key.map(StoredSecret),
+                session_token: c.session_token.map(StoredSecret),
+            }
+        } else if c.clear {
+            StoredCredentials::default()
+        } else {
+            stored.map(|s| s.credentials).unwrap_or_default()
+        };
+        StoredProvider {
+            provider: self.provider,
+            key_collection: self.key_collection,
+            endpoint: self.endpoint,
+            credentials,
+        }
+    }
+}
+
+impl StoredProvider {
     /// What a read shows of provider `name`.
     pub(super) fn info(&self, name: &str) -> ProviderInfo {
         ProviderInfo {
@@ -147,7 +198,7 @@ impl ProviderConfig {
     }
 }
 
-impl ProviderConfig {
+impl StoredProvider {
     /// The KMS client of this provider: the seal's, with its timeouts,
     /// retries and error sentences.
     pub(super) fn client(&self) -> AwsKms {

@@ -14,10 +14,9 @@ fn aws(region: &str) -> ProviderConfig {
         endpoint: None,
         credentials: Credentials {
             access_key: Some("AKIDKEYMGMT".into()),
-            secret_key: Some(StoredSecret::new(SecretString::new(
-                "keymgmt-secret-4711".into(),
-            ))),
+            secret_key: Some(SecretString::new("keymgmt-secret-4711".into())),
             session_token: None,
+            clear: false,
         },
     }
 }
@@ -190,7 +189,7 @@ async fn keys_rotate_only_when_told_and_keep_their_rules() {
 
     // Deletion needs deletion_allowed.
     let err = engine
-        .delete_key(&root, "app")
+        .delete_key(&root, "app", 0)
         .await
         .unwrap_err()
         .to_string();
@@ -207,7 +206,7 @@ async fn keys_rotate_only_when_told_and_keep_their_rules() {
         .await
         .unwrap();
     assert_eq!(engine.list_keys(&root).await.unwrap(), ["app"]);
-    engine.delete_key(&root, "app").await.unwrap();
+    engine.delete_key(&root, "app", 0).await.unwrap();
     assert!(engine.list_keys(&root).await.unwrap().is_empty());
     assert!(matches!(
         engine.read_key(&root, "app").await,
