@@ -183,7 +183,8 @@ mod tests {
         let list = parsed(json!({"purpose": ["encrypt", "decrypt"]})).unwrap();
         assert_eq!(list.purpose, both);
         assert_eq!(list.protection, "hsm");
-        let comma = parsed(json!({"purpose": "encrypt, decrypt", "protection": "software"})).unwrap();
+        let comma =
+            parsed(json!({"purpose": "encrypt, decrypt", "protection": "software"})).unwrap();
         assert_eq!(comma.purpose, both);
         assert_eq!(comma.protection, "software");
         assert!(parsed(json!({})).unwrap().purpose.is_empty());

@@ -38,7 +38,9 @@ fn credential(into: &mut Credentials, name: &str, value: &str) -> Result<(), Err
         "session_token" => into.session_token = value.map(SecretString::new),
         // Named only when it has a name's shape: a secret pasted there
         // must not reach the answer or the audit line.
-        other if other.len() <= 32 && other.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
+        other
+            if other.len() <= 32 && other.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+        {
             return Err(Error::InvalidArgument(format!(
                 "{CREDENTIALS}, not {}",
                 text::quote(other)
@@ -112,7 +114,10 @@ pub(super) async fn write(gate: &Gate, request: &Request, name: &str) -> Outcome
             .plain("provider", a.provider.as_deref().unwrap_or(""))
             .plain("key_collection", a.key_collection.as_deref().unwrap_or(""))
             .plain("endpoint", a.endpoint.clone().flatten().unwrap_or_default())
-            .secret("access_key", c.access_key.as_deref().unwrap_or("").as_bytes())
+            .secret(
+                "access_key",
+                c.access_key.as_deref().unwrap_or("").as_bytes(),
+            )
             .secret("secret_key", &secret(&c.secret_key))
             .secret("session_token", &secret(&c.session_token))
             .plain("clear_credentials", c.clear);
@@ -122,8 +127,9 @@ pub(super) async fn write(gate: &Gate, request: &Request, name: &str) -> Outcome
         |session| async move {
             let asked = asked?;
             // Settings left out are the provider's own, when it exists.
-            let partial =
-                asked.provider.is_none() || asked.key_collection.is_none() || asked.endpoint.is_none();
+            let partial = asked.provider.is_none()
+                || asked.key_collection.is_none()
+                || asked.endpoint.is_none();
             let stored = match partial {
                 true => match engine.read_provider(&session, name).await {
                     Ok(info) => Some(info),
@@ -237,8 +243,9 @@ mod tests {
         let map = parsed(json!({"credentials": {"access_key": "AK", "secret_key": "SK"}})).unwrap();
         assert_eq!(map.credentials.access_key.as_deref(), Some("AK"));
         assert_eq!(map.credentials.secret_key.unwrap().expose(), "SK");
-        let list = parsed(json!({"credentials": ["access_key=AK", "secret_key=S=K", "session_token="]}))
-            .unwrap();
+        let list =
+            parsed(json!({"credentials": ["access_key=AK", "secret_key=S=K", "session_token="]}))
+                .unwrap();
         assert_eq!(list.credentials.secret_key.unwrap().expose(), "S=K");
         assert!(list.credentials.session_token.is_none());
         let cleared = parsed(json!({"clear_credentials": "true", "endpoint": ""})).unwrap();
@@ -254,7 +261,10 @@ mod tests {
         let pasted = said(json!({"credentials": ["AKIAHIDDEN=wJalrHIDDEN"]}));
         assert!(!pasted.contains("HIDDEN"), "{pasted}");
         let bare = said(json!({"credentials": ["wJalrHIDDEN"]}));
-        assert!(!bare.contains("HIDDEN") && bare.contains("KEY=VALUE"), "{bare}");
+        assert!(
+            !bare.contains("HIDDEN") && bare.contains("KEY=VALUE"),
+            "{bare}"
+        );
         assert!(said(json!({"credentials": {"secret_key": 5}})).contains("map of strings"));
         assert!(said(json!({"credentials": "x"})).contains("map of strings"));
     }
