@@ -131,7 +131,7 @@ pub(super) async fn list(gate: &Gate, request: &Request, provider: &str) -> Outc
         .call(gate, &actions::KEYMGMT_DISTRIBUTION_LIST, provider)
         .run(
             |session| async move { engine.list_distributions(&session, provider).await },
-            count,
+            |names| count(names),
         )
         .await
         .map_err(missing_is_bare_404)?;

@@ -93,7 +93,7 @@ pub(super) async fn list(gate: &Gate, request: &Request) -> Outcome {
         .call(gate, &actions::KEYMGMT_KEY_LIST, "")
         .run(
             |session| async move { engine.list_keys(&session).await },
-            count,
+            |names| count(names),
         )
         .await?;
     listed(names)
@@ -140,7 +140,7 @@ pub(super) async fn providers(gate: &Gate, request: &Request, name: &str) -> Out
         .call(gate, &actions::KEYMGMT_KEY_PROVIDERS, name)
         .run(
             |session| async move { engine.list_key_providers(&session, name).await },
-            count,
+            |names| count(names),
         )
         .await
         .map_err(missing_is_bare_404)?;

@@ -109,6 +109,6 @@ fn listed(names: Vec<String>) -> Outcome {
 }
 
 /// The audit line's answer to a list: how many names.
-fn count(names: &Vec<String>) -> Vec<(&'static str, crate::audit::Field)> {
+fn count(names: &[String]) -> Vec<(&'static str, crate::audit::Field)> {
     vec![("keys", crate::audit::Field::Plain(names.len().into()))]
 }

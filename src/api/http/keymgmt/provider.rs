@@ -130,13 +130,14 @@ pub(super) async fn write(gate: &Gate, request: &Request, name: &str) -> Outcome
             let partial = asked.provider.is_none()
                 || asked.key_collection.is_none()
                 || asked.endpoint.is_none();
-            let stored = match partial {
-                true => match engine.read_provider(&session, name).await {
+            let stored = if partial {
+                match engine.read_provider(&session, name).await {
                     Ok(info) => Some(info),
                     Err(Error::NotFound(_)) => None,
                     Err(e) => return Err(e),
-                },
-                false => None,
+                }
+            } else {
+                None
             };
             let required = |given: Option<String>, kept: Option<String>, field: &str| {
                 given.or(kept).ok_or_else(|| {
@@ -206,7 +207,7 @@ pub(super) async fn list(gate: &Gate, request: &Request) -> Outcome {
         .call(gate, &actions::KEYMGMT_PROVIDER_LIST, "")
         .run(
             |session| async move { engine.list_providers(&session).await },
-            count,
+            |names| count(names),
         )
         .await?;
     listed(names)
