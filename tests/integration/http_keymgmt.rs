@@ -13,7 +13,7 @@ use strongroom_test_support::localstack::localstack;
 
 use crate::support::cli::{create_token, write_policy};
 use crate::support::daemon::{Daemon, tempdir, unsealed};
-use crate::support::vault::{Answer, request};
+use crate::support::vault::{Answer, bao, request};
 
 /// A name no other test of the run uses (tests share the emulator, and
 /// an alias is unique per region).
@@ -308,8 +308,49 @@ fn keymgmt_credentials_are_audited_as_hmacs_in_either_form_and_never_read_back()
     let read = send(&daemon, root, "GET", "keymgmt/kms/listed", None);
     assert_eq!(read.body["data"]["static_credentials"], false);
 
+    // The real `bao` CLI: repeated `credentials=KEY=VALUE`, the mount listed.
+    let home = tempdir();
+    let (access3, secret3) = (unique("AKIDbaoaccess"), unique("baosecretkey"));
+    let written = bao(
+        &daemon.addr,
+        Some(root),
+        home.path(),
+        &[
+            "write",
+            "keymgmt/kms/from-cli",
+            "provider=awskms",
+            "key_collection=us-west-2",
+            &format!("credentials=access_key={access3}"),
+            &format!("credentials=secret_key={secret3}"),
+        ],
+    );
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let read = bao(
+        &daemon.addr,
+        Some(root),
+        home.path(),
+        &["read", "-format=json", "keymgmt/kms/from-cli"],
+    );
+    let read: Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(read["data"]["static_credentials"], true, "{read}");
+    assert_eq!(read["data"]["key_collection"], "us-west-2", "{read}");
+    let listed = bao(
+        &daemon.addr,
+        Some(root),
+        home.path(),
+        &["secrets", "list", "-format=json"],
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["keymgmt/"]["type"], "keymgmt", "{listed}");
+
     let text = std::fs::read_to_string(&audit_log).unwrap();
-    for clear in [&access, &secret, &session, &access2, &secret2] {
+    for clear in [
+        &access, &secret, &session, &access2, &secret2, &access3, &secret3,
+    ] {
         assert!(
             !text.contains(clear.as_str()),
             "the audit log holds {clear}"
@@ -320,7 +361,7 @@ fn keymgmt_credentials_are_audited_as_hmacs_in_either_form_and_never_read_back()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|l| l["operation"] == "keymgmt.WriteProvider" && l["type"] == "request")
         .collect();
-    assert_eq!(writes.len(), 3);
+    assert_eq!(writes.len(), 4);
     for field in ["access_key", "secret_key", "session_token"] {
         let audited = writes[0]["data"][field].as_str().unwrap();
         assert!(audited.starts_with("hmac-sha256:"), "{field}: {audited}");
