@@ -348,6 +348,8 @@ fn keymgmt_credentials_are_audited_as_hmacs_in_either_form_and_never_read_back()
     assert_eq!(listed["keymgmt/"]["type"], "keymgmt", "{listed}");
 
     let text = std::fs::read_to_string(&audit_log).unwrap();
+    let logs = format!("{}{}", daemon.stdout.text(), daemon.stderr.text());
+    assert!(logs.contains("KMS provider written"), "{logs}");
     for clear in [
         &access, &secret, &session, &access2, &secret2, &access3, &secret3,
     ] {
@@ -355,6 +357,7 @@ fn keymgmt_credentials_are_audited_as_hmacs_in_either_form_and_never_read_back()
             !text.contains(clear.as_str()),
             "the audit log holds {clear}"
         );
+        assert!(!logs.contains(clear.as_str()), "the log holds {clear}");
     }
     let writes: Vec<Value> = text
         .lines()
