@@ -28,6 +28,7 @@ mod ha_model;
 mod hardening;
 mod http_agent;
 mod http_ha;
+mod http_keymgmt;
 mod http_kv;
 mod http_kv_more;
 mod http_metrics;

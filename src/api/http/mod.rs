@@ -17,8 +17,10 @@
 //! audit-hash), `policy.rs` (`sys/policies/acl`), `mounts.rs`
 //! (`sys/mounts`, `sys/internal/ui/mounts`) and `metrics.rs`
 //! (`sys/metrics`); `kv.rs` serves `secret/`,
-//! `transit.rs` `transit/`, `token.rs` `auth/token/`.
+//! `transit.rs` `transit/`, `keymgmt/` `keymgmt/` (bring your own key),
+//! `token.rs` `auth/token/`.
 
+mod keymgmt;
 mod kv;
 mod metrics;
 mod mounts;
@@ -111,6 +113,7 @@ async fn route(gate: &Gate, request: &Request) -> Outcome {
         Some(("sys", rest)) => sys::route(gate, request, rest).await,
         Some(("secret", rest)) => kv::route(gate, request, rest).await,
         Some(("transit", rest)) => transit::route(gate, request, rest).await,
+        Some(("keymgmt", rest)) => keymgmt::route(gate, request, rest).await,
         Some(("auth", rest)) => match rest.strip_prefix("token/") {
             Some(rest) => token::route(gate, request, rest).await,
             None => Err(HttpError::no_route(path)),

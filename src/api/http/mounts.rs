@@ -1,8 +1,8 @@
 //! `sys/mounts`, `sys/mounts/<mount>/tune` and
 //! `sys/internal/ui/mounts/<path>`: the engines
 //! strongroom serves, in Vault's shapes, read-only. They are fixed: kv v2
-//! at `secret/`, transit at `transit/`, the system backend at `sys/`, and
-//! token auth at `auth/token/`. Vault's CLI asks
+//! at `secret/`, transit at `transit/`, Key Management at `keymgmt/`, the
+//! system backend at `sys/`, and token auth at `auth/token/`. Vault's CLI asks
 //! `sys/internal/ui/mounts/<path>` before any `kv` command, to learn the
 //! mount and its kv version.
 
@@ -43,6 +43,12 @@ const SECRET: &[Mount] = &[
         path: "transit/",
         kind: "transit",
         description: "",
+        options: || json!({}),
+    },
+    Mount {
+        path: "keymgmt/",
+        kind: "keymgmt",
+        description: "keys distributed to KMS providers",
         options: || json!({}),
     },
 ];
@@ -86,7 +92,7 @@ pub async fn route(gate: &Gate, request: &Request, rest: &str) -> Outcome {
         }
         // Enabling, tuning or disabling an engine.
         _ => Err(HttpError::bad_request(
-            "strongroom's mounts are fixed (kv version 2 at secret/, transit at transit/); they cannot be enabled, tuned or disabled",
+            "strongroom's mounts are fixed (kv version 2 at secret/, transit at transit/, keymgmt at keymgmt/); they cannot be enabled, tuned or disabled",
         )),
     }
 }
@@ -120,7 +126,7 @@ fn entry(mount: &Mount, prefix: &str) -> Value {
             &hex[20..32]
         ),
     });
-    if matches!(mount.kind, "kv" | "transit") {
+    if matches!(mount.kind, "kv" | "transit" | "keymgmt") {
         entry["deprecation_status"] = json!("supported");
     }
     entry
@@ -174,7 +180,7 @@ async fn tune(gate: &Gate, request: &Request, name: &str) -> Outcome {
     let known = match found {
         Some(_) => Ok(()),
         None => Err(Error::InvalidArgument(format!(
-            "no mount at {}: strongroom serves secret/, transit/, sys/ and auth/token/",
+            "no mount at {}: strongroom serves secret/, transit/, keymgmt/, sys/ and auth/token/",
             text::quote(&wanted)
         ))),
     };

@@ -10,7 +10,8 @@
 
 mod batch;
 mod crypt;
-mod fields;
+// Shared with keymgmt/, whose fields Vault reads the same way.
+pub(super) mod fields;
 mod keys;
 
 use http::StatusCode;
