@@ -133,7 +133,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "diagnose", "server", "config", "proto", "pad", "secret", "time",
+            "diagnose", "server", "config", "proto", "pad", "secret", "text", "time",
         ],
     ),
 ];
