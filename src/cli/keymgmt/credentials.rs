@@ -129,3 +129,87 @@ fn from_env() -> Result<proto::ProviderCredentials, CliError> {
         clear: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> CredentialArgs {
+        CredentialArgs {
+            access_key: None,
+            secret_key_file: None,
+            session_token_file: None,
+            credentials_from_env: false,
+            clear_credentials: false,
+        }
+    }
+
+    fn usage(result: Result<impl Sized, CliError>) -> String {
+        match result {
+            Err(CliError::Usage(message)) => message,
+            Err(CliError::Failed(message)) => panic!("not a usage error: {message}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn no_flag_keeps_the_stored_credentials_and_clear_says_so() {
+        assert!(args().read().unwrap().is_none());
+        let cleared = CredentialArgs {
+            clear_credentials: true,
+            ..args()
+        };
+        let sent = cleared.read().unwrap().unwrap();
+        assert!(sent.clear && sent.access_key.is_empty() && sent.secret_key.is_empty());
+    }
+
+    #[test]
+    fn secrets_come_from_files_trimmed_and_never_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        let token = dir.path().join("token");
+        std::fs::write(&secret, "wJalrXUtnFEMI\n").unwrap();
+        std::fs::write(&token, "  FwoGZXIvYXdz \n").unwrap();
+        let given = CredentialArgs {
+            access_key: Some("AKIAEXAMPLE".into()),
+            secret_key_file: Some(secret.clone()),
+            session_token_file: Some(token),
+            ..args()
+        };
+        let sent = given.read().unwrap().unwrap();
+        assert_eq!(sent.access_key, "AKIAEXAMPLE");
+        assert_eq!(sent.secret_key, "wJalrXUtnFEMI");
+        assert_eq!(sent.session_token, "FwoGZXIvYXdz");
+        assert!(!sent.clear);
+
+        std::fs::write(&secret, "\n").unwrap();
+        let empty = CredentialArgs {
+            access_key: Some("AKIAEXAMPLE".into()),
+            secret_key_file: Some(secret.clone()),
+            ..args()
+        };
+        assert!(usage(empty.read()).contains("is empty"));
+        std::fs::write(&secret, [0xff, 0xfe]).unwrap();
+        let binary = CredentialArgs {
+            access_key: Some("AKIAEXAMPLE".into()),
+            secret_key_file: Some(secret),
+            ..args()
+        };
+        let message = usage(binary.read());
+        assert!(message.contains("is not text"), "{message}");
+    }
+
+    #[test]
+    fn a_secret_needs_its_access_key_and_the_other_way_round() {
+        let alone = CredentialArgs {
+            access_key: Some("AKIAEXAMPLE".into()),
+            ..args()
+        };
+        assert!(usage(alone.read()).contains("--secret-key-file FILE"));
+        let token_only = CredentialArgs {
+            session_token_file: Some("/nonexistent".into()),
+            ..args()
+        };
+        assert!(usage(token_only.read()).contains("need --access-key"));
+    }
+}

@@ -299,18 +299,26 @@ async fn distribute(args: &ClientArgs, asked: DistributeArgs) -> Result<(), CliE
         protection: asked.protection,
     };
     let info = call!(args, KeyMgmtClient, distribute, request)?;
-    let target = info
+    match info
         .versions
         .iter()
         .find(|v| v.version == info.alias_version)
-        .map_or("", |v| v.kms_key_id.as_str());
-    outln!(
-        "Success! Distributed key {} to {}: {} points at version {}'s KMS key {target}.",
-        info.key,
-        info.provider,
-        info.alias,
-        info.alias_version
-    );
+    {
+        Some(target) => outln!(
+            "Success! Distributed key {} to {}: {} points at version {}'s KMS key {}.",
+            info.key,
+            info.provider,
+            info.alias,
+            target.version,
+            target.kms_key_id
+        ),
+        None => outln!(
+            "Success! Distributed key {} to {}; {} is not set yet (see `keymgmt distribution read`).",
+            info.key,
+            info.provider,
+            info.alias
+        ),
+    }
     Ok(())
 }
 
