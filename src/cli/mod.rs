@@ -10,6 +10,7 @@ mod client;
 mod diagnose;
 mod habits;
 mod input;
+mod keymgmt;
 mod keys;
 mod kv;
 mod lifecycle;
@@ -125,6 +126,9 @@ enum ClientCommand {
     /// Named encryption keys: encrypt, decrypt, rewrap, data keys, rotation.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Bring your own key: keys strongroom keeps, distributed to AWS KMS.
+    #[command(subcommand)]
+    Keymgmt(keymgmt::KeyMgmtCommand),
     /// Make, inspect, renew and revoke tokens.
     #[command(subcommand)]
     Token(access::TokenCommand),
@@ -310,6 +314,7 @@ async fn run_command(client: &ClientArgs, command: ClientCommand) -> Result<u8, 
         ClientCommand::StepDown => lifecycle::step_down(client).await,
         ClientCommand::Kv(command) => kv::run(client, command).await,
         ClientCommand::Keys(command) => keys::run(client, command).await,
+        ClientCommand::Keymgmt(command) => keymgmt::run(client, command).await,
         ClientCommand::AuditHash => access::audit_hash(client).await,
         ClientCommand::Token(command) => access::token(client, command).await,
         ClientCommand::Policy(command) => access::policy(client, command).await,

@@ -37,6 +37,7 @@ mod http_quorum;
 mod http_sys;
 mod http_token;
 mod http_transit;
+mod keymgmt_cli;
 mod keys;
 mod kms_errors;
 mod kv_versions;
