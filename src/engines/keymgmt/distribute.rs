@@ -165,7 +165,7 @@ impl KeyMgmt {
         {
             let _guard = self.writes.lock().await;
             barrier.delete(&path).await?;
-            return Err(no_such("distribution of that key to", provider));
+            return Err(not_distributed(provider, key));
         }
         Ok(record.info(provider, key))
     }
@@ -445,6 +445,15 @@ pub(super) fn deletion_days(days: u32) -> Result<u32, Error> {
     }
 }
 
+/// No record of `key`'s distribution to `provider`.
+fn not_distributed(provider: &str, key: &str) -> Error {
+    Error::NotFound(format!(
+        "key {} is not distributed to KMS provider {}",
+        text::quote(key),
+        text::quote(provider)
+    ))
+}
+
 /// The live or removed distribution of `key` to `provider`.
 async fn read_record(
     barrier: &Barrier,
@@ -453,7 +462,7 @@ async fn read_record(
 ) -> Result<StoredDistribution, Error> {
     read::<StoredDistribution>(barrier, &storage_path(provider, key), "distribution")
         .await?
-        .ok_or_else(|| no_such("distribution of that key to", provider))
+        .ok_or_else(|| not_distributed(provider, key))
 }
 
 async fn read_provider_config(barrier: &Barrier, provider: &str) -> Result<StoredProvider, Error> {

@@ -130,7 +130,9 @@ fn bad_input_is_one_sentence_and_changes_nothing_on_either_side() {
     assert_eq!(alias_target(&taken).unwrap(), foreign);
     byok.run(&["keymgmt", "distribution", "read", PROVIDER, &taken])
         .code(1)
-        .error_says("no distribution of that key");
+        .error_says(&format!(
+            "key \"{taken}\" is not distributed to KMS provider"
+        ));
 
     // On the KMS side: no key for the refused ones, one for the twice.
     assert_eq!(alias_target(&orphan).unwrap_err(), "NotFoundException");
