@@ -30,6 +30,7 @@ pub mod barrier;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod diagnose;
 pub mod engines;
 pub mod error;
 pub mod failpoint;

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 
 use clap::Subcommand;
 
+use super::diagnose::DiagnoseArgs;
 use super::migrate::MigrateArgs;
 use super::{ClientCommand, FormatArgs, InitArgs, UnsealArgs, quorum};
 
@@ -32,12 +33,22 @@ pub(super) enum OperatorCommand {
     KeyStatus(FormatArgs),
     /// Move a stopped store between storage backends (file, postgresql).
     Migrate(MigrateArgs),
+    /// Check a setup before starting the daemon (as `strongroom diagnose`).
+    Diagnose(DiagnoseArgs),
+}
+
+/// The operator commands that are not clients of a daemon.
+pub(super) enum NotClient {
+    /// `operator migrate`.
+    Migrate(MigrateArgs),
+    /// `operator diagnose`.
+    Diagnose(DiagnoseArgs),
 }
 
 impl OperatorCommand {
-    /// The client command of the same name, or `migrate`'s arguments (the
-    /// one operator command that is not a client of a daemon).
-    pub(super) fn into_client(self) -> Result<ClientCommand, MigrateArgs> {
+    /// The client command of the same name, or the arguments of a command
+    /// that is not a client of a daemon (`migrate`, `diagnose`).
+    pub(super) fn into_client(self) -> Result<ClientCommand, NotClient> {
         Ok(match self {
             Self::Init(args) => ClientCommand::Init(args),
             Self::Unseal(args) => ClientCommand::Unseal(args),
@@ -47,7 +58,8 @@ impl OperatorCommand {
             Self::GenerateRoot(args) => ClientCommand::GenerateRoot(args),
             Self::Rotate(args) => ClientCommand::Rotate(args),
             Self::KeyStatus(args) => ClientCommand::KeyStatus(args),
-            Self::Migrate(args) => return Err(args),
+            Self::Migrate(args) => return Err(NotClient::Migrate(args)),
+            Self::Diagnose(args) => return Err(NotClient::Diagnose(args)),
         })
     }
 }

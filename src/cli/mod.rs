@@ -7,6 +7,7 @@
 
 mod access;
 mod client;
+mod diagnose;
 mod habits;
 mod input;
 mod keys;
@@ -88,6 +89,11 @@ enum Command {
     Server(server::ServerArgs),
     /// Print the version (as `--version`).
     Version,
+    /// Check a setup before starting the daemon: the config and its files,
+    /// storage, seals, listeners, process limits, audit devices (exit 0
+    /// nothing failed, 1 a check failed, 64 usage or a config that does
+    /// not parse).
+    Diagnose(diagnose::DiagnoseArgs),
     /// Vault's names: `operator init|unseal|seal|rekey|generate-root|rotate|key-status`,
     /// and `operator migrate` (a store between backends, every daemon stopped).
     #[command(subcommand)]
@@ -251,9 +257,11 @@ pub fn main() -> ExitCode {
             ExitCode::from(output::exit_code(EXIT_OK))
         }
         Command::Client(command) => run_client(&cli.client, command),
+        Command::Diagnose(args) => diagnose::run(args),
         Command::Operator(command) => match command.into_client() {
             Ok(command) => run_client(&cli.client, command),
-            Err(args) => migrate::run(&args),
+            Err(habits::NotClient::Migrate(args)) => migrate::run(&args),
+            Err(habits::NotClient::Diagnose(args)) => diagnose::run(args),
         },
     }
 }

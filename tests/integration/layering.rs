@@ -123,9 +123,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "error",
         ],
     ),
+    // The checks of a setup before the daemon starts (`diagnose`).
+    (
+        "diagnose",
+        &[
+            "server", "audit", "seal", "storage", "config", "error", "secret", "text", "time",
+        ],
+    ),
     (
         "cli",
-        &["server", "config", "proto", "pad", "secret", "time"],
+        &[
+            "diagnose", "server", "config", "proto", "pad", "secret", "time",
+        ],
     ),
 ];
 

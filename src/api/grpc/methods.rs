@@ -109,6 +109,59 @@ const METHODS: &[(&str, &Action)] = &[
         "/strongroom.v1.Keys/BatchDecrypt",
         &actions::KEYS_BATCH_DECRYPT,
     ),
+    (
+        "/strongroom.v1.KeyMgmt/WriteProvider",
+        &actions::KEYMGMT_PROVIDER_WRITE,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/ReadProvider",
+        &actions::KEYMGMT_PROVIDER_READ,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/ListProviders",
+        &actions::KEYMGMT_PROVIDER_LIST,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/DeleteProvider",
+        &actions::KEYMGMT_PROVIDER_DELETE,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/WriteKey",
+        &actions::KEYMGMT_KEY_WRITE,
+    ),
+    ("/strongroom.v1.KeyMgmt/ReadKey", &actions::KEYMGMT_KEY_READ),
+    (
+        "/strongroom.v1.KeyMgmt/ListKeys",
+        &actions::KEYMGMT_KEY_LIST,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/RotateKey",
+        &actions::KEYMGMT_KEY_ROTATE,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/DeleteKey",
+        &actions::KEYMGMT_KEY_DELETE,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/ListKeyProviders",
+        &actions::KEYMGMT_KEY_PROVIDERS,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/Distribute",
+        &actions::KEYMGMT_DISTRIBUTE,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/ReadDistribution",
+        &actions::KEYMGMT_DISTRIBUTION_READ,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/ListDistributions",
+        &actions::KEYMGMT_DISTRIBUTION_LIST,
+    ),
+    (
+        "/strongroom.v1.KeyMgmt/RemoveDistribution",
+        &actions::KEYMGMT_DISTRIBUTION_REMOVE,
+    ),
     ("/strongroom.v1.Token/CreateToken", &actions::TOKEN_CREATE),
     ("/strongroom.v1.Token/LookupToken", &actions::TOKEN_LOOKUP),
     (

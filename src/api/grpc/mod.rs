@@ -1,9 +1,10 @@
-//! The gRPC surface: `strongroom.v1.Sys`, `Kv`, `Keys`, `Token`, `Policy`,
+//! The gRPC surface: `strongroom.v1.Sys`, `Kv`, `Keys`, `KeyMgmt`, `Token`, `Policy`,
 //! gRPC health and reflection. Each method turns its request into a call
 //! through the gate (the action, the resource, the caller, the audit
 //! fields) and the result into its response; the services hold nothing
 //! but their listener's gate.
 
+mod keymgmt;
 mod keys;
 mod kv;
 mod methods;
@@ -27,12 +28,14 @@ use super::identity::bearer;
 use crate::access::Caller;
 use crate::error::Error;
 use crate::lifecycle::{Lifecycle, Phase};
+use crate::proto::key_mgmt_server::KeyMgmtServer;
 use crate::proto::keys_server::KeysServer;
 use crate::proto::kv_server::KvServer;
 use crate::proto::policy_server::PolicyServer;
 use crate::proto::sys_server::SysServer;
 use crate::proto::token_server::TokenServer;
 
+pub use keymgmt::KeyMgmtService;
 pub use keys::KeysService;
 pub use kv::KvService;
 pub use methods::action_of;
@@ -84,7 +87,10 @@ pub fn routes(shared: &Routes, gate: Gate, max_request_size: usize) -> Routes {
         .max_decoding_message_size(max_request_size);
     let policy = PolicyServer::new(PolicyService::new(gate.clone()))
         .max_decoding_message_size(max_request_size);
-    let keys = KeysServer::new(KeysService::new(gate)).max_decoding_message_size(max_request_size);
+    let keys =
+        KeysServer::new(KeysService::new(gate.clone())).max_decoding_message_size(max_request_size);
+    let keymgmt =
+        KeyMgmtServer::new(KeyMgmtService::new(gate)).max_decoding_message_size(max_request_size);
     shared
         .clone()
         .add_service(sys)
@@ -92,6 +98,7 @@ pub fn routes(shared: &Routes, gate: Gate, max_request_size: usize) -> Routes {
         .add_service(token)
         .add_service(policy)
         .add_service(keys)
+        .add_service(keymgmt)
 }
 
 /// Keeps gRPC health in step with the seal state: the overall service `""`
