@@ -79,7 +79,7 @@ pub(super) fn distribution_sentence(
         ),
         "NotFoundException" => (
             KeyUnusable,
-            format!("it does not exist in this region: {message}"),
+            format!("it was not found in this region: {message}"),
         ),
         "AlreadyExistsException" => (Rejected, format!("it already exists: {message}")),
         _ => return None,

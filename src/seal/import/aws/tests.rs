@@ -112,7 +112,7 @@ fn each_distribution_error_is_one_sentence_with_the_subject_and_the_code() {
             "NotFoundException",
             "Key 'k' does not exist",
             KmsErrorKind::KeyUnusable,
-            "it does not exist in this region",
+            "it was not found in this region",
         ),
         (
             "CreateAlias",
