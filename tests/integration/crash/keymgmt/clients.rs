@@ -259,6 +259,24 @@ impl Rpc {
             .map(tonic::Response::into_inner)
     }
 
+    pub(super) fn delete_key(&self, key: &str) -> Result<(), tonic::Status> {
+        let request = self.request(proto::DeleteKeyMgmtKeyRequest {
+            name: key.into(),
+            deletion_window_days: DELETION_DAYS,
+        });
+        self.runtime
+            .block_on(self.client().delete_key(request))
+            .map(|_| ())
+    }
+
+    /// ReadKey's refusal (the key is expected gone).
+    pub(super) fn read_key(&self, key: &str) -> tonic::Status {
+        let request = self.request(proto::ReadKeyMgmtKeyRequest { name: key.into() });
+        self.runtime
+            .block_on(self.client().read_key(request))
+            .expect_err("the key is deleted")
+    }
+
     pub(super) fn read(&self, key: &str) -> proto::DistributionInfo {
         let request = self.request(proto::ReadDistributionRequest {
             provider: PROVIDER.into(),

@@ -46,6 +46,9 @@ enum Case {
     Rotate,
     /// The removal of a distribution of one version.
     Remove,
+    /// The deletion of a key distributed with one version, which removes
+    /// the distribution first.
+    DeleteKey,
 }
 
 impl Case {
@@ -59,7 +62,7 @@ impl Case {
                 "before-alias-moves",
                 "after-alias-moves",
             ],
-            Self::Remove => &["after-alias-deleted", "after-keys-scheduled"],
+            Self::Remove | Self::DeleteKey => &["after-alias-deleted", "after-keys-scheduled"],
         }
     }
 }
@@ -77,6 +80,11 @@ fn keymgmt_rotate() {
 #[test]
 fn keymgmt_remove() {
     keymgmt_crash_matrix("keymgmt-remove", Case::Remove);
+}
+
+#[test]
+fn keymgmt_delete_key() {
+    keymgmt_crash_matrix("keymgmt-remove", Case::DeleteKey);
 }
 
 /// A KMS error at each step of a distribution is one sentence naming the
@@ -183,6 +191,7 @@ fn keymgmt_crash_matrix(operation: &str, case: Case) {
             Case::Distribute => rpc.distribute(&key).map(|_| ()),
             Case::Rotate => rpc.rotate(&key),
             Case::Remove => rpc.remove(&key).map(|_| ()),
+            Case::DeleteKey => rpc.delete_key(&key),
         };
         assert!(answer.is_err(), "{target}: the call answered");
         drop(rpc);
@@ -217,6 +226,13 @@ fn keymgmt_crash_matrix(operation: &str, case: Case) {
                     .unwrap_or_else(|e| panic!("{target}: removing again: {e}"));
                 removed(&kms, &key, &done, &target);
                 assert_eq!(rpc.read(&key), done, "{target}");
+            }
+            Case::DeleteKey => {
+                rpc.delete_key(&key)
+                    .unwrap_or_else(|e| panic!("{target}: deleting again: {e}"));
+                assert_eq!(rpc.read_key(&key).code(), tonic::Code::NotFound, "{target}");
+                // The record stays, pending deletion until KMS's date.
+                removed(&kms, &key, &rpc.read(&key), &target);
             }
         }
     }
