@@ -11,7 +11,11 @@
 //!
 //! - a named step, `<step>` (see [`step`]): the HA take-over's
 //!   `after-term-taken` (the term is set, nothing reloaded yet) and
-//!   `after-reload` (the take-over finished, the node serves).
+//!   `after-reload` (the take-over finished, the node serves); a Key
+//!   Management distribution's `after-create-key` (a KMS key exists that
+//!   only its tag knows), `after-key-id-recorded`, `after-import`,
+//!   `before-alias-moves` and `after-alias-moves`; its removal's
+//!   `after-alias-deleted` and `after-keys-scheduled` (nothing recorded).
 //!
 //! `STRONGROOM_FAILPOINT=list` aborts nowhere and prints `failpoint passed:
 //! <operation>:<point>` at every boundary, so a test can enumerate them.
@@ -58,6 +62,13 @@ pub const OPERATIONS: &[&str] = &[
     // An HA take-over: from the term taken through the reload of the seal
     // configuration and keyring (src/ha/mod.rs).
     "ha-take-over",
+    // Key Management: a distribution's steps (CreateKey, import, alias,
+    // enabled states), whether a Distribute, a rotation or a change of
+    // min_enabled_version runs them; and a removal's (alias deleted, keys
+    // scheduled for deletion, the record written). Its KMS calls are not
+    // counted (they are not the seal's), its named steps are the points.
+    "keymgmt-distribute",
+    "keymgmt-remove",
 ];
 
 #[cfg(feature = "failpoints")]

@@ -296,7 +296,8 @@ fn credentials_file(file: &std::path::Path) -> aws_config::profile::profile_file
         .build()
 }
 
-fn state_of(state: Option<&aws_sdk_kms::types::KeyState>) -> KeyState {
+/// KMS's key state as the seal's [`KeyState`] (also read by `seal::import`).
+pub(super) fn state_of(state: Option<&aws_sdk_kms::types::KeyState>) -> KeyState {
     use aws_sdk_kms::types::KeyState as Aws;
     match state {
         Some(Aws::Enabled) => KeyState::Enabled,

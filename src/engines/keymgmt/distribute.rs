@@ -13,7 +13,7 @@ use crate::access::{Capability, Session};
 use crate::barrier::Barrier;
 use crate::error::Error;
 use crate::seal::awskms::AwsKms;
-use crate::seal::kms::{KeyState, Kms, KmsError, KmsErrorKind};
+use crate::seal::kms::{KeyState, KmsError, KmsErrorKind};
 use crate::text;
 
 /// A KMS error as the call's answer: worth retrying, or not.
@@ -188,8 +188,24 @@ impl KeyMgmt {
         self.remove(barrier, provider, key, record, days).await
     }
 
-    /// [`Self::remove_distribution`] with the write lock held.
+    /// [`Self::remove_distribution`] with the write lock held (the crash
+    /// points of `keymgmt-remove`).
     pub(super) async fn remove(
+        &self,
+        barrier: &Barrier,
+        provider: &str,
+        key: &str,
+        record: StoredDistribution,
+        days: u32,
+    ) -> Result<DistributionInfo, Error> {
+        crate::failpoint::scope(
+            "keymgmt-remove",
+            self.remove_steps(barrier, provider, key, record, days),
+        )
+        .await
+    }
+
+    async fn remove_steps(
         &self,
         barrier: &Barrier,
         provider: &str,
@@ -210,6 +226,7 @@ impl KeyMgmt {
                 .delete_alias(&record.alias)
                 .await
                 .map_err(kms_error)?;
+            crate::failpoint::step("after-alias-deleted");
         }
         let mut keys = Vec::new();
         for version in &record.versions {
@@ -225,8 +242,10 @@ impl KeyMgmt {
         }
         let mut until = record.pending_deletion_until.unwrap_or(0);
         for id in &keys {
-            let state = client.describe_key(id).await.map_err(kms_error)?.state;
-            if state == KeyState::PendingDeletion {
+            let described = client.describe_distributed(id).await.map_err(kms_error)?;
+            if described.state == KeyState::PendingDeletion {
+                // Scheduled before a crash: its date is recorded now.
+                until = until.max(described.deletion_date.unwrap_or(0));
                 continue;
             }
             until = until.max(
@@ -236,6 +255,7 @@ impl KeyMgmt {
                     .map_err(kms_error)?,
             );
         }
+        crate::failpoint::step("after-keys-scheduled");
         record.pending_deletion_until = Some(until.max(crate::time::now_unix() as i64));
         record.alias_version = None;
         write(barrier, &path, &record).await?;
@@ -320,7 +340,8 @@ impl KeyMgmt {
     }
 
     /// Takes every version of `record` to `imported`, then the alias and
-    /// the enabled states, writing the record after each KMS step.
+    /// the enabled states, writing the record after each KMS step (the
+    /// crash points of `keymgmt-distribute`).
     async fn complete(
         &self,
         barrier: &Barrier,
@@ -330,7 +351,27 @@ impl KeyMgmt {
         stored_key: &StoredKey,
         record: &mut StoredDistribution,
     ) -> Result<(), Error> {
+        crate::failpoint::scope(
+            "keymgmt-distribute",
+            self.complete_steps(barrier, client, provider, key, stored_key, record),
+        )
+        .await
+    }
+
+    async fn complete_steps(
+        &self,
+        barrier: &Barrier,
+        client: &AwsKms,
+        provider: &str,
+        key: &str,
+        stored_key: &StoredKey,
+        record: &mut StoredDistribution,
+    ) -> Result<(), Error> {
         let path = storage_path(provider, key);
+        // A version added since the last write (a rotation, a resumed
+        // distribution) has its intent recorded before its CreateKey, so a
+        // crash after it leaves a key its tag ties to the record.
+        write(barrier, &path, record).await?;
         for index in 0..record.versions.len() {
             if record.versions[index].step == Step::Intent {
                 let (key_id, arn) = resolve_intent(client, key, &record.versions[index])
@@ -341,6 +382,7 @@ impl KeyMgmt {
                 version.arn = Some(arn);
                 version.step = Step::Created;
                 write(barrier, &path, record).await?;
+                crate::failpoint::step("after-key-id-recorded");
             }
             if record.versions[index].step == Step::Created {
                 let version = &record.versions[index];
@@ -361,6 +403,7 @@ impl KeyMgmt {
                         .import_material(&key_id, material)
                         .await
                         .map_err(kms_error)?;
+                    crate::failpoint::step("after-import");
                 }
                 record.versions[index].step = Step::Imported;
                 write(barrier, &path, record).await?;
@@ -387,10 +430,12 @@ impl KeyMgmt {
                     text::quote(key)
                 )));
             }
+            crate::failpoint::step("before-alias-moves");
             client
                 .point_alias(&record.alias, &key_id, ours)
                 .await
                 .map_err(kms_error)?;
+            crate::failpoint::step("after-alias-moves");
             record.alias_version = Some(version);
             write(barrier, &path, record).await?;
         }

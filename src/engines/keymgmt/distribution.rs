@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::seal::awskms::AwsKms;
-use crate::seal::kms::{KeyState, Kms, KmsError};
+use crate::seal::kms::{KeyState, KmsError};
 use crate::secret::random_uuid;
 use crate::text;
 
@@ -242,6 +242,8 @@ pub(super) async fn resolve_intent(
                 &version.distribution_id,
             )
             .await?;
+        // The worst crash: a KMS key exists that only its tag knows.
+        crate::failpoint::step("after-create-key");
         return Ok((made.key_id, made.arn));
     }
     found.sort();
@@ -252,14 +254,14 @@ pub(super) async fn resolve_intent(
             .schedule_deletion(extra, DEFAULT_DELETION_DAYS)
             .await?;
     }
-    let arn = client.describe_key(&kept).await?.arn;
+    let arn = client.describe_distributed(&kept).await?.arn;
     Ok((kept, arn))
 }
 
 /// Whether a KMS key that exists holds material already (imported before a
 /// crash): any state but waiting for its import.
 pub(super) async fn holds_material(client: &AwsKms, key_id: &str) -> Result<bool, KmsError> {
-    Ok(match client.describe_key(key_id).await?.state {
+    Ok(match client.describe_distributed(key_id).await?.state {
         KeyState::Other(state) => state != "PendingImport",
         KeyState::Enabled | KeyState::Disabled | KeyState::PendingDeletion => true,
     })

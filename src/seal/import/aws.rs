@@ -1,8 +1,9 @@
 //! The AWS KMS calls of a key distribution, on the seal's client (same
-//! timeouts, retries and error sentences): a key made for imported
-//! material and tagged with the distribution it belongs to, its import, the
-//! alias, the key's state, and finding a half-made key by its tag after a
-//! crash.
+//! timeouts and retries): a key made for imported material and tagged with
+//! the distribution it belongs to, its import, the alias, the key's state,
+//! and finding a half-made key by its tag after a crash. Their errors are
+//! sentences naming the KMS key or alias and AWS's error code
+//! (`aws/errors.rs`); [`BYOK_ACTIONS`] is the IAM policy they need.
 
 use std::time::Instant;
 
@@ -12,12 +13,47 @@ use aws_sdk_kms::types::{
 };
 
 use super::wrap::wrap_for_import;
-use crate::seal::awskms::{AwsKms, measured};
-use crate::seal::kms::{KmsError, KmsErrorKind};
+use crate::seal::awskms::{AwsKms, measured, state_of};
+use crate::seal::kms::{KeyState, KmsError, KmsErrorKind};
 use crate::secret::SecretKey;
+
+mod errors;
+#[cfg(test)]
+mod tests;
 
 /// The tag that ties a KMS key to the distribution that made it.
 pub const DISTRIBUTION_TAG: &str = "strongroom-distribution";
+
+/// Every KMS permission a Key Management provider's credentials need: the
+/// README's IAM policy lists exactly these (a unit test checks it), and
+/// an AccessDeniedException names the one its call lacks.
+pub const BYOK_ACTIONS: &[&str] = &[
+    "kms:CreateKey",
+    "kms:GetParametersForImport",
+    "kms:ImportKeyMaterial",
+    "kms:CreateAlias",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+    "kms:ListAliases",
+    "kms:ListKeys",
+    "kms:ListResourceTags",
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:DescribeKey",
+    "kms:TagResource",
+];
+
+/// A distributed KMS key as DescribeKey shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistributedKey {
+    /// Its ARN.
+    pub arn: String,
+    /// Its state (`PendingImport` until its material is imported).
+    pub state: KeyState,
+    /// When KMS deletes it (seconds since the epoch), once scheduled.
+    pub deletion_date: Option<i64>,
+}
 
 /// A KMS key made for imported material.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +71,16 @@ pub struct AliasTarget {
     pub alias: String,
     /// The key id it points at; `None` for an alias of no key.
     pub key_id: Option<String>,
+}
+
+/// "KMS key <id>", as an error sentence names it.
+fn key_named(key_id: &str) -> String {
+    format!("KMS key {key_id}")
+}
+
+/// "alias <alias> (to KMS key <id>)".
+fn alias_to(alias: &str, key_id: &str) -> String {
+    format!("alias {alias} (to KMS key {key_id})")
 }
 
 fn incomplete(action: &str) -> KmsError {
@@ -77,7 +123,13 @@ impl AwsKms {
             )
             .send()
             .await
-            .map_err(|e| self.error("CreateKey", "(new key)", e));
+            .map_err(|e| {
+                self.distribution_error(
+                    "CreateKey",
+                    &format!("a new KMS key (tag {DISTRIBUTION_TAG}={distribution})"),
+                    e,
+                )
+            });
         let output = measured("CreateKey", started, output)?;
         let metadata = output.key_metadata.ok_or_else(|| incomplete("CreateKey"))?;
         Ok(ExternalKey {
@@ -103,7 +155,7 @@ impl AwsKms {
             .wrapping_key_spec(WrappingKeySpec::Rsa4096)
             .send()
             .await
-            .map_err(|e| self.error("GetParametersForImport", key_id, e));
+            .map_err(|e| self.distribution_error("GetParametersForImport", &key_named(key_id), e));
         let parameters = measured("GetParametersForImport", started, parameters)?;
         let (Some(public_key), Some(token)) = (parameters.public_key, parameters.import_token)
         else {
@@ -120,7 +172,7 @@ impl AwsKms {
             .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
             .send()
             .await
-            .map_err(|e| self.error("ImportKeyMaterial", key_id, e));
+            .map_err(|e| self.distribution_error("ImportKeyMaterial", &key_named(key_id), e));
         measured("ImportKeyMaterial", started, imported).map(|_| ())
     }
 
@@ -135,7 +187,7 @@ impl AwsKms {
                 .set_marker(marker)
                 .send()
                 .await
-                .map_err(|e| self.error("ListAliases", alias, e));
+                .map_err(|e| self.distribution_error("ListAliases", &format!("alias {alias}"), e));
             let page = measured("ListAliases", started, page)?;
             if let Some(found) = page
                 .aliases
@@ -173,7 +225,7 @@ impl AwsKms {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| self.error("UpdateAlias", key_id, e));
+                .map_err(|e| self.distribution_error("UpdateAlias", &alias_to(alias, key_id), e));
             ("UpdateAlias", sent)
         } else {
             let sent = client
@@ -183,7 +235,7 @@ impl AwsKms {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| self.error("CreateAlias", key_id, e));
+                .map_err(|e| self.distribution_error("CreateAlias", &alias_to(alias, key_id), e));
             ("CreateAlias", sent)
         };
         measured(action, started, sent)
@@ -200,7 +252,7 @@ impl AwsKms {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| self.error("DeleteAlias", alias, e));
+            .map_err(|e| self.distribution_error("DeleteAlias", &format!("alias {alias}"), e));
         measured("DeleteAlias", started, sent)
     }
 
@@ -213,14 +265,14 @@ impl AwsKms {
             (
                 "EnableKey",
                 sent.map(|_| ())
-                    .map_err(|e| self.error("EnableKey", key_id, e)),
+                    .map_err(|e| self.distribution_error("EnableKey", &key_named(key_id), e)),
             )
         } else {
             let sent = client.disable_key().key_id(key_id).send().await;
             (
                 "DisableKey",
                 sent.map(|_| ())
-                    .map_err(|e| self.error("DisableKey", key_id, e)),
+                    .map_err(|e| self.distribution_error("DisableKey", &key_named(key_id), e)),
             )
         };
         measured(action, started, sent)
@@ -247,12 +299,39 @@ impl AwsKms {
             .pending_window_in_days(days)
             .send()
             .await
-            .map_err(|e| self.error("ScheduleKeyDeletion", key_id, e));
+            .map_err(|e| self.distribution_error("ScheduleKeyDeletion", &key_named(key_id), e));
         let output = measured("ScheduleKeyDeletion", started, output)?;
         output
             .deletion_date
             .map(|d| d.secs())
             .ok_or_else(|| incomplete("ScheduleKeyDeletion"))
+    }
+
+    /// DescribeKey of a distributed key: its ARN, its state and, once its
+    /// deletion is scheduled, the date (which a removal a crash interrupted
+    /// records again).
+    pub async fn describe_distributed(&self, key_id: &str) -> Result<DistributedKey, KmsError> {
+        let started = Instant::now();
+        let output = self
+            .client()
+            .await?
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| self.distribution_error("DescribeKey", &key_named(key_id), e));
+        let output = measured("DescribeKey", started, output)?;
+        let metadata = output
+            .key_metadata
+            .ok_or_else(|| incomplete("DescribeKey"))?;
+        Ok(DistributedKey {
+            arn: metadata
+                .arn
+                .clone()
+                .ok_or_else(|| incomplete("DescribeKey"))?,
+            state: state_of(metadata.key_state.as_ref()),
+            deletion_date: metadata.deletion_date.map(|d| d.secs()),
+        })
     }
 
     /// The keys tagged with `distribution` (ListKeys, then ListResourceTags
@@ -268,7 +347,15 @@ impl AwsKms {
                 .set_marker(marker)
                 .send()
                 .await
-                .map_err(|e| self.error("ListKeys", distribution, e));
+                .map_err(|e| {
+                    self.distribution_error(
+                        "ListKeys",
+                        &format!(
+                            "the KMS keys (looking for tag {DISTRIBUTION_TAG}={distribution})"
+                        ),
+                        e,
+                    )
+                });
             let page = measured("ListKeys", started, page)?;
             for key in page.keys.unwrap_or_default() {
                 let Some(key_id) = key.key_id else { continue };
@@ -278,7 +365,9 @@ impl AwsKms {
                     .key_id(&key_id)
                     .send()
                     .await
-                    .map_err(|e| self.error("ListResourceTags", &key_id, e));
+                    .map_err(|e| {
+                        self.distribution_error("ListResourceTags", &key_named(&key_id), e)
+                    });
                 let tags = match measured("ListResourceTags", started, tags) {
                     Ok(tags) => tags,
                     // A key whose policy keeps this principal out, or one

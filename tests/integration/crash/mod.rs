@@ -13,6 +13,8 @@
 //! (`coverage.rs`); the cases are in `single.rs`, `multiseal.rs`,
 //! `multiseal_emergency.rs` and `ha.rs`, the stores they start from in
 //! `stores.rs`, and the operations several cases share in `operations.rs`.
+//! Key Management's distributions (`keymgmt.rs`) are crashed at their named
+//! steps and checked on the KMS side, in LocalStack.
 //!
 //! This proves atomicity against a process crash. Power loss is covered by
 //! the storage: a redb commit returns only after fsync (see ARCHITECTURE.md).
@@ -39,6 +41,7 @@ use strongroom_test_support::kms::Fault;
 
 mod coverage;
 mod ha;
+mod keymgmt;
 mod multiseal;
 mod multiseal_emergency;
 mod operations;
@@ -233,5 +236,16 @@ fn is_point(point: &str) -> bool {
         && n.parse::<u32>().is_ok_and(|n| n > 0)
 }
 
-/// The named steps (`failpoint::step`) in `src/`: the HA take-over's.
-const STEPS: [&str; 2] = ["after-term-taken", "after-reload"];
+/// The named steps (`failpoint::step`) in `src/`: the HA take-over's, then
+/// Key Management's distribution's and removal's.
+const STEPS: [&str; 9] = [
+    "after-term-taken",
+    "after-reload",
+    "after-create-key",
+    "after-key-id-recorded",
+    "after-import",
+    "before-alias-moves",
+    "after-alias-moves",
+    "after-alias-deleted",
+    "after-keys-scheduled",
+];
