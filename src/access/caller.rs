@@ -213,6 +213,12 @@ impl Session {
     pub fn require(&self, capability: Capability) -> Result<(), Error> {
         self.subject()?.require(&self.path, capability)
     }
+
+    /// Succeeds if the caller's policies grant `capability` on `path` too
+    /// (a call that acts on a second thing, as a distribution on its key).
+    pub fn require_on(&self, path: &str, capability: Capability) -> Result<(), Error> {
+        self.subject()?.require(path, capability)
+    }
 }
 
 #[cfg(test)]

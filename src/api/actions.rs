@@ -939,6 +939,12 @@ mod tests {
             "keymgmt/key/orders/kms/"
         );
         assert_eq!(KEYMGMT_KEY_LIST.policy_path("").unwrap(), "keymgmt/key/");
+        // A distribution asks for update on its key's path as the engine
+        // names it.
+        assert_eq!(
+            KEYMGMT_KEY_WRITE.policy_path("orders").unwrap(),
+            keymgmt::key_policy_path("orders")
+        );
     }
 }
 

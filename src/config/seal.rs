@@ -22,13 +22,28 @@ pub const KMS_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
 
 /// Checks a KMS endpoint URL, from the file or `STRONGROOM_AWSKMS_ENDPOINT`.
 pub fn check_endpoint(value: &str) -> Result<(), String> {
-    if value.starts_with("https://") || value.starts_with("http://") {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected a URL starting with https:// (or http:// for a local KMS), got {value:?}"
-        ))
+    let Some(rest) = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+    else {
+        return Err(format!(
+            "expected a URL starting with https:// (or http:// for a local KMS), got {}",
+            crate::text::quote(value)
+        ));
+    };
+    // A user and password in the URL would be stored, shown and logged
+    // with it; KMS takes credentials in signed headers only.
+    if rest
+        .split('/')
+        .next()
+        .is_some_and(|host| host.contains('@'))
+    {
+        return Err(
+            "the URL carries a user or password (user@host): KMS takes no credentials in its URL; give the host alone"
+                .into(),
+        );
     }
+    Ok(())
 }
 
 /// The regions AWS lists (with GovCloud, China, the ISO partitions and

@@ -33,6 +33,14 @@ where
             KmsErrorKind::Unavailable,
             format!("{at} did not answer {action} in time"),
         ),
+        // The chain found no credentials: nothing was sent, and a retry
+        // finds none either.
+        SdkError::DispatchFailure(_) if cause.starts_with("no credentials found") => KmsError::new(
+            KmsErrorKind::Denied,
+            format!(
+                "no AWS credentials were found for {action} at {at}: give static credentials, or give the daemon some through its environment, shared files, web identity or instance role"
+            ),
+        ),
         SdkError::DispatchFailure(failure) => {
             let text = match failure.as_connector_error() {
                 Some(c) if c.is_timeout() => {
@@ -74,10 +82,16 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     while let Some(source) = innermost.source() {
         innermost = source;
     }
+    // One line: some causes go on to list what was tried, line by line.
     let text = innermost.to_string();
+    let text = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(['.', ' ']);
     match text.char_indices().nth(MAX_CAUSE) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+        None => text.to_string(),
     }
 }
 

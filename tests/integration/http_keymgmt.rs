@@ -427,7 +427,7 @@ fn keymgmt_bad_input_is_one_sentence_and_changes_nothing_on_either_side() {
         "keymgmt/kms/no-provider",
         Some(json!({"key_collection": "us-east-1"})),
     );
-    refused(&answer, 400, "the field provider is required");
+    refused(&answer, 400, "a new KMS provider needs provider");
     for name in ["wrong-region", "half-credentials", "no-provider"] {
         assert_eq!(
             send("GET", &format!("keymgmt/kms/{name}"), None).status,

@@ -114,34 +114,33 @@ impl KeyMgmt for KeyMgmtService {
         let (engine, asked) = (self.engine(), request.get_ref());
         let empty = proto::ProviderCredentials::default();
         let creds = asked.credentials.as_ref().unwrap_or(&empty);
+        let config = ProviderConfig {
+            provider: given(&asked.provider),
+            key_collection: given(&asked.key_collection),
+            endpoint: asked.endpoint.clone(),
+            credentials: Credentials {
+                access_key: given(&creds.access_key),
+                secret_key: given(&creds.secret_key).map(SecretString::new),
+                session_token: given(&creds.session_token).map(SecretString::new),
+                clear: creds.clear,
+            },
+        };
         let info = call(
             &self.gate,
             &actions::KEYMGMT_PROVIDER_WRITE,
             &asked.name,
             &request,
         )
+        .check(config.check_given())
         .plain("provider", asked.provider.as_str())
         .plain("key_collection", asked.key_collection.as_str())
-        .plain("endpoint", asked.endpoint.as_str())
+        .plain("endpoint", asked.endpoint.as_deref().unwrap_or(""))
         .secret("access_key", creds.access_key.as_bytes())
         .secret("secret_key", creds.secret_key.as_bytes())
         .secret("session_token", creds.session_token.as_bytes())
         .plain("clear_credentials", creds.clear)
         .run(
-            |session| async move {
-                let config = ProviderConfig {
-                    provider: asked.provider.clone(),
-                    key_collection: asked.key_collection.clone(),
-                    endpoint: given(&asked.endpoint),
-                    credentials: Credentials {
-                        access_key: given(&creds.access_key),
-                        secret_key: given(&creds.secret_key).map(SecretString::new),
-                        session_token: given(&creds.session_token).map(SecretString::new),
-                        clear: creds.clear,
-                    },
-                };
-                engine.write_provider(&session, &asked.name, config).await
-            },
+            |session| async move { engine.write_provider(&session, &asked.name, config).await },
             none,
         )
         .await
@@ -204,12 +203,18 @@ impl KeyMgmt for KeyMgmtService {
         request: Request<proto::WriteKeyRequest>,
     ) -> Result<Response<proto::KeyMgmtKeyInfo>, Status> {
         let (engine, asked) = (self.engine(), request.get_ref());
+        let write = KeyWrite {
+            key_type: given(&asked.r#type),
+            deletion_allowed: asked.deletion_allowed,
+            min_enabled_version: asked.min_enabled_version,
+        };
         let mut call = call(
             &self.gate,
             &actions::KEYMGMT_KEY_WRITE,
             &asked.name,
             &request,
         )
+        .check(write.check_given())
         .plain("type", asked.r#type.as_str());
         if let Some(allowed) = asked.deletion_allowed {
             call = call.plain("deletion_allowed", allowed);
@@ -217,11 +222,6 @@ impl KeyMgmt for KeyMgmtService {
         if let Some(min) = asked.min_enabled_version {
             call = call.plain("min_enabled_version", min);
         }
-        let write = KeyWrite {
-            key_type: given(&asked.r#type),
-            deletion_allowed: asked.deletion_allowed,
-            min_enabled_version: asked.min_enabled_version,
-        };
         let info = call
             .run(
                 |session| async move { engine.write_key(&session, &asked.name, write).await },
@@ -332,6 +332,7 @@ impl KeyMgmt for KeyMgmtService {
             &distribution(&asked.provider, &asked.key),
             &request,
         )
+        .check(spec.validate())
         .plain("purpose", asked.purpose.join(","))
         .plain("protection", spec.protection.as_str())
         .run(

@@ -63,13 +63,16 @@ pub enum KmsCommand {
 #[derive(Args)]
 pub struct KmsWriteArgs {
     name: String,
-    /// The AWS region the keys go to (Vault's key_collection).
+    /// The AWS region the keys go to (Vault's key_collection); needed for
+    /// a new provider, left out to keep the stored one.
     #[arg(long, value_name = "REGION")]
-    key_collection: String,
+    key_collection: Option<String>,
     /// The provider type.
     #[arg(long, default_value = "awskms")]
     provider: String,
-    /// A KMS-compatible endpoint instead of AWS's regional one.
+    /// A KMS-compatible endpoint instead of AWS's regional one (needs sudo
+    /// on the provider's path); "" goes back to AWS's own; left out keeps
+    /// the stored one.
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
     #[command(flatten)]
@@ -198,8 +201,8 @@ async fn kms(args: &ClientArgs, command: KmsCommand) -> Result<(), CliError> {
             let request = proto::WriteProviderRequest {
                 name: asked.name,
                 provider: asked.provider,
-                key_collection: asked.key_collection,
-                endpoint: asked.endpoint.unwrap_or_default(),
+                key_collection: asked.key_collection.unwrap_or_default(),
+                endpoint: asked.endpoint,
                 credentials,
             };
             let info = call!(args, KeyMgmtClient, write_provider, request)?;

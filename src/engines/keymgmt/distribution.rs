@@ -50,6 +50,11 @@ pub(super) struct DistributedVersion {
     pub(super) arn: Option<String>,
     pub(super) step: Step,
     pub(super) enabled: bool,
+    /// CreateKeys sent for this version: recorded before each, so only a
+    /// version that may have a KMS key only its tag knows is looked for by
+    /// tag (a scan of the region), never a new one.
+    #[serde(default)]
+    pub(super) create_attempts: u32,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -114,16 +119,22 @@ pub struct DistributionInfo {
     pub pending_deletion_until: Option<i64>,
 }
 
+/// What a KMS key with imported symmetric material is for.
+const PURPOSE: [&str; 2] = ["encrypt", "decrypt"];
+
 impl DistributeSpec {
+    /// Whether `purpose` names the same purposes, in any order.
+    pub(super) fn same_purpose(&self, purpose: &[impl AsRef<str>]) -> bool {
+        let mut mine: Vec<&str> = self.purpose.iter().map(String::as_str).collect();
+        let mut theirs: Vec<&str> = purpose.iter().map(AsRef::as_ref).collect();
+        mine.sort_unstable();
+        theirs.sort_unstable();
+        mine == theirs
+    }
+
     /// Checks Vault's fields for AWS KMS.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
-        if self.purpose.is_empty() {
-            return bad(
-                "purpose: give encrypt and decrypt (AWS KMS imports symmetric keys for both)"
-                    .into(),
-            );
-        }
         if let Some(other) = self
             .purpose
             .iter()
@@ -133,6 +144,12 @@ impl DistributeSpec {
                 "purpose {} is not one AWS KMS gives an imported symmetric key: use encrypt and decrypt",
                 text::quote(other)
             ));
+        }
+        if !self.same_purpose(&PURPOSE) {
+            return bad(
+                "purpose: give encrypt and decrypt, once each (the KMS key AWS makes for imported material does both)"
+                    .into(),
+            );
         }
         if self.protection != "hsm" {
             return bad(format!(
@@ -148,7 +165,7 @@ impl StoredDistribution {
     /// A new record for `versions` versions, each at `intent`.
     pub(super) fn new(key: &str, spec: &DistributeSpec, versions: u32) -> Self {
         let mut record = Self {
-            purpose: spec.purpose.clone(),
+            purpose: PURPOSE.map(String::from).to_vec(),
             protection: spec.protection.clone(),
             alias: format!("alias/{key}"),
             alias_version: None,
@@ -170,6 +187,7 @@ impl StoredDistribution {
                 arn: None,
                 step: Step::Intent,
                 enabled: true,
+                create_attempts: 0,
             });
         }
     }
@@ -224,27 +242,19 @@ impl StoredDistribution {
     }
 }
 
-/// Resolves a version at `intent`: the KMS key tagged with its distribution
-/// id if a crash left one (any extra ones are scheduled for deletion), or a
-/// new one. Returns the key id and ARN.
-pub(super) async fn resolve_intent(
+/// The KMS key a CreateKey sent before left for a version at `intent`
+/// (found by its tag; any extra ones, from a CreateKey sent again, are
+/// scheduled for deletion): its id and ARN, or none.
+pub(super) async fn find_tagged(
     client: &AwsKms,
     key: &str,
     version: &DistributedVersion,
-) -> Result<(String, String), KmsError> {
+) -> Result<Option<(String, String)>, KmsError> {
     let mut found = client
         .keys_of_distribution(&version.distribution_id)
         .await?;
     if found.is_empty() {
-        let made = client
-            .create_external_key(
-                &format!("strongroom keymgmt key {key} version {}", version.version),
-                &version.distribution_id,
-            )
-            .await?;
-        // The worst crash: a KMS key exists that only its tag knows.
-        crate::failpoint::step("after-create-key");
-        return Ok((made.key_id, made.arn));
+        return Ok(None);
     }
     found.sort();
     let kept = found.remove(0);
@@ -255,7 +265,7 @@ pub(super) async fn resolve_intent(
             .await?;
     }
     let arn = client.describe_distributed(&kept).await?.arn;
-    Ok((kept, arn))
+    Ok(Some((kept, arn)))
 }
 
 /// Whether a KMS key that exists holds material already (imported before a

@@ -99,15 +99,29 @@ pub struct KeyInfo {
     pub versions: Vec<u64>,
 }
 
+/// Refuses a type other than the one AWS KMS imports.
+fn check_type(key_type: &str) -> Result<(), Error> {
+    if key_type == AES256_GCM96 {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "type {} cannot be distributed to AWS KMS, which imports symmetric keys only: use \"{AES256_GCM96}\"",
+        text::quote(key_type)
+    )))
+}
+
+impl KeyWrite {
+    /// Checks the settings given before anything is looked up (so a
+    /// malformed request is refused, and bounded, before its audit line).
+    pub fn check_given(&self) -> Result<(), Error> {
+        self.key_type.as_deref().map_or(Ok(()), check_type)
+    }
+}
+
 impl StoredKey {
     /// A new key of `spec` with version 1.
     pub(super) fn create(spec: &KeySpec) -> Result<Self, Error> {
-        if spec.key_type != AES256_GCM96 {
-            return Err(Error::InvalidArgument(format!(
-                "type {} cannot be distributed to AWS KMS, which imports symmetric keys only: use \"{AES256_GCM96}\"",
-                text::quote(&spec.key_type)
-            )));
-        }
+        check_type(&spec.key_type)?;
         Ok(Self {
             key_type: spec.key_type.clone(),
             created_unix: now_unix(),
@@ -161,6 +175,11 @@ impl StoredKey {
             versions: self.versions.iter().map(|v| v.created_unix).collect(),
         }
     }
+}
+
+/// The policy path of key `name` (the API's `keymgmt/key/<name>`).
+pub fn policy_path(name: &str) -> String {
+    format!("keymgmt/key/{name}")
 }
 
 /// Where key `name` is stored.

@@ -12,8 +12,8 @@ use crate::secret::SecretString;
 
 fn provider(ls: &LocalStack) -> ProviderConfig {
     ProviderConfig {
-        provider: AWSKMS.into(),
-        key_collection: "us-east-1".into(),
+        provider: Some(AWSKMS.into()),
+        key_collection: Some("us-east-1".into()),
         endpoint: Some(ls.endpoint()),
         credentials: Credentials {
             access_key: Some("test".into()),
@@ -163,7 +163,7 @@ async fn a_key_is_distributed_rotated_and_limited_by_its_minimum_version() {
         .remove_distribution(&root, "aws", &name, 7)
         .await
         .unwrap();
-    assert!(engine.sync_distribution(&root, "aws", &name).await.is_err());
+
     // A change of the key leaves the removed distribution alone.
     let allow = KeyUpdate {
         min_enabled_version: None,
@@ -204,32 +204,100 @@ async fn an_alias_someone_else_owns_is_refused_and_nothing_is_made() {
     ));
 }
 
+/// A record at `intent` whose CreateKey was sent (as a crash leaves it),
+/// and `made` KMS keys carrying its tag; their ids.
+async fn crashed_after_create_key(
+    ls: &LocalStack,
+    root: &Session,
+    name: &str,
+    made: usize,
+) -> Vec<String> {
+    let mut record = distribution::StoredDistribution::new(name, &both(), 1);
+    record.versions[0].create_attempts = made.try_into().unwrap();
+    let id = record.versions[0].distribution_id.clone();
+    let barrier = root.barrier().unwrap();
+    write(barrier, &distribution::storage_path("aws", name), &record)
+        .await
+        .unwrap();
+    let tags = json!([{"TagKey": "strongroom-distribution", "TagValue": id}]);
+    let mut ids: Vec<String> = (0..made)
+        .map(|_| {
+            let key = kms(ls, "CreateKey", json!({"Origin": "EXTERNAL", "Tags": tags})).unwrap();
+            key["KeyMetadata"]["KeyId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn key_state(ls: &LocalStack, id: &str) -> String {
+    let described = kms(ls, "DescribeKey", json!({"KeyId": id})).unwrap();
+    described["KeyMetadata"]["KeyState"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_key_a_crash_left_before_its_id_was_recorded_is_found_by_its_tag() {
     let (ls, engine, root) = with_provider().await;
     let name = unique("crash");
     engine.create_key(&root, &name, &spec()).await.unwrap();
-    // The intent was written, CreateKey ran, then the process died.
-    let record = distribution::StoredDistribution::new(&name, &both(), 1);
-    let id = record.versions[0].distribution_id.clone();
-    let barrier = root.barrier().unwrap();
-    write(barrier, &distribution::storage_path("aws", &name), &record)
+    // CreateKey ran twice (a retry after an unclear failure), then the
+    // process died before either id was recorded.
+    let made = crashed_after_create_key(ls, &root, &name, 2).await;
+
+    // Distributing again completes it with one of them; the other is
+    // scheduled for deletion, so none is left untracked.
+    let resumed = engine
+        .distribute(&root, "aws", &name, &both())
         .await
         .unwrap();
-    let orphan = kms(
-        ls,
-        "CreateKey",
-        json!({"Origin": "EXTERNAL", "Tags": [{"TagKey": "strongroom-distribution", "TagValue": id}]}),
-    )
-    .unwrap();
-    let orphan_id = orphan["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
-
-    let resumed = engine.sync_distribution(&root, "aws", &name).await.unwrap();
     assert_eq!(
         resumed.versions[0].kms_key_id.as_deref(),
-        Some(orphan_id.as_str())
+        Some(made[0].as_str())
     );
     assert_eq!(resumed.versions[0].step, Step::Imported);
     assert_eq!(resumed.alias_version, Some(1));
+    assert_eq!(key_state(ls, &made[1]), "PendingDeletion");
     encrypt(ls, &format!("alias/{name}")).unwrap();
+}
+
+#[tokio::test]
+async fn removing_a_distribution_a_crash_left_at_intent_deletes_its_tagged_key() {
+    let (ls, engine, root) = with_provider().await;
+    let name = unique("crashrm");
+    engine.create_key(&root, &name, &spec()).await.unwrap();
+    let made = crashed_after_create_key(ls, &root, &name, 1).await;
+    let removed = engine
+        .remove_distribution(&root, "aws", &name, 7)
+        .await
+        .unwrap();
+    assert!(removed.pending_deletion_until.is_some());
+    assert_eq!(key_state(ls, &made[0]), "PendingDeletion");
+}
+
+#[tokio::test]
+async fn a_new_version_is_made_without_scanning_the_region_for_tags() {
+    let (ls, engine, root) = with_provider().await;
+    let name = unique("noscan");
+    engine.create_key(&root, &name, &spec()).await.unwrap();
+    let made = engine
+        .distribute(&root, "aws", &name, &both())
+        .await
+        .unwrap();
+    // The record says one CreateKey was sent for the version, so a retry
+    // (and only a retry) looks for its tag.
+    let barrier = root.barrier().unwrap();
+    let record: distribution::StoredDistribution = read(
+        barrier,
+        &distribution::storage_path("aws", &name),
+        "distribution",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(record.versions[0].create_attempts, 1);
+    assert_eq!(made.versions[0].step, Step::Imported);
+    let _ = ls;
 }

@@ -3,12 +3,14 @@
 //! imported key material to the KMS providers registered here.
 //!
 //! The providers (`provider.rs`), the keys (`key.rs`) and the distributions
-//! (`distribution.rs`, `distribute.rs`: one KMS key per version through
-//! recorded steps a crash resumes from, the alias on the newest, the
-//! `min_enabled_version` rule, removal with the keys pending deletion) are
-//! kept behind the barrier. Not built yet: the crash matrix's points and
-//! the transports (docs/DECISIONS.md, "the design the next slices build"). Names reach these methods
-//! checked by [`validate_name`], as the other engines' do.
+//! (`distribution.rs` the record, `distribute.rs` one KMS key per version
+//! through recorded steps a crash resumes from, the alias on the newest,
+//! the `min_enabled_version` rule; `remove.rs` removal with the keys
+//! pending deletion; `records.rs` the readers) are kept behind the
+//! barrier. The transports (gRPC `KeyMgmt`, Vault's `keymgmt/` paths, the
+//! CLI) reach these methods through the gate with names checked by
+//! [`validate_name`], as the other engines' do; the crash points are the
+//! scopes `keymgmt-distribute` and `keymgmt-remove`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,13 +27,18 @@ mod key;
 #[cfg(test)]
 mod localstack_tests;
 mod provider;
+mod records;
+mod remove;
 #[cfg(test)]
 mod tests;
 
 pub use distribution::{
     DEFAULT_DELETION_DAYS, DistributeSpec, DistributionInfo, Step, VersionInfo,
 };
-pub use key::{AES256_GCM96, KeyInfo, KeySpec, KeyUpdate, KeyWrite, MAX_VERSIONS};
+pub use key::{
+    AES256_GCM96, KeyInfo, KeySpec, KeyUpdate, KeyWrite, MAX_VERSIONS,
+    policy_path as key_policy_path,
+};
 pub use provider::{AWSKMS, Credentials, ProviderConfig, ProviderInfo};
 
 use key::StoredKey;
@@ -94,15 +101,17 @@ fn no_such(what: &str, name: &str) -> Error {
 }
 
 impl KeyMgmt {
-    /// Registers provider `name` (`create`), or changes it (`update`).
-    /// Credentials left out keep the ones stored unless cleared.
+    /// Registers provider `name` (`create`), or changes it (`update`):
+    /// settings left out keep the stored ones, credentials too unless
+    /// cleared. Setting an endpoint (an address that receives key material
+    /// wrapped to the public key it returns) also needs `sudo`.
     pub async fn write_provider(
         &self,
         session: &Session,
         name: &str,
         config: ProviderConfig,
     ) -> Result<ProviderInfo, Error> {
-        config.validate()?;
+        config.check_given()?;
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         let path = provider::storage_path(name);
@@ -112,22 +121,29 @@ impl KeyMgmt {
         } else {
             Capability::Create
         })?;
-        if let Some(stored) = &stored {
+        let (old_region, old_endpoint) = stored
+            .as_ref()
+            .map(|s| (s.key_collection.clone(), s.endpoint.clone()))
+            .unzip();
+        let settled = config.settle(stored)?;
+        if settled.endpoint.is_some() && old_endpoint.as_ref() != Some(&settled.endpoint) {
+            session.require(Capability::Sudo)?;
+        }
+        if let Some(old_region) = old_region {
             // The recorded KMS keys are in that region, at that endpoint.
-            let moved = stored.key_collection != config.key_collection
-                || stored.endpoint != config.endpoint;
-            if moved && !barrier.list(&distributions_of(name)).await?.is_empty() {
+            let moved =
+                old_region != settled.key_collection || old_endpoint.flatten() != settled.endpoint;
+            if moved && !self.live_distributions(barrier, name).await?.is_empty() {
                 return Err(Error::FailedPrecondition(format!(
                     "KMS provider {} holds distributed keys in {}: its key_collection and endpoint cannot change until each distribution is removed",
                     text::quote(name),
-                    text::quote(&stored.key_collection)
+                    text::quote(&old_region)
                 )));
             }
         }
-        let config = config.into_stored(stored);
-        write(barrier, &path, &config).await?;
-        tracing::info!(provider = name, region = %config.key_collection, "KMS provider written");
-        Ok(config.info(name))
+        write(barrier, &path, &settled).await?;
+        tracing::info!(provider = name, region = %settled.key_collection, "KMS provider written");
+        Ok(settled.info(name))
     }
 
     /// Provider `name`, without its credentials.
@@ -136,14 +152,9 @@ impl KeyMgmt {
         session: &Session,
         name: &str,
     ) -> Result<ProviderInfo, Error> {
-        read::<StoredProvider>(
-            session.barrier()?,
-            &provider::storage_path(name),
-            "provider",
-        )
-        .await?
-        .map(|c| c.info(name))
-        .ok_or_else(|| no_such("KMS provider", name))
+        Ok(records::read_provider_config(session.barrier()?, name)
+            .await?
+            .info(name))
     }
 
     /// The providers' names.
@@ -160,7 +171,9 @@ impl KeyMgmt {
             .collect())
     }
 
-    /// Deletes provider `name`; refused while a key is distributed to it.
+    /// Deletes provider `name`, with the records of its removed
+    /// distributions (their KMS keys are scheduled for deletion already);
+    /// refused while a key is distributed to it.
     pub async fn delete_provider(&self, session: &Session, name: &str) -> Result<(), Error> {
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
@@ -168,18 +181,24 @@ impl KeyMgmt {
         if barrier.get(&path).await?.is_none() {
             return Err(no_such("KMS provider", name));
         }
-        if !barrier.list(&distributions_of(name)).await?.is_empty() {
+        if let Some(live) = self.live_distributions(barrier, name).await?.first() {
             return Err(Error::FailedPrecondition(format!(
-                "KMS provider {} still holds distributed keys: remove each distribution first",
-                text::quote(name)
+                "KMS provider {} still holds distributed keys (key {} among them): remove each distribution first",
+                text::quote(name),
+                text::quote(live)
             )));
+        }
+        for record in barrier.list(&distributions_of(name)).await? {
+            barrier.delete(&record).await?;
         }
         barrier.delete(&path).await?;
         tracing::info!(provider = name, "KMS provider deleted");
         Ok(())
     }
 
-    /// Makes key `name` with version 1.
+    /// Makes key `name` with version 1 (the tests' shortcut; the API's is
+    /// [`Self::write_key`]).
+    #[cfg(test)]
     pub async fn create_key(
         &self,
         session: &Session,
@@ -264,7 +283,9 @@ impl KeyMgmt {
         self.store_update(barrier, name, stored).await
     }
 
-    /// Changes key `name`'s settings.
+    /// Changes key `name`'s settings (the tests' shortcut; the API's is
+    /// [`Self::write_key`]).
+    #[cfg(test)]
     pub async fn update_key(
         &self,
         session: &Session,
@@ -320,7 +341,7 @@ impl KeyMgmt {
     /// A crash part way leaves the key and the removals made; deleting
     /// again completes it.
     pub async fn delete_key(&self, session: &Session, name: &str, days: u32) -> Result<(), Error> {
-        let days = distribute::deletion_days(days)?;
+        let days = remove::deletion_days(days)?;
         let barrier = session.barrier()?;
         let _guard = self.writes.lock().await;
         let stored = Self::stored_key(barrier, name).await?;
@@ -330,10 +351,8 @@ impl KeyMgmt {
                 text::quote(name)
             )));
         }
-        for provider in distribute::providers_of(barrier, name).await? {
-            let path = distribution::storage_path(&provider, name);
-            if let Some(record) =
-                read::<distribution::StoredDistribution>(barrier, &path, "distribution").await?
+        for provider in records::providers_of(barrier, name).await? {
+            if let Some(record) = records::find_record(barrier, &provider, name).await?
                 && record.pending_deletion_until.is_none()
             {
                 self.remove(barrier, &provider, name, record, days).await?;

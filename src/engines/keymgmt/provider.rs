@@ -70,13 +70,17 @@ impl Credentials {
     }
 }
 
-/// A provider's settings, as a caller writes them (Vault's fields).
+/// A provider's settings, as a caller writes them (Vault's fields). A
+/// setting left out (`None`) keeps the stored provider's; a new provider
+/// needs `provider` and `key_collection`.
+#[derive(Default)]
 pub struct ProviderConfig {
     /// `awskms`.
-    pub provider: String,
+    pub provider: Option<String>,
     /// The AWS region the keys are distributed to.
-    pub key_collection: String,
-    /// A KMS-compatible endpoint instead of AWS's regional one.
+    pub key_collection: Option<String>,
+    /// A KMS-compatible endpoint instead of AWS's regional one; empty:
+    /// AWS's own again.
     pub endpoint: Option<String>,
     /// The credentials; never shown by a read.
     pub credentials: Credentials,
@@ -120,27 +124,34 @@ pub struct ProviderInfo {
 }
 
 impl ProviderConfig {
-    /// Checks the settings, each refusal one sentence naming the field.
-    pub fn validate(&self) -> Result<(), Error> {
+    /// Checks each setting given, before anything is looked up (so a
+    /// malformed request is refused, and bounded, before its audit line):
+    /// each refusal one sentence naming the field.
+    pub fn check_given(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
-        if self.provider != AWSKMS {
+        if let Some(provider) = self.provider.as_deref().filter(|p| *p != AWSKMS) {
             return bad(format!(
                 "provider {} is not supported: strongroom distributes keys to \"awskms\"",
-                text::quote(&self.provider)
+                text::quote(provider)
             ));
         }
-        match crate::config::check_region(&self.key_collection) {
-            Ok(true) => {}
-            Ok(false) if self.endpoint.is_some() => {}
-            Ok(false) => {
+        if let Some(region) = &self.key_collection {
+            if region.len() > 64 {
                 return bad(format!(
-                    "key_collection {} is not an AWS region strongroom knows; give a region such as eu-west-1 (or an endpoint for a KMS-compatible service)",
-                    text::quote(&self.key_collection)
+                    "key_collection is {} bytes long; an AWS region name is a few words (eu-west-1)",
+                    region.len()
                 ));
             }
-            Err(e) => return bad(format!("key_collection: {e}")),
+            crate::config::check_region(region)
+                .map_err(|e| Error::InvalidArgument(format!("key_collection: {e}")))?;
         }
-        if let Some(endpoint) = &self.endpoint {
+        if let Some(endpoint) = self.endpoint.as_deref().filter(|e| e.len() > 2048) {
+            return bad(format!(
+                "endpoint is {} bytes long; give a URL of at most 2048",
+                endpoint.len()
+            ));
+        }
+        if let Some(endpoint) = self.endpoint.as_deref().filter(|e| !e.is_empty()) {
             crate::config::check_endpoint(endpoint).or_else(|e| bad(format!("endpoint: {e}")))?;
         }
         let c = &self.credentials;
@@ -161,9 +172,56 @@ impl ProviderConfig {
         Ok(())
     }
 
+    /// The provider to store: the settings given over `stored`'s (a new
+    /// one needs `provider` and `key_collection`), checked whole.
+    pub(super) fn settle(self, stored: Option<StoredProvider>) -> Result<StoredProvider, Error> {
+        self.check_given()?;
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        let (provider, key_collection, endpoint) = match &stored {
+            Some(s) => (
+                self.provider.clone().unwrap_or_else(|| s.provider.clone()),
+                self.key_collection
+                    .clone()
+                    .unwrap_or_else(|| s.key_collection.clone()),
+                match &self.endpoint {
+                    None => s.endpoint.clone(),
+                    Some(e) => (!e.is_empty()).then(|| e.clone()),
+                },
+            ),
+            None => {
+                let (Some(provider), Some(key_collection)) =
+                    (self.provider.clone(), self.key_collection.clone())
+                else {
+                    return bad(
+                        "a new KMS provider needs provider (\"awskms\") and key_collection (the AWS region)"
+                            .into(),
+                    );
+                };
+                (
+                    provider,
+                    key_collection,
+                    self.endpoint.clone().filter(|e| !e.is_empty()),
+                )
+            }
+        };
+        if crate::config::check_region(&key_collection) == Ok(false) && endpoint.is_none() {
+            return bad(format!(
+                "key_collection {} is not an AWS region strongroom knows; give a region such as eu-west-1 (or an endpoint for a KMS-compatible service)",
+                text::quote(&key_collection)
+            ));
+        }
+        let settled = ProviderConfig {
+            provider: Some(provider),
+            key_collection: Some(key_collection),
+            endpoint,
+            credentials: self.credentials,
+        };
+        Ok(settled.into_stored(stored))
+    }
+
     /// The entry to store: the given credentials, else `stored`'s unless
     /// cleared.
-    pub(super) fn into_stored(self, stored: Option<StoredProvider>) -> StoredProvider {
+    fn into_stored(self, stored: Option<StoredProvider>) -> StoredProvider {
         let c = self.credentials;
         let credentials = if c.given() {
             StoredCredentials {
@@ -177,8 +235,8 @@ impl ProviderConfig {
             stored.map(|s| s.credentials).unwrap_or_default()
         };
         StoredProvider {
-            provider: self.provider,
-            key_collection: self.key_collection,
+            provider: self.provider.unwrap_or_default(),
+            key_collection: self.key_collection.unwrap_or_default(),
             endpoint: self.endpoint,
             credentials,
         }

@@ -9,8 +9,8 @@ pub(super) fn root() -> Session {
 
 fn aws(region: &str) -> ProviderConfig {
     ProviderConfig {
-        provider: AWSKMS.into(),
-        key_collection: region.into(),
+        provider: Some(AWSKMS.into()),
+        key_collection: Some(region.into()),
         endpoint: None,
         credentials: Credentials {
             access_key: Some("AKIDKEYMGMT".into()),
@@ -62,8 +62,15 @@ async fn a_provider_is_kept_behind_the_barrier_and_read_without_credentials() {
 
     // While a key is distributed to it, its region cannot move (the
     // recorded KMS keys are there) and it cannot be deleted.
-    barrier
-        .put("keymgmt/kms/aws-eu/key/app", b"{}")
+    let live = distribution::StoredDistribution::new(
+        "app",
+        &DistributeSpec {
+            purpose: vec!["encrypt".into(), "decrypt".into()],
+            protection: "hsm".into(),
+        },
+        1,
+    );
+    write(barrier, "keymgmt/kms/aws-eu/key/app", &live)
         .await
         .unwrap();
     let err = engine
@@ -90,9 +97,9 @@ async fn bad_providers_are_refused_in_a_sentence_and_change_nothing() {
     let engine = KeyMgmt::default();
     let root = root();
     let mut gcp = aws("eu-west-1");
-    gcp.provider = "gcpckms".into();
+    gcp.provider = Some("gcpckms".into());
     let mut region = aws("moon-1");
-    region.key_collection = "not a region".into();
+    region.key_collection = Some("not a region".into());
     let mut half = aws("eu-west-1");
     half.credentials.secret_key = None;
     let mut endpoint = aws("eu-west-1");

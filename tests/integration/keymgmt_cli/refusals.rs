@@ -202,3 +202,87 @@ fn a_token_that_may_only_read_a_distribution_reads_it_over_grpc_and_cannot_remov
     assert_eq!(key_state(&v1)["KeyState"], "Enabled");
     encrypt(&format!("alias/{key}")).unwrap();
 }
+
+#[test]
+fn a_provider_without_credentials_where_the_aws_chain_has_none_is_refused_in_a_sentence() {
+    // The daemon runs with no AWS variables, no shared files and no
+    // instance metadata (support/daemon.rs): the chain finds nothing.
+    let byok = Byok::start();
+    let endpoint = localstack().endpoint();
+    byok.run(&[
+        "keymgmt",
+        "kms",
+        "write",
+        "chain",
+        "--key-collection",
+        "us-east-1",
+        "--endpoint",
+        &endpoint,
+    ])
+    .ok();
+    let key = unique("nocreds");
+    byok.write_key(&key, &[]).ok();
+    byok.run(&["keymgmt", "distribute", "chain", &key])
+        .code(1)
+        .error_says("credentials");
+    // Nothing made in KMS, nothing recorded.
+    assert!(kms_keys_made_for(&[&key]).is_empty());
+    byok.run(&["keymgmt", "distribution", "read", "chain", &key])
+        .code(1)
+        .error_says("is not distributed to KMS provider");
+}
+
+#[test]
+fn distributing_needs_update_on_the_key_and_an_endpoint_needs_sudo() {
+    let byok = Byok::start();
+    let key = unique("authz");
+    byok.write_key(&key, &[]).ok();
+    // May distribute anything to any provider, and write providers, but
+    // neither update the key nor use sudo.
+    write_policy(
+        &mut byok.daemon.cli(),
+        "distributor",
+        "path \"keymgmt/kms/*\" { capabilities = [\"create\", \"update\", \"read\"] }",
+    );
+    let (token, _) = create_token(&mut byok.daemon.cli(), &["--policy", "distributor"]);
+    byok.daemon
+        .cli()
+        .token(&token)
+        .run(&["keymgmt", "distribute", PROVIDER, &key])
+        .code(1)
+        .error_says(&format!("keymgmt/key/{key}"));
+    assert!(kms_keys_made_for(&[&key]).is_empty());
+    // A provider at an endpoint of the caller's choosing would receive
+    // key material wrapped to its own public key: sudo only.
+    byok.daemon
+        .cli()
+        .token(&token)
+        .run(&[
+            "keymgmt",
+            "kms",
+            "write",
+            "elsewhere",
+            "--key-collection",
+            "us-east-1",
+            "--endpoint",
+            "https://kms.attacker.example",
+        ])
+        .code(1)
+        .error_says("permission denied");
+    byok.run(&["keymgmt", "kms", "read", "elsewhere"])
+        .code(1)
+        .error_says("no KMS provider named \"elsewhere\"");
+    // Without an endpoint, create is enough.
+    byok.daemon
+        .cli()
+        .token(&token)
+        .run(&[
+            "keymgmt",
+            "kms",
+            "write",
+            "plain",
+            "--key-collection",
+            "eu-west-1",
+        ])
+        .ok();
+}

@@ -15,17 +15,6 @@ use crate::error::Error;
 use crate::secret::SecretString;
 use crate::text;
 
-/// What a write asks for; a setting left out keeps the provider's own
-/// (Vault's provider and region cannot change anyway).
-#[derive(Default)]
-struct Asked {
-    provider: Option<String>,
-    key_collection: Option<String>,
-    /// `None`: as it is; `Some(None)`: AWS's own (`endpoint=""`).
-    endpoint: Option<Option<String>>,
-    credentials: Credentials,
-}
-
 /// The credential names an `awskms` provider takes.
 const CREDENTIALS: &str = "credentials takes access_key, secret_key and session_token";
 
@@ -85,14 +74,19 @@ fn credentials(fields: &Fields) -> Result<Credentials, Error> {
     Ok(given)
 }
 
-fn asked(fields: &Fields) -> Result<Asked, Error> {
+/// What a write asks for: a setting left out keeps the provider's own;
+/// `endpoint=""` goes back to AWS's regional endpoint. Checked whole before
+/// the call, so a malformed one is refused before its audit line.
+fn asked(fields: &Fields) -> Result<ProviderConfig, Error> {
     let text = |name| Ok::<_, Error>(fields.string(name)?.map(str::to_string));
-    Ok(Asked {
+    let config = ProviderConfig {
         provider: text("provider")?,
         key_collection: text("key_collection")?,
-        endpoint: text("endpoint")?.map(|e| (!e.is_empty()).then_some(e)),
+        endpoint: text("endpoint")?,
         credentials: credentials(fields)?,
-    })
+    };
+    config.check_given()?;
+    Ok(config)
 }
 
 /// `POST keymgmt/kms/:name`: 204.
@@ -113,7 +107,7 @@ pub(super) async fn write(gate: &Gate, request: &Request, name: &str) -> Outcome
         call = call
             .plain("provider", a.provider.as_deref().unwrap_or(""))
             .plain("key_collection", a.key_collection.as_deref().unwrap_or(""))
-            .plain("endpoint", a.endpoint.clone().flatten().unwrap_or_default())
+            .plain("endpoint", a.endpoint.as_deref().unwrap_or(""))
             .secret(
                 "access_key",
                 c.access_key.as_deref().unwrap_or("").as_bytes(),
@@ -125,44 +119,7 @@ pub(super) async fn write(gate: &Gate, request: &Request, name: &str) -> Outcome
     let engine = &gate.node().keymgmt;
     call.run(
         |session| async move {
-            let asked = asked?;
-            // Settings left out are the provider's own, when it exists.
-            let partial = asked.provider.is_none()
-                || asked.key_collection.is_none()
-                || asked.endpoint.is_none();
-            let stored = if partial {
-                match engine.read_provider(&session, name).await {
-                    Ok(info) => Some(info),
-                    Err(Error::NotFound(_)) => None,
-                    Err(e) => return Err(e),
-                }
-            } else {
-                None
-            };
-            let required = |given: Option<String>, kept: Option<String>, field: &str| {
-                given.or(kept).ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "the field {field} is required to register KMS provider {}",
-                        text::quote(name)
-                    ))
-                })
-            };
-            let config = ProviderConfig {
-                provider: required(
-                    asked.provider,
-                    stored.as_ref().map(|s| s.provider.clone()),
-                    "provider",
-                )?,
-                key_collection: required(
-                    asked.key_collection,
-                    stored.as_ref().map(|s| s.key_collection.clone()),
-                    "key_collection",
-                )?,
-                endpoint: asked
-                    .endpoint
-                    .unwrap_or_else(|| stored.and_then(|s| s.endpoint)),
-                credentials: asked.credentials,
-            };
+            let config = asked?;
             engine.write_provider(&session, name, config).await
         },
         |_| Vec::new(),
@@ -232,7 +189,7 @@ mod tests {
 
     use super::*;
 
-    fn parsed(body: Value) -> Result<Asked, Error> {
+    fn parsed(body: Value) -> Result<ProviderConfig, Error> {
         match body {
             Value::Object(map) => asked(&Fields::new(map)),
             _ => unreachable!(),
@@ -251,7 +208,7 @@ mod tests {
         assert!(list.credentials.session_token.is_none());
         let cleared = parsed(json!({"clear_credentials": "true", "endpoint": ""})).unwrap();
         assert!(cleared.credentials.clear);
-        assert_eq!(cleared.endpoint, Some(None));
+        assert_eq!(cleared.endpoint.as_deref(), Some(""));
         assert_eq!(parsed(json!({})).unwrap().endpoint, None);
     }
 

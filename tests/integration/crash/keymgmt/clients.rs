@@ -204,7 +204,7 @@ impl Rpc {
             name: PROVIDER.into(),
             provider: "awskms".into(),
             key_collection: "us-east-1".into(),
-            endpoint: endpoint.into(),
+            endpoint: Some(endpoint.into()),
             credentials: Some(proto::ProviderCredentials {
                 access_key: account.into(),
                 secret_key: "test".into(),
