@@ -33,6 +33,9 @@ const SECRET_MESSAGES: &[&str] = &[
     ".strongroom.v1.LookupTokenRequest",
     ".strongroom.v1.RenewTokenRequest",
     ".strongroom.v1.RevokeTokenRequest",
+    // A KMS provider's credentials.
+    ".strongroom.v1.ProviderCredentials",
+    ".strongroom.v1.WriteProviderRequest",
     // Secret values.
     ".strongroom.v1.PutRequest",
     ".strongroom.v1.GetResponse",

@@ -85,6 +85,8 @@ pub mod proto {
         LookupTokenRequest,
         RenewTokenRequest,
         RevokeTokenRequest,
+        ProviderCredentials,
+        WriteProviderRequest,
         PutRequest,
         GetResponse,
         EncryptRequest,
