@@ -1,0 +1,158 @@
+//! What `strongroom diagnose` asks of a seal's KMS, through the seal's own
+//! client (same chain, timeouts and error sentences): where its credentials
+//! come from, and DescribeKey in full.
+
+use std::time::Instant;
+
+use aws_sdk_kms::config::ProvideCredentials;
+
+use super::{AwsKms, measured, state_of};
+use crate::seal::kms::{KeyState, KmsError, KmsErrorKind};
+
+/// How long resolving credentials may take (web identity and instance
+/// roles ask the network).
+const CREDENTIALS_TIMEOUT: std::time::Duration = super::OPERATION_TIMEOUT;
+
+/// What DescribeKey says about a key, for diagnose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDescription {
+    /// The key's ARN.
+    pub arn: String,
+    /// Its state.
+    pub state: KeyState,
+    /// `SYMMETRIC_DEFAULT`, `RSA_2048`, …
+    pub key_spec: String,
+    /// `ENCRYPT_DECRYPT`, `SIGN_VERIFY`, …
+    pub key_usage: String,
+}
+
+impl AwsKms {
+    /// Resolves the credentials the seal's client signs with and names
+    /// their source, in the AWS chain's order; never the secret.
+    pub async fn resolve_credentials(&self) -> Result<String, KmsError> {
+        self.client().await?;
+        let Some(provider) = self.credentials.get() else {
+            return Err(KmsError::new(
+                KmsErrorKind::Config,
+                "the AWS SDK has no credentials provider for this seal",
+            ));
+        };
+        let resolved = tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
+            .await
+            .map_err(|_| {
+                KmsError::new(
+                    KmsErrorKind::Unavailable,
+                    format!(
+                        "no AWS credentials were found within {}s",
+                        CREDENTIALS_TIMEOUT.as_secs()
+                    ),
+                )
+            })?;
+        match resolved {
+            Ok(_) => Ok(self.chain_source(|var| std::env::var(var).ok())),
+            Err(e) => Err(KmsError::new(
+                KmsErrorKind::Denied,
+                format!(
+                    "no AWS credentials were found ({}): {}",
+                    self.chain_source(|var| std::env::var(var).ok()),
+                    super::super::aws_error::root_cause(&e)
+                ),
+            )),
+        }
+    }
+
+    /// The first source the AWS chain takes credentials from: the seal
+    /// block's settings, else the environment, the shared files, a web
+    /// identity token, the container's endpoint, the instance role.
+    fn chain_source(&self, env: impl Fn(&str) -> Option<String>) -> String {
+        let c = &self.settings.credentials;
+        if c.access_key.is_some()
+            || c.web_identity_token_file.is_some()
+            || c.shared_creds_filename.is_some()
+            || c.shared_creds_profile.is_some()
+        {
+            return self.credential_source();
+        }
+        let base = if env("AWS_ACCESS_KEY_ID").is_some() {
+            "the environment (AWS_ACCESS_KEY_ID)".to_string()
+        } else if env("AWS_PROFILE").is_some() || shared_files_exist(&env) {
+            format!(
+                "the shared credentials files, profile {}",
+                env("AWS_PROFILE").unwrap_or_else(|| "default".into())
+            )
+        } else if let (Some(file), Some(role)) =
+            (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN"))
+        {
+            format!("the web identity token {file} for role {role}")
+        } else if env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+            || env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+        {
+            "the container's credentials endpoint (ECS, EKS Pod Identity)".to_string()
+        } else {
+            "the EC2 instance role (instance metadata)".to_string()
+        };
+        match &c.role_arn {
+            Some(role) => format!("{base}, assuming role {role}"),
+            None => base,
+        }
+    }
+
+    /// DescribeKey of the configured key: ARN, state, spec and usage.
+    pub async fn describe(&self) -> Result<KeyDescription, KmsError> {
+        let started = Instant::now();
+        let key = self.settings.kms_key_id.value.as_str();
+        let output = self
+            .client()
+            .await?
+            .describe_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(|e| self.error("DescribeKey", key, e));
+        let output = measured("DescribeKey", started, output)?;
+        let metadata = output.key_metadata.ok_or_else(|| {
+            KmsError::new(
+                KmsErrorKind::Unavailable,
+                "KMS answered DescribeKey without key metadata",
+            )
+        })?;
+        Ok(KeyDescription {
+            arn: metadata.arn.clone().unwrap_or_default(),
+            state: state_of(metadata.key_state.as_ref()),
+            key_spec: metadata
+                .key_spec
+                .as_ref()
+                .map_or("unknown", |s| s.as_str())
+                .to_string(),
+            key_usage: metadata
+                .key_usage
+                .as_ref()
+                .map_or("unknown", |u| u.as_str())
+                .to_string(),
+        })
+    }
+
+    /// The region the client signs for: the built client's, else the
+    /// configured one.
+    pub fn signing_region(&self) -> Option<String> {
+        self.region()
+    }
+}
+
+/// Whether `~/.aws/credentials` or `~/.aws/config` (or the files the
+/// environment names) exist.
+fn shared_files_exist(env: &impl Fn(&str) -> Option<String>) -> bool {
+    let home = env("HOME").unwrap_or_default();
+    [
+        env("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| format!("{home}/.aws/credentials")),
+        env("AWS_CONFIG_FILE").unwrap_or_else(|| format!("{home}/.aws/config")),
+    ]
+    .iter()
+    .any(|f| std::path::Path::new(f).is_file())
+}
+
+/// Whether `err` is KMS's AccessDeniedException: the credentials were
+/// accepted, but no policy allows the action on the key.
+pub fn is_access_denied(err: &KmsError) -> bool {
+    err.kind == KmsErrorKind::Denied && err.message.starts_with(super::super::aws_error::DENIED)
+}
