@@ -105,14 +105,24 @@ fn directory(path: &Path, service: &Service) -> Finding {
                 "point the socket's path into a directory",
             );
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Finding::failure(
+                DIRECTORY,
+                format!(
+                    "the socket's directory {} does not exist: the daemon creates the socket, not its directory",
+                    dir.display()
+                ),
+                "create it, owned by the service user (RuntimeDirectory=strongroom in the unit makes /run/strongroom)",
+            );
+        }
         Err(e) => {
             return Finding::failure(
                 DIRECTORY,
                 format!(
-                    "the socket's directory {} cannot be used: {e}; the daemon does not create it",
+                    "the socket's directory {} cannot be used: {e}",
                     dir.display()
                 ),
-                "create it, owned by the service user (RuntimeDirectory=strongroom in the unit makes /run/strongroom)",
+                "give the service user access to it, or point the socket elsewhere",
             );
         }
     };
