@@ -16,6 +16,10 @@ const ROUND_TRIP: &str = "encrypt and decrypt";
 const LATENCY: &str = "latency";
 const STORED: &str = "stored root key";
 
+/// The key spec and usage the seal needs.
+const SPEC: &str = "SYMMETRIC_DEFAULT";
+const USAGE: &str = "ENCRYPT_DECRYPT";
+
 /// Over this, a round trip is slow: every unseal and rewrap waits on it.
 const SLOW: Duration = Duration::from_millis(500);
 
@@ -38,10 +42,9 @@ pub async fn check(context: &Context, target: &Target<'_>, stored: &Stored) -> F
     let credentials = match skip(CREDENTIALS) {
         Some(skipped) => skipped,
         None => match kms.resolve_credentials().await {
-            Ok(source) => Finding::success(
-                CREDENTIALS,
-                format!("AWS credentials are found, from {source}"),
-            ),
+            Ok(source) => {
+                Finding::success(CREDENTIALS, format!("AWS credentials are found ({source})"))
+            }
             Err(e) => Finding::failure(
                 CREDENTIALS,
                 e.message,
@@ -67,11 +70,14 @@ pub async fn check(context: &Context, target: &Target<'_>, stored: &Stored) -> F
             Some(skipped) => skipped,
             None => {
                 let (finding, described) = describe(&kms, key).await;
-                if let Some(described) = described {
-                    usable = described.state == KeyState::Enabled;
-                    arn = Some(described.arn);
-                } else {
-                    usable = finding.status != Status::Failure;
+                match described {
+                    Ok(described) => {
+                        usable = described.state == KeyState::Enabled;
+                        arn = Some(described.arn);
+                    }
+                    // Not described (DescribeKey denied, say): the round
+                    // trip still tells whether the key works.
+                    Err(unusable) => usable = !unusable,
                 }
                 finding
             }
@@ -172,8 +178,9 @@ fn kms_failure(name: &str, action: &str, key: &str, e: &KmsError) -> Finding {
 }
 
 /// DescribeKey: the key exists, is enabled, symmetric, for encryption, and
-/// in the seal's region.
-async fn describe(kms: &AwsKms, key: &str) -> (Finding, Option<KeyDescription>) {
+/// in the seal's region. Without a description: whether the key is known
+/// to be unusable (missing, disabled, in another region).
+async fn describe(kms: &AwsKms, key: &str) -> (Finding, Result<KeyDescription, bool>) {
     let described = kms.describe().await;
     let region = kms.signing_region().unwrap_or_default();
     let elsewhere = |arn: &str| {
@@ -185,17 +192,23 @@ async fn describe(kms: &AwsKms, key: &str) -> (Finding, Option<KeyDescription>) 
     let described = match described {
         Ok(described) => described,
         Err(e) => {
+            let unusable = e.kind == KmsErrorKind::KeyUnusable;
             let finding = match elsewhere(key) {
-                Some(other) => Finding::failure(
-                    KEY,
-                    format!(
-                        "the key {key} is in region {other}, but the seal's region is {region}: KMS keys are regional"
-                    ),
-                    "set the seal's region to the key's, or use a key in the seal's region",
-                ),
+                Some(other) => {
+                    return (
+                        Finding::failure(
+                            KEY,
+                            format!(
+                                "the key {key} is in region {other}, but the seal's region is {region}: KMS keys are regional"
+                            ),
+                            "set the seal's region to the key's, or use a key in the seal's region",
+                        ),
+                        Err(true),
+                    );
+                }
                 None => kms_failure(KEY, "DescribeKey", key, &e),
             };
-            return (finding, None);
+            return (finding, Err(unusable));
         }
     };
     let mut wrong = Vec::new();
@@ -205,17 +218,12 @@ async fn describe(kms: &AwsKms, key: &str) -> (Finding, Option<KeyDescription>) 
         KeyState::PendingDeletion => wrong.push("it is pending deletion".to_string()),
         KeyState::Other(state) => wrong.push(format!("its state is {state}")),
     }
-    if described.key_spec != "SYMMETRIC_DEFAULT" {
-        wrong.push(format!(
-            "its spec is {} (the seal needs SYMMETRIC_DEFAULT)",
-            described.key_spec
-        ));
+    // Only what KMS names counts: a symmetric key is always for encryption.
+    if let Some(spec) = described.key_spec.as_deref().filter(|s| *s != SPEC) {
+        wrong.push(format!("its spec is {spec} (the seal needs {SPEC})"));
     }
-    if described.key_usage != "ENCRYPT_DECRYPT" {
-        wrong.push(format!(
-            "its usage is {} (the seal needs ENCRYPT_DECRYPT)",
-            described.key_usage
-        ));
+    if let Some(usage) = described.key_usage.as_deref().filter(|u| *u != USAGE) {
+        wrong.push(format!("its usage is {usage} (the seal needs {USAGE})"));
     }
     if let Some(other) = elsewhere(&described.arn) {
         wrong.push(format!(
@@ -226,7 +234,7 @@ async fn describe(kms: &AwsKms, key: &str) -> (Finding, Option<KeyDescription>) 
         Finding::success(
             KEY,
             format!(
-                "KMS key {} is Enabled, SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT, in region {region}",
+                "KMS key {} is Enabled, {SPEC}, {USAGE}, in region {region}",
                 described.arn
             ),
         )
@@ -241,7 +249,7 @@ async fn describe(kms: &AwsKms, key: &str) -> (Finding, Option<KeyDescription>) 
             "enable the key (or cancel its deletion), or configure a symmetric encryption key in the seal's region",
         )
     };
-    (finding, Some(described))
+    (finding, Ok(described))
 }
 
 /// Encrypt and Decrypt of a random value with the seal's encryption
@@ -417,6 +425,15 @@ fn stored_root(stored: &Stored, target: &Target<'_>, arn: Option<&str>) -> Findi
             format!(
                 "the stored root key is wrapped by {stored_arn}, not by this disabled seal's key: its block can go"
             ),
+        );
+    }
+    if target.migration {
+        return Finding::warning(
+            STORED,
+            format!(
+                "the stored root key is wrapped by {stored_arn}, the disabled seal's key: a seal migration to this key ({ours}) is pending"
+            ),
+            pending,
         );
     }
     if arn_scope(stored_arn).is_some() && arn_scope(stored_arn) == arn_scope(ours) {

@@ -22,6 +22,9 @@ pub struct Target<'a> {
     pub seal: &'a AwsKmsSeal,
     /// Decrypt-only: leaving the store (a migration's old seal).
     pub disabled: bool,
+    /// The config also has a disabled seal: a migration from it to this
+    /// one may be under way.
+    pub migration: bool,
 }
 
 /// The seal area.
@@ -65,6 +68,7 @@ fn targets(config: &Config) -> Vec<Target<'_>> {
                 name: Some(&s.name),
                 seal: &s.seal,
                 disabled: s.disabled,
+                migration: false,
             })
             .collect();
     }
@@ -73,12 +77,14 @@ fn targets(config: &Config) -> Vec<Target<'_>> {
         name: None,
         seal,
         disabled: false,
+        migration: config.disabled_seal.is_some(),
     });
     let leaving = config.disabled_seal.iter().map(|seal| Target {
         label: "awskms (disabled)".into(),
         name: None,
         seal,
         disabled: true,
+        migration: false,
     });
     one.chain(leaving).collect()
 }

@@ -20,10 +20,10 @@ pub struct KeyDescription {
     pub arn: String,
     /// Its state.
     pub state: KeyState,
-    /// `SYMMETRIC_DEFAULT`, `RSA_2048`, …
-    pub key_spec: String,
-    /// `ENCRYPT_DECRYPT`, `SIGN_VERIFY`, …
-    pub key_usage: String,
+    /// `SYMMETRIC_DEFAULT`, `RSA_2048`, …, when KMS says.
+    pub key_spec: Option<String>,
+    /// `ENCRYPT_DECRYPT`, `SIGN_VERIFY`, …, when KMS says.
+    pub key_usage: Option<String>,
 }
 
 impl AwsKms {
@@ -49,14 +49,10 @@ impl AwsKms {
                 )
             })?;
         match resolved {
-            Ok(_) => Ok(self.chain_source(|var| std::env::var(var).ok())),
+            Ok(_) => Ok(self.chain_source(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))),
             Err(e) => Err(KmsError::new(
                 KmsErrorKind::Denied,
-                format!(
-                    "no AWS credentials were found ({}): {}",
-                    self.chain_source(|var| std::env::var(var).ok()),
-                    super::super::aws_error::root_cause(&e)
-                ),
+                crate::text::bounded(format!("no AWS credentials were found: {}", attempts(&e))),
             )),
         }
     }
@@ -119,16 +115,8 @@ impl AwsKms {
         Ok(KeyDescription {
             arn: metadata.arn.clone().unwrap_or_default(),
             state: state_of(metadata.key_state.as_ref()),
-            key_spec: metadata
-                .key_spec
-                .as_ref()
-                .map_or("unknown", |s| s.as_str())
-                .to_string(),
-            key_usage: metadata
-                .key_usage
-                .as_ref()
-                .map_or("unknown", |u| u.as_str())
-                .to_string(),
+            key_spec: metadata.key_spec.as_ref().map(|s| s.as_str().to_string()),
+            key_usage: metadata.key_usage.as_ref().map(|u| u.as_str().to_string()),
         })
     }
 
@@ -149,6 +137,24 @@ fn shared_files_exist(env: &impl Fn(&str) -> Option<String>) -> bool {
     ]
     .iter()
     .any(|f| std::path::Path::new(f).is_file())
+}
+
+/// What the chain tried, on one line: the SDK lists each provider on a
+/// line of its own under "Attempted:".
+fn attempts(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost = err;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let text = innermost.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default().to_string();
+    let tried: Vec<&str> = lines.collect();
+    if tried.is_empty() {
+        first
+    } else {
+        format!("the AWS chain tried {}", tried.join("; "))
+    }
 }
 
 /// Whether `err` is KMS's AccessDeniedException: the credentials were
