@@ -5,6 +5,7 @@
 //! decrypted: the round trip is of a random value.
 
 mod kms;
+mod root;
 mod stored;
 
 use super::{Context, Finding};
