@@ -47,9 +47,10 @@ pub async fn check(context: &Context, target: &Target<'_>, stored: &Stored) -> F
             Ok(source) => {
                 Finding::success(CREDENTIALS, format!("AWS credentials are found ({source})"))
             }
+            // The chain's list of what it tried is long: bounded.
             Err(e) => Finding::failure(
                 CREDENTIALS,
-                e.message,
+                crate::text::bounded(e.message),
                 "give the seal credentials: an instance role or web identity, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the unit's environment file, or a shared credentials file",
             ),
         },
@@ -156,7 +157,7 @@ fn soften(mut finding: Finding) -> Finding {
 /// named as such, else the seal's own sentence, with what to do.
 fn kms_failure(name: &str, action: &str, key: &str, e: &KmsError) -> Finding {
     if is_access_denied(e) {
-        let said = e.message.splitn(2, ": ").nth(1).unwrap_or_default();
+        let said = e.message.split_once(": ").map_or("", |(_, said)| said);
         return Finding::failure(
             name,
             format!("kms:{action} is not allowed on key {key} for these credentials: {said}"),

@@ -14,6 +14,9 @@ use crate::storage::{Backend, FileBackend, OpenError, PostgresBackend};
 const SEAL_CONFIG_PATH: &str = "core/seal-config";
 const ROOT_KEY_PATH: &str = "core/root-key";
 
+/// The file store's lock file (src/storage/file.rs).
+const LOCK_FILE: &str = "strongroom.lock";
+
 /// The page cache diagnose opens a file store with: it reads two entries.
 const CACHE_SIZE: usize = 1024 * 1024;
 
@@ -70,6 +73,14 @@ pub async fn read(config: &Config) -> Stored {
         StorageConfig::File { path, .. } => {
             if !FileBackend::holds_store(path) {
                 return Stored::Uninitialized(format!("{} holds no store yet", path.display()));
+            }
+            // Opening creates a missing lock file: as root, that file would
+            // then be root's, and the daemon's own user could not lock it.
+            if nix::unistd::geteuid().is_root() && !path.join(LOCK_FILE).exists() {
+                return Stored::Unknown(format!(
+                    "{} has no {LOCK_FILE}; diagnose, running as root, does not create it",
+                    path.display()
+                ));
             }
             match FileBackend::open_with_cache(path, CACHE_SIZE) {
                 Ok(backend) => Arc::new(backend),

@@ -52,7 +52,7 @@ impl AwsKms {
             Ok(_) => Ok(self.chain_source(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))),
             Err(e) => Err(KmsError::new(
                 KmsErrorKind::Denied,
-                crate::text::bounded(format!("no AWS credentials were found: {}", attempts(&e))),
+                format!("no AWS credentials were found: {}", attempts(&e)),
             )),
         }
     }
