@@ -162,3 +162,88 @@ fn attempts(err: &(dyn std::error::Error + 'static)) -> String {
 pub fn is_access_denied(err: &KmsError) -> bool {
     err.kind == KmsErrorKind::Denied && err.message.starts_with(super::super::aws_error::DENIED)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AwsCredentialSettings, AwsKmsSeal, Setting};
+
+    fn seal(credentials: AwsCredentialSettings) -> AwsKms {
+        AwsKms::new(AwsKmsSeal {
+            kms_key_id: Setting::default_value("alias/k".into()),
+            region: Some(Setting::default_value("eu-west-1".into())),
+            endpoint: Some(Setting::default_value("http://127.0.0.1:1".into())),
+            credentials,
+            health_check_interval: std::time::Duration::ZERO,
+            kms_timeout: crate::config::DEFAULT_KMS_TIMEOUT,
+            line: 1,
+        })
+    }
+
+    #[test]
+    fn the_source_is_the_first_the_chain_finds_set() {
+        let chain = seal(AwsCredentialSettings::default());
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |var: &str| {
+                set.iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            chain.chain_source(env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_PROFILE", "p")])),
+            "the environment (AWS_ACCESS_KEY_ID)"
+        );
+        assert_eq!(
+            chain.chain_source(env(&[("AWS_PROFILE", "ops")])),
+            "the shared credentials files, profile ops"
+        );
+        assert_eq!(
+            chain.chain_source(env(&[
+                ("HOME", "/nonexistent"),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+            ])),
+            "the web identity token /var/run/token for role arn:aws:iam::1:role/r"
+        );
+        assert_eq!(
+            chain.chain_source(env(&[("HOME", "/nonexistent")])),
+            "the EC2 instance role (instance metadata)"
+        );
+        let assumed = seal(AwsCredentialSettings {
+            role_arn: Some("arn:aws:iam::1:role/seal".into()),
+            ..AwsCredentialSettings::default()
+        });
+        assert_eq!(
+            assumed.chain_source(env(&[("HOME", "/nonexistent")])),
+            "the EC2 instance role (instance metadata), assuming role arn:aws:iam::1:role/seal"
+        );
+        let static_keys = seal(AwsCredentialSettings {
+            access_key: Some("AKID".into()),
+            secret_key: Some(crate::secret::SecretString::new("s3cret".into())),
+            ..AwsCredentialSettings::default()
+        });
+        let named = static_keys.chain_source(env(&[]));
+        assert_eq!(named, "static keys from the seal block");
+        assert!(!named.contains("s3cret"));
+    }
+
+    #[derive(Debug)]
+    struct Tried;
+
+    impl std::fmt::Display for Tried {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("no credentials found in chain. Attempted:\n  Environment: not set\n  Profile: not enabled\n")
+        }
+    }
+
+    impl std::error::Error for Tried {}
+
+    #[test]
+    fn what_the_chain_tried_is_one_line() {
+        assert_eq!(
+            attempts(&Tried),
+            "the AWS chain tried Environment: not set; Profile: not enabled"
+        );
+    }
+}
