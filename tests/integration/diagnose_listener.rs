@@ -344,6 +344,24 @@ fn a_unix_socket_needs_its_directory_and_owners_the_service_may_set() {
     );
     assert_finding(&report, &["listener", &label, "bind"], "success", "is free");
 
+    // A plain file where the socket goes: the daemon will not replace it.
+    let file = dir.path().join("not-a-socket");
+    std::fs::write(&file, "").unwrap();
+    let config = with_listeners(
+        dir.path(),
+        &format!(
+            "listener \"unix\" {{\n  path = \"{}\"\n}}\n",
+            file.display()
+        ),
+    );
+    let report = diagnose(&config, "listener", &[]).code(1).json();
+    assert_finding(
+        &report,
+        &["listener", &format!("unix {}", file.display()), "bind"],
+        "failure",
+        "exists and is not a socket",
+    );
+
     let socket = dir.path().join("strongroom.sock");
     let config = with_listeners(
         dir.path(),

@@ -179,6 +179,16 @@ fn an_envelope_of_another_key_says_what_is_pending() {
             kms.key
         ),
     );
+
+    // No seal block at all: Shamir, while the store is sealed by KMS.
+    let path = write(dir.path(), "");
+    let report = diagnose(&path, "seal", &[]).ok().json();
+    assert_finding(
+        &report,
+        &["seal", "shamir"],
+        "warning",
+        "the config names the Shamir seal, but the store is sealed by awskms: a seal migration to Shamir is pending",
+    );
 }
 
 #[test]
@@ -207,6 +217,15 @@ fn a_denied_action_names_the_missing_permission() {
             .as_str()
             .unwrap()
             .contains("allow kms:Encrypt")
+    );
+    kms.proxy
+        .fault(Some("Decrypt"), Fault::access_denied("Decrypt"));
+    let report = diagnose(&path, "seal", &[]).code(1).json();
+    assert_check(
+        &report,
+        "encrypt and decrypt",
+        "failure",
+        &format!("kms:Decrypt is not allowed on key {ALIAS} for these credentials"),
     );
 
     kms.proxy
