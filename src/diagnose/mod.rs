@@ -12,8 +12,10 @@
 //! reason, when the configuration does not parse; the others run anyway.
 
 mod finding;
+mod listener;
 mod process;
 mod report;
+mod seal;
 
 use std::path::PathBuf;
 
@@ -113,6 +115,8 @@ pub async fn run(options: &Options) -> Report {
             continue;
         }
         findings.push(match *area {
+            "seal" => seal::check(&context).await,
+            "listener" => listener::check(&context).await,
             "process" => process::check(&context),
             other => Finding::skipped(other, "not checked yet by this version"),
         });

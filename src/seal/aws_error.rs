@@ -71,13 +71,17 @@ where
     }
 }
 
+/// How the sentence of KMS's AccessDeniedException begins (diagnose names
+/// the missing permission from it).
+pub(super) const DENIED: &str = "KMS denied";
+
 /// Longest cause quoted in an error sentence.
 const MAX_CAUSE: usize = 200;
 
 /// The innermost error of `err`'s `source()` chain, which says what the
 /// OS or the SDK found ("Connection refused (os error 111)"); the outer
 /// layers only say which layer passed it on. Bounded in size.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = err;
     while let Some(source) = innermost.source() {
         innermost = source;
@@ -137,10 +141,7 @@ fn classify(action: &str, key: &str, status: u16, code: &str, message: &str) -> 
             Throttled,
             format!("KMS is throttling {action} requests: {message}"),
         ),
-        "AccessDeniedException" => (
-            Denied,
-            format!("KMS denied {action} on key {key}: {message}"),
-        ),
+        "AccessDeniedException" => (Denied, format!("{DENIED} {action} on key {key}: {message}")),
         "UnrecognizedClientException"
         | "InvalidSignatureException"
         | "ExpiredTokenException"

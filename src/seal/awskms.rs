@@ -31,6 +31,10 @@ use crate::config::AwsKmsSeal;
 use crate::metrics;
 use crate::secret::SecretBytes;
 
+mod probe;
+
+pub use probe::{KeyDescription, is_access_denied};
+
 /// How long to wait for a TCP (and TLS) connection to KMS.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one attempt of a KMS call may take.
@@ -47,6 +51,9 @@ pub struct AwsKms {
     /// The effective endpoint URL; empty for AWS's regional endpoint.
     endpoint: String,
     client: OnceCell<Client>,
+    /// The credentials provider the client was built with (diagnose
+    /// resolves it to name the source).
+    credentials: std::sync::OnceLock<SharedCredentialsProvider>,
 }
 
 impl AwsKms {
@@ -63,6 +70,7 @@ impl AwsKms {
             settings,
             endpoint,
             client: OnceCell::new(),
+            credentials: std::sync::OnceLock::new(),
         }
     }
 
@@ -276,6 +284,9 @@ impl AwsKms {
                 .build();
         }
 
+        if let Some(provider) = sdk_config.credentials_provider() {
+            let _ = self.credentials.set(provider);
+        }
         let mut kms_config = aws_sdk_kms::config::Builder::from(&sdk_config);
         if let Some(endpoint) = &s.endpoint {
             kms_config = kms_config.endpoint_url(&endpoint.value);

@@ -31,6 +31,7 @@ use tonic_health::server::HealthReporter;
 use tower::util::{MapResponseLayer, option_layer};
 
 pub use listener::{Bound, ListenerError};
+pub use preflight::tls_files_problem;
 
 use crate::api::forward::{Forwarder, Origin};
 use crate::api::identity::MetricsAccess;

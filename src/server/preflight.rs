@@ -9,7 +9,7 @@ use std::path::Path;
 use nix::unistd::{AccessFlags, access};
 
 use super::tls::{self, TlsError};
-use crate::config::{Config, FileUse, Listener, NamedFile, Source, StorageConfig};
+use crate::config::{Config, FileUse, Listener, NamedFile, Source, StorageConfig, TlsFiles};
 
 /// One `FILE:LINE: KEY: sentence` per problem; empty when all is well.
 pub fn check(config: &Config) -> Vec<String> {
@@ -101,6 +101,12 @@ fn storage_problem(path: &Path) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Start-up's check of one TLS listener's files (they load, the key
+/// matches, rustls takes them), for `diagnose`; `None` when all is well.
+pub fn tls_files_problem(files: &TlsFiles) -> Option<String> {
+    tls::server_config(files).err().map(|e| e.to_string())
 }
 
 fn tls_problems(config: &Config, at: &impl Fn(usize, &str, String) -> String) -> Vec<String> {

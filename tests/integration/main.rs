@@ -18,6 +18,8 @@ mod cli_habits;
 mod config;
 mod config_multiseal;
 mod crash;
+mod diagnose_listener;
+mod diagnose_seal;
 mod envelope;
 mod golden;
 mod grpc;

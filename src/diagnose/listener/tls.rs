@@ -1,0 +1,319 @@
+//! A TLS listener's files as clients will see them: the certificate and
+//! key parse and match (and rustls takes them, as start-up checks), the
+//! chain the server sends is complete and in order, how long it is valid,
+//! and the client CA file.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::certificate::X509Certificate;
+
+use super::unless_skipped;
+use crate::config::TlsFiles;
+use crate::diagnose::{Context, Finding};
+
+const PAIR: &str = "certificate and key";
+const CHAIN: &str = "chain";
+const EXPIRY: &str = "expiry";
+const CLIENT_CA: &str = "client ca";
+
+/// Warn when less than this share of a certificate's lifetime is left…
+const LIFETIME_LEFT_PERCENT: i64 = 15;
+/// …or less than this many days.
+const DAYS_LEFT: i64 = 30;
+const DAY: i64 = 24 * 3600;
+
+/// The TLS checks of one listener.
+pub fn check(context: &Context, files: &TlsFiles) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let ders = match load(&files.cert) {
+        Ok(ders) => ders,
+        Err(reason) => {
+            findings.push(Finding::failure(
+                PAIR,
+                reason,
+                "tls_cert_file must hold the PEM certificate chain, leaf first",
+            ));
+            findings
+                .extend([CHAIN, EXPIRY].map(|n| Finding::skipped(n, "no certificate was read")));
+            findings.extend(
+                files
+                    .client_ca
+                    .as_ref()
+                    .map(|ca| client_ca(context, ca, files)),
+            );
+            return findings;
+        }
+    };
+    let mut parsed = Vec::new();
+    for (n, der) in ders.iter().enumerate() {
+        match x509_parser::parse_x509_certificate(der) {
+            Ok((_, cert)) => parsed.push(cert),
+            Err(e) => {
+                findings.push(Finding::failure(
+                    PAIR,
+                    format!(
+                        "certificate {} in {} does not parse: {e}",
+                        n + 1,
+                        files.cert.display()
+                    ),
+                    "replace the file with the PEM chain your CA issued",
+                ));
+                return findings;
+            }
+        }
+    }
+    findings.push(unless_skipped(context, PAIR, || {
+        pair(files, &ders, &parsed)
+    }));
+    findings.push(unless_skipped(context, CHAIN, || {
+        chain(&files.cert, &parsed)
+    }));
+    findings.push(unless_skipped(context, EXPIRY, || {
+        expiry(&files.cert, &parsed)
+    }));
+    findings.extend(
+        files
+            .client_ca
+            .as_ref()
+            .map(|ca| client_ca(context, ca, files)),
+    );
+    findings
+}
+
+/// The PEM certificates of `path`, or why there are none.
+fn load(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{} cannot be read: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} does not parse as PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+fn subject(cert: &X509Certificate<'_>) -> String {
+    crate::text::quote(&cert.subject().to_string())
+}
+
+/// The key parses and belongs to the leaf; then start-up's own check.
+fn pair(
+    files: &TlsFiles,
+    ders: &[CertificateDer<'static>],
+    parsed: &[X509Certificate<'_>],
+) -> Finding {
+    let key = match PrivateKeyDer::from_pem_file(&files.key) {
+        Ok(key) => key,
+        Err(e) => {
+            return Finding::failure(
+                PAIR,
+                format!(
+                    "the private key {} does not parse: {e}",
+                    files.key.display()
+                ),
+                "tls_key_file must hold the certificate's PEM private key (PKCS#8, PKCS#1 or SEC1)",
+            );
+        }
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    let signing = match provider.key_provider.load_private_key(key) {
+        Ok(signing) => signing,
+        Err(e) => {
+            return Finding::failure(
+                PAIR,
+                format!(
+                    "the private key {} cannot be used: {e}",
+                    files.key.display()
+                ),
+                "use an RSA, ECDSA P-256/P-384 or Ed25519 key",
+            );
+        }
+    };
+    let certified = rustls::sign::CertifiedKey::new(ders.to_vec(), signing);
+    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+        certified.keys_match()
+    {
+        return Finding::failure(
+            PAIR,
+            format!(
+                "the private key {} does not belong to the certificate {} ({})",
+                files.key.display(),
+                files.cert.display(),
+                subject(&parsed[0])
+            ),
+            "point tls_key_file at the key the certificate was issued for",
+        );
+    }
+    // What start-up checks (src/server/preflight.rs), the client CA aside.
+    let without_ca = TlsFiles {
+        client_ca: None,
+        ..files.clone()
+    };
+    if let Some(problem) = crate::server::tls_files_problem(&without_ca) {
+        return Finding::failure(PAIR, problem, "fix the certificate and key files");
+    }
+    Finding::success(
+        PAIR,
+        format!(
+            "{} ({}) and its key {} parse and match",
+            files.cert.display(),
+            subject(&parsed[0]),
+            files.key.display()
+        ),
+    )
+}
+
+/// Each certificate is issued by the next one in the file; the last may be
+/// issued by a CA the clients have.
+fn chain(path: &Path, parsed: &[X509Certificate<'_>]) -> Finding {
+    for (n, pair) in parsed.windows(2).enumerate() {
+        if pair[0].issuer().as_raw() != pair[1].subject().as_raw() {
+            return Finding::failure(
+                CHAIN,
+                format!(
+                    "the chain in {} is incomplete or out of order: certificate {} ({}) was issued by {}, but certificate {} is {}",
+                    path.display(),
+                    n + 1,
+                    subject(&pair[0]),
+                    crate::text::quote(&pair[0].issuer().to_string()),
+                    n + 2,
+                    subject(&pair[1])
+                ),
+                "put the leaf first, then each intermediate CA in order (cat leaf.pem intermediate.pem > chain.pem); clients without the intermediates cannot verify the server",
+            );
+        }
+    }
+    let last = &parsed[parsed.len() - 1];
+    let count = parsed.len();
+    if last.issuer().as_raw() == last.subject().as_raw() {
+        Finding::success(
+            CHAIN,
+            format!(
+                "the chain of {count} certificate(s) is complete and ends with the self-signed {}",
+                subject(last)
+            ),
+        )
+    } else {
+        Finding::success(
+            CHAIN,
+            format!(
+                "the chain of {count} certificate(s) is in order; the last is issued by {}, which is not in the file: fine when it is a root CA the clients trust",
+                crate::text::quote(&last.issuer().to_string())
+            ),
+        )
+    }
+}
+
+/// The certificate that expires first: expired or not yet valid fails;
+/// under 15% of its lifetime or 30 days left warns.
+fn expiry(path: &Path, parsed: &[X509Certificate<'_>]) -> Finding {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let renew = "renew the certificate and reload the daemon (systemctl reload strongroom: SIGHUP loads the new files)";
+    if let Some(early) = parsed
+        .iter()
+        .find(|c| c.validity().not_before.timestamp() > now)
+    {
+        return Finding::failure(
+            EXPIRY,
+            format!(
+                "{} in {} is not valid before {}",
+                subject(early),
+                path.display(),
+                early.validity().not_before
+            ),
+            "check the system clock, or use a certificate valid now",
+        );
+    }
+    let Some(first) = parsed
+        .iter()
+        .min_by_key(|c| c.validity().not_after.timestamp())
+    else {
+        return Finding::skipped(EXPIRY, "no certificate");
+    };
+    let (from, until) = (
+        first.validity().not_before.timestamp(),
+        first.validity().not_after.timestamp(),
+    );
+    let left = until - now;
+    let lifetime = (until - from).max(1);
+    let what = format!("{} in {}", subject(first), path.display());
+    if left <= 0 {
+        Finding::failure(
+            EXPIRY,
+            format!("{what} expired on {}", first.validity().not_after),
+            renew,
+        )
+    } else if left < DAYS_LEFT * DAY || left * 100 < lifetime * LIFETIME_LEFT_PERCENT {
+        Finding::warning(
+            EXPIRY,
+            format!(
+                "{what} expires on {}: {} day(s) left, {}% of its lifetime",
+                first.validity().not_after,
+                left / DAY,
+                left * 100 / lifetime
+            ),
+            renew,
+        )
+    } else {
+        Finding::success(
+            EXPIRY,
+            format!(
+                "{what} is valid until {} ({} days left)",
+                first.validity().not_after,
+                left / DAY
+            ),
+        )
+    }
+}
+
+/// The client CA bundle parses and rustls takes it (mutual TLS).
+fn client_ca(context: &Context, ca: &Path, files: &TlsFiles) -> Finding {
+    unless_skipped(context, CLIENT_CA, || {
+        let advice = "tls_client_ca_file must hold the PEM certificates of the CAs that issue client certificates";
+        let ders = match load(ca) {
+            Ok(ders) => ders,
+            Err(reason) => return Finding::failure(CLIENT_CA, reason, advice),
+        };
+        let mut names = Vec::new();
+        for (n, der) in ders.iter().enumerate() {
+            match x509_parser::parse_x509_certificate(der) {
+                Ok((_, cert)) => names.push(subject(&cert)),
+                Err(e) => {
+                    return Finding::failure(
+                        CLIENT_CA,
+                        format!(
+                            "certificate {} in {} does not parse: {e}",
+                            n + 1,
+                            ca.display()
+                        ),
+                        advice,
+                    );
+                }
+            }
+        }
+        let only_ca = TlsFiles {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            client_ca: Some(ca.to_path_buf()),
+        };
+        if let Some(problem) = crate::server::tls_files_problem(&only_ca)
+            && problem.contains(&ca.display().to_string())
+        {
+            return Finding::failure(CLIENT_CA, problem, advice);
+        }
+        Finding::success(
+            CLIENT_CA,
+            format!(
+                "{} holds {} CA certificate(s): {}",
+                ca.display(),
+                names.len(),
+                names.join(", ")
+            ),
+        )
+    })
+}
