@@ -11,13 +11,16 @@
 //! or as JSON. A check that needs the configuration is skipped, with the
 //! reason, when the configuration does not parse; the others run anyway.
 
+mod audit;
+mod config;
 mod finding;
 mod process;
 mod report;
+mod storage;
 
 use std::path::PathBuf;
 
-use crate::config::{self, Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors};
 
 pub use finding::{Finding, Status};
 pub use report::Report;
@@ -83,7 +86,7 @@ impl Context {
 /// Runs every area not skipped and returns what each found.
 pub async fn run(options: &Options) -> Report {
     let (config, config_errors) =
-        match config::load(&options.config, |name| std::env::var(name).ok()) {
+        match crate::config::load(&options.config, |name| std::env::var(name).ok()) {
             Ok(config) => (Some(config), None),
             Err(errors) => (None, Some(errors)),
         };
@@ -113,7 +116,10 @@ pub async fn run(options: &Options) -> Report {
             continue;
         }
         findings.push(match *area {
+            "config" => config::check(&context),
+            "storage" => storage::check(&context).await,
             "process" => process::check(&context),
+            "audit" => audit::check(&context),
             other => Finding::skipped(other, "not checked yet by this version"),
         });
     }

@@ -18,6 +18,8 @@ mod cli_habits;
 mod config;
 mod config_multiseal;
 mod crash;
+mod diagnose_config;
+mod diagnose_store;
 mod envelope;
 mod golden;
 mod grpc;
