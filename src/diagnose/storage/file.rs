@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::diagnose::config::access::{Want, Who, user_name};
 use crate::diagnose::config::labels;
 use crate::diagnose::{Context, Finding};
-use crate::storage::{FORMAT_VERSION, FileBackend};
+use crate::storage::{FORMAT_VERSION, FileBackend, OpenError};
 
 /// The checks of a file store in `dir`.
 pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Finding> {
@@ -39,10 +39,22 @@ pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Findi
     let holder = match FileBackend::lock_holder(dir) {
         Ok(holder) => holder,
         Err(e) => {
+            // An `Io` error whose reason starts so is flock's own refusal;
+            // any other is about opening the lock file.
+            let unsupported =
+                matches!(&e, OpenError::Io { reason, .. } if reason.starts_with("cannot lock"));
+            let advice = if unsupported {
+                "put the data directory on a local filesystem that supports flock (not every network filesystem does)"
+            } else {
+                "run diagnose as root or as the service user, which can open the lock file"
+            };
             found.push(Finding::failure(
                 "lock",
-                format!("the daemon's lock cannot be taken on {}: {e}", dir.display()),
-                "put the data directory on a local filesystem that supports flock (not every network filesystem does)",
+                format!(
+                    "the daemon's lock cannot be taken on {}: {e}",
+                    dir.display()
+                ),
+                advice,
             ));
             return found;
         }
@@ -191,7 +203,7 @@ fn mode(dir: &Path, meta: &std::fs::Metadata) -> Finding {
     }
 }
 
-fn format_finding(format: &Result<Option<u32>, crate::storage::OpenError>) -> Finding {
+fn format_finding(format: &Result<Option<u32>, OpenError>) -> Finding {
     const NAME: &str = "format";
     match format {
         Ok(None) => Finding::success(

@@ -6,6 +6,7 @@
 
 mod daemon;
 mod file;
+mod pooling;
 mod postgres;
 
 use std::path::Path;
@@ -77,9 +78,9 @@ pub fn free_space(name: &str, path: &Path) -> Finding {
             );
         }
     };
-    let unit = u64::from(stat.fragment_size());
-    let free = u64::from(stat.blocks_available()).saturating_mul(unit);
-    let total = u64::from(stat.blocks()).saturating_mul(unit);
+    let unit = stat.fragment_size();
+    let free = stat.blocks_available().saturating_mul(unit);
+    let total = stat.blocks().saturating_mul(unit);
     space_verdict(name, path, free, total)
 }
 

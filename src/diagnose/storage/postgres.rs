@@ -1,9 +1,6 @@
 //! `storage "postgresql"`: connect as the daemon does, TLS, the server's
 //! version, the tables and the format row, a scratch round trip through the
-//! backend itself, and whether a transaction-pooling proxy sits in between
-//! (PgBouncer's `pool_mode = transaction` hands each statement to any
-//! server session, which breaks the session-level advisory lock and LISTEN
-//! that HA relies on).
+//! backend itself, and the pooling proxy check ([`super::pooling`]).
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -64,14 +61,14 @@ pub async fn checks(context: &Context, pg: &PostgresConfig) -> Vec<Finding> {
         ));
     }
     if !context.skipped("pooling proxy") {
-        found.push(pooling(&client).await);
+        found.push(super::pooling::check(&client).await);
     }
     found
 }
 
 /// The rows of `sql` (simple protocol: a transaction-pooling proxy passes
 /// it, where prepared statements may not), each as its text columns.
-async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+pub(super) async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
     let messages = client
         .simple_query(sql)
         .await
@@ -90,7 +87,7 @@ async fn rows(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, St
 }
 
 /// The first column of the first row.
-async fn value(client: &Client, sql: &str) -> Result<Option<String>, String> {
+pub(super) async fn value(client: &Client, sql: &str) -> Result<Option<String>, String> {
     Ok(rows(client, sql)
         .await?
         .into_iter()
@@ -307,71 +304,6 @@ fn names(tables: &[String]) -> String {
     }
 }
 
-/// A session setting and the backend pid, asked in two statements of one
-/// session: behind a transaction-pooling proxy the second may run on
-/// another server session, which then has neither.
-async fn pooling(client: &Client) -> Finding {
-    let marker = hex::encode(crate::secret::random_bytes(8));
-    let first = value(client, "SELECT pg_backend_pid()::text").await;
-    let set = client
-        .simple_query(&format!("SET strongroom.diagnose = '{marker}'"))
-        .await;
-    let second = rows(
-        client,
-        "SELECT pg_backend_pid()::text, current_setting('strongroom.diagnose', true)",
-    )
-    .await;
-    // PgBouncer answers its own SHOW on the console only, but some proxies
-    // answer it on every connection; an ordinary server refuses it.
-    let pool_mode = value(client, "SHOW pool_mode").await.ok().flatten();
-    match (first, set, second) {
-        (Ok(Some(first)), Ok(_), Ok(rows)) => {
-            let row = rows.into_iter().next().unwrap_or_default();
-            let second = row.first().cloned().flatten();
-            let kept = row.get(1).cloned().flatten().as_deref() == Some(marker.as_str());
-            pooling_verdict(
-                second.as_deref() == Some(first.as_str()),
-                kept,
-                pool_mode.as_deref(),
-            )
-        }
-        _ => Finding::skipped(
-            "pooling proxy",
-            "the server did not answer the session questions",
-        ),
-    }
-}
-
-/// The verdict on a transaction-pooling proxy from what one session saw.
-fn pooling_verdict(same_backend: bool, setting_kept: bool, pool_mode: Option<&str>) -> Finding {
-    const NAME: &str = "pooling proxy";
-    let transaction_mode = matches!(pool_mode, Some("transaction" | "statement"));
-    if same_backend && setting_kept && !transaction_mode {
-        Finding::success(
-            NAME,
-            "two statements of one session ran on the same server session with its settings kept: no transaction-pooling proxy is in the way",
-        )
-    } else {
-        let seen = if transaction_mode {
-            format!(
-                "the proxy says pool_mode = {}",
-                pool_mode.unwrap_or_default()
-            )
-        } else if !same_backend {
-            "two statements of one session ran on different server sessions".into()
-        } else {
-            "a session setting was lost between two statements".into()
-        };
-        Finding::warning(
-            NAME,
-            format!(
-                "a transaction-pooling proxy is in the way ({seen}): HA's advisory lock and LISTEN need one server session per connection"
-            ),
-            "connect strongroom to PostgreSQL directly, or through a pool in session mode (PgBouncer pool_mode = session)",
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,23 +327,5 @@ mod tests {
         let verified = tls_verdict(true, "TLSv1.3", SslMode::VerifyFull, None);
         assert_eq!(verified.status, Status::Success);
         assert!(verified.message.contains("TLSv1.3"), "{}", verified.message);
-    }
-
-    #[test]
-    fn a_pool_that_moves_statements_is_named() {
-        assert_eq!(pooling_verdict(true, true, None).status, Status::Success);
-        for (same, kept, mode) in [
-            (false, true, None),
-            (true, false, None),
-            (true, true, Some("transaction")),
-        ] {
-            let found = pooling_verdict(same, kept, mode);
-            assert_eq!(found.status, Status::Warning, "{same} {kept} {mode:?}");
-            assert!(
-                found.message.contains("transaction-pooling"),
-                "{}",
-                found.message
-            );
-        }
     }
 }
