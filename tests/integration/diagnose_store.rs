@@ -190,6 +190,22 @@ fn diagnose_store_asks_the_running_daemon_instead_of_touching_its_store() {
         "{report:#}"
     );
     daemon.stop();
+
+    // A process that holds the lock but answers on no listener (here this
+    // test, holding the store open): a warning, and still no round trip.
+    let held = strongroom::storage::FileBackend::open(&dir.path().join("data")).unwrap();
+    let report = diagnose(path, &["--skip", OTHERS]).ok().json();
+    assert_eq!(
+        status(&report, &["storage", "running daemon"]),
+        "warning",
+        "{report:#}"
+    );
+    let said = message(&report, &["storage", "running daemon"]);
+    assert!(
+        said.contains(&format!("pid {}", std::process::id())) && said.contains("does not answer"),
+        "{said}"
+    );
+    drop(held);
 }
 
 #[test]
