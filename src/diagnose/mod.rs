@@ -11,15 +11,18 @@
 //! or as JSON. A check that needs the configuration is skipped, with the
 //! reason, when the configuration does not parse; the others run anyway.
 
+mod audit;
+mod config;
 mod finding;
 mod listener;
 mod process;
 mod report;
 mod seal;
+mod storage;
 
 use std::path::PathBuf;
 
-use crate::config::{self, Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors};
 
 pub use finding::{Finding, Status};
 pub use report::Report;
@@ -85,7 +88,7 @@ impl Context {
 /// Runs every area not skipped and returns what each found.
 pub async fn run(options: &Options) -> Report {
     let (config, config_errors) =
-        match config::load(&options.config, |name| std::env::var(name).ok()) {
+        match crate::config::load(&options.config, |name| std::env::var(name).ok()) {
             Ok(config) => (Some(config), None),
             Err(errors) => (None, Some(errors)),
         };
@@ -117,7 +120,10 @@ pub async fn run(options: &Options) -> Report {
         findings.push(match *area {
             "seal" => seal::check(&context).await,
             "listener" => listener::check(&context).await,
+            "config" => config::check(&context),
+            "storage" => storage::check(&context).await,
             "process" => process::check(&context),
+            "audit" => audit::check(&context),
             other => Finding::skipped(other, "not checked yet by this version"),
         });
     }

@@ -146,6 +146,59 @@ impl FileBackend {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The pid recorded by the process that holds `dir`'s lock, or `None`
+    /// when none does, found by taking the lock as [`FileBackend::open`]
+    /// does and letting it go at once; nothing is created (without a lock
+    /// file, the directory itself is locked, which tells whether the
+    /// filesystem takes `flock`). For `strongroom diagnose`.
+    pub fn lock_holder(dir: &Path) -> Result<Option<String>, OpenError> {
+        let path = dir.join(LOCK_FILE);
+        let target = if path.exists() { &path } else { dir };
+        let file = File::open(target).map_err(|e| OpenError::Io {
+            path: target.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                drop(lock);
+                Ok(None)
+            }
+            Err((mut file, Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                Ok(Some(if pid.is_empty() { "unknown" } else { pid }.into()))
+            }
+            Err((_, errno)) => Err(OpenError::Io {
+                path: target.to_path_buf(),
+                reason: format!("cannot lock: {}", errno.desc()),
+            }),
+        }
+    }
+
+    /// The storage format recorded in `dir`'s store, read without the lock
+    /// and without changing anything; `None` when there is no store yet.
+    /// For `strongroom diagnose`, which must not raise an older format.
+    pub fn stored_format(dir: &Path) -> Result<Option<u32>, OpenError> {
+        let data = dir.join(DATA_FILE);
+        if !data.is_file() {
+            return Ok(None);
+        }
+        let io = |err: &dyn std::fmt::Display| OpenError::Io {
+            path: data.clone(),
+            reason: err.to_string(),
+        };
+        let db = redb::ReadOnlyDatabase::open(&data).map_err(|e| io(&e))?;
+        let txn = db.begin_read().map_err(|e| io(&e))?;
+        let meta = match txn.open_table(META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(io(&e)),
+        };
+        let found = meta.get(FORMAT_KEY).map_err(|e| io(&e))?;
+        Ok(found.map(|v| v.value()))
+    }
 }
 
 /// The directory holds only ciphertext, but its names and sizes tell how

@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use file::FileBackend;
+pub use file::{FORMAT_VERSION, FileBackend};
 pub use inmem::InmemBackend;
 pub use postgres::{
-    Change, DEFAULT_LEASE_TTL, Election, Identity, PostgresBackend, Renewal, Term, fence_sql,
-    listen,
+    Change, DEFAULT_LEASE_TTL, Election, Identity, PostgresBackend, Renewal, Term, connect_once,
+    fence_sql, listen,
 };
 
 use crate::config::StorageConfig;

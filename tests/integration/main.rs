@@ -20,6 +20,8 @@ mod config_multiseal;
 mod crash;
 mod diagnose_listener;
 mod diagnose_seal;
+mod diagnose_config;
+mod diagnose_store;
 mod envelope;
 mod golden;
 mod grpc;

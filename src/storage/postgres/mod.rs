@@ -410,6 +410,28 @@ impl PostgresBackend {
     }
 }
 
+/// One connection made as the pool makes them (the URL, its timeouts and
+/// keepalives, TLS as `sslmode` says), outside any pool: `strongroom
+/// diagnose` asks the server its own questions on it. The error is one
+/// sentence that does not repeat the URL.
+pub async fn connect_once(config: &PostgresConfig) -> Result<tokio_postgres::Client, String> {
+    let (pg, url) = driver_config(config)?;
+    let client = match url.ssl_mode {
+        SslMode::Disable => {
+            let (client, connection) = pg.connect(NoTls).await.map_err(|e| plain(&e))?;
+            tokio::spawn(connection);
+            client
+        }
+        mode => {
+            let tls = tls::RustlsConnect::new(mode, url.ssl_root_cert.as_deref())?;
+            let (client, connection) = pg.connect(tls).await.map_err(|e| plain(&e))?;
+            tokio::spawn(connection);
+            client
+        }
+    };
+    Ok(client)
+}
+
 /// Where the backend connects, as errors name it (password redacted).
 fn target(config: &PostgresConfig) -> String {
     config

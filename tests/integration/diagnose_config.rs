@@ -1,0 +1,258 @@
+//! `strongroom diagnose`'s config area, run as an operator runs it: the
+//! config's errors (exit 64, the process area still checked), the files it
+//! names as the service user sees them (`--user nobody` as root), the
+//! settings with their sources and no secret, and the table output.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::cli::{Cli, Run};
+use crate::support::daemon::tempdir;
+
+/// `strongroom diagnose --config PATH --format json ARGS…`.
+pub fn diagnose(config: &Path, args: &[&str]) -> Run {
+    diagnose_with(config, args, &[])
+}
+
+/// As [`diagnose`], with environment variables.
+pub fn diagnose_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cli = Cli::new();
+    for (k, v) in env {
+        cli.env(k, v);
+    }
+    let mut all = vec![
+        "diagnose",
+        "--config",
+        config.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    all.extend_from_slice(args);
+    cli.run(&all)
+}
+
+/// The finding at `path` (an area's name, then its children's), panicking
+/// with the whole report when it is not there.
+pub fn finding<'a>(report: &'a Value, path: &[&str]) -> &'a Value {
+    let mut found = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == path[0]);
+    for name in &path[1..] {
+        found = found.and_then(|f| {
+            f["children"]
+                .as_array()
+                .and_then(|c| c.iter().find(|f| f["name"] == *name))
+        });
+    }
+    found.unwrap_or_else(|| panic!("no finding {path:?} in {report:#}"))
+}
+
+/// The status word of the finding at `path`.
+pub fn status<'a>(report: &'a Value, path: &[&str]) -> &'a str {
+    finding(report, path)["status"].as_str().unwrap()
+}
+
+/// The message of the finding at `path`.
+pub fn message<'a>(report: &'a Value, path: &[&str]) -> &'a str {
+    finding(report, path)["message"].as_str().unwrap()
+}
+
+/// Writes `text` as `dir/strongroom.hcl`.
+pub fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("strongroom.hcl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Lets other users (nobody) into `dir`, as /etc/strongroom is.
+pub fn open_dir(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+pub fn must_be_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test checks another user's access, which needs root (as CI runs)"
+    );
+}
+
+#[test]
+fn diagnose_config_errors_exit_64_and_the_process_area_is_still_checked() {
+    let dir = tempdir();
+    let config = write_config(
+        dir.path(),
+        "storage \"file\" {\n  path = \"/tmp/x\"\n  colour = \"blue\"\n}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\n",
+    );
+    let run = diagnose(&config, &[]).code(64);
+    let shown = format!("{}:3:", config.display());
+    assert!(run.stderr.contains(&shown), "{}", run.stderr);
+    assert!(run.stderr.contains("colour"), "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(status(&report, &["config", "parse"]), "failure");
+    assert!(
+        message(&report, &["config", "parse"]).contains(&shown),
+        "{report:#}"
+    );
+    assert_eq!(status(&report, &["config", "files"]), "skipped");
+    assert_eq!(status(&report, &["storage"]), "skipped");
+    assert_eq!(status(&report, &["audit"]), "skipped");
+    // The process area needs no configuration: its checks ran.
+    let process = finding(&report, &["process", "open files"]);
+    assert_ne!(process["status"], "skipped", "{report:#}");
+    // No Debug dump on either stream.
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains("ConfigError {"), "{text}");
+    }
+}
+
+#[test]
+fn diagnose_config_files_are_checked_for_the_service_user() {
+    must_be_root();
+    let dir = tempdir();
+    open_dir(dir.path());
+    let cert = dir.path().join("server.crt");
+    let key = dir.path().join("server.key");
+    std::fs::write(&cert, "not checked here").unwrap();
+    std::fs::write(&key, "not checked here").unwrap();
+    std::fs::set_permissions(&cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_client_ca_file = \"{}\"\n}}\n",
+            cert.display(),
+            key.display(),
+            dir.path().join("missing-ca.pem").display()
+        ),
+    );
+    let report = diagnose(&config, &["--user", "nobody", "--skip", "seal,listener"])
+        .code(1)
+        .json();
+    let files = ["config", "files"];
+    let cert_path = ["config", "files", "listener.tcp.tls_cert_file"];
+    assert_eq!(status(&report, &cert_path), "success", "{report:#}");
+    assert!(
+        message(&report, &cert_path).contains("nobody"),
+        "{report:#}"
+    );
+    // Root can read the key; the service user cannot, and is named.
+    let key_path = ["config", "files", "listener.tcp.tls_key_file"];
+    assert_eq!(status(&report, &key_path), "failure", "{report:#}");
+    let said = message(&report, &key_path);
+    assert!(
+        said.contains("the service user nobody") && said.contains("cannot read"),
+        "{said}"
+    );
+    assert!(said.contains("mode 0600, owner root"), "{said}");
+    assert!(said.contains("(line 5)"), "{said}");
+    assert!(finding(&report, &key_path)["advice"].is_string());
+    let ca = ["config", "files", "listener.tcp.tls_client_ca_file"];
+    assert_eq!(status(&report, &ca), "failure");
+    assert!(message(&report, &ca).contains("No such file"), "{report:#}");
+    assert_eq!(status(&report, &files), "failure");
+
+    // Made readable by the service user, every file passes.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(dir.path().join("missing-ca.pem"), "ca").unwrap();
+    let report = diagnose(&config, &["--user", "nobody", "--skip", "seal,listener"]).json();
+    assert_eq!(status(&report, &files), "success", "{report:#}");
+    assert_eq!(status(&report, &key_path), "success");
+}
+
+#[test]
+fn diagnose_config_settings_show_their_source_and_no_secret() {
+    let dir = tempdir();
+    let config = write_config(
+        dir.path(),
+        "storage \"postgresql\" {\n  connection_url = \"postgres://app:hunter2-secret@127.0.0.1:1/db?sslmode=disable\"\n}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\nlog_format = \"json\"\nui = true\n",
+    );
+    let run = diagnose_with(
+        &config,
+        &["--skip", "storage,seal,listener,process"],
+        &[("STRONGROOM_LOG_LEVEL", "debug")],
+    )
+    .ok();
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    let report = run.json();
+    let url = message(
+        &report,
+        &["config", "settings", "storage.postgresql.connection_url"],
+    );
+    assert_eq!(
+        url,
+        "postgres://app:***@127.0.0.1:1/db?sslmode=disable (config file line 2)"
+    );
+    assert_eq!(
+        message(&report, &["config", "settings", "log_level"]),
+        "debug (environment variable STRONGROOM_LOG_LEVEL)"
+    );
+    assert_eq!(
+        message(&report, &["config", "settings", "log_format"]),
+        "json (config file line 5)"
+    );
+    assert_eq!(
+        message(&report, &["config", "settings", "cluster_name"]),
+        "not set (default)"
+    );
+    // Vault's `ui` is accepted and ignored: a warning naming its line.
+    let ui = ["config", "warnings", "ui"];
+    assert_eq!(status(&report, &ui), "warning", "{report:#}");
+    assert!(
+        message(&report, &ui)
+            .ends_with(":6: ui: is a Vault setting that strongroom does not use; ignored")
+    );
+}
+
+#[test]
+fn diagnose_config_table_output_nests_and_advises() {
+    let dir = tempdir();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "storage \"file\" {{ path = \"{}/data\" }}\nlistener \"tcp\" {{ address = \"127.0.0.1:0\" }}\ndisable_mlock = true\n",
+            dir.path().display()
+        ),
+    );
+    let run = Cli::new()
+        .run(&[
+            "diagnose",
+            "--config",
+            config.to_str().unwrap(),
+            "--skip",
+            "seal,listener,process",
+        ])
+        .ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "[ success ] config", "{}", run.stdout);
+    assert!(
+        lines.contains(&format!("  [ success ] parse: {} parses", config.display()).as_str()),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines.contains(&"  [ success ] warnings: the configuration has nothing to warn about"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines.contains(&"[ skipped ] process: skipped (--skip)"),
+        "{}",
+        run.stdout
+    );
+    // No audit device: a warning, its advice indented under it.
+    let warned = lines
+        .iter()
+        .position(|l| l.starts_with("  [ warning ] devices: no audit device"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        lines[warned + 1].starts_with("      advice: add audit \"file\""),
+        "{}",
+        run.stdout
+    );
+}
