@@ -62,4 +62,5 @@ mod storage;
 mod storage_migrate;
 mod support;
 mod systemd;
+mod terraform;
 mod tls;
