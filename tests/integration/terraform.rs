@@ -149,10 +149,12 @@ fn references(expr: &Expression) -> BTreeSet<String> {
     found.0
 }
 
-/// The names `prefix.NAME` the module refers to (`var`, `local`).
+/// The names `prefix.NAME` the module refers to (`var`, `local`), outside
+/// variables.tf (a variable's validation naming itself is no use of it).
 fn used(files: &[TfFile], prefix: &str) -> BTreeSet<String> {
     files
         .iter()
+        .filter(|f| !f.path.ends_with("variables.tf"))
         .flat_map(|f| references_in_body(&f.body))
         .filter_map(|path| {
             let name = path.strip_prefix(prefix)?.strip_prefix('.')?;
@@ -164,6 +166,8 @@ fn used(files: &[TfFile], prefix: &str) -> BTreeSet<String> {
 struct Statement {
     sid: String,
     actions: Vec<String>,
+    /// Its `principals { identifiers = … }` as written; empty in an IAM policy.
+    principals: String,
     /// The `for_each` of a `dynamic "statement"`; None for a plain one.
     for_each: Option<BTreeSet<String>>,
 }
@@ -185,10 +189,12 @@ fn statements(files: &[TfFile], name: &str) -> Vec<Statement> {
         } else {
             continue;
         };
-        let sid = string(attr(body, "sid"));
+        let principals = body.get_blocks("principals").next();
         found.push(Statement {
+            sid: string(attr(body, "sid")),
             actions: strings(attr(body, "actions")),
-            sid,
+            principals: principals
+                .map_or(String::new(), |p| attr(&p.body, "identifiers").to_string()),
             for_each,
         });
     }
@@ -252,6 +258,12 @@ fn the_policies_grant_exactly_the_actions_strongroom_calls() {
             s.sid
         );
         assert!(s.for_each.is_none(), "{} is always there", s.sid);
+        let whom = if s.sid == ROOT_SID {
+            ":root\""
+        } else {
+            "var.role_arn"
+        };
+        assert!(s.principals.contains(whom), "{}: {}", s.sid, s.principals);
     }
     let root: Vec<&Statement> = key.iter().filter(|s| s.sid == ROOT_SID).collect();
     assert_eq!(root.len(), 1, "the account root administers the key");
@@ -263,6 +275,11 @@ fn the_policies_grant_exactly_the_actions_strongroom_calls() {
         assert!(
             s.sid.starts_with(SEAL_SID) || s.sid.starts_with(BYOK_SID),
             "the role policy's statement {} is neither the seal's nor Key Management's",
+            s.sid
+        );
+        assert!(
+            s.principals.is_empty(),
+            "{}: an IAM policy has no principal",
             s.sid
         );
         if s.sid.starts_with(SEAL_SID) {
