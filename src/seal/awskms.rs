@@ -45,6 +45,12 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
 /// with the SDK's jittered exponential backoff.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// Every KMS permission the `awskms` seal's credentials need, one per call
+/// below: Encrypt (init and re-wrap), Decrypt (every start) and DescribeKey
+/// (after unseal and for health checks). The README's IAM policy and
+/// `deploy/terraform/`'s key policy list exactly these (tests check both).
+pub const SEAL_ACTIONS: &[&str] = &["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"];
+
 /// The `awskms` seal's KMS client.
 pub struct AwsKms {
     settings: AwsKmsSeal,

@@ -66,4 +66,5 @@ mod storage;
 mod storage_migrate;
 mod support;
 mod systemd;
+mod terraform;
 mod tls;

@@ -1,5 +1,8 @@
 //! The AWS KMS client against local sockets: errors as sentences, and
-//! `decrypt_once`'s single attempt.
+//! `decrypt_once`'s single attempt. The IAM action lists against the SDK
+//! calls in the source and the README.
+
+use std::collections::BTreeSet;
 
 use super::*;
 
@@ -147,4 +150,110 @@ fn arn_scope_reads_partition_region_account() {
     );
     assert_eq!(arn_scope("alias/x"), None);
     assert_eq!(arn_scope("arn:aws:s3:::bucket"), None);
+}
+
+/// The KMS actions the SDK calls in `source` name: `.client().await?.encrypt()`
+/// and `client.enable_key()` become `kms:Encrypt` and `kms:EnableKey`.
+fn sdk_actions(source: &str) -> BTreeSet<String> {
+    let flat: String = source.split_whitespace().collect();
+    let mut actions = BTreeSet::new();
+    for (at, _) in flat.match_indices("client") {
+        // A call on the client, not the struct's `self.client` field.
+        let before = flat[..at].chars().next_back();
+        let rest = &flat[at + "client".len()..];
+        let call = if before == Some('.') {
+            rest.strip_prefix("().await?.")
+        } else if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            None
+        } else {
+            rest.strip_prefix('.')
+        };
+        let Some(call) = call else { continue };
+        let name: String = call
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        if name.is_empty() || !call[name.len()..].starts_with("()") {
+            continue;
+        }
+        let pascal: String = name
+            .split('_')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars.next().map_or(String::new(), |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect();
+        actions.insert(format!("kms:{pascal}"));
+    }
+    actions
+}
+
+fn set(actions: &[&str]) -> BTreeSet<String> {
+    let set: BTreeSet<String> = actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(set.len(), actions.len(), "{actions:?} lists one twice");
+    set
+}
+
+#[test]
+fn sdk_actions_reads_chained_and_bound_calls_only() {
+    let source = "let x = self\n .client()\n .await?\n .describe_key()\n .key_id(k);\n\
+                  let page = client\n .list_resource_tags()\n .send();\n\
+                  self.client.get_or_try_init(|| b); my_client.other_call(); self.client().await;";
+    assert_eq!(
+        sdk_actions(source),
+        set(&["kms:DescribeKey", "kms:ListResourceTags"])
+    );
+}
+
+/// A KMS call added to the seal without its action in [`SEAL_ACTIONS`]
+/// (or an action left in the list after its call went) fails here; the
+/// list is what the README and `deploy/terraform/` are checked against.
+#[test]
+fn seal_actions_are_exactly_the_calls_of_the_seal() {
+    let calls = sdk_actions(include_str!("../awskms.rs"));
+    assert_eq!(calls, set(SEAL_ACTIONS));
+}
+
+/// The same for Key Management: every call's action is in `BYOK_ACTIONS`,
+/// and every action there is a call but kms:TagResource, which CreateKey
+/// needs for the tags it is sent with.
+#[test]
+fn byok_actions_are_exactly_the_calls_of_a_distribution() {
+    use crate::seal::import::aws::BYOK_ACTIONS;
+    let mut calls = sdk_actions(include_str!("../import/aws.rs"));
+    calls.insert("kms:TagResource".to_string());
+    assert_eq!(calls, set(BYOK_ACTIONS));
+}
+
+/// The README's IAM paragraph for the seal and its policy's `Action`s
+/// list exactly [`SEAL_ACTIONS`].
+#[test]
+fn the_readme_seal_policy_lists_exactly_the_seal_actions() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("**IAM**: strongroom calls")
+        .expect("the README has the seal's IAM paragraph");
+    let section = &readme[start..];
+    let open = section.find("```json").expect("the seal's IAM policy");
+    let (prose, snippet) = section.split_at(open);
+    let snippet = &snippet[3..];
+    let snippet = &snippet[..snippet.find("```").expect("the snippet ends")];
+
+    let named: BTreeSet<String> = prose
+        .split('`')
+        .filter(|word| word.starts_with("kms:"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(named, set(SEAL_ACTIONS), "the paragraph");
+
+    let granted: BTreeSet<String> = snippet
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("\"Action\":"))
+        .flat_map(|values| values.split('"'))
+        .filter(|word| word.starts_with("kms:"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(granted, set(SEAL_ACTIONS), "the policy");
 }
