@@ -72,6 +72,13 @@ data "aws_iam_policy_document" "key" {
       variable = "kms:EncryptionContextKeys"
       values   = local.context_keys
     }
+    # ForAllValues also matches a request with no encryption context at
+    # all: require one.
+    condition {
+      test     = "Null"
+      variable = "kms:EncryptionContextKeys"
+      values   = ["false"]
+    }
     dynamic "condition" {
       for_each = var.cluster_id == null ? [] : [var.cluster_id]
       content {
@@ -107,6 +114,13 @@ data "aws_iam_policy_document" "role" {
       test     = "ForAllValues:StringEquals"
       variable = "kms:EncryptionContextKeys"
       values   = local.context_keys
+    }
+    # ForAllValues also matches a request with no encryption context at
+    # all: require one.
+    condition {
+      test     = "Null"
+      variable = "kms:EncryptionContextKeys"
+      values   = ["false"]
     }
     dynamic "condition" {
       for_each = var.cluster_id == null ? [] : [var.cluster_id]

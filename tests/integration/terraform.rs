@@ -170,6 +170,10 @@ struct Statement {
     principals: String,
     /// The `for_each` of a `dynamic "statement"`; None for a plain one.
     for_each: Option<BTreeSet<String>>,
+    /// Its `resources` as written.
+    resources: String,
+    /// Its plain `condition` blocks: (test, variable).
+    conditions: Vec<(String, String)>,
 }
 
 /// The statements of `data "aws_iam_policy_document" "name"`, plain and dynamic.
@@ -196,6 +200,16 @@ fn statements(files: &[TfFile], name: &str) -> Vec<Statement> {
             principals: principals
                 .map_or(String::new(), |p| attr(&p.body, "identifiers").to_string()),
             for_each,
+            resources: attr(body, "resources").to_string(),
+            conditions: body
+                .get_blocks("condition")
+                .map(|c| {
+                    (
+                        string(attr(&c.body, "test")),
+                        string(attr(&c.body, "variable")),
+                    )
+                })
+                .collect(),
         });
     }
     found
@@ -298,6 +312,38 @@ fn the_policies_grant_exactly_the_actions_strongroom_calls() {
         sorted(SEAL_ACTIONS),
         "role policy"
     );
+    // The role's seal statements are about this key only, and Encrypt and
+    // Decrypt only with strongroom's encryption context (present: a
+    // ForAllValues condition alone also matches a request without one).
+    for s in role.iter().filter(|s| s.sid.starts_with(SEAL_SID)) {
+        assert!(
+            s.resources.contains("local.key_resource"),
+            "{}: {}",
+            s.sid,
+            s.resources
+        );
+    }
+    for s in key
+        .iter()
+        .chain(&role)
+        .filter(|s| s.actions.iter().any(|a| a == "kms:Encrypt"))
+    {
+        for wanted in [
+            ("ForAllValues:StringEquals", "kms:EncryptionContextKeys"),
+            ("Null", "kms:EncryptionContextKeys"),
+        ] {
+            assert!(
+                s.conditions
+                    .iter()
+                    .any(|(t, v)| t == wanted.0 && v == wanted.1),
+                "{}: no {} condition on {} in {:?}",
+                s.sid,
+                wanted.0,
+                wanted.1,
+                s.conditions
+            );
+        }
+    }
     assert_eq!(
         granted(&role, BYOK_SID),
         sorted(BYOK_ACTIONS),

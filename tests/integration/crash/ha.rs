@@ -25,7 +25,7 @@ fn ha_crash_matrix(operation: &str) {
         .map(str::to_string)
         .collect();
     eprintln!("{operation}: crash points {points:?}");
-    for step in STEPS {
+    for step in HA_STEPS {
         assert!(
             points.iter().any(|p| p == step),
             "{step} not passed: {points:?}"

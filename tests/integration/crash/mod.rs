@@ -236,6 +236,9 @@ fn is_point(point: &str) -> bool {
         && n.parse::<u32>().is_ok_and(|n| n > 0)
 }
 
+/// The HA take-over's named steps.
+const HA_STEPS: [&str; 2] = ["after-term-taken", "after-reload"];
+
 /// The named steps (`failpoint::step`) in `src/`: the HA take-over's, then
 /// Key Management's distribution's and removal's.
 const STEPS: [&str; 9] = [
