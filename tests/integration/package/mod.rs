@@ -7,6 +7,7 @@
 //! Each test packages the test binary itself (`--binary`), so no release
 //! build is needed; gzip at level 1 instead of xz keeps a build to seconds
 //! (dpkg-deb's DPKG_DEB_COMPRESSOR_* variables; the contents are the same).
+
 mod build;
 mod scripts;
 
