@@ -218,12 +218,18 @@ fn lintian_finds_no_unjustified_tag() {
         Duration::from_secs(240),
     );
     let said = text(&out.stdout);
+    // The spelling overrides match only a release build's strings (a debug
+    // build does not embed age's translations): unused here, and only those.
+    let release_only = "I: strongroom: unused-override spelling-error-in-binary ";
     let tags: Vec<&str> = said
         .lines()
         .filter(|l| !l.starts_with("N:") && !l.trim().is_empty())
+        .filter(|l| !l.starts_with(release_only))
         .collect();
+    // Exit 2 is lintian's "a tag at a --fail-on level", which the
+    // release-only lines above are; 1 would be lintian itself failing.
     assert!(
-        out.status.success() && tags.is_empty(),
+        matches!(out.status.code(), Some(0 | 2)) && tags.is_empty(),
         "lintian ({}): fix these or justify them in packaging/debian/lintian-overrides:\n{said}{}",
         out.status,
         text(&out.stderr)
