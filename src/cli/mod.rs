@@ -8,6 +8,7 @@
 mod access;
 mod client;
 mod diagnose;
+mod generate;
 mod habits;
 mod input;
 mod keymgmt;
@@ -99,6 +100,9 @@ enum Command {
     /// and `operator migrate` (a store between backends, every daemon stopped).
     #[command(subcommand)]
     Operator(habits::OperatorCommand),
+    /// For packagers: print strongroom(1) or a shell's completions.
+    #[command(subcommand, hide = true)]
+    Generate(generate::GenerateCommand),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -262,6 +266,7 @@ pub fn main() -> ExitCode {
         }
         Command::Client(command) => run_client(&cli.client, command),
         Command::Diagnose(args) => diagnose::run(args),
+        Command::Generate(what) => generate::run(what, Cli::command()),
         Command::Operator(command) => match command.into_client() {
             Ok(command) => run_client(&cli.client, command),
             Err(habits::NotClient::Migrate(args)) => migrate::run(&args),

@@ -53,6 +53,7 @@ mod multiseal;
 mod multiseal_break_glass;
 mod multiseal_emergency;
 mod multiseal_ha;
+mod package;
 mod postgres;
 mod postgres_ha;
 mod python;
