@@ -253,19 +253,29 @@ pub(super) async fn find_tagged(
     let mut found = client
         .keys_of_distribution(&version.distribution_id)
         .await?;
-    if found.is_empty() {
-        return Ok(None);
-    }
     found.sort();
-    let kept = found.remove(0);
-    for extra in &found {
+    // Each is described first: one an earlier attempt scheduled for
+    // deletion (this resolution, interrupted after it) is neither kept
+    // nor scheduled again.
+    let mut kept: Option<(String, String)> = None;
+    let mut extras = Vec::new();
+    for id in found {
+        let described = client.describe_distributed(&id).await?;
+        if described.state == KeyState::PendingDeletion {
+            continue;
+        }
+        match kept {
+            None => kept = Some((id, described.arn)),
+            Some(_) => extras.push(id),
+        }
+    }
+    for extra in &extras {
         tracing::warn!(key, kms_key = %extra, "a second KMS key of one distribution step: scheduled for deletion");
         client
             .schedule_deletion(extra, DEFAULT_DELETION_DAYS)
             .await?;
     }
-    let arn = client.describe_distributed(&kept).await?.arn;
-    Ok(Some((kept, arn)))
+    Ok(kept)
 }
 
 /// Whether a KMS key that exists holds material already (imported before a

@@ -301,3 +301,29 @@ async fn a_new_version_is_made_without_scanning_the_region_for_tags() {
     assert_eq!(made.versions[0].step, Step::Imported);
     let _ = ls;
 }
+
+#[tokio::test]
+async fn a_retry_after_the_extra_key_was_scheduled_keeps_the_other_and_completes() {
+    let (ls, engine, root) = with_provider().await;
+    let name = unique("rescheduled");
+    engine.create_key(&root, &name, &spec()).await.unwrap();
+    let made = crashed_after_create_key(ls, &root, &name, 2).await;
+    // An earlier resolution scheduled the first one, then was interrupted
+    // before it recorded the key it kept.
+    kms(
+        ls,
+        "ScheduleKeyDeletion",
+        json!({"KeyId": made[0], "PendingWindowInDays": 7}),
+    )
+    .unwrap();
+    let resumed = engine
+        .distribute(&root, "aws", &name, &both())
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.versions[0].kms_key_id.as_deref(),
+        Some(made[1].as_str())
+    );
+    assert_eq!(resumed.versions[0].state, "enabled");
+    encrypt(ls, &format!("alias/{name}")).unwrap();
+}

@@ -104,7 +104,8 @@ impl KeyMgmt {
     /// Registers provider `name` (`create`), or changes it (`update`):
     /// settings left out keep the stored ones, credentials too unless
     /// cleared. Setting an endpoint (an address that receives key material
-    /// wrapped to the public key it returns) also needs `sudo`.
+    /// wrapped to the public key it returns) also needs `sudo`, and so does
+    /// changing the credentials of a provider keys are distributed to.
     pub async fn write_provider(
         &self,
         session: &Session,
@@ -125,6 +126,7 @@ impl KeyMgmt {
             .as_ref()
             .map(|s| (s.key_collection.clone(), s.endpoint.clone()))
             .unzip();
+        let changes_credentials = config.credentials.given() || config.credentials.clear;
         let settled = config.settle(stored)?;
         if settled.endpoint.is_some() && old_endpoint.as_ref() != Some(&settled.endpoint) {
             session.require(Capability::Sudo)?;
@@ -133,7 +135,13 @@ impl KeyMgmt {
             // The recorded KMS keys are in that region, at that endpoint.
             let moved =
                 old_region != settled.key_collection || old_endpoint.flatten() != settled.endpoint;
-            if moved && !self.live_distributions(barrier, name).await?.is_empty() {
+            let live = !self.live_distributions(barrier, name).await?.is_empty();
+            // Other credentials may be another account's: the recorded KMS
+            // keys out of reach, new versions imported elsewhere.
+            if live && changes_credentials {
+                session.require(Capability::Sudo)?;
+            }
+            if moved && live {
                 return Err(Error::FailedPrecondition(format!(
                     "KMS provider {} holds distributed keys in {}: its key_collection and endpoint cannot change until each distribution is removed",
                     text::quote(name),

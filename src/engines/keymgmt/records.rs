@@ -23,7 +23,7 @@ impl KeyMgmt {
         Self::stored_key(barrier, key).await?;
         let mut providers = Vec::new();
         for provider in providers_of(barrier, key).await? {
-            if read_record(barrier, &provider, key).await.is_ok() {
+            if find_record(barrier, &provider, key).await?.is_some() {
                 providers.push(provider);
             }
         }

@@ -72,6 +72,7 @@ impl KeyMgmt {
             crate::failpoint::step("after-alias-deleted");
         }
         let mut keys = Vec::new();
+        let mut unseen = false;
         for version in &record.versions {
             keys.extend(version.kms_key_id.clone());
             // A key a crash left before its id was recorded, or a second
@@ -79,20 +80,34 @@ impl KeyMgmt {
             if version.kms_key_id.is_none() && version.create_attempts > 0
                 || version.create_attempts > 1
             {
-                for id in client
+                let tagged = client
                     .keys_of_distribution(&version.distribution_id)
                     .await
-                    .map_err(kms_error)?
-                {
+                    .map_err(kms_error)?;
+                // ListKeys may not show a key made moments ago yet.
+                unseen |= version.kms_key_id.is_none() && tagged.is_empty();
+                for id in tagged {
                     if !keys.contains(&id) {
                         keys.push(id);
                     }
                 }
             }
         }
+        let now = crate::time::now_unix() as i64;
         let mut until = record.pending_deletion_until.unwrap_or(0);
+        if unseen {
+            // Kept as long as such a key would wait, so a removal again
+            // looks for it once ListKeys shows it.
+            until = until.max(now + i64::from(days) * 86_400);
+        }
         for id in &keys {
-            let described = client.describe_distributed(id).await.map_err(kms_error)?;
+            let described = match client.describe_distributed(id).await {
+                Ok(described) => described,
+                // Deleted already (a removal retried after KMS's date, or
+                // by hand): nothing left to schedule.
+                Err(e) if e.message.contains("NotFoundException") => continue,
+                Err(e) => return Err(kms_error(e)),
+            };
             if described.state == KeyState::PendingDeletion {
                 // Scheduled before a crash: its date is recorded now.
                 until = until.max(described.deletion_date.unwrap_or(0));
@@ -112,7 +127,7 @@ impl KeyMgmt {
             until = until.max(scheduled);
         }
         crate::failpoint::step("after-keys-scheduled");
-        record.pending_deletion_until = Some(until.max(crate::time::now_unix() as i64));
+        record.pending_deletion_until = Some(until.max(now));
         record.alias_version = None;
         write(barrier, &path, &record).await?;
         tracing::info!(
