@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use super::{daemon, free_space, round_trip, unless_skipped};
+use super::{daemon, free_space, round_trip};
 use crate::config::Config;
 use crate::diagnose::config::access::{Want, Who, user_name};
 use crate::diagnose::config::labels;
@@ -27,10 +27,10 @@ pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Findi
         )];
     }
     let mut found = vec![
-        unless_skipped(context, "data directory", || writable(&users, dir)),
-        unless_skipped(context, "owner", || owner(&users, dir, &meta)),
-        unless_skipped(context, "mode", || mode(dir, &meta)),
-        unless_skipped(context, "free space", || free_space("free space", dir)),
+        context.unless_skipped("data directory", || writable(&users, dir)),
+        context.unless_skipped("owner", || owner(&users, dir, &meta)),
+        context.unless_skipped("mode", || mode(dir, &meta)),
+        context.unless_skipped("free space", || free_space("free space", dir)),
     ];
     if context.skipped("lock") {
         found.push(Finding::skipped("lock", "skipped (--skip)"));
@@ -82,7 +82,7 @@ pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Findi
         ),
     ));
     let format = FileBackend::stored_format(dir);
-    found.push(unless_skipped(context, "format", || {
+    found.push(context.unless_skipped("format", || {
         format_finding(&format)
     }));
     if context.skipped("round trip") {
@@ -147,7 +147,7 @@ fn missing(context: &Context, users: &[Who], dir: &Path) -> Vec<Finding> {
     let not_yet = "the data directory does not exist yet";
     vec![
         created,
-        unless_skipped(context, "free space", || free_space("free space", existing)),
+        context.unless_skipped("free space", || free_space("free space", existing)),
         Finding::skipped("format", format!("{not_yet}: not initialized yet")),
         Finding::skipped("round trip", not_yet),
     ]
