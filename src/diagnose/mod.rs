@@ -14,6 +14,7 @@
 mod audit;
 mod config;
 mod finding;
+mod health;
 mod listener;
 mod process;
 mod report;
@@ -53,6 +54,8 @@ pub struct Context {
     pub service_user: Option<ServiceUser>,
     /// Who diagnose runs as, for the sentences.
     pub running_as: String,
+    /// The service user's name as asked (`--user`), found or not.
+    pub service_user_name: String,
     skip: Vec<String>,
 }
 
@@ -71,6 +74,22 @@ impl Context {
     /// Whether the check (or area) named `name` was asked not to run.
     pub fn skipped(&self, name: &str) -> bool {
         self.skip.iter().any(|s| s.eq_ignore_ascii_case(name))
+    }
+
+    /// Runs `check` unless `name` was asked not to run, when its finding
+    /// says so instead.
+    pub fn unless_skipped(&self, name: &str, check: impl FnOnce() -> Finding) -> Finding {
+        if self.skipped(name) {
+            Finding::skipped(name, "skipped (--skip)")
+        } else {
+            check()
+        }
+    }
+
+    /// Whether diagnose runs as root and the service user it was asked to
+    /// check for does not exist: every access check is then root's only.
+    pub fn service_user_missing(&self) -> bool {
+        nix::unistd::geteuid().is_root() && self.service_user.is_none()
     }
 
     /// The configuration, or a skipped finding named `name` that says
@@ -108,6 +127,7 @@ pub async fn run(options: &Options) -> Report {
         config_errors,
         service_user,
         running_as,
+        service_user_name: options.service_user.clone(),
         skip: options.skip.clone(),
     };
     let config_errors = context.config_errors.as_ref().map(ToString::to_string);

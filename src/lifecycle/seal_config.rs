@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::seal::shamir::ShareCheck;
 
 /// Where the seal config is stored.
-pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
+pub const SEAL_CONFIG_PATH: &str = crate::storage::SEAL_CONFIG_PATH;
 /// Where the root key is stored: encrypted by the unseal key (Shamir), or an
 /// envelope wrapped by KMS (awskms).
-pub const ROOT_KEY_PATH: &str = "core/root-key";
+pub const ROOT_KEY_PATH: &str = crate::storage::ROOT_KEY_PATH;
 /// With HA: when the last seal migration was written (Unix seconds, as
 /// text, encrypted by the barrier). Nodes that stood by before it hold a
 /// config for the old seal: they seal themselves on hearing it, or at

@@ -42,7 +42,9 @@ use crate::metrics;
 /// afterwards instead of finding no secrets.
 pub const FORMAT_VERSION: u32 = 2;
 
-const LOCK_FILE: &str = "strongroom.lock";
+/// The lock file in a file store's directory: held with `flock` by the
+/// process that has the store open (`diagnose` names and probes it too).
+pub const LOCK_FILE: &str = "strongroom.lock";
 const DATA_FILE: &str = "strongroom.redb";
 const META: TableDefinition<'_, &str, u32> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("entries");
@@ -198,6 +200,27 @@ impl FileBackend {
         };
         let found = meta.get(FORMAT_KEY).map_err(|e| io(&e))?;
         Ok(found.map(|v| v.value()))
+    }
+
+    /// The value stored at `key` in `dir`'s store, read as
+    /// [`FileBackend::stored_format`] reads: read-only, without the lock,
+    /// creating and changing nothing; `None` when it is not there (or the
+    /// store has no entries yet). For `strongroom diagnose`.
+    pub fn read_entry(dir: &Path, key: &str) -> Result<Option<Vec<u8>>, OpenError> {
+        let data = dir.join(DATA_FILE);
+        let io = |err: &dyn std::fmt::Display| OpenError::Io {
+            path: data.clone(),
+            reason: err.to_string(),
+        };
+        let db = redb::ReadOnlyDatabase::open(&data).map_err(|e| io(&e))?;
+        let txn = db.begin_read().map_err(|e| io(&e))?;
+        let entries = match txn.open_table(ENTRIES) {
+            Ok(entries) => entries,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(io(&e)),
+        };
+        let found = entries.get(key).map_err(|e| io(&e))?;
+        Ok(found.map(|v| v.value().to_vec()))
     }
 }
 

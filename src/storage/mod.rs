@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use file::{FORMAT_VERSION, FileBackend};
+pub use file::{FORMAT_VERSION, FileBackend, LOCK_FILE};
 pub use inmem::InmemBackend;
 pub use postgres::{
     Change, DEFAULT_LEASE_TTL, Election, Identity, PostgresBackend, Renewal, Term, connect_once,
@@ -24,6 +24,13 @@ pub use postgres::{
 };
 
 use crate::config::StorageConfig;
+
+/// Where the lifecycle keeps the seal config, outside the barrier; here so
+/// that `diagnose`, which may not import the lifecycle, reads the same path.
+pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
+/// Where the lifecycle keeps the root key (Shamir-encrypted, or KMS
+/// envelopes), outside the barrier; shared as [`SEAL_CONFIG_PATH`] is.
+pub const ROOT_KEY_PATH: &str = "core/root-key";
 use crate::error::Error;
 
 /// One change inside a [`Batch`].

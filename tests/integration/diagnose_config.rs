@@ -150,9 +150,17 @@ fn diagnose_config_files_are_checked_for_the_service_user() {
     assert!(said.contains("mode 0600, owner root"), "{said}");
     assert!(said.contains("(line 5)"), "{said}");
     assert!(finding(&report, &key_path)["advice"].is_string());
+    // A missing file is start-up's failure, with server --check's sentence.
     let ca = ["config", "files", "listener.tcp.tls_client_ca_file"];
-    assert_eq!(status(&report, &ca), "failure");
-    assert!(message(&report, &ca).contains("No such file"), "{report:#}");
+    assert_eq!(status(&report, &ca), "skipped", "{report:#}");
+    let missing = ["config", "start-up", "listener.tcp.tls_client_ca_file"];
+    assert_eq!(status(&report, &missing), "failure", "{report:#}");
+    let said = message(&report, &missing);
+    assert!(
+        said.starts_with(&format!("{}:6: listener.tcp.tls_client_ca_file: cannot read ", config.display()))
+            && said.contains("No such file"),
+        "{said}"
+    );
     assert_eq!(status(&report, &files), "failure");
 
     // Made readable by the service user, every file passes.
@@ -255,4 +263,33 @@ fn diagnose_config_table_output_nests_and_advises() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn diagnose_config_reports_what_server_check_refuses() {
+    let dir = tempdir();
+    // HA without api_addr, and a tcp listener on port 0: start-up refuses.
+    let config = write_config(
+        dir.path(),
+        "storage \"postgresql\" {\n  connection_url = \"postgres://app@127.0.0.1:1/db?sslmode=disable\"\n  ha_enabled = true\n}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\ndisable_mlock = true\ncluster_addr = \"https://127.0.0.1:8201\"\n",
+    );
+    let skip = ["--skip", "storage,seal,listener,process,audit"];
+    let report = diagnose(&config, &skip).code(1).json();
+    let api_addr = ["config", "start-up", "api_addr"];
+    assert_eq!(status(&report, &api_addr), "failure", "{report:#}");
+    let said = message(&report, &api_addr);
+    assert!(
+        said.starts_with(&format!("{}:1: api_addr: is required with storage.postgresql.ha_enabled", config.display())),
+        "{said}"
+    );
+    // What server --check prints, word for word.
+    let checked = Cli::new()
+        .run(&["server", "--check", "--config", config.to_str().unwrap()]);
+    assert!(checked.stderr.contains(said), "{}", checked.stderr);
+
+    // With api_addr set, start-up finds nothing.
+    let fixed = std::fs::read_to_string(&config).unwrap() + "api_addr = \"http://127.0.0.1:8200\"\n";
+    std::fs::write(&config, fixed).unwrap();
+    let report = diagnose(&config, &skip).ok().json();
+    assert_eq!(status(&report, &["config", "start-up"]), "success", "{report:#}");
 }

@@ -7,6 +7,7 @@
 //! without decrypting it. Shamir's one line.
 
 mod credentials;
+mod live;
 
 use std::path::Path;
 use std::time::Duration;

@@ -20,6 +20,7 @@ mod config_multiseal;
 mod crash;
 mod diagnose_config;
 mod diagnose_listener;
+mod diagnose_readonly;
 mod diagnose_seal;
 mod diagnose_store;
 mod envelope;

@@ -65,8 +65,13 @@ impl Who {
                     }),
                 }]
             }
+            // The process area fails this; here every sentence says so.
             None => vec![Who {
-                label: context.running_as.clone(),
+                label: format!(
+                    "{} only (the service user {} does not exist)",
+                    context.running_as,
+                    crate::text::quote(&context.service_user_name)
+                ),
                 by_mode: None,
             }],
         }

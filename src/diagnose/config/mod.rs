@@ -1,6 +1,6 @@
 //! The config area: the file parses (else its first errors, as `server
-//! --check` prints them), every file it names can be read by the users the
-//! checks are about, the configuration's own warnings, and each setting
+//! --check` prints them), what `server --check` refuses before start, every
+//! file it names can be read by the users the checks are about, the configuration's own warnings, and each setting
 //! with where it came from, secrets redacted.
 
 pub mod access;
@@ -11,6 +11,9 @@ use crate::diagnose::{Context, Finding};
 
 use access::{Want, Who};
 
+/// The check of what `strongroom server --check` checks.
+const START: &str = "start-up";
+
 /// Errors quoted in the `parse` finding; all of them are printed after
 /// the report.
 const QUOTED_ERRORS: usize = 3;
@@ -19,19 +22,18 @@ const QUOTED_ERRORS: usize = 3;
 pub fn check(context: &Context) -> Finding {
     let mut children = vec![parse(context)];
     let checks = [
-        ("files", files as fn(&Context, &Config) -> Finding),
+        (START, (|_, config| start(config)) as fn(&Context, &Config) -> Finding),
+        ("files", files),
         ("warnings", |_, config| warnings(config)),
         ("settings", |_, config| settings::check(config)),
     ];
     for (name, check) in checks {
-        children.push(if context.skipped(name) {
-            Finding::skipped(name, "skipped (--skip)")
-        } else {
+        children.push(context.unless_skipped(name, || {
             match context.config_or_skip(name) {
                 Ok(config) => check(context, config),
                 Err(skipped) => skipped,
             }
-        });
+        }));
     }
     Finding::heading("config", "", children)
 }
@@ -56,6 +58,36 @@ fn parse(context: &Context) -> Finding {
         ),
         (None, None) => Finding::failure(NAME, "the configuration was not read", ""),
     }
+}
+
+/// What start-up refuses before it touches anything (the files the config
+/// names, TLS listeners' files, `api_addr` with HA, the data directory),
+/// each problem its own failure with `server --check`'s file:line sentence.
+fn start(config: &Config) -> Finding {
+    let problems = crate::server::check(config);
+    if problems.is_empty() {
+        return Finding::success(
+            START,
+            "`strongroom server --check` finds nothing that stops the start",
+        );
+    }
+    let children = problems
+        .into_iter()
+        .map(|problem| {
+            // `FILE:LINE: KEY: sentence`: the key names the check.
+            let key = problem.splitn(3, ": ").nth(1).unwrap_or(START).to_string();
+            Finding::failure(
+                &key,
+                crate::text::bounded(problem),
+                "fix it in the configuration (or the file it names): the daemon refuses to start with it",
+            )
+        })
+        .collect();
+    Finding::heading(
+        START,
+        "what `strongroom server --check` refuses",
+        children,
+    )
 }
 
 /// The first errors, `; `-separated, and how many more.
@@ -84,10 +116,10 @@ fn files(context: &Context, config: &Config) -> Finding {
             let name = named.key.as_str();
             let at = format!("{} (line {})", named.path.display(), named.line);
             match std::fs::metadata(&named.path) {
-                Err(e) => Finding::failure(
+                // start-up names it, with server --check's sentence.
+                Err(e) => Finding::skipped(
                     name,
-                    format!("{at} cannot be read: {e}"),
-                    "create the file, or correct the path in the configuration",
+                    format!("{at} cannot be read ({e}): see start-up"),
                 ),
                 Ok(meta) if meta.is_dir() => Finding::failure(
                     name,

@@ -13,12 +13,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How long the whole question may take.
 const TIMEOUT: Duration = Duration::from_secs(3);
-/// The most of the answer read.
-const MAX_ANSWER: u64 = 64 * 1024;
 
 /// What a strongroom said at `addr` ("initialized, unsealed, version …"),
 /// or `None` when nothing there answers as one.
@@ -58,27 +56,13 @@ pub async fn unix(path: &Path) -> Option<String> {
     .flatten()
 }
 
-async fn health(mut stream: impl AsyncRead + AsyncWrite + Unpin, host: &str) -> Option<String> {
-    let request = format!(
-        "GET /v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut answer = Vec::new();
-    // A peer that closes without TLS's close_notify still sent its answer.
-    let _ = (&mut stream)
-        .take(MAX_ANSWER)
-        .read_to_end(&mut answer)
-        .await;
+async fn health(stream: impl AsyncRead + AsyncWrite + Unpin, host: &str) -> Option<String> {
+    let answer = crate::diagnose::health::ask(stream, host).await.ok()?;
     describe(&answer)
 }
 
 /// The health answer's state, if `answer` is one.
-fn describe(answer: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(answer);
-    let (_, body) = text.split_once("\r\n\r\n")?;
-    // A chunked body has its sizes around the JSON object.
-    let json = &body[body.find('{')?..=body.rfind('}')?];
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+fn describe(value: &serde_json::Value) -> Option<String> {
     let initialized = value.get("initialized")?.as_bool()?;
     let sealed = value.get("sealed")?.as_bool()?;
     let version = value
@@ -165,15 +149,11 @@ mod tests {
 
     #[test]
     fn a_health_answer_is_described_and_anything_else_is_not() {
-        let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"initialized\":true,\"sealed\":false,\"version\":\"0.1.0\"}";
+        let answer = serde_json::json!({"initialized": true, "sealed": false, "version": "0.1.0"});
         assert_eq!(
-            describe(answer).as_deref(),
+            describe(&answer).as_deref(),
             Some("initialized, unsealed, version \"0.1.0\"")
         );
-        assert_eq!(
-            describe(b"HTTP/1.1 404 Not Found\r\n\r\n{\"errors\":[]}"),
-            None
-        );
-        assert_eq!(describe(b"SSH-2.0-OpenSSH_9.6\r\n"), None);
+        assert_eq!(describe(&serde_json::json!({"errors": []})), None);
     }
 }

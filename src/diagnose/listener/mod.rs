@@ -27,11 +27,3 @@ pub async fn check(context: &Context) -> Finding {
     Finding::heading(NAME, "", children)
 }
 
-/// `check()`'s finding, or a skipped one when `--skip` names it.
-fn unless_skipped(context: &Context, name: &str, check: impl FnOnce() -> Finding) -> Finding {
-    if context.skipped(name) {
-        Finding::skipped(name, "skipped (--skip)")
-    } else {
-        check()
-    }
-}

@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 
-use super::{ask, tls, unless_skipped};
+use super::{ask, tls};
 use crate::config::TcpListener;
 use crate::diagnose::{Context, Finding};
 
@@ -24,7 +24,7 @@ pub async fn check(context: &Context, listener: &TcpListener) -> Finding {
     }];
     match &listener.tls {
         Some(files) => children.extend(tls::check(context, files)),
-        None => children.push(unless_skipped(context, TLS, || plaintext(address))),
+        None => children.push(context.unless_skipped(TLS, || plaintext(address))),
     }
     Finding::heading(&label, "", children)
 }

@@ -10,7 +10,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::certificate::X509Certificate;
 
-use super::unless_skipped;
 use crate::config::TlsFiles;
 use crate::diagnose::{Context, Finding};
 
@@ -65,13 +64,13 @@ pub fn check(context: &Context, files: &TlsFiles) -> Vec<Finding> {
             }
         }
     }
-    findings.push(unless_skipped(context, PAIR, || {
+    findings.push(context.unless_skipped(PAIR, || {
         pair(files, &ders, &parsed)
     }));
-    findings.push(unless_skipped(context, CHAIN, || {
+    findings.push(context.unless_skipped(CHAIN, || {
         chain(&files.cert, &parsed)
     }));
-    findings.push(unless_skipped(context, EXPIRY, || {
+    findings.push(context.unless_skipped(EXPIRY, || {
         expiry(&files.cert, &parsed)
     }));
     findings.extend(
@@ -273,7 +272,7 @@ fn expiry(path: &Path, parsed: &[X509Certificate<'_>]) -> Finding {
 
 /// The client CA bundle parses and rustls takes it (mutual TLS).
 fn client_ca(context: &Context, ca: &Path, files: &TlsFiles) -> Finding {
-    unless_skipped(context, CLIENT_CA, || {
+    context.unless_skipped(CLIENT_CA, || {
         let advice = "tls_client_ca_file must hold the PEM certificates of the CAs that issue client certificates";
         let ders = match load(ca) {
             Ok(ders) => ders,

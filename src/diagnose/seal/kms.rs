@@ -270,17 +270,24 @@ async fn round_trip(
     };
     let mut value = [0u8; 32];
     crate::secret::fill_random(&mut value);
+    // The store is there but its cluster id was not read (a running
+    // daemon holds it, say): a key policy conditioned on the cluster id
+    // denies this context, and that says nothing of the daemon's.
+    let unknown = match stored {
+        Stored::Unknown(why) => Some(why.as_str()),
+        _ => None,
+    };
     let started = Instant::now();
     let wrapped = match kms.encrypt(&value, &context).await {
         Ok(wrapped) => wrapped,
-        Err(e) => return (kms_failure(ROUND_TRIP, "Encrypt", key, &e), None),
+        Err(e) => return (round_trip_failure("Encrypt", key, &e, unknown), None),
     };
     let opened = match kms
         .decrypt(&wrapped.ciphertext, &context, &wrapped.key_arn)
         .await
     {
         Ok(opened) => opened,
-        Err(e) => return (kms_failure(ROUND_TRIP, "Decrypt", key, &e), None),
+        Err(e) => return (round_trip_failure("Decrypt", key, &e, unknown), None),
     };
     let took = started.elapsed();
     if opened.plaintext.expose() != value.as_slice() {
@@ -306,6 +313,24 @@ async fn round_trip(
         ),
     );
     (finding, Some((took, wrapped.key_arn)))
+}
+
+/// A failed Encrypt or Decrypt of the round trip; denied while the
+/// store's cluster id is `unknown` (why), a warning: the context could not
+/// carry the cluster id a key policy may require.
+fn round_trip_failure(action: &str, key: &str, e: &KmsError, unknown: Option<&str>) -> Finding {
+    let failure = kms_failure(ROUND_TRIP, action, key, e);
+    match unknown {
+        Some(why) if is_access_denied(e) => Finding::warning(
+            ROUND_TRIP,
+            format!(
+                "{}; the store's cluster id could not be read ({why}), so the encryption context carried cluster_id = \"{PURPOSE}\" instead, which a key policy conditioned on the cluster id denies",
+                failure.message
+            ),
+            "run diagnose while the daemon is stopped to check with the store's cluster id, or see `strongroom status`: a running daemon that unsealed has the permission it needs",
+        ),
+        _ => failure,
+    }
 }
 
 fn latency(took: Duration) -> Finding {

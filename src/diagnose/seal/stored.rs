@@ -2,23 +2,12 @@
 //! config and the root key's envelopes are stored in the clear, holding
 //! nothing secret): nothing is decrypted and nothing is written.
 
-use std::sync::Arc;
+use std::path::Path;
 
-use crate::config::{Config, StorageConfig};
+use crate::config::{Config, PostgresConfig, StorageConfig};
 use crate::seal::envelope::{Envelope, Purpose};
 use crate::seal::set::EnvelopeSet;
-use crate::storage::{Backend, FileBackend, OpenError, PostgresBackend};
-
-/// Where the lifecycle keeps the seal config and the root key's envelope
-/// (src/lifecycle/seal_config.rs; diagnose may not import the lifecycle).
-const SEAL_CONFIG_PATH: &str = "core/seal-config";
-const ROOT_KEY_PATH: &str = "core/root-key";
-
-/// The file store's lock file (src/storage/file.rs).
-const LOCK_FILE: &str = "strongroom.lock";
-
-/// The page cache diagnose opens a file store with: it reads two entries.
-const CACHE_SIZE: usize = 1024 * 1024;
+use crate::storage::{FORMAT_VERSION, FileBackend, ROOT_KEY_PATH, SEAL_CONFIG_PATH, connect_once};
 
 /// What the store holds about its seals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,49 +53,22 @@ impl Stored {
     }
 }
 
-/// Reads the seal config and the root key's envelope of `config`'s storage.
+/// Reads the seal config and the root key's envelope of `config`'s storage,
+/// read-only: nothing is created, locked or raised to a newer format.
 pub async fn read(config: &Config) -> Stored {
-    let backend: Arc<dyn Backend> = match &config.storage.value {
+    let entries = match &config.storage.value {
         StorageConfig::Inmem => {
             return Stored::Uninitialized("inmem storage starts empty at every start".into());
         }
-        StorageConfig::File { path, .. } => {
-            if !FileBackend::holds_store(path) {
-                return Stored::Uninitialized(format!("{} holds no store yet", path.display()));
-            }
-            // Opening creates a missing lock file: as root, that file would
-            // then be root's, and the daemon's own user could not lock it.
-            if nix::unistd::geteuid().is_root() && !path.join(LOCK_FILE).exists() {
-                return Stored::Unknown(format!(
-                    "{} has no {LOCK_FILE}; diagnose, running as root, does not create it",
-                    path.display()
-                ));
-            }
-            match FileBackend::open_with_cache(path, CACHE_SIZE) {
-                Ok(backend) => Arc::new(backend),
-                Err(OpenError::Locked { pid, .. }) => {
-                    return Stored::Unknown(format!(
-                        "a running strongroom (pid {pid}) holds the store in {}; `strongroom status` names the key each seal wraps the root key with",
-                        path.display()
-                    ));
-                }
-                Err(e) => return Stored::Unknown(e.to_string()),
-            }
-        }
-        StorageConfig::Postgresql(pg) => {
-            let mut pg = pg.clone();
-            // Diagnose creates nothing: missing tables mean no store yet.
-            pg.skip_create_table = true;
-            match PostgresBackend::open(&pg).await {
-                Ok(backend) => Arc::new(backend),
-                Err(e) => return Stored::Unknown(e.to_string()),
-            }
-        }
+        StorageConfig::File { path, .. } => file_entries(path),
+        StorageConfig::Postgresql(pg) => postgres_entries(pg).await,
     };
-    let seal_config = match backend.get(SEAL_CONFIG_PATH).await {
-        Ok(Some(blob)) => blob,
-        Ok(None) => return Stored::Uninitialized("the store is not initialized yet".into()),
-        Err(e) => return Stored::Unknown(format!("{SEAL_CONFIG_PATH} cannot be read: {e}")),
+    let (seal_config, root_key) = match entries {
+        Ok(entries) => entries,
+        Err(stored) => return stored,
+    };
+    let Some(seal_config) = seal_config else {
+        return Stored::Uninitialized("the store is not initialized yet".into());
     };
     let Some((seal_type, cluster_id)) = seal_fields(&seal_config) else {
         return Stored::Unknown(format!(
@@ -116,10 +78,9 @@ pub async fn read(config: &Config) -> Stored {
     let root = if seal_type == crate::seal::SHAMIR {
         Root::Shamir
     } else {
-        match backend.get(ROOT_KEY_PATH).await {
-            Ok(Some(blob)) => envelope_keys(&blob),
-            Ok(None) => Root::Unreadable(format!("the store has no {ROOT_KEY_PATH}")),
-            Err(e) => Root::Unreadable(format!("{ROOT_KEY_PATH} cannot be read: {e}")),
+        match root_key {
+            Some(blob) => envelope_keys(&blob),
+            None => Root::Unreadable(format!("the store has no {ROOT_KEY_PATH}")),
         }
     };
     Stored::Initialized {
@@ -127,6 +88,88 @@ pub async fn read(config: &Config) -> Stored {
         cluster_id,
         root,
     }
+}
+
+/// The seal config and root key, when the store can be read as it is.
+type Entries = Result<(Option<Vec<u8>>, Option<Vec<u8>>), Stored>;
+
+/// Whether a store of `found` format can be read as this build reads it.
+fn format_readable(found: Option<u32>) -> Result<(), Stored> {
+    match found {
+        Some(FORMAT_VERSION) => Ok(()),
+        Some(found) => Err(Stored::Unknown(format!(
+            "the store has storage format {found}, not {FORMAT_VERSION}, the one this build reads; diagnose does not read its seal entries (the daemon raises an older format at its start)"
+        ))),
+        None => Err(Stored::Unknown(
+            "the store records no storage format yet; diagnose does not read its seal entries (the daemon sets the format at its start)".into(),
+        )),
+    }
+}
+
+/// A file store's entries, read-only and without its lock.
+fn file_entries(dir: &Path) -> Entries {
+    if !FileBackend::holds_store(dir) {
+        return Err(Stored::Uninitialized(format!(
+            "{} holds no store yet",
+            dir.display()
+        )));
+    }
+    // A running daemon keeps the database open: ask it, not its files.
+    if let Ok(Some(pid)) = FileBackend::lock_holder(dir) {
+        return Err(Stored::Unknown(format!(
+            "a running strongroom (pid {pid}) holds the store in {}; `strongroom status` names the key each seal wraps the root key with",
+            dir.display()
+        )));
+    }
+    let unknown = |e: crate::storage::OpenError| Stored::Unknown(e.to_string());
+    format_readable(FileBackend::stored_format(dir).map_err(unknown)?)?;
+    let seal_config = FileBackend::read_entry(dir, SEAL_CONFIG_PATH).map_err(unknown)?;
+    let root_key = FileBackend::read_entry(dir, ROOT_KEY_PATH).map_err(unknown)?;
+    Ok((seal_config, root_key))
+}
+
+/// A PostgreSQL store's entries, with plain SELECTs on one connection.
+async fn postgres_entries(pg: &PostgresConfig) -> Entries {
+    let client = connect_once(pg).await.map_err(Stored::Unknown)?;
+    let plain = |e: tokio_postgres::Error| Stored::Unknown(crate::config::with_causes(&e));
+    let (table, meta) = (&pg.table, format!("{}_meta", pg.table));
+    // The names are checked identifiers (config/parse).
+    let there: Option<String> = client
+        .query_one(&format!("SELECT to_regclass('{meta}')::text"), &[])
+        .await
+        .map_err(plain)?
+        .try_get(0)
+        .map_err(plain)?;
+    if there.is_none() {
+        return Err(Stored::Uninitialized(format!(
+            "table {meta} does not exist: no store yet"
+        )));
+    }
+    let found: Option<i32> = client
+        .query_opt(
+            &format!("SELECT value FROM {meta} WHERE name = 'format_version'"),
+            &[],
+        )
+        .await
+        .map_err(plain)?
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(plain)?;
+    format_readable(found.and_then(|f| u32::try_from(f).ok()))?;
+    let get = format!("SELECT value FROM {table} WHERE key = $1");
+    let mut values = Vec::with_capacity(2);
+    for key in [SEAL_CONFIG_PATH, ROOT_KEY_PATH] {
+        let value: Option<Vec<u8>> = client
+            .query_opt(&get, &[&key])
+            .await
+            .map_err(plain)?
+            .map(|row| row.try_get(0))
+            .transpose()
+            .map_err(plain)?;
+        values.push(value);
+    }
+    let root_key = values.pop().flatten();
+    Ok((values.pop().flatten(), root_key))
 }
 
 /// The seal type and cluster id of a stored seal config (JSON).
@@ -168,6 +211,17 @@ mod tests {
         );
         assert_eq!(seal_fields(b"not json"), None);
         assert_eq!(seal_fields(br#"{"type": 3}"#), None);
+    }
+
+    #[test]
+    fn only_this_builds_format_is_read() {
+        assert_eq!(format_readable(Some(FORMAT_VERSION)), Ok(()));
+        for found in [Some(FORMAT_VERSION - 1), Some(FORMAT_VERSION + 1), None] {
+            assert!(
+                matches!(format_readable(found), Err(Stored::Unknown(_))),
+                "{found:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,18 +6,12 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
 use crate::config::{Config, Listener};
-use crate::diagnose::Finding;
+use crate::diagnose::{Finding, health};
 
 const NAME: &str = "running daemon";
 /// How long connecting and answering may take together.
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// The most of an answer read: a health answer is a few hundred bytes.
-const MAX_ANSWER: u64 = 64 * 1024;
-/// Every state answers 200, so the body alone tells it.
-const REQUEST: &str = "GET /v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 /// Where the daemon can be asked.
 enum Target {
@@ -112,40 +106,18 @@ fn target(config: &Config) -> Option<Target> {
 }
 
 async fn ask(target: &Target) -> Result<serde_json::Value, String> {
-    let text = match target {
+    match target {
         Target::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
                 .await
                 .map_err(|e| e.to_string())?;
-            exchange(stream).await?
+            health::ask(stream, "localhost").await
         }
         Target::Tcp(addr) => {
             let stream = tokio::net::TcpStream::connect(addr)
                 .await
                 .map_err(|e| e.to_string())?;
-            exchange(stream).await?
+            health::ask(stream, &addr.to_string()).await
         }
-    };
-    // The JSON body follows the headers; the daemon sends it whole, with a
-    // length, so it is the text from the first brace to the last.
-    let body = text
-        .find('{')
-        .zip(text.rfind('}'))
-        .and_then(|(start, end)| text.get(start..=end))
-        .ok_or("its answer has no JSON body")?;
-    serde_json::from_str(body).map_err(|_| "its answer's body is not JSON".to_string())
-}
-
-async fn exchange(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> Result<String, String> {
-    stream
-        .write_all(REQUEST.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    stream
-        .take(MAX_ANSWER)
-        .read_to_end(&mut answer)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&answer).into_owned())
+    }
 }

@@ -5,12 +5,12 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use super::{daemon, free_space, round_trip, unless_skipped};
+use super::{daemon, free_space, round_trip};
 use crate::config::Config;
 use crate::diagnose::config::access::{Want, Who, user_name};
 use crate::diagnose::config::labels;
-use crate::diagnose::{Context, Finding};
-use crate::storage::{FORMAT_VERSION, FileBackend, OpenError};
+use crate::diagnose::{Context, Finding, Status};
+use crate::storage::{FORMAT_VERSION, FileBackend, LOCK_FILE, OpenError};
 
 /// The checks of a file store in `dir`.
 pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Finding> {
@@ -27,10 +27,10 @@ pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Findi
         )];
     }
     let mut found = vec![
-        unless_skipped(context, "data directory", || writable(&users, dir)),
-        unless_skipped(context, "owner", || owner(&users, dir, &meta)),
-        unless_skipped(context, "mode", || mode(dir, &meta)),
-        unless_skipped(context, "free space", || free_space("free space", dir)),
+        context.unless_skipped("data directory", || writable(&users, dir)),
+        context.unless_skipped("owner", || owner(&users, dir, &meta)),
+        context.unless_skipped("mode", || mode(dir, &meta)),
+        context.unless_skipped("free space", || free_space("free space", dir)),
     ];
     if context.skipped("lock") {
         found.push(Finding::skipped("lock", "skipped (--skip)"));
@@ -82,14 +82,17 @@ pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Findi
         ),
     ));
     let format = FileBackend::stored_format(dir);
-    found.push(unless_skipped(context, "format", || {
+    found.push(context.unless_skipped("format", || {
         format_finding(&format)
     }));
     if context.skipped("round trip") {
         found.push(Finding::skipped("round trip", "skipped (--skip)"));
     } else {
         found.push(match format {
-            Ok(Some(FORMAT_VERSION)) => store_round_trip(dir).await,
+            Ok(Some(FORMAT_VERSION)) => match lock_file_missing_as_root(dir) {
+                Some(skipped) => skipped,
+                None => store_round_trip(dir).await,
+            },
             Ok(None) => scratch_store_round_trip(dir).await,
             Ok(Some(_)) => Finding::skipped(
                 "round trip",
@@ -144,7 +147,7 @@ fn missing(context: &Context, users: &[Who], dir: &Path) -> Vec<Finding> {
     let not_yet = "the data directory does not exist yet";
     vec![
         created,
-        unless_skipped(context, "free space", || free_space("free space", existing)),
+        context.unless_skipped("free space", || free_space("free space", existing)),
         Finding::skipped("format", format!("{not_yet}: not initialized yet")),
         Finding::skipped("round trip", not_yet),
     ]
@@ -272,18 +275,73 @@ async fn scratch_store_round_trip(dir: &Path) -> Finding {
             "the daemon could not make its store either: fix the error above",
         ),
     };
-    if let Err(e) = std::fs::remove_dir_all(&scratch)
-        && scratch.exists()
-    {
-        return Finding::warning(
+    let removed = match std::fs::remove_dir_all(&scratch) {
+        Err(e) if scratch.exists() => Err(e.to_string()),
+        _ => Ok(()),
+    };
+    after_removal(finding, &scratch, removed)
+}
+
+/// The round trip's finding once its scratch store was removed, or not: a
+/// scratch store left behind is worth a warning, but never hides a failure.
+fn after_removal(finding: Finding, scratch: &Path, removed: Result<(), String>) -> Finding {
+    let Err(e) = removed else {
+        return finding;
+    };
+    let message = format!(
+        "{}; the scratch store {} could not be removed: {e}",
+        finding.message,
+        scratch.display()
+    );
+    let advice = format!("remove {}", scratch.display());
+    match finding.status {
+        Status::Failure => Finding::failure(
+            &finding.name,
+            message,
+            format!(
+                "{}; then {advice}",
+                finding.advice.as_deref().unwrap_or("fix the error above")
+            ),
+        ),
+        _ => Finding::warning(&finding.name, message, advice),
+    }
+}
+
+/// As root, opening the store would create a missing lock file owned by
+/// root, mode 0600, which the daemon's own user then cannot open: the
+/// round trip is skipped, and why is said.
+fn lock_file_missing_as_root(dir: &Path) -> Option<Finding> {
+    (nix::unistd::geteuid().is_root() && !dir.join(LOCK_FILE).exists()).then(|| {
+        Finding::skipped(
             "round trip",
             format!(
-                "{}; the scratch store {} could not be removed: {e}",
-                finding.message,
-                scratch.display()
+                "not made: {} has no {LOCK_FILE}, and opening the store as root would create one owned by root that the service user could not open (run diagnose as the service user to make the round trip)",
+                dir.display()
             ),
-            format!("remove {}", scratch.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_round_trip_stays_failed_when_its_scratch_remains() {
+        let scratch = Path::new("/data/.diagnose-00");
+        let failed = Finding::failure("round trip", "writing failed", "fix the disk");
+        let kept = after_removal(failed.clone(), scratch, Err("busy".into()));
+        assert_eq!(kept.status, Status::Failure);
+        assert!(
+            kept.message.contains("could not be removed: busy"),
+            "{kept:?}"
         );
+        let fine = Finding::success("round trip", "wrote");
+        assert_eq!(
+            after_removal(fine.clone(), scratch, Err("busy".into())).status,
+            Status::Warning
+        );
+        assert_eq!(after_removal(fine.clone(), scratch, Ok(())), fine);
+        assert_eq!(after_removal(failed.clone(), scratch, Ok(())), failed);
     }
-    finding
 }

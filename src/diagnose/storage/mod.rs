@@ -46,14 +46,6 @@ pub async fn check(context: &Context) -> Finding {
     )
 }
 
-/// Runs `check` unless `name` was skipped.
-fn unless_skipped(context: &Context, name: &str, check: impl FnOnce() -> Finding) -> Finding {
-    if context.skipped(name) {
-        Finding::skipped(name, "skipped (--skip)")
-    } else {
-        check()
-    }
-}
 
 /// A key no store uses, outside the barrier's.
 fn scratch_key() -> String {

@@ -4,7 +4,7 @@
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::{round_trip, unless_skipped};
+use super::round_trip;
 use crate::config::{PostgresConfig, SslMode};
 use crate::diagnose::{Context, Finding};
 use crate::storage::{FORMAT_VERSION, PostgresBackend, connect_once};
@@ -40,7 +40,7 @@ pub async fn checks(context: &Context, pg: &PostgresConfig) -> Vec<Finding> {
     }
     let tables = tables(&client, pg).await;
     let ready = matches!(&tables, Ok(Some(FORMAT_VERSION)));
-    found.push(unless_skipped(context, "tables", || {
+    found.push(context.unless_skipped("tables", || {
         tables_finding(pg, &tables)
     }));
     if context.skipped("round trip") {
