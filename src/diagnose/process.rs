@@ -120,7 +120,10 @@ fn core_dumps() -> Finding {
 fn core_verdict(soft: u64) -> Finding {
     const NAME: &str = "core dumps";
     if soft == 0 {
-        return Finding::success(NAME, format!("core dumps are off {HERE} (RLIMIT_CORE is 0)"));
+        return Finding::success(
+            NAME,
+            format!("core dumps are off {HERE} (RLIMIT_CORE is 0)"),
+        );
     }
     Finding::warning(
         NAME,
@@ -167,12 +170,7 @@ fn user(context: &Context) -> Finding {
 
 /// Who diagnose runs as (`root`), and the service user it was asked to
 /// check for (`asked`), found or not (`found`).
-fn user_verdict(
-    root: bool,
-    running_as: &str,
-    asked: &str,
-    found: Option<&ServiceUser>,
-) -> Finding {
+fn user_verdict(root: bool, running_as: &str, asked: &str, found: Option<&ServiceUser>) -> Finding {
     const NAME: &str = "user";
     if !root {
         return Finding::success(NAME, format!("running as {running_as}, not root"));
@@ -303,7 +301,10 @@ mod tests {
 
     #[test]
     fn mlock_needs_an_unlimited_limit_or_the_capability() {
-        assert_eq!(mlock_verdict(None, RLIM_INFINITY, false).status, Status::Success);
+        assert_eq!(
+            mlock_verdict(None, RLIM_INFINITY, false).status,
+            Status::Success
+        );
         assert_eq!(mlock_verdict(None, 65536, true).status, Status::Success);
         let refused = mlock_verdict(None, 65536, false);
         assert_eq!(refused.status, Status::Failure);
@@ -367,7 +368,9 @@ mod tests {
         assert_eq!(synchronized(Some("yes\n"), None, false), Some(true));
         assert_eq!(synchronized(Some("no\n"), None, true), Some(false));
         let tracking = |leap: &str| {
-            format!("Reference ID    : 00000000 ()\nStratum         : 0\nLeap status     : {leap}\n")
+            format!(
+                "Reference ID    : 00000000 ()\nStratum         : 0\nLeap status     : {leap}\n"
+            )
         };
         assert_eq!(
             synchronized(None, Some(&tracking("Normal")), false),

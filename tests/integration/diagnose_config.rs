@@ -157,8 +157,10 @@ fn diagnose_config_files_are_checked_for_the_service_user() {
     assert_eq!(status(&report, &missing), "failure", "{report:#}");
     let said = message(&report, &missing);
     assert!(
-        said.starts_with(&format!("{}:6: listener.tcp.tls_client_ca_file: cannot read ", config.display()))
-            && said.contains("No such file"),
+        said.starts_with(&format!(
+            "{}:6: listener.tcp.tls_client_ca_file: cannot read ",
+            config.display()
+        )) && said.contains("No such file"),
         "{said}"
     );
     assert_eq!(status(&report, &files), "failure");
@@ -279,17 +281,24 @@ fn diagnose_config_reports_what_server_check_refuses() {
     assert_eq!(status(&report, &api_addr), "failure", "{report:#}");
     let said = message(&report, &api_addr);
     assert!(
-        said.starts_with(&format!("{}:1: api_addr: is required with storage.postgresql.ha_enabled", config.display())),
+        said.starts_with(&format!(
+            "{}:1: api_addr: is required with storage.postgresql.ha_enabled",
+            config.display()
+        )),
         "{said}"
     );
     // What server --check prints, word for word.
-    let checked = Cli::new()
-        .run(&["server", "--check", "--config", config.to_str().unwrap()]);
+    let checked = Cli::new().run(&["server", "--check", "--config", config.to_str().unwrap()]);
     assert!(checked.stderr.contains(said), "{}", checked.stderr);
 
     // With api_addr set, start-up finds nothing.
-    let fixed = std::fs::read_to_string(&config).unwrap() + "api_addr = \"http://127.0.0.1:8200\"\n";
+    let fixed =
+        std::fs::read_to_string(&config).unwrap() + "api_addr = \"http://127.0.0.1:8200\"\n";
     std::fs::write(&config, fixed).unwrap();
     let report = diagnose(&config, &skip).ok().json();
-    assert_eq!(status(&report, &["config", "start-up"]), "success", "{report:#}");
+    assert_eq!(
+        status(&report, &["config", "start-up"]),
+        "success",
+        "{report:#}"
+    );
 }

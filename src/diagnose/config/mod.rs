@@ -22,18 +22,21 @@ const QUOTED_ERRORS: usize = 3;
 pub fn check(context: &Context) -> Finding {
     let mut children = vec![parse(context)];
     let checks = [
-        (START, (|_, config| start(config)) as fn(&Context, &Config) -> Finding),
+        (
+            START,
+            (|_, config| start(config)) as fn(&Context, &Config) -> Finding,
+        ),
         ("files", files),
         ("warnings", |_, config| warnings(config)),
         ("settings", |_, config| settings::check(config)),
     ];
     for (name, check) in checks {
-        children.push(context.unless_skipped(name, || {
-            match context.config_or_skip(name) {
+        children.push(
+            context.unless_skipped(name, || match context.config_or_skip(name) {
                 Ok(config) => check(context, config),
                 Err(skipped) => skipped,
-            }
-        }));
+            }),
+        );
     }
     Finding::heading("config", "", children)
 }
@@ -75,7 +78,7 @@ fn start(config: &Config) -> Finding {
         .into_iter()
         .map(|problem| {
             // `FILE:LINE: KEY: sentence`: the key names the check.
-            let key = problem.splitn(3, ": ").nth(1).unwrap_or(START).to_string();
+            let key = problem.split(": ").nth(1).unwrap_or(START).to_string();
             Finding::failure(
                 &key,
                 crate::text::bounded(problem),
@@ -83,11 +86,7 @@ fn start(config: &Config) -> Finding {
             )
         })
         .collect();
-    Finding::heading(
-        START,
-        "what `strongroom server --check` refuses",
-        children,
-    )
+    Finding::heading(START, "what `strongroom server --check` refuses", children)
 }
 
 /// The first errors, `; `-separated, and how many more.

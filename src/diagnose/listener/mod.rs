@@ -26,4 +26,3 @@ pub async fn check(context: &Context) -> Finding {
     }
     Finding::heading(NAME, "", children)
 }
-

@@ -64,15 +64,9 @@ pub fn check(context: &Context, files: &TlsFiles) -> Vec<Finding> {
             }
         }
     }
-    findings.push(context.unless_skipped(PAIR, || {
-        pair(files, &ders, &parsed)
-    }));
-    findings.push(context.unless_skipped(CHAIN, || {
-        chain(&files.cert, &parsed)
-    }));
-    findings.push(context.unless_skipped(EXPIRY, || {
-        expiry(&files.cert, &parsed)
-    }));
+    findings.push(context.unless_skipped(PAIR, || pair(files, &ders, &parsed)));
+    findings.push(context.unless_skipped(CHAIN, || chain(&files.cert, &parsed)));
+    findings.push(context.unless_skipped(EXPIRY, || expiry(&files.cert, &parsed)));
     findings.extend(
         files
             .client_ca

@@ -82,9 +82,7 @@ pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Findi
         ),
     ));
     let format = FileBackend::stored_format(dir);
-    found.push(context.unless_skipped("format", || {
-        format_finding(&format)
-    }));
+    found.push(context.unless_skipped("format", || format_finding(&format)));
     if context.skipped("round trip") {
         found.push(Finding::skipped("round trip", "skipped (--skip)"));
     } else {

@@ -46,7 +46,6 @@ pub async fn check(context: &Context) -> Finding {
     )
 }
 
-
 /// A key no store uses, outside the barrier's.
 fn scratch_key() -> String {
     format!(

@@ -40,9 +40,7 @@ pub async fn checks(context: &Context, pg: &PostgresConfig) -> Vec<Finding> {
     }
     let tables = tables(&client, pg).await;
     let ready = matches!(&tables, Ok(Some(FORMAT_VERSION)));
-    found.push(context.unless_skipped("tables", || {
-        tables_finding(pg, &tables)
-    }));
+    found.push(context.unless_skipped("tables", || tables_finding(pg, &tables)));
     if context.skipped("round trip") {
         found.push(Finding::skipped("round trip", "skipped (--skip)"));
     } else if ready {
