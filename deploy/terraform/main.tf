@@ -20,6 +20,10 @@ locals {
   # cluster_id, and with several seals the seal's name.
   context_keys = ["purpose", "cluster_id", "seal"]
 
+  # The tag strongroom puts on every KMS key of a distribution
+  # (DISTRIBUTION_TAG in src/seal/import/aws.rs; the test checks they agree).
+  distribution_tag = "strongroom-distribution"
+
   # A multi-Region key and its replicas share a key ID, not a Region.
   key_resource = var.multi_region ? "arn:${local.partition}:kms:*:${local.account_id}:key/${aws_kms_key.seal.key_id}" : aws_kms_key.seal.arn
 
@@ -138,31 +142,81 @@ data "aws_iam_policy_document" "role" {
     resources = [local.key_resource]
   }
 
-  # CreateKey and the List actions take no resource but "*"; the Region
-  # condition keeps them to the provider's Region.
+  # Key Management (enable_byok), in the provider's Region. Its keys do not
+  # exist yet: the reads and CreateKey take "*" (CreateKey only with the
+  # distribution tag strongroom sends), and what changes a key is allowed
+  # only on keys that carry that tag, so never on another team's key.
   dynamic "statement" {
     for_each = var.enable_byok ? [local.byok_region] : []
     content {
-      sid = "StrongroomKeyMgmtKeys"
-      actions = [
-        "kms:CreateKey",
-        "kms:TagResource",
-        "kms:DescribeKey",
-        "kms:ListKeys",
-        "kms:ListResourceTags",
-        "kms:ListAliases",
-        "kms:GetParametersForImport",
-        "kms:ImportKeyMaterial",
-        "kms:EnableKey",
-        "kms:DisableKey",
-        "kms:ScheduleKeyDeletion",
-      ]
+      sid       = "StrongroomKeyMgmtRead"
+      actions   = ["kms:DescribeKey", "kms:ListKeys", "kms:ListResourceTags", "kms:ListAliases"]
       resources = ["*"]
       condition {
         test     = "StringEquals"
         variable = "aws:RequestedRegion"
         values   = [statement.value]
       }
+    }
+  }
+
+  # kms:TagResource is what CreateKey's Tags need.
+  dynamic "statement" {
+    for_each = var.enable_byok ? [local.byok_region] : []
+    content {
+      sid       = "StrongroomKeyMgmtCreate"
+      actions   = ["kms:CreateKey", "kms:TagResource"]
+      resources = ["*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestedRegion"
+        values   = [statement.value]
+      }
+      condition {
+        test     = "Null"
+        variable = "aws:RequestTag/${local.distribution_tag}"
+        values   = ["false"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.enable_byok ? [local.byok_region] : []
+    content {
+      sid = "StrongroomKeyMgmtManage"
+      actions = [
+        "kms:GetParametersForImport",
+        "kms:ImportKeyMaterial",
+        "kms:EnableKey",
+        "kms:DisableKey",
+        "kms:ScheduleKeyDeletion",
+      ]
+      resources = ["arn:${local.partition}:kms:${statement.value}:${local.account_id}:key/*"]
+      condition {
+        test     = "Null"
+        variable = "aws:ResourceTag/${local.distribution_tag}"
+        values   = ["false"]
+      }
+    }
+  }
+
+  # The seal's own key is never Key Management's: not tagged (which would
+  # open the statement above to it), disabled or deleted by this role, and
+  # its alias not moved or removed.
+  dynamic "statement" {
+    for_each = var.enable_byok ? [local.byok_region] : []
+    content {
+      sid    = "StrongroomKeyMgmtNotTheSealKey"
+      effect = "Deny"
+      actions = [
+        "kms:TagResource",
+        "kms:ImportKeyMaterial",
+        "kms:DisableKey",
+        "kms:ScheduleKeyDeletion",
+        "kms:UpdateAlias",
+        "kms:DeleteAlias",
+      ]
+      resources = [local.key_resource, aws_kms_alias.seal.arn]
     }
   }
 

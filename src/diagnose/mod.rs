@@ -13,6 +13,7 @@
 
 mod audit;
 mod config;
+pub mod env_file;
 mod finding;
 mod health;
 mod listener;
@@ -41,6 +42,8 @@ pub struct Options {
     /// The user the service runs as; its access is checked too when
     /// diagnose runs as root.
     pub service_user: String,
+    /// The daemon's environment file, as the command line applied it.
+    pub env_file: env_file::Applied,
 }
 
 /// What every area's checks may look at.
@@ -56,6 +59,8 @@ pub struct Context {
     pub running_as: String,
     /// The service user's name as asked (`--user`), found or not.
     pub service_user_name: String,
+    /// The config area's finding on the environment file.
+    pub env_file: Finding,
     skip: Vec<String>,
 }
 
@@ -128,6 +133,7 @@ pub async fn run(options: &Options) -> Report {
         service_user,
         running_as,
         service_user_name: options.service_user.clone(),
+        env_file: env_file::check(&options.env_file),
         skip: options.skip.clone(),
     };
     let config_errors = context.config_errors.as_ref().map(ToString::to_string);

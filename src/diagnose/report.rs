@@ -34,6 +34,20 @@ impl Report {
         }
     }
 
+    /// The names in `skip` that no finding of this report carries: a
+    /// misspelt area or check, which skipped nothing.
+    pub fn unmatched<'a>(&self, skip: &'a [String]) -> Vec<&'a str> {
+        fn carries(findings: &[Finding], name: &str) -> bool {
+            findings
+                .iter()
+                .any(|f| f.name.eq_ignore_ascii_case(name) || carries(&f.children, name))
+        }
+        skip.iter()
+            .map(String::as_str)
+            .filter(|name| !carries(&self.findings, name))
+            .collect()
+    }
+
     /// Whether a check failed (exit 1).
     pub fn failed(&self) -> bool {
         self.status == Status::Failure

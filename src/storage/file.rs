@@ -166,12 +166,7 @@ impl FileBackend {
                 drop(lock);
                 Ok(None)
             }
-            Err((mut file, Errno::EWOULDBLOCK)) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
-                Ok(Some(if pid.is_empty() { "unknown" } else { pid }.into()))
-            }
+            Err((file, Errno::EWOULDBLOCK)) => Ok(Some(recorded_pid(file))),
             Err((_, errno)) => Err(OpenError::Io {
                 path: target.to_path_buf(),
                 reason: format!("cannot lock: {}", errno.desc()),
@@ -191,7 +186,7 @@ impl FileBackend {
             path: data.clone(),
             reason: err.to_string(),
         };
-        let db = redb::ReadOnlyDatabase::open(&data).map_err(|e| io(&e))?;
+        let db = open_read_only(&data)?;
         let txn = db.begin_read().map_err(|e| io(&e))?;
         let meta = match txn.open_table(META) {
             Ok(meta) => meta,
@@ -212,7 +207,7 @@ impl FileBackend {
             path: data.clone(),
             reason: err.to_string(),
         };
-        let db = redb::ReadOnlyDatabase::open(&data).map_err(|e| io(&e))?;
+        let db = open_read_only(&data)?;
         let txn = db.begin_read().map_err(|e| io(&e))?;
         let entries = match txn.open_table(ENTRIES) {
             Ok(entries) => entries,
@@ -222,6 +217,32 @@ impl FileBackend {
         let found = entries.get(key).map_err(|e| io(&e))?;
         Ok(found.map(|v| v.value().to_vec()))
     }
+}
+
+/// The pid the lock holder wrote into the lock file, or `unknown`: read
+/// bounded and kept only when it is a number, since it goes into sentences.
+fn recorded_pid(file: File) -> String {
+    let mut pid = String::new();
+    let _ = file.take(32).read_to_string(&mut pid);
+    match pid.trim().parse::<u32>() {
+        Ok(pid) => pid.to_string(),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
+/// `data` opened read-only. A store its last writer did not close (a
+/// crash) needs a repair, which only a writer makes: that is said as such,
+/// not as a damaged store.
+fn open_read_only(data: &Path) -> Result<redb::ReadOnlyDatabase, OpenError> {
+    redb::ReadOnlyDatabase::open(data).map_err(|e| match e {
+        redb::DatabaseError::RepairAborted => OpenError::NotClosedCleanly {
+            path: data.to_path_buf(),
+        },
+        e => OpenError::Io {
+            path: data.to_path_buf(),
+            reason: e.to_string(),
+        },
+    })
 }
 
 /// The directory holds only ciphertext, but its names and sizes tell how
@@ -272,19 +293,10 @@ fn lock_directory(dir: &Path) -> Result<Flock<File>, OpenError> {
             })?;
             Ok(lock)
         }
-        Err((mut file, Errno::EWOULDBLOCK)) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
-            Err(OpenError::Locked {
-                path: dir.to_path_buf(),
-                pid: if pid.is_empty() {
-                    "unknown".into()
-                } else {
-                    pid.into()
-                },
-            })
-        }
+        Err((file, Errno::EWOULDBLOCK)) => Err(OpenError::Locked {
+            path: dir.to_path_buf(),
+            pid: recorded_pid(file),
+        }),
         Err((_, errno)) => Err(OpenError::Io {
             path,
             reason: format!("cannot lock: {errno}"),

@@ -192,6 +192,16 @@ pub enum OpenError {
         /// What went wrong, one sentence.
         reason: String,
     },
+    /// The store was not closed cleanly (a crash, a kill, a power loss):
+    /// it can only be opened for writing, which repairs it. Read-only
+    /// readers (`strongroom diagnose`) get this instead of redb's error.
+    #[error(
+        "the store at {path} was not closed cleanly (its process stopped without closing it); the daemon repairs it when it next opens it"
+    )]
+    NotClosedCleanly {
+        /// The data file.
+        path: PathBuf,
+    },
     /// The directory or database could not be opened.
     #[error("cannot open storage at {path}: {reason}")]
     Io {

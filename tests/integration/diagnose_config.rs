@@ -171,6 +171,22 @@ fn diagnose_config_files_are_checked_for_the_service_user() {
     let report = diagnose(&config, &["--user", "nobody", "--skip", "seal,listener"]).json();
     assert_eq!(status(&report, &files), "success", "{report:#}");
     assert_eq!(status(&report, &key_path), "success");
+    let itself = ["config", "files", "config file"];
+    assert!(message(&report, &itself).contains("nobody"), "{report:#}");
+
+    // The config file itself, 0600 root: the daemon could not read it.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let report = diagnose(&config, &["--user", "nobody", "--skip", "seal,listener"])
+        .code(1)
+        .json();
+    assert_eq!(status(&report, &itself), "failure", "{report:#}");
+    let said = message(&report, &itself);
+    assert!(
+        said.starts_with(&config.display().to_string())
+            && said.contains("the service user nobody")
+            && said.contains("cannot read"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -301,4 +317,108 @@ fn diagnose_config_reports_what_server_check_refuses() {
         "success",
         "{report:#}"
     );
+}
+
+#[test]
+fn diagnose_config_applies_the_daemons_environment_file() {
+    let dir = tempdir();
+    // The connection URL only in the environment file, as the package's
+    // strongroom.env suggests.
+    let config = write_config(
+        dir.path(),
+        "storage \"postgresql\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\ndisable_mlock = true\n",
+    );
+    let env = dir.path().join("strongroom.env");
+    std::fs::write(
+        &env,
+        "# the daemon's\nSTRONGROOM_PG_CONNECTION_URL=\"postgres://app:hunter2-secret@127.0.0.1:1/db?sslmode=disable\"\nSTRONGROOM_LOG_LEVEL=debug\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let skip = ["--skip", "storage,seal,listener,process,audit"];
+    let env_arg = env.to_str().unwrap();
+
+    let run = diagnose(&config, &[&skip[..], &["--env-file", env_arg]].concat()).ok();
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    let report = run.json();
+    let applied = ["config", "environment file"];
+    assert_eq!(status(&report, &applied), "success", "{report:#}");
+    assert!(
+        message(&report, &applied).starts_with(&format!(
+            "{} sets STRONGROOM_PG_CONNECTION_URL, STRONGROOM_LOG_LEVEL, applied over",
+            env.display()
+        )),
+        "{report:#}"
+    );
+    assert_eq!(
+        message(&report, &["config", "settings", "log_level"]),
+        "debug (environment variable STRONGROOM_LOG_LEVEL)"
+    );
+    assert!(
+        message(
+            &report,
+            &["config", "settings", "storage.postgresql.connection_url"]
+        )
+        .starts_with("postgres://app:***@127.0.0.1:1/db")
+    );
+
+    // Readable by others, and a line systemd ignores: warnings.
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let report = diagnose(&config, &[&skip[..], &["--env-file", env_arg]].concat())
+        .ok()
+        .json();
+    assert_eq!(status(&report, &applied), "warning", "{report:#}");
+    assert!(message(&report, &applied).contains("mode 0644, readable by others"));
+    std::fs::write(
+        &env,
+        "STRONGROOM_PG_CONNECTION_URL=postgres://a@127.0.0.1:1/db\nnot a setting\n",
+    )
+    .unwrap();
+    let report = diagnose(&config, &[&skip[..], &["--env-file", env_arg]].concat())
+        .ok()
+        .json();
+    assert!(
+        message(&report, &applied).contains("line 2 is not NAME=VALUE"),
+        "{report:#}"
+    );
+
+    // Without it, the configuration lacks its connection URL.
+    let run = diagnose(&config, &[&skip[..], &["--no-env-file"]].concat()).code(64);
+    assert!(run.stderr.contains("connection_url"), "{}", run.stderr);
+    assert_eq!(status(&run.json(), &applied), "skipped");
+    // A file named and missing is a usage error, in one sentence.
+    let run = diagnose(&config, &["--env-file", "/nonexistent/strongroom.env"]).code(64);
+    assert_eq!(
+        run.stderr.trim(),
+        "error: --env-file: /nonexistent/strongroom.env cannot be read: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn diagnose_config_a_misspelt_skip_is_said_and_skips_nothing() {
+    let dir = tempdir();
+    let config = write_config(
+        dir.path(),
+        "storage \"inmem\" {}\nlistener \"tcp\" { address = \"127.0.0.1:0\" }\ndisable_mlock = true\n",
+    );
+    let run = diagnose(
+        &config,
+        &["--skip", "storage,seal,listener,process,audit,setings"],
+    )
+    .ok();
+    assert_eq!(
+        run.stderr.trim(),
+        "warning: --skip \"setings\": no area or check of this run has that name, so it skipped nothing"
+    );
+    assert_eq!(status(&run.json(), &["config", "settings"]), "success");
+    // Names match in any case; a real one is not mentioned.
+    let run = diagnose(
+        &config,
+        &["--skip", "STORAGE,seal,listener,process,audit,Settings"],
+    )
+    .ok();
+    assert_eq!(run.stderr, "", "{}", run.stderr);
+    assert_eq!(status(&run.json(), &["config", "settings"]), "skipped");
 }

@@ -125,7 +125,10 @@ fn a_valid_chain_passes_and_a_near_expiry_warns() {
         &report,
         &["listener", TCP, "chain"],
         "success",
-        "\"CN=Test Root\", which is not in the file",
+        &format!(
+            "is in order and its last is issued by \"CN=Test Root\", found in the client CA file {}",
+            ca.display()
+        ),
     );
     assert_finding(
         &report,
@@ -206,8 +209,14 @@ fn a_key_of_another_certificate_fails_in_one_sentence() {
     let message =
         finding(&report, &["listener", TCP, "certificate and key"])["message"].to_string();
     assert!(!message.contains("KeyMismatch"), "{message}");
-    // The chain and its dates are still looked at.
-    assert_finding(&report, &["listener", TCP, "chain"], "success", "in order");
+    // The chain and its dates are still looked at: the root that issued
+    // its intermediate is nowhere this machine can find.
+    assert_finding(
+        &report,
+        &["listener", TCP, "chain"],
+        "warning",
+        "issued by \"CN=Test Root\", which is not in the file, this machine's trust store or the client CA file",
+    );
 }
 
 #[test]
@@ -247,6 +256,31 @@ fn a_chain_without_its_intermediate_fails_and_a_bad_client_ca_fails() {
         &["listener", TCP, "client ca"],
         "failure",
         "holds no PEM certificate",
+    );
+
+    // The leaf alone: its issuer is nowhere to be found, a warning.
+    let alone = dir.path().join("alone.crt");
+    std::fs::write(&alone, leaf_only).unwrap();
+    let config = with_listeners(dir.path(), &tcp_tls("127.0.0.1:0", &alone, &key, None));
+    let report = diagnose(&config, "listener", &[]).ok().json();
+    assert_finding(
+        &report,
+        &["listener", TCP, "chain"],
+        "warning",
+        "the chain of 1 certificate(s) ends with \"CN=server\", issued by \"CN=Test Intermediate\", which is not in the file",
+    );
+
+    // An intermediate of the same name but another key: names are not enough.
+    let other = Pki::new(&dir.path().join("other"));
+    let forged = dir.path().join("forged.crt");
+    std::fs::write(&forged, format!("{leaf_only}{}", other.intermediate_pem())).unwrap();
+    let config = with_listeners(dir.path(), &tcp_tls("127.0.0.1:0", &forged, &key, None));
+    let report = diagnose(&config, "listener", &[]).code(1).json();
+    assert_finding(
+        &report,
+        &["listener", TCP, "chain"],
+        "failure",
+        "certificate 1 (\"CN=server\") names certificate 2 (\"CN=Test Intermediate\") as its issuer but is not signed by its key",
     );
 }
 
@@ -404,4 +438,47 @@ fn a_unix_socket_needs_its_directory_and_owners_the_service_may_set() {
             "nobody is not in group root (gid 0)",
         );
     }
+}
+
+#[test]
+fn a_privileged_port_fails_for_the_service_user_though_root_binds_it() {
+    crate::diagnose_config::must_be_root();
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        start > 1,
+        "this machine lets every user bind every port (ip_unprivileged_port_start = {start}): the check cannot be shown failing here"
+    );
+    let dir = tempdir();
+    let address = format!("127.0.0.1:{}", start - 1);
+    let config = with_listeners(
+        dir.path(),
+        &format!("listener \"tcp\" {{ address = \"{address}\" }}\n"),
+    );
+    let label = format!("tcp {address}");
+    // As root for root, the port binds.
+    let report = diagnose(&config, "listener", &["--user", "root"])
+        .ok()
+        .json();
+    assert_finding(
+        &report,
+        &["listener", &label, "bind"],
+        "success",
+        "can be bound",
+    );
+    // For the service user, it does not.
+    let report = diagnose(&config, "listener", &["--user", "nobody"])
+        .code(1)
+        .json();
+    assert_finding(
+        &report,
+        &["listener", &label, "bind"],
+        "failure",
+        &format!(
+            "is a privileged port (below {start}): the service user nobody cannot bind it without CAP_NET_BIND_SERVICE"
+        ),
+    );
 }

@@ -134,3 +134,30 @@ fn diagnose_readonly_as_root_creates_no_lock_file() {
     );
     assert!(!lock.exists(), "diagnose created the lock file as root");
 }
+
+#[test]
+fn diagnose_readonly_a_store_of_a_newer_format_fails_and_is_not_opened() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    craft_store(&data, Some(99));
+    let config = file_config(dir.path(), &data);
+    let before = std::fs::read(data.join("strongroom.redb")).unwrap();
+    let report = diagnose(&config, &["--skip", "config,seal,listener,process,audit"])
+        .code(1)
+        .json();
+    assert_eq!(
+        status(&report, &["storage", "format"]),
+        "failure",
+        "{report:#}"
+    );
+    assert!(
+        message(&report, &["storage", "format"])
+            .starts_with("storage format 99 was written by a newer strongroom"),
+        "{report:#}"
+    );
+    assert_eq!(status(&report, &["storage", "round trip"]), "skipped");
+    assert!(
+        std::fs::read(data.join("strongroom.redb")).unwrap() == before,
+        "diagnose changed a newer store"
+    );
+}

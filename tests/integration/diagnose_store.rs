@@ -431,3 +431,48 @@ fn diagnose_audit_directory_must_be_writable_by_the_service_user() {
     );
     assert_eq!(status(&report, &["audit", &device, "directory"]), "success");
 }
+
+#[test]
+fn diagnose_store_killed_daemons_store_is_a_warning_not_a_damaged_store() {
+    let dir = tempdir();
+    let mut daemon = Daemon::start(dir.path(), &config(dir.path(), ""));
+    open(&mut daemon);
+    // A kill leaves redb's store needing the repair a writer makes.
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    daemon
+        .wait_exit(std::time::Duration::from_secs(5))
+        .expect("SIGKILL ends the daemon");
+    let data = dir.path().join("data");
+    let file = data.join("strongroom.redb");
+    let before = std::fs::read(&file).unwrap();
+    let report = diagnose(&daemon.config_path, &["--skip", OTHERS])
+        .ok()
+        .json();
+    assert_eq!(
+        status(&report, &["storage", "format"]),
+        "warning",
+        "{report:#}"
+    );
+    let said = message(&report, &["storage", "format"]);
+    assert!(said.contains("was not closed cleanly"), "{said}");
+    assert!(
+        message(&report, &["storage", "round trip"]).contains("would repair it"),
+        "{report:#}"
+    );
+    assert!(
+        std::fs::read(&file).unwrap() == before,
+        "diagnose changed the store"
+    );
+
+    // The daemon repairs it at its start; then the store reads as usual.
+    daemon.start_again();
+    daemon.stop();
+    let report = diagnose(&daemon.config_path, &["--skip", OTHERS])
+        .ok()
+        .json();
+    assert_eq!(
+        status(&report, &["storage", "format"]),
+        "success",
+        "{report:#}"
+    );
+}

@@ -102,6 +102,14 @@ fn string(expr: &Expression) -> String {
     }
 }
 
+/// A string as written, a template's `${…}` kept.
+fn written(expr: &Expression) -> String {
+    match expr {
+        Expression::String(s) => s.value().clone(),
+        _ => expr.to_string().trim().trim_matches('"').to_string(),
+    }
+}
+
 /// A list written out as strings: what the test can read without Terraform.
 fn strings(expr: &Expression) -> Vec<String> {
     match expr {
@@ -165,6 +173,8 @@ fn used(files: &[TfFile], prefix: &str) -> BTreeSet<String> {
 
 struct Statement {
     sid: String,
+    /// `Deny`, or `Allow` (the default).
+    effect: String,
     actions: Vec<String>,
     /// Its `principals { identifiers = … }` as written; empty in an IAM policy.
     principals: String,
@@ -196,6 +206,9 @@ fn statements(files: &[TfFile], name: &str) -> Vec<Statement> {
         let principals = body.get_blocks("principals").next();
         found.push(Statement {
             sid: string(attr(body, "sid")),
+            effect: body
+                .get_attribute("effect")
+                .map_or("Allow".to_string(), |e| string(&e.value)),
             actions: strings(attr(body, "actions")),
             principals: principals
                 .map_or(String::new(), |p| attr(&p.body, "identifiers").to_string()),
@@ -206,7 +219,7 @@ fn statements(files: &[TfFile], name: &str) -> Vec<Statement> {
                 .map(|c| {
                     (
                         string(attr(&c.body, "test")),
-                        string(attr(&c.body, "variable")),
+                        written(attr(&c.body, "variable")),
                     )
                 })
                 .collect(),
@@ -220,7 +233,7 @@ fn statements(files: &[TfFile], name: &str) -> Vec<Statement> {
 fn granted(statements: &[Statement], prefix: &str) -> Vec<String> {
     let mut actions: Vec<String> = statements
         .iter()
-        .filter(|s| s.sid.starts_with(prefix))
+        .filter(|s| s.sid.starts_with(prefix) && s.effect == "Allow")
         .flat_map(|s| s.actions.clone())
         .collect();
     actions.sort();
@@ -348,6 +361,77 @@ fn the_policies_grant_exactly_the_actions_strongroom_calls() {
         granted(&role, BYOK_SID),
         sorted(BYOK_ACTIONS),
         "role policy"
+    );
+    // What creates or changes a key needs strongroom's distribution tag
+    // (sent, or on the key), so the role cannot touch keys that are not
+    // Key Management's; and the seal's key is denied outright.
+    let byok = |action: &str| -> Vec<&Statement> {
+        role.iter()
+            .filter(|s| s.sid.starts_with(BYOK_SID) && s.actions.iter().any(|a| a == action))
+            .collect()
+    };
+    let tag = |on: &str| {
+        (
+            "Null".to_string(),
+            format!("aws:{on}/${{local.distribution_tag}}"),
+        )
+    };
+    for action in ["kms:CreateKey", "kms:TagResource"] {
+        let allowed: Vec<&Statement> = byok(action)
+            .into_iter()
+            .filter(|s| s.effect == "Allow")
+            .collect();
+        assert!(!allowed.is_empty(), "{action} is not granted");
+        for s in allowed {
+            assert!(
+                s.conditions.contains(&tag("RequestTag")),
+                "{}: {:?}",
+                s.sid,
+                s.conditions
+            );
+        }
+    }
+    for action in [
+        "kms:ImportKeyMaterial",
+        "kms:DisableKey",
+        "kms:ScheduleKeyDeletion",
+        "kms:EnableKey",
+        "kms:GetParametersForImport",
+    ] {
+        let allowed: Vec<&Statement> = byok(action)
+            .into_iter()
+            .filter(|s| s.effect == "Allow")
+            .collect();
+        assert!(!allowed.is_empty(), "{action} is not granted");
+        for s in allowed {
+            assert!(
+                s.conditions.contains(&tag("ResourceTag")),
+                "{}: {:?}",
+                s.sid,
+                s.conditions
+            );
+        }
+    }
+    for action in [
+        "kms:TagResource",
+        "kms:DisableKey",
+        "kms:ScheduleKeyDeletion",
+        "kms:ImportKeyMaterial",
+    ] {
+        assert!(
+            byok(action)
+                .iter()
+                .any(|s| s.effect == "Deny" && s.resources.contains("local.key_resource")),
+            "no Deny of {action} on the seal's key"
+        );
+    }
+    let main = std::fs::read_to_string(Path::new(MODULE).join("main.tf")).unwrap();
+    assert!(
+        main.contains(&format!(
+            "distribution_tag = \"{}\"",
+            strongroom::seal::import::aws::DISTRIBUTION_TAG
+        )),
+        "main.tf's distribution_tag is not DISTRIBUTION_TAG"
     );
 
     let kms_key = the(&files, "resource", &["aws_kms_key", "seal"]);

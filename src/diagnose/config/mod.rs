@@ -20,7 +20,10 @@ const QUOTED_ERRORS: usize = 3;
 
 /// The config area.
 pub fn check(context: &Context) -> Finding {
-    let mut children = vec![parse(context)];
+    let mut children = vec![
+        parse(context),
+        context.unless_skipped("environment file", || context.env_file.clone()),
+    ];
     let checks = [
         (
             START,
@@ -107,7 +110,12 @@ fn quoted(errors: &ConfigErrors) -> String {
 /// credentials); audit files, which it appends to, are the audit area's.
 fn files(context: &Context, config: &Config) -> Finding {
     let users = Who::all(context);
-    let children: Vec<Finding> = config
+    let mut children: Vec<Finding> = config
+        .file
+        .iter()
+        .map(|path| config_file(&users, path))
+        .collect();
+    children.extend(config
         .files
         .iter()
         .filter(|named| named.usage == FileUse::Read)
@@ -140,14 +148,31 @@ fn files(context: &Context, config: &Config) -> Finding {
                     ),
                 },
             }
-        })
-        .collect();
+        }));
     let message = if children.is_empty() {
         "the configuration names no file to read"
     } else {
         ""
     };
     Finding::heading("files", message, children)
+}
+
+/// The configuration file itself: the daemon reads it at every start and
+/// reload, as its own user, and exits 64 (which systemd does not retry)
+/// when it cannot.
+fn config_file(users: &[Who], path: &std::path::Path) -> Finding {
+    const NAME: &str = "config file";
+    match users.iter().find_map(|who| who.denied(path, Want::Read)) {
+        Some(denied) => Finding::failure(
+            NAME,
+            format!("{}: {denied}", path.display()),
+            "give the service user read access (chgrp strongroom and chmod 0640, as the Debian package does), and let it enter the directories above",
+        ),
+        None => Finding::success(
+            NAME,
+            format!("{} is readable by {}", path.display(), labels(users)),
+        ),
+    }
 }
 
 /// `a and b`.

@@ -20,13 +20,46 @@ pub async fn check(context: &Context, listener: &TcpListener) -> Finding {
     let mut children = vec![if context.skipped(BIND) {
         Finding::skipped(BIND, "skipped (--skip)")
     } else {
-        bind(address, listener.tls.is_some()).await
+        match privileged_for_service(context, address) {
+            Some(refused) => refused,
+            None => bind(address, listener.tls.is_some()).await,
+        }
     }];
     match &listener.tls {
         Some(files) => children.extend(tls::check(context, files)),
         None => children.push(context.unless_skipped(TLS, || plaintext(address))),
     }
     Finding::heading(&label, "", children)
+}
+
+/// Root binds any port; the service user, under the unit's
+/// `CapabilityBoundingSet=CAP_IPC_LOCK`, only those from the kernel's
+/// `ip_unprivileged_port_start` up. A port below it fails for the service
+/// user, named, though root could bind it here.
+fn privileged_for_service(context: &Context, address: SocketAddr) -> Option<Finding> {
+    let user = context.service_user.as_ref().filter(|user| user.uid != 0)?;
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok())
+        .unwrap_or(1024);
+    privileged_verdict(address, start, &user.name)
+}
+
+/// The failure for `service_user` binding `address` when its port is below
+/// `start`, the first port unprivileged users may bind.
+fn privileged_verdict(address: SocketAddr, start: u16, service_user: &str) -> Option<Finding> {
+    (address.port() != 0 && address.port() < start).then(|| {
+        Finding::failure(
+            BIND,
+            format!(
+                "{address} is a privileged port (below {start}): the service user {service_user} cannot bind it without CAP_NET_BIND_SERVICE, which deploy/strongroom.service does not grant"
+            ),
+            "use a port from 1024 up (8200 is Vault's), or add CAP_NET_BIND_SERVICE to the unit's CapabilityBoundingSet= and AmbientCapabilities=",
+        )
+    })
 }
 
 /// Binds the address and lets it go at once; when it is taken, asks the
@@ -89,5 +122,25 @@ fn plaintext(address: SocketAddr) -> Finding {
             ),
             "set tls_cert_file and tls_key_file, or listen on 127.0.0.1 behind a TLS proxy",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_below_the_unprivileged_start_fails_for_the_service_user() {
+        let https: SocketAddr = "0.0.0.0:443".parse().unwrap();
+        let refused = privileged_verdict(https, 1024, "strongroom").unwrap();
+        assert_eq!(refused.status, crate::diagnose::Status::Failure);
+        assert!(
+            refused
+                .message
+                .contains("the service user strongroom cannot bind it")
+        );
+        assert!(privileged_verdict(https, 80, "strongroom").is_none());
+        assert!(privileged_verdict("0.0.0.0:8200".parse().unwrap(), 1024, "s").is_none());
+        assert!(privileged_verdict("127.0.0.1:0".parse().unwrap(), 1024, "s").is_none());
     }
 }

@@ -54,9 +54,10 @@ pub fn check(context: &Context, files: &TlsFiles) -> Vec<Finding> {
                 findings.push(Finding::failure(
                     PAIR,
                     format!(
-                        "certificate {} in {} does not parse: {e}",
+                        "certificate {} in {} does not parse: {}",
                         n + 1,
-                        files.cert.display()
+                        files.cert.display(),
+                        parse_error(&e)
                     ),
                     "replace the file with the PEM chain your CA issued",
                 ));
@@ -65,7 +66,9 @@ pub fn check(context: &Context, files: &TlsFiles) -> Vec<Finding> {
         }
     }
     findings.push(context.unless_skipped(PAIR, || pair(files, &ders, &parsed)));
-    findings.push(context.unless_skipped(CHAIN, || chain(&files.cert, &parsed)));
+    findings.push(context.unless_skipped(CHAIN, || {
+        chain(&files.cert, &parsed, files.client_ca.as_deref())
+    }));
     findings.push(context.unless_skipped(EXPIRY, || expiry(&files.cert, &parsed)));
     findings.extend(
         files
@@ -86,6 +89,14 @@ fn load(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err(format!("{} holds no PEM certificate", path.display()));
     }
     Ok(certs)
+}
+
+/// x509-parser's error as a sentence (nom's own Display is a Debug dump).
+fn parse_error(e: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> String {
+    match e {
+        x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e.to_string(),
+        x509_parser::nom::Err::Incomplete(_) => "it is cut short".to_string(),
+    }
 }
 
 fn subject(cert: &X509Certificate<'_>) -> String {
@@ -159,21 +170,39 @@ fn pair(
     )
 }
 
-/// Each certificate is issued by the next one in the file; the last may be
-/// issued by a CA the clients have.
-fn chain(path: &Path, parsed: &[X509Certificate<'_>]) -> Finding {
+/// Each certificate is issued by the next one in the file (its name and
+/// its signature); the last is a self-signed root, or issued by a CA found
+/// in this machine's trust store or the listener's client CA file. A file
+/// whose last certificate's issuer is found nowhere (a leaf without its
+/// intermediates, most often) is a warning: clients that lack that CA
+/// cannot verify the server.
+fn chain(path: &Path, parsed: &[X509Certificate<'_>], client_ca: Option<&Path>) -> Finding {
     for (n, pair) in parsed.windows(2).enumerate() {
-        if pair[0].issuer().as_raw() != pair[1].subject().as_raw() {
-            return Finding::failure(
-                CHAIN,
+        let named = pair[0].issuer().as_raw() == pair[1].subject().as_raw();
+        if !named || !signed_by(&pair[0], &pair[1]) {
+            let why = if named {
                 format!(
-                    "the chain in {} is incomplete or out of order: certificate {} ({}) was issued by {}, but certificate {} is {}",
-                    path.display(),
+                    "certificate {} ({}) names certificate {} ({}) as its issuer but is not signed by its key",
+                    n + 1,
+                    subject(&pair[0]),
+                    n + 2,
+                    subject(&pair[1])
+                )
+            } else {
+                format!(
+                    "certificate {} ({}) was issued by {}, but certificate {} is {}",
                     n + 1,
                     subject(&pair[0]),
                     crate::text::quote(&pair[0].issuer().to_string()),
                     n + 2,
                     subject(&pair[1])
+                )
+            };
+            return Finding::failure(
+                CHAIN,
+                format!(
+                    "the chain in {} is incomplete or out of order: {why}",
+                    path.display()
                 ),
                 "put the leaf first, then each intermediate CA in order (cat leaf.pem intermediate.pem > chain.pem); clients without the intermediates cannot verify the server",
             );
@@ -181,23 +210,57 @@ fn chain(path: &Path, parsed: &[X509Certificate<'_>]) -> Finding {
     }
     let last = &parsed[parsed.len() - 1];
     let count = parsed.len();
-    if last.issuer().as_raw() == last.subject().as_raw() {
-        Finding::success(
+    if last.issuer().as_raw() == last.subject().as_raw() && signed_by(last, last) {
+        return Finding::success(
             CHAIN,
             format!(
                 "the chain of {count} certificate(s) is complete and ends with the self-signed {}",
                 subject(last)
             ),
-        )
-    } else {
-        Finding::success(
+        );
+    }
+    let issuer = crate::text::quote(&last.issuer().to_string());
+    match trusted_issuer(last, client_ca) {
+        Some(found) => Finding::success(
             CHAIN,
             format!(
-                "the chain of {count} certificate(s) is in order; the last is issued by {}, which is not in the file: fine when it is a root CA the clients trust",
-                crate::text::quote(&last.issuer().to_string())
+                "the chain of {count} certificate(s) is in order and its last is issued by {issuer}, found in {found}"
             ),
-        )
+        ),
+        None => Finding::warning(
+            CHAIN,
+            format!(
+                "the chain of {count} certificate(s) ends with {}, issued by {issuer}, which is not in the file, this machine's trust store or the client CA file: clients that do not have that CA (or the intermediates up to one they have) cannot verify the server",
+                subject(last)
+            ),
+            "append the intermediate CA certificates to the file, leaf first (cat leaf.pem intermediate.pem > chain.pem); leave it so only when every client trusts that CA itself",
+        ),
     }
+}
+
+/// Whether `cert` carries a valid signature by `issuer`'s key.
+fn signed_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+    cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+/// Where a CA that signed `cert` was found: the listener's client CA file,
+/// or this machine's trust store (rustls-native-certs: SSL_CERT_FILE,
+/// SSL_CERT_DIR, else the distribution's bundle).
+fn trusted_issuer(cert: &X509Certificate<'_>, client_ca: Option<&Path>) -> Option<String> {
+    let issued = |ders: &[CertificateDer<'_>]| {
+        ders.iter().any(|der| {
+            x509_parser::parse_x509_certificate(der).is_ok_and(|(_, ca)| {
+                ca.subject().as_raw() == cert.issuer().as_raw() && signed_by(cert, &ca)
+            })
+        })
+    };
+    if let Some(ca) = client_ca
+        && load(ca).is_ok_and(|ders| issued(&ders))
+    {
+        return Some(format!("the client CA file {}", ca.display()));
+    }
+    issued(&rustls_native_certs::load_native_certs().certs)
+        .then(|| "this machine's trust store".to_string())
 }
 
 /// The certificate that expires first: expired or not yet valid fails;
@@ -280,9 +343,10 @@ fn client_ca(context: &Context, ca: &Path, files: &TlsFiles) -> Finding {
                     return Finding::failure(
                         CLIENT_CA,
                         format!(
-                            "certificate {} in {} does not parse: {e}",
+                            "certificate {} in {} does not parse: {}",
                             n + 1,
-                            ca.display()
+                            ca.display(),
+                            parse_error(&e)
                         ),
                         advice,
                     );

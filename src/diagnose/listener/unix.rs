@@ -106,6 +106,9 @@ fn directory(path: &Path, service: &Service) -> Finding {
             );
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(finding) = made_by_systemd(dir) {
+                return finding;
+            }
             return Finding::failure(
                 DIRECTORY,
                 format!(
@@ -170,6 +173,55 @@ fn directory(path: &Path, service: &Service) -> Finding {
             service.name
         ),
     )
+}
+
+/// Where an installed unit may be.
+const UNIT_FILES: [&str; 3] = [
+    "/etc/systemd/system/strongroom.service",
+    "/usr/lib/systemd/system/strongroom.service",
+    "/lib/systemd/system/strongroom.service",
+];
+
+/// A missing `/run/NAME` is what a stopped unit with
+/// `RuntimeDirectory=NAME` leaves (systemd makes it at start and removes
+/// it at stop): success when an installed unit says so, else a warning;
+/// `None` for a directory elsewhere.
+fn made_by_systemd(dir: &Path) -> Option<Finding> {
+    if dir.parent() != Some(Path::new("/run")) {
+        return None;
+    }
+    let name = dir.file_name()?.to_str()?;
+    let unit = UNIT_FILES.iter().find(|unit| {
+        std::fs::read_to_string(unit).is_ok_and(|text| runtime_directories(&text).contains(&name))
+    });
+    Some(match unit {
+        Some(unit) => Finding::success(
+            DIRECTORY,
+            format!(
+                "{} does not exist while the service is stopped: {unit} has RuntimeDirectory={name}, so systemd makes it at start",
+                dir.display()
+            ),
+        ),
+        None => Finding::warning(
+            DIRECTORY,
+            format!(
+                "{} does not exist, and no installed strongroom.service has RuntimeDirectory={name}, which would make it at start",
+                dir.display()
+            ),
+            format!(
+                "install the unit (deploy/strongroom.service has RuntimeDirectory=strongroom), or create {} owned by the service user",
+                dir.display()
+            ),
+        ),
+    })
+}
+
+/// The directories a unit's `RuntimeDirectory=` lines name.
+fn runtime_directories(unit: &str) -> Vec<&str> {
+    unit.lines()
+        .filter_map(|line| line.trim().strip_prefix("RuntimeDirectory="))
+        .flat_map(str::split_whitespace)
+        .collect()
 }
 
 /// The path is free, a stale socket the daemon replaces, or taken.
@@ -281,4 +333,29 @@ fn owner(listener: &UnixListener, service: &Service) -> Finding {
             named.join(" and ")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_units_runtime_directories_are_read() {
+        let unit = "[Service]\nUser=strongroom\nRuntimeDirectory=strongroom other\n  RuntimeDirectoryMode=0711\n";
+        assert_eq!(runtime_directories(unit), ["strongroom", "other"]);
+        assert!(runtime_directories("[Service]\nStateDirectory=strongroom\n").is_empty());
+    }
+
+    #[test]
+    fn only_a_directory_right_under_run_may_be_systemds() {
+        assert!(made_by_systemd(Path::new("/var/run-not/strongroom")).is_none());
+        assert!(made_by_systemd(Path::new("/run/strongroom/deeper")).is_none());
+        let found = made_by_systemd(Path::new("/run/strongroom-no-such-unit")).unwrap();
+        assert_eq!(found.status, crate::diagnose::Status::Warning);
+        assert!(
+            found
+                .message
+                .contains("RuntimeDirectory=strongroom-no-such-unit")
+        );
+    }
 }

@@ -96,6 +96,10 @@ pub async fn checks(context: &Context, config: &Config, dir: &Path) -> Vec<Findi
                 "round trip",
                 "not made: opening the store would change its format, which the daemon does at its start",
             ),
+            Err(OpenError::NotClosedCleanly { .. }) => Finding::skipped(
+                "round trip",
+                "not made: opening the store for writing would repair it, which the daemon does at its start",
+            ),
             Err(_) => Finding::skipped("round trip", "not made: the store cannot be read"),
         });
     }
@@ -230,6 +234,11 @@ fn format_finding(format: &Result<Option<u32>, OpenError>) -> Finding {
                 "storage format {found}: the daemon raises it to {FORMAT_VERSION} at its next start, after which older builds refuse it"
             ),
             "take a snapshot before starting this version",
+        ),
+        Err(e @ OpenError::NotClosedCleanly { .. }) => Finding::warning(
+            NAME,
+            e.to_string(),
+            "nothing to do: the daemon's next start repairs it (run diagnose again after that to check the store itself)",
         ),
         Err(e) => Finding::failure(
             NAME,

@@ -58,6 +58,11 @@ impl Pki {
         }
     }
 
+    /// The intermediate CA's certificate, PEM.
+    pub fn intermediate_pem(&self) -> String {
+        self.intermediate.pem()
+    }
+
     /// A leaf the intermediate signed, valid `from`..`until` days from now,
     /// written as `name.crt` (leaf, then intermediate) and `name.key`.
     pub fn leaf(&self, name: &str, from: i64, until: i64) -> (PathBuf, PathBuf) {

@@ -70,6 +70,14 @@ fn the_maintainer_scripts_work_on_a_dpkg_root_and_keep_the_store() {
     assert!(!said.contains("installed, not enabled"), "{said}");
     assert_eq!(account(&root, "passwd", "strongroom"), users);
 
+    // A conffile the admin deleted stays deleted, and configure still works.
+    let hcl = root.join("etc/strongroom/strongroom.hcl");
+    let kept = std::fs::read(&hcl).unwrap();
+    std::fs::remove_file(&hcl).unwrap();
+    script("postinst", &["configure", "0.1.0-1"]);
+    assert!(!hcl.exists(), "configure brought back a deleted conffile");
+    std::fs::write(&hcl, kept).unwrap();
+
     // What an operator and the daemon add: a key, the store, an enablement.
     std::fs::create_dir(root.join("etc/strongroom/tls")).unwrap();
     std::fs::write(root.join("etc/strongroom/tls/server.key"), "key").unwrap();
