@@ -376,40 +376,34 @@ fn the_policies_grant_exactly_the_actions_strongroom_calls() {
             format!("aws:{on}/${{local.distribution_tag}}"),
         )
     };
-    for action in ["kms:CreateKey", "kms:TagResource"] {
-        let allowed: Vec<&Statement> = byok(action)
-            .into_iter()
-            .filter(|s| s.effect == "Allow")
-            .collect();
-        assert!(!allowed.is_empty(), "{action} is not granted");
-        for s in allowed {
-            assert!(
-                s.conditions.contains(&tag("RequestTag")),
-                "{}: {:?}",
-                s.sid,
-                s.conditions
-            );
-        }
-    }
-    for action in [
-        "kms:ImportKeyMaterial",
-        "kms:DisableKey",
-        "kms:ScheduleKeyDeletion",
-        "kms:EnableKey",
-        "kms:GetParametersForImport",
-    ] {
-        let allowed: Vec<&Statement> = byok(action)
-            .into_iter()
-            .filter(|s| s.effect == "Allow")
-            .collect();
-        assert!(!allowed.is_empty(), "{action} is not granted");
-        for s in allowed {
-            assert!(
-                s.conditions.contains(&tag("ResourceTag")),
-                "{}: {:?}",
-                s.sid,
-                s.conditions
-            );
+    let needs = [
+        ("RequestTag", &["kms:CreateKey", "kms:TagResource"][..]),
+        (
+            "ResourceTag",
+            &[
+                "kms:ImportKeyMaterial",
+                "kms:DisableKey",
+                "kms:ScheduleKeyDeletion",
+                "kms:EnableKey",
+                "kms:GetParametersForImport",
+            ][..],
+        ),
+    ];
+    for (on, actions) in needs {
+        for action in actions {
+            let allowed: Vec<&Statement> = byok(action)
+                .into_iter()
+                .filter(|s| s.effect == "Allow")
+                .collect();
+            assert!(!allowed.is_empty(), "{action} is not granted");
+            for s in allowed {
+                assert!(
+                    s.conditions.contains(&tag(on)),
+                    "{}: {:?}",
+                    s.sid,
+                    s.conditions
+                );
+            }
         }
     }
     for action in [
