@@ -226,6 +226,11 @@ fn diagnose_config_settings_show_their_source_and_no_secret() {
         message(&report, &["config", "settings", "cluster_name"]),
         "not set (default)"
     );
+    // An attribute the block did not set is not said to come from a line.
+    assert_eq!(
+        message(&report, &["config", "settings", "storage.postgresql.table"]),
+        "strongroom_kv_store (the block at config file line 1, or its default)"
+    );
     // Vault's `ui` is accepted and ignored: a warning naming its line.
     let ui = ["config", "warnings", "ui"];
     assert_eq!(status(&report, &ui), "warning", "{report:#}");

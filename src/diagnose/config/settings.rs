@@ -43,7 +43,7 @@ pub fn check(config: &Config) -> Finding {
     Finding::heading("settings", "", children)
 }
 
-fn setting(name: &str, value: impl std::fmt::Display, source: &Source) -> Finding {
+fn setting(name: &str, value: impl std::fmt::Display, source: impl std::fmt::Display) -> Finding {
     Finding::success(name, format!("{value} ({source})"))
 }
 
@@ -62,6 +62,17 @@ fn at_line(line: usize) -> Source {
     }
 }
 
+/// Where a block's attribute came from when only the block's line is
+/// known: the block set it, or left it to its default.
+fn in_block(source: &Source) -> String {
+    match source {
+        Source::File { line } => {
+            format!("the block at config file line {line}, or its default")
+        }
+        other => other.to_string(),
+    }
+}
+
 fn storage(config: &Config) -> Vec<Finding> {
     let source = &config.storage.source;
     match &config.storage.value {
@@ -70,7 +81,7 @@ fn storage(config: &Config) -> Vec<Finding> {
             setting(
                 "storage.file.cache_size",
                 format!("{cache_size} bytes"),
-                source,
+                in_block(source),
             ),
         ],
         StorageConfig::Inmem => Vec::new(),
@@ -79,7 +90,7 @@ fn storage(config: &Config) -> Vec<Finding> {
                 .connection_url
                 .as_ref()
                 .map_or_else(|| "not set".to_string(), |url| url.redacted());
-            let block = at_line(pg.line);
+            let block = in_block(&at_line(pg.line));
             vec![
                 setting("storage.postgresql.connection_url", url, &pg.url_source),
                 setting("storage.postgresql.table", &pg.table, &block),
