@@ -113,10 +113,10 @@ fn listener(listener: &Listener) -> Finding {
             setting(
                 "listener.tcp",
                 format!("{}, {tls}", tcp.address),
-                &at_line(tcp.line),
+                at_line(tcp.line),
             )
         }
-        Listener::Unix(unix) => setting("listener.unix", unix.path.display(), &at_line(unix.line)),
+        Listener::Unix(unix) => setting("listener.unix", unix.path.display(), at_line(unix.line)),
     }
 }
 
