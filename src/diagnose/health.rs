@@ -1,17 +1,59 @@
 //! The one question diagnose asks a strongroom it finds running: Vault's
 //! `GET /v1/sys/health`, with every state answering 200 so the body alone
-//! tells it. Used by the storage area (a daemon holds the store) and the
+//! tells it, over a unix socket or TCP (with TLS when the listener has it:
+//! the certificate is not verified, as only the answer's shape is looked
+//! at). Used by the storage area (a daemon holds the store) and the
 //! listener area (something holds the address). Nothing read is trusted:
 //! the answer is bounded and only its shape is looked at.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The most of an answer read: a health answer is a few hundred bytes.
 const MAX_ANSWER: u64 = 64 * 1024;
 
+/// The health answer of whatever listens at `addr` (a wildcard address is
+/// asked on loopback), over TLS when `tls`; the error is one sentence.
+/// The caller bounds the time.
+pub async fn tcp(addr: SocketAddr, tls: bool) -> Result<serde_json::Value, String> {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let target = SocketAddr::new(ip, addr.port());
+    let stream = tokio::net::TcpStream::connect(target)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !tls {
+        return ask(stream, &target.to_string()).await;
+    }
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config()?));
+    let stream = connector
+        .connect(ServerName::IpAddress(ip.into()), stream)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    ask(stream, &target.to_string()).await
+}
+
+/// As [`tcp`], on a unix socket.
+pub async fn unix(path: &Path) -> Result<serde_json::Value, String> {
+    let stream = tokio::net::UnixStream::connect(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    ask(stream, "localhost").await
+}
+
 /// Sends the health request on `stream` (to `host`) and returns the JSON
 /// body of the answer; the error is one sentence.
-pub async fn ask(
+async fn ask(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     host: &str,
 ) -> Result<serde_json::Value, String> {
@@ -50,6 +92,68 @@ pub fn body(answer: &[u8]) -> Result<serde_json::Value, String> {
         .and_then(|(start, end)| after.get(start..=end))
         .ok_or("its answer has no JSON body")?;
     serde_json::from_str(json).map_err(|_| "its answer's body is not JSON".to_string())
+}
+
+fn client_config() -> Result<ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Accepts any server certificate (its signatures are still checked):
+/// the question is whether a strongroom answers, not whom to trust.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]

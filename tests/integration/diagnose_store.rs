@@ -476,3 +476,54 @@ fn diagnose_store_killed_daemons_store_is_a_warning_not_a_damaged_store() {
         "{report:#}"
     );
 }
+
+#[test]
+fn diagnose_store_asks_a_tls_only_daemon_over_tls_unless_it_wants_a_client_certificate() {
+    use rcgen::ExtendedKeyUsagePurpose;
+    let dir = tempdir();
+    let ca = crate::support::tls::Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf(dir.path(), "server", ExtendedKeyUsagePurpose::ServerAuth);
+    let port = crate::support::ha::free_port();
+    let listener = |client_ca: &str| {
+        format!(
+            "storage \"file\" {{ path = \"{}\" }}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n{client_ca}}}\nlog_format = \"json\"\ndisable_mlock = true\n",
+            dir.path().join("data").display(),
+            cert.display(),
+            key.display()
+        )
+    };
+    let mut daemon = Daemon::start(dir.path(), &listener(""));
+    let report = diagnose(&daemon.config_path, &["--skip", OTHERS])
+        .ok()
+        .json();
+    let said = message(&report, &["storage", "running daemon"]);
+    assert!(
+        said.contains(&format!(
+            "answers on https://127.0.0.1:{port}: not initialized"
+        )),
+        "{report:#}"
+    );
+    daemon.stop();
+
+    // Mutual TLS: diagnose has no client certificate to offer.
+    let config = listener(&format!(
+        "  tls_client_ca_file = \"{}\"\n",
+        ca.pem_path.display()
+    ));
+    std::fs::write(&daemon.config_path, config).unwrap();
+    daemon.start_again();
+    let report = diagnose(&daemon.config_path, &["--skip", OTHERS])
+        .ok()
+        .json();
+    assert_eq!(
+        status(&report, &["storage", "running daemon"]),
+        "skipped",
+        "{report:#}"
+    );
+    assert!(
+        message(&report, &["storage", "running daemon"])
+            .contains("want a client certificate or use port 0"),
+        "{report:#}"
+    );
+    daemon.stop();
+}

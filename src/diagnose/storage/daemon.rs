@@ -1,8 +1,9 @@
 //! A running daemon holds the store: instead of touching it, ask the daemon
 //! how it is, with Vault's `GET /v1/sys/health` over one of its configured
-//! listeners (a unix socket first, else a plaintext TCP listener on a fixed
-//! port). A TLS-only daemon is left to `strongroom status`, which has the
-//! CA and client certificate the listener may want.
+//! listeners (a unix socket first, else a TCP listener on a fixed port:
+//! plaintext, else TLS without client certificates). A daemon whose TCP
+//! listeners all want a client certificate is left to `strongroom status`,
+//! which has the operator's.
 
 use std::time::Duration;
 
@@ -16,14 +17,16 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Where the daemon can be asked.
 enum Target {
     Unix(std::path::PathBuf),
-    Tcp(std::net::SocketAddr),
+    /// The address, and whether it speaks TLS.
+    Tcp(std::net::SocketAddr, bool),
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Unix(path) => write!(f, "unix:{}", path.display()),
-            Target::Tcp(addr) => write!(f, "http://{addr}"),
+            Target::Tcp(addr, false) => write!(f, "http://{addr}"),
+            Target::Tcp(addr, true) => write!(f, "https://{addr}"),
         }
     }
 }
@@ -34,7 +37,7 @@ pub async fn status(config: &Config, pid: &str) -> Finding {
         return Finding::skipped(
             NAME,
             format!(
-                "a strongroom daemon (pid {pid}) holds the store; its listeners all use TLS or port 0, so ask it with `strongroom status` (the round trip is not made while it runs)"
+                "a strongroom daemon (pid {pid}) holds the store; its TCP listeners all want a client certificate or use port 0, so ask it with `strongroom status` (the round trip is not made while it runs)"
             ),
         );
     };
@@ -81,43 +84,32 @@ fn not_answering(pid: &str, target: &Target, why: &str) -> Finding {
     )
 }
 
-/// The first unix listener, else the first plaintext TCP listener with a
-/// fixed port (a wildcard address asked on loopback).
+/// The first unix listener, else the first TCP listener with a fixed port
+/// that wants no client certificate, plaintext before TLS (a wildcard
+/// address is asked on loopback, by [`health::tcp`]).
 fn target(config: &Config) -> Option<Target> {
     let unix = config.listeners.iter().find_map(|l| match l {
         Listener::Unix(unix) => Some(Target::Unix(unix.path.clone())),
         Listener::Tcp(_) => None,
     });
-    unix.or_else(|| {
+    let tcp = |tls: bool| {
         config.listeners.iter().find_map(|l| match l {
-            Listener::Tcp(tcp) if tcp.tls.is_none() && tcp.address.port() != 0 => {
-                let mut addr = tcp.address;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(match addr {
-                        std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                        std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                    });
-                }
-                Some(Target::Tcp(addr))
+            Listener::Tcp(tcp)
+                if tcp.address.port() != 0
+                    && tcp.tls.is_some() == tls
+                    && tcp.tls.as_ref().is_none_or(|t| t.client_ca.is_none()) =>
+            {
+                Some(Target::Tcp(tcp.address, tls))
             }
             _ => None,
         })
-    })
+    };
+    unix.or_else(|| tcp(false)).or_else(|| tcp(true))
 }
 
 async fn ask(target: &Target) -> Result<serde_json::Value, String> {
     match target {
-        Target::Unix(path) => {
-            let stream = tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(|e| e.to_string())?;
-            health::ask(stream, "localhost").await
-        }
-        Target::Tcp(addr) => {
-            let stream = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            health::ask(stream, &addr.to_string()).await
-        }
+        Target::Unix(path) => health::unix(path).await,
+        Target::Tcp(addr, tls) => health::tcp(*addr, *tls).await,
     }
 }
