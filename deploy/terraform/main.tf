@@ -143,9 +143,13 @@ data "aws_iam_policy_document" "role" {
   }
 
   # Key Management (enable_byok), in the provider's Region. Its keys do not
-  # exist yet: the reads and CreateKey take "*" (CreateKey only with the
-  # distribution tag strongroom sends), and what changes a key is allowed
-  # only on keys that carry that tag, so never on another team's key.
+  # exist yet: the reads and CreateKey take "*"; CreateKey only for a key of
+  # imported material (origin EXTERNAL) with the distribution tag strongroom
+  # sends, and what changes a key only on such keys. This keeps the role off
+  # keys made otherwise; it is not a wall against a stolen role: AWS cannot
+  # tell the tagging CreateKey needs from tagging an existing key, so a role
+  # holding kms:TagResource can tag another EXTERNAL key in the Region. Give
+  # providers credentials in an account of their own for that.
   dynamic "statement" {
     for_each = var.enable_byok ? [local.byok_region] : []
     content {
@@ -160,12 +164,36 @@ data "aws_iam_policy_document" "role" {
     }
   }
 
-  # kms:TagResource is what CreateKey's Tags need.
   dynamic "statement" {
     for_each = var.enable_byok ? [local.byok_region] : []
     content {
       sid       = "StrongroomKeyMgmtCreate"
-      actions   = ["kms:CreateKey", "kms:TagResource"]
+      actions   = ["kms:CreateKey"]
+      resources = ["*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestedRegion"
+        values   = [statement.value]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:KeyOrigin"
+        values   = ["EXTERNAL"]
+      }
+      condition {
+        test     = "Null"
+        variable = "aws:RequestTag/${local.distribution_tag}"
+        values   = ["false"]
+      }
+    }
+  }
+
+  # What CreateKey's Tags need.
+  dynamic "statement" {
+    for_each = var.enable_byok ? [local.byok_region] : []
+    content {
+      sid       = "StrongroomKeyMgmtTag"
+      actions   = ["kms:TagResource"]
       resources = ["*"]
       condition {
         test     = "StringEquals"
@@ -192,6 +220,11 @@ data "aws_iam_policy_document" "role" {
         "kms:ScheduleKeyDeletion",
       ]
       resources = ["arn:${local.partition}:kms:${statement.value}:${local.account_id}:key/*"]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:KeyOrigin"
+        values   = ["EXTERNAL"]
+      }
       condition {
         test     = "Null"
         variable = "aws:ResourceTag/${local.distribution_tag}"
@@ -220,16 +253,33 @@ data "aws_iam_policy_document" "role" {
     }
   }
 
-  # AWS checks an alias action against the alias and each key it names.
+  # AWS checks an alias action against the alias and each key it names:
+  # any alias of the Region, but only on keys Key Management made.
   dynamic "statement" {
     for_each = var.enable_byok ? [local.byok_region] : []
     content {
-      sid     = "StrongroomKeyMgmtAliases"
-      actions = ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"]
-      resources = [
-        "arn:${local.partition}:kms:${statement.value}:${local.account_id}:alias/*",
-        "arn:${local.partition}:kms:${statement.value}:${local.account_id}:key/*",
-      ]
+      sid       = "StrongroomKeyMgmtAliases"
+      actions   = ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"]
+      resources = ["arn:${local.partition}:kms:${statement.value}:${local.account_id}:alias/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.enable_byok ? [local.byok_region] : []
+    content {
+      sid       = "StrongroomKeyMgmtAliasedKeys"
+      actions   = ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"]
+      resources = ["arn:${local.partition}:kms:${statement.value}:${local.account_id}:key/*"]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:KeyOrigin"
+        values   = ["EXTERNAL"]
+      }
+      condition {
+        test     = "Null"
+        variable = "aws:ResourceTag/${local.distribution_tag}"
+        values   = ["false"]
+      }
     }
   }
 }

@@ -52,14 +52,16 @@ fn env_file(args: &DiagnoseArgs) -> Result<Applied, CliError> {
     if args.no_env_file {
         return Ok(Applied::Off);
     }
-    if let Some(path) = std::env::var_os(APPLIED) {
-        return Ok(Applied::File(path.into()));
-    }
     let (path, named) = match &args.env_file {
         Some(path) => (path.clone(), true),
         None if Path::new(env_file::DEFAULT).exists() => (PathBuf::from(env_file::DEFAULT), false),
         None => return Ok(Applied::None),
     };
+    // Set by this program's own exec for exactly this file; an inherited
+    // value naming another file does not stop this one being applied.
+    if std::env::var_os(APPLIED).is_some_and(|applied| applied == path.as_os_str()) {
+        return Ok(Applied::File(path));
+    }
     let file = match env_file::read(&path) {
         Ok(file) => file,
         Err(why) if named => return Err(CliError::Usage(format!("--env-file: {why}"))),

@@ -55,36 +55,129 @@ pub fn read(path: &Path) -> Result<EnvFile, String> {
     Ok(parse(&text))
 }
 
-/// systemd's reading of an environment file: `NAME=VALUE` lines, `#` and
-/// `;` comments, a backslash at the end of a line joins the next, values
-/// in single quotes literal, in double quotes with `\"`, `\\`, `\$` and
-/// `` \` `` escapes, unquoted values trimmed.
+/// systemd's reading of an environment file (its `parse_env_file`
+/// state machine): `#` and `;` lines are comments; `NAME=VALUE`; an
+/// unquoted value is trimmed, a backslash escapes the next character (a
+/// newline: the value goes on); a quote opens a quoted part only where a
+/// value starts or right after a closing quote (elsewhere it is a
+/// character), single quotes literal, double quotes with `\"`, `\\`,
+/// `` \` `` and `\$` escapes; quoted parts may span lines. A line
+/// without `=`, or whose name is not a variable name, is ignored.
 pub fn parse(text: &str) -> EnvFile {
-    let mut vars = Vec::new();
-    let mut ignored = Vec::new();
-    let mut lines = text.lines().enumerate();
-    while let Some((index, first)) = lines.next() {
-        let number = index + 1;
-        let mut line = first.to_string();
-        while line.ends_with('\\') && !line.ends_with("\\\\") {
-            line.pop();
-            match lines.next() {
-                Some((_, next)) => line.push_str(next),
-                None => break,
-            }
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        PreKey,
+        Key,
+        PreValue,
+        Value,
+        ValueEscape,
+        Single,
+        Double,
+        DoubleEscape,
+        Comment,
+    }
+    let (mut key, mut value) = (String::new(), String::new());
+    // The value's length up to its last character that is not trailing
+    // whitespace of an unquoted part.
+    let mut kept = 0;
+    let (mut line, mut key_line) = (1, 1);
+    let mut state = State::PreKey;
+    // The assignment that ended at `at`'s line: kept, or ignored.
+    let finish = |file: &mut EnvFile, key: &mut String, value: &mut String, kept: usize, at| {
+        let name = key.trim_end();
+        value.truncate(kept);
+        if valid_name(name) {
+            file.vars
+                .push((name.to_string(), std::mem::take(value), at));
+        } else {
+            file.ignored.push(at);
         }
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
-            continue;
-        }
-        match trimmed.split_once('=') {
-            Some((name, value)) if valid_name(name.trim_end()) => {
-                vars.push((name.trim_end().to_string(), unquote(value), number));
+        key.clear();
+        value.clear();
+    };
+    let mut file = EnvFile {
+        vars: Vec::new(),
+        ignored: Vec::new(),
+    };
+    for c in text.chars() {
+        let newline = c == '\n' || c == '\r';
+        state = match state {
+            State::PreKey if c == '#' || c == ';' => State::Comment,
+            State::PreKey if c.is_whitespace() => State::PreKey,
+            State::PreKey => {
+                key_line = line;
+                key.push(c);
+                State::Key
             }
-            _ => ignored.push(number),
+            State::Key if newline => {
+                file.ignored.push(key_line);
+                key.clear();
+                State::PreKey
+            }
+            State::Key if c == '=' => State::PreValue,
+            State::Key => {
+                key.push(c);
+                State::Key
+            }
+            State::PreValue | State::Value if newline => {
+                finish(&mut file, &mut key, &mut value, kept, key_line);
+                kept = 0;
+                State::PreKey
+            }
+            State::PreValue if c == '\'' => State::Single,
+            State::PreValue if c == '"' => State::Double,
+            State::PreValue | State::Value if c == '\\' => State::ValueEscape,
+            State::PreValue if c.is_whitespace() => State::PreValue,
+            State::PreValue | State::Value => {
+                value.push(c);
+                if !c.is_whitespace() {
+                    kept = value.len();
+                }
+                State::Value
+            }
+            State::ValueEscape => {
+                if !newline {
+                    value.push(c);
+                    kept = value.len();
+                }
+                State::Value
+            }
+            State::Single if c == '\'' => State::PreValue,
+            State::Single => {
+                value.push(c);
+                kept = value.len();
+                State::Single
+            }
+            State::Double if c == '"' => State::PreValue,
+            State::Double if c == '\\' => State::DoubleEscape,
+            State::Double => {
+                value.push(c);
+                kept = value.len();
+                State::Double
+            }
+            State::DoubleEscape => {
+                if matches!(c, '"' | '\\' | '`' | '$') {
+                    value.push(c);
+                } else if c != '\n' {
+                    value.push('\\');
+                    value.push(c);
+                }
+                kept = value.len();
+                State::Double
+            }
+            State::Comment if newline => State::PreKey,
+            State::Comment => State::Comment,
+        };
+        if c == '\n' {
+            line += 1;
         }
     }
-    EnvFile { vars, ignored }
+    match state {
+        State::PreKey | State::Comment => {}
+        State::Key => file.ignored.push(key_line),
+        _ => finish(&mut file, &mut key, &mut value, kept, key_line),
+    }
+    file
 }
 
 fn valid_name(name: &str) -> bool {
@@ -93,37 +186,6 @@ fn valid_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// A value as systemd reads it: quotes removed, escapes applied.
-fn unquote(raw: &str) -> String {
-    let raw = raw.trim();
-    let mut value = String::new();
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => value.extend(chars.by_ref().take_while(|&c| c != '\'')),
-            '"' => {
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => match chars.next() {
-                            Some(e @ ('"' | '\\' | '$' | '`')) => value.push(e),
-                            Some(other) => {
-                                value.push('\\');
-                                value.push(other);
-                            }
-                            None => value.push('\\'),
-                        },
-                        c => value.push(c),
-                    }
-                }
-            }
-            '\\' => value.extend(chars.next()),
-            c => value.push(c),
-        }
-    }
-    value
 }
 
 /// The config area's finding on the file diagnose ran with.
@@ -141,7 +203,11 @@ pub fn check(applied: &Applied) -> Finding {
             format!(
                 "{why}: its variables were not applied, so the checks use this shell's environment, not the daemon's"
             ),
-            format!("run diagnose as root, which can read {}", path.display()),
+            if nix::unistd::geteuid().is_root() {
+                "make it the short text file of NAME=VALUE lines systemd reads".to_string()
+            } else {
+                format!("run diagnose as root, which can read {}", path.display())
+            },
         ),
         Applied::File(path) => match read(path) {
             Err(why) => {
@@ -163,26 +229,40 @@ fn report(path: &Path, file: &EnvFile) -> Finding {
         "{} {set}, applied over this shell's environment as systemd's EnvironmentFile= gives it to the daemon",
         path.display()
     );
+    // Every problem, each with its advice, in one warning.
+    let mut problems = Vec::new();
+    let mut advice = Vec::new();
     if let Some(line) = file.ignored.first() {
-        return Finding::warning(
-            NAME,
-            format!(
-                "{said}; line {line} is not NAME=VALUE, which systemd ignores ({} such line(s))",
-                file.ignored.len()
-            ),
-            "write each setting as NAME=VALUE on its own line, or comment the line out with #",
+        problems.push(format!(
+            "line {line} is not NAME=VALUE, which systemd ignores ({} such line(s))",
+            file.ignored.len()
+        ));
+        advice.push(
+            "write each setting as NAME=VALUE on its own line, or comment the line out with #"
+                .to_string(),
         );
     }
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.mode() & 0o077 != 0 && !names.is_empty() => Finding::warning(
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.mode() & 0o077 != 0
+        && !names.is_empty()
+    {
+        problems.push(format!(
+            "it is mode {:04o}, readable by others, and may hold credentials",
+            meta.mode() & 0o7777
+        ));
+        advice.push(format!(
+            "chmod 0600 {} (root reads it for systemd)",
+            path.display()
+        ));
+    }
+    if problems.is_empty() {
+        Finding::success(NAME, said)
+    } else {
+        Finding::warning(
             NAME,
-            format!(
-                "{said}; it is mode {:04o}, readable by others, and may hold credentials",
-                meta.mode() & 0o7777
-            ),
-            format!("chmod 0600 {} (root reads it for systemd)", path.display()),
-        ),
-        _ => Finding::success(NAME, said),
+            format!("{said}; {}", problems.join("; ")),
+            advice.join("; "),
+        )
     }
 }
 
@@ -205,6 +285,11 @@ mod tests {
             "export NOT_A_NAME=1\n",
             "no equals sign\n",
             "1BAD=x\n",
+            "INNER=ab'cd\"ef  \n",
+            "SPANS='first\n",
+            "second'\n",
+            "EMPTY=\n",
+            "LAST=x",
         ));
         let vars: Vec<(&str, &str, usize)> = file
             .vars
@@ -219,6 +304,10 @@ mod tests {
                 ("QUOTED", "its", 6),
                 ("ESCAPED", "a \"b\" $c", 7),
                 ("JOINED", "onetwo", 8),
+                ("INNER", "ab'cd\"ef", 13),
+                ("SPANS", "first\nsecond", 14),
+                ("EMPTY", "", 16),
+                ("LAST", "x", 17),
             ]
         );
         assert_eq!(file.ignored, [10, 11, 12]);

@@ -40,8 +40,14 @@ pub async fn tcp(addr: SocketAddr, tls: bool) -> Result<serde_json::Value, Strin
         .connect(ServerName::IpAddress(ip.into()), stream)
         .await
         .map_err(|e| format!("TLS: {e}"))?;
-    ask(stream, &target.to_string()).await
+    ask(stream, &target.to_string())
+        .await
+        .map_err(|e| format!("{AFTER_HANDSHAKE}{e}"))
 }
+
+/// How an error after a completed TLS handshake begins: a TLS server is
+/// there (one that wants a client certificate refuses only now).
+pub const AFTER_HANDSHAKE: &str = "after the TLS handshake: ";
 
 /// As [`tcp`], on a unix socket.
 pub async fn unix(path: &Path) -> Result<serde_json::Value, String> {

@@ -30,6 +30,11 @@ pub fn diagnose_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run 
         "json",
     ];
     all.extend_from_slice(args);
+    // Never this machine's /etc/strongroom/strongroom.env, unless a test
+    // names a file.
+    if !args.iter().any(|a| a.ends_with("env-file")) {
+        all.push("--no-env-file");
+    }
     cli.run(&all)
 }
 
@@ -257,6 +262,7 @@ fn diagnose_config_table_output_nests_and_advises() {
             config.to_str().unwrap(),
             "--skip",
             "seal,listener,process",
+            "--no-env-file",
         ])
         .ok();
     let lines: Vec<&str> = run.stdout.lines().collect();

@@ -28,6 +28,8 @@ pub fn diagnose(config: &Path, area: &str, extra: &[&str]) -> Run {
         "diagnose", "--config", &config, "--format", "json", "--skip", &skip,
     ];
     args.extend_from_slice(extra);
+    // Never this machine's /etc/strongroom/strongroom.env.
+    args.push("--no-env-file");
     let mut cli = Cli::new();
     cli.env("AWS_EC2_METADATA_DISABLED", "true");
     cli.run(&args)

@@ -525,5 +525,47 @@ fn diagnose_store_asks_a_tls_only_daemon_over_tls_unless_it_wants_a_client_certi
             .contains("want a client certificate or use port 0"),
         "{report:#}"
     );
+    // The listener area: its own daemon holds the port and refuses a
+    // client without a certificate; a warning, not another process.
+    let report = diagnose(
+        &daemon.config_path,
+        &["--skip", "config,storage,seal,process,audit"],
+    )
+    .ok()
+    .json();
+    let label = format!("tcp 127.0.0.1:{port}");
+    let bind = ["listener", label.as_str(), "bind"];
+    assert_eq!(status(&report, &bind), "warning", "{report:#}");
+    assert!(
+        message(&report, &bind).contains("refused a client without a certificate"),
+        "{report:#}"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn diagnose_store_asks_the_next_listener_when_the_socket_does_not_answer() {
+    let dir = tempdir();
+    let port = crate::support::ha::free_port();
+    let socket = dir.path().join("strongroom.sock");
+    let text = format!(
+        "storage \"file\" {{ path = \"{}\" }}\nlistener \"unix\" {{ path = \"{}\" }}\nlistener \"tcp\" {{ address = \"127.0.0.1:{port}\" }}\nlog_format = \"json\"\ndisable_mlock = true\n",
+        dir.path().join("data").display(),
+        socket.display()
+    );
+    let mut daemon = Daemon::start(dir.path(), &text);
+    // The socket's path gone (as a user outside its group cannot open it):
+    // the plaintext TCP listener answers instead.
+    std::fs::remove_file(&socket).unwrap();
+    let report = diagnose(&daemon.config_path, &["--skip", OTHERS])
+        .ok()
+        .json();
+    let said = message(&report, &["storage", "running daemon"]);
+    assert!(
+        said.contains(&format!(
+            "answers on http://127.0.0.1:{port}: not initialized"
+        )),
+        "{report:#}"
+    );
     daemon.stop();
 }

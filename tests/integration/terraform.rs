@@ -357,11 +357,15 @@ fn the_policies_grant_exactly_the_actions_strongroom_calls() {
             );
         }
     }
-    assert_eq!(
-        granted(&role, BYOK_SID),
-        sorted(BYOK_ACTIONS),
-        "role policy"
-    );
+    // The alias actions are granted twice: on the Region's aliases, and on
+    // the keys they name (with the conditions below); nothing else is.
+    const ALIAS_ACTIONS: [&str; 3] = ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"];
+    let mut byok_granted = granted(&role, BYOK_SID);
+    for action in ALIAS_ACTIONS {
+        let at = byok_granted.iter().position(|a| a == action);
+        byok_granted.remove(at.unwrap_or_else(|| panic!("{action} is not granted")));
+    }
+    assert_eq!(byok_granted, sorted(BYOK_ACTIONS), "role policy");
     // What creates or changes a key needs strongroom's distribution tag
     // (sent, or on the key), so the role cannot touch keys that are not
     // Key Management's; and the seal's key is denied outright.
@@ -378,6 +382,7 @@ fn the_policies_grant_exactly_the_actions_strongroom_calls() {
     };
     let needs = [
         ("RequestTag", &["kms:CreateKey", "kms:TagResource"][..]),
+        ("ResourceTag", &ALIAS_ACTIONS[..]),
         (
             "ResourceTag",
             &[
@@ -391,15 +396,25 @@ fn the_policies_grant_exactly_the_actions_strongroom_calls() {
     ];
     for (on, actions) in needs {
         for action in actions {
+            // On keys: an alias resource carries no tag or origin.
             let allowed: Vec<&Statement> = byok(action)
                 .into_iter()
-                .filter(|s| s.effect == "Allow")
+                .filter(|s| s.effect == "Allow" && !s.resources.contains(":alias/"))
                 .collect();
             assert!(!allowed.is_empty(), "{action} is not granted");
             for s in allowed {
                 assert!(
                     s.conditions.contains(&tag(on)),
                     "{}: {:?}",
+                    s.sid,
+                    s.conditions
+                );
+                // Only keys of imported material, but for TagResource,
+                // whose grant CreateKey's tags use.
+                let origin = ("StringEquals".to_string(), "kms:KeyOrigin".to_string());
+                assert!(
+                    *action == "kms:TagResource" || s.conditions.contains(&origin),
+                    "{}: no kms:KeyOrigin condition in {:?}",
                     s.sid,
                     s.conditions
                 );

@@ -12,16 +12,21 @@ use crate::diagnose::health;
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a strongroom said at `addr` ("initialized, unsealed, version …"),
-/// or `None` when nothing there answers as one.
-pub async fn tcp(addr: SocketAddr, tls: bool) -> Option<String> {
-    let answer = tokio::time::timeout(TIMEOUT, health::tcp(addr, tls)).await;
-    describe(&answer.ok()?.ok()?)
+/// or why nothing there answered as one (a [`health::AFTER_HANDSHAKE`]
+/// error: a TLS server refused after the handshake).
+pub async fn tcp(addr: SocketAddr, tls: bool) -> Result<String, String> {
+    let answer = tokio::time::timeout(TIMEOUT, health::tcp(addr, tls))
+        .await
+        .map_err(|_| format!("no answer within {}s", TIMEOUT.as_secs()))??;
+    describe(&answer).ok_or_else(|| "its answer is not a strongroom's health answer".to_string())
 }
 
 /// As [`tcp`], on a unix socket.
-pub async fn unix(path: &Path) -> Option<String> {
-    let answer = tokio::time::timeout(TIMEOUT, health::unix(path)).await;
-    describe(&answer.ok()?.ok()?)
+pub async fn unix(path: &Path) -> Result<String, String> {
+    let answer = tokio::time::timeout(TIMEOUT, health::unix(path))
+        .await
+        .map_err(|_| format!("no answer within {}s", TIMEOUT.as_secs()))??;
+    describe(&answer).ok_or_else(|| "its answer is not a strongroom's health answer".to_string())
 }
 
 /// The health answer's state, if `answer` is one.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::{ask, tls};
 use crate::config::TcpListener;
-use crate::diagnose::{Context, Finding};
+use crate::diagnose::{Context, Finding, Status, health};
 
 const BIND: &str = "bind";
 const TLS: &str = "tls";
@@ -17,12 +17,19 @@ pub async fn check(context: &Context, listener: &TcpListener) -> Finding {
     if context.skipped(&label) {
         return Finding::skipped(&label, "skipped (--skip)");
     }
+    let mutual = listener
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca.is_some());
     let mut children = vec![if context.skipped(BIND) {
         Finding::skipped(BIND, "skipped (--skip)")
     } else {
+        let bound = bind(address, listener.tls.is_some(), mutual).await;
+        // Only a port root could bind is the service user's problem; one
+        // held by another process (or a strongroom) says so as it is.
         match privileged_for_service(context, address) {
-            Some(refused) => refused,
-            None => bind(address, listener.tls.is_some()).await,
+            Some(refused) if bound.status == Status::Success => refused,
+            _ => bound,
         }
     }];
     match &listener.tls {
@@ -64,7 +71,7 @@ fn privileged_verdict(address: SocketAddr, start: u16, service_user: &str) -> Op
 
 /// Binds the address and lets it go at once; when it is taken, asks the
 /// holder whether it is a strongroom.
-async fn bind(address: SocketAddr, tls: bool) -> Finding {
+async fn bind(address: SocketAddr, tls: bool, mutual: bool) -> Finding {
     let error = match std::net::TcpListener::bind(address) {
         Ok(socket) => {
             drop(socket);
@@ -74,14 +81,23 @@ async fn bind(address: SocketAddr, tls: bool) -> Finding {
     };
     match error.kind() {
         ErrorKind::AddrInUse => match ask::tcp(address, tls).await {
-            Some(state) => Finding::warning(
+            Ok(state) => Finding::warning(
                 BIND,
                 format!(
                     "{address} is in use by a running strongroom ({state}): a second daemon could not bind it"
                 ),
                 "stop the running daemon before starting another on this address (systemctl stop strongroom); nothing to do if it is this config's own daemon",
             ),
-            None => Finding::failure(
+            // This listener wants client certificates: a TLS server that
+            // refuses diagnose after the handshake may well be its daemon.
+            Err(why) if mutual && why.starts_with(health::AFTER_HANDSHAKE) => Finding::warning(
+                BIND,
+                format!(
+                    "{address} is in use by a TLS server that refused a client without a certificate, as this listener's tls_client_ca_file makes strongroom do: a second daemon could not bind it"
+                ),
+                "if it is this config's own daemon, nothing to do (`strongroom status` asks it with your certificate); otherwise stop it or choose another address",
+            ),
+            Err(_) => Finding::failure(
                 BIND,
                 format!(
                     "{address} is in use by another process, which does not answer as a strongroom"

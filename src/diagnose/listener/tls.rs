@@ -175,11 +175,17 @@ fn pair(
 /// in this machine's trust store or the listener's client CA file. A file
 /// whose last certificate's issuer is found nowhere (a leaf without its
 /// intermediates, most often) is a warning: clients that lack that CA
-/// cannot verify the server.
+/// cannot verify the server. A signature in an algorithm that cannot be
+/// checked here is a warning too, never a failure.
 fn chain(path: &Path, parsed: &[X509Certificate<'_>], client_ca: Option<&Path>) -> Finding {
+    let mut unchecked = None;
     for (n, pair) in parsed.windows(2).enumerate() {
         let named = pair[0].issuer().as_raw() == pair[1].subject().as_raw();
-        if !named || !signed_by(&pair[0], &pair[1]) {
+        let signed = signature(&pair[0], &pair[1]);
+        if signed == Signature::Unchecked {
+            unchecked.get_or_insert(n);
+        }
+        if !named || signed == Signature::Invalid {
             let why = if named {
                 format!(
                     "certificate {} ({}) names certificate {} ({}) as its issuer but is not signed by its key",
@@ -210,37 +216,63 @@ fn chain(path: &Path, parsed: &[X509Certificate<'_>], client_ca: Option<&Path>) 
     }
     let last = &parsed[parsed.len() - 1];
     let count = parsed.len();
-    if last.issuer().as_raw() == last.subject().as_raw() && signed_by(last, last) {
-        return Finding::success(
-            CHAIN,
-            format!(
-                "the chain of {count} certificate(s) is complete and ends with the self-signed {}",
-                subject(last)
-            ),
-        );
+    let self_signed = (last.issuer().as_raw() == last.subject().as_raw())
+        .then(|| signature(last, last))
+        .filter(|signed| *signed != Signature::Invalid);
+    if self_signed == Some(Signature::Unchecked) {
+        unchecked.get_or_insert(count - 1);
     }
     let issuer = crate::text::quote(&last.issuer().to_string());
-    match trusted_issuer(last, client_ca) {
-        Some(found) => Finding::success(
-            CHAIN,
-            format!(
+    let found = match self_signed {
+        Some(_) => format!(
+            "the chain of {count} certificate(s) is complete and ends with the self-signed {}",
+            subject(last)
+        ),
+        None => match trusted_issuer(last, client_ca) {
+            Some(found) => format!(
                 "the chain of {count} certificate(s) is in order and its last is issued by {issuer}, found in {found}"
             ),
-        ),
-        None => Finding::warning(
+            None => {
+                return Finding::warning(
+                    CHAIN,
+                    format!(
+                        "the chain of {count} certificate(s) ends with {}, issued by {issuer}, which is not in the file, this machine's trust store or the client CA file: clients that do not have that CA (or the intermediates up to one they have) cannot verify the server",
+                        subject(last)
+                    ),
+                    "append the intermediate CA certificates to the file, leaf first (cat leaf.pem intermediate.pem > chain.pem); leave it so only when every client trusts that CA itself",
+                );
+            }
+        },
+    };
+    match unchecked {
+        None => Finding::success(CHAIN, found),
+        Some(n) => Finding::warning(
             CHAIN,
             format!(
-                "the chain of {count} certificate(s) ends with {}, issued by {issuer}, which is not in the file, this machine's trust store or the client CA file: clients that do not have that CA (or the intermediates up to one they have) cannot verify the server",
-                subject(last)
+                "{found}; the signature of certificate {} ({}) is in an algorithm diagnose cannot check",
+                n + 1,
+                parsed[n].signature_algorithm.algorithm.to_id_string()
             ),
-            "append the intermediate CA certificates to the file, leaf first (cat leaf.pem intermediate.pem > chain.pem); leave it so only when every client trusts that CA itself",
+            "check the chain with `openssl verify -untrusted chain.pem chain.pem`",
         ),
     }
 }
 
-/// Whether `cert` carries a valid signature by `issuer`'s key.
-fn signed_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
-    cert.verify_signature(Some(issuer.public_key())).is_ok()
+/// What a certificate's signature by an issuer's key says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signature {
+    Valid,
+    Invalid,
+    /// An algorithm (or key size) x509-parser with ring does not verify.
+    Unchecked,
+}
+
+fn signature(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Signature {
+    match cert.verify_signature(Some(issuer.public_key())) {
+        Ok(()) => Signature::Valid,
+        Err(x509_parser::error::X509Error::SignatureVerificationError) => Signature::Invalid,
+        Err(_) => Signature::Unchecked,
+    }
 }
 
 /// Where a CA that signed `cert` was found: the listener's client CA file,
@@ -250,7 +282,8 @@ fn trusted_issuer(cert: &X509Certificate<'_>, client_ca: Option<&Path>) -> Optio
     let issued = |ders: &[CertificateDer<'_>]| {
         ders.iter().any(|der| {
             x509_parser::parse_x509_certificate(der).is_ok_and(|(_, ca)| {
-                ca.subject().as_raw() == cert.issuer().as_raw() && signed_by(cert, &ca)
+                ca.subject().as_raw() == cert.issuer().as_raw()
+                    && signature(cert, &ca) != Signature::Invalid
             })
         })
     };
@@ -373,4 +406,35 @@ fn client_ca(context: &Context, ca: &Path, files: &TlsFiles) -> Finding {
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed P-521 root signed with ecdsa-with-SHA512 (made with
+    /// `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-521`),
+    /// which ring cannot verify.
+    const P521_ROOT: &str = include_str!("testdata/p521-root.pem");
+
+    #[test]
+    fn a_signature_that_cannot_be_checked_is_a_warning_not_a_failure() {
+        let der = CertificateDer::from_pem_slice(P521_ROOT.as_bytes()).unwrap();
+        let (_, root) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(signature(&root, &root) == Signature::Unchecked);
+        let found = chain(Path::new("root.pem"), &[root], None);
+        assert_eq!(
+            found.status,
+            crate::diagnose::Status::Warning,
+            "{}",
+            found.message
+        );
+        assert!(
+            found.message.starts_with(
+                "the chain of 1 certificate(s) is complete and ends with the self-signed \"CN=P-521 Root\"; the signature of certificate 1 (1.2.840.10045.4.3.4) is in an algorithm diagnose cannot check"
+            ),
+            "{}",
+            found.message
+        );
+    }
 }

@@ -250,7 +250,7 @@ async fn bind(path: &Path) -> Finding {
         );
     }
     match ask::unix(path).await {
-        Some(state) => Finding::warning(
+        Ok(state) => Finding::warning(
             BIND,
             format!(
                 "a running strongroom answers on {} ({state}): a second daemon could not listen there",
@@ -258,7 +258,7 @@ async fn bind(path: &Path) -> Finding {
             ),
             "stop the running daemon before starting another on this socket; nothing to do if it is this config's own daemon",
         ),
-        None => Finding::failure(
+        Err(_) => Finding::failure(
             BIND,
             format!(
                 "another process answers on {}, and not as a strongroom",

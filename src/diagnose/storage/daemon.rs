@@ -33,25 +33,38 @@ impl std::fmt::Display for Target {
 
 /// The status of the daemon with `pid`, asked over its listener.
 pub async fn status(config: &Config, pid: &str) -> Finding {
-    let Some(target) = target(config) else {
+    let targets = targets(config);
+    if targets.is_empty() {
         return Finding::skipped(
             NAME,
             format!(
                 "a strongroom daemon (pid {pid}) holds the store; its TCP listeners all want a client certificate or use port 0, so ask it with `strongroom status` (the round trip is not made while it runs)"
             ),
         );
-    };
-    let answer = tokio::time::timeout(TIMEOUT, ask(&target)).await;
-    let body = match answer {
-        Ok(Ok(body)) => body,
-        Ok(Err(e)) => return not_answering(pid, &target, &e),
-        Err(_) => {
-            return not_answering(
-                pid,
-                &target,
-                &format!("no answer within {}s", TIMEOUT.as_secs()),
-            );
+    }
+    // Each listener in turn: a socket this user may not open (the
+    // package's is 0660) leaves the TCP listener to answer.
+    let mut first_failure = None;
+    let mut answered = None;
+    for target in targets {
+        match tokio::time::timeout(TIMEOUT, ask(&target)).await {
+            Ok(Ok(body)) => {
+                answered = Some((target, body));
+                break;
+            }
+            Ok(Err(e)) => {
+                first_failure.get_or_insert((target, e));
+            }
+            Err(_) => {
+                let why = format!("no answer within {}s", TIMEOUT.as_secs());
+                first_failure.get_or_insert((target, why));
+            }
         }
+    }
+    let (target, body) = match (answered, first_failure) {
+        (Some(answered), _) => answered,
+        (None, Some((target, why))) => return not_answering(pid, &target, &why),
+        (None, None) => return Finding::skipped(NAME, "no listener was asked"),
     };
     let flag = |name: &str| body.get(name).and_then(serde_json::Value::as_bool);
     let (Some(initialized), Some(sealed)) = (flag("initialized"), flag("sealed")) else {
@@ -84,16 +97,16 @@ fn not_answering(pid: &str, target: &Target, why: &str) -> Finding {
     )
 }
 
-/// The first unix listener, else the first TCP listener with a fixed port
-/// that wants no client certificate, plaintext before TLS (a wildcard
-/// address is asked on loopback, by [`health::tcp`]).
-fn target(config: &Config) -> Option<Target> {
-    let unix = config.listeners.iter().find_map(|l| match l {
+/// The listeners to ask, in order: unix sockets, then TCP listeners with a
+/// fixed port that want no client certificate, plaintext before TLS (a
+/// wildcard address is asked on loopback, by [`health::tcp`]).
+fn targets(config: &Config) -> Vec<Target> {
+    let unix = config.listeners.iter().filter_map(|l| match l {
         Listener::Unix(unix) => Some(Target::Unix(unix.path.clone())),
         Listener::Tcp(_) => None,
     });
     let tcp = |tls: bool| {
-        config.listeners.iter().find_map(|l| match l {
+        config.listeners.iter().filter_map(move |l| match l {
             Listener::Tcp(tcp)
                 if tcp.address.port() != 0
                     && tcp.tls.is_some() == tls
@@ -104,7 +117,7 @@ fn target(config: &Config) -> Option<Target> {
             _ => None,
         })
     };
-    unix.or_else(|| tcp(false)).or_else(|| tcp(true))
+    unix.chain(tcp(false)).chain(tcp(true)).collect()
 }
 
 async fn ask(target: &Target) -> Result<serde_json::Value, String> {

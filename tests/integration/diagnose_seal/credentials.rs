@@ -74,5 +74,6 @@ fn diagnose_with(path: &Path, env: &[(&str, String)]) -> Run {
         "json",
         "--skip",
         "config,storage,listener,process,audit",
+        "--no-env-file",
     ])
 }

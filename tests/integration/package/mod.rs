@@ -182,7 +182,9 @@ fn the_extracted_unit_verifies_and_the_binary_diagnoses_the_packaged_config() {
     let out = bounded(
         Command::new(&binary)
             .args(["diagnose", "--format", "json", "--config"])
-            .arg(&config),
+            .arg(&config)
+            .arg("--env-file")
+            .arg(root.join("etc/strongroom/strongroom.env")),
         Duration::from_secs(60),
     );
     let code = out.status.code();
@@ -199,6 +201,27 @@ fn the_extracted_unit_verifies_and_the_binary_diagnoses_the_packaged_config() {
         .find(|f| f["name"] == "process")
         .unwrap_or_else(|| panic!("no process area: {report}"));
     assert_ne!(process["status"], "skipped", "{process}");
+    // The packaged environment file is read and sets nothing.
+    let config_area = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "config")
+        .unwrap_or_else(|| panic!("no config area: {report}"));
+    let env_file = config_area["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "environment file")
+        .unwrap_or_else(|| panic!("no environment file check: {config_area}"));
+    assert_eq!(env_file["status"], "success", "{env_file}");
+    assert!(
+        env_file["message"]
+            .as_str()
+            .unwrap()
+            .contains("sets nothing"),
+        "{env_file}"
+    );
     assert!(!process["children"].as_array().unwrap().is_empty());
     // The packaged config passes on a machine without the package: only
     // what depends on this host (the service user, its limits) may fail.
