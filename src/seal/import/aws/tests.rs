@@ -10,8 +10,11 @@ fn readme_actions() -> Vec<String> {
         .expect("the README has the Key Management IAM policy");
     let snippet = &readme[start..];
     let snippet = &snippet[..snippet.find("```").expect("the snippet ends")];
+    // Actions only: a condition's `variable = "kms:KeyOrigin"` is a key.
     let mut actions: Vec<String> = snippet
-        .split('"')
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("variable"))
+        .flat_map(|line| line.split('"'))
         .filter(|word| word.starts_with("kms:"))
         .map(str::to_string)
         .collect();
