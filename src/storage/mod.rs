@@ -18,6 +18,10 @@ use async_trait::async_trait;
 
 pub use file::{FORMAT_VERSION, FileBackend, LOCK_FILE};
 pub use inmem::InmemBackend;
+/// A TLS client verifier that accepts any server certificate (signatures
+/// still checked): PostgreSQL's `sslmode=require`, and diagnose's health
+/// question to a running daemon.
+pub use postgres::Unverified as UnverifiedServer;
 pub use postgres::{
     Change, DEFAULT_LEASE_TTL, Election, Identity, PostgresBackend, Renewal, Term, connect_once,
     fence_sql, listen,

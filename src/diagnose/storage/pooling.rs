@@ -87,7 +87,12 @@ mod tests {
             (true, true, Some("transaction")),
         ] {
             let found = pooling_verdict(same, kept, mode);
-            assert_eq!(found.status, Status::Warning, "{same} {kept} {mode:?}");
+            assert_eq!(
+                found.status,
+                Status::Warning,
+                "{same} {kept} {}",
+                mode.unwrap_or("none")
+            );
             assert!(
                 found.message.contains("transaction-pooling"),
                 "{}",

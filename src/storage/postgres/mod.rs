@@ -22,6 +22,7 @@ mod tls;
 
 pub use ha::{DEFAULT_LEASE_TTL, Election, Identity, Renewal, Term, fence_sql};
 pub use notify::{Change, listen};
+pub use tls::Unverified;
 
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};

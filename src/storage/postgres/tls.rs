@@ -74,9 +74,18 @@ impl RustlsConnect {
 }
 
 /// `prefer` / `require` without a root: encrypted, any certificate (the
-/// handshake's signatures are still checked).
+/// handshake's signatures are still checked). Also what `strongroom
+/// diagnose` uses to ask a running daemon's health, where only the
+/// answer's shape counts.
 #[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
+pub struct Unverified(Arc<CryptoProvider>);
+
+impl Unverified {
+    /// Accepts any server certificate; signatures checked with `provider`.
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        Self(provider)
+    }
+}
 
 /// `verify-ca`: the chain must verify; the name may be any.
 #[derive(Debug)]
