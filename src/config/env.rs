@@ -24,6 +24,26 @@ const DISABLE_MLOCK: &str = "STRONGROOM_DISABLE_MLOCK";
 const LOG_LEVEL: &str = "STRONGROOM_LOG_LEVEL";
 const LOG_FORMAT: &str = "STRONGROOM_LOG_FORMAT";
 
+/// Whether the configuration reads the environment variable `name`: the
+/// top-level keys, the PostgreSQL URL, the seal's key and endpoint (with
+/// several seals, their `_<NAME>` forms too).
+pub fn reads_variable(name: &str) -> bool {
+    let top = [
+        CLUSTER_NAME,
+        API_ADDR,
+        CLUSTER_ADDR,
+        DISABLE_MLOCK,
+        LOG_LEVEL,
+        LOG_FORMAT,
+        PG_CONNECTION_URL,
+    ];
+    top.contains(&name)
+        || [AWSKMS_KEY_ID, AWSKMS_ENDPOINT].iter().any(|seal| {
+            name.strip_prefix(seal)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+        })
+}
+
 /// The variables as they are read, and the errors found.
 struct Overrides<E> {
     env: E,

@@ -23,7 +23,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use env::{AWSKMS_ENDPOINT, AWSKMS_KEY_ID, apply_env, check_seal_env_names};
+pub use env::{AWSKMS_ENDPOINT, AWSKMS_KEY_ID, apply_env, check_seal_env_names, reads_variable};
 pub use error::{ConfigError, ConfigErrors, Location, SHOWN_ERRORS};
 pub use listener::{
     DEFAULT_MAX_REQUEST_SIZE, IdentityRule, IdentitySelector, Listener, TcpListener, TlsFiles,

@@ -188,6 +188,40 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// What the daemon reads from its environment besides the configuration's
+/// variables: the AWS SDK's settings and credentials.
+const AWS_VARIABLES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_KMS",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+];
+
+/// Of the variables set in this process (`present`), those the daemon
+/// would read (the AWS SDK's, the configuration's) that the file (`in_file`)
+/// does not set: the shell's own, which a unit does not pass on.
+fn shell_only(in_file: &[&str], present: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut found: Vec<String> = present
+        .into_iter()
+        .filter(|name| {
+            let read =
+                AWS_VARIABLES.contains(&name.as_str()) || crate::config::reads_variable(name);
+            read && !in_file.contains(&name.as_str())
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// The config area's finding on the file diagnose ran with.
 pub fn check(applied: &Applied) -> Finding {
     match applied {
@@ -239,6 +273,18 @@ fn report(path: &Path, file: &EnvFile) -> Finding {
         ));
         advice.push(
             "write each setting as NAME=VALUE on its own line, or comment the line out with #"
+                .to_string(),
+        );
+    }
+    let present = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    let from_shell = shell_only(&names, present);
+    if !from_shell.is_empty() {
+        problems.push(format!(
+            "this shell also sets {}, which the daemon will not have, and the checks used",
+            from_shell.join(", ")
+        ));
+        advice.push(
+            "put what the daemon needs in the file (or the unit's Environment=), or unset it here and run diagnose again"
                 .to_string(),
         );
     }
@@ -311,6 +357,28 @@ mod tests {
             ]
         );
         assert_eq!(file.ignored, [10, 11, 12]);
+    }
+
+    #[test]
+    fn the_shells_own_variables_are_the_ones_the_daemon_reads_and_the_file_lacks() {
+        let present = [
+            "AWS_PROFILE",
+            "AWS_REGION",
+            "HOME",
+            "STRONGROOM_LOG_LEVEL",
+            "STRONGROOM_DIAGNOSE_ENV_FILE_APPLIED",
+            "STRONGROOM_AWSKMS_KEY_ID_OSAKA",
+            "STRONGROOM_AWSKMS_KEY_IDX",
+        ]
+        .map(String::from);
+        assert_eq!(
+            shell_only(&["AWS_REGION"], present),
+            [
+                "AWS_PROFILE",
+                "STRONGROOM_AWSKMS_KEY_ID_OSAKA",
+                "STRONGROOM_LOG_LEVEL"
+            ]
+        );
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub fn diagnose(config: &Path, args: &[&str]) -> Run {
 /// As [`diagnose`], with environment variables.
 pub fn diagnose_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cli = Cli::new();
+    // No AWS setting of the caller's environment (the environment file's
+    // check names those the daemon would not have).
+    for (var, _) in std::env::vars() {
+        if var.starts_with("AWS_") {
+            cli.env_remove(&var);
+        }
+    }
     for (k, v) in env {
         cli.env(k, v);
     }
@@ -373,6 +380,22 @@ fn diagnose_config_applies_the_daemons_environment_file() {
             &["config", "settings", "storage.postgresql.connection_url"]
         )
         .starts_with("postgres://app:***@127.0.0.1:1/db")
+    );
+
+    // A variable only this shell has: the daemon would not; said by name.
+    let report = diagnose_with(
+        &config,
+        &[&skip[..], &["--env-file", env_arg]].concat(),
+        &[("AWS_PROFILE", "admins-own")],
+    )
+    .ok()
+    .json();
+    assert_eq!(status(&report, &applied), "warning", "{report:#}");
+    let said = message(&report, &applied);
+    assert!(
+        said.contains("this shell also sets AWS_PROFILE, which the daemon will not have")
+            && !said.contains("admins-own"),
+        "{said}"
     );
 
     // Readable by others, and a line systemd ignores: warnings.

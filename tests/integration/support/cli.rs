@@ -92,6 +92,12 @@ impl Cli {
         self
     }
 
+    /// Leaves `key` out of the command's environment.
+    pub fn env_remove(&mut self, key: &str) -> &mut Self {
+        self.command.env_remove(key);
+        self
+    }
+
     pub fn token(&mut self, token: &str) -> &mut Self {
         self.env("STRONGROOM_TOKEN", token)
     }
