@@ -1,50 +1,18 @@
 //! Building the package from the test binary, and running the tools that
 //! look at it, each run bounded.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::daemon::{BIN, tempdir};
 
 pub const SOURCE: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Runs `command` to its end; killed (by its PID) and failing the test
-/// after `limit`.
+/// Runs `command` to its end with nothing on stdin; killed and failing
+/// the test after `limit`.
 pub fn bounded(command: &mut Command, limit: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", command.get_program()));
-    let drain = |mut stream: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = stream.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    crate::support::cli::bounded(command.stdin(Stdio::null()), None, limit)
 }
 
 pub fn text(bytes: &[u8]) -> String {

@@ -103,21 +103,22 @@ impl Cli {
     }
 
     pub fn run(&mut self, args: &[&str]) -> Run {
-        Run::from(bounded(self.command.args(args), None))
+        Run::from(bounded(self.command.args(args), None, CLI_TIMEOUT))
     }
 
     /// Runs with `input` on stdin.
     pub fn run_stdin(&mut self, args: &[&str], input: &str) -> Run {
-        Run::from(bounded(self.command.args(args), Some(input)))
+        Run::from(bounded(self.command.args(args), Some(input), CLI_TIMEOUT))
     }
 }
 
 /// How long one CLI run may take: far more than any should.
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs `command` to its end, killed and failing the test after
-/// [`CLI_TIMEOUT`] (a daemon that never answers must not hang the test).
-fn bounded(command: &mut Command, input: Option<&str>) -> Output {
+/// Runs `command` to its end, `input` on its stdin; killed (by its own
+/// handle) and failing the test after `limit`, so a process that never
+/// answers cannot hang the test.
+pub fn bounded(command: &mut Command, input: Option<&str>, limit: Duration) -> Output {
     if input.is_some() {
         command.stdin(Stdio::piped());
     }
@@ -125,7 +126,7 @@ fn bounded(command: &mut Command, input: Option<&str>) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", command.get_program()));
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
         let input = input.to_string();
         std::thread::spawn(move || stdin.write_all(input.as_bytes()));
@@ -139,7 +140,7 @@ fn bounded(command: &mut Command, input: Option<&str>) -> Output {
     };
     let stdout = drain(Box::new(child.stdout.take().unwrap()));
     let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + CLI_TIMEOUT;
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -148,7 +149,10 @@ fn bounded(command: &mut Command, input: Option<&str>) -> Output {
             let _ = child.kill();
             let _ = child.wait();
             let what = command.get_args().next().unwrap_or_default().to_os_string();
-            panic!("strongroom {what:?} did not finish within {CLI_TIMEOUT:?}");
+            panic!(
+                "{:?} {what:?} did not finish within {limit:?}",
+                command.get_program()
+            );
         }
         std::thread::sleep(Duration::from_millis(1));
     };
